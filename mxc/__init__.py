@@ -1,0 +1,3 @@
+"""mxc: a quantizing compiler for block-scaled number formats (MX, NVFP4, ...)."""
+
+__version__ = "0.1.0"
