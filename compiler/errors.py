@@ -1,0 +1,21 @@
+"""Errors mxc reports to users: each names the thing at fault and the fix."""
+
+
+class MxcError(Exception):
+    """Base of user-facing errors (the CLI prints the message, no traceback)."""
+
+
+class ModelFileError(MxcError):
+    """model.py is missing, does not import, or lacks/raises in a required function."""
+
+
+class ExportError(MxcError):
+    """torch.export or the torch-mlir import failed."""
+
+
+class PipelineError(MxcError):
+    """A compiler phase failed; the message says where a reproducer was written."""
+
+
+class ArtifactError(MxcError):
+    """An artifact directory is missing, incomplete or corrupt."""

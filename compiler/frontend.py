@@ -1,0 +1,158 @@
+"""Frontend: model.py -> torch.export -> torch dialect (torch-mlir fx importer).
+
+* Every parameter and buffer is kept out of the IR: the importer's
+  `resolve_literal` hook stores it in the WeightStore and emits `mxq.param`.
+* Every op's location is a NameLoc with its module path (e.g.
+  `layers.3.mlp.down_proj`) taken from the node's `nn_module_stack`, so passes
+  can name layers in policies, reports and errors.
+* Non-persistent buffers (transformers' rotary `inv_freq`) are made persistent
+  before export; the importer cannot map them otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch_mlir import ir
+from torch_mlir.extras.fx_importer import ContextCache, FxImporter, FxImporterHooks
+
+from mxc.dialects.mxq import ParamOp
+
+from .errors import ExportError, ModelFileError
+from .torch_ops import builtin_type_of, from_builtin
+from .weights import WeightStore
+
+INLINE_LITERAL_BYTES = 64  # smaller anonymous constants stay inline in the IR
+
+
+@dataclass
+class ModelSpec:
+    """What model.py provides."""
+
+    path: Path
+    model: torch.nn.Module
+    example_inputs: tuple
+    calibration_inputs: Any = None
+
+
+def _call(path: Path, module, fn: str):
+    try:
+        return getattr(module, fn)()
+    except Exception as e:
+        raise ModelFileError(f"{path}: {fn}() raised {type(e).__name__}: {e}") from e
+
+
+def load_model_file(path: str | Path) -> ModelSpec:
+    """Import model.py and call its get_model / get_example_inputs functions."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    spec = importlib.util.spec_from_file_location(f"mxc_user_model_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent.resolve()))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        tb = traceback.format_exception(e)[-1].strip()
+        raise ModelFileError(f"{path}: importing the file failed: {tb}") from e
+    finally:
+        sys.path.pop(0)
+    for fn in ("get_model", "get_example_inputs"):
+        if not callable(getattr(module, fn, None)):
+            raise ModelFileError(
+                f"{path}: missing function {fn}(); model.py must define get_model() -> torch.nn.Module "
+                "and get_example_inputs() -> tuple"
+            )
+    model = _call(path, module, "get_model")
+    if not isinstance(model, torch.nn.Module):
+        raise ModelFileError(f"{path}: get_model() returned {type(model).__name__}, not a torch.nn.Module")
+    inputs = _call(path, module, "get_example_inputs")
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    if not isinstance(inputs, tuple) or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise ModelFileError(f"{path}: get_example_inputs() must return a tuple of tensors")
+    calib = _call(path, module, "get_calibration_inputs") if hasattr(module, "get_calibration_inputs") else None
+    return ModelSpec(path, model.eval(), inputs, calib)
+
+
+def make_buffers_persistent(model: torch.nn.Module) -> None:
+    """Re-register non-persistent buffers as persistent (same tensors, same values)."""
+    for module in model.modules():
+        for name in list(getattr(module, "_non_persistent_buffers_set", ())):
+            module._non_persistent_buffers_set.discard(name)
+
+
+def export(model: torch.nn.Module, inputs: tuple) -> torch.export.ExportedProgram:
+    """torch.export the model; failures name the module and keep the exporter's message."""
+    make_buffers_persistent(model)
+    try:
+        with torch.no_grad():
+            return torch.export.export(model, inputs, strict=False)
+    except Exception as e:
+        msg = str(e).strip().splitlines()
+        raise ExportError(
+            f"torch.export failed for {type(model).__name__}: {type(e).__name__}: "
+            + "\n".join(msg[:12])
+            + "\nmxc needs a graph torch.export can capture: make control flow static or use torch.cond."
+        ) from e
+
+
+def module_path(node: torch.fx.Node) -> str:
+    """The innermost module path of an fx node ('' at the top level)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path, _ = list(stack.values())[-1]
+    # torch.export spells paths like "L['self'].layers[3].mlp" or "layers.3.mlp"
+    for old, new in (("L['self'].", ""), ("L['self']", ""), ("['", "."), ("']", ""), ("[", "."), ("]", "")):
+        path = path.replace(old, new)
+    return path.strip(".")
+
+
+class _NamedLocationCache(ContextCache):
+    """Locations wrapped in a NameLoc carrying the node's module path."""
+
+    __slots__ = ()
+
+    def get_node_location(self, node):
+        loc = super().get_node_location(node) or ir.Location.unknown(self._c)
+        path = module_path(node)
+        return ir.Location.name(path, childLoc=loc, context=self._c) if path else loc
+
+
+class _Hooks(FxImporterHooks):
+    """Keeps weights out of the IR: each literal becomes `mxq.param` + from_builtin_tensor."""
+
+    def __init__(self, weights: WeightStore, names: dict[int, str]):
+        self.weights = weights
+        self.names = names  # id(tensor) -> state_dict / constants name
+
+    def resolve_literal(self, gni, literal, info):
+        if not isinstance(literal, torch.Tensor):
+            return None
+        if id(literal) not in self.names and literal.numel() * literal.element_size() <= INLINE_LITERAL_BYTES:
+            return None
+        name = self.names.get(id(literal), "constant")
+        name = self.weights.add(name, literal)
+        vtensor = gni._cc.tensor_to_vtensor_type(literal)
+        builtin = builtin_type_of(vtensor)
+        param = ParamOp(name=ir.StringAttr.get(name), result=builtin).result
+        return from_builtin(param, vtensor)
+
+
+def import_program(prog: torch.export.ExportedProgram, ctx: ir.Context, weights: WeightStore) -> ir.Module:
+    """ExportedProgram -> torch-dialect module with named locations and weights as mxq.param."""
+    names = {id(t): n for n, t in [*prog.state_dict.items(), *prog.constants.items()]}
+    importer = FxImporter(context=ctx, hooks=_Hooks(weights, names))
+    importer._cc = _NamedLocationCache(ctx, py_attr_tracker=importer._py_attr_tracker)
+    try:
+        importer.import_frozen_program(prog, func_name="main")
+    except Exception as e:
+        raise ExportError(f"torch-mlir could not import the exported graph: {type(e).__name__}: {e}") from e
+    return importer.module

@@ -1,0 +1,261 @@
+"""The `mxq` dialect: block-scaled quantization on builtin tensors.
+
+Defined in Python with `torch_mlir.dialects.ext` (IRDL-backed), loaded into the
+context like any MLIR dialect. Tensors use MLIR's builtin small float types, so
+a dump shows the real element types (`f4E2M1FN`, `f8E8M0FNU`, ...). Formats are
+named by string attributes that index the format table of `mxc.numerics`; the
+verifiers check every shape and combination against that table.
+
+    %e, %s = mxq.quantize %x {format = "mxfp4", block_size = 32, axis = 1}
+        : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>)
+
+Ops (generic syntax in dumps):
+  mxq.param           a named weight held outside the IR (an IREE parameter)
+  mxq.matmul          a quantizable matmul: lhs[..., K] x rhs[N, K]^T (+ bias), named by `layer`
+  mxq.quantize        x -> (elements, block scales[, fp32 tensor scale]) along the last axis
+  mxq.dequantize      the inverse, to f32
+  mxq.scaled_matmul   OCP DotGeneral: sum over K blocks of scale_a * scale_b * sum(a_i * b_i)
+  mxq.fused_matmul    quantize(x) -> scaled_matmul with offline weights -> bias -> activation
+"""
+
+
+from typing import Any
+
+from torch_mlir import ir
+from torch_mlir.dialects import ext
+from torch_mlir.dialects.ext import Operand, Result
+
+from mxc.numerics.formats import FORMATS, NONE
+
+EPILOGUES = ("none", "relu", "gelu", "silu")
+Tensor = ir.RankedTensorType
+
+
+class MXQ(ext.Dialect, name="mxq"):
+    """Block-scaled quantization dialect."""
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class _VerifiedOp(MXQ.Operation):
+    """Base of verified ops: subclasses implement `_check()` returning an error string or None."""
+
+    def verify_invariants(self) -> bool:
+        try:
+            msg = self._check()
+        except Exception as e:  # a malformed attribute is a verifier error, not a crash
+            msg = f"malformed op: {e}"
+        if msg:
+            self.location.emit_error(f"'{self.OPERATION_NAME}' op {msg}")
+            return False
+        return True
+
+
+def _str(attr) -> str:
+    return ir.StringAttr(attr).value
+
+
+def _int(attr) -> int:
+    return ir.IntegerAttr(attr).value
+
+
+def _check_format(name: str, block_size: int, allow_none: bool = False):
+    if allow_none and name == NONE:
+        return None
+    if name not in FORMATS:
+        return f"unknown format '{name}' (valid: {', '.join(sorted(FORMATS))})"
+    if FORMATS[name].block_size != block_size:
+        return f"format '{name}' has block size {FORMATS[name].block_size}, not {block_size}"
+    return None
+
+
+def _check_quantized(fmt_name: str, bs: int, k: int, elements, scales, tensor_scale, lead):
+    """Shared by quantize/dequantize/scaled/fused: element, scale, tensor-scale types."""
+    fmt = FORMATS[fmt_name]
+    e, s = Tensor(elements.type), Tensor(scales.type)
+    kp = _ceil_div(k, bs) * bs
+    if list(e.shape) != [*lead, kp]:
+        return f"elements must have shape {[*lead, kp]} (K={k} padded to the block size {bs}), got {list(e.shape)}"
+    if str(e.element_type) != fmt.element.mlir:
+        return f"format '{fmt_name}' stores {fmt.element.mlir} elements, got {e.element_type}"
+    if list(s.shape) != [*lead, kp // bs]:
+        return f"scales must have shape {[*lead, kp // bs]} (one per block of {bs}), got {list(s.shape)}"
+    if str(s.element_type) != fmt.scale.mlir:
+        return f"format '{fmt_name}' uses {fmt.scale.mlir} scales, got {s.element_type}"
+    if fmt.tensor_scale and tensor_scale is None:
+        return f"format '{fmt_name}' needs a tensor_scale operand/result"
+    if not fmt.tensor_scale and tensor_scale is not None:
+        return f"format '{fmt_name}' has no tensor scale"
+    if tensor_scale is not None and str(tensor_scale.type) != "tensor<f32>":
+        return f"tensor_scale must be tensor<f32>, got {tensor_scale.type}"
+    return None
+
+
+class ParamOp(MXQ.Operation, name="param"):
+    """A weight held outside the IR under `name` (written to the .irpa archive).
+
+        %w = "mxq.param"() {name = "fc1.weight"} : () -> tensor<64x128xf32>
+    """
+
+    name: ir.StringAttr
+    result: Result[Any]
+
+
+class MatmulOp(_VerifiedOp, name="matmul"):
+    """A quantizable matmul, not yet assigned formats: lhs[..., K] x rhs[N, K]^T + bias.
+
+    `rhs` may also be batched, [B, N, K] against lhs [B, M, K] (aten.bmm).
+    `layer` is the module path (e.g. "layers.3.mlp.down_proj").
+    """
+
+    lhs: Operand[Tensor]
+    rhs: Operand[Tensor]
+    layer: ir.StringAttr
+    result: Result[Tensor]
+    bias: Operand[Tensor] | None = None
+
+    def _check(self):
+        lhs, rhs, res = Tensor(self.lhs.type), Tensor(self.rhs.type), Tensor(self.result.type)
+        if rhs.rank not in (2, 3) or lhs.rank < 1:
+            return "rhs must be [N, K] or [B, N, K]"
+        if lhs.shape[-1] != rhs.shape[-1]:
+            return f"contraction sizes differ: lhs K={lhs.shape[-1]}, rhs K={rhs.shape[-1]}"
+        if rhs.rank == 3 and (lhs.rank != 3 or lhs.shape[0] != rhs.shape[0]):
+            return "batched rhs [B, N, K] needs lhs [B, M, K] with the same B"
+        expected = [*lhs.shape[:-1], rhs.shape[-2]]
+        if list(res.shape) != expected:
+            return f"result must have shape {expected}, got {list(res.shape)}"
+        if self.bias is not None and list(Tensor(self.bias.type).shape) != [rhs.shape[-2]]:
+            return f"bias must have shape [{rhs.shape[-2]}]"
+        return None
+
+
+class QuantizeOp(_VerifiedOp, name="quantize"):
+    """Block-quantize along the last axis (the contraction axis), padding K with zeros."""
+
+    input: Operand[Tensor]
+    format: ir.StringAttr
+    block_size: ir.IntegerAttr
+    axis: ir.IntegerAttr
+    elements: Result[Tensor]
+    scales: Result[Tensor]
+    tensor_scale: Result[Tensor] | None = None
+
+    def _check(self):
+        x = Tensor(self.input.type)
+        if _int(self.axis) != x.rank - 1:
+            return f"axis must be the innermost axis ({x.rank - 1}); transpose first"
+        fmt, bs = _str(self.format), _int(self.block_size)
+        return _check_format(fmt, bs) or _check_quantized(
+            fmt, bs, x.shape[-1], self.elements, self.scales, self.tensor_scale, x.shape[:-1]
+        )
+
+
+class DequantizeOp(_VerifiedOp, name="dequantize"):
+    """Decode elements times block scales (times the tensor scale) to f32, K unpadded to `k`."""
+
+    elements: Operand[Tensor]
+    scales: Operand[Tensor]
+    format: ir.StringAttr
+    block_size: ir.IntegerAttr
+    k: ir.IntegerAttr
+    result: Result[Tensor]
+    tensor_scale: Operand[Tensor] | None = None
+
+    def _check(self):
+        fmt, bs, k = _str(self.format), _int(self.block_size), _int(self.k)
+        res = Tensor(self.result.type)
+        if res.shape[-1] != k:
+            return f"result must have {k} elements along the last axis"
+        return _check_format(fmt, bs) or _check_quantized(
+            fmt, bs, k, self.elements, self.scales, self.tensor_scale, res.shape[:-1]
+        )
+
+
+class ScaledMatmulOp(_VerifiedOp, name="scaled_matmul"):
+    """OCP DotGeneral: A[M, Kp] x B[N, Kp]^T with per-block scales, f32 result [M, N].
+
+    The two operands may be different formats with the same block size.
+    """
+
+    a: Operand[Tensor]
+    a_scales: Operand[Tensor]
+    b: Operand[Tensor]
+    b_scales: Operand[Tensor]
+    a_format: ir.StringAttr
+    b_format: ir.StringAttr
+    block_size: ir.IntegerAttr
+    result: Result[Tensor]
+
+    def _check(self):
+        bs = _int(self.block_size)
+        fa, fb = _str(self.a_format), _str(self.b_format)
+        err = _check_format(fa, bs) or _check_format(fb, bs)
+        if err:
+            return err
+        if FORMATS[fa].tensor_scale or FORMATS[fb].tensor_scale:
+            return "formats with a tensor scale are contracted by mxq.fused_matmul"
+        a, b = Tensor(self.a.type), Tensor(self.b.type)
+        if a.rank != 2 or b.rank != 2:
+            return "operands must be [M, Kp] and [N, Kp]"
+        k = a.shape[-1]
+        return (
+            _check_quantized(fa, bs, k, self.a, self.a_scales, None, [a.shape[0]])
+            or _check_quantized(fb, bs, k, self.b, self.b_scales, None, [b.shape[0]])
+            or (
+                None
+                if list(Tensor(self.result.type).shape) == [a.shape[0], b.shape[0]]
+                else f"result must be [{a.shape[0]}, {b.shape[0]}]"
+            )
+        )
+
+
+class FusedMatmulOp(_VerifiedOp, name="fused_matmul"):
+    """quantize(x) along K -> block-scaled matmul with quantized weights -> + bias -> epilogue.
+
+    x [..., K] stays high precision when `act_format` is "none" (weight-only).
+    Weights are [N, Kp] elements, [N, Kp/bs] scales (and the tensor scale for NVFP4).
+    """
+
+    x: Operand[Tensor]
+    w: Operand[Tensor]
+    w_scales: Operand[Tensor]
+    layer: ir.StringAttr
+    act_format: ir.StringAttr
+    w_format: ir.StringAttr
+    block_size: ir.IntegerAttr
+    epilogue: ir.StringAttr
+    result: Result[Tensor]
+    w_tensor_scale: Operand[Tensor] | None = None
+    bias: Operand[Tensor] | None = None
+
+    def _check(self):
+        bs, fa, fw = _int(self.block_size), _str(self.act_format), _str(self.w_format)
+        err = _check_format(fa, bs, allow_none=True) or _check_format(fw, bs)
+        if err:
+            return err
+        if _str(self.epilogue) not in EPILOGUES:
+            return f"epilogue must be one of {', '.join(EPILOGUES)}"
+        x, w = Tensor(self.x.type), Tensor(self.w.type)
+        n = w.shape[0]
+        err = _check_quantized(fw, bs, x.shape[-1], self.w, self.w_scales, self.w_tensor_scale, [n])
+        if err:
+            return err
+        if self.bias is not None and list(Tensor(self.bias.type).shape) != [n]:
+            return f"bias must have shape [{n}]"
+        if list(Tensor(self.result.type).shape) != [*x.shape[:-1], n]:
+            return f"result must have shape {[*x.shape[:-1], n]}"
+        return None
+
+
+_loaded: set[int] = set()
+
+
+def load(context: ir.Context) -> None:
+    """Load mxq into `context` (once per context)."""
+    with context:
+        if context.is_dialect_loaded(MXQ.DIALECT_NAMESPACE):
+            return
+        MXQ.load()
