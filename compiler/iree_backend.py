@@ -1,0 +1,89 @@
+"""Hand-off to IREE: mxq.param -> util.global parameters, then iree-compile in-process.
+
+Each `mxq.param` becomes a module-level `util.global` whose initial value is
+`#stream.parameter.named<"model"::"<name>">`, loaded where the param was. Sub-byte
+and 8-bit float weights are stored as i8 bytes (4-bit codes two per byte, low
+nibble first, IREE's own packing of f4E2M1FN) and `flow.tensor.bitcast` back
+to their MLIR type, as IREE's own MX tests do. The util/flow ops are built in
+generic form (those dialects are not in torch-mlir's context); IREE parses them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from torch_mlir import ir
+
+from .weights import PARAMETER_SCOPE
+
+CPU_FLAGS = ["--iree-llvmcpu-target-cpu=host"]
+
+
+def _storage_type(t: ir.RankedTensorType) -> ir.RankedTensorType:
+    """The byte layout a parameter of logical type `t` is stored with."""
+    elem = t.element_type
+    width = ir.FloatType(elem).width if ir.FloatType.isinstance(elem) else None
+    if width is None or width >= 16 or width == 32:
+        return t
+    shape = list(t.shape)
+    if width == 4:
+        shape[-1] //= 2
+    return ir.RankedTensorType.get(shape, ir.IntegerType.get_signless(8))
+
+
+def _symbol(name: str) -> str:
+    return "__param_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def params_to_globals(module: ir.Module) -> list[str]:
+    """Rewrite every mxq.param into util.global + util.global.load; return the parameter names used."""
+    params = []
+
+    def visit(op):
+        if op.name == "mxq.param":
+            params.append(op)
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    used: dict[str, ir.RankedTensorType] = {}
+    for p in params:
+        name = ir.StringAttr(p.attributes["name"]).value
+        logical = ir.RankedTensorType(p.results[0].type)
+        storage = _storage_type(logical)
+        if name not in used:
+            used[name] = storage
+            with ir.InsertionPoint.at_block_begin(module.body), p.location:
+                ir.Operation.create(
+                    "util.global",
+                    attributes={
+                        "sym_name": ir.StringAttr.get(_symbol(name)),
+                        "sym_visibility": ir.StringAttr.get("private"),
+                        "type": ir.TypeAttr.get(storage),
+                        "initial_value": ir.Attribute.parse(f'#stream.parameter.named<"{PARAMETER_SCOPE}"::"{name}">'),
+                    },
+                )
+        with ir.InsertionPoint(p), p.location:
+            v = ir.Operation.create(
+                "util.global.load",
+                results=[storage],
+                attributes={"global": ir.FlatSymbolRefAttr.get(_symbol(name))},
+            ).result
+            if storage != logical:
+                v = ir.Operation.create(
+                    "flow.tensor.bitcast",
+                    results=[logical],
+                    operands=[v],
+                    attributes={"operandSegmentSizes": ir.DenseI32ArrayAttr.get([1, 0, 0])},
+                ).result
+        p.results[0].replace_all_uses_with(v)
+        p.erase()
+    return list(used)
+
+
+def compile_to_vmfb(module_text: str, target: str = "cpu") -> bytes:
+    """iree-compile the hand-off module for `target` (only 'cpu' = llvm-cpu today)."""
+    import iree.compiler as ic
+
+    if target != "cpu":
+        raise ValueError(f"unknown target '{target}' (valid: cpu)")
+    return ic.compile_str(module_text, target_backends=["llvm-cpu"], input_type="torch", extra_args=CPU_FLAGS)

@@ -1,0 +1,55 @@
+"""Builders for mxq ops whose result types follow from the format table."""
+
+from __future__ import annotations
+
+from torch_mlir import ir
+
+from mxc.dialects.mxq import DequantizeOp, QuantizeOp
+from mxc.numerics.formats import Format
+
+
+def _i64(v: int) -> ir.IntegerAttr:
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), v)
+
+
+def quantized_types(lead: list[int], k: int, fmt: Format):
+    """(elements, scales, tensor_scale or None) types for a [*lead, K] tensor in `fmt`."""
+    ko = -(-k // fmt.block_size)
+    elements = ir.RankedTensorType.get([*lead, ko * fmt.block_size], ir.Type.parse(fmt.element.mlir))
+    scales = ir.RankedTensorType.get([*lead, ko], ir.Type.parse(fmt.scale.mlir))
+    ts = ir.RankedTensorType.get([], ir.F32Type.get()) if fmt.tensor_scale else None
+    return elements, scales, ts
+
+
+def quantize(x: ir.Value, fmt: Format) -> QuantizeOp:
+    shape = list(ir.RankedTensorType(x.type).shape)
+    e, s, ts = quantized_types(shape[:-1], shape[-1], fmt)
+    return QuantizeOp(
+        x,
+        format=ir.StringAttr.get(fmt.name),
+        block_size=_i64(fmt.block_size),
+        axis=_i64(len(shape) - 1),
+        elements=e,
+        scales=s,
+        tensor_scale=ts,
+    )
+
+
+def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format, k: int) -> ir.Value:
+    lead = list(ir.RankedTensorType(elements.type).shape)[:-1]
+    return DequantizeOp(
+        elements,
+        scales,
+        format=ir.StringAttr.get(fmt.name),
+        block_size=_i64(fmt.block_size),
+        k=_i64(k),
+        result=ir.RankedTensorType.get([*lead, k], ir.F32Type.get()),
+        tensor_scale=tensor_scale,
+    ).result
+
+
+def quantize_dequantize(x: ir.Value, fmt: Format) -> ir.Value:
+    """The QDQ pair that marks `x` as quantized in `fmt` (fake-quant form)."""
+    q = quantize(x, fmt)
+    k = ir.RankedTensorType(x.type).shape[-1]
+    return dequantize(q.elements, q.scales, q.tensor_scale, fmt, k)

@@ -1,0 +1,65 @@
+"""Find the constant weight behind an SSA value, through casts and transposes.
+
+A weight is an `mxq.param` (data in the active WeightStore), or an inline
+`torch.vtensor.literal` / `arith.constant` with dense data (lit tests), seen
+through torch_c casts and `aten.transpose.int` / `aten.t`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch_mlir import ir
+
+from mxc.compiler.weights import active_store
+
+_CASTS = ("torch_c.to_builtin_tensor", "torch_c.from_builtin_tensor")
+
+
+@dataclass(frozen=True)
+class WeightRef:
+    """A constant weight: a description for messages and a loader for its data."""
+
+    describe: str
+    load: Callable[[], torch.Tensor]
+
+
+def _dense(attr: ir.Attribute) -> torch.Tensor:
+    try:
+        return torch.from_numpy(np.array(ir.DenseElementsAttr(attr)).copy())
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"cannot read weight data from {str(attr)[:80]}: use dense<...> or mxq.param") from e
+
+
+def _param(name: str) -> torch.Tensor:
+    store = active_store()
+    if store is None or name not in store:
+        raise ValueError(f"weight '{name}' is not in the weight store (mxc-opt has none: use inline dense constants)")
+    return store[name]
+
+
+def constant_weight(value: ir.Value) -> WeightRef | None:
+    """The WeightRef behind `value`, or None when it is computed at run time."""
+    owner = value.owner
+    if isinstance(owner, ir.Block):
+        return None
+    name = owner.name
+    if name in _CASTS:
+        return constant_weight(owner.operands[0])
+    if name == "mxq.param":
+        pname = ir.StringAttr(owner.attributes["name"]).value
+        return WeightRef(pname, lambda: _param(pname))
+    if name in ("torch.vtensor.literal", "arith.constant"):
+        attr = owner.attributes["value"]
+        return WeightRef("inline constant", lambda: _dense(attr))
+    if name == "torch.aten.t":
+        inner = constant_weight(owner.operands[0])
+        return inner and WeightRef(inner.describe, lambda: inner.load().t())
+    if name == "torch.aten.transpose.int":
+        inner = constant_weight(owner.operands[0])
+        dims = [o.owner.attributes["value"].value for o in owner.operands[1:]]
+        return inner and WeightRef(inner.describe, lambda: inner.load().transpose(*dims))
+    return None

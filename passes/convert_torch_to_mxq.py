@@ -1,0 +1,130 @@
+"""convert-torch-to-mxq: quantizable torch ops become `mxq.matmul`.
+
+Matches `aten.linear`, `aten.mm`, `aten.matmul`, `aten.addmm` (beta = alpha = 1)
+and `aten.bmm` on static-shaped f32 tensors. Each becomes
+
+    torch_c.to_builtin_tensor -> mxq.matmul {layer = "<module path>"} -> torch_c.from_builtin_tensor
+
+with the right-hand side in [N, K] (weights as stored by nn.Linear); a [K, N]
+operand gets an `aten.transpose.int` first, which `mxq-quantize-weights` folds
+for constant weights. The layer name comes from the NameLoc the frontend put
+on every op. Ops mxc recognizes but cannot quantize yet (convolutions,
+attention) and matmuls it cannot take (dynamic shapes, non-f32) stay in torch
+and get an `mxq.reason` attribute, which the manifest and `mxc inspect` list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from torch_mlir import ir
+
+from mxc.compiler.torch_ops import builtin_type_of, from_builtin, to_builtin
+from mxc.dialects.mxq import MatmulOp
+
+from .base import Pass, layer_name, walk_ops
+
+MATMUL_OPS = ("torch.aten.linear", "torch.aten.mm", "torch.aten.matmul", "torch.aten.addmm", "torch.aten.bmm")
+NOT_YET = {
+    "torch.aten.conv2d": "conv2d is not quantized yet: stays in high precision",
+    "torch.aten.convolution": "convolution is not quantized yet: stays in high precision",
+    "torch.aten.scaled_dot_product_attention": "attention is not quantized yet: stays in high precision",
+}
+
+
+def _shape(v: ir.Value) -> list[int] | None:
+    """Static shape of a !torch.vtensor<[..],f32>, or None when dynamic or not f32."""
+    text = str(v.type)
+    if not text.startswith("!torch.vtensor<[") or not text.endswith(",f32>"):
+        return None
+    dims = text[len("!torch.vtensor<[") : -len("],f32>")]
+    if "?" in dims:
+        return None
+    return [int(d) for d in dims.split(",")] if dims else []
+
+
+def _is_none(v: ir.Value) -> bool:
+    return str(v.type) == "!torch.none"
+
+
+def _int_constant(v: ir.Value):
+    owner = v.owner
+    if isinstance(owner, ir.Block):
+        return None
+    if owner.name in ("torch.constant.int", "torch.constant.float"):
+        return owner.attributes["value"].value
+    return None
+
+
+def _transpose_last2(v: ir.Value, shape: list[int]) -> ir.Value:
+    """aten.transpose.int(v, -2, -1) in the torch dialect."""
+    r = len(shape)
+    out_shape = [*shape[:-2], shape[-1], shape[-2]]
+    ints = [
+        ir.Operation.create(
+            "torch.constant.int",
+            results=[ir.Type.parse("!torch.int")],
+            attributes={"value": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), d)},
+        ).result
+        for d in (r - 2, r - 1)
+    ]
+    vt = ir.Type.parse(f"!torch.vtensor<[{','.join(map(str, out_shape))}],f32>")
+    return ir.Operation.create("torch.aten.transpose.int", results=[vt], operands=[v, *ints]).result
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertTorchToMxq(Pass):
+    """Rewrite quantizable torch matmuls into `mxq.matmul`; mark the rest with `mxq.reason`."""
+
+    name = "convert-torch-to-mxq"
+
+    def run(self, module: ir.Operation) -> None:
+        for name, reason in NOT_YET.items():
+            for op in walk_ops(module, name):
+                op.operation.attributes["mxq.reason"] = ir.StringAttr.get(reason)
+                op.operation.attributes["mxq.layer"] = ir.StringAttr.get(layer_name(op) or name)
+        for name in MATMUL_OPS:
+            for op in walk_ops(module, name):
+                self._convert(op)
+
+    def _operands(self, op):
+        """(lhs, rhs, bias, rhs_is_kn) per op kind, or a reason string."""
+        ops = list(op.operands)
+        name = op.name
+        if name == "torch.aten.linear":
+            return ops[0], ops[1], (None if _is_none(ops[2]) else ops[2]), False
+        if name == "torch.aten.addmm":
+            if _int_constant(ops[3]) != 1 or _int_constant(ops[4]) != 1:
+                return "addmm with beta or alpha other than 1"
+            return ops[1], ops[2], ops[0], True
+        return ops[0], ops[1], None, True  # mm, matmul, bmm: rhs is [.., K, N]
+
+    def _convert(self, op) -> None:
+        layer = layer_name(op) or op.name
+        got = self._operands(op)
+        lhs, rhs, bias, rhs_kn = got if not isinstance(got, str) else (None, None, None, None)
+        shapes = [_shape(v) for v in (lhs, rhs, op.result)] if lhs is not None else [None]
+        reason = got if isinstance(got, str) else None
+        if reason is None and any(s is None for s in shapes):
+            reason = "only static-shaped f32 matmuls are quantized"
+        elif reason is None and not (len(shapes[1]) == 2 or (len(shapes[0]) == 3 and len(shapes[1]) == 3)):
+            reason = f"matmul of ranks {len(shapes[0])} x {len(shapes[1])} is not supported"
+        elif reason is None and bias is not None and _shape(bias) != [shapes[1][-1 if rhs_kn else -2]]:
+            reason = "bias must be a vector over N"
+        if reason:
+            op.operation.attributes["mxq.reason"] = ir.StringAttr.get(reason)
+            op.operation.attributes["mxq.layer"] = ir.StringAttr.get(layer)
+            return
+        lhs_shape, rhs_shape = shapes[0], shapes[1]
+        with op.location, ir.InsertionPoint(op):
+            if rhs_kn:
+                rhs = _transpose_last2(rhs, rhs_shape)
+                rhs_shape = [*rhs_shape[:-2], rhs_shape[-1], rhs_shape[-2]]
+            b_lhs = to_builtin(lhs, builtin_type_of(lhs.type))
+            b_rhs = to_builtin(rhs, builtin_type_of(rhs.type))
+            b_bias = to_builtin(bias, builtin_type_of(bias.type)) if bias is not None else None
+            res_type = ir.RankedTensorType.get([*lhs_shape[:-1], rhs_shape[-2]], ir.F32Type.get())
+            mm = MatmulOp(b_lhs, b_rhs, layer=ir.StringAttr.get(layer), result=res_type, bias=b_bias)
+            out = from_builtin(mm.result, op.result.type)
+        op.result.replace_all_uses_with(out)
+        op.erase()

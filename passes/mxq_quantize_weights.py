@@ -1,0 +1,90 @@
+"""mxq-quantize-weights: quantize constant weights offline with `mxc.numerics`.
+
+Every `mxq.quantize` whose input is a constant weight (see `_weights.py`) is
+evaluated at compile time by the numerics reference, so the codes in the
+artifact are the reference's codes by construction. Its results become
+`mxq.param` ops naming new entries in the weight store: packed elements
+(4-bit codes two per byte, low nibble first), scale codes, and the FP32 tensor
+scale for the NVFP4 family. The elements param carries the weight's
+quantization SQNR and its count of NaN/Inf blocks (`mxq.sqnr_db`,
+`mxq.nonfinite_blocks`) for the manifest; NaN/Inf blocks follow FORMATS.md
+(they decode to NaN) and are reported as a warning naming the layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import torch
+from torch_mlir import ir
+
+from mxc.compiler.weights import WeightStore, active_store
+from mxc.dialects.mxq import ParamOp
+from mxc.numerics import quantize
+
+from ._weights import constant_weight
+from .base import Pass, erase_dead, walk_ops
+
+
+def _users_layer(q) -> str:
+    """The layer of the matmul a quantize feeds (through its dequantize)."""
+    for use in q.results[0].uses:
+        for use2 in use.owner.results[0].uses:
+            if use2.owner.name == "mxq.matmul":
+                return ir.StringAttr(use2.owner.attributes["layer"]).value
+    return ""
+
+
+def sqnr_db(x: torch.Tensor, xq: torch.Tensor) -> float:
+    """10 log10(|x|^2 / |x - xq|^2) over finite entries (inf when exact)."""
+    ok = torch.isfinite(x)
+    x64, e64 = x[ok].double(), (x[ok] - xq[ok]).double()
+    noise = float((e64 * e64).sum())
+    return math.inf if noise == 0 else 10 * math.log10(float((x64 * x64).sum()) / noise)
+
+
+@dataclasses.dataclass(frozen=True)
+class MxqQuantizeWeights(Pass):
+    """Fold `mxq.quantize` of constant weights into `mxq.param` elements/scales."""
+
+    name = "mxq-quantize-weights"
+
+    def run(self, module: ir.Operation) -> None:
+        store = active_store() or WeightStore()  # mxc-opt: names only, data dropped
+        for q in walk_ops(module, "mxq.quantize"):
+            ref = constant_weight(q.input)
+            if ref is not None:
+                self._fold(q, ref, store)
+
+    def _fold(self, q, ref, store: WeightStore) -> None:
+        fmt_name = ir.StringAttr(q.format).value
+        layer = _users_layer(q) or ref.describe
+        w = ref.load().to(torch.float32)
+        qt = quantize(w, fmt_name, axis=-1)
+        nonfinite = int((~torch.isfinite(qt.scale_values())).sum())
+        if nonfinite:
+            warnings.warn(
+                f"layer '{layer}': {nonfinite} weight block(s) hold NaN/Inf; in {fmt_name} they decode to NaN "
+                "(FORMATS.md). Fix the checkpoint, or keep the layer in high precision with a policy rule "
+                f'"{layer}" = "none".',
+                stacklevel=2,
+            )
+        base = f"{layer}.{fmt_name}"
+        values = [qt.packed_elements(), qt.scales]
+        results = [q.elements, q.scales]
+        if q.tensor_scale is not None:
+            values.append(qt.tensor_scale.reshape(()))
+            results.append(q.tensor_scale)
+        with q.location, ir.InsertionPoint(q.operation):
+            for suffix, value, result in zip(("elements", "scales", "tensor_scale"), values, results):
+                name = store.add(f"{base}.{suffix}", value)
+                p = ParamOp(name=ir.StringAttr.get(name), result=result.type)
+                if suffix == "elements":
+                    attrs = p.operation.attributes
+                    attrs["mxq.layer"] = ir.StringAttr.get(layer)
+                    attrs["mxq.sqnr_db"] = ir.FloatAttr.get_f64(min(sqnr_db(w, qt.dequantize()), 999.0))
+                    attrs["mxq.nonfinite_blocks"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), nonfinite)
+                result.replace_all_uses_with(p.result)
+        erase_dead(q.operation)
