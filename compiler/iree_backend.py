@@ -21,9 +21,9 @@ CPU_FLAGS = ["--iree-llvmcpu-target-cpu=host"]
 
 def _storage_type(t: ir.RankedTensorType) -> ir.RankedTensorType:
     """The byte layout a parameter of logical type `t` is stored with."""
-    elem = t.element_type
-    width = ir.FloatType(elem).width if ir.FloatType.isinstance(elem) else None
-    if width is None or width >= 16 or width == 32:
+    elem = str(t.element_type)
+    width = 4 if elem.startswith("f4") else 8 if elem.startswith("f8") else None
+    if width is None:
         return t
     shape = list(t.shape)
     if width == 4:
@@ -59,7 +59,9 @@ def params_to_globals(module: ir.Module) -> list[str]:
                         "sym_name": ir.StringAttr.get(_symbol(name)),
                         "sym_visibility": ir.StringAttr.get("private"),
                         "type": ir.TypeAttr.get(storage),
-                        "initial_value": ir.Attribute.parse(f'#stream.parameter.named<"{PARAMETER_SCOPE}"::"{name}">'),
+                        "initial_value": ir.Attribute.parse(
+                            f'#stream.parameter.named<"{PARAMETER_SCOPE}"::"{name}"> : {storage}'
+                        ),
                     },
                 )
         with ir.InsertionPoint(p), p.location:

@@ -35,7 +35,7 @@ def empty(shape: Sequence[int], elem: ir.Type) -> ir.Value:
 def filled(shape: Sequence[int], value: float) -> ir.Value:
     """A float32 tensor of `shape` filled with `value`."""
     c = arith.ConstantOp(F32(), ir.FloatAttr.get(F32(), value)).result
-    return linalg.FillOp([ttype(shape, F32())], [c], [empty(shape, F32())]).results[0]
+    return linalg.fill(c, outs=[empty(shape, F32())])
 
 
 def _map(ndims: int, dims: Sequence[int]) -> ir.AffineMap:
@@ -139,11 +139,11 @@ class Scalar:
 
     @staticmethod
     def cmpf(pred: str, a, b) -> ir.Value:
-        return arith.CmpFOp(ir.Attribute.parse(f"#arith<cmpf_predicate {pred}>"), a, b).result
+        return arith.CmpFOp(getattr(arith.CmpFPredicate, pred.upper()), a, b).result
 
     @staticmethod
     def cmpi(pred: str, a, b) -> ir.Value:
-        return arith.CmpIOp(ir.Attribute.parse(f"#arith<cmpi_predicate {pred}>"), a, b).result
+        return arith.CmpIOp(getattr(arith.CmpIPredicate, pred), a, b).result
 
     @staticmethod
     def select(c, a, b) -> ir.Value:

@@ -46,7 +46,7 @@ def constant_weight(value: ir.Value) -> WeightRef | None:
     owner = value.owner
     if isinstance(owner, ir.Block):
         return None
-    name = owner.name
+    name = owner.operation.name
     if name in _CASTS:
         return constant_weight(owner.operands[0])
     if name == "mxq.param":

@@ -153,7 +153,11 @@ def erase_dead(op) -> None:
     op = getattr(op, "operation", op)
     if isinstance(op, ir.Block) or not _is_pure(op) or any(len(list(r.uses)) for r in op.results):
         return
-    producers = [v.owner for v in op.operands]
+    producers = []
+    for v in op.operands:
+        owner = v.owner
+        if not isinstance(owner, ir.Block) and all(owner.operation != p for p in producers):
+            producers.append(owner.operation)
     op.erase()
     for p in producers:
         erase_dead(p)

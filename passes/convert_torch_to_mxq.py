@@ -51,7 +51,7 @@ def _int_constant(v: ir.Value):
     owner = v.owner
     if isinstance(owner, ir.Block):
         return None
-    if owner.name in ("torch.constant.int", "torch.constant.float"):
+    if owner.operation.name in ("torch.constant.int", "torch.constant.float"):
         return owner.attributes["value"].value
     return None
 
@@ -72,6 +72,29 @@ def _transpose_last2(v: ir.Value, shape: list[int]) -> ir.Value:
     return ir.Operation.create("torch.aten.transpose.int", results=[vt], operands=[v, *ints]).result
 
 
+def _matmuls_in_order(module: ir.Operation) -> list:
+    """The matmul-like torch ops in IR order (the order of the fx graph, which the reference follows)."""
+    found = []
+
+    def visit(op):
+        if op.name in MATMUL_OPS:
+            found.append(op.opview)
+        return ir.WalkResult.ADVANCE
+
+    module.walk(visit)
+    return found
+
+
+def unique_layer_names(names: list[str]) -> list[str]:
+    """'attn', 'attn', 'mlp' -> 'attn', 'attn#2', 'mlp': a second matmul in a module gets '#k'."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvertTorchToMxq(Pass):
     """Rewrite quantizable torch matmuls into `mxq.matmul`; mark the rest with `mxq.reason`."""
@@ -83,9 +106,9 @@ class ConvertTorchToMxq(Pass):
             for op in walk_ops(module, name):
                 op.operation.attributes["mxq.reason"] = ir.StringAttr.get(reason)
                 op.operation.attributes["mxq.layer"] = ir.StringAttr.get(layer_name(op) or name)
-        for name in MATMUL_OPS:
-            for op in walk_ops(module, name):
-                self._convert(op)
+        ops = _matmuls_in_order(module)
+        for op, layer in zip(ops, unique_layer_names([layer_name(op) or op.operation.name for op in ops])):
+            self._convert(op, layer)
 
     def _operands(self, op):
         """(lhs, rhs, bias, rhs_is_kn) per op kind, or a reason string."""
@@ -99,8 +122,7 @@ class ConvertTorchToMxq(Pass):
             return ops[1], ops[2], ops[0], True
         return ops[0], ops[1], None, True  # mm, matmul, bmm: rhs is [.., K, N]
 
-    def _convert(self, op) -> None:
-        layer = layer_name(op) or op.name
+    def _convert(self, op, layer: str) -> None:
         got = self._operands(op)
         lhs, rhs, bias, rhs_kn = got if not isinstance(got, str) else (None, None, None, None)
         shapes = [_shape(v) for v in (lhs, rhs, op.result)] if lhs is not None else [None]

@@ -31,7 +31,7 @@ EPILOGUE_OPS = {"torch.aten.relu": "relu", "torch.aten.silu": "silu", "torch.ate
 
 def _producer(v: ir.Value, name: str):
     owner = v.owner
-    return None if isinstance(owner, ir.Block) or owner.name != name else owner.opview
+    return None if isinstance(owner, ir.Block) or owner.operation.name != name else owner.opview
 
 
 def _str(attr) -> str:
@@ -46,16 +46,16 @@ def _single_user(v: ir.Value):
 def _epilogue(mm):
     """(torch activation op, epilogue name) that consumes mm's result alone, else (None, 'none')."""
     cast = _single_user(mm.result)
-    if cast is None or cast.name != "torch_c.from_builtin_tensor":
+    if cast is None or cast.operation.name != "torch_c.from_builtin_tensor":
         return None, "none"
     act = _single_user(cast.results[0])
-    if act is None or act.name not in EPILOGUE_OPS:
+    if act is None or act.operation.name not in EPILOGUE_OPS:
         return None, "none"
-    if act.name == "torch.aten.gelu":
+    if act.operation.name == "torch.aten.gelu":
         approx = act.operands[1].owner
         if isinstance(approx, ir.Block) or ir.StringAttr(approx.attributes["value"]).value != "none":
             return None, "none"
-    return act, EPILOGUE_OPS[act.name]
+    return act, EPILOGUE_OPS[act.operation.name]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,5 +135,8 @@ class MxqFuse(Pass):
                 block_size=a_dq.block_size,
                 result=mm.result.type,
             )
+            for key in ("mxq.decision",):
+                sm.operation.attributes[key] = mm.operation.attributes[key]
+            sm.operation.attributes["mxq.layer"] = mm.layer
         mm.result.replace_all_uses_with(sm.result)
         erase_dead(mm.operation)

@@ -32,7 +32,7 @@ def _users_layer(q) -> str:
     """The layer of the matmul a quantize feeds (through its dequantize)."""
     for use in q.results[0].uses:
         for use2 in use.owner.results[0].uses:
-            if use2.owner.name == "mxq.matmul":
+            if use2.owner.operation.name == "mxq.matmul":
                 return ir.StringAttr(use2.owner.attributes["layer"]).value
     return ""
 

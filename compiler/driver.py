@@ -1,0 +1,177 @@
+"""`mxc compile`: run the pipeline phase by phase, dump IR, write the artifact.
+
+An artifact directory holds `model.vmfb`, `model.irpa` (every weight, packed,
+as IREE parameters), `inputs.pt` (the example inputs) and `manifest.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch_mlir import ir
+
+from mxc.passes import run_pass
+
+from . import frontend, iree_backend, manifest
+from .context import make_context
+from .errors import MxcError, PipelineError
+from .pipeline import PHASES, Options, pass_phases
+from .weights import WeightStore, use_weights
+
+ARTIFACT_FILES = ("model.vmfb", "model.irpa", "manifest.json", "inputs.pt")
+
+
+@dataclass
+class CompileResult:
+    """What a compilation produced; `ir` maps phase name -> IR text when kept."""
+
+    out_dir: Path | None
+    manifest: dict
+    ir: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _asm(module: ir.Module, debug_info: bool = False) -> str:
+    return module.operation.get_asm(large_elements_limit=16, enable_debug_info=debug_info)
+
+
+class _Progress:
+    def __init__(self, enabled: bool):
+        self.enabled, self.t0 = enabled, time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def step(self, phase: str, fn):
+        i = PHASES.index(phase) + 1
+        if self.enabled:
+            print(f"[{i}/{len(PHASES)}] {phase} ...", end="", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.timings[phase] = time.perf_counter() - t
+            if self.enabled:
+                print(f" {self.timings[phase]:.1f}s", file=sys.stderr, flush=True)
+
+
+def compile_file(
+    model_path: str | Path,
+    out_dir: str | Path | None,
+    opts: Options = Options(),
+    *,
+    dump_dir: str | Path | None = None,
+    compile_to: str = "vmfb",
+    print_ir_after_all: bool = False,
+    progress: bool = False,
+    keep_ir: bool = False,
+) -> CompileResult:
+    """Compile model.py into an artifact directory (see the module docstring)."""
+    if compile_to not in PHASES:
+        raise MxcError(f"unknown phase '{compile_to}' for --compile-to (phases: {', '.join(PHASES)})")
+    if opts.target != "cpu":
+        raise MxcError(f"unknown target '{opts.target}' (targets: cpu; CUDA targets are not built yet)")
+    spec = frontend.load_model_file(model_path)
+    steps = _Progress(progress)
+    weights = WeightStore()
+    ctx = make_context()
+    result = CompileResult(Path(out_dir) if out_dir else None, {})
+    dump = Path(dump_dir) if dump_dir else None
+    if dump:
+        dump.mkdir(parents=True, exist_ok=True)
+    stem = Path(model_path).stem
+
+    def record(phase: str, module: ir.Module, pass_name: str | None = None):
+        if print_ir_after_all:
+            print(f"// -----// IR Dump After {pass_name or phase} ({phase}) //----- //", file=sys.stderr)
+            print(_asm(module), file=sys.stderr)
+        if dump:
+            (dump / f"{stem}.{PHASES.index(phase)}.{phase}.mlir").write_text(_asm(module, debug_info=True))
+        if keep_ir:
+            result.ir[phase] = _asm(module)
+
+    with ctx, ir.Location.unknown(), use_weights(weights), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = steps.step(
+            "import", lambda: frontend.import_program(frontend.export(spec.model, spec.example_inputs), ctx, weights)
+        )
+        record("import", module)
+        stop = compile_to == "import"
+        table = manifest.layer_table(module)
+        for phase, p in pass_phases(opts):
+            if stop:
+                break
+            steps.step(phase, lambda: _run_phase(p, module, out_dir or dump or Path(".")))
+            record(phase, module, p.name)
+            stop = compile_to == phase
+            if phase == "fuse" or stop:
+                table = manifest.layer_table(module)
+        if not stop:
+            names = steps.step("iree-input", lambda: iree_backend.params_to_globals(module))
+            record("iree-input", module)
+            stop = compile_to == "iree-input"
+        if not stop:
+            text = _asm(module)
+            vmfb = steps.step("vmfb", lambda: _iree_compile(text, opts.target, out_dir or dump or Path(".")))
+    warning_texts = [str(w.message) for w in caught]
+    for w in warning_texts:
+        print(f"mxc: warning: {w}", file=sys.stderr)
+    result.timings = steps.timings
+    result.manifest = {
+        "model": str(Path(model_path).resolve()),
+        "target": opts.target,
+        "options": asdict(opts),
+        "compiled_to": compile_to,
+        "layers": table,
+        "warnings": warning_texts,
+        "inputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in spec.example_inputs],
+        "weights_bytes": None,
+        "timings_s": {k: round(v, 3) for k, v in steps.timings.items()},
+        "tool_versions": manifest.tool_versions(),
+    }
+    if out_dir is None:
+        return result
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if compile_to == "vmfb":
+        (out / "model.vmfb").write_bytes(vmfb)
+        weights.write_irpa(out / "model.irpa", names)
+        result.manifest["weights_bytes"] = sum(weights[n].numel() * weights[n].element_size() for n in names)
+        result.manifest["parameters"] = {"file": "model.irpa", "scope": "model", "count": len(names)}
+        torch.save(spec.example_inputs, out / "inputs.pt")
+    (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2))
+    return result
+
+
+def _repro(module_text: str, where: Path, pipeline: str, err: Exception) -> PipelineError:
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / "repro.mlir"
+    path.write_text(module_text)
+    return PipelineError(f"{err}\nreproduce with: mxc-opt -p '{pipeline}' {path}")
+
+
+def _run_phase(p, module: ir.Module, where: Path) -> None:
+    before = _asm(module, debug_info=True)
+    try:
+        run_pass(p, module)
+    except MxcError:
+        raise
+    except Exception as e:
+        raise _repro(before, Path(where), p.spec(), f"pass {p.name} failed: {type(e).__name__}: {e}") from e
+
+
+def _iree_compile(text: str, target: str, where: Path) -> bytes:
+    try:
+        return iree_backend.compile_to_vmfb(text, target)
+    except Exception as e:
+        path = Path(where) / "iree_input.mlir"
+        Path(where).mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        raise PipelineError(
+            f"iree-compile failed: {str(e)[:2000]}\nreproduce with: iree-compile --iree-input-type=torch "
+            f"--iree-hal-target-device=local --iree-hal-local-target-device-backends=llvm-cpu {path}"
+        ) from e

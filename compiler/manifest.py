@@ -1,0 +1,115 @@
+"""manifest.json: what mxc decided for every layer, read off the IR after fusion."""
+
+from __future__ import annotations
+
+import math
+
+from torch_mlir import ir
+
+from mxc.numerics.formats import NONE, get_format
+
+_MATMULS = ("mxq.fused_matmul", "mxq.matmul", "mxq.scaled_matmul")
+
+
+def _s(op, key: str) -> str:
+    return ir.StringAttr(op.attributes[key]).value
+
+
+def _shape(v) -> list[int]:
+    return list(ir.RankedTensorType(v.type).shape)
+
+
+def _param(v):
+    owner = v.owner
+    return owner if not isinstance(owner, ir.Block) and owner.operation.name == "mxq.param" else None
+
+
+def _fused_entry(op) -> dict:
+    w_fmt = get_format(_s(op, "w_format"))
+    x, w = _shape(op.operands[0]), _shape(op.operands[1])
+    n, k = w[0], x[-1]
+    elems = _param(op.operands[1])
+    sqnr = float(elems.attributes["mxq.sqnr_db"].value) if elems and "mxq.sqnr_db" in elems.attributes else None
+    bits = w_fmt.bits_per_element * (w[1] / k) + (32 / (n * k) if w_fmt.tensor_scale else 0.0)
+    return {
+        "layer": _s(op, "layer"),
+        "op": "linear",
+        "status": "quantized",
+        "weight_format": w_fmt.name,
+        "activation_format": _s(op, "act_format"),
+        "scale_encoding": w_fmt.scale.name,
+        "block_size": w_fmt.block_size,
+        "epilogue": _s(op, "epilogue"),
+        "has_bias": len(op.operands) > 3 + int(w_fmt.tensor_scale),
+        "input_shape": x,
+        "weight_shape": [n, k],
+        "bits_per_weight": round(bits, 4),
+        "weight_sqnr_db": None if sqnr is None or math.isinf(sqnr) else round(sqnr, 2),
+        "nonfinite_weight_blocks": int(elems.attributes["mxq.nonfinite_blocks"].value) if elems else 0,
+        "decision": _s(op, "mxq.decision"),
+        "kernel": "cpu: linalg (dequantize + f32 contraction)",
+    }
+
+
+def _qdq_format(v) -> str:
+    """The format of a dequantize feeding `v`, or 'none'."""
+    owner = v.owner
+    if isinstance(owner, ir.Block) or owner.operation.name != "mxq.dequantize":
+        return NONE
+    return _s(owner.operation, "format")
+
+
+def _matmul_entry(op) -> dict:
+    decision = _s(op, "mxq.decision") if "mxq.decision" in op.attributes else "not assigned"
+    a_fmt, b_fmt = _qdq_format(op.operands[0]), _qdq_format(op.operands[1])
+    if op.name == "mxq.scaled_matmul":
+        a_fmt, b_fmt = _s(op, "a_format"), _s(op, "b_format")
+    quantized = b_fmt != NONE
+    return {
+        "layer": _s(op, "layer") if "layer" in op.attributes else _s(op, "mxq.layer"),
+        "op": "matmul" if op.name == "mxq.matmul" else "scaled_matmul",
+        "status": "quantized (unfused QDQ)" if quantized else "high precision",
+        "input_shape": _shape(op.operands[0]),
+        "weight_shape": _shape(op.operands[1]),
+        "weight_format": b_fmt,
+        "activation_format": a_fmt,
+        "bits_per_weight": 32.0 if not quantized else None,
+        "decision": decision,
+    }
+
+
+def layer_table(module: ir.Module) -> list[dict]:
+    """One entry per matmul-like op and per op left unquantized with a reason, in IR order."""
+    rows = []
+
+    def visit(op):
+        if op.name == "mxq.fused_matmul":
+            rows.append(_fused_entry(op))
+        elif op.name in _MATMULS:
+            rows.append(_matmul_entry(op))
+        elif "mxq.reason" in op.attributes:
+            rows.append({
+                "layer": _s(op, "mxq.layer"),
+                "op": op.name.removeprefix("torch.aten."),
+                "status": "high precision",
+                "weight_format": NONE,
+                "activation_format": NONE,
+                "bits_per_weight": 32.0,
+                "decision": _s(op, "mxq.reason"),
+            })
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return rows
+
+
+def tool_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("mxc", "torch", "torch-mlir", "iree-base-compiler", "iree-base-runtime"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out

@@ -1,0 +1,75 @@
+"""Load an mxc artifact directory and run it with IREE's runtime (local-task on the CPU)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mxc.compiler.driver import ARTIFACT_FILES
+from mxc.compiler.errors import ArtifactError
+from mxc.compiler.weights import PARAMETER_SCOPE
+
+
+@dataclass
+class Artifact:
+    """A compiled model ready to run: call it with torch tensors, get torch tensors back."""
+
+    path: Path
+    manifest: dict
+    _ctx: object
+    _fn: object
+    _device: object
+
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        from iree import runtime as rt
+
+        expected = self.manifest["inputs"]
+        if len(inputs) != len(expected):
+            raise ValueError(f"the model takes {len(expected)} inputs, got {len(inputs)}")
+        args = [rt.asdevicearray(self._device, t.detach().contiguous().numpy()) for t in inputs]
+        out = self._fn(*args)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return [torch.from_numpy(np.asarray(o).copy()) for o in outs]
+
+    def example_inputs(self) -> tuple:
+        return torch.load(self.path / "inputs.pt")
+
+
+def load(path: str | Path, device: str = "cpu") -> Artifact:
+    """Open an artifact directory; errors say which file is missing or corrupt and how to rebuild."""
+    from iree import runtime as rt
+
+    path = Path(path)
+    if device != "cpu":
+        raise ArtifactError(f"device '{device}' is not supported: this artifact targets the CPU (--device cpu)")
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: no such artifact directory (create one with: mxc compile MODEL.py -o {path})")
+    missing = [f for f in ARTIFACT_FILES if not (path / f).is_file()]
+    if missing:
+        raise ArtifactError(f"{path}: incomplete artifact, missing {', '.join(missing)}; recompile with mxc compile")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{path}/manifest.json is corrupt ({e}); recompile with mxc compile") from e
+    if manifest.get("target") != "cpu":
+        raise ArtifactError(f"{path}: built for target '{manifest.get('target')}', which this runtime cannot run")
+    config = rt.Config("local-task")
+    try:
+        index = rt.ParameterIndex()
+        index.load(str(path / "model.irpa"))
+        params = rt.create_io_parameters_module(config.vm_instance, index.create_provider(scope=PARAMETER_SCOPE))
+    except Exception as e:
+        raise ArtifactError(f"{path}/model.irpa is corrupt: {e}; recompile with mxc compile") from e
+    try:
+        module = rt.VmModule.copy_buffer(config.vm_instance, (path / "model.vmfb").read_bytes())
+        ctx = rt.SystemContext(
+            vm_modules=[params, rt.create_hal_module(config.vm_instance, config.device), module], config=config
+        )
+        fn = ctx.modules.module["main"]
+    except Exception as e:
+        raise ArtifactError(f"{path}/model.vmfb cannot be loaded: {e}; recompile with mxc compile") from e
+    return Artifact(path, manifest, ctx, fn, config.device)
