@@ -20,7 +20,7 @@ from mxc.passes import run_pass
 
 from . import frontend, iree_backend, manifest
 from .context import make_context
-from .errors import MxcError, PipelineError
+from .errors import MxcError, MxcWarning, PipelineError
 from .pipeline import PHASES, Options, pass_phases
 from .weights import WeightStore, use_weights
 
@@ -95,7 +95,7 @@ def compile_file(
             result.ir[phase] = _asm(module)
 
     with ctx, ir.Location.unknown(), use_weights(weights), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", MxcWarning)
         module = steps.step(
             "import", lambda: frontend.import_program(frontend.export(spec.model, spec.example_inputs), ctx, weights)
         )
@@ -117,7 +117,7 @@ def compile_file(
         if not stop:
             text = _asm(module)
             vmfb = steps.step("vmfb", lambda: _iree_compile(text, opts.target, out_dir or dump or Path(".")))
-    warning_texts = [str(w.message) for w in caught]
+    warning_texts = [str(w.message) for w in caught if issubclass(w.category, MxcWarning)]
     for w in warning_texts:
         print(f"mxc: warning: {w}", file=sys.stderr)
     result.timings = steps.timings

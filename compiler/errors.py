@@ -19,3 +19,7 @@ class PipelineError(MxcError):
 
 class ArtifactError(MxcError):
     """An artifact directory is missing, incomplete or corrupt."""
+
+
+class MxcWarning(UserWarning):
+    """Something the user should fix but the compilation survives (e.g. NaN in weights)."""

@@ -93,7 +93,8 @@ def export(model: torch.nn.Module, inputs: tuple) -> torch.export.ExportedProgra
     make_buffers_persistent(model)
     try:
         with torch.no_grad():
-            return torch.export.export(model, inputs, strict=False)
+            prog = torch.export.export(model, inputs, strict=False)
+            return prog.run_decompositions(decomposition_table())
     except Exception as e:
         msg = str(e).strip().splitlines()
         raise ExportError(
@@ -101,6 +102,17 @@ def export(model: torch.nn.Module, inputs: tuple) -> torch.export.ExportedProgra
             + "\n".join(msg[:12])
             + "\nmxc needs a graph torch.export can capture: make control flow static or use torch.cond."
         ) from e
+
+
+_PRESERVED = ("linear", "mm", "matmul", "addmm", "bmm", "conv2d", "scaled_dot_product_attention")
+
+
+def decomposition_table() -> dict:
+    """torch-mlir's decompositions (what IREE's torch input needs) minus the ops mxc rewrites."""
+    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
+
+    keep = {getattr(torch.ops.aten, name).default for name in _PRESERVED}
+    return {op: fn for op, fn in get_decomposition_table().items() if op not in keep}
 
 
 def module_path(node: torch.fx.Node) -> str:

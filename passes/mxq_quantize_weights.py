@@ -20,6 +20,7 @@ import warnings
 import torch
 from torch_mlir import ir
 
+from mxc.compiler.errors import MxcWarning
 from mxc.compiler.weights import WeightStore, active_store
 from mxc.dialects.mxq import ParamOp
 from mxc.numerics import quantize
@@ -69,6 +70,7 @@ class MxqQuantizeWeights(Pass):
                 f"layer '{layer}': {nonfinite} weight block(s) hold NaN/Inf; in {fmt_name} they decode to NaN "
                 "(FORMATS.md). Fix the checkpoint, or keep the layer in high precision with a policy rule "
                 f'"{layer}" = "none".',
+                MxcWarning,
                 stacklevel=2,
             )
         base = f"{layer}.{fmt_name}"

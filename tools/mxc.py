@@ -1,0 +1,156 @@
+"""The `mxc` command: compile, run, inspect."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _add_compile(sub):
+    p = sub.add_parser("compile", help="compile model.py to an artifact directory")
+    p.add_argument("model", help="a model.py defining get_model() and get_example_inputs()")
+    p.add_argument("-o", "--output", required=True, help="artifact directory to write")
+    p.add_argument("--target", default="cpu", help="cpu (IREE llvm-cpu, bit-exact emulation)")
+    p.add_argument("--format", default="mxfp4", help="format for every quantizable layer (see `mxc formats`)")
+    p.add_argument("--policy", default="", help="TOML policy file with per-layer formats")
+    p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
+    p.add_argument("--contraction", default="decomposed", choices=["decomposed", "scaled-generic"],
+                   help="CPU contraction form (see lower-mxq-to-linalg)")
+    p.add_argument("--dump-compilation-phases-to", "--dump-ir", dest="dump", default=None,
+                   help="write every phase's IR as <stem>.<N>.<phase>.mlir")
+    p.add_argument("--compile-to", default="vmfb", help="stop after this phase")
+    p.add_argument("--mlir-print-ir-after-all", action="store_true", help="print the IR after every pass")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def _cmd_compile(a) -> int:
+    from mxc.compiler import knobs
+    from mxc.compiler.driver import compile_file
+    from mxc.compiler.pipeline import Options
+
+    if a.format != "none":
+        from mxc.numerics.formats import get_format
+
+        get_format(a.format)
+    opts = Options(target=a.target, format=a.format, policy=a.policy, weights_only=a.weights_only,
+                   contraction=a.contraction)
+    res = compile_file(
+        a.model, a.output, opts,
+        dump_dir=a.dump or knobs.dump_dir(),
+        compile_to=a.compile_to,
+        print_ir_after_all=a.mlir_print_ir_after_all or knobs.print_ir_after_all(),
+        progress=not a.quiet,
+    )
+    rows = res.manifest["layers"]
+    q = sum(1 for r in rows if r.get("status") == "quantized")
+    print(f"wrote {a.output} ({q} of {len(rows)} layers quantized; `mxc inspect {a.output}` for the table)")
+    return 0
+
+
+def _add_run(sub):
+    p = sub.add_parser("run", help="run an artifact on its example inputs")
+    p.add_argument("artifact")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--compare", action="store_true", help="compare with the fake-quant reference and torch f32")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _cmd_run(a) -> int:
+    import time
+
+    from mxc.runtime.artifact import load
+
+    art = load(a.artifact, a.device)
+    inputs = art.example_inputs()
+    t = time.perf_counter()
+    outputs = art(*inputs)
+    result = {"outputs": [{"shape": list(o.shape)} for o in outputs], "run_ms": (time.perf_counter() - t) * 1e3}
+    if a.compare:
+        from mxc.runtime.compare import compare
+
+        result.update(compare(art, outputs, inputs))
+    if a.json:
+        print(json.dumps(result))
+        return 0
+    print(f"ran {a.artifact}: {len(outputs)} output(s) {[o['shape'] for o in result['outputs']]} "
+          f"in {result['run_ms']:.1f} ms")
+    if a.compare:
+        for key in ("vs_reference", "vs_torch", "reference_vs_torch"):
+            e = result[key]
+            print(f"  {key:20s} max_abs {e['max_abs_error']:.3e}  rel_l2 {e['rel_l2_error']:.3e}  "
+                  f"sqnr {e['sqnr_db']:.1f} dB")
+        ok = result["vs_reference"]["within_tolerance"]
+        print(f"  compiled == fake-quant reference within {result['vs_reference']['tolerance']:.2e}: {ok}")
+        return 0 if ok else 1
+    return 0
+
+
+def _add_inspect(sub):
+    p = sub.add_parser("inspect", help="print the per-layer table of an artifact")
+    p.add_argument("artifact")
+
+
+def _cmd_inspect(a) -> int:
+    import json as _json
+    from pathlib import Path
+
+    from mxc.compiler.errors import ArtifactError
+
+    path = Path(a.artifact) / "manifest.json"
+    if not path.is_file():
+        raise ArtifactError(f"{a.artifact}: no manifest.json (create the artifact with mxc compile)")
+    try:
+        m = _json.loads(path.read_text())
+    except ValueError as e:
+        raise ArtifactError(f"{path} is corrupt: {e}") from e
+    print(f"model {m['model']}  target {m['target']}  options {m['options']}")
+    head = f"{'layer':44s} {'op':10s} {'weights':8s} {'acts':8s} {'bits/w':>7s} {'SQNR dB':>8s}  decision"
+    print(head)
+    print("-" * len(head))
+    for r in m["layers"]:
+        bits = r.get("bits_per_weight")
+        sq = r.get("weight_sqnr_db")
+        print(f"{r['layer'][-44:]:44s} {r['op'][:10]:10s} {r.get('weight_format', 'none'):8s} "
+              f"{r.get('activation_format', 'none'):8s} {'' if bits is None else f'{bits:.2f}':>7s} "
+              f"{'' if sq is None else f'{sq:.1f}':>8s}  {r['decision']}")
+    for w in m.get("warnings", []):
+        print(f"warning: {w}")
+    return 0
+
+
+def _add_formats(sub):
+    sub.add_parser("formats", help="list the formats mxc knows")
+
+
+def _cmd_formats(a) -> int:
+    from mxc.numerics.formats import FORMATS
+
+    print(f"{'format':10s} {'element':8s} {'block':>5s} {'scale':6s} {'bits/elem':>9s}  cpu")
+    for f in FORMATS.values():
+        print(f"{f.name:10s} {f.element.name:8s} {f.block_size:5d} {f.scale.name:6s} "
+              f"{f.bits_per_element:9.3f}  emulated, bit-exact")
+    return 0
+
+
+COMMANDS = {"compile": _cmd_compile, "run": _cmd_run, "inspect": _cmd_inspect, "formats": _cmd_formats}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="mxc", description="quantizing compiler for block-scaled formats")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_compile, _add_run, _add_inspect, _add_formats):
+        add(sub)
+    a = parser.parse_args(argv)
+    from mxc.compiler.errors import MxcError
+    from mxc.numerics.formats import UnknownFormatError
+
+    try:
+        return COMMANDS[a.command](a)
+    except (MxcError, UnknownFormatError) as e:
+        print(f"mxc: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
