@@ -164,6 +164,23 @@ class Scalar:
         return cls.select(cls.cmpi("slt", e, cls.i(-126)), cls.f(2.0**-127), normal)
 
     @classmethod
+    def mul_exp2(cls, x, n) -> ir.Value:
+        """x * 2**n for i32 n, exact also for subnormal x.
+
+        IREE's CPU code runs with denormals flushed to zero, so a subnormal x
+        is rebuilt from its integer mantissa: x = m * 2^-149, and m * 2^(n - 149)
+        is computed from normal numbers only (anything below 2^-126 there
+        rounds to zero in every element format anyway).
+        """
+        bits = arith.BitcastOp(I32(), x).result
+        is_sub = cls.cmpi("eq", arith.AndIOp(bits, cls.i(0x7F800000)).result, cls.i(0))
+        mant = arith.SIToFPOp(F32(), arith.AndIOp(bits, cls.i(0x7FFFFF)).result).result
+        sub = math.CopySignOp(
+            arith.MulFOp(mant, cls.exp2i(arith.SubIOp(n, cls.i(149)).result)).result, x
+        ).result
+        return cls.select(is_sub, sub, arith.MulFOp(x, cls.exp2i(n)).result)
+
+    @classmethod
     def round_to_element(cls, v, elem: ElementType) -> ir.Value:
         """RNE to `elem`, saturating: the arith twin of numerics.elements.round_to_element."""
         a = arith.MinimumFOp(math.AbsFOp(v).result, cls.f(elem.max)).result

@@ -128,7 +128,7 @@ def walk_ops(module: ir.Operation, name: str) -> list[ir.Operation]:
     return found
 
 
-_NAME_LOC = re.compile(r'^loc\("([^"]*)"\(')
+_NAME_LOC = re.compile(r'^loc\("([^"]*)"(?:\(|\)$)')
 
 
 def layer_name(op) -> str:

@@ -106,8 +106,7 @@ def quantize_mx(x: ir.Value, fmt: Format):
 
     def elem_body(v, s, _):
         code = arith.ExtUIOp(I32(), arith.BitcastOp(I8(), s).result).result
-        inv = S.exp2i(arith.SubIOp(S.i(127), code).result)
-        q = S.round_to_element(arith.MulFOp(v, inv).result, elem)
+        q = S.round_to_element(S.mul_exp2(v, arith.SubIOp(S.i(127), code).result), elem)
         q = S.select(S.cmpi("eq", code, S.i(255)), S.f(0.0), q)
         return [arith.TruncFOp(e_t.element_type, q).result]
 

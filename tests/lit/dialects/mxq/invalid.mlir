@@ -1,0 +1,119 @@
+// RUN: mxc-opt %s --split-input-file --verify-diagnostics
+
+func.func @unknown_format(%x: tensor<4x64xf32>) {
+  // expected-error @+1 {{unknown format 'mxfp5' (valid: mxfp4, mxfp8, nvfp4)}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp5", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>)
+  return
+}
+
+// -----
+
+func.func @wrong_block_size(%x: tensor<4x64xf32>) {
+  // expected-error @+1 {{format 'mxfp4' has block size 32, not 16}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp4", block_size = 16 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x4xf8E8M0FNU>)
+  return
+}
+
+// -----
+
+func.func @unpadded_elements(%x: tensor<4x70xf32>) {
+  // expected-error @+1 {{elements must have shape [4, 96] (K=70 padded to the block size 32), got [4, 70]}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp4", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x70xf32>) -> (tensor<4x70xf4E2M1FN>, tensor<4x3xf8E8M0FNU>)
+  return
+}
+
+// -----
+
+func.func @wrong_element_type(%x: tensor<4x64xf32>) {
+  // expected-error @+1 {{format 'mxfp8' stores f8E4M3FN elements, got f4E2M1FN}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp8", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>)
+  return
+}
+
+// -----
+
+func.func @wrong_scale_count(%x: tensor<4x64xf32>) {
+  // expected-error @+1 {{scales must have shape [4, 2] (one per block of 32), got [4, 3]}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp4", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x3xf8E8M0FNU>)
+  return
+}
+
+// -----
+
+func.func @wrong_scale_type(%x: tensor<4x32xf32>) {
+  // expected-error @+1 {{format 'nvfp4' uses f8E4M3FN scales, got f8E8M0FNU}}
+  %e, %s, %t = "mxq.quantize"(%x) {format = "nvfp4", block_size = 16 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x32xf32>) -> (tensor<4x32xf4E2M1FN>, tensor<4x2xf8E8M0FNU>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @nvfp4_needs_tensor_scale(%x: tensor<4x32xf32>) {
+  // expected-error @+1 {{format 'nvfp4' needs a tensor_scale operand/result}}
+  %e, %s = "mxq.quantize"(%x) {format = "nvfp4", block_size = 16 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x32xf32>) -> (tensor<4x32xf4E2M1FN>, tensor<4x2xf8E4M3FN>)
+  return
+}
+
+// -----
+
+func.func @mx_has_no_tensor_scale(%x: tensor<4x32xf32>) {
+  // expected-error @+1 {{format 'mxfp4' has no tensor scale}}
+  %e, %s, %t = "mxq.quantize"(%x) {format = "mxfp4", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x32xf32>) -> (tensor<4x32xf4E2M1FN>, tensor<4x1xf8E8M0FNU>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @not_innermost_axis(%x: tensor<64x4xf32>) {
+  // expected-error @+1 {{axis must be the innermost axis (1); transpose first}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp4", block_size = 32 : i64, axis = 0 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<64x4xf32>) -> (tensor<64x32xf4E2M1FN>, tensor<64x1xf8E8M0FNU>)
+  return
+}
+
+// -----
+
+func.func @dequantize_wrong_k(%e: tensor<4x64xf4E2M1FN>, %s: tensor<4x2xf8E8M0FNU>) {
+  // expected-error @+1 {{result must have 60 elements along the last axis}}
+  %d = "mxq.dequantize"(%e, %s) {format = "mxfp4", block_size = 32 : i64, k = 60 : i64, operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>) -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @scaled_matmul_mixed_block_sizes(%a: tensor<4x64xf4E2M1FN>, %sa: tensor<4x4xf8E4M3FN>, %b: tensor<8x64xf4E2M1FN>, %sb: tensor<8x2xf8E8M0FNU>) {
+  // expected-error @+1 {{format 'nvfp4' has block size 16, not 32}}
+  %r = "mxq.scaled_matmul"(%a, %sa, %b, %sb) {a_format = "nvfp4", b_format = "mxfp4", block_size = 32 : i64} : (tensor<4x64xf4E2M1FN>, tensor<4x4xf8E4M3FN>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @scaled_matmul_k_mismatch(%a: tensor<4x64xf8E4M3FN>, %sa: tensor<4x2xf8E8M0FNU>, %b: tensor<8x32xf4E2M1FN>, %sb: tensor<8x1xf8E8M0FNU>) {
+  // expected-error @+1 {{elements must have shape [8, 64]}}
+  %r = "mxq.scaled_matmul"(%a, %sa, %b, %sb) {a_format = "mxfp8", b_format = "mxfp4", block_size = 32 : i64} : (tensor<4x64xf8E4M3FN>, tensor<4x2xf8E8M0FNU>, tensor<8x32xf4E2M1FN>, tensor<8x1xf8E8M0FNU>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @fused_bad_epilogue(%x: tensor<4x64xf32>, %w: tensor<8x64xf8E4M3FN>, %s: tensor<8x2xf8E8M0FNU>) {
+  // expected-error @+1 {{epilogue must be one of none, relu, gelu, silu}}
+  %r = "mxq.fused_matmul"(%x, %w, %s) {layer = "fc", act_format = "none", w_format = "mxfp8", block_size = 32 : i64, epilogue = "tanh", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (tensor<4x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @fused_bad_bias(%x: tensor<4x64xf32>, %w: tensor<8x64xf8E4M3FN>, %s: tensor<8x2xf8E8M0FNU>, %b: tensor<4xf32>) {
+  // expected-error @+1 {{bias must have shape [8]}}
+  %r = "mxq.fused_matmul"(%x, %w, %s, %b) {layer = "fc", act_format = "mxfp8", w_format = "mxfp8", block_size = 32 : i64, epilogue = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 1>} : (tensor<4x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>, tensor<4xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_k_mismatch(%x: tensor<4x64xf32>, %w: tensor<8x32xf32>) {
+  // expected-error @+1 {{contraction sizes differ: lhs K=64, rhs K=32}}
+  %r = "mxq.matmul"(%x, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x32xf32>) -> tensor<4x8xf32>
+  return
+}

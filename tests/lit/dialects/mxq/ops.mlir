@@ -1,0 +1,54 @@
+// RUN: mxc-opt %s --split-input-file | mxc-opt --split-input-file | filecheck %s
+// Round trip: every mxq op parses, verifies and prints back.
+
+// CHECK-LABEL: func.func @quantize_mxfp4
+// CHECK: "mxq.quantize"(%{{.*}}) {axis = 1 : i64, block_size = 32 : i64, format = "mxfp4", resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x70xf32>) -> (tensor<4x96xf4E2M1FN>, tensor<4x3xf8E8M0FNU>)
+func.func @quantize_mxfp4(%x: tensor<4x70xf32>) -> tensor<4x96xf4E2M1FN> {
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp4", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x70xf32>) -> (tensor<4x96xf4E2M1FN>, tensor<4x3xf8E8M0FNU>)
+  return %e : tensor<4x96xf4E2M1FN>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @quantize_nvfp4
+// CHECK: %[[Q:.*]]:3 = "mxq.quantize"
+// CHECK-SAME: -> (tensor<2x32xf4E2M1FN>, tensor<2x2xf8E4M3FN>, tensor<f32>)
+// CHECK: "mxq.dequantize"(%[[Q]]#0, %[[Q]]#1, %[[Q]]#2)
+func.func @quantize_nvfp4(%x: tensor<2x32xf32>) -> tensor<2x32xf32> {
+  %e, %s, %t = "mxq.quantize"(%x) {format = "nvfp4", block_size = 16 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 1>} : (tensor<2x32xf32>) -> (tensor<2x32xf4E2M1FN>, tensor<2x2xf8E4M3FN>, tensor<f32>)
+  %d = "mxq.dequantize"(%e, %s, %t) {format = "nvfp4", block_size = 16 : i64, k = 32 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<2x32xf4E2M1FN>, tensor<2x2xf8E4M3FN>, tensor<f32>) -> tensor<2x32xf32>
+  return %d : tensor<2x32xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @scaled_matmul_mixed
+// CHECK: "mxq.scaled_matmul"
+// CHECK-SAME: a_format = "mxfp8"
+// CHECK-SAME: b_format = "mxfp4"
+func.func @scaled_matmul_mixed(%a: tensor<4x64xf8E4M3FN>, %sa: tensor<4x2xf8E8M0FNU>, %b: tensor<8x64xf4E2M1FN>, %sb: tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32> {
+  %r = "mxq.scaled_matmul"(%a, %sa, %b, %sb) {a_format = "mxfp8", b_format = "mxfp4", block_size = 32 : i64} : (tensor<4x64xf8E4M3FN>, tensor<4x2xf8E8M0FNU>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return %r : tensor<4x8xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @fused_matmul
+// CHECK: "mxq.fused_matmul"
+// CHECK-SAME: epilogue = "relu"
+// CHECK-SAME: layer = "fc1"
+func.func @fused_matmul(%x: tensor<2x3x64xf32>, %b: tensor<8xf32>) -> tensor<2x3x8xf32> {
+  %w = "mxq.param"() {name = "fc1.mxfp8.elements"} : () -> tensor<8x64xf8E4M3FN>
+  %s = "mxq.param"() {name = "fc1.mxfp8.scales"} : () -> tensor<8x2xf8E8M0FNU>
+  %r = "mxq.fused_matmul"(%x, %w, %s, %b) {layer = "fc1", act_format = "mxfp8", w_format = "mxfp8", block_size = 32 : i64, epilogue = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 0, 1>} : (tensor<2x3x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>, tensor<8xf32>) -> tensor<2x3x8xf32>
+  return %r : tensor<2x3x8xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @matmul
+// CHECK: "mxq.matmul"
+func.func @matmul(%x: tensor<4x64xf32>, %w: tensor<8x64xf32>) -> tensor<4x8xf32> {
+  %r = "mxq.matmul"(%x, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x64xf32>) -> tensor<4x8xf32>
+  return %r : tensor<4x8xf32>
+}

@@ -1,0 +1,26 @@
+// RUN: mxc-opt %s -p 'mxq-select-formats{format=mxfp8}' | filecheck %s --check-prefix=MXFP8
+// RUN: mxc-opt %s -p 'mxq-select-formats{format=nvfp4 weights-only=true}' | filecheck %s --check-prefix=WONLY
+// RUN: mxc-opt %s -p 'mxq-select-formats{policy=%S/Inputs/policy.toml}' | filecheck %s --check-prefix=POLICY
+
+// MXFP8-LABEL: func.func @two_layers
+// MXFP8: %[[WQ:.*]]:2 = "mxq.quantize"(%cst) {axis = 1 : i64, block_size = 32 : i64, format = "mxfp8"
+// MXFP8: %[[WD:.*]] = "mxq.dequantize"(%[[WQ]]#0, %[[WQ]]#1)
+// MXFP8: %[[XQ:.*]]:2 = "mxq.quantize"(%arg0) {{.*}}format = "mxfp8"
+// MXFP8: %[[XD:.*]] = "mxq.dequantize"(%[[XQ]]#0, %[[XQ]]#1)
+// MXFP8: "mxq.matmul"(%[[XD]], %[[WD]]) {layer = "blocks.0.down", mxq.decision = "mxfp8 (default)"
+
+// WONLY-LABEL: func.func @two_layers
+// WONLY: %[[WQ:.*]]:3 = "mxq.quantize"(%cst) {{.*}}format = "nvfp4"
+// WONLY: %[[WD:.*]] = "mxq.dequantize"(%[[WQ]]#0, %[[WQ]]#1, %[[WQ]]#2)
+// WONLY-NOT: "mxq.quantize"(%arg0)
+// WONLY: "mxq.matmul"(%arg0, %[[WD]]) {layer = "blocks.0.down", mxq.decision = "nvfp4 weights-only (default)"
+
+// POLICY-LABEL: func.func @two_layers
+// POLICY: "mxq.matmul"(%arg0, %{{.*}}) {layer = "blocks.0.down", mxq.decision = "nvfp4 weights-only (*.down)"
+// POLICY: "mxq.matmul"(%arg0, %cst) {layer = "head", mxq.decision = "none: kept in high precision (head)"
+func.func @two_layers(%x: tensor<4x64xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
+  %w = arith.constant dense<0.5> : tensor<8x64xf32>
+  %a = "mxq.matmul"(%x, %w) {layer = "blocks.0.down", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x64xf32>) -> tensor<4x8xf32>
+  %b = "mxq.matmul"(%x, %w) {layer = "head", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x64xf32>) -> tensor<4x8xf32>
+  return %a, %b : tensor<4x8xf32>, tensor<4x8xf32>
+}
