@@ -11,19 +11,29 @@ from mxc.compiler.frontend import load_model_file
 from .artifact import Artifact
 from .reference import eager_forward, fake_quant_forward
 
-# Tolerance of compiled vs fake-quant reference (see README "Tolerance"): both
-# compute the same dequantized products; they differ only in float32 summation
-# order, bounded per dot product by gamma_K * sum|a_i b_i| with
-# gamma_K = K u / (1 - K u), u = 2^-24. We check the whole output against
-# RTOL * max|y_ref| with RTOL = 1e-4, which covers K up to ~16k with depth, and
-# report the measured errors so a regression shows long before it fails.
+# Tolerance of compiled vs fake-quant reference (README "Tolerance"). Both
+# compute the same dequantized products (the quantizers are bit-exact, tested
+# separately); they differ in float32 summation order, bounded per dot product
+# by gamma_K * sum|a_i b_i|, gamma_K = K u / (1 - K u), u = 2^-24, and in the
+# last ulp of the high-precision ops (IREE's exp/rsqrt vs torch's).
+# * Weight-only: nothing is re-rounded, so those differences stay ~1e-6
+#   relative: we require max_abs <= RTOL * max|y_ref|, RTOL = 1e-4.
+# * Activations quantized: an activation within float32 noise of a rounding
+#   boundary of its element format can round the other way (one element moves
+#   by one element ulp), and the change propagates to later layers and, through
+#   causal attention, to later tokens. We then require the discrepancy to stay
+#   far below the format's own error: rel_l2(compiled, ref) <= FLIP_FRACTION *
+#   rel_l2(ref, torch f32), and report the fraction of outputs within RTOL.
 RTOL = 1e-4
+FLIP_FRACTION = 0.25
 
 
 def errors(y: torch.Tensor, ref: torch.Tensor) -> dict:
     """max abs error, relative L2 error and SQNR (dB) of y against ref."""
     y, ref = y.double(), ref.double()
-    diff = y - ref
+    both_nan = torch.isnan(y) & torch.isnan(ref)  # NaN where the reference has NaN is a match
+    y, ref = torch.where(both_nan, 0.0, y), torch.where(both_nan, 0.0, ref)
+    diff = torch.where(torch.isnan(y) | torch.isnan(ref), math.inf, y - ref)
     noise = float((diff * diff).sum())
     signal = float((ref * ref).sum())
     return {
@@ -38,10 +48,20 @@ def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> d
     spec = load_model_file(artifact.manifest["model"])
     fq = fake_quant_forward(spec.model, inputs, artifact.manifest)
     eager = eager_forward(spec.model, inputs)
-    vs_ref = errors(outputs[0], fq[0])
-    tol = RTOL * float(fq[0].abs().max())
+    vs_ref, ref_vs_torch = errors(outputs[0], fq[0]), errors(fq[0], eager[0])
+    finite = fq[0][torch.isfinite(fq[0])]
+    tol = RTOL * float(finite.abs().max()) if finite.numel() else 0.0
+    close = ((outputs[0] - fq[0]).abs() <= tol) | (torch.isnan(outputs[0]) & torch.isnan(fq[0]))
+    requantized = any(r.get("activation_format", "none") != "none" for r in artifact.manifest["layers"])
+    if requantized:
+        rule = f"rel_l2 <= {FLIP_FRACTION} * reference_vs_torch.rel_l2 (activation rounding flips allowed)"
+        ok = vs_ref["rel_l2_error"] <= FLIP_FRACTION * ref_vs_torch["rel_l2_error"] or vs_ref["max_abs_error"] <= tol
+    else:
+        rule = f"max_abs <= {RTOL:g} * max|reference| (float32 summation order)"
+        ok = vs_ref["max_abs_error"] <= tol
     return {
-        "vs_reference": {**vs_ref, "tolerance": tol, "within_tolerance": vs_ref["max_abs_error"] <= tol},
+        "vs_reference": {**vs_ref, "tolerance": tol, "rule": rule, "within_tolerance": bool(ok),
+                         "fraction_within_rtol": float(close.double().mean())},
         "vs_torch": errors(outputs[0], eager[0]),
-        "reference_vs_torch": errors(fq[0], eager[0]),
+        "reference_vs_torch": ref_vs_torch,
     }

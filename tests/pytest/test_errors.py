@@ -1,0 +1,151 @@
+"""Bad input gets a clear error (naming the file, layer or fix) and never silent garbage."""
+
+import json
+
+import pytest
+
+from conftest import EXAMPLES, run_mxc
+
+LINEAR = """
+import torch
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear({k}, 16)
+    def forward(self, x):
+        return self.proj(x)
+def get_model():
+    torch.manual_seed(0)
+    m = M()
+{patch}
+    return m
+def get_example_inputs():
+    torch.manual_seed(1)
+    return (torch.randn(4, {k}),)
+"""
+
+
+def test_missing_functions(write_model, tmp_path):
+    path = write_model("import torch\n")
+    rc, _, err = run_mxc("compile", path, "-o", tmp_path / "o")
+    assert rc == 2
+    assert str(path) in err and "missing function get_model()" in err
+
+
+def test_function_raises(write_model, tmp_path):
+    path = write_model(LINEAR.format(k=32, patch="    raise RuntimeError('no weights here')"))
+    rc, _, err = run_mxc("compile", path, "-o", tmp_path / "o")
+    assert rc == 2 and "get_model() raised RuntimeError: no weights here" in err
+
+
+def test_file_does_not_import(write_model, tmp_path):
+    path = write_model("import torch\ndef get_model(:\n")
+    rc, _, err = run_mxc("compile", path, "-o", tmp_path / "o")
+    assert rc == 2 and "importing the file failed" in err and "SyntaxError" in err
+
+
+def test_missing_file(tmp_path):
+    rc, _, err = run_mxc("compile", tmp_path / "nope.py", "-o", tmp_path / "o")
+    assert rc == 2 and "no such file" in err
+
+
+def test_export_failure_names_module(write_model, tmp_path):
+    src = """
+import torch
+class Branchy(torch.nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x
+def get_model(): return Branchy()
+def get_example_inputs(): return (torch.randn(4),)
+"""
+    rc, _, err = run_mxc("compile", write_model(src), "-o", tmp_path / "o")
+    assert rc == 2 and "torch.export failed for Branchy" in err
+
+
+def test_unquantizable_op_is_listed(tmp_path):
+    rc, _, err = run_mxc("compile", EXAMPLES / "cnn.py", "-o", tmp_path, "-q")
+    assert rc == 0, err
+    rows = json.loads((tmp_path / "manifest.json").read_text())["layers"]
+    convs = [r for r in rows if r["op"] == "conv2d"]
+    assert [r["layer"] for r in convs] == ["conv1", "conv2"]
+    assert all(r["status"] == "high precision" and "not quantized yet" in r["decision"] for r in convs)
+    rc, out, _ = run_mxc("inspect", tmp_path)
+    assert rc == 0 and "conv2d is not quantized yet" in out
+
+
+@pytest.mark.parametrize("fmt", ["mxfp4", "nvfp4"])
+def test_k_not_divisible_is_padded(write_model, tmp_path, fmt):
+    rc, _, err = run_mxc("compile", write_model(LINEAR.format(k=70, patch="")), "-o", tmp_path / "o",
+                         "--format", fmt, "-q")
+    assert rc == 0, err
+    rc, out, err = run_mxc("run", tmp_path / "o", "--compare", "--json")
+    assert rc == 0, err
+    res = json.loads(out)
+    assert res["vs_reference"]["within_tolerance"]
+    assert res["vs_torch"]["sqnr_db"] > 5
+
+
+def test_nan_weights_warn_and_follow_the_spec(write_model, tmp_path):
+    patch = "    with torch.no_grad():\n        m.proj.weight[3, 5] = float('nan')"
+    rc, _, err = run_mxc("compile", write_model(LINEAR.format(k=64, patch=patch)), "-o", tmp_path / "o",
+                         "--format", "mxfp8", "-q")
+    assert rc == 0, err
+    assert "layer 'proj': 1 weight block(s) hold NaN/Inf" in err and '"proj" = "none"' in err
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["layers"][0]["nonfinite_weight_blocks"] == 1
+    rc, out, err = run_mxc("run", tmp_path / "o", "--compare", "--json")
+    res = json.loads(out)
+    assert rc == 0 and res["vs_reference"]["within_tolerance"]  # NaN exactly where the reference has NaN
+
+
+def test_unknown_format_lists_valid(tmp_path):
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path, "--format", "fp5")
+    assert rc == 2 and "unknown format 'fp5'" in err and "mxfp4, mxfp8, nvfp4" in err
+
+
+def test_policy_with_unknown_format(tmp_path):
+    policy = tmp_path / "p.toml"
+    policy.write_text('[layers]\n"fc1" = "mxfp9"\n')
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path / "o", "--policy", policy)
+    assert rc == 2 and "unknown format 'mxfp9'" in err and str(policy) in err
+
+
+def test_run_missing_artifact(tmp_path):
+    rc, _, err = run_mxc("run", tmp_path / "none")
+    assert rc == 2 and "no such artifact directory" in err and "mxc compile" in err
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    out = tmp_path_factory.mktemp("art")
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", out, "-q")
+    assert rc == 0, err
+    return out
+
+
+def test_run_incomplete_artifact(artifact, tmp_path):
+    import shutil
+
+    broken = tmp_path / "a"
+    shutil.copytree(artifact, broken)
+    (broken / "model.irpa").unlink()
+    rc, _, err = run_mxc("run", broken)
+    assert rc == 2 and "missing model.irpa" in err
+
+
+@pytest.mark.parametrize("victim", ["model.vmfb", "manifest.json", "model.irpa"])
+def test_run_corrupt_artifact(artifact, tmp_path, victim):
+    import shutil
+
+    broken = tmp_path / "a"
+    shutil.copytree(artifact, broken)
+    (broken / victim).write_bytes(b"garbage")
+    rc, _, err = run_mxc("run", broken)
+    assert rc == 2 and victim in err and ("corrupt" in err or "cannot be loaded" in err)
+
+
+def test_run_wrong_device(artifact):
+    rc, _, err = run_mxc("run", artifact, "--device", "cuda")
+    assert rc == 2 and "device 'cuda' is not supported" in err
