@@ -16,7 +16,7 @@ from torch_mlir import ir
 
 from .weights import PARAMETER_SCOPE
 
-CPU_FLAGS = ["--iree-llvmcpu-target-cpu=host"]
+CPU_FLAGS = ["--iree-llvmcpu-target-cpu=host", "--iree-opt-const-expr-max-size-increase-threshold=4294967296"]
 
 
 def _storage_type(t: ir.RankedTensorType) -> ir.RankedTensorType:

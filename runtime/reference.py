@@ -1,7 +1,7 @@
 """The torch references `mxc run --compare` measures against.
 
 * float32 eager: the model as the user wrote it.
-* fake-quant: the exported graph run by an FX interpreter that applies
+* fake-quant: the exported graph, rewritten with FX so that it applies
   `mxc.numerics.fake_quantize` to exactly the operands mxc quantized, layer by
   layer as the manifest records (layer names are matched in graph order, as
   convert-torch-to-mxq assigns them). This is the numerics reference applied to
@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from mxc.compiler.frontend import export, module_path
@@ -18,40 +20,61 @@ from mxc.numerics import NONE, fake_quantize
 from mxc.passes.convert_torch_to_mxq import unique_layer_names
 
 aten = torch.ops.aten
-_RHS_KN = {aten.mm.default, aten.matmul.default, aten.addmm.default, aten.bmm.default}
-_MATMULS = {aten.linear.default, *_RHS_KN}
+_MATMULS = {aten.linear.default, aten.mm.default, aten.matmul.default, aten.addmm.default, aten.bmm.default}
 
 
 def _fq(t: torch.Tensor, fmt: str, axis: int) -> torch.Tensor:
     return t if fmt == NONE else fake_quantize(t.to(torch.float32), fmt, axis=axis)
 
 
-class _FakeQuantInterpreter(torch.fx.Interpreter):
-    def __init__(self, gm, formats: dict[str, tuple[str, str]]):
-        super().__init__(gm)
-        nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS]
-        names = unique_layer_names([module_path(n) or f"torch.aten.{n.target._opname}" for n in nodes])
-        self.plan = {n: formats.get(name, (NONE, NONE)) for n, name in zip(nodes, names)}
-        self.applied = 0
+_ARG_POSITIONS = {  # target -> (activation arg, weight arg, weight block axis)
+    aten.linear.default: (0, 1, -1),
+    aten.addmm.default: (1, 2, -2),
+}
 
-    def run_node(self, n):
-        self._node = n
-        return super().run_node(n)
 
-    def call_function(self, target, args, kwargs):
-        node = self._node
-        if node not in self.plan or self.plan[node] == (NONE, NONE):
-            return super().call_function(target, args, kwargs)
-        act, wfmt = self.plan[node]
-        self.applied += 1
-        args = list(args)
-        if target is aten.linear.default:
-            args[0], args[1] = _fq(args[0], act, -1), _fq(args[1], wfmt, -1)
-        elif target is aten.addmm.default:
-            args[1], args[2] = _fq(args[1], act, -1), _fq(args[2], wfmt, -2)
-        else:
-            args[0], args[1] = _fq(args[0], act, -1), _fq(args[1], wfmt, -2)
-        return super().call_function(target, tuple(args), kwargs)
+def _insert_fq(gm, node, index: int, fmt: str, axis: int) -> None:
+    """Replace node.args[index] by _fq(arg): a constant is quantized once, now; a value at run time."""
+    arg = node.args[index]
+    if arg.op == "get_attr":
+        name = f"_mxc_fq_{len([n for n in gm.graph.nodes if n.op == 'get_attr'])}"
+        gm.register_buffer(name, _fq(operator.attrgetter(arg.target)(gm), fmt, axis))
+        with gm.graph.inserting_before(node):
+            new = gm.graph.get_attr(name)
+    else:
+        with gm.graph.inserting_before(node):
+            new = gm.graph.call_function(_fq, (arg, fmt, axis))
+    node.update_arg(index, new)
+
+
+def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> torch.fx.GraphModule:
+    """The exported graph with mxc.numerics fake quantization on exactly the manifest's layers.
+
+    Constant weights are fake-quantized once (as a deployed fake-quant model
+    would hold them); activations are quantized at run time.
+    """
+    formats = layer_formats(manifest)
+    gm = export(model, inputs).module()
+    nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS]
+    names = unique_layer_names([module_path(n) or f"torch.aten.{n.target._opname}" for n in nodes])
+    applied = 0
+    for node, name in zip(nodes, names):
+        act, wfmt = formats.get(name, (NONE, NONE))
+        if (act, wfmt) == (NONE, NONE):
+            continue
+        a_i, w_i, w_axis = _ARG_POSITIONS.get(node.target, (0, 1, -2))
+        if wfmt != NONE:
+            _insert_fq(gm, node, w_i, wfmt, w_axis)
+        if act != NONE:
+            _insert_fq(gm, node, a_i, act, -1)
+        applied += 1
+    if applied != len(formats):
+        raise RuntimeError(
+            f"fake-quant reference matched {applied} of {len(formats)} quantized layers; "
+            "the model changed since compilation? recompile"
+        )
+    gm.recompile()
+    return gm
 
 
 def layer_formats(manifest: dict) -> dict[str, tuple[str, str]]:
@@ -65,17 +88,8 @@ def layer_formats(manifest: dict) -> dict[str, tuple[str, str]]:
 
 def fake_quant_forward(model: torch.nn.Module, inputs: tuple, manifest: dict) -> list[torch.Tensor]:
     """Run `model` with mxc.numerics fake quantization on the manifest's layers."""
-    formats = layer_formats(manifest)
-    prog = export(model, inputs)
-    interp = _FakeQuantInterpreter(prog.module(), formats)
     with torch.no_grad():
-        out = interp.run(*inputs)
-    if interp.applied != len(formats):
-        raise RuntimeError(
-            f"fake-quant reference matched {interp.applied} of {len(formats)} quantized layers; "
-            "the graph changed since compilation? recompile"
-        )
-    return _flatten(out)
+        return _flatten(fake_quant_module(model, inputs, manifest)(*inputs))
 
 
 def eager_forward(model: torch.nn.Module, inputs: tuple) -> list[torch.Tensor]:
