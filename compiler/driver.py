@@ -85,9 +85,10 @@ def compile_file(
         dump.mkdir(parents=True, exist_ok=True)
     stem = Path(model_path).stem
 
-    def record(phase: str, module: ir.Module, pass_name: str | None = None):
+    def record(phase: str, module: ir.Module, p=None):
         if print_ir_after_all:
-            print(f"// -----// IR Dump After {pass_name or phase} ({phase}) //----- //", file=sys.stderr)
+            title = f"{type(p).__name__} ({p.name})" if p else f"phase {phase}"
+            print(f"// -----// IR Dump After {title} //----- //", file=sys.stderr)
             print(_asm(module), file=sys.stderr)
         if dump:
             (dump / f"{stem}.{PHASES.index(phase)}.{phase}.mlir").write_text(_asm(module, debug_info=True))
@@ -106,16 +107,16 @@ def compile_file(
             if stop:
                 break
             steps.step(phase, lambda: _run_phase(p, module, out_dir or dump or Path(".")))
-            record(phase, module, p.name)
+            record(phase, module, p)
             stop = compile_to == phase
-            if phase == "fuse" or stop:
+            if PHASES.index(phase) <= PHASES.index("fuse"):  # lowering erases the mxq ops
                 table = manifest.layer_table(module)
         if not stop:
             names = steps.step("iree-input", lambda: iree_backend.params_to_globals(module))
             record("iree-input", module)
             stop = compile_to == "iree-input"
         if not stop:
-            text = _asm(module)
+            text = module.operation.get_asm()  # nothing elided: this is IREE's input
             vmfb = steps.step("vmfb", lambda: _iree_compile(text, opts.target, out_dir or dump or Path(".")))
     warning_texts = [str(w.message) for w in caught if issubclass(w.category, MxcWarning)]
     for w in warning_texts:
@@ -155,7 +156,7 @@ def _repro(module_text: str, where: Path, pipeline: str, err: Exception) -> Pipe
 
 
 def _run_phase(p, module: ir.Module, where: Path) -> None:
-    before = _asm(module, debug_info=True)
+    before = module.operation.get_asm(enable_debug_info=True)  # full text: the reproducer
     try:
         run_pass(p, module)
     except MxcError:

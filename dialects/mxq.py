@@ -250,8 +250,6 @@ class FusedMatmulOp(_VerifiedOp, name="fused_matmul"):
         return None
 
 
-_loaded: set[int] = set()
-
 
 def load(context: ir.Context) -> None:
     """Load mxq into `context` (once per context)."""

@@ -44,7 +44,6 @@ from ._linalg import (
     pad_last,
     shape_of,
     slice_last,
-    ttype,
 )
 from ._mxq_builders import quantized_types
 from .base import Pass, PassOptionError, walk_ops

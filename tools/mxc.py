@@ -44,7 +44,8 @@ def _cmd_compile(a) -> int:
     )
     rows = res.manifest["layers"]
     q = sum(1 for r in rows if r.get("status") == "quantized")
-    print(f"wrote {a.output} ({q} of {len(rows)} layers quantized; `mxc inspect {a.output}` for the table)")
+    done = "" if a.compile_to == "vmfb" else f"stopped after phase {a.compile_to}; "
+    print(f"wrote {a.output} ({done}{q} of {len(rows)} layers quantized; `mxc inspect {a.output}` for the table)")
     return 0
 
 

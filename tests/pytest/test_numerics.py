@@ -1,6 +1,5 @@
 """The numerics reference against FORMATS.md: casts, scale rules, special blocks, properties."""
 
-import math
 
 import ml_dtypes
 import numpy as np
