@@ -141,7 +141,7 @@ def compile_file(
     if compile_to == "vmfb":
         (out / "model.vmfb").write_bytes(vmfb)
         weights.write_irpa(out / "model.irpa", names)
-        result.manifest["weights_bytes"] = sum(weights[n].numel() * weights[n].element_size() for n in names)
+        result.manifest["weights_bytes"] = weights.nbytes(names)
         result.manifest["parameters"] = {"file": "model.irpa", "scope": "model", "count": len(names)}
         torch.save(spec.example_inputs, out / "inputs.pt")
     (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2))

@@ -35,8 +35,10 @@ class WeightStore:
     def __contains__(self, name: str) -> bool:
         return name in self.tensors
 
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+    def nbytes(self, names=None) -> int:
+        """Bytes of the named tensors (default: all)."""
+        names = self.tensors if names is None else names
+        return sum(self.tensors[n].numel() * self.tensors[n].element_size() for n in names)
 
     def write_irpa(self, path, names=None) -> None:
         """Write the named tensors (default: all) as raw bytes into an IREE parameter archive."""
