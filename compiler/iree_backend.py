@@ -14,6 +14,8 @@ import re
 
 from torch_mlir import ir
 
+from mxc.passes.base import walk_ops
+
 from .weights import PARAMETER_SCOPE
 
 CPU_FLAGS = ["--iree-llvmcpu-target-cpu=host", "--iree-opt-const-expr-max-size-increase-threshold=4294967296"]
@@ -37,14 +39,7 @@ def _symbol(name: str) -> str:
 
 def params_to_globals(module: ir.Module) -> list[str]:
     """Rewrite every mxq.param into util.global + util.global.load; return the parameter names used."""
-    params = []
-
-    def visit(op):
-        if op.name == "mxq.param":
-            params.append(op)
-        return ir.WalkResult.ADVANCE
-
-    module.operation.walk(visit)
+    params = [op.operation for op in walk_ops(module.operation, "mxq.param")]
     used: dict[str, ir.RankedTensorType] = {}
     for p in params:
         name = ir.StringAttr(p.attributes["name"]).value

@@ -115,12 +115,13 @@ def run_pass(p: Pass, module: ir.Module) -> None:
 # ---- small IR helpers shared by passes -------------------------------------------------
 
 
-def walk_ops(module: ir.Operation, name: str) -> list[ir.Operation]:
-    """All ops named `name` under `module`, in pre-order, collected before any rewrite."""
+def walk_ops(module: ir.Operation, names: str | tuple[str, ...]) -> list:
+    """All ops with one of `names` under `module`, in IR order, collected before any rewrite."""
+    names = (names,) if isinstance(names, str) else names
     found = []
 
     def visit(op):
-        if op.name == name:
+        if op.name in names:
             found.append(op.opview)
         return ir.WalkResult.ADVANCE
 
@@ -137,11 +138,12 @@ def layer_name(op) -> str:
     return m.group(1) if m else ""
 
 
-_PURE_PREFIXES = ("mxq.", "torch_c.", "torch.constant.", "torch.aten.t", "torch.aten.transpose.int", "arith.constant")
+_PURE_PREFIXES = ("mxq.", "torch_c.", "torch.constant.")
+_PURE_OPS = ("torch.aten.t", "torch.aten.transpose.int", "arith.constant")
 
 
 def _is_pure(op) -> bool:
-    return op.name.startswith(_PURE_PREFIXES)
+    return op.name.startswith(_PURE_PREFIXES) or op.name in _PURE_OPS
 
 
 def erase_dead(op) -> None:

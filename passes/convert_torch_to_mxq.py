@@ -72,19 +72,6 @@ def _transpose_last2(v: ir.Value, shape: list[int]) -> ir.Value:
     return ir.Operation.create("torch.aten.transpose.int", results=[vt], operands=[v, *ints]).result
 
 
-def _matmuls_in_order(module: ir.Operation) -> list:
-    """The matmul-like torch ops in IR order (the order of the fx graph, which the reference follows)."""
-    found = []
-
-    def visit(op):
-        if op.name in MATMUL_OPS:
-            found.append(op.opview)
-        return ir.WalkResult.ADVANCE
-
-    module.walk(visit)
-    return found
-
-
 def unique_layer_names(names: list[str]) -> list[str]:
     """'attn', 'attn', 'mlp' -> 'attn', 'attn#2', 'mlp': a second matmul in a module gets '#k'."""
     seen: dict[str, int] = {}
@@ -106,7 +93,7 @@ class ConvertTorchToMxq(Pass):
             for op in walk_ops(module, name):
                 op.operation.attributes["mxq.reason"] = ir.StringAttr.get(reason)
                 op.operation.attributes["mxq.layer"] = ir.StringAttr.get(layer_name(op) or name)
-        ops = _matmuls_in_order(module)
+        ops = walk_ops(module, MATMUL_OPS)  # IR order = fx graph order, which the reference follows
         for op, layer in zip(ops, unique_layer_names([layer_name(op) or op.operation.name for op in ops])):
             self._convert(op, layer)
 

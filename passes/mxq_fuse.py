@@ -99,7 +99,8 @@ class MxqFuse(Pass):
                 w_tensor_scale=w_dq.tensor_scale,
                 bias=mm.bias,
             )
-            fused.operation.attributes["mxq.decision"] = mm.operation.attributes["mxq.decision"]
+            if "mxq.decision" in mm.operation.attributes:
+                fused.operation.attributes["mxq.decision"] = mm.operation.attributes["mxq.decision"]
         if act is None:
             mm.result.replace_all_uses_with(fused.result)
         else:
@@ -135,8 +136,8 @@ class MxqFuse(Pass):
                 block_size=a_dq.block_size,
                 result=mm.result.type,
             )
-            for key in ("mxq.decision",):
-                sm.operation.attributes[key] = mm.operation.attributes[key]
+            if "mxq.decision" in mm.operation.attributes:
+                sm.operation.attributes["mxq.decision"] = mm.operation.attributes["mxq.decision"]
             sm.operation.attributes["mxq.layer"] = mm.layer
         mm.result.replace_all_uses_with(sm.result)
         erase_dead(mm.operation)
