@@ -2,8 +2,11 @@
 
 Defined in Python with `torch_mlir.dialects.ext` (IRDL-backed), loaded into the
 context like any MLIR dialect. Tensors use MLIR's builtin small float types, so
-a dump shows the real element types (`f4E2M1FN`, `f8E8M0FNU`, ...). Formats are
-named by string attributes that index the format table of `mxc.numerics`; the
+a dump shows the real element types (`f4E2M1FN`, `f6E2M3FN`, `f8E8M0FNU`, ...;
+`i8`/`i4` where MLIR has no type: MXINT8, IF4 and NVINT4 codes, IF4 and UE5M3
+scales). Formats are named by string attributes holding a format spec, a name
+of the format table of `mxc.numerics` with optional options
+(`"mxfp4{scale_rule=rceil,hadamard=32}"`, see `mxc.numerics.options`); the
 verifiers check every shape and combination against that table.
 
     %e, %s = mxq.quantize %x {format = "mxfp4", block_size = 32, axis = 1}
@@ -25,7 +28,8 @@ from torch_mlir import ir
 from torch_mlir.dialects import ext
 from torch_mlir.dialects.ext import Operand, Result
 
-from mxc.numerics.formats import FORMATS, NONE
+from mxc.numerics.formats import NONE
+from mxc.numerics.options import parse_spec
 
 EPILOGUES = ("none", "relu", "gelu", "silu")
 Tensor = ir.RankedTensorType
@@ -61,25 +65,30 @@ def _int(attr) -> int:
     return ir.IntegerAttr(attr).value
 
 
-def _check_format(name: str, block_size: int, allow_none: bool = False):
-    if allow_none and name == NONE:
+def _check_format(spec: str, block_size: int, allow_none: bool = False):
+    """Error string for a format spec that does not parse or has another block size, else None."""
+    if allow_none and spec == NONE:
         return None
-    if name not in FORMATS:
-        return f"unknown format '{name}' (valid: {', '.join(sorted(FORMATS))})"
-    if FORMATS[name].block_size != block_size:
-        return f"format '{name}' has block size {FORMATS[name].block_size}, not {block_size}"
+    try:
+        fmt, _ = parse_spec(spec)
+    except ValueError as e:
+        return str(e)
+    if fmt.block_size != block_size:
+        return f"format '{spec}' has block size {fmt.block_size}, not {block_size}"
     return None
 
 
 def _check_quantized(fmt_name: str, bs: int, k: int, elements, scales, tensor_scale, lead):
     """Shared by quantize/dequantize/scaled/fused: element, scale, tensor-scale types."""
-    fmt = FORMATS[fmt_name]
+    fmt, opts = parse_spec(fmt_name)
+    if opts.hadamard and k % opts.hadamard:
+        return f"hadamard={opts.hadamard} needs K divisible by {opts.hadamard}, got K={k}"
     e, s = Tensor(elements.type), Tensor(scales.type)
     kp = _ceil_div(k, bs) * bs
     if list(e.shape) != [*lead, kp]:
         return f"elements must have shape {[*lead, kp]} (K={k} padded to the block size {bs}), got {list(e.shape)}"
-    if str(e.element_type) != fmt.element.mlir:
-        return f"format '{fmt_name}' stores {fmt.element.mlir} elements, got {e.element_type}"
+    if str(e.element_type) != fmt.storage_mlir:
+        return f"format '{fmt_name}' stores {fmt.storage_mlir} elements, got {e.element_type}"
     if list(s.shape) != [*lead, kp // bs]:
         return f"scales must have shape {[*lead, kp // bs]} (one per block of {bs}), got {list(s.shape)}"
     if str(s.element_type) != fmt.scale.mlir:
@@ -195,7 +204,7 @@ class ScaledMatmulOp(_VerifiedOp, name="scaled_matmul"):
         err = _check_format(fa, bs) or _check_format(fb, bs)
         if err:
             return err
-        if FORMATS[fa].tensor_scale or FORMATS[fb].tensor_scale:
+        if parse_spec(fa)[0].tensor_scale or parse_spec(fb)[0].tensor_scale:
             return "formats with a tensor scale are contracted by mxq.fused_matmul"
         a, b = Tensor(self.a.type), Tensor(self.b.type)
         if a.rank != 2 or b.rank != 2:
@@ -238,6 +247,8 @@ class FusedMatmulOp(_VerifiedOp, name="fused_matmul"):
             return err
         if _str(self.epilogue) not in EPILOGUES:
             return f"epilogue must be one of {', '.join(EPILOGUES)}"
+        if fa != NONE and parse_spec(fa)[1].hadamard != parse_spec(fw)[1].hadamard:
+            return "activations and weights must use the same hadamard rotation"
         x, w = Tensor(self.x.type), Tensor(self.w.type)
         n = w.shape[0]
         err = _check_quantized(fw, bs, x.shape[-1], self.w, self.w_scales, self.w_tensor_scale, [n])

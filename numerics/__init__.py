@@ -1,22 +1,37 @@
 """mxc.numerics: the one reference implementation of every block-scaled format.
 
-`quantize(x, fmt)` returns a `QTensor`; its codes are what every lowering of
-mxc must reproduce bit for bit (the CPU lowering emits the same float32 steps).
-Definitions: ../shared/FORMATS.md.
+`quantize(x, fmt, **options)` returns a `QTensor`; its codes are what every
+lowering of mxc must reproduce bit for bit (the CPU lowering emits the same
+float32 steps). Definitions: ../shared/FORMATS.md; options: `options.py`.
 """
 
 from .formats import FORMATS, NONE, Format, UnknownFormatError, get_format
-from .quantize import QTensor, fake_quantize, pack_nibbles, quantize, unpack_nibbles
+from .options import OptionError, QuantOptions, format_spec, parse_spec
+from .quantize import (
+    QTensor,
+    fake_quantize,
+    pack_fp6,
+    pack_nibbles,
+    quantize,
+    unpack_fp6,
+    unpack_nibbles,
+)
 
 __all__ = [
     "FORMATS",
     "NONE",
     "Format",
+    "OptionError",
     "QTensor",
+    "QuantOptions",
     "UnknownFormatError",
     "fake_quantize",
+    "format_spec",
     "get_format",
+    "pack_fp6",
     "pack_nibbles",
+    "parse_spec",
     "quantize",
+    "unpack_fp6",
     "unpack_nibbles",
 ]

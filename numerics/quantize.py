@@ -1,9 +1,13 @@
-"""Block quantization: `quantize(x, fmt) -> QTensor`, vectorized torch, float32.
+"""Block quantization: `quantize(x, fmt, **options) -> QTensor`, vectorized torch, float32.
 
 Layout: the block axis is moved last and zero-padded to a multiple of the
 block size; `QTensor` keeps that padded, axis-last layout internally and hands
 out codes in x's layout. The float32 operation order here is the contract the
 CPU lowering (`passes/lower_mxq_to_linalg.py`) reproduces.
+
+MX formats (E8M0 scales) take one of four scale rules; the NV family (UE4M3 or
+UE5M3 block scales over an FP32 tensor scale) follows the NVFP4 recipe, with
+Four Over Six and IF4 choosing per block between two candidates.
 """
 
 from __future__ import annotations
@@ -13,11 +17,16 @@ from dataclasses import dataclass
 
 import torch
 
-from .elements import decode, encode, exp2i, floor_log2, round_to_element
-from .formats import E4M3, Format, get_format
+from . import hadamard as _hadamard
+from . import rng
+from .elements import ceil_log2, decode, encode, exp2i, floor_log2, round_int, round_to_element
+from .formats import Format
+from .options import QuantOptions, parse_spec
 
 E8M0_NAN = 0xFF
-UE4M3_NAN = 0x7F
+IF4_INT_FLAG = 0x80
+IF4_INT_STEP = 6 / 7  # an INT block's code q means q * 6/7 (its max, 7, maps to E2M1's 6)
+SR_TARGET = 16 / 17  # with stochastic rounding, NV block scales map amax to max * 16/17
 
 
 @dataclass(frozen=True)
@@ -26,7 +35,8 @@ class QTensor:
 
     `elements`: uint8 codes, axis-last and padded, shape (..., Ko * block).
     `scales`: uint8 block-scale codes, shape (..., Ko).
-    `tensor_scale`: float32 decode-side tensor scale S_dec (NVFP4 family) or None.
+    `tensor_scale`: float32 decode-side tensor scale S_dec (NV family) or None.
+    `options`: how it was quantized; with `hadamard`, the codes hold x rotated along K.
     """
 
     fmt: Format
@@ -35,6 +45,7 @@ class QTensor:
     tensor_scale: torch.Tensor | None
     shape: tuple[int, ...]
     axis: int
+    options: QuantOptions = QuantOptions()
 
     def _to_input_layout(self, t: torch.Tensor, k: int) -> torch.Tensor:
         return t[..., :k].movedim(-1, self.axis)
@@ -47,25 +58,51 @@ class QTensor:
         """uint8 block-scale codes, x's layout with the block axis of length ceil(K / block)."""
         return self.scales.movedim(-1, self.axis)
 
+    def int_blocks(self) -> torch.Tensor:
+        """bool per block: IF4 blocks stored as INT4 (all False for other formats)."""
+        if not self.fmt.scale.flag:
+            return torch.zeros_like(self.scales, dtype=torch.bool)
+        return (self.scales & IF4_INT_FLAG) != 0
+
     def scale_values(self) -> torch.Tensor:
         """float32 decoded block scales (axis-last), tensor scale folded in."""
         if self.fmt.scale.name == "e8m0":
             s = exp2i(self.scales.to(torch.int32) - 127)
             return torch.where(self.scales == E8M0_NAN, torch.full_like(s, math.nan), s)
-        return decode(self.scales, E4M3) * self.tensor_scale
+        codes = self.scales & 0x7F if self.fmt.scale.flag else self.scales
+        return decode(codes, self.fmt.scale.element) * self.tensor_scale
 
-    def dequantize(self) -> torch.Tensor:
-        """float32 values in x's shape (element value times its block's scale)."""
+    def element_values(self) -> torch.Tensor:
+        """float32 element values (axis-last, padded), before the block scales."""
+        vals = decode(self.elements, self.fmt.element)
+        if self.fmt.choice != "if4":
+            return vals
+        bs = self.fmt.block_size
+        nibble = self.elements.to(torch.int32)
+        ints = torch.where(nibble >= 8, nibble - 16, nibble).to(torch.float32) * torch.tensor(IF4_INT_STEP)
+        flag = self.int_blocks().repeat_interleave(bs, dim=-1)
+        return torch.where(flag, ints, vals)
+
+    def dequantize(self, rotated: bool = False) -> torch.Tensor:
+        """float32 values in x's shape (element value times its block's scale).
+
+        With a Hadamard rotation the values are rotated back to x's basis, unless
+        `rotated` (the operand a block-scaled GEMM contracts).
+        """
         k = self.elements.shape[-1]
         bs = self.fmt.block_size
-        vals = decode(self.elements, self.fmt.element).unflatten(-1, (k // bs, bs))
-        out = (vals * self.scale_values().unsqueeze(-1)).flatten(-2)
-        return self._to_input_layout(out, self.shape[self.axis])
+        vals = self.element_values().unflatten(-1, (k // bs, bs))
+        out = (vals * self.scale_values().unsqueeze(-1)).flatten(-2)[..., : self.shape[self.axis]]
+        if self.options.hadamard and not rotated:
+            out = _hadamard.rotate(out, self.options.hadamard)
+        return out.movedim(-1, self.axis)
 
     def packed_elements(self) -> torch.Tensor:
-        """Storage bytes (axis-last, padded): 4-bit codes two per byte, low nibble first."""
+        """Storage bytes (axis-last, padded): 4-bit codes two per byte, 6-bit codes four per three."""
         if self.fmt.element.bits == 4:
             return pack_nibbles(self.elements)
+        if self.fmt.element.bits == 6:
+            return pack_fp6(self.elements)
         return self.elements
 
 
@@ -79,26 +116,56 @@ def unpack_nibbles(packed: torch.Tensor) -> torch.Tensor:
     return torch.stack([packed & 0xF, packed >> 4], dim=-1).flatten(-2)
 
 
-def _blocks(x: torch.Tensor, axis: int, bs: int) -> torch.Tensor:
-    """x as float32, axis moved last, zero-padded to a multiple of bs, shape (..., Ko, bs)."""
-    x = x.detach().to(torch.float32).movedim(axis, -1)
+def pack_fp6(codes: torch.Tensor) -> torch.Tensor:
+    """Four 6-bit codes per three bytes, little-endian bits: w = c0 | c1<<6 | c2<<12 | c3<<18, bytes w, w>>8, w>>16."""
+    c = codes.to(torch.int32).unflatten(-1, (-1, 4))
+    w = c[..., 0] | (c[..., 1] << 6) | (c[..., 2] << 12) | (c[..., 3] << 18)
+    return torch.stack([w & 0xFF, (w >> 8) & 0xFF, (w >> 16) & 0xFF], dim=-1).flatten(-2).to(torch.uint8)
+
+
+def unpack_fp6(packed: torch.Tensor) -> torch.Tensor:
+    """Inverse of pack_fp6."""
+    b = packed.to(torch.int32).unflatten(-1, (-1, 3))
+    w = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
+    return torch.stack([(w >> s) & 0x3F for s in (0, 6, 12, 18)], dim=-1).flatten(-2).to(torch.uint8)
+
+
+def _blocks(x: torch.Tensor, bs: int) -> torch.Tensor:
+    """x [..., K] float32 zero-padded to a multiple of bs, shape (..., Ko, bs)."""
     pad = -x.shape[-1] % bs
     if pad:
         x = torch.nn.functional.pad(x, (0, pad))
     return x.unflatten(-1, (x.shape[-1] // bs, bs))
 
 
-def _quantize_mx(xb: torch.Tensor, fmt: Format):
-    """OCP MX, FLOOR scale rule: e = floor(log2(amax)) - emax_elem, clamped to [-127, 127]."""
+def mx_scale_exponent(amax: torch.Tensor, fmt: Format, rule: str) -> torch.Tensor:
+    """The E8M0 exponent of each block (before the special-block codes), clamped to [-127, 127]."""
     elem = fmt.element
+    if rule == "floor":
+        e = floor_log2(amax) - elem.emax
+    elif rule == "ceil":
+        e = ceil_log2(amax) - elem.emax
+    elif rule == "rceil":  # on the FP32 product amax * (1/max); tiny amax scaled by 2^64 so it stays normal
+        r = torch.tensor(1 / elem.max, dtype=torch.float32)
+        tiny = amax < 2.0**-100
+        e = ceil_log2(torch.where(tiny, amax * 2.0**64, amax) * r) - 64 * tiny.to(torch.int32)
+    else:  # even: round amax's mantissa to the element's width, half up on the bit pattern, then floor
+        drop = 23 - elem.mbits
+        bits = (amax.view(torch.int32) + (1 << (drop - 1))) & ~((1 << drop) - 1)
+        e = floor_log2(bits.view(torch.float32)) - elem.emax
+    return e.clamp(-127, 127)
+
+
+def _quantize_mx(xb: torch.Tensor, fmt: Format, opts: QuantOptions, u):
+    """OCP MX: E8M0 scale 2^e per block by `opts.scale_rule`, elements = encode(x / 2^e)."""
     amax = xb.abs().amax(dim=-1)
     special = ~torch.isfinite(amax)
-    e = (floor_log2(amax) - elem.emax).clamp(-127, 127)
+    e = mx_scale_exponent(amax, fmt, opts.scale_rule)
     e = torch.where(amax == 0, torch.full_like(e, -127), e)
-    q = round_to_element(xb * exp2i(-e).unsqueeze(-1), elem)
+    q = round_to_element(xb * exp2i(-e).unsqueeze(-1), fmt.element, u)
     q = torch.where(special.unsqueeze(-1), torch.zeros_like(q), q)
     scales = torch.where(special, torch.full_like(e, E8M0_NAN), e + 127).to(torch.uint8)
-    return encode(q, elem), scales, None
+    return encode(q, fmt.element), scales, None
 
 
 def nv_tensor_scale(x: torch.Tensor, fmt: Format) -> torch.Tensor:
@@ -109,41 +176,122 @@ def nv_tensor_scale(x: torch.Tensor, fmt: Format) -> torch.Tensor:
     return torch.where(torch.isfinite(s_enc) & (amax > 0), s_enc, torch.ones_like(s_enc))
 
 
-def _quantize_nv(xb: torch.Tensor, fmt: Format, s_enc: torch.Tensor):
-    """NVFP4 (TransformerEngine recipe): UE4M3 block scales over an FP32 tensor scale.
+def product(p: torch.Tensor) -> torch.Tensor:
+    """A product that feeds a sum, NaN read as 0 (the lowering's guard against FMA contraction)."""
+    return torch.where(torch.isnan(p), torch.zeros_like(p), p)
 
-    Blocks holding NaN or Inf get scale code 0x7F (NaN); a block whose scale
+
+def block_error(deq: torch.Tensor, x: torch.Tensor, metric: str) -> torch.Tensor:
+    """Per-block error of dequantized blocks against x (..., bs), summed left to right (the lowering's order)."""
+    d = product(deq) - x
+    if metric == "max":
+        return d.abs().amax(dim=-1)
+    terms = product(d * d) if metric == "mse" else d.abs()
+    acc = terms[..., 0]
+    for i in range(1, terms.shape[-1]):
+        acc = acc + terms[..., i]
+    return acc
+
+
+def nv_block_target(fmt: Format, opts: QuantOptions) -> float:
+    """The element value a block's amax maps to: max, or max * 16/17 with stochastic rounding."""
+    return fmt.element.max * (SR_TARGET if opts.rounding == "stochastic" else 1.0)
+
+
+def _candidate(xb, s_b, s_dec, elem, u):
+    """Quantize blocks with scale values s_b: (element values, dequantized values); zero scale flushes."""
+    sd = s_b * s_dec
+    q = round_to_element(xb * (1.0 / sd).unsqueeze(-1), elem, u)
+    q = torch.where((s_b == 0).unsqueeze(-1), torch.zeros_like(q), q)
+    return q, q * sd.unsqueeze(-1)
+
+
+def _int_candidate(xb, s_b, s_dec, u):
+    """IF4's INT half: q = clamp(rne(x / (s * S_dec) * 7/6), -7, 7), value q * 6/7 * s * S_dec."""
+    sd = s_b * s_dec
+    v = (xb * (1.0 / sd).unsqueeze(-1)) * torch.tensor(7 / 6)
+    q = torch.copysign(round_int(v.abs(), u).clamp(max=7), v)
+    q = torch.where((s_b == 0).unsqueeze(-1), torch.zeros_like(q), q)
+    return q, (q * torch.tensor(IF4_INT_STEP)) * sd.unsqueeze(-1)
+
+
+def _quantize_nv(xb: torch.Tensor, fmt: Format, opts: QuantOptions, s_enc: torch.Tensor, u):
+    """The NVFP4 recipe (TransformerEngine), with Four Over Six / IF4 block choices.
+
+    Blocks holding NaN or Inf get the scale's NaN code; a block whose scale
     rounds to zero flushes to zero.
     """
+    selem, elem = fmt.scale.element, fmt.element
     s_dec = 1.0 / s_enc
     amax = xb.abs().amax(dim=-1)
     special = ~torch.isfinite(amax)
-    s_b = round_to_element(amax / fmt.element.max * s_enc, E4M3)
-    inv = 1.0 / (s_b * s_dec)
-    q = round_to_element(xb * inv.unsqueeze(-1), fmt.element)
-    q = torch.where(((s_b == 0) | special).unsqueeze(-1), torch.zeros_like(q), q)
-    s_b = torch.where(special, torch.full_like(s_b, math.nan), s_b)
-    return encode(q, fmt.element), encode(s_b, E4M3), s_dec
+    s6 = round_to_element(amax / nv_block_target(fmt, opts) * s_enc, selem)
+    q, deq = _candidate(xb, s6, s_dec, elem, u)
+    scale_codes = encode(s6, selem)
+    if fmt.choice == "4over6":  # map-4: amax -> 4 (= 1.5 * amax / 6); ties keep map-6
+        s4 = round_to_element(amax / 4.0 * s_enc, selem)
+        q4, deq4 = _candidate(xb, s4, s_dec, elem, u)
+        pick = block_error(deq4, xb, opts.error_metric) < block_error(deq, xb, opts.error_metric)
+        q = torch.where(pick.unsqueeze(-1), q4, q)
+        scale_codes = torch.where(pick, encode(s4, selem), scale_codes)
+    codes = encode(q, elem)
+    if fmt.choice == "if4":  # INT block when strictly better; flagged in bit 7 of the scale byte
+        qi, deqi = _int_candidate(xb, s6, s_dec, u)
+        pick = block_error(deqi, xb, opts.error_metric) < block_error(deq, xb, opts.error_metric)
+        codes = torch.where(pick.unsqueeze(-1), qi.to(torch.int32).bitwise_and(0xF).to(torch.uint8), codes)
+        scale_codes = torch.where(pick, scale_codes | IF4_INT_FLAG, scale_codes)
+    codes = torch.where(special.unsqueeze(-1), torch.zeros_like(codes), codes)
+    scale_codes = torch.where(special, torch.full_like(scale_codes, selem.nan_code), scale_codes)
+    return codes, scale_codes, s_dec
 
 
-def quantize(x: torch.Tensor, fmt: str | Format, *, axis: int = -1) -> QTensor:
+def resolve(fmt: str | Format, **overrides) -> tuple[Format, QuantOptions]:
+    """(Format, QuantOptions) from a name, spec string or Format, with keyword options applied on top."""
+    if isinstance(fmt, Format):
+        base, opts = fmt, QuantOptions()
+    else:
+        base, opts = parse_spec(fmt)
+    return base, opts.merged(**overrides).check(base)
+
+
+def quantize(
+    x: torch.Tensor,
+    fmt: str | Format,
+    *,
+    axis: int = -1,
+    scale_rule: str | None = None,
+    rounding: str | None = None,
+    seed: int | None = None,
+    error_metric: str | None = None,
+    hadamard: int | None = None,
+) -> QTensor:
     """Block-quantize `x` along `axis` (the GEMM's K axis) in format `fmt`.
 
-    K not divisible by the block size is zero-padded. NaN/Inf in a block make
-    the whole block decode to NaN (MX: scale 0xFF; NVFP4: scale 0x7F).
+    `fmt` is a name ("mxfp4") or a spec with options ("mxfp4{scale_rule=rceil}");
+    the keyword options (see `mxc.numerics.options`) apply on top. K not
+    divisible by the block size is zero-padded. NaN/Inf in a block make the
+    whole block decode to NaN (MX: scale 0xFF; NV family: the scale's NaN code).
     """
-    fmt = get_format(fmt) if isinstance(fmt, str) else fmt
+    fmt, opts = resolve(fmt, scale_rule=scale_rule, rounding=rounding, seed=seed,
+                        error_metric=error_metric, hadamard=hadamard)
     if x.dim() == 0:
         raise ValueError("quantize needs a tensor with at least one dimension")
     axis = axis % x.dim()
-    xb = _blocks(x, axis, fmt.block_size)
+    xl = x.detach().to(torch.float32).movedim(axis, -1)
+    if opts.hadamard:
+        xl = _hadamard.rotate(xl, opts.hadamard)
+    xb = _blocks(xl, fmt.block_size)
+    u = None
+    if opts.rounding == "stochastic":
+        u = rng.uniform(tuple(xb.shape), opts.seed)
     if fmt.family == "mx":
-        elements, scales, ts = _quantize_mx(xb, fmt)
+        elements, scales, ts = _quantize_mx(xb, fmt, opts, u)
     else:
-        elements, scales, ts = _quantize_nv(xb, fmt, nv_tensor_scale(x, fmt))
-    return QTensor(fmt, elements.flatten(-2), scales, ts, tuple(x.shape), axis)
+        elements, scales, ts = _quantize_nv(xb, fmt, opts, nv_tensor_scale(xl, fmt), u)
+    return QTensor(fmt, elements.flatten(-2), scales, ts, tuple(x.shape), axis, opts)
 
 
-def fake_quantize(x: torch.Tensor, fmt: str | Format, *, axis: int = -1) -> torch.Tensor:
+def fake_quantize(x: torch.Tensor, fmt: str | Format, *, axis: int = -1, **options) -> torch.Tensor:
     """quantize(...).dequantize() in x's dtype: the torch fake-quant reference."""
-    return quantize(x, fmt, axis=axis).dequantize().to(x.dtype)
+    return quantize(x, fmt, axis=axis, **options).dequantize().to(x.dtype)
+

@@ -14,6 +14,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, math, tensor
 
 from mxc.numerics.formats import ElementType
+from mxc.numerics.rng import seed_word
 
 F32 = ir.F32Type.get
 I32 = lambda: ir.IntegerType.get_signless(32)  # noqa: E731
@@ -38,8 +39,19 @@ def filled(shape: Sequence[int], value: float) -> ir.Value:
     return linalg.fill(c, outs=[empty(shape, F32())])
 
 
+class Const(int):
+    """A constant index in an indexing map: `[0, Const(1), 2]` is (d0, d1, d2) -> (d0, 1, d2)."""
+
+
 def _map(ndims: int, dims: Sequence[int]) -> ir.AffineMap:
-    return ir.AffineMap.get(ndims, 0, [ir.AffineDimExpr.get(d) for d in dims])
+    exprs = [ir.AffineConstantExpr.get(int(d)) if isinstance(d, Const) else ir.AffineDimExpr.get(d) for d in dims]
+    return ir.AffineMap.get(ndims, 0, exprs)
+
+
+def index(dim: int) -> ir.Value:
+    """The loop index `dim` inside a linalg.generic body, as i32."""
+    i = linalg.IndexOp(ir.IntegerAttr.get(ir.IntegerType.get_signless(64), dim)).result
+    return arith.IndexCastOp(I32(), i).result
 
 
 def generic(
@@ -49,7 +61,7 @@ def generic(
     iterators: Sequence[str],
     body: Callable[..., Sequence[ir.Value]],
 ) -> list[ir.Value]:
-    """linalg.generic with indexing maps `dims` (one list of loop dims per operand)."""
+    """linalg.generic with indexing maps `dims` (one list of loop dims, or `Const`s, per operand)."""
     n = len(iterators)
     maps = ir.ArrayAttr.get([ir.AffineMapAttr.get(_map(n, d)) for d in dims])
     iters = ir.ArrayAttr.get(
@@ -178,19 +190,110 @@ class Scalar:
         sub = math.CopySignOp(
             arith.MulFOp(mant, cls.exp2i(arith.SubIOp(n, cls.i(149)).result)).result, x
         ).result
-        return cls.select(is_sub, sub, arith.MulFOp(x, cls.exp2i(n)).result)
+        n1 = arith.MaxSIOp(n, cls.i(-126)).result  # 2^-127 itself is subnormal: multiply in two steps
+        normal = arith.MulFOp(arith.MulFOp(x, cls.exp2i(n1)).result, cls.exp2i(arith.SubIOp(n, n1).result)).result
+        return cls.select(is_sub, sub, normal)
 
     @classmethod
-    def round_to_element(cls, v, elem: ElementType) -> ir.Value:
-        """RNE to `elem`, saturating: the arith twin of numerics.elements.round_to_element."""
+    def ceil_log2(cls, a) -> ir.Value:
+        """ceil(log2(a)) for a > 0, subnormal a scaled by 2^64 first (numerics.elements.ceil_log2)."""
+        tiny = cls.cmpf("olt", a, cls.f(2.0**-100))
+        s = cls.select(tiny, cls.mul_exp2(a, cls.i(64)), a)
+        mant = arith.AndIOp(arith.BitcastOp(I32(), s).result, cls.i(0x7FFFFF)).result
+        e = arith.AddIOp(cls.floor_log2(s), arith.ExtUIOp(I32(), cls.cmpi("ne", mant, cls.i(0))).result).result
+        return cls.select(tiny, arith.SubIOp(e, cls.i(64)).result, e)
+
+    @classmethod
+    def round_int(cls, t, u=None) -> ir.Value:
+        """RNE, or stochastic (up when u < frac(t)) for t >= 0: numerics.elements.round_int."""
+        if u is None:
+            return math.RoundEvenOp(t).result
+        f = math.FloorOp(t).result
+        up = cls.cmpf("olt", u, arith.SubFOp(t, f).result)
+        return arith.AddFOp(f, cls.select(up, cls.f(1.0), cls.f(0.0))).result
+
+    @classmethod
+    def round_to_element(cls, v, elem: ElementType, u=None) -> ir.Value:
+        """RNE (or stochastic) to `elem`, saturating: the arith twin of numerics.elements.round_to_element."""
         a = arith.MinimumFOp(math.AbsFOp(v).result, cls.f(elem.max)).result
+        if elem.kind == "int":
+            t = arith.MulFOp(a, cls.f(2.0**elem.mbits)).result
+            q = arith.MulFOp(cls.round_int(t, u), cls.f(2.0**-elem.mbits)).result
+            return math.CopySignOp(q, v).result
         e = arith.MaxSIOp(cls.floor_log2(a), cls.i(elem.emin)).result
         up = cls.exp2i(arith.SubIOp(cls.i(elem.mbits), e).result)
         down = cls.exp2i(arith.SubIOp(e, cls.i(elem.mbits)).result)
-        q = arith.MulFOp(math.RoundEvenOp(arith.MulFOp(a, up).result).result, down).result
-        return math.CopySignOp(q, v).result
+        q = arith.MulFOp(cls.round_int(arith.MulFOp(a, up).result, u), down).result
+        return math.CopySignOp(arith.MinimumFOp(q, cls.f(elem.max)).result, v).result
+
+    @classmethod
+    def encode(cls, q, elem: ElementType) -> ir.Value:
+        """i32 code of a value representable in `elem` (numerics.elements.encode)."""
+        if elem.kind == "int":
+            return arith.FPToSIOp(I32(), arith.MulFOp(q, cls.f(2.0**elem.mbits)).result).result
+        a = math.AbsFOp(q).result
+        e = cls.floor_log2(a)
+        bits = arith.BitcastOp(I32(), a).result
+        mant = arith.AndIOp(arith.ShRUIOp(bits, cls.i(23 - elem.mbits)).result, cls.i((1 << elem.mbits) - 1)).result
+        expf = arith.MaxSIOp(arith.AddIOp(e, cls.i(elem.bias)).result, cls.i(0)).result
+        normal = arith.OrIOp(mant, arith.ShLIOp(expf, cls.i(elem.mbits)).result).result
+        sub_v = math.RoundEvenOp(arith.MulFOp(a, cls.f(2.0 ** (elem.mbits - elem.emin))).result).result
+        mag = cls.select(cls.cmpi("sge", e, cls.i(elem.emin)), normal, arith.FPToSIOp(I32(), sub_v).result)
+        if elem.nan_code is not None:
+            mag = cls.select(cls.cmpf("uno", q, q), cls.i(elem.nan_code), mag)
+        if not elem.signed:
+            return mag
+        sign = arith.AndIOp(arith.ShRUIOp(arith.BitcastOp(I32(), q).result, cls.i(31)).result, cls.i(1)).result
+        return arith.OrIOp(arith.ShLIOp(sign, cls.i(elem.bits - 1)).result, mag).result
+
+    @classmethod
+    def decode(cls, code, elem: ElementType) -> ir.Value:
+        """float32 value of an i32 code (numerics.elements.decode_table), exact."""
+        if elem.kind == "int":
+            sh = cls.i(32 - elem.bits)
+            q = arith.ShRSIOp(arith.ShLIOp(code, sh).result, sh).result
+            return arith.MulFOp(arith.SIToFPOp(F32(), q).result, cls.f(2.0**-elem.mbits)).result
+        mag = arith.AndIOp(code, cls.i((1 << (elem.bits - int(elem.signed))) - 1)).result
+        e = arith.ShRUIOp(mag, cls.i(elem.mbits)).result
+        m = arith.AndIOp(mag, cls.i((1 << elem.mbits) - 1)).result
+        is_normal = cls.cmpi("sgt", e, cls.i(0))
+        sig = cls.select(is_normal, arith.OrIOp(m, cls.i(1 << elem.mbits)).result, m)
+        ex = arith.SubIOp(arith.MaxSIOp(e, cls.i(1)).result, cls.i(elem.bias + elem.mbits)).result
+        val = arith.MulFOp(arith.SIToFPOp(F32(), sig).result, cls.exp2i(ex)).result
+        if elem.nan_code is not None:
+            val = cls.select(cls.cmpi("eq", mag, cls.i(elem.nan_code)), cls.f(float("nan")), val)
+        if elem.signed:
+            neg = cls.cmpi("ne", arith.AndIOp(code, cls.i(1 << (elem.bits - 1))).result, cls.i(0))
+            val = cls.select(neg, arith.NegFOp(val).result, val)
+        return val
+
+    @classmethod
+    def uniform(cls, idx, seed: int) -> ir.Value:
+        """Stochastic rounding's u in (0, 1) for flat element index `idx` (i32): numerics.rng.uniform."""
+        h = arith.XOrIOp(idx, cls.i(_i32(seed_word(seed)))).result
+        for shift, mul in ((16, 0x85EBCA6B), (13, 0xC2B2AE35), (16, None)):
+            h = arith.XOrIOp(h, arith.ShRUIOp(h, cls.i(shift)).result).result
+            if mul is not None:
+                h = arith.MulIOp(h, cls.i(_i32(mul))).result
+        k = arith.OrIOp(arith.ShLIOp(arith.ShRUIOp(h, cls.i(9)).result, cls.i(1)).result, cls.i(1)).result
+        return arith.MulFOp(arith.SIToFPOp(F32(), k).result, cls.f(2.0**-24)).result
+
+    @classmethod
+    def product(cls, v) -> ir.Value:
+        """A product about to feed an add, with NaN read as 0: numerics.quantize.product.
+
+        IREE's CPU backend compiles with FP contraction on, so `a * b + c`
+        would become one FMA (a different rounding than the reference's). A
+        select on the product is not a multiply, so LLVM cannot fuse across it.
+        """
+        return cls.select(cls.cmpf("uno", v, v), cls.f(0.0), v)
 
     @classmethod
     def is_nonfinite(cls, a) -> ir.Value:
         """a is NaN or ±Inf (for a >= 0 or any sign)."""
         return cls.cmpf("ueq", math.AbsFOp(a).result, cls.f(float("inf")))
+
+
+def _i32(v: int) -> int:
+    """A 32-bit pattern as the signed value an i32 attribute holds."""
+    return v - (1 << 32) if v >= 1 << 31 else v

@@ -6,6 +6,7 @@ from torch_mlir import ir
 
 from mxc.dialects.mxq import DequantizeOp, QuantizeOp
 from mxc.numerics.formats import Format
+from mxc.numerics.options import parse_spec
 
 
 def _i64(v: int) -> ir.IntegerAttr:
@@ -15,18 +16,19 @@ def _i64(v: int) -> ir.IntegerAttr:
 def quantized_types(lead: list[int], k: int, fmt: Format):
     """(elements, scales, tensor_scale or None) types for a [*lead, K] tensor in `fmt`."""
     ko = -(-k // fmt.block_size)
-    elements = ir.RankedTensorType.get([*lead, ko * fmt.block_size], ir.Type.parse(fmt.element.mlir))
+    elements = ir.RankedTensorType.get([*lead, ko * fmt.block_size], ir.Type.parse(fmt.storage_mlir))
     scales = ir.RankedTensorType.get([*lead, ko], ir.Type.parse(fmt.scale.mlir))
     ts = ir.RankedTensorType.get([], ir.F32Type.get()) if fmt.tensor_scale else None
     return elements, scales, ts
 
 
-def quantize(x: ir.Value, fmt: Format) -> QuantizeOp:
+def quantize(x: ir.Value, fmt: Format, spec: str) -> QuantizeOp:
+    """mxq.quantize of x [..., K] along K; `spec` is the format spec string (name + options)."""
     shape = list(ir.RankedTensorType(x.type).shape)
     e, s, ts = quantized_types(shape[:-1], shape[-1], fmt)
     return QuantizeOp(
         x,
-        format=ir.StringAttr.get(fmt.name),
+        format=ir.StringAttr.get(spec),
         block_size=_i64(fmt.block_size),
         axis=_i64(len(shape) - 1),
         elements=e,
@@ -35,12 +37,12 @@ def quantize(x: ir.Value, fmt: Format) -> QuantizeOp:
     )
 
 
-def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format, k: int) -> ir.Value:
+def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format, spec: str, k: int) -> ir.Value:
     lead = list(ir.RankedTensorType(elements.type).shape)[:-1]
     return DequantizeOp(
         elements,
         scales,
-        format=ir.StringAttr.get(fmt.name),
+        format=ir.StringAttr.get(spec),
         block_size=_i64(fmt.block_size),
         k=_i64(k),
         result=ir.RankedTensorType.get([*lead, k], ir.F32Type.get()),
@@ -48,8 +50,9 @@ def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format, 
     ).result
 
 
-def quantize_dequantize(x: ir.Value, fmt: Format) -> ir.Value:
-    """The QDQ pair that marks `x` as quantized in `fmt` (fake-quant form)."""
-    q = quantize(x, fmt)
+def quantize_dequantize(x: ir.Value, spec: str) -> ir.Value:
+    """The QDQ pair that marks `x` as quantized in format spec `spec` (fake-quant form)."""
+    fmt, _ = parse_spec(spec)
+    q = quantize(x, fmt, spec)
     k = ir.RankedTensorType(x.type).shape[-1]
-    return dequantize(q.elements, q.scales, q.tensor_scale, fmt, k)
+    return dequantize(q.elements, q.scales, q.tensor_scale, fmt, spec, k)

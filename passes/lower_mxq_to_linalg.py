@@ -1,12 +1,20 @@
 """lower-mxq-to-linalg: mxq ops -> linalg + arith + tensor + math, bit-exact with mxc.numerics.
 
 Quantization is integer/float32 arithmetic that mirrors `mxc.numerics` step by
-step (block amax with NaN-propagating max, exponent from the float32 bits,
-power-of-two scaling built from bits, `math.roundeven`, saturation with
-`minimumf`); element and scale values are rounded by our code before the final
-`arith.truncf`, which then only changes the type of an exactly representable
+step (`_quant.py`: block amax with NaN-propagating max, exponent from the
+float32 bits, the four MX scale rules, power-of-two scaling built from bits,
+`math.roundeven` or the counter-based stochastic rounding, saturation with
+`minimumf`, Four Over Six / IF4 block choices, Hadamard butterflies); element
+and scale values are rounded by our code before the final `arith.truncf` or
+integer encode, which then only changes the type of an exactly representable
 value. We do not rely on `arith.scaling_truncf` or `truncf` rounding (their
 tie and special-value semantics are still moving upstream).
+
+FP6 elements: IREE's CPU backend cannot store f6 types, so inside this pass
+they are i8 codes. An f6 `mxq.param` (weights stored four codes per three
+bytes) becomes an i8 param of the packed bytes plus an unpacking generic; other
+f6 values cross op boundaries through `builtin.unrealized_conversion_cast`,
+which `reconcile-unrealized-casts` removes at the end of the pass.
 
 Contractions, option `contraction`:
 * `decomposed` (default): dequantize both operands to f32 in elementwise
@@ -27,161 +35,72 @@ import dataclasses
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, math
+from torch_mlir.passmanager import PassManager
 
-from mxc.numerics.formats import E4M3, NONE, Format, get_format
+from mxc.dialects.mxq import ParamOp
+from mxc.numerics.formats import NONE, Format
+from mxc.numerics.options import QuantOptions, parse_spec
 
+from . import _quant as Q
 from ._linalg import (
     F32,
     I8,
-    I32,
     Scalar as S,
-    collapse_last,
     collapse_leading,
+    empty,
     expand_last,
     expand_leading,
     filled,
     generic,
-    empty,
     pad_last,
     shape_of,
     slice_last,
+    ttype,
 )
-from ._mxq_builders import quantized_types
 from .base import Pass, PassOptionError, walk_ops
 
 CONTRACTIONS = ("decomposed", "scaled-generic")
 
 
-def _fmt(attr) -> Format:
-    return get_format(ir.StringAttr(attr).value)
+def _spec(attr) -> tuple[Format, QuantOptions]:
+    return parse_spec(ir.StringAttr(attr).value)
 
 
-def _elem_type(v: ir.Value) -> ir.Type:
-    return ir.RankedTensorType(v.type).element_type
+def _cast(v: ir.Value, t: ir.Type) -> ir.Value:
+    return ir.Operation.create("builtin.unrealized_conversion_cast", results=[t], operands=[v]).result
 
 
-def _block_amax(xb: ir.Value, nonfinite_to_zero: bool = False) -> ir.Value:
-    """max |x| over the last dim (NaN propagates, as torch.amax)."""
-    s = shape_of(xb)
-    r = len(s)
+class _Fp6Bridge:
+    """FP6 element tensors as i8 codes: unpack packed params once, look through casts."""
 
-    def body(x, acc):
-        a = math.AbsFOp(x).result
-        if nonfinite_to_zero:
-            a = S.select(S.is_nonfinite(a), S.f(0.0), a)
-        return [arith.MaximumFOp(a, acc).result]
+    def __init__(self):
+        self.params: dict[str, ir.Value] = {}
 
-    return generic([xb], [filled(s[:-1], 0.0)], [list(range(r)), list(range(r - 1))],
-                   ["parallel"] * (r - 1) + ["reduction"], body)[0]
+    def codes(self, v: ir.Value, fmt: Format) -> ir.Value:
+        if fmt.element.bits != 6:
+            return v
+        shape = shape_of(v)
+        owner = v.owner
+        if not isinstance(owner, ir.Block) and owner.operation.name == "mxq.param":
+            name = ir.StringAttr(owner.attributes["name"]).value
+            if name not in self.params:
+                with owner.location, ir.InsertionPoint(owner.operation):
+                    packed = ParamOp(name=ir.StringAttr.get(name),
+                                     result=ttype([*shape[:-1], shape[-1] * 3 // 4], I8()))
+                    for attr in owner.attributes:
+                        if attr.name.startswith("mxq."):
+                            packed.operation.attributes[attr.name] = attr.attr
+                    self.params[name] = Q.unpack_fp6(packed.result)
+            return self.params[name]
+        if not isinstance(owner, ir.Block) and owner.operation.name == "builtin.unrealized_conversion_cast":
+            return owner.operands[0]
+        return _cast(v, ttype(shape, I8()))
 
-
-def _tensor_amax_finite(x: ir.Value) -> ir.Value:
-    """max |x| over the finite entries of the whole tensor, as tensor<f32>."""
-    r = len(shape_of(x))
-
-    def body(v, acc):
-        a = math.AbsFOp(v).result
-        return [arith.MaximumFOp(S.select(S.is_nonfinite(a), S.f(0.0), a), acc).result]
-
-    return generic([x], [filled([], 0.0)], [list(range(r)), []], ["reduction"] * r, body)[0]
-
-
-def quantize_mx(x: ir.Value, fmt: Format):
-    """x [..., K] f32 -> (elements [..., Kp], E8M0 scales [..., Ko]); FLOOR rule."""
-    elem, bs = fmt.element, fmt.block_size
-    e_t, s_t, _ = quantized_types(shape_of(x)[:-1], shape_of(x)[-1], fmt)
-    xb = expand_last(pad_last(x, e_t.shape[-1]), bs)
-    r = len(shape_of(xb))
-    amax = _block_amax(xb)
-
-    def scale_body(a, _):
-        e = arith.SubIOp(S.floor_log2(a), S.i(elem.emax)).result
-        e = arith.MinSIOp(arith.MaxSIOp(e, S.i(-127)).result, S.i(127)).result
-        e = S.select(S.cmpf("oeq", a, S.f(0.0)), S.i(-127), e)
-        code = S.select(S.is_nonfinite(a), S.i(255), arith.AddIOp(e, S.i(127)).result)
-        return [arith.BitcastOp(s_t.element_type, arith.TruncIOp(I8(), code).result).result]
-
-    scales = generic([amax], [empty(s_t.shape, s_t.element_type)], [list(range(r - 1))] * 2,
-                     ["parallel"] * (r - 1), scale_body)[0]
-
-    def elem_body(v, s, _):
-        code = arith.ExtUIOp(I32(), arith.BitcastOp(I8(), s).result).result
-        q = S.round_to_element(S.mul_exp2(v, arith.SubIOp(S.i(127), code).result), elem)
-        q = S.select(S.cmpi("eq", code, S.i(255)), S.f(0.0), q)
-        return [arith.TruncFOp(e_t.element_type, q).result]
-
-    out = empty(shape_of(xb), e_t.element_type)
-    elements = generic([xb, scales], [out], [list(range(r)), list(range(r - 1)), list(range(r))],
-                       ["parallel"] * r, elem_body)[0]
-    return collapse_last(elements), scales, None
-
-
-def quantize_nv(x: ir.Value, fmt: Format):
-    """x [..., K] f32 -> (E2M1 elements, UE4M3 scales, FP32 S_dec): the NVFP4 recipe."""
-    elem, bs = fmt.element, fmt.block_size
-    e_t, s_t, ts_t = quantized_types(shape_of(x)[:-1], shape_of(x)[-1], fmt)
-    amax_t = _tensor_amax_finite(x)
-
-    def tensor_scale_body(amax, _enc, _dec):
-        s = arith.DivFOp(S.f(fmt.tensor_scale_max * elem.max), amax).result
-        ok = arith.AndIOp(S.cmpf("one", math.AbsFOp(s).result, S.f(float("inf"))),
-                          S.cmpf("ogt", amax, S.f(0.0))).result
-        s_enc = S.select(ok, s, S.f(1.0))
-        return [s_enc, arith.DivFOp(S.f(1.0), s_enc).result]
-
-    s_enc, s_dec = generic([amax_t], [filled([], 0.0), filled([], 0.0)], [[], [], []], [], tensor_scale_body)
-    xb = expand_last(pad_last(x, e_t.shape[-1]), bs)
-    r = len(shape_of(xb))
-    amax = _block_amax(xb)
-
-    def scale_body(a, enc, _):
-        sb = S.round_to_element(arith.MulFOp(arith.DivFOp(a, S.f(elem.max)).result, enc).result, E4M3)
-        nan = arith.BitcastOp(s_t.element_type, S.i(0x7F, 8)).result
-        return [S.select(S.is_nonfinite(a), nan, arith.TruncFOp(s_t.element_type, sb).result)]
-
-    lead = list(range(r - 1))
-    scales = generic([amax, s_enc], [empty(s_t.shape, s_t.element_type)], [lead, [], lead],
-                     ["parallel"] * (r - 1), scale_body)[0]
-
-    def elem_body(v, s, dec, _):
-        sb = arith.ExtFOp(F32(), s).result
-        inv = arith.DivFOp(S.f(1.0), arith.MulFOp(sb, dec).result).result
-        q = S.round_to_element(arith.MulFOp(v, inv).result, elem)
-        q = S.select(S.cmpf("ueq", sb, S.f(0.0)), S.f(0.0), q)
-        return [arith.TruncFOp(e_t.element_type, q).result]
-
-    full = list(range(r))
-    elements = generic([xb, scales, s_dec], [empty(shape_of(xb), e_t.element_type)], [full, lead, [], full],
-                       ["parallel"] * r, elem_body)[0]
-    return collapse_last(elements), scales, s_dec
-
-
-def quantize(x: ir.Value, fmt: Format):
-    return quantize_nv(x, fmt) if fmt.tensor_scale else quantize_mx(x, fmt)
-
-
-def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format) -> ir.Value:
-    """Elements [..., Kp] x scales -> f32 [..., Kp] (padding kept; callers slice)."""
-    eb = expand_last(elements, fmt.block_size)
-    r = len(shape_of(eb))
-    full, lead = list(range(r)), list(range(r - 1))
-
-    if fmt.tensor_scale:
-        def body(e, s, ts, _):
-            sc = arith.MulFOp(arith.ExtFOp(F32(), s).result, ts).result
-            return [arith.MulFOp(arith.ExtFOp(F32(), e).result, sc).result]
-
-        ins, dims = [eb, scales, tensor_scale], [full, lead, [], full]
-    else:
-        def body(e, s, _):
-            code = arith.ExtUIOp(I32(), arith.BitcastOp(I8(), s).result).result
-            sc = S.exp2i(arith.SubIOp(code, S.i(127)).result)
-            sc = S.select(S.cmpi("eq", code, S.i(255)), S.f(float("nan")), sc)
-            return [arith.MulFOp(arith.ExtFOp(F32(), e).result, sc).result]
-
-        ins, dims = [eb, scales], [full, lead, full]
-    out = generic(ins, [empty(shape_of(eb), F32())], dims, ["parallel"] * r, body)[0]
-    return collapse_last(out)
+    def erase_unused_params(self, module: ir.Operation) -> None:
+        for op in walk_ops(module, "mxq.param"):
+            t = ir.RankedTensorType(op.result.type)
+            if str(t.element_type).startswith("f6") and not list(op.result.uses):
+                op.operation.erase()
 
 
 def contract(a: ir.Value, b: ir.Value) -> ir.Value:
@@ -235,6 +154,17 @@ def epilogue(y: ir.Value, bias, act: str) -> ir.Value:
     return generic(ins, [empty([m, n], F32())], dims, ["parallel", "parallel"], body)[0]
 
 
+def _quantize(x: ir.Value, fmt: Format, opts: QuantOptions):
+    if opts.hadamard:
+        x = Q.rotate(x, opts.hadamard)
+    return Q.quantize(x, fmt, opts)
+
+
+def _can_scale_generic(fmt: Format) -> bool:
+    """MX formats whose elements IREE's scaling_extf takes (E8M0 scales, a float storage type)."""
+    return fmt.family == "mx" and fmt.storage_mlir.startswith("f") and fmt.element.bits != 6
+
+
 @dataclasses.dataclass(frozen=True)
 class LowerMxqToLinalg(Pass):
     """Lower every mxq op except `mxq.param` (the IREE hand-off turns those into globals)."""
@@ -245,6 +175,7 @@ class LowerMxqToLinalg(Pass):
     def run(self, module: ir.Operation) -> None:
         if self.contraction not in CONTRACTIONS:
             raise PassOptionError(f"{self.name}: contraction must be one of {', '.join(CONTRACTIONS)}")
+        fp6 = _Fp6Bridge()
         for name, fn in (
             ("mxq.fused_matmul", self._fused),
             ("mxq.scaled_matmul", self._scaled),
@@ -254,20 +185,27 @@ class LowerMxqToLinalg(Pass):
         ):
             for op in walk_ops(module, name):
                 with op.location, ir.InsertionPoint(op.operation):
-                    new = fn(op)
+                    new = fn(op, fp6)
                 for old, value in zip(op.results, new):
                     old.replace_all_uses_with(value)
                 op.operation.erase()
+        fp6.erase_unused_params(module)
+        PassManager.parse("builtin.module(reconcile-unrealized-casts)", context=module.context).run(module)
 
-    def _quantize(self, op):
-        e, s, ts = quantize(op.input, _fmt(op.format))
+    def _quantize(self, op, fp6):
+        fmt, opts = _spec(op.format)
+        e, s, ts = _quantize(op.input, fmt, opts)
+        if fmt.element.bits == 6:
+            e = _cast(e, op.elements.type)
         return [e, s] + ([ts] if ts is not None else [])
 
-    def _dequantize(self, op):
+    def _dequantize(self, op, fp6):
+        fmt, opts = _spec(op.format)
         k = ir.IntegerAttr(op.k).value
-        return [slice_last(dequantize(op.elements, op.scales, op.tensor_scale, _fmt(op.format)), k)]
+        y = slice_last(Q.dequantize(fp6.codes(op.elements, fmt), op.scales, op.tensor_scale, fmt), k)
+        return [Q.rotate(y, opts.hadamard) if opts.hadamard else y]
 
-    def _matmul(self, op):
+    def _matmul(self, op, fp6):
         lhs, rhs = op.lhs, op.rhs
         if len(shape_of(rhs)) == 3:
             return [contract(lhs, rhs)]
@@ -275,29 +213,31 @@ class LowerMxqToLinalg(Pass):
         y = epilogue(contract(collapse_leading(lhs), rhs), op.bias, "none")
         return [expand_leading(y, lead)]
 
-    def _scaled(self, op):
-        fa, fb = _fmt(op.a_format), _fmt(op.b_format)
-        if self.contraction == "scaled-generic":
+    def _scaled(self, op, fp6):
+        (fa, _), (fb, _) = _spec(op.a_format), _spec(op.b_format)
+        if self.contraction == "scaled-generic" and _can_scale_generic(fa) and _can_scale_generic(fb):
             return [scaled_contract(op.a, op.a_scales, op.b, op.b_scales)]
-        return [contract(dequantize(op.a, op.a_scales, None, fa), dequantize(op.b, op.b_scales, None, fb))]
+        a = Q.dequantize(fp6.codes(op.a, fa), op.a_scales, None, fa)
+        return [contract(a, Q.dequantize(fp6.codes(op.b, fb), op.b_scales, None, fb))]
 
-    def _fused(self, op):
-        fw, act_name = _fmt(op.w_format), ir.StringAttr(op.act_format).value
+    def _fused(self, op, fp6):
+        fw, w_opts = _spec(op.w_format)
+        act = ir.StringAttr(op.act_format).value
         x = op.x
         lead = shape_of(x)[:-1]
         x2 = collapse_leading(x)
+        if w_opts.hadamard:  # weights were rotated offline; the activations are rotated here
+            x2 = Q.rotate(x2, w_opts.hadamard)
         kp = shape_of(op.w)[-1]
-        if act_name == NONE:
-            a_e = None
-            a = pad_last(x2, kp)
+        w = Q.dequantize(fp6.codes(op.w, fw), op.w_scales, op.w_tensor_scale, fw)
+        if act == NONE:
+            y = contract(pad_last(x2, kp), w)
         else:
-            fa = get_format(act_name)
-            a_e, a_s, a_ts = quantize(x2, fa)
-        if a_e is not None and self.contraction == "scaled-generic" and not (fa.tensor_scale or fw.tensor_scale):
-            y = scaled_contract(a_e, a_s, op.w, op.w_scales)
-        else:
-            if a_e is not None:
-                a = dequantize(a_e, a_s, a_ts, fa)
-            y = contract(a, dequantize(op.w, op.w_scales, op.w_tensor_scale, fw))
+            fa, a_opts = parse_spec(act)
+            a_e, a_s, a_ts = Q.quantize(x2, fa, a_opts)
+            if self.contraction == "scaled-generic" and _can_scale_generic(fa) and _can_scale_generic(fw):
+                y = scaled_contract(a_e, a_s, op.w, op.w_scales)
+            else:
+                y = contract(Q.dequantize(a_e, a_s, a_ts, fa), w)
         y = epilogue(y, op.bias, ir.StringAttr(op.epilogue).value)
         return [expand_leading(y, lead)]
