@@ -1,10 +1,11 @@
 """Hand-off to IREE: mxq.param -> util.global parameters, then iree-compile in-process.
 
 Each `mxq.param` becomes a module-level `util.global` whose initial value is
-`#stream.parameter.named<"model"::"<name>">`, loaded where the param was. Sub-byte
-and 8-bit float weights are stored as i8 bytes (4-bit codes two per byte, low
-nibble first, IREE's own packing of f4E2M1FN) and `flow.tensor.bitcast` back
-to their MLIR type, as IREE's own MX tests do. The util/flow ops are built in
+`#stream.parameter.named<"model"::"<name>">`, loaded where the param was. 4-bit
+(f4E2M1FN, i4) and 8-bit float weights are stored as i8 bytes (4-bit codes two
+per byte, low nibble first, IREE's own packing) and `flow.tensor.bitcast` back
+to their MLIR type, as IREE's own MX tests do. (FP6 weights arrive here as i8
+params of their packed bytes: lower-mxq-to-linalg unpacks them.) The util/flow ops are built in
 generic form (those dialects are not in torch-mlir's context); IREE parses them.
 """
 
@@ -24,7 +25,7 @@ CPU_FLAGS = ["--iree-llvmcpu-target-cpu=host", "--iree-opt-const-expr-max-size-i
 def _storage_type(t: ir.RankedTensorType) -> ir.RankedTensorType:
     """The byte layout a parameter of logical type `t` is stored with."""
     elem = str(t.element_type)
-    width = 4 if elem.startswith("f4") else 8 if elem.startswith("f8") else None
+    width = 4 if elem in ("f4E2M1FN", "i4") else 8 if elem.startswith("f8") else None
     if width is None:
         return t
     shape = list(t.shape)

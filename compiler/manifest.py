@@ -6,7 +6,8 @@ import math
 
 from torch_mlir import ir
 
-from mxc.numerics.formats import NONE, get_format
+from mxc.numerics.formats import NONE
+from mxc.numerics.options import parse_spec
 
 _MATMULS = ("mxq.fused_matmul", "mxq.matmul", "mxq.scaled_matmul")
 
@@ -25,7 +26,8 @@ def _param(v):
 
 
 def _fused_entry(op) -> dict:
-    w_fmt = get_format(_s(op, "w_format"))
+    w_spec = _s(op, "w_format")
+    w_fmt, w_opts = parse_spec(w_spec)
     x, w = _shape(op.operands[0]), _shape(op.operands[1])
     n, k = w[0], x[-1]
     elems = _param(op.operands[1])
@@ -35,9 +37,10 @@ def _fused_entry(op) -> dict:
         "layer": _s(op, "layer"),
         "op": "linear",
         "status": "quantized",
-        "weight_format": w_fmt.name,
+        "weight_format": w_spec,
         "activation_format": _s(op, "act_format"),
         "scale_encoding": w_fmt.scale.name,
+        "options": w_opts.to_dict(),
         "block_size": w_fmt.block_size,
         "epilogue": _s(op, "epilogue"),
         "has_bias": len(op.operands) > 3 + int(w_fmt.tensor_scale),

@@ -35,13 +35,22 @@ class Options:
     policy: str = ""
     weights_only: bool = False
     contraction: str = "decomposed"
+    act_format: str = ""  # activations' format when it differs from the weights'
+    scale_rule: str = "floor"
+    rounding: str = "rne"
+    seed: int = 0
+    error_metric: str = "mse"
+    hadamard: int = 0  # 0: no rotation
 
 
 def pass_phases(opts: Options) -> list[tuple[str, Pass]]:
     """(phase name, pass) for the MLIR-pass part of the pipeline, in order."""
     return [
         ("mxq", ConvertTorchToMxq()),
-        ("formats", MxqSelectFormats(format=opts.format, weights_only=opts.weights_only, policy=opts.policy)),
+        ("formats", MxqSelectFormats(format=opts.format, weights_only=opts.weights_only, policy=opts.policy,
+                                     act_format=opts.act_format, scale_rule=opts.scale_rule,
+                                     rounding=opts.rounding, seed=opts.seed, error_metric=opts.error_metric,
+                                     hadamard=opts.hadamard)),
         ("quantize-weights", MxqQuantizeWeights()),
         ("fuse", MxqFuse()),
         ("lower-cpu", LowerMxqToLinalg(contraction=opts.contraction)),

@@ -87,9 +87,10 @@ class _Fp6Bridge:
                 with owner.location, ir.InsertionPoint(owner.operation):
                     packed = ParamOp(name=ir.StringAttr.get(name),
                                      result=ttype([*shape[:-1], shape[-1] * 3 // 4], I8()))
-                    for attr in owner.attributes:
-                        if attr.name.startswith("mxq."):
-                            packed.operation.attributes[attr.name] = attr.attr
+                    for key in list(owner.attributes):
+                        key = key if isinstance(key, str) else key.name
+                        if key.startswith("mxq."):
+                            packed.operation.attributes[key] = owner.attributes[key]
                     self.params[name] = Q.unpack_fp6(packed.result)
             return self.params[name]
         if not isinstance(owner, ir.Block) and owner.operation.name == "builtin.unrealized_conversion_cast":

@@ -22,7 +22,8 @@ from torch_mlir import ir
 
 from mxc.compiler.torch_ops import from_builtin
 from mxc.dialects.mxq import FusedMatmulOp, ScaledMatmulOp
-from mxc.numerics.formats import NONE, get_format
+from mxc.numerics.formats import NONE
+from mxc.numerics.options import parse_spec
 
 from .base import Pass, erase_dead, walk_ops
 
@@ -76,12 +77,14 @@ class MxqFuse(Pass):
 
     @staticmethod
     def _fuse_weight(mm, w_dq) -> None:
-        w_fmt = get_format(_str(w_dq.format))
+        w_spec = _str(w_dq.format)
+        w_fmt, w_opts = parse_spec(w_spec)
         x, act_fmt = mm.lhs, NONE
         x_dq = _producer(mm.lhs, "mxq.dequantize")
         x_q = x_dq and _producer(x_dq.elements, "mxq.quantize")
         if x_q is not None:
-            if get_format(_str(x_q.format)).block_size != w_fmt.block_size:
+            a_fmt, a_opts = parse_spec(_str(x_q.format))
+            if a_fmt.block_size != w_fmt.block_size or a_opts.hadamard != w_opts.hadamard:
                 return
             x, act_fmt = x_q.input, _str(x_q.format)
         act, epilogue = _epilogue(mm)
@@ -92,7 +95,7 @@ class MxqFuse(Pass):
                 w_dq.scales,
                 layer=mm.layer,
                 act_format=ir.StringAttr.get(act_fmt),
-                w_format=ir.StringAttr.get(w_fmt.name),
+                w_format=ir.StringAttr.get(w_spec),
                 block_size=ir.IntegerAttr.get(ir.IntegerType.get_signless(64), w_fmt.block_size),
                 epilogue=ir.StringAttr.get(epilogue),
                 result=mm.result.type,
@@ -119,11 +122,11 @@ class MxqFuse(Pass):
         a_dq = _producer(mm.lhs, "mxq.dequantize")
         if a_dq is None or mm.bias is not None:
             return
-        fa, fb = _str(a_dq.format), _str(b_dq.format)
-        if get_format(fa).tensor_scale or get_format(fb).tensor_scale:
+        (fa, oa), (fb, ob) = parse_spec(_str(a_dq.format)), parse_spec(_str(b_dq.format))
+        if fa.tensor_scale or fb.tensor_scale or oa.hadamard != ob.hadamard:
             return
         a, b = ir.RankedTensorType(a_dq.elements.type), ir.RankedTensorType(b_dq.elements.type)
-        if a.rank != 2 or b.rank != 2 or get_format(fa).block_size != get_format(fb).block_size:
+        if a.rank != 2 or b.rank != 2 or fa.block_size != fb.block_size:
             return
         with mm.location, ir.InsertionPoint(mm.operation):
             sm = ScaledMatmulOp(
