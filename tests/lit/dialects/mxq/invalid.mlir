@@ -1,7 +1,7 @@
 // RUN: mxc-opt %s --split-input-file --verify-diagnostics
 
 func.func @unknown_format(%x: tensor<4x64xf32>) {
-  // expected-error @+1 {{unknown format 'mxfp5' (valid: mxfp4, mxfp8, nvfp4)}}
+  // expected-error @+1 {{unknown format 'mxfp5': valid formats are fp4_ue5m3, if4, mxfp4, mxfp6_e2m3, mxfp6_e3m2, mxfp8, mxfp8_e5m2, mxint8, nvfp4, nvfp4_4over6, nvint4}}
   %e, %s = "mxq.quantize"(%x) {format = "mxfp5", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>)
   return
 }
@@ -115,5 +115,53 @@ func.func @fused_bad_bias(%x: tensor<4x64xf32>, %w: tensor<8x64xf8E4M3FN>, %s: t
 func.func @matmul_k_mismatch(%x: tensor<4x64xf32>, %w: tensor<8x32xf32>) {
   // expected-error @+1 {{contraction sizes differ: lhs K=64, rhs K=32}}
   %r = "mxq.matmul"(%x, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x32xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @option_not_for_format(%x: tensor<4x64xf32>) {
+  // expected-error @+1 {{scale_rule applies to MX formats (E8M0 scales); nvfp4 computes its scales from an FP32 tensor scale}}
+  %e, %s, %t = "mxq.quantize"(%x) {format = "nvfp4{scale_rule=rceil}", block_size = 16 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x4xf8E4M3FN>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @unknown_option_value(%x: tensor<4x64xf32>) {
+  // expected-error @+1 {{rounding must be one of rne, stochastic, got 'up'}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp4{rounding=up}", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>)
+  return
+}
+
+// -----
+
+func.func @hadamard_k_not_divisible(%x: tensor<4x48xf32>) {
+  // expected-error @+1 {{hadamard=32 needs K divisible by 32, got K=48}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp4{hadamard=32}", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x48xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>)
+  return
+}
+
+// -----
+
+func.func @if4_stores_i4_codes(%x: tensor<4x32xf32>) {
+  // expected-error @+1 {{format 'if4' stores i4 elements, got f4E2M1FN}}
+  %e, %s, %t = "mxq.quantize"(%x) {format = "if4", block_size = 16 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x32xf32>) -> (tensor<4x32xf4E2M1FN>, tensor<4x2xi8>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @fp6_scale_type(%x: tensor<4x32xf32>) {
+  // expected-error @+1 {{format 'mxfp6_e2m3' uses f8E8M0FNU scales, got i8}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp6_e2m3", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x32xf32>) -> (tensor<4x32xf6E2M3FN>, tensor<4x1xi8>)
+  return
+}
+
+// -----
+
+func.func @hadamard_mismatch(%x: tensor<4x64xf32>, %w: tensor<8x64xf8E4M3FN>, %s: tensor<8x2xf8E8M0FNU>) {
+  // expected-error @+1 {{activations and weights must use the same hadamard rotation}}
+  %r = "mxq.fused_matmul"(%x, %w, %s) {layer = "fc", act_format = "mxfp8{hadamard=32}", w_format = "mxfp8", block_size = 32 : i64, epilogue = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (tensor<4x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
   return
 }
