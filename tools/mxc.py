@@ -15,6 +15,16 @@ def _add_compile(sub):
     p.add_argument("--format", default="mxfp4", help="format for every quantizable layer (see `mxc formats`)")
     p.add_argument("--policy", default="", help="TOML policy file with per-layer formats")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
+    p.add_argument("--act-format", default="", help="activations' format when it differs from --format "
+                   "(same block size, e.g. --format mxfp4 --act-format mxfp8)")
+    p.add_argument("--scale-rule", default="floor", choices=["floor", "rceil", "ceil", "even"],
+                   help="MX scale rule (FORMATS.md); floor is the OCP spec's")
+    p.add_argument("--rounding", default="rne", choices=["rne", "stochastic"], help="element rounding")
+    p.add_argument("--seed", type=int, default=0, help="seed of stochastic rounding")
+    p.add_argument("--error-metric", default="mse", choices=["mse", "mae", "max"],
+                   help="block choice metric of nvfp4_4over6 and if4")
+    p.add_argument("--hadamard", type=int, default=0, choices=[0, 16, 32, 128],
+                   help="Hadamard rotation block along K (0: none)")
     p.add_argument("--contraction", default="decomposed", choices=["decomposed", "scaled-generic"],
                    help="CPU contraction form (see lower-mxq-to-linalg)")
     p.add_argument("--dump-compilation-phases-to", "--dump-ir", dest="dump", default=None,
@@ -29,12 +39,15 @@ def _cmd_compile(a) -> int:
     from mxc.compiler.driver import compile_file
     from mxc.compiler.pipeline import Options
 
-    if a.format != "none":
-        from mxc.numerics.formats import get_format
+    if not a.policy:  # a policy file is validated when it is read, with its own defaults
+        from mxc.compiler.policy import Choice
+        from mxc.numerics.options import QuantOptions
 
-        get_format(a.format)
+        Choice(a.format, a.weights_only, a.act_format or None,
+               QuantOptions(a.scale_rule, a.rounding, a.seed, a.error_metric, a.hadamard or None))
     opts = Options(target=a.target, format=a.format, policy=a.policy, weights_only=a.weights_only,
-                   contraction=a.contraction)
+                   contraction=a.contraction, act_format=a.act_format, scale_rule=a.scale_rule,
+                   rounding=a.rounding, seed=a.seed, error_metric=a.error_metric, hadamard=a.hadamard)
     res = compile_file(
         a.model, a.output, opts,
         dump_dir=a.dump or knobs.dump_dir(),
@@ -150,10 +163,11 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.export's pytree deprecations
     from mxc.compiler.errors import MxcError
     from mxc.numerics.formats import UnknownFormatError
+    from mxc.numerics.options import OptionError
 
     try:
         return COMMANDS[a.command](a)
-    except (MxcError, UnknownFormatError) as e:
+    except (MxcError, UnknownFormatError, OptionError) as e:
         print(f"mxc: error: {e}", file=sys.stderr)
         return 2
 
