@@ -121,15 +121,17 @@ def _cmd_inspect(a) -> int:
     except ValueError as e:
         raise ArtifactError(f"{path} is corrupt: {e}") from e
     print(f"model {m['model']}  target {m['target']}  options {m['options']}")
-    head = f"{'layer':44s} {'op':10s} {'weights':8s} {'acts':8s} {'bits/w':>7s} {'SQNR dB':>8s}  decision"
+    head = (f"{'layer':40s} {'op':8s} {'weights':13s} {'acts':13s} {'options':24s} {'bits/w':>6s} "
+            f"{'SQNR dB':>7s}  decision")
     print(head)
     print("-" * len(head))
     for r in m["layers"]:
-        bits = r.get("bits_per_weight")
-        sq = r.get("weight_sqnr_db")
-        print(f"{r['layer'][-44:]:44s} {r['op'][:10]:10s} {r.get('weight_format', 'none'):8s} "
-              f"{r.get('activation_format', 'none'):8s} {'' if bits is None else f'{bits:.2f}':>7s} "
-              f"{'' if sq is None else f'{sq:.1f}':>8s}  {r['decision']}")
+        bits, sq = r.get("bits_per_weight"), r.get("weight_sqnr_db")
+        w_name = r.get("weight_format", "none").split("{")[0]
+        a_name = r.get("activation_format", "none").split("{")[0]
+        opts = ",".join(f"{k}={v}" for k, v in r.get("options", {}).items())
+        print(f"{r['layer'][-40:]:40s} {r['op'][:8]:8s} {w_name:13s} {a_name:13s} {opts[:24]:24s} "
+              f"{'' if bits is None else f'{bits:.2f}':>6s} {'' if sq is None else f'{sq:.1f}':>7s}  {r['decision']}")
     for w in m.get("warnings", []):
         print(f"warning: {w}")
     return 0
