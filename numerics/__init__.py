@@ -9,6 +9,7 @@ from .formats import FORMATS, NONE, Format, UnknownFormatError, get_format
 from .options import OptionError, QuantOptions, format_spec, parse_spec
 from .quantize import (
     QTensor,
+    dot_general,
     fake_quantize,
     pack_fp6,
     pack_nibbles,
@@ -25,6 +26,7 @@ __all__ = [
     "QTensor",
     "QuantOptions",
     "UnknownFormatError",
+    "dot_general",
     "fake_quantize",
     "format_spec",
     "get_format",

@@ -295,3 +295,23 @@ def fake_quantize(x: torch.Tensor, fmt: str | Format, *, axis: int = -1, **optio
     """quantize(...).dequantize() in x's dtype: the torch fake-quant reference."""
     return quantize(x, fmt, axis=axis, **options).dequantize().to(x.dtype)
 
+
+
+def dot_general(a: QTensor, b: QTensor) -> torch.Tensor:
+    """OCP MX DotGeneral (spec §6) of a [M, K] and b [N, K], both quantized along K: [M, N] float32.
+
+    Sum over K blocks of X_A * X_B * sum_i(P_A,i * P_B,i); the operands may be
+    different formats with the same block size (MXFP8 activations x MXFP4 weights).
+    A NaN scale makes every result it touches NaN. Both operands must share a
+    Hadamard rotation (or none): the dot product of rotated operands is the product.
+    """
+    if a.fmt.block_size != b.fmt.block_size:
+        raise ValueError(f"block sizes differ: {a.fmt.name} {a.fmt.block_size}, {b.fmt.name} {b.fmt.block_size}")
+    if a.options.hadamard != b.options.hadamard:
+        raise ValueError("operands must use the same hadamard rotation")
+    bs = a.fmt.block_size
+    pa = a.element_values().unflatten(-1, (-1, bs)).double()
+    pb = b.element_values().unflatten(-1, (-1, bs)).double()
+    inner = torch.einsum("mkb,nkb->mnk", pa, pb)  # exact for 4/6/8-bit elements in float64
+    scaled = inner * a.scale_values().double().unsqueeze(1) * b.scale_values().double().unsqueeze(0)
+    return scaled.sum(-1).to(torch.float32)

@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from mxc.numerics import FORMATS, OptionError, fake_quantize, pack_fp6, parse_spec, quantize, unpack_fp6
+from mxc.numerics import (
+    FORMATS,
+    OptionError,
+    dot_general,
+    fake_quantize,
+    pack_fp6,
+    parse_spec,
+    quantize,
+    unpack_fp6,
+)
 from mxc.numerics import hadamard
 from mxc.numerics.elements import decode, decode_table, encode, round_to_element
 from mxc.numerics.formats import E2M3, E3M2, E4M3, E5M2, INT8, UE5M3
@@ -223,3 +232,20 @@ def test_specs_and_option_errors():
                       ("mxfp4{color=red}", "unknown option"), ("mxfp4{rceil}", "expected key=value")]:
         with pytest.raises(OptionError, match=msg):
             parse_spec(spec)
+
+
+@pytest.mark.parametrize("fa, fb", [("mxfp8", "mxfp4"), ("mxfp6_e2m3", "mxint8"), ("mxfp8_e5m2", "mxfp6_e3m2"),
+                                    ("nvfp4", "if4")])
+def test_dot_general_mixed_formats(fa, fb):
+    g = torch.Generator().manual_seed(1)
+    x, w = torch.randn(4, 96, generator=g), torch.randn(6, 96, generator=g)
+    qa, qb = quantize(x, fa), quantize(w, fb)
+    torch.testing.assert_close(dot_general(qa, qb), qa.dequantize() @ qb.dequantize().T, rtol=1e-5, atol=1e-5)
+    x[1, 40] = math.nan  # a NaN block poisons its row only
+    out = dot_general(quantize(x, fa), qb)
+    assert torch.isnan(out[1]).all() and torch.isfinite(out[[0, 2, 3]]).all()
+
+
+def test_dot_general_needs_one_block_size():
+    with pytest.raises(ValueError, match="block sizes differ"):
+        dot_general(quantize(torch.ones(2, 32), "mxfp8"), quantize(torch.ones(2, 32), "nvfp4"))
