@@ -102,7 +102,25 @@ def test_nan_weights_warn_and_follow_the_spec(write_model, tmp_path):
 
 def test_unknown_format_lists_valid(tmp_path):
     rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path, "--format", "fp5")
-    assert rc == 2 and "unknown format 'fp5'" in err and "mxfp4, mxfp8, nvfp4" in err
+    assert rc == 2 and "unknown format 'fp5'" in err and "if4, mxfp4, mxfp6_e2m3" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "nvfp4", "--scale-rule", "rceil"], "scale_rule applies to MX formats"),
+    (["--format", "mxfp4", "--error-metric", "mae"], "error_metric applies to formats with a per-block choice"),
+    (["--format", "mxfp4", "--act-format", "nvfp4"], "act_format nvfp4 has block size 16, the weights' mxfp4 32"),
+    (["--format", "mxfp4", "--seed", "3"], "seed applies only to rounding=stochastic"),
+])
+def test_option_that_does_not_apply(args, message, tmp_path):
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path, *args)
+    assert rc == 2 and message in err, err
+
+
+def test_policy_rule_with_bad_option(tmp_path):
+    policy = tmp_path / "p.toml"
+    policy.write_text('[layers]\n"fc1" = { format = "nvfp4", scale_rule = "even" }\n')
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path / "o", "--policy", policy)
+    assert rc == 2 and "rule 'fc1'" in err and "scale_rule applies to MX formats" in err and str(policy) in err
 
 
 def test_policy_with_unknown_format(tmp_path):
