@@ -40,6 +40,9 @@ def exp2i(e: torch.Tensor) -> torch.Tensor:
     return torch.where(e < -126, torch.full_like(normal, 2.0**-127), normal)
 
 
+_TORCH_FP8 = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2}
+
+
 def round_int(t: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
     """Round t >= 0 to an integer: RNE, or up with probability frac(t) when `u` (uniform in (0, 1)) is given."""
     if u is None:
@@ -53,10 +56,19 @@ def round_to_element(v: torch.Tensor, elem: ElementType, u: torch.Tensor | None 
 
     NaN inputs give NaN; -0 and values that round to zero keep their sign.
     """
+    if u is None and elem.name in _TORCH_FP8:  # torch's own cast is RNE; saturate first (it would make NaN)
+        return v.clamp(-elem.max, elem.max).to(_TORCH_FP8[elem.name]).to(torch.float32)
     a = v.abs().clamp(max=elem.max)
     if elem.kind == "int":
         q = round_int(a * 2.0**elem.mbits, u) * 2.0**-elem.mbits
         return torch.copysign(q, v)
+    if u is None:
+        # RNE by magic number: M = 2^(e + 23 - mbits) has the element grid step as its float32
+        # ulp (e = the binade of a, at least emin), so a + M rounds a to the grid and - M is exact.
+        # Same result as roundeven(a * 2^(mbits-e)) * 2^(e-mbits) (the lowering's form), fewer passes.
+        field = (a.view(torch.int32) >> 23).clamp_(min=elem.emin + 127)
+        magic = ((field + (23 - elem.mbits)) << 23).view(torch.float32)
+        return torch.copysign((a + magic).sub_(magic), v)
     e = floor_log2(a).clamp(min=elem.emin)
     q = round_int(a * exp2i(elem.mbits - e), u) * exp2i(e - elem.mbits)
     return torch.copysign(q.clamp(max=elem.max), v)

@@ -156,16 +156,26 @@ def mx_scale_exponent(amax: torch.Tensor, fmt: Format, rule: str) -> torch.Tenso
     return e.clamp(-127, 127)
 
 
-def _quantize_mx(xb: torch.Tensor, fmt: Format, opts: QuantOptions, u):
-    """OCP MX: E8M0 scale 2^e per block by `opts.scale_rule`, elements = encode(x / 2^e)."""
+def _quantize_mx(xb: torch.Tensor, fmt: Format, opts: QuantOptions, u, codes: bool = True):
+    """OCP MX: E8M0 scale 2^e per block by `opts.scale_rule`, elements = encode(x / 2^e).
+
+    Returns (element codes or None, scale codes, None, dequantized blocks or None).
+    """
     amax = xb.abs().amax(dim=-1)
     special = ~torch.isfinite(amax)
     e = mx_scale_exponent(amax, fmt, opts.scale_rule)
     e = torch.where(amax == 0, torch.full_like(e, -127), e)
     q = round_to_element(xb * exp2i(-e).unsqueeze(-1), fmt.element, u)
-    q = torch.where(special.unsqueeze(-1), torch.zeros_like(q), q)
+    has_special = bool(special.any())
+    if has_special:
+        q = torch.where(special.unsqueeze(-1), torch.zeros_like(q), q)
     scales = torch.where(special, torch.full_like(e, E8M0_NAN), e + 127).to(torch.uint8)
-    return encode(q, fmt.element), scales, None
+    if codes:
+        return encode(q, fmt.element), scales, None, None
+    sv = exp2i(e)
+    if has_special:
+        sv = torch.where(special, torch.full_like(sv, math.nan), sv)
+    return None, scales, None, q.mul_(sv.unsqueeze(-1))
 
 
 def nv_tensor_scale(x: torch.Tensor, fmt: Format) -> torch.Tensor:
@@ -215,11 +225,12 @@ def _int_candidate(xb, s_b, s_dec, u):
     return q, (q * torch.tensor(IF4_INT_STEP)) * sd.unsqueeze(-1)
 
 
-def _quantize_nv(xb: torch.Tensor, fmt: Format, opts: QuantOptions, s_enc: torch.Tensor, u):
+def _quantize_nv(xb: torch.Tensor, fmt: Format, opts: QuantOptions, s_enc: torch.Tensor, u, codes: bool = True):
     """The NVFP4 recipe (TransformerEngine), with Four Over Six / IF4 block choices.
 
     Blocks holding NaN or Inf get the scale's NaN code; a block whose scale
-    rounds to zero flushes to zero.
+    rounds to zero flushes to zero. Returns (element codes or None, scale codes,
+    S_dec, dequantized blocks or None).
     """
     selem, elem = fmt.scale.element, fmt.element
     s_dec = 1.0 / s_enc
@@ -233,16 +244,20 @@ def _quantize_nv(xb: torch.Tensor, fmt: Format, opts: QuantOptions, s_enc: torch
         q4, deq4 = _candidate(xb, s4, s_dec, elem, u)
         pick = block_error(deq4, xb, opts.error_metric) < block_error(deq, xb, opts.error_metric)
         q = torch.where(pick.unsqueeze(-1), q4, q)
+        deq = torch.where(pick.unsqueeze(-1), deq4, deq)
         scale_codes = torch.where(pick, encode(s4, selem), scale_codes)
-    codes = encode(q, elem)
+    el = encode(q, elem) if codes else None
     if fmt.choice == "if4":  # INT block when strictly better; flagged in bit 7 of the scale byte
         qi, deqi = _int_candidate(xb, s6, s_dec, u)
         pick = block_error(deqi, xb, opts.error_metric) < block_error(deq, xb, opts.error_metric)
-        codes = torch.where(pick.unsqueeze(-1), qi.to(torch.int32).bitwise_and(0xF).to(torch.uint8), codes)
+        if codes:
+            el = torch.where(pick.unsqueeze(-1), qi.to(torch.int32).bitwise_and(0xF).to(torch.uint8), el)
+        deq = torch.where(pick.unsqueeze(-1), deqi, deq)
         scale_codes = torch.where(pick, scale_codes | IF4_INT_FLAG, scale_codes)
-    codes = torch.where(special.unsqueeze(-1), torch.zeros_like(codes), codes)
     scale_codes = torch.where(special, torch.full_like(scale_codes, selem.nan_code), scale_codes)
-    return codes, scale_codes, s_dec
+    if codes:
+        return torch.where(special.unsqueeze(-1), torch.zeros_like(el), el), scale_codes, s_dec, None
+    return None, scale_codes, s_dec, torch.where(special.unsqueeze(-1), torch.full_like(deq, math.nan), deq)
 
 
 def resolve(fmt: str | Format, **overrides) -> tuple[Format, QuantOptions]:
@@ -274,9 +289,19 @@ def quantize(
     """
     fmt, opts = resolve(fmt, scale_rule=scale_rule, rounding=rounding, seed=seed,
                         error_metric=error_metric, hadamard=hadamard)
+    axis = _check_axis(x, axis)
+    elements, scales, ts, _ = _quantize_blocks(x, axis, fmt, opts, codes=True)
+    return QTensor(fmt, elements.flatten(-2), scales, ts, tuple(x.shape), axis, opts)
+
+
+def _check_axis(x: torch.Tensor, axis: int) -> int:
     if x.dim() == 0:
         raise ValueError("quantize needs a tensor with at least one dimension")
-    axis = axis % x.dim()
+    return axis % x.dim()
+
+
+def _quantize_blocks(x: torch.Tensor, axis: int, fmt: Format, opts: QuantOptions, codes: bool):
+    """x -> (element codes or None, scale codes, S_dec, dequantized blocks or None), axis-last, padded."""
     xl = x.detach().to(torch.float32).movedim(axis, -1)
     if opts.hadamard:
         xl = _hadamard.rotate(xl, opts.hadamard)
@@ -285,17 +310,23 @@ def quantize(
     if opts.rounding == "stochastic":
         u = rng.uniform(tuple(xb.shape), opts.seed)
     if fmt.family == "mx":
-        elements, scales, ts = _quantize_mx(xb, fmt, opts, u)
-    else:
-        elements, scales, ts = _quantize_nv(xb, fmt, opts, nv_tensor_scale(xl, fmt), u)
-    return QTensor(fmt, elements.flatten(-2), scales, ts, tuple(x.shape), axis, opts)
+        return _quantize_mx(xb, fmt, opts, u, codes)
+    return _quantize_nv(xb, fmt, opts, nv_tensor_scale(xl, fmt), u, codes)
 
 
 def fake_quantize(x: torch.Tensor, fmt: str | Format, *, axis: int = -1, **options) -> torch.Tensor:
-    """quantize(...).dequantize() in x's dtype: the torch fake-quant reference."""
-    return quantize(x, fmt, axis=axis, **options).dequantize().to(x.dtype)
+    """quantize(...).dequantize() in x's dtype, the torch fake-quant reference, without the codes.
 
-
+    Bit-identical to `quantize(x, fmt, ...).dequantize()` (tested): it multiplies the
+    rounded element values by their scales instead of encoding and decoding them.
+    """
+    fmt, opts = resolve(fmt, **options)
+    axis = _check_axis(x, axis)
+    _, _, _, deq = _quantize_blocks(x, axis, fmt, opts, codes=False)
+    out = deq.flatten(-2)[..., : x.shape[axis]]
+    if opts.hadamard:
+        out = _hadamard.rotate(out, opts.hadamard)
+    return out.movedim(-1, axis).to(x.dtype)
 
 def dot_general(a: QTensor, b: QTensor) -> torch.Tensor:
     """OCP MX DotGeneral (spec §6) of a [M, K] and b [N, K], both quantized along K: [M, N] float32.

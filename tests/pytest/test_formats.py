@@ -249,3 +249,22 @@ def test_dot_general_mixed_formats(fa, fb):
 def test_dot_general_needs_one_block_size():
     with pytest.raises(ValueError, match="block sizes differ"):
         dot_general(quantize(torch.ones(2, 32), "mxfp8"), quantize(torch.ones(2, 32), "nvfp4"))
+
+
+@pytest.mark.parametrize("name", sorted(FORMATS))
+def test_fake_quantize_equals_dequantize(name):
+    """fake_quantize skips encode/decode; it must give quantize().dequantize() bit for bit."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 70, generator=g) * torch.logspace(-3, 3, 6).unsqueeze(1)
+    x[1, 5], x[2, 40], x[3] = math.nan, -math.inf, 0.0
+    variants = [{}, {"rounding": "stochastic", "seed": 4}]
+    variants += [{"scale_rule": r} for r in ("rceil", "ceil", "even")] if FORMATS[name].family == "mx" else []
+    variants += [{"error_metric": m} for m in ("mae", "max")] if FORMATS[name].choice else []
+    for opts in variants:
+        for axis in (-1, 0):
+            ref = quantize(x, name, axis=axis, **opts).dequantize()
+            assert torch.equal(fake_quantize(x, name, axis=axis, **opts).isnan(), ref.isnan()), opts
+            assert torch.equal(torch.nan_to_num(fake_quantize(x, name, axis=axis, **opts)), torch.nan_to_num(ref))
+    xh = torch.randn(4, 64, generator=g)
+    torch.testing.assert_close(fake_quantize(xh, name, hadamard=32), quantize(xh, name, hadamard=32).dequantize(),
+                               rtol=0, atol=0)
