@@ -35,7 +35,7 @@ def _fused_entry(op) -> dict:
     bits = w_fmt.bits_per_element * (w[1] / k) + (32 / (n * k) if w_fmt.tensor_scale else 0.0)
     return {
         "layer": _s(op, "layer"),
-        "op": "linear",
+        "op": _s(op, "mxq.op") if "mxq.op" in op.attributes else "linear",
         "status": "quantized",
         "weight_format": w_spec,
         "activation_format": _s(op, "act_format"),

@@ -2,7 +2,7 @@
 
 A weight is an `mxq.param` (data in the active WeightStore), or an inline
 `torch.vtensor.literal` / `arith.constant` with dense data (lit tests), seen
-through torch_c casts and `aten.transpose.int` / `aten.t`.
+through torch_c casts, `aten.transpose.int` / `aten.t` and `tensor.collapse_shape`.
 """
 
 from __future__ import annotations
@@ -55,6 +55,10 @@ def constant_weight(value: ir.Value) -> WeightRef | None:
     if name in ("torch.vtensor.literal", "arith.constant"):
         attr = owner.attributes["value"]
         return WeightRef("inline constant", lambda: _dense(attr))
+    if name == "tensor.collapse_shape":  # a conv weight flattened to [C_out, C_in*kh*kw]
+        inner = constant_weight(owner.operands[0])
+        shape = list(ir.RankedTensorType(value.type).shape)
+        return inner and WeightRef(inner.describe, lambda: inner.load().reshape(shape))
     if name == "torch.aten.t":
         inner = constant_weight(owner.operands[0])
         return inner and WeightRef(inner.describe, lambda: inner.load().t())

@@ -1,16 +1,20 @@
 """convert-torch-to-mxq: quantizable torch ops become `mxq.matmul`.
 
-Matches `aten.linear`, `aten.mm`, `aten.matmul`, `aten.addmm` (beta = alpha = 1)
-and `aten.bmm` on static-shaped f32 tensors. Each becomes
+Matches `aten.linear`, `aten.mm`, `aten.matmul`, `aten.addmm` (beta = alpha = 1),
+`aten.bmm` and `aten.conv2d` on static-shaped f32 tensors. Each becomes
 
     torch_c.to_builtin_tensor -> mxq.matmul {layer = "<module path>"} -> torch_c.from_builtin_tensor
 
 with the right-hand side in [N, K] (weights as stored by nn.Linear); a [K, N]
 operand gets an `aten.transpose.int` first, which `mxq-quantize-weights` folds
-for constant weights. The layer name comes from the NameLoc the frontend put
-on every op. Ops mxc recognizes but cannot quantize yet (convolutions,
-attention) and matmuls it cannot take (dynamic shapes, non-f32) stay in torch
-and get an `mxq.reason` attribute, which the manifest and `mxc inspect` list.
+for constant weights. A conv2d (groups = 1) becomes im2col -> `mxq.matmul`
+over K = C_in * kh * kw (the weight flattened to [C_out, K], so the block axis
+runs over the convolution's reduction) -> NCHW (`_conv.py`), marked
+`mxq.op = "conv2d"`. The layer name comes from the NameLoc the frontend put
+on every op. Ops mxc recognizes but cannot quantize yet (attention, grouped or
+transposed convolutions) and matmuls it cannot take (dynamic shapes, non-f32)
+stay in torch and get an `mxq.reason` attribute, which the manifest and `mxc
+inspect` list.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from torch_mlir import ir
 from mxc.compiler.torch_ops import builtin_type_of, from_builtin, to_builtin
 from mxc.dialects.mxq import MatmulOp
 
+from . import _conv
+from ._conv import Conv2dGeometry
+from ._linalg import shape_of
 from .base import Pass, layer_name, walk_ops
 
-MATMUL_OPS = ("torch.aten.linear", "torch.aten.mm", "torch.aten.matmul", "torch.aten.addmm", "torch.aten.bmm")
+MATMUL_OPS = ("torch.aten.linear", "torch.aten.mm", "torch.aten.matmul", "torch.aten.addmm", "torch.aten.bmm",
+              "torch.aten.conv2d")
 NOT_YET = {
-    "torch.aten.conv2d": "conv2d is not quantized yet: stays in high precision",
-    "torch.aten.convolution": "convolution is not quantized yet: stays in high precision",
+    "torch.aten.convolution": "convolution (transposed or not 2-D) is not quantized: stays in high precision",
     "torch.aten.scaled_dot_product_attention": "attention is not quantized yet: stays in high precision",
 }
 
@@ -97,6 +104,25 @@ class ConvertTorchToMxq(Pass):
         for op, layer in zip(ops, unique_layer_names([layer_name(op) or op.operation.name for op in ops])):
             self._convert(op, layer)
 
+    def _convert_conv(self, op, layer: str) -> None:
+        """aten.conv2d -> im2col -> mxq.matmul -> NCHW, or an mxq.reason."""
+        g = _conv_geometry(op)
+        if isinstance(g, str):
+            op.operation.attributes["mxq.reason"] = ir.StringAttr.get(g)
+            op.operation.attributes["mxq.layer"] = ir.StringAttr.get(layer)
+            return
+        x, w, bias = list(op.operands)[:3]
+        with op.location, ir.InsertionPoint(op):
+            patches = _conv.im2col(to_builtin(x, builtin_type_of(x.type)), g)
+            w2 = _conv.flatten_weight(to_builtin(w, builtin_type_of(w.type)), g)
+            b = None if _is_none(bias) else to_builtin(bias, builtin_type_of(bias.type))
+            res_type = ir.RankedTensorType.get([shape_of(patches)[0], g.o], ir.F32Type.get())
+            mm = MatmulOp(patches, w2, layer=ir.StringAttr.get(layer), result=res_type, bias=b)
+            mm.operation.attributes["mxq.op"] = ir.StringAttr.get("conv2d")
+            out = from_builtin(_conv.to_nchw(mm.result, g), op.result.type)
+        op.result.replace_all_uses_with(out)
+        op.erase()
+
     def _operands(self, op):
         """(lhs, rhs, bias, rhs_is_kn) per op kind, or a reason string."""
         ops = list(op.operands)
@@ -110,6 +136,8 @@ class ConvertTorchToMxq(Pass):
         return ops[0], ops[1], None, True  # mm, matmul, bmm: rhs is [.., K, N]
 
     def _convert(self, op, layer: str) -> None:
+        if op.name == "torch.aten.conv2d":
+            return self._convert_conv(op, layer)
         got = self._operands(op)
         lhs, rhs, bias, rhs_kn = got if not isinstance(got, str) else (None, None, None, None)
         shapes = [_shape(v) for v in (lhs, rhs, op.result)] if lhs is not None else [None]
@@ -137,3 +165,30 @@ class ConvertTorchToMxq(Pass):
             out = from_builtin(mm.result, op.result.type)
         op.result.replace_all_uses_with(out)
         op.erase()
+
+
+def _int_list(v: ir.Value) -> list[int] | None:
+    owner = v.owner
+    if isinstance(owner, ir.Block) or owner.operation.name != "torch.prim.ListConstruct":
+        return None
+    vals = [_int_constant(o) for o in owner.operands]
+    return None if any(x is None for x in vals) else vals
+
+
+def _conv_geometry(op) -> Conv2dGeometry | str:
+    """The conv's geometry, or why it stays in high precision."""
+    x, w, bias, stride, padding, dilation, groups = list(op.operands)
+    xs, ws, ys = _shape(x), _shape(w), _shape(op.result)
+    if xs is None or ws is None or ys is None or len(xs) != 4:
+        return "only static-shaped f32 NCHW conv2d is quantized"
+    if _int_constant(groups) != 1:
+        return "grouped/depthwise conv2d (groups != 1) is not quantized: stays in high precision"
+    lists = [_int_list(v) for v in (stride, padding, dilation)]
+    if any(lst is None or len(lst) != 2 for lst in lists):
+        return "conv2d with non-constant stride/padding/dilation (or padding='same') stays in high precision"
+    if not _is_none(bias) and _shape(bias) != [ws[0]]:
+        return "conv2d bias must be a vector over C_out"
+    g = Conv2dGeometry(xs[0], xs[1], xs[2], xs[3], ws[0], ws[2], ws[3], *(tuple(v) for v in lists))
+    if [g.n, g.o, *g.out_hw] != ys:
+        return f"conv2d result shape {ys} does not match its geometry"
+    return g

@@ -102,8 +102,9 @@ class MxqFuse(Pass):
                 w_tensor_scale=w_dq.tensor_scale,
                 bias=mm.bias,
             )
-            if "mxq.decision" in mm.operation.attributes:
-                fused.operation.attributes["mxq.decision"] = mm.operation.attributes["mxq.decision"]
+            for key in ("mxq.decision", "mxq.op"):
+                if key in mm.operation.attributes:
+                    fused.operation.attributes[key] = mm.operation.attributes[key]
         if act is None:
             mm.result.replace_all_uses_with(fused.result)
         else:

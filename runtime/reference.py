@@ -21,6 +21,7 @@ from mxc.passes.convert_torch_to_mxq import unique_layer_names
 
 aten = torch.ops.aten
 _MATMULS = {aten.linear.default, aten.mm.default, aten.matmul.default, aten.addmm.default, aten.bmm.default}
+_CONVS = {aten.conv2d.default}
 
 
 def _fq(t: torch.Tensor, fmt: str, axis: int) -> torch.Tensor:
@@ -47,6 +48,29 @@ def _insert_fq(gm, node, index: int, fmt: str, axis: int) -> None:
     node.update_arg(index, new)
 
 
+def _fq_conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+               act: str = NONE, wfmt: str = NONE):
+    """conv2d as mxc compiles it: unfold -> fake-quant patches and flattened weight along K -> GEMM -> NCHW."""
+    n, _, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    pair = torch.nn.modules.utils._pair
+    stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
+    ho, wo = ((size + 2 * p - d * (k - 1) - 1) // s + 1
+              for size, p, d, k, s in zip((h, wd), padding, dilation, (kh, kw), stride))
+    cols = torch.nn.functional.unfold(x, (kh, kw), dilation, padding, stride).transpose(1, 2)  # [N, L, K]
+    y = _fq(cols, act, -1) @ _fq(w.reshape(o, -1), wfmt, -1).T
+    if bias is not None:
+        y = y + bias
+    return y.transpose(1, 2).reshape(n, o, ho, wo).contiguous()
+
+
+def _replace_conv(gm, node, act: str, wfmt: str) -> None:
+    with gm.graph.inserting_before(node):
+        new = gm.graph.call_function(_fq_conv2d, node.args, {**node.kwargs, "act": act, "wfmt": wfmt})
+    node.replace_all_uses_with(new)
+    gm.graph.erase_node(node)
+
+
 def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> torch.fx.GraphModule:
     """The exported graph with mxc.numerics fake quantization on exactly the manifest's layers.
 
@@ -55,12 +79,16 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> 
     """
     formats = layer_formats(manifest)
     gm = export(model, inputs).module()
-    nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS]
+    nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS | _CONVS]
     names = unique_layer_names([module_path(n) or f"torch.aten.{n.target._opname}" for n in nodes])
     applied = 0
     for node, name in zip(nodes, names):
         act, wfmt = formats.get(name, (NONE, NONE))
         if (act, wfmt) == (NONE, NONE):
+            continue
+        if node.target in _CONVS:
+            _replace_conv(gm, node, act, wfmt)
+            applied += 1
             continue
         a_i, w_i, w_axis = _ARG_POSITIONS.get(node.target, (0, 1, -2))
         if wfmt != NONE:

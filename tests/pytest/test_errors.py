@@ -64,15 +64,34 @@ def get_example_inputs(): return (torch.randn(4),)
     assert rc == 2 and "torch.export failed for Branchy" in err
 
 
-def test_unquantizable_op_is_listed(tmp_path):
-    rc, _, err = run_mxc("compile", EXAMPLES / "cnn.py", "-o", tmp_path, "-q")
+DEPTHWISE = """
+import torch
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dw = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.fc = torch.nn.Linear(8 * 4 * 4, 16)
+    def forward(self, x):
+        return self.fc(self.dw(x).flatten(1))
+def get_model():
+    torch.manual_seed(0)
+    return M()
+def get_example_inputs():
+    torch.manual_seed(1)
+    return (torch.randn(2, 8, 4, 4),)
+"""
+
+
+def test_unquantizable_op_is_listed(write_model, tmp_path):
+    rc, _, err = run_mxc("compile", write_model(DEPTHWISE), "-o", tmp_path, "-q")
     assert rc == 0, err
     rows = json.loads((tmp_path / "manifest.json").read_text())["layers"]
-    convs = [r for r in rows if r["op"] == "conv2d"]
-    assert [r["layer"] for r in convs] == ["conv1", "conv2"]
-    assert all(r["status"] == "high precision" and "not quantized yet" in r["decision"] for r in convs)
+    assert [(r["layer"], r["status"]) for r in rows] == [("dw", "high precision"), ("fc", "quantized")]
+    assert "groups != 1" in rows[0]["decision"] and rows[0]["op"] == "conv2d"
     rc, out, _ = run_mxc("inspect", tmp_path)
-    assert rc == 0 and "conv2d is not quantized yet" in out
+    assert rc == 0 and "grouped/depthwise conv2d (groups != 1) is not quantized" in out
+    rc, out, err = run_mxc("run", tmp_path, "--compare", "--json")
+    assert rc == 0 and json.loads(out)["vs_reference"]["within_tolerance"], err
 
 
 @pytest.mark.parametrize("fmt", ["mxfp4", "nvfp4"])

@@ -59,3 +59,45 @@ func.func @unquantizable(%x: !torch.vtensor<[?,64],f32>, %y: !torch.vtensor<[4,6
   %1 = torch.aten.addmm %b, %y, %w, %int2, %int1 : !torch.vtensor<[8],f32>, !torch.vtensor<[4,64],f32>, !torch.vtensor<[64,8],f32>, !torch.int, !torch.int -> !torch.vtensor<[4,8],f32> loc("scaled")
   return %1 : !torch.vtensor<[4,8],f32>
 }
+
+// -----
+
+// conv2d (groups = 1) is a GEMM over K = C_in * kh * kw: im2col of the padded input
+// (the input map reads (n, c, ho*2 + i, wo*2 + j)), the weight flattened to [C_out, K], the result back to NCHW.
+// CHECK-LABEL: func.func @conv2d
+// CHECK: tensor.insert_slice {{.*}} into tensor<1x3x10x10xf32>
+// CHECK: linalg.generic {{.*}} ins(%{{.*}} : tensor<1x3x10x10xf32>) outs(%{{.*}} : tensor<1x4x4x3x3x3xf32>)
+// CHECK: tensor.collapse_shape {{.*}} into tensor<16x27xf32>
+// CHECK: tensor.collapse_shape {{.*}} {{\[}}[0], [1, 2, 3]] : tensor<8x3x3x3xf32> into tensor<8x27xf32>
+// CHECK: "mxq.matmul"({{.*}}) {layer = "conv", mxq.op = "conv2d"
+// CHECK-SAME: (tensor<16x27xf32>, tensor<8x27xf32>, tensor<8xf32>) -> tensor<16x8xf32>
+// CHECK: tensor.expand_shape {{.*}} into tensor<1x4x4x8xf32>
+// CHECK: linalg.generic {{.*}} ins(%{{.*}} : tensor<1x4x4x8xf32>) outs(%{{.*}} : tensor<1x8x4x4xf32>)
+// CHECK-NOT: torch.aten.conv2d
+func.func @conv2d(%x: !torch.vtensor<[1,3,8,8],f32>) -> !torch.vtensor<[1,8,4,4],f32> {
+  %w = torch.vtensor.literal(dense<0.5> : tensor<8x3x3x3xf32>) : !torch.vtensor<[8,3,3,3],f32>
+  %b = torch.vtensor.literal(dense<0.1> : tensor<8xf32>) : !torch.vtensor<[8],f32>
+  %int1 = torch.constant.int 1
+  %int2 = torch.constant.int 2
+  %stride = torch.prim.ListConstruct %int2, %int2 : (!torch.int, !torch.int) -> !torch.list<int>
+  %pad = torch.prim.ListConstruct %int1, %int1 : (!torch.int, !torch.int) -> !torch.list<int>
+  %dil = torch.prim.ListConstruct %int1, %int1 : (!torch.int, !torch.int) -> !torch.list<int>
+  %y = torch.aten.conv2d %x, %w, %b, %stride, %pad, %dil, %int1 : !torch.vtensor<[1,3,8,8],f32>, !torch.vtensor<[8,3,3,3],f32>, !torch.vtensor<[8],f32>, !torch.list<int>, !torch.list<int>, !torch.list<int>, !torch.int -> !torch.vtensor<[1,8,4,4],f32> loc("conv")
+  return %y : !torch.vtensor<[1,8,4,4],f32>
+}
+
+// -----
+
+// A grouped (depthwise) conv stays in torch with its reason.
+// CHECK-LABEL: func.func @grouped_conv2d
+// CHECK: torch.aten.conv2d {{.*}} {mxq.layer = "dw", mxq.reason = "grouped/depthwise conv2d (groups != 1) is not quantized: stays in high precision"}
+func.func @grouped_conv2d(%x: !torch.vtensor<[1,4,8,8],f32>) -> !torch.vtensor<[1,4,8,8],f32> {
+  %w = torch.vtensor.literal(dense<0.5> : tensor<4x1x3x3xf32>) : !torch.vtensor<[4,1,3,3],f32>
+  %none = torch.constant.none
+  %int1 = torch.constant.int 1
+  %int4 = torch.constant.int 4
+  %stride = torch.prim.ListConstruct %int1, %int1 : (!torch.int, !torch.int) -> !torch.list<int>
+  %pad = torch.prim.ListConstruct %int1, %int1 : (!torch.int, !torch.int) -> !torch.list<int>
+  %y = torch.aten.conv2d %x, %w, %none, %stride, %pad, %stride, %int4 : !torch.vtensor<[1,4,8,8],f32>, !torch.vtensor<[4,1,3,3],f32>, !torch.none, !torch.list<int>, !torch.list<int>, !torch.list<int>, !torch.int -> !torch.vtensor<[1,4,8,8],f32> loc("dw")
+  return %y : !torch.vtensor<[1,4,8,8],f32>
+}
