@@ -1,4 +1,4 @@
-"""A small CNN: two convolutions (kept in high precision for now) and a linear classifier head."""
+"""A small CNN: two convolutions (quantized as GEMMs over C_in*kh*kw) and a linear classifier head."""
 
 import torch
 
