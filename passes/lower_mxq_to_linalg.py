@@ -230,15 +230,18 @@ class LowerMxqToLinalg(Pass):
         if w_opts.hadamard:  # weights were rotated offline; the activations are rotated here
             x2 = Q.rotate(x2, w_opts.hadamard)
         kp = shape_of(op.w)[-1]
-        w = Q.dequantize(fp6.codes(op.w, fw), op.w_scales, op.w_tensor_scale, fw)
+
+        def weights():
+            return Q.dequantize(fp6.codes(op.w, fw), op.w_scales, op.w_tensor_scale, fw)
+
         if act == NONE:
-            y = contract(pad_last(x2, kp), w)
+            y = contract(pad_last(x2, kp), weights())
         else:
             fa, a_opts = parse_spec(act)
             a_e, a_s, a_ts = Q.quantize(x2, fa, a_opts)
             if self.contraction == "scaled-generic" and _can_scale_generic(fa) and _can_scale_generic(fw):
                 y = scaled_contract(a_e, a_s, op.w, op.w_scales)
             else:
-                y = contract(Q.dequantize(a_e, a_s, a_ts, fa), w)
+                y = contract(Q.dequantize(a_e, a_s, a_ts, fa), weights())
         y = epilogue(y, op.bias, ir.StringAttr(op.epilogue).value)
         return [expand_leading(y, lead)]
