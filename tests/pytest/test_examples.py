@@ -41,22 +41,27 @@ def _irpa(path):
     return {key: np.frombuffer(bytes(entry.file_view), dtype=np.uint8) for key, entry in index.items()}
 
 
-@pytest.mark.parametrize("fmt", ["mxfp8", "mxfp4", "nvfp4"])
-def test_compiled_weight_bits_equal_numerics(fmt, tmp_path):
+def assert_mlp_weights_equal_numerics(artifact, spec: str) -> dict:
+    """Every MLP weight in the artifact's .irpa equals mxc.numerics' packed codes for format spec `spec`."""
     import importlib.util
 
-    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path, "--format", fmt, "-q")
-    assert rc == 0, err
-    params = _irpa(tmp_path / "model.irpa")
-    spec = importlib.util.spec_from_file_location("mlp", EXAMPLES / "mlp.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    params = _irpa(artifact / "model.irpa")
+    mspec = importlib.util.spec_from_file_location("mlp", EXAMPLES / "mlp.py")
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
     model = mod.get_model()
     for layer in ("fc1", "fc2", "head"):
-        q = quantize(getattr(model, layer).weight, fmt)
-        assert np.array_equal(params[f"{layer}.{fmt}.elements"], q.packed_elements().numpy().ravel())
-        assert np.array_equal(params[f"{layer}.{fmt}.scales"], q.scales.numpy().ravel())
+        q = quantize(getattr(model, layer).weight, spec)
+        assert np.array_equal(params[f"{layer}.{spec}.elements"], q.packed_elements().numpy().ravel())
+        assert np.array_equal(params[f"{layer}.{spec}.scales"], q.scales.numpy().ravel())
         if q.tensor_scale is not None:
-            ts = params[f"{layer}.{fmt}.tensor_scale"].view(np.float32)
-            assert ts.item() == q.tensor_scale.item()
+            assert params[f"{layer}.{spec}.tensor_scale"].view(np.float32).item() == q.tensor_scale.item()
+    return params
+
+
+@pytest.mark.parametrize("fmt", ["mxfp8", "mxfp4", "nvfp4"])
+def test_compiled_weight_bits_equal_numerics(fmt, tmp_path):
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path, "--format", fmt, "-q")
+    assert rc == 0, err
+    params = assert_mlp_weights_equal_numerics(tmp_path, fmt)
     assert "fc1.weight" not in params  # the float weight is not shipped once quantized

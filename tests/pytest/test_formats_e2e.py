@@ -2,12 +2,11 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from conftest import EXAMPLES, run_mxc
-from mxc.numerics import FORMATS, quantize
-from test_examples import _irpa
+from mxc.numerics import FORMATS
+from test_examples import assert_mlp_weights_equal_numerics
 
 # Lower bounds on SQNR vs torch float32 ("sensible error") by element width, with margin.
 MIN_SQNR_DB = {8: 12.0, 6: 9.0, 4: 4.0}
@@ -69,8 +68,6 @@ def test_policy_with_every_format_and_option_on_llama(tmp_path):
 @pytest.mark.parametrize("spec", ["mxfp6_e2m3", "mxfp6_e3m2", "mxint8", "if4", "nvint4", "fp4_ue5m3",
                                   "nvfp4_4over6{error_metric=max}", "mxfp4{rounding=stochastic,seed=9}"])
 def test_compiled_weight_bits_equal_numerics(spec, tmp_path):
-    import importlib.util
-
     fmt_name, _, opts = spec.partition("{")
     args = ["--format", fmt_name]
     if opts:
@@ -79,14 +76,4 @@ def test_compiled_weight_bits_equal_numerics(spec, tmp_path):
             args += [f"--{key.replace('_', '-')}", value]
     rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path, "-q", "--weights-only", *args)
     assert rc == 0, err
-    params = _irpa(tmp_path / "model.irpa")
-    mspec = importlib.util.spec_from_file_location("mlp", EXAMPLES / "mlp.py")
-    mod = importlib.util.module_from_spec(mspec)
-    mspec.loader.exec_module(mod)
-    model = mod.get_model()
-    for layer in ("fc1", "fc2", "head"):
-        q = quantize(getattr(model, layer).weight, spec)
-        assert np.array_equal(params[f"{layer}.{spec}.elements"], q.packed_elements().numpy().ravel())
-        assert np.array_equal(params[f"{layer}.{spec}.scales"], q.scales.numpy().ravel())
-        if q.tensor_scale is not None:
-            assert params[f"{layer}.{spec}.tensor_scale"].view(np.float32).item() == q.tensor_scale.item()
+    assert_mlp_weights_equal_numerics(tmp_path, spec)
