@@ -7,6 +7,7 @@ as IREE parameters), `inputs.pt` (the example inputs) and `manifest.json`.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -21,10 +22,10 @@ from mxc.passes import run_pass
 from . import frontend, iree_backend, manifest
 from .context import make_context
 from .errors import MxcError, MxcWarning, PipelineError
-from .pipeline import PHASES, Options, pass_phases
+from .pipeline import TARGETS, Options, pass_phases, phases
 from .weights import WeightStore, use_weights
 
-ARTIFACT_FILES = ("model.vmfb", "model.irpa", "manifest.json", "inputs.pt")
+from mxc.runtime.artifact import ARTIFACT_FILES  # noqa: E402,F401  (re-exported)
 
 
 @dataclass
@@ -42,14 +43,14 @@ def _asm(module: ir.Module, debug_info: bool = False) -> str:
 
 
 class _Progress:
-    def __init__(self, enabled: bool):
-        self.enabled, self.t0 = enabled, time.perf_counter()
+    def __init__(self, enabled: bool, phase_names: tuple[str, ...]):
+        self.enabled, self.t0, self.phases = enabled, time.perf_counter(), phase_names
         self.timings: dict[str, float] = {}
 
     def step(self, phase: str, fn):
-        i = PHASES.index(phase) + 1
+        i = self.phases.index(phase) + 1
         if self.enabled:
-            print(f"[{i}/{len(PHASES)}] {phase} ...", end="", file=sys.stderr, flush=True)
+            print(f"[{i}/{len(self.phases)}] {phase} ...", end="", file=sys.stderr, flush=True)
         t = time.perf_counter()
         try:
             return fn()
@@ -71,12 +72,14 @@ def compile_file(
     keep_ir: bool = False,
 ) -> CompileResult:
     """Compile model.py into an artifact directory (see the module docstring)."""
+    if opts.target not in TARGETS:
+        raise MxcError(f"unknown target '{opts.target}' (targets: {', '.join(TARGETS)})")
+    PHASES = phases(opts.target)
     if compile_to not in PHASES:
-        raise MxcError(f"unknown phase '{compile_to}' for --compile-to (phases: {', '.join(PHASES)})")
-    if opts.target != "cpu":
-        raise MxcError(f"unknown target '{opts.target}' (targets: cpu; CUDA targets are not built yet)")
+        raise MxcError(f"unknown phase '{compile_to}' for --compile-to with --target {opts.target} "
+                       f"(phases: {', '.join(PHASES)})")
     spec = frontend.load_model_file(model_path)
-    steps = _Progress(progress)
+    steps = _Progress(progress, PHASES)
     weights = WeightStore()
     ctx = make_context()
     result = CompileResult(Path(out_dir) if out_dir else None, {})
@@ -109,12 +112,15 @@ def compile_file(
             steps.step(phase, lambda: _run_phase(p, module, out_dir or dump or Path(".")))
             record(phase, module, p)
             stop = compile_to == phase
-            if PHASES.index(phase) <= PHASES.index("fuse"):  # lowering erases the mxq ops
+            if phase != "lower-cpu" and phase != "lower-cuda":  # lowering erases the mxq ops
                 table = manifest.layer_table(module)
         if not stop:
             names = steps.step("iree-input", lambda: iree_backend.params_to_globals(module))
             record("iree-input", module)
             stop = compile_to == "iree-input"
+        library = _kernel_library(module)
+        if library and dump:
+            _copy_kernels(library, dump)
         if not stop:
             text = module.operation.get_asm()  # nothing elided: this is IREE's input
             vmfb = steps.step("vmfb", lambda: _iree_compile(text, opts.target, out_dir or dump or Path(".")))
@@ -144,8 +150,36 @@ def compile_file(
         result.manifest["weights_bytes"] = weights.nbytes(names)
         result.manifest["parameters"] = {"file": "model.irpa", "scope": "model", "count": len(names)}
         torch.save(spec.example_inputs, out / "inputs.pt")
+    if library:
+        _copy_kernels(library, out / "kernels")
+        result.manifest["kernel_library"] = "kernels/" + KERNEL_STEM + ".cubin"
+    if compile_to == "vmfb" and opts.target != "cpu":
+        # The GPU machine may have no compiler: `mxc run --compare` there reads these.
+        from mxc.runtime.reference import eager_forward, fake_quant_forward
+
+        torch.save({"fake_quant": fake_quant_forward(spec.model, spec.example_inputs, result.manifest),
+                    "eager": eager_forward(spec.model, spec.example_inputs)}, out / REFERENCE_FILE)
+        result.manifest["reference_outputs"] = REFERENCE_FILE
     (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2))
     return result
+
+
+KERNEL_STEM = "mxc_sm90a"
+REFERENCE_FILE = "reference.pt"
+
+
+def _kernel_library(module: ir.Module) -> Path | None:
+    from mxc.passes.lower_mxq_to_cuda import LIBRARY_ATTR
+
+    attrs = module.operation.attributes
+    return Path(ir.StringAttr(attrs[LIBRARY_ATTR]).value) if LIBRARY_ATTR in attrs else None
+
+
+def _copy_kernels(cubin: Path, where: Path) -> None:
+    """The CUDA source, PTX and cubin of the model's kernels, as <where>/mxc_sm90a.{cu,ptx,cubin}."""
+    where.mkdir(parents=True, exist_ok=True)
+    for ext in ("cu", "ptx", "cubin"):
+        shutil.copyfile(cubin.with_suffix("." + ext), where / f"{KERNEL_STEM}.{ext}")
 
 
 def _repro(module_text: str, where: Path, pipeline: str, err: Exception) -> PipelineError:
@@ -174,5 +208,5 @@ def _iree_compile(text: str, target: str, where: Path) -> bytes:
         path.write_text(text)
         raise PipelineError(
             f"iree-compile failed: {str(e)[:2000]}\nreproduce with: iree-compile --iree-input-type=torch "
-            f"--iree-hal-target-device=local --iree-hal-local-target-device-backends=llvm-cpu {path}"
+            f"{' '.join(iree_backend.flags(target))} {path}"
         ) from e

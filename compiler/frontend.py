@@ -7,6 +7,9 @@
   can name layers in policies, reports and errors.
 * Non-persistent buffers (transformers' rotary `inv_freq`) are made persistent
   before export; the importer cannot map them otherwise.
+
+Loading model.py and exporting need only torch (`mxc run --compare` uses them on
+machines without the compiler); the torch-mlir import lives in `importer.py`.
 """
 
 from __future__ import annotations
@@ -19,16 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch_mlir import ir
-from torch_mlir.extras.fx_importer import ContextCache, FxImporter, FxImporterHooks
-
-from mxc.dialects.mxq import ParamOp
 
 from .errors import ExportError, ModelFileError
-from .torch_ops import builtin_type_of, from_builtin
-from .weights import WeightStore
-
-INLINE_LITERAL_BYTES = 64  # smaller anonymous constants stay inline in the IR
 
 
 @dataclass
@@ -127,44 +122,8 @@ def module_path(node: torch.fx.Node) -> str:
     return path.strip(".")
 
 
-class _NamedLocationCache(ContextCache):
-    """Locations wrapped in a NameLoc carrying the node's module path."""
+def import_program(prog, ctx, weights):
+    """ExportedProgram -> torch-dialect module (see importer.import_program)."""
+    from .importer import import_program as _import
 
-    __slots__ = ()
-
-    def get_node_location(self, node):
-        loc = super().get_node_location(node) or ir.Location.unknown(self._c)
-        path = module_path(node)
-        return ir.Location.name(path, childLoc=loc, context=self._c) if path else loc
-
-
-class _Hooks(FxImporterHooks):
-    """Keeps weights out of the IR: each literal becomes `mxq.param` + from_builtin_tensor."""
-
-    def __init__(self, weights: WeightStore, names: dict[int, str]):
-        self.weights = weights
-        self.names = names  # id(tensor) -> state_dict / constants name
-
-    def resolve_literal(self, gni, literal, info):
-        if not isinstance(literal, torch.Tensor):
-            return None
-        if id(literal) not in self.names and literal.numel() * literal.element_size() <= INLINE_LITERAL_BYTES:
-            return None
-        name = self.names.get(id(literal), "constant")
-        name = self.weights.add(name, literal)
-        vtensor = gni._cc.tensor_to_vtensor_type(literal)
-        builtin = builtin_type_of(vtensor)
-        param = ParamOp(name=ir.StringAttr.get(name), result=builtin).result
-        return from_builtin(param, vtensor)
-
-
-def import_program(prog: torch.export.ExportedProgram, ctx: ir.Context, weights: WeightStore) -> ir.Module:
-    """ExportedProgram -> torch-dialect module with named locations and weights as mxq.param."""
-    names = {id(t): n for n, t in [*prog.state_dict.items(), *prog.constants.items()]}
-    importer = FxImporter(context=ctx, hooks=_Hooks(weights, names))
-    importer._cc = _NamedLocationCache(ctx, py_attr_tracker=importer._py_attr_tracker)
-    try:
-        importer.import_frozen_program(prog, func_name="main")
-    except Exception as e:
-        raise ExportError(f"torch-mlir could not import the exported graph: {type(e).__name__}: {e}") from e
-    return importer.module
+    return _import(prog, ctx, weights)

@@ -78,10 +78,22 @@ def params_to_globals(module: ir.Module) -> list[str]:
     return list(used)
 
 
+# IREE 3.13 knows no sm_90: its own dispatches are built for sm_80 (the driver JITs the PTX for
+# Hopper); mxc's kernels come as an sm_90a cubin object (lower-mxq-to-cuda).
+CUDA_FLAGS = ["--iree-hal-target-device=cuda", "--iree-cuda-target=sm_80"]
+
+
+def flags(target: str) -> list[str]:
+    """iree-compile flags for an mxc target."""
+    if target == "cpu":
+        return ["--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu", *CPU_FLAGS]
+    if target == "cuda-sm90":
+        return CUDA_FLAGS
+    raise ValueError(f"unknown target '{target}' (valid: cpu, cuda-sm90)")
+
+
 def compile_to_vmfb(module_text: str, target: str = "cpu") -> bytes:
-    """iree-compile the hand-off module for `target` (only 'cpu' = llvm-cpu today)."""
+    """iree-compile the hand-off module for `target`."""
     import iree.compiler as ic
 
-    if target != "cpu":
-        raise ValueError(f"unknown target '{target}' (valid: cpu)")
-    return ic.compile_str(module_text, target_backends=["llvm-cpu"], input_type="torch", extra_args=CPU_FLAGS)
+    return ic.compile_str(module_text, input_type="torch", extra_args=flags(target))

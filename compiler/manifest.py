@@ -50,7 +50,8 @@ def _fused_entry(op) -> dict:
         "weight_sqnr_db": None if sqnr is None or math.isinf(sqnr) else round(sqnr, 2),
         "nonfinite_weight_blocks": int(elems.attributes["mxq.nonfinite_blocks"].value) if elems else 0,
         "decision": _s(op, "mxq.decision"),
-        "kernel": "cpu: linalg (dequantize + f32 contraction)",
+        "kernel": _s(op, "mxq.kernel") if "mxq.kernel" in op.attributes
+        else "cpu: linalg (dequantize + f32 contraction)",
     }
 
 

@@ -5,9 +5,11 @@
     formats           mxq-select-formats
     quantize-weights  mxq-quantize-weights
     fuse              mxq-fuse
-    lower-cpu         lower-mxq-to-linalg
+    lower-cpu         lower-mxq-to-linalg                       (--target cpu)
+    legalize-cuda     mxq-legalize-cuda: each layer's kernels   (--target cuda-sm90)
+    lower-cuda        lower-mxq-to-cuda: flow.dispatch of mxc's sm_90a kernels, the rest linalg
     iree-input        mxq.param -> util.global parameters (iree_backend.py)
-    vmfb              iree-compile, llvm-cpu
+    vmfb              iree-compile: llvm-cpu, or CUDA (IREE codegen at sm_80 + the embedded cubin)
 
 `--compile-to PHASE` stops after a phase; dumps are `<stem>.<N>.<phase>.mlir`.
 """
@@ -18,12 +20,21 @@ from dataclasses import dataclass
 
 from mxc.passes import Pass
 from mxc.passes.convert_torch_to_mxq import ConvertTorchToMxq
+from mxc.passes.lower_mxq_to_cuda import LowerMxqToCuda, MxqLegalizeCuda
 from mxc.passes.lower_mxq_to_linalg import LowerMxqToLinalg
 from mxc.passes.mxq_fuse import MxqFuse
 from mxc.passes.mxq_quantize_weights import MxqQuantizeWeights
 from mxc.passes.mxq_select_formats import MxqSelectFormats
 
 PHASES = ("import", "mxq", "formats", "quantize-weights", "fuse", "lower-cpu", "iree-input", "vmfb")
+CUDA_PHASES = ("import", "mxq", "formats", "quantize-weights", "fuse", "legalize-cuda", "lower-cuda", "iree-input",
+               "vmfb")
+TARGETS = ("cpu", "cuda-sm90")
+
+
+def phases(target: str) -> tuple[str, ...]:
+    """The phases of `mxc compile --target TARGET`, in order."""
+    return CUDA_PHASES if target.startswith("cuda") else PHASES
 
 
 @dataclass(frozen=True)
@@ -53,5 +64,5 @@ def pass_phases(opts: Options) -> list[tuple[str, Pass]]:
                                      hadamard=opts.hadamard)),
         ("quantize-weights", MxqQuantizeWeights()),
         ("fuse", MxqFuse()),
-        ("lower-cpu", LowerMxqToLinalg(contraction=opts.contraction)),
-    ]
+    ] + ([("legalize-cuda", MxqLegalizeCuda()), ("lower-cuda", LowerMxqToCuda())] if opts.target.startswith("cuda")
+         else [("lower-cpu", LowerMxqToLinalg(contraction=opts.contraction))])

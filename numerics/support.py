@@ -12,10 +12,10 @@ from .formats import FORMATS, get_format
 
 TARGETS = ("cpu", "cuda-sm90", "cuda-sm100")
 
-_SM90 = {
-    "fp8": "native: FP8 wgmma (QGMMA), block scales applied to the accumulator",
-    "fp4/fp6": "decoded in registers to bf16 (HGMMA)",
-    "other": "decoded in registers to bf16",
+_SM90 = {  # mxc.kernels: gemv for M <= 16 (f32), wgmma (HGMMA, bf16) above; FP8 x FP8 on QGMMA
+    "fp8": "QGMMA x MXFP8 acts; weight-only: decoded",
+    "fp4/fp6": "decoded, weight-only (gemv / HGMMA)",
+    "other": "decoded, weight-only (gemv / HGMMA)",
 }
 _SM100 = {
     "mxf8f6f4": "native: tcgen05.mma kind::mxf8f6f4",

@@ -15,6 +15,8 @@ _PASSES = {
     "mxq-quantize-weights": ("mxq_quantize_weights", "MxqQuantizeWeights"),
     "mxq-fuse": ("mxq_fuse", "MxqFuse"),
     "lower-mxq-to-linalg": ("lower_mxq_to_linalg", "LowerMxqToLinalg"),
+    "mxq-legalize-cuda": ("lower_mxq_to_cuda", "MxqLegalizeCuda"),
+    "lower-mxq-to-cuda": ("lower_mxq_to_cuda", "LowerMxqToCuda"),
 }
 
 

@@ -1,4 +1,8 @@
-"""Load an mxc artifact directory and run it with IREE's runtime (local-task on the CPU)."""
+"""Load an mxc artifact directory and run it with IREE's runtime: local-task on the CPU, the CUDA driver on a GPU.
+
+This module needs only torch, numpy and iree-base-runtime (no compiler), so a
+GPU machine can run artifacts compiled elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mxc.compiler.driver import ARTIFACT_FILES
 from mxc.compiler.errors import ArtifactError
 from mxc.compiler.weights import PARAMETER_SCOPE
+
+ARTIFACT_FILES = ("model.vmfb", "model.irpa", "manifest.json", "inputs.pt")
+DEVICES = {"cpu": ("cpu", "local-task"), "cuda": ("cuda-sm90", "cuda")}  # --device: (target it runs, IREE driver)
 
 
 @dataclass
@@ -44,8 +50,8 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
     from iree import runtime as rt
 
     path = Path(path)
-    if device != "cpu":
-        raise ArtifactError(f"device '{device}' is not supported: this artifact targets the CPU (--device cpu)")
+    if device not in DEVICES:
+        raise ArtifactError(f"unknown device '{device}' (devices: {', '.join(DEVICES)})")
     if not path.is_dir():
         raise ArtifactError(f"{path}: no such artifact directory (create one with: mxc compile MODEL.py -o {path})")
     missing = [f for f in ARTIFACT_FILES if not (path / f).is_file()]
@@ -55,9 +61,17 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
         manifest = json.loads((path / "manifest.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{path}/manifest.json is corrupt ({e}); recompile with mxc compile") from e
-    if manifest.get("target") != "cpu":
-        raise ArtifactError(f"{path}: built for target '{manifest.get('target')}', which this runtime cannot run")
-    config = rt.Config("local-task")
+    target, driver = DEVICES[device]
+    if manifest.get("target") != target:
+        other = next((d for d, (t, _) in DEVICES.items() if t == manifest.get("target")), None)
+        fix = f"run it with --device {other}" if other else "recompile it"
+        raise ArtifactError(f"{path}: built for target '{manifest.get('target')}', not for --device {device} "
+                            f"(which runs {target} artifacts); {fix}, or recompile with --target {target}")
+    try:
+        config = rt.Config(driver)
+    except Exception as e:
+        raise ArtifactError(f"--device {device}: IREE's {driver} driver found no usable device ({e}); "
+                            f"run on a machine with an NVIDIA GPU and driver, or compile with --target cpu") from e
     try:
         index = rt.ParameterIndex()
         index.load(str(path / "model.irpa"))

@@ -6,10 +6,7 @@ import math
 
 import torch
 
-from mxc.compiler.frontend import load_model_file
-
 from .artifact import Artifact
-from .reference import eager_forward, fake_quant_forward
 
 # Tolerance of compiled vs fake-quant reference (README "Tolerance"). Both
 # compute the same dequantized products (the quantizers are bit-exact, tested
@@ -24,8 +21,29 @@ from .reference import eager_forward, fake_quant_forward
 #   causal attention, to later tokens. We then require the discrepancy to stay
 #   far below the format's own error: rel_l2(compiled, ref) <= FLIP_FRACTION *
 #   rel_l2(ref, torch f32), and report the fraction of outputs within RTOL.
+# * cuda-sm90 prefill kernels (wgmma) read activations as bf16: the check is then
+#   the activation-quantized one, rel_l2 <= FLIP_FRACTION * the format's own error.
+# * cuda-sm90 MXFP8 x MXFP8 (qgmma): Hopper's FP8 tensor cores sum each 32-product
+#   block with less than float32 precision (measured up to 1.1e-5 of sum|a||b| by
+#   `bench_cuda check`, vs 1e-7 in float32), which flips more activation roundings
+#   downstream: FLIP_FRACTION_FP8 (the 4-layer Llama: 4.3e-2 vs 1.6e-2 on the CPU target).
 RTOL = 1e-4
 FLIP_FRACTION = 0.25
+FLIP_FRACTION_FP8 = 0.5
+
+
+def _references(artifact: Artifact, inputs: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor], str]:
+    """(fake-quant reference, torch float32) outputs: stored at compile time (GPU targets) or computed now."""
+    stored = artifact.path / "reference.pt"
+    if stored.is_file():
+        ref = torch.load(stored)
+        return ref["fake_quant"], ref["eager"], "computed at compile time on the example inputs"
+    from mxc.compiler.frontend import load_model_file
+
+    from .reference import eager_forward, fake_quant_forward
+
+    spec = load_model_file(artifact.manifest["model"])
+    return fake_quant_forward(spec.model, inputs, artifact.manifest), eager_forward(spec.model, inputs), "computed now"
 
 
 def errors(y: torch.Tensor, ref: torch.Tensor) -> dict:
@@ -45,22 +63,26 @@ def errors(y: torch.Tensor, ref: torch.Tensor) -> dict:
 
 def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> dict:
     """Errors of `outputs` vs the fake-quant reference and vs torch eager float32 (first output)."""
-    spec = load_model_file(artifact.manifest["model"])
-    fq = fake_quant_forward(spec.model, inputs, artifact.manifest)
-    eager = eager_forward(spec.model, inputs)
+    fq, eager, source = _references(artifact, inputs)
     vs_ref, ref_vs_torch = errors(outputs[0], fq[0]), errors(fq[0], eager[0])
     finite = fq[0][torch.isfinite(fq[0])]
     tol = RTOL * float(finite.abs().max()) if finite.numel() else 0.0
     close = ((outputs[0] - fq[0]).abs() <= tol) | (torch.isnan(outputs[0]) & torch.isnan(fq[0]))
-    requantized = any(r.get("activation_format", "none") != "none" for r in artifact.manifest["layers"])
-    if requantized:
-        rule = f"rel_l2 <= {FLIP_FRACTION} * reference_vs_torch.rel_l2 (activation rounding flips allowed)"
-        ok = vs_ref["rel_l2_error"] <= FLIP_FRACTION * ref_vs_torch["rel_l2_error"] or vs_ref["max_abs_error"] <= tol
+    layers = artifact.manifest["layers"]
+    requantized = any(r.get("activation_format", "none") != "none" for r in layers)
+    bf16 = any("wgmma" in r.get("kernel", "") for r in layers)
+    fp8_tc = any("qgmma" in r.get("kernel", "") for r in layers)
+    if requantized or bf16:
+        why = "bf16 activations of the wgmma kernels" if bf16 and not requantized else "activation rounding flips"
+        frac = FLIP_FRACTION_FP8 if fp8_tc else FLIP_FRACTION
+        why += ", FP8 tensor-core block sums" if fp8_tc else ""
+        rule = f"rel_l2 <= {frac} * reference_vs_torch.rel_l2 ({why} allowed)"
+        ok = vs_ref["rel_l2_error"] <= frac * ref_vs_torch["rel_l2_error"] or vs_ref["max_abs_error"] <= tol
     else:
         rule = f"max_abs <= {RTOL:g} * max|reference| (float32 summation order)"
         ok = vs_ref["max_abs_error"] <= tol
     return {
-        "vs_reference": {**vs_ref, "tolerance": tol, "rule": rule, "within_tolerance": bool(ok),
+        "vs_reference": {**vs_ref, "tolerance": tol, "rule": rule, "within_tolerance": bool(ok), "source": source,
                          "fraction_within_rtol": float(close.double().mean())},
         "vs_torch": errors(outputs[0], eager[0]),
         "reference_vs_torch": ref_vs_torch,

@@ -11,7 +11,8 @@ def _add_compile(sub):
     p = sub.add_parser("compile", help="compile model.py to an artifact directory")
     p.add_argument("model", help="a model.py defining get_model() and get_example_inputs()")
     p.add_argument("-o", "--output", required=True, help="artifact directory to write")
-    p.add_argument("--target", default="cpu", help="cpu (IREE llvm-cpu, bit-exact emulation)")
+    p.add_argument("--target", default="cpu", help="cpu (IREE llvm-cpu, bit-exact emulation) or cuda-sm90 "
+                   "(Hopper: mxc's sm_90a kernels inside an IREE CUDA program; needs nvcc)")
     p.add_argument("--format", default="mxfp4", help="format for every quantizable layer (see `mxc formats`)")
     p.add_argument("--policy", default="", help="TOML policy file with per-layer formats")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
@@ -65,7 +66,7 @@ def _cmd_compile(a) -> int:
 def _add_run(sub):
     p = sub.add_parser("run", help="run an artifact on its example inputs")
     p.add_argument("artifact")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda for cuda-sm90 artifacts (IREE's CUDA driver)")
     p.add_argument("--compare", action="store_true", help="compare with the fake-quant reference and torch f32")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -130,8 +131,10 @@ def _cmd_inspect(a) -> int:
         w_name = r.get("weight_format", "none").split("{")[0]
         a_name = r.get("activation_format", "none").split("{")[0]
         opts = ",".join(f"{k}={v}" for k, v in r.get("options", {}).items())
+        kernel = f"  [{r['kernel']}]" if m["target"] != "cpu" and r.get("kernel") else ""
         print(f"{r['layer'][-40:]:40s} {r['op'][:8]:8s} {w_name:13s} {a_name:13s} {opts[:24]:24s} "
-              f"{'' if bits is None else f'{bits:.2f}':>6s} {'' if sq is None else f'{sq:.1f}':>7s}  {r['decision']}")
+              f"{'' if bits is None else f'{bits:.2f}':>6s} {'' if sq is None else f'{sq:.1f}':>7s}  {r['decision']}"
+              f"{kernel}")
     for w in m.get("warnings", []):
         print(f"warning: {w}")
     return 0
@@ -171,8 +174,9 @@ def _cmd_formats(a) -> int:
         ts = " +32 bits/tensor" if r["tensor_scale"] else ""
         print(f"{r['name']:13s} {r['element']:6s} {r['block_size']:5d} {r['scale']:10s} "
               f"{r['bits_per_element']:9.3f}  " + "  ".join(f"{r['paths'][t][:38]:38s}" for t in TARGETS[1:]) + ts)
-    print("\ncpu: every format emulated bit-exactly (IREE llvm-cpu). The cuda columns are the hardware path each")
-    print("format takes on that target (FORMATS.md, DESIGN.md); the CUDA targets themselves are not built yet.")
+    print("\ncpu: every format emulated bit-exactly (IREE llvm-cpu). cuda-sm90: mxc's kernels (README, CUDA target);")
+    print("Hopper has FP8 tensor cores only, so other activation formats stay high precision there. cuda-sm100:")
+    print("the path each format takes in Blackwell's block-scaled MMA (that target is not built yet).")
     return 0
 
 

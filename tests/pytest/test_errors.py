@@ -185,4 +185,6 @@ def test_run_corrupt_artifact(artifact, tmp_path, victim):
 
 def test_run_wrong_device(artifact):
     rc, _, err = run_mxc("run", artifact, "--device", "cuda")
-    assert rc == 2 and "device 'cuda' is not supported" in err
+    assert rc == 2 and "built for target 'cpu', not for --device cuda" in err and "--device cpu" in err
+    rc, _, err = run_mxc("run", artifact, "--device", "tpu")
+    assert rc == 2 and "unknown device 'tpu' (devices: cpu, cuda)" in err

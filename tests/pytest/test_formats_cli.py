@@ -22,8 +22,8 @@ def test_formats_lists_every_format_with_bits():
 
 
 @pytest.mark.parametrize("fmt, target, path", [
-    ("if4", "cpu", "emulated"), ("mxfp8", "cuda-sm90", "native: FP8 wgmma"),
-    ("mxfp4", "cuda-sm90", "decoded in registers"), ("mxfp6_e3m2", "cuda-sm100", "native: tcgen05.mma kind::mxf8f6f4"),
+    ("if4", "cpu", "emulated"), ("mxfp8", "cuda-sm90", "QGMMA x MXFP8 acts"),
+    ("mxfp4", "cuda-sm90", "decoded, weight-only"), ("mxfp6_e3m2", "cuda-sm100", "native: tcgen05.mma kind::mxf8f6f4"),
     ("nvfp4_4over6", "cuda-sm100", "kind::mxf4nvf4"), ("mxint8", "cuda-sm100", "decoded (not native"),
 ])
 def test_native_path(fmt, target, path):

@@ -1,0 +1,245 @@
+// mxc's CUDA kernels for Hopper (sm_90a), embedded in IREE artifacts as custom dispatches.
+//
+// IREE's CUDA ABI (DESIGN.md §4): buffer pointers in binding order, then 32-bit
+// constants; the extern "C" wrappers that mxc.kernels generates for the variants a
+// model needs follow it. Number formats come in as structs generated from
+// mxc.numerics.formats (`F::BITS`, `F::BS`, `F::elem`, `F::scale`), so the decode
+// here has one source of truth, and tests compare it with numerics.decode_table
+// code by code.
+//
+//   gemv   weight-only, M <= 16: weights decoded in registers, f32 activations,
+//          f32 FMA; equal to the CPU target up to the order of the f32 sum.
+//   wgmma  weight-only prefill: activations rounded to bf16, weights decoded to
+//          bf16 tiles (exact for every format except IF4's INT blocks, whose
+//          q*6/7*s is rounded), wgmma m64n128k16 (HGMMA), f32 accumulators; the
+//          NV tensor scale is applied to the accumulators.
+//   actq   MX activation quantizer (floor scale rule, RNE, saturating), one
+//          thread per 32-block: codes and E8M0 scales bit-identical to numerics.
+//   qgmma  MXFP8 x MXFP8: FP8 wgmma m64n128k32 (QGMMA) per 32-K block into a
+//          scratch accumulator, scaled by 2^(sa+sb) into the f32 accumulator.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <stdint.h>
+
+namespace mxc {
+
+// ---------------------------------------------------------------- decode
+// A minifloat code -> float32, exact: EB exponent bits, MB mantissa bits, bias,
+// sign bit on top when SIGNED; HAS_INF: exponent all ones is Inf/NaN (IEEE-like);
+// NAN_MAG >= 0: the magnitude code that is NaN (E4M3's 0x7F).
+template <int EB, int MB, int BIAS, bool SIGNED, bool HAS_INF, int NAN_MAG>
+__device__ __forceinline__ float minifloat(uint32_t c) {
+  const uint32_t mag = c & ((1u << (EB + MB)) - 1);
+  // The magnitude's bits placed at the bottom of a float32's exponent field read as value * 2^(BIAS-127)
+  // (subnormal codes as float32 subnormals); one exact multiply by 2^(127-BIAS) rescales both.
+  float v = __int_as_float(mag << (23 - MB)) * __int_as_float((254 - BIAS) << 23);
+  if (HAS_INF && (mag >> MB) == (1u << EB) - 1) v = (mag & ((1u << MB) - 1)) ? __int_as_float(0x7fc00000)
+                                                                             : __int_as_float(0x7f800000);
+  if (NAN_MAG >= 0 && mag == (uint32_t)NAN_MAG) v = __int_as_float(0x7fc00000);
+  if (SIGNED) v = __int_as_float(__float_as_int(v) | (((c >> (EB + MB)) & 1) << 31));
+  return v;
+}
+
+// Two's complement BITS-bit integer code times 2^-MB.
+template <int BITS, int MB>
+__device__ __forceinline__ float intcode(uint32_t c) {
+  const int q = ((int)(c << (32 - BITS))) >> (32 - BITS);
+  return (float)q * __int_as_float((127 - MB) << 23);
+}
+
+// E8M0: 2^(c-127), 0xFF NaN, 0x00 = 2^-127 (a float32 subnormal).
+__device__ __forceinline__ float e8m0(uint32_t c) {
+  if (c == 0xFF) return __int_as_float(0x7fc00000);
+  return c == 0 ? __int_as_float(0x00400000) : __int_as_float(c << 23);
+}
+
+// ---------------------------------------------------------------- memory
+template <int BYTES>
+struct Raw {
+  uint32_t w[(BYTES + 3) / 4];
+  __device__ __forceinline__ uint32_t byte(int j) const { return (w[j >> 2] >> (8 * (j & 3))) & 0xFF; }
+};
+
+// Load BYTES bytes (a multiple of 8) from p: vector loads when `vec`, bytes otherwise.
+template <int BYTES>
+__device__ __forceinline__ Raw<BYTES> load_bytes(const uint8_t* __restrict__ p, bool vec) {
+  Raw<BYTES> r;
+  if (vec) {
+    if constexpr (BYTES % 16 == 0) {
+#pragma unroll
+      for (int i = 0; i < BYTES / 16; ++i) {
+        uint4 v = __ldg(reinterpret_cast<const uint4*>(p) + i);
+        r.w[4 * i] = v.x; r.w[4 * i + 1] = v.y; r.w[4 * i + 2] = v.z; r.w[4 * i + 3] = v.w;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < BYTES / 8; ++i) {
+        uint2 v = __ldg(reinterpret_cast<const uint2*>(p) + i);
+        r.w[2 * i] = v.x; r.w[2 * i + 1] = v.y;
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < (BYTES + 3) / 4; ++i) r.w[i] = 0;
+#pragma unroll
+    for (int j = 0; j < BYTES; ++j) r.w[j >> 2] |= (uint32_t)__ldg(p + j) << (8 * (j & 3));
+  }
+  return r;
+}
+
+// Code i of a block's bytes (4-bit: low nibble first; 6-bit: 4 codes per 3 bytes, little-endian).
+template <int BITS, int BYTES>
+__device__ __forceinline__ uint32_t code_at(const Raw<BYTES>& r, int i) {
+  if constexpr (BITS == 8) return r.byte(i);
+  else if constexpr (BITS == 4) return (r.byte(i >> 1) >> (4 * (i & 1))) & 0xF;
+  else {
+    const int g = i >> 2;
+    const uint32_t w = r.byte(3 * g) | (r.byte(3 * g + 1) << 8) | (r.byte(3 * g + 2) << 16);
+    return (w >> (6 * (i & 3))) & 0x3F;
+  }
+}
+
+// A block's decoded weights, element times block scale (times the NV tensor scale when `ts` != 1):
+// v[i] = F::elem(code_i, scode) * (F::scale(scode) * ts), the CPU target's f32 operations.
+template <class F>
+__device__ __forceinline__ void decode_block(const uint8_t* __restrict__ p, uint32_t scode, float ts, bool vec,
+                                             float* v) {
+  constexpr int BYTES = F::BS * F::BITS / 8;
+  const Raw<BYTES> r = load_bytes<BYTES>(p, vec);
+  const float s = F::TS ? F::scale(scode) * ts : F::scale(scode);
+#pragma unroll
+  for (int i = 0; i < F::BS; ++i) v[i] = F::elem(code_at<F::BITS>(r, i), scode) * s;
+}
+
+// The fused epilogue, `epi` a run-time constant: 0 none, 1 relu, 2 gelu, 3 silu (lower-mxq-to-linalg's formulas).
+__device__ __forceinline__ float epilogue(float v, int epi) {
+  if (epi == 1) return v > 0.f ? v : (v == v ? 0.f : v);  // relu (NaN propagates, as maximumf)
+  if (epi == 2) return (v * 0.5f) * (1.f + erff(v * 0.7071067811865476f));  // gelu
+  if (epi == 3) return v / (1.f + expf(-v));  // silu
+  return v;
+}
+
+// ---------------------------------------------------------------- gemv (M <= 16)
+// One warp per R output columns n; lanes stride over the K blocks; MT = rows of x per pass.
+template <class F, int MT, int R, bool BIAS>
+__device__ __forceinline__ void gemv(const float* __restrict__ x, const uint8_t* __restrict__ w,
+                                     const uint8_t* __restrict__ s, const float* __restrict__ tsp,
+                                     const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K, int epi) {
+  constexpr int BS = F::BS, BYTES = BS * F::BITS / 8, VA = (BYTES % 16 == 0) ? 16 : 8;
+  const int nb = (K + BS - 1) / BS;
+  const size_t row_bytes = (size_t)nb * BYTES;
+  const int warp = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+  const int n0 = warp * R;
+  if (n0 >= N) return;
+  const float ts = F::TS ? *tsp : 1.f;
+  const bool wvec = ((uintptr_t)w % VA) == 0;
+  const bool xvec = (K % 4 == 0) && ((uintptr_t)x % 16) == 0;
+  for (int m0 = 0; m0 < M; m0 += MT) {
+    float acc[MT][R];
+#pragma unroll
+    for (int mm = 0; mm < MT; ++mm)
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[mm][r] = 0.f;
+#pragma unroll 1
+    for (int b = lane; b < nb; b += 32) {
+      float wv[R][BS];
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int n = min(n0 + r, N - 1);  // rows past N compute garbage that is never stored
+        decode_block<F>(w + n * row_bytes + (size_t)b * BYTES, __ldg(s + (size_t)n * nb + b), ts, wvec, wv[r]);
+      }
+      const int k0 = b * BS;
+#pragma unroll
+      for (int mm = 0; mm < MT; ++mm) {
+        if (m0 + mm >= M) continue;  // (a break would stop the unrolling: acc[] to local memory)
+        const float* xr = x + (size_t)(m0 + mm) * K + k0;
+#pragma unroll
+        for (int i = 0; i < BS; i += 4) {
+          float4 xv;
+          if (xvec && k0 + i + 3 < K) {
+            xv = __ldg(reinterpret_cast<const float4*>(xr + i));
+          } else {
+            xv.x = k0 + i < K ? __ldg(xr + i) : 0.f;
+            xv.y = k0 + i + 1 < K ? __ldg(xr + i + 1) : 0.f;
+            xv.z = k0 + i + 2 < K ? __ldg(xr + i + 2) : 0.f;
+            xv.w = k0 + i + 3 < K ? __ldg(xr + i + 3) : 0.f;
+          }
+#pragma unroll
+          for (int r = 0; r < R; ++r) {
+            acc[mm][r] = fmaf(xv.x, wv[r][i], acc[mm][r]);
+            acc[mm][r] = fmaf(xv.y, wv[r][i + 1], acc[mm][r]);
+            acc[mm][r] = fmaf(xv.z, wv[r][i + 2], acc[mm][r]);
+            acc[mm][r] = fmaf(xv.w, wv[r][i + 3], acc[mm][r]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int mm = 0; mm < MT; ++mm) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float v = acc[mm][r];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        const int n = n0 + r;
+        if (lane == (mm * R + r) % 32 && m0 + mm < M && n < N) {
+          if (BIAS) v += bias[n];
+          y[(size_t)(m0 + mm) * N + n] = epilogue(v, epi);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- wgmma helpers (sm_90a)
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// Shared-memory matrix descriptor, no swizzle, K-major core matrices of 8 rows x 16 bytes:
+// LBO = bytes between core matrices adjacent in K, SBO = between core matrices adjacent in M/N.
+__device__ __forceinline__ uint64_t smem_desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+  return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(sbo >> 4) << 32);
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// The m64nNk* accumulator fragment: register i of thread t (in its warpgroup) holds
+// row 16*(warp) + lane/4 + 8*((i/2)%2), column 8*(i/4) + 2*(lane%4) + i%2.
+__device__ __forceinline__ int frag_row(int i, int t) { return 16 * (t >> 5) + ((t & 31) >> 2) + 8 * ((i >> 1) & 1); }
+__device__ __forceinline__ int frag_col(int i, int t) { return 8 * (i >> 2) + 2 * (t & 3) + (i & 1); }
+
+// Tile shapes: 128 x 128 output per CTA, two warpgroups of 64 rows each.
+constexpr int TM = 128, TN = 128, TK = 64;
+
+// Byte offset of (row, k) in a K-major core-matrix tile with TK columns of EB-byte elements.
+template <int EB>
+__device__ __forceinline__ int tile_off(int r, int k) {
+  constexpr int CE = 16 / EB;  // elements per core-matrix row
+  return ((r >> 3) * (TK / CE) + k / CE) * 128 + (r & 7) * 16 + (k % CE) * EB;
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float a, float b) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(a, b);  // .x = a (low half)
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+template <bool BIAS>
+__device__ __forceinline__ void store_tile(const float* acc, float scale, const float* __restrict__ bias,
+                                           float* __restrict__ y, int m0, int n0, int M, int N, int t, int epi) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    const int m = m0 + frag_row(i, t), n = n0 + frag_col(i, t);
+    if (m < M && n < N) {
+      float v = acc[i] * scale;
+      if (BIAS) v += bias[n];
+      y[(size_t)m * N + n] = epilogue(v, epi);
+    }
+  }
+}
+
+}  // namespace mxc

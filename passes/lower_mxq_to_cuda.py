@@ -1,0 +1,282 @@
+"""The cuda-sm90 target: fused layers become calls of mxc's own kernels, the rest goes to IREE.
+
+Two passes:
+
+* `mxq-legalize-cuda` picks the kernels of every `mxq.fused_matmul`
+  (`mxc.kernels.select`) and writes them on the op (`mxq.kernel`), so the
+  manifest records which kernel each layer got. Where Hopper has no kernel for a
+  layer's activation format (only MXFP8 x MXFP8 runs on its FP8 tensor cores),
+  the layer keeps its quantized weights and its activations stay in high
+  precision, with a warning that names the layer and the reason. Quantize /
+  dequantize pairs left on activation x activation matmuls are removed the same
+  way (those matmuls run in float32 through IREE's codegen).
+* `lower-mxq-to-cuda` assembles the kernels (nvcc/ptxas, `sm_90a`), declares them
+  in one `hal.executable.source` whose object is the cubin (the empty-config
+  target key `#hal.executable.target<"cuda", "cuda-nvptx-fb">` matches any CUDA
+  variant), and replaces each fused layer by `flow.dispatch`es of its kernels:
+  buffers in binding order (the weights as their stored i8 bytes), then the i32
+  constants M, N, K, epilogue; the workload [M, N, K] sizes the grid. Hadamard
+  rotations of the activations stay linalg. What is left of mxq is lowered by
+  `lower-mxq-to-linalg` (float32 ops IREE's CUDA codegen compiles).
+
+The IREE ops are built in generic form: those dialects are not registered in
+torch-mlir's context, IREE parses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+from torch_mlir import ir
+from torch_mlir.dialects import arith
+
+from mxc.compiler.errors import MxcError, MxcWarning
+from mxc.dialects.mxq import ParamOp
+from mxc.kernels import EPILOGUES, Kernel, build, select
+from mxc.numerics.formats import NONE
+from mxc.numerics.options import parse_spec
+
+from . import _quant as Q
+from ._linalg import I8, collapse_leading, expand_leading, shape_of, ttype
+from .base import Pass, walk_ops
+from .lower_mxq_to_linalg import LowerMxqToLinalg
+
+EXECUTABLE = "mxc_kernels"
+CUDA_KEY = '#hal.executable.target<"cuda", "cuda-nvptx-fb">'
+KERNEL_ATTR = "mxq.kernel"
+LIBRARY_ATTR = "mxc.kernel_library"  # on the module: the cubin (its .ptx and .cu beside it)
+
+
+def _s(op, key: str) -> str:
+    return ir.StringAttr(op.attributes[key]).value
+
+
+def _m(x: ir.Value) -> int:
+    m = 1
+    for d in shape_of(x)[:-1]:
+        m *= d
+    return m
+
+
+def _act_supported(spec: str) -> str | None:
+    """Why the activation quantizer cannot take `spec`, or None."""
+    _, opts = parse_spec(spec)
+    if opts.scale_rule != "floor" or opts.rounding != "rne":
+        return f"the cuda-sm90 activation quantizer implements scale_rule=floor, rounding=rne (not {spec})"
+    return None
+
+
+def _kernels(op) -> list[Kernel] | str:
+    act = _s(op, "act_format")
+    has_bias = op.bias is not None
+    fw = parse_spec(_s(op, "w_format"))[0].name
+    if act != NONE:
+        why = _act_supported(act)
+        if why:
+            return why
+        act = parse_spec(act)[0].name
+    return select(_m(op.x), fw, act, has_bias)
+
+
+@dataclasses.dataclass(frozen=True)
+class MxqLegalizeCuda(Pass):
+    """Pick each fused layer's cuda-sm90 kernels; keep activations high precision where none exists."""
+
+    name = "mxq-legalize-cuda"
+
+    def run(self, module: ir.Operation) -> None:
+        kept: dict[str, list[str]] = {}  # reason -> layers whose activations stay high precision
+        for op in walk_ops(module, "mxq.fused_matmul"):
+            layer = _s(op, "layer")
+            ks = _kernels(op)
+            if isinstance(ks, str) and _s(op, "act_format") != NONE:
+                reason = ks
+                op.operation.attributes["act_format"] = ir.StringAttr.get(NONE)
+                ks = _kernels(op)
+                decision = _s(op, "mxq.decision") + f"; activations high precision on cuda-sm90: {reason}"
+                op.operation.attributes["mxq.decision"] = ir.StringAttr.get(decision)
+                kept.setdefault(reason, []).append(layer)
+            if isinstance(ks, str):
+                raise MxcError(f"layer {layer}: {ks}; choose another format for it (--policy) or --target cpu")
+            op.operation.attributes[KERNEL_ATTR] = ir.StringAttr.get(" + ".join(k.name for k in ks))
+        for reason, layers in kept.items():
+            shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
+            warnings.warn(f"{len(layers)} layer(s) ({shown}): {reason}; their activations stay in high precision "
+                          f"and their weights stay quantized", MxcWarning, stacklevel=2)
+        for deq in walk_ops(module, "mxq.dequantize"):
+            src = deq.elements.owner
+            if isinstance(src, ir.Block) or src.operation.name != "mxq.quantize":
+                continue
+            users = [u.owner for u in deq.result.uses]
+            layer = next((_s(u, "layer") for u in users if "layer" in u.attributes), "an activation matmul")
+            warnings.warn(f"layer {layer}: activation x activation matmuls have no cuda-sm90 kernel; "
+                          f"its operands stay in high precision", MxcWarning, stacklevel=2)
+            deq.result.replace_all_uses_with(src.operation.operands[0])
+            deq.operation.erase()
+        for q in walk_ops(module, "mxq.quantize"):
+            if all(not list(r.uses) for r in q.results):
+                q.operation.erase()
+
+
+# ---------------------------------------------------------------- IREE ops (generic form)
+def _storage(v: ir.Value, cache: dict) -> ir.Value:
+    """The stored bytes of a weight param (4-bit two per byte, FP6 four per three, FP8 as i8)."""
+    owner = v.owner
+    t = ir.RankedTensorType(v.type)
+    elem = str(t.element_type)
+    if elem in ("f32", "i8") and not elem.startswith("f6"):
+        return v
+    name = _s(owner, "name")
+    if name not in cache:
+        shape = list(t.shape)
+        bits = 4 if elem in ("f4E2M1FN", "i4") else 6 if elem.startswith("f6") else 8
+        shape[-1] = shape[-1] * bits // 8
+        with owner.location, ir.InsertionPoint(owner.operation):
+            p = ParamOp(name=ir.StringAttr.get(name), result=ttype(shape, I8()))
+            for a in owner.attributes:
+                key = a if isinstance(a, str) else a.name
+                if key.startswith("mxq."):
+                    p.operation.attributes[key] = owner.attributes[key]
+        cache[name] = p.result
+    return cache[name]
+
+
+def _i32(v: int) -> ir.Value:
+    return arith.ConstantOp(ir.IntegerType.get_signless(32), v).result
+
+
+def _index(v: int) -> ir.Value:
+    return arith.ConstantOp(ir.IndexType.get(), v).result
+
+
+def _count_region(k: Kernel) -> str:
+    """The export's workgroup-count body, from the workload (M, N, K); mirrors Kernel.grid."""
+    lines = ["%c1 = \"arith.constant\"() <{value = 1 : index}> : () -> index"]
+
+    def const(name, v):
+        lines.append(f'%{name} = "arith.constant"() <{{value = {v} : index}}> : () -> index')
+
+    def op(res, name, a, b):
+        lines.append(f'%{res} = "arith.{name}"(%{a}, %{b}) : (index, index) -> index')
+
+    if k.kind == "gemv":
+        const("cols", 16)
+        op("x", "ceildivui", "n", "cols")
+        y = "c1"
+    elif k.kind == "actq":
+        const("c32", 32)
+        const("c256", 256)
+        op("nb", "ceildivui", "k", "c32")
+        op("blocks", "muli", "m", "nb")
+        op("x", "ceildivui", "blocks", "c256")
+        y = "c1"
+    else:
+        const("tile", 128)
+        op("x", "ceildivui", "n", "tile")
+        op("y", "ceildivui", "m", "tile")
+        y = "y"
+    lines.append(f'"hal.return"(%x, %{y}, %c1) : (index, index, index) -> ()')
+    return "\n".join(lines)
+
+
+def _export(k: Kernel, ordinal: int) -> str:
+    binds = ", ".join(
+        "#hal.pipeline.binding<storage_buffer, ReadOnly>" if ro else "#hal.pipeline.binding<storage_buffer>"
+        for _, ro in k.bindings())
+    layout = f"#hal.pipeline.layout<constants = {len(k.constants())}, bindings = [{binds}]>"
+    smem = f", workgroup_local_memory = {k.smem} : index" if k.smem else ""
+    body = _count_region(k).replace("\n", "\n      ")
+    return f""""hal.executable.export"() <{{layout = {layout}, ordinal = {ordinal} : index, sym_name = "{k.name}", sym_visibility = "public", workgroup_size = [{k.threads} : index, 1 : index, 1 : index]{smem}}}> ({{
+    ^bb0(%device: !hal.device, %m: index, %n: index, %k: index):
+      {body}
+    }}, {{
+    }}) : () -> ()"""
+
+
+def executable_text(kernels: list[Kernel], object_path: str) -> str:
+    exports = "\n    ".join(_export(k, i) for i, k in enumerate(kernels))
+    return f"""module {{
+  "hal.executable.source"() <{{objects = #hal.executable.objects<{{{CUDA_KEY} = [#hal.executable.object<{{path = "{object_path}"}}>]}}>, sym_name = "{EXECUTABLE}", sym_visibility = "private"}}> ({{
+    {exports}
+    "hal.executable.source_end"() : () -> ()
+  }}) : () -> ()
+}}"""
+
+
+def _dispatch(k: Kernel, args: list[ir.Value], consts: list[int], results: list[ir.Type], mnk) -> list[ir.Value]:
+    workload = [_index(v) for v in mnk]
+    operands = [_i32(c) for c in consts] + args
+    op = ir.Operation.create(
+        "flow.dispatch",
+        results=results,
+        operands=workload + operands,
+        attributes={
+            "entry_points": ir.ArrayAttr.get([ir.SymbolRefAttr.get([EXECUTABLE, k.name])]),
+            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(workload), len(operands), 0, 0]),
+            "tied_operands": ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IndexType.get(), -1)] * len(results)),
+        },
+    )
+    return list(op.results)
+
+
+@dataclasses.dataclass(frozen=True)
+class LowerMxqToCuda(Pass):
+    """Fused layers -> flow.dispatch of mxc's sm_90a kernels (one embedded cubin); the rest -> linalg."""
+
+    name = "lower-mxq-to-cuda"
+
+    def run(self, module: ir.Operation) -> None:
+        fused = walk_ops(module, "mxq.fused_matmul")
+        plan = []
+        for op in fused:
+            if KERNEL_ATTR not in op.attributes:
+                raise ValueError(f"layer {_s(op, 'layer')}: no kernel chosen (run mxq-legalize-cuda first)")
+            ks = select(_m(op.x), parse_spec(_s(op, "w_format"))[0].name,
+                        NONE if _s(op, "act_format") == NONE else parse_spec(_s(op, "act_format"))[0].name,
+                        op.bias is not None)
+            plan.append((op, ks))
+        kernels = list(dict.fromkeys(k for _, ks in plan for k in ks))
+        if kernels:
+            built = build(kernels)
+            text = executable_text(kernels, str(built.cubin_path))
+            parsed = ir.Module.parse(text, module.context)  # keep it alive while its op moves
+            exe = parsed.body.operations[0]
+            exe.move_before(module.regions[0].blocks[0].operations[0])
+            del parsed
+            module.attributes[LIBRARY_ATTR] = ir.StringAttr.get(str(built.cubin_path))
+        storage: dict = {}
+        for op, ks in plan:
+            with op.location, ir.InsertionPoint(op.operation):
+                y = self._lower(op, ks, storage)
+            op.result.replace_all_uses_with(y)
+            op.operation.erase()
+        for p in walk_ops(module, "mxq.param"):
+            if not list(p.result.uses):
+                p.operation.erase()
+        LowerMxqToLinalg().run(module)
+
+    @staticmethod
+    def _lower(op, ks: list[Kernel], storage: dict) -> ir.Value:
+        _, w_opts = parse_spec(_s(op, "w_format"))
+        x = op.x
+        lead = shape_of(x)[:-1]
+        x2 = collapse_leading(x)
+        if w_opts.hadamard:  # weights were rotated offline; the activations are rotated here
+            x2 = Q.rotate(x2, w_opts.hadamard)
+        m, k = shape_of(x2)
+        n = shape_of(op.w)[0]
+        epi = EPILOGUES[_s(op, "epilogue")]
+        w, ws = _storage(op.w, storage), _storage(op.w_scales, storage)
+        ts = [op.w_tensor_scale] if op.w_tensor_scale is not None else []
+        bias = [op.bias] if op.bias is not None else []
+        f32 = ir.F32Type.get()
+        out = ttype([m, n], f32)
+        if ks[0].kind == "actq":
+            nb = -(-k // 32)
+            codes, scales = _dispatch(ks[0], [x2], [m, k], [ttype([m, nb * 32], I8()), ttype([m, nb], I8())],
+                                      (m, n, k))
+            y = _dispatch(ks[1], [codes, scales, w, ws, *bias], [m, n, k, epi], [out], (m, n, k))[0]
+        else:
+            y = _dispatch(ks[0], [x2, w, ws, *ts, *bias], [m, n, k, epi], [out], (m, n, k))[0]
+        return expand_leading(y, lead)

@@ -1,0 +1,31 @@
+// RUN: mxc-opt %s -p mxq-legalize-cuda,lower-mxq-to-cuda | filecheck %s
+
+// One hal.executable.source declares the kernels (object: the assembled sm_90a cubin, under the
+// generic CUDA target key); each layer becomes flow.dispatch: workload [M, N, K], the i32
+// constants M, N, K, epilogue, then the buffers (weights as their stored i8 bytes).
+// CHECK: module attributes {mxc.kernel_library = "{{.*}}.cubin"}
+// CHECK: "hal.executable.source"() <{objects = #hal.executable.objects<{#hal.executable.target<"cuda", "cuda-nvptx-fb"> = [#hal.executable.object<{path = "{{.*}}.cubin"}>]}>, sym_name = "mxc_kernels"
+// CHECK: "hal.executable.export"() <{layout = #hal.pipeline.layout<constants = 4, bindings = [#hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer>]>, ordinal = 0 : index, sym_name = "mxc_gemv_nvfp4_m4_bias", sym_visibility = "public", workgroup_size = [256 : index, 1 : index, 1 : index]}>
+// CHECK: arith.ceildivui %arg2, %c16 : index
+// CHECK: "hal.executable.export"() <{layout = #hal.pipeline.layout<constants = 2, {{.*}} sym_name = "mxc_actq_mxfp8"
+// CHECK: "hal.executable.export"() <{{.*}} sym_name = "mxc_qgmma_mxfp8_mxfp8", sym_visibility = "public", workgroup_local_memory = 36864 : index
+
+// CHECK-LABEL: func.func @mlp
+// CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc1.e"} : () -> tensor<8x32xi8>
+// CHECK-DAG: %[[S:.*]] = "mxq.param"() {name = "fc1.s"} : () -> tensor<8x4xi8>
+// CHECK: %[[Y:.*]] = "flow.dispatch"(%{{.*}}, %{{.*}}, %{{.*}}, %c4_i32, %c8_i32, %c64_i32, %c1_i32, %arg0, %[[E]], %[[S]], %{{.*}}, %{{.*}}) {entry_points = [@mxc_kernels::@mxc_gemv_nvfp4_m4_bias], operandSegmentSizes = array<i32: 3, 9, 0, 0>, tied_operands = [-1 : index]} : (index, index, index, i32, i32, i32, i32, tensor<4x64xf32>, tensor<8x32xi8>, tensor<8x4xi8>, tensor<f32>, tensor<8xf32>) -> tensor<4x8xf32>
+// CHECK: %[[C:.*]]:2 = "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_actq_mxfp8]{{.*}} -> (tensor<4x64xi8>, tensor<4x2xi8>)
+// CHECK: "flow.dispatch"({{.*}}, %[[C]]#0, %[[C]]#1, {{.*}}) {entry_points = [@mxc_kernels::@mxc_qgmma_mxfp8_mxfp8]
+// CHECK-NOT: mxq.fused_matmul
+func.func @mlp(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
+  %we = "mxq.param"() {name = "fc1.e"} : () -> tensor<8x64xf4E2M1FN>
+  %ws = "mxq.param"() {name = "fc1.s"} : () -> tensor<8x4xf8E4M3FN>
+  %wt = "mxq.param"() {name = "fc1.t"} : () -> tensor<f32>
+  %h = "mxq.fused_matmul"(%x, %we, %ws, %wt, %b) {act_format = "none", block_size = 16 : i64, epilogue = "relu", layer = "fc1", mxq.decision = "nvfp4 weights-only", operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>, w_format = "nvfp4"} : (tensor<4x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x4xf8E4M3FN>, tensor<f32>, tensor<8xf32>) -> tensor<4x8xf32>
+  %he = "tensor.empty"() : () -> tensor<4x64xf32>
+  %h64 = "tensor.insert_slice"(%h, %he) <{operandSegmentSizes = array<i32: 1, 1, 0, 0, 0>, static_offsets = array<i64: 0, 0>, static_sizes = array<i64: 4, 8>, static_strides = array<i64: 1, 1>}> : (tensor<4x8xf32>, tensor<4x64xf32>) -> tensor<4x64xf32>
+  %ve = "mxq.param"() {name = "fc2.e"} : () -> tensor<8x64xf8E4M3FN>
+  %vs = "mxq.param"() {name = "fc2.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %y = "mxq.fused_matmul"(%h64, %ve, %vs) {act_format = "mxfp8", block_size = 32 : i64, epilogue = "none", layer = "fc2", mxq.decision = "mxfp8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp8"} : (tensor<4x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}

@@ -1,0 +1,67 @@
+// RUN: mxc-opt %s --split-input-file -p mxq-legalize-cuda | filecheck %s
+
+// Weight-only at a decode shape (M = 4): the gemv kernel for M <= 4, named on the op.
+// CHECK-LABEL: func.func @decode
+// CHECK: "mxq.fused_matmul"
+// CHECK-SAME: act_format = "none"
+// CHECK-SAME: mxq.kernel = "mxc_gemv_nvfp4_m4_bias"
+func.func @decode(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x4xf8E4M3FN>
+  %wt = "mxq.param"() {name = "fc.t"} : () -> tensor<f32>
+  %y = "mxq.fused_matmul"(%x, %we, %ws, %wt, %b) {act_format = "none", block_size = 16 : i64, epilogue = "relu", layer = "fc", mxq.decision = "nvfp4 weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 1, 1>, w_format = "nvfp4"} : (tensor<4x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x4xf8E4M3FN>, tensor<f32>, tensor<8xf32>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+// Prefill shape (M = 2 x 64 = 128): the bf16 wgmma kernel; weight options (offline) do not matter.
+// CHECK-LABEL: func.func @prefill
+// CHECK: mxq.kernel = "mxc_wgmma_mxfp4"
+func.func @prefill(%x: tensor<2x64x64xf32>) -> tensor<2x64x8xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "none", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp4{scale_rule=rceil} weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp4{scale_rule=rceil}"} : (tensor<2x64x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<2x64x8xf32>
+  return %y : tensor<2x64x8xf32>
+}
+
+// -----
+
+// MXFP8 x MXFP8: the activation quantizer, then the FP8 wgmma kernel.
+// CHECK-LABEL: func.func @fp8
+// CHECK: act_format = "mxfp8"
+// CHECK-SAME: mxq.kernel = "mxc_actq_mxfp8 + mxc_qgmma_mxfp8_mxfp8"
+func.func @fp8(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf8E4M3FN>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "mxfp8", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp8 (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp8"} : (tensor<4x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+// MXFP4 activations have no Hopper kernel: weights stay MXFP4, activations high precision, the
+// decision says why.
+// CHECK-LABEL: func.func @fp4_acts
+// CHECK: act_format = "none"
+// CHECK-SAME: mxq.decision = "mxfp4 (default); activations high precision on cuda-sm90: mxfp4 activations x mxfp4 weights have no cuda-sm90 kernel
+// CHECK-SAME: mxq.kernel = "mxc_gemv_mxfp4_m4"
+func.func @fp4_acts(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "mxfp4", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp4 (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp4"} : (tensor<4x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+// Stochastic rounding of activations is not in the kernel's quantizer: high precision too.
+// CHECK-LABEL: func.func @fp8_stochastic
+// CHECK: act_format = "none"
+// CHECK-SAME: implements scale_rule=floor, rounding=rne
+func.func @fp8_stochastic(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf8E4M3FN>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "mxfp8{rounding=stochastic,seed=1}", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp8 (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp8{rounding=stochastic,seed=1}"} : (tensor<4x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}

@@ -1,0 +1,116 @@
+"""mxc's sm_90a kernels without a GPU: selection, generated source, and every variant assembled by ptxas
+with its SASS checked (HGMMA / QGMMA in the tensor-core kernels, no emulated HMMA, no spills).
+
+Running them needs the H100: `python -m mxc.tools.bench_cuda check DIR` (README, "CUDA target");
+`test_kernels_run_on_gpu` does that when a GPU is present and says why it skips otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mxc.kernels import GEMV_MT, QGMMA_FORMATS, WEIGHT_FORMATS, Kernel, build, every_kernel, format_struct, select
+from mxc.numerics.formats import FORMATS, NONE
+
+
+def _nvdisasm() -> str | None:
+    try:
+        import nvidia  # the nvidia-cuda-nvdisasm wheel (test extra)
+
+        for root in nvidia.__path__:
+            hits = sorted(Path(root).glob("cu*/bin/nvdisasm"))
+            if hits:
+                return str(hits[0])
+    except ImportError:
+        pass
+    return shutil.which("nvdisasm")
+
+
+needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").is_file(),
+                                reason="nvcc not found: the CUDA kernels are assembled with CUDA 13 nvcc/ptxas")
+
+
+def test_select_by_shape_and_format():
+    assert select(1, "mxfp4", NONE, False) == [Kernel("gemv", "mxfp4", mt=1)]
+    assert select(3, "nvfp4", NONE, True) == [Kernel("gemv", "nvfp4", bias=True, mt=4)]
+    assert select(16, "if4", NONE, False) == [Kernel("gemv", "if4", mt=16)]
+    assert select(17, "mxfp6_e2m3", NONE, False) == [Kernel("wgmma", "mxfp6_e2m3")]
+    assert select(4096, "mxfp8", "mxfp8", True) == [Kernel("actq", a_format="mxfp8"),
+                                                     Kernel("qgmma", "mxfp8", "mxfp8", bias=True)]
+    why = select(128, "mxfp4", "mxfp4", False)
+    assert isinstance(why, str) and "FP8 operands" in why
+    assert "no cuda-sm90 kernel" in select(1, "mxfp9", NONE, False)
+
+
+def test_every_format_has_weight_only_kernels():
+    assert set(WEIGHT_FORMATS) == set(FORMATS)
+
+
+def test_format_structs_come_from_the_format_table():
+    s = format_struct("nvfp4")
+    assert "BITS = 4, BS = 16" in s and "TS = true" in s and "mxc::minifloat<4, 3, 7, true, false, 127>" in s
+    s = format_struct("if4")
+    assert "(sc & 0x80) ? mxc::intcode<4, 0>(c) * __int_as_float(0x3f5b6db7)" in s  # float32(6/7)
+    assert "mxc::e8m0(c)" in format_struct("mxfp6_e3m2")
+    assert "mxc::minifloat<5, 2, 15, true, true, -1>" in format_struct("mxfp8_e5m2")
+    assert "mxc::minifloat<5, 3, 15, false, false, 255>" in format_struct("fp4_ue5m3")
+
+
+def _functions(sass: str) -> dict[str, str]:
+    """nvdisasm output split per kernel."""
+    parts = re.split(r"\n\s*\.text\.(\w+):", sass)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+CHUNKS = 4
+
+
+@needs_nvcc
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_every_kernel_assembles_for_sm90a(chunk):
+    """A quarter of every variant `select` can pick, assembled (nvcc -> PTX -> ptxas sm_90a) and SASS-checked."""
+    kernels = every_kernel()[chunk::CHUNKS]
+    built = build(kernels)
+    assert b".target sm_90a" in built.ptx
+    nvdisasm = _nvdisasm()
+    if nvdisasm is None:
+        pytest.skip("nvdisasm not found (pip install nvidia-cuda-nvdisasm): assembled, SASS not checked")
+    sass = subprocess.run([nvdisasm, str(built.cubin_path)], capture_output=True, text=True, check=True).stdout
+    funcs = _functions(sass)
+    assert set(funcs) == {k.name for k in kernels}
+    for k in kernels:
+        code = funcs[k.name]
+        if k.kind == "wgmma":
+            assert "HGMMA.64x128x16.F32.BF16" in code, k.name
+        if k.kind == "qgmma":
+            a, w = (FORMATS[f].element.name.upper() for f in (k.a_format, k.w_format))
+            assert f"QGMMA.64x128x32.F32.{a}.{w}" in code, k.name
+        assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
+        assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+
+
+def test_every_kernel_covers_what_select_picks():
+    names = {k.name for k in every_kernel()}
+    for f in WEIGHT_FORMATS:
+        for m in (*GEMV_MT, 128):
+            for bias in (False, True):
+                assert all(k.name in names for k in select(m, f, NONE, bias))
+    for a in QGMMA_FORMATS:
+        for w in QGMMA_FORMATS:
+            assert all(k.name in names for k in select(512, w, a, True))
+
+
+def test_kernels_run_on_gpu(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU here: the kernels run on the H100 with "
+                    "`python -m mxc.tools.bench_cuda build DIR` then `... check DIR` there (README, CUDA target)")
+    from mxc.tools import bench_cuda
+
+    bench_cuda.build(tmp_path)
+    assert bench_cuda.check(tmp_path) == 0
