@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mxc.compiler.errors import MxcError
 from mxc.numerics.elements import decode_table
-from mxc.numerics.formats import E4M3, E5M2, NONE, ElementType, Format, get_format
+from mxc.numerics.formats import NONE, ElementType, Format, get_format
 from mxc.numerics.quantize import IF4_INT_STEP
 
 HERE = Path(__file__).resolve().parent
@@ -30,6 +31,12 @@ ARCH = "sm_90a"
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
 GEMV_MAX_M = 16  # decode shapes; larger M takes the wgmma kernel
 GEMV_MT = (1, 4, 16)  # rows of x per pass of the gemv variants
+STAGES = 4  # cp.async depth of the wgmma kernel (mxc_sm90_mma.cuh)
+
+
+def bf16_width(k: int) -> int:
+    """Columns of the bf16 activations the wgmma kernel reads: K rounded up to its K tile (64)."""
+    return -(-k // 64) * 64
 FP8 = {"e4m3": (0, "e4m3"), "e5m2": (1, "e5m2")}  # wgmma type tags
 QGMMA_FORMATS = ("mxfp8", "mxfp8_e5m2")  # formats of both operands of the FP8 wgmma kernel
 # Weight formats the weight-only kernels take (every format of numerics.formats).
@@ -37,7 +44,7 @@ WEIGHT_FORMATS = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "m
                   "nvfp4", "nvfp4_4over6", "if4", "nvint4", "fp4_ue5m3")
 
 
-class KernelError(RuntimeError):
+class KernelError(MxcError):
     """A kernel could not be generated or assembled (the message names the tool and the fix)."""
 
 
@@ -45,8 +52,9 @@ class KernelError(RuntimeError):
 class Kernel:
     """One kernel variant.
 
-    kind: `gemv` (weight-only, M <= 16), `wgmma` (weight-only, bf16 HGMMA), `actq`
-    (MX activation quantizer), `qgmma` (MXFP8 x MXFP8, FP8 QGMMA).
+    kind: `gemv` (weight-only, M <= 16), `tobf16` (activations to bf16 for) `wgmma`
+    (weight-only, bf16 HGMMA, cp.async pipeline), `actq` (MX activation quantizer),
+    `qgmma` (MXFP8 x MXFP8, FP8 QGMMA).
     """
 
     kind: str
@@ -60,6 +68,8 @@ class Kernel:
         parts = ["mxc", self.kind]
         if self.kind == "actq":
             return "_".join(parts + [self.a_format])
+        if self.kind == "tobf16":
+            return "mxc_tobf16"
         if self.kind == "qgmma":
             parts.append(self.a_format)
         parts.append(self.w_format)
@@ -77,6 +87,8 @@ class Kernel:
         """(name, read-only) in the kernel's parameter order; outputs last."""
         if self.kind == "actq":
             return [("x", True), ("codes", False), ("scales", False)]
+        if self.kind == "tobf16":
+            return [("x", True), ("xb", False)]
         if self.kind == "qgmma":
             ins = ["a", "a_scales", "w", "w_scales"]
         else:
@@ -86,7 +98,7 @@ class Kernel:
 
     def constants(self) -> list[str]:
         """The i32 constants after the buffers; `epi` is the epilogue's code (EPILOGUES)."""
-        return ["M", "K"] if self.kind == "actq" else ["M", "N", "K", "epi"]
+        return ["M", "K"] if self.kind in ("actq", "tobf16") else ["M", "N", "K", "epi"]
 
     @property
     def threads(self) -> int:
@@ -96,9 +108,10 @@ class Kernel:
     def smem(self) -> int:
         """Dynamic shared memory bytes (the export's workgroup_local_memory)."""
         if self.kind == "wgmma":
-            return 2 * (128 + 128) * 64 * 2
+            rb = 64 * get_format(self.w_format).element.bits // 8
+            return STAGES * (128 * 64 * 2 + 128 * rb) + 2 * 128 * 64 * 2
         if self.kind == "qgmma":
-            return 2 * (2 * 128 * 64 + (128 + 128) * 2 * 4)
+            return STAGES * 2 * 128 * 64 + 2 * (128 + 128) * 2 * 4
         return 0
 
     def grid(self, m: int, n: int, k: int) -> tuple[int, int, int]:
@@ -108,6 +121,8 @@ class Kernel:
             return (-(-warps // (self.threads // 32)), 1, 1)
         if self.kind == "actq":
             return (-(-(m * -(-k // 32)) // self.threads), 1, 1)
+        if self.kind == "tobf16":
+            return (-(-(m * bf16_width(k)) // self.threads), 1, 1)
         return (-(-n // 128), -(-m // 128), 1)
 
 
@@ -122,7 +137,7 @@ def select(m: int, w_format: str, a_format: str, bias: bool) -> list[Kernel] | s
         if m <= GEMV_MAX_M:
             mt = next(v for v in GEMV_MT if v >= m)
             return [Kernel("gemv", wf, bias=bias, mt=mt)]
-        return [Kernel("wgmma", wf, bias=bias)]
+        return [Kernel("tobf16"), Kernel("wgmma", wf, bias=bias)]
     if a_format in QGMMA_FORMATS and wf in QGMMA_FORMATS:
         return [Kernel("actq", a_format=a_format), Kernel("qgmma", wf, a_format, bias)]
     return (f"{a_format} activations x {wf} weights have no cuda-sm90 kernel (Hopper's tensor cores take "
@@ -223,7 +238,9 @@ template <int A, int B> __device__ void wgmma_fp8_m64n128k32(float* d, uint64_t 
 
 def _wrapper(k: Kernel) -> str:
     ptr = {"x": "const float*", "w_tensor_scale": "const float*", "bias": "const float*", "y": "float*",
-           "codes": "uint8_t*", "scales": "uint8_t*"}
+           "codes": "uint8_t*", "scales": "uint8_t*", "xb": "__nv_bfloat16*"}
+    if k.kind == "wgmma":
+        ptr["x"] = "const __nv_bfloat16*"
     params = [f"{ptr.get(n, 'const uint8_t*')} __restrict__ {n}" for n, _ in k.bindings()]
     params += [f"int {c}" for c in k.constants()]
     bias = str(k.bias).lower()
@@ -232,11 +249,13 @@ def _wrapper(k: Kernel) -> str:
     if k.kind == "gemv":
         body = f"mxc::gemv<F_{k.w_format}, {k.mt}, 2, {bias}>(x, w, w_scales, {ts}, {b}, y, M, N, K, epi);"
     elif k.kind == "wgmma":
-        body = f"mxc::wgmma_wo<F_{k.w_format}, {bias}>(x, w, w_scales, {ts}, {b}, y, M, N, K, epi);"
+        body = f"mxc::wgmma_async<F_{k.w_format}, {bias}>(x, w, w_scales, {ts}, {b}, y, M, N, K, epi);"
+    elif k.kind == "tobf16":
+        body = "mxc::to_bf16(x, xb, M, K);"
     elif k.kind == "actq":
         body = f"mxc::actq_mx<E_{k.a_format}>(x, codes, scales, M, K);"
     else:
-        body = (f"mxc::qgmma_mx8<F_{k.a_format}, F_{k.w_format}, {bias}>"
+        body = (f"mxc::qgmma_async<F_{k.a_format}, F_{k.w_format}, {bias}>"
                 f"(a, a_scales, w, w_scales, {b}, y, M, N, K, epi);")
     # wgmma kernels: one CTA per SM, all registers; gemv: two CTAs (128 registers), latency hidden by warps
     bounds = f"__launch_bounds__({k.threads}, {1 if k.kind in ('wgmma', 'qgmma') else 2}) "
@@ -319,10 +338,11 @@ def every_kernel() -> list[Kernel]:
         for bias in (False, True):
             ks.append(Kernel("wgmma", f, bias=bias))
             ks += [Kernel("gemv", f, bias=bias, mt=mt) for mt in GEMV_MT]
+    ks.append(Kernel("tobf16"))
     for a in QGMMA_FORMATS:
         ks.append(Kernel("actq", a_format=a))
         ks += [Kernel("qgmma", w, a, bias) for w in QGMMA_FORMATS for bias in (False, True)]
     return ks
 
 
-__all__ = ["Kernel", "KernelError", "Built", "build", "select", "source", "every_kernel", "E4M3", "E5M2"]
+__all__ = ["Built", "Kernel", "KernelError", "build", "every_kernel", "select", "source"]

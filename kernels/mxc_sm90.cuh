@@ -7,16 +7,19 @@
 // here has one source of truth, and tests compare it with numerics.decode_table
 // code by code.
 //
-//   gemv   weight-only, M <= 16: weights decoded in registers, f32 activations,
-//          f32 FMA; equal to the CPU target up to the order of the f32 sum.
-//   wgmma  weight-only prefill: activations rounded to bf16, weights decoded to
-//          bf16 tiles (exact for every format except IF4's INT blocks, whose
-//          q*6/7*s is rounded), wgmma m64n128k16 (HGMMA), f32 accumulators; the
-//          NV tensor scale is applied to the accumulators.
-//   actq   MX activation quantizer (floor scale rule, RNE, saturating), one
-//          thread per 32-block: codes and E8M0 scales bit-identical to numerics.
-//   qgmma  MXFP8 x MXFP8: FP8 wgmma m64n128k32 (QGMMA) per 32-K block into a
-//          scratch accumulator, scaled by 2^(sa+sb) into the f32 accumulator.
+//   gemv    weight-only, M <= 16: weights decoded in registers, f32 activations,
+//           f32 FMA; equal to the CPU target up to the order of the f32 sum.
+//   tobf16  activations to bf16 (RNE), K padded to the wgmma kernel's K tile.
+//   wgmma   weight-only prefill: bf16 activations and raw weight bytes by
+//           cp.async, 4 stages; weights decoded to bf16 tiles in shared memory
+//           (exact for every format except IF4's INT blocks, whose q*6/7*s is
+//           rounded) while wgmma m64n128k16 (HGMMA) runs on the previous tile;
+//           f32 accumulators, the NV tensor scale applied to them.
+//   actq    MX activation quantizer (floor scale rule, RNE, saturating), one
+//           thread per 32-block: codes and E8M0 scales bit-identical to numerics.
+//   qgmma   MXFP8 x MXFP8: FP8 codes by cp.async, 4 stages; FP8 wgmma m64n128k32
+//           (QGMMA) per 32-K block into a scratch accumulator, scaled by
+//           2^(sa+sb) into the f32 accumulator.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -103,10 +106,7 @@ __device__ __forceinline__ uint32_t code_at(const Raw<BYTES>& r, int i) {
 // A block's decoded weights, element times block scale (times the NV tensor scale when `ts` != 1):
 // v[i] = F::elem(code_i, scode) * (F::scale(scode) * ts), the CPU target's f32 operations.
 template <class F>
-__device__ __forceinline__ void decode_block(const uint8_t* __restrict__ p, uint32_t scode, float ts, bool vec,
-                                             float* v) {
-  constexpr int BYTES = F::BS * F::BITS / 8;
-  const Raw<BYTES> r = load_bytes<BYTES>(p, vec);
+__device__ __forceinline__ void decode_block(const Raw<F::BS * F::BITS / 8>& r, uint32_t scode, float ts, float* v) {
   const float s = F::TS ? F::scale(scode) * ts : F::scale(scode);
 #pragma unroll
   for (int i = 0; i < F::BS; ++i) v[i] = F::elem(code_at<F::BITS>(r, i), scode) * s;
@@ -127,6 +127,7 @@ __device__ __forceinline__ void gemv(const float* __restrict__ x, const uint8_t*
                                      const uint8_t* __restrict__ s, const float* __restrict__ tsp,
                                      const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K, int epi) {
   constexpr int BS = F::BS, BYTES = BS * F::BITS / 8, VA = (BYTES % 16 == 0) ? 16 : 8;
+  constexpr int U = MT == 1 ? 4 : 1;  // blocks per lane per step (decode shapes: more bytes in flight)
   const int nb = (K + BS - 1) / BS;
   const size_t row_bytes = (size_t)nb * BYTES;
   const int warp = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
@@ -142,35 +143,50 @@ __device__ __forceinline__ void gemv(const float* __restrict__ x, const uint8_t*
 #pragma unroll
       for (int r = 0; r < R; ++r) acc[mm][r] = 0.f;
 #pragma unroll 1
-    for (int b = lane; b < nb; b += 32) {
-      float wv[R][BS];
+    for (int b0 = lane; b0 < nb; b0 += 32 * U) {
+      // The raw bytes of U blocks x R rows first: U*R independent 8-16 byte loads in flight per lane.
+      Raw<BYTES> raw[U][R];
+      uint32_t sc[U][R];
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const int n = min(n0 + r, N - 1);  // rows past N compute garbage that is never stored
-        decode_block<F>(w + n * row_bytes + (size_t)b * BYTES, __ldg(s + (size_t)n * nb + b), ts, wvec, wv[r]);
-      }
-      const int k0 = b * BS;
+      for (int u = 0; u < U; ++u)
 #pragma unroll
-      for (int mm = 0; mm < MT; ++mm) {
-        if (m0 + mm >= M) continue;  // (a break would stop the unrolling: acc[] to local memory)
-        const float* xr = x + (size_t)(m0 + mm) * K + k0;
-#pragma unroll
-        for (int i = 0; i < BS; i += 4) {
-          float4 xv;
-          if (xvec && k0 + i + 3 < K) {
-            xv = __ldg(reinterpret_cast<const float4*>(xr + i));
-          } else {
-            xv.x = k0 + i < K ? __ldg(xr + i) : 0.f;
-            xv.y = k0 + i + 1 < K ? __ldg(xr + i + 1) : 0.f;
-            xv.z = k0 + i + 2 < K ? __ldg(xr + i + 2) : 0.f;
-            xv.w = k0 + i + 3 < K ? __ldg(xr + i + 3) : 0.f;
+        for (int r = 0; r < R; ++r) {
+          const int b = b0 + 32 * u, n = min(n0 + r, N - 1);  // rows past N compute garbage never stored
+          if (b < nb) {
+            raw[u][r] = load_bytes<BYTES>(w + n * row_bytes + (size_t)b * BYTES, wvec);
+            sc[u][r] = __ldg(s + (size_t)n * nb + b);
           }
+        }
 #pragma unroll
-          for (int r = 0; r < R; ++r) {
-            acc[mm][r] = fmaf(xv.x, wv[r][i], acc[mm][r]);
-            acc[mm][r] = fmaf(xv.y, wv[r][i + 1], acc[mm][r]);
-            acc[mm][r] = fmaf(xv.z, wv[r][i + 2], acc[mm][r]);
-            acc[mm][r] = fmaf(xv.w, wv[r][i + 3], acc[mm][r]);
+      for (int u = 0; u < U; ++u) {
+        const int b = b0 + 32 * u;
+        if (b >= nb) continue;
+        float wv[R][BS];
+#pragma unroll
+        for (int r = 0; r < R; ++r) decode_block<F>(raw[u][r], sc[u][r], ts, wv[r]);
+        const int k0 = b * BS;
+#pragma unroll
+        for (int mm = 0; mm < MT; ++mm) {
+          if (m0 + mm >= M) continue;  // (a break would stop the unrolling: acc[] to local memory)
+          const float* xr = x + (size_t)(m0 + mm) * K + k0;
+#pragma unroll
+          for (int i = 0; i < BS; i += 4) {
+            float4 xv;
+            if (xvec && k0 + i + 3 < K) {
+              xv = __ldg(reinterpret_cast<const float4*>(xr + i));
+            } else {
+              xv.x = k0 + i < K ? __ldg(xr + i) : 0.f;
+              xv.y = k0 + i + 1 < K ? __ldg(xr + i + 1) : 0.f;
+              xv.z = k0 + i + 2 < K ? __ldg(xr + i + 2) : 0.f;
+              xv.w = k0 + i + 3 < K ? __ldg(xr + i + 3) : 0.f;
+            }
+#pragma unroll
+            for (int r = 0; r < R; ++r) {
+              acc[mm][r] = fmaf(xv.x, wv[r][i], acc[mm][r]);
+              acc[mm][r] = fmaf(xv.y, wv[r][i + 1], acc[mm][r]);
+              acc[mm][r] = fmaf(xv.z, wv[r][i + 2], acc[mm][r]);
+              acc[mm][r] = fmaf(xv.w, wv[r][i + 3], acc[mm][r]);
+            }
           }
         }
       }

@@ -33,7 +33,7 @@ from torch_mlir.dialects import arith
 
 from mxc.compiler.errors import MxcError, MxcWarning
 from mxc.dialects.mxq import ParamOp
-from mxc.kernels import EPILOGUES, Kernel, build, select
+from mxc.kernels import EPILOGUES, Kernel, bf16_width, build, select
 from mxc.numerics.formats import NONE
 from mxc.numerics.options import parse_spec
 
@@ -125,7 +125,7 @@ def _storage(v: ir.Value, cache: dict) -> ir.Value:
     owner = v.owner
     t = ir.RankedTensorType(v.type)
     elem = str(t.element_type)
-    if elem in ("f32", "i8") and not elem.startswith("f6"):
+    if elem in ("f32", "i8"):
         return v
     name = _s(owner, "name")
     if name not in cache:
@@ -163,6 +163,14 @@ def _count_region(k: Kernel) -> str:
     if k.kind == "gemv":
         const("cols", 16)
         op("x", "ceildivui", "n", "cols")
+        y = "c1"
+    elif k.kind == "tobf16":
+        const("c64", 64)
+        const("c256", 256)
+        op("kb", "ceildivui", "k", "c64")
+        op("ka", "muli", "kb", "c64")
+        op("elems", "muli", "m", "ka")
+        op("x", "ceildivui", "elems", "c256")
         y = "c1"
     elif k.kind == "actq":
         const("c32", 32)
@@ -277,6 +285,9 @@ class LowerMxqToCuda(Pass):
             codes, scales = _dispatch(ks[0], [x2], [m, k], [ttype([m, nb * 32], I8()), ttype([m, nb], I8())],
                                       (m, n, k))
             y = _dispatch(ks[1], [codes, scales, w, ws, *bias], [m, n, k, epi], [out], (m, n, k))[0]
+        elif ks[0].kind == "tobf16":
+            xb = _dispatch(ks[0], [x2], [m, k], [ttype([m, bf16_width(k)], ir.BF16Type.get())], (m, n, k))[0]
+            y = _dispatch(ks[1], [xb, w, ws, *ts, *bias], [m, n, k, epi], [out], (m, n, k))[0]
         else:
             y = _dispatch(ks[0], [x2, w, ws, *ts, *bias], [m, n, k, epi], [out], (m, n, k))[0]
         return expand_leading(y, lead)

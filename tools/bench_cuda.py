@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from mxc.kernels import EPILOGUES, Kernel, select
+from mxc.kernels import EPILOGUES, Kernel, bf16_width, select
 from mxc.numerics.elements import decode
 
 nq = importlib.import_module("mxc.numerics.quantize")  # the package exports a function of that name
@@ -121,6 +121,10 @@ def run_linear(mod: Module, x: torch.Tensor, q: nq.QTensor, a_fmt: str = NONE, e
         mod.launch(ks[0], ks[0].grid(m, n, k), [x, codes, sc, m, k])
         mod.launch(ks[1], ks[1].grid(m, n, k), [codes, sc, w, s, *b, y, m, n, k, EPILOGUES[epilogue]])
     else:
+        if ks[0].kind == "tobf16":
+            xb = torch.empty(m, bf16_width(k), device="cuda", dtype=torch.bfloat16)
+            mod.launch(ks[0], ks[0].grid(m, n, k), [x, xb, m, k])
+            x, ks = xb, ks[1:]
         kern = ks[0]
         mod.launch(kern, kern.grid(m, n, k), [x, w, s, *([ts] if ts is not None else []), *b, y, m, n, k, EPILOGUES[epilogue]])
     return y
@@ -185,7 +189,7 @@ def check(out: Path) -> int:
             x = torch.randn(m, k, generator=g)
             bias = torch.randn(n, generator=g)
             q = nq.quantize(w, f)
-            kind = select(m, f, NONE, True)[0].kind
+            kind = select(m, f, NONE, True)[-1].kind
             wd = q.dequantize(rotated=True).double()[:, :k]
             if kind == "wgmma":  # bf16 activations, bf16 tiles of element x block scale, tensor scale after
                 x_ref = x.bfloat16().double()
@@ -304,7 +308,7 @@ def bench(out: Path) -> None:
             for f in BENCH_WO:
                 q = qs[f]
                 wts = dev[f]
-                kind = select(m, f, NONE, False)[0].kind
+                kind = select(m, f, NONE, False)[-1].kind
                 t = _time(lambda i: run_linear(mod, x, q, NONE, wts=wts[i]), len(wts))
                 nbytes = wts[0][0].numel() + wts[0][1].numel()
                 rows.append(dict(K=kn, N=kn, M=m, what=f"mxc {kind} {f} weight-only", s=t, ratio=t_ref / t,

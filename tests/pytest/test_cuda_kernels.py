@@ -39,7 +39,7 @@ def test_select_by_shape_and_format():
     assert select(1, "mxfp4", NONE, False) == [Kernel("gemv", "mxfp4", mt=1)]
     assert select(3, "nvfp4", NONE, True) == [Kernel("gemv", "nvfp4", bias=True, mt=4)]
     assert select(16, "if4", NONE, False) == [Kernel("gemv", "if4", mt=16)]
-    assert select(17, "mxfp6_e2m3", NONE, False) == [Kernel("wgmma", "mxfp6_e2m3")]
+    assert select(17, "mxfp6_e2m3", NONE, False) == [Kernel("tobf16"), Kernel("wgmma", "mxfp6_e2m3")]
     assert select(4096, "mxfp8", "mxfp8", True) == [Kernel("actq", a_format="mxfp8"),
                                                      Kernel("qgmma", "mxfp8", "mxfp8", bias=True)]
     why = select(128, "mxfp4", "mxfp4", False)

@@ -66,7 +66,7 @@ def test_prefill_shapes_take_wgmma(tmp_path):
                          "--weights-only", "-o", str(out))
     assert rc == 0, err
     kernels = {r["layer"]: r["kernel"] for r in _manifest(out)["layers"]}
-    assert kernels["conv1"].startswith("mxc_wgmma_if4") and kernels["head"].startswith("mxc_gemv_if4")
+    assert kernels["conv1"] == "mxc_tobf16 + mxc_wgmma_if4_bias" and kernels["head"].startswith("mxc_gemv_if4")
 
 
 def test_cuda_artifact_errors_name_the_device(tmp_path):

@@ -8,7 +8,7 @@
 // CHECK: "hal.executable.export"() <{layout = #hal.pipeline.layout<constants = 4, bindings = [#hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer>]>, ordinal = 0 : index, sym_name = "mxc_gemv_nvfp4_m4_bias", sym_visibility = "public", workgroup_size = [256 : index, 1 : index, 1 : index]}>
 // CHECK: arith.ceildivui %arg2, %c16 : index
 // CHECK: "hal.executable.export"() <{layout = #hal.pipeline.layout<constants = 2, {{.*}} sym_name = "mxc_actq_mxfp8"
-// CHECK: "hal.executable.export"() <{{.*}} sym_name = "mxc_qgmma_mxfp8_mxfp8", sym_visibility = "public", workgroup_local_memory = 36864 : index
+// CHECK: "hal.executable.export"() <{{.*}} sym_name = "mxc_qgmma_mxfp8_mxfp8", sym_visibility = "public", workgroup_local_memory = 69632 : index
 
 // CHECK-LABEL: func.func @mlp
 // CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc1.e"} : () -> tensor<8x32xi8>

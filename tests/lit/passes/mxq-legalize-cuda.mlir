@@ -17,7 +17,7 @@ func.func @decode(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
 
 // Prefill shape (M = 2 x 64 = 128): the bf16 wgmma kernel; weight options (offline) do not matter.
 // CHECK-LABEL: func.func @prefill
-// CHECK: mxq.kernel = "mxc_wgmma_mxfp4"
+// CHECK: mxq.kernel = "mxc_tobf16 + mxc_wgmma_mxfp4"
 func.func @prefill(%x: tensor<2x64x64xf32>) -> tensor<2x64x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
