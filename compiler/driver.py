@@ -18,14 +18,13 @@ import torch
 from torch_mlir import ir
 
 from mxc.passes import run_pass
+from mxc.runtime.artifact import ARTIFACT_FILES  # noqa: F401  (the artifact's files; re-exported here)
 
 from . import frontend, iree_backend, manifest
 from .context import make_context
 from .errors import MxcError, MxcWarning, PipelineError
 from .pipeline import TARGETS, Options, pass_phases, phases
 from .weights import WeightStore, use_weights
-
-from mxc.runtime.artifact import ARTIFACT_FILES  # noqa: E402,F401  (re-exported)
 
 
 @dataclass

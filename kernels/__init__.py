@@ -28,6 +28,7 @@ from mxc.numerics.quantize import IF4_INT_STEP
 
 HERE = Path(__file__).resolve().parent
 ARCH = "sm_90a"
+RECIPE = "nvcc -O3 -arch=compute_90a -ptx | ptxas -O3 -arch=sm_90a"  # part of the cache key
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
 GEMV_MAX_M = 16  # decode shapes; larger M takes the wgmma kernel
 GEMV_MT = (1, 4, 16)  # rows of x per pass of the gemv variants
@@ -312,21 +313,28 @@ def _header_digest() -> str:
 
 
 def build(kernels: list[Kernel]) -> Built:
-    """nvcc -> PTX (sm_90a), ptxas -> cubin; cached by the source's hash."""
+    """nvcc -> PTX (sm_90a), ptxas -> cubin; cached by the source's hash (MXC_CACHE, ~/.cache/mxc)."""
     src = source(kernels)
-    key = hashlib.sha256((src + _header_digest() + ARCH).encode()).hexdigest()[:24]
+    key = hashlib.sha256((src + _header_digest() + ARCH + RECIPE).encode()).hexdigest()[:24]
     d = _cache_dir()
     ptx_path, cubin_path = d / f"{key}.ptx", d / f"{key}.cubin"
     if not (ptx_path.is_file() and cubin_path.is_file()):
-        cu = d / f"{key}.cu"
-        cu.write_text(src)
+        # Every file goes through a name of this process and is renamed into place: concurrent
+        # compilers (pytest workers) may build the same library.
+        cu, tmp_cu = d / f"{key}.cu", d / f"{key}.cu.{os.getpid()}"
+        tmp_cu.write_text(src)
+        tmp_cu.replace(cu)  # atomic: a concurrent nvcc keeps reading the file it opened
         tool = nvcc()
-        common = [tool, "-std=c++17", "-O3", f"-I{HERE}", f"-gencode=arch=compute_{ARCH[3:]},code={ARCH}"]
-        for flag, out in (("-ptx", ptx_path), ("-cubin", cubin_path)):
+        ptxas = str(Path(tool).with_name("ptxas"))
+        steps = (  # nvcc: CUDA C++ -> PTX for sm_90a; ptxas: PTX -> cubin
+            ([tool, "-std=c++17", "-O3", f"-I{HERE}", f"-arch=compute_{ARCH[3:]}", "-ptx", str(cu), "-o"], ptx_path),
+            ([ptxas, f"-arch={ARCH}", "-O3", str(ptx_path), "-o"], cubin_path),
+        )
+        for cmd, out in steps:
             tmp = out.with_suffix(out.suffix + f".{os.getpid()}")
-            r = subprocess.run(common + [flag, str(cu), "-o", str(tmp)], capture_output=True, text=True)
+            r = subprocess.run(cmd + [str(tmp)], capture_output=True, text=True)
             if r.returncode:
-                raise KernelError(f"nvcc {flag} failed for {cu}:\n{r.stderr[-4000:]}")
+                raise KernelError(f"{Path(cmd[0]).name} failed for {cu}:\n{r.stderr[-4000:]}")
             tmp.replace(out)
     return Built(src, ptx_path, cubin_path)
 

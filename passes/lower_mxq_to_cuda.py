@@ -238,11 +238,14 @@ class LowerMxqToCuda(Pass):
         fused = walk_ops(module, "mxq.fused_matmul")
         plan = []
         for op in fused:
+            layer = _s(op, "layer")
             if KERNEL_ATTR not in op.attributes:
-                raise ValueError(f"layer {_s(op, 'layer')}: no kernel chosen (run mxq-legalize-cuda first)")
-            ks = select(_m(op.x), parse_spec(_s(op, "w_format"))[0].name,
-                        NONE if _s(op, "act_format") == NONE else parse_spec(_s(op, "act_format"))[0].name,
-                        op.bias is not None)
+                raise MxcError(f"layer {layer}: no kernel chosen (run mxq-legalize-cuda first)")
+            ks = _kernels(op)
+            names = ks if isinstance(ks, str) else " + ".join(k.name for k in ks)
+            if names != _s(op, KERNEL_ATTR):
+                raise MxcError(f"layer {layer}: mxq.kernel says '{_s(op, KERNEL_ATTR)}' but its formats and "
+                               f"shape take '{names}' (run mxq-legalize-cuda again)")
             plan.append((op, ks))
         kernels = list(dict.fromkeys(k for _, ks in plan for k in ks))
         if kernels:
