@@ -33,16 +33,16 @@ EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
 GEMV_MAX_M = 16  # decode shapes; larger M takes the wgmma kernel
 GEMV_MT = (1, 4, 16)  # rows of x per pass of the gemv variants
 STAGES = 4  # cp.async depth of the wgmma kernel (mxc_sm90_mma.cuh)
-
-
-def bf16_width(k: int) -> int:
-    """Columns of the bf16 activations the wgmma kernel reads: K rounded up to its K tile (64)."""
-    return -(-k // 64) * 64
 FP8 = {"e4m3": (0, "e4m3"), "e5m2": (1, "e5m2")}  # wgmma type tags
 QGMMA_FORMATS = ("mxfp8", "mxfp8_e5m2")  # formats of both operands of the FP8 wgmma kernel
 # Weight formats the weight-only kernels take (every format of numerics.formats).
 WEIGHT_FORMATS = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "mxint8",
                   "nvfp4", "nvfp4_4over6", "if4", "nvint4", "fp4_ue5m3")
+
+
+def bf16_width(k: int) -> int:
+    """Columns of the bf16 activations the wgmma kernel reads: K rounded up to its K tile (64)."""
+    return -(-k // 64) * 64
 
 
 class KernelError(MxcError):
@@ -53,9 +53,9 @@ class KernelError(MxcError):
 class Kernel:
     """One kernel variant.
 
-    kind: `gemv` (weight-only, M <= 16), `tobf16` (activations to bf16 for) `wgmma`
-    (weight-only, bf16 HGMMA, cp.async pipeline), `actq` (MX activation quantizer),
-    `qgmma` (MXFP8 x MXFP8, FP8 QGMMA).
+    kind: `gemv` (weight-only, M <= 16), `tobf16` (activations to bf16, for `wgmma`),
+    `wgmma` (weight-only, bf16 HGMMA, cp.async pipeline), `actq` (MX activation
+    quantizer), `qgmma` (MXFP8 x MXFP8, FP8 QGMMA).
     """
 
     kind: str
