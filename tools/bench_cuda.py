@@ -25,9 +25,9 @@ import torch
 
 from mxc.kernels import EPILOGUES, Kernel, bf16_width, select
 from mxc.numerics.elements import decode
+from mxc.numerics.formats import NONE
 
 nq = importlib.import_module("mxc.numerics.quantize")  # the package exports a function of that name
-from mxc.numerics.formats import NONE, get_format
 
 CHECK_FORMATS = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "mxint8",
                  "nvfp4", "nvfp4_4over6", "if4", "nvint4", "fp4_ue5m3")
