@@ -18,7 +18,6 @@ import torch
 from torch_mlir import ir
 
 from mxc.passes import run_pass
-from mxc.runtime.artifact import ARTIFACT_FILES  # noqa: F401  (the artifact's files; re-exported here)
 
 from . import frontend, iree_backend, manifest
 from .context import make_context

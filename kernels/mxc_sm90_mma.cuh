@@ -95,10 +95,8 @@ __device__ __forceinline__ void wgmma_async(const __nv_bfloat16* __restrict__ xb
       Raw<BYTES> wr;
 #pragma unroll
       for (int j = 0; j < BYTES / 4; ++j) wr.w[j] = reinterpret_cast<const uint32_t*>(raw + q * BYTES)[j];
-      const float sv = F::scale(sc[q]);
       float v[BS];
-#pragma unroll
-      for (int i = 0; i < BS; ++i) v[i] = F::elem(code_at<F::BITS>(wr, i), sc[q]) * sv;
+      decode_block<F>(wr, sc[q], 1.f, v);  // element x block scale; the tensor scale goes on the accumulators
 #pragma unroll
       for (int c = 0; c < BS / 8; ++c) {
         uint4 u = make_uint4(pack_bf16(v[8 * c], v[8 * c + 1]), pack_bf16(v[8 * c + 2], v[8 * c + 3]),
