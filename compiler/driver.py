@@ -118,7 +118,7 @@ def compile_file(
             stop = compile_to == "iree-input"
         library = _kernel_library(module)
         if library and dump:
-            _copy_kernels(library, dump)
+            _copy_kernels(library, dump, opts.target)
         if not stop:
             text = module.operation.get_asm()  # nothing elided: this is IREE's input
             vmfb = steps.step("vmfb", lambda: _iree_compile(text, opts.target, out_dir or dump or Path(".")))
@@ -149,8 +149,8 @@ def compile_file(
         result.manifest["parameters"] = {"file": "model.irpa", "scope": "model", "count": len(names)}
         torch.save(spec.example_inputs, out / "inputs.pt")
     if library:
-        _copy_kernels(library, out / "kernels")
-        result.manifest["kernel_library"] = "kernels/" + KERNEL_STEM + ".cubin"
+        _copy_kernels(library, out / "kernels", opts.target)
+        result.manifest["kernel_library"] = f"kernels/{kernel_stem(opts.target)}.cubin"
     if compile_to == "vmfb" and opts.target != "cpu":
         # The GPU machine may have no compiler: `mxc run --compare` there reads these.
         from mxc.runtime.reference import eager_forward, fake_quant_forward
@@ -162,7 +162,9 @@ def compile_file(
     return result
 
 
-KERNEL_STEM = "mxc_sm90a"
+def kernel_stem(target: str) -> str:
+    """File stem of a CUDA target's kernel library: mxc_sm90a, mxc_sm100a."""
+    return "mxc_" + target.removeprefix("cuda-") + "a"
 REFERENCE_FILE = "reference.pt"
 
 
@@ -173,11 +175,12 @@ def _kernel_library(module: ir.Module) -> Path | None:
     return Path(ir.StringAttr(attrs[LIBRARY_ATTR]).value) if LIBRARY_ATTR in attrs else None
 
 
-def _copy_kernels(cubin: Path, where: Path) -> None:
-    """The CUDA source, PTX and cubin of the model's kernels, as <where>/mxc_sm90a.{cu,ptx,cubin}."""
+def _copy_kernels(cubin: Path, where: Path, target: str) -> None:
+    """The CUDA source, PTX and cubin of the model's kernels, as <where>/mxc_sm90a.{cu,ptx,cubin}
+    (mxc_sm100a.* for cuda-sm100)."""
     where.mkdir(parents=True, exist_ok=True)
     for ext in ("cu", "ptx", "cubin"):
-        shutil.copyfile(cubin.with_suffix("." + ext), where / f"{KERNEL_STEM}.{ext}")
+        shutil.copyfile(cubin.with_suffix("." + ext), where / f"{kernel_stem(target)}.{ext}")
 
 
 def _repro(module_text: str, where: Path, pipeline: str, err: Exception) -> PipelineError:

@@ -78,8 +78,8 @@ def params_to_globals(module: ir.Module) -> list[str]:
     return list(used)
 
 
-# IREE 3.13 knows no sm_90: its own dispatches are built for sm_80 (the driver JITs the PTX for
-# Hopper); mxc's kernels come as an sm_90a cubin object (lower-mxq-to-cuda).
+# IREE 3.13 knows no sm_90 or sm_100: its own dispatches are built for sm_80 (the driver JITs the PTX
+# for Hopper / Blackwell); mxc's kernels come as an sm_90a / sm_100a cubin object (lower-mxq-to-cuda).
 CUDA_FLAGS = ["--iree-hal-target-device=cuda", "--iree-cuda-target=sm_80"]
 
 
@@ -87,9 +87,9 @@ def flags(target: str) -> list[str]:
     """iree-compile flags for an mxc target."""
     if target == "cpu":
         return ["--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu", *CPU_FLAGS]
-    if target == "cuda-sm90":
+    if target in ("cuda-sm90", "cuda-sm100"):
         return CUDA_FLAGS
-    raise ValueError(f"unknown target '{target}' (valid: cpu, cuda-sm90)")
+    raise ValueError(f"unknown target '{target}' (valid: cpu, cuda-sm90, cuda-sm100)")
 
 
 def compile_to_vmfb(module_text: str, target: str = "cpu") -> bytes:

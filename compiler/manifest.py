@@ -52,6 +52,8 @@ def _fused_entry(op) -> dict:
         "decision": _s(op, "mxq.decision"),
         "kernel": _s(op, "mxq.kernel") if "mxq.kernel" in op.attributes
         else "cpu: linalg (dequantize + f32 contraction)",
+        "path": _s(op, "mxq.path") if "mxq.path" in op.attributes
+        else "emulated: decode to f32 + f32 contraction (IREE llvm-cpu)",
     }
 
 

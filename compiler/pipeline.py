@@ -29,7 +29,7 @@ from mxc.passes.mxq_select_formats import MxqSelectFormats
 PHASES = ("import", "mxq", "formats", "quantize-weights", "fuse", "lower-cpu", "iree-input", "vmfb")
 CUDA_PHASES = ("import", "mxq", "formats", "quantize-weights", "fuse", "legalize-cuda", "lower-cuda", "iree-input",
                "vmfb")
-TARGETS = ("cpu", "cuda-sm90")
+TARGETS = ("cpu", "cuda-sm90", "cuda-sm100")
 
 
 def phases(target: str) -> tuple[str, ...]:
@@ -64,5 +64,6 @@ def pass_phases(opts: Options) -> list[tuple[str, Pass]]:
                                      hadamard=opts.hadamard)),
         ("quantize-weights", MxqQuantizeWeights()),
         ("fuse", MxqFuse()),
-    ] + ([("legalize-cuda", MxqLegalizeCuda()), ("lower-cuda", LowerMxqToCuda())] if opts.target.startswith("cuda")
+    ] + ([("legalize-cuda", MxqLegalizeCuda(target=opts.target)), ("lower-cuda", LowerMxqToCuda(target=opts.target))]
+         if opts.target.startswith("cuda")
          else [("lower-cpu", LowerMxqToLinalg(contraction=opts.contraction))])

@@ -134,10 +134,10 @@ def _choice(value, base: dict, where: str) -> Choice:
     merged = {**base, **value}
     if merged["format"] == NONE:
         return Choice(NONE)
-    fmt, _ = parse_spec(merged["format"])
-    inherited = {k: base[k] for k in OPTION_NAMES if k in base and k not in value and _applies(k, base[k], fmt)}
-    opts = QuantOptions.from_dict({**inherited, **{k: value[k] for k in OPTION_NAMES if k in value}})
-    try:
+    try:  # a bad format, option in braces or option key: the message names the rule
+        fmt, _ = parse_spec(merged["format"])
+        inherited = {k: base[k] for k in OPTION_NAMES if k in base and k not in value and _applies(k, base[k], fmt)}
+        opts = QuantOptions.from_dict({**inherited, **{k: value[k] for k in OPTION_NAMES if k in value}})
         return Choice(merged["format"], bool(merged.get("weights_only", False)), merged.get("act_format"), opts)
     except ValueError as e:
         raise ValueError(f"rule {where!r}: {e}") from e

@@ -47,3 +47,87 @@ def offset_128x4(row: int, col: int, c: int) -> int:
     cp = padded_shape(1, c)[1]
     chunk = (row // ROWS) * (cp // COLS) + col // COLS
     return chunk * CHUNK + (row % 32) * 16 + ((row % ROWS) // 32) * 4 + col % COLS
+
+
+# ---------------------------------------------------------------- operand tiles (the block-scaled GEMM's layout)
+# An operand [R, K] is stored as tiles of 128 rows x 128 K-elements, tile (rt, kt) at
+# ((rt * KT) + kt) * tile_bytes: what one bulk copy (cp.async.bulk, the TMA engine without a
+# tensor map) moves into shared memory, where the MMA reads it through a no-swizzle K-major
+# matrix descriptor. Inside a tile: 16-byte units, UE elements each; unit u of row r at
+# ((r // 8) * units + u) * 128 + (r % 8) * 16 (core matrices of 8 rows x 16 bytes, the K-adjacent
+# ones 128 bytes apart: LBO = 128, SBO = units * 128). A unit's codes are packed as
+# numerics packs them (4-bit low nibble first, 6-bit four per three bytes), zero-padded to 16
+# bytes: UE = 16 for FP8 / FP6 / FP4-in-mxf8f6f4 (the "unpacked" 16-per-16-byte smem form of
+# kind::mxf8f6f4), 32 for packed FP4 (kind::mxf4, kind::mxf4nvf4), 8 for bf16.
+TILE_R, TILE_K = 128, 128
+
+
+def tile_units(ue: int) -> int:
+    return TILE_K // ue
+
+
+def tile_bytes(ue: int) -> int:
+    return TILE_R * tile_units(ue) * 16
+
+
+def _pack_unit(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """codes [..., UE] -> [..., 16] bytes (packed little-endian, zero padding)."""
+    from mxc.numerics.quantize import pack_fp6, pack_nibbles
+
+    packed = {4: pack_nibbles, 6: pack_fp6, 8: lambda c: c}[bits](codes)
+    pad = 16 - packed.shape[-1]
+    return torch.nn.functional.pad(packed, (0, pad)) if pad else packed
+
+
+def _unpack_unit(units: torch.Tensor, bits: int, ue: int) -> torch.Tensor:
+    from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
+
+    data = units[..., : ue * bits // 8]
+    return {4: unpack_nibbles, 6: unpack_fp6, 8: lambda c: c}[bits](data)
+
+
+def tile_codes(codes: torch.Tensor, bits: int, ue: int) -> torch.Tensor:
+    """Element codes [R, K] (uint8, one per element) -> tiled bytes, rows and K zero-padded to 128."""
+    if codes.dim() != 2 or codes.dtype != torch.uint8:
+        raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
+    if 16 * 8 // bits < ue and bits != 16:
+        raise ValueError(f"{ue} {bits}-bit codes do not fit a 16-byte unit")
+    r, k = codes.shape
+    rp, kp = -(-r // TILE_R) * TILE_R, -(-k // TILE_K) * TILE_K
+    full = torch.zeros((rp, kp), dtype=torch.uint8)
+    full[:r, :k] = codes
+    units = tile_units(ue)
+    t = full.reshape(rp // TILE_R, 16, 8, kp // TILE_K, units, ue)
+    t = _pack_unit(t, bits)  # [Rt, 16 groups, 8 rows, KT, units, 16]
+    return t.permute(0, 3, 1, 4, 2, 5).contiguous().reshape(-1)
+
+
+def untile_codes(tiled: torch.Tensor, r: int, k: int, bits: int, ue: int) -> torch.Tensor:
+    """The inverse of tile_codes: [R, K] codes, padding dropped."""
+    rp, kp = -(-r // TILE_R) * TILE_R, -(-k // TILE_K) * TILE_K
+    units = tile_units(ue)
+    if tiled.numel() != rp * kp * 16 // ue:
+        raise ValueError(f"expected {rp * kp * 16 // ue} tiled bytes for [{r}, {k}] in units of {ue}, "
+                         f"got {tiled.numel()}")
+    t = tiled.reshape(rp // TILE_R, kp // TILE_K, 16, units, 8, 16).permute(0, 2, 4, 1, 3, 5)
+    codes = _unpack_unit(t, bits, ue).reshape(rp, kp)
+    return codes[:r, :k].contiguous()
+
+
+def tile_offset(row: int, k: int, k_total: int, ue: int) -> tuple[int, int]:
+    """(byte offset of the 16-byte unit holding element (row, k), index of the element in it)."""
+    kt_n = -(-k_total // TILE_K)
+    units = tile_units(ue)
+    tile = (row // TILE_R) * kt_n + k // TILE_K
+    r, kk = row % TILE_R, k % TILE_K
+    return tile * tile_bytes(ue) + ((r // 8) * units + kk // ue) * 128 + (r % 8) * 16, kk % ue
+
+
+def tile_scales(scales: torch.Tensor, k: int, block: int, pad: int) -> torch.Tensor:
+    """Scale codes [R, ceil(K/bs)] -> 128x4 chunks covering K padded to 128 (padding = `pad`)."""
+    kp = -(-k // TILE_K) * TILE_K
+    cols = kp // block
+    r = scales.shape[0]
+    full = torch.full((r, cols), pad, dtype=torch.uint8)
+    full[:, : scales.shape[1]] = scales[:, :cols]
+    return swizzle_128x4(full, pad).reshape(-1)

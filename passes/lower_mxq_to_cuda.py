@@ -1,22 +1,26 @@
-"""The cuda-sm90 target: fused layers become calls of mxc's own kernels, the rest goes to IREE.
+"""The CUDA targets: fused layers become calls of mxc's own kernels, the rest goes to IREE.
 
-Two passes:
+Two passes, each with a `target` option (cuda-sm90: Hopper, sm_90a kernels;
+cuda-sm100: Blackwell, sm_100a kernels):
 
 * `mxq-legalize-cuda` picks the kernels of every `mxq.fused_matmul`
-  (`mxc.kernels.select`) and writes them on the op (`mxq.kernel`), so the
-  manifest records which kernel each layer got. Where Hopper has no kernel for a
-  layer's activation format (only MXFP8 x MXFP8 runs on its FP8 tensor cores),
-  the layer keeps its quantized weights and its activations stay in high
-  precision, with a warning that names the layer and the reason. Quantize /
-  dequantize pairs left on activation x activation matmuls are removed the same
-  way (those matmuls run in float32 through IREE's codegen).
-* `lower-mxq-to-cuda` assembles the kernels (nvcc/ptxas, `sm_90a`), declares them
-  in one `hal.executable.source` whose object is the cubin (the empty-config
-  target key `#hal.executable.target<"cuda", "cuda-nvptx-fb">` matches any CUDA
-  variant), and replaces each fused layer by `flow.dispatch`es of its kernels:
-  buffers in binding order (the weights as their stored i8 bytes), then the i32
-  constants M, N, K, epilogue; the workload [M, N, K] sizes the grid. Hadamard
-  rotations of the activations stay linalg. What is left of mxq is lowered by
+  (`mxc.kernels.select`) and writes them on the op (`mxq.kernel`, and the path in
+  words, `mxq.path`), so the manifest records which kernel each layer got. Where
+  the target has no kernel for a layer's activation format (no block-scaled
+  tensor-core kind for the pair), the layer keeps its quantized weights and its
+  activations stay in high precision, with a warning that names the layer and
+  the reason. Quantize / dequantize pairs left on activation x activation
+  matmuls are removed the same way (those matmuls run in float32 through IREE's
+  codegen).
+* `lower-mxq-to-cuda` assembles the kernels (nvcc/ptxas), declares them in one
+  `hal.executable.source` whose object is the cubin (the empty-config target key
+  `#hal.executable.target<"cuda", "cuda-nvptx-fb">` matches any CUDA variant),
+  and replaces each fused layer by `flow.dispatch`es of its kernels: buffers in
+  binding order, then the i32 constants M, N, K, epilogue; the workload [M, N, K]
+  sizes the grid. Weights are the stored i8 bytes; the block-scaled skeleton's
+  kernels (bsmma, bsdec) read them re-packed into 128 x 128 tiles with 128x4
+  scale chunks (new weight-store entries `<name>.t<units>`). Hadamard rotations
+  of the activations stay linalg. What is left of mxq is lowered by
   `lower-mxq-to-linalg` (float32 ops IREE's CUDA codegen compiles).
 
 The IREE ops are built in generic form: those dialects are not registered in
@@ -28,14 +32,17 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
+import torch
 from torch_mlir import ir
 from torch_mlir.dialects import arith
 
 from mxc.compiler.errors import MxcError, MxcWarning
+from mxc.compiler.weights import active_store
 from mxc.dialects.mxq import ParamOp
-from mxc.kernels import EPILOGUES, Kernel, bf16_width, build, select
-from mxc.numerics.formats import NONE
+from mxc.kernels import EPILOGUES, Kernel, act_tile_bytes, bf16_width, build, layer_path, select, tile_weights
+from mxc.numerics.formats import NONE, get_format
 from mxc.numerics.options import parse_spec
+from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
 
 from . import _quant as Q
 from ._linalg import I8, collapse_leading, expand_leading, shape_of, ttype
@@ -45,6 +52,8 @@ from .lower_mxq_to_linalg import LowerMxqToLinalg
 EXECUTABLE = "mxc_kernels"
 CUDA_KEY = '#hal.executable.target<"cuda", "cuda-nvptx-fb">'
 KERNEL_ATTR = "mxq.kernel"
+PATH_ATTR = "mxq.path"
+CUDA_TARGETS = ("cuda-sm90", "cuda-sm100")
 LIBRARY_ATTR = "mxc.kernel_library"  # on the module: the cubin (its .ptx and .cu beside it)
 
 
@@ -59,47 +68,55 @@ def _m(x: ir.Value) -> int:
     return m
 
 
-def _act_supported(spec: str) -> str | None:
+def _check_target(target: str) -> None:
+    if target not in CUDA_TARGETS:
+        raise MxcError(f"unknown CUDA target '{target}' (valid: {', '.join(CUDA_TARGETS)})")
+
+
+def _act_supported(spec: str, target: str) -> str | None:
     """Why the activation quantizer cannot take `spec`, or None."""
     _, opts = parse_spec(spec)
     if opts.scale_rule != "floor" or opts.rounding != "rne":
-        return f"the cuda-sm90 activation quantizer implements scale_rule=floor, rounding=rne (not {spec})"
+        return f"the {target} activation quantizer implements scale_rule=floor, rounding=rne (not {spec})"
     return None
 
 
-def _kernels(op) -> list[Kernel] | str:
+def _kernels(op, target: str) -> list[Kernel] | str:
     act = _s(op, "act_format")
     has_bias = op.bias is not None
     fw = parse_spec(_s(op, "w_format"))[0].name
     if act != NONE:
-        why = _act_supported(act)
+        why = _act_supported(act, target)
         if why:
             return why
         act = parse_spec(act)[0].name
-    return select(_m(op.x), fw, act, has_bias)
+    return select(_m(op.x), fw, act, has_bias, target)
 
 
 @dataclasses.dataclass(frozen=True)
 class MxqLegalizeCuda(Pass):
-    """Pick each fused layer's cuda-sm90 kernels; keep activations high precision where none exists."""
+    """Pick each fused layer's kernels for `target`; keep activations high precision where none exists."""
 
     name = "mxq-legalize-cuda"
+    target: str = "cuda-sm90"
 
     def run(self, module: ir.Operation) -> None:
+        _check_target(self.target)
         kept: dict[str, list[str]] = {}  # reason -> layers whose activations stay high precision
         for op in walk_ops(module, "mxq.fused_matmul"):
             layer = _s(op, "layer")
-            ks = _kernels(op)
+            ks = _kernels(op, self.target)
             if isinstance(ks, str) and _s(op, "act_format") != NONE:
                 reason = ks
                 op.operation.attributes["act_format"] = ir.StringAttr.get(NONE)
-                ks = _kernels(op)
-                decision = _s(op, "mxq.decision") + f"; activations high precision on cuda-sm90: {reason}"
+                ks = _kernels(op, self.target)
+                decision = _s(op, "mxq.decision") + f"; activations high precision on {self.target}: {reason}"
                 op.operation.attributes["mxq.decision"] = ir.StringAttr.get(decision)
                 kept.setdefault(reason, []).append(layer)
             if isinstance(ks, str):
                 raise MxcError(f"layer {layer}: {ks}; choose another format for it (--policy) or --target cpu")
             op.operation.attributes[KERNEL_ATTR] = ir.StringAttr.get(" + ".join(k.name for k in ks))
+            op.operation.attributes[PATH_ATTR] = ir.StringAttr.get(layer_path(ks))
         for reason, layers in kept.items():
             shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
             warnings.warn(f"{len(layers)} layer(s) ({shown}): {reason}; their activations stay in high precision "
@@ -110,7 +127,7 @@ class MxqLegalizeCuda(Pass):
                 continue
             users = [u.owner for u in deq.result.uses]
             layer = next((_s(u, "layer") for u in users if "layer" in u.attributes), "an activation matmul")
-            warnings.warn(f"layer {layer}: activation x activation matmuls have no cuda-sm90 kernel; "
+            warnings.warn(f"layer {layer}: activation x activation matmuls have no {self.target} kernel; "
                           f"its operands stay in high precision", MxcWarning, stacklevel=2)
             deq.result.replace_all_uses_with(src.operation.operands[0])
             deq.operation.erase()
@@ -172,6 +189,22 @@ def _count_region(k: Kernel) -> str:
         op("elems", "muli", "m", "ka")
         op("x", "ceildivui", "elems", "c256")
         y = "c1"
+    elif k.kind == "amax":
+        op("x", "muli", "c1", "c1")
+        y = "c1"
+    elif k.kind == "bsq":
+        per = 8 if k.a_format == "bf16" else get_format(k.a_format).block_size
+        const("tile", 128)
+        const("per", per)
+        const("c256", 256)
+        op("mt", "ceildivui", "m", "tile")
+        op("mp", "muli", "mt", "tile")
+        op("kt", "ceildivui", "k", "tile")
+        op("kp", "muli", "kt", "tile")
+        op("row", "divui", "kp", "per")
+        op("items", "muli", "mp", "row")
+        op("x", "ceildivui", "items", "c256")
+        y = "c1"
     elif k.kind == "actq":
         const("c32", 32)
         const("c256", 256)
@@ -228,24 +261,59 @@ def _dispatch(k: Kernel, args: list[ir.Value], consts: list[int], results: list[
     return list(op.results)
 
 
+def _tiled(w: ir.Value, scales: ir.Value, fmt: str, ue: int, k: int, cache: dict) -> tuple[ir.Value, ir.Value]:
+    """The bsmma / bsdec weights: codes in 128 x 128 tiles of 16-byte units of `ue`, scales in 128x4
+    chunks. New weight-store entries `<name>.t<ue>`, written from the stored bytes (mxc-opt, which
+    has no weight store, names them only)."""
+    wname, sname = _s(w.owner, "name"), _s(scales.owner, "name")
+    key = (wname, ue)
+    if key not in cache:
+        f = get_format(fmt)
+        n = shape_of(w)[0]
+        kp, kb = -(-k // 128) * 128, -(-k // f.block_size)
+        nbytes = (-(-n // 128) * 128) * kp * 16 // ue, (-(-n // 128) * 128) * kp // f.block_size
+        store = active_store()
+        names = (f"{wname}.t{ue}", f"{sname}.t{ue}")
+        if store is not None and wname in store:
+            packed = store[wname]
+            codes = {4: unpack_nibbles, 6: unpack_fp6}.get(f.element.bits, lambda c: c)(packed.view(torch.uint8))
+            tw, ts = tile_weights(codes.reshape(n, -1), store[sname].view(torch.uint8).reshape(n, kb), fmt, ue, k)
+            assert (tw.numel(), ts.numel()) == nbytes
+            names = (store.add(names[0], tw), store.add(names[1], ts))
+        vals = []
+        for owner, name, size in ((w.owner, names[0], nbytes[0]), (scales.owner, names[1], nbytes[1])):
+            with owner.location, ir.InsertionPoint(owner.operation):
+                p = ParamOp(name=ir.StringAttr.get(name), result=ttype([size], I8()))
+                for a in owner.attributes:
+                    key_ = a if isinstance(a, str) else a.name
+                    if key_.startswith("mxq."):
+                        p.operation.attributes[key_] = owner.attributes[key_]
+            vals.append(p.result)
+        cache[key] = tuple(vals)
+    return cache[key]
+
+
 @dataclasses.dataclass(frozen=True)
 class LowerMxqToCuda(Pass):
-    """Fused layers -> flow.dispatch of mxc's sm_90a kernels (one embedded cubin); the rest -> linalg."""
+    """Fused layers -> flow.dispatch of mxc's kernels for `target` (one embedded cubin); the rest -> linalg."""
 
     name = "lower-mxq-to-cuda"
+    target: str = "cuda-sm90"
 
     def run(self, module: ir.Operation) -> None:
+        _check_target(self.target)
         fused = walk_ops(module, "mxq.fused_matmul")
         plan = []
         for op in fused:
             layer = _s(op, "layer")
             if KERNEL_ATTR not in op.attributes:
                 raise MxcError(f"layer {layer}: no kernel chosen (run mxq-legalize-cuda first)")
-            ks = _kernels(op)
+            ks = _kernels(op, self.target)
             names = ks if isinstance(ks, str) else " + ".join(k.name for k in ks)
             if names != _s(op, KERNEL_ATTR):
                 raise MxcError(f"layer {layer}: mxq.kernel says '{_s(op, KERNEL_ATTR)}' but its formats and "
-                               f"shape take '{names}' (run mxq-legalize-cuda again)")
+                               f"shape take '{names}' on {self.target} (run mxq-legalize-cuda{{target={self.target}}} "
+                               f"again)")
             plan.append((op, ks))
         kernels = list(dict.fromkeys(k for _, ks in plan for k in ks))
         if kernels:
@@ -257,9 +325,10 @@ class LowerMxqToCuda(Pass):
             del parsed
             module.attributes[LIBRARY_ATTR] = ir.StringAttr.get(str(built.cubin_path))
         storage: dict = {}
+        tiled: dict = {}
         for op, ks in plan:
             with op.location, ir.InsertionPoint(op.operation):
-                y = self._lower(op, ks, storage)
+                y = self._lower(op, ks, storage, tiled)
             op.result.replace_all_uses_with(y)
             op.operation.erase()
         for p in walk_ops(module, "mxq.param"):
@@ -268,7 +337,7 @@ class LowerMxqToCuda(Pass):
         LowerMxqToLinalg().run(module)
 
     @staticmethod
-    def _lower(op, ks: list[Kernel], storage: dict) -> ir.Value:
+    def _lower(op, ks: list[Kernel], storage: dict, tiled: dict) -> ir.Value:
         _, w_opts = parse_spec(_s(op, "w_format"))
         x = op.x
         lead = shape_of(x)[:-1]
@@ -278,11 +347,27 @@ class LowerMxqToCuda(Pass):
         m, k = shape_of(x2)
         n = shape_of(op.w)[0]
         epi = EPILOGUES[_s(op, "epilogue")]
-        w, ws = _storage(op.w, storage), _storage(op.w_scales, storage)
         ts = [op.w_tensor_scale] if op.w_tensor_scale is not None else []
         bias = [op.bias] if op.bias is not None else []
         f32 = ir.F32Type.get()
         out = ttype([m, n], f32)
+        main = ks[-1]
+        if main.kind in ("bsmma", "bsdec"):
+            ua, uw = main.units()
+            w_fmt = parse_spec(_s(op, "w_format"))[0].name
+            wt, wst = _tiled(op.w, op.w_scales, w_fmt, uw, k, tiled)
+            a_fmt = "bf16" if main.kind == "bsdec" else main.a_format
+            nc, ns = act_tile_bytes(a_fmt, ua, m, k)
+            ats, a_in = [], []
+            for kern in ks[:-1]:
+                if kern.kind == "amax":
+                    ats = _dispatch(kern, [x2], [m, k], [ttype([2], f32)], (m, n, k))
+                else:
+                    outs = [ttype([nc], I8())] + ([ttype([ns], I8())] if ns else [])
+                    a_in = _dispatch(kern, [x2, *ats], [m, k], outs, (m, n, k))
+            y = _dispatch(main, [*a_in, *ats, wt, wst, *ts, *bias], [m, n, k, epi], [out], (m, n, k))[0]
+            return expand_leading(y, lead)
+        w, ws = _storage(op.w, storage), _storage(op.w_scales, storage)
         if ks[0].kind == "actq":
             nb = -(-k // 32)
             codes, scales = _dispatch(ks[0], [x2], [m, k], [ttype([m, nb * 32], I8()), ttype([m, nb], I8())],

@@ -18,6 +18,10 @@ from mxc.compiler.weights import PARAMETER_SCOPE
 
 ARTIFACT_FILES = ("model.vmfb", "model.irpa", "manifest.json", "inputs.pt")
 DEVICES = {"cpu": ("cpu", "local-task"), "cuda": ("cuda-sm90", "cuda")}  # --device: (target it runs, IREE driver)
+# Targets no --device here runs, and why: the message of a load of such an artifact.
+NOT_RUNNABLE = {"cuda-sm100": "its kernels are sm_100a (Blackwell) cubins, and mxc has no Blackwell GPU to run "
+                              "them on: inspect it with `mxc inspect`, or recompile with --target cuda-sm90 "
+                              "(Hopper) or --target cpu"}
 
 
 @dataclass
@@ -62,6 +66,9 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{path}/manifest.json is corrupt ({e}); recompile with mxc compile") from e
     target, driver = DEVICES[device]
+    if manifest.get("target") in NOT_RUNNABLE:
+        raise ArtifactError(f"{path}: a {manifest['target']} artifact cannot run here: "
+                            f"{NOT_RUNNABLE[manifest['target']]}")
     if manifest.get("target") != target:
         other = next((d for d, (t, _) in DEVICES.items() if t == manifest.get("target")), None)
         fix = f"run it with --device {other}" if other else "recompile it"

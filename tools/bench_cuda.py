@@ -15,6 +15,7 @@ reported with the ratio to torch measured in the same process.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import importlib
 import json
 import statistics
@@ -23,7 +24,9 @@ from pathlib import Path
 
 import torch
 
-from mxc.kernels import EPILOGUES, Kernel, bf16_width, select
+from mxc.kernels import (BS_ACT_FORMATS, EPILOGUES, WEIGHT_FORMATS, Kernel, act_tile_bytes, bf16_width,
+                         pair_kind, select, tile_weights)
+from mxc.kernels.layouts import unswizzle_128x4, untile_codes
 from mxc.numerics.elements import decode
 from mxc.numerics.formats import NONE
 
@@ -36,6 +39,7 @@ BENCH_SIZES = (4096, 8192)
 BENCH_M = (1, 16, 128, 4096)
 CHECK_M = (1, 5, 16, 300)
 TOL = 2e-6  # |y - ref| <= TOL * sum|x||w|: float32 accumulation order (K ~ 1000)
+BS_TOL = 4e-6  # the twin: exact bf16 products (element x scale), float32 sums, tensor scales after
 QGMMA_TOL = 3e-5  # Hopper's FP8 wgmma sums a block's 32 products with less than float32 precision
 REPS, WARMUP, INNER = 15, 3, 20  # medians of REPS graph replays of INNER calls each
 FLUSH_BYTES = 200 << 20  # weights rotate over copies of at least this many bytes: L2 (50 MB) holds none
@@ -53,7 +57,21 @@ def _kernels_for_run() -> list[Kernel]:
     for a in ("mxfp8", "mxfp8_e5m2"):
         for w in ("mxfp8", "mxfp8_e5m2"):
             ks += select(300, w, a, True)
+    # the block-scaled skeleton's Hopper twins: every native pair, and the decode path
+    ks += [k for a, w in bs_pairs() for k in _bs_select(a, w)]
+    ks += [Kernel("bsq", a_format="bf16")] + [Kernel("bsdec", f, bias=True) for f in WEIGHT_FORMATS]
     return list(dict.fromkeys(ks))
+
+
+def bs_pairs() -> list[tuple[str, str]]:
+    return [(a, w) for a in BS_ACT_FORMATS for w in WEIGHT_FORMATS if pair_kind(a, w) is not None]
+
+
+def _bs_select(a: str, w: str) -> list[Kernel]:
+    """The twin kernels of a native pair (sm_90a), even where cuda-sm90 runs it on QGMMA."""
+    from mxc.kernels import select_sm100
+
+    return [dataclasses.replace(k, arch="sm_90a") for k in select_sm100(300, w, a, True)]
 
 
 def build(out: Path) -> None:
@@ -104,13 +122,42 @@ def _weights(q: nq.QTensor, dev="cuda"):
     return q.packed_elements().contiguous().to(dev), q.scales.contiguous().to(dev), ts
 
 
-def run_linear(mod: Module, x: torch.Tensor, q: nq.QTensor, a_fmt: str = NONE, epilogue="none",
-               bias: torch.Tensor | None = None, wts=None) -> torch.Tensor:
-    """y = epilogue(x @ W^T + bias) through the kernels `select` picks; x f32 [M, K] on the GPU."""
+def run_bs(mod: Module, ks: list[Kernel], x: torch.Tensor, q: nq.QTensor, epilogue="none",
+           bias: torch.Tensor | None = None, wts=None) -> torch.Tensor:
+    """The block-scaled skeleton: [amax,] bsq, then bsmma / bsdec on tiled weights."""
     m, k = x.shape
     n = q.shape[0]
-    ks = select(m, q.fmt.name, a_fmt, bias is not None)
+    main = ks[-1]
+    ua, uw = main.units()
+    wt, ws = wts or [t.cuda() for t in tile_weights(q.elements, q.scales, q.fmt.name, uw, k)]
+    wts_ = [q.tensor_scale.reshape(1).float().cuda()] if q.tensor_scale is not None else []
+    a_fmt = "bf16" if main.kind == "bsdec" else main.a_format
+    nc, ns = act_tile_bytes(a_fmt, ua, m, k)
+    codes = torch.empty(nc, device="cuda", dtype=torch.uint8)
+    sc = torch.empty(max(ns, 16), device="cuda", dtype=torch.uint8)
+    ats = []
+    for kern in ks[:-1]:
+        if kern.kind == "amax":
+            ats = [torch.empty(2, device="cuda")]
+            mod.launch(kern, kern.grid(m, n, k), [x, *ats, m, k])
+        else:
+            mod.launch(kern, kern.grid(m, n, k), [x, *ats, codes, *([sc] if ns else []), m, k])
+    y = torch.empty(m, n, device="cuda", dtype=torch.float32)
+    b = [bias] if bias is not None else []
+    a_in = [codes, sc, *ats] if main.kind == "bsmma" else [codes]
+    mod.launch(main, main.grid(m, n, k), [*a_in, wt, ws, *wts_, *b, y, m, n, k, EPILOGUES[epilogue]])
+    return y
+
+
+def run_linear(mod: Module, x: torch.Tensor, q: nq.QTensor, a_fmt: str = NONE, epilogue="none",
+               bias: torch.Tensor | None = None, wts=None, ks: list[Kernel] | None = None) -> torch.Tensor:
+    """y = epilogue(x @ W^T + bias) through the kernels `select` picks (or `ks`); x f32 [M, K] on the GPU."""
+    m, k = x.shape
+    n = q.shape[0]
+    ks = ks or select(m, q.fmt.name, a_fmt, bias is not None)
     assert not isinstance(ks, str), ks
+    if ks[-1].kind in ("bsmma", "bsdec"):
+        return run_bs(mod, ks, x, q, epilogue, bias, wts)
     w, s, ts = wts or _weights(q)
     y = torch.empty(m, n, device="cuda", dtype=torch.float32)
     b = [bias] if bias is not None else []
@@ -237,8 +284,92 @@ def check(out: Path) -> int:
             ok, worst = _close(y, ref, mag, QGMMA_TOL)
             report(f"qgmma {a} x {f} M={m} K={k} N={n} relu+bias", ok,
                    f"max |y-ref|/(|x||w|) = {worst:.2e} (tol {QGMMA_TOL:g}: FP8 tensor-core block sums)")
+    _check_blockscaled(mod, report)
     print(f"{len(fails)} failed" if fails else "all kernel checks passed")
     return 1 if fails else 0
+
+
+def _wd_bf16(q: nq.QTensor, k: int) -> torch.Tensor:
+    """The decoded weights as the skeleton's twin holds them: bf16(element x block scale), tensor scale after."""
+    if q.tensor_scale is None:
+        bsv = q.scale_values()
+    else:
+        bsv = decode(q.scales & (0x7F if q.fmt.scale.flag else 0xFF), q.fmt.scale.element)
+    vals = q.element_values().unflatten(-1, (-1, q.fmt.block_size)) * bsv.unsqueeze(-1)
+    wd = vals.flatten(-2)[:, :k].bfloat16().double()
+    return wd * (q.tensor_scale.double() if q.tensor_scale is not None else 1)
+
+
+def _check_blockscaled(mod: Module, report) -> None:
+    """The block-scaled skeleton (mxc_bs.cuh) with its sm_90a atom: the code the sm_100a kernels share."""
+    # 5. bsq: tiled codes and 128x4 scales bit-identical to numerics.quantize (NaN, Inf, saturation, K % 128)
+    m, k = 200, 1000
+    x = _test_matrix(m, k, 7)
+    x[3, 64:96] = float("nan")
+    x[4, 96:128] = float("inf")
+    x[5, 128:160] = 500.0
+    for a in BS_ACT_FORMATS:
+        w_for = "nvfp4" if a == "nvfp4" else a
+        ks = _bs_select(a, w_for)[:-1]
+        kind = pair_kind(a, w_for)
+        for ue in sorted({16, 32} if get_format_bits(a) == 4 and a != "nvfp4" else {ks[-1].unit}):
+            ks = [dataclasses.replace(kk, unit=ue) if kk.kind == "bsq" else kk for kk in ks]
+            qa = nq.quantize(x, a)
+            nc, ns = act_tile_bytes(a, ue, m, k)
+            codes = torch.full((nc,), 0xAB, device="cuda", dtype=torch.uint8)  # garbage: padding must be written
+            sc = torch.full((ns,), 0xAB, device="cuda", dtype=torch.uint8)
+            ats = []
+            xc = x.cuda()
+            for kern in ks:
+                if kern.kind == "amax":
+                    ats = [torch.empty(2, device="cuda")]
+                    mod.launch(kern, kern.grid(m, 0, k), [xc, *ats, m, k])
+                else:
+                    mod.launch(kern, kern.grid(m, 0, k), [xc, *ats, codes, sc, m, k])
+            bits = get_format_bits(a)
+            got_c = untile_codes(codes.cpu(), m, qa.elements.shape[1], bits, ue)
+            bs = qa.fmt.block_size
+            kp = -(-k // 128) * 128
+            got_s = unswizzle_128x4(sc.cpu().reshape(-1, kp // bs // 4, 512), m, kp // bs)[:, :qa.scales.shape[1]]
+            ok = torch.equal(got_c, qa.elements) and torch.equal(got_s, qa.scales)
+            detail = "tiled codes and 128x4 scales bit-identical to numerics.quantize" if ok else (
+                f"{(got_c != qa.elements).sum().item()} codes, {(got_s != qa.scales).sum().item()} scales differ")
+            if ok and ats:
+                ok = abs(ats[0][1].item() - qa.tensor_scale.item()) == 0
+                detail += f"; S_dec {ats[0][1].item():.6g} vs {qa.tensor_scale.item():.6g}"
+            report(f"bsq {a} (units of {ue}, kind::{['f16', 'mxf8f6f4', 'mxf4', 'mxf4nvf4'][kind]})", ok, detail)
+    # 6. bsmma twins: every native pair, K not a multiple of 128, M and N not of the tile
+    for a, w in bs_pairs():
+        m, k, n = 300, 1000, 200
+        g = torch.Generator().manual_seed(5)
+        wm, x, bias = torch.randn(n, k, generator=g), torch.randn(m, k, generator=g), torch.randn(n, generator=g)
+        q, qa = nq.quantize(wm, w), nq.quantize(x, a)
+        xd, wd = qa.dequantize().double()[:, :k], q.dequantize().double()[:, :k]
+        ref = _epi(xd @ wd.T + bias.double(), "silu")
+        mag = xd.abs() @ wd.abs().T + bias.double().abs()
+        y = run_linear(mod, x.cuda(), q, a, "silu", bias.cuda(), ks=_bs_select(a, w))
+        ok, worst = _close(y, ref, mag, BS_TOL)
+        report(f"bsmma twin {a} x {w} M={m} K={k} N={n} silu+bias", ok,
+               f"max |y-ref|/(|x||w|) = {worst:.2e} (tol {BS_TOL:g})")
+    # 7. bsdec twins: bf16 activations x every weight format, decoded in shared memory
+    for f in WEIGHT_FORMATS:
+        m, k, n = 300, 1000, 200
+        g = torch.Generator().manual_seed(6)
+        wm, x, bias = torch.randn(n, k, generator=g), torch.randn(m, k, generator=g), torch.randn(n, generator=g)
+        q = nq.quantize(wm, f)
+        xd, wd = x.bfloat16().double(), _wd_bf16(q, k)
+        ref = _epi(xd @ wd.T + bias.double(), "relu")
+        mag = xd.abs() @ wd.abs().T + bias.double().abs()
+        y = run_linear(mod, x.cuda(), q, NONE, "relu", bias.cuda(),
+                       ks=[Kernel("bsq", a_format="bf16"), Kernel("bsdec", f, bias=True)])
+        ok, worst = _close(y, ref, mag, BS_TOL)
+        report(f"bsdec twin {f} M={m} K={k} N={n} relu+bias", ok, f"max |y-ref|/(|x||w|) = {worst:.2e} (tol {BS_TOL:g})")
+
+
+def get_format_bits(name: str) -> int:
+    from mxc.numerics.formats import get_format
+
+    return get_format(name).element.bits
 
 
 # ---------------------------------------------------------------- benchmark

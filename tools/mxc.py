@@ -11,8 +11,9 @@ def _add_compile(sub):
     p = sub.add_parser("compile", help="compile model.py to an artifact directory")
     p.add_argument("model", help="a model.py defining get_model() and get_example_inputs()")
     p.add_argument("-o", "--output", required=True, help="artifact directory to write")
-    p.add_argument("--target", default="cpu", help="cpu (IREE llvm-cpu, bit-exact emulation) or cuda-sm90 "
-                   "(Hopper: mxc's sm_90a kernels inside an IREE CUDA program; needs nvcc)")
+    p.add_argument("--target", default="cpu", help="cpu (IREE llvm-cpu, bit-exact emulation), cuda-sm90 "
+                   "(Hopper: mxc's sm_90a kernels inside an IREE CUDA program; needs nvcc) or cuda-sm100 "
+                   "(Blackwell: block-scaled tcgen05 kernels for sm_100a; assembled, not runnable here)")
     p.add_argument("--format", default="mxfp4", help="format for every quantizable layer (see `mxc formats`)")
     p.add_argument("--policy", default="", help="TOML policy file with per-layer formats")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
@@ -46,6 +47,11 @@ def _cmd_compile(a) -> int:
 
         Choice(a.format, a.weights_only, a.act_format or None,
                QuantOptions(a.scale_rule, a.rounding, a.seed, a.error_metric, a.hadamard or None))
+    if a.target != "cpu" and a.contraction != "decomposed":
+        from mxc.compiler.errors import MxcError
+
+        raise MxcError(f"--contraction {a.contraction} applies to --target cpu only (it picks the CPU "
+                       f"contraction's linalg form); {a.target} runs mxc's kernels: drop --contraction")
     opts = Options(target=a.target, format=a.format, policy=a.policy, weights_only=a.weights_only,
                    contraction=a.contraction, act_format=a.act_format, scale_rule=a.scale_rule,
                    rounding=a.rounding, seed=a.seed, error_metric=a.error_metric, hadamard=a.hadamard)
@@ -106,6 +112,8 @@ def _cmd_run(a) -> int:
 def _add_inspect(sub):
     p = sub.add_parser("inspect", help="print the per-layer table of an artifact")
     p.add_argument("artifact")
+    p.add_argument("--target", default=None, choices=["cuda-sm100"],
+                   help="also estimate each layer's time on that target (cuda-sm100: a B200 roofline)")
 
 
 def _cmd_inspect(a) -> int:
@@ -131,12 +139,17 @@ def _cmd_inspect(a) -> int:
         w_name = r.get("weight_format", "none").split("{")[0]
         a_name = r.get("activation_format", "none").split("{")[0]
         opts = ",".join(f"{k}={v}" for k, v in r.get("options", {}).items())
-        kernel = f"  [{r['kernel']}]" if m["target"] != "cpu" and r.get("kernel") else ""
+        kernel = f"  [{r['kernel']}; {r.get('path', '')}]" if m["target"] != "cpu" and r.get("kernel") else ""
         print(f"{r['layer'][-40:]:40s} {r['op'][:8]:8s} {w_name:13s} {a_name:13s} {opts[:24]:24s} "
               f"{'' if bits is None else f'{bits:.2f}':>6s} {'' if sq is None else f'{sq:.1f}':>7s}  {r['decision']}"
               f"{kernel}")
     for w in m.get("warnings", []):
         print(f"warning: {w}")
+    if a.target == "cuda-sm100":
+        from mxc.tools.roofline import report
+
+        print()
+        print(report(m))
     return 0
 
 

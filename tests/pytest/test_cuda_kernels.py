@@ -1,5 +1,6 @@
 """mxc's sm_90a kernels without a GPU: selection, generated source, and every variant assembled by ptxas
-with its SASS checked (HGMMA / QGMMA in the tensor-core kernels, no emulated HMMA, no spills).
+with its SASS checked (HGMMA / QGMMA in the tensor-core kernels, no emulated HMMA, no spills). The
+sm_100a kernels: test_sm100_kernels.py.
 
 Running them needs the H100: `python -m mxc.tools.bench_cuda check DIR` (README, "CUDA target");
 `test_kernels_run_on_gpu` does that when a GPU is present and says why it skips otherwise.
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mxc.kernels import GEMV_MT, QGMMA_FORMATS, WEIGHT_FORMATS, Kernel, build, every_kernel, format_struct, select
+from mxc.kernels import (BS_ACT_FORMATS, GEMV_MT, WEIGHT_FORMATS, Kernel, build, every_kernel, format_struct,
+                         select)
 from mxc.numerics.formats import FORMATS, NONE
 
 
@@ -42,8 +44,14 @@ def test_select_by_shape_and_format():
     assert select(17, "mxfp6_e2m3", NONE, False) == [Kernel("tobf16"), Kernel("wgmma", "mxfp6_e2m3")]
     assert select(4096, "mxfp8", "mxfp8", True) == [Kernel("actq", a_format="mxfp8"),
                                                      Kernel("qgmma", "mxfp8", "mxfp8", bias=True)]
-    why = select(128, "mxfp4", "mxfp4", False)
-    assert isinstance(why, str) and "FP8 operands" in why
+    # other native pairs: the block-scaled skeleton's Hopper twin
+    assert select(128, "mxfp4", "mxfp4", False) == [Kernel("bsq", a_format="mxfp4", unit=32),
+                                                    Kernel("bsmma", "mxfp4", "mxfp4")]
+    assert select(8, "nvfp4_4over6", "nvfp4", True) == [Kernel("amax", a_format="nvfp4"),
+                                                        Kernel("bsq", a_format="nvfp4", unit=32),
+                                                        Kernel("bsmma", "nvfp4_4over6", "nvfp4", bias=True)]
+    why = select(128, "mxint8", "mxint8", False)
+    assert isinstance(why, str) and "no cuda-sm90 kernel" in why
     assert "no cuda-sm90 kernel" in select(1, "mxfp9", NONE, False)
 
 
@@ -85,8 +93,10 @@ def test_every_kernel_assembles_for_sm90a(chunk):
     assert set(funcs) == {k.name for k in kernels}
     for k in kernels:
         code = funcs[k.name]
-        if k.kind == "wgmma":
+        if k.kind in ("wgmma", "bsmma", "bsdec"):
             assert "HGMMA.64x128x16.F32.BF16" in code, k.name
+        if k.kind in ("bsmma", "bsdec"):  # the skeleton's pipeline: bulk copies (the TMA engine)
+            assert "UBLKCP.S.G" in code, k.name
         if k.kind == "qgmma":
             a, w = (FORMATS[f].element.name.upper() for f in (k.a_format, k.w_format))
             assert f"QGMMA.64x128x32.F32.{a}.{w}" in code, k.name
@@ -100,9 +110,10 @@ def test_every_kernel_covers_what_select_picks():
         for m in (*GEMV_MT, 128):
             for bias in (False, True):
                 assert all(k.name in names for k in select(m, f, NONE, bias))
-    for a in QGMMA_FORMATS:
-        for w in QGMMA_FORMATS:
-            assert all(k.name in names for k in select(512, w, a, True))
+    for a in BS_ACT_FORMATS:
+        for w in WEIGHT_FORMATS:
+            ks = select(512, w, a, True)
+            assert isinstance(ks, str) or all(k.name in names for k in ks), (a, w)
 
 
 def test_kernels_run_on_gpu(tmp_path):

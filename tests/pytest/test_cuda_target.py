@@ -40,13 +40,24 @@ def test_weight_only_artifact_embeds_the_kernels(tmp_path):
     assert (out / "reference.pt").is_file()  # what `mxc run --compare` reads on the GPU machine
 
 
-def test_fp4_activations_stay_high_precision_with_a_warning(tmp_path):
+def test_fp4_activations_take_the_block_scaled_twin(tmp_path):
     out = tmp_path / "a"
     rc, _, err = run_mxc("compile", str(EXAMPLES / "mlp.py"), "--target", "cuda-sm90", "-o", str(out))
     assert rc == 0, err
-    assert "3 layer(s) (fc1, fc2, head): mxfp4 activations x mxfp4 weights have no cuda-sm90 kernel" in err
     for r in _manifest(out)["layers"]:
-        assert r["weight_format"] == "mxfp4" and r["activation_format"] == "none"
+        assert r["weight_format"] == r["activation_format"] == "mxfp4"
+        assert r["kernel"].startswith("mxc_bsq_mxfp4_u32 + mxc_bsmma_mxfp4_mxfp4")
+        assert r["path"] == "twin of kind::mxf4: decoded to bf16, wgmma"
+
+
+def test_int8_activations_stay_high_precision_with_a_warning(tmp_path):
+    out = tmp_path / "a"
+    rc, _, err = run_mxc("compile", str(EXAMPLES / "mlp.py"), "--target", "cuda-sm90", "--format", "mxint8",
+                         "-o", str(out))
+    assert rc == 0, err
+    assert "3 layer(s) (fc1, fc2, head): mxint8 activations x mxint8 weights have no cuda-sm90 kernel" in err
+    for r in _manifest(out)["layers"]:
+        assert r["weight_format"] == "mxint8" and r["activation_format"] == "none"
         assert "activations high precision on cuda-sm90" in r["decision"]
 
 
@@ -88,4 +99,4 @@ def test_cuda_artifact_errors_name_the_device(tmp_path):
 
 def test_unknown_target_lists_the_targets(tmp_path):
     rc, _, err = run_mxc("compile", str(EXAMPLES / "mlp.py"), "--target", "cuda-sm89", "-o", str(tmp_path / "a"))
-    assert rc == 2 and "unknown target 'cuda-sm89' (targets: cpu, cuda-sm90)" in err
+    assert rc == 2 and "unknown target 'cuda-sm89' (targets: cpu, cuda-sm90, cuda-sm100)" in err

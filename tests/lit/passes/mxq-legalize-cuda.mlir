@@ -40,16 +40,31 @@ func.func @fp8(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
 
 // -----
 
-// MXFP4 activations have no Hopper kernel: weights stay MXFP4, activations high precision, the
-// decision says why.
+// MXFP4 x MXFP4 on Hopper: the block-scaled skeleton's twin (activations quantized to tiles, then
+// both operands decoded to bf16 for wgmma).
 // CHECK-LABEL: func.func @fp4_acts
-// CHECK: act_format = "none"
-// CHECK-SAME: mxq.decision = "mxfp4 (default); activations high precision on cuda-sm90: mxfp4 activations x mxfp4 weights have no cuda-sm90 kernel
-// CHECK-SAME: mxq.kernel = "mxc_gemv_mxfp4_m4"
+// CHECK: act_format = "mxfp4"
+// CHECK-SAME: mxq.kernel = "mxc_bsq_mxfp4_u32 + mxc_bsmma_mxfp4_mxfp4"
+// CHECK-SAME: mxq.path = "twin of kind::mxf4: decoded to bf16, wgmma"
 func.func @fp4_acts(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
   %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "mxfp4", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp4 (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp4"} : (tensor<4x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
+// MXINT8 activations have no tensor-core kind: weights stay MXINT8, activations high precision, the
+// decision says why.
+// CHECK-LABEL: func.func @int8_acts
+// CHECK: act_format = "none"
+// CHECK-SAME: mxq.decision = "mxint8 (default); activations high precision on cuda-sm90: mxint8 activations x mxint8 weights have no cuda-sm90 kernel
+// CHECK-SAME: mxq.kernel = "mxc_gemv_mxint8_m4"
+func.func @int8_acts(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xi8>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "mxint8", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxint8 (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxint8"} : (tensor<4x64xf32>, tensor<8x64xi8>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
   return %y : tensor<4x8xf32>
 }
 

@@ -1,0 +1,362 @@
+// The block-scaled GEMM skeleton: one kernel body, two MMA atoms.
+//
+//   bsmma  y = epilogue(A . W^T * ts_a * ts_w + bias): A and W block-scaled codes
+//          (activations quantized by `bsq`, weights packed at compile time), both in the
+//          tiled layout of mxc.kernels.layouts (128 x 128 tiles of 16-byte units; scales in
+//          the 128x4 chunks the tensor cores read).
+//   bsdec  the decode path: bf16 activations (bsq for bf16) times weights of any format,
+//          decoded to bf16 in shared memory.
+//   bsq    activations f32 [M, K] -> tiled codes + 128x4 scales (MX: floor rule, RNE,
+//          saturating; NV: the NVFP4 recipe with the tensor scale from `amax`), or bf16.
+//   amax   the NV tensor scale of the activations: {S_enc, S_dec} from max |x| (finite).
+//
+// Shared by both architectures (everything except the MMA atom): the tile layouts and
+// their address arithmetic, the bulk-copy (TMA engine, cp.async.bulk) + mbarrier pipeline
+// with STAGES slots, the decode of codes x scales to bf16 (read from the 128x4 chunks), and
+// the epilogue (tensor scales, bias, activation, bounds). The atom:
+//   sm_100a  tcgen05.mma.cta_group::1.kind::{mxf8f6f4 | mxf4 | mxf4nvf4}.block_scale on the
+//            raw tiles, scales copied to tensor memory by tcgen05.cp (32x128b.warpx4),
+//            completion by tcgen05.commit -> mbarrier, accumulator read by tcgen05.ld;
+//            the decode path uses kind::f16 on the decoded bf16 tiles.
+//   sm_90a   (the twin, which runs on the H100) decodes both operands to bf16 in shared
+//            memory and runs wgmma m64n128k16 (HGMMA), accumulator in registers.
+#pragma once
+
+namespace mxc {
+namespace bs {
+
+constexpr int BM = 128, BN = 128, BK = 128, STAGES = 3, CHUNK = 512, THREADS = 256;
+
+// ---------------------------------------------------------------- operands
+// F: a format struct (mxc.kernels.format_struct) or BF16; UE: elements per 16-byte unit.
+struct BF16 {
+  static constexpr int BITS = 16, BS = 0;
+  static constexpr bool TS = false;
+};
+
+template <class F, int UE>
+struct Op {
+  static constexpr bool SCALED = F::BS > 0;
+  static constexpr int UNITS = BK / UE;                   // units per tile row
+  static constexpr int TILE = BM * UNITS * 16;            // bytes of a 128 x 128 tile
+  static constexpr int LBO = 128, SBO = UNITS * 128;      // K-adjacent / row-group-adjacent core matrices
+  static constexpr int CH = SCALED ? BK / (4 * F::BS) : 0;  // 128x4 scale chunks per K tile
+  static constexpr int SBYTES = CH * CHUNK;
+  static constexpr int STAGE = TILE + SBYTES;
+  // Byte offset of the unit holding (row r, element k) of a tile; element index in the unit.
+  __device__ static __forceinline__ int unit_off(int r, int k) { return ((r >> 3) * UNITS + k / UE) * 128 + (r & 7) * 16; }
+  // Scale code of (row r, block b of the K tile) in the tile's chunks.
+  __device__ static __forceinline__ int scale_off(int r, int b) {
+    return (b >> 2) * CHUNK + (r & 31) * 16 + (r >> 5) * 4 + (b & 3);
+  }
+};
+
+// Eight decoded elements (r, k0 .. k0+7) of a tile, element x block scale, as four bf16 pairs.
+template <class F, int UE>
+__device__ __forceinline__ uint4 decode8(const uint8_t* tile, const uint8_t* sc, int r, int k0) {
+  using O = Op<F, UE>;
+  if constexpr (!O::SCALED) {
+    return *reinterpret_cast<const uint4*>(tile + O::unit_off(r, k0));  // already bf16
+  } else {
+    // the 8 codes: 8 bytes (FP8), 6 (FP6: units of 16 elements, so offset 0 or 6), 4 (4-bit)
+    const uint8_t* src = tile + O::unit_off(r, k0) + (k0 % UE) * F::BITS / 8;
+    Raw<8> raw;
+    if constexpr (F::BITS == 8) {
+      const uint2 v = *reinterpret_cast<const uint2*>(src);
+      raw.w[0] = v.x; raw.w[1] = v.y;
+    } else if constexpr (F::BITS == 4) {
+      raw.w[0] = *reinterpret_cast<const uint32_t*>(src);
+      raw.w[1] = 0;
+    } else {
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(src);
+      raw.w[0] = h[0] | ((uint32_t)h[1] << 16);
+      raw.w[1] = h[2];
+    }
+    const uint32_t scode = sc[O::scale_off(r, k0 / F::BS)];
+    const float s = F::scale(scode);
+    uint32_t p[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      p[j] = pack_bf16(F::elem(code_at<F::BITS>(raw, 2 * j), scode) * s,
+                       F::elem(code_at<F::BITS>(raw, 2 * j + 1), scode) * s);
+    return make_uint4(p[0], p[1], p[2], p[3]);
+  }
+}
+
+// A whole tile decoded into a bf16 tile (units of 8, the layout both MMAs read), all threads.
+template <class F, int UE>
+__device__ __forceinline__ void decode_tile(const uint8_t* tile, const uint8_t* sc, uint8_t* out) {
+  using D = Op<BF16, 8>;
+  for (int q = threadIdx.x; q < BM * D::UNITS; q += THREADS) {
+    const int r = q / D::UNITS, k0 = (q % D::UNITS) * 8;
+    *reinterpret_cast<uint4*>(out + D::unit_off(r, k0)) = decode8<F, UE>(tile, sc, r, k0);
+  }
+}
+
+// ---------------------------------------------------------------- mbarrier + bulk copy (sm_90+)
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, int bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, int parity) {
+  asm volatile(
+      "{\n .reg .pred p;\n"
+      "WAIT_%=:\n"
+      " mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      " @!p bra WAIT_%=;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+// One bulk copy global -> shared (the TMA engine, no tensor map), completing on `bar`.
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, int bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+               ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+}
+
+// ---------------------------------------------------------------- the epilogue (shared)
+template <bool BIAS>
+__device__ __forceinline__ void put(float v, float scale, const float* __restrict__ bias, float* __restrict__ y,
+                                    int m, int n, int M, int N, int epi) {
+  if (m < M && n < N) {
+    v *= scale;
+    if (BIAS) v += bias[n];
+    y[(size_t)m * N + n] = epilogue(v, epi);
+  }
+}
+
+// ---------------------------------------------------------------- the kernel body
+// Shared memory: STAGES x [A tile | A scales | W tile | W scales], then (when the atom decodes)
+// the bf16 tiles of A and W, then the barriers. The atom (Sm90 or Sm100, in mxc_bs_sm*.cuh):
+//   Atom::template Ctx<FA, UA, FB, UB>  per-CTA state (accumulator, tensor memory)
+//   ctx.init(), ctx.step(stage pointers, kt, release barrier), ctx.finish(put)
+template <class FA, int UA, class FB, int UB>
+struct Smem {
+  using A = Op<FA, UA>;
+  using B = Op<FB, UB>;
+  static constexpr int STAGE = A::STAGE + B::STAGE;
+  static constexpr int DEC = BM * 256;  // one bf16 tile
+  static constexpr int bytes(bool decode) { return STAGES * STAGE + (decode ? 2 * DEC : 0) + 128; }
+};
+
+template <template <class, int, class, int> class Atom, class FA, int UA, class FB, int UB, bool BIAS>
+__device__ __forceinline__ void gemm(const uint8_t* __restrict__ a, const uint8_t* __restrict__ as,
+                                     const float* __restrict__ ats, const uint8_t* __restrict__ w,
+                                     const uint8_t* __restrict__ ws, const float* __restrict__ wts,
+                                     const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
+                                     int epi) {
+  extern __shared__ __align__(1024) uint8_t smem[];
+  using S = Smem<FA, UA, FB, UB>;
+  using A = typename S::A;
+  using B = typename S::B;
+  using At = Atom<FA, UA, FB, UB>;
+  const int t = threadIdx.x;
+  const int KT = (K + BK - 1) / BK, mt = blockIdx.y, nt = blockIdx.x;
+  const uint8_t* ga = a + (size_t)mt * KT * A::TILE;
+  const uint8_t* gas = A::SCALED ? as + (size_t)mt * KT * A::SBYTES : nullptr;
+  const uint8_t* gw = w + (size_t)nt * KT * B::TILE;
+  const uint8_t* gws = ws + (size_t)nt * KT * B::SBYTES;
+  uint8_t* const dec = smem + STAGES * S::STAGE;
+  uint64_t* const bars = reinterpret_cast<uint64_t*>(dec + (At::DECODES ? 2 * S::DEC : 0));
+  const uint32_t full0 = smem_u32(bars), empty0 = full0 + 8 * STAGES, done = full0 + 16 * STAGES;
+  if ((((uintptr_t)a) | ((uintptr_t)w) | ((uintptr_t)as) | ((uintptr_t)ws)) & 15) {
+    if (t == 0 && mt == 0 && nt == 0) printf("mxc bsmma kernel: operands not 16-byte aligned\n");
+    __trap();
+  }
+  if (t == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      mbar_init(full0 + 8 * s, 1);
+      mbar_init(empty0 + 8 * s, 1);
+    }
+    mbar_init(done, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  At ctx;
+  ctx.init(smem_u32(bars + 2 * STAGES + 1));
+  __syncthreads();
+
+  auto stage = [&](int s) { return smem + s * S::STAGE; };
+  auto issue = [&](int kt) {  // thread 0: one bulk copy per tile and per scale run
+    const int s = kt % STAGES;
+    uint8_t* p = stage(s);
+    const uint32_t bar = full0 + 8 * s;
+    mbar_expect_tx(bar, S::STAGE);
+    bulk_load(smem_u32(p), ga + (size_t)kt * A::TILE, A::TILE, bar);
+    if (A::SCALED) bulk_load(smem_u32(p + A::TILE), gas + (size_t)kt * A::SBYTES, A::SBYTES, bar);
+    bulk_load(smem_u32(p + A::STAGE), gw + (size_t)kt * B::TILE, B::TILE, bar);
+    bulk_load(smem_u32(p + A::STAGE + B::TILE), gws + (size_t)kt * B::SBYTES, B::SBYTES, bar);
+  };
+  if (t == 0)
+    for (int kt = 0; kt < min(KT, STAGES); ++kt) issue(kt);
+
+  for (int kt = 0; kt < KT; ++kt) {
+    const int s = kt % STAGES, phase = (kt / STAGES) & 1;
+    mbar_wait(full0 + 8 * s, phase);
+    uint8_t* p = stage(s);
+    ctx.step(p, p + A::TILE, p + A::STAGE, p + A::STAGE + B::TILE, dec, kt, empty0 + 8 * s,
+             kt == KT - 1 ? done : 0u);
+    if (t == 0 && kt + STAGES < KT) {
+      mbar_wait(empty0 + 8 * s, phase);  // the MMAs that read slot s are done
+      issue(kt + STAGES);
+    }
+  }
+  const float scale = (FA::TS ? ats[1] : 1.f) * (FB::TS ? *wts : 1.f);  // ats = {S_enc, S_dec} (amax)
+  ctx.finish(done, [&](float v, int r, int c) {
+    put<BIAS>(v, scale, bias, y, mt * BM + r, nt * BN + c, M, N, epi);
+  });
+}
+
+// ---------------------------------------------------------------- amax / bsq: the activations
+// {S_enc, S_dec} of numerics.nv_tensor_scale: S_enc = smax * emax / amax over the finite |x|.
+template <class E>
+__device__ __forceinline__ void amax(const float* __restrict__ x, float* __restrict__ out, int M, int K) {
+  __shared__ float red[32];
+  float m = 0.f;
+  const size_t n = (size_t)M * K;
+  for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = fabsf(x[i]);
+    if (v <= 3.402823466e38f) m = fmaxf(m, v);
+  }
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int i = 1; i < (int)(blockDim.x >> 5); ++i) m = fmaxf(m, red[i]);
+    float enc = __fdiv_rn(E::TS_NUM, m);
+    if (!(m > 0.f) || !(enc <= 3.402823466e38f)) enc = 1.f;
+    out[0] = enc;
+    out[1] = __fdiv_rn(1.f, enc);
+  }
+}
+
+// Saturating round-to-nearest-even of |v| (finite) to a minifloat with EB/MB bits and bias: the code.
+template <int EB, int MB, int BIAS>
+__device__ __forceinline__ uint32_t encode_minifloat(float v) {
+  constexpr int EMIN = 1 - BIAS;
+  constexpr float MAXV = (float)((1 << (MB + 1)) - 1) * (float)(1ull << (((1 << EB) - 1 - BIAS) + 32)) /
+                         (float)(1ull << (MB + 32));
+  const uint32_t sign = (__float_as_uint(v) >> 31) << (EB + MB);  // -0 keeps its sign, as numerics does
+  const float a = fabsf(v);
+  const int e = a == 0.f ? EMIN : max(ilogbf(a), EMIN);
+  const float q = __int_as_float((e - MB + 127) << 23);  // the quantum at a's binade (exact power of two)
+  const float r = fminf(rintf(a / q) * q, MAXV);
+  if (r == 0.f) return sign;
+  const int er = max(ilogbf(r), EMIN);
+  const uint32_t mant = (uint32_t)(r / __int_as_float((er - MB + 127) << 23));  // significand, exact
+  const uint32_t code = r < __int_as_float((EMIN + 127) << 23) ? mant : (((uint32_t)(er + BIAS) << MB) | (mant - (1u << MB)));
+  return sign | code;
+}
+
+struct Fp8E4M3 {
+  __device__ static __forceinline__ uint32_t encode(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3); }
+};
+struct Fp8E5M2 {
+  __device__ static __forceinline__ uint32_t encode(float v) { return __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E5M2); }
+};
+template <int EB, int MB, int BIAS>
+struct Mini {
+  __device__ static __forceinline__ uint32_t encode(float v) { return encode_minifloat<EB, MB, BIAS>(v); }
+};
+
+// OCP MX (numerics._quantize_mx, scale_rule=floor, rounding=rne): e = clamp(floor(log2 amax) - emax,
+// -127, 127), -127 for a zero block; codes = saturating RNE of x * 2^-e; NaN/Inf blocks: 0xFF, zero codes.
+template <int EMAX, class Enc>
+struct QMx {
+  static constexpr int BS = 32;
+  static constexpr float TS_NUM = 0.f;
+  __device__ static __forceinline__ void quantize(const float* v, float amax, bool special, const float*, uint32_t& sc,
+                                                  uint32_t* c) {
+    const int e = amax == 0.f ? -127 : max(-127, min(127, ilogbf(amax) - EMAX));
+    const float inv = e < 127 ? __int_as_float((127 - e) << 23) : __int_as_float(0x00400000);  // 2^-e, exact
+#pragma unroll
+    for (int j = 0; j < BS; ++j) c[j] = special ? 0u : Enc::encode(v[j] * inv);
+    sc = special ? 0xFF : (uint32_t)(e + 127);
+  }
+};
+
+// NVFP4 (numerics._quantize_nv): s = UE4M3(amax / 6 * S_enc), codes = RNE(x * (1 / (s * S_dec))), zero
+// codes where s is 0; NaN/Inf blocks: the scale's NaN code (0x7F), zero codes. ts = {S_enc, S_dec}.
+struct QNv {
+  static constexpr int BS = 16;
+  static constexpr float TS_NUM = 448.f * 6.f;
+  __device__ static __forceinline__ void quantize(const float* v, float amax, bool special, const float* ts,
+                                                  uint32_t& sc, uint32_t* c) {
+    const uint32_t s6 = __nv_cvt_float_to_fp8(__fdiv_rn(amax, 6.f) * ts[0], __NV_SATFINITE, __NV_E4M3);
+    const float sd = minifloat<4, 3, 7, false, false, 0x7F>(s6) * ts[1];
+    const float inv = __fdiv_rn(1.f, sd);
+#pragma unroll
+    for (int j = 0; j < BS; ++j) c[j] = (special || s6 == 0) ? 0u : encode_minifloat<2, 1, 1>(v[j] * inv);
+    sc = special ? 0x7F : s6;
+  }
+};
+
+// One thread per (row, block) of the padded [Mp, Kp] operand: codes into the tile layout, the scale
+// into its 128x4 chunk; rows >= M and columns >= K are zero codes with the scale of 1.
+template <class E, class F, int UE>
+__device__ __forceinline__ void bsq(const float* __restrict__ x, uint8_t* __restrict__ codes,
+                                    uint8_t* __restrict__ scales, const float* __restrict__ ts, int M, int K) {
+  using O = Op<F, UE>;
+  constexpr int BS = F::BS;
+  const int KT = (K + BK - 1) / BK, Mp = (M + BM - 1) / BM * BM, nb = KT * BK / BS;
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= Mp * nb) return;
+  const int m = i / nb, b = i % nb, kt = (b * BS) / BK, rt = m / BM, r = m % BM;
+  float v[BS];
+  float amax = 0.f;
+  bool special = false;
+#pragma unroll
+  for (int j = 0; j < BS; ++j) {
+    const int k = BS * b + j;
+    v[j] = (m < M && k < K) ? x[(size_t)m * K + k] : 0.f;
+    const float av = fabsf(v[j]);
+    special |= !(av <= 3.402823466e38f);
+    amax = fmaxf(amax, av);
+  }
+  uint32_t sc, c[BS];
+  E::quantize(v, amax, special, ts, sc, c);
+  uint8_t* tile = codes + ((size_t)rt * KT + kt) * O::TILE;
+  const int kb = (b * BS) % BK;
+#pragma unroll
+  for (int j0 = 0; j0 < BS; j0 += UE < BS ? UE : BS) {  // the units this block fills
+    constexpr int N = UE < BS ? UE : BS;
+    uint8_t* unit = tile + O::unit_off(r, kb + j0);
+    const int i0 = (kb + j0) % UE;
+    if constexpr (F::BITS == 8) {
+#pragma unroll
+      for (int j = 0; j < N; ++j) unit[i0 + j] = (uint8_t)c[j0 + j];
+    } else if constexpr (F::BITS == 4) {
+#pragma unroll
+      for (int j = 0; j < N; j += 2) unit[(i0 + j) >> 1] = (uint8_t)(c[j0 + j] | (c[j0 + j + 1] << 4));
+    } else {
+#pragma unroll
+      for (int j = 0; j < N; j += 4) {
+        const uint32_t wv = c[j0 + j] | (c[j0 + j + 1] << 6) | (c[j0 + j + 2] << 12) | (c[j0 + j + 3] << 18);
+        uint8_t* o = unit + (i0 + j) / 4 * 3;
+        o[0] = wv & 0xFF; o[1] = (wv >> 8) & 0xFF; o[2] = wv >> 16;
+      }
+    }
+    if (i0 + N == UE) {  // the unit's last element: zero its padding bytes
+      for (int q = UE * F::BITS / 8; q < 16; ++q) unit[q] = 0;
+    }
+  }
+  scales[((size_t)rt * KT + kt) * O::SBYTES + O::scale_off(r, (kb / BS))] = (uint8_t)sc;
+}
+
+// x f32 [M, K] -> bf16 tiles (RNE), one thread per unit of 8; padding zero.
+__device__ __forceinline__ void bsq_bf16(const float* __restrict__ x, uint8_t* __restrict__ out, int M, int K) {
+  using O = Op<BF16, 8>;
+  const int KT = (K + BK - 1) / BK, Mp = (M + BM - 1) / BM * BM, nu = KT * BK / 8;
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= Mp * nu) return;
+  const int m = i / nu, k0 = (i % nu) * 8, rt = m / BM, r = m % BM, kt = k0 / BK;
+  float v[8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v[j] = (m < M && k0 + j < K) ? x[(size_t)m * K + k0 + j] : 0.f;
+  *reinterpret_cast<uint4*>(out + ((size_t)rt * KT + kt) * O::TILE + O::unit_off(r, k0 % BK)) =
+      make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
+}
+
+}  // namespace bs
+}  // namespace mxc

@@ -1,0 +1,139 @@
+"""The cuda-sm100 (Blackwell) kernels without Blackwell hardware: selection, every sm_100a variant
+assembled by ptxas and its SASS read (UTCQMMA / UTCOMMA / UTCOMMA.4X with their tensor-memory scale
+operand, UTCCP scale copies, UTCHMMA on the decode path, bulk copies, LDTM epilogue, no spills).
+
+What runs on the H100 is the same skeleton with the sm_90a atom (test_cuda_kernels.py and
+`python -m mxc.tools.bench_cuda check`); the tcgen05 atom itself cannot run here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from mxc.kernels import (BS_ACT_FORMATS, GEMV_MT, NV_WEIGHT, WEIGHT_FORMATS, Kernel, build, every_kernel, layer_path,
+                         pair_desc, pair_kind, select, source)
+from mxc.kernels import tcgen05 as tc
+from mxc.numerics.formats import NONE
+
+from test_cuda_kernels import _functions, _nvdisasm, needs_nvcc
+
+SM100 = "sm_100a"
+
+
+def test_select_sm100_native_pairs_and_decode_path():
+    sel = lambda m, w, a, b=False: select(m, w, a, b, "cuda-sm100")  # noqa: E731
+    assert sel(4096, "mxfp4", "mxfp4") == [Kernel("bsq", a_format="mxfp4", unit=32, arch=SM100),
+                                          Kernel("bsmma", "mxfp4", "mxfp4", arch=SM100)]
+    # a mixed pair of kind::mxf8f6f4: FP4 unpacked, 16 per 16-byte unit
+    assert sel(4096, "mxfp4", "mxfp6_e3m2")[0] == Kernel("bsq", a_format="mxfp6_e3m2", unit=16, arch=SM100)
+    assert Kernel("bsmma", "mxfp4", "mxfp6_e3m2", arch=SM100).units() == (16, 16)
+    assert [k.kind for k in sel(4096, "nvfp4_4over6", "nvfp4", True)] == ["amax", "bsq", "bsmma"]
+    # weight-only: gemv at decode shapes, bf16 x decoded weights on kind::f16 otherwise
+    assert sel(3, "if4", NONE) == [Kernel("gemv", "if4", mt=4, arch=SM100)]
+    assert sel(17, "mxint8", NONE) == [Kernel("bsq", a_format="bf16", arch=SM100), Kernel("bsdec", "mxint8", arch=SM100)]
+    why = sel(128, "mxint8", "mxint8")
+    assert isinstance(why, str) and "no block-scaled tcgen05 kind" in why
+    assert "no cuda-sm100 kernel" in sel(1, "mxfp9", NONE)
+    assert "options" in sel(1, "mxfp4{hadamard=32}", NONE)
+
+
+def test_pair_kinds():
+    mx = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4")
+    for a in mx:
+        for w in mx:
+            want = tc.KIND_MXF4 if a == w == "mxfp4" else tc.KIND_MXF8F6F4
+            assert pair_kind(a, w) == want
+    assert all(pair_kind("nvfp4", w) == tc.KIND_MXF4NVF4 for w in NV_WEIGHT)
+    for other in ("mxint8", "if4", "nvint4", "fp4_ue5m3"):
+        assert pair_kind(other, other) is None and pair_kind("nvfp4", other) is None
+    assert pair_kind("mxfp4", "nvfp4") is None  # block sizes differ
+
+
+def test_layer_path_words():
+    assert layer_path(select(4096, "nvfp4", "nvfp4", False, "cuda-sm100")) == \
+        "native: tcgen05.mma kind::mxf4nvf4.block_scale"
+    assert layer_path(select(4096, "mxfp4", "mxfp4", False)) == "twin of kind::mxf4: decoded to bf16, wgmma"
+    assert layer_path(select(4096, "if4", NONE, False, "cuda-sm100")).startswith("decode:")
+
+
+def test_source_carries_the_descriptor_from_idesc():
+    k = Kernel("bsmma", "mxfp4", "mxfp8", arch=SM100)
+    src = source([Kernel("bsq", a_format="mxfp8", unit=16, arch=SM100), k])
+    word = tc.idesc(tc.KIND_MXF8F6F4, "e4m3", "e2m1")
+    assert f"IDESC = 0x{word:08x}u;  // kind::mxf8f6f4" in src
+    assert pair_desc("mxfp8", "mxfp4").word == word == 0x08A01400  # CUTLASS's value for this pair
+    assert "#define MXC_SM90" not in src and "wgmma" not in src.split("mxc_bs.cuh")[0].split("mxc_sm90.cuh")[1]
+
+
+def test_every_sm100_kernel_covers_what_select_picks():
+    names = {k.name for k in every_kernel(SM100)}
+    for w in WEIGHT_FORMATS:
+        for m in (*GEMV_MT, 4096):
+            for a in (NONE, *BS_ACT_FORMATS):
+                for bias in (False, True):
+                    ks = select(m, w, a, bias, "cuda-sm100")
+                    assert isinstance(ks, str) or all(k.name in names for k in ks), (m, w, a)
+
+
+CHUNKS = 4
+SCALED = r"idesc\[[^]]*\], tmem\[[^]]*\]"  # the trailing tensor-memory scale operand
+
+
+def _check_sm100(k: Kernel, code: str) -> None:
+    if k.kind == "bsmma":
+        kind = pair_kind(k.a_format, k.w_format)
+        if kind == tc.KIND_MXF8F6F4:
+            assert re.search(r"UTCQMMA [^;]*" + SCALED, code), k.name
+            assert "UTCOMMA" not in code, k.name
+        elif kind == tc.KIND_MXF4:
+            assert re.search(r"UTCOMMA [^;]*" + SCALED, code), k.name
+            assert "UTCOMMA.4X" not in code, k.name
+        else:
+            assert re.search(r"UTCOMMA\.4X [^;]*" + SCALED, code), k.name
+        # scale copies: one 128x4 chunk per operand per K tile (two for block-16 NVFP4)
+        n_cp = len(re.findall(r"UTCCP\.T\.S\.4x32dp128bit tmem\[", code))
+        assert n_cp >= (4 if kind == tc.KIND_MXF4NVF4 else 2), (k.name, n_cp)
+        assert "UTCHMMA" not in code, k.name
+    if k.kind == "bsdec":
+        assert re.search(r"UTCHMMA [^;]*idesc\[", code), k.name
+        assert not re.search(r"UTC[QO]MMA|UTCCP", code), k.name
+    if k.kind in ("bsmma", "bsdec"):
+        for sass in ("UBLKCP.S.G", "UTCBAR", "LDTM.x16", "SYNCS.PHASECHK"):
+            assert sass in code, (k.name, sass)
+    assert not re.search(r"\b[HQ]GMMA|\bHMMA", code), f"{k.name}: a Hopper / mma.sync instruction on sm_100a"
+    assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+
+
+@needs_nvcc
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_every_kernel_assembles_for_sm100a(chunk):
+    """A quarter of every sm_100a variant (nvcc -> PTX .target sm_100a -> ptxas -arch=sm_100a), SASS-checked."""
+    kernels = every_kernel(SM100)[chunk::CHUNKS]
+    built = build(kernels)
+    ptx = built.ptx.decode()
+    assert ".target sm_100a" in ptx
+    version = tuple(int(v) for v in re.search(r"\.version (\d+)\.(\d+)", ptx).groups())
+    assert version >= (8, 8), version  # block_scale's .block16 / .block32 spellings
+    nvdisasm = _nvdisasm()
+    if nvdisasm is None:
+        pytest.skip("nvdisasm not found (pip install nvidia-cuda-nvdisasm): assembled, SASS not checked")
+    sass = subprocess.run([nvdisasm, str(built.cubin_path)], capture_output=True, text=True, check=True).stdout
+    funcs = _functions(sass)
+    assert set(funcs) == {k.name for k in kernels}
+    for k in kernels:
+        _check_sm100(k, funcs[k.name])
+
+
+def test_sass_checks_can_fail():
+    """The checks above reject a kernel whose MMA is not the block-scaled one."""
+    k = Kernel("bsmma", "nvfp4", "nvfp4", arch=SM100)
+    unscaled = ("UTCOMMA.4X gdesc[UR12], gdesc[UR10], tmem[UR8], tmem[UR4], idesc[UR5], !UPT ;\n"
+                "UTCCP.T.S.4x32dp128bit tmem[UR6+0x80], gdesc[UR4] ;\n" * 4 + "UBLKCP.S.G UTCBAR LDTM.x16 SYNCS.PHASECHK")
+    with pytest.raises(AssertionError):
+        _check_sm100(k, unscaled)
+    with pytest.raises(AssertionError):
+        _check_sm100(k, unscaled.replace("!UPT", "tmem[UR6], UPT") + " STL [R1], R2 ;")
+    _check_sm100(k, unscaled.replace("!UPT", "tmem[UR6], UPT"))
