@@ -48,6 +48,7 @@ WEIGHT_FORMATS = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "m
 
 # ---- the block-scaled GEMM skeleton (mxc_bs.cuh): tiles of 128 x 128, STAGES bulk-copy slots
 BS_TILE, BS_STAGES = 128, 3
+AMAX_CTAS = 128  # the amax kernel's CTAs: partial maxima its readers reduce (mxc_bs.cuh)
 MX_NATIVE = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4")  # kind::mxf8f6f4 / mxf4
 NV_ACT = ("nvfp4",)  # activations for kind::mxf4nvf4 (the weights: nvfp4, nvfp4_4over6)
 NV_WEIGHT = ("nvfp4", "nvfp4_4over6")
@@ -203,7 +204,7 @@ class Kernel:
 
     @property
     def threads(self) -> int:
-        return 1024 if self.kind == "amax" else 256
+        return 512 if self.kind == "amax" else 256
 
     @property
     def smem(self) -> int:
@@ -232,7 +233,7 @@ class Kernel:
         if self.kind == "tobf16":
             return (-(-(m * bf16_width(k)) // self.threads), 1, 1)
         if self.kind == "amax":
-            return (1, 1, 1)
+            return (AMAX_CTAS, 1, 1)
         if self.kind == "bsq":
             mp, kp = -(-m // BS_TILE) * BS_TILE, -(-k // BS_TILE) * BS_TILE
             per_row = kp // 8 if self.a_format == "bf16" else kp // get_format(self.a_format).block_size
@@ -416,7 +417,7 @@ def _wrapper(k: Kernel) -> str:
     elif k.kind == "actq":
         body = f"mxc::actq_mx<E_{k.a_format}>(x, codes, scales, M, K);"
     elif k.kind == "amax":
-        body = f"mxc::bs::amax<Q_{k.a_format}>(x, a_tensor_scale, M, K);"
+        body = "mxc::bs::amax(x, a_tensor_scale, M, K);"
     elif k.kind == "bsq" and k.a_format == "bf16":
         body = "mxc::bs::bsq_bf16(x, codes, M, K);"
     elif k.kind == "bsq":

@@ -8,7 +8,8 @@
 //          decoded to bf16 in shared memory.
 //   bsq    activations f32 [M, K] -> tiled codes + 128x4 scales (MX: floor rule, RNE,
 //          saturating; NV: the NVFP4 recipe with the tensor scale from `amax`), or bf16.
-//   amax   the NV tensor scale of the activations: {S_enc, S_dec} from max |x| (finite).
+//   amax   the NV tensor scale of the activations: AMAX_CTAS partial maxima of the finite |x|;
+//          its readers (bsq, bsmma) reduce them to {S_enc, S_dec} (tensor_scale).
 //
 // Shared by both architectures (everything except the MMA atom): the tile layouts and
 // their address arithmetic, the bulk-copy (TMA engine, cp.async.bulk) + mbarrier pipeline
@@ -25,7 +26,8 @@
 namespace mxc {
 namespace bs {
 
-constexpr int BM = 128, BN = 128, BK = 128, STAGES = 3, CHUNK = 512, THREADS = 256;
+constexpr int BM = 128, BN = 128, BK = 128, STAGES = 3, CHUNK = 512, THREADS = 256, AMAX_CTAS = 128;
+constexpr float NVFP4_TS_NUM = 448.f * 6.f;  // max UE4M3 scale x max E2M1 element
 
 // ---------------------------------------------------------------- operands
 // F: a format struct (mxc.kernels.format_struct) or BF16; UE: elements per 16-byte unit.
@@ -116,6 +118,46 @@ __device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, int byt
                ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
 }
 
+// ---------------------------------------------------------------- amax's partial maxima
+// The max of a CTA's values (every thread gets it).
+__device__ __forceinline__ float cta_max(float m) {
+  __shared__ float red[32];
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  __syncthreads();  // red may be in use by a previous call
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+  __syncthreads();
+  m = red[0];
+  for (int i = 1; i < (int)(blockDim.x >> 5); ++i) m = fmaxf(m, red[i]);
+  return m;
+}
+
+// AMAX_CTAS CTAs, grid-stride: out[cta] = the max of the finite |x| it saw.
+__device__ __forceinline__ void amax(const float* __restrict__ x, float* __restrict__ out, int M, int K) {
+  float m = 0.f;
+  const size_t n = (size_t)M * K;
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  const bool vec = ((uintptr_t)x & 15) == 0;
+  const size_t n4 = vec ? n / 4 : 0;
+  auto take = [&](float v) { v = fabsf(v); if (v <= 3.402823466e38f) m = fmaxf(m, v); };
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+    const float4 v = __ldg(x4 + i);
+    take(v.x); take(v.y); take(v.z); take(v.w);
+  }
+  for (size_t i = 4 * n4 + (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    take(x[i]);
+  m = cta_max(m);
+  if (threadIdx.x == 0) out[blockIdx.x] = m;
+}
+
+// {S_enc, S_dec} of numerics.nv_tensor_scale from amax's partial maxima (all threads of a CTA call it):
+// S_enc = smax * emax / amax (1 if amax is 0 or S_enc not finite), S_dec = 1 / S_enc.
+__device__ __forceinline__ float2 tensor_scale(const float* __restrict__ partial, float num = NVFP4_TS_NUM) {
+  const float m = cta_max(threadIdx.x < AMAX_CTAS ? partial[threadIdx.x] : 0.f);
+  float enc = __fdiv_rn(num, m);
+  if (!(m > 0.f) || !(enc <= 3.402823466e38f)) enc = 1.f;
+  return make_float2(enc, __fdiv_rn(1.f, enc));
+}
+
 // ---------------------------------------------------------------- the epilogue (shared)
 template <bool BIAS>
 __device__ __forceinline__ void put(float v, float scale, const float* __restrict__ bias, float* __restrict__ y,
@@ -202,34 +244,15 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ a, const uint8_
       issue(kt + STAGES);
     }
   }
-  const float scale = (FA::TS ? ats[1] : 1.f) * (FB::TS ? *wts : 1.f);  // ats = {S_enc, S_dec} (amax)
+  float sa = 1.f;
+  if constexpr (FA::TS) sa = tensor_scale(ats).y;  // S_dec of the activations, from amax's partials
+  const float scale = sa * (FB::TS ? *wts : 1.f);
   ctx.finish(done, [&](float v, int r, int c) {
     put<BIAS>(v, scale, bias, y, mt * BM + r, nt * BN + c, M, N, epi);
   });
 }
 
-// ---------------------------------------------------------------- amax / bsq: the activations
-// {S_enc, S_dec} of numerics.nv_tensor_scale: S_enc = smax * emax / amax over the finite |x|.
-template <class E>
-__device__ __forceinline__ void amax(const float* __restrict__ x, float* __restrict__ out, int M, int K) {
-  __shared__ float red[32];
-  float m = 0.f;
-  const size_t n = (size_t)M * K;
-  for (size_t i = threadIdx.x; i < n; i += blockDim.x) {
-    const float v = fabsf(x[i]);
-    if (v <= 3.402823466e38f) m = fmaxf(m, v);
-  }
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int i = 1; i < (int)(blockDim.x >> 5); ++i) m = fmaxf(m, red[i]);
-    float enc = __fdiv_rn(E::TS_NUM, m);
-    if (!(m > 0.f) || !(enc <= 3.402823466e38f)) enc = 1.f;
-    out[0] = enc;
-    out[1] = __fdiv_rn(1.f, enc);
-  }
-}
+// ---------------------------------------------------------------- bsq: the activations
 
 // Saturating round-to-nearest-even of |v| (finite) to a minifloat with EB/MB bits and bias: the code.
 template <int EB, int MB, int BIAS>
@@ -280,7 +303,7 @@ struct QMx {
 // codes where s is 0; NaN/Inf blocks: the scale's NaN code (0x7F), zero codes. ts = {S_enc, S_dec}.
 struct QNv {
   static constexpr int BS = 16;
-  static constexpr float TS_NUM = 448.f * 6.f;
+  static constexpr float TS_NUM = NVFP4_TS_NUM;
   __device__ static __forceinline__ void quantize(const float* v, float amax, bool special, const float* ts,
                                                   uint32_t& sc, uint32_t* c) {
     const uint32_t s6 = __nv_cvt_float_to_fp8(__fdiv_rn(amax, 6.f) * ts[0], __NV_SATFINITE, __NV_E4M3);
@@ -300,6 +323,11 @@ __device__ __forceinline__ void bsq(const float* __restrict__ x, uint8_t* __rest
   using O = Op<F, UE>;
   constexpr int BS = F::BS;
   const int KT = (K + BK - 1) / BK, Mp = (M + BM - 1) / BM * BM, nb = KT * BK / BS;
+  float ts2[2] = {1.f, 1.f};
+  if (ts != nullptr) {  // before any thread returns: the whole CTA reduces the partial maxima
+    const float2 t = tensor_scale(ts, E::TS_NUM);
+    ts2[0] = t.x; ts2[1] = t.y;
+  }
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= Mp * nb) return;
   const int m = i / nb, b = i % nb, kt = (b * BS) / BK, rt = m / BM, r = m % BM;
@@ -315,7 +343,7 @@ __device__ __forceinline__ void bsq(const float* __restrict__ x, uint8_t* __rest
     amax = fmaxf(amax, av);
   }
   uint32_t sc, c[BS];
-  E::quantize(v, amax, special, ts, sc, c);
+  E::quantize(v, amax, special, ts2, sc, c);
   uint8_t* tile = codes + ((size_t)rt * KT + kt) * O::TILE;
   const int kb = (b * BS) % BK;
 #pragma unroll

@@ -1,9 +1,13 @@
 """Which hardware path each format takes on each target (for `mxc formats`, the manifest, policies).
 
-Data, not code paths: the CPU target emulates every format bit-exactly; Hopper
-(sm_90a) has FP8 tensor cores only, so FP4/FP6 weights are decoded in registers;
-Blackwell (sm_100a) runs the OCP formats and NVFP4 natively in block-scaled
-`tcgen05.mma`. IF4, MXINT8, NVINT4 and UE5M3 scales are native nowhere yet.
+Data, not code paths (tests check it against `mxc.kernels.select`): the CPU
+target emulates every format bit-exactly; Hopper (sm_90a) has FP8 tensor cores
+only: MXFP8 x MXFP8 runs on them, the other block-scaled pairs on the block-scaled
+skeleton's twin (operands decoded to bf16 for wgmma); Blackwell (sm_100a) runs
+the OCP formats and NVFP4 natively in block-scaled `tcgen05.mma`. IF4, MXINT8,
+NVINT4 and UE5M3 scales are native nowhere: they take the decode path (weights
+decoded to bf16 in shared memory, or in registers at M <= 16; activations high
+precision), on both CUDA targets.
 """
 
 from __future__ import annotations
@@ -12,16 +16,16 @@ from .formats import FORMATS, get_format
 
 TARGETS = ("cpu", "cuda-sm90", "cuda-sm100")
 
-_SM90 = {  # mxc.kernels: gemv for M <= 16 (f32), wgmma (HGMMA, bf16) above; FP8 x FP8 on QGMMA
+_SM90 = {  # mxc.kernels: weight-only gemv for M <= 16 (f32), wgmma (HGMMA, bf16) above
     "fp8": "QGMMA x MXFP8 acts; weight-only: decoded",
-    "fp4/fp6": "decoded, weight-only (gemv / HGMMA)",
-    "other": "decoded, weight-only (gemv / HGMMA)",
+    "fp4/fp6": "twin: decoded to bf16, HGMMA (w+a)",
+    "other": "decode path, weight-only (gemv / HGMMA)",
 }
 _SM100 = {
     "mxf8f6f4": "native: tcgen05.mma kind::mxf8f6f4",
     "mxf4": "native: tcgen05.mma kind::mxf4 (or mxf8f6f4)",
     "mxf4nvf4": "native: tcgen05.mma kind::mxf4nvf4 (UE4M3 scales, block 16)",
-    "other": "decoded (not native on any target yet)",
+    "other": "decode path, weight-only (gemv / kind::f16)",
 }
 _SM100_KIND = {
     "mxfp8": "mxf8f6f4", "mxfp8_e5m2": "mxf8f6f4", "mxfp6_e2m3": "mxf8f6f4", "mxfp6_e3m2": "mxf8f6f4",

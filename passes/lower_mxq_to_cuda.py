@@ -39,7 +39,7 @@ from torch_mlir.dialects import arith
 from mxc.compiler.errors import MxcError, MxcWarning
 from mxc.compiler.weights import active_store
 from mxc.dialects.mxq import ParamOp
-from mxc.kernels import EPILOGUES, Kernel, act_tile_bytes, bf16_width, build, layer_path, select, tile_weights
+from mxc.kernels import AMAX_CTAS, EPILOGUES, Kernel, act_tile_bytes, bf16_width, build, layer_path, select, tile_weights
 from mxc.numerics.formats import NONE, get_format
 from mxc.numerics.options import parse_spec
 from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
@@ -190,7 +190,7 @@ def _count_region(k: Kernel) -> str:
         op("x", "ceildivui", "elems", "c256")
         y = "c1"
     elif k.kind == "amax":
-        op("x", "muli", "c1", "c1")
+        const("x", AMAX_CTAS)
         y = "c1"
     elif k.kind == "bsq":
         per = 8 if k.a_format == "bf16" else get_format(k.a_format).block_size
@@ -361,7 +361,7 @@ class LowerMxqToCuda(Pass):
             ats, a_in = [], []
             for kern in ks[:-1]:
                 if kern.kind == "amax":
-                    ats = _dispatch(kern, [x2], [m, k], [ttype([2], f32)], (m, n, k))
+                    ats = _dispatch(kern, [x2], [m, k], [ttype([AMAX_CTAS], f32)], (m, n, k))
                 else:
                     outs = [ttype([nc], I8())] + ([ttype([ns], I8())] if ns else [])
                     a_in = _dispatch(kern, [x2, *ats], [m, k], outs, (m, n, k))

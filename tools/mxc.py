@@ -187,9 +187,10 @@ def _cmd_formats(a) -> int:
         ts = " +32 bits/tensor" if r["tensor_scale"] else ""
         print(f"{r['name']:13s} {r['element']:6s} {r['block_size']:5d} {r['scale']:10s} "
               f"{r['bits_per_element']:9.3f}  " + "  ".join(f"{r['paths'][t][:38]:38s}" for t in TARGETS[1:]) + ts)
-    print("\ncpu: every format emulated bit-exactly (IREE llvm-cpu). cuda-sm90: mxc's kernels (README, CUDA target);")
-    print("Hopper has FP8 tensor cores only, so other activation formats stay high precision there. cuda-sm100:")
-    print("the path each format takes in Blackwell's block-scaled MMA (that target is not built yet).")
+    print("\ncpu: every format emulated bit-exactly (IREE llvm-cpu). cuda-sm90 (README, CUDA target): Hopper has FP8")
+    print("tensor cores only; the other block-scaled pairs run on the skeleton's twin (decoded to bf16). cuda-sm100")
+    print("(README, Blackwell target): block-scaled tcgen05.mma; formats it has no kind for take the decode path")
+    print("with high-precision activations. Each layer's path is in the manifest and `mxc inspect` (`path`).")
     return 0
 
 

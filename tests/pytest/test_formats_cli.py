@@ -23,11 +23,30 @@ def test_formats_lists_every_format_with_bits():
 
 @pytest.mark.parametrize("fmt, target, path", [
     ("if4", "cpu", "emulated"), ("mxfp8", "cuda-sm90", "QGMMA x MXFP8 acts"),
-    ("mxfp4", "cuda-sm90", "decoded, weight-only"), ("mxfp6_e3m2", "cuda-sm100", "native: tcgen05.mma kind::mxf8f6f4"),
-    ("nvfp4_4over6", "cuda-sm100", "kind::mxf4nvf4"), ("mxint8", "cuda-sm100", "decoded (not native"),
+    ("mxfp4", "cuda-sm90", "twin: decoded to bf16"), ("mxfp6_e3m2", "cuda-sm100", "native: tcgen05.mma kind::mxf8f6f4"),
+    ("nvfp4_4over6", "cuda-sm100", "kind::mxf4nvf4"), ("mxint8", "cuda-sm100", "decode path, weight-only"),
+    ("if4", "cuda-sm90", "decode path, weight-only"),
 ])
 def test_native_path(fmt, target, path):
     assert path in native_path(fmt, target)
+
+
+def test_native_paths_agree_with_the_kernels():
+    """support.py is data; the kernels' selection is what runs: they must say the same."""
+    from mxc.kernels import layer_path, select
+    from mxc.numerics.formats import FORMATS
+
+    for name in FORMATS:
+        act = "nvfp4" if name == "nvfp4_4over6" else name
+        for target in ("cuda-sm90", "cuda-sm100"):
+            ks = select(4096, name, act, False, target)
+            path = native_path(name, target)
+            if isinstance(ks, str):
+                assert "weight-only" in path, (name, target)
+            elif target == "cuda-sm100":
+                assert path.startswith(layer_path(ks).removesuffix(".block_scale")), (name, path, layer_path(ks))
+            else:
+                assert ("QGMMA" in path) == (ks[-1].kind == "qgmma") and ("twin" in path) == (ks[-1].kind == "bsmma")
 
 
 def test_native_path_errors():

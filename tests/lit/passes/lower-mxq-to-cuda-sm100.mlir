@@ -5,7 +5,8 @@
 // cores read the codes), the decode path adds two bf16 tiles.
 // CHECK: module attributes {mxc.kernel_library = "{{.*}}.cubin"}
 // CHECK: "hal.executable.source"() <{objects = #hal.executable.objects<{#hal.executable.target<"cuda", "cuda-nvptx-fb"> = [#hal.executable.object<{path = "{{.*}}.cubin"}>]}>, sym_name = "mxc_kernels"
-// CHECK: sym_name = "mxc_amax_nvfp4", sym_visibility = "public", workgroup_size = [1024 : index, 1 : index, 1 : index]
+// CHECK: sym_name = "mxc_amax_nvfp4", sym_visibility = "public", workgroup_size = [512 : index, 1 : index, 1 : index]
+// CHECK: "hal.return"(%c128, %c1, %c1)
 // CHECK: sym_name = "mxc_bsq_nvfp4_u32"
 // CHECK: arith.ceildivui
 // CHECK: sym_name = "mxc_bsmma_nvfp4_nvfp4_4over6_bias", sym_visibility = "public", workgroup_local_memory = 55424 : index
@@ -18,8 +19,9 @@
 // CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc1.e.t32"} : () -> tensor<8192xi8>
 // CHECK-DAG: %[[S:.*]] = "mxq.param"() {name = "fc1.s.t32"} : () -> tensor<1024xi8>
 // CHECK-DAG: %[[T:.*]] = "mxq.param"() {name = "fc1.t"} : () -> tensor<f32>
-// The activations: amax -> {S_enc, S_dec}; the quantizer writes tiles of codes and scales.
-// CHECK: %[[TS:.*]] = "flow.dispatch"({{.*}}, %arg0) {entry_points = [@mxc_kernels::@mxc_amax_nvfp4]{{.*}} -> tensor<2xf32>
+// The activations: amax -> 128 partial maxima (their readers reduce them to the tensor scale);
+// the quantizer writes tiles of codes and scales.
+// CHECK: %[[TS:.*]] = "flow.dispatch"({{.*}}, %arg0) {entry_points = [@mxc_kernels::@mxc_amax_nvfp4]{{.*}} -> tensor<128xf32>
 // CHECK: %[[A:.*]]:2 = "flow.dispatch"({{.*}}, %arg0, %[[TS]]) {entry_points = [@mxc_kernels::@mxc_bsq_nvfp4_u32]{{.*}} -> (tensor<8192xi8>, tensor<1024xi8>)
 // CHECK: %[[H:.*]] = "flow.dispatch"({{.*}}, %[[A]]#0, %[[A]]#1, %[[TS]], %[[E]], %[[S]], %[[T]], %arg1) {entry_points = [@mxc_kernels::@mxc_bsmma_nvfp4_nvfp4_4over6_bias]{{.*}} -> tensor<4x8xf32>
 // Weight-only MXFP6 at M = 256 (above gemv's 16): bf16 tiles, then the decode path.
