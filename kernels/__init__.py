@@ -50,7 +50,7 @@ WEIGHT_FORMATS = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4", "m
 BS_TILE, BS_STAGES = 128, 3
 AMAX_CTAS = 128  # the amax kernel's CTAs: partial maxima its readers reduce (mxc_bs.cuh)
 MX_NATIVE = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4")  # kind::mxf8f6f4 / mxf4
-NV_ACT = ("nvfp4",)  # activations for kind::mxf4nvf4 (the weights: nvfp4, nvfp4_4over6)
+NV_ACT = ("nvfp4", "nvfp4_4over6")  # activations for kind::mxf4nvf4 (Four Over Six is NVFP4 on the wire)
 NV_WEIGHT = ("nvfp4", "nvfp4_4over6")
 BS_ACT_FORMATS = MX_NATIVE + NV_ACT  # what `bsq` quantizes
 
@@ -311,6 +311,14 @@ def _f32(v: float) -> str:
     return f"__int_as_float(0x{bits:08x})"
 
 
+def _f32_literal(v: float) -> str:
+    """A constexpr float32 literal (hex: exact)."""
+    f = float(np.float32(v))
+    if f != v:
+        raise KernelError(f"{v} is not a float32")
+    return f"{f.hex()}f"
+
+
 def _minifloat(e: ElementType) -> str:
     nan = -1 if e.has_inf or e.nan_code is None else e.nan_code
     return (f"mxc::minifloat<{e.ebits}, {e.mbits}, {e.bias}, {str(e.signed).lower()}, "
@@ -347,6 +355,7 @@ def format_struct(name: str) -> str:
     return f"""struct F_{name} {{
   static constexpr int BITS = {e.bits}, BS = {fmt.block_size}, FP8 = {fp8};
   static constexpr bool TS = {str(fmt.tensor_scale).lower()};
+  static constexpr float TS_NUM = {_f32_literal(fmt.tensor_scale_max * e.max) if fmt.tensor_scale else "0.f"};  // S_enc * amax
   static constexpr uint32_t ZERO_SCALE = {_one_code(fmt)};
   __device__ static __forceinline__ float scale(uint32_t c) {{ return {scale}; }}
   __device__ static __forceinline__ float elem(uint32_t c, uint32_t sc) {{ (void)sc; {elem} }}
@@ -442,7 +451,7 @@ def _wrapper(k: Kernel) -> str:
 def _act_quantizer(name: str) -> str:
     """The C++ quantizer of the bsq kernel for activation format `name` (mxc_bs.cuh's QMx / QNv)."""
     if name in NV_ACT:
-        return f"using Q_{name} = mxc::bs::QNv;\n"
+        return f"using Q_{name} = mxc::bs::{'QNv46' if get_format(name).choice == '4over6' else 'QNv'};\n"
     e = get_format(name).element
     enc = {"e4m3": "mxc::bs::Fp8E4M3", "e5m2": "mxc::bs::Fp8E5M2"}.get(
         e.name, f"mxc::bs::Mini<{e.ebits}, {e.mbits}, {e.bias}>")

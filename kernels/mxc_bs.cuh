@@ -245,7 +245,7 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ a, const uint8_
     }
   }
   float sa = 1.f;
-  if constexpr (FA::TS) sa = tensor_scale(ats).y;  // S_dec of the activations, from amax's partials
+  if constexpr (FA::TS) sa = tensor_scale(ats, FA::TS_NUM).y;  // S_dec of the activations, from amax's partials
   const float scale = sa * (FB::TS ? *wts : 1.f);
   ctx.finish(done, [&](float v, int r, int c) {
     put<BIAS>(v, scale, bias, y, mt * BM + r, nt * BN + c, M, N, epi);
@@ -312,6 +312,47 @@ struct QNv {
 #pragma unroll
     for (int j = 0; j < BS; ++j) c[j] = (special || s6 == 0) ? 0u : encode_minifloat<2, 1, 1>(v[j] * inv);
     sc = special ? 0x7F : s6;
+  }
+};
+
+// Four Over Six (numerics._quantize_nv, choice 4over6, error_metric mse): the map-6 block above and a
+// map-4 block (s = UE4M3(amax / 4 * S_enc)); the map-4 one where its squared error, summed left to right,
+// is strictly smaller. Products and sums rounded one by one (__fmul_rn, __fadd_rn: no FMA), as numerics.
+struct QNv46 {
+  static constexpr int BS = 16;
+  static constexpr float TS_NUM = 256.f * 6.f;
+  __device__ static __forceinline__ float candidate(const float* v, float amax, float target, const float* ts,
+                                                    uint32_t& s, uint32_t* c) {
+    s = __nv_cvt_float_to_fp8(__fdiv_rn(amax, target) * ts[0], __NV_SATFINITE, __NV_E4M3);
+    const float sd = minifloat<4, 3, 7, false, false, 0x7F>(s) * ts[1];
+    const float inv = __fdiv_rn(1.f, sd);
+    float err = 0.f;
+#pragma unroll
+    for (int j = 0; j < BS; ++j) {
+      c[j] = s == 0 ? 0u : encode_minifloat<2, 1, 1>(v[j] * inv);
+      float deq = __fmul_rn(s == 0 ? 0.f : minifloat<2, 1, 1, true, false, -1>(c[j]), sd);
+      deq = deq != deq ? 0.f : deq;  // numerics.product: NaN reads 0
+      const float d = __fsub_rn(deq, v[j]);
+      float t = __fmul_rn(d, d);
+      err = __fadd_rn(err, t != t ? 0.f : t);
+    }
+    return err;
+  }
+  __device__ static __forceinline__ void quantize(const float* v, float amax, bool special, const float* ts,
+                                                  uint32_t& sc, uint32_t* c) {
+    uint32_t s4, c4[BS];
+    const float e6 = candidate(v, amax, 6.f, ts, sc, c);
+    const float e4 = candidate(v, amax, 4.f, ts, s4, c4);
+    if (e4 < e6) {
+      sc = s4;
+#pragma unroll
+      for (int j = 0; j < BS; ++j) c[j] = c4[j];
+    }
+    if (special) {
+      sc = 0x7F;
+#pragma unroll
+      for (int j = 0; j < BS; ++j) c[j] = 0;
+    }
   }
 };
 

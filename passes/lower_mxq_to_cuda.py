@@ -75,9 +75,11 @@ def _check_target(target: str) -> None:
 
 def _act_supported(spec: str, target: str) -> str | None:
     """Why the activation quantizer cannot take `spec`, or None."""
-    _, opts = parse_spec(spec)
+    fmt, opts = parse_spec(spec)
     if opts.scale_rule != "floor" or opts.rounding != "rne":
         return f"the {target} activation quantizer implements scale_rule=floor, rounding=rne (not {spec})"
+    if fmt.choice == "4over6" and opts.error_metric != "mse":
+        return f"the {target} Four Over Six activation quantizer implements error_metric=mse (not {spec})"
     return None
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from mxc.kernels import (AMAX_CTAS, BS_ACT_FORMATS, EPILOGUES, WEIGHT_FORMATS, Kernel, act_tile_bytes, bf16_width,
+from mxc.kernels import (AMAX_CTAS, BS_ACT_FORMATS, NV_ACT, EPILOGUES, WEIGHT_FORMATS, Kernel, act_tile_bytes, bf16_width,
                          pair_kind, select, tile_weights)
 from mxc.kernels.layouts import unswizzle_128x4, untile_codes
 from mxc.numerics.elements import decode
@@ -310,16 +310,17 @@ def _wd_bf16(q: nq.QTensor, k: int) -> torch.Tensor:
 def _check_blockscaled(mod: Module, report) -> None:
     """The block-scaled skeleton (mxc_bs.cuh) with its sm_90a atom: the code the sm_100a kernels share."""
     # 5. bsq: tiled codes and 128x4 scales bit-identical to numerics.quantize (NaN, Inf, saturation, K % 128)
-    m, k = 200, 1000
-    x = _test_matrix(m, k, 7)
-    x[3, 64:96] = float("nan")
-    x[4, 96:128] = float("inf")
-    x[5, 128:160] = 500.0
-    for a in BS_ACT_FORMATS:
+    xs = _test_matrix(200, 1000, 7)
+    xs[3, 64:96] = float("nan")
+    xs[4, 96:128] = float("inf")
+    xs[5, 128:160] = 500.0
+    g = torch.Generator().manual_seed(8)
+    for x, a in [(xs, a) for a in BS_ACT_FORMATS] + [(torch.randn(64, 704, generator=g), a) for a in NV_ACT]:
+        m, k = x.shape
         w_for = "nvfp4" if a == "nvfp4" else a
         ks = _bs_select(a, w_for)[:-1]
         kind = pair_kind(a, w_for)
-        for ue in sorted({16, 32} if get_format_bits(a) == 4 and a != "nvfp4" else {ks[-1].unit}):
+        for ue in sorted({16, 32} if a == "mxfp4" else {ks[-1].unit}):  # MXFP4: packed and unpacked tiles
             ks = [dataclasses.replace(kk, unit=ue) if kk.kind == "bsq" else kk for kk in ks]
             qa = nq.quantize(x, a)
             nc, ns = act_tile_bytes(a, ue, m, k)
@@ -340,12 +341,14 @@ def _check_blockscaled(mod: Module, report) -> None:
             got_s = unswizzle_128x4(sc.cpu().reshape(-1, kp // bs // 4, 512), m, kp // bs)[:, :qa.scales.shape[1]]
             ok = torch.equal(got_c, qa.elements) and torch.equal(got_s, qa.scales)
             detail = "tiled codes and 128x4 scales bit-identical to numerics.quantize" if ok else (
-                f"{(got_c != qa.elements).sum().item()} codes, {(got_s != qa.scales).sum().item()} scales differ")
+                f"{(got_c != qa.elements).sum().item()} codes, {(got_s != qa.scales).sum().item()} scales differ; "
+                f"first rows {torch.nonzero(got_s != qa.scales)[:3].tolist()}: {got_s[got_s != qa.scales][:6].tolist()} "
+                f"vs {qa.scales[got_s != qa.scales][:6].tolist()}")
             if ok and ats:  # the partial maxima: their max is the finite amax numerics scales by
                 finite = x.abs()[torch.isfinite(x)]
                 ok = ats[0].max().item() == finite.max().item()
                 detail += f"; amax {ats[0].max().item():.6g} vs {finite.max().item():.6g}"
-            report(f"bsq {a} (units of {ue}, kind::{['f16', 'mxf8f6f4', 'mxf4', 'mxf4nvf4'][kind]})", ok, detail)
+            report(f"bsq {a} {m}x{k} (units of {ue}, kind::{['f16', 'mxf8f6f4', 'mxf4', 'mxf4nvf4'][kind]})", ok, detail)
     # 6. bsmma twins: every native pair, K not a multiple of 128, M and N not of the tile
     for a, w in bs_pairs():
         m, k, n = 300, 1000, 200

@@ -46,7 +46,7 @@ def test_pair_kinds():
         for w in mx:
             want = tc.KIND_MXF4 if a == w == "mxfp4" else tc.KIND_MXF8F6F4
             assert pair_kind(a, w) == want
-    assert all(pair_kind("nvfp4", w) == tc.KIND_MXF4NVF4 for w in NV_WEIGHT)
+    assert all(pair_kind(a, w) == tc.KIND_MXF4NVF4 for a in ("nvfp4", "nvfp4_4over6") for w in NV_WEIGHT)
     for other in ("mxint8", "if4", "nvint4", "fp4_ue5m3"):
         assert pair_kind(other, other) is None and pair_kind("nvfp4", other) is None
     assert pair_kind("mxfp4", "nvfp4") is None  # block sizes differ
@@ -65,7 +65,7 @@ def test_source_carries_the_descriptor_from_idesc():
     word = tc.idesc(tc.KIND_MXF8F6F4, "e4m3", "e2m1")
     assert f"IDESC = 0x{word:08x}u;  // kind::mxf8f6f4" in src
     assert pair_desc("mxfp8", "mxfp4").word == word == 0x08A01400  # CUTLASS's value for this pair
-    assert "#define MXC_SM90" not in src and "wgmma" not in src.split("mxc_bs.cuh")[0].split("mxc_sm90.cuh")[1]
+    assert "#define MXC_SM90" not in src and "wgmma_bf16" not in src
 
 
 def test_every_sm100_kernel_covers_what_select_picks():

@@ -43,6 +43,20 @@ func.func @mxf4nvf4(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
 
 // -----
 
+// Four Over Six activations too: the quantizer picks map-4 or map-6 per block; on the wire it is NVFP4.
+// CHECK-LABEL: func.func @four_over_six
+// CHECK: mxq.kernel = "mxc_amax_nvfp4_4over6 + mxc_bsq_nvfp4_4over6_u32 + mxc_bsmma_nvfp4_4over6_nvfp4_4over6"
+// CHECK-SAME: mxq.path = "native: tcgen05.mma kind::mxf4nvf4.block_scale"
+func.func @four_over_six(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x4xf8E4M3FN>
+  %wt = "mxq.param"() {name = "fc.t"} : () -> tensor<f32>
+  %y = "mxq.fused_matmul"(%x, %we, %ws, %wt) {act_format = "nvfp4_4over6", block_size = 16 : i64, epilogue = "none", layer = "fc", mxq.decision = "nvfp4_4over6 (default)", operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>, w_format = "nvfp4_4over6"} : (tensor<4x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x4xf8E4M3FN>, tensor<f32>) -> tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
+
+// -----
+
 // IF4 has no tcgen05 kind: the decode path. Activations stay high precision (a warning says why);
 // at prefill the weights are decoded to bf16 tiles for kind::f16; at decode shapes, gemv.
 // CHECK-LABEL: func.func @if4
