@@ -33,7 +33,7 @@ from . import tcgen05 as tc
 
 HERE = Path(__file__).resolve().parent
 ARCHS = ("sm_90a", "sm_100a")
-RECIPE = "nvcc -O3 -arch=compute_XX -ptx | ptxas -O3 -arch=sm_XX"  # part of the cache key
+RECIPE = "nvcc -std=c++17 -O3 -arch=compute_<arch> -ptx | ptxas -O3 -arch=<arch>"  # part of the cache key
 HEADERS = ("mxc_sm90.cuh", "mxc_sm90_mma.cuh", "mxc_bs.cuh", "mxc_bs_atoms.cuh")
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
 GEMV_MAX_M = 16  # decode shapes; larger M takes the wgmma kernel

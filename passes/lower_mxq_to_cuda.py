@@ -280,7 +280,9 @@ def _tiled(w: ir.Value, scales: ir.Value, fmt: str, ue: int, k: int, cache: dict
             packed = store[wname]
             codes = {4: unpack_nibbles, 6: unpack_fp6}.get(f.element.bits, lambda c: c)(packed.view(torch.uint8))
             tw, ts = tile_weights(codes.reshape(n, -1), store[sname].view(torch.uint8).reshape(n, kb), fmt, ue, k)
-            assert (tw.numel(), ts.numel()) == nbytes
+            if (tw.numel(), ts.numel()) != nbytes:  # the IR's types and the stored bytes disagree
+                raise MxcError(f"weight '{wname}': tiled to {tw.numel()} + {ts.numel()} bytes, the IR expects "
+                               f"{nbytes[0]} + {nbytes[1]}; recompile from model.py")
             names = (store.add(names[0], tw), store.add(names[1], ts))
         vals = []
         for owner, name, size in ((w.owner, names[0], nbytes[0]), (scales.owner, names[1], nbytes[1])):
