@@ -159,13 +159,16 @@ __device__ __forceinline__ float2 tensor_scale(const float* __restrict__ partial
 }
 
 // ---------------------------------------------------------------- the epilogue (shared)
+// One call per output element (not inlined: the activation functions would be unrolled per register).
+__device__ __noinline__ float epilogue_call(float v, int epi) { return epilogue(v, epi); }
+
 template <bool BIAS>
 __device__ __forceinline__ void put(float v, float scale, const float* __restrict__ bias, float* __restrict__ y,
                                     int m, int n, int M, int N, int epi) {
   if (m < M && n < N) {
     v *= scale;
     if (BIAS) v += bias[n];
-    y[(size_t)m * N + n] = epilogue(v, epi);
+    y[(size_t)m * N + n] = epi ? epilogue_call(v, epi) : v;
   }
 }
 
