@@ -176,7 +176,8 @@ __device__ __forceinline__ void put(float v, float scale, const float* __restric
 // Shared memory: STAGES x [A tile | A scales | W tile | W scales], then (when the atom decodes)
 // the bf16 tiles of A and W, then the barriers. The atom (Sm90 or Sm100, in mxc_bs_sm*.cuh):
 //   Atom::template Ctx<FA, UA, FB, UB>  per-CTA state (accumulator, tensor memory)
-//   ctx.init(), ctx.step(stage pointers, kt, release barrier), ctx.finish(put)
+//   ctx.init(scratch) before the CTA barrier, ctx.ready() after it, ctx.step(stage pointers, kt,
+//   release barrier, last barrier) per K tile, ctx.finish(done barrier, put)
 template <class FA, int UA, class FB, int UB>
 struct Smem {
   using A = Op<FA, UA>;
@@ -210,17 +211,18 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ a, const uint8_
     if (t == 0 && mt == 0 && nt == 0) printf("mxc bsmma kernel: operands not 16-byte aligned\n");
     __trap();
   }
+  At ctx;
+  ctx.init(smem_u32(bars + 2 * STAGES + 1));  // the atom's barrier and tensor memory (sm_100a)
   if (t == 0) {
     for (int s = 0; s < STAGES; ++s) {
       mbar_init(full0 + 8 * s, 1);
       mbar_init(empty0 + 8 * s, 1);
     }
     mbar_init(done, 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the async proxy
   }
-  At ctx;
-  ctx.init(smem_u32(bars + 2 * STAGES + 1));
   __syncthreads();
+  ctx.ready();  // reads what init wrote (the tensor-memory address)
 
   auto stage = [&](int s) { return smem + s * S::STAGE; };
   auto issue = [&](int kt) {  // thread 0: one bulk copy per tile and per scale run

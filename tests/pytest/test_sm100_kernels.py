@@ -103,6 +103,9 @@ def _check_sm100(k: Kernel, code: str) -> None:
     if k.kind in ("bsmma", "bsdec"):
         for sass in ("UBLKCP.S.G", "UTCBAR", "LDTM.x16", "SYNCS.PHASECHK"):
             assert sass in code, (k.name, sass)
+        # the accumulator's tensor-memory address is read back from shared memory after tcgen05.alloc
+        alloc, mma = code.find("UTCATOMSWS.FIND_AND_SET"), re.search(r"UTC[QOH]MMA", code)
+        assert 0 <= alloc < mma.start() and re.search(r"\bLDS\b", code[alloc:mma.start()]), k.name
     assert not re.search(r"\b[HQ]GMMA|\bHMMA", code), f"{k.name}: a Hopper / mma.sync instruction on sm_100a"
     assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
 
@@ -130,10 +133,13 @@ def test_every_kernel_assembles_for_sm100a(chunk):
 def test_sass_checks_can_fail():
     """The checks above reject a kernel whose MMA is not the block-scaled one."""
     k = Kernel("bsmma", "nvfp4", "nvfp4", arch=SM100)
-    unscaled = ("UTCOMMA.4X gdesc[UR12], gdesc[UR10], tmem[UR8], tmem[UR4], idesc[UR5], !UPT ;\n"
+    unscaled = ("UTCATOMSWS.FIND_AND_SET.ALIGN UP0, UR4, UR4 ;\nLDS R2, [UR5+0x18c40] ;\n"
+                "UTCOMMA.4X gdesc[UR12], gdesc[UR10], tmem[UR8], tmem[UR4], idesc[UR5], !UPT ;\n"
                 "UTCCP.T.S.4x32dp128bit tmem[UR6+0x80], gdesc[UR4] ;\n" * 4 + "UBLKCP.S.G UTCBAR LDTM.x16 SYNCS.PHASECHK")
     with pytest.raises(AssertionError):
         _check_sm100(k, unscaled)
     with pytest.raises(AssertionError):
         _check_sm100(k, unscaled.replace("!UPT", "tmem[UR6], UPT") + " STL [R1], R2 ;")
+    with pytest.raises(AssertionError):  # no read of the allocated address before the MMA
+        _check_sm100(k, unscaled.replace("!UPT", "tmem[UR6], UPT").replace("LDS R2", "MOV R2"))
     _check_sm100(k, unscaled.replace("!UPT", "tmem[UR6], UPT"))
