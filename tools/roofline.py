@@ -38,10 +38,10 @@ class Estimate:
 
 
 def _bits(fmt: str) -> float:
-    """Bits per element of an operand the kernels write and read back (bf16 for the decode path)."""
+    """Bits per element of the activations bsq writes (codes + scales, or bf16 for the decode path)."""
     if fmt == "bf16":
         return 16.0
-    return 32.0 if fmt in (NONE, "") else get_format(fmt).bits_per_element
+    return get_format(fmt).bits_per_element
 
 
 def estimate(row: dict) -> Estimate | None:
@@ -69,11 +69,10 @@ def estimate(row: dict) -> Estimate | None:
     else:
         peak = PEAK_FLOPS[pair_kind(a_fmt, w_fmt)]
     flops = 2.0 * m * n * k
-    # weights (codes + scales) once; activations read as float32 (and written + read again as codes
-    # when quantized); the float32 output written
-    act = 4.0 * m * k + (2 * _bits(a_fmt if a_fmt != NONE else "bf16" if main.kind == "bsdec" else NONE) / 8 * m * k
-                         if main.kind != "gemv" else 0.0)
-    nbytes = row["bits_per_weight"] * n * k / 8 + act + 4.0 * m * n
+    # weights (codes + scales) once; activations read as float32, and (except by gemv) written by bsq
+    # as codes or bf16 and read back by the GEMM; the float32 output written
+    staged = 0.0 if main.kind == "gemv" else 2 * _bits("bf16" if main.kind == "bsdec" else a_fmt) / 8 * m * k
+    nbytes = row["bits_per_weight"] * n * k / 8 + 4.0 * m * k + staged + 4.0 * m * n
     t_c, t_m = flops / peak, nbytes / BANDWIDTH
     return Estimate(row["layer"], m, n, k, layer_path(ks), peak, flops, nbytes, max(t_c, t_m),
                     "compute" if t_c >= t_m else "memory")
@@ -83,7 +82,7 @@ def report(manifest: dict) -> str:
     """The table `mxc inspect --target cuda-sm100` prints."""
     lines = [f"roofline on cuda-sm100 (B200: 2.25 PF bf16, 4.5 PF FP8/FP6, 9 PF FP4, 8 TB/s; an estimate, "
              f"not measured)",
-             f"{'layer':32s} {'M x N x K':>20s} {'peak PF':>7s} {'FLOP/B':>7s} {'est us':>8s} {'bound':7s} path"]
+             f"{'layer':40s} {'M x N x K':>20s} {'peak PF':>7s} {'FLOP/B':>7s} {'est us':>8s} {'bound':7s} path"]
     total = 0.0
     for row in manifest["layers"]:
         e = estimate(row)
@@ -91,10 +90,10 @@ def report(manifest: dict) -> str:
             continue
         shape = f"{e.m}x{e.n}x{e.k}"
         if e.peak == 0.0:
-            lines.append(f"{e.layer[-32:]:32s} {shape:>20s} {'':>7s} {'':>7s} {'':>8s} {'':7s} {e.path}")
+            lines.append(f"{e.layer[-40:]:40s} {shape:>20s} {'':>7s} {'':>7s} {'':>8s} {'':7s} {e.path}")
             continue
         total += e.seconds
-        lines.append(f"{e.layer[-32:]:32s} {shape:>20s} {e.peak / 1e15:7.2f} {e.flops / e.bytes:7.1f} "
+        lines.append(f"{e.layer[-40:]:40s} {shape:>20s} {e.peak / 1e15:7.2f} {e.flops / e.bytes:7.1f} "
                      f"{e.seconds * 1e6:8.2f} {e.bound:7s} {e.path}")
-    lines.append(f"{'total (quantized layers, one pass)':32s} {'':>20s} {'':>7s} {'':>7s} {total * 1e6:8.2f}")
+    lines.append(f"{'total (quantized layers, one pass)':40s} {'':>20s} {'':>7s} {'':>7s} {total * 1e6:8.2f}")
     return "\n".join(lines)
