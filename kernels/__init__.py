@@ -94,11 +94,11 @@ def tile_weights(codes, scales, fmt: str, ue: int, k: int):
             layouts.tile_scales(scales, k, f.block_size, _one_code(f)))
 
 
-def act_tile_bytes(fmt: str, ue: int, m: int, k: int) -> tuple[int, int]:
-    """Bytes of bsq's outputs for activations [m, k]: (codes, scales); scales 0 for bf16."""
-    mp, kp = -(-m // BS_TILE) * BS_TILE, -(-k // BS_TILE) * BS_TILE
-    codes = mp * kp * 16 // ue
-    return codes, (0 if fmt == "bf16" else mp * kp // get_format(fmt).block_size)
+def tiled_sizes(fmt: str, ue: int, rows: int, k: int) -> tuple[int, int]:
+    """Bytes of an operand [rows, k] in the tiles (bsq's outputs, the re-packed weights): (codes,
+    scales), rows and k padded to 128; scales 0 for bf16."""
+    rp, kp = -(-rows // BS_TILE) * BS_TILE, -(-k // BS_TILE) * BS_TILE
+    return rp * kp * 16 // ue, (0 if fmt == "bf16" else rp * kp // get_format(fmt).block_size)
 
 
 def bf16_width(k: int) -> int:
@@ -214,12 +214,9 @@ class Kernel:
             return STAGES * (128 * 64 * 2 + 128 * rb) + 2 * 128 * 64 * 2
         if self.kind == "qgmma":
             return STAGES * 2 * 128 * 64 + 2 * (128 + 128) * 2 * 4
-        if self.kind in ("bsmma", "bsdec"):
-            stage = 0
-            for fmt, ue in zip(("bf16" if self.kind == "bsdec" else self.a_format, self.w_format), self.units()):
-                stage += BS_TILE * (BS_TILE // ue) * 16
-                if fmt != "bf16":
-                    stage += BS_TILE // (4 * get_format(fmt).block_size) * 512
+        if self.kind in ("bsmma", "bsdec"):  # a stage: one 128 x 128 tile and its scales per operand
+            fmts = ("bf16" if self.kind == "bsdec" else self.a_format, self.w_format)
+            stage = sum(sum(tiled_sizes(f, ue, BS_TILE, BS_TILE)) for f, ue in zip(fmts, self.units()))
             return BS_STAGES * stage + (2 * BS_TILE * 256 if self.decodes else 0) + 128
         return 0
 
@@ -355,7 +352,7 @@ def format_struct(name: str) -> str:
     return f"""struct F_{name} {{
   static constexpr int BITS = {e.bits}, BS = {fmt.block_size}, FP8 = {fp8};
   static constexpr bool TS = {str(fmt.tensor_scale).lower()};
-  static constexpr float TS_NUM = {_f32_literal(fmt.tensor_scale_max * e.max) if fmt.tensor_scale else "0.f"};  // S_enc * amax
+  static constexpr float TS_NUM = {_f32_literal(fmt.tensor_scale_max * e.max) if fmt.tensor_scale else "0.f"};  // S_enc = TS_NUM / amax
   static constexpr uint32_t ZERO_SCALE = {_one_code(fmt)};
   __device__ static __forceinline__ float scale(uint32_t c) {{ return {scale}; }}
   __device__ static __forceinline__ float elem(uint32_t c, uint32_t sc) {{ (void)sc; {elem} }}
@@ -463,16 +460,9 @@ def _pair(k: Kernel) -> str:
     a = "mxc::bs::BF16" if k.kind == "bsdec" else f"F_{k.a_format}"
     d = pair_desc("bf16" if k.kind == "bsdec" else k.a_format, k.w_format)
     return (f"template <> struct Pair<{a}, F_{k.w_format}> {{\n"
-            f"  static constexpr int KIND = {d.kind}, K = {tc.MMA_K[d.kind]}, VEC = {pair_vec(d)}, "
-            f"SFA_SHIFT = {d.sfa_shift}, SFB_SHIFT = {d.sfb_shift};\n"
+            f"  static constexpr int KIND = {d.kind}, K = {tc.MMA_K[d.kind]}, VEC = {tc.SCALE_VEC[d.kind]}, "
+            f"SFA_SHIFT = {tc.SFA_ID_SHIFT}, SFB_SHIFT = {tc.SFB_ID_SHIFT};\n"
             f"  static constexpr uint32_t IDESC = 0x{d.word:08x}u;  // kind::{tc.KIND_NAMES[d.kind]}\n}};\n")
-
-
-def pair_vec(d: tc.Desc) -> int:
-    """Scales per row per MMA: 1 (1X), 2 (2X), 4 (block16, UE4M3); 0 for kind::f16."""
-    if d.kind == tc.KIND_MXF4NVF4:
-        return 4
-    return tc.SCALE_VEC[d.kind]
 
 
 def source(kernels: list[Kernel]) -> str:

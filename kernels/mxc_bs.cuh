@@ -27,7 +27,6 @@ namespace mxc {
 namespace bs {
 
 constexpr int BM = 128, BN = 128, BK = 128, STAGES = 3, CHUNK = 512, THREADS = 256, AMAX_CTAS = 128;
-constexpr float NVFP4_TS_NUM = 448.f * 6.f;  // max UE4M3 scale x max E2M1 element
 
 // ---------------------------------------------------------------- operands
 // F: a format struct (mxc.kernels.format_struct) or BF16; UE: elements per 16-byte unit.
@@ -150,8 +149,9 @@ __device__ __forceinline__ void amax(const float* __restrict__ x, float* __restr
 }
 
 // {S_enc, S_dec} of numerics.nv_tensor_scale from amax's partial maxima (all threads of a CTA call it):
-// S_enc = smax * emax / amax (1 if amax is 0 or S_enc not finite), S_dec = 1 / S_enc.
-__device__ __forceinline__ float2 tensor_scale(const float* __restrict__ partial, float num = NVFP4_TS_NUM) {
+// S_enc = num / amax (num = F::TS_NUM: max scale x max element; 1 if amax is 0 or S_enc not finite),
+// S_dec = 1 / S_enc.
+__device__ __forceinline__ float2 tensor_scale(const float* __restrict__ partial, float num) {
   const float m = cta_max(threadIdx.x < AMAX_CTAS ? partial[threadIdx.x] : 0.f);
   float enc = __fdiv_rn(num, m);
   if (!(m > 0.f) || !(enc <= 3.402823466e38f)) enc = 1.f;
@@ -183,8 +183,7 @@ struct Smem {
   using A = Op<FA, UA>;
   using B = Op<FB, UB>;
   static constexpr int STAGE = A::STAGE + B::STAGE;
-  static constexpr int DEC = BM * 256;  // one bf16 tile
-  static constexpr int bytes(bool decode) { return STAGES * STAGE + (decode ? 2 * DEC : 0) + 128; }
+  static constexpr int DEC = BM * 256;  // one bf16 tile (mxc.kernels.Kernel.smem adds up the whole layout)
 };
 
 template <template <class, int, class, int> class Atom, class FA, int UA, class FB, int UB, bool BIAS>
@@ -293,7 +292,6 @@ struct Mini {
 template <int EMAX, class Enc>
 struct QMx {
   static constexpr int BS = 32;
-  static constexpr float TS_NUM = 0.f;
   __device__ static __forceinline__ void quantize(const float* v, float amax, bool special, const float*, uint32_t& sc,
                                                   uint32_t* c) {
     const int e = amax == 0.f ? -127 : max(-127, min(127, ilogbf(amax) - EMAX));
@@ -304,60 +302,64 @@ struct QMx {
   }
 };
 
-// NVFP4 (numerics._quantize_nv): s = UE4M3(amax / 6 * S_enc), codes = RNE(x * (1 / (s * S_dec))), zero
-// codes where s is 0; NaN/Inf blocks: the scale's NaN code (0x7F), zero codes. ts = {S_enc, S_dec}.
+// One NVFP4 block candidate (numerics._candidate): s = UE4M3(amax / target * S_enc), codes = RNE(x * (1 /
+// (s * S_dec))), zero codes where s is 0; ts = {S_enc, S_dec}. ERR: also its squared error against x,
+// summed left to right (numerics.block_error, mse), products and sums rounded one by one (__fmul_rn,
+// __fadd_rn: no FMA), NaN terms read 0 (numerics.product).
+template <bool ERR>
+__device__ __forceinline__ float nv_candidate(const float* v, float amax, float target, const float* ts, uint32_t& s,
+                                              uint32_t* c) {
+  constexpr int BS = 16;
+  s = __nv_cvt_float_to_fp8(__fdiv_rn(amax, target) * ts[0], __NV_SATFINITE, __NV_E4M3);
+  const float sd = minifloat<4, 3, 7, false, false, 0x7F>(s) * ts[1];
+  const float inv = __fdiv_rn(1.f, sd);
+  float err = 0.f;
+#pragma unroll
+  for (int j = 0; j < BS; ++j) {
+    c[j] = s == 0 ? 0u : encode_minifloat<2, 1, 1>(v[j] * inv);
+    if constexpr (ERR) {
+      float deq = __fmul_rn(s == 0 ? 0.f : minifloat<2, 1, 1, true, false, -1>(c[j]), sd);
+      deq = deq != deq ? 0.f : deq;
+      const float d = __fsub_rn(deq, v[j]);
+      const float t = __fmul_rn(d, d);
+      err = __fadd_rn(err, t != t ? 0.f : t);
+    }
+  }
+  return err;
+}
+
+// NaN/Inf blocks (both NV quantizers): the scale's NaN code (0x7F), zero codes.
+__device__ __forceinline__ void nv_special(uint32_t& sc, uint32_t* c) {
+  sc = 0x7F;
+#pragma unroll
+  for (int j = 0; j < 16; ++j) c[j] = 0;
+}
+
+// NVFP4 (numerics._quantize_nv): the map-6 candidate.
 struct QNv {
   static constexpr int BS = 16;
-  static constexpr float TS_NUM = NVFP4_TS_NUM;
   __device__ static __forceinline__ void quantize(const float* v, float amax, bool special, const float* ts,
                                                   uint32_t& sc, uint32_t* c) {
-    const uint32_t s6 = __nv_cvt_float_to_fp8(__fdiv_rn(amax, 6.f) * ts[0], __NV_SATFINITE, __NV_E4M3);
-    const float sd = minifloat<4, 3, 7, false, false, 0x7F>(s6) * ts[1];
-    const float inv = __fdiv_rn(1.f, sd);
-#pragma unroll
-    for (int j = 0; j < BS; ++j) c[j] = (special || s6 == 0) ? 0u : encode_minifloat<2, 1, 1>(v[j] * inv);
-    sc = special ? 0x7F : s6;
+    nv_candidate<false>(v, amax, 6.f, ts, sc, c);
+    if (special) nv_special(sc, c);
   }
 };
 
-// Four Over Six (numerics._quantize_nv, choice 4over6, error_metric mse): the map-6 block above and a
-// map-4 block (s = UE4M3(amax / 4 * S_enc)); the map-4 one where its squared error, summed left to right,
-// is strictly smaller. Products and sums rounded one by one (__fmul_rn, __fadd_rn: no FMA), as numerics.
+// Four Over Six (numerics._quantize_nv, choice 4over6, error_metric mse): the map-4 candidate (target 4)
+// where its squared error is strictly smaller than the map-6 one's.
 struct QNv46 {
   static constexpr int BS = 16;
-  static constexpr float TS_NUM = 256.f * 6.f;
-  __device__ static __forceinline__ float candidate(const float* v, float amax, float target, const float* ts,
-                                                    uint32_t& s, uint32_t* c) {
-    s = __nv_cvt_float_to_fp8(__fdiv_rn(amax, target) * ts[0], __NV_SATFINITE, __NV_E4M3);
-    const float sd = minifloat<4, 3, 7, false, false, 0x7F>(s) * ts[1];
-    const float inv = __fdiv_rn(1.f, sd);
-    float err = 0.f;
-#pragma unroll
-    for (int j = 0; j < BS; ++j) {
-      c[j] = s == 0 ? 0u : encode_minifloat<2, 1, 1>(v[j] * inv);
-      float deq = __fmul_rn(s == 0 ? 0.f : minifloat<2, 1, 1, true, false, -1>(c[j]), sd);
-      deq = deq != deq ? 0.f : deq;  // numerics.product: NaN reads 0
-      const float d = __fsub_rn(deq, v[j]);
-      float t = __fmul_rn(d, d);
-      err = __fadd_rn(err, t != t ? 0.f : t);
-    }
-    return err;
-  }
   __device__ static __forceinline__ void quantize(const float* v, float amax, bool special, const float* ts,
                                                   uint32_t& sc, uint32_t* c) {
     uint32_t s4, c4[BS];
-    const float e6 = candidate(v, amax, 6.f, ts, sc, c);
-    const float e4 = candidate(v, amax, 4.f, ts, s4, c4);
+    const float e6 = nv_candidate<true>(v, amax, 6.f, ts, sc, c);
+    const float e4 = nv_candidate<true>(v, amax, 4.f, ts, s4, c4);
     if (e4 < e6) {
       sc = s4;
 #pragma unroll
       for (int j = 0; j < BS; ++j) c[j] = c4[j];
     }
-    if (special) {
-      sc = 0x7F;
-#pragma unroll
-      for (int j = 0; j < BS; ++j) c[j] = 0;
-    }
+    if (special) nv_special(sc, c);
   }
 };
 
@@ -371,7 +373,7 @@ __device__ __forceinline__ void bsq(const float* __restrict__ x, uint8_t* __rest
   const int KT = (K + BK - 1) / BK, Mp = (M + BM - 1) / BM * BM, nb = KT * BK / BS;
   float ts2[2] = {1.f, 1.f};
   if (ts != nullptr) {  // before any thread returns: the whole CTA reduces the partial maxima
-    const float2 t = tensor_scale(ts, E::TS_NUM);
+    const float2 t = tensor_scale(ts, F::TS_NUM);
     ts2[0] = t.x; ts2[1] = t.y;
   }
   const int i = blockIdx.x * blockDim.x + threadIdx.x;

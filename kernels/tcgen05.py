@@ -33,12 +33,11 @@ F16_DTYPE_SHIFT, F16_M_SHIFT = 4, 24
 
 @dataclass(frozen=True)
 class Desc:
-    """An instruction descriptor: the word, and where the per-MMA scale selectors go."""
+    """An instruction descriptor: the kind and the word (the kernels OR the per-MMA scale selectors
+    in at SFA_ID_SHIFT / SFB_ID_SHIFT)."""
 
     kind: int
     word: int
-    sfa_shift: int = SFA_ID_SHIFT
-    sfb_shift: int = SFB_ID_SHIFT
 
 
 def idesc(kind: int, a: str, b: str, *, m: int = 128, n: int = 128, ue8m0: bool = True,

@@ -39,7 +39,7 @@ from torch_mlir.dialects import arith
 from mxc.compiler.errors import MxcError, MxcWarning
 from mxc.compiler.weights import active_store
 from mxc.dialects.mxq import ParamOp
-from mxc.kernels import AMAX_CTAS, EPILOGUES, Kernel, act_tile_bytes, bf16_width, build, layer_path, select, tile_weights
+from mxc.kernels import AMAX_CTAS, EPILOGUES, Kernel, bf16_width, build, layer_path, select, tile_weights, tiled_sizes
 from mxc.numerics.formats import NONE, get_format
 from mxc.numerics.options import parse_spec
 from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
@@ -151,14 +151,19 @@ def _storage(v: ir.Value, cache: dict) -> ir.Value:
         shape = list(t.shape)
         bits = 4 if elem in ("f4E2M1FN", "i4") else 6 if elem.startswith("f6") else 8
         shape[-1] = shape[-1] * bits // 8
-        with owner.location, ir.InsertionPoint(owner.operation):
-            p = ParamOp(name=ir.StringAttr.get(name), result=ttype(shape, I8()))
-            for a in owner.attributes:
-                key = a if isinstance(a, str) else a.name
-                if key.startswith("mxq."):
-                    p.operation.attributes[key] = owner.attributes[key]
-        cache[name] = p.result
+        cache[name] = _param_like(owner, name, ttype(shape, I8()))
     return cache[name]
+
+
+def _param_like(owner, name: str, t: ir.Type) -> ir.Value:
+    """A new mxq.param `name` of type `t` before `owner`, carrying owner's mxq.* attributes."""
+    with owner.location, ir.InsertionPoint(owner.operation):
+        p = ParamOp(name=ir.StringAttr.get(name), result=t)
+        for a in owner.attributes:
+            key = a if isinstance(a, str) else a.name
+            if key.startswith("mxq."):
+                p.operation.attributes[key] = owner.attributes[key]
+    return p.result
 
 
 def _i32(v: int) -> ir.Value:
@@ -272,8 +277,8 @@ def _tiled(w: ir.Value, scales: ir.Value, fmt: str, ue: int, k: int, cache: dict
     if key not in cache:
         f = get_format(fmt)
         n = shape_of(w)[0]
-        kp, kb = -(-k // 128) * 128, -(-k // f.block_size)
-        nbytes = (-(-n // 128) * 128) * kp * 16 // ue, (-(-n // 128) * 128) * kp // f.block_size
+        kb = -(-k // f.block_size)
+        nbytes = tiled_sizes(fmt, ue, n, k)
         store = active_store()
         names = (f"{wname}.t{ue}", f"{sname}.t{ue}")
         if store is not None and wname in store:
@@ -284,16 +289,8 @@ def _tiled(w: ir.Value, scales: ir.Value, fmt: str, ue: int, k: int, cache: dict
                 raise MxcError(f"weight '{wname}': tiled to {tw.numel()} + {ts.numel()} bytes, the IR expects "
                                f"{nbytes[0]} + {nbytes[1]}; recompile from model.py")
             names = (store.add(names[0], tw), store.add(names[1], ts))
-        vals = []
-        for owner, name, size in ((w.owner, names[0], nbytes[0]), (scales.owner, names[1], nbytes[1])):
-            with owner.location, ir.InsertionPoint(owner.operation):
-                p = ParamOp(name=ir.StringAttr.get(name), result=ttype([size], I8()))
-                for a in owner.attributes:
-                    key_ = a if isinstance(a, str) else a.name
-                    if key_.startswith("mxq."):
-                        p.operation.attributes[key_] = owner.attributes[key_]
-            vals.append(p.result)
-        cache[key] = tuple(vals)
+        cache[key] = (_param_like(w.owner, names[0], ttype([nbytes[0]], I8())),
+                      _param_like(scales.owner, names[1], ttype([nbytes[1]], I8())))
     return cache[key]
 
 
@@ -361,7 +358,7 @@ class LowerMxqToCuda(Pass):
             w_fmt = parse_spec(_s(op, "w_format"))[0].name
             wt, wst = _tiled(op.w, op.w_scales, w_fmt, uw, k, tiled)
             a_fmt = "bf16" if main.kind == "bsdec" else main.a_format
-            nc, ns = act_tile_bytes(a_fmt, ua, m, k)
+            nc, ns = tiled_sizes(a_fmt, ua, m, k)
             ats, a_in = [], []
             for kern in ks[:-1]:
                 if kern.kind == "amax":

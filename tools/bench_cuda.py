@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from mxc.kernels import (AMAX_CTAS, BS_ACT_FORMATS, NV_ACT, EPILOGUES, WEIGHT_FORMATS, Kernel, act_tile_bytes, bf16_width,
+from mxc.kernels import (AMAX_CTAS, BS_ACT_FORMATS, EPILOGUES, NV_ACT, WEIGHT_FORMATS, Kernel, bf16_width, tiled_sizes,
                          pair_kind, select, tile_weights)
 from mxc.kernels.layouts import unswizzle_128x4, untile_codes
 from mxc.numerics.elements import decode
@@ -130,25 +130,33 @@ def tiled_weights(q: nq.QTensor, ue: int, k: int) -> list[torch.Tensor]:
     return [t.cuda() for t in tile_weights(q.elements, q.scales, q.fmt.name, ue, k)] + ts
 
 
+def quantize_acts(mod: Module, ks: list[Kernel], x: torch.Tensor, fill: int | None = None):
+    """Launch a layer's activation kernels ([amax,] bsq) on x [M, K]: (codes, scales, [amax partials]).
+    `fill`: the outputs' initial bytes (garbage the kernels must overwrite); uninitialized when None."""
+    m, k = x.shape
+    q = ks[-1]
+    nc, ns = tiled_sizes(q.a_format, q.unit or 8, m, k)
+    new = (lambda n: torch.empty(n, device="cuda", dtype=torch.uint8)) if fill is None else (
+        lambda n: torch.full((n,), fill, device="cuda", dtype=torch.uint8))
+    codes, sc, ats = new(nc), new(max(ns, 16)), []
+    for kern in ks:
+        if kern.kind == "amax":
+            ats = [torch.empty(AMAX_CTAS, device="cuda")]
+            mod.launch(kern, kern.grid(m, 0, k), [x, *ats, m, k])
+        else:
+            mod.launch(kern, kern.grid(m, 0, k), [x, *ats, codes, *([sc] if ns else []), m, k])
+    return codes, sc, ats
+
+
 def run_bs(mod: Module, ks: list[Kernel], x: torch.Tensor, q: nq.QTensor, epilogue="none",
            bias: torch.Tensor | None = None, wts=None) -> torch.Tensor:
     """The block-scaled skeleton: [amax,] bsq, then bsmma / bsdec on tiled weights."""
     m, k = x.shape
     n = q.shape[0]
     main = ks[-1]
-    ua, uw = main.units()
+    uw = main.units()[1]
     wt, ws, *wts_ = wts or tiled_weights(q, uw, k)
-    a_fmt = "bf16" if main.kind == "bsdec" else main.a_format
-    nc, ns = act_tile_bytes(a_fmt, ua, m, k)
-    codes = torch.empty(nc, device="cuda", dtype=torch.uint8)
-    sc = torch.empty(max(ns, 16), device="cuda", dtype=torch.uint8)
-    ats = []
-    for kern in ks[:-1]:
-        if kern.kind == "amax":
-            ats = [torch.empty(AMAX_CTAS, device="cuda")]
-            mod.launch(kern, kern.grid(m, n, k), [x, *ats, m, k])
-        else:
-            mod.launch(kern, kern.grid(m, n, k), [x, *ats, codes, *([sc] if ns else []), m, k])
+    codes, sc, ats = quantize_acts(mod, ks[:-1], x)
     y = torch.empty(m, n, device="cuda", dtype=torch.float32)
     b = [bias] if bias is not None else []
     a_in = [codes, sc, *ats] if main.kind == "bsmma" else [codes]
@@ -246,13 +254,7 @@ def check(out: Path) -> int:
             kind = select(m, f, NONE, True)[-1].kind
             wd = q.dequantize(rotated=True).double()[:, :k]
             if kind == "wgmma":  # bf16 activations, bf16 tiles of element x block scale, tensor scale after
-                x_ref = x.bfloat16().double()
-                if q.tensor_scale is None:
-                    bsv = q.scale_values()
-                else:
-                    bsv = decode(q.scales & (0x7F if q.fmt.scale.flag else 0xFF), q.fmt.scale.element)
-                vals = q.element_values().unflatten(-1, (-1, q.fmt.block_size)) * bsv.unsqueeze(-1)
-                wd = vals.flatten(-2)[:, :k].bfloat16().double() * (q.tensor_scale.double() if q.tensor_scale is not None else 1)
+                x_ref, wd = x.bfloat16().double(), _wd_bf16(q, k)
             else:
                 x_ref = x.double()
             pre = x_ref @ wd.T
@@ -320,22 +322,11 @@ def _check_blockscaled(mod: Module, report) -> None:
         w_for = "nvfp4" if a == "nvfp4" else a
         ks = _bs_select(a, w_for)[:-1]
         kind = pair_kind(a, w_for)
+        qa = nq.quantize(x, a)
         for ue in sorted({16, 32} if a == "mxfp4" else {ks[-1].unit}):  # MXFP4: packed and unpacked tiles
             ks = [dataclasses.replace(kk, unit=ue) if kk.kind == "bsq" else kk for kk in ks]
-            qa = nq.quantize(x, a)
-            nc, ns = act_tile_bytes(a, ue, m, k)
-            codes = torch.full((nc,), 0xAB, device="cuda", dtype=torch.uint8)  # garbage: padding must be written
-            sc = torch.full((ns,), 0xAB, device="cuda", dtype=torch.uint8)
-            ats = []
-            xc = x.cuda()
-            for kern in ks:
-                if kern.kind == "amax":
-                    ats = [torch.empty(AMAX_CTAS, device="cuda")]
-                    mod.launch(kern, kern.grid(m, 0, k), [xc, *ats, m, k])
-                else:
-                    mod.launch(kern, kern.grid(m, 0, k), [xc, *ats, codes, sc, m, k])
-            bits = get_format_bits(a)
-            got_c = untile_codes(codes.cpu(), m, qa.elements.shape[1], bits, ue)
+            codes, sc, ats = quantize_acts(mod, ks, x.cuda(), fill=0xAB)  # garbage: padding must be written
+            got_c = untile_codes(codes.cpu(), m, qa.elements.shape[1], qa.fmt.element.bits, ue)
             bs = qa.fmt.block_size
             kp = -(-k // 128) * 128
             got_s = unswizzle_128x4(sc.cpu().reshape(-1, kp // bs // 4, 512), m, kp // bs)[:, :qa.scales.shape[1]]
@@ -375,12 +366,6 @@ def _check_blockscaled(mod: Module, report) -> None:
                        ks=[Kernel("bsq", a_format="bf16"), Kernel("bsdec", f, bias=True)])
         ok, worst = _close(y, ref, mag, BS_TOL)
         report(f"bsdec twin {f} M={m} K={k} N={n} relu+bias", ok, f"max |y-ref|/(|x||w|) = {worst:.2e} (tol {BS_TOL:g})")
-
-
-def get_format_bits(name: str) -> int:
-    from mxc.numerics.formats import get_format
-
-    return get_format(name).element.bits
 
 
 # ---------------------------------------------------------------- benchmark

@@ -78,19 +78,25 @@ def _functions(sass: str) -> dict[str, str]:
 CHUNKS = 4
 
 
-@needs_nvcc
-@pytest.mark.parametrize("chunk", range(CHUNKS))
-def test_every_kernel_assembles_for_sm90a(chunk):
-    """A quarter of every variant `select` can pick, assembled (nvcc -> PTX -> ptxas sm_90a) and SASS-checked."""
-    kernels = every_kernel()[chunk::CHUNKS]
+def assembled(kernels: list[Kernel]) -> tuple[str, dict[str, str]]:
+    """Build `kernels` (one architecture): (PTX text, SASS per kernel); skips when nvdisasm is missing."""
     built = build(kernels)
-    assert b".target sm_90a" in built.ptx
     nvdisasm = _nvdisasm()
     if nvdisasm is None:
         pytest.skip("nvdisasm not found (pip install nvidia-cuda-nvdisasm): assembled, SASS not checked")
     sass = subprocess.run([nvdisasm, str(built.cubin_path)], capture_output=True, text=True, check=True).stdout
     funcs = _functions(sass)
     assert set(funcs) == {k.name for k in kernels}
+    return built.ptx.decode(), funcs
+
+
+@needs_nvcc
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_every_kernel_assembles_for_sm90a(chunk):
+    """A quarter of every variant `select` can pick, assembled (nvcc -> PTX -> ptxas sm_90a) and SASS-checked."""
+    kernels = every_kernel()[chunk::CHUNKS]
+    ptx, funcs = assembled(kernels)
+    assert ".target sm_90a" in ptx
     for k in kernels:
         code = funcs[k.name]
         if k.kind in ("wgmma", "bsmma", "bsdec"):

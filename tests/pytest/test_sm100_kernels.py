@@ -9,16 +9,15 @@ What runs on the H100 is the same skeleton with the sm_90a atom (test_cuda_kerne
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
-from mxc.kernels import (BS_ACT_FORMATS, GEMV_MT, NV_WEIGHT, WEIGHT_FORMATS, Kernel, build, every_kernel, layer_path,
+from mxc.kernels import (BS_ACT_FORMATS, GEMV_MT, NV_WEIGHT, WEIGHT_FORMATS, Kernel, every_kernel, layer_path,
                          pair_desc, pair_kind, select, source)
 from mxc.kernels import tcgen05 as tc
 from mxc.numerics.formats import NONE
 
-from test_cuda_kernels import _functions, _nvdisasm, needs_nvcc
+from test_cuda_kernels import assembled, needs_nvcc
 
 SM100 = "sm_100a"
 
@@ -115,17 +114,10 @@ def _check_sm100(k: Kernel, code: str) -> None:
 def test_every_kernel_assembles_for_sm100a(chunk):
     """A quarter of every sm_100a variant (nvcc -> PTX .target sm_100a -> ptxas -arch=sm_100a), SASS-checked."""
     kernels = every_kernel(SM100)[chunk::CHUNKS]
-    built = build(kernels)
-    ptx = built.ptx.decode()
+    ptx, funcs = assembled(kernels)
     assert ".target sm_100a" in ptx
     version = tuple(int(v) for v in re.search(r"\.version (\d+)\.(\d+)", ptx).groups())
     assert version >= (8, 8), version  # block_scale's .block16 / .block32 spellings
-    nvdisasm = _nvdisasm()
-    if nvdisasm is None:
-        pytest.skip("nvdisasm not found (pip install nvidia-cuda-nvdisasm): assembled, SASS not checked")
-    sass = subprocess.run([nvdisasm, str(built.cubin_path)], capture_output=True, text=True, check=True).stdout
-    funcs = _functions(sass)
-    assert set(funcs) == {k.name for k in kernels}
     for k in kernels:
         _check_sm100(k, funcs[k.name])
 
