@@ -19,11 +19,11 @@ from torch_mlir import ir
 
 from mxc.passes import run_pass
 
-from . import frontend, iree_backend, manifest
+from . import frontend, importer, iree_backend, manifest
 from .context import make_context
-from .errors import MxcError, MxcWarning, PipelineError
+from mxc.errors import MxcError, MxcWarning, PipelineError
 from .pipeline import TARGETS, Options, pass_phases, phases
-from .weights import WeightStore, use_weights
+from mxc.weights import WeightStore
 
 
 @dataclass
@@ -96,15 +96,15 @@ def compile_file(
         if keep_ir:
             result.ir[phase] = _asm(module)
 
-    with ctx, ir.Location.unknown(), use_weights(weights), warnings.catch_warnings(record=True) as caught:
+    with ctx, ir.Location.unknown(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MxcWarning)
         module = steps.step(
-            "import", lambda: frontend.import_program(frontend.export(spec.model, spec.example_inputs), ctx, weights)
+            "import", lambda: importer.import_program(frontend.export(spec.model, spec.example_inputs), ctx, weights)
         )
         record("import", module)
         stop = compile_to == "import"
         table = manifest.layer_table(module)
-        for phase, p in pass_phases(opts):
+        for phase, p in pass_phases(opts, weights):
             if stop:
                 break
             steps.step(phase, lambda: _run_phase(p, module, out_dir or dump or Path(".")))

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .errors import ExportError, ModelFileError
+from mxc.errors import ExportError, ModelFileError
 
 
 @dataclass
@@ -110,20 +110,3 @@ def decomposition_table() -> dict:
     return {op: fn for op, fn in get_decomposition_table().items() if op not in keep}
 
 
-def module_path(node: torch.fx.Node) -> str:
-    """The innermost module path of an fx node ('' at the top level)."""
-    stack = node.meta.get("nn_module_stack") or {}
-    if not stack:
-        return ""
-    path, _ = list(stack.values())[-1]
-    # torch.export spells paths like "L['self'].layers[3].mlp" or "layers.3.mlp"
-    for old, new in (("L['self'].", ""), ("L['self']", ""), ("['", "."), ("']", ""), ("[", "."), ("]", "")):
-        path = path.replace(old, new)
-    return path.strip(".")
-
-
-def import_program(prog, ctx, weights):
-    """ExportedProgram -> torch-dialect module (see importer.import_program)."""
-    from .importer import import_program as _import
-
-    return _import(prog, ctx, weights)

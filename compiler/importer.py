@@ -8,10 +8,10 @@ from torch_mlir.extras.fx_importer import ContextCache, FxImporter, FxImporterHo
 
 from mxc.dialects.mxq import ParamOp
 
-from .errors import ExportError
-from .frontend import module_path
-from .torch_ops import builtin_type_of, from_builtin
-from .weights import WeightStore
+from mxc.errors import ExportError
+from mxc.layers import module_path
+from mxc.dialects.torch_c import builtin_type_of, from_builtin
+from mxc.weights import WeightStore
 
 INLINE_LITERAL_BYTES = 64  # smaller anonymous constants stay inline in the IR
 

@@ -17,7 +17,7 @@ from torch_mlir import ir
 
 from mxc.passes.base import walk_ops
 
-from .weights import PARAMETER_SCOPE
+from mxc.weights import PARAMETER_SCOPE
 
 CPU_FLAGS = ["--iree-llvmcpu-target-cpu=host", "--iree-opt-const-expr-max-size-increase-threshold=4294967296"]
 

@@ -25,6 +25,7 @@ from mxc.passes.lower_mxq_to_linalg import LowerMxqToLinalg
 from mxc.passes.mxq_fuse import MxqFuse
 from mxc.passes.mxq_quantize_weights import MxqQuantizeWeights
 from mxc.passes.mxq_select_formats import MxqSelectFormats
+from mxc.weights import WeightStore
 
 PHASES = ("import", "mxq", "formats", "quantize-weights", "fuse", "lower-cpu", "iree-input", "vmfb")
 CUDA_PHASES = ("import", "mxq", "formats", "quantize-weights", "fuse", "legalize-cuda", "lower-cuda", "iree-input",
@@ -54,16 +55,16 @@ class Options:
     hadamard: int = 0  # 0: no rotation
 
 
-def pass_phases(opts: Options) -> list[tuple[str, Pass]]:
+def pass_phases(opts: Options, weights: WeightStore) -> list[tuple[str, Pass]]:
     """(phase name, pass) for the MLIR-pass part of the pipeline, in order."""
     return [
         ("mxq", ConvertTorchToMxq()),
         ("formats", MxqSelectFormats(format=opts.format, weights_only=opts.weights_only, policy=opts.policy,
                                      act_format=opts.act_format, scale_rule=opts.scale_rule,
                                      rounding=opts.rounding, seed=opts.seed, error_metric=opts.error_metric,
-                                     hadamard=opts.hadamard)),
-        ("quantize-weights", MxqQuantizeWeights()),
+                                     hadamard=opts.hadamard, weights=weights)),
+        ("quantize-weights", MxqQuantizeWeights(weights=weights)),
         ("fuse", MxqFuse()),
-    ] + ([("legalize-cuda", MxqLegalizeCuda(target=opts.target)), ("lower-cuda", LowerMxqToCuda(target=opts.target))]
+    ] + ([("legalize-cuda", MxqLegalizeCuda(target=opts.target)), ("lower-cuda", LowerMxqToCuda(target=opts.target, weights=weights))]
          if opts.target.startswith("cuda")
          else [("lower-cpu", LowerMxqToLinalg(contraction=opts.contraction))])

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mxc.compiler.errors import MxcError
+from mxc.errors import MxcError
 from mxc.numerics.elements import decode_table
 from mxc.numerics.formats import NONE, ElementType, Format, get_format
 from mxc.numerics.quantize import IF4_INT_STEP

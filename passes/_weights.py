@@ -1,6 +1,7 @@
 """Find the constant weight behind an SSA value, through casts and transposes.
 
-A weight is an `mxq.param` (data in the active WeightStore), or an inline
+A weight is an `mxq.param` (data in the compilation's WeightStore, which the
+driver gives the passes that need it), or an inline
 `torch.vtensor.literal` / `arith.constant` with dense data (lit tests), seen
 through torch_c casts, `aten.transpose.int` / `aten.t` and `tensor.collapse_shape`.
 """
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from torch_mlir import ir
 
-from mxc.compiler.weights import active_store
+from mxc.weights import WeightStore
 
 _CASTS = ("torch_c.to_builtin_tensor", "torch_c.from_builtin_tensor")
 
@@ -34,36 +35,35 @@ def _dense(attr: ir.Attribute) -> torch.Tensor:
         raise ValueError(f"cannot read weight data from {str(attr)[:80]}: use dense<...> or mxq.param") from e
 
 
-def _param(name: str) -> torch.Tensor:
-    store = active_store()
+def _param(name: str, store: WeightStore | None) -> torch.Tensor:
     if store is None or name not in store:
         raise ValueError(f"weight '{name}' is not in the weight store (mxc-opt has none: use inline dense constants)")
     return store[name]
 
 
-def constant_weight(value: ir.Value) -> WeightRef | None:
+def constant_weight(value: ir.Value, store: WeightStore | None = None) -> WeightRef | None:
     """The WeightRef behind `value`, or None when it is computed at run time."""
     owner = value.owner
     if isinstance(owner, ir.Block):
         return None
     name = owner.operation.name
     if name in _CASTS:
-        return constant_weight(owner.operands[0])
+        return constant_weight(owner.operands[0], store)
     if name == "mxq.param":
         pname = ir.StringAttr(owner.attributes["name"]).value
-        return WeightRef(pname, lambda: _param(pname))
+        return WeightRef(pname, lambda: _param(pname, store))
     if name in ("torch.vtensor.literal", "arith.constant"):
         attr = owner.attributes["value"]
         return WeightRef("inline constant", lambda: _dense(attr))
     if name == "tensor.collapse_shape":  # a conv weight flattened to [C_out, C_in*kh*kw]
-        inner = constant_weight(owner.operands[0])
+        inner = constant_weight(owner.operands[0], store)
         shape = list(ir.RankedTensorType(value.type).shape)
         return inner and WeightRef(inner.describe, lambda: inner.load().reshape(shape))
     if name == "torch.aten.t":
-        inner = constant_weight(owner.operands[0])
+        inner = constant_weight(owner.operands[0], store)
         return inner and WeightRef(inner.describe, lambda: inner.load().t())
     if name == "torch.aten.transpose.int":
-        inner = constant_weight(owner.operands[0])
+        inner = constant_weight(owner.operands[0], store)
         dims = [o.owner.attributes["value"].value for o in owner.operands[1:]]
         return inner and WeightRef(inner.describe, lambda: inner.load().transpose(*dims))
     return None

@@ -31,24 +31,26 @@ class Pass:
         raise NotImplementedError
 
     def __call__(self, op: ir.Operation, pass_) -> None:
-        try:
-            self.run(op)
-        except Exception as e:  # keep the message; the driver reports it with a reproducer
-            self.__class__.last_error = e
-            pass_.signal_pass_failure()
+        """The PassManager entry point; `run_pass` wraps it to re-raise the pass's own exception."""
+        self.run(op)
+
+    @classmethod
+    def option_fields(cls) -> list[dataclasses.Field]:
+        """The fields set from pipeline text (not the weight store and other inputs given by the driver)."""
+        return [f for f in dataclasses.fields(cls) if f.metadata.get("option", True)]
 
     def spec(self) -> str:
         """The pipeline text for this pass with its non-default options."""
         opts = [
             f"{f.name.replace('_', '-')}={_fmt(getattr(self, f.name))}"
-            for f in dataclasses.fields(self)
+            for f in self.option_fields()
             if getattr(self, f.name) != f.default
         ]
         return self.name + ("{" + " ".join(opts) + "}" if opts else "")
 
     @classmethod
     def from_options(cls, options: dict[str, str]) -> "Pass":
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        fields = {f.name: f for f in cls.option_fields()}
         kwargs = {}
         for key, text in options.items():
             field = fields.get(key.replace("-", "_"))
@@ -101,15 +103,30 @@ def parse_pipeline(text: str, registry: dict[str, type[Pass]]) -> list[Pass]:
     return passes
 
 
+def weights_field():
+    """A pass field for the compilation's WeightStore: given by the driver, not an option (mxc-opt has none)."""
+    return dataclasses.field(default=None, compare=False, repr=False, metadata={"option": False})
+
+
 def run_pass(p: Pass, module: ir.Module) -> None:
     """Run one pass through MLIR's PassManager; re-raise the pass's own exception on failure."""
-    type(p).last_error = None
+    raised: list[Exception] = []
+
+    def call(op: ir.Operation, pass_) -> None:
+        try:
+            p(op, pass_)
+        except Exception as e:  # MLIR sees a failed pass; the caller gets the exception itself
+            raised.append(e)
+            pass_.signal_pass_failure()
+
     pm = PassManager(context=module.context)
-    pm.add(p, name=p.name, argument=p.name)
+    pm.add(call, name=p.name, argument=p.name)
     try:
         pm.run(module.operation)
     except ir.MLIRError as e:
-        raise (type(p).last_error or e) from e
+        if raised:
+            raise raised[0] from None
+        raise
 
 
 # ---- small IR helpers shared by passes -------------------------------------------------

@@ -23,8 +23,9 @@ import dataclasses
 
 from torch_mlir import ir
 
-from mxc.compiler.torch_ops import builtin_type_of, from_builtin, to_builtin
+from mxc.dialects.torch_c import builtin_type_of, from_builtin, to_builtin
 from mxc.dialects.mxq import MatmulOp
+from mxc.layers import unique_layer_names
 
 from . import _conv
 from ._conv import Conv2dGeometry
@@ -78,15 +79,6 @@ def _transpose_last2(v: ir.Value, shape: list[int]) -> ir.Value:
     vt = ir.Type.parse(f"!torch.vtensor<[{','.join(map(str, out_shape))}],f32>")
     return ir.Operation.create("torch.aten.transpose.int", results=[vt], operands=[v, *ints]).result
 
-
-def unique_layer_names(names: list[str]) -> list[str]:
-    """'attn', 'attn', 'mlp' -> 'attn', 'attn#2', 'mlp': a second matmul in a module gets '#k'."""
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        seen[n] = seen.get(n, 0) + 1
-        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
-    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,8 +36,8 @@ import torch
 from torch_mlir import ir
 from torch_mlir.dialects import arith
 
-from mxc.compiler.errors import MxcError, MxcWarning
-from mxc.compiler.weights import active_store
+from mxc.errors import MxcError, MxcWarning
+from mxc.weights import WeightStore
 from mxc.dialects.mxq import ParamOp
 from mxc.kernels import AMAX_CTAS, EPILOGUES, Kernel, bf16_width, build, layer_path, select, tile_weights, tiled_sizes
 from mxc.numerics.formats import NONE, get_format
@@ -46,7 +46,7 @@ from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
 
 from . import _quant as Q
 from ._linalg import I8, collapse_leading, expand_leading, shape_of, ttype
-from .base import Pass, walk_ops
+from .base import Pass, walk_ops, weights_field
 from .lower_mxq_to_linalg import LowerMxqToLinalg
 
 EXECUTABLE = "mxc_kernels"
@@ -268,7 +268,8 @@ def _dispatch(k: Kernel, args: list[ir.Value], consts: list[int], results: list[
     return list(op.results)
 
 
-def _tiled(w: ir.Value, scales: ir.Value, fmt: str, ue: int, k: int, cache: dict) -> tuple[ir.Value, ir.Value]:
+def _tiled(w: ir.Value, scales: ir.Value, fmt: str, ue: int, k: int, cache: dict,
+           store: WeightStore | None) -> tuple[ir.Value, ir.Value]:
     """The bsmma / bsdec weights: codes in 128 x 128 tiles of 16-byte units of `ue`, scales in 128x4
     chunks. New weight-store entries `<name>.t<ue>`, written from the stored bytes (mxc-opt, which
     has no weight store, names them only)."""
@@ -279,7 +280,6 @@ def _tiled(w: ir.Value, scales: ir.Value, fmt: str, ue: int, k: int, cache: dict
         n = shape_of(w)[0]
         kb = -(-k // f.block_size)
         nbytes = tiled_sizes(fmt, ue, n, k)
-        store = active_store()
         names = (f"{wname}.t{ue}", f"{sname}.t{ue}")
         if store is not None and wname in store:
             packed = store[wname]
@@ -300,6 +300,7 @@ class LowerMxqToCuda(Pass):
 
     name = "lower-mxq-to-cuda"
     target: str = "cuda-sm90"
+    weights: WeightStore | None = weights_field()
 
     def run(self, module: ir.Operation) -> None:
         _check_target(self.target)
@@ -329,7 +330,7 @@ class LowerMxqToCuda(Pass):
         tiled: dict = {}
         for op, ks in plan:
             with op.location, ir.InsertionPoint(op.operation):
-                y = self._lower(op, ks, storage, tiled)
+                y = self._lower(op, ks, storage, tiled, self.weights)
             op.result.replace_all_uses_with(y)
             op.operation.erase()
         for p in walk_ops(module, "mxq.param"):
@@ -338,7 +339,7 @@ class LowerMxqToCuda(Pass):
         LowerMxqToLinalg().run(module)
 
     @staticmethod
-    def _lower(op, ks: list[Kernel], storage: dict, tiled: dict) -> ir.Value:
+    def _lower(op, ks: list[Kernel], storage: dict, tiled: dict, store: WeightStore | None) -> ir.Value:
         _, w_opts = parse_spec(_s(op, "w_format"))
         x = op.x
         lead = shape_of(x)[:-1]
@@ -356,7 +357,7 @@ class LowerMxqToCuda(Pass):
         if main.kind in ("bsmma", "bsdec"):
             ua, uw = main.units()
             w_fmt = parse_spec(_s(op, "w_format"))[0].name
-            wt, wst = _tiled(op.w, op.w_scales, w_fmt, uw, k, tiled)
+            wt, wst = _tiled(op.w, op.w_scales, w_fmt, uw, k, tiled, store)
             a_fmt = "bf16" if main.kind == "bsdec" else main.a_format
             nc, ns = tiled_sizes(a_fmt, ua, m, k)
             ats, a_in = [], []

@@ -20,7 +20,7 @@ import dataclasses
 
 from torch_mlir import ir
 
-from mxc.compiler.torch_ops import from_builtin
+from mxc.dialects.torch_c import from_builtin
 from mxc.dialects.mxq import FusedMatmulOp, ScaledMatmulOp
 from mxc.numerics.formats import NONE
 from mxc.numerics.options import parse_spec

@@ -20,13 +20,13 @@ import warnings
 import torch
 from torch_mlir import ir
 
-from mxc.compiler.errors import MxcWarning
-from mxc.compiler.weights import WeightStore, active_store
+from mxc.errors import MxcWarning
+from mxc.weights import WeightStore
 from mxc.dialects.mxq import ParamOp
 from mxc.numerics import quantize
 
 from ._weights import constant_weight
-from .base import Pass, erase_dead, walk_ops
+from .base import Pass, erase_dead, walk_ops, weights_field
 
 
 def _users_layer(q) -> str:
@@ -51,11 +51,12 @@ class MxqQuantizeWeights(Pass):
     """Fold `mxq.quantize` of constant weights into `mxq.param` elements/scales."""
 
     name = "mxq-quantize-weights"
+    weights: WeightStore | None = weights_field()
 
     def run(self, module: ir.Operation) -> None:
-        store = active_store() or WeightStore()  # mxc-opt: names only, data dropped
+        store = self.weights if self.weights is not None else WeightStore()  # mxc-opt: names only, data dropped
         for q in walk_ops(module, "mxq.quantize"):
-            ref = constant_weight(q.input)
+            ref = constant_weight(q.input, self.weights)
             if ref is not None:
                 self._fold(q, ref, store)
 

@@ -23,13 +23,14 @@ import dataclasses
 
 from torch_mlir import ir
 
-from mxc.compiler.policy import Policy
+from mxc.policy import Policy
 from mxc.numerics.formats import NONE
 from mxc.numerics.options import QuantOptions
+from mxc.weights import WeightStore
 
 from ._mxq_builders import quantize_dequantize
 from ._weights import constant_weight
-from .base import Pass, walk_ops
+from .base import Pass, walk_ops, weights_field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,7 @@ class MxqSelectFormats(Pass):
     seed: int = 0
     error_metric: str = "mse"
     hadamard: int = 0
+    weights: WeightStore | None = weights_field()
 
     def options(self) -> QuantOptions:
         return QuantOptions(self.scale_rule, self.rounding, self.seed, self.error_metric, self.hadamard or None)
@@ -71,7 +73,7 @@ class MxqSelectFormats(Pass):
             act = choice.act_spec
             decision = f"{choice.weight_spec}{' weights-only' if act == NONE else ''}" + (
                 f" x {act} activations" if act not in (NONE, choice.weight_spec) else "") + f" ({source}{note})"
-            rhs_is_weight = constant_weight(mm.rhs) is not None
+            rhs_is_weight = constant_weight(mm.rhs, self.weights) is not None
             if choice.format == NONE:
                 decision = f"none: kept in high precision ({source})"
             elif not rhs_is_weight and act == NONE:

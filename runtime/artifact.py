@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mxc.compiler.errors import ArtifactError
-from mxc.compiler.weights import PARAMETER_SCOPE
+from mxc.errors import ArtifactError
+from mxc.weights import PARAMETER_SCOPE
 
 ARTIFACT_FILES = ("model.vmfb", "model.irpa", "manifest.json", "inputs.pt")
 DEVICES = {"cpu": ("cpu", "local-task"), "cuda": ("cuda-sm90", "cuda")}  # --device: (target it runs, IREE driver)

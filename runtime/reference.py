@@ -15,9 +15,9 @@ import operator
 
 import torch
 
-from mxc.compiler.frontend import export, module_path
+from mxc.compiler.frontend import export
+from mxc.layers import module_path, unique_layer_names
 from mxc.numerics import NONE, fake_quantize
-from mxc.passes.convert_torch_to_mxq import unique_layer_names
 
 aten = torch.ops.aten
 _MATMULS = {aten.linear.default, aten.mm.default, aten.matmul.default, aten.addmm.default, aten.bmm.default}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from mxc.compiler.errors import MxcError
+from mxc.errors import MxcError
 from mxc.numerics import FORMATS, fake_quantize
 
 ROTATED = ("mxfp4{hadamard=32}", "mxfp6_e2m3{hadamard=32}", "nvfp4{hadamard=16}", "if4{hadamard=16}")

@@ -42,13 +42,13 @@ def _cmd_compile(a) -> int:
     from mxc.compiler.pipeline import Options
 
     if not a.policy:  # a policy file is validated when it is read, with its own defaults
-        from mxc.compiler.policy import Choice
+        from mxc.policy import Choice
         from mxc.numerics.options import QuantOptions
 
         Choice(a.format, a.weights_only, a.act_format or None,
                QuantOptions(a.scale_rule, a.rounding, a.seed, a.error_metric, a.hadamard or None))
     if a.target != "cpu" and a.contraction != "decomposed":
-        from mxc.compiler.errors import MxcError
+        from mxc.errors import MxcError
 
         raise MxcError(f"--contraction {a.contraction} applies to --target cpu only (it picks the CPU "
                        f"contraction's linalg form); {a.target} runs mxc's kernels: drop --contraction")
@@ -120,7 +120,7 @@ def _cmd_inspect(a) -> int:
     import json as _json
     from pathlib import Path
 
-    from mxc.compiler.errors import ArtifactError
+    from mxc.errors import ArtifactError
 
     path = Path(a.artifact) / "manifest.json"
     if not path.is_file():
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch.export's pytree deprecations
-    from mxc.compiler.errors import MxcError
+    from mxc.errors import MxcError
     from mxc.numerics.formats import UnknownFormatError
     from mxc.numerics.options import OptionError
 

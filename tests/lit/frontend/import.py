@@ -5,16 +5,16 @@
 import torch
 from torch_mlir import ir
 
-from mxc.compiler import frontend
+from mxc.compiler import frontend, importer
 from mxc.compiler.context import make_context
-from mxc.compiler.weights import WeightStore
+from mxc.weights import WeightStore
 
 
 def run(name, model, inputs):
     print(f"TEST: {name}")
     ctx, weights = make_context(), WeightStore()
     with ctx, ir.Location.unknown():
-        module = frontend.import_program(frontend.export(model, inputs), ctx, weights)
+        module = importer.import_program(frontend.export(model, inputs), ctx, weights)
         print(module.operation.get_asm(enable_debug_info=True))
     print("WEIGHTS:", sorted(weights.tensors))
 

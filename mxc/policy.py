@@ -30,7 +30,7 @@ from pathlib import Path
 from mxc.numerics.formats import NONE
 from mxc.numerics.options import OPTION_NAMES, OptionError, QuantOptions, format_spec, parse_spec
 
-from .errors import MxcError
+from mxc.errors import MxcError
 
 RULE_KEYS = ("format", "weights_only", "act_format", *OPTION_NAMES)
 

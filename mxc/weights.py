@@ -48,25 +48,3 @@ class WeightStore:
         for name in names if names is not None else self.tensors:
             index.add_buffer(name, self.tensors[name].reshape(-1).view(torch.uint8).numpy())
         index.create_archive_file(str(path))
-
-
-_active: list[WeightStore] = []
-
-
-class use_weights:
-    """Context manager: make `store` the weight store passes read and write."""
-
-    def __init__(self, store: WeightStore):
-        self.store = store
-
-    def __enter__(self):
-        _active.append(self.store)
-        return self.store
-
-    def __exit__(self, *exc):
-        _active.pop()
-
-
-def active_store() -> WeightStore | None:
-    """The store of the compilation in progress (None under mxc-opt)."""
-    return _active[-1] if _active else None

@@ -1,0 +1,33 @@
+"""Layer names: the module path of an fx node, made unique per matmul.
+
+The frontend writes these names into every op's location, convert-torch-to-mxq
+gives them to `mxq.matmul {layer}`, and the fake-quant reference matches its
+graph's nodes to the manifest's layers with them. One definition for all three,
+needing only torch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def module_path(node: torch.fx.Node) -> str:
+    """The innermost module path of an fx node ('' at the top level)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path, _ = list(stack.values())[-1]
+    # torch.export spells paths like "L['self'].layers[3].mlp" or "layers.3.mlp"
+    for old, new in (("L['self'].", ""), ("L['self']", ""), ("['", "."), ("']", ""), ("[", "."), ("]", "")):
+        path = path.replace(old, new)
+    return path.strip(".")
+
+
+def unique_layer_names(names: list[str]) -> list[str]:
+    """'attn', 'attn', 'mlp' -> 'attn', 'attn#2', 'mlp': a second matmul in a module gets '#k'."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        seen[n] = seen.get(n, 0) + 1
+        out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
+    return out
