@@ -22,7 +22,10 @@ from mxc.passes import run_pass
 from . import frontend, importer, iree_backend, manifest
 from .context import make_context
 from mxc.errors import MxcError, MxcWarning, PipelineError
-from .pipeline import TARGETS, Options, pass_phases, phases
+from mxc.targets import get_target
+from mxc.targets.cuda import CudaTarget
+
+from .pipeline import Options, pass_phases, phases
 from mxc.weights import WeightStore
 
 
@@ -70,8 +73,7 @@ def compile_file(
     keep_ir: bool = False,
 ) -> CompileResult:
     """Compile model.py into an artifact directory (see the module docstring)."""
-    if opts.target not in TARGETS:
-        raise MxcError(f"unknown target '{opts.target}' (targets: {', '.join(TARGETS)})")
+    target = get_target(opts.target)  # UnknownTargetError names the valid ones
     PHASES = phases(opts.target)
     if compile_to not in PHASES:
         raise MxcError(f"unknown phase '{compile_to}' for --compile-to with --target {opts.target} "
@@ -104,21 +106,22 @@ def compile_file(
         record("import", module)
         stop = compile_to == "import"
         table = manifest.layer_table(module)
-        for phase, p in pass_phases(opts, weights):
+        libraries: list = []  # the kernel library lower-mxq-to-cuda assembles
+        for phase, p in pass_phases(opts, weights, libraries):
             if stop:
                 break
             steps.step(phase, lambda: _run_phase(p, module, out_dir or dump or Path(".")))
             record(phase, module, p)
             stop = compile_to == phase
-            if phase != "lower-cpu" and phase != "lower-cuda":  # lowering erases the mxq ops
-                table = manifest.layer_table(module)
+            if phase not in target.lowering_phases or phase in target.annotating_phases:
+                table = manifest.layer_table(module)  # (lowering erases the mxq ops)
         if not stop:
             names = steps.step("iree-input", lambda: iree_backend.params_to_globals(module))
             record("iree-input", module)
             stop = compile_to == "iree-input"
-        library = _kernel_library(module)
+        library = libraries[0].cubin_path if libraries else None
         if library and dump:
-            _copy_kernels(library, dump, opts.target)
+            _copy_kernels(library, dump, target)
         if not stop:
             text = module.operation.get_asm()  # nothing elided: this is IREE's input
             vmfb = steps.step("vmfb", lambda: _iree_compile(text, opts.target, out_dir or dump or Path(".")))
@@ -149,9 +152,9 @@ def compile_file(
         result.manifest["parameters"] = {"file": "model.irpa", "scope": "model", "count": len(names)}
         torch.save(spec.example_inputs, out / "inputs.pt")
     if library:
-        _copy_kernels(library, out / "kernels", opts.target)
-        result.manifest["kernel_library"] = f"kernels/{kernel_stem(opts.target)}.cubin"
-    if compile_to == "vmfb" and opts.target != "cpu":
+        _copy_kernels(library, out / "kernels", target)
+        result.manifest["kernel_library"] = f"kernels/{target.kernel_stem}.cubin"
+    if compile_to == "vmfb" and isinstance(target, CudaTarget):
         # The GPU machine may have no compiler: `mxc run --compare` there reads these.
         from mxc.runtime.reference import eager_forward, fake_quant_forward
 
@@ -162,25 +165,15 @@ def compile_file(
     return result
 
 
-def kernel_stem(target: str) -> str:
-    """File stem of a CUDA target's kernel library: mxc_sm90a, mxc_sm100a."""
-    return "mxc_" + target.removeprefix("cuda-") + "a"
 REFERENCE_FILE = "reference.pt"
 
 
-def _kernel_library(module: ir.Module) -> Path | None:
-    from mxc.passes.lower_mxq_to_cuda import LIBRARY_ATTR
-
-    attrs = module.operation.attributes
-    return Path(ir.StringAttr(attrs[LIBRARY_ATTR]).value) if LIBRARY_ATTR in attrs else None
-
-
-def _copy_kernels(cubin: Path, where: Path, target: str) -> None:
+def _copy_kernels(cubin: Path, where: Path, target: CudaTarget) -> None:
     """The CUDA source, PTX and cubin of the model's kernels, as <where>/mxc_sm90a.{cu,ptx,cubin}
     (mxc_sm100a.* for cuda-sm100)."""
     where.mkdir(parents=True, exist_ok=True)
     for ext in ("cu", "ptx", "cubin"):
-        shutil.copyfile(cubin.with_suffix("." + ext), where / f"{kernel_stem(target)}.{ext}")
+        shutil.copyfile(cubin.with_suffix("." + ext), where / f"{target.kernel_stem}.{ext}")
 
 
 def _repro(module_text: str, where: Path, pipeline: str, err: Exception) -> PipelineError:
@@ -209,5 +202,5 @@ def _iree_compile(text: str, target: str, where: Path) -> bytes:
         path.write_text(text)
         raise PipelineError(
             f"iree-compile failed: {str(e)[:2000]}\nreproduce with: iree-compile --iree-input-type=torch "
-            f"{' '.join(iree_backend.flags(target))} {path}"
+            f"{' '.join(get_target(target).iree_flags)} {path}"
         ) from e

@@ -16,11 +16,9 @@ import re
 from torch_mlir import ir
 
 from mxc.passes.base import walk_ops
+from mxc.targets import get_target
 
 from mxc.weights import PARAMETER_SCOPE
-
-CPU_FLAGS = ["--iree-llvmcpu-target-cpu=host", "--iree-opt-const-expr-max-size-increase-threshold=4294967296"]
-
 
 def _storage_type(t: ir.RankedTensorType) -> ir.RankedTensorType:
     """The byte layout a parameter of logical type `t` is stored with."""
@@ -78,22 +76,8 @@ def params_to_globals(module: ir.Module) -> list[str]:
     return list(used)
 
 
-# IREE 3.13 knows no sm_90 or sm_100: its own dispatches are built for sm_80 (the driver JITs the PTX
-# for Hopper / Blackwell); mxc's kernels come as an sm_90a / sm_100a cubin object (lower-mxq-to-cuda).
-CUDA_FLAGS = ["--iree-hal-target-device=cuda", "--iree-cuda-target=sm_80"]
-
-
-def flags(target: str) -> list[str]:
-    """iree-compile flags for an mxc target."""
-    if target == "cpu":
-        return ["--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu", *CPU_FLAGS]
-    if target in ("cuda-sm90", "cuda-sm100"):
-        return CUDA_FLAGS
-    raise ValueError(f"unknown target '{target}' (valid: cpu, cuda-sm90, cuda-sm100)")
-
-
 def compile_to_vmfb(module_text: str, target: str = "cpu") -> bytes:
-    """iree-compile the hand-off module for `target`."""
+    """iree-compile the hand-off module with the target's flags."""
     import iree.compiler as ic
 
-    return ic.compile_str(module_text, input_type="torch", extra_args=flags(target))
+    return ic.compile_str(module_text, input_type="torch", extra_args=list(get_target(target).iree_flags))

@@ -15,7 +15,7 @@ _PASSES = {
     "mxq-quantize-weights": ("mxq_quantize_weights", "MxqQuantizeWeights"),
     "mxq-fuse": ("mxq_fuse", "MxqFuse"),
     "lower-mxq-to-linalg": ("lower_mxq_to_linalg", "LowerMxqToLinalg"),
-    "mxq-legalize-cuda": ("lower_mxq_to_cuda", "MxqLegalizeCuda"),
+    "mxq-legalize-cuda": ("mxq_legalize_cuda", "MxqLegalizeCuda"),
     "lower-mxq-to-cuda": ("lower_mxq_to_cuda", "LowerMxqToCuda"),
 }
 

@@ -1,9 +1,8 @@
-"""mxc's sm_90a kernels without a GPU: selection, generated source, and every variant assembled by ptxas
-with its SASS checked (HGMMA / QGMMA in the tensor-core kernels, no emulated HMMA, no spills). The
-sm_100a kernels: test_sm100_kernels.py.
+"""mxc's sm_90a kernels without a GPU: generated source, and every variant assembled by ptxas with its
+SASS checked (HGMMA / QGMMA in the tensor-core kernels, no emulated HMMA, no spills). The sm_100a
+kernels: test_sm100_kernels.py; kernel selection: test_targets.py.
 
-Running them needs the H100: `python -m mxc.tools.bench_cuda check DIR` (README, "CUDA target");
-`test_kernels_run_on_gpu` does that when a GPU is present and says why it skips otherwise.
+Running them needs an H100 / H200: `pytest tests/gpu` (README, "CUDA target").
 """
 
 from __future__ import annotations
@@ -15,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from mxc.kernels import (BS_ACT_FORMATS, GEMV_MT, WEIGHT_FORMATS, Kernel, build, every_kernel, format_struct,
-                         select)
-from mxc.numerics.formats import FORMATS, NONE
+from mxc.kernels import Kernel, build, every_kernel
+from mxc.kernels.codegen import format_struct
+from mxc.kernels.kinds import GEMV_MT
+from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS
+from mxc.numerics.formats import FORMATS
+
+from test_targets import sel
 
 
 def _nvdisasm() -> str | None:
@@ -35,28 +38,6 @@ def _nvdisasm() -> str | None:
 
 needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").is_file(),
                                 reason="nvcc not found: the CUDA kernels are assembled with CUDA 13 nvcc/ptxas")
-
-
-def test_select_by_shape_and_format():
-    assert select(1, "mxfp4", NONE, False) == [Kernel("gemv", "mxfp4", mt=1)]
-    assert select(3, "nvfp4", NONE, True) == [Kernel("gemv", "nvfp4", bias=True, mt=4)]
-    assert select(16, "if4", NONE, False) == [Kernel("gemv", "if4", mt=16)]
-    assert select(17, "mxfp6_e2m3", NONE, False) == [Kernel("tobf16"), Kernel("wgmma", "mxfp6_e2m3")]
-    assert select(4096, "mxfp8", "mxfp8", True) == [Kernel("actq", a_format="mxfp8"),
-                                                     Kernel("qgmma", "mxfp8", "mxfp8", bias=True)]
-    # other native pairs: the block-scaled skeleton's Hopper twin
-    assert select(128, "mxfp4", "mxfp4", False) == [Kernel("bsq", a_format="mxfp4", unit=32),
-                                                    Kernel("bsmma", "mxfp4", "mxfp4")]
-    assert select(8, "nvfp4_4over6", "nvfp4", True) == [Kernel("amax", a_format="nvfp4"),
-                                                        Kernel("bsq", a_format="nvfp4", unit=32),
-                                                        Kernel("bsmma", "nvfp4_4over6", "nvfp4", bias=True)]
-    why = select(128, "mxint8", "mxint8", False)
-    assert isinstance(why, str) and "no cuda-sm90 kernel" in why
-    assert "no cuda-sm90 kernel" in select(1, "mxfp9", NONE, False)
-
-
-def test_every_format_has_weight_only_kernels():
-    assert set(WEIGHT_FORMATS) == set(FORMATS)
 
 
 def test_format_structs_come_from_the_format_table():
@@ -115,19 +96,8 @@ def test_every_kernel_covers_what_select_picks():
     for f in WEIGHT_FORMATS:
         for m in (*GEMV_MT, 128):
             for bias in (False, True):
-                assert all(k.name in names for k in select(m, f, NONE, bias))
+                assert all(k.name in names for k in sel(m, f, None, bias))
     for a in BS_ACT_FORMATS:
         for w in WEIGHT_FORMATS:
-            ks = select(512, w, a, True)
+            ks = sel(512, w, a, True)
             assert isinstance(ks, str) or all(k.name in names for k in ks), (a, w)
-
-
-def test_kernels_run_on_gpu(tmp_path):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU here: the kernels run on the H100 with "
-                    "`python -m mxc.tools.bench_cuda build DIR` then `... check DIR` there (README, CUDA target)")
-    from mxc.tools import bench_cuda
-
-    bench_cuda.build(tmp_path)
-    assert bench_cuda.check(tmp_path) == 0

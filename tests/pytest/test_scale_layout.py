@@ -41,7 +41,7 @@ def test_padding_and_errors():
 
 
 # ---------------------------------------------------------------- operand tiles (bsmma / bsdec)
-from mxc.kernels import tile_weights  # noqa: E402
+from mxc.kernels.operands import tile_weights  # noqa: E402
 from mxc.kernels.layouts import tile_bytes, tile_codes, tile_offset, tile_scales, untile_codes  # noqa: E402
 from mxc.numerics import quantize  # noqa: E402
 

@@ -12,31 +12,15 @@ import re
 
 import pytest
 
-from mxc.kernels import (BS_ACT_FORMATS, GEMV_MT, NV_WEIGHT, WEIGHT_FORMATS, Kernel, every_kernel, layer_path,
-                         pair_desc, pair_kind, select, source)
+from mxc.kernels import Kernel, every_kernel, source
 from mxc.kernels import tcgen05 as tc
-from mxc.numerics.formats import NONE
+from mxc.kernels.kinds import GEMV_MT, BsMma, BsQ
+from mxc.kernels.operands import BS_ACT_FORMATS, NV_WEIGHT, WEIGHT_FORMATS, pair_desc, pair_kind
 
 from test_cuda_kernels import assembled, needs_nvcc
+from test_targets import sel
 
 SM100 = "sm_100a"
-
-
-def test_select_sm100_native_pairs_and_decode_path():
-    sel = lambda m, w, a, b=False: select(m, w, a, b, "cuda-sm100")  # noqa: E731
-    assert sel(4096, "mxfp4", "mxfp4") == [Kernel("bsq", a_format="mxfp4", unit=32, arch=SM100),
-                                          Kernel("bsmma", "mxfp4", "mxfp4", arch=SM100)]
-    # a mixed pair of kind::mxf8f6f4: FP4 unpacked, 16 per 16-byte unit
-    assert sel(4096, "mxfp4", "mxfp6_e3m2")[0] == Kernel("bsq", a_format="mxfp6_e3m2", unit=16, arch=SM100)
-    assert Kernel("bsmma", "mxfp4", "mxfp6_e3m2", arch=SM100).units() == (16, 16)
-    assert [k.kind for k in sel(4096, "nvfp4_4over6", "nvfp4", True)] == ["amax", "bsq", "bsmma"]
-    # weight-only: gemv at decode shapes, bf16 x decoded weights on kind::f16 otherwise
-    assert sel(3, "if4", NONE) == [Kernel("gemv", "if4", mt=4, arch=SM100)]
-    assert sel(17, "mxint8", NONE) == [Kernel("bsq", a_format="bf16", arch=SM100), Kernel("bsdec", "mxint8", arch=SM100)]
-    why = sel(128, "mxint8", "mxint8")
-    assert isinstance(why, str) and "no block-scaled tcgen05 kind" in why
-    assert "no cuda-sm100 kernel" in sel(1, "mxfp9", NONE)
-    assert "options" in sel(1, "mxfp4{hadamard=32}", NONE)
 
 
 def test_pair_kinds():
@@ -51,16 +35,9 @@ def test_pair_kinds():
     assert pair_kind("mxfp4", "nvfp4") is None  # block sizes differ
 
 
-def test_layer_path_words():
-    assert layer_path(select(4096, "nvfp4", "nvfp4", False, "cuda-sm100")) == \
-        "native: tcgen05.mma kind::mxf4nvf4.block_scale"
-    assert layer_path(select(4096, "mxfp4", "mxfp4", False)) == "twin of kind::mxf4: decoded to bf16, wgmma"
-    assert layer_path(select(4096, "if4", NONE, False, "cuda-sm100")).startswith("decode:")
-
-
 def test_source_carries_the_descriptor_from_idesc():
-    k = Kernel("bsmma", "mxfp4", "mxfp8", arch=SM100)
-    src = source([Kernel("bsq", a_format="mxfp8", unit=16, arch=SM100), k])
+    k = BsMma(w_format="mxfp4", a_format="mxfp8", arch=SM100)
+    src = source([BsQ(a_format="mxfp8", unit=16, arch=SM100), k])
     word = tc.idesc(tc.KIND_MXF8F6F4, "e4m3", "e2m1")
     assert f"IDESC = 0x{word:08x}u;  // kind::mxf8f6f4" in src
     assert pair_desc("mxfp8", "mxfp4").word == word == 0x08A01400  # CUTLASS's value for this pair
@@ -71,9 +48,9 @@ def test_every_sm100_kernel_covers_what_select_picks():
     names = {k.name for k in every_kernel(SM100)}
     for w in WEIGHT_FORMATS:
         for m in (*GEMV_MT, 4096):
-            for a in (NONE, *BS_ACT_FORMATS):
+            for a in (None, *BS_ACT_FORMATS):
                 for bias in (False, True):
-                    ks = select(m, w, a, bias, "cuda-sm100")
+                    ks = sel(m, w, a, bias, "cuda-sm100")
                     assert isinstance(ks, str) or all(k.name in names for k in ks), (m, w, a)
 
 
@@ -124,7 +101,7 @@ def test_every_kernel_assembles_for_sm100a(chunk):
 
 def test_sass_checks_can_fail():
     """The checks above reject a kernel whose MMA is not the block-scaled one."""
-    k = Kernel("bsmma", "nvfp4", "nvfp4", arch=SM100)
+    k = BsMma(w_format="nvfp4", a_format="nvfp4", arch=SM100)
     unscaled = ("UTCATOMSWS.FIND_AND_SET.ALIGN UP0, UR4, UR4 ;\nLDS R2, [UR5+0x18c40] ;\n"
                 "UTCOMMA.4X gdesc[UR12], gdesc[UR10], tmem[UR8], tmem[UR4], idesc[UR5], !UPT ;\n"
                 "UTCCP.T.S.4x32dp128bit tmem[UR6+0x80], gdesc[UR4] ;\n" * 4 + "UBLKCP.S.G UTCBAR LDTM.x16 SYNCS.PHASECHK")

@@ -3,15 +3,22 @@
 // cuda-sm100: the sm_100a cubin under the generic CUDA key; the block-scaled GEMM declares its
 // shared memory (3 stages of 128 x 128 tiles + 128x4 scale chunks, no bf16 tiles: the tensor
 // cores read the codes), the decode path adds two bf16 tiles.
-// CHECK: module attributes {mxc.kernel_library = "{{.*}}.cubin"}
-// CHECK: "hal.executable.source"() <{objects = #hal.executable.objects<{#hal.executable.target<"cuda", "cuda-nvptx-fb"> = [#hal.executable.object<{path = "{{.*}}.cubin"}>]}>, sym_name = "mxc_kernels"
-// CHECK: sym_name = "mxc_amax_nvfp4", sym_visibility = "public", workgroup_size = [512 : index, 1 : index, 1 : index]
+// CHECK: "hal.executable.source"() ({
 // CHECK: "hal.return"(%c128, %c1, %c1)
+// CHECK: sym_name = "mxc_amax_nvfp4", sym_visibility = "public", workgroup_size = [512 : index, 1 : index, 1 : index]
+// bsq: one thread per 16-element block of the tiles, M and K padded to 128.
+// CHECK: %[[MT:.*]] = arith.ceildivui %arg1, %c128 : index
+// CHECK: %[[MP:.*]] = arith.muli %[[MT]], %c128 : index
+// CHECK: %[[KT:.*]] = arith.ceildivui %arg3, %c128 : index
+// CHECK: %[[KP:.*]] = arith.muli %[[KT]], %c128 : index
+// CHECK: %[[ROW:.*]] = arith.divui %[[KP]], %c16 : index
+// CHECK: %[[ITEMS:.*]] = arith.muli %[[MP]], %[[ROW]] : index
+// CHECK: arith.ceildivui %[[ITEMS]], %c256 : index
 // CHECK: sym_name = "mxc_bsq_nvfp4_u32"
-// CHECK: arith.ceildivui
 // CHECK: sym_name = "mxc_bsmma_nvfp4_nvfp4_4over6_bias", sym_visibility = "public", workgroup_local_memory = 55424 : index
 // CHECK: sym_name = "mxc_bsq_bf16"
 // CHECK: sym_name = "mxc_bsdec_mxfp6_e2m3", sym_visibility = "public", workgroup_local_memory = 214656 : index
+// CHECK: }) {objects = #hal.executable.objects<{#hal.executable.target<"cuda", "cuda-nvptx-fb"> = [#hal.executable.object<{path = "{{.*}}.cubin"}>]}>, sym_name = "mxc_kernels"
 
 // The weights, re-packed: codes in tiles (FP4 packed: 128 x 128 / 2 bytes per tile), scales in
 // 128x4 chunks (512 bytes per 128 rows x 64 K of NVFP4); the tensor scale as stored.

@@ -1,14 +1,24 @@
 // RUN: mxc-opt %s -p mxq-legalize-cuda,lower-mxq-to-cuda | filecheck %s
 
 // One hal.executable.source declares the kernels (object: the assembled sm_90a cubin, under the
-// generic CUDA target key); each layer becomes flow.dispatch: workload [M, N, K], the i32
-// constants M, N, K, epilogue, then the buffers (weights as their stored i8 bytes).
-// CHECK: module attributes {mxc.kernel_library = "{{.*}}.cubin"}
-// CHECK: "hal.executable.source"() <{objects = #hal.executable.objects<{#hal.executable.target<"cuda", "cuda-nvptx-fb"> = [#hal.executable.object<{path = "{{.*}}.cubin"}>]}>, sym_name = "mxc_kernels"
-// CHECK: "hal.executable.export"() <{layout = #hal.pipeline.layout<constants = 4, bindings = [#hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer>]>, ordinal = 0 : index, sym_name = "mxc_gemv_nvfp4_m4_bias", sym_visibility = "public", workgroup_size = [256 : index, 1 : index, 1 : index]}>
-// CHECK: arith.ceildivui %arg2, %c16 : index
-// CHECK: "hal.executable.export"() <{layout = #hal.pipeline.layout<constants = 2, {{.*}} sym_name = "mxc_actq_mxfp8"
-// CHECK: "hal.executable.export"() <{{.*}} sym_name = "mxc_qgmma_mxfp8_mxfp8", sym_visibility = "public", workgroup_local_memory = 69632 : index
+// generic CUDA target key); each export's workgroup count is Kernel.grid over the workload
+// (%arg1, %arg2, %arg3) = (M, N, K), built with arith ops. Each layer becomes flow.dispatch:
+// workload [M, N, K], the i32 constants M, N, K, epilogue, then the buffers (weights as their
+// stored i8 bytes). The module carries no side attributes.
+// CHECK-NOT: mxc.kernel_library
+// CHECK: "hal.executable.source"() ({
+// gemv: 2 output columns per warp, 8 warps: ceil(N / 16) CTAs.
+// CHECK: %[[C16:.*]] = arith.constant 16 : index
+// CHECK: %[[X:.*]] = arith.ceildivui %arg2, %[[C16]] : index
+// CHECK: "hal.return"(%[[X]], %c1, %c1)
+// CHECK: }) {layout = #hal.pipeline.layout<constants = 4, bindings = [#hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer>]>, ordinal = 0 : index, sym_name = "mxc_gemv_nvfp4_m4_bias", sym_visibility = "public", workgroup_size = [256 : index, 1 : index, 1 : index]}
+// actq: one thread per 32-element block: ceil(M * ceil(K / 32) / 256).
+// CHECK: %[[NB:.*]] = arith.ceildivui %arg3, %c32 : index
+// CHECK: %[[B:.*]] = arith.muli %arg1, %[[NB]] : index
+// CHECK: arith.ceildivui %[[B]], %c256 : index
+// CHECK: }) {layout = #hal.pipeline.layout<constants = 2, {{.*}} sym_name = "mxc_actq_mxfp8"
+// CHECK: }) {layout = {{.*}} sym_name = "mxc_qgmma_mxfp8_mxfp8", sym_visibility = "public", workgroup_local_memory = 69632 : index
+// CHECK: }) {objects = #hal.executable.objects<{#hal.executable.target<"cuda", "cuda-nvptx-fb"> = [#hal.executable.object<{path = "{{.*}}.cubin"}>]}>, sym_name = "mxc_kernels", sym_visibility = "private"}
 
 // CHECK-LABEL: func.func @mlp
 // CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc1.e"} : () -> tensor<8x32xi8>

@@ -1,10 +1,10 @@
 // RUN: mxc-opt %s --split-input-file -p mxq-legalize-cuda | filecheck %s
 
-// Weight-only at a decode shape (M = 4): the gemv kernel for M <= 4, named on the op.
+// Weight-only at a decode shape (M = 4): the gemv kernel for M <= 4, recorded on the op as data.
 // CHECK-LABEL: func.func @decode
 // CHECK: "mxq.fused_matmul"
 // CHECK-SAME: act_format = "none"
-// CHECK-SAME: mxq.kernel = "mxc_gemv_nvfp4_m4_bias"
+// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_gemv_nvfp4_m4_bias"{{.*}}]
 func.func @decode(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x4xf8E4M3FN>
@@ -17,7 +17,7 @@ func.func @decode(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
 
 // Prefill shape (M = 2 x 64 = 128): the bf16 wgmma kernel; weight options (offline) do not matter.
 // CHECK-LABEL: func.func @prefill
-// CHECK: mxq.kernel = "mxc_tobf16 + mxc_wgmma_mxfp4"
+// CHECK: mxq.kernels = [{{.*}}name = "mxc_tobf16"{{.*}}, {{.*}}name = "mxc_wgmma_mxfp4"{{.*}}]
 func.func @prefill(%x: tensor<2x64x64xf32>) -> tensor<2x64x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
@@ -30,7 +30,7 @@ func.func @prefill(%x: tensor<2x64x64xf32>) -> tensor<2x64x8xf32> {
 // MXFP8 x MXFP8: the activation quantizer, then the FP8 wgmma kernel.
 // CHECK-LABEL: func.func @fp8
 // CHECK: act_format = "mxfp8"
-// CHECK-SAME: mxq.kernel = "mxc_actq_mxfp8 + mxc_qgmma_mxfp8_mxfp8"
+// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_actq_mxfp8"{{.*}}, {{.*}}name = "mxc_qgmma_mxfp8_mxfp8"{{.*}}]
 func.func @fp8(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf8E4M3FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
@@ -44,7 +44,7 @@ func.func @fp8(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
 // both operands decoded to bf16 for wgmma).
 // CHECK-LABEL: func.func @fp4_acts
 // CHECK: act_format = "mxfp4"
-// CHECK-SAME: mxq.kernel = "mxc_bsq_mxfp4_u32 + mxc_bsmma_mxfp4_mxfp4"
+// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_bsq_mxfp4_u32"{{.*}}, {{.*}}name = "mxc_bsmma_mxfp4_mxfp4"{{.*}}]
 // CHECK-SAME: mxq.path = "twin of kind::mxf4: decoded to bf16, wgmma"
 func.func @fp4_acts(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
@@ -60,7 +60,7 @@ func.func @fp4_acts(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
 // CHECK-LABEL: func.func @int8_acts
 // CHECK: act_format = "none"
 // CHECK-SAME: mxq.decision = "mxint8 (default); activations high precision on cuda-sm90: mxint8 activations x mxint8 weights have no cuda-sm90 kernel
-// CHECK-SAME: mxq.kernel = "mxc_gemv_mxint8_m4"
+// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_gemv_mxint8_m4"{{.*}}]
 func.func @int8_acts(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xi8>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>

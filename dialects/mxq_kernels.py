@@ -1,0 +1,54 @@
+"""The discardable attributes that record a layer's kernels on `mxq.fused_matmul` (CUDA targets).
+
+    mxq.kernels = [{arch = "sm_90a", bias = true, kind = "gemv", mt = 4 : i64,
+                    name = "mxc_gemv_nvfp4_m4_bias", w_format = "nvfp4"}]   -- launch order
+    mxq.path = "decode: weights in registers, f32 FMA (M <= 16)"
+
+One dictionary per kernel, the fields of its `mxc.kernels` class (`Kernel.to_dict`) plus its name
+for the reader; `kernels_of` turns them back into Kernel objects.
+"""
+
+from __future__ import annotations
+
+from torch_mlir import ir
+
+KERNELS_ATTR = "mxq.kernels"
+PATH_ATTR = "mxq.path"
+
+
+def _attr(v) -> ir.Attribute:
+    if isinstance(v, bool):
+        return ir.BoolAttr.get(v)
+    if isinstance(v, int):
+        return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), v)
+    return ir.StringAttr.get(str(v))
+
+
+def _value(a: ir.Attribute):
+    if isinstance(a, (ir.BoolAttr, ir.IntegerAttr, ir.StringAttr)):  # the bindings give the concrete class
+        return a.value
+    raise ValueError(f"unexpected attribute {a} in {KERNELS_ATTR}")
+
+
+def kernels_attr(kernels) -> ir.ArrayAttr:
+    """The `mxq.kernels` attribute of a layer's kernels (mxc.kernels.Kernel objects)."""
+    return ir.ArrayAttr.get([ir.DictAttr.get({k: _attr(v) for k, v in kern.to_dict().items()}) for kern in kernels])
+
+
+def kernel_dicts(op) -> list[dict] | None:
+    """The `mxq.kernels` of an op as plain dictionaries, or None when it has none."""
+    if KERNELS_ATTR not in op.attributes:
+        return None
+    out = []
+    for d in ir.ArrayAttr(op.attributes[KERNELS_ATTR]):
+        d = ir.DictAttr(d)
+        out.append({d[i].name: _value(d[i].attr) for i in range(len(d))})
+    return out
+
+
+def kernels_of(op) -> list | None:
+    """The `mxq.kernels` of an op as mxc.kernels.Kernel objects (ValueError when one is malformed)."""
+    from mxc.kernels import Kernel
+
+    dicts = kernel_dicts(op)
+    return None if dicts is None else [Kernel.from_dict(d) for d in dicts]

@@ -1,0 +1,35 @@
+"""The catalogue: every kernel variant a target can select for an architecture (what CI assembles)."""
+
+from __future__ import annotations
+
+from .kinds import GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Gemv, Kernel, Qgmma, ToBf16, Wgmma
+from .operands import NV_ACT, QGMMA_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
+
+
+def native_pair_kernels(a: str, w: str, bias: bool, arch: str) -> list[Kernel]:
+    """The block-scaled skeleton's kernels of a native pair: [amax,] bsq, bsmma."""
+    ks: list[Kernel] = [Amax(a_format=a, arch=arch)] if a in NV_ACT else []
+    ks.append(BsQ(a_format=a, unit=unit_elements(a, pair_kind(a, w)), arch=arch))
+    return ks + [BsMma(w_format=w, a_format=a, bias=bias, arch=arch)]
+
+
+def _bs_kernels(arch: str) -> list[Kernel]:
+    """The block-scaled skeleton's variants for `arch`: every native pair, its quantizers."""
+    return [k for a, w in native_pairs() for bias in (False, True) for k in native_pair_kernels(a, w, bias, arch)]
+
+
+def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
+    """Every variant the targets can select for `arch`, deduplicated."""
+    ks: list[Kernel] = []
+    for f in WEIGHT_FORMATS:
+        for bias in (False, True):
+            ks.append(BsDec(w_format=f, bias=bias, arch=arch) if arch == "sm_100a" else Wgmma(w_format=f, bias=bias))
+            ks += [Gemv(w_format=f, bias=bias, mt=mt, arch=arch) for mt in GEMV_MT]
+    if arch == "sm_100a":
+        ks.append(BsQ(a_format="bf16", arch=arch))
+    else:
+        ks.append(ToBf16())
+        for a in QGMMA_FORMATS:
+            ks.append(ActQ(a_format=a))
+            ks += [Qgmma(w_format=w, a_format=a, bias=bias) for w in QGMMA_FORMATS for bias in (False, True)]
+    return list(dict.fromkeys(ks + _bs_kernels(arch)))

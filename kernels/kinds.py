@@ -1,0 +1,495 @@
+"""The kernel kinds: one class each, owning its name, bindings, constants, grid, shared memory and the
+C++ call its `extern "C"` wrapper makes.
+
+Hopper's (sm_90a, `mxc_sm90*.cuh`): `Gemv` (weight-only, M <= 16, weights decoded in registers),
+`ToBf16` + `Wgmma` (weight-only prefill: activations to bf16, bf16 HGMMA on decoded weights),
+`ActQ` + `Qgmma` (MXFP8 x MXFP8 on the FP8 tensor cores). The block-scaled skeleton's
+(`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a with its wgmma twin): `Amax` (the NV
+activations' tensor scale), `BsQ` (activations to tiles of codes + 128x4 scales, or bf16 tiles),
+`BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
+
+Buffers are named alike across kinds, so a layer's kernels connect by name (`launches.py`): `x` the
+layer's float32 activations, `a` / `a_scales` / `a_tensor_scale` the GEMM's activation operand as a
+pre-kernel writes it, `w` / `w_scales` / `w_tensor_scale` / `bias` the layer's constants, `y` the
+output. The grid is written once, over an `ops` object: Python ints here (`INT`), and MLIR `arith`
+ops in lower-mxq-to-cuda, which builds each export's workgroup-count region from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+from mxc.numerics.formats import NONE, get_format
+
+from . import tcgen05 as tc
+from .operands import BS_TILE, bf16_width, pair_kind, tiled_sizes, unit_elements
+
+EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
+GEMV_MAX_M = 16  # decode shapes; larger M takes a GEMM kernel
+GEMV_MT = (1, 4, 16)  # rows of x per pass of the gemv variants
+STAGES = 4  # cp.async depth of the wgmma kernels (mxc_sm90_mma.cuh)
+BS_STAGES = 3  # bulk-copy slots of the block-scaled skeleton (mxc_bs.cuh)
+AMAX_CTAS = 128  # the amax kernel's CTAs: partial maxima its readers reduce (mxc_bs.cuh)
+ARCHS = ("sm_90a", "sm_100a")
+CTYPES = {"f32": "float", "bf16": "__nv_bfloat16", "i8": "uint8_t"}
+
+
+class Binding(NamedTuple):
+    """One buffer parameter: its name, whether the kernel writes it, its element type (CTYPES)."""
+
+    name: str
+    writes: bool
+    dtype: str
+
+
+class IntOps:
+    """Grid arithmetic on Python ints (the IR twin is lower-mxq-to-cuda's `_IndexOps`)."""
+
+    @staticmethod
+    def cdiv(a, b):
+        return -(-a // b)
+
+    @staticmethod
+    def div(a, b):
+        return a // b
+
+    @staticmethod
+    def mul(a, b):
+        return a * b
+
+
+INT = IntOps()
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One kernel variant. Subclasses set `kind` and implement `bindings`, `grid` and `call`."""
+
+    kind: ClassVar[str] = ""
+    arch: ClassVar[str] = "sm_90a"
+    threads: ClassVar[int] = 256
+    one_cta_per_sm: ClassVar[bool] = True  # wgmma-style kernels take every register
+    # What a layer's run-time numerics gain from this kernel beyond float32 summation order:
+    # "bf16 activations" or "fp8 block sums" (runtime/compare.py sets its tolerance from them).
+    rounding: ClassVar[str | None] = None
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def bindings(self) -> list[Binding]:
+        """The buffers in parameter order; outputs last."""
+        raise NotImplementedError
+
+    def constants(self) -> list[str]:
+        """The i32 constants after the buffers; `epi` is the epilogue's code (EPILOGUES)."""
+        return ["M", "N", "K", "epi"]
+
+    def outputs(self, m: int, n: int, k: int) -> dict[str, list[int]]:
+        """The shapes of the buffers it writes, for an [m, k] x [n, k]^T layer."""
+        raise NotImplementedError
+
+    def grid(self, m, n, k, ops=INT) -> tuple:
+        """Workgroup counts for an [m, k] x [n, k]^T layer (ints, or IR values with lowering's ops)."""
+        raise NotImplementedError
+
+    @property
+    def smem(self) -> int:
+        """Dynamic shared memory bytes (the export's workgroup_local_memory)."""
+        return 0
+
+    def call(self) -> str:
+        """The C++ statement of the wrapper's body."""
+        raise NotImplementedError
+
+    @property
+    def path(self) -> str | None:
+        """How a layer whose last kernel this is runs, in words (the manifest's `path`)."""
+        return None
+
+    def to_dict(self) -> dict:
+        """The variant as plain data (the `mxq.kernels` attribute, the manifest)."""
+        return {"kind": self.kind, "name": self.name, **dataclasses.asdict(self)}
+
+    @staticmethod
+    def from_dict(d: dict) -> "Kernel":
+        """The inverse of to_dict (the `name` key is checked, not needed)."""
+        cls = KINDS.get(d.get("kind"))
+        if cls is None:
+            raise ValueError(f"unknown kernel kind {d.get('kind')!r} (kinds: {', '.join(KINDS)})")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        k = cls(**{key: v for key, v in d.items() if key in fields})
+        if d.get("name", k.name) != k.name:
+            raise ValueError(f"kernel {d['name']!r} does not match its fields (they name {k.name!r})")
+        return k
+
+
+def _gemm_bindings(ins: list[str], tensor_scales: set[str], bf16: set[str] = frozenset()) -> list[Binding]:
+    dtype = {n: "f32" if n in tensor_scales or n in ("x", "bias") else "bf16" if n in bf16 else "i8" for n in ins}
+    return [Binding(n, False, dtype[n]) for n in ins] + [Binding("y", True, "f32")]
+
+
+def _weights(w_format: str, bias: bool) -> list[str]:
+    ts = ["w_tensor_scale"] if get_format(w_format).tensor_scale else []
+    return ["w", "w_scales", *ts] + (["bias"] if bias else [])
+
+
+def _tiles(m, n, ops) -> tuple:
+    return (ops.cdiv(n, BS_TILE), ops.cdiv(m, BS_TILE), 1)
+
+
+# ---------------------------------------------------------------- Hopper (sm_90a)
+@dataclass(frozen=True)
+class Gemv(Kernel):
+    """Weight-only at decode shapes (M <= 16): each warp decodes two weight rows in registers, f32 FMA."""
+
+    kind = "gemv"
+    one_cta_per_sm = False  # two CTAs of 128 registers: latency hidden by warps
+    w_format: str = ""
+    bias: bool = False
+    mt: int = 1  # rows of x per pass
+    arch: str = "sm_90a"
+
+    @property
+    def name(self) -> str:
+        return f"mxc_gemv_{self.w_format}_m{self.mt}" + ("_bias" if self.bias else "")
+
+    def bindings(self) -> list[Binding]:
+        return _gemm_bindings(["x", *_weights(self.w_format, self.bias)], {"w_tensor_scale"})
+
+    def outputs(self, m, n, k):
+        return {"y": [m, n]}
+
+    def grid(self, m, n, k, ops=INT):
+        return (ops.cdiv(n, 2 * self.threads // 32), 1, 1)  # two columns per warp
+
+    def call(self) -> str:
+        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
+        return (f"mxc::gemv<F_{self.w_format}, {self.mt}, 2, {str(self.bias).lower()}>(x, w, w_scales, {ts}, "
+                f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
+
+    @property
+    def path(self) -> str:
+        return "decode: weights in registers, f32 FMA (M <= 16)"
+
+
+@dataclass(frozen=True)
+class ToBf16(Kernel):
+    """Activations to bf16, K padded to the wgmma kernel's K tile."""
+
+    kind = "tobf16"
+    one_cta_per_sm = False
+    rounding = "bf16 activations"
+
+    @property
+    def name(self) -> str:
+        return "mxc_tobf16"
+
+    def bindings(self):
+        return [Binding("x", False, "f32"), Binding("a", True, "bf16")]
+
+    def constants(self):
+        return ["M", "K"]
+
+    def outputs(self, m, n, k):
+        return {"a": [m, bf16_width(k)]}
+
+    def grid(self, m, n, k, ops=INT):
+        return (ops.cdiv(ops.mul(m, ops.mul(ops.cdiv(k, 64), 64)), self.threads), 1, 1)
+
+    def call(self):
+        return "mxc::to_bf16(x, a, M, K);"
+
+
+@dataclass(frozen=True)
+class Wgmma(Kernel):
+    """Weight-only prefill: weights decoded to bf16 in shared memory, bf16 HGMMA, cp.async pipeline."""
+
+    kind = "wgmma"
+    w_format: str = ""
+    bias: bool = False
+
+    @property
+    def name(self):
+        return f"mxc_wgmma_{self.w_format}" + ("_bias" if self.bias else "")
+
+    def bindings(self):
+        return _gemm_bindings(["a", *_weights(self.w_format, self.bias)], {"w_tensor_scale"}, {"a"})
+
+    def outputs(self, m, n, k):
+        return {"y": [m, n]}
+
+    def grid(self, m, n, k, ops=INT):
+        return _tiles(m, n, ops)
+
+    @property
+    def smem(self):
+        rb = 64 * get_format(self.w_format).element.bits // 8
+        return STAGES * (128 * 64 * 2 + 128 * rb) + 2 * 128 * 64 * 2
+
+    def call(self):
+        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
+        return (f"mxc::wgmma_async<F_{self.w_format}, {str(self.bias).lower()}>(a, w, w_scales, {ts}, "
+                f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
+
+    @property
+    def path(self):
+        return "decode: weights to bf16 in shared memory, wgmma (HGMMA)"
+
+
+@dataclass(frozen=True)
+class ActQ(Kernel):
+    """MX activation quantizer for the FP8 wgmma kernel: codes [M, K padded to 32] and E8M0 scales."""
+
+    kind = "actq"
+    one_cta_per_sm = False
+    a_format: str = ""
+
+    @property
+    def name(self):
+        return f"mxc_actq_{self.a_format}"
+
+    def bindings(self):
+        return [Binding("x", False, "f32"), Binding("a", True, "i8"), Binding("a_scales", True, "i8")]
+
+    def constants(self):
+        return ["M", "K"]
+
+    def outputs(self, m, n, k):
+        nb = -(-k // 32)
+        return {"a": [m, nb * 32], "a_scales": [m, nb]}
+
+    def grid(self, m, n, k, ops=INT):
+        return (ops.cdiv(ops.mul(m, ops.cdiv(k, 32)), self.threads), 1, 1)
+
+    def call(self):
+        return f"mxc::actq_mx<E_{self.a_format}>(x, a, a_scales, M, K);"
+
+
+@dataclass(frozen=True)
+class Qgmma(Kernel):
+    """MXFP8 x MXFP8 on the FP8 tensor cores (QGMMA), block scales applied per 32-K block."""
+
+    kind = "qgmma"
+    rounding = "fp8 block sums"
+    w_format: str = ""
+    a_format: str = ""
+    bias: bool = False
+
+    @property
+    def name(self):
+        return f"mxc_qgmma_{self.a_format}_{self.w_format}" + ("_bias" if self.bias else "")
+
+    def bindings(self):
+        return _gemm_bindings(["a", "a_scales", "w", "w_scales"] + (["bias"] if self.bias else []), set())
+
+    def outputs(self, m, n, k):
+        return {"y": [m, n]}
+
+    def grid(self, m, n, k, ops=INT):
+        return _tiles(m, n, ops)
+
+    @property
+    def smem(self):
+        return STAGES * 2 * 128 * 64 + 2 * (128 + 128) * 2 * 4
+
+    def call(self):
+        return (f"mxc::qgmma_async<F_{self.a_format}, F_{self.w_format}, {str(self.bias).lower()}>"
+                f"(a, a_scales, w, w_scales, {'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
+
+    @property
+    def path(self):
+        return "native: FP8 wgmma (QGMMA), block scales applied per 32-K block"
+
+
+# ---------------------------------------------------------------- the block-scaled skeleton
+def _nv(a_format: str) -> bool:
+    return a_format in ("nvfp4", "nvfp4_4over6")
+
+
+@dataclass(frozen=True)
+class Amax(Kernel):
+    """The NV activations' tensor scale: AMAX_CTAS partial maxima, reduced by their readers."""
+
+    kind = "amax"
+    threads = 512
+    a_format: str = ""
+    arch: str = "sm_90a"
+
+    @property
+    def name(self):
+        return f"mxc_amax_{self.a_format}"
+
+    def bindings(self):
+        return [Binding("x", False, "f32"), Binding("a_tensor_scale", True, "f32")]
+
+    def constants(self):
+        return ["M", "K"]
+
+    def outputs(self, m, n, k):
+        return {"a_tensor_scale": [AMAX_CTAS]}
+
+    def grid(self, m, n, k, ops=INT):
+        return (AMAX_CTAS, 1, 1)
+
+    def call(self):
+        return "mxc::bs::amax(x, a_tensor_scale, M, K);"
+
+
+@dataclass(frozen=True)
+class BsQ(Kernel):
+    """Activations to the skeleton's tiles: codes in 16-byte units of `unit` elements + 128x4 scale
+    chunks (or bf16 tiles for `a_format="bf16"`)."""
+
+    kind = "bsq"
+    one_cta_per_sm = False
+    a_format: str = ""
+    unit: int = 0  # elements per 16-byte unit of the tiles it writes
+    arch: str = "sm_90a"
+
+    @property
+    def rounding(self):
+        return "bf16 activations" if self.a_format == "bf16" else None
+
+    @property
+    def name(self):
+        return f"mxc_bsq_{self.a_format}" + (f"_u{self.unit}" if self.a_format != "bf16" else "")
+
+    def bindings(self):
+        if self.a_format == "bf16":
+            return [Binding("x", False, "f32"), Binding("a", True, "i8")]
+        ts = [Binding("a_tensor_scale", False, "f32")] if _nv(self.a_format) else []
+        return [Binding("x", False, "f32"), *ts, Binding("a", True, "i8"), Binding("a_scales", True, "i8")]
+
+    def constants(self):
+        return ["M", "K"]
+
+    def outputs(self, m, n, k):
+        codes, scales = tiled_sizes(self.a_format, self.unit or 8, m, k)
+        return {"a": [codes]} | ({"a_scales": [scales]} if scales else {})
+
+    def grid(self, m, n, k, ops=INT):
+        per = 8 if self.a_format == "bf16" else get_format(self.a_format).block_size  # items per row
+        mp = ops.mul(ops.cdiv(m, BS_TILE), BS_TILE)
+        kp = ops.mul(ops.cdiv(k, BS_TILE), BS_TILE)
+        return (ops.cdiv(ops.mul(mp, ops.div(kp, per)), self.threads), 1, 1)
+
+    def call(self):
+        if self.a_format == "bf16":
+            return "mxc::bs::bsq_bf16(x, a, M, K);"
+        ats = "a_tensor_scale" if _nv(self.a_format) else "nullptr"
+        return f"mxc::bs::bsq<Q_{self.a_format}, F_{self.a_format}, {self.unit}>(x, a, a_scales, {ats}, M, K);"
+
+
+@dataclass(frozen=True)
+class _BsGemm(Kernel):
+    """The skeleton's GEMM: 128 x 128 tiles, BS_STAGES bulk-copy slots, weights in tiles."""
+
+    w_format: str = ""
+    bias: bool = False
+    arch: str = "sm_90a"
+
+    a_operand: ClassVar[str] = ""
+
+    @property
+    def decodes(self) -> bool:
+        """Whether the skeleton decodes operands to bf16 (the sm_90a twin; the sm_100a decode path)."""
+        raise NotImplementedError
+
+    def units(self) -> tuple[int, int]:
+        """Elements per 16-byte unit of the operands (activations, weights)."""
+        raise NotImplementedError
+
+    def act_format(self) -> str:
+        raise NotImplementedError
+
+    def outputs(self, m, n, k):
+        return {"y": [m, n]}
+
+    def grid(self, m, n, k, ops=INT):
+        return _tiles(m, n, ops)
+
+    @property
+    def smem(self):  # a stage: one 128 x 128 tile and its scales per operand
+        fmts = (self.act_format(), self.w_format)
+        stage = sum(sum(tiled_sizes(f, ue, BS_TILE, BS_TILE)) for f, ue in zip(fmts, self.units()))
+        return BS_STAGES * stage + (2 * BS_TILE * 256 if self.decodes else 0) + 128
+
+    def _call(self, fa: str, a_scales: str, ats: str) -> str:
+        ua, uw = self.units()
+        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
+        return (f"mxc::bs::gemm<mxc::bs::Atom, {fa}, {ua}, F_{self.w_format}, {uw}, {str(self.bias).lower()}>"
+                f"(a, {a_scales}, {ats}, w, w_scales, {ts}, {'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
+
+
+@dataclass(frozen=True)
+class BsMma(_BsGemm):
+    """Block-scaled codes x codes: tcgen05.mma kind::mxf8f6f4 / mxf4 / mxf4nvf4 (sm_100a), or the
+    twin that decodes both operands to bf16 for wgmma (sm_90a)."""
+
+    kind = "bsmma"
+    a_format: str = ""
+
+    @property
+    def name(self):
+        return f"mxc_bsmma_{self.a_format}_{self.w_format}" + ("_bias" if self.bias else "")
+
+    @property
+    def decodes(self):
+        return self.arch == "sm_90a"
+
+    def act_format(self):
+        return self.a_format
+
+    def units(self):
+        kind = pair_kind(self.a_format, self.w_format)
+        return unit_elements(self.a_format, kind), unit_elements(self.w_format, kind)
+
+    def bindings(self):
+        ins = ["a", "a_scales"] + (["a_tensor_scale"] if _nv(self.a_format) else [])
+        return _gemm_bindings(ins + _weights(self.w_format, self.bias), {"a_tensor_scale", "w_tensor_scale"})
+
+    def call(self):
+        return self._call(f"F_{self.a_format}", "a_scales", "a_tensor_scale" if _nv(self.a_format) else "nullptr")
+
+    @property
+    def path(self):
+        kind = tc.KIND_NAMES[pair_kind(self.a_format, self.w_format)]
+        if self.arch == "sm_100a":
+            return f"native: tcgen05.mma kind::{kind}.block_scale"
+        return f"twin of kind::{kind}: decoded to bf16, wgmma"
+
+
+@dataclass(frozen=True)
+class BsDec(_BsGemm):
+    """Weight-only on the skeleton: bf16 activation tiles x weights decoded to bf16 (kind::f16)."""
+
+    kind = "bsdec"
+    decodes = True
+
+    @property
+    def name(self):
+        return f"mxc_bsdec_{self.w_format}" + ("_bias" if self.bias else "")
+
+    def act_format(self):
+        return "bf16"
+
+    def units(self):
+        return 8, unit_elements(self.w_format, None)
+
+    def bindings(self):
+        return _gemm_bindings(["a", *_weights(self.w_format, self.bias)], {"w_tensor_scale"})
+
+    def call(self):
+        return self._call("mxc::bs::BF16", "nullptr", "nullptr")
+
+    @property
+    def path(self):
+        return "decode: weights to bf16 in shared memory, tcgen05.mma kind::f16"
+
+
+KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, ToBf16, Wgmma, ActQ, Qgmma, Amax, BsQ, BsMma, BsDec)}
+SM90_ONLY = (ToBf16, Wgmma, ActQ, Qgmma)  # the wgmma kernels: no sm_100a build
+NO_FORMAT = NONE  # a_format of weight-only kernels

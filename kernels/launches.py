@@ -1,0 +1,59 @@
+"""The kernel launches of one layer: which buffers each kernel reads and writes, its constants.
+
+One function for everything that runs a layer's kernels: lower-mxq-to-cuda turns each Launch
+into a `flow.dispatch`, the GPU runner (`mxc.runtime.cuda`) into a `cuLaunchKernel`. Buffers are
+named as the kinds name them (`kinds.py`): the layer provides `x`, `w`, `w_scales`,
+`w_tensor_scale` and `bias` (for the block-scaled skeleton's GEMMs, `w` and `w_scales` are the
+weights re-packed into tiles, `Launch.tiled_weights`), and the last launch writes `y`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .kinds import EPILOGUES, Kernel, _BsGemm
+
+
+@dataclass(frozen=True)
+class Output:
+    """A buffer a launch writes: name, shape, element type ('f32', 'bf16', 'i8')."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch of a layer: the buffers it reads (by name, binding order), the buffers
+    it writes, its i32 constants and its grid."""
+
+    kernel: Kernel
+    reads: tuple[str, ...]
+    writes: tuple[Output, ...]
+    constants: tuple[int, ...]
+    grid: tuple[int, int, int]
+
+
+def tiled_weights(ks: list[Kernel]) -> int | None:
+    """Elements per 16-byte unit of the weight tiles the layer's GEMM reads, or None when it reads
+    the weights as stored."""
+    main = ks[-1]
+    return main.units()[1] if isinstance(main, _BsGemm) else None
+
+
+def layer_launches(ks: list[Kernel], m: int, n: int, k: int, epilogue: str = "none") -> list[Launch]:
+    """The launches of a layer [m, k] x [n, k]^T whose kernels (a target's selection) are `ks`."""
+    values = {"M": m, "N": n, "K": k, "epi": EPILOGUES[epilogue]}
+    launches, have = [], {"x", "w", "w_scales", "w_tensor_scale", "bias"}
+    for kern in ks:
+        reads = tuple(b.name for b in kern.bindings() if not b.writes)
+        missing = [r for r in reads if r not in have]
+        if missing:
+            raise ValueError(f"{kern.name} reads {missing}, which no earlier kernel of {[x.name for x in ks]} writes")
+        shapes = kern.outputs(m, n, k)
+        writes = tuple(Output(b.name, tuple(shapes[b.name]), b.dtype) for b in kern.bindings() if b.writes)
+        have |= {o.name for o in writes}
+        consts = tuple(values[c] for c in kern.constants())
+        launches.append(Launch(kern, reads, writes, consts, kern.grid(m, n, k)))
+    return launches

@@ -1,0 +1,88 @@
+"""How the kernels' operands are laid out: which format pairs the block-scaled MMA takes natively,
+16-byte units of the tiles, their sizes, and the weights re-packed into them.
+
+Shared by the kernel kinds (`kinds.py`), the targets' kernel selection, the lowering that re-packs
+weights, and the GPU runner.
+"""
+
+from __future__ import annotations
+
+from mxc.numerics.formats import FORMATS, get_format
+
+from . import tcgen05 as tc
+
+BS_TILE = 128  # the block-scaled skeleton's tiles: 128 x 128 (mxc_bs.cuh)
+QGMMA_FORMATS = ("mxfp8", "mxfp8_e5m2")  # formats of both operands of Hopper's FP8 wgmma kernel
+MX_NATIVE = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4")  # kind::mxf8f6f4 / mxf4
+NV_ACT = ("nvfp4", "nvfp4_4over6")  # activations for kind::mxf4nvf4 (Four Over Six is NVFP4 on the wire)
+NV_WEIGHT = ("nvfp4", "nvfp4_4over6")
+BS_ACT_FORMATS = MX_NATIVE + NV_ACT  # what `bsq` quantizes
+WEIGHT_FORMATS = tuple(FORMATS)  # the decode path takes every format of the table
+
+
+def pair_kind(a_format: str, w_format: str) -> int | None:
+    """The tcgen05 kind that multiplies these activation x weight formats natively, or None."""
+    if a_format in MX_NATIVE and w_format in MX_NATIVE:
+        return tc.KIND_MXF4 if a_format == w_format == "mxfp4" else tc.KIND_MXF8F6F4
+    if a_format in NV_ACT and w_format in NV_WEIGHT:
+        return tc.KIND_MXF4NVF4
+    return None
+
+
+def native_pairs() -> list[tuple[str, str]]:
+    """Every (activation, weight) format pair with a block-scaled tcgen05 kind."""
+    return [(a, w) for a in BS_ACT_FORMATS for w in WEIGHT_FORMATS if pair_kind(a, w) is not None]
+
+
+def unit_elements(fmt: str, kind: int | None) -> int:
+    """Elements per 16-byte unit of an operand's tiles (mxc.kernels.layouts): bf16 8; packed FP4 32
+    (kind::mxf4 / mxf4nvf4, and the decode path's 4-bit formats); 16 otherwise (FP8, FP6, and FP4
+    unpacked for kind::mxf8f6f4)."""
+    if fmt == "bf16":
+        return 8
+    bits = get_format(fmt).element.bits
+    return 32 if bits == 4 and kind != tc.KIND_MXF8F6F4 else 16
+
+
+def pair_desc(a_format: str, w_format: str) -> tc.Desc:
+    """The instruction descriptor of the kernel for this pair (kind::f16 for the decode path)."""
+    kind = pair_kind(a_format, w_format)
+    if kind is None:
+        return tc.Desc(tc.KIND_F16, tc.idesc(tc.KIND_F16, "bf16", "bf16"))
+    ea, ew = get_format(a_format).element.name, get_format(w_format).element.name
+    return tc.Desc(kind, tc.idesc(kind, ea, ew, ue8m0=kind != tc.KIND_MXF4NVF4))
+
+
+def one_code(fmt) -> int:
+    """A scale code of `fmt` whose value is 1 (the padding's scale)."""
+    import numpy as np
+
+    from mxc.numerics.elements import decode_table
+
+    if fmt.scale.name == "e8m0":
+        return 127
+    table = decode_table(fmt.scale.element).numpy()
+    return int(np.flatnonzero(table == 1.0)[0])
+
+
+def tile_weights(codes, scales, fmt: str, ue: int, k: int):
+    """Weight codes [N, >=K] (one per element) and scale codes [N, ceil(K/bs)] -> the bsmma / bsdec
+    tiles (mxc.kernels.layouts): codes in 128 x 128 tiles of 16-byte units of `ue`, scales in 128x4
+    chunks padded with the scale code of 1."""
+    from . import layouts
+
+    f = get_format(fmt)
+    return (layouts.tile_codes(codes, f.element.bits, ue),
+            layouts.tile_scales(scales, k, f.block_size, one_code(f)))
+
+
+def tiled_sizes(fmt: str, ue: int, rows: int, k: int) -> tuple[int, int]:
+    """Bytes of an operand [rows, k] in the tiles (bsq's outputs, the re-packed weights): (codes,
+    scales), rows and k padded to 128; scales 0 for bf16."""
+    rp, kp = -(-rows // BS_TILE) * BS_TILE, -(-k // BS_TILE) * BS_TILE
+    return rp * kp * 16 // ue, (0 if fmt == "bf16" else rp * kp // get_format(fmt).block_size)
+
+
+def bf16_width(k: int) -> int:
+    """Columns of the bf16 activations the wgmma kernel reads: K rounded up to its K tile (64)."""
+    return -(-k // 64) * 64

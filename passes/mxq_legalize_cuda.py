@@ -1,0 +1,100 @@
+"""mxq-legalize-cuda: choose each fused layer's kernels for a CUDA target.
+
+The target (`mxc.targets`, option `target`: cuda-sm90 for Hopper, cuda-sm100 for Blackwell) picks
+the kernels of every `mxq.fused_matmul` from its shape and formats; they are recorded on the op as
+structured data, one dictionary per kernel in launch order (`mxq.kernels = [{kind = "gemv",
+name = "mxc_gemv_nvfp4_m4_bias", w_format = "nvfp4", mt = 4, bias = true, arch = "sm_90a"}]`), with
+the layer's path in words (`mxq.path`), so the manifest records which kernel each layer got and
+lower-mxq-to-cuda reads them back without choosing again. Where the target has no kernel for a
+layer's activation format (no block-scaled tensor-core kind for the pair, or quantizer options its
+kernels do not implement), the layer keeps its quantized weights and its activations stay in high
+precision, with a warning that names the layers and the reason. Quantize / dequantize pairs left on
+activation x activation matmuls are removed the same way (those matmuls run in float32 through
+IREE's codegen).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+from torch_mlir import ir
+
+from mxc.dialects.mxq import format_attr
+from mxc.dialects.mxq_kernels import KERNELS_ATTR, PATH_ATTR, kernels_attr
+from mxc.errors import MxcError, MxcWarning
+from mxc.numerics.formats import NONE
+from mxc.targets import GemmLayer, get_target
+from mxc.targets.cuda import CudaTarget
+
+from ._linalg import shape_of
+from .base import Pass, walk_ops
+
+CUDA_TARGETS = ("cuda-sm90", "cuda-sm100")
+
+
+def _s(op, key: str) -> str:
+    return ir.StringAttr(op.attributes[key]).value
+
+
+def cuda_target(name: str) -> CudaTarget:
+    """The CUDA target `name` (MxcError naming the valid ones otherwise)."""
+    target = get_target(name) if name in CUDA_TARGETS else None
+    if not isinstance(target, CudaTarget):
+        raise MxcError(f"unknown CUDA target '{name}' (valid: {', '.join(CUDA_TARGETS)})")
+    return target
+
+
+def gemm_layer(op) -> GemmLayer:
+    """What kernel selection sees of a `mxq.fused_matmul`."""
+    m = 1
+    for d in shape_of(op.x)[:-1]:
+        m *= d
+    return GemmLayer(_s(op, "layer"), m, format_attr(op, "w_format", allow_none=False), format_attr(op, "act_format"),
+                     op.bias is not None)
+
+
+@dataclasses.dataclass(frozen=True)
+class MxqLegalizeCuda(Pass):
+    """Pick each fused layer's kernels for `target`; keep activations high precision where none exists."""
+
+    name = "mxq-legalize-cuda"
+    target: str = "cuda-sm90"
+
+    def run(self, module: ir.Operation) -> None:
+        target = cuda_target(self.target)
+        kept: dict[str, list[str]] = {}  # reason -> layers whose activations stay high precision
+        for op in walk_ops(module, "mxq.fused_matmul"):
+            layer = gemm_layer(op)
+            ks = target.select(layer)
+            if isinstance(ks, str) and layer.a_format is not None:
+                reason = ks
+                op.operation.attributes["act_format"] = ir.StringAttr.get(NONE)
+                ks = target.select(dataclasses.replace(layer, acts=None))
+                decision = _s(op, "mxq.decision") + f"; activations high precision on {self.target}: {reason}"
+                op.operation.attributes["mxq.decision"] = ir.StringAttr.get(decision)
+                kept.setdefault(reason, []).append(layer.layer)
+            if isinstance(ks, str):
+                raise MxcError(f"layer {layer.layer}: {ks}; choose another format for it (--policy) or --target cpu")
+            op.operation.attributes[KERNELS_ATTR] = kernels_attr(ks)
+            op.operation.attributes[PATH_ATTR] = ir.StringAttr.get(ks[-1].path)
+        for reason, layers in kept.items():
+            shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
+            warnings.warn(f"{len(layers)} layer(s) ({shown}): {reason}; their activations stay in high precision "
+                          f"and their weights stay quantized", MxcWarning, stacklevel=2)
+        self._drop_activation_qdq(module)
+
+    def _drop_activation_qdq(self, module: ir.Operation) -> None:
+        for deq in walk_ops(module, "mxq.dequantize"):
+            src = deq.elements.owner
+            if isinstance(src, ir.Block) or src.operation.name != "mxq.quantize":
+                continue
+            users = [u.owner for u in deq.result.uses]
+            layer = next((_s(u, "layer") for u in users if "layer" in u.attributes), "an activation matmul")
+            warnings.warn(f"layer {layer}: activation x activation matmuls have no {self.target} kernel; "
+                          f"its operands stay in high precision", MxcWarning, stacklevel=2)
+            deq.result.replace_all_uses_with(src.operation.operands[0])
+            deq.operation.erase()
+        for q in walk_ops(module, "mxq.quantize"):
+            if all(not list(r.uses) for r in q.results):
+                q.operation.erase()

@@ -1,0 +1,41 @@
+"""`cuda-sm90`: Hopper (H100, H200), mxc's sm_90a kernels.
+
+Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `gemv` at decode shapes
+(M <= 16), else activations to bf16 + `wgmma` on weights decoded in shared memory. MXFP8 x MXFP8:
+`actq` + `qgmma` on the FP8 tensor cores. The other native block-scaled pairs: the block-scaled
+skeleton's twin (both operands decoded to bf16 for wgmma), the sm_100a kernels' stand-in that
+checks them on this hardware.
+"""
+
+from __future__ import annotations
+
+from mxc.kernels.catalog import native_pair_kernels
+from mxc.kernels.kinds import GEMV_MAX_M, GEMV_MT, ActQ, Gemv, Qgmma, ToBf16, Wgmma
+from mxc.kernels.operands import MX_NATIVE, QGMMA_FORMATS, pair_kind
+
+from .base import GemmLayer
+from .cuda import CudaTarget
+
+
+class CudaSm90(CudaTarget):
+    name = "cuda-sm90"
+    help = "Hopper: mxc's sm_90a kernels inside an IREE CUDA program (needs nvcc)"
+    device = "cuda"
+    driver = "cuda"
+    arch = "sm_90a"
+
+    def kernels(self, layer: GemmLayer):
+        w, a, bias = layer.w_format, layer.a_format, layer.bias
+        if a is None:
+            if layer.m <= GEMV_MAX_M:
+                return [Gemv(w_format=w, bias=bias, mt=next(v for v in GEMV_MT if v >= layer.m))]
+            return [ToBf16(), Wgmma(w_format=w, bias=bias)]
+        if a in QGMMA_FORMATS and w in QGMMA_FORMATS:
+            return [ActQ(a_format=a), Qgmma(w_format=w, a_format=a, bias=bias)]
+        if pair_kind(a, w) is not None:
+            return native_pair_kernels(a, w, bias, self.arch)
+        return (f"{a} activations x {w} weights have no cuda-sm90 kernel (quantized activations need "
+                f"{', '.join(MX_NATIVE)} with each other, or nvfp4 with nvfp4 / nvfp4_4over6 weights; or weights-only)")
+
+
+TARGET = CudaSm90()

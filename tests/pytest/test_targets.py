@@ -1,0 +1,104 @@
+"""The targets: registry, kernel selection per target, format paths derived from it, a layer's launches."""
+
+from __future__ import annotations
+
+import pytest
+
+from mxc.kernels import Kernel, layer_launches
+from mxc.kernels.kinds import ActQ, Amax, BsDec, BsMma, BsQ, Gemv, Qgmma, ToBf16, Wgmma
+from mxc.numerics.options import FormatSpec
+from mxc.targets import TARGET_NAMES, GemmLayer, UnknownTargetError, by_device, get_target, support_table
+
+SM100 = "sm_100a"
+
+
+def sel(m: int, w: str, a: str | None = None, bias: bool = False, target: str = "cuda-sm90"):
+    """The kernels `target` selects for an [m, K] x [N, K]^T layer, or its reason string."""
+    acts = FormatSpec.parse(a) if a else None
+    return get_target(target).select(GemmLayer("fc", m, FormatSpec.parse(w), acts, bias))
+
+
+def test_registry():
+    assert TARGET_NAMES == ("cpu", "cuda-sm90", "cuda-sm100")
+    assert [get_target(n).name for n in TARGET_NAMES] == list(TARGET_NAMES)
+    assert by_device("cuda").name == "cuda-sm90" and by_device("cpu").name == "cpu" and by_device("rocm") is None
+    assert get_target("cuda-sm100").device is None and "Blackwell" in get_target("cuda-sm100").not_runnable
+    with pytest.raises(UnknownTargetError, match="unknown target 'rocm': valid targets are cpu, cuda-sm90, cuda-sm100"):
+        get_target("rocm")
+
+
+def test_sm90_select_by_shape_and_format():
+    assert sel(1, "mxfp4") == [Gemv(w_format="mxfp4", mt=1)]
+    assert sel(3, "nvfp4", bias=True) == [Gemv(w_format="nvfp4", bias=True, mt=4)]
+    assert sel(16, "if4") == [Gemv(w_format="if4", mt=16)]
+    assert sel(17, "mxfp6_e2m3") == [ToBf16(), Wgmma(w_format="mxfp6_e2m3")]
+    assert sel(4096, "mxfp8", "mxfp8", True) == [ActQ(a_format="mxfp8"), Qgmma(w_format="mxfp8", a_format="mxfp8", bias=True)]
+    # other native pairs: the block-scaled skeleton's Hopper twin
+    assert sel(128, "mxfp4", "mxfp4") == [BsQ(a_format="mxfp4", unit=32), BsMma(w_format="mxfp4", a_format="mxfp4")]
+    assert sel(8, "nvfp4_4over6", "nvfp4", True) == [
+        Amax(a_format="nvfp4"), BsQ(a_format="nvfp4", unit=32),
+        BsMma(w_format="nvfp4_4over6", a_format="nvfp4", bias=True)]
+    why = sel(128, "mxint8", "mxint8")
+    assert isinstance(why, str) and "mxint8 activations x mxint8 weights have no cuda-sm90 kernel" in why
+    # the activation quantizers implement the default options only
+    assert "implements scale_rule=floor, rounding=rne (not mxfp8{rounding=stochastic,seed=1})" in \
+        sel(128, "mxfp8", "mxfp8{rounding=stochastic,seed=1}")
+    assert "implements error_metric=mse" in sel(128, "nvfp4", "nvfp4_4over6{error_metric=mae}")
+
+
+def test_sm100_select_native_pairs_and_decode_path():
+    s = lambda m, w, a=None, b=False: sel(m, w, a, b, "cuda-sm100")  # noqa: E731
+    assert s(4096, "mxfp4", "mxfp4") == [BsQ(a_format="mxfp4", unit=32, arch=SM100),
+                                         BsMma(w_format="mxfp4", a_format="mxfp4", arch=SM100)]
+    # a mixed pair of kind::mxf8f6f4: FP4 unpacked, 16 per 16-byte unit
+    assert s(4096, "mxfp4", "mxfp6_e3m2")[0] == BsQ(a_format="mxfp6_e3m2", unit=16, arch=SM100)
+    assert BsMma(w_format="mxfp4", a_format="mxfp6_e3m2", arch=SM100).units() == (16, 16)
+    assert [k.kind for k in s(4096, "nvfp4_4over6", "nvfp4", True)] == ["amax", "bsq", "bsmma"]
+    # weight-only: gemv at decode shapes, bf16 x decoded weights on kind::f16 otherwise
+    assert s(3, "if4") == [Gemv(w_format="if4", mt=4, arch=SM100)]
+    assert s(17, "mxint8") == [BsQ(a_format="bf16", arch=SM100), BsDec(w_format="mxint8", arch=SM100)]
+    why = s(128, "mxint8", "mxint8")
+    assert isinstance(why, str) and "no block-scaled tcgen05 kind" in why
+
+
+def test_layer_paths_in_words():
+    assert sel(4096, "nvfp4", "nvfp4", target="cuda-sm100")[-1].path == "native: tcgen05.mma kind::mxf4nvf4.block_scale"
+    assert sel(4096, "mxfp4", "mxfp4")[-1].path == "twin of kind::mxf4: decoded to bf16, wgmma"
+    assert sel(4096, "if4", target="cuda-sm100")[-1].path.startswith("decode:")
+    assert sel(4096, "mxfp8", "mxfp8")[-1].path.startswith("native: FP8 wgmma (QGMMA)")
+
+
+@pytest.mark.parametrize("fmt, target, path", [
+    ("if4", "cpu", "emulated"), ("mxfp8", "cuda-sm90", "native: FP8 wgmma (QGMMA)"),
+    ("mxfp4", "cuda-sm90", "twin of kind::mxf4"), ("mxfp6_e3m2", "cuda-sm100", "native: tcgen05.mma kind::mxf8f6f4"),
+    ("nvfp4_4over6", "cuda-sm100", "kind::mxf4nvf4"), ("mxint8", "cuda-sm100", "decode path, weight-only"),
+    ("if4", "cuda-sm90", "decode path, weight-only: weights to bf16 in shared memory, wgmma"),
+])
+def test_format_paths_come_from_selection(fmt, target, path):
+    rows = {r["name"]: r for r in support_table()}
+    assert path in rows[fmt]["paths"][target]
+
+
+def test_kernels_round_trip_as_data():
+    for k in (Gemv(w_format="nvfp4", bias=True, mt=4), ToBf16(), BsQ(a_format="mxfp4", unit=32, arch=SM100),
+              BsMma(w_format="nvfp4_4over6", a_format="nvfp4", bias=True)):
+        assert Kernel.from_dict(k.to_dict()) == k
+    with pytest.raises(ValueError, match="does not match its fields"):
+        Kernel.from_dict({**Gemv(w_format="mxfp4", mt=4).to_dict(), "name": "mxc_gemv_mxfp4_m16"})
+    with pytest.raises(ValueError, match="unknown kernel kind 'gemm'"):
+        Kernel.from_dict({"kind": "gemm"})
+
+
+def test_layer_launches_connect_by_buffer_name():
+    """amax -> bsq -> bsmma: each reads what an earlier one wrote; shapes from the kinds, grids from Kernel.grid."""
+    ks = sel(300, "nvfp4", "nvfp4", True)
+    amax, bsq, mma = layer_launches(ks, 300, 200, 1000, "gelu")
+    assert amax.reads == ("x",) and [o.name for o in amax.writes] == ["a_tensor_scale"] and amax.grid == (128, 1, 1)
+    assert bsq.reads == ("x", "a_tensor_scale") and [o.name for o in bsq.writes] == ["a", "a_scales"]
+    assert bsq.writes[0].shape == (384 * 1024 // 2,) and bsq.writes[1].shape == (384 * 1024 // 16,)
+    assert mma.reads == ("a", "a_scales", "a_tensor_scale", "w", "w_scales", "w_tensor_scale", "bias")
+    assert mma.constants == (300, 200, 1000, 2) and mma.grid == (2, 3, 1) and mma.writes[0].shape == (300, 200)
+    tobf16, wgmma = layer_launches(sel(300, "mxfp4"), 300, 200, 1000)
+    assert tobf16.writes[0].dtype == "bf16" and tobf16.writes[0].shape == (300, 1024) and wgmma.reads[0] == "a"
+    with pytest.raises(ValueError, match="reads \\['a', 'a_scales', 'a_tensor_scale'\\], which no earlier kernel"):
+        layer_launches(ks[-1:], 300, 200, 1000)
