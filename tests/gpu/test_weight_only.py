@@ -1,0 +1,55 @@
+"""Weight-only layers on cuda-sm90's kernels, every weight format: the weights `gemv` decodes, bit for
+bit (x = identity), and the layer through the kernels the target selects (`gemv` at decode shapes,
+`tobf16` + `wgmma` at prefill) against the float64 reference, K not a multiple of the block."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
+
+from mxc.kernels.kinds import Gemv
+from mxc.kernels.operands import WEIGHT_FORMATS
+from mxc.numerics.quantize import quantize
+from mxc.runtime.cuda import run_layer
+
+CHECK_M = (1, 5, 16, 300)  # gemv at M = 1, 5 (a partial pass of 16), 16; wgmma at 300
+
+
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_decode(gpu, fmt):
+    """y = I @ W^T = W^T: the kernel's decoded weights equal numerics.dequantize, zero blocks,
+    subnormals and a row scaled by 1e30 included."""
+    k, n = 96, 40
+    q = quantize(spread_matrix(n, k, 1), fmt)
+    ref = q.dequantize(rotated=True)[:, :k]
+    ks = [Gemv(w_format=fmt, mt=16)]
+    gpu.require(ks)
+    y = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q)
+    got = y.t().contiguous().cpu()
+    differ = got != ref
+    # equal values: a -0 code reads +0 after the sum with +0 terms
+    assert torch.equal(got, ref), (f"{differ.sum().item()} of {n}x{k} weights differ, e.g. "
+                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+
+
+@pytest.mark.parametrize("m", CHECK_M, ids=lambda m: f"M{m}")
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_linear(gpu, record_property, fmt, m):
+    """gelu(x @ W^T + bias) at M x K=1000 x N=200 within TOL * sum|x||w|; with bf16 activations
+    (tobf16) the reference rounds x to bf16 and holds the weights as the bf16 tiles do."""
+    k, n = 1000, 200
+    w, x, bias = layer_inputs(m, k, n, seed=m)
+    q = quantize(w, fmt)
+    ks = sm90(m, fmt, None, True)
+    gpu.require(ks)
+    if any(kern.rounding == "bf16 activations" for kern in ks):
+        x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
+    else:
+        x_ref, wd = x.double(), q.dequantize(rotated=True).double()[:, :k]
+    ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
+    mag = x_ref.abs() @ wd.abs().T + bias.double().abs()
+    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda())
+    ok, worst = close(y, ref, mag, TOL)
+    record_property("worst", worst)
+    assert ok, f"{ks[-1].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
