@@ -6,8 +6,10 @@ import math
 
 from torch_mlir import ir
 
+from mxc.dialects.mxq import format_attr
+from mxc.dialects.mxq_kernels import PATH_ATTR, kernels_of
 from mxc.numerics.formats import NONE
-from mxc.numerics.options import parse_spec
+from mxc.numerics.options import FormatSpec, spec_text
 
 _MATMULS = ("mxq.fused_matmul", "mxq.matmul", "mxq.scaled_matmul")
 
@@ -25,9 +27,15 @@ def _param(v):
     return owner if not isinstance(owner, ir.Block) and owner.operation.name == "mxq.param" else None
 
 
+def _formats(w: FormatSpec | None, a: FormatSpec | None) -> dict:
+    """The weights' and activations' specs as text, and their format names ("none": high precision)."""
+    return {"weight_format": spec_text(w), "activation_format": spec_text(a),
+            "weight_format_name": w.name if w else NONE, "activation_format_name": a.name if a else NONE}
+
+
 def _fused_entry(op) -> dict:
-    w_spec = _s(op, "w_format")
-    w_fmt, w_opts = parse_spec(w_spec)
+    w_spec = format_attr(op, "w_format")
+    w_fmt = w_spec.format
     x, w = _shape(op.operands[0]), _shape(op.operands[1])
     n, k = w[0], x[-1]
     elems = _param(op.operands[1])
@@ -37,10 +45,9 @@ def _fused_entry(op) -> dict:
         "layer": _s(op, "layer"),
         "op": _s(op, "mxq.op") if "mxq.op" in op.attributes else "linear",
         "status": "quantized",
-        "weight_format": w_spec,
-        "activation_format": _s(op, "act_format"),
+        **_formats(w_spec, format_attr(op, "act_format")),
         "scale_encoding": w_fmt.scale.name,
-        "options": w_opts.to_dict(),
+        "options": w_spec.options.to_dict(),
         "block_size": w_fmt.block_size,
         "epilogue": _s(op, "epilogue"),
         "has_bias": len(op.operands) > 3 + int(w_fmt.tensor_scale),
@@ -50,35 +57,46 @@ def _fused_entry(op) -> dict:
         "weight_sqnr_db": None if sqnr is None or math.isinf(sqnr) else round(sqnr, 2),
         "nonfinite_weight_blocks": int(elems.attributes["mxq.nonfinite_blocks"].value) if elems else 0,
         "decision": _s(op, "mxq.decision"),
-        "kernel": _s(op, "mxq.kernel") if "mxq.kernel" in op.attributes
-        else "cpu: linalg (dequantize + f32 contraction)",
-        "path": _s(op, "mxq.path") if "mxq.path" in op.attributes
-        else "emulated: decode to f32 + f32 contraction (IREE llvm-cpu)",
+        **_kernel_fields(op),
     }
 
 
-def _qdq_format(v) -> str:
-    """The format of a dequantize feeding `v`, or 'none'."""
+def _kernel_fields(op) -> dict:
+    """Which kernels run the layer (CUDA targets: mxq.kernels), the path in words, and what their
+    numerics add to float32 summation order (`run --compare` sets its tolerance from it)."""
+    kernels = kernels_of(op)
+    if kernels is None:
+        return {"kernel": "cpu: linalg (dequantize + f32 contraction)",
+                "path": "emulated: decode to f32 + f32 contraction (IREE llvm-cpu)", "run_time_rounding": []}
+    return {
+        "kernel": " + ".join(k.name for k in kernels),
+        "kernels": [k.to_dict() for k in kernels],
+        "path": _s(op, PATH_ATTR),
+        "run_time_rounding": sorted({k.rounding for k in kernels if k.rounding}),
+    }
+
+
+def _qdq_format(v) -> FormatSpec | None:
+    """The format of a dequantize feeding `v`, or None."""
     owner = v.owner
     if isinstance(owner, ir.Block) or owner.operation.name != "mxq.dequantize":
-        return NONE
-    return _s(owner.operation, "format")
+        return None
+    return format_attr(owner, "format")
 
 
 def _matmul_entry(op) -> dict:
     decision = _s(op, "mxq.decision") if "mxq.decision" in op.attributes else "not assigned"
     a_fmt, b_fmt = _qdq_format(op.operands[0]), _qdq_format(op.operands[1])
     if op.name == "mxq.scaled_matmul":
-        a_fmt, b_fmt = _s(op, "a_format"), _s(op, "b_format")
-    quantized = b_fmt != NONE
+        a_fmt, b_fmt = format_attr(op, "a_format"), format_attr(op, "b_format")
+    quantized = b_fmt is not None
     return {
         "layer": _s(op, "layer") if "layer" in op.attributes else _s(op, "mxq.layer"),
         "op": "matmul" if op.name == "mxq.matmul" else "scaled_matmul",
         "status": "quantized (unfused QDQ)" if quantized else "high precision",
         "input_shape": _shape(op.operands[0]),
         "weight_shape": _shape(op.operands[1]),
-        "weight_format": b_fmt,
-        "activation_format": a_fmt,
+        **_formats(b_fmt, a_fmt),
         "bits_per_weight": 32.0 if not quantized else None,
         "decision": decision,
     }
@@ -98,8 +116,7 @@ def layer_table(module: ir.Module) -> list[dict]:
                 "layer": _s(op, "mxq.layer"),
                 "op": op.name.removeprefix("torch.aten."),
                 "status": "high precision",
-                "weight_format": NONE,
-                "activation_format": NONE,
+                **_formats(None, None),
                 "bits_per_weight": 32.0,
                 "decision": _s(op, "mxq.reason"),
             })

@@ -14,14 +14,10 @@ import numpy as np
 import torch
 
 from mxc.errors import ArtifactError
+from mxc.targets import TARGET_NAMES, by_device, get_target, targets
 from mxc.weights import PARAMETER_SCOPE
 
 ARTIFACT_FILES = ("model.vmfb", "model.irpa", "manifest.json", "inputs.pt")
-DEVICES = {"cpu": ("cpu", "local-task"), "cuda": ("cuda-sm90", "cuda")}  # --device: (target it runs, IREE driver)
-# Targets no --device here runs, and why: the message of a load of such an artifact.
-NOT_RUNNABLE = {"cuda-sm100": "its kernels are sm_100a (Blackwell) cubins, and mxc has no Blackwell GPU to run "
-                              "them on: inspect it with `mxc inspect`, or recompile with --target cuda-sm90 "
-                              "(Hopper) or --target cpu"}
 
 
 @dataclass
@@ -54,8 +50,10 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
     from iree import runtime as rt
 
     path = Path(path)
-    if device not in DEVICES:
-        raise ArtifactError(f"unknown device '{device}' (devices: {', '.join(DEVICES)})")
+    runs = by_device(device)
+    if runs is None:
+        devices = [t.device for t in targets() if t.device]  # each runs the artifacts of one target
+        raise ArtifactError(f"unknown device '{device}' (devices: {', '.join(devices)})")
     if not path.is_dir():
         raise ArtifactError(f"{path}: no such artifact directory (create one with: mxc compile MODEL.py -o {path})")
     missing = [f for f in ARTIFACT_FILES if not (path / f).is_file()]
@@ -65,15 +63,15 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
         manifest = json.loads((path / "manifest.json").read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ArtifactError(f"{path}/manifest.json is corrupt ({e}); recompile with mxc compile") from e
-    target, driver = DEVICES[device]
-    if manifest.get("target") in NOT_RUNNABLE:
-        raise ArtifactError(f"{path}: a {manifest['target']} artifact cannot run here: "
-                            f"{NOT_RUNNABLE[manifest['target']]}")
-    if manifest.get("target") != target:
-        other = next((d for d, (t, _) in DEVICES.items() if t == manifest.get("target")), None)
-        fix = f"run it with --device {other}" if other else "recompile it"
-        raise ArtifactError(f"{path}: built for target '{manifest.get('target')}', not for --device {device} "
-                            f"(which runs {target} artifacts); {fix}, or recompile with --target {target}")
+    built_for = manifest.get("target")
+    target = get_target(built_for) if built_for in TARGET_NAMES else None
+    if target is not None and target.device is None:
+        raise ArtifactError(f"{path}: a {built_for} artifact cannot run here: {target.not_runnable}")
+    if target is not runs:
+        fix = f"run it with --device {target.device}" if target else "recompile it"
+        raise ArtifactError(f"{path}: built for target '{built_for}', not for --device {device} "
+                            f"(which runs {runs.name} artifacts); {fix}, or recompile with --target {runs.name}")
+    driver = runs.driver
     try:
         config = rt.Config(driver)
     except Exception as e:

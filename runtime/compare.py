@@ -70,8 +70,8 @@ def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> d
     close = ((outputs[0] - fq[0]).abs() <= tol) | (torch.isnan(outputs[0]) & torch.isnan(fq[0]))
     layers = artifact.manifest["layers"]
     requantized = any(r.get("activation_format", "none") != "none" for r in layers)
-    bf16 = any("wgmma" in r.get("kernel", "") for r in layers)
-    fp8_tc = any("qgmma" in r.get("kernel", "") for r in layers)
+    rounding = {x for r in layers for x in r.get("run_time_rounding", [])}  # what the kernels add (manifest)
+    bf16, fp8_tc = "bf16 activations" in rounding, "fp8 block sums" in rounding
     if requantized or bf16:
         why = "bf16 activations of the wgmma kernels" if bf16 and not requantized else "activation rounding flips"
         frac = FLIP_FRACTION_FP8 if fp8_tc else FLIP_FRACTION

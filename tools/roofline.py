@@ -1,26 +1,23 @@
-"""A roofline estimate per layer for Blackwell (B200), from an artifact's manifest.
+"""A roofline estimate per layer for a target with a `Roofline` (cuda-sm100: a B200), from a manifest.
 
 `mxc inspect ARTIFACT --target cuda-sm100` prints it: for each quantized layer, the
-kernels cuda-sm100 would run (`mxc.kernels.select`), the tensor-core rate of that
-path, the bytes it moves, and time = max(FLOPs / peak, bytes / bandwidth). Dense
-peaks of the B200 (HGX, 1000 W; ../shared/reference §5): 2.25 PFLOP/s bf16,
-4.5 PFLOP/s FP8 / FP6 (kind::mxf8f6f4, whatever its operands), 9 PFLOP/s FP4
-(kind::mxf4, kind::mxf4nvf4), 8 TB/s HBM3e. Decode-shaped weight-only layers
-(gemv) run on the CUDA cores; they are bandwidth-bound, so the estimate uses
-bytes only. An estimate, not a measurement: no Blackwell GPU has run these kernels.
+kernels the target would run (its `select`), the tensor-core rate of that path
+(the target's `roofline`), the bytes it moves, and time = max(FLOPs / peak,
+bytes / bandwidth). Decode-shaped weight-only layers (gemv) run on the CUDA
+cores; they are bandwidth-bound. An estimate, not a measurement: no Blackwell
+GPU has run these kernels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mxc.kernels import layer_path, pair_kind, select
 from mxc.kernels import tcgen05 as tc
-from mxc.numerics.formats import NONE, get_format
-
-PEAK_FLOPS = {tc.KIND_F16: 2.25e15, tc.KIND_MXF8F6F4: 4.5e15, tc.KIND_MXF4: 9e15, tc.KIND_MXF4NVF4: 9e15}
-BANDWIDTH = 8e12  # bytes/s
-GEMV_FLOPS = 80e12  # FP32 FMA on the CUDA cores (148 SMs): never the bound at M <= 16
+from mxc.kernels.kinds import BsDec, Gemv
+from mxc.kernels.operands import pair_kind
+from mxc.numerics.formats import get_format
+from mxc.numerics.options import FormatSpec
+from mxc.targets import GemmLayer, Roofline, get_target
 
 
 @dataclass(frozen=True)
@@ -44,7 +41,11 @@ def _bits(fmt: str) -> float:
     return get_format(fmt).bits_per_element
 
 
-def estimate(row: dict) -> Estimate | None:
+def _peak(r: Roofline, kind: int) -> float:
+    return {tc.KIND_F16: r.bf16, tc.KIND_MXF8F6F4: r.fp8, tc.KIND_MXF4: r.fp4, tc.KIND_MXF4NVF4: r.fp4}[kind]
+
+
+def estimate(row: dict, target_name: str = "cuda-sm100") -> Estimate | None:
     """The estimate of one manifest row (None for a layer that is not quantized)."""
     if row.get("status") != "quantized":
         return None
@@ -53,39 +54,43 @@ def estimate(row: dict) -> Estimate | None:
     m = 1
     for d in lead:
         m *= d
-    w_fmt = row["weight_format"].split("{")[0]
-    a_fmt = row["activation_format"].split("{")[0]
-    bias = bool(row.get("has_bias"))
-    ks = select(m, w_fmt, a_fmt, bias, "cuda-sm100")
-    if isinstance(ks, str) and a_fmt != NONE:  # what mxq-legalize-cuda does: activations high precision
-        a_fmt, ks = NONE, select(m, w_fmt, NONE, bias, "cuda-sm100")
+    target = get_target(target_name)
+    acts = row["activation_format"]
+    layer = GemmLayer(row["layer"], m, FormatSpec.parse(row["weight_format"]),
+                      None if acts == "none" else FormatSpec.parse(acts), bool(row.get("has_bias")))
+    ks = target.select(layer)
+    if isinstance(ks, str) and layer.acts is not None:  # what mxq-legalize-cuda does: activations high precision
+        layer = GemmLayer(layer.layer, m, layer.weights, None, layer.bias)
+        ks = target.select(layer)
     if isinstance(ks, str):
-        return Estimate(row["layer"], m, n, k, f"no cuda-sm100 kernel: {ks}", 0.0, 0.0, 0.0, float("nan"), "-")
-    main = ks[-1]
-    if main.kind == "gemv":
-        peak = GEMV_FLOPS
-    elif main.kind == "bsdec":
-        peak = PEAK_FLOPS[tc.KIND_F16]
+        return Estimate(row["layer"], m, n, k, f"no {target.name} kernel: {ks}", 0.0, 0.0, 0.0, float("nan"), "-")
+    main, r = ks[-1], target.roofline
+    a_fmt = layer.a_format
+    if isinstance(main, Gemv):
+        peak = r.cuda_cores
+    elif isinstance(main, BsDec):
+        peak = r.bf16
     else:
-        peak = PEAK_FLOPS[pair_kind(a_fmt, w_fmt)]
+        peak = _peak(r, pair_kind(a_fmt, layer.w_format))
     flops = 2.0 * m * n * k
     # weights (codes + scales) once; activations read as float32, and (except by gemv) written by bsq
     # as codes or bf16 and read back by the GEMM; the float32 output written
-    staged = 0.0 if main.kind == "gemv" else 2 * _bits("bf16" if main.kind == "bsdec" else a_fmt) / 8 * m * k
+    staged = 0.0 if isinstance(main, Gemv) else 2 * _bits("bf16" if isinstance(main, BsDec) else a_fmt) / 8 * m * k
     nbytes = row["bits_per_weight"] * n * k / 8 + 4.0 * m * k + staged + 4.0 * m * n
-    t_c, t_m = flops / peak, nbytes / BANDWIDTH
-    return Estimate(row["layer"], m, n, k, layer_path(ks), peak, flops, nbytes, max(t_c, t_m),
+    t_c, t_m = flops / peak, nbytes / r.bandwidth
+    return Estimate(row["layer"], m, n, k, main.path, peak, flops, nbytes, max(t_c, t_m),
                     "compute" if t_c >= t_m else "memory")
 
 
-def report(manifest: dict) -> str:
-    """The table `mxc inspect --target cuda-sm100` prints."""
-    lines = [f"roofline on cuda-sm100 (B200: 2.25 PF bf16, 4.5 PF FP8/FP6, 9 PF FP4, 8 TB/s; an estimate, "
-             f"not measured)",
+def report(manifest: dict, target_name: str = "cuda-sm100") -> str:
+    """The table `mxc inspect --target TARGET` prints."""
+    r = get_target(target_name).roofline
+    lines = [f"roofline on {target_name} ({r.device}: {r.bf16 / 1e15:g} PF bf16, {r.fp8 / 1e15:g} PF FP8/FP6, "
+             f"{r.fp4 / 1e15:g} PF FP4, {r.bandwidth / 1e12:g} TB/s; an estimate, not measured)",
              f"{'layer':40s} {'M x N x K':>20s} {'peak PF':>7s} {'FLOP/B':>7s} {'est us':>8s} {'bound':7s} path"]
     total = 0.0
     for row in manifest["layers"]:
-        e = estimate(row)
+        e = estimate(row, target_name)
         if e is None:
             continue
         shape = f"{e.m}x{e.n}x{e.k}"

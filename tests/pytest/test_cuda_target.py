@@ -29,13 +29,17 @@ def test_weight_only_artifact_embeds_the_kernels(tmp_path):
     kernels = {r["layer"]: r["kernel"] for r in m["layers"]}
     assert kernels == {"fc1": "mxc_gemv_nvfp4_m16_bias", "fc2": "mxc_gemv_nvfp4_m16_bias",
                        "head": "mxc_gemv_nvfp4_m16"}
+    fc1 = m["layers"][0]  # the same choice as data, and what its numerics add (none: f32 FMA)
+    assert fc1["kernels"] == [{"kind": "gemv", "name": "mxc_gemv_nvfp4_m16_bias", "arch": "sm_90a",
+                               "w_format": "nvfp4", "bias": True, "mt": 16}] and fc1["run_time_rounding"] == []
     vmfb = (out / "model.vmfb").read_bytes()
     assert b"mxc_gemv_nvfp4_m16_bias" in vmfb and b"mxc_gemv_nvfp4_m16\x00" in vmfb  # the cubin, embedded
     for ext in ("cu", "ptx", "cubin"):
         assert (out / "kernels" / f"mxc_sm90a.{ext}").stat().st_size > 0
         assert (dump / f"mxc_sm90a.{ext}").is_file()  # beside the MLIR of every phase
     phases = sorted(p.name for p in dump.glob("mlp.*.mlir"))
-    assert phases[5:8] == ["mlp.5.legalize-cuda.mlir", "mlp.6.lower-cuda.mlir", "mlp.7.iree-input.mlir"]
+    assert phases[5:9] == ["mlp.5.legalize-cuda.mlir", "mlp.6.lower-cuda.mlir", "mlp.7.lower-linalg.mlir",
+                          "mlp.8.iree-input.mlir"]
     assert "flow.dispatch" in (dump / "mlp.6.lower-cuda.mlir").read_text()
     assert (out / "reference.pt").is_file()  # what `mxc run --compare` reads on the GPU machine
 
@@ -69,6 +73,7 @@ def test_mxfp8_activations_use_the_fp8_tensor_cores(tmp_path):
     for r in _manifest(out)["layers"]:
         assert r["activation_format"] == "mxfp8"
         assert r["kernel"].startswith("mxc_actq_mxfp8 + mxc_qgmma_mxfp8_mxfp8")
+        assert r["run_time_rounding"] == ["fp8 block sums"]
 
 
 def test_prefill_shapes_take_wgmma(tmp_path):
