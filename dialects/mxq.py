@@ -4,10 +4,12 @@ Defined in Python with `torch_mlir.dialects.ext` (IRDL-backed), loaded into the
 context like any MLIR dialect. Tensors use MLIR's builtin small float types, so
 a dump shows the real element types (`f4E2M1FN`, `f6E2M3FN`, `f8E8M0FNU`, ...;
 `i8`/`i4` where MLIR has no type: MXINT8, IF4 and NVINT4 codes, IF4 and UE5M3
-scales). Formats are named by string attributes holding a format spec, a name
-of the format table of `mxc.numerics` with optional options
-(`"mxfp4{scale_rule=rceil,hadamard=32}"`, see `mxc.numerics.options`); the
-verifiers check every shape and combination against that table.
+scales). Formats are named by string attributes holding a canonical format
+spec, a name of the format table of `mxc.numerics` with optional options
+(`"mxfp4{scale_rule=rceil,hadamard=32}"`, see `mxc.numerics.options`), or
+"none". They are written by `spec_attr` and read only by `format_attr`, which
+returns the parsed `FormatSpec` (None for "none"); the verifiers check every
+shape and combination against the format table.
 
     %e, %s = mxq.quantize %x {format = "mxfp4", block_size = 32, axis = 1}
         : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>)
@@ -22,6 +24,7 @@ Ops (generic syntax in dumps):
 """
 
 
+import functools
 from typing import Any
 
 from torch_mlir import ir
@@ -29,7 +32,7 @@ from torch_mlir.dialects import ext
 from torch_mlir.dialects.ext import Operand, Result
 
 from mxc.numerics.formats import NONE
-from mxc.numerics.options import parse_spec
+from mxc.numerics.options import FormatSpec, parse_optional, spec_text
 
 EPILOGUES = ("none", "relu", "gelu", "silu")
 Tensor = ir.RankedTensorType
@@ -65,38 +68,59 @@ def _int(attr) -> int:
     return ir.IntegerAttr(attr).value
 
 
-def _check_format(spec: str, block_size: int, allow_none: bool = False):
-    """Error string for a format spec that does not parse or has another block size, else None."""
-    if allow_none and spec == NONE:
-        return None
+@functools.cache
+def _parse(text: str) -> FormatSpec | None:
+    return parse_optional(text)
+
+
+def format_attr(op, name: str, *, allow_none: bool = True) -> FormatSpec | None:
+    """The FormatSpec an op's format attribute `name` holds, None for "none" (high precision).
+
+    The one reader of the spec strings in the IR (parsed once per distinct
+    text). Raises the numerics' ValueError for a malformed spec, and for "none"
+    where `allow_none` is false.
+    """
+    text = _str(getattr(op, "operation", op).attributes[name])
+    if text == NONE and not allow_none:
+        FormatSpec.parse(text)  # raises: "none" is not a format
+    return _parse(text)
+
+
+def spec_attr(spec: FormatSpec | None) -> ir.StringAttr:
+    """The attribute that carries `spec` in the IR: its canonical text, "none" for None."""
+    return ir.StringAttr.get(spec_text(spec))
+
+
+def _checked_format(op, name: str, block_size: int, allow_none: bool = False):
+    """(spec, None), or (None, error string) for a spec that does not parse or has another block size."""
     try:
-        fmt, _ = parse_spec(spec)
+        spec = format_attr(op, name, allow_none=allow_none)
     except ValueError as e:
-        return str(e)
-    if fmt.block_size != block_size:
-        return f"format '{spec}' has block size {fmt.block_size}, not {block_size}"
-    return None
+        return None, str(e)
+    if spec is not None and spec.block_size != block_size:
+        return None, f"format '{spec}' has block size {spec.block_size}, not {block_size}"
+    return spec, None
 
 
-def _check_quantized(fmt_name: str, bs: int, k: int, elements, scales, tensor_scale, lead):
+def _check_quantized(spec: FormatSpec, bs: int, k: int, elements, scales, tensor_scale, lead):
     """Shared by quantize/dequantize/scaled/fused: element, scale, tensor-scale types."""
-    fmt, opts = parse_spec(fmt_name)
-    if opts.hadamard and k % opts.hadamard:
-        return f"hadamard={opts.hadamard} needs K divisible by {opts.hadamard}, got K={k}"
+    fmt, hadamard = spec.format, spec.hadamard
+    if hadamard and k % hadamard:
+        return f"hadamard={hadamard} needs K divisible by {hadamard}, got K={k}"
     e, s = Tensor(elements.type), Tensor(scales.type)
     kp = _ceil_div(k, bs) * bs
     if list(e.shape) != [*lead, kp]:
         return f"elements must have shape {[*lead, kp]} (K={k} padded to the block size {bs}), got {list(e.shape)}"
     if str(e.element_type) != fmt.storage_mlir:
-        return f"format '{fmt_name}' stores {fmt.storage_mlir} elements, got {e.element_type}"
+        return f"format '{spec}' stores {fmt.storage_mlir} elements, got {e.element_type}"
     if list(s.shape) != [*lead, kp // bs]:
         return f"scales must have shape {[*lead, kp // bs]} (one per block of {bs}), got {list(s.shape)}"
     if str(s.element_type) != fmt.scale.mlir:
-        return f"format '{fmt_name}' uses {fmt.scale.mlir} scales, got {s.element_type}"
+        return f"format '{spec}' uses {fmt.scale.mlir} scales, got {s.element_type}"
     if fmt.tensor_scale and tensor_scale is None:
-        return f"format '{fmt_name}' needs a tensor_scale operand/result"
+        return f"format '{spec}' needs a tensor_scale operand/result"
     if not fmt.tensor_scale and tensor_scale is not None:
-        return f"format '{fmt_name}' has no tensor scale"
+        return f"format '{spec}' has no tensor scale"
     if tensor_scale is not None and str(tensor_scale.type) != "tensor<f32>":
         return f"tensor_scale must be tensor<f32>, got {tensor_scale.type}"
     return None
@@ -156,10 +180,10 @@ class QuantizeOp(_VerifiedOp, name="quantize"):
         x = Tensor(self.input.type)
         if _int(self.axis) != x.rank - 1:
             return f"axis must be the innermost axis ({x.rank - 1}); transpose first"
-        fmt, bs = _str(self.format), _int(self.block_size)
-        return _check_format(fmt, bs) or _check_quantized(
-            fmt, bs, x.shape[-1], self.elements, self.scales, self.tensor_scale, x.shape[:-1]
-        )
+        bs = _int(self.block_size)
+        spec, err = _checked_format(self, "format", bs)
+        return err or _check_quantized(spec, bs, x.shape[-1], self.elements, self.scales, self.tensor_scale,
+                                       x.shape[:-1])
 
 
 class DequantizeOp(_VerifiedOp, name="dequantize"):
@@ -174,13 +198,12 @@ class DequantizeOp(_VerifiedOp, name="dequantize"):
     tensor_scale: Operand[Tensor] | None = None
 
     def _check(self):
-        fmt, bs, k = _str(self.format), _int(self.block_size), _int(self.k)
+        bs, k = _int(self.block_size), _int(self.k)
         res = Tensor(self.result.type)
         if res.shape[-1] != k:
             return f"result must have {k} elements along the last axis"
-        return _check_format(fmt, bs) or _check_quantized(
-            fmt, bs, k, self.elements, self.scales, self.tensor_scale, res.shape[:-1]
-        )
+        spec, err = _checked_format(self, "format", bs)
+        return err or _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale, res.shape[:-1])
 
 
 class ScaledMatmulOp(_VerifiedOp, name="scaled_matmul"):
@@ -200,11 +223,11 @@ class ScaledMatmulOp(_VerifiedOp, name="scaled_matmul"):
 
     def _check(self):
         bs = _int(self.block_size)
-        fa, fb = _str(self.a_format), _str(self.b_format)
-        err = _check_format(fa, bs) or _check_format(fb, bs)
-        if err:
-            return err
-        if parse_spec(fa)[0].tensor_scale or parse_spec(fb)[0].tensor_scale:
+        fa, err_a = _checked_format(self, "a_format", bs)
+        fb, err_b = _checked_format(self, "b_format", bs)
+        if err_a or err_b:
+            return err_a or err_b
+        if fa.format.tensor_scale or fb.format.tensor_scale:
             return "formats with a tensor scale are contracted by mxq.fused_matmul"
         a, b = Tensor(self.a.type), Tensor(self.b.type)
         if a.rank != 2 or b.rank != 2:
@@ -241,13 +264,14 @@ class FusedMatmulOp(_VerifiedOp, name="fused_matmul"):
     bias: Operand[Tensor] | None = None
 
     def _check(self):
-        bs, fa, fw = _int(self.block_size), _str(self.act_format), _str(self.w_format)
-        err = _check_format(fa, bs, allow_none=True) or _check_format(fw, bs)
-        if err:
-            return err
+        bs = _int(self.block_size)
+        fa, err_a = _checked_format(self, "act_format", bs, allow_none=True)
+        fw, err_w = _checked_format(self, "w_format", bs)
+        if err_a or err_w:
+            return err_a or err_w
         if _str(self.epilogue) not in EPILOGUES:
             return f"epilogue must be one of {', '.join(EPILOGUES)}"
-        if fa != NONE and parse_spec(fa)[1].hadamard != parse_spec(fw)[1].hadamard:
+        if fa is not None and fa.hadamard != fw.hadamard:
             return "activations and weights must use the same hadamard rotation"
         x, w = Tensor(self.x.type), Tensor(self.w.type)
         n = w.shape[0]
@@ -259,7 +283,6 @@ class FusedMatmulOp(_VerifiedOp, name="fused_matmul"):
         if list(Tensor(self.result.type).shape) != [*x.shape[:-1], n]:
             return f"result must have shape {[*x.shape[:-1], n]}"
         return None
-
 
 
 def load(context: ir.Context) -> None:

@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 def compile(model_path, out_dir, options=None, **kwargs):
     """Compile a model.py (see mxc.compiler.driver.compile_file)."""
     from mxc.compiler.driver import compile_file
-    from mxc.compiler.pipeline import Options
+    from mxc.options import Options
 
     return compile_file(model_path, out_dir, options or Options(), **kwargs)
 
@@ -27,8 +27,8 @@ def load(path, device: str = "cpu"):
 
 
 def __getattr__(name):
-    if name == "Options":
-        from mxc.compiler.pipeline import Options
+    if name == "Options":  # lazily: mxc.options imports the numerics (torch)
+        from mxc.options import Options
 
         return Options
     raise AttributeError(name)

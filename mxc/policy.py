@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mxc.numerics.formats import NONE
-from mxc.numerics.options import OPTION_NAMES, OptionError, QuantOptions, format_spec, parse_spec
+from mxc.numerics.options import OPTION_NAMES, FormatSpec, OptionError, QuantOptions, parse_optional
 
 from mxc.errors import MxcError
 
@@ -41,42 +41,52 @@ class PolicyError(MxcError):
 
 @dataclass(frozen=True)
 class Choice:
-    """What one layer gets: weight format, activation format, options."""
+    """What one layer gets: the weights' spec and the activations' spec (None: high precision).
 
-    format: str
-    weights_only: bool = False
-    act_format: str | None = None  # None: the weights' format
-    options: QuantOptions = QuantOptions()
+    `act` None with a `weight` is weights-only. Valid by construction: both
+    specs share one block size (a block-scaled GEMM contracts blocks of both)
+    and one Hadamard rotation (the rotations cancel only in pairs).
+    """
+
+    weight: FormatSpec | None
+    act: FormatSpec | None = None
 
     def __post_init__(self):
-        if self.format == NONE:
+        w, a = self.weight, self.act
+        if a is None:
             return
-        w_fmt, w_opts = parse_spec(self.format)  # raises with the list of valid names
-        options = dataclasses.replace(self.options, **{k: v for k, v in w_opts.to_dict().items()})
-        object.__setattr__(self, "format", w_fmt.name)
-        object.__setattr__(self, "options", options.check(w_fmt))
-        if self.act_format not in (None, NONE):
-            a_fmt, _ = parse_spec(self.act_format)
-            options.check(a_fmt)
-            if a_fmt.block_size != w_fmt.block_size:
-                raise OptionError(f"act_format {a_fmt.name} has block size {a_fmt.block_size}, the weights' "
-                                 f"{w_fmt.name} {w_fmt.block_size}: a block-scaled GEMM needs one block size")
+        if w is None:
+            raise OptionError(f"activations in {a} need quantized weights; the weights are kept in high precision")
+        if a.block_size != w.block_size:
+            raise OptionError(f"act_format {a.name} has block size {a.block_size}, the weights' "
+                              f"{w.name} {w.block_size}: a block-scaled GEMM needs one block size")
+        if a.hadamard != w.hadamard:
+            raise OptionError("activations and weights must use the same hadamard rotation")
 
-    @property
-    def weight_spec(self) -> str:
-        return NONE if self.format == NONE else format_spec(self.format, self.options)
+    @staticmethod
+    def of(fmt: FormatSpec | None, weights_only: bool = False, act_format: FormatSpec | None = None,
+           options: QuantOptions = QuantOptions()) -> "Choice":
+        """The choice for weights in `fmt` (None: high precision) and activations in `act_format`.
 
-    @property
-    def act_spec(self) -> str:
-        if self.weights_only or self.format == NONE or self.act_format == NONE:
-            return NONE
-        return format_spec(parse_spec(self.act_format or self.format)[0], self.options)
+        `act_format` None: the weights' format. `options` apply to both; the
+        options in `fmt` itself win over them (`mxfp4{scale_rule=rceil}`), and
+        the activations take the weights' options (one rotation, one recipe).
+        """
+        if fmt is None:
+            return Choice(None)
+        options = dataclasses.replace(options, **fmt.options.to_dict())
+        weight = FormatSpec(fmt.format, options)  # raises when an option does not apply
+        both = Choice(weight, FormatSpec((act_format or fmt).format, options))  # an act_format is checked anyway
+        return Choice(weight) if weights_only else both
 
     def without_hadamard(self) -> "Choice":
-        return dataclasses.replace(self, options=dataclasses.replace(self.options, hadamard=None))
+        return Choice(*(s and s.without_hadamard() for s in (self.weight, self.act)))
 
-    def to_dict(self) -> dict:
-        return {"format": self.weight_spec, "weights_only": self.weights_only, "act_format": self.act_spec}
+    def decision(self) -> str:
+        """The decision text of a quantized layer: 'mxfp4 x mxfp8 activations', 'nvfp4 weights-only'."""
+        if self.act is None:
+            return f"{self.weight} weights-only"
+        return f"{self.weight}" + (f" x {self.act} activations" if self.act != self.weight else "")
 
 
 @dataclass(frozen=True)
@@ -94,13 +104,13 @@ class Policy:
         return self.default, "default"
 
     @staticmethod
-    def uniform(fmt: str, weights_only: bool = False, act_format: str | None = None,
+    def uniform(fmt: FormatSpec | None, weights_only: bool = False, act_format: FormatSpec | None = None,
                 options: QuantOptions = QuantOptions()) -> "Policy":
-        return Policy(Choice(fmt, weights_only, act_format, options))
+        return Policy(Choice.of(fmt, weights_only, act_format, options))
 
     @staticmethod
-    def from_file(path: str | Path, fmt: str | None = None, weights_only: bool = False,
-                  act_format: str | None = None, options: QuantOptions = QuantOptions()) -> "Policy":
+    def from_file(path: str | Path, fmt: FormatSpec | None = None, weights_only: bool = False,
+                  act_format: FormatSpec | None = None, options: QuantOptions = QuantOptions()) -> "Policy":
         """Load a TOML policy; the command line's format and options fill in what it omits."""
         path = Path(path)
         try:
@@ -112,7 +122,7 @@ class Policy:
         if unknown:
             raise PolicyError(f"{path}: unknown keys {sorted(unknown)} (valid: {', '.join(sorted(valid))})")
         top = {k: v for k, v in data.items() if k not in ("default", "layers")}
-        base = {"format": data.get("default", fmt or NONE), "weights_only": weights_only,
+        base = {"format": data.get("default", fmt), "weights_only": weights_only,
                 "act_format": act_format, **options.to_dict(), **top}
         try:
             default = _choice(base, base, "default")
@@ -120,6 +130,11 @@ class Policy:
         except (ValueError, TypeError) as e:
             raise PolicyError(f"{path}: {e}") from e
         return Policy(default, rules)
+
+
+def _spec(value) -> FormatSpec | None:
+    """A policy value: spec text from the file ("none": None), or the command line's parsed spec."""
+    return parse_optional(value) if isinstance(value, str) else value
 
 
 def _choice(value, base: dict, where: str) -> Choice:
@@ -132,21 +147,23 @@ def _choice(value, base: dict, where: str) -> Choice:
     if unknown:
         raise ValueError(f"rule {where!r}: unknown keys {sorted(unknown)} (valid: {', '.join(RULE_KEYS)})")
     merged = {**base, **value}
-    if merged["format"] == NONE:
-        return Choice(NONE)
     try:  # a bad format, option in braces or option key: the message names the rule
-        fmt, _ = parse_spec(merged["format"])
-        inherited = {k: base[k] for k in OPTION_NAMES if k in base and k not in value and _applies(k, base[k], fmt)}
+        fmt = _spec(merged["format"])
+        if fmt is None:
+            return Choice(None)
+        inherited = {k: base[k] for k in OPTION_NAMES
+                     if k in base and k not in value and _applies(k, base[k], fmt)}
         opts = QuantOptions.from_dict({**inherited, **{k: value[k] for k in OPTION_NAMES if k in value}})
-        return Choice(merged["format"], bool(merged.get("weights_only", False)), merged.get("act_format"), opts)
+        act = merged.get("act_format")
+        weights_only = bool(merged.get("weights_only", False)) or act == NONE  # act_format "none": weights-only
+        return Choice.of(fmt, weights_only, _spec(act), opts)
     except ValueError as e:
         raise ValueError(f"rule {where!r}: {e}") from e
 
 
-def _applies(key: str, value, fmt) -> bool:
-    """Whether a policy-wide option applies to `fmt` (one that does not is not inherited by its rules)."""
+def _applies(key: str, value, spec: FormatSpec) -> bool:
+    """Whether a policy-wide option applies to `spec` (one that does not is not inherited by its rules)."""
     try:
-        QuantOptions.from_dict({key: value}).check(fmt)
+        return QuantOptions.from_dict({key: value}).applies_to(spec.format)
     except ValueError:
         return False
-    return True

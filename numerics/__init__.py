@@ -6,7 +6,7 @@ float32 steps). Definitions: ../shared/FORMATS.md; options: `options.py`.
 """
 
 from .formats import FORMATS, NONE, Format, UnknownFormatError, get_format
-from .options import OptionError, QuantOptions, format_spec, parse_spec
+from .options import FormatSpec, OptionError, QuantOptions, parse_optional, parse_spec
 from .quantize import (
     QTensor,
     dot_general,
@@ -22,16 +22,17 @@ __all__ = [
     "FORMATS",
     "NONE",
     "Format",
+    "FormatSpec",
     "OptionError",
     "QTensor",
     "QuantOptions",
     "UnknownFormatError",
     "dot_general",
     "fake_quantize",
-    "format_spec",
     "get_format",
     "pack_fp6",
     "pack_nibbles",
+    "parse_optional",
     "parse_spec",
     "quantize",
     "unpack_fp6",

@@ -62,7 +62,6 @@ E2M1 = ElementType("e2m1", 4, "f4E2M1FN", 2, 1, 1, 6.0)
 INT8 = ElementType("int8", 8, "i8", mbits=6, max=127 / 64, kind="int", qmax=127)
 INT4 = ElementType("int4", 4, "i4", mbits=0, max=7.0, kind="int", qmax=7)
 UE5M3 = ElementType("ue5m3", 8, "i8", 5, 3, 15, 114688.0, signed=False)
-ELEMENTS = {e.name: e for e in (E4M3, E5M2, E2M3, E3M2, E2M1, INT8, INT4)}
 
 
 @dataclass(frozen=True)
@@ -82,9 +81,6 @@ E8M0 = ScaleType("e8m0", "f8E8M0FNU")
 UE4M3 = ScaleType("ue4m3", "f8E4M3FN", E4M3)
 UE4M3_FLAG = ScaleType("ue4m3+flag", "i8", E4M3, flag=True)
 UE5M3_SCALE = ScaleType("ue5m3", "i8", UE5M3)
-SCALES = {s.name: s for s in (E8M0, UE4M3, UE4M3_FLAG, UE5M3_SCALE)}
-
-CHOICES = ("4over6", "if4")  # per-block adaptive formats
 
 
 @dataclass(frozen=True)
@@ -172,7 +168,7 @@ class UnknownFormatError(ValueError):
 
 
 def get_format(name: str) -> Format:
-    """Look a format up by name (options in braces are ignored here: see options.parse_spec)."""
+    """Look a format up by name (options in braces are ignored here: see options.FormatSpec.parse)."""
     base = name.split("{", 1)[0].strip()
     try:
         return FORMATS[base]

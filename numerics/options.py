@@ -9,20 +9,30 @@ The options have the same names everywhere: keyword arguments of
     rounding      rne (default) | stochastic (with `seed`, reproducible)
     seed          integer seed of stochastic rounding
     error_metric  Four Over Six and IF4 block choice: mse (default) | mae | max
-    hadamard      block-diagonal Hadamard rotation along K: 16 | 32 | 128 (none by default)
+    hadamard      block-diagonal Hadamard rotation along K: 16 | 32 | 128 (None: no rotation)
+
+A spec is parsed once, at the edge (command line, policy file, IR attribute
+accessor), into a `FormatSpec` value; `str(spec)` is its canonical text. High
+precision (the policy value "none") is `None` wherever a `FormatSpec | None` is
+expected (`parse_optional`), and so is "no Hadamard rotation" in `QuantOptions`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-from .formats import Format, get_format
+from .formats import NONE, Format, get_format
 
-SCALE_RULES = ("floor", "rceil", "ceil", "even")
-ROUNDINGS = ("rne", "stochastic")
-ERROR_METRICS = ("mse", "mae", "max")
-HADAMARD_SIZES = (16, 32, 128)
+ScaleRule = Literal["floor", "rceil", "ceil", "even"]
+Rounding = Literal["rne", "stochastic"]
+ErrorMetric = Literal["mse", "mae", "max"]
+HadamardSize = Literal[16, 32, 128]
+SCALE_RULES: tuple[str, ...] = get_args(ScaleRule)
+ROUNDINGS: tuple[str, ...] = get_args(Rounding)
+ERROR_METRICS: tuple[str, ...] = get_args(ErrorMetric)
+HADAMARD_SIZES: tuple[int, ...] = get_args(HadamardSize)
 OPTION_NAMES = ("scale_rule", "rounding", "seed", "error_metric", "hadamard")
 
 
@@ -34,11 +44,11 @@ class OptionError(ValueError):
 class QuantOptions:
     """How a tensor is quantized beyond its format; defaults are FORMATS.md's."""
 
-    scale_rule: str = "floor"
-    rounding: str = "rne"
+    scale_rule: ScaleRule = "floor"
+    rounding: Rounding = "rne"
     seed: int = 0
-    error_metric: str = "mse"
-    hadamard: int | None = None
+    error_metric: ErrorMetric = "mse"
+    hadamard: HadamardSize | None = None
 
     def __post_init__(self):
         for key, valid in (("scale_rule", SCALE_RULES), ("rounding", ROUNDINGS), ("error_metric", ERROR_METRICS)):
@@ -62,6 +72,14 @@ class QuantOptions:
                               f"not {fmt.name}")
         return self
 
+    def applies_to(self, fmt: Format) -> bool:
+        """Whether every option applies to `fmt` (see `check`)."""
+        try:
+            self.check(fmt)
+        except OptionError:
+            return False
+        return True
+
     def to_dict(self) -> dict:
         """Only the options that differ from the defaults."""
         default = QuantOptions()
@@ -69,11 +87,12 @@ class QuantOptions:
 
     @staticmethod
     def from_dict(d: dict) -> "QuantOptions":
+        """From option keys (a policy table, a spec's braces); hadamard may be spelled "none"."""
         unknown = set(d) - set(OPTION_NAMES)
         if unknown:
             raise OptionError(f"unknown option(s) {sorted(unknown)} (valid: {', '.join(OPTION_NAMES)})")
         d = dict(d)
-        if d.get("hadamard") in ("none", 0):
+        if d.get("hadamard") == NONE:
             d["hadamard"] = None
         return QuantOptions(**d)
 
@@ -84,7 +103,7 @@ class QuantOptions:
 
 def _value(key: str, text: str):
     if key in ("seed", "hadamard"):
-        if text == "none" and key == "hadamard":
+        if text == NONE and key == "hadamard":
             return None
         try:
             return int(text)
@@ -93,27 +112,84 @@ def _value(key: str, text: str):
     return text
 
 
-def parse_spec(spec: str) -> tuple[Format, QuantOptions]:
-    """'mxfp4{scale_rule=rceil,hadamard=32}' -> (Format, QuantOptions), validated together."""
-    name, _, rest = spec.partition("{")
-    fmt = get_format(name.strip())
-    if not rest:
-        return fmt, QuantOptions()
-    if not rest.endswith("}"):
-        raise OptionError(f"format spec '{spec}': options go in braces, e.g. mxfp4{{scale_rule=rceil}}")
-    fields = {}
-    for item in filter(None, (s.strip() for s in rest[:-1].split(","))):
-        key, eq, text = item.partition("=")
-        if not eq:
-            raise OptionError(f"format spec '{spec}': expected key=value, got {item!r}")
-        fields[key.strip()] = _value(key.strip(), text.strip())
-    return fmt, QuantOptions.from_dict(fields).check(fmt)
+@dataclass(frozen=True, repr=False)
+class FormatSpec:
+    """A format and the options it is quantized with: the value of "mxfp4{scale_rule=rceil}".
+
+    Valid by construction: the options apply to the format. `str(spec)` is the
+    canonical text (the name, then the non-default options in OPTION_NAMES
+    order), which the `mxq` dialect's attributes and the manifest carry.
+    """
+
+    format: Format
+    options: QuantOptions = QuantOptions()
+
+    def __post_init__(self):
+        self.options.check(self.format)
+
+    @staticmethod
+    def parse(text: str) -> "FormatSpec":
+        """'mxfp4{scale_rule=rceil,hadamard=32}' -> FormatSpec; errors name the spec and the fix."""
+        name, _, rest = text.partition("{")
+        fmt = get_format(name.strip())
+        if not rest:
+            return FormatSpec(fmt)
+        if not rest.endswith("}"):
+            raise OptionError(f"format spec '{text}': options go in braces, e.g. mxfp4{{scale_rule=rceil}}")
+        fields = {}
+        for item in filter(None, (s.strip() for s in rest[:-1].split(","))):
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise OptionError(f"format spec '{text}': expected key=value, got {item!r}")
+            fields[key.strip()] = _value(key.strip(), value.strip())
+        return FormatSpec(fmt, QuantOptions.from_dict(fields))
+
+    @staticmethod
+    def of(fmt: "str | Format | FormatSpec", **overrides) -> "FormatSpec":
+        """A spec from a spec string, a Format or a spec, with the non-None keyword options on top."""
+        spec = FormatSpec.parse(fmt) if isinstance(fmt, str) else fmt
+        spec = FormatSpec(spec) if isinstance(spec, Format) else spec
+        return spec.with_options(spec.options.merged(**overrides)) if overrides else spec
+
+    @property
+    def name(self) -> str:
+        return self.format.name
+
+    @property
+    def block_size(self) -> int:
+        return self.format.block_size
+
+    @property
+    def hadamard(self) -> int | None:
+        return self.options.hadamard
+
+    def with_options(self, options: QuantOptions) -> "FormatSpec":
+        return FormatSpec(self.format, options)
+
+    def without_hadamard(self) -> "FormatSpec":
+        return self.with_options(dataclasses.replace(self.options, hadamard=None))
+
+    def __repr__(self) -> str:
+        return f"FormatSpec.parse({str(self)!r})"
+
+    def __str__(self) -> str:
+        items = self.options.to_dict()
+        if not items:
+            return self.name
+        return self.name + "{" + ",".join(f"{k}={v}" for k, v in items.items()) + "}"
 
 
-def format_spec(fmt: Format | str, opts: QuantOptions | None = None) -> str:
-    """The canonical spec string: the name, then the non-default options in a fixed order."""
-    name = fmt if isinstance(fmt, str) else fmt.name
-    items = (opts or QuantOptions()).to_dict()
-    if not items:
-        return name
-    return name + "{" + ",".join(f"{k}={v}" for k, v in items.items()) + "}"
+def parse_optional(text: str) -> FormatSpec | None:
+    """A spec, or None for "none" (high precision)."""
+    return None if text == NONE else FormatSpec.parse(text)
+
+
+def spec_text(spec: FormatSpec | None) -> str:
+    """The text of `parse_optional`'s values: the canonical spec, or "none"."""
+    return NONE if spec is None else str(spec)
+
+
+def parse_spec(text: str) -> tuple[Format, QuantOptions]:
+    """(Format, QuantOptions) of a spec: for callers not yet moved to `FormatSpec.parse`."""
+    spec = FormatSpec.parse(text)
+    return spec.format, spec.options

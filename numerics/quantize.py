@@ -21,7 +21,7 @@ from . import hadamard as _hadamard
 from . import rng
 from .elements import ceil_log2, decode, encode, exp2i, floor_log2, round_int, round_to_element
 from .formats import Format
-from .options import QuantOptions, parse_spec
+from .options import FormatSpec, QuantOptions
 
 E8M0_NAN = 0xFF
 IF4_INT_FLAG = 0x80
@@ -260,18 +260,15 @@ def _quantize_nv(xb: torch.Tensor, fmt: Format, opts: QuantOptions, s_enc: torch
     return None, scale_codes, s_dec, torch.where(special.unsqueeze(-1), torch.full_like(deq, math.nan), deq)
 
 
-def resolve(fmt: str | Format, **overrides) -> tuple[Format, QuantOptions]:
-    """(Format, QuantOptions) from a name, spec string or Format, with keyword options applied on top."""
-    if isinstance(fmt, Format):
-        base, opts = fmt, QuantOptions()
-    else:
-        base, opts = parse_spec(fmt)
-    return base, opts.merged(**overrides).check(base)
+def resolve(fmt: str | Format | FormatSpec, **overrides) -> tuple[Format, QuantOptions]:
+    """(Format, QuantOptions) from a spec string, Format or FormatSpec, with keyword options applied on top."""
+    spec = FormatSpec.of(fmt, **overrides)
+    return spec.format, spec.options
 
 
 def quantize(
     x: torch.Tensor,
-    fmt: str | Format,
+    fmt: str | Format | FormatSpec,
     *,
     axis: int = -1,
     scale_rule: str | None = None,
@@ -282,7 +279,7 @@ def quantize(
 ) -> QTensor:
     """Block-quantize `x` along `axis` (the GEMM's K axis) in format `fmt`.
 
-    `fmt` is a name ("mxfp4") or a spec with options ("mxfp4{scale_rule=rceil}");
+    `fmt` is a FormatSpec, a name ("mxfp4") or a spec string ("mxfp4{scale_rule=rceil}");
     the keyword options (see `mxc.numerics.options`) apply on top. K not
     divisible by the block size is zero-padded. NaN/Inf in a block make the
     whole block decode to NaN (MX: scale 0xFF; NV family: the scale's NaN code).
@@ -314,7 +311,7 @@ def _quantize_blocks(x: torch.Tensor, axis: int, fmt: Format, opts: QuantOptions
     return _quantize_nv(xb, fmt, opts, nv_tensor_scale(xl, fmt), u, codes)
 
 
-def fake_quantize(x: torch.Tensor, fmt: str | Format, *, axis: int = -1, **options) -> torch.Tensor:
+def fake_quantize(x: torch.Tensor, fmt: str | Format | FormatSpec, *, axis: int = -1, **options) -> torch.Tensor:
     """quantize(...).dequantize() in x's dtype, the torch fake-quant reference, without the codes.
 
     Bit-identical to `quantize(x, fmt, ...).dequantize()` (tested): it multiplies the

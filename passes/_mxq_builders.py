@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
-from mxc.dialects.mxq import DequantizeOp, QuantizeOp
+from mxc.dialects.mxq import DequantizeOp, QuantizeOp, spec_attr
 from mxc.numerics.formats import Format
-from mxc.numerics.options import parse_spec
+from mxc.numerics.options import FormatSpec
 
 
 def _i64(v: int) -> ir.IntegerAttr:
@@ -22,14 +22,14 @@ def quantized_types(lead: list[int], k: int, fmt: Format):
     return elements, scales, ts
 
 
-def quantize(x: ir.Value, fmt: Format, spec: str) -> QuantizeOp:
-    """mxq.quantize of x [..., K] along K; `spec` is the format spec string (name + options)."""
+def quantize(x: ir.Value, spec: FormatSpec) -> QuantizeOp:
+    """mxq.quantize of x [..., K] along K in `spec` (format and options)."""
     shape = list(ir.RankedTensorType(x.type).shape)
-    e, s, ts = quantized_types(shape[:-1], shape[-1], fmt)
+    e, s, ts = quantized_types(shape[:-1], shape[-1], spec.format)
     return QuantizeOp(
         x,
-        format=ir.StringAttr.get(spec),
-        block_size=_i64(fmt.block_size),
+        format=spec_attr(spec),
+        block_size=_i64(spec.block_size),
         axis=_i64(len(shape) - 1),
         elements=e,
         scales=s,
@@ -37,22 +37,21 @@ def quantize(x: ir.Value, fmt: Format, spec: str) -> QuantizeOp:
     )
 
 
-def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format, spec: str, k: int) -> ir.Value:
+def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, spec: FormatSpec, k: int) -> ir.Value:
     lead = list(ir.RankedTensorType(elements.type).shape)[:-1]
     return DequantizeOp(
         elements,
         scales,
-        format=ir.StringAttr.get(spec),
-        block_size=_i64(fmt.block_size),
+        format=spec_attr(spec),
+        block_size=_i64(spec.block_size),
         k=_i64(k),
         result=ir.RankedTensorType.get([*lead, k], ir.F32Type.get()),
         tensor_scale=tensor_scale,
     ).result
 
 
-def quantize_dequantize(x: ir.Value, spec: str) -> ir.Value:
-    """The QDQ pair that marks `x` as quantized in format spec `spec` (fake-quant form)."""
-    fmt, _ = parse_spec(spec)
-    q = quantize(x, fmt, spec)
+def quantize_dequantize(x: ir.Value, spec: FormatSpec) -> ir.Value:
+    """The QDQ pair that marks `x` as quantized in `spec` (fake-quant form)."""
+    q = quantize(x, spec)
     k = ir.RankedTensorType(x.type).shape[-1]
-    return dequantize(q.elements, q.scales, q.tensor_scale, fmt, spec, k)
+    return dequantize(q.elements, q.scales, q.tensor_scale, spec, k)

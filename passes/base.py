@@ -1,7 +1,10 @@
 """What every mxc pass shares: the Pass base class, pipeline parsing, running.
 
 A pass is a frozen dataclass with a kebab-case `name` and typed option fields;
-`pass-name{opt=v,other=1}` maps to fields (hyphens to underscores). Passes are
+`pass-name{opt=v,other=1}` maps to fields (hyphens to underscores), and each
+value is parsed and checked against its field's type when the pipeline is
+parsed (as xDSL does): `bool`, `int`, `str`, `Literal[...]` (the error lists
+the values), `FormatSpec` and `X | None` ("none" is None). Passes are
 Python callables added to an upstream `PassManager` (`pm.add(p, name=...)`),
 so they run inside MLIR's pass infrastructure, one at a time, which lets the
 driver print or dump the IR between them.
@@ -11,10 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import ClassVar
+import types
+import typing
+from typing import ClassVar, Literal
 
 from torch_mlir import ir
 from torch_mlir.passmanager import PassManager
+
+from mxc.numerics.formats import NONE
+from mxc.numerics.options import FormatSpec
 
 
 class PassOptionError(ValueError):
@@ -51,55 +59,90 @@ class Pass:
     @classmethod
     def from_options(cls, options: dict[str, str]) -> "Pass":
         fields = {f.name: f for f in cls.option_fields()}
+        hints = typing.get_type_hints(cls)  # the annotations are strings (`from __future__ import annotations`)
         kwargs = {}
         for key, text in options.items():
             field = fields.get(key.replace("-", "_"))
             if field is None:
                 valid = ", ".join(f.replace("_", "-") for f in fields) or "none"
                 raise PassOptionError(f"pass '{cls.name}' has no option '{key}' (options: {valid})")
-            kwargs[field.name] = _parse(text, field.type, cls.name, key)
+            kwargs[field.name] = _parse(text, hints[field.name], f"{cls.name}: option '{key}'")
         return cls(**kwargs)
 
 
 def _fmt(v) -> str:
+    if v is None:
+        return NONE
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-def _parse(text: str, type_: str, pass_name: str, key: str):
-    if type_ in ("bool", bool):
+def _parse(text: str, type_, where: str, optional: bool = False):
+    """The value of option text for a field of type `type_`; PassOptionError names the option and the fix."""
+    args = typing.get_args(type_)
+    if typing.get_origin(type_) in (typing.Union, types.UnionType) and type(None) in args:
+        (inner,) = [a for a in args if a is not type(None)]
+        return None if text == NONE else _parse(text, inner, where, optional=True)
+    if typing.get_origin(type_) is Literal:
+        for value in args:
+            if _fmt(value) == text:
+                return value
+        valid = [*map(_fmt, args), *([NONE] if optional else [])]
+        raise PassOptionError(f"{where} must be one of {', '.join(valid)}, got '{text}'")
+    if type_ is bool:
         if text.lower() in ("1", "true", "on"):
             return True
         if text.lower() in ("0", "false", "off"):
             return False
-        raise PassOptionError(f"{pass_name}: option '{key}' wants true/false, got '{text}'")
-    if type_ in ("int", int):
+        raise PassOptionError(f"{where} wants true/false, got '{text}'")
+    if type_ is int:
         try:
             return int(text)
         except ValueError:
-            raise PassOptionError(f"{pass_name}: option '{key}' wants an integer, got '{text}'") from None
-    return text
+            raise PassOptionError(f"{where} wants an integer, got '{text}'") from None
+    if type_ is FormatSpec:
+        try:
+            return FormatSpec.parse(text)
+        except ValueError as e:
+            raise PassOptionError(f"{where}: {e}") from None
+    if type_ is str:
+        return text
+    raise TypeError(f"{where}: no parser for option type {type_}")
 
 
-_ITEM = re.compile(r"\s*([\w-]+)\s*(?:\{([^}]*)\})?\s*(?:,|$)")
+def _split(text: str, separators: str) -> list[str]:
+    """`text` split at `separators` outside braces (a spec option holds braces: format=mxfp4{hadamard=32})."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += (ch == "{") - (ch == "}")
+        if depth < 0:
+            raise PassOptionError(f"cannot parse pipeline at: '{text[i:]}'")
+        if depth == 0 and ch in separators:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth:
+        raise PassOptionError(f"cannot parse pipeline: unbalanced braces in '{text}'")
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+_ITEM = re.compile(r"([\w-]+)(?:\{(.*)\})?$", re.DOTALL)
 
 
 def parse_pipeline(text: str, registry: dict[str, type[Pass]]) -> list[Pass]:
     """'a,b{opt=v other=1}' -> pass instances (options separated by spaces or commas inside braces)."""
-    passes, pos = [], 0
-    text = text.strip()
-    while pos < len(text):
-        m = _ITEM.match(text, pos)
-        if not m or m.end() == pos:
-            raise PassOptionError(f"cannot parse pipeline at: '{text[pos:]}'")
-        name, opts = m.group(1), m.group(2)
+    passes = []
+    for item in _split(text, ","):
+        m = _ITEM.match(item)
+        if not m:
+            raise PassOptionError(f"cannot parse pipeline at: '{item}'")
+        name, opts = m.group(1), m.group(2) or ""
         if name not in registry:
             raise PassOptionError(f"unknown pass '{name}' (passes: {', '.join(sorted(registry))})")
         options = {}
-        for item in re.split(r"[\s,]+", opts.strip()) if opts and opts.strip() else []:
-            key, _, value = item.partition("=")
-            options[key] = value if _ else "true"
+        for opt in _split(opts, " \t\n,"):
+            key, eq, value = opt.partition("=")
+            options[key] = value if eq else "true"
         passes.append(registry[name].from_options(options))
-        pos = m.end()
     return passes
 
 

@@ -37,9 +37,10 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith, math
 from torch_mlir.passmanager import PassManager
 
-from mxc.dialects.mxq import ParamOp
-from mxc.numerics.formats import NONE, Format
-from mxc.numerics.options import QuantOptions, parse_spec
+from mxc.dialects.mxq import ParamOp, format_attr
+from mxc.numerics.formats import Format
+from mxc.numerics.options import FormatSpec
+from mxc.options import Contraction
 
 from . import _quant as Q
 from ._linalg import (
@@ -57,13 +58,7 @@ from ._linalg import (
     slice_last,
     ttype,
 )
-from .base import Pass, PassOptionError, walk_ops
-
-CONTRACTIONS = ("decomposed", "scaled-generic")
-
-
-def _spec(attr) -> tuple[Format, QuantOptions]:
-    return parse_spec(ir.StringAttr(attr).value)
+from .base import Pass, walk_ops
 
 
 def _cast(v: ir.Value, t: ir.Type) -> ir.Value:
@@ -155,10 +150,10 @@ def epilogue(y: ir.Value, bias, act: str) -> ir.Value:
     return generic(ins, [empty([m, n], F32())], dims, ["parallel", "parallel"], body)[0]
 
 
-def _quantize(x: ir.Value, fmt: Format, opts: QuantOptions):
-    if opts.hadamard:
-        x = Q.rotate(x, opts.hadamard)
-    return Q.quantize(x, fmt, opts)
+def _quantize(x: ir.Value, spec: FormatSpec):
+    if spec.hadamard:
+        x = Q.rotate(x, spec.hadamard)
+    return Q.quantize(x, spec.format, spec.options)
 
 
 def _can_scale_generic(fmt: Format) -> bool:
@@ -171,11 +166,9 @@ class LowerMxqToLinalg(Pass):
     """Lower every mxq op except `mxq.param` (the IREE hand-off turns those into globals)."""
 
     name = "lower-mxq-to-linalg"
-    contraction: str = "decomposed"
+    contraction: Contraction = "decomposed"
 
     def run(self, module: ir.Operation) -> None:
-        if self.contraction not in CONTRACTIONS:
-            raise PassOptionError(f"{self.name}: contraction must be one of {', '.join(CONTRACTIONS)}")
         fp6 = _Fp6Bridge()
         for name, fn in (
             ("mxq.fused_matmul", self._fused),
@@ -194,17 +187,17 @@ class LowerMxqToLinalg(Pass):
         PassManager.parse("builtin.module(reconcile-unrealized-casts)", context=module.context).run(module)
 
     def _quantize(self, op, fp6):
-        fmt, opts = _spec(op.format)
-        e, s, ts = _quantize(op.input, fmt, opts)
-        if fmt.element.bits == 6:
+        spec = format_attr(op, "format")
+        e, s, ts = _quantize(op.input, spec)
+        if spec.format.element.bits == 6:
             e = _cast(e, op.elements.type)
         return [e, s] + ([ts] if ts is not None else [])
 
     def _dequantize(self, op, fp6):
-        fmt, opts = _spec(op.format)
-        k = ir.IntegerAttr(op.k).value
+        spec = format_attr(op, "format")
+        fmt, k = spec.format, ir.IntegerAttr(op.k).value
         y = slice_last(Q.dequantize(fp6.codes(op.elements, fmt), op.scales, op.tensor_scale, fmt), k)
-        return [Q.rotate(y, opts.hadamard) if opts.hadamard else y]
+        return [Q.rotate(y, spec.hadamard) if spec.hadamard else y]
 
     def _matmul(self, op, fp6):
         lhs, rhs = op.lhs, op.rhs
@@ -215,30 +208,30 @@ class LowerMxqToLinalg(Pass):
         return [expand_leading(y, lead)]
 
     def _scaled(self, op, fp6):
-        (fa, _), (fb, _) = _spec(op.a_format), _spec(op.b_format)
+        fa, fb = format_attr(op, "a_format").format, format_attr(op, "b_format").format
         if self.contraction == "scaled-generic" and _can_scale_generic(fa) and _can_scale_generic(fb):
             return [scaled_contract(op.a, op.a_scales, op.b, op.b_scales)]
         a = Q.dequantize(fp6.codes(op.a, fa), op.a_scales, None, fa)
         return [contract(a, Q.dequantize(fp6.codes(op.b, fb), op.b_scales, None, fb))]
 
     def _fused(self, op, fp6):
-        fw, w_opts = _spec(op.w_format)
-        act = ir.StringAttr(op.act_format).value
+        w_spec, act = format_attr(op, "w_format"), format_attr(op, "act_format")
+        fw = w_spec.format
         x = op.x
         lead = shape_of(x)[:-1]
         x2 = collapse_leading(x)
-        if w_opts.hadamard:  # weights were rotated offline; the activations are rotated here
-            x2 = Q.rotate(x2, w_opts.hadamard)
+        if w_spec.hadamard:  # weights were rotated offline; the activations are rotated here
+            x2 = Q.rotate(x2, w_spec.hadamard)
         kp = shape_of(op.w)[-1]
 
         def weights():
             return Q.dequantize(fp6.codes(op.w, fw), op.w_scales, op.w_tensor_scale, fw)
 
-        if act == NONE:
+        if act is None:
             y = contract(pad_last(x2, kp), weights())
         else:
-            fa, a_opts = parse_spec(act)
-            a_e, a_s, a_ts = Q.quantize(x2, fa, a_opts)
+            fa = act.format
+            a_e, a_s, a_ts = Q.quantize(x2, fa, act.options)
             if self.contraction == "scaled-generic" and _can_scale_generic(fa) and _can_scale_generic(fw):
                 y = scaled_contract(a_e, a_s, op.w, op.w_scales)
             else:

@@ -21,9 +21,7 @@ import dataclasses
 from torch_mlir import ir
 
 from mxc.dialects.torch_c import from_builtin
-from mxc.dialects.mxq import FusedMatmulOp, ScaledMatmulOp
-from mxc.numerics.formats import NONE
-from mxc.numerics.options import parse_spec
+from mxc.dialects.mxq import FusedMatmulOp, ScaledMatmulOp, format_attr, spec_attr
 
 from .base import Pass, erase_dead, walk_ops
 
@@ -33,10 +31,6 @@ EPILOGUE_OPS = {"torch.aten.relu": "relu", "torch.aten.silu": "silu", "torch.ate
 def _producer(v: ir.Value, name: str):
     owner = v.owner
     return None if isinstance(owner, ir.Block) or owner.operation.name != name else owner.opview
-
-
-def _str(attr) -> str:
-    return ir.StringAttr(attr).value
 
 
 def _single_user(v: ir.Value):
@@ -77,16 +71,15 @@ class MxqFuse(Pass):
 
     @staticmethod
     def _fuse_weight(mm, w_dq) -> None:
-        w_spec = _str(w_dq.format)
-        w_fmt, w_opts = parse_spec(w_spec)
-        x, act_fmt = mm.lhs, NONE
+        w_spec = format_attr(w_dq, "format")
+        x, act_spec = mm.lhs, None
         x_dq = _producer(mm.lhs, "mxq.dequantize")
         x_q = x_dq and _producer(x_dq.elements, "mxq.quantize")
         if x_q is not None:
-            a_fmt, a_opts = parse_spec(_str(x_q.format))
-            if a_fmt.block_size != w_fmt.block_size or a_opts.hadamard != w_opts.hadamard:
+            act_spec = format_attr(x_q, "format")
+            if act_spec.block_size != w_spec.block_size or act_spec.hadamard != w_spec.hadamard:
                 return
-            x, act_fmt = x_q.input, _str(x_q.format)
+            x = x_q.input
         act, epilogue = _epilogue(mm)
         with mm.location, ir.InsertionPoint(mm.operation):
             fused = FusedMatmulOp(
@@ -94,9 +87,9 @@ class MxqFuse(Pass):
                 w_dq.elements,
                 w_dq.scales,
                 layer=mm.layer,
-                act_format=ir.StringAttr.get(act_fmt),
-                w_format=ir.StringAttr.get(w_spec),
-                block_size=ir.IntegerAttr.get(ir.IntegerType.get_signless(64), w_fmt.block_size),
+                act_format=spec_attr(act_spec),
+                w_format=spec_attr(w_spec),
+                block_size=ir.IntegerAttr.get(ir.IntegerType.get_signless(64), w_spec.block_size),
                 epilogue=ir.StringAttr.get(epilogue),
                 result=mm.result.type,
                 w_tensor_scale=w_dq.tensor_scale,
@@ -123,8 +116,8 @@ class MxqFuse(Pass):
         a_dq = _producer(mm.lhs, "mxq.dequantize")
         if a_dq is None or mm.bias is not None:
             return
-        (fa, oa), (fb, ob) = parse_spec(_str(a_dq.format)), parse_spec(_str(b_dq.format))
-        if fa.tensor_scale or fb.tensor_scale or oa.hadamard != ob.hadamard:
+        fa, fb = format_attr(a_dq, "format"), format_attr(b_dq, "format")
+        if fa.format.tensor_scale or fb.format.tensor_scale or fa.hadamard != fb.hadamard:
             return
         a, b = ir.RankedTensorType(a_dq.elements.type), ir.RankedTensorType(b_dq.elements.type)
         if a.rank != 2 or b.rank != 2 or fa.block_size != fb.block_size:

@@ -22,7 +22,7 @@ from torch_mlir import ir
 
 from mxc.errors import MxcWarning
 from mxc.weights import WeightStore
-from mxc.dialects.mxq import ParamOp
+from mxc.dialects.mxq import ParamOp, format_attr
 from mxc.numerics import quantize
 
 from ._weights import constant_weight
@@ -61,20 +61,20 @@ class MxqQuantizeWeights(Pass):
                 self._fold(q, ref, store)
 
     def _fold(self, q, ref, store: WeightStore) -> None:
-        fmt_name = ir.StringAttr(q.format).value
+        spec = format_attr(q, "format")
         layer = _users_layer(q) or ref.describe
         w = ref.load().to(torch.float32)
-        qt = quantize(w, fmt_name, axis=-1)
+        qt = quantize(w, spec, axis=-1)
         nonfinite = int((~torch.isfinite(qt.scale_values())).sum())
         if nonfinite:
             warnings.warn(
-                f"layer '{layer}': {nonfinite} weight block(s) hold NaN/Inf; in {fmt_name} they decode to NaN "
+                f"layer '{layer}': {nonfinite} weight block(s) hold NaN/Inf; in {spec} they decode to NaN "
                 "(FORMATS.md). Fix the checkpoint, or keep the layer in high precision with a policy rule "
                 f'"{layer}" = "none".',
                 MxcWarning,
                 stacklevel=2,
             )
-        base = f"{layer}.{fmt_name}"
+        base = f"{layer}.{spec}"
         values = [qt.packed_elements(), qt.scales]
         results = [q.elements, q.scales]
         if q.tensor_scale is not None:

@@ -1,7 +1,7 @@
 """mxq-select-formats: give every `mxq.matmul` its formats, as quantize/dequantize pairs.
 
 Per layer (by module path) the policy picks a weight format and whether
-activations are quantized too (`--weights-only` keeps them in high precision).
+activations are quantized too (`weights-only` keeps them in high precision).
 The choice is materialized in the standard QDQ form that PT2E and ONNX use:
 
     %w_q = mxq.dequantize(mxq.quantize(%w))      -- weights, offline in mxq-quantize-weights
@@ -15,22 +15,32 @@ precision; the decision and its source (policy rule or default) are recorded
 in an `mxq.decision` attribute. A Hadamard rotation needs K divisible by its
 size: a layer where it is not gets the format without the rotation, and the
 decision says so.
+
+Options: `format` (a spec, or "none"), `weights-only`, `act_format` (the
+activations' format when it differs from the weights', same block size),
+`policy` (a TOML file; the other options fill in what it omits), and the
+quantization options of `mxc.numerics.options` (`scale_rule`, `rounding`,
+`seed`, `error_metric`, `hadamard`), which a spec's own braces override.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from torch_mlir import ir
 
-from mxc.policy import Policy
-from mxc.numerics.formats import NONE
-from mxc.numerics.options import QuantOptions
+from mxc.numerics.formats import FORMATS
+from mxc.numerics.options import OPTION_NAMES, ErrorMetric, FormatSpec, HadamardSize, QuantOptions, Rounding, ScaleRule
+from mxc.policy import Choice, Policy
 from mxc.weights import WeightStore
 
 from ._mxq_builders import quantize_dequantize
 from ._weights import constant_weight
 from .base import Pass, walk_ops, weights_field
+
+if TYPE_CHECKING:
+    from mxc.options import Options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,25 +48,28 @@ class MxqSelectFormats(Pass):
     """Choose formats per layer: a uniform `format` (with options), or a TOML `policy` file."""
 
     name = "mxq-select-formats"
-    format: str = "mxfp4"
+    format: FormatSpec | None = FormatSpec(FORMATS["mxfp4"])
     weights_only: bool = False
     policy: str = ""
-    act_format: str = ""
-    scale_rule: str = "floor"
-    rounding: str = "rne"
+    act_format: FormatSpec | None = None  # None: the weights' format
+    scale_rule: ScaleRule = "floor"
+    rounding: Rounding = "rne"
     seed: int = 0
-    error_metric: str = "mse"
-    hadamard: int = 0
+    error_metric: ErrorMetric = "mse"
+    hadamard: HadamardSize | None = None
     weights: WeightStore | None = weights_field()
 
+    @classmethod
+    def from_compile_options(cls, opts: Options, weights: WeightStore | None = None) -> "MxqSelectFormats":
+        """The pass for `mxc compile` options (the option names are the same)."""
+        return cls(**{f.name: getattr(opts, f.name) for f in cls.option_fields()}, weights=weights)
+
     def options(self) -> QuantOptions:
-        return QuantOptions(self.scale_rule, self.rounding, self.seed, self.error_metric, self.hadamard or None)
+        return QuantOptions(**{k: getattr(self, k) for k in OPTION_NAMES})
 
     def make_policy(self) -> Policy:
-        act = self.act_format or None
-        if self.policy:
-            return Policy.from_file(self.policy, self.format, self.weights_only, act, self.options())
-        return Policy.uniform(self.format, self.weights_only, act, self.options())
+        args = (self.format, self.weights_only, self.act_format, self.options())
+        return Policy.from_file(self.policy, *args) if self.policy else Policy.uniform(*args)
 
     def run(self, module: ir.Operation) -> None:
         policy = self.make_policy()
@@ -67,24 +80,23 @@ class MxqSelectFormats(Pass):
             choice, source = policy.choose(layer)
             note = ""
             k = ir.RankedTensorType(mm.lhs.type).shape[-1]
-            if choice.options.hadamard and k % choice.options.hadamard:
-                note = f"; hadamard={choice.options.hadamard} skipped: K={k} is not a multiple"
+            hadamard = choice.weight and choice.weight.hadamard
+            if hadamard and k % hadamard:
+                note = f"; hadamard={hadamard} skipped: K={k} is not a multiple"
                 choice = choice.without_hadamard()
-            act = choice.act_spec
-            decision = f"{choice.weight_spec}{' weights-only' if act == NONE else ''}" + (
-                f" x {act} activations" if act not in (NONE, choice.weight_spec) else "") + f" ({source}{note})"
             rhs_is_weight = constant_weight(mm.rhs, self.weights) is not None
-            if choice.format == NONE:
+            if choice.weight is None:
                 decision = f"none: kept in high precision ({source})"
-            elif not rhs_is_weight and act == NONE:
+            elif not rhs_is_weight and choice.act is None:
                 decision = "none: weights-only, and both operands are activations"
             else:
-                self._materialize(mm, choice.weight_spec, act)
+                decision = f"{choice.decision()} ({source}{note})"
+                self._materialize(mm, choice)
             mm.operation.attributes["mxq.decision"] = ir.StringAttr.get(decision)
 
     @staticmethod
-    def _materialize(mm, w_spec: str, act_spec: str) -> None:
+    def _materialize(mm, choice: Choice) -> None:
         with mm.location, ir.InsertionPoint(mm.operation):
-            mm.operation.operands[1] = quantize_dequantize(mm.rhs, w_spec)
-            if act_spec != NONE:
-                mm.operation.operands[0] = quantize_dequantize(mm.lhs, act_spec)
+            mm.operation.operands[1] = quantize_dequantize(mm.rhs, choice.weight)
+            if choice.act is not None:
+                mm.operation.operands[0] = quantize_dequantize(mm.lhs, choice.act)

@@ -17,15 +17,26 @@ import torch
 
 from mxc.compiler.frontend import export
 from mxc.layers import module_path, unique_layer_names
-from mxc.numerics import NONE, fake_quantize
+from mxc.numerics import NONE, FormatSpec, fake_quantize, parse_optional
 
 aten = torch.ops.aten
 _MATMULS = {aten.linear.default, aten.mm.default, aten.matmul.default, aten.addmm.default, aten.bmm.default}
 _CONVS = {aten.conv2d.default}
 
 
-def _fq(t: torch.Tensor, fmt: str, axis: int) -> torch.Tensor:
-    return t if fmt == NONE else fake_quantize(t.to(torch.float32), fmt, axis=axis)
+def _fq(t: torch.Tensor, spec: FormatSpec | None, axis: int) -> torch.Tensor:
+    return t if spec is None else fake_quantize(t.to(torch.float32), spec, axis=axis)
+
+
+class _FakeQuant(torch.nn.Module):
+    """A graph node's fake quantization: the spec is held here, parsed once (FX code holds no specs)."""
+
+    def __init__(self, spec: FormatSpec, axis: int):
+        super().__init__()
+        self.spec, self.axis = spec, axis
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return _fq(t, self.spec, self.axis)
 
 
 _ARG_POSITIONS = {  # target -> (activation arg, weight arg, weight block axis)
@@ -34,39 +45,48 @@ _ARG_POSITIONS = {  # target -> (activation arg, weight arg, weight block axis)
 }
 
 
-def _insert_fq(gm, node, index: int, fmt: str, axis: int) -> None:
+def _insert_fq(gm, node, index: int, spec: FormatSpec, axis: int) -> None:
     """Replace node.args[index] by _fq(arg): a constant is quantized once, now; a value at run time."""
     arg = node.args[index]
     if arg.op == "get_attr":
         name = f"_mxc_fq_{len([n for n in gm.graph.nodes if n.op == 'get_attr'])}"
-        gm.register_buffer(name, _fq(operator.attrgetter(arg.target)(gm), fmt, axis))
+        gm.register_buffer(name, _fq(operator.attrgetter(arg.target)(gm), spec, axis))
         with gm.graph.inserting_before(node):
             new = gm.graph.get_attr(name)
     else:
+        name = f"_mxc_fq_act_{len([n for n in gm.graph.nodes if n.op == 'call_module'])}"
+        gm.add_submodule(name, _FakeQuant(spec, axis))
         with gm.graph.inserting_before(node):
-            new = gm.graph.call_function(_fq, (arg, fmt, axis))
+            new = gm.graph.call_module(name, (arg,))
     node.update_arg(index, new)
 
 
-def _fq_conv2d(x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
-               act: str = NONE, wfmt: str = NONE):
+class _FakeQuantConv2d(torch.nn.Module):
     """conv2d as mxc compiles it: unfold -> fake-quant patches and flattened weight along K -> GEMM -> NCHW."""
-    n, _, h, wd = x.shape
-    o, _, kh, kw = w.shape
-    pair = torch.nn.modules.utils._pair
-    stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
-    ho, wo = ((size + 2 * p - d * (k - 1) - 1) // s + 1
-              for size, p, d, k, s in zip((h, wd), padding, dilation, (kh, kw), stride))
-    cols = torch.nn.functional.unfold(x, (kh, kw), dilation, padding, stride).transpose(1, 2)  # [N, L, K]
-    y = _fq(cols, act, -1) @ _fq(w.reshape(o, -1), wfmt, -1).T
-    if bias is not None:
-        y = y + bias
-    return y.transpose(1, 2).reshape(n, o, ho, wo).contiguous()
+
+    def __init__(self, act: FormatSpec | None, wfmt: FormatSpec | None):
+        super().__init__()
+        self.act, self.wfmt = act, wfmt
+
+    def forward(self, x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        n, _, h, wd = x.shape
+        o, _, kh, kw = w.shape
+        pair = torch.nn.modules.utils._pair
+        stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
+        ho, wo = ((size + 2 * p - d * (k - 1) - 1) // s + 1
+                  for size, p, d, k, s in zip((h, wd), padding, dilation, (kh, kw), stride))
+        cols = torch.nn.functional.unfold(x, (kh, kw), dilation, padding, stride).transpose(1, 2)  # [N, L, K]
+        y = _fq(cols, self.act, -1) @ _fq(w.reshape(o, -1), self.wfmt, -1).T
+        if bias is not None:
+            y = y + bias
+        return y.transpose(1, 2).reshape(n, o, ho, wo).contiguous()
 
 
-def _replace_conv(gm, node, act: str, wfmt: str) -> None:
+def _replace_conv(gm, node, act: FormatSpec | None, wfmt: FormatSpec | None) -> None:
+    name = f"_mxc_fq_conv_{len([n for n in gm.graph.nodes if n.op == 'call_module'])}"
+    gm.add_submodule(name, _FakeQuantConv2d(act, wfmt))
     with gm.graph.inserting_before(node):
-        new = gm.graph.call_function(_fq_conv2d, node.args, {**node.kwargs, "act": act, "wfmt": wfmt})
+        new = gm.graph.call_module(name, node.args, dict(node.kwargs))
     node.replace_all_uses_with(new)
     gm.graph.erase_node(node)
 
@@ -83,17 +103,17 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> 
     names = unique_layer_names([module_path(n) or f"torch.aten.{n.target._opname}" for n in nodes])
     applied = 0
     for node, name in zip(nodes, names):
-        act, wfmt = formats.get(name, (NONE, NONE))
-        if (act, wfmt) == (NONE, NONE):
+        act, wfmt = formats.get(name, (None, None))
+        if (act, wfmt) == (None, None):
             continue
         if node.target in _CONVS:
             _replace_conv(gm, node, act, wfmt)
             applied += 1
             continue
         a_i, w_i, w_axis = _ARG_POSITIONS.get(node.target, (0, 1, -2))
-        if wfmt != NONE:
+        if wfmt is not None:
             _insert_fq(gm, node, w_i, wfmt, w_axis)
-        if act != NONE:
+        if act is not None:
             _insert_fq(gm, node, a_i, act, -1)
         applied += 1
     if applied != len(formats):
@@ -105,10 +125,10 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> 
     return gm
 
 
-def layer_formats(manifest: dict) -> dict[str, tuple[str, str]]:
-    """layer -> (activation format, weight format) for every quantized layer of a manifest."""
+def layer_formats(manifest: dict) -> dict[str, tuple[FormatSpec | None, FormatSpec | None]]:
+    """layer -> (activation spec, weight spec) for every quantized layer of a manifest, parsed once here."""
     return {
-        row["layer"]: (row.get("activation_format", NONE), row.get("weight_format", NONE))
+        row["layer"]: (parse_optional(row.get("activation_format", NONE)), parse_optional(row["weight_format"]))
         for row in manifest["layers"]
         if row.get("weight_format", NONE) != NONE
     }

@@ -8,26 +8,33 @@ import sys
 
 
 def _add_compile(sub):
+    from mxc.numerics.options import ERROR_METRICS, HADAMARD_SIZES, ROUNDINGS, SCALE_RULES
+    from mxc.options import CONTRACTIONS
+    from mxc.targets import TARGET_NAMES
+
     p = sub.add_parser("compile", help="compile model.py to an artifact directory")
     p.add_argument("model", help="a model.py defining get_model() and get_example_inputs()")
     p.add_argument("-o", "--output", required=True, help="artifact directory to write")
-    p.add_argument("--target", default="cpu", help="cpu (IREE llvm-cpu, bit-exact emulation), cuda-sm90 "
-                   "(Hopper: mxc's sm_90a kernels inside an IREE CUDA program; needs nvcc) or cuda-sm100 "
-                   "(Blackwell: block-scaled tcgen05 kernels for sm_100a; assembled, not runnable here)")
+    # --target is checked by Options, whose message lists the targets
+    p.add_argument("--target", default="cpu", metavar="{" + ",".join(TARGET_NAMES) + "}",
+                   help="cpu (IREE llvm-cpu, bit-exact emulation), cuda-sm90 (Hopper: mxc's sm_90a kernels inside an "
+                   "IREE CUDA program; needs nvcc) or cuda-sm100 (Blackwell: block-scaled tcgen05 kernels for "
+                   "sm_100a; assembled, not runnable here)")
     p.add_argument("--format", default="mxfp4", help="format for every quantizable layer (see `mxc formats`)")
     p.add_argument("--policy", default="", help="TOML policy file with per-layer formats")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
-    p.add_argument("--act-format", default="", help="activations' format when it differs from --format "
+    p.add_argument("--act-format", default=None, help="activations' format when it differs from --format "
                    "(same block size, e.g. --format mxfp4 --act-format mxfp8)")
-    p.add_argument("--scale-rule", default="floor", choices=["floor", "rceil", "ceil", "even"],
+    p.add_argument("--scale-rule", default="floor", choices=SCALE_RULES,
                    help="MX scale rule (FORMATS.md); floor is the OCP spec's")
-    p.add_argument("--rounding", default="rne", choices=["rne", "stochastic"], help="element rounding")
+    p.add_argument("--rounding", default="rne", choices=ROUNDINGS, help="element rounding")
     p.add_argument("--seed", type=int, default=0, help="seed of stochastic rounding")
-    p.add_argument("--error-metric", default="mse", choices=["mse", "mae", "max"],
+    p.add_argument("--error-metric", default="mse", choices=ERROR_METRICS,
                    help="block choice metric of nvfp4_4over6 and if4")
-    p.add_argument("--hadamard", type=int, default=0, choices=[0, 16, 32, 128],
-                   help="Hadamard rotation block along K (0: none)")
-    p.add_argument("--contraction", default="decomposed", choices=["decomposed", "scaled-generic"],
+    p.add_argument("--hadamard", type=_hadamard, default=None, choices=(*HADAMARD_SIZES, None),
+                   metavar="{" + ",".join(map(str, HADAMARD_SIZES)) + ",none}",
+                   help="Hadamard rotation block along K (default: none)")
+    p.add_argument("--contraction", default="decomposed", choices=CONTRACTIONS,
                    help="CPU contraction form (see lower-mxq-to-linalg)")
     p.add_argument("--dump-compilation-phases-to", "--dump-ir", dest="dump", default=None,
                    help="write every phase's IR as <stem>.<N>.<phase>.mlir")
@@ -36,25 +43,24 @@ def _add_compile(sub):
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
+def _hadamard(text: str) -> int | None:
+    """--hadamard's value: a size, or none."""
+    if text == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid choice: '{text}'") from None
+
+
 def _cmd_compile(a) -> int:
+    import dataclasses
+
     from mxc.compiler import knobs
     from mxc.compiler.driver import compile_file
-    from mxc.compiler.pipeline import Options
+    from mxc.options import Options
 
-    if not a.policy:  # a policy file is validated when it is read, with its own defaults
-        from mxc.policy import Choice
-        from mxc.numerics.options import QuantOptions
-
-        Choice(a.format, a.weights_only, a.act_format or None,
-               QuantOptions(a.scale_rule, a.rounding, a.seed, a.error_metric, a.hadamard or None))
-    if a.target != "cpu" and a.contraction != "decomposed":
-        from mxc.errors import MxcError
-
-        raise MxcError(f"--contraction {a.contraction} applies to --target cpu only (it picks the CPU "
-                       f"contraction's linalg form); {a.target} runs mxc's kernels: drop --contraction")
-    opts = Options(target=a.target, format=a.format, policy=a.policy, weights_only=a.weights_only,
-                   contraction=a.contraction, act_format=a.act_format, scale_rule=a.scale_rule,
-                   rounding=a.rounding, seed=a.seed, error_metric=a.error_metric, hadamard=a.hadamard)
+    opts = Options(**{f.name: getattr(a, f.name) for f in dataclasses.fields(Options)})  # the flags' names
     res = compile_file(
         a.model, a.output, opts,
         dump_dir=a.dump or knobs.dump_dir(),
@@ -136,8 +142,7 @@ def _cmd_inspect(a) -> int:
     print("-" * len(head))
     for r in m["layers"]:
         bits, sq = r.get("bits_per_weight"), r.get("weight_sqnr_db")
-        w_name = r.get("weight_format", "none").split("{")[0]
-        a_name = r.get("activation_format", "none").split("{")[0]
+        w_name, a_name = _format_name(r, "weight_format"), _format_name(r, "activation_format")
         opts = ",".join(f"{k}={v}" for k, v in r.get("options", {}).items())
         kernel = f"  [{r['kernel']}; {r.get('path', '')}]" if m["target"] != "cpu" and r.get("kernel") else ""
         print(f"{r['layer'][-40:]:40s} {r['op'][:8]:8s} {w_name:13s} {a_name:13s} {opts[:24]:24s} "
@@ -151,6 +156,16 @@ def _cmd_inspect(a) -> int:
         print()
         print(report(m))
     return 0
+
+
+def _format_name(row: dict, key: str) -> str:
+    """A manifest row's format name ("none" for high precision); manifests before `*_format_name` hold specs."""
+    if f"{key}_name" in row:
+        return row[f"{key}_name"]
+    from mxc.numerics.options import parse_optional
+
+    spec = parse_optional(row.get(key, "none"))
+    return spec.name if spec else "none"
 
 
 def _add_formats(sub):

@@ -36,12 +36,21 @@ def test_unknown_phase(tmp_path):
 
 
 def test_inspect_and_formats(tmp_path):
-    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path, "--format", "mxfp8", "-q")
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path, "--format", "mxfp8", "--act-format",
+                         "mxfp8_e5m2", "--scale-rule", "rceil", "-q")
     assert rc == 0, err
     rc, out, _ = run_mxc("inspect", tmp_path)
-    assert rc == 0 and "fc1" in out and "mxfp8" in out and "8.25" in out
+    lines = out.splitlines()
+    assert rc == 0 and lines[1].split()[:6] == ["layer", "op", "weights", "acts", "options", "bits/w"]
+    rows = {line.split()[0]: line.split() for line in lines[3:]}
+    assert list(rows) == ["fc1", "fc2", "head"]
+    # layer, op, weights, acts, options, bits/w, SQNR, decision
+    assert rows["fc1"][1:6] == ["linear", "mxfp8", "mxfp8_e5m2", "scale_rule=rceil", "8.25"]
+    assert " ".join(rows["fc1"][7:]) == ("mxfp8{scale_rule=rceil} x mxfp8_e5m2{scale_rule=rceil} activations "
+                                         "(default)")
     rc, out, _ = run_mxc("formats")
-    assert rc == 0 and "nvfp4" in out and "4.500" in out
+    nvfp4 = next(line.split() for line in out.splitlines() if line.startswith("nvfp4 "))
+    assert rc == 0 and nvfp4[1:5] == ["e2m1", "16", "ue4m3", "4.500"]
 
 
 def test_mxc_opt_rejects_unknown_pass_and_option():

@@ -14,11 +14,11 @@ import torch
 
 from mxc.numerics import (
     FORMATS,
+    FormatSpec,
     OptionError,
     dot_general,
     fake_quantize,
     pack_fp6,
-    parse_spec,
     quantize,
     unpack_fp6,
 )
@@ -222,16 +222,18 @@ def test_fp6_packing_is_little_endian_four_per_three_bytes():
 
 
 def test_specs_and_option_errors():
-    fmt, opts = parse_spec("mxfp4{scale_rule=rceil, hadamard=32}")
-    assert fmt.name == "mxfp4" and opts.scale_rule == "rceil" and opts.hadamard == 32
+    spec = FormatSpec.parse("mxfp4{scale_rule=rceil, hadamard=32}")
+    assert spec.name == "mxfp4" and spec.options.scale_rule == "rceil" and spec.options.hadamard == 32
     assert torch.equal(quantize(torch.ones(32), "mxfp4{scale_rule=ceil}").scales,
                        quantize(torch.ones(32), "mxfp4", scale_rule="ceil").scales)
+    assert torch.equal(quantize(torch.ones(32), FormatSpec.parse("mxfp4{scale_rule=ceil}")).scales,
+                       quantize(torch.ones(32), "mxfp4{scale_rule=ceil}").scales)
     for spec, msg in [("nvfp4{scale_rule=rceil}", "scale_rule applies to MX formats"),
                       ("mxfp4{error_metric=mae}", "error_metric applies to formats with a per-block choice"),
                       ("mxfp4{hadamard=24}", "hadamard must be one of 16, 32, 128"),
                       ("mxfp4{color=red}", "unknown option"), ("mxfp4{rceil}", "expected key=value")]:
         with pytest.raises(OptionError, match=msg):
-            parse_spec(spec)
+            FormatSpec.parse(spec)
 
 
 @pytest.mark.parametrize("fa, fb", [("mxfp8", "mxfp4"), ("mxfp6_e2m3", "mxint8"), ("mxfp8_e5m2", "mxfp6_e3m2"),

@@ -1,0 +1,109 @@
+"""What the user asks `mxc compile` for: one validated `Options` value.
+
+    import mxc
+    mxc.compile("model.py", "out/", mxc.Options(format="nvfp4", act_format="mxfp8"))  # OptionsError: block sizes
+
+The fields are the command line's flags (`--scale-rule` is `scale_rule`) and
+the keys of the manifest's "options"; every error is an `OptionsError` (an
+`MxcError`) raised when the value is built, before anything is compiled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from mxc.errors import MxcError
+from mxc.numerics.options import (
+    OPTION_NAMES,
+    ErrorMetric,
+    FormatSpec,
+    HadamardSize,
+    QuantOptions,
+    Rounding,
+    ScaleRule,
+    parse_optional,
+    spec_text,
+)
+from mxc.policy import Choice
+from mxc.targets import TARGET_NAMES
+
+Contraction = Literal["decomposed", "scaled-generic"]  # lower-mxq-to-linalg's two forms of the CPU contraction
+CONTRACTIONS: tuple[str, ...] = get_args(Contraction)
+
+
+class OptionsError(MxcError, ValueError):
+    """A compile option that is unknown, malformed, or does not apply; the message names it and the valid ones."""
+
+
+def _spec(key: str, value) -> FormatSpec | None:
+    """A format option given as a FormatSpec, None, or spec text ("none": None)."""
+    if value is None or isinstance(value, FormatSpec):
+        return value
+    try:
+        return parse_optional(value)
+    except ValueError as e:
+        raise OptionsError(f"{key}: {e}" if key != "format" else str(e)) from None
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options of one compilation, typed and validated when built.
+
+    `format` and `act_format` hold parsed `FormatSpec`s (spec text is accepted
+    and parsed once, here): `format` None keeps every layer in high precision
+    ("none"); `act_format` None gives the activations the weights' format, and
+    "none" means weights-only. The five quantization options stay flat fields
+    (the flags' names); `quant_options` is them as a `QuantOptions`, which the
+    options in `format`'s braces override. Without a `policy` the whole choice
+    is checked here (options that apply, one block size); a policy file is
+    checked when it is read, against its own defaults. `to_dict()` is the
+    manifest's "options" object.
+    """
+
+    target: str = "cpu"
+    format: FormatSpec | None = FormatSpec.parse("mxfp4")
+    policy: str = ""
+    weights_only: bool = False
+    contraction: Contraction = "decomposed"
+    act_format: FormatSpec | None = None
+    scale_rule: ScaleRule = "floor"
+    rounding: Rounding = "rne"
+    seed: int = 0
+    error_metric: ErrorMetric = "mse"
+    hadamard: HadamardSize | None = None
+
+    def __post_init__(self):
+        if self.target not in TARGET_NAMES:
+            raise OptionsError(f"unknown target '{self.target}' (targets: {', '.join(TARGET_NAMES)})")
+        if self.contraction not in CONTRACTIONS:
+            raise OptionsError(f"contraction must be one of {', '.join(CONTRACTIONS)}, got {self.contraction!r}")
+        if self.contraction != "decomposed" and self.target != "cpu":
+            raise OptionsError(f"--contraction {self.contraction} applies to --target cpu only (it picks the CPU "
+                               f"contraction's linalg form); {self.target} runs mxc's kernels: drop --contraction")
+        # Spec text is parsed here, once; frozen, so through object.__setattr__.
+        object.__setattr__(self, "format", _spec("format", self.format))
+        if self.act_format == "none":  # the activations in high precision
+            object.__setattr__(self, "weights_only", True)
+        object.__setattr__(self, "act_format", _spec("act_format", self.act_format or None))
+        try:
+            quant = self.quant_options
+            if not self.policy:
+                Choice.of(self.format, self.weights_only, self.act_format, quant)
+        except ValueError as e:
+            raise OptionsError(str(e)) from None
+
+    @property
+    def quant_options(self) -> QuantOptions:
+        """The quantization options as one value (raises the numerics' OptionError for a bad one)."""
+        return QuantOptions(**{k: getattr(self, k) for k in OPTION_NAMES})
+
+    def to_dict(self) -> dict:
+        """The manifest's "options": every field, as `mxc compile` has always written them.
+
+        Formats are spec text (`act_format` "" when it is the weights'), `hadamard` 0 when none.
+        """
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        act = "" if self.act_format is None else str(self.act_format)
+        return {**d, "format": spec_text(self.format), "act_format": act, "hadamard": self.hadamard or 0}
