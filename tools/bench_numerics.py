@@ -68,12 +68,12 @@ def main(argv=None) -> int:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads; {ao_note}")
     print(f"{'format':14s} {'mxc ms':>8s} {'GB/s':>6s} {'torchao ms':>10s} {'mxc/torchao':>11s} {'equal values':>12s}")
     nbytes = x.numel() * 4
-    for name in FORMATS:
-        t = _median_s(lambda: fake_quantize(x, name), a.repeats)
+    for name, fmt in FORMATS.items():
+        t = _median_s(lambda: fake_quantize(x, fmt), a.repeats)
         row = f"{name:14s} {t * 1e3:8.1f} {nbytes / t / 1e9:6.2f}"
         if name in ao:
             t_ao = _median_s(lambda: ao[name](x), a.repeats)
-            same = (ao[name](x) == fake_quantize(x, name)).float().mean().item()
+            same = (ao[name](x) == fake_quantize(x, fmt)).float().mean().item()
             verdict = "faster" if t < t_ao else "slower"
             row += f" {t_ao * 1e3:10.1f} {t / t_ao:10.2f}x {same:12.6f}  mxc {verdict}"
         print(row)

@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 
 from mxc.errors import MxcError
-from mxc.numerics import FORMATS, fake_quantize
+from mxc.numerics import FORMATS, FormatSpec, QuantOptions, fake_quantize
 
-ROTATED = ("mxfp4{hadamard=32}", "mxfp6_e2m3{hadamard=32}", "nvfp4{hadamard=16}", "if4{hadamard=16}")
+ROTATED = tuple(FormatSpec(FORMATS[name], QuantOptions(hadamard=n))
+                for name, n in (("mxfp4", 32), ("mxfp6_e2m3", 32), ("nvfp4", 16), ("if4", 16)))
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def load_weight(spec: str) -> torch.Tensor:
     return w if w.dim() >= 2 else w.unsqueeze(0)
 
 
-def measure(x: torch.Tensor, spec: str) -> Cell:
+def measure(x: torch.Tensor, spec: FormatSpec) -> Cell:
     d = fake_quantize(x, spec).double() - x.double()
     mse = float((d * d).mean())
     signal = float((x.double() ** 2).mean())
@@ -70,7 +71,8 @@ def error_table(n: int = 1024, weight: str | None = None) -> tuple[list[str], di
     data = samples(n)
     if weight:
         data[f"weight {weight}"] = load_weight(weight)
-    rows = {spec: {name: measure(x, spec) for name, x in data.items()} for spec in (*FORMATS, *ROTATED)}
+    specs = (*(FormatSpec(f) for f in FORMATS.values()), *ROTATED)
+    rows = {str(spec): {name: measure(x, spec) for name, x in data.items()} for spec in specs}
     return list(data), rows
 
 
