@@ -3,6 +3,9 @@
 // RUN: mxc-opt %s -p 'mxq-select-formats{policy=%S/Inputs/policy.toml}' | filecheck %s --check-prefix=POLICY
 // RUN: mxc-opt %s -p 'mxq-select-formats{format=mxfp4 act_format=mxfp8 scale_rule=even rounding=stochastic seed=5}' | filecheck %s --check-prefix=MIXED
 // RUN: mxc-opt %s -p 'mxq-select-formats{policy=%S/Inputs/policy-options.toml}' | filecheck %s --check-prefix=OPTS
+// RUN: mxc-opt %s -p 'mxq-select-formats{format=mxfp4{scale_rule=rceil,hadamard=32} act-format=mxfp8}' | filecheck %s --check-prefix=SPEC
+// RUN: not mxc-opt %s -p 'mxq-select-formats{format=nvfp4 scale_rule=up}' 2>&1 | filecheck %s --check-prefix=BADOPT
+// RUN: not mxc-opt %s -p 'mxq-select-formats{format=nvfp4{scale_rule=even}}' 2>&1 | filecheck %s --check-prefix=BADSPEC
 
 // MXFP8-LABEL: func.func @two_layers
 // MXFP8: %[[WQ:.*]]:2 = "mxq.quantize"(%cst) {axis = 1 : i64, block_size = 32 : i64, format = "mxfp8"
@@ -32,6 +35,16 @@
 // OPTS: mxq.decision = "nvfp4_4over6{error_metric=mae,hadamard=32} weights-only (head)"
 // OPTS-LABEL: func.func @odd_k
 // OPTS: mxq.decision = "mxfp4{scale_rule=rceil} (default; hadamard=32 skipped: K=48 is not a multiple)"
+// A format option is a spec, braces and all; its options win over the loose ones, and the activations take them.
+// SPEC-LABEL: func.func @two_layers
+// SPEC: "mxq.quantize"(%cst) {{.*}}format = "mxfp4{scale_rule=rceil,hadamard=32}"
+// SPEC: "mxq.quantize"(%arg0) {{.*}}format = "mxfp8{scale_rule=rceil,hadamard=32}"
+// SPEC-LABEL: func.func @odd_k
+// SPEC: mxq.decision = "mxfp4{scale_rule=rceil} x mxfp8{scale_rule=rceil} activations (default; hadamard=32 skipped: K=48 is not a multiple)"
+
+// Option values are checked when the pipeline is parsed: a Literal lists its values, a spec is validated.
+// BADOPT: mxc-opt: error: mxq-select-formats: option 'scale_rule' must be one of floor, rceil, ceil, even, got 'up'
+// BADSPEC: mxc-opt: error: mxq-select-formats: option 'format': scale_rule applies to MX formats
 func.func @two_layers(%x: tensor<4x64xf32>) -> (tensor<4x8xf32>, tensor<4x8xf32>) {
   %w = arith.constant dense<0.5> : tensor<8x64xf32>
   %a = "mxq.matmul"(%x, %w) {layer = "blocks.0.down", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x64xf32>) -> tensor<4x8xf32>
