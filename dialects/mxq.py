@@ -203,7 +203,8 @@ class DequantizeOp(_VerifiedOp, name="dequantize"):
         if res.shape[-1] != k:
             return f"result must have {k} elements along the last axis"
         spec, err = _checked_format(self, "format", bs)
-        return err or _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale, res.shape[:-1])
+        lead = res.shape[:-1]
+        return err or _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale, lead)
 
 
 class ScaledMatmulOp(_VerifiedOp, name="scaled_matmul"):

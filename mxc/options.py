@@ -1,7 +1,7 @@
 """What the user asks `mxc compile` for: one validated `Options` value.
 
     import mxc
-    mxc.compile("model.py", "out/", mxc.Options(format="nvfp4", act_format="mxfp8"))  # OptionsError: block sizes
+    mxc.Options(format="nvfp4", act_format="mxfp8")  # OptionsError: one block size, not 16 and 32
 
 The fields are the command line's flags (`--scale-rule` is `scale_rule`) and
 the keys of the manifest's "options"; every error is an `OptionsError` (an
@@ -29,12 +29,12 @@ from mxc.numerics.options import (
 from mxc.policy import Choice
 from mxc.targets import TARGET_NAMES
 
-Contraction = Literal["decomposed", "scaled-generic"]  # lower-mxq-to-linalg's two forms of the CPU contraction
+Contraction = Literal["decomposed", "scaled-generic"]  # lower-mxq-to-linalg's forms of the CPU contraction
 CONTRACTIONS: tuple[str, ...] = get_args(Contraction)
 
 
 class OptionsError(MxcError, ValueError):
-    """A compile option that is unknown, malformed, or does not apply; the message names it and the valid ones."""
+    """A compile option that is unknown, malformed or does not apply; the message names it and the valid ones."""
 
 
 def _spec(key: str, value) -> FormatSpec | None:
@@ -78,10 +78,12 @@ class Options:
         if self.target not in TARGET_NAMES:
             raise OptionsError(f"unknown target '{self.target}' (targets: {', '.join(TARGET_NAMES)})")
         if self.contraction not in CONTRACTIONS:
-            raise OptionsError(f"contraction must be one of {', '.join(CONTRACTIONS)}, got {self.contraction!r}")
+            raise OptionsError(f"contraction must be one of {', '.join(CONTRACTIONS)}, "
+                               f"got {self.contraction!r}")
         if self.contraction != "decomposed" and self.target != "cpu":
-            raise OptionsError(f"--contraction {self.contraction} applies to --target cpu only (it picks the CPU "
-                               f"contraction's linalg form); {self.target} runs mxc's kernels: drop --contraction")
+            raise OptionsError(f"--contraction {self.contraction} applies to --target cpu only (it picks the "
+                               f"CPU contraction's linalg form); {self.target} runs mxc's kernels: "
+                               "drop --contraction")
         # Spec text is parsed here, once; frozen, so through object.__setattr__.
         object.__setattr__(self, "format", _spec("format", self.format))
         if self.act_format == "none":  # the activations in high precision
@@ -107,3 +109,8 @@ class Options:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         act = "" if self.act_format is None else str(self.act_format)
         return {**d, "format": spec_text(self.format), "act_format": act, "hadamard": self.hadamard or 0}
+
+    @staticmethod
+    def from_dict(d: dict) -> "Options":
+        """The inverse of `to_dict` (a manifest's "options"), validated again."""
+        return Options(**{**d, "act_format": d.get("act_format") or None, "hadamard": d.get("hadamard") or None})

@@ -56,7 +56,7 @@ class Choice:
         if a is None:
             return
         if w is None:
-            raise OptionError(f"activations in {a} need quantized weights; the weights are kept in high precision")
+            raise OptionError(f"activations in {a} need quantized weights; these are kept in high precision")
         if a.block_size != w.block_size:
             raise OptionError(f"act_format {a.name} has block size {a.block_size}, the weights' "
                               f"{w.name} {w.block_size}: a block-scaled GEMM needs one block size")
@@ -76,7 +76,7 @@ class Choice:
             return Choice(None)
         options = dataclasses.replace(options, **fmt.options.to_dict())
         weight = FormatSpec(fmt.format, options)  # raises when an option does not apply
-        both = Choice(weight, FormatSpec((act_format or fmt).format, options))  # an act_format is checked anyway
+        both = Choice(weight, FormatSpec((act_format or fmt).format, options))  # checks act_format anyway
         return Choice(weight) if weights_only else both
 
     def without_hadamard(self) -> "Choice":
@@ -155,7 +155,7 @@ def _choice(value, base: dict, where: str) -> Choice:
                      if k in base and k not in value and _applies(k, base[k], fmt)}
         opts = QuantOptions.from_dict({**inherited, **{k: value[k] for k in OPTION_NAMES if k in value}})
         act = merged.get("act_format")
-        weights_only = bool(merged.get("weights_only", False)) or act == NONE  # act_format "none": weights-only
+        weights_only = bool(merged.get("weights_only", False)) or act == NONE  # "none": weights-only
         return Choice.of(fmt, weights_only, _spec(act), opts)
     except ValueError as e:
         raise ValueError(f"rule {where!r}: {e}") from e

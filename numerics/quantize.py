@@ -261,7 +261,7 @@ def _quantize_nv(xb: torch.Tensor, fmt: Format, opts: QuantOptions, s_enc: torch
 
 
 def resolve(fmt: str | Format | FormatSpec, **overrides) -> tuple[Format, QuantOptions]:
-    """(Format, QuantOptions) from a spec string, Format or FormatSpec, with keyword options applied on top."""
+    """(Format, QuantOptions) from a spec string, Format or FormatSpec, keyword options applied on top."""
     spec = FormatSpec.of(fmt, **overrides)
     return spec.format, spec.options
 
@@ -311,7 +311,8 @@ def _quantize_blocks(x: torch.Tensor, axis: int, fmt: Format, opts: QuantOptions
     return _quantize_nv(xb, fmt, opts, nv_tensor_scale(xl, fmt), u, codes)
 
 
-def fake_quantize(x: torch.Tensor, fmt: str | Format | FormatSpec, *, axis: int = -1, **options) -> torch.Tensor:
+def fake_quantize(x: torch.Tensor, fmt: str | Format | FormatSpec, *, axis: int = -1,
+                  **options) -> torch.Tensor:
     """quantize(...).dequantize() in x's dtype, the torch fake-quant reference, without the codes.
 
     Bit-identical to `quantize(x, fmt, ...).dequantize()` (tested): it multiplies the

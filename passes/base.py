@@ -59,7 +59,7 @@ class Pass:
     @classmethod
     def from_options(cls, options: dict[str, str]) -> "Pass":
         fields = {f.name: f for f in cls.option_fields()}
-        hints = typing.get_type_hints(cls)  # the annotations are strings (`from __future__ import annotations`)
+        hints = typing.get_type_hints(cls)  # the annotations are strings (from __future__ import annotations)
         kwargs = {}
         for key, text in options.items():
             field = fields.get(key.replace("-", "_"))

@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING
 from torch_mlir import ir
 
 from mxc.numerics.formats import FORMATS
-from mxc.numerics.options import OPTION_NAMES, ErrorMetric, FormatSpec, HadamardSize, QuantOptions, Rounding, ScaleRule
+from mxc.numerics.options import (
+    OPTION_NAMES,
+    ErrorMetric,
+    FormatSpec,
+    HadamardSize,
+    QuantOptions,
+    Rounding,
+    ScaleRule,
+)
 from mxc.policy import Choice, Policy
 from mxc.weights import WeightStore
 

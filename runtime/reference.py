@@ -128,7 +128,8 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> 
 def layer_formats(manifest: dict) -> dict[str, tuple[FormatSpec | None, FormatSpec | None]]:
     """layer -> (activation spec, weight spec) for every quantized layer of a manifest, parsed once here."""
     return {
-        row["layer"]: (parse_optional(row.get("activation_format", NONE)), parse_optional(row["weight_format"]))
+        row["layer"]: (parse_optional(row.get("activation_format", NONE)),
+                       parse_optional(row["weight_format"]))
         for row in manifest["layers"]
         if row.get("weight_format", NONE) != NONE
     }

@@ -17,9 +17,9 @@ def _add_compile(sub):
     p.add_argument("-o", "--output", required=True, help="artifact directory to write")
     # --target is checked by Options, whose message lists the targets
     p.add_argument("--target", default="cpu", metavar="{" + ",".join(TARGET_NAMES) + "}",
-                   help="cpu (IREE llvm-cpu, bit-exact emulation), cuda-sm90 (Hopper: mxc's sm_90a kernels inside an "
-                   "IREE CUDA program; needs nvcc) or cuda-sm100 (Blackwell: block-scaled tcgen05 kernels for "
-                   "sm_100a; assembled, not runnable here)")
+                   help="cpu (IREE llvm-cpu, bit-exact emulation), cuda-sm90 (Hopper: mxc's sm_90a kernels "
+                   "inside an IREE CUDA program; needs nvcc) or cuda-sm100 (Blackwell: block-scaled tcgen05 "
+                   "kernels for sm_100a; assembled, not runnable here)")
     p.add_argument("--format", default="mxfp4", help="format for every quantizable layer (see `mxc formats`)")
     p.add_argument("--policy", default="", help="TOML policy file with per-layer formats")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
@@ -159,7 +159,7 @@ def _cmd_inspect(a) -> int:
 
 
 def _format_name(row: dict, key: str) -> str:
-    """A manifest row's format name ("none" for high precision); manifests before `*_format_name` hold specs."""
+    """A manifest row's format name ("none": high precision); older manifests hold only the specs."""
     if f"{key}_name" in row:
         return row[f"{key}_name"]
     from mxc.numerics.options import parse_optional

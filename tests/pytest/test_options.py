@@ -73,10 +73,11 @@ def test_options_hold_typed_values_and_write_the_manifest_json():
     assert opts.act_format == FormatSpec(FORMATS["mxfp8"]) and opts.quant_options == QuantOptions(hadamard=32)
     assert opts.to_dict() == {
         "target": "cpu", "format": "mxfp4{scale_rule=rceil}", "policy": "", "weights_only": False,
-        "contraction": "decomposed", "act_format": "mxfp8", "scale_rule": "floor", "rounding": "rne", "seed": 0,
-        "error_metric": "mse", "hadamard": 32,
+        "contraction": "decomposed", "act_format": "mxfp8", "scale_rule": "floor", "rounding": "rne",
+        "seed": 0, "error_metric": "mse", "hadamard": 32,
     }
     assert Options().to_dict()["act_format"] == "" and Options().to_dict()["hadamard"] == 0
+    assert Options.from_dict(opts.to_dict()) == opts and Options.from_dict(Options().to_dict()) == Options()
     assert Options(format="none").format is None and Options(format="none").to_dict()["format"] == "none"
     assert Options(act_format="none").weights_only  # activations in high precision
     assert Options(format=FormatSpec(FORMATS["nvfp4"])) == Options(format="nvfp4")
@@ -126,7 +127,8 @@ def _mxc_opt(pipeline: str) -> subprocess.CompletedProcess:
     ("mxq-select-formats{seed=x}", "option 'seed' wants an integer, got 'x'"),
     ("mxq-select-formats{weights-only=maybe}", "option 'weights-only' wants true/false, got 'maybe'"),
     ("mxq-select-formats{format=mxfp9}", "option 'format': unknown format 'mxfp9'"),
-    ("mxq-select-formats{format=nvfp4{scale_rule=even}}", "option 'format': scale_rule applies to MX formats"),
+    ("mxq-select-formats{format=nvfp4{scale_rule=even}}",
+     "option 'format': scale_rule applies to MX formats"),
     ("mxq-select-formats{format=mxfp4{hadamard=32}", "unbalanced braces"),
 ])
 def test_pass_options_are_checked_when_parsed(pipeline, message):
