@@ -31,7 +31,7 @@ def _add_compile(sub):
     p.add_argument("--seed", type=int, default=0, help="seed of stochastic rounding")
     p.add_argument("--error-metric", default="mse", choices=ERROR_METRICS,
                    help="block choice metric of nvfp4_4over6 and if4")
-    p.add_argument("--hadamard", type=_hadamard, default=None, choices=(*HADAMARD_SIZES, None),
+    p.add_argument("--hadamard", type=_hadamard, default=None,
                    metavar="{" + ",".join(map(str, HADAMARD_SIZES)) + ",none}",
                    help="Hadamard rotation block along K (default: none)")
     p.add_argument("--contraction", default="decomposed", choices=CONTRACTIONS,
@@ -45,12 +45,12 @@ def _add_compile(sub):
 
 def _hadamard(text: str) -> int | None:
     """--hadamard's value: a size, or none."""
-    if text == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid choice: '{text}'") from None
+    from mxc.numerics.options import HADAMARD_SIZES
+
+    sizes = {str(n): n for n in HADAMARD_SIZES}
+    if text != "none" and text not in sizes:
+        raise argparse.ArgumentTypeError(f"invalid choice: '{text}' (choose from {', '.join(sizes)}, none)")
+    return sizes.get(text)
 
 
 def _cmd_compile(a) -> int:
