@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-from mxc.numerics.formats import NONE, get_format
+from mxc.numerics.formats import get_format
 
 from . import tcgen05 as tc
 from .operands import BS_TILE, bf16_width, pair_kind, tiled_sizes, unit_elements
@@ -492,4 +492,3 @@ class BsDec(_BsGemm):
 
 KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, ToBf16, Wgmma, ActQ, Qgmma, Amax, BsQ, BsMma, BsDec)}
 SM90_ONLY = (ToBf16, Wgmma, ActQ, Qgmma)  # the wgmma kernels: no sm_100a build
-NO_FORMAT = NONE  # a_format of weight-only kernels

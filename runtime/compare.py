@@ -25,7 +25,7 @@ from .artifact import Artifact
 #   the activation-quantized one, rel_l2 <= FLIP_FRACTION * the format's own error.
 # * cuda-sm90 MXFP8 x MXFP8 (qgmma): Hopper's FP8 tensor cores sum each 32-product
 #   block with less than float32 precision (measured up to 1.1e-5 of sum|a||b| by
-#   `bench_cuda check`, vs 1e-7 in float32), which flips more activation roundings
+#   `pytest tests/gpu`, vs 1e-7 in float32), which flips more activation roundings
 #   downstream: FLIP_FRACTION_FP8 (the 4-layer Llama: 4.3e-2 vs 1.6e-2 on the CPU target).
 RTOL = 1e-4
 FLIP_FRACTION = 0.25

@@ -10,16 +10,14 @@ import sys
 def _add_compile(sub):
     from mxc.numerics.options import ERROR_METRICS, HADAMARD_SIZES, ROUNDINGS, SCALE_RULES
     from mxc.options import CONTRACTIONS
-    from mxc.targets import TARGET_NAMES
+    from mxc.targets import TARGET_NAMES, targets
 
     p = sub.add_parser("compile", help="compile model.py to an artifact directory")
     p.add_argument("model", help="a model.py defining get_model() and get_example_inputs()")
     p.add_argument("-o", "--output", required=True, help="artifact directory to write")
     # --target is checked by Options, whose message lists the targets
     p.add_argument("--target", default="cpu", metavar="{" + ",".join(TARGET_NAMES) + "}",
-                   help="cpu (IREE llvm-cpu, bit-exact emulation), cuda-sm90 (Hopper: mxc's sm_90a kernels "
-                   "inside an IREE CUDA program; needs nvcc) or cuda-sm100 (Blackwell: block-scaled tcgen05 "
-                   "kernels for sm_100a; assembled, not runnable here)")
+                   help="; ".join(f"{t.name}: {t.help}" for t in targets()))
     p.add_argument("--format", default="mxfp4", help="format for every quantizable layer (see `mxc formats`)")
     p.add_argument("--policy", default="", help="TOML policy file with per-layer formats")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
@@ -118,8 +116,12 @@ def _cmd_run(a) -> int:
 def _add_inspect(sub):
     p = sub.add_parser("inspect", help="print the per-layer table of an artifact")
     p.add_argument("artifact")
-    p.add_argument("--target", default=None, choices=["cuda-sm100"],
-                   help="also estimate each layer's time on that target (cuda-sm100: a B200 roofline)")
+    from mxc.targets import targets
+
+    estimated = [t for t in targets() if t.roofline]
+    p.add_argument("--target", default=None, choices=[t.name for t in estimated],
+                   help="also estimate each layer's time on that target ("
+                   + ", ".join(f"{t.name}: a {t.roofline.device} roofline" for t in estimated) + ")")
 
 
 def _cmd_inspect(a) -> int:
@@ -150,11 +152,11 @@ def _cmd_inspect(a) -> int:
               f"{kernel}")
     for w in m.get("warnings", []):
         print(f"warning: {w}")
-    if a.target == "cuda-sm100":
+    if a.target:
         from mxc.tools.roofline import report
 
         print()
-        print(report(m))
+        print(report(m, a.target))
     return 0
 
 
@@ -181,7 +183,7 @@ def _add_formats(sub):
 def _cmd_formats(a) -> int:
     import json as _json
 
-    from mxc.numerics.support import TARGETS, support_table
+    from mxc.targets import TARGET_NAMES, support_table
 
     if a.error_table:
         from mxc.tools.error_table import error_table, print_table, write_png
@@ -196,12 +198,15 @@ def _cmd_formats(a) -> int:
     if a.json:
         print(_json.dumps(table))
         return 0
-    print(f"{'format':13s} {'element':6s} {'block':>5s} {'scale':10s} {'bits/elem':>9s}  " + "  ".join(
-        f"{t:38s}" for t in TARGETS[1:]))
+    shown = TARGET_NAMES[1:]  # cpu emulates every format: said below
+    width = {t: max(len(t), *(len(r["paths"][t]) for r in table)) for t in shown}
+    print((f"{'format':13s} {'element':6s} {'block':>5s} {'scale':10s} {'bits/elem':>9s}  " + "  ".join(
+        f"{t:{width[t]}s}" for t in shown)).rstrip())
     for r in table:
         ts = " +32 bits/tensor" if r["tensor_scale"] else ""
+        paths = "  ".join(f"{r['paths'][t]:{width[t]}s}" for t in shown)
         print(f"{r['name']:13s} {r['element']:6s} {r['block_size']:5d} {r['scale']:10s} "
-              f"{r['bits_per_element']:9.3f}  " + "  ".join(f"{r['paths'][t][:38]:38s}" for t in TARGETS[1:]) + ts)
+              f"{r['bits_per_element']:9.3f}  {paths}{ts}".rstrip())
     print("\ncpu: every format emulated bit-exactly (IREE llvm-cpu). cuda-sm90 (README, CUDA target): Hopper has FP8")
     print("tensor cores only; the other block-scaled pairs run on the skeleton's twin (decoded to bf16). cuda-sm100")
     print("(README, Blackwell target): block-scaled tcgen05.mma; formats it has no kind for take the decode path")

@@ -7,7 +7,6 @@ import torch
 
 from conftest import EXAMPLES, run_mxc
 from mxc.numerics import FORMATS
-from mxc.numerics.support import UnknownTargetError, native_path
 
 
 def test_formats_lists_every_format_with_bits():
@@ -21,39 +20,13 @@ def test_formats_lists_every_format_with_bits():
     assert set(rows) == set(FORMATS) and rows["nvfp4"]["paths"]["cuda-sm100"].startswith("native")
 
 
-@pytest.mark.parametrize("fmt, target, path", [
-    ("if4", "cpu", "emulated"), ("mxfp8", "cuda-sm90", "QGMMA x MXFP8 acts"),
-    ("mxfp4", "cuda-sm90", "twin: decoded to bf16"), ("mxfp6_e3m2", "cuda-sm100", "native: tcgen05.mma kind::mxf8f6f4"),
-    ("nvfp4_4over6", "cuda-sm100", "kind::mxf4nvf4"), ("mxint8", "cuda-sm100", "decode path, weight-only"),
-    ("if4", "cuda-sm90", "decode path, weight-only"),
-])
-def test_native_path(fmt, target, path):
-    assert path in native_path(fmt, target)
+def test_formats_table_is_not_truncated():
+    from mxc.targets import support_table
 
-
-def test_native_paths_agree_with_the_kernels():
-    """support.py is data; the kernels' selection is what runs: they must say the same."""
-    from mxc.kernels import layer_path, select
-    from mxc.numerics.formats import FORMATS
-
-    for name in FORMATS:
-        act = "nvfp4" if name == "nvfp4_4over6" else name
-        for target in ("cuda-sm90", "cuda-sm100"):
-            ks = select(4096, name, act, False, target)
-            path = native_path(name, target)
-            if isinstance(ks, str):
-                assert "weight-only" in path, (name, target)
-            elif target == "cuda-sm100":
-                assert path.startswith(layer_path(ks).removesuffix(".block_scale")), (name, path, layer_path(ks))
-            else:
-                assert ("QGMMA" in path) == (ks[-1].kind == "qgmma") and ("twin" in path) == (ks[-1].kind == "bsmma")
-
-
-def test_native_path_errors():
-    with pytest.raises(UnknownTargetError, match="valid targets are cpu, cuda-sm90, cuda-sm100"):
-        native_path("mxfp4", "rocm")
-    with pytest.raises(ValueError, match="unknown format"):
-        native_path("fp5", "cpu")
+    rc, out, _ = run_mxc("formats")
+    for r in support_table():
+        line = next(li for li in out.splitlines() if li.startswith(r["name"] + " "))
+        assert all(r["paths"][t] in line for t in ("cuda-sm90", "cuda-sm100")), line
 
 
 def test_error_table_with_a_weight(tmp_path):

@@ -1,9 +1,9 @@
-"""The cuda-sm100 (Blackwell) kernels without Blackwell hardware: selection, every sm_100a variant
+"""The cuda-sm100 (Blackwell) kernels without Blackwell hardware: every sm_100a variant
 assembled by ptxas and its SASS read (UTCQMMA / UTCOMMA / UTCOMMA.4X with their tensor-memory scale
 operand, UTCCP scale copies, UTCHMMA on the decode path, bulk copies, LDTM epilogue, no spills).
 
-What runs on the H100 is the same skeleton with the sm_90a atom (test_cuda_kernels.py and
-`python -m mxc.tools.bench_cuda check`); the tcgen05 atom itself cannot run here.
+What runs on the H100 / H200 is the same skeleton with the sm_90a atom (test_cuda_kernels.py and
+`pytest tests/gpu`); the tcgen05 atom itself cannot run here. Selection: test_targets.py.
 """
 
 from __future__ import annotations
