@@ -11,7 +11,7 @@ import shutil
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -132,7 +132,7 @@ def compile_file(
     result.manifest = {
         "model": str(Path(model_path).resolve()),
         "target": opts.target,
-        "options": asdict(opts),
+        "options": opts.to_dict(),
         "compiled_to": compile_to,
         "layers": table,
         "warnings": warning_texts,

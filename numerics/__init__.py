@@ -6,7 +6,7 @@ float32 steps). Definitions: ../shared/FORMATS.md; options: `options.py`.
 """
 
 from .formats import FORMATS, NONE, Format, UnknownFormatError, get_format
-from .options import FormatSpec, OptionError, QuantOptions, parse_optional, parse_spec
+from .options import FormatSpec, OptionError, QuantOptions, parse_optional
 from .quantize import (
     QTensor,
     dot_general,
@@ -33,7 +33,6 @@ __all__ = [
     "pack_fp6",
     "pack_nibbles",
     "parse_optional",
-    "parse_spec",
     "quantize",
     "unpack_fp6",
     "unpack_nibbles",

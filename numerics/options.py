@@ -187,9 +187,3 @@ def parse_optional(text: str) -> FormatSpec | None:
 def spec_text(spec: FormatSpec | None) -> str:
     """The text of `parse_optional`'s values: the canonical spec, or "none"."""
     return NONE if spec is None else str(spec)
-
-
-def parse_spec(text: str) -> tuple[Format, QuantOptions]:
-    """(Format, QuantOptions) of a spec: for callers not yet moved to `FormatSpec.parse`."""
-    spec = FormatSpec.parse(text)
-    return spec.format, spec.options

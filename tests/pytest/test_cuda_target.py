@@ -26,6 +26,9 @@ def test_weight_only_artifact_embeds_the_kernels(tmp_path):
     assert rc == 0, err
     m = _manifest(out)
     assert m["target"] == "cuda-sm90" and m["kernel_library"] == "kernels/mxc_sm90a.cubin"
+    assert m["options"] == {"target": "cuda-sm90", "format": "nvfp4", "policy": "", "weights_only": True,
+                            "contraction": "decomposed", "act_format": "", "scale_rule": "floor", "rounding": "rne",
+                            "seed": 0, "error_metric": "mse", "hadamard": 0}  # the manifest's documented JSON
     kernels = {r["layer"]: r["kernel"] for r in m["layers"]}
     assert kernels == {"fc1": "mxc_gemv_nvfp4_m16_bias", "fc2": "mxc_gemv_nvfp4_m16_bias",
                        "head": "mxc_gemv_nvfp4_m16"}

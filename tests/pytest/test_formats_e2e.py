@@ -55,7 +55,7 @@ def test_policy_with_every_format_and_option_on_llama(tmp_path):
     policy.write_text(POLICY)
     _, manifest = _compile_and_compare(EXAMPLES / "llama.py", tmp_path / "out", "--policy", policy)
     rows = {r["layer"]: r for r in manifest["layers"] if r["status"] == "quantized"}
-    used = {r["weight_format"].split("{")[0] for r in rows.values()}
+    used = {r["weight_format_name"] for r in rows.values()}
     assert used == set(FORMATS), sorted(set(FORMATS) - used)
     o_proj = rows["lm.model.layers.0.self_attn.o_proj"]
     assert o_proj["weight_format"] == "mxfp4{scale_rule=even,hadamard=32}"

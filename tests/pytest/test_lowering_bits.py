@@ -8,7 +8,7 @@ from torch_mlir import ir
 
 from mxc.compiler.context import make_context
 from mxc.compiler.iree_backend import compile_to_vmfb
-from mxc.numerics import FORMATS, parse_spec, quantize
+from mxc.numerics import FORMATS, FormatSpec, quantize
 from mxc.passes import parse, run_pass
 from mxc.passes._mxq_builders import quantized_types
 
@@ -49,7 +49,7 @@ def _run(text: str, *inputs: np.ndarray) -> list[np.ndarray]:
 
 def compiled_quantize(x: torch.Tensor, spec: str):
     """(element bytes, scale codes, tensor scale) from the compiled quantizer for format spec `spec`."""
-    fmt, _ = parse_spec(spec)
+    fmt = FormatSpec.parse(spec).format
     m, k = x.shape
     with make_context(), ir.Location.unknown():
         e, s, ts = quantized_types([m], k, fmt)
@@ -112,7 +112,8 @@ def _assert_bits(case: torch.Tensor, spec: str):
 @pytest.mark.parametrize("spec", _specs())
 @pytest.mark.parametrize("k", [64, 70])
 def test_quantize_bits_equal_reference(spec, k):
-    fmt, opts = parse_spec(spec)
+    parsed = FormatSpec.parse(spec)
+    fmt, opts = parsed.format, parsed.options
     if opts.hadamard and k % opts.hadamard:
         pytest.skip("hadamard needs K divisible by its size (a verifier error, tested in lit)")
     x = torch.cat([special_inputs(k), torch.randn(7, k) * torch.logspace(-3, 3, 7).unsqueeze(1)])
