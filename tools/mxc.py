@@ -153,7 +153,7 @@ def _cmd_inspect(a) -> int:
     for w in m.get("warnings", []):
         print(f"warning: {w}")
     if a.target:
-        from mxc.tools.roofline import report
+        from mxc.targets.roofline import report
 
         print()
         print(report(m, a.target))

@@ -69,7 +69,7 @@ def test_inspect_prints_the_b200_roofline(mlp_sm100):
 
 
 def test_roofline_numbers():
-    from mxc.tools.roofline import estimate
+    from mxc.targets.roofline import estimate
 
     row = {"layer": "big", "status": "quantized", "input_shape": [8192, 8192], "weight_shape": [8192, 8192],
            "weight_format": "mxfp8", "activation_format": "mxfp8", "has_bias": False, "bits_per_weight": 8.25}
