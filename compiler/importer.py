@@ -33,14 +33,16 @@ class _Hooks(FxImporterHooks):
     def __init__(self, weights: WeightStore, names: dict[int, str]):
         self.weights = weights
         self.names = names  # id(tensor) -> state_dict / constants name
+        self.stored: dict[int, str] = {}  # id(tensor) -> its name in the store: a shared parameter is stored once
 
     def resolve_literal(self, gni, literal, info):
         if not isinstance(literal, torch.Tensor):
             return None
         if id(literal) not in self.names and literal.numel() * literal.element_size() <= INLINE_LITERAL_BYTES:
             return None
-        name = self.names.get(id(literal), "constant")
-        name = self.weights.add(name, literal)
+        name = self.stored.get(id(literal)) or self.weights.add(self.names.get(id(literal), "constant"), literal)
+        if id(literal) in self.names:  # named tensors live as long as the program; anonymous ids may be reused
+            self.stored[id(literal)] = name
         vtensor = gni._cc.tensor_to_vtensor_type(literal)
         builtin = builtin_type_of(vtensor)
         param = ParamOp(name=ir.StringAttr.get(name), result=builtin).result

@@ -56,6 +56,7 @@ def _fused_entry(op) -> dict:
         "bits_per_weight": round(bits, 4),
         "weight_sqnr_db": None if sqnr is None or math.isinf(sqnr) else round(sqnr, 2),
         "nonfinite_weight_blocks": int(elems.attributes["mxq.nonfinite_blocks"].value) if elems else 0,
+        "weight_param": _s(elems, "name") if elems else None,
         "decision": _s(op, "mxq.decision"),
         **_kernel_fields(op),
     }
@@ -123,6 +124,18 @@ def layer_table(module: ir.Module) -> list[dict]:
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
+    return _mark_shared(rows)
+
+
+def _mark_shared(rows: list[dict]) -> list[dict]:
+    """A row whose weight param an earlier row already uses says so (the weight is stored once)."""
+    first: dict[str, str] = {}
+    for r in rows:
+        name = r.get("weight_param")
+        if name and name in first:
+            r["shares_weight_with"] = first[name]
+        elif name:
+            first[name] = r["layer"]
     return rows
 
 

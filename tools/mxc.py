@@ -138,18 +138,16 @@ def _cmd_inspect(a) -> int:
     except ValueError as e:
         raise ArtifactError(f"{path} is corrupt: {e}") from e
     print(f"model {m['model']}  target {m['target']}  options {m['options']}")
-    head = (f"{'layer':40s} {'op':8s} {'weights':13s} {'acts':13s} {'options':24s} {'bits/w':>6s} "
-            f"{'SQNR dB':>7s}  decision")
-    print(head)
-    print("-" * len(head))
+    rows = []
     for r in m["layers"]:
         bits, sq = r.get("bits_per_weight"), r.get("weight_sqnr_db")
-        w_name, a_name = _format_name(r, "weight_format"), _format_name(r, "activation_format")
         opts = ",".join(f"{k}={v}" for k, v in r.get("options", {}).items())
         kernel = f"  [{r['kernel']}; {r.get('path', '')}]" if m["target"] != "cpu" and r.get("kernel") else ""
-        print(f"{r['layer'][-40:]:40s} {r['op'][:8]:8s} {w_name:13s} {a_name:13s} {opts[:24]:24s} "
-              f"{'' if bits is None else f'{bits:.2f}':>6s} {'' if sq is None else f'{sq:.1f}':>7s}  {r['decision']}"
-              f"{kernel}")
+        shared = f" (weights shared with {r['shares_weight_with']})" if r.get("shares_weight_with") else ""
+        rows.append([r["layer"], r["op"], _format_name(r, "weight_format"), _format_name(r, "activation_format"),
+                     opts, "" if bits is None else f"{bits:.2f}", "" if sq is None else f"{sq:.1f}",
+                     f"{r['decision']}{shared}{kernel}"])
+    print(_columns(["layer", "op", "weights", "acts", "options", ">bits/w", ">SQNR dB", "decision"], rows))
     for w in m.get("warnings", []):
         print(f"warning: {w}")
     if a.target:
@@ -158,6 +156,20 @@ def _cmd_inspect(a) -> int:
         print()
         print(report(m, a.target))
     return 0
+
+
+def _columns(head: list[str], rows: list[list[str]]) -> str:
+    """A table whose columns are as wide as their widest cell (nothing truncated); a '>' before
+    a heading right-aligns that column."""
+    right = [h.startswith(">") for h in head]
+    head = [h.removeprefix(">") for h in head]
+    width = [max(len(c) for c in col) for col in zip(head, *rows)]
+
+    def line(cells):
+        return " ".join(f"{c:{'>' if r else '<'}{w}s}" for c, r, w in zip(cells, right, width)).rstrip()
+
+    top = line(head)
+    return "\n".join([top, "-" * len(top), *map(line, rows)])
 
 
 def _format_name(row: dict, key: str) -> str:
