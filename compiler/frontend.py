@@ -14,7 +14,10 @@ machines without the compiler); the torch-mlir import lives in `importer.py`.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import logging
 import sys
 import traceback
 from dataclasses import dataclass
@@ -84,19 +87,75 @@ def make_buffers_persistent(model: torch.nn.Module) -> None:
 
 
 def export(model: torch.nn.Module, inputs: tuple) -> torch.export.ExportedProgram:
-    """torch.export the model; failures name the module and keep the exporter's message."""
+    """torch.export the model; failures name the module, keep the exporter's message once and say
+    what to change (see `export_hint`)."""
     make_buffers_persistent(model)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_exporter():
             prog = torch.export.export(model, inputs, strict=False)
             return prog.run_decompositions(decomposition_table())
     except Exception as e:
         msg = str(e).strip().splitlines()
+        where = _failing_module(model, e)
         raise ExportError(
-            f"torch.export failed for {type(model).__name__}: {type(e).__name__}: "
+            f"torch.export failed for {type(model).__name__}{where}: {type(e).__name__}: "
             + "\n".join(msg[:12])
-            + "\nmxc needs a graph torch.export can capture: make control flow static or use torch.cond."
+            + "\n" + export_hint(e, inputs)
         ) from e
+
+
+_SHAPE_ERRORS = ("shapes cannot be multiplied", "must have same reduction dim", "size mismatch",
+                 "must match the size of tensor", "is invalid for input of size", "expected input",
+                 "Expected input", "to have", "but got")
+
+
+def export_hint(e: Exception, inputs: tuple) -> str:
+    """What to change, from the export error's cause: a transformers Cache output, example inputs of
+    the wrong shape, data-dependent control flow, or (otherwise) a pointer to the message above."""
+    text = f"{type(e).__name__}: {e}"
+    if "Cache" in text and ("not a known type" in text or "pytree" in text):
+        return ("mxc: hint: the model returns a transformers Cache (DynamicCache), which torch.export cannot "
+                "output: in get_model() set `model.config.use_cache = False` (or load it with use_cache=False), "
+                "or wrap it in a module whose forward returns only the logits.")
+    if "data-dependent" in text or "DataDependent" in text or "GuardOnDataDependentSymNode" in text:
+        return ("mxc: hint: the model branches on tensor values (data-dependent control flow): make control "
+                "flow static or use torch.cond.")
+    if isinstance(e, (RuntimeError, ValueError, IndexError)) and any(k in text for k in _SHAPE_ERRORS):
+        shapes = ", ".join(str(list(t.shape)) for t in inputs)
+        return (f"mxc: hint: a shape mismatch: get_example_inputs() returns shape(s) {shapes}; "
+                "make them the shapes the model expects.")
+    return "mxc: hint: mxc needs a graph torch.export can capture; change what the message above names."
+
+
+def _failing_module(model: torch.nn.Module, e: Exception) -> str:
+    """' in module <path> (<class>) at <file>:<line>': the innermost submodule of `model` and the
+    innermost line of user code (not torch's, not a library's) that the error passed through."""
+    names = {id(m): n for n, m in model.named_modules() if n}
+    tb, module, line = e.__traceback__, "", ""
+    while tb is not None:
+        frame = tb.tb_frame
+        owner = frame.f_locals.get("self")
+        if id(owner) in names:
+            module = f" in module '{names[id(owner)]}' ({type(owner).__name__})"
+        file = frame.f_code.co_filename
+        ours = str(frame.f_globals.get("__name__", "")).startswith("mxc.")
+        if not ours and not file.startswith("<") and "site-packages" not in file and "/torch/" not in file:
+            line = f" at {file}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return module + line
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """torch.export prints a failing graph to stderr once per wrapper (twice) and logs the meta
+    kernel's traceback; the error it raises says it all, so both are held back during export."""
+    held = io.StringIO()
+    logging.disable(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(held):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 _PRESERVED = ("linear", "mm", "matmul", "addmm", "bmm", "conv2d", "scaled_dot_product_attention")

@@ -72,3 +72,48 @@ def test_tied_embedding_stored_once(write_model, tmp_path):
     assert rc == 0, err
     m = json.loads((tmp_path / "none" / "manifest.json").read_text())
     assert m["weights_bytes"] == 128 * 32 * 4 and m["parameters"]["count"] == 1
+
+
+CACHE_OUTPUT = """
+import torch
+class DynamicCache:  # stands in for transformers.cache_utils.DynamicCache (not a pytree)
+    def __init__(self, t):
+        self.t = t
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(32, 32)
+    def forward(self, x):
+        y = self.proj(x)
+        return y, DynamicCache(y)
+def get_model(): return M()
+def get_example_inputs(): return (torch.randn(2, 32),)
+"""
+
+WRONG_SHAPE = """
+import torch
+def get_model(): return torch.nn.Sequential(torch.nn.Linear(64, 32))
+def get_example_inputs(): return (torch.randn(4, 48),)
+"""
+
+BRANCHY = """
+import torch
+class Branchy(torch.nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x
+def get_model(): return Branchy()
+def get_example_inputs(): return (torch.randn(4),)
+"""
+
+
+def test_export_hint_matches_cause(write_model, tmp_path):
+    cases = {CACHE_OUTPUT: "use_cache = False", WRONG_SHAPE: "shape mismatch", BRANCHY: "torch.cond"}
+    for i, (src, hint) in enumerate(cases.items()):
+        rc, _, err = run_mxc("compile", write_model(src, f"m{i}.py"), "-o", tmp_path / "o")
+        assert rc == 2 and "torch.export failed" in err, err
+        hints = [line for line in err.splitlines() if line.startswith("mxc: hint:")]
+        assert len(hints) == 1 and hint in hints[0], err
+        assert "def forward" not in err and "Traceback" not in err  # torch's partial graph, its logged traceback
+        assert src != WRONG_SHAPE or "in module '0' (Linear)" in err
