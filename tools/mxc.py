@@ -187,9 +187,20 @@ def _add_formats(sub):
     p.add_argument("--json", action="store_true", help="print one JSON list")
     p.add_argument("--error-table", action="store_true",
                    help="measure every format's MSE and SQNR on Gaussian, Laplace and Student-t samples")
-    p.add_argument("--samples", type=int, default=1024, help="rows of 1024 values per distribution")
+    p.add_argument("--samples", type=_positive_int, default=1024, help="rows of 1024 values per distribution")
     p.add_argument("--weight", default=None, help="also measure a weight: FILE.pt[:KEY] or MODEL.py:param.name")
     p.add_argument("--png", default=None, help="write the error table as a bar chart (needs matplotlib)")
+
+
+def _positive_int(text: str) -> int:
+    """A count of at least 1 (--samples 0 measured nothing and printed a table of NaN)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 def _cmd_formats(a) -> int:
@@ -243,10 +254,20 @@ def main(argv=None) -> int:
     from mxc.numerics.options import OptionError
 
     try:
-        return COMMANDS[a.command](a)
+        rc = COMMANDS[a.command](a)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here
+        return rc
     except (MxcError, UnknownFormatError, OptionError) as e:
         print(f"mxc: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `mxc formats --json | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not raise again
+        return 0
+    except KeyboardInterrupt:  # the compile driver removes its temporary directory on the way out
+        print("mxc: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

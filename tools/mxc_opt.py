@@ -109,7 +109,11 @@ def main(argv=None) -> int:
     except PassOptionError as e:
         print(f"mxc-opt: error: {e}", file=sys.stderr)
         return 2
-    text = sys.stdin.read() if a.input == "-" else open(a.input).read()
+    try:
+        text = sys.stdin.read() if a.input == "-" else open(a.input).read()
+    except OSError as e:
+        print(f"mxc-opt: error: {a.input}: {e.strerror.lower()}", file=sys.stderr)
+        return 2
     ok = True
     for i, chunk in enumerate(_chunks(text, a.split_input_file)):
         if i and not a.verify_diagnostics:

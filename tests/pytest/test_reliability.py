@@ -117,3 +117,26 @@ def test_export_hint_matches_cause(write_model, tmp_path):
         assert len(hints) == 1 and hint in hints[0], err
         assert "def forward" not in err and "Traceback" not in err  # torch's partial graph, its logged traceback
         assert src != WRONG_SHAPE or "in module '0' (Linear)" in err
+
+
+def test_one_line_errors(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "mxc.tools.mxc_opt", str(tmp_path / "nope.mlir")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.strip() == f"mxc-opt: error: {tmp_path / 'nope.mlir'}: no such file or directory"
+    for n in ("-5", "0"):
+        rc, out, err = run_mxc("formats", "--error-table", "--samples", n)
+        assert rc == 2 and "--samples: must be at least 1" in err and "Traceback" not in err and "nan" not in out
+
+
+def test_formats_into_closed_pipe_exits_quietly():
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "mxc.tools.mxc", "formats", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()  # the reader (`| head`) is gone before mxc writes
+    err = p.stderr.read().decode()
+    assert p.wait() == 0 and "BrokenPipe" not in err and "Traceback" not in err, err
