@@ -124,7 +124,8 @@ def compile_file(
             _copy_kernels(library, dump, target)
         if not stop:
             text = module.operation.get_asm()  # nothing elided: this is IREE's input
-            vmfb = steps.step("vmfb", lambda: _iree_compile(text, opts.target, out_dir or dump or Path(".")))
+            vmfb = steps.step("vmfb", lambda: _iree_compile(
+                text, opts.target, out_dir or dump or Path("."), lambda: _asm(module, debug_info=True)))
     warning_texts = [str(w.message) for w in caught if issubclass(w.category, MxcWarning)]
     for w in warning_texts:
         print(f"mxc: warning: {w}", file=sys.stderr)
@@ -193,14 +194,25 @@ def _run_phase(p, module: ir.Module, where: Path) -> None:
         raise _repro(before, Path(where), p.spec(), f"pass {p.name} failed: {type(e).__name__}: {e}") from e
 
 
-def _iree_compile(text: str, target: str, where: Path) -> bytes:
+def _iree_compile(text: str, target: str, where: Path, located=None) -> bytes:
+    """iree-compile `text`; on failure name the op and its module path (found through `located()`,
+    the module with locations) and keep IREE's whole diagnostic beside the reproducer."""
     try:
         return iree_backend.compile_to_vmfb(text, target)
     except Exception as e:
         path = Path(where) / "iree_input.mlir"
         Path(where).mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        diagnostic = "".join(f"// {line}\n" for line in str(e).splitlines())  # IREE's full text, atop the reproducer
+        path.write_text(f"// iree-compile failed:\n{diagnostic}{text}")
+        reproduce = (f"reproduce with: iree-compile --iree-input-type=torch "
+                     f"{' '.join(get_target(target).iree_flags)} {path}")
+        found = iree_backend.failing_op(str(e), text, located()) if located else None
+        if found is None:
+            raise PipelineError(f"iree-compile failed: {str(e)[:2000]}\n{reproduce}") from e
+        op, layer, message = found
+        where_op = f"'{op}' in module '{layer}'" if layer else f"'{op}'"
         raise PipelineError(
-            f"iree-compile failed: {str(e)[:2000]}\nreproduce with: iree-compile --iree-input-type=torch "
-            f"{' '.join(get_target(target).iree_flags)} {path}"
+            f"IREE cannot compile {where_op}: {message.split(': %')[0][:300]}\nkeep that module out of the "
+            "graph (run it outside the compiled model, or replace it with supported ops), or report the op as "
+            f"unsupported. IREE's full diagnostic heads {path}\n{reproduce}"
         ) from e

@@ -76,6 +76,43 @@ def params_to_globals(module: ir.Module) -> list[str]:
     return list(used)
 
 
+_DIAGNOSTIC = re.compile(r"^<stdin>:(\d+):\d+: error: (.*)$", re.M)
+_ILLEGAL = re.compile(r"failed to legalize operation '([\w.]+)'")
+_LOC_DEF = re.compile(r'^(#loc\d*) = loc\((.*)\)$', re.M)
+
+
+def failing_op(diagnostic: str, text: str, located: str) -> tuple[str, str, str] | None:
+    """(op name, module path, IREE's one-line message) of the op IREE's first error names, or None.
+
+    IREE reads `text` (no locations, to keep its input small) and names a line of it; the same
+    op's line in `located` (the module printed with debug info) ends in `loc(#locN)`, whose
+    chain of aliases holds the NameLoc the importer gave it (the module path, e.g. `bag`)."""
+    m = _DIAGNOSTIC.search(diagnostic)
+    lines = text.splitlines()
+    if not m or not 0 < int(m.group(1)) <= len(lines):
+        return None
+    message, line = m.group(2), lines[int(m.group(1)) - 1].rstrip()
+    illegal = _ILLEGAL.search(message)
+    op = illegal.group(1) if illegal else line.split("=", 1)[-1].split()[0]
+    at = next((x for x in located.splitlines() if x.rstrip().startswith(line) and "loc(" in x[len(line):]), None)
+    alias = re.search(r"loc\((#loc\d*)\)\s*$", at or "")
+    return op, _module_path(alias.group(1), dict(_LOC_DEF.findall(located))) if alias else "", message
+
+
+def _module_path(alias: str, defs: dict[str, str]) -> str:
+    """The first NameLoc name on the chain of location aliases from `alias` ("" when none)."""
+    for _ in range(16):  # a chain is a few aliases long; guard against a cycle
+        body = defs.get(alias, "")
+        name = re.match(r'^"([^"]+)"\(', body)
+        if name and not name.group(1).startswith("/"):
+            return name.group(1)
+        inner = re.search(r"(#loc\d*)", body)
+        if not inner:
+            return ""
+        alias = inner.group(1)
+    return ""
+
+
 def compile_to_vmfb(module_text: str, target: str = "cpu") -> bytes:
     """iree-compile the hand-off module with the target's flags."""
     import iree.compiler as ic

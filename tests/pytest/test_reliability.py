@@ -140,3 +140,30 @@ def test_formats_into_closed_pipe_exits_quietly():
     p.stdout.close()  # the reader (`| head`) is gone before mxc writes
     err = p.stderr.read().decode()
     assert p.wait() == 0 and "BrokenPipe" not in err and "Traceback" not in err, err
+
+
+EMBEDDING_BAG = """
+import torch
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bag = torch.nn.EmbeddingBag(100, 32, mode="mean")
+        self.fc = torch.nn.Linear(32, 16)
+    def forward(self, ids):
+        return self.fc(self.bag(ids))
+def get_model():
+    torch.manual_seed(0)
+    return M()
+def get_example_inputs():
+    return (torch.randint(0, 100, (4, 8)),)
+"""
+
+
+def test_op_iree_cannot_lower_is_named(write_model, tmp_path):
+    rc, _, err = run_mxc("compile", write_model(EMBEDDING_BAG), "-o", tmp_path / "o", "-q")
+    assert rc == 2, err
+    first = err.splitlines()[0]
+    assert "IREE cannot compile 'torch.aten.embedding_bag" in first and "in module 'bag'" in first, err
+    assert "keep that module out of the graph" in err and "Diagnostics:" not in err
+    repro = err.split("reproduce with: ")[1].split()[-1]
+    assert "failed to legalize operation" in open(repro).read()  # IREE's whole text kept with the reproducer
