@@ -5,7 +5,7 @@ there by `tcgen05.cp ... 32x128b.warpx4` in 512-byte chunks: 128 rows x 4 scale
 columns, row `32*a + b` of the chunk's 128 at byte `16*b + 4*a` (plus the
 column). The scale matrix [M, K/bs] is padded to multiples of (128, 4) and
 stored chunk by chunk, K chunks fastest: `reshape(M/128, 4, 32, C/4, 4)
-.permute(0, 3, 2, 1, 4)` (DESIGN.md §4; cuBLAS's and Triton's layout).
+.permute(0, 3, 2, 1, 4)` (the layout `tcgen05.cp` reads; cuBLAS's and Triton's layout).
 """
 
 from __future__ import annotations

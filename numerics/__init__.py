@@ -2,7 +2,7 @@
 
 `quantize(x, fmt, **options)` returns a `QTensor`; its codes are what every
 lowering of mxc must reproduce bit for bit (the CPU lowering emits the same
-float32 steps). Definitions: ../shared/FORMATS.md; options: `options.py`.
+float32 steps). Definitions: docs/FORMATS.md; options: `options.py`.
 """
 
 from .formats import FORMATS, NONE, Format, UnknownFormatError, get_format

@@ -3,7 +3,7 @@
 Element types, scale encodings and formats are plain frozen dataclasses, so a
 new format is a new row, not a new code path: the numerics reference, the
 `mxq` dialect verifiers and the CPU lowering all read these rows.
-Definitions: ../shared/FORMATS.md (normative).
+Definitions: docs/FORMATS.md (normative).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ Contractions, option `contraction`:
   vectorizes this like any matmul and hoists the weight dequantization of
   constant weights; on 2 cores it ran ~60x faster than the 4-D form below
   (M=64, N=2048, K=768, one measurement; see README "Design notes").
-* `scaled-generic`: the canonical block-scaled form of DESIGN.md §3 that IREE's
+* `scaled-generic`: the canonical block-scaled form (4-D generic over (M, N, Ko, Kb)) that IREE's
   scaled-contraction matcher knows: a 4-D generic over (M, N, Ko, Kb) with body
   `scaling_extf` x2 -> `mulf` -> `addf`. Used when both operands are MX formats
   (E8M0 scales); other cases fall back to `decomposed`. By IREE's upstream

@@ -167,3 +167,15 @@ def test_op_iree_cannot_lower_is_named(write_model, tmp_path):
     assert "keep that module out of the graph" in err and "Diagnostics:" not in err
     repro = err.split("reproduce with: ")[1].split()[-1]
     assert "failed to legalize operation" in open(repro).read()  # IREE's whole text kept with the reproducer
+
+
+def test_readme_links_resolve_in_a_clone():
+    import re
+
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert "../shared" not in readme and "DESIGN.md" not in readme
+    for target in re.findall(r"\]\(([^)#:]+)\)", readme):
+        assert (ROOT / target).exists(), target
+    assert (ROOT / "docs" / "FORMATS.md").read_text().startswith("# Block-scaled formats")
