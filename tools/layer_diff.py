@@ -216,8 +216,8 @@ def _print(report: dict, show_all: bool) -> None:
             print(f"{row['layer']:45s} {row['tap']:3s} {line(row)}{extra}")
     flip = next((r for r in report["taps"] if r.get("blocks_diff", 0) > 0), None)
     if flip is not None:
-        print(f"first quantized activation with blocks differing: {flip['layer']} ({flip['blocks_diff']} blocks; "
-              "quantize both sides with mxc.numerics to see them)")
+        print(f"first quantized activation with blocks differing: {flip['layer']} "
+              f"({flip['blocks_diff']} blocks; quantize both sides with mxc.numerics to see them)")
     if first is None:
         print("no tap parts from the reference by more than rel_l2 1e-5")
     else:
