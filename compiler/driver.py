@@ -78,7 +78,14 @@ def compile_file(
     if compile_to not in PHASES:
         raise MxcError(f"unknown phase '{compile_to}' for --compile-to with --target {opts.target} "
                        f"(phases: {', '.join(PHASES)})")
+    if out_dir is not None:
+        _check_output_dir(Path(out_dir), Path(dump_dir) if dump_dir else None)  # before, not after, the compile
+    if opts.policy:  # a bad policy file fails now, not after the import phase
+        from mxc.passes.mxq_select_formats import MxqSelectFormats
+
+        MxqSelectFormats.from_compile_options(opts, None).make_policy()
     spec = frontend.load_model_file(model_path)
+    fingerprint = weights_fingerprint(spec.model)  # before export: nothing has touched the weights yet
     steps = _Progress(progress, PHASES)
     weights = WeightStore()
     ctx = make_context()

@@ -26,6 +26,8 @@ quantization options of `mxc.numerics.options` (`scale_rule`, `rounding`,
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import warnings
 from typing import TYPE_CHECKING
 
 from torch_mlir import ir
@@ -40,6 +42,7 @@ from mxc.numerics.options import (
     Rounding,
     ScaleRule,
 )
+from mxc.errors import MxcWarning
 from mxc.policy import Choice, Policy
 from mxc.weights import WeightStore
 
@@ -81,10 +84,12 @@ class MxqSelectFormats(Pass):
 
     def run(self, module: ir.Operation) -> None:
         policy = self.make_policy()
+        layers: list[str] = []
         for mm in walk_ops(module, "mxq.matmul"):
             if "mxq.decision" in mm.operation.attributes:
                 continue
             layer = ir.StringAttr(mm.layer).value
+            layers.append(layer)
             choice, source = policy.choose(layer)
             note = ""
             k = ir.RankedTensorType(mm.lhs.type).shape[-1]
@@ -101,6 +106,7 @@ class MxqSelectFormats(Pass):
                 decision = f"{choice.decision()} ({source}{note})"
                 self._materialize(mm, choice)
             mm.operation.attributes["mxq.decision"] = ir.StringAttr.get(decision)
+        _warn_unused_rules(policy, layers)
 
     @staticmethod
     def _materialize(mm, choice: Choice) -> None:
@@ -108,3 +114,16 @@ class MxqSelectFormats(Pass):
             mm.operation.operands[1] = quantize_dequantize(mm.rhs, choice.weight)
             if choice.act is not None:
                 mm.operation.operands[0] = quantize_dequantize(mm.lhs, choice.act)
+
+
+def _warn_unused_rules(policy: Policy, layers: list[str]) -> None:
+    """A policy rule no layer took is most likely a typo in its pattern: say so, naming it."""
+    taken = {policy.choose(layer)[1] for layer in layers}
+    for pattern, _ in policy.rules:
+        if pattern in taken:
+            continue
+        shadow = next((p for layer in layers if fnmatch.fnmatchcase(layer, pattern)
+                       for p in [policy.choose(layer)[1]]), None)
+        why = f"every layer it matches takes the earlier rule '{shadow}'" if shadow else "it matches no layer"
+        some = ", ".join(layers[:6]) + (", ..." if len(layers) > 6 else "")
+        warnings.warn(f"policy rule '{pattern}' is not used: {why} (layers: {some})", MxcWarning, stacklevel=2)

@@ -179,3 +179,16 @@ def test_readme_links_resolve_in_a_clone():
     for target in re.findall(r"\]\(([^)#:]+)\)", readme):
         assert (ROOT / target).exists(), target
     assert (ROOT / "docs" / "FORMATS.md").read_text().startswith("# Block-scaled formats")
+
+
+def test_policy_checked_first_and_unused_rule_warned(write_model, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[layers]\n"proj" = "bogus"\n')
+    rc, _, err = run_mxc("compile", tmp_path / "not_yet_written.py", "-o", tmp_path / "o", "--policy", bad)
+    assert rc == 2 and "unknown format 'bogus'" in err and "no such file" not in err  # before the model is read
+    policy = tmp_path / "p.toml"
+    policy.write_text('[layers]\n"0" = "nvfp4"\n"decoder.*" = "mxfp8"\n')
+    model = write_model("import torch\ndef get_model(): return torch.nn.Sequential(torch.nn.Linear(64, 32))\n"
+                        "def get_example_inputs(): return (torch.randn(4, 64),)\n")
+    rc, _, err = run_mxc("compile", model, "-o", tmp_path / "o", "--policy", policy, "--compile-to", "formats", "-q")
+    assert rc == 0 and "policy rule 'decoder.*' is not used: it matches no layer" in err, err
