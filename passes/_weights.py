@@ -3,7 +3,8 @@
 A weight is an `mxq.param` (data in the compilation's WeightStore, which the
 driver gives the passes that need it), or an inline
 `torch.vtensor.literal` / `arith.constant` with dense data (lit tests), seen
-through torch_c casts, `aten.transpose.int` / `aten.t` and `tensor.collapse_shape`.
+through torch_c casts, `aten.transpose.int` / `aten.t`, `tensor.collapse_shape` and
+`arith.extf` (a bf16/f16 weight extended to f32 by convert-torch-to-mxq; exact).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def constant_weight(value: ir.Value, store: WeightStore | None = None) -> Weight
     if name in ("torch.vtensor.literal", "arith.constant"):
         attr = owner.attributes["value"]
         return WeightRef("inline constant", lambda: _dense(attr))
+    if name == "arith.extf":  # a bf16/f16 weight extended to f32 (exact) at the mxq boundary
+        inner = constant_weight(owner.operands[0], store)
+        return inner and WeightRef(inner.describe, lambda: inner.load().to(torch.float32))
     if name == "tensor.collapse_shape":  # a conv weight flattened to [C_out, C_in*kh*kw]
         inner = constant_weight(owner.operands[0], store)
         shape = list(ir.RankedTensorType(value.type).shape)

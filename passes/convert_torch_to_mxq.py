@@ -1,9 +1,18 @@
 """convert-torch-to-mxq: quantizable torch ops become `mxq.matmul`.
 
 Matches `aten.linear`, `aten.mm`, `aten.matmul`, `aten.addmm` (beta = alpha = 1),
-`aten.bmm` and `aten.conv2d` on static-shaped f32 tensors. Each becomes
+`aten.bmm` and `aten.conv2d` on static-shaped f32, bf16 or f16 tensors. Each becomes
 
     torch_c.to_builtin_tensor -> mxq.matmul {layer = "<module path>"} -> torch_c.from_builtin_tensor
+
+A bf16/f16 matmul gets `arith.extf` to f32 on every operand and `arith.truncf`
+back to its dtype on the result, so `mxq` ops, the lowering, the kernels and
+the CPU bit-exactness stay f32-only. This quantizes the half-precision values
+themselves: bf16 -> f32 and f16 -> f32 are exact, and `mxc.numerics.quantize`
+upcasts any input to f32 first, so the codes and scales are those the numerics
+compute for the bf16/f16 tensor. The GEMM accumulates in f32 (as torch's CPU
+and CUDA half GEMMs do) and rounds once to the model's dtype; the rest of the
+model keeps its compute dtype.
 
 with the right-hand side in [N, K] (weights as stored by nn.Linear); a [K, N]
 operand gets an `aten.transpose.int` first, which `mxq-quantize-weights` folds
@@ -12,7 +21,7 @@ over K = C_in * kh * kw (the weight flattened to [C_out, K], so the block axis
 runs over the convolution's reduction) -> NCHW (`_conv.py`), marked
 `mxq.op = "conv2d"`. The layer name comes from the NameLoc the frontend put
 on every op. Ops mxc recognizes but cannot quantize yet (attention, grouped or
-transposed convolutions) and matmuls it cannot take (dynamic shapes, non-f32)
+transposed convolutions) and matmuls it cannot take (dynamic shapes, integer or mixed dtypes)
 stay in torch and get an `mxq.reason` attribute, which the manifest and `mxc
 inspect` list.
 """
@@ -22,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 
 from torch_mlir import ir
+from torch_mlir.dialects import arith
 
 from mxc.dialects.torch_c import builtin_type_of, from_builtin, to_builtin
 from mxc.dialects.mxq import MatmulOp
@@ -40,15 +50,40 @@ NOT_YET = {
 }
 
 
-def _shape(v: ir.Value) -> list[int] | None:
-    """Static shape of a !torch.vtensor<[..],f32>, or None when dynamic or not f32."""
+FLOAT_TYPES = ("f32", "bf16", "f16")  # bf16/f16 are extended to f32 at the mxq boundary
+
+
+def _dtype(v: ir.Value) -> str | None:
+    """Element type of a !torch.vtensor<[..],dtype> ("f32", "bf16", ...), or None for other types."""
     text = str(v.type)
-    if not text.startswith("!torch.vtensor<[") or not text.endswith(",f32>"):
+    return text.rsplit(",", 1)[-1][:-1] if text.startswith("!torch.vtensor<[") else None
+
+
+def _shape(v: ir.Value) -> list[int] | None:
+    """Static shape of a !torch.vtensor<[..],f32|bf16|f16>, or None when dynamic or not one of those."""
+    dtype = _dtype(v)
+    if dtype not in FLOAT_TYPES:
         return None
-    dims = text[len("!torch.vtensor<[") : -len("],f32>")]
+    dims = str(v.type)[len("!torch.vtensor<[") : -len(f"],{dtype}>")]
     if "?" in dims:
         return None
     return [int(d) for d in dims.split(",")] if dims else []
+
+
+def _to_f32(v: ir.Value) -> ir.Value:
+    """A vtensor as a builtin f32 tensor; bf16/f16 extended with arith.extf (exact)."""
+    t = to_builtin(v, builtin_type_of(v.type))
+    if _dtype(v) == "f32":
+        return t
+    return arith.ExtFOp(ir.RankedTensorType.get(_shape(v), ir.F32Type.get()), t).result
+
+
+def _from_f32(y: ir.Value, vtensor_type: ir.Type) -> ir.Value:
+    """An f32 result as a vtensor of the op's dtype; bf16/f16 by arith.truncf (round to nearest even, as torch)."""
+    target = builtin_type_of(vtensor_type)
+    if target.element_type != y.type.element_type:
+        y = arith.TruncFOp(target, y).result
+    return from_builtin(y, vtensor_type)
 
 
 def _is_none(v: ir.Value) -> bool:
@@ -76,7 +111,7 @@ def _transpose_last2(v: ir.Value, shape: list[int]) -> ir.Value:
         ).result
         for d in (r - 2, r - 1)
     ]
-    vt = ir.Type.parse(f"!torch.vtensor<[{','.join(map(str, out_shape))}],f32>")
+    vt = ir.Type.parse(f"!torch.vtensor<[{','.join(map(str, out_shape))}],{_dtype(v)}>")
     return ir.Operation.create("torch.aten.transpose.int", results=[vt], operands=[v, *ints]).result
 
 
@@ -105,13 +140,13 @@ class ConvertTorchToMxq(Pass):
             return
         x, w, bias = list(op.operands)[:3]
         with op.location, ir.InsertionPoint(op):
-            patches = _conv.im2col(to_builtin(x, builtin_type_of(x.type)), g)
-            w2 = _conv.flatten_weight(to_builtin(w, builtin_type_of(w.type)), g)
-            b = None if _is_none(bias) else to_builtin(bias, builtin_type_of(bias.type))
+            patches = _conv.im2col(_to_f32(x), g)
+            w2 = _conv.flatten_weight(_to_f32(w), g)
+            b = None if _is_none(bias) else _to_f32(bias)
             res_type = ir.RankedTensorType.get([shape_of(patches)[0], g.o], ir.F32Type.get())
             mm = MatmulOp(patches, w2, layer=ir.StringAttr.get(layer), result=res_type, bias=b)
             mm.operation.attributes["mxq.op"] = ir.StringAttr.get("conv2d")
-            out = from_builtin(_conv.to_nchw(mm.result, g), op.result.type)
+            out = _from_f32(_conv.to_nchw(mm.result, g), op.result.type)
         op.result.replace_all_uses_with(out)
         op.erase()
 
@@ -135,7 +170,9 @@ class ConvertTorchToMxq(Pass):
         shapes = [_shape(v) for v in (lhs, rhs, op.result)] if lhs is not None else [None]
         reason = got if isinstance(got, str) else None
         if reason is None and any(s is None for s in shapes):
-            reason = "only static-shaped f32 matmuls are quantized"
+            reason = "only static-shaped f32/bf16/f16 matmuls are quantized"
+        elif reason is None and len({_dtype(v) for v in (lhs, rhs, op.result)}) != 1:
+            reason = "matmul of mixed dtypes is not quantized"
         elif reason is None and not (len(shapes[1]) == 2 or (len(shapes[0]) == 3 and len(shapes[1]) == 3)):
             reason = f"matmul of ranks {len(shapes[0])} x {len(shapes[1])} is not supported"
         elif reason is None and bias is not None and _shape(bias) != [shapes[1][-1 if rhs_kn else -2]]:
@@ -149,12 +186,11 @@ class ConvertTorchToMxq(Pass):
             if rhs_kn:
                 rhs = _transpose_last2(rhs, rhs_shape)
                 rhs_shape = [*rhs_shape[:-2], rhs_shape[-1], rhs_shape[-2]]
-            b_lhs = to_builtin(lhs, builtin_type_of(lhs.type))
-            b_rhs = to_builtin(rhs, builtin_type_of(rhs.type))
-            b_bias = to_builtin(bias, builtin_type_of(bias.type)) if bias is not None else None
+            b_lhs, b_rhs = _to_f32(lhs), _to_f32(rhs)
+            b_bias = _to_f32(bias) if bias is not None else None
             res_type = ir.RankedTensorType.get([*lhs_shape[:-1], rhs_shape[-2]], ir.F32Type.get())
             mm = MatmulOp(b_lhs, b_rhs, layer=ir.StringAttr.get(layer), result=res_type, bias=b_bias)
-            out = from_builtin(mm.result, op.result.type)
+            out = _from_f32(mm.result, op.result.type)
         op.result.replace_all_uses_with(out)
         op.erase()
 
@@ -172,7 +208,7 @@ def _conv_geometry(op) -> Conv2dGeometry | str:
     x, w, bias, stride, padding, dilation, groups = list(op.operands)
     xs, ws, ys = _shape(x), _shape(w), _shape(op.result)
     if xs is None or ws is None or ys is None or len(xs) != 4:
-        return "only static-shaped f32 NCHW conv2d is quantized"
+        return "only static-shaped f32/bf16/f16 NCHW conv2d is quantized"
     if _int_constant(groups) != 1:
         return "grouped/depthwise conv2d (groups != 1) is not quantized: stays in high precision"
     lists = [_int_list(v) for v in (stride, padding, dilation)]

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import torch
 
@@ -18,6 +19,21 @@ from mxc.targets import TARGET_NAMES, by_device, get_target, targets
 from mxc.weights import PARAMETER_SCOPE
 
 ARTIFACT_FILES = ("model.vmfb", "model.irpa", "manifest.json", "inputs.pt")
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A tensor as numpy; bf16 (which numpy lacks) as ml_dtypes.bfloat16, the type IREE's runtime reads as bf16."""
+    t = t.detach().contiguous().cpu()
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.uint16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def _from_numpy(a: np.ndarray) -> torch.Tensor:
+    """numpy (ml_dtypes.bfloat16 included) -> torch, bits unchanged."""
+    if a.dtype == ml_dtypes.bfloat16:
+        return torch.from_numpy(a.view(np.uint16).copy()).view(torch.bfloat16)
+    return torch.from_numpy(a.copy())
 
 
 @dataclass
@@ -36,10 +52,10 @@ class Artifact:
         expected = self.manifest["inputs"]
         if len(inputs) != len(expected):
             raise ValueError(f"the model takes {len(expected)} inputs, got {len(inputs)}")
-        args = [rt.asdevicearray(self._device, t.detach().contiguous().numpy()) for t in inputs]
+        args = [rt.asdevicearray(self._device, _to_numpy(t)) for t in inputs]
         out = self._fn(*args)
         outs = out if isinstance(out, (list, tuple)) else [out]
-        return [torch.from_numpy(np.asarray(o).copy()) for o in outs]
+        return [_from_numpy(np.asarray(o)) for o in outs]
 
     def example_inputs(self) -> tuple:
         return torch.load(self.path / "inputs.pt")

@@ -1,12 +1,16 @@
 """The torch references `mxc run --compare` measures against.
 
-* float32 eager: the model as the user wrote it.
+* eager: the model as the user wrote it, in its own dtype.
 * fake-quant: the exported graph, rewritten with FX so that it applies
   `mxc.numerics.fake_quantize` to exactly the operands mxc quantized, layer by
   layer as the manifest records (layer names are matched in graph order, as
   convert-torch-to-mxq assigns them). This is the numerics reference applied to
   the same layers, so compiled-vs-reference differences are float32
-  accumulation order only.
+  accumulation order only. A bf16/f16 matmul that mxc compiled runs here as mxc
+  runs it: operands extended to f32 (exact, so fake-quantizing the extension
+  is fake-quantizing the bf16/f16 values, which is also what
+  `mxc.numerics.quantize` does with a bf16/f16 tensor), an f32 GEMM, one
+  rounding of the result back to the model's dtype.
 """
 
 from __future__ import annotations
@@ -61,6 +65,35 @@ def _insert_fq(gm, node, index: int, spec: FormatSpec, axis: int) -> None:
     node.update_arg(index, new)
 
 
+class _InF32(torch.nn.Module):
+    """A bf16/f16 matmul as mxc compiles it: tensor operands extended to f32 (exact), the op in f32, the
+    result rounded once to `dtype` (convert-torch-to-mxq's arith.extf / arith.truncf)."""
+
+    def __init__(self, target, dtype: torch.dtype):
+        super().__init__()
+        self.target, self.dtype = target, dtype
+
+    def forward(self, *args, **kwargs):
+        up = [a.to(torch.float32) if isinstance(a, torch.Tensor) else a for a in args]
+        return self.target(*up, **kwargs).to(self.dtype)
+
+
+def _compute_in_f32(gm, node, dtype: torch.dtype) -> None:
+    name = f"_mxc_in_f32_{len([n for n in gm.graph.nodes if n.op == 'call_module'])}"
+    gm.add_submodule(name, _InF32(node.target, dtype))
+    with gm.graph.inserting_before(node):
+        new = gm.graph.call_module(name, node.args, dict(node.kwargs))
+    node.replace_all_uses_with(new)
+    gm.graph.erase_node(node)
+
+
+def _half_dtype(node) -> torch.dtype | None:
+    """The node's result dtype when it is bf16/f16 (mxc computes such a matmul in f32), else None."""
+    val = node.meta.get("val")
+    dtype = getattr(val, "dtype", None)
+    return dtype if dtype in (torch.bfloat16, torch.float16) else None
+
+
 class _FakeQuantConv2d(torch.nn.Module):
     """conv2d as mxc compiles it: unfold -> fake-quant patches and flattened weight along K -> GEMM -> NCHW."""
 
@@ -69,6 +102,8 @@ class _FakeQuantConv2d(torch.nn.Module):
         self.act, self.wfmt = act, wfmt
 
     def forward(self, x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+        dtype = x.dtype  # bf16/f16: computed in f32 from the exact extension, rounded back once
+        x, w, bias = x.to(torch.float32), w.to(torch.float32), None if bias is None else bias.to(torch.float32)
         n, _, h, wd = x.shape
         o, _, kh, kw = w.shape
         pair = torch.nn.modules.utils._pair
@@ -79,7 +114,7 @@ class _FakeQuantConv2d(torch.nn.Module):
         y = _fq(cols, self.act, -1) @ _fq(w.reshape(o, -1), self.wfmt, -1).T
         if bias is not None:
             y = y + bias
-        return y.transpose(1, 2).reshape(n, o, ho, wo).contiguous()
+        return y.transpose(1, 2).reshape(n, o, ho, wo).contiguous().to(dtype)
 
 
 def _replace_conv(gm, node, act: FormatSpec | None, wfmt: FormatSpec | None) -> None:
@@ -98,24 +133,27 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> 
     would hold them); activations are quantized at run time.
     """
     formats = layer_formats(manifest)
+    converted = {row["layer"] for row in manifest["layers"] if "input_shape" in row}  # mxq ops, not mxq.reason
     gm = export(model, inputs).module()
     nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS | _CONVS]
     names = unique_layer_names([module_path(n) or f"torch.aten.{n.target._opname}" for n in nodes])
     applied = 0
     for node, name in zip(nodes, names):
         act, wfmt = formats.get(name, (None, None))
-        if (act, wfmt) == (None, None):
+        half = _half_dtype(node) if name in converted else None
+        if (act, wfmt) == (None, None) and half is None:
             continue
+        applied += (act, wfmt) != (None, None)
         if node.target in _CONVS:
             _replace_conv(gm, node, act, wfmt)
-            applied += 1
             continue
         a_i, w_i, w_axis = _ARG_POSITIONS.get(node.target, (0, 1, -2))
         if wfmt is not None:
             _insert_fq(gm, node, w_i, wfmt, w_axis)
         if act is not None:
             _insert_fq(gm, node, a_i, act, -1)
-        applied += 1
+        if half is not None:
+            _compute_in_f32(gm, node, half)
     if applied != len(formats):
         raise RuntimeError(
             f"fake-quant reference matched {applied} of {len(formats)} quantized layers; "

@@ -69,7 +69,15 @@ def _cmd_compile(a) -> int:
     rows = res.manifest["layers"]
     q = sum(1 for r in rows if r.get("status") == "quantized")
     done = "" if a.compile_to == "vmfb" else f"stopped after phase {a.compile_to}; "
-    print(f"wrote {a.output} ({done}{q} of {len(rows)} layers quantized; `mxc inspect {a.output}` for the table)")
+    kept: dict[str, list[str]] = {}  # reason -> layers kept in high precision not by a policy's "none"
+    for r in rows:
+        why = r.get("decision", "")
+        if not r.get("status", "").startswith("quantized") and not why.startswith("none: kept in high precision"):
+            kept.setdefault(why.removesuffix(": stays in high precision"), []).append(r["layer"])
+    note = "".join(f"; kept in high precision: {', '.join(ls[:3])}{f' +{len(ls) - 3} more' if len(ls) > 3 else ''}"
+                   f" ({why})" for why, ls in kept.items())
+    print(f"wrote {a.output} ({done}{q} of {len(rows)} layers quantized{note}; "
+          f"`mxc inspect {a.output}` for the table)")
     return 0
 
 

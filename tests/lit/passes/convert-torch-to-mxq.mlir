@@ -46,9 +46,45 @@ func.func @bmm_names(%q: !torch.vtensor<[2,4,32],f32>, %k: !torch.vtensor<[2,32,
 
 // -----
 
+// A bf16 matmul: every operand extended to f32 at the mxq boundary, the result truncated back to bf16.
+// CHECK-LABEL: func.func @linear_bf16
+// CHECK: %[[X:.*]] = "torch_c.to_builtin_tensor"(%arg0) : (!torch.vtensor<[4,64],bf16>) -> tensor<4x64xbf16>
+// CHECK: %[[XE:.*]] = arith.extf %[[X]] : tensor<4x64xbf16> to tensor<4x64xf32>
+// CHECK: %[[WE:.*]] = arith.extf %{{.*}} : tensor<8x64xbf16> to tensor<8x64xf32>
+// CHECK: %[[BE:.*]] = arith.extf %{{.*}} : tensor<8xbf16> to tensor<8xf32>
+// CHECK: %[[Y:.*]] = "mxq.matmul"(%[[XE]], %[[WE]], %[[BE]]) {layer = "fc1"
+// CHECK-SAME: -> tensor<4x8xf32>
+// CHECK: %[[YT:.*]] = arith.truncf %[[Y]] : tensor<4x8xf32> to tensor<4x8xbf16>
+// CHECK: "torch_c.from_builtin_tensor"(%[[YT]]) : (tensor<4x8xbf16>) -> !torch.vtensor<[4,8],bf16>
+// CHECK-NOT: torch.aten.linear
+func.func @linear_bf16(%x: !torch.vtensor<[4,64],bf16>) -> !torch.vtensor<[4,8],bf16> {
+  %w = torch.vtensor.literal(dense<0.5> : tensor<8x64xbf16>) : !torch.vtensor<[8,64],bf16>
+  %b = torch.vtensor.literal(dense<0.25> : tensor<8xbf16>) : !torch.vtensor<[8],bf16>
+  %y = torch.aten.linear %x, %w, %b : !torch.vtensor<[4,64],bf16>, !torch.vtensor<[8,64],bf16>, !torch.vtensor<[8],bf16> -> !torch.vtensor<[4,8],bf16> loc("fc1")
+  return %y : !torch.vtensor<[4,8],bf16>
+}
+
+// -----
+
+// An f16 [K, N] right-hand side is transposed in f16, then extended.
+// CHECK-LABEL: func.func @mm_f16
+// CHECK: %[[T:.*]] = torch.aten.transpose.int %{{.*}}, %int0, %int1 : !torch.vtensor<[64,8],f16>, !torch.int, !torch.int -> !torch.vtensor<[8,64],f16>
+// CHECK: %[[TB:.*]] = "torch_c.to_builtin_tensor"(%[[T]])
+// CHECK: arith.extf %[[TB]] : tensor<8x64xf16> to tensor<8x64xf32>
+// CHECK: "mxq.matmul"
+// CHECK-SAME: layer = "proj"
+// CHECK: arith.truncf %{{.*}} : tensor<4x8xf32> to tensor<4x8xf16>
+func.func @mm_f16(%x: !torch.vtensor<[4,64],f16>) -> !torch.vtensor<[4,8],f16> {
+  %w = torch.vtensor.literal(dense<0.5> : tensor<64x8xf16>) : !torch.vtensor<[64,8],f16>
+  %y = torch.aten.mm %x, %w : !torch.vtensor<[4,64],f16>, !torch.vtensor<[64,8],f16> -> !torch.vtensor<[4,8],f16> loc("proj")
+  return %y : !torch.vtensor<[4,8],f16>
+}
+
+// -----
+
 // Ops mxc cannot quantize stay in torch with a reason.
 // CHECK-LABEL: func.func @unquantizable
-// CHECK: torch.aten.mm {{.*}} {mxq.layer = "dyn", mxq.reason = "only static-shaped f32 matmuls are quantized"}
+// CHECK: torch.aten.mm {{.*}} {mxq.layer = "dyn", mxq.reason = "only static-shaped f32/bf16/f16 matmuls are quantized"}
 // CHECK: torch.aten.addmm {{.*}} {mxq.layer = "scaled", mxq.reason = "addmm with beta or alpha other than 1"}
 func.func @unquantizable(%x: !torch.vtensor<[?,64],f32>, %y: !torch.vtensor<[4,64],f32>) -> !torch.vtensor<[4,8],f32> {
   %w = torch.vtensor.literal(dense<0.5> : tensor<64x8xf32>) : !torch.vtensor<[64,8],f32>
