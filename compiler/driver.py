@@ -2,11 +2,20 @@
 
 An artifact directory holds `model.vmfb`, `model.irpa` (every weight, packed,
 as IREE parameters), `inputs.pt` (the example inputs) and `manifest.json`.
+
+The directory is written whole or not at all: every file goes into a temporary
+directory beside OUT, `manifest.json` last with the sha256 of each other file
+(`files`), and the temporary directory is then renamed to OUT. An old OUT is
+replaced only when it is empty or holds nothing but files mxc writes, so a
+stale `reference.pt` or `model.vmfb` from an earlier compile never survives
+into a new artifact, and Ctrl-C leaves the old OUT as it was.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shutil
 import sys
 import time
@@ -26,6 +35,7 @@ from mxc.targets import get_target
 from mxc.targets.cuda import CudaTarget
 
 from .pipeline import Options, pass_phases, phases
+from mxc.runtime.fingerprint import file_sha256, weights_fingerprint
 from mxc.weights import WeightStore
 
 
@@ -151,26 +161,87 @@ def compile_file(
     }
     if out_dir is None:
         return result
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if compile_to == "vmfb":
-        (out / "model.vmfb").write_bytes(vmfb)
-        weights.write_irpa(out / "model.irpa", names)
-        result.manifest["weights_bytes"] = weights.nbytes(names)
-        result.manifest["parameters"] = {"file": "model.irpa", "scope": "model", "count": len(names)}
-        torch.save(spec.example_inputs, out / "inputs.pt")
-    if library:
-        _copy_kernels(library, out / "kernels", target)
-        result.manifest["kernel_library"] = f"kernels/{target.kernel_stem}.cubin"
-    if compile_to == "vmfb" and isinstance(target, CudaTarget):
-        # The GPU machine may have no compiler: `mxc run --compare` there reads these.
-        from mxc.runtime.reference import eager_forward, fake_quant_forward
+    final = Path(out_dir)
+    out = _temp_dir_beside(final)  # every file goes here; renamed to `final` once complete
+    try:
+        if compile_to == "vmfb":
+            (out / "model.vmfb").write_bytes(vmfb)
+            weights.write_irpa(out / "model.irpa", names)
+            result.manifest["weights_bytes"] = weights.nbytes(names)
+            result.manifest["parameters"] = {"file": "model.irpa", "scope": "model", "count": len(names)}
+            torch.save(spec.example_inputs, out / "inputs.pt")
+        if library:
+            _copy_kernels(library, out / "kernels", target)
+            result.manifest["kernel_library"] = f"kernels/{target.kernel_stem}.cubin"
+        if compile_to == "vmfb" and isinstance(target, CudaTarget):
+            # The GPU machine may have no compiler: `mxc run --compare` there reads these.
+            from mxc.runtime.reference import eager_forward, fake_quant_forward
 
-        torch.save({"fake_quant": fake_quant_forward(spec.model, spec.example_inputs, result.manifest),
-                    "eager": eager_forward(spec.model, spec.example_inputs)}, out / REFERENCE_FILE)
-        result.manifest["reference_outputs"] = REFERENCE_FILE
-    (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2))
+            torch.save({"fake_quant": fake_quant_forward(spec.model, spec.example_inputs, result.manifest),
+                        "eager": eager_forward(spec.model, spec.example_inputs)}, out / REFERENCE_FILE)
+            result.manifest["reference_outputs"] = REFERENCE_FILE
+        result.manifest["weights_fingerprint"] = fingerprint
+        result.manifest["files"] = {f.relative_to(out).as_posix(): file_sha256(f)
+                                    for f in sorted(out.rglob("*")) if f.is_file()}
+        (out / "manifest.json").write_text(json.dumps(result.manifest, indent=2))
+        _replace_dir(out, final, dump)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)  # (gone already when the rename happened)
     return result
+
+
+# What mxc writes into an artifact directory (and a failed compile's reproducers):
+# a directory holding only these may be replaced by a new artifact.
+_ARTIFACT_ENTRIES = frozenset({"model.vmfb", "model.irpa", "inputs.pt", "manifest.json", "reference.pt", "kernels",
+                               "repro.mlir", "iree_input.mlir"})
+
+
+def _check_output_dir(out: Path, dump: Path | None) -> None:
+    """Refuse an -o the artifact cannot replace, before any compile work: a file, a directory
+    holding other files, or a place that is not writable."""
+    if out.exists() and not out.is_dir():
+        raise MxcError(f"-o {out}: is a file, not a directory; name a new directory (or an mxc artifact "
+                       f"directory to replace)")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in _ARTIFACT_ENTRIES)
+        if foreign:
+            raise MxcError(f"-o {out}: the directory holds files mxc did not write ({', '.join(foreign[:5])}"
+                           f"{', ...' if len(foreign) > 5 else ''}) and would be replaced; name a new or empty "
+                           f"directory, or an mxc artifact directory")
+        if not os.access(out, os.W_OK | os.X_OK):
+            raise MxcError(f"-o {out}: the directory is read-only; make it writable or name another directory")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise MxcError(f"-o {out}: cannot create it, {parent} is not a writable directory; name another directory")
+    if dump is not None and dump.resolve().is_relative_to(out.resolve()):
+        raise MxcError(f"--dump-compilation-phases-to {dump} is inside -o {out}, which a new artifact replaces "
+                       f"as a whole; dump the phases elsewhere")
+
+
+def _temp_dir_beside(out: Path) -> Path:
+    """A new hidden directory next to `out` (same file system, so the final rename is atomic)."""
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.absolute().parent / f".{out.name}.mxc-tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()  # (mode from the umask, as `out` would have had)
+    return tmp
+
+
+def _replace_dir(tmp: Path, out: Path, dump: Path | None) -> None:
+    """Rename the complete `tmp` to `out`; an old `out` is moved aside first and removed after."""
+    _check_output_dir(out, dump)  # again: it may have changed during the compile
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = tmp.with_name(tmp.name + ".old")
+    out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        old.rename(out)  # put the old artifact back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 REFERENCE_FILE = "reference.pt"

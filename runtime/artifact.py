@@ -18,7 +18,11 @@ from mxc.errors import ArtifactError
 from mxc.targets import TARGET_NAMES, by_device, get_target, targets
 from mxc.weights import PARAMETER_SCOPE
 
+from .fingerprint import file_sha256
+
 ARTIFACT_FILES = ("model.vmfb", "model.irpa", "manifest.json", "inputs.pt")
+# The manifest keys load() and --compare read, with their types.
+_MANIFEST_KEYS = {"model": str, "target": str, "compiled_to": str, "inputs": list, "layers": list, "files": dict}
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
@@ -58,7 +62,55 @@ class Artifact:
         return [_from_numpy(np.asarray(o)) for o in outs]
 
     def example_inputs(self) -> tuple:
-        return torch.load(self.path / "inputs.pt")
+        """The inputs saved at compile time (a tuple of tensors, one per manifest `inputs` entry)."""
+        where = self.path / "inputs.pt"
+        try:
+            inputs = torch.load(where)
+        except Exception as e:
+            raise ArtifactError(f"{where} is corrupt ({type(e).__name__}); recompile with mxc compile") from e
+        n = len(self.manifest["inputs"])
+        if not isinstance(inputs, (tuple, list)) or len(inputs) != n or \
+                not all(isinstance(t, torch.Tensor) for t in inputs):
+            raise ArtifactError(f"{where} has the wrong structure: expected a tuple of {n} tensor(s), "
+                                f"found {type(inputs).__name__}; recompile with mxc compile")
+        return tuple(inputs)
+
+
+def read_manifest(path: Path) -> dict:
+    """`path`/manifest.json, checked for the keys mxc reads; ArtifactError (one line) otherwise."""
+    where = path / "manifest.json"
+    try:
+        manifest = json.loads(where.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{where} is corrupt ({e}); recompile with mxc compile") from e
+    if not isinstance(manifest, dict):
+        raise ArtifactError(f"{where} has the wrong structure (a JSON {type(manifest).__name__}, not an object); "
+                            f"recompile with mxc compile")
+    for key, kind in _MANIFEST_KEYS.items():
+        if not isinstance(manifest.get(key), kind):
+            why = "no" if key not in manifest else f"a {type(manifest[key]).__name__} as"
+            hint = " (written by an older mxc?)" if key == "files" and key not in manifest else ""
+            raise ArtifactError(f"{where} has the wrong structure: {why} '{key}' (expected a {kind.__name__}){hint}; "
+                                f"recompile with mxc compile")
+    bad = [f for f, h in manifest["files"].items() if not isinstance(h, str) or Path(f).is_absolute() or ".." in Path(f).parts]
+    if bad:
+        raise ArtifactError(f"{where} has the wrong structure: bad 'files' entry {bad[0]!r}; recompile with mxc compile")
+    return manifest
+
+
+def _check_files(path: Path, manifest: dict) -> None:
+    """Every file the manifest lists is there with the sha256 it was written with."""
+    listed = manifest["files"]
+    missing = [f for f in dict.fromkeys([*ARTIFACT_FILES, *listed]) if f != "manifest.json" and not (path / f).is_file()]
+    if missing:
+        raise ArtifactError(f"{path}: incomplete artifact, missing {', '.join(missing)}; recompile with mxc compile")
+    unlisted = [f for f in ARTIFACT_FILES if f != "manifest.json" and f not in listed]
+    if unlisted:
+        raise ArtifactError(f"{path}/manifest.json lists no hash for {', '.join(unlisted)}; recompile with mxc compile")
+    for name, digest in listed.items():
+        if file_sha256(path / name) != digest:
+            raise ArtifactError(f"{path}/{name} is corrupt or from another compile (its sha256 is not the one "
+                                f"manifest.json records); recompile with mxc compile")
 
 
 def load(path: str | Path, device: str = "cpu") -> Artifact:
@@ -72,13 +124,14 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
         raise ArtifactError(f"unknown device '{device}' (devices: {', '.join(devices)})")
     if not path.is_dir():
         raise ArtifactError(f"{path}: no such artifact directory (create one with: mxc compile MODEL.py -o {path})")
-    missing = [f for f in ARTIFACT_FILES if not (path / f).is_file()]
-    if missing:
+    if not (path / "manifest.json").is_file():
+        missing = [f for f in ARTIFACT_FILES if not (path / f).is_file()]
         raise ArtifactError(f"{path}: incomplete artifact, missing {', '.join(missing)}; recompile with mxc compile")
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{path}/manifest.json is corrupt ({e}); recompile with mxc compile") from e
+    manifest = read_manifest(path)
+    if manifest["compiled_to"] != "vmfb":
+        raise ArtifactError(f"{path}: compiled with --compile-to {manifest['compiled_to']}, so it holds no program "
+                            f"to run (`mxc inspect {path}` reads it); recompile without --compile-to to run it")
+    _check_files(path, manifest)
     built_for = manifest.get("target")
     target = get_target(built_for) if built_for in TARGET_NAMES else None
     if target is not None and target.device is None:

@@ -6,7 +6,10 @@ import math
 
 import torch
 
+from mxc.errors import ArtifactError
+
 from .artifact import Artifact
+from .fingerprint import weights_fingerprint
 
 # Tolerance of compiled vs fake-quant reference (README "Tolerance"). Both
 # compute the same dequantized products (the quantizers are bit-exact, tested
@@ -51,61 +54,120 @@ def _rtol(dtype: torch.dtype) -> float:
     return max(RTOL, RTOL_HALF_EPS * torch.finfo(dtype).eps) if dtype in HALF_DTYPES else RTOL
 
 
-def _references(artifact: Artifact, inputs: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor], str]:
+def _references(artifact: Artifact, inputs: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(fake-quant reference, torch float32) outputs: stored at compile time (GPU targets) or computed now."""
-    stored = artifact.path / "reference.pt"
-    if stored.is_file():
-        ref = torch.load(stored)
-        return ref["fake_quant"], ref["eager"], "computed at compile time on the example inputs"
+    stored = artifact.manifest.get("reference_outputs")  # a file the manifest lists, so load() checked its hash
+    if stored:
+        ref = torch.load(artifact.path / stored)
+        return ref["fake_quant"], ref["eager"]
     from mxc.compiler.frontend import load_model_file
 
     from .reference import eager_forward, fake_quant_forward
 
     spec = load_model_file(artifact.manifest["model"])
-    return fake_quant_forward(spec.model, inputs, artifact.manifest), eager_forward(spec.model, inputs), "computed now"
+    _check_fingerprint(artifact, spec.model)
+    return fake_quant_forward(spec.model, inputs, artifact.manifest), eager_forward(spec.model, inputs)
+
+
+def _check_fingerprint(artifact: Artifact, model: torch.nn.Module) -> None:
+    """Refuse to compare against a model whose weights are not the ones compiled (the numbers would be nonsense)."""
+    recorded = artifact.manifest.get("weights_fingerprint")
+    if recorded is None or weights_fingerprint(model) == recorded:
+        return
+    path, model_py = artifact.path, artifact.manifest["model"]
+    raise ArtifactError(f"{model_py}: get_model() now returns other weights than {path} was compiled from "
+                        f"(their sha256 fingerprint differs), so --compare would measure another model: either "
+                        f"model.py changed since compiling (recompile: mxc compile {model_py} -o {path}) or "
+                        f"get_model() is not deterministic (seed it: torch.manual_seed(0) before building the model)")
+
+
+def _sqnr_db(signal: float, noise: float) -> float:
+    if noise == 0:
+        return math.inf if signal else math.nan  # nan: nothing was measured (no finite, non-zero reference)
+    return 10 * math.log10(signal / noise) if signal else -math.inf
 
 
 def errors(y: torch.Tensor, ref: torch.Tensor) -> dict:
-    """max abs error, relative L2 error and SQNR (dB) of y against ref."""
+    """max abs error, relative L2 error and SQNR (dB) of y against ref over the positions where both are finite.
+
+    NaN where the reference has NaN, or the same infinity, is a match; any other NaN/Inf on either side is
+    counted in `nonfinite_mismatches` and makes the errors infinite (never "sqnr inf dB"). `compared` counts
+    the positions where both are finite.
+    """
     y, ref = y.double(), ref.double()
-    both_nan = torch.isnan(y) & torch.isnan(ref)  # NaN where the reference has NaN is a match
-    y, ref = torch.where(both_nan, 0.0, y), torch.where(both_nan, 0.0, ref)
-    diff = torch.where(torch.isnan(y) | torch.isnan(ref), math.inf, y - ref)
-    noise = float((diff * diff).sum())
-    signal = float((ref * ref).sum())
+    same = (torch.isnan(y) & torch.isnan(ref)) | (torch.isinf(y) & (y == ref))
+    finite = torch.isfinite(y) & torch.isfinite(ref)
+    mismatches = int((~finite & ~same).sum())
+    diff, r = (y - ref)[finite], ref[finite]
+    noise, signal = float((diff * diff).sum()), float((r * r).sum())
+    if mismatches:
+        return {"max_abs_error": math.inf, "rel_l2_error": math.inf, "sqnr_db": -math.inf,
+                "nonfinite_mismatches": mismatches, "compared": int(finite.sum())}
     return {
         "max_abs_error": float(diff.abs().max()) if diff.numel() else 0.0,
         "rel_l2_error": math.sqrt(noise / signal) if signal else math.sqrt(noise),
-        "sqnr_db": (10 * math.log10(signal / noise)) if noise else math.inf,
+        "sqnr_db": _sqnr_db(signal, noise),
+        "nonfinite_mismatches": 0,
+        "compared": int(finite.sum()),
+    }
+
+
+def _rule(manifest: dict) -> tuple[float | None, str]:
+    """(FLIP_FRACTION to allow, why) when activations are re-rounded at run time; (None, "") otherwise."""
+    layers = manifest["layers"]
+    requantized = any(r.get("activation_format", "none") != "none" for r in layers)
+    rounding = {x for r in layers for x in r.get("run_time_rounding", [])}  # what the kernels add (manifest)
+    bf16, fp8_tc = "bf16 activations" in rounding, "fp8 block sums" in rounding
+    if not (requantized or bf16):
+        return None, ""
+    why = "bf16 activations of the wgmma kernels" if bf16 and not requantized else "activation rounding flips"
+    why += ", FP8 tensor-core block sums" if fp8_tc else ""
+    return (FLIP_FRACTION_FP8 if fp8_tc else FLIP_FRACTION), why
+
+
+def _compare_output(y: torch.Tensor, fq: torch.Tensor, eager: torch.Tensor, frac: float | None, why: str) -> dict:
+    """One output against its references; `tolerance` is the bound the rule compares with."""
+    vs_ref, ref_vs_torch = errors(y, fq), errors(fq, eager)
+    finite = fq[torch.isfinite(fq)]
+    rtol = _rtol(fq.dtype)
+    frac = max(frac, FLIP_FRACTION_HALF) if frac is not None and fq.dtype in HALF_DTYPES else frac
+    abs_tol = rtol * float(finite.abs().max()) if finite.numel() else 0.0
+    same_nonfinite = (torch.isnan(y) & torch.isnan(fq)) | (torch.isinf(y) & (y == fq))
+    close = ((y - fq).abs() <= abs_tol) | same_nonfinite
+    if frac is None:
+        order = f"{fq.dtype} ulps of the model's own ops" if fq.dtype in HALF_DTYPES else "float32 summation order"
+        tol, rule = abs_tol, f"max_abs <= {rtol:g} * max|reference| ({order})"
+        ok = vs_ref["max_abs_error"] <= abs_tol
+    else:
+        tol = frac * ref_vs_torch["rel_l2_error"]
+        rule = f"rel_l2 <= {frac} * reference_vs_torch.rel_l2 ({why} allowed), or max_abs <= {rtol:g} * max|reference|"
+        ok = vs_ref["rel_l2_error"] <= tol or vs_ref["max_abs_error"] <= abs_tol
+    if vs_ref["nonfinite_mismatches"]:
+        ok, rule = False, rule + f"; FAILS: {vs_ref['nonfinite_mismatches']} NaN/Inf where the reference differs"
+    elif not vs_ref["compared"] and y.numel():
+        ok, rule = False, rule + "; FAILS: every value is NaN/Inf, nothing to compare"
+    return {
+        "vs_reference": {**vs_ref, "tolerance": tol, "abs_tolerance": abs_tol, "rule": rule,
+                         "within_tolerance": bool(ok), "fraction_within_rtol": float(close.double().mean())},
+        "vs_torch": errors(y, eager),
+        "reference_vs_torch": ref_vs_torch,
     }
 
 
 def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> dict:
-    """Errors of `outputs` vs the fake-quant reference and vs torch eager float32 (first output)."""
-    fq, eager, source = _references(artifact, inputs)
-    vs_ref, ref_vs_torch = errors(outputs[0], fq[0]), errors(fq[0], eager[0])
-    finite = fq[0][torch.isfinite(fq[0])]
-    rtol = _rtol(fq[0].dtype)
-    tol = rtol * float(finite.abs().max()) if finite.numel() else 0.0
-    close = ((outputs[0] - fq[0]).abs() <= tol) | (torch.isnan(outputs[0]) & torch.isnan(fq[0]))
-    layers = artifact.manifest["layers"]
-    requantized = any(r.get("activation_format", "none") != "none" for r in layers)
-    rounding = {x for r in layers for x in r.get("run_time_rounding", [])}  # what the kernels add (manifest)
-    bf16, fp8_tc = "bf16 activations" in rounding, "fp8 block sums" in rounding
-    if requantized or bf16:
-        why = "bf16 activations of the wgmma kernels" if bf16 and not requantized else "activation rounding flips"
-        frac = FLIP_FRACTION_FP8 if fp8_tc else FLIP_FRACTION
-        frac = max(frac, FLIP_FRACTION_HALF) if fq[0].dtype in HALF_DTYPES else frac
-        why += ", FP8 tensor-core block sums" if fp8_tc else ""
-        rule = f"rel_l2 <= {frac} * reference_vs_torch.rel_l2 ({why} allowed)"
-        ok = vs_ref["rel_l2_error"] <= frac * ref_vs_torch["rel_l2_error"] or vs_ref["max_abs_error"] <= tol
-    else:
-        order = f"{fq[0].dtype} ulps of the model's own ops" if fq[0].dtype in HALF_DTYPES else "float32 summation order"
-        rule = f"max_abs <= {rtol:g} * max|reference| ({order})"
-        ok = vs_ref["max_abs_error"] <= tol
-    return {
-        "vs_reference": {**vs_ref, "tolerance": tol, "rule": rule, "within_tolerance": bool(ok), "source": source,
-                         "fraction_within_rtol": float(close.double().mean())},
-        "vs_torch": errors(outputs[0], eager[0]),
-        "reference_vs_torch": ref_vs_torch,
-    }
+    """Every output vs the fake-quant reference and vs torch eager float32.
+
+    Returns `outputs` (one comparison per output) and, at the top level, the comparison of the worst
+    output (`vs_reference.output` names it: the first that fails, else the largest rel_l2), so
+    `vs_reference.within_tolerance` is true only when every output passes.
+    """
+    fq, eager = _references(artifact, inputs)
+    if len(fq) != len(outputs):
+        raise ArtifactError(f"{artifact.path}: the artifact returns {len(outputs)} output(s), the model "
+                            f"{len(fq)}; recompile with mxc compile")
+    frac, why = _rule(artifact.manifest)
+    per = [_compare_output(y, f, e, frac, why) for y, f, e in zip(outputs, fq, eager)]
+    failing = [i for i, c in enumerate(per) if not c["vs_reference"]["within_tolerance"]]
+    worst = failing[0] if failing else max(range(len(per)), key=lambda i: per[i]["vs_reference"]["rel_l2_error"])
+    top = per[worst]
+    return {**top, "vs_reference": {**top["vs_reference"], "output": worst}, "outputs": per}

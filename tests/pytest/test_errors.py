@@ -83,14 +83,14 @@ def get_example_inputs():
 
 
 def test_unquantizable_op_is_listed(write_model, tmp_path):
-    rc, _, err = run_mxc("compile", write_model(DEPTHWISE), "-o", tmp_path, "-q")
+    rc, _, err = run_mxc("compile", write_model(DEPTHWISE), "-o", tmp_path / "o", "-q")
     assert rc == 0, err
-    rows = json.loads((tmp_path / "manifest.json").read_text())["layers"]
+    rows = json.loads((tmp_path / "o" / "manifest.json").read_text())["layers"]
     assert [(r["layer"], r["status"]) for r in rows] == [("dw", "high precision"), ("fc", "quantized")]
     assert "groups != 1" in rows[0]["decision"] and rows[0]["op"] == "conv2d"
-    rc, out, _ = run_mxc("inspect", tmp_path)
+    rc, out, _ = run_mxc("inspect", tmp_path / "o")
     assert rc == 0 and "grouped/depthwise conv2d (groups != 1) is not quantized" in out
-    rc, out, err = run_mxc("run", tmp_path, "--compare", "--json")
+    rc, out, err = run_mxc("run", tmp_path / "o", "--compare", "--json")
     assert rc == 0 and json.loads(out)["vs_reference"]["within_tolerance"], err
 
 
