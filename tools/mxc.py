@@ -128,6 +128,8 @@ def _cmd_run(a) -> int:
     ok, worst = result["vs_reference"]["within_tolerance"], result["vs_reference"]["output"]
     if len(outputs) > 1:
         print(f"  all {len(outputs)} outputs: {'pass' if ok else f'FAIL (output {worst} first)'}")
+    if "hint" in result:
+        print(f"  hint: {result['hint']}")
     return 0 if ok else 1
 
 

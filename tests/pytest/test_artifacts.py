@@ -190,3 +190,17 @@ def test_bad_output_dir_interrupt_and_bad_files(mlp, tmp_path):
     _rehash(broken, "inputs.pt")
     rc, _, err = run_mxc("run", broken)
     assert rc == 2 and "inputs.pt has the wrong structure" in err and len(err.strip().splitlines()) == 1
+
+
+def test_failing_compare_with_quantized_activations_points_at_layer_diff(mlp):
+    """Item 3: a failure with quantized activations says how to find the flipped block."""
+    import mxc
+    from mxc.runtime.compare import compare
+
+    art = mxc.load(mlp)
+    inputs = art.example_inputs()
+    outputs = art(*inputs)
+    assert "hint" not in compare(art, outputs, inputs)  # passing: no hint
+    res = compare(art, [outputs[0] + 1.0], inputs)
+    assert not res["vs_reference"]["within_tolerance"]
+    assert f"python -m mxc.tools.layer_diff {mlp}" in res["hint"]
