@@ -16,7 +16,6 @@ from typing import Literal, get_args
 
 from mxc.errors import MxcError
 from mxc.numerics.options import (
-    OPTION_NAMES,
     ErrorMetric,
     FormatSpec,
     HadamardSize,
@@ -99,7 +98,7 @@ class Options:
     @property
     def quant_options(self) -> QuantOptions:
         """The quantization options as one value (raises the numerics' OptionError for a bad one)."""
-        return QuantOptions(**{k: getattr(self, k) for k in OPTION_NAMES})
+        return QuantOptions.of(self)
 
     def to_dict(self) -> dict:
         """The manifest's "options": every field, as `mxc compile` has always written them.

@@ -80,6 +80,11 @@ class QuantOptions:
             return False
         return True
 
+    @staticmethod
+    def of(obj) -> "QuantOptions":
+        """The options held as same-named attributes of `obj` (compile options, a pass's options)."""
+        return QuantOptions(**{k: getattr(obj, k) for k in OPTION_NAMES})
+
     def to_dict(self) -> dict:
         """Only the options that differ from the defaults."""
         default = QuantOptions()

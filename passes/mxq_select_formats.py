@@ -34,7 +34,6 @@ from torch_mlir import ir
 
 from mxc.numerics.formats import FORMATS
 from mxc.numerics.options import (
-    OPTION_NAMES,
     ErrorMetric,
     FormatSpec,
     HadamardSize,
@@ -76,7 +75,7 @@ class MxqSelectFormats(Pass):
         return cls(**{f.name: getattr(opts, f.name) for f in cls.option_fields()}, weights=weights)
 
     def options(self) -> QuantOptions:
-        return QuantOptions(**{k: getattr(self, k) for k in OPTION_NAMES})
+        return QuantOptions.of(self)
 
     def make_policy(self) -> Policy:
         args = (self.format, self.weights_only, self.act_format, self.options())

@@ -8,6 +8,18 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 os.environ.setdefault("PYTHONWARNINGS", "ignore")
 
+# A model torch.export cannot capture: data-dependent control flow (test_errors, test_reliability).
+BRANCHY = """
+import torch
+class Branchy(torch.nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x
+def get_model(): return Branchy()
+def get_example_inputs(): return (torch.randn(4),)
+"""
+
 
 @pytest.fixture
 def write_model(tmp_path):

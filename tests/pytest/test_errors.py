@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES, run_mxc
+from conftest import BRANCHY, EXAMPLES, run_mxc
 
 LINEAR = """
 import torch
@@ -50,17 +50,7 @@ def test_missing_file(tmp_path):
 
 
 def test_export_failure_names_module(write_model, tmp_path):
-    src = """
-import torch
-class Branchy(torch.nn.Module):
-    def forward(self, x):
-        if x.sum() > 0:
-            return x * 2
-        return x
-def get_model(): return Branchy()
-def get_example_inputs(): return (torch.randn(4),)
-"""
-    rc, _, err = run_mxc("compile", write_model(src), "-o", tmp_path / "o")
+    rc, _, err = run_mxc("compile", write_model(BRANCHY), "-o", tmp_path / "o")
     assert rc == 2 and "torch.export failed for Branchy" in err
 
 

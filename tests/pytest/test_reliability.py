@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from conftest import run_mxc
+from conftest import BRANCHY, run_mxc
 
 LSTM = """
 import torch
@@ -96,16 +96,6 @@ def get_model(): return torch.nn.Sequential(torch.nn.Linear(64, 32))
 def get_example_inputs(): return (torch.randn(4, 48),)
 """
 
-BRANCHY = """
-import torch
-class Branchy(torch.nn.Module):
-    def forward(self, x):
-        if x.sum() > 0:
-            return x * 2
-        return x
-def get_model(): return Branchy()
-def get_example_inputs(): return (torch.randn(4),)
-"""
 
 
 def test_export_hint_matches_cause(write_model, tmp_path):
