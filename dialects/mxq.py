@@ -9,7 +9,10 @@ spec, a name of the format table of `mxc.numerics` with optional options
 (`"mxfp4{scale_rule=rceil,hadamard=32}"`, see `mxc.numerics.options`), or
 "none". They are written by `spec_attr` and read only by `format_attr`, which
 returns the parsed `FormatSpec` (None for "none"); the verifiers check every
-shape and combination against the format table.
+shape and combination against the format table. Every op also refuses an
+attribute it does not define (besides the dialect's discardable `mxq.*`
+attributes of DISCARDABLE_ATTRS and other dialects' prefixed ones) and a
+dynamic shape: `lower-mxq-to-linalg` needs every size.
 
     %e, %s = mxq.quantize %x {format = "mxfp4", block_size = 32, axis = 1}
         : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>)
@@ -29,8 +32,9 @@ from typing import Any
 
 from torch_mlir import ir
 from torch_mlir.dialects import ext
-from torch_mlir.dialects.ext import Operand, Result
+from torch_mlir.dialects.ext import AttributeDef, Operand, OperandDef, Result, ResultDef, Variadicity
 
+from mxc.dialects.mxq_kernels import KERNELS_ATTR, PATH_ATTR
 from mxc.numerics.formats import NONE
 from mxc.numerics.options import FormatSpec, parse_optional, spec_text
 
@@ -46,18 +50,78 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+# The dialect's discardable attributes: what the passes record on mxq ops beside their own
+# attributes. Any other `mxq.`-prefixed or unprefixed attribute on an mxq op is a verifier error;
+# another dialect's prefixed attributes are that dialect's business (MLIR's convention).
+DISCARDABLE_ATTRS = {
+    "mxq.decision": "why the layer got its format (mxq-select-formats)",
+    "mxq.layer": "the module path of an op without a `layer` attribute",
+    "mxq.op": "what the op is when not a linear (conv2d; embedding on a torch op)",
+    "mxq.sqnr_db": "a quantized weight's SQNR (on its mxq.param)",
+    "mxq.source": "the parameter a quantized weight was computed from (on its mxq.param)",
+    "mxq.nonfinite_blocks": "a quantized weight's NaN/Inf block count (on its mxq.param)",
+    KERNELS_ATTR: "the CUDA kernels of a fused layer (mxq-legalize-cuda)",
+    PATH_ATTR: "the CUDA path of a fused layer in words (mxq-legalize-cuda)",
+    "mxq.reason": "why a torch op stayed in high precision",
+}
+
+
+def _segment_attrs(fields, kind, attr: str) -> tuple[str, ...]:
+    """(`attr`,) when an op has an optional or variadic field of `kind`: the IRDL segment sizes."""
+    return (attr,) if any(isinstance(f, kind) and f.variadicity != Variadicity.single for f in fields) else ()
+
+
+def _known_attrs(cls) -> tuple[str, ...]:
+    """The attributes an op of class `cls` defines itself, segment sizes included, in definition order."""
+    own = tuple(f.name for f in cls._fields if isinstance(f, AttributeDef))
+    return (own + _segment_attrs(cls._fields, OperandDef, "operandSegmentSizes")
+            + _segment_attrs(cls._fields, ResultDef, "resultSegmentSizes"))
+
+
 class _VerifiedOp(MXQ.Operation):
-    """Base of verified ops: subclasses implement `_check()` returning an error string or None."""
+    """Base of verified ops: the checks every mxq op shares (no unknown attribute, static shapes),
+    then the subclass's `_check()`, which returns an error string or None."""
 
     def verify_invariants(self) -> bool:
         try:
-            msg = self._check()
+            msg = self._check_attributes() or self._check_static() or self._check()
         except Exception as e:  # a malformed attribute is a verifier error, not a crash
             msg = f"malformed op: {e}"
         if msg:
             self.location.emit_error(f"'{self.OPERATION_NAME}' op {msg}")
             return False
         return True
+
+    def _check(self) -> str | None:
+        return None
+
+    def _check_attributes(self) -> str | None:
+        known = _known_attrs(type(self))
+        for named in self.operation.attributes:
+            name = named if isinstance(named, str) else named.name
+            if name in known or name in DISCARDABLE_ATTRS:
+                continue
+            if "." in name and not name.startswith(MXQ.DIALECT_NAMESPACE + "."):
+                continue  # another dialect's discardable attribute
+            return (f"unknown attribute '{name}': {self.OPERATION_NAME} takes {', '.join(known)}, and the "
+                    f"dialect's discardable {', '.join(DISCARDABLE_ATTRS)}")
+        return None
+
+    def _check_static(self) -> str | None:
+        """Operands and results must be statically shaped: mxc compiles for the example inputs' shapes,
+        and the lowerings (tensor.expand_shape, the K padding, the block count) need every size."""
+        for f in type(self)._fields:
+            if not isinstance(f, (OperandDef, ResultDef)):
+                continue
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            t = value.type
+            if isinstance(t, ir.ShapedType) and not (t.has_rank and t.has_static_shape):
+                kind = "operand" if isinstance(f, OperandDef) else "result"
+                return (f"{kind} '{f.name}' has a dynamic shape ({value.type}): mxq ops take static shapes "
+                        "only (tensors with every dimension known; mxc compiles for the example inputs' shapes)")
+        return None
 
 
 def _str(attr) -> str:
@@ -126,7 +190,7 @@ def _check_quantized(spec: FormatSpec, bs: int, k: int, elements, scales, tensor
     return None
 
 
-class ParamOp(MXQ.Operation, name="param"):
+class ParamOp(_VerifiedOp, name="param"):
     """A weight held outside the IR under `name` (written to the .irpa archive).
 
         %w = "mxq.param"() {name = "fc1.weight"} : () -> tensor<64x128xf32>

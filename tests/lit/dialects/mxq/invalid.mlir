@@ -165,3 +165,51 @@ func.func @hadamard_mismatch(%x: tensor<4x64xf32>, %w: tensor<8x64xf8E4M3FN>, %s
   %r = "mxq.fused_matmul"(%x, %w, %s) {layer = "fc", act_format = "mxfp8{hadamard=32}", w_format = "mxfp8", block_size = 32 : i64, epilogue = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (tensor<4x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
   return
 }
+
+// -----
+
+func.func @matmul_unknown_attribute(%x: tensor<4x64xf32>, %w: tensor<8x64xf32>) {
+  // expected-error @+1 {{'mxq.matmul' op unknown attribute 'bogus': mxq.matmul takes layer, operandSegmentSizes, and the dialect's discardable mxq.decision, mxq.layer, mxq.op}}
+  %r = "mxq.matmul"(%x, %w) {layer = "fc", bogus = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x64xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @fused_unknown_mxq_attribute(%x: tensor<4x64xf32>, %w: tensor<8x64xf8E4M3FN>, %s: tensor<8x2xf8E8M0FNU>) {
+  // expected-error @+1 {{'mxq.fused_matmul' op unknown attribute 'mxq.epilog': mxq.fused_matmul takes layer, act_format, w_format, block_size, epilogue, operandSegmentSizes}}
+  %r = "mxq.fused_matmul"(%x, %w, %s) {layer = "fc", act_format = "none", w_format = "mxfp8", block_size = 32 : i64, epilogue = "none", mxq.epilog = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (tensor<4x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @param_unknown_attribute() {
+  // expected-error @+1 {{'mxq.param' op unknown attribute 'value': mxq.param takes name, and the dialect's discardable}}
+  %w = "mxq.param"() {name = "fc.weight", value = 1.0 : f32} : () -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_dynamic_shape(%x: tensor<?x64xf32>, %w: tensor<8x64xf32>) {
+  // expected-error @+1 {{'mxq.matmul' op operand 'lhs' has a dynamic shape (tensor<?x64xf32>): mxq ops take static shapes only}}
+  %r = "mxq.matmul"(%x, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<?x64xf32>, tensor<8x64xf32>) -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @quantize_dynamic_result(%x: tensor<4x64xf32>) {
+  // expected-error @+1 {{'mxq.quantize' op result 'scales' has a dynamic shape (tensor<4x?xf8E8M0FNU>): mxq ops take static shapes only}}
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp4", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x?xf8E8M0FNU>)
+  return
+}
+
+// -----
+
+func.func @param_unranked() {
+  // expected-error @+1 {{'mxq.param' op result 'result' has a dynamic shape (tensor<*xf32>): mxq ops take static shapes only}}
+  %w = "mxq.param"() {name = "fc.weight"} : () -> tensor<*xf32>
+  return
+}

@@ -52,3 +52,18 @@ func.func @matmul(%x: tensor<4x64xf32>, %w: tensor<8x64xf32>) -> tensor<4x8xf32>
   %r = "mxq.matmul"(%x, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x64xf32>) -> tensor<4x8xf32>
   return %r : tensor<4x8xf32>
 }
+
+// -----
+
+// The dialect's discardable attributes and another dialect's prefixed ones are accepted on mxq ops.
+// CHECK-LABEL: func.func @discardable_attributes
+// CHECK: "mxq.param"() {mxq.nonfinite_blocks = 0 : i64, mxq.sqnr_db = 2.500000e+01 : f64, name = "fc.mxfp8.elements"}
+// CHECK: "mxq.matmul"
+// CHECK-SAME: iree.note = "kept"
+// CHECK-SAME: mxq.decision = "policy default"
+func.func @discardable_attributes(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
+  %e = "mxq.param"() {name = "fc.mxfp8.elements", mxq.sqnr_db = 25.0 : f64, mxq.nonfinite_blocks = 0 : i64} : () -> tensor<8x64xf8E4M3FN>
+  %w = "mxq.param"() {name = "fc.weight"} : () -> tensor<8x64xf32>
+  %r = "mxq.matmul"(%x, %w) {layer = "fc", mxq.decision = "policy default", iree.note = "kept", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x64xf32>) -> tensor<4x8xf32>
+  return %r : tensor<4x8xf32>
+}
