@@ -51,7 +51,9 @@ class _Hooks(FxImporterHooks):
 
 def import_program(prog: torch.export.ExportedProgram, ctx: ir.Context, weights: WeightStore) -> ir.Module:
     """ExportedProgram -> torch-dialect module with named locations and weights as mxq.param."""
-    names = {id(t): n for n, t in [*prog.state_dict.items(), *prog.constants.items()]}
+    names: dict[int, str] = {}  # a tied tensor keeps its first name (emb.weight, not lm_head.weight)
+    for n, t in [*prog.state_dict.items(), *prog.constants.items()]:
+        names.setdefault(id(t), n)
     importer = FxImporter(context=ctx, hooks=_Hooks(weights, names))
     importer._cc = _NamedLocationCache(ctx, py_attr_tracker=importer._py_attr_tracker)
     try:

@@ -27,6 +27,39 @@ def _param(v):
     return owner if not isinstance(owner, ir.Block) and owner.operation.name == "mxq.param" else None
 
 
+# Ops between a parameter and the op that reads it which leave its data as stored (casts, the exact
+# bf16/f16 -> f32 extension, transposes and reshapes of a weight).
+_VIEWS = ("torch_c.to_builtin_tensor", "torch_c.from_builtin_tensor", "arith.extf", "torch.aten.t",
+          "torch.aten.transpose.int", "tensor.collapse_shape")
+
+
+def _param_behind(v):
+    """The mxq.param whose stored data `v` reads, seen through _VIEWS; None when computed at run time."""
+    while True:
+        owner = v.owner
+        if isinstance(owner, ir.Block):
+            return None
+        if owner.operation.name == "mxq.param":
+            return owner
+        if owner.operation.name not in _VIEWS:
+            return None
+        v = owner.operands[0]
+
+
+def _nbytes(param) -> int:
+    """Bytes a parameter takes in model.irpa: its elements at their bit width (FP4 two per byte, FP6 four
+    per three bytes)."""
+    t = ir.RankedTensorType(param.result.type)
+    return -(-math.prod(t.shape) * t.element_type.width // 8)
+
+
+def _stored(param) -> dict:
+    """A high-precision weight's fields: its parameter, shape, bits per weight and bytes."""
+    t = ir.RankedTensorType(param.result.type)
+    return {"weight_param": _s(param, "name"), "weight_shape": list(t.shape),
+            "bits_per_weight": float(t.element_type.width), "weight_bytes": _nbytes(param)}
+
+
 def _formats(w: FormatSpec | None, a: FormatSpec | None) -> dict:
     """The weights' and activations' specs as text, and their format names ("none": high precision)."""
     return {"weight_format": spec_text(w), "activation_format": spec_text(a),
@@ -40,6 +73,9 @@ def _fused_entry(op) -> dict:
     n, k = w[0], x[-1]
     elems = _param(op.operands[1])
     sqnr = float(elems.attributes["mxq.sqnr_db"].value) if elems and "mxq.sqnr_db" in elems.attributes else None
+    fused = op.opview
+    params = [_param(v) for v in (fused.w, fused.w_scales, fused.w_tensor_scale) if v is not None]
+    source = _s(elems, "mxq.source") if elems and "mxq.source" in elems.attributes else None
     bits = w_fmt.bits_per_element * (w[1] / k) + (32 / (n * k) if w_fmt.tensor_scale else 0.0)
     return {
         "layer": _s(op, "layer"),
@@ -57,6 +93,8 @@ def _fused_entry(op) -> dict:
         "weight_sqnr_db": None if sqnr is None or math.isinf(sqnr) else round(sqnr, 2),
         "nonfinite_weight_blocks": int(elems.attributes["mxq.nonfinite_blocks"].value) if elems else 0,
         "weight_param": _s(elems, "name") if elems else None,
+        "weight_bytes": sum(_nbytes(p) for p in params) if all(params) else None,
+        **({"source_param": source} if source else {}),
         "decision": _s(op, "mxq.decision"),
         **_kernel_fields(op),
     }
@@ -91,6 +129,7 @@ def _matmul_entry(op) -> dict:
     if op.name == "mxq.scaled_matmul":
         a_fmt, b_fmt = format_attr(op, "a_format"), format_attr(op, "b_format")
     quantized = b_fmt is not None
+    weight = None if quantized else _param_behind(op.operands[1])
     return {
         "layer": _s(op, "layer") if "layer" in op.attributes else _s(op, "mxq.layer"),
         "op": "matmul" if op.name == "mxq.matmul" else "scaled_matmul",
@@ -99,8 +138,26 @@ def _matmul_entry(op) -> dict:
         "weight_shape": _shape(op.operands[1]),
         **_formats(b_fmt, a_fmt),
         "bits_per_weight": 32.0 if not quantized else None,
+        **({k: v for k, v in _stored(weight).items() if k != "weight_shape"} if weight else {}),
         "decision": decision,
     }
+
+
+def _kept_entry(op) -> dict:
+    """A torch op left in high precision with an `mxq.reason`; an embedding lookup also names its table."""
+    row = {
+        "layer": _s(op, "mxq.layer"),
+        "op": op.name.removeprefix("torch.aten."),
+        "status": "high precision",
+        **_formats(None, None),
+        "bits_per_weight": 32.0,
+        "decision": _s(op, "mxq.reason"),
+    }
+    if "mxq.op" in op.attributes and _s(op, "mxq.op") == "embedding":
+        table = _param_behind(op.operands[0])
+        row.update(op="embedding", **(_stored(table) if table is not None else {}))
+    return row
+
 
 
 def layer_table(module: ir.Module) -> list[dict]:
@@ -113,18 +170,11 @@ def layer_table(module: ir.Module) -> list[dict]:
         elif op.name in _MATMULS:
             rows.append(_matmul_entry(op))
         elif "mxq.reason" in op.attributes:
-            rows.append({
-                "layer": _s(op, "mxq.layer"),
-                "op": op.name.removeprefix("torch.aten."),
-                "status": "high precision",
-                **_formats(None, None),
-                "bits_per_weight": 32.0,
-                "decision": _s(op, "mxq.reason"),
-            })
+            rows.append(_kept_entry(op))
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
-    return _mark_shared(rows)
+    return _mark_shared_sources(_mark_shared(rows))
 
 
 def _mark_shared(rows: list[dict]) -> list[dict]:
@@ -136,6 +186,23 @@ def _mark_shared(rows: list[dict]) -> list[dict]:
             r["shares_weight_with"] = first[name]
         elif name:
             first[name] = r["layer"]
+    return rows
+
+
+def _mark_shared_sources(rows: list[dict]) -> list[dict]:
+    """Rows that read one parameter but store different data say so (`shares_source_with`): a tied
+    embedding kept in high precision and an lm_head quantized from the same tensor each store their
+    own copy, since the quantized codes are not the table."""
+    readers: dict[str, list[dict]] = {}
+    for r in rows:
+        source = r.get("source_param") or r.get("weight_param")
+        if source:
+            readers.setdefault(source, []).append(r)
+    for group in readers.values():
+        for r in group:
+            others = [o["layer"] for o in group if o.get("weight_param") != r.get("weight_param")]
+            if others:
+                r["shares_source_with"] = list(dict.fromkeys(others))
     return rows
 
 

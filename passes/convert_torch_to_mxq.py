@@ -23,7 +23,10 @@ runs over the convolution's reduction) -> NCHW (`_conv.py`), marked
 on every op. Ops mxc recognizes but cannot quantize yet (attention, grouped or
 transposed convolutions) and matmuls it cannot take (dynamic shapes, integer or mixed dtypes)
 stay in torch and get an `mxq.reason` attribute, which the manifest and `mxc
-inspect` list.
+inspect` list. An attention op is named `<module path>.sdpa`, since its module
+also names the projections' matmuls. Embedding lookups (`aten.embedding`) get
+`mxq.reason` and `mxq.op = "embedding"`: their tables stay in high precision,
+and the manifest lists them with their bytes, as rows of their own kind.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ NOT_YET = {
     "torch.aten.convolution": "convolution (transposed or not 2-D) is not quantized: stays in high precision",
     "torch.aten.scaled_dot_product_attention": "attention is not quantized yet: stays in high precision",
 }
+# What an op of NOT_YET is called after its module path: an attention module (`blocks.0.attn`)
+# also names its projections' matmuls, so its attention is `blocks.0.attn.sdpa`.
+DISPLAY_SUFFIX = {"torch.aten.scaled_dot_product_attention": "sdpa"}
+# Lookups into a parameter: embedding tables stay in high precision; the manifest lists them with their bytes.
+TABLE_OPS = ("torch.aten.embedding",)
+TABLE_REASON = "embedding table: a lookup, not a matmul; stays in high precision"
 
 
 FLOAT_TYPES = ("f32", "bf16", "f16")  # bf16/f16 are extended to f32 at the mxq boundary
@@ -116,6 +125,12 @@ def _transpose_last2(v: ir.Value, shape: list[int]) -> ir.Value:
 
 
 
+def _keep(op, reason: str, layer: str) -> None:
+    """Mark a torch op that stays in high precision: why, and its display name."""
+    op.operation.attributes["mxq.reason"] = ir.StringAttr.get(reason)
+    op.operation.attributes["mxq.layer"] = ir.StringAttr.get(layer)
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvertTorchToMxq(Pass):
     """Rewrite quantizable torch matmuls into `mxq.matmul`; mark the rest with `mxq.reason`."""
@@ -124,9 +139,15 @@ class ConvertTorchToMxq(Pass):
 
     def run(self, module: ir.Operation) -> None:
         for name, reason in NOT_YET.items():
-            for op in walk_ops(module, name):
-                op.operation.attributes["mxq.reason"] = ir.StringAttr.get(reason)
-                op.operation.attributes["mxq.layer"] = ir.StringAttr.get(layer_name(op) or name)
+            ops = walk_ops(module, name)
+            suffix = DISPLAY_SUFFIX.get(name)
+            paths = [".".join(filter(None, (layer_name(op), suffix))) or name for op in ops]
+            for op, layer in zip(ops, unique_layer_names(paths)):
+                _keep(op, reason, layer)
+        tables = walk_ops(module, TABLE_OPS)
+        for op, layer in zip(tables, unique_layer_names([layer_name(op) or "embedding" for op in tables])):
+            _keep(op, TABLE_REASON, layer)
+            op.operation.attributes["mxq.op"] = ir.StringAttr.get("embedding")
         ops = walk_ops(module, MATMUL_OPS)  # IR order = fx graph order, which the reference follows
         for op, layer in zip(ops, unique_layer_names([layer_name(op) or op.operation.name for op in ops])):
             self._convert(op, layer)
@@ -135,8 +156,7 @@ class ConvertTorchToMxq(Pass):
         """aten.conv2d -> im2col -> mxq.matmul -> NCHW, or an mxq.reason."""
         g = _conv_geometry(op)
         if isinstance(g, str):
-            op.operation.attributes["mxq.reason"] = ir.StringAttr.get(g)
-            op.operation.attributes["mxq.layer"] = ir.StringAttr.get(layer)
+            _keep(op, g, layer)
             return
         x, w, bias = list(op.operands)[:3]
         with op.location, ir.InsertionPoint(op):
@@ -178,8 +198,7 @@ class ConvertTorchToMxq(Pass):
         elif reason is None and bias is not None and _shape(bias) != [shapes[1][-1 if rhs_kn else -2]]:
             reason = "bias must be a vector over N"
         if reason:
-            op.operation.attributes["mxq.reason"] = ir.StringAttr.get(reason)
-            op.operation.attributes["mxq.layer"] = ir.StringAttr.get(layer)
+            _keep(op, reason, layer)
             return
         lhs_shape, rhs_shape = shapes[0], shapes[1]
         with op.location, ir.InsertionPoint(op):

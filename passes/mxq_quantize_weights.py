@@ -6,8 +6,9 @@ artifact are the reference's codes by construction. Its results become
 `mxq.param` ops naming new entries in the weight store: packed elements
 (4-bit codes two per byte, low nibble first), scale codes, and the FP32 tensor
 scale for the NVFP4 family. The elements param carries the weight's
-quantization SQNR and its count of NaN/Inf blocks (`mxq.sqnr_db`,
-`mxq.nonfinite_blocks`) for the manifest; NaN/Inf blocks follow FORMATS.md
+quantization SQNR, its count of NaN/Inf blocks and the parameter it was
+quantized from (`mxq.sqnr_db`, `mxq.nonfinite_blocks`, `mxq.source`) for the
+manifest; NaN/Inf blocks follow FORMATS.md
 (they decode to NaN) and are reported as a warning naming the layer.
 
 A weight that several quantizes read (an unrolled `nn.LSTM` uses its recurrent
@@ -116,5 +117,6 @@ class MxqQuantizeWeights(Pass):
             "mxq.layer": ir.StringAttr.get(layer),
             "mxq.sqnr_db": ir.FloatAttr.get_f64(min(sqnr_db(w, qt.dequantize()), 999.0)),
             "mxq.nonfinite_blocks": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), nonfinite),
+            "mxq.source": ir.StringAttr.get(ref.describe),
         }
         return _Folded(w, names, attrs)

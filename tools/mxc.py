@@ -66,7 +66,8 @@ def _cmd_compile(a) -> int:
         print_ir_after_all=a.mlir_print_ir_after_all or knobs.print_ir_after_all(),
         progress=not a.quiet,
     )
-    rows = res.manifest["layers"]
+    rows = [r for r in res.manifest["layers"] if not _is_table(r)]
+    tables = [r for r in res.manifest["layers"] if _is_table(r)]
     q = sum(1 for r in rows if r.get("status") == "quantized")
     done = "" if a.compile_to == "vmfb" else f"stopped after phase {a.compile_to}; "
     kept: dict[str, list[str]] = {}  # reason -> layers kept in high precision not by a policy's "none"
@@ -74,11 +75,31 @@ def _cmd_compile(a) -> int:
         why = r.get("decision", "")
         if not r.get("status", "").startswith("quantized") and not why.startswith("none: kept in high precision"):
             kept.setdefault(why.removesuffix(": stays in high precision"), []).append(r["layer"])
-    note = "".join(f"; kept in high precision: {', '.join(ls[:3])}{f' +{len(ls) - 3} more' if len(ls) > 3 else ''}"
-                   f" ({why})" for why, ls in kept.items())
+    note = "".join(f"; kept in high precision: {_first3(ls)} ({why})" for why, ls in kept.items())
+    if tables:
+        note += "; embedding tables in high precision: " + _first3(
+            [f"{r['layer']} ({_size(r['weight_bytes'])})" if r.get("weight_bytes") is not None else r["layer"]
+             for r in tables])
     print(f"wrote {a.output} ({done}{q} of {len(rows)} layers quantized{note}; "
           f"`mxc inspect {a.output}` for the table)")
     return 0
+
+
+def _first3(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _is_table(row: dict) -> bool:
+    """A manifest row of an embedding table (a lookup kept in high precision), not of a layer."""
+    return row.get("op") == "embedding"
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 512 B, 16.0 KiB, 2.3 MiB, 1.1 GiB."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
 
 
 def _add_run(sub):
@@ -160,14 +181,17 @@ def _cmd_inspect(a) -> int:
     print(f"model {m['model']}  target {m['target']}  options {m['options']}")
     rows = []
     for r in m["layers"]:
-        bits, sq = r.get("bits_per_weight"), r.get("weight_sqnr_db")
+        bits, sq, nbytes = r.get("bits_per_weight"), r.get("weight_sqnr_db"), r.get("weight_bytes")
         opts = ",".join(f"{k}={v}" for k, v in r.get("options", {}).items())
         kernel = f"  [{r['kernel']}; {r.get('path', '')}]" if m["target"] != "cpu" and r.get("kernel") else ""
         shared = f" (weights shared with {r['shares_weight_with']})" if r.get("shares_weight_with") else ""
         rows.append([r["layer"], r["op"], _format_name(r, "weight_format"), _format_name(r, "activation_format"),
                      opts, "" if bits is None else f"{bits:.2f}", "" if sq is None else f"{sq:.1f}",
-                     f"{r['decision']}{shared}{kernel}"])
-    print(_columns(["layer", "op", "weights", "acts", "options", ">bits/w", ">SQNR dB", "decision"], rows))
+                     "" if nbytes is None else "shared" if shared else _size(nbytes),
+                     f"{r['decision']}{shared}{_shared_source(r)}{kernel}"])
+    print(_columns(["layer", "op", "weights", "acts", "options", ">bits/w", ">SQNR dB", ">bytes", "decision"], rows))
+    print()
+    print(_where_bytes_go(m))
     for w in m.get("warnings", []):
         print(f"warning: {w}")
     if a.target:
@@ -176,6 +200,36 @@ def _cmd_inspect(a) -> int:
         print()
         print(report(m, a.target))
     return 0
+
+
+def _shared_source(row: dict) -> str:
+    """What a row says when other rows read its parameter but store other data (a tied embedding and a
+    quantized lm_head: the quantized codes are a second copy, not the table)."""
+    others = row.get("shares_source_with")
+    if not others:
+        return ""
+    if row.get("source_param"):
+        return (f" (quantized from {row['source_param']}, which {', '.join(others)} also reads: "
+                "this layer stores its own quantized copy)")
+    return f" (its parameter {row['weight_param']} also feeds {', '.join(others)}, which stores a quantized copy)"
+
+
+def _where_bytes_go(m: dict) -> str:
+    """model.irpa's bytes by kind of row: each stored weight counted once (shared rows are not), the rest
+    (biases, norms, buffers) by difference."""
+    parts: dict[str, list[int]] = {"quantized weights": [], "high-precision weights": [], "embedding tables": []}
+    for r in m["layers"]:
+        if r.get("weight_bytes") is None or r.get("shares_weight_with"):
+            continue
+        kind = ("embedding tables" if _is_table(r) else
+                "quantized weights" if r.get("status") == "quantized" else "high-precision weights")
+        parts[kind].append(r["weight_bytes"])
+    text = " + ".join(f"{kind} {_size(sum(ns))} ({len(ns)})" for kind, ns in parts.items())
+    total = m.get("weights_bytes")
+    if total is None:  # --compile-to: no model.irpa
+        return f"weight bytes: {text}"
+    other = total - sum(sum(ns) for ns in parts.values())
+    return f"model.irpa {_size(total)} = {text} + other parameters {_size(max(other, 0))} (biases, norms, buffers)"
 
 
 def _columns(head: list[str], rows: list[list[str]]) -> str:

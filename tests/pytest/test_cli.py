@@ -42,12 +42,14 @@ def test_inspect_and_formats(tmp_path):
     rc, out, _ = run_mxc("inspect", tmp_path)
     lines = out.splitlines()
     assert rc == 0 and lines[1].split()[:6] == ["layer", "op", "weights", "acts", "options", "bits/w"]
-    rows = {line.split()[0]: line.split() for line in lines[3:]}
+    rows = {line.split()[0]: line.split() for line in lines[3:lines.index("")]}
     assert list(rows) == ["fc1", "fc2", "head"]
-    # layer, op, weights, acts, options, bits/w, SQNR, decision
+    # layer, op, weights, acts, options, bits/w, SQNR, bytes (2 words), decision
     assert rows["fc1"][1:6] == ["linear", "mxfp8", "mxfp8_e5m2", "scale_rule=rceil", "8.25"]
-    assert " ".join(rows["fc1"][7:]) == ("mxfp8{scale_rule=rceil} x mxfp8_e5m2{scale_rule=rceil} activations "
+    assert rows["fc1"][7:9] == ["132.0", "KiB"]  # 512 x 256 E4M3 codes + 512 x 8 scales
+    assert " ".join(rows["fc1"][9:]) == ("mxfp8{scale_rule=rceil} x mxfp8_e5m2{scale_rule=rceil} activations "
                                          "(default)")
+    assert lines[lines.index("") + 1].startswith("model.irpa ")
     rc, out, _ = run_mxc("formats")
     nvfp4 = next(line.split() for line in out.splitlines() if line.startswith("nvfp4 "))
     assert rc == 0 and nvfp4[1:5] == ["e2m1", "16", "ue4m3", "4.500"]

@@ -74,6 +74,93 @@ def test_tied_embedding_stored_once(write_model, tmp_path):
     assert m["weights_bytes"] == 128 * 32 * 4 and m["parameters"]["count"] == 1
 
 
+def test_tied_lm_head_quantized_copy_is_said(write_model, tmp_path):
+    # The table stays f32 for the lookup; the quantized lm_head's codes are other data, stored beside it.
+    rc, out, err = run_mxc("compile", write_model(TIED), "-o", tmp_path / "q", "--format", "mxfp4")
+    assert rc == 0, err
+    m = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    emb, head = m["layers"]
+    assert emb["op"] == "embedding" and emb["weight_param"] == "emb.weight"  # the tied tensor's first name
+    assert head["source_param"] == "emb.weight" and head["weight_param"] == "lm_head.mxfp4.elements"
+    assert emb["shares_source_with"] == ["lm_head"] and head["shares_source_with"] == ["emb"]
+    assert m["weights_bytes"] == emb["weight_bytes"] + head["weight_bytes"] == 128 * 32 * 4 + 128 * 32 // 2 + 128
+    rc, out, _ = run_mxc("inspect", tmp_path / "q")
+    head_line = next(line for line in out.splitlines() if line.startswith("lm_head"))
+    assert "quantized from emb.weight, which emb also reads: this layer stores its own quantized copy" in head_line
+    assert "also feeds lm_head, which stores a quantized copy" in next(
+        line for line in out.splitlines() if line.startswith("emb "))
+
+
+ATTENTION = """
+import torch
+class Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = torch.nn.MultiheadAttention(32, 4, batch_first=True)
+        self.fc = torch.nn.Linear(32, 32)
+    def forward(self, x):
+        return self.fc(self.attn(x, x, x, need_weights=False)[0])
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte = torch.nn.Embedding(64, 32)
+        self.wpe = torch.nn.Embedding(8, 32)
+        self.blocks = torch.nn.ModuleList([Block()])
+    def forward(self, ids):
+        x = self.wte(ids) + self.wpe(torch.arange(ids.shape[1]))
+        for b in self.blocks:
+            x = b(x)
+        return x
+def get_model():
+    torch.manual_seed(0)
+    return M()
+def get_example_inputs():
+    return (torch.arange(16).reshape(2, 8) % 64,)
+"""
+
+
+def _compile_attention(tmp_path, *dtype_lines):
+    model = tmp_path / "attn.py"
+    model.write_text(ATTENTION + "".join(dtype_lines))
+    rc, out, err = run_mxc("compile", model, "-o", tmp_path / "o", "--format", "mxfp8")
+    assert rc == 0, err
+    return json.loads((tmp_path / "o" / "manifest.json").read_text()), out
+
+
+def test_embedding_tables_listed_with_bytes(tmp_path):
+    m, summary = _compile_attention(tmp_path)
+    tables = [r for r in m["layers"] if r["op"] == "embedding"]
+    assert [(r["layer"], r["weight_shape"], r["weight_bytes"], r["status"]) for r in tables] == [
+        ("wte", [64, 32], 64 * 32 * 4, "high precision"), ("wpe", [8, 32], 8 * 32 * 4, "high precision")]
+    assert "3 of 4 layers quantized" in summary  # tables are not layers
+    assert "embedding tables in high precision: wte (8.0 KiB), wpe (1.0 KiB)" in summary
+    rc, out, _ = run_mxc("inspect", tmp_path / "o")
+    assert rc == 0 and any(line.split()[:2] == ["wte", "embedding"] and "8.0 KiB" in line for line in out.splitlines())
+    quantized = sum(r["weight_bytes"] for r in m["layers"] if r["status"] == "quantized")
+    other = m["weights_bytes"] - quantized - 9 * 1024  # the biases (in_proj 96, out_proj 32, fc 32) in f32
+    assert other == (96 + 32 + 32) * 4
+    assert (f"model.irpa {m['weights_bytes'] / 1024:.1f} KiB = quantized weights {quantized / 1024:.1f} KiB (3) + "
+            f"high-precision weights 0 B (0) + embedding tables 9.0 KiB (2) + other parameters {other} B") in out
+
+
+def test_attention_named_apart_from_its_projection(tmp_path):
+    m, summary = _compile_attention(tmp_path)
+    names = [(r["layer"], r["op"]) for r in m["layers"] if r["op"] != "embedding"]
+    assert names == [("blocks.0.attn", "linear"), ("blocks.0.attn.sdpa", "scaled_dot_product_attention"),
+                     ("blocks.0.attn#2", "linear"), ("blocks.0.fc", "linear")]
+    assert "kept in high precision: blocks.0.attn.sdpa (attention is not quantized yet)" in summary
+    rc, out, _ = run_mxc("inspect", tmp_path / "o")
+    assert rc == 0 and sum(line.startswith("blocks.0.attn.sdpa ") for line in out.splitlines()) == 1
+    rc, out, err = run_mxc("run", tmp_path / "o", "--compare")  # the reference still finds the projections
+    assert rc == 0, out + err
+
+
+def test_bf16_embedding_table_bytes(tmp_path):
+    m, _ = _compile_attention(tmp_path, "_f32 = get_model\n", "def get_model(): return _f32().to(torch.bfloat16)\n")
+    tables = {r["layer"]: r for r in m["layers"] if r["op"] == "embedding"}
+    assert tables["wte"]["weight_bytes"] == 64 * 32 * 2 and tables["wte"]["bits_per_weight"] == 16.0
+
+
 CACHE_OUTPUT = """
 import torch
 class DynamicCache:  # stands in for transformers.cache_utils.DynamicCache (not a pytree)

@@ -137,3 +137,35 @@ func.func @grouped_conv2d(%x: !torch.vtensor<[1,4,8,8],f32>) -> !torch.vtensor<[
   %y = torch.aten.conv2d %x, %w, %none, %stride, %pad, %stride, %int4 : !torch.vtensor<[1,4,8,8],f32>, !torch.vtensor<[4,1,3,3],f32>, !torch.none, !torch.list<int>, !torch.list<int>, !torch.list<int>, !torch.int -> !torch.vtensor<[1,4,8,8],f32> loc("dw")
   return %y : !torch.vtensor<[1,4,8,8],f32>
 }
+
+// -----
+
+// Attention stays in torch, named after its module with ".sdpa": the module (an nn.MultiheadAttention)
+// also names its projection's matmul. Two in one module get "#2".
+// CHECK-LABEL: func.func @attention_name
+// CHECK: "mxq.matmul"{{.*}}layer = "blocks.0.attn"
+// CHECK: torch.aten.scaled_dot_product_attention {{.*}}{mxq.layer = "blocks.0.attn.sdpa", mxq.reason = "attention is not quantized yet: stays in high precision"}
+// CHECK: torch.aten.scaled_dot_product_attention {{.*}}{mxq.layer = "blocks.0.attn.sdpa#2"
+func.func @attention_name(%x: !torch.vtensor<[2,4,8,16],f32>) -> !torch.vtensor<[2,4,8,16],f32> {
+  %w = torch.vtensor.literal(dense<0.5> : tensor<16x16xf32>) : !torch.vtensor<[16,16],f32>
+  %none = torch.constant.none
+  %p = torch.aten.linear %x, %w, %none : !torch.vtensor<[2,4,8,16],f32>, !torch.vtensor<[16,16],f32>, !torch.none -> !torch.vtensor<[2,4,8,16],f32> loc("blocks.0.attn")
+  %f0 = torch.constant.float 0.000000e+00
+  %false = torch.constant.bool false
+  %a = torch.aten.scaled_dot_product_attention %p, %p, %p, %none, %f0, %false, %none, %false : !torch.vtensor<[2,4,8,16],f32>, !torch.vtensor<[2,4,8,16],f32>, !torch.vtensor<[2,4,8,16],f32>, !torch.none, !torch.float, !torch.bool, !torch.none, !torch.bool -> !torch.vtensor<[2,4,8,16],f32> loc("blocks.0.attn")
+  %b = torch.aten.scaled_dot_product_attention %a, %a, %a, %none, %f0, %false, %none, %false : !torch.vtensor<[2,4,8,16],f32>, !torch.vtensor<[2,4,8,16],f32>, !torch.vtensor<[2,4,8,16],f32>, !torch.none, !torch.float, !torch.bool, !torch.none, !torch.bool -> !torch.vtensor<[2,4,8,16],f32> loc("blocks.0.attn")
+  return %b : !torch.vtensor<[2,4,8,16],f32>
+}
+
+// -----
+
+// An embedding lookup stays in torch, marked as a table for the manifest.
+// CHECK-LABEL: func.func @embedding_table
+// CHECK: torch.aten.embedding {{.*}}{mxq.layer = "wte", mxq.op = "embedding", mxq.reason = "embedding table: a lookup, not a matmul; stays in high precision"}
+func.func @embedding_table(%ids: !torch.vtensor<[2,8],si64>) -> !torch.vtensor<[2,8,16],f32> {
+  %t = torch.vtensor.literal(dense<0.5> : tensor<64x16xf32>) : !torch.vtensor<[64,16],f32>
+  %int-1 = torch.constant.int -1
+  %false = torch.constant.bool false
+  %e = torch.aten.embedding %t, %ids, %int-1, %false, %false : !torch.vtensor<[64,16],f32>, !torch.vtensor<[2,8],si64>, !torch.int, !torch.bool, !torch.bool -> !torch.vtensor<[2,8,16],f32> loc("wte")
+  return %e : !torch.vtensor<[2,8,16],f32>
+}

@@ -2,7 +2,7 @@
 
 // Constant weights are quantized offline into parameters; run-time quantizes stay.
 // CHECK-LABEL: func.func @weights
-// CHECK: %[[E:.*]] = "mxq.param"() {mxq.layer = "fc", mxq.nonfinite_blocks = 0 : i64, mxq.sqnr_db = {{.*}}, name = "fc.nvfp4.elements"} : () -> tensor<8x80xf4E2M1FN>
+// CHECK: %[[E:.*]] = "mxq.param"() {mxq.layer = "fc", mxq.nonfinite_blocks = 0 : i64, mxq.source = "inline constant", mxq.sqnr_db = {{.*}}, name = "fc.nvfp4.elements"} : () -> tensor<8x80xf4E2M1FN>
 // CHECK: %[[S:.*]] = "mxq.param"() {name = "fc.nvfp4.scales"} : () -> tensor<8x5xf8E4M3FN>
 // CHECK: %[[T:.*]] = "mxq.param"() {name = "fc.nvfp4.tensor_scale"} : () -> tensor<f32>
 // CHECK: "mxq.dequantize"(%[[E]], %[[S]], %[[T]])
