@@ -213,7 +213,9 @@ def _check_output_dir(out: Path, dump: Path | None) -> None:
     parent = out.absolute().parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir():
+        raise MxcError(f"-o {out}: cannot create it, {parent} is a file, not a directory; name another directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise MxcError(f"-o {out}: cannot create it, {parent} is not a writable directory; name another directory")
     if dump is not None and dump.resolve().is_relative_to(out.resolve()):
         raise MxcError(f"--dump-compilation-phases-to {dump} is inside -o {out}, which a new artifact replaces "
