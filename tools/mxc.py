@@ -189,7 +189,8 @@ def _cmd_inspect(a) -> int:
                      opts, "" if bits is None else f"{bits:.2f}", "" if sq is None else f"{sq:.1f}",
                      "" if nbytes is None else "shared" if shared else _size(nbytes),
                      f"{r['decision']}{shared}{_shared_source(r)}{kernel}"])
-    print(_columns(["layer", "op", "weights", "acts", "options", ">bits/w", ">SQNR dB", ">bytes", "decision"], rows))
+    print(text_table(["layer", "op", "weights", "acts", "options", ">bits/w", ">SQNR dB", ">bytes", "decision"],
+                     rows))
     print()
     print(_where_bytes_go(m))
     for w in m.get("warnings", []):
@@ -211,13 +212,15 @@ def _shared_source(row: dict) -> str:
     if row.get("source_param"):
         return (f" (quantized from {row['source_param']}, which {', '.join(others)} also reads: "
                 "this layer stores its own quantized copy)")
-    return f" (its parameter {row['weight_param']} also feeds {', '.join(others)}, which stores a quantized copy)"
+    return (f" (its parameter {row['weight_param']} also feeds {', '.join(others)}, which stores a quantized "
+            "copy)")
 
 
 def _where_bytes_go(m: dict) -> str:
     """model.irpa's bytes by kind of row: each stored weight counted once (shared rows are not), the rest
     (biases, norms, buffers) by difference."""
-    parts: dict[str, list[int]] = {"quantized weights": [], "high-precision weights": [], "embedding tables": []}
+    parts: dict[str, list[int]] = {kind: [] for kind in ("quantized weights", "high-precision weights",
+                                                         "embedding tables")}
     for r in m["layers"]:
         if r.get("weight_bytes") is None or r.get("shares_weight_with"):
             continue
@@ -229,10 +232,11 @@ def _where_bytes_go(m: dict) -> str:
     if total is None:  # --compile-to: no model.irpa
         return f"weight bytes: {text}"
     other = total - sum(sum(ns) for ns in parts.values())
-    return f"model.irpa {_size(total)} = {text} + other parameters {_size(max(other, 0))} (biases, norms, buffers)"
+    return (f"model.irpa {_size(total)} = {text} + other parameters {_size(max(other, 0))} "
+            "(biases, norms, buffers)")
 
 
-def _columns(head: list[str], rows: list[list[str]]) -> str:
+def text_table(head: list[str], rows: list[list[str]]) -> str:
     """A table whose columns are as wide as their widest cell (nothing truncated); a '>' before
     a heading right-aligns that column."""
     right = [h.startswith(">") for h in head]

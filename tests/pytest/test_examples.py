@@ -65,3 +65,33 @@ def test_compiled_weight_bits_equal_numerics(fmt, tmp_path):
     assert rc == 0, err
     params = assert_mlp_weights_equal_numerics(tmp_path, fmt)
     assert "fc1.weight" not in params  # the float weight is not shipped once quantized
+
+
+def _check_examples(*args) -> tuple[int, list[list[str]], str]:
+    """python -m mxc.tools.check_examples ARGS: (exit code, the table's rows split in words, stdout)."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "mxc.tools.check_examples", *map(str, args)],
+                       capture_output=True, text=True)
+    lines = p.stdout.splitlines()
+    return p.returncode, [line.split() for line in lines[2:lines.index("")]], p.stdout + p.stderr
+
+
+def test_check_examples_tool(write_model, tmp_path):
+    """The examples checker on a representative subset (the whole matrix is README's table): the MLP cast
+    to bf16 by the tool's generated model.py, an MX and an NV format, both modes; a failing model."""
+    rc, rows, out = _check_examples("--examples", "mlp", "--dtypes", "bf16", "--formats", "mxfp4", "nvfp4",
+                                    "--work", tmp_path / "w", "--keep-passing")
+    assert rc == 0 and "4 of 4 passed" in out, out
+    assert [r[:5] for r in rows] == [["mlp", "bf16", f, m, "pass"] for f in ("mxfp4", "nvfp4")
+                                     for m in ("weights-only", "weights+acts")]
+    manifest = json.loads((tmp_path / "w" / "mlp-bf16-nvfp4-wa" / "manifest.json").read_text())
+    assert manifest["inputs"] == [{"shape": [8, 256], "dtype": "bfloat16"}]
+    assert all(r["status"] == "quantized" for r in manifest["layers"])
+    from conftest import BRANCHY
+
+    rc, rows, out = _check_examples("--examples", write_model(BRANCHY), "--dtypes", "f32",
+                                    "--formats", "mxfp4", "--modes", "w")
+    assert rc == 1 and rows[0][:6] == ["model", "f32", "mxfp4", "weights-only", "compile", "error"], out
+    assert "0 of 1 passed; failed: model-f32-mxfp4-w" in out
