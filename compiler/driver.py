@@ -214,7 +214,8 @@ def _check_output_dir(out: Path, dump: Path | None) -> None:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise MxcError(f"-o {out}: cannot create it, {parent} is a file, not a directory; name another directory")
+        raise MxcError(f"-o {out}: cannot create it, {parent} is a file, not a directory; "
+                       "name another directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise MxcError(f"-o {out}: cannot create it, {parent} is not a writable directory; name another directory")
     if dump is not None and dump.resolve().is_relative_to(out.resolve()):

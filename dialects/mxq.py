@@ -119,8 +119,9 @@ class _VerifiedOp(MXQ.Operation):
             t = value.type
             if isinstance(t, ir.ShapedType) and not (t.has_rank and t.has_static_shape):
                 kind = "operand" if isinstance(f, OperandDef) else "result"
-                return (f"{kind} '{f.name}' has a dynamic shape ({value.type}): mxq ops take static shapes "
-                        "only (tensors with every dimension known; mxc compiles for the example inputs' shapes)")
+                return (f"{kind} '{f.name}' has a dynamic shape ({value.type}): mxq ops take static "
+                        "shapes only (tensors with every dimension known; mxc compiles for the example "
+                        "inputs' shapes)")
         return None
 
 

@@ -158,8 +158,8 @@ def test_bad_output_dir_interrupt_and_bad_files(mlp, tmp_path):
     assert rc == 2 and "is a file, not a directory" in err and "[1/" not in err  # no phase ran
     for under_file in (a_file / "out", a_file / "a" / "out"):  # an -o that cannot be created, as root too
         rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", under_file)
-        assert rc == 2 and err == f"mxc: error: -o {under_file}: cannot create it, {a_file} is a file, not a " \
-            "directory; name another directory\n" and "[1/" not in err
+        expected = f"-o {under_file}: cannot create it, {a_file} is a file, not a directory; name another directory"
+        assert rc == 2 and err == f"mxc: error: {expected}\n" and "[1/" not in err
     if os.geteuid() != 0:  # root writes anywhere: the -o under a file above covers the error path there
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o555)

@@ -83,10 +83,12 @@ def test_tied_lm_head_quantized_copy_is_said(write_model, tmp_path):
     assert emb["op"] == "embedding" and emb["weight_param"] == "emb.weight"  # the tied tensor's first name
     assert head["source_param"] == "emb.weight" and head["weight_param"] == "lm_head.mxfp4.elements"
     assert emb["shares_source_with"] == ["lm_head"] and head["shares_source_with"] == ["emb"]
-    assert m["weights_bytes"] == emb["weight_bytes"] + head["weight_bytes"] == 128 * 32 * 4 + 128 * 32 // 2 + 128
+    f32_table, fp4_codes_and_scales = 128 * 32 * 4, 128 * 32 // 2 + 128
+    assert m["weights_bytes"] == emb["weight_bytes"] + head["weight_bytes"] == f32_table + fp4_codes_and_scales
     rc, out, _ = run_mxc("inspect", tmp_path / "q")
     head_line = next(line for line in out.splitlines() if line.startswith("lm_head"))
-    assert "quantized from emb.weight, which emb also reads: this layer stores its own quantized copy" in head_line
+    assert "quantized from emb.weight, which emb also reads: this layer stores its own quantized copy" \
+        in head_line
     assert "also feeds lm_head, which stores a quantized copy" in next(
         line for line in out.splitlines() if line.startswith("emb "))
 
@@ -135,12 +137,14 @@ def test_embedding_tables_listed_with_bytes(tmp_path):
     assert "3 of 4 layers quantized" in summary  # tables are not layers
     assert "embedding tables in high precision: wte (8.0 KiB), wpe (1.0 KiB)" in summary
     rc, out, _ = run_mxc("inspect", tmp_path / "o")
-    assert rc == 0 and any(line.split()[:2] == ["wte", "embedding"] and "8.0 KiB" in line for line in out.splitlines())
+    lines = out.splitlines()
+    assert rc == 0 and any(line.split()[:2] == ["wte", "embedding"] and "8.0 KiB" in line for line in lines)
     quantized = sum(r["weight_bytes"] for r in m["layers"] if r["status"] == "quantized")
     other = m["weights_bytes"] - quantized - 9 * 1024  # the biases (in_proj 96, out_proj 32, fc 32) in f32
     assert other == (96 + 32 + 32) * 4
-    assert (f"model.irpa {m['weights_bytes'] / 1024:.1f} KiB = quantized weights {quantized / 1024:.1f} KiB (3) + "
-            f"high-precision weights 0 B (0) + embedding tables 9.0 KiB (2) + other parameters {other} B") in out
+    assert (f"model.irpa {m['weights_bytes'] / 1024:.1f} KiB = quantized weights {quantized / 1024:.1f} KiB "
+            f"(3) + high-precision weights 0 B (0) + embedding tables 9.0 KiB (2) + other parameters {other} B"
+            ) in out
 
 
 def test_attention_named_apart_from_its_projection(tmp_path):
@@ -156,7 +160,8 @@ def test_attention_named_apart_from_its_projection(tmp_path):
 
 
 def test_bf16_embedding_table_bytes(tmp_path):
-    m, _ = _compile_attention(tmp_path, "_f32 = get_model\n", "def get_model(): return _f32().to(torch.bfloat16)\n")
+    m, _ = _compile_attention(tmp_path, "_f32 = get_model\n",
+                              "def get_model(): return _f32().to(torch.bfloat16)\n")
     tables = {r["layer"]: r for r in m["layers"] if r["op"] == "embedding"}
     assert tables["wte"]["weight_bytes"] == 64 * 32 * 2 and tables["wte"]["bits_per_weight"] == 16.0
 
