@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .kinds import GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Gemv, Kernel, Qgmma, ToBf16, Wgmma
+from .kinds import DEC_MT, GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Dec, Gemv, Kernel, Qgmma, ToBf16, Wgmma
 from .operands import NV_ACT, QGMMA_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
@@ -23,8 +23,12 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
     ks: list[Kernel] = []
     for f in WEIGHT_FORMATS:
         for bias in (False, True):
-            ks.append(BsDec(w_format=f, bias=bias, arch=arch) if arch == "sm_100a" else Wgmma(w_format=f, bias=bias))
-            ks += [Gemv(w_format=f, bias=bias, mt=mt, arch=arch) for mt in GEMV_MT]
+            if arch == "sm_100a":
+                ks.append(BsDec(w_format=f, bias=bias, arch=arch))
+                ks += [Gemv(w_format=f, bias=bias, mt=mt, arch=arch) for mt in GEMV_MT]
+            else:
+                ks.append(Wgmma(w_format=f, bias=bias))
+                ks += [Dec(w_format=f, bias=bias, mt=mt) for mt in DEC_MT]
     if arch == "sm_100a":
         ks.append(BsQ(a_format="bf16", arch=arch))
     else:

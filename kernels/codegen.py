@@ -17,7 +17,7 @@ from mxc.numerics.quantize import IF4_INT_STEP
 
 from . import tcgen05 as tc
 from .kinds import ARCHS, CTYPES, SM90_ONLY, ActQ, Amax, BsDec, BsMma, BsQ, Kernel, Qgmma
-from .operands import NV_ACT, one_code, pair_desc
+from .operands import NV_ACT, fast_e2m1, one_code, pair_desc
 
 FP8 = {"e4m3": (0, "e4m3"), "e5m2": (1, "e5m2")}  # wgmma type tags
 
@@ -52,7 +52,7 @@ def _elem_decode(e: ElementType) -> str:
 
 
 def format_struct(name: str) -> str:
-    """The C++ struct of a weight format: BITS, BS, TS, ZERO_SCALE, elem(code, scale code), scale(code)."""
+    """The C++ struct of a weight format: BITS, BS, TS, E2M1, E8M0, ZERO_SCALE, elem(code, scale code), scale(code)."""
     fmt = get_format(name)
     e = fmt.element
     if fmt.scale.name == "e8m0":
@@ -67,6 +67,8 @@ def format_struct(name: str) -> str:
     return f"""struct F_{name} {{
   static constexpr int BITS = {e.bits}, BS = {fmt.block_size}, FP8 = {fp8};
   static constexpr bool TS = {str(fmt.tensor_scale).lower()};
+  static constexpr bool E2M1 = {str(fast_e2m1(name)).lower()};  // elements plain E2M1: dec's integer decode
+  static constexpr bool E8M0 = {str(fmt.scale.name == "e8m0").lower()};
   static constexpr float TS_NUM = {_f32_literal(fmt.tensor_scale_max * e.max) if fmt.tensor_scale else "0.f"};  // S_enc = TS_NUM / amax
   static constexpr uint32_t ZERO_SCALE = {one_code(fmt)};
   __device__ static __forceinline__ float scale(uint32_t c) {{ return {scale}; }}
@@ -122,7 +124,7 @@ def _wrapper(k: Kernel) -> str:
     """The kernel's `extern "C"` entry point in IREE's custom-dispatch ABI: buffers, then i32 constants."""
     params = [f"{'' if b.writes else 'const '}{CTYPES[b.dtype]}* __restrict__ {b.name}" for b in k.bindings()]
     params += [f"int {c}" for c in k.constants()]
-    bounds = f"__launch_bounds__({k.threads}, {1 if k.one_cta_per_sm else 2}) "
+    bounds = f"__launch_bounds__({k.threads}, {k.ctas_per_sm}) "
     return f'extern "C" __global__ void {bounds}{k.name}({", ".join(params)}) {{\n  {k.call()}\n}}\n'
 
 

@@ -24,11 +24,14 @@ from typing import ClassVar, NamedTuple
 from mxc.numerics.formats import get_format
 
 from . import tcgen05 as tc
-from .operands import BS_TILE, bf16_width, pair_kind, tiled_sizes, unit_elements
+from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, bf16_width, fast_e2m1, pair_kind, tiled_sizes,
+                       unit_elements)
 
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
 GEMV_MAX_M = 16  # decode shapes; larger M takes a GEMM kernel
 GEMV_MT = (1, 4, 16)  # rows of x per pass of the gemv variants
+DEC_MT = (8, 16)  # rows of x per CTA of the dec variants (one or two n8 MMA tiles)
+DEC_ROWS = 16  # weight rows per dec CTA (the MMA's M)
 STAGES = 4  # cp.async depth of the wgmma kernels (mxc_sm90_mma.cuh)
 BS_STAGES = 3  # bulk-copy slots of the block-scaled skeleton (mxc_bs.cuh)
 AMAX_CTAS = 128  # the amax kernel's CTAs: partial maxima its readers reduce (mxc_bs.cuh)
@@ -70,7 +73,7 @@ class Kernel:
     kind: ClassVar[str] = ""
     arch: ClassVar[str] = "sm_90a"
     threads: ClassVar[int] = 256
-    one_cta_per_sm: ClassVar[bool] = True  # wgmma-style kernels take every register
+    ctas_per_sm: ClassVar[int] = 1  # __launch_bounds__ minimum CTAs per SM: wgmma-style kernels take every register
     # What a layer's run-time numerics gain from this kernel beyond float32 summation order:
     # "bf16 activations" or "fp8 block sums" (runtime/compare.py sets its tolerance from them).
     rounding: ClassVar[str | None] = None
@@ -103,6 +106,11 @@ class Kernel:
     def call(self) -> str:
         """The C++ statement of the wrapper's body."""
         raise NotImplementedError
+
+    def weight_layout(self) -> WeightLayout | None:
+        """How the kernel reads `w` and `w_scales`: None as stored, else the layout they are re-packed
+        into at compile time (`operands.Tiles`, `operands.Fragments`)."""
+        return None
 
     @property
     def path(self) -> str | None:
@@ -146,7 +154,7 @@ class Gemv(Kernel):
     """Weight-only at decode shapes (M <= 16): each warp decodes two weight rows in registers, f32 FMA."""
 
     kind = "gemv"
-    one_cta_per_sm = False  # two CTAs of 128 registers: latency hidden by warps
+    ctas_per_sm = 2  # two CTAs of 128 registers: latency hidden by warps
     w_format: str = ""
     bias: bool = False
     mt: int = 1  # rows of x per pass
@@ -176,11 +184,55 @@ class Gemv(Kernel):
 
 
 @dataclass(frozen=True)
+class Dec(Kernel):
+    """Weight-only at decode shapes (M <= 16) on the tensor cores: each warp streams its share of K
+    for 16 weight rows, decodes them in registers to bf16 (integer ops for E2M1, exact), multiplies
+    by bf16 activations with mma.sync m16n8k16, f32 accumulators; the CTA's warps sum in shared
+    memory (a fixed order), the NV tensor scale and the epilogue after."""
+
+    kind = "dec"
+    rounding = "bf16 activations"
+    w_format: str = ""
+    bias: bool = False
+    mt: int = 8  # rows of x per CTA (DEC_MT)
+    arch: str = "sm_90a"
+
+    @property
+    def ctas_per_sm(self) -> int:
+        return 4 if self.mt == 8 else 2  # 64 registers (32 warps per SM keep the weight stream in flight); 128
+
+    @property
+    def name(self) -> str:
+        return f"mxc_dec_{self.w_format}_m{self.mt}" + ("_bias" if self.bias else "")
+
+    def bindings(self) -> list[Binding]:
+        return _gemm_bindings(["x", *_weights(self.w_format, self.bias)], {"w_tensor_scale"})
+
+    def outputs(self, m, n, k):
+        return {"y": [m, n]}
+
+    def grid(self, m, n, k, ops=INT):
+        return (ops.cdiv(n, DEC_ROWS), ops.cdiv(m, self.mt), 1)
+
+    def weight_layout(self):
+        return Fragments(e2m1=fast_e2m1(self.w_format))
+
+    def call(self) -> str:
+        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
+        return (f"mxc::dec<F_{self.w_format}, {self.mt}, {str(self.bias).lower()}>(x, w, w_scales, {ts}, "
+                f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
+
+    @property
+    def path(self) -> str:
+        return "decode: weights to bf16 in registers, mma.sync (M <= 16)"
+
+
+@dataclass(frozen=True)
 class ToBf16(Kernel):
     """Activations to bf16, K padded to the wgmma kernel's K tile."""
 
     kind = "tobf16"
-    one_cta_per_sm = False
+    ctas_per_sm = 2
     rounding = "bf16 activations"
 
     @property
@@ -244,7 +296,7 @@ class ActQ(Kernel):
     """MX activation quantizer for the FP8 wgmma kernel: codes [M, K padded to 32] and E8M0 scales."""
 
     kind = "actq"
-    one_cta_per_sm = False
+    ctas_per_sm = 2
     a_format: str = ""
 
     @property
@@ -344,7 +396,7 @@ class BsQ(Kernel):
     chunks (or bf16 tiles for `a_format="bf16"`)."""
 
     kind = "bsq"
-    one_cta_per_sm = False
+    ctas_per_sm = 2
     a_format: str = ""
     unit: int = 0  # elements per 16-byte unit of the tiles it writes
     arch: str = "sm_90a"
@@ -410,6 +462,9 @@ class _BsGemm(Kernel):
 
     def grid(self, m, n, k, ops=INT):
         return _tiles(m, n, ops)
+
+    def weight_layout(self):
+        return Tiles(self.units()[1])
 
     @property
     def smem(self):  # a stage: one 128 x 128 tile and its scales per operand
@@ -490,5 +545,5 @@ class BsDec(_BsGemm):
         return "decode: weights to bf16 in shared memory, tcgen05.mma kind::f16"
 
 
-KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, ToBf16, Wgmma, ActQ, Qgmma, Amax, BsQ, BsMma, BsDec)}
+KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, ToBf16, Wgmma, ActQ, Qgmma, Amax, BsQ, BsMma, BsDec)}
 SM90_ONLY = (ToBf16, Wgmma, ActQ, Qgmma)  # the wgmma kernels: no sm_100a build

@@ -4,14 +4,15 @@ One function for everything that runs a layer's kernels: lower-mxq-to-cuda turns
 into a `flow.dispatch`, the GPU runner (`mxc.runtime.cuda`) into a `cuLaunchKernel`. Buffers are
 named as the kinds name them (`kinds.py`): the layer provides `x`, `w`, `w_scales`,
 `w_tensor_scale` and `bias` (for the block-scaled skeleton's GEMMs, `w` and `w_scales` are the
-weights re-packed into tiles, `Launch.tiled_weights`), and the last launch writes `y`.
+weights re-packed into the layout `weight_layout` names), and the last launch writes `y`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kinds import EPILOGUES, Kernel, _BsGemm
+from .kinds import EPILOGUES, Kernel
+from .operands import WeightLayout
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,9 @@ class Launch:
     grid: tuple[int, int, int]
 
 
-def tiled_weights(ks: list[Kernel]) -> int | None:
-    """Elements per 16-byte unit of the weight tiles the layer's GEMM reads, or None when it reads
-    the weights as stored."""
-    main = ks[-1]
-    return main.units()[1] if isinstance(main, _BsGemm) else None
+def weight_layout(ks: list[Kernel]) -> WeightLayout | None:
+    """The layout the layer's GEMM reads its weights in, or None when it reads them as stored."""
+    return ks[-1].weight_layout()
 
 
 def layer_launches(ks: list[Kernel], m: int, n: int, k: int, epilogue: str = "none") -> list[Launch]:

@@ -131,3 +131,115 @@ def tile_scales(scales: torch.Tensor, k: int, block: int, pad: int) -> torch.Ten
     full = torch.full((r, cols), pad, dtype=torch.uint8)
     full[:, : scales.shape[1]] = scales[:, :cols]
     return swizzle_128x4(full, pad).reshape(-1)
+
+
+# ---------------------------------------------------------------- fragment tiles (the dec kernel's layout)
+# The decode-shape kernel (`dec`, mxc_sm90.cuh) feeds weights to `mma.sync m16n8k16` as the A
+# operand (16 rows of N x 16 of K) straight from registers. Its weights are stored as tiles of 16
+# rows x 64 K-elements, tile (rt, kt) at ((rt * KT) + kt) * tile bytes; in a tile, lane L (g = L // 4,
+# t = L % 4) finds its 32 codes contiguous at L * 32 * bits / 8: rows g and g + 8, K 16t .. 16t + 15,
+# packed as numerics packs codes (4-bit low nibble first, 6-bit four per three bytes), in the order
+# the A fragments take them: code 8s + p is MMA step s's register p % 4, half p // 4, i.e. row
+# g + 8 * (p % 2), K 16t + 4s + 2 * ((p % 4) // 2) + p // 4. The K order inside a tile is thereby
+# permuted (step s multiplies K 16t + 4s .. + 3 of every lane t), the same for the activations, so a
+# lane reads its activations as 16 consecutive values and its weights' block is t (16-blocks) or
+# t // 2 (32-blocks) in every step. Scales: per tile [8 (g)][64 / bs (block)][2 (rows g, g + 8)].
+FRAG_R, FRAG_K = 16, 64
+# The E2M1 variant (`scatter`): a step's eight 4-bit codes fill one 32-bit word bit by bit, code
+# (register j, half h)'s bits (magnitude 0, 1, 2, sign) at E2M1_BITS[j][h], so that the decode to bf16
+# bits (magnitude at 6..8 / 22..24, sign at 15 / 31) is `w & M`, `(w << 3) & M`, `(w << 6) & M` and
+# `((w >> 4) & 0x00C000C0) | ((w >> 5) & 0x01000100) | ((w << 1) & 0x80008000)`, M = 0x81C081C0.
+E2M1_BITS = (((6, 7, 8, 15), (22, 23, 24, 31)), ((3, 4, 5, 12), (19, 20, 21, 28)),
+             ((0, 1, 2, 9), (16, 17, 18, 25)), ((10, 11, 13, 14), (26, 27, 29, 30)))
+
+
+def _frag_index() -> torch.Tensor:
+    """[32 lanes, 32 codes] -> flat index row * 64 + k inside a fragment tile."""
+    lane, q = torch.arange(32).unsqueeze(1), torch.arange(32).unsqueeze(0)
+    g, t, s, p = lane // 4, lane % 4, q // 8, q % 8
+    row = g + 8 * (p % 2)
+    k = 16 * t + 4 * s + 2 * ((p % 4) // 2) + p // 4
+    return row * FRAG_K + k
+
+
+def _frag_grid(r: int, k: int) -> tuple[int, int]:
+    return -(-r // FRAG_R), -(-k // FRAG_K)
+
+
+def _scatter_words(lanes: torch.Tensor) -> torch.Tensor:
+    """[..., 32] 4-bit codes (8 per step) -> [..., 16] bytes, each step's word bit-scattered (E2M1_BITS)."""
+    c = lanes.to(torch.int64).unflatten(-1, (4, 8))  # [..., step, p]
+    word = torch.zeros(c.shape[:-1], dtype=torch.int64)
+    for p in range(8):
+        for b, pos in enumerate(E2M1_BITS[p % 4][p // 4]):
+            word |= ((c[..., p] >> b) & 1) << pos
+    return torch.stack([(word >> (8 * i)) & 0xFF for i in range(4)], -1).flatten(-2).to(torch.uint8)
+
+
+def _gather_words(data: torch.Tensor) -> torch.Tensor:
+    """The inverse of _scatter_words."""
+    b = data.to(torch.int64).unflatten(-1, (4, 4))
+    word = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16) | (b[..., 3] << 24)
+    codes = torch.zeros((*word.shape, 8), dtype=torch.int64)
+    for p in range(8):
+        for bit, pos in enumerate(E2M1_BITS[p % 4][p // 4]):
+            codes[..., p] |= ((word >> pos) & 1) << bit
+    return codes.flatten(-2).to(torch.uint8)
+
+
+def frag_codes(codes: torch.Tensor, bits: int, scatter: bool = False) -> torch.Tensor:
+    """Element codes [R, K] (uint8, one per element) -> fragment tiles, R padded to 16, K to 64 (zeros);
+    `scatter`: 4-bit codes bit-scattered for the E2M1 decode (E2M1_BITS)."""
+    if codes.dim() != 2 or codes.dtype != torch.uint8:
+        raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
+    r, k = codes.shape
+    rt, kt = _frag_grid(r, k)
+    full = torch.zeros((rt * FRAG_R, kt * FRAG_K), dtype=torch.uint8)
+    full[:r, :k] = codes
+    tiles = full.reshape(rt, FRAG_R, kt, FRAG_K).permute(0, 2, 1, 3).reshape(rt, kt, FRAG_R * FRAG_K)
+    from mxc.numerics.quantize import pack_fp6, pack_nibbles
+
+    lanes = tiles[:, :, _frag_index()]  # [rt, kt, 32, 32]
+    if scatter:
+        if bits != 4:
+            raise ValueError(f"the bit-scattered layout holds 4-bit codes, not {bits}-bit")
+        return _scatter_words(lanes).reshape(-1)
+    return {4: pack_nibbles, 6: pack_fp6, 8: lambda c: c}[bits](lanes).reshape(-1)
+
+
+def unfrag_codes(frag: torch.Tensor, r: int, k: int, bits: int, scatter: bool = False) -> torch.Tensor:
+    """The inverse of frag_codes: [R, K] codes, padding dropped."""
+    rt, kt = _frag_grid(r, k)
+    lane_bytes = 32 * bits // 8
+    if frag.numel() != rt * kt * 32 * lane_bytes:
+        raise ValueError(f"expected {rt * kt * 32 * lane_bytes} fragment bytes for [{r}, {k}] of {bits}-bit codes, "
+                         f"got {frag.numel()}")
+    from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
+
+    unpack = _gather_words if scatter else {4: unpack_nibbles, 6: unpack_fp6, 8: lambda c: c}[bits]
+    lanes = unpack(frag.reshape(rt, kt, 32, lane_bytes))
+    tiles = torch.empty((rt, kt, FRAG_R * FRAG_K), dtype=torch.uint8)
+    tiles[:, :, _frag_index().reshape(-1)] = lanes.reshape(rt, kt, -1)
+    full = tiles.reshape(rt, kt, FRAG_R, FRAG_K).permute(0, 2, 1, 3).reshape(rt * FRAG_R, kt * FRAG_K)
+    return full[:r, :k].contiguous()
+
+
+def frag_scales(scales: torch.Tensor, k: int, block: int, pad: int) -> torch.Tensor:
+    """Scale codes [R, ceil(K/bs)] -> per fragment tile [8][64/bs][2] bytes, R padded to 16 and K to 64
+    with `pad` (a scale code of 1)."""
+    r = scales.shape[0]
+    rt, kt = _frag_grid(r, k)
+    nb = FRAG_K // block
+    full = torch.full((rt * FRAG_R, kt * nb), pad, dtype=torch.uint8)
+    cols = min(scales.shape[1], kt * nb)
+    full[:r, :cols] = scales[:, :cols]
+    t = full.reshape(rt, 2, 8, kt, nb).permute(0, 3, 2, 4, 1)  # [rt, kt, g, block, row g / g + 8]
+    return t.contiguous().reshape(-1)
+
+
+def unfrag_scales(frag: torch.Tensor, r: int, k: int, block: int) -> torch.Tensor:
+    """The inverse of frag_scales: [R, ceil(K/bs)] scale codes."""
+    rt, kt = _frag_grid(r, k)
+    nb = FRAG_K // block
+    full = frag.reshape(rt, kt, 8, nb, 2).permute(0, 4, 2, 1, 3).reshape(rt * FRAG_R, kt * nb)
+    return full[:r, : -(-k // block)].contiguous()

@@ -9,6 +9,9 @@
 //
 //   gemv    weight-only, M <= 16: weights decoded in registers, f32 activations,
 //           f32 FMA; equal to the CPU target up to the order of the f32 sum.
+//   dec     weight-only, M <= 16, on the tensor cores: weights in fragment tiles
+//           decoded in registers to bf16 (exact; IF4's INT blocks rounded), bf16
+//           activations, mma.sync m16n8k16 (HMMA), f32 accumulators.
 //   tobf16  activations to bf16 (RNE), K padded to the wgmma kernel's K tile.
 //   wgmma   weight-only prefill: bf16 activations and raw weight bytes by
 //           cp.async, 4 stages; weights decoded to bf16 tiles in shared memory
@@ -208,6 +211,175 @@ __device__ __forceinline__ void gemv(const float* __restrict__ x, const uint8_t*
   }
 }
 
+__device__ __forceinline__ uint32_t pack_bf16(float a, float b) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(a, b);  // .x = a (low half)
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// ---------------------------------------------------------------- dec (M <= 16, mma.sync)
+// Weights in fragment tiles of 16 rows x 64 K (mxc.kernels.layouts, "fragment tiles"): lane L
+// (g = L/4, t = L%4) of a warp reads its 32 codes of a tile with one load: rows g and g+8, K
+// 16t..16t+15, code 8s+p being MMA step s's A register p%4, half p/4. Inside a tile K is permuted
+// alike for both operands (step s multiplies K 16t+4s..16t+4s+3 of lane t), so each lane's
+// activations are 16 consecutive values and its scales one per row per tile.
+__device__ __forceinline__ void mma_bf16_16816(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
+  __nv_bfloat162 r = __hmul2(*reinterpret_cast<__nv_bfloat162*>(&a), *reinterpret_cast<__nv_bfloat162*>(&b));
+  return *reinterpret_cast<uint32_t*>(&r);
+}
+
+// E2M1 codes to bf16 bits holding the value times 2^-126 (E2M1's subnormal included): a step's word
+// is bit-scattered (mxc.kernels.layouts.E2M1_BITS) so that register j needs one or three shifts.
+__device__ __forceinline__ void e2m1_bits(uint32_t w, uint32_t* r) {
+  constexpr uint32_t M = 0x81C081C0u;
+  r[0] = w & M;
+  r[1] = (w << 3) & M;
+  r[2] = (w << 6) & M;
+  r[3] = ((w >> 4) & 0x00C000C0u) | ((w >> 5) & 0x01000100u) | ((w << 1) & 0x80008000u);
+}
+
+// The dec kernel's bf16x2 factor of a scale code (a table in shared memory, one entry per code), for
+// E2M1 formats: bits x factor is element x scale, exactly (<= 6 significant bits), or its 2^-16.
+//   E8M0: 2^(c-1) (bits are value x 2^-126) for c <= 128; 0 marks the codes whose 2^(c-1) bf16 cannot
+//         hold (those blocks take 2^126 and 2^(c-127) in two multiplies).
+//   UE4M3 / UE5M3 (<= 2^16): scale x 2^110, so the products are element x scale x 2^-16 (x 2^16 after the sum).
+template <class F>
+__device__ __forceinline__ uint32_t dec_factor(uint32_t c) {
+  if constexpr (F::E8M0) return c <= 128 ? ((c + 126) << 7) * 0x10001u : 0u;
+  const float f = F::scale(c) * __int_as_float((127 + 110) << 23);
+  return pack_bf16(f, f);
+}
+
+template <class F, int MT, bool BIAS>
+__device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* __restrict__ w,
+                                    const uint8_t* __restrict__ s, const float* __restrict__ tsp,
+                                    const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
+                                    int epi) {
+  constexpr int WARPS = 8, NT = MT / 8;          // warps splitting K; n8 MMA tiles over x's rows
+  constexpr int LB = 32 * F::BITS / 8;           // a lane's bytes of a tile
+  constexpr int NB = 64 / F::BS;                 // blocks per tile row
+  constexpr int U = LB > 16 ? 2 : 4;             // tiles in flight per warp
+  __shared__ float red[WARPS][16][MT];
+  __shared__ uint32_t lut[256];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  if constexpr (F::E2M1) {
+    lut[threadIdx.x] = dec_factor<F>(threadIdx.x);  // 256 threads, 256 codes
+    __syncthreads();
+  }
+  const int rt = blockIdx.x, m0 = blockIdx.y * MT, KT = (K + 63) / 64;
+  const int kt0 = warp * KT / WARPS, kt1 = (warp + 1) * KT / WARPS;
+  const uint8_t* wp = w + (size_t)rt * KT * (32 * LB) + lane * LB;
+  const uint8_t* sp = s + (size_t)rt * KT * (16 * NB) + 2 * (g * NB + 16 * t / F::BS);
+  const bool wvec = ((uintptr_t)w % 16) == 0;
+  const bool xvec = (K % 4 == 0) && ((uintptr_t)x % 16) == 0;
+  float acc[NT][4];
+#pragma unroll
+  for (int i = 0; i < NT; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+#pragma unroll 1
+  for (int kt = kt0; kt < kt1; kt += U) {
+    // U tiles' weights and scales in flight first; the activations (L1/L2-resident) per tile below
+    Raw<LB> raw[U];
+    uint32_t sc2[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (kt + u >= kt1) continue;
+      raw[u] = load_bytes<LB>(wp + (size_t)(kt + u) * (32 * LB), wvec);
+      sc2[u] = __ldg(reinterpret_cast<const unsigned short*>(sp + (size_t)(kt + u) * (16 * NB)));
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (kt + u >= kt1) continue;
+      const int k0 = (kt + u) * 64 + 16 * t;
+      uint32_t xb[NT][8];
+#pragma unroll
+      for (int i = 0; i < NT; ++i) {
+        const int m = m0 + 8 * i + g;
+        float v[16];
+        if (m < M && xvec && k0 + 16 <= K) {
+          const float4* xr = reinterpret_cast<const float4*>(x + (size_t)m * K + k0);
+#pragma unroll
+          for (int c = 0; c < 4; ++c) {
+            const float4 f = __ldg(xr + c);
+            v[4 * c] = f.x; v[4 * c + 1] = f.y; v[4 * c + 2] = f.z; v[4 * c + 3] = f.w;
+          }
+        } else {
+#pragma unroll
+          for (int c = 0; c < 16; ++c) v[c] = (m < M && k0 + c < K) ? __ldg(x + (size_t)m * K + k0 + c) : 0.f;
+        }
+#pragma unroll
+        for (int c = 0; c < 8; ++c) xb[i][c] = pack_bf16(v[2 * c], v[2 * c + 1]);
+      }
+      const uint32_t sc[2] = {sc2[u] & 0xFF, (sc2[u] >> 8) & 0xFF};
+      if constexpr (F::E2M1) {
+        uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
+        bool two = false;  // an E8M0 scale whose 2^(c-1) bf16 cannot hold: 2^126, then the scale
+        if constexpr (F::E8M0) two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);
+        uint32_t f2[2] = {0x3F803F80u, 0x3F803F80u};  // bf16 1.0
+        if (two) {
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const float sf = F::scale(sc[r]);
+            f2[r] = fb[r] ? 0x3F803F80u : pack_bf16(sf, sf);
+            fb[r] = fb[r] ? fb[r] : 0x7E807E80u;
+          }
+        }
+#pragma unroll
+        for (int st = 0; st < 4; ++st) {
+          uint32_t a[4];
+          e2m1_bits(raw[u].w[st], a);
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {
+            a[j] = bf16x2_mul(a[j], fb[j & 1]);
+            if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
+          }
+#pragma unroll
+          for (int i = 0; i < NT; ++i) mma_bf16_16816(acc[i], a, xb[i][2 * st], xb[i][2 * st + 1]);
+        }
+      } else {
+        const float sf[2] = {F::scale(sc[0]), F::scale(sc[1])};
+#pragma unroll
+        for (int st = 0; st < 4; ++st) {
+          float v[8];
+#pragma unroll
+          for (int p = 0; p < 8; ++p) v[p] = F::elem(code_at<F::BITS>(raw[u], 8 * st + p), sc[p & 1]) * sf[p & 1];
+          uint32_t a[4];
+#pragma unroll
+          for (int j = 0; j < 4; ++j) a[j] = pack_bf16(v[j], v[j + 4]);
+#pragma unroll
+          for (int i = 0; i < NT; ++i) mma_bf16_16816(acc[i], a, xb[i][2 * st], xb[i][2 * st + 1]);
+        }
+      }
+    }
+  }
+  // c0, c1: row g, columns 2t, 2t+1; c2, c3: row g+8
+#pragma unroll
+  for (int i = 0; i < NT; ++i) {
+    red[warp][g][8 * i + 2 * t] = acc[i][0];
+    red[warp][g][8 * i + 2 * t + 1] = acc[i][1];
+    red[warp][g + 8][8 * i + 2 * t] = acc[i][2];
+    red[warp][g + 8][8 * i + 2 * t + 1] = acc[i][3];
+  }
+  __syncthreads();
+  // the NV tensor scale, and for E2M1 with UE4M3 / UE5M3 scales the 2^16 the factors left out
+  const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
+  for (int idx = threadIdx.x; idx < 16 * MT; idx += blockDim.x) {
+    const int row = idx % 16, col = idx / 16, n = rt * 16 + row, m = m0 + col;
+    if (n >= N || m >= M) continue;
+    float v = 0.f;
+#pragma unroll
+    for (int q = 0; q < WARPS; ++q) v += red[q][row][col];
+    v *= post;
+    if (BIAS) v += bias[n];
+    y[(size_t)m * N + n] = epilogue(v, epi);
+  }
+}
+
 // ---------------------------------------------------------------- wgmma helpers (sm_90a)
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -237,11 +409,6 @@ template <int EB>
 __device__ __forceinline__ int tile_off(int r, int k) {
   constexpr int CE = 16 / EB;  // elements per core-matrix row
   return ((r >> 3) * (TK / CE) + k / CE) * 128 + (r & 7) * 16 + (k % CE) * EB;
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float a, float b) {
-  __nv_bfloat162 h = __floats2bfloat162_rn(a, b);  // .x = a (low half)
-  return *reinterpret_cast<uint32_t*>(&h);
 }
 
 template <bool BIAS>

@@ -7,6 +7,8 @@ weights, and the GPU runner.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mxc.numerics.formats import FORMATS, get_format
 
 from . import tcgen05 as tc
@@ -86,3 +88,60 @@ def tiled_sizes(fmt: str, ue: int, rows: int, k: int) -> tuple[int, int]:
 def bf16_width(k: int) -> int:
     """Columns of the bf16 activations the wgmma kernel reads: K rounded up to its K tile (64)."""
     return -(-k // 64) * 64
+
+
+# ---------------------------------------------------------------- weight layouts
+@dataclass(frozen=True)
+class Tiles:
+    """The block-scaled skeleton's weight layout: 128 x 128 tiles of 16-byte units of `ue` elements,
+    scales in 128x4 chunks (`layouts.tile_codes`)."""
+
+    ue: int
+
+    @property
+    def suffix(self) -> str:
+        """What the re-packed weights' names end with (`<name>.<suffix>` in the weight store)."""
+        return f"t{self.ue}"
+
+    def sizes(self, fmt: str, rows: int, k: int) -> tuple[int, int]:
+        return tiled_sizes(fmt, self.ue, rows, k)
+
+    def pack(self, codes, scales, fmt: str, k: int):
+        return tile_weights(codes, scales, fmt, self.ue, k)
+
+
+def fast_e2m1(fmt: str) -> bool:
+    """Whether `dec` decodes the format's elements by integer ops (plain E2M1 elements: not IF4's
+    per-block INT4), from the bit-scattered fragment layout."""
+    f = get_format(fmt)
+    return f.element.name == "e2m1" and f.choice != "if4"
+
+
+@dataclass(frozen=True)
+class Fragments:
+    """The decode kernel's weight layout: 16 x 64 tiles in the order of mma.sync's A fragments,
+    scales per tile (`layouts.frag_codes`); `e2m1`: each MMA step's eight codes bit-scattered into
+    the positions the integer decode reads (`layouts.E2M1_BITS`)."""
+
+    e2m1: bool = False
+
+    @property
+    def suffix(self) -> str:
+        return "f16x64" + ("e" if self.e2m1 else "")
+
+    def sizes(self, fmt: str, rows: int, k: int) -> tuple[int, int]:
+        from . import layouts
+
+        f = get_format(fmt)
+        tiles = -(-rows // layouts.FRAG_R) * -(-k // layouts.FRAG_K)
+        return tiles * 32 * 32 * f.element.bits // 8, tiles * layouts.FRAG_R * (layouts.FRAG_K // f.block_size)
+
+    def pack(self, codes, scales, fmt: str, k: int):
+        from . import layouts
+
+        f = get_format(fmt)
+        return (layouts.frag_codes(codes, f.element.bits, scatter=self.e2m1),
+                layouts.frag_scales(scales, k, f.block_size, one_code(f)))
+
+
+WeightLayout = Tiles | Fragments

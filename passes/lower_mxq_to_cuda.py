@@ -29,8 +29,8 @@ from mxc.dialects.mxq import ParamOp, format_attr
 from mxc.dialects.mxq_kernels import KERNELS_ATTR, kernels_of
 from mxc.errors import MxcError
 from mxc.kernels import Built, Kernel, build, layer_launches
-from mxc.kernels.launches import tiled_weights
-from mxc.kernels.operands import tile_weights, tiled_sizes
+from mxc.kernels.launches import weight_layout
+from mxc.kernels.operands import WeightLayout
 from mxc.numerics.formats import NONE, get_format
 from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
 from mxc.weights import WeightStore
@@ -158,25 +158,25 @@ def _storage(v: ir.Value, cache: dict) -> ir.Value:
     return cache[name]
 
 
-def _tiled(w: ir.Value, scales: ir.Value, fmt: str, ue: int, k: int, cache: dict,
+def _tiled(w: ir.Value, scales: ir.Value, fmt: str, layout: WeightLayout, k: int, cache: dict,
            store: WeightStore | None) -> tuple[ir.Value, ir.Value]:
-    """The bsmma / bsdec weights: codes in 128 x 128 tiles of 16-byte units of `ue`, scales in 128x4
-    chunks. New weight-store entries `<name>.t<ue>`, written from the stored bytes (mxc-opt, which
-    has no weight store, names them only)."""
+    """The weights re-packed into the layout the layer's GEMM reads (the bsmma / bsdec tiles, the dec
+    kernel's fragments). New weight-store entries `<name>.<layout suffix>`, written from the stored
+    bytes (mxc-opt, which has no weight store, names them only)."""
     wname, sname = _s(w.owner, "name"), _s(scales.owner, "name")
-    key = (wname, ue)
+    key = (wname, layout)
     if key not in cache:
         f = get_format(fmt)
         n = shape_of(w)[0]
-        nbytes = tiled_sizes(fmt, ue, n, k)
-        names = (f"{wname}.t{ue}", f"{sname}.t{ue}")
+        nbytes = layout.sizes(fmt, n, k)
+        names = (f"{wname}.{layout.suffix}", f"{sname}.{layout.suffix}")
         if store is not None and wname in store:
             packed = store[wname].view(torch.uint8)
             codes = {4: unpack_nibbles, 6: unpack_fp6}.get(f.element.bits, lambda c: c)(packed)
             kb = -(-k // f.block_size)
-            tw, ts = tile_weights(codes.reshape(n, -1), store[sname].view(torch.uint8).reshape(n, kb), fmt, ue, k)
+            tw, ts = layout.pack(codes.reshape(n, -1), store[sname].view(torch.uint8).reshape(n, kb), fmt, k)
             if (tw.numel(), ts.numel()) != nbytes:  # the IR's types and the stored bytes disagree
-                raise MxcError(f"weight '{wname}': tiled to {tw.numel()} + {ts.numel()} bytes, the IR expects "
+                raise MxcError(f"weight '{wname}': re-packed to {tw.numel()} + {ts.numel()} bytes, the IR expects "
                                f"{nbytes[0]} + {nbytes[1]}; recompile from model.py")
             names = (store.add(names[0], tw), store.add(names[1], ts))
         cache[key] = (_param_like(w.owner, names[0], ttype([nbytes[0]], I8())),
@@ -247,9 +247,9 @@ class LowerMxqToCuda(Pass):
             x2 = Q.rotate(x2, w_spec.hadamard)
         m, k = shape_of(x2)
         n = shape_of(op.w)[0]
-        units = tiled_weights(ks)
-        if units:
-            w, ws = _tiled(op.w, op.w_scales, w_spec.name, units, k, tiled, self.weights)
+        layout = weight_layout(ks)
+        if layout is not None:
+            w, ws = _tiled(op.w, op.w_scales, w_spec.name, layout, k, tiled, self.weights)
         else:
             w, ws = _storage(op.w, storage), _storage(op.w_scales, storage)
         buffers = {"x": x2, "w": w, "w_scales": ws, "w_tensor_scale": op.w_tensor_scale, "bias": op.bias}

@@ -120,7 +120,7 @@ def _rule(manifest: dict) -> tuple[float | None, str]:
     bf16, fp8_tc = "bf16 activations" in rounding, "fp8 block sums" in rounding
     if not (requantized or bf16):
         return None, ""
-    why = "bf16 activations of the wgmma kernels" if bf16 and not requantized else "activation rounding flips"
+    why = "bf16 activations of the tensor-core kernels" if bf16 and not requantized else "activation rounding flips"
     why += ", FP8 tensor-core block sums" if fp8_tc else ""
     return (FLIP_FRACTION_FP8 if fp8_tc else FLIP_FRACTION), why
 

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 import torch
 
 from mxc.kernels.catalog import every_kernel
-from mxc.kernels.kinds import BsDec, BsQ, Kernel
-from mxc.kernels.launches import Launch, layer_launches, tiled_weights
-from mxc.kernels.operands import WEIGHT_FORMATS, tile_weights
+from mxc.kernels.kinds import GEMV_MT, BsDec, BsQ, Gemv, Kernel
+from mxc.kernels.launches import Launch, layer_launches, weight_layout
+from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.quantize import QTensor
 
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "i8": torch.uint8}  # Binding.dtype -> torch
@@ -34,11 +34,13 @@ MAX_DYNAMIC_SMEM = 8  # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 
 
 def hopper_kernels() -> list[Kernel]:
-    """Every sm_90a kernel: what cuda-sm90 can select (the catalogue), and the sm_90a twin of the
-    block-scaled skeleton's decode path (bf16 `bsq` + `bsdec`, which only cuda-sm100 selects).
-    The library the GPU tests and the benchmarks load."""
+    """Every sm_90a kernel: what cuda-sm90 can select (the catalogue), and the sm_90a twins of what
+    only cuda-sm100 selects: the block-scaled skeleton's decode path (bf16 `bsq` + `bsdec`) and the
+    f32 `gemv` (whose x = I product is the bit-exact check of the weight decode). The library the
+    GPU tests and the benchmarks load."""
     decode = [BsDec(w_format=f, bias=b) for f in WEIGHT_FORMATS for b in (False, True)]
-    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode]))
+    gemv = [Gemv(w_format=f, bias=b, mt=mt) for f in WEIGHT_FORMATS for b in (False, True) for mt in GEMV_MT]
+    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode, *gemv]))
 
 
 class CudaError(RuntimeError):
@@ -90,12 +92,12 @@ class Module:
 
 def layer_weights(kernels: list[Kernel], q: QTensor, k: int, device: str = "cuda") -> dict[str, torch.Tensor]:
     """The weight buffers the layer's kernels read: `w`, `w_scales` (and `w_tensor_scale` for NV
-    formats), as stored, or re-packed into the tiles of `tiled_weights(kernels)`."""
-    unit = tiled_weights(kernels)
-    if unit is None:
+    formats), as stored, or re-packed into the layout of `weight_layout(kernels)`."""
+    layout = weight_layout(kernels)
+    if layout is None:
         w, scales = q.packed_elements(), q.scales
     else:
-        w, scales = tile_weights(q.elements, q.scales, q.fmt.name, unit, k)
+        w, scales = layout.pack(q.elements, q.scales, q.fmt.name, k)
     out = {"w": w.contiguous().to(device), "w_scales": scales.contiguous().to(device)}
     if q.tensor_scale is not None:
         out["w_tensor_scale"] = q.tensor_scale.reshape(1).float().to(device)

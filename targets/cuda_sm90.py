@@ -1,7 +1,8 @@
 """`cuda-sm90`: Hopper (H100, H200), mxc's sm_90a kernels.
 
-Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `gemv` at decode shapes
-(M <= 16), else activations to bf16 + `wgmma` on weights decoded in shared memory. MXFP8 x MXFP8:
+Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `dec` at decode shapes
+(M <= 16: weights decoded in registers, bf16 mma.sync), else activations to bf16 + `wgmma` on weights
+decoded in shared memory. MXFP8 x MXFP8:
 `actq` + `qgmma` on the FP8 tensor cores. The other native block-scaled pairs: the block-scaled
 skeleton's twin (both operands decoded to bf16 for wgmma), the sm_100a kernels' stand-in that
 checks them on this hardware.
@@ -10,7 +11,7 @@ checks them on this hardware.
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import GEMV_MAX_M, GEMV_MT, ActQ, Gemv, Qgmma, ToBf16, Wgmma
+from mxc.kernels.kinds import DEC_MT, GEMV_MAX_M, ActQ, Dec, Qgmma, ToBf16, Wgmma
 from mxc.kernels.operands import MX_NATIVE, QGMMA_FORMATS, pair_kind
 
 from .base import GemmLayer
@@ -28,7 +29,7 @@ class CudaSm90(CudaTarget):
         w, a, bias = layer.w_format, layer.a_format, layer.bias
         if a is None:
             if layer.m <= GEMV_MAX_M:
-                return [Gemv(w_format=w, bias=bias, mt=next(v for v in GEMV_MT if v >= layer.m))]
+                return [Dec(w_format=w, bias=bias, mt=next(v for v in DEC_MT if v >= layer.m))]
             return [ToBf16(), Wgmma(w_format=w, bias=bias)]
         if a in QGMMA_FORMATS and w in QGMMA_FORMATS:
             return [ActQ(a_format=a), Qgmma(w_format=w, a_format=a, bias=bias)]

@@ -2,8 +2,12 @@
 
     python -m mxc.tools.bench_cuda build DIR      # here (nvcc): DIR/kernels.cubin, every sm_90a kernel,
                                                   # and DIR/kernels.json, their names
-    python3 -m mxc.tools.bench_cuda bench DIR     # on the H100/H200: timings, one process, medians
+    python3 -m mxc.tools.bench_cuda bench DIR [--shapes 8192x8192,...] [--m 1,16] [--formats nvfp4,...]
+                                                  # [--no-peers]   on the H100/H200: timings vs cuBLAS
+                                                  # bf16, torch._scaled_mm, torch int4, gemlite; medians
     python3 -m mxc.tools.bench_cuda bench-bs DIR  # on the H100/H200: the block-scaled twin vs cuBLAS
+    python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
+                                                  # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
                                                               # artifact's forward pass vs torch eager bf16
 
@@ -27,15 +31,15 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.launches import tiled_weights
+from mxc.kernels.launches import weight_layout
 from mxc.numerics.options import FormatSpec
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import Module, hopper_kernels, layer_weights, run_layer
 from mxc.targets import GemmLayer, get_target
 
 BENCH_WO = ("mxfp4", "nvfp4", "if4", "mxfp6_e2m3", "mxfp8")
-BENCH_SIZES = (4096, 8192)
-BENCH_M = (1, 16, 128, 4096)
+BENCH_SHAPES = ((4096, 4096), (8192, 8192), (14336, 4096), (4096, 14336))  # (N, K): square, Llama-8B's MLP
+BENCH_M = (1, 4, 16, 64, 128, 1024, 4096)
 REPS, WARMUP, INNER = 15, 3, 20  # medians of REPS graph replays of INNER calls each
 FLUSH_BYTES = 200 << 20  # weights rotate over copies of at least this many bytes: L2 (50 MB) holds none
 
@@ -94,74 +98,145 @@ def _copies(nbytes: int) -> int:
     return max(2, -(-FLUSH_BYTES // nbytes))
 
 
-def bench(out: Path) -> None:
+def _peers(x: torch.Tensor, w: torch.Tensor, n: int, k: int) -> list[tuple[str, object, int, int]]:
+    """The peer kernels of a shape as (label, fn(i), copies, weight bytes); a peer that cannot run
+    here gives a label saying why and fn None."""
+    out = []
+    m = x.shape[0]
+    xb = x.bfloat16()
+    # torch._scaled_mm, FP8 E4M3 with row-wise scales (what torchao's float8 row-wise inference runs)
+    try:
+        sw = w.abs().amax(1, keepdim=True).clamp_min(1e-12) / 448.0
+        w8 = (w / sw).to(torch.float8_e4m3fn).cuda()
+        sx = torch.ones(m, 1, device="cuda")
+        n8 = _copies(n * k)
+        w8s = [w8] + [w8.clone() for _ in range(n8 - 1)]
+        swt = sw.reshape(1, n).cuda()
+        x8 = x.to(torch.float8_e4m3fn)
+        fn = lambda i: torch._scaled_mm(x8, w8s[i].t(), scale_a=sx, scale_b=swt, out_dtype=torch.bfloat16)
+        fn(0)
+        out.append(("torch._scaled_mm fp8 row-wise", fn, n8, n * k))
+    except (RuntimeError, ValueError) as e:
+        out.append((f"torch._scaled_mm fp8 row-wise: {str(e).splitlines()[0][:50]}", None, 0, 0))
+    # torch's int4 weight-only kernel (torchao Int4WeightOnly), groups of 128, bf16 scales and zeros
+    try:
+        g = w.reshape(n, k // 128, 128)
+        lo, hi = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
+        scale = ((hi - lo) / 15).clamp_min(1e-6)
+        q = ((g - lo) / scale).round().clamp(0, 15).to(torch.int32).reshape(n, k)
+        packed = (q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8).cuda()
+        w4 = torch.ops.aten._convert_weight_to_int4pack(packed, 8)
+        zeros = lo + 8 * scale  # the kernel computes (q - 8) * scale + zero
+        sz = torch.stack([scale.reshape(n, -1).t(), zeros.reshape(n, -1).t()], -1).bfloat16().cuda().contiguous()
+        n4 = _copies(n * k // 2)
+        w4s = [w4] + [w4.clone() for _ in range(n4 - 1)]
+        fn = lambda i: torch.ops.aten._weight_int4pack_mm(xb, w4s[i], 128, sz)
+        fn(0)
+        out.append(("torch int4 weight-only (g128)", fn, n4, n * k // 2 + sz.numel() * 2))
+    except (RuntimeError, ValueError) as e:
+        out.append((f"torch int4 weight-only: {str(e).splitlines()[0][:50]}", None, 0, 0))
+    # gemlite (Triton), MXFP4 weights x bf16 activations
+    try:
+        from gemlite.helper import A16W4_MXFP
+
+        lin = torch.nn.Linear(k, n, bias=False, dtype=torch.bfloat16, device="cuda")
+        with torch.no_grad():
+            lin.weight.copy_(w.bfloat16())
+        layer = A16W4_MXFP(device="cuda:0", dtype=torch.bfloat16).from_linear(lin, del_orig=False)
+        nbytes = n * k // 2 + n * k // 32
+        ng = _copies(nbytes)
+        layers = [layer] + [A16W4_MXFP(device="cuda:0", dtype=torch.bfloat16).from_linear(lin, del_orig=False)
+                            for _ in range(ng - 1)]
+        fn = lambda i: layers[i](xb)
+        fn(0)
+        out.append(("gemlite A16W4_MXFP (Triton)", fn, ng, nbytes))
+    except Exception as e:  # noqa: BLE001 - a peer that does not run here is reported, not fatal
+        out.append((f"gemlite: {type(e).__name__}: {str(e).splitlines()[0][:40] if str(e) else ''}", None, 0, 0))
+    return out
+
+
+def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: bool = True) -> None:
+    """mxc's kernels against cuBLAS bf16 and the peers, one process: every (N, K) of `shapes` and M of
+    `ms`; time, ratio to cuBLAS bf16 (same run), weight GB/s and TFLOP/s; bench.json beside the cubin."""
     mod = Module((out / "kernels.cubin").read_bytes())
-    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  (per call: median of {REPS} CUDA-graph replays of {INNER} calls, weights rotated over copies > L2)")
+    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  (per call: median of {REPS} "
+          f"CUDA-graph replays of {INNER} calls, weights rotated over copies > L2)")
     rows = []
-    for kn in BENCH_SIZES:
+    print(f"{'N':>6} {'K':>6} {'M':>5}  {'kernel':<48} {'time':>10} {'vs bf16':>8} {'GB/s':>7} {'TFLOP/s':>8}")
+
+    def row(n, k, m, what, t, t_ref, nbytes):
+        r = dict(N=n, K=k, M=m, what=what, s=t, ratio=t_ref / t if t == t else float("nan"),
+                 gbs=nbytes / t / 1e9 if t == t else float("nan"),
+                 tflops=2 * m * n * k / t / 1e12 if t == t else float("nan"))
+        rows.append(r)
+        print(f"{r['N']:>6} {r['K']:>6} {r['M']:>5}  {r['what']:<48} {r['s'] * 1e6:>8.1f}us {r['ratio']:>7.2f}x "
+              f"{r['gbs']:>7.0f} {r['tflops']:>8.1f}", flush=True)
+
+    for n, k in shapes:
         g = torch.Generator().manual_seed(0)
-        w = torch.randn(kn, kn, generator=g)
-        nbf = _copies(2 * kn * kn)
+        w = torch.randn(n, k, generator=g)
+        nbf = _copies(2 * n * k)
         wb = [w.bfloat16().cuda() for _ in range(nbf)]
-        n8 = _copies(kn * kn)
-        w8 = [w.cuda().to(torch.float8_e4m3fn) for _ in range(n8)]
-        qs = {f: quantize(w, f) for f in BENCH_WO}
-        dev: dict[tuple, list[dict[str, torch.Tensor]]] = {}  # (format, tile unit): rotated weight copies
+        qs = {f: quantize(w, f) for f in formats}
+        dev: dict[tuple, list[dict[str, torch.Tensor]]] = {}  # (format, weight layout): rotated weight copies
 
         def weights(f: str, ks: list) -> list[dict[str, torch.Tensor]]:
-            key = (f, tiled_weights(ks))
+            key = (f, weight_layout(ks))
             if key not in dev:
-                dev[key] = _rotated(layer_weights(ks, qs[f], kn))
+                dev[key] = _rotated(layer_weights(ks, qs[f], k))
             return dev[key]
 
-        for m in BENCH_M:
-            x = torch.randn(m, kn, generator=g).cuda()
+        for m in ms:
+            x = torch.randn(m, k, generator=g).cuda()
             xb = x.bfloat16()
             t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
-            flops = 2 * m * kn * kn
-            rows.append(dict(K=kn, N=kn, M=m, what="torch bf16 linear (cuBLAS)", s=t_ref, ratio=1.0,
-                             gbs=(2 * kn * kn) / t_ref / 1e9, tflops=flops / t_ref / 1e12))
-            x8 = x.to(torch.float8_e4m3fn)
-            one = torch.ones((), device="cuda")
-            try:
-                t_sm = _time(lambda i: torch._scaled_mm(x8, w8[i].t(), scale_a=one, scale_b=one,
-                                                        out_dtype=torch.bfloat16), n8)
-                rows.append(dict(K=kn, N=kn, M=m, what="torch._scaled_mm fp8 per-tensor", s=t_sm, ratio=t_ref / t_sm,
-                                 gbs=kn * kn / t_sm / 1e9, tflops=flops / t_sm / 1e12))
-            except RuntimeError as e:  # M = 1 is not a multiple of 16
-                rows.append(dict(K=kn, N=kn, M=m, what=f"torch._scaled_mm: {str(e)[:60]}", s=float("nan"),
-                                 ratio=float("nan"), gbs=float("nan"), tflops=float("nan")))
-            for f in BENCH_WO:
+            row(n, k, m, "torch bf16 linear (cuBLAS)", t_ref, t_ref, 2 * n * k)
+            for label, fn, copies, nbytes in (_peers(x, w, n, k) if peers else []):
+                row(n, k, m, label, _time(fn, copies) if fn else float("nan"), t_ref, nbytes)
+            for f in formats:
                 ks = _select(m, f, None)
                 wts = weights(f, ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs[f], weights=wts[i]), len(wts))
-                nbytes = wts[0]["w"].numel() + wts[0]["w_scales"].numel()
-                what = f"mxc {ks[-1].kind} {f} weight-only"
-                rows.append(dict(K=kn, N=kn, M=m, what=what, s=t, ratio=t_ref / t,
-                                 gbs=nbytes / t / 1e9, tflops=flops / t / 1e12))
-            ks = _select(m, "mxfp8", "mxfp8")
-            w8s = weights("mxfp8", ks)
-            t = _time(lambda i: run_layer(mod, ks, x, qs["mxfp8"], weights=w8s[i]), len(w8s))
-            rows.append(dict(K=kn, N=kn, M=m, what="mxc actq+qgmma mxfp8 x mxfp8", s=t, ratio=t_ref / t,
-                             gbs=(w8s[0]["w"].numel() + w8s[0]["w_scales"].numel()) / t / 1e9,
-                             tflops=flops / t / 1e12))
-    print(f"{'K=N':>5} {'M':>5}  {'kernel':<42} {'time':>10} {'vs bf16':>8} {'GB/s':>8} {'TFLOP/s':>8}")
-    for r in rows:
-        print(f"{r['K']:>5} {r['M']:>5}  {r['what']:<42} {r['s'] * 1e6:>8.1f}us {r['ratio']:>7.2f}x "
-              f"{r['gbs']:>8.0f} {r['tflops']:>8.1f}")
-    (out / "bench.json").write_text(json.dumps(rows, indent=1))
+                row(n, k, m, f"mxc {ks[-1].kind} {f} weight-only", t, t_ref,
+                    wts[0]["w"].numel() + wts[0]["w_scales"].numel())
+            if "mxfp8" in formats:
+                ks = _select(m, "mxfp8", "mxfp8")
+                w8s = weights("mxfp8", ks)
+                t = _time(lambda i: run_layer(mod, ks, x, qs["mxfp8"], weights=w8s[i]), len(w8s))
+                row(n, k, m, "mxc actq+qgmma mxfp8 x mxfp8", t, t_ref, w8s[0]["w"].numel() + w8s[0]["w_scales"].numel())
+        del wb, dev
+        torch.cuda.empty_cache()
+    (out / f"bench-{'-'.join(f'{n}x{k}' for n, k in shapes)}-m{'-'.join(map(str, ms))}.json").write_text(
+        json.dumps(rows, indent=1))
+    _aims(rows)
 
-    def ratio(kn, m, what):
-        return next(r["ratio"] for r in rows if r["K"] == kn and r["M"] == m and r["what"].startswith(what))
 
-    print("\naims (issue 4):")
-    for label, got, aim in (
-        ("4-bit weight-only (mxfp4) M=1 K=N=8192 vs cuBLAS bf16", ratio(8192, 1, "mxc gemv mxfp4"), 3.0),
-        ("4-bit weight-only (nvfp4) M=1 K=N=8192 vs cuBLAS bf16", ratio(8192, 1, "mxc gemv nvfp4"), 3.0),
-        ("FP4-weight prefill (mxfp4) M=4096 K=N=8192 vs cuBLAS bf16", ratio(8192, 4096, "mxc wgmma mxfp4"), 0.9),
-        ("MXFP8 x MXFP8 M=4096 K=N=8192 vs cuBLAS bf16", ratio(8192, 4096, "mxc actq+qgmma"), 1.2),
-    ):
-        print(f"  {label}: {got:.2f}x (aim {aim}x) {'met' if got >= aim else 'NOT met'}")
+AIMS = (  # issue 13: (label, N, K, M, kernel-label prefixes, aim as a ratio to cuBLAS bf16)
+    ("4-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.0),
+    ("4-bit weight-only M=1 N=14336 K=4096", 14336, 4096, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
+    ("4-bit weight-only M=1 N=4096 K=14336", 4096, 14336, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
+    ("4-bit weight-only M=16 K=N=8192", 8192, 8192, 16, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 1.8),
+    ("6-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp6_e2m3",), 1.6),
+    ("8-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp8",), 1.3),
+    ("4-bit weight-only M=128 K=N=8192", 8192, 8192, 128, ("mxc wgmma nvfp4", "mxc wgmma mxfp4"), 1.0),
+    ("4-bit weight-only M=4096 K=N=8192", 8192, 8192, 4096, ("mxc wgmma nvfp4", "mxc wgmma mxfp4"), 0.9),
+    ("MXFP8 x MXFP8 M=4096 K=N=8192", 8192, 8192, 4096, ("mxc actq+qgmma",), 1.0),
+)
+
+
+def _aims(rows: list[dict]) -> None:
+    print("\naims (issue 13, ratio to cuBLAS bf16 in this run):")
+    for label, n, k, m, prefixes, aim in AIMS:
+        for p in prefixes:
+            got = [r for r in rows if (r["N"], r["K"], r["M"]) == (n, k, m) and r["what"].startswith(p)]
+            if got:
+                r = got[0]
+                peers = [q for q in rows if (q["N"], q["K"], q["M"]) == (n, k, m) and not q["what"].startswith("mxc")
+                         and not q["what"].startswith("torch bf16") and q["ratio"] == q["ratio"]]
+                best = max(peers, key=lambda q: q["ratio"], default=None)
+                vs = f"; best peer {best['what']} {best['ratio']:.2f}x" if best else ""
+                print(f"  {label} [{r['what']}]: {r['ratio']:.2f}x (aim {aim}x) "
+                      f"{'met' if r['ratio'] >= aim else 'NOT met'}{vs}")
 
 
 def bench_bs(out: Path) -> None:
@@ -223,12 +298,32 @@ def model(art_dir: Path, model_py: Path) -> None:
           f"-> {t_ref / t_mxc:.2f}x  (kernels: {', '.join(kernels)})")
 
 
+def once(out: Path, shape: str, m: int, w: str, a: str | None) -> None:
+    """Run one layer's kernels (cuda-sm90's selection) three times, for a profiler to catch."""
+    mod = Module((out / "kernels.cubin").read_bytes())
+    n, k = (int(v) for v in shape.split("x"))
+    g = torch.Generator().manual_seed(0)
+    q = quantize(torch.randn(n, k, generator=g), w)
+    ks = _select(m, w, a)
+    wts = layer_weights(ks, q, k)
+    x = torch.randn(m, k, generator=g).cuda()
+    for _ in range(3):
+        run_layer(mod, ks, x, q, weights=wts)
+    torch.cuda.synchronize()
+    print(f"ran {[kk.name for kk in ks]} x3 for M={m} N={n} K={k}")
+
+
 def main(argv=None) -> int:
+    import argparse
+
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) == 3 and argv[0] == "model":
         model(Path(argv[1]), Path(argv[2]))
         return 0
-    if len(argv) != 2 or argv[0] not in ("build", "bench", "bench-bs"):
+    if len(argv) in (5, 6) and argv[0] == "once":
+        once(Path(argv[1]), argv[2], int(argv[3]), argv[4], argv[5] if len(argv) == 6 else None)
+        return 0
+    if len(argv) < 2 or argv[0] not in ("build", "bench", "bench-bs"):
         print(__doc__)
         return 2
     cmd, out = argv[0], Path(argv[1])
@@ -238,7 +333,14 @@ def main(argv=None) -> int:
     if cmd == "bench-bs":
         bench_bs(out)
         return 0
-    bench(out)
+    ap = argparse.ArgumentParser(prog="python -m mxc.tools.bench_cuda bench DIR")
+    ap.add_argument("--shapes", default=",".join(f"{n}x{k}" for n, k in BENCH_SHAPES), help="NxK,...")
+    ap.add_argument("--m", default=",".join(map(str, BENCH_M)))
+    ap.add_argument("--formats", default=",".join(BENCH_WO))
+    ap.add_argument("--no-peers", action="store_true")
+    a = ap.parse_args(argv[2:])
+    shapes = tuple(tuple(int(v) for v in s.split("x")) for s in a.shapes.split(","))
+    bench(out, shapes, tuple(int(v) for v in a.m.split(",")), tuple(a.formats.split(",")), not a.no_peers)
     return 0
 
 

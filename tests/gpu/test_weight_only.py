@@ -1,6 +1,7 @@
-"""Weight-only layers on cuda-sm90's kernels, every weight format: the weights `gemv` decodes, bit for
-bit (x = identity), and the layer through the kernels the target selects (`gemv` at decode shapes,
-`tobf16` + `wgmma` at prefill) against the float64 reference, K not a multiple of the block."""
+"""Weight-only layers on cuda-sm90's kernels, every weight format: the weights `gemv` (f32) and `dec`
+(bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
+(`dec` at decode shapes, `tobf16` + `wgmma` at prefill) against the float64 reference, K not a
+multiple of the block."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import Gemv
+from mxc.kernels.kinds import Dec, Gemv
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import run_layer
 
-CHECK_M = (1, 5, 16, 300)  # gemv at M = 1, 5 (a partial pass of 16), 16; wgmma at 300
+CHECK_M = (1, 5, 9, 16, 300)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); wgmma at 300
 
 
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
@@ -29,6 +30,22 @@ def test_decode(gpu, fmt):
     got = y.t().contiguous().cpu()
     differ = got != ref
     # equal values: a -0 code reads +0 after the sum with +0 terms
+    assert torch.equal(got, ref), (f"{differ.sum().item()} of {n}x{k} weights differ, e.g. "
+                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+
+
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_decode_bf16(gpu, fmt):
+    """y = I @ W^T through `dec` (rows of x in CTAs of 16, K = 96 a partial fragment tile, N = 40 a
+    partial 16-row tile): bf16(element x block scale) x tensor scale, bit for bit, as the bf16 kernels
+    hold the weights (exact for every format but IF4's INT blocks and FP8 products below bf16's range)."""
+    k, n = 96, 40
+    q = quantize(spread_matrix(n, k, 1), fmt)
+    ref = bf16_weights(q, k).float()
+    ks = [Dec(w_format=fmt, mt=16)]
+    gpu.require(ks)
+    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    differ = got != ref
     assert torch.equal(got, ref), (f"{differ.sum().item()} of {n}x{k} weights differ, e.g. "
                                    f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
 

@@ -16,7 +16,6 @@ import pytest
 
 from mxc.kernels import Kernel, build, every_kernel
 from mxc.kernels.codegen import format_struct
-from mxc.kernels.kinds import GEMV_MT
 from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS
 from mxc.numerics.formats import FORMATS
 
@@ -87,14 +86,19 @@ def test_every_kernel_assembles_for_sm90a(chunk):
         if k.kind == "qgmma":
             a, w = (FORMATS[f].element.name.upper() for f in (k.a_format, k.w_format))
             assert f"QGMMA.64x128x32.F32.{a}.{w}" in code, k.name
-        assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
+        if k.kind == "dec":  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16 multiplies
+            assert "HMMA.16816.F32.BF16" in code, k.name
+            if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
+                assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
+        else:
+            assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
         assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
 
 
 def test_every_kernel_covers_what_select_picks():
     names = {k.name for k in every_kernel()}
     for f in WEIGHT_FORMATS:
-        for m in (*GEMV_MT, 128):
+        for m in (1, 8, 9, 16, 128):
             for bias in (False, True):
                 assert all(k.name in names for k in sel(m, f, None, bias))
     for a in BS_ACT_FORMATS:

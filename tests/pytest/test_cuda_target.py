@@ -30,13 +30,14 @@ def test_weight_only_artifact_embeds_the_kernels(tmp_path):
                             "contraction": "decomposed", "act_format": "", "scale_rule": "floor", "rounding": "rne",
                             "seed": 0, "error_metric": "mse", "hadamard": 0}  # the manifest's documented JSON
     kernels = {r["layer"]: r["kernel"] for r in m["layers"]}
-    assert kernels == {"fc1": "mxc_gemv_nvfp4_m16_bias", "fc2": "mxc_gemv_nvfp4_m16_bias",
-                       "head": "mxc_gemv_nvfp4_m16"}
-    fc1 = m["layers"][0]  # the same choice as data, and what its numerics add (none: f32 FMA)
-    assert fc1["kernels"] == [{"kind": "gemv", "name": "mxc_gemv_nvfp4_m16_bias", "arch": "sm_90a",
-                               "w_format": "nvfp4", "bias": True, "mt": 16}] and fc1["run_time_rounding"] == []
+    assert kernels == {"fc1": "mxc_dec_nvfp4_m8_bias", "fc2": "mxc_dec_nvfp4_m8_bias",
+                       "head": "mxc_dec_nvfp4_m8"}
+    fc1 = m["layers"][0]  # the same choice as data, and what its numerics add (bf16 activations)
+    assert fc1["kernels"] == [{"kind": "dec", "name": "mxc_dec_nvfp4_m8_bias", "arch": "sm_90a",
+                               "w_format": "nvfp4", "bias": True, "mt": 8}]
+    assert fc1["run_time_rounding"] == ["bf16 activations"]
     vmfb = (out / "model.vmfb").read_bytes()
-    assert b"mxc_gemv_nvfp4_m16_bias" in vmfb and b"mxc_gemv_nvfp4_m16\x00" in vmfb  # the cubin, embedded
+    assert b"mxc_dec_nvfp4_m8_bias" in vmfb and b"mxc_dec_nvfp4_m8\x00" in vmfb  # the cubin, embedded
     for ext in ("cu", "ptx", "cubin"):
         assert (out / "kernels" / f"mxc_sm90a.{ext}").stat().st_size > 0
         assert (dump / f"mxc_sm90a.{ext}").is_file()  # beside the MLIR of every phase
@@ -85,7 +86,7 @@ def test_prefill_shapes_take_wgmma(tmp_path):
                          "--weights-only", "-o", str(out))
     assert rc == 0, err
     kernels = {r["layer"]: r["kernel"] for r in _manifest(out)["layers"]}
-    assert kernels["conv1"] == "mxc_tobf16 + mxc_wgmma_if4_bias" and kernels["head"].startswith("mxc_gemv_if4")
+    assert kernels["conv1"] == "mxc_tobf16 + mxc_wgmma_if4_bias" and kernels["head"].startswith("mxc_dec_if4")
 
 
 def test_cuda_artifact_errors_name_the_device(tmp_path):

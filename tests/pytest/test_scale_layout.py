@@ -86,3 +86,104 @@ def test_tiled_weights_decode_to_the_reference():
         one = 127 if fmt.startswith("mx") else 0x38  # E8M0 / UE4M3 code of 1.0
         assert (full[130:] == one).all() and (full[:, q.scales.shape[1]:] == one).all()
     assert tile_scales(torch.zeros(1, 1, dtype=torch.uint8), 1, 32, 127).numel() == 512
+
+
+# ---------------------------------------------------------------- fragment tiles (dec)
+from mxc.kernels.layouts import FRAG_K, frag_codes, frag_scales, unfrag_codes, unfrag_scales  # noqa: E402
+from mxc.kernels.operands import Fragments  # noqa: E402
+
+
+@pytest.mark.parametrize("bits", [4, 6, 8])
+@pytest.mark.parametrize("r, k", [(16, 64), (40, 96), (1, 1), (33, 200)])
+def test_fragment_round_trip(bits, r, k):
+    g = torch.Generator().manual_seed(r * k + bits)
+    c = torch.randint(0, 1 << bits, (r, k), dtype=torch.int32, generator=g).to(torch.uint8)
+    f = frag_codes(c, bits)
+    assert f.numel() == -(-r // 16) * -(-k // 64) * 32 * 32 * bits // 8
+    assert torch.equal(unfrag_codes(f, r, k, bits), c)
+    for bs in (16, 32):
+        s = torch.randint(0, 255, (r, -(-k // bs)), dtype=torch.int32, generator=g).to(torch.uint8)
+        assert torch.equal(unfrag_scales(frag_scales(s, k, bs, 7), r, k, bs), s)
+
+
+def _dec_model(frag: torch.Tensor, scales: torch.Tensor, x: torch.Tensor, n: int, k: int, bs: int) -> torch.Tensor:
+    """What `dec` computes, index for index (mxc_sm90.cuh): per tile and lane, step s's A registers
+    j = 0..3 (halves h) from codes 8s + j + 4h, rows g + 8 * (j % 2); the B registers from the lane's
+    16 consecutive activations 16t + 4s + {0, 1} and {2, 3}; the m16n8k16 product. Codes are taken as
+    their integer values and scales as theirs, so the result is sum_k x[m, k] * code[n, k] * scale."""
+    rt, kt = -(-n // 16), -(-k // 64)
+    nb = 64 // bs
+    codes = frag.reshape(rt, kt, 32, 32).double()  # 8-bit codes: one per byte
+    sc = scales.reshape(rt, kt, 8, nb, 2).double()
+    xp = torch.zeros(x.shape[0], kt * 64, dtype=torch.float64)
+    xp[:, :k] = x
+    y = torch.zeros(x.shape[0], rt * 16, dtype=torch.float64)
+    for a in range(rt):
+        for b in range(kt):
+            for lane in range(32):
+                g, t = lane // 4, lane % 4
+                for s in range(4):
+                    A = {}  # (A row, A column) of the m16n8k16 operand -> value
+                    for j in range(4):
+                        for h in range(2):
+                            row, col = g + 8 * (j % 2), 2 * t + h + 8 * (j // 2)
+                            A[row, col] = codes[a, b, lane, 8 * s + j + 4 * h] * sc[a, b, g, 16 * t // bs, j % 2]
+                    for (row, col), v in A.items():
+                        # B's column `col` (k slot) of lane t' = col % 8 // 2 holds activation 16t' + 4s + ...
+                        t2 = (col % 8) // 2
+                        kk = b * 64 + 16 * t2 + 4 * s + (col % 2) + 2 * (col // 8)
+                        y[:, a * 16 + row] += xp[:, kk] * v
+    return y[:, :n]
+
+
+@pytest.mark.parametrize("bs", [16, 32])
+def test_dec_kernel_model_multiplies_the_right_codes(bs):
+    """The fragment layout and the K permutation of `dec`, modelled: every lane's A and B registers
+    pair weight (n, k) with activation k (a wrong index in the layout or the kernel changes y)."""
+    n, k = 20, 100
+    g = torch.Generator().manual_seed(bs)
+    c = torch.randint(0, 256, (n, k), dtype=torch.int32, generator=g).to(torch.uint8)
+    s = torch.randint(1, 9, (n, -(-k // bs)), dtype=torch.int32, generator=g).to(torch.uint8)
+    x = torch.randn(3, k, generator=g, dtype=torch.float64)
+    w = c.double() * s.double().repeat_interleave(bs, 1)[:, :k]
+    y = _dec_model(frag_codes(c, 8), frag_scales(s, k, bs, 1), x, n, k, bs)
+    assert torch.allclose(y, x @ w.T, rtol=1e-12, atol=1e-9)
+
+
+def test_e2m1_to_bf16_bit_trick():
+    """dec's integer decode: code 0bSEEM -> bf16 bits S << 15 | EEM << 6, times 2^126 (bf16 0x7E80), is
+    the E2M1 value exactly, subnormal code included."""
+    from mxc.numerics.elements import decode_table
+    from mxc.numerics.formats import E2M1
+
+    codes = torch.arange(16, dtype=torch.int32)
+    bits = ((codes & 7) << 6) | ((codes & 8) << 12)
+    v = bits.to(torch.int16).view(torch.bfloat16) * torch.tensor(2.0**126, dtype=torch.bfloat16)
+    assert torch.equal(v.float(), decode_table(E2M1).float())
+
+
+def test_fragment_layout_sizes():
+    assert Fragments(e2m1=True).sizes("nvfp4", 40, 96) == (3 * 2 * 512, 3 * 2 * 64)
+    assert Fragments(e2m1=True).suffix == "f16x64e" and Fragments().suffix == "f16x64"
+    assert Fragments().sizes("mxfp6_e2m3", 16, FRAG_K) == (768, 32)
+
+
+def test_e2m1_scattered_words_decode_by_the_kernels_shifts():
+    """The bit-scattered E2M1 fragments: `e2m1_bits` (mxc_sm90.cuh) of each step's word gives register
+    j's two codes at the bf16 positions (magnitude 6..8 / 22..24, sign 15 / 31), in fragment order."""
+    c = torch.randint(0, 16, (40, 96), dtype=torch.int32, generator=torch.Generator().manual_seed(3)).to(torch.uint8)
+    f = frag_codes(c, 4, scatter=True)
+    assert torch.equal(unfrag_codes(f, 40, 96, 4, scatter=True), c)
+    b = f.reshape(-1, 4).to(torch.int64)
+    w = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)
+    m = 0x81C081C0
+    regs = [w & m, (w << 3) & m, (w << 6) & m,
+            ((w >> 4) & 0x00C000C0) | ((w >> 5) & 0x01000100) | ((w << 1) & 0x80008000)]
+    plain = frag_codes(c, 8).reshape(-1, 8).to(torch.int64)  # code 8s + p of each step, one per byte
+    for j, r in enumerate(regs):
+        assert (r & ~m & 0xFFFFFFFF).eq(0).all()
+        for h in range(2):
+            half = (r >> (16 * h)) & 0xFFFF
+            assert torch.equal(((half >> 6) & 7) | (((half >> 15) & 1) << 3), plain[:, j + 4 * h]), (j, h)
+    with pytest.raises(ValueError, match="4-bit"):
+        frag_codes(c, 8, scatter=True)

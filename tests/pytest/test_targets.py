@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mxc.kernels import Kernel, layer_launches
-from mxc.kernels.kinds import ActQ, Amax, BsDec, BsMma, BsQ, Gemv, Qgmma, ToBf16, Wgmma
+from mxc.kernels.kinds import ActQ, Amax, BsDec, BsMma, BsQ, Dec, Gemv, Qgmma, ToBf16, Wgmma
 from mxc.numerics.options import FormatSpec
 from mxc.targets import TARGET_NAMES, GemmLayer, UnknownTargetError, by_device, get_target, support_table
 
@@ -28,9 +28,9 @@ def test_registry():
 
 
 def test_sm90_select_by_shape_and_format():
-    assert sel(1, "mxfp4") == [Gemv(w_format="mxfp4", mt=1)]
-    assert sel(3, "nvfp4", bias=True) == [Gemv(w_format="nvfp4", bias=True, mt=4)]
-    assert sel(16, "if4") == [Gemv(w_format="if4", mt=16)]
+    assert sel(1, "mxfp4") == [Dec(w_format="mxfp4", mt=8)]
+    assert sel(9, "nvfp4", bias=True) == [Dec(w_format="nvfp4", bias=True, mt=16)]
+    assert sel(16, "if4") == [Dec(w_format="if4", mt=16)]
     assert sel(17, "mxfp6_e2m3") == [ToBf16(), Wgmma(w_format="mxfp6_e2m3")]
     assert sel(4096, "mxfp8", "mxfp8", True) == [ActQ(a_format="mxfp8"), Qgmma(w_format="mxfp8", a_format="mxfp8", bias=True)]
     # other native pairs: the block-scaled skeleton's Hopper twin

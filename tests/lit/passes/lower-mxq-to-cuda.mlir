@@ -4,14 +4,15 @@
 // generic CUDA target key); each export's workgroup count is Kernel.grid over the workload
 // (%arg1, %arg2, %arg3) = (M, N, K), built with arith ops. Each layer becomes flow.dispatch:
 // workload [M, N, K], the i32 constants M, N, K, epilogue, then the buffers (weights as their
-// stored i8 bytes). The module carries no side attributes.
+// stored i8 bytes, or re-packed into the layout the kernel reads). The module carries no side attributes.
 // CHECK-NOT: mxc.kernel_library
 // CHECK: "hal.executable.source"() ({
-// gemv: 2 output columns per warp, 8 warps: ceil(N / 16) CTAs.
+// dec: 16 weight rows x 8 rows of x per CTA: (ceil(N / 16), ceil(M / 8)) CTAs.
 // CHECK: %[[C16:.*]] = arith.constant 16 : index
 // CHECK: %[[X:.*]] = arith.ceildivui %arg2, %[[C16]] : index
-// CHECK: "hal.return"(%[[X]], %c1, %c1)
-// CHECK: }) {layout = #hal.pipeline.layout<constants = 4, bindings = [#hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer>]>, ordinal = 0 : index, sym_name = "mxc_gemv_nvfp4_m4_bias", sym_visibility = "public", workgroup_size = [256 : index, 1 : index, 1 : index]}
+// CHECK: %[[Y:.*]] = arith.ceildivui %arg1, %c8 : index
+// CHECK: "hal.return"(%[[X]], %[[Y]], %c1)
+// CHECK: }) {layout = #hal.pipeline.layout<constants = 4, bindings = [#hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer>]>, ordinal = 0 : index, sym_name = "mxc_dec_nvfp4_m8_bias", sym_visibility = "public", workgroup_size = [256 : index, 1 : index, 1 : index]}
 // actq: one thread per 32-element block: ceil(M * ceil(K / 32) / 256).
 // CHECK: %[[NB:.*]] = arith.ceildivui %arg3, %c32 : index
 // CHECK: %[[B:.*]] = arith.muli %arg1, %[[NB]] : index
@@ -21,9 +22,10 @@
 // CHECK: }) {objects = #hal.executable.objects<{#hal.executable.target<"cuda", "cuda-nvptx-fb"> = [#hal.executable.object<{path = "{{.*}}.cubin"}>]}>, sym_name = "mxc_kernels", sym_visibility = "private"}
 
 // CHECK-LABEL: func.func @mlp
-// CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc1.e"} : () -> tensor<8x32xi8>
-// CHECK-DAG: %[[S:.*]] = "mxq.param"() {name = "fc1.s"} : () -> tensor<8x4xi8>
-// CHECK: %[[Y:.*]] = "flow.dispatch"(%{{.*}}, %{{.*}}, %{{.*}}, %c4_i32, %c8_i32, %c64_i32, %c1_i32, %arg0, %[[E]], %[[S]], %{{.*}}, %{{.*}}) {entry_points = [@mxc_kernels::@mxc_gemv_nvfp4_m4_bias], operandSegmentSizes = array<i32: 3, 9, 0, 0>, tied_operands = [-1 : index]} : (index, index, index, i32, i32, i32, i32, tensor<4x64xf32>, tensor<8x32xi8>, tensor<8x4xi8>, tensor<f32>, tensor<8xf32>) -> tensor<4x8xf32>
+// dec's weights: one 16 x 64 fragment tile (512 bytes of bit-scattered E2M1 codes, 16 x 4 scales).
+// CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc1.e.f16x64e"} : () -> tensor<512xi8>
+// CHECK-DAG: %[[S:.*]] = "mxq.param"() {name = "fc1.s.f16x64e"} : () -> tensor<64xi8>
+// CHECK: %[[Y:.*]] = "flow.dispatch"(%{{.*}}, %{{.*}}, %{{.*}}, %c4_i32, %c8_i32, %c64_i32, %c1_i32, %arg0, %[[E]], %[[S]], %{{.*}}, %{{.*}}) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m8_bias], operandSegmentSizes = array<i32: 3, 9, 0, 0>, tied_operands = [-1 : index]} : (index, index, index, i32, i32, i32, i32, tensor<4x64xf32>, tensor<512xi8>, tensor<64xi8>, tensor<f32>, tensor<8xf32>) -> tensor<4x8xf32>
 // CHECK: %[[C:.*]]:2 = "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_actq_mxfp8]{{.*}} -> (tensor<4x64xi8>, tensor<4x2xi8>)
 // CHECK: "flow.dispatch"({{.*}}, %[[C]]#0, %[[C]]#1, {{.*}}) {entry_points = [@mxc_kernels::@mxc_qgmma_mxfp8_mxfp8]
 // CHECK-NOT: mxq.fused_matmul

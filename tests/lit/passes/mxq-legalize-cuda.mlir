@@ -1,10 +1,10 @@
 // RUN: mxc-opt %s --split-input-file -p mxq-legalize-cuda | filecheck %s
 
-// Weight-only at a decode shape (M = 4): the gemv kernel for M <= 4, recorded on the op as data.
+// Weight-only at a decode shape (M = 4): the dec kernel for M <= 8, recorded on the op as data.
 // CHECK-LABEL: func.func @decode
 // CHECK: "mxq.fused_matmul"
 // CHECK-SAME: act_format = "none"
-// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_gemv_nvfp4_m4_bias"{{.*}}]
+// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_dec_nvfp4_m8_bias"{{.*}}]
 func.func @decode(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x4xf8E4M3FN>
@@ -60,7 +60,7 @@ func.func @fp4_acts(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
 // CHECK-LABEL: func.func @int8_acts
 // CHECK: act_format = "none"
 // CHECK-SAME: mxq.decision = "mxint8 (default); activations high precision on cuda-sm90: mxint8 activations x mxint8 weights have no cuda-sm90 kernel
-// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_gemv_mxint8_m4"{{.*}}]
+// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_dec_mxint8_m8"{{.*}}]
 func.func @int8_acts(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xi8>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
