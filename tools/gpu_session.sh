@@ -1,7 +1,7 @@
 # One device call's work (the H200): the GPU checks, the examples' --compare, ncu of the decode kernel,
 # the benchmarks (decode shapes, then prefill). Results into $OUT. Usage (repo root, .gpu built by
 # `python -m mxc.tools.bench_cuda build .gpu`, cuda-sm90 artifacts compiled into .gpu/f32 and .gpu/bf16):
-#   OUT=DIR bash tools/gpu_session.sh
+#   OUT=DIR bash tools/gpu_session.sh      (DECODE_S, PREFILL_S: the benchmarks' time limits; PREFILL_S=0 skips it)
 set -u
 . tools/gpu_env.sh && export MXC_GPU_CUBIN=$PWD/.gpu/kernels.cubin
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -14,8 +14,9 @@ timeout 90 ncu --clock-control none -k regex:mxc_dec --section SpeedOfLight --se
   --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats -c 1 \
   python3 -m mxc.tools.bench_cuda once .gpu 8192x8192 1 nvfp4 > "$OUT/ncu_dec.txt" 2>&1
 grep -E "Duration|DRAM Throughput|Compute \(SM\)|Registers Per|Achieved Occ" "$OUT/ncu_dec.txt"
-timeout 200 python3 -m mxc.tools.bench_cuda bench .gpu --shapes 8192x8192,14336x4096,4096x14336,4096x4096 --m 1,4,16 \
-  > "$OUT/bench_decode.txt" 2>&1
-timeout 150 python3 -m mxc.tools.bench_cuda bench .gpu --shapes 8192x8192 --m 128,4096 > "$OUT/bench_prefill.txt" 2>&1
+timeout ${DECODE_S:-280} python3 -m mxc.tools.bench_cuda bench .gpu --shapes 8192x8192,14336x4096,4096x14336,4096x4096 \
+  --m 1,4,16 > "$OUT/bench_decode.txt" 2>&1
+[ "${PREFILL_S:-150}" -gt 0 ] && timeout ${PREFILL_S:-150} python3 -m mxc.tools.bench_cuda bench .gpu --shapes 8192x8192 \
+  --m 128,4096 > "$OUT/bench_prefill.txt" 2>&1
 cp .gpu/bench-*.json "$OUT/" 2>/dev/null
 grep -A12 "^aims" "$OUT"/bench_*.txt
