@@ -30,6 +30,8 @@ from mxc.targets import TARGET_NAMES
 
 Contraction = Literal["decomposed", "scaled-generic"]  # lower-mxq-to-linalg's forms of the CPU contraction
 CONTRACTIONS: tuple[str, ...] = get_args(Contraction)
+ActDtype = Literal["f32", "bf16"]  # what weight-only layers round their activations to before the GEMM
+ACT_DTYPES: tuple[str, ...] = get_args(ActDtype)
 
 
 class OptionsError(MxcError, ValueError):
@@ -53,7 +55,10 @@ class Options:
     `format` and `act_format` hold parsed `FormatSpec`s (spec text is accepted
     and parsed once, here): `format` None keeps every layer in high precision
     ("none"); `act_format` None gives the activations the weights' format, and
-    "none" means weights-only. The five quantization options stay flat fields
+    "none" means weights-only. `act_dtype` "bf16" rounds the activations of
+    weight-only layers to bf16 before the GEMM, as cuda-sm90's tensor-core
+    kernels do (the CPU target then computes what they compute, up to the order
+    of the float32 sums; the `--compare` reference rounds alike). The five quantization options stay flat fields
     (the flags' names); `quant_options` is them as a `QuantOptions`, which the
     options in `format`'s braces override. Without a `policy` the whole choice
     is checked here (options that apply, one block size); a policy file is
@@ -72,6 +77,7 @@ class Options:
     seed: int = 0
     error_metric: ErrorMetric = "mse"
     hadamard: HadamardSize | None = None
+    act_dtype: ActDtype = "f32"
 
     def __post_init__(self):
         if self.target not in TARGET_NAMES:
@@ -83,6 +89,8 @@ class Options:
             raise OptionsError(f"--contraction {self.contraction} applies to --target cpu only (it picks the "
                                f"CPU contraction's linalg form); {self.target} runs mxc's kernels: "
                                "drop --contraction")
+        if self.act_dtype not in ACT_DTYPES:
+            raise OptionsError(f"act_dtype must be one of {', '.join(ACT_DTYPES)}, got {self.act_dtype!r}")
         # Spec text is parsed here, once; frozen, so through object.__setattr__.
         object.__setattr__(self, "format", _spec("format", self.format))
         if self.act_format == "none":  # the activations in high precision
@@ -112,4 +120,5 @@ class Options:
     @staticmethod
     def from_dict(d: dict) -> "Options":
         """The inverse of `to_dict` (a manifest's "options"), validated again."""
-        return Options(**{**d, "act_format": d.get("act_format") or None, "hadamard": d.get("hadamard") or None})
+        return Options(**{**d, "act_format": d.get("act_format") or None, "hadamard": d.get("hadamard") or None,
+                          "act_dtype": d.get("act_dtype") or "f32"})

@@ -27,6 +27,10 @@ Contractions, option `contraction`:
   `scaling_extf` x2 -> `mulf` -> `addf`. Used when both operands are MX formats
   (E8M0 scales); other cases fall back to `decomposed`. By IREE's upstream
   expansion code (not tested here), `scaling_extf` decodes E8M0 0x00 as 0, not 2^-127.
+
+Option `act-dtype=bf16` (`mxc compile --act-dtype bf16`): a weight-only fused matmul rounds its
+activations (after any Hadamard rotation) to bf16 with `arith.truncf` and extends them back, which is
+what cuda-sm90's `dec` and `wgmma` kernels multiply.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from torch_mlir.passmanager import PassManager
 from mxc.dialects.mxq import ParamOp, format_attr
 from mxc.numerics.formats import Format
 from mxc.numerics.options import FormatSpec
-from mxc.options import Contraction
+from mxc.options import ActDtype, Contraction
 
 from . import _quant as Q
 from ._linalg import (
@@ -161,12 +165,20 @@ def _can_scale_generic(fmt: Format) -> bool:
     return fmt.family == "mx" and fmt.storage_mlir.startswith("f") and fmt.element.bits != 6
 
 
+def _round_bf16(x: ir.Value) -> ir.Value:
+    """An f32 tensor rounded to bf16 (arith.truncf: to nearest, ties to even) and extended back (exact)."""
+    t = ir.RankedTensorType(x.type)
+    b = arith.TruncFOp(ir.RankedTensorType.get(t.shape, ir.BF16Type.get()), x).result
+    return arith.ExtFOp(t, b).result
+
+
 @dataclasses.dataclass(frozen=True)
 class LowerMxqToLinalg(Pass):
     """Lower every mxq op except `mxq.param` (the IREE hand-off turns those into globals)."""
 
     name = "lower-mxq-to-linalg"
     contraction: Contraction = "decomposed"
+    act_dtype: ActDtype = "f32"  # bf16: weight-only layers round their activations to bf16 (RNE) first
 
     def run(self, module: ir.Operation) -> None:
         fp6 = _Fp6Bridge()
@@ -228,6 +240,8 @@ class LowerMxqToLinalg(Pass):
             return Q.dequantize(fp6.codes(op.w, fw), op.w_scales, op.w_tensor_scale, fw)
 
         if act is None:
+            if self.act_dtype == "bf16":  # what cuda-sm90's tensor-core kernels multiply
+                x2 = _round_bf16(x2)
             y = contract(pad_last(x2, kp), weights())
         else:
             fa = act.format

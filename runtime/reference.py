@@ -32,6 +32,13 @@ def _fq(t: torch.Tensor, spec: FormatSpec | None, axis: int) -> torch.Tensor:
     return t if spec is None else fake_quantize(t.to(torch.float32), spec, axis=axis)
 
 
+class _RoundBf16(torch.nn.Module):
+    """A weight-only layer's activations rounded to bf16 (RNE), in float32: `--act-dtype bf16`."""
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(torch.float32).to(torch.bfloat16).to(torch.float32)
+
+
 class _FakeQuant(torch.nn.Module):
     """A graph node's fake quantization: the spec is held here, parsed once (FX code holds no specs)."""
 
@@ -49,10 +56,16 @@ _ARG_POSITIONS = {  # target -> (activation arg, weight arg, weight block axis)
 }
 
 
-def _insert_fq(gm, node, index: int, spec: FormatSpec, axis: int) -> None:
-    """Replace node.args[index] by _fq(arg): a constant is quantized once, now; a value at run time."""
+def _insert_fq(gm, node, index: int, spec: FormatSpec | None, axis: int) -> None:
+    """Replace node.args[index] by _fq(arg): a constant is quantized once, now; a value at run time.
+    `spec` None: the value rounded to bf16 (`--act-dtype bf16`)."""
     arg = node.args[index]
-    if arg.op == "get_attr":
+    if spec is None:
+        name = f"_mxc_bf16_act_{len([n for n in gm.graph.nodes if n.op == 'call_module'])}"
+        gm.add_submodule(name, _RoundBf16())
+        with gm.graph.inserting_before(node):
+            new = gm.graph.call_module(name, (arg,))
+    elif arg.op == "get_attr":
         name = f"_mxc_fq_{len([n for n in gm.graph.nodes if n.op == 'get_attr'])}"
         gm.register_buffer(name, _fq(operator.attrgetter(arg.target)(gm), spec, axis))
         with gm.graph.inserting_before(node):
@@ -97,9 +110,9 @@ def _half_dtype(node) -> torch.dtype | None:
 class _FakeQuantConv2d(torch.nn.Module):
     """conv2d as mxc compiles it: unfold -> fake-quant patches and flattened weight along K -> GEMM -> NCHW."""
 
-    def __init__(self, act: FormatSpec | None, wfmt: FormatSpec | None):
+    def __init__(self, act: FormatSpec | None, wfmt: FormatSpec | None, round_bf16: bool = False):
         super().__init__()
-        self.act, self.wfmt = act, wfmt
+        self.act, self.wfmt, self.round_bf16 = act, wfmt, round_bf16
 
     def forward(self, x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         dtype = x.dtype  # bf16/f16: computed in f32 from the exact extension, rounded back once
@@ -111,15 +124,17 @@ class _FakeQuantConv2d(torch.nn.Module):
         ho, wo = ((size + 2 * p - d * (k - 1) - 1) // s + 1
                   for size, p, d, k, s in zip((h, wd), padding, dilation, (kh, kw), stride))
         cols = torch.nn.functional.unfold(x, (kh, kw), dilation, padding, stride).transpose(1, 2)  # [N, L, K]
+        if self.round_bf16:
+            cols = cols.to(torch.bfloat16).to(torch.float32)
         y = _fq(cols, self.act, -1) @ _fq(w.reshape(o, -1), self.wfmt, -1).T
         if bias is not None:
             y = y + bias
         return y.transpose(1, 2).reshape(n, o, ho, wo).contiguous().to(dtype)
 
 
-def _replace_conv(gm, node, act: FormatSpec | None, wfmt: FormatSpec | None) -> None:
+def _replace_conv(gm, node, act: FormatSpec | None, wfmt: FormatSpec | None, round_bf16: bool = False) -> None:
     name = f"_mxc_fq_conv_{len([n for n in gm.graph.nodes if n.op == 'call_module'])}"
-    gm.add_submodule(name, _FakeQuantConv2d(act, wfmt))
+    gm.add_submodule(name, _FakeQuantConv2d(act, wfmt, round_bf16))
     with gm.graph.inserting_before(node):
         new = gm.graph.call_module(name, node.args, dict(node.kwargs))
     node.replace_all_uses_with(new)
@@ -130,13 +145,17 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> 
     """The exported graph with mxc.numerics fake quantization on exactly the manifest's layers.
 
     Constant weights are fake-quantized once (as a deployed fake-quant model
-    would hold them); activations are quantized at run time.
+    would hold them); activations are quantized at run time. With the option
+    `act_dtype` "bf16", the activations of weight-only layers without a Hadamard
+    rotation are rounded to bf16, as the program rounds them (with one, the
+    program rounds the rotated activations, which this reference does not form).
     """
     formats = layer_formats(manifest)
     converted = {row["layer"] for row in manifest["layers"] if "input_shape" in row}  # mxq ops, not mxq.reason
     gm = export(model, inputs).module()
     nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS | _CONVS]
     names = unique_layer_names([module_path(n) or f"torch.aten.{n.target._opname}" for n in nodes])
+    act_bf16 = manifest.get("options", {}).get("act_dtype") == "bf16"
     applied = 0
     for node, name in zip(nodes, names):
         act, wfmt = formats.get(name, (None, None))
@@ -144,13 +163,14 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> 
         if (act, wfmt) == (None, None) and half is None:
             continue
         applied += (act, wfmt) != (None, None)
+        round_bf16 = act_bf16 and act is None and wfmt is not None and not wfmt.hadamard
         if node.target in _CONVS:
-            _replace_conv(gm, node, act, wfmt)
+            _replace_conv(gm, node, act, wfmt, round_bf16)
             continue
         a_i, w_i, w_axis = _ARG_POSITIONS.get(node.target, (0, 1, -2))
         if wfmt is not None:
             _insert_fq(gm, node, w_i, wfmt, w_axis)
-        if act is not None:
+        if act is not None or round_bf16:
             _insert_fq(gm, node, a_i, act, -1)
         if half is not None:
             _compute_in_f32(gm, node, half)

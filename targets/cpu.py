@@ -19,7 +19,8 @@ class Cpu(Target):
     def lowering(self, options, weights, libraries=None):
         from mxc.passes import REGISTRY
 
-        return [("lower-cpu", REGISTRY["lower-mxq-to-linalg"](contraction=options.contraction))]
+        lower = REGISTRY["lower-mxq-to-linalg"](contraction=options.contraction, act_dtype=options.act_dtype)
+        return [("lower-cpu", lower)]
 
     def format_path(self, fmt: Format) -> str:
         return "emulated (bit-exact)"

@@ -9,7 +9,7 @@ import sys
 
 def _add_compile(sub):
     from mxc.numerics.options import ERROR_METRICS, HADAMARD_SIZES, ROUNDINGS, SCALE_RULES
-    from mxc.options import CONTRACTIONS
+    from mxc.options import ACT_DTYPES, CONTRACTIONS
     from mxc.targets import TARGET_NAMES, targets
 
     p = sub.add_parser("compile", help="compile model.py to an artifact directory")
@@ -34,6 +34,8 @@ def _add_compile(sub):
                    help="Hadamard rotation block along K (default: none)")
     p.add_argument("--contraction", default="decomposed", choices=CONTRACTIONS,
                    help="CPU contraction form (see lower-mxq-to-linalg)")
+    p.add_argument("--act-dtype", default="f32", choices=ACT_DTYPES,
+                   help="weight-only layers: round activations to bf16 before the GEMM, as cuda-sm90's kernels do")
     p.add_argument("--dump-compilation-phases-to", "--dump-ir", dest="dump", default=None,
                    help="write every phase's IR as <stem>.<N>.<phase>.mlir")
     p.add_argument("--compile-to", default="vmfb", help="stop after this phase")

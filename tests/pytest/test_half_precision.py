@@ -123,3 +123,58 @@ def get_example_inputs():
     assert rc == 0, err
     assert "0 of 2 layers quantized; kept in high precision: torch.aten.addmm (addmm" in stdout, stdout
     assert "fc1" not in stdout, stdout  # kept in high precision by the policy ("none"): not listed
+
+
+ONE_LINEAR = """
+import torch
+
+def get_model():
+    torch.manual_seed(0)
+    return torch.nn.Linear(256, 128)
+
+def get_example_inputs():
+    torch.manual_seed(1)
+    return (torch.randn(8, 256),)
+"""
+
+
+def test_act_dtype_bf16_rounds_weight_only_activations(tmp_path, write_model):
+    """--act-dtype bf16: the CPU program rounds a weight-only layer's activations to bf16 (RNE) before the
+    GEMM, as cuda-sm90's dec and wgmma kernels do: the output equals x.bfloat16() @ fake_quant(W)^T up to
+    float32 order, not the float32 product; the manifest records the option, and --compare's reference
+    rounds alike (its rule allows the bf16 flips an ulp upstream can cause in deeper models)."""
+    from mxc import load
+    from mxc.numerics import fake_quantize
+    from mxc.numerics.options import FormatSpec
+
+    model = write_model(ONE_LINEAR, "one_linear.py")
+    out = tmp_path / "a"
+    rc, _, err = run_mxc("compile", model, "--format", "nvfp4", "--weights-only", "--act-dtype", "bf16", "-o", out, "-q")
+    assert rc == 0, err
+    art = load(out)
+    assert art.manifest["options"]["act_dtype"] == "bf16"
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(256, 128)
+    x = art.example_inputs()[0]
+    y = art(x)
+    y = torch.as_tensor(np.asarray(y[0] if isinstance(y, (list, tuple)) else y))
+    wq = fake_quantize(lin.weight.data, FormatSpec.parse("nvfp4"), axis=-1)
+    ref = torch.nn.functional.linear(x.bfloat16().float(), wq, lin.bias.data)
+    f32 = torch.nn.functional.linear(x, wq, lin.bias.data)
+    scale = ref.abs().max().item()
+    assert (y - ref).abs().max().item() <= 1e-5 * scale < (y - f32).abs().max().item()
+    rc, stdout, err = run_mxc("run", out, "--compare", "--json")
+    assert rc == 0, err
+    report = json.loads(stdout)
+    assert "bf16 activations" in json.dumps(report)
+
+
+def test_act_dtype_is_validated():
+    from mxc.options import Options, OptionsError
+
+    with pytest.raises(OptionsError, match="act_dtype must be one of f32, bf16, got 'f16'"):
+        Options(act_dtype="f16")
+    assert Options.from_dict({**Options().to_dict(), "act_dtype": "bf16"}).act_dtype == "bf16"
+    legacy = Options().to_dict()
+    del legacy["act_dtype"]  # a manifest written before the option
+    assert Options.from_dict(legacy).act_dtype == "f32"
