@@ -1,8 +1,9 @@
 """The kernel kinds: one class each, owning its name, bindings, constants, grid, shared memory and the
 C++ call its `extern "C"` wrapper makes.
 
-Hopper's (sm_90a, `mxc_sm90*.cuh`): `Gemv` (weight-only, M <= 16, weights decoded in registers),
-`ToBf16` + `Wgmma` (weight-only prefill: activations to bf16, bf16 HGMMA on decoded weights),
+Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
+in registers to bf16, mma.sync), `Gemv` (weight-only, M <= 16, f32 FMA: cuda-sm100's decode kernel,
+plain CUDA), `ToBf16` + `Wgmma` (weight-only prefill: activations to bf16, bf16 HGMMA on decoded weights),
 `ActQ` + `Qgmma` (MXFP8 x MXFP8 on the FP8 tensor cores). The block-scaled skeleton's
 (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a with its wgmma twin): `Amax` (the NV
 activations' tensor scale), `BsQ` (activations to tiles of codes + 128x4 scales, or bf16 tiles),
@@ -199,7 +200,9 @@ class Dec(Kernel):
 
     @property
     def ctas_per_sm(self) -> int:
-        return 4 if self.mt == 8 else 2  # 64 registers (32 warps per SM keep the weight stream in flight); 128
+        # one n8 tile: 4 CTAs of 64 registers (32 warps per SM keep the weight stream in flight);
+        # two: 2 CTAs of 128 registers (at 64 the activations of both tiles spill)
+        return 4 if self.mt == 8 else 2
 
     @property
     def name(self) -> str:

@@ -8,7 +8,8 @@
 // code by code.
 //
 //   gemv    weight-only, M <= 16: weights decoded in registers, f32 activations,
-//           f32 FMA; equal to the CPU target up to the order of the f32 sum.
+//           f32 FMA; equal to the CPU target up to the order of the f32 sum
+//           (cuda-sm100's decode kernel; cuda-sm90 takes dec).
 //   dec     weight-only, M <= 16, on the tensor cores: weights in fragment tiles
 //           decoded in registers to bf16 (exact; IF4's INT blocks rounded), bf16
 //           activations, mma.sync m16n8k16 (HMMA), f32 accumulators.
