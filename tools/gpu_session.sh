@@ -1,6 +1,6 @@
 # One device call's work (the H200): the GPU checks, the examples' --compare, ncu of the decode kernel,
-# the benchmarks (decode shapes, then prefill). Results into $OUT. Usage (repo root, .gpu built by
-# `python -m mxc.tools.bench_cuda build .gpu`, cuda-sm90 artifacts compiled into .gpu/f32 and .gpu/bf16):
+# the benchmarks (decode shapes, then prefill). Results into $OUT. Usage (repo root, after
+# `bash tools/gpu_prepare.sh` on a machine with nvcc and torch-mlir, carrying .gpu and .whl):
 #   OUT=DIR bash tools/gpu_session.sh      (DECODE_S, PREFILL_S: the benchmarks' time limits; PREFILL_S=0 skips it)
 set -u
 . tools/gpu_env.sh && export MXC_GPU_CUBIN=$PWD/.gpu/kernels.cubin
