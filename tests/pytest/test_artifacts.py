@@ -149,6 +149,23 @@ def test_compare_checks_every_output_and_nan_fails(two_heads, mlp, tmp_path):
     assert not res["vs_reference"]["within_tolerance"] and "nothing to compare" in res["vs_reference"]["rule"]
 
 
+# torch.export runs forward's Python, so the import phase lasts until Ctrl-C: the interrupt lands mid-compile
+# on a loaded machine too (interrupting the MLP after "[2/" raced its last 1.5 s and lost under pytest -n 2).
+SLOW = """
+import time
+import torch
+class Slow(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 64)
+    def forward(self, x):
+        time.sleep(60)
+        return self.fc(x)
+def get_model(): return Slow()
+def get_example_inputs(): return (torch.randn(4, 64),)
+"""
+
+
 def test_bad_output_dir_interrupt_and_bad_files(mlp, tmp_path):
     """Item 8: -o checked before compiling; Ctrl-C prints one line, exits 130, leaves the old artifact whole;
     a manifest.json or inputs.pt of the wrong structure is a one-line error."""
@@ -169,16 +186,19 @@ def test_bad_output_dir_interrupt_and_bad_files(mlp, tmp_path):
     out = tmp_path / "art"
     shutil.copytree(mlp, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    p = subprocess.Popen([sys.executable, "-m", "mxc.tools.mxc", "compile", str(EXAMPLES / "mlp.py"), "-o", str(out),
+    slow = tmp_path / "slow.py"
+    slow.write_text(SLOW)
+    p = subprocess.Popen([sys.executable, "-m", "mxc.tools.mxc", "compile", str(slow), "-o", str(out),
                           "--format", "nvfp4"], stderr=subprocess.PIPE, text=True)
     seen = ""
-    while "[2/" not in seen and p.poll() is None:  # interrupt once the compile is under way
+    while "[1/" not in seen and p.poll() is None:  # interrupt once the compile is under way
         seen += p.stderr.read(1)
     p.send_signal(signal.SIGINT)
     err = seen + p.stderr.read()
     assert p.wait(timeout=60) == 130 and "mxc: interrupted" in err and "Traceback" not in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "file"] + (["ro"] if os.geteuid() else [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art", "file"] + (["ro"] if os.geteuid() else []) + [
+        "slow.py"]
 
     broken = tmp_path / "broken"
     shutil.copytree(mlp, broken)
