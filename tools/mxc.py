@@ -193,8 +193,9 @@ def _cmd_inspect(a) -> int:
                      f"{r['decision']}{shared}{_shared_source(r)}{kernel}"])
     print(text_table(["layer", "op", "weights", "acts", "options", ">bits/w", ">SQNR dB", ">bytes", "decision"],
                      rows))
-    print()
-    print(_where_bytes_go(m))
+    if any("weight_bytes" in r for r in m["layers"]):  # (manifests before weight_bytes: no breakdown)
+        print()
+        print(_where_bytes_go(m))
     for w in m.get("warnings", []):
         print(f"warning: {w}")
     if a.target:
