@@ -151,19 +151,18 @@ def _tiles(m, n, ops) -> tuple:
 
 # ---------------------------------------------------------------- Hopper (sm_90a)
 @dataclass(frozen=True)
-class Gemv(Kernel):
-    """Weight-only at decode shapes (M <= 16): each warp decodes two weight rows in registers, f32 FMA."""
+class _Decode(Kernel):
+    """What the decode-shape kernels (M <= 16) share: x and the layer's weights in, y out, a name and a
+    C++ call with `mt` rows of x per pass or CTA."""
 
-    kind = "gemv"
-    ctas_per_sm = 2  # two CTAs of 128 registers: latency hidden by warps
     w_format: str = ""
     bias: bool = False
-    mt: int = 1  # rows of x per pass
+    mt: int = 1
     arch: str = "sm_90a"
 
     @property
     def name(self) -> str:
-        return f"mxc_gemv_{self.w_format}_m{self.mt}" + ("_bias" if self.bias else "")
+        return f"mxc_{self.kind}_{self.w_format}_m{self.mt}" + ("_bias" if self.bias else "")
 
     def bindings(self) -> list[Binding]:
         return _gemm_bindings(["x", *_weights(self.w_format, self.bias)], {"w_tensor_scale"})
@@ -171,13 +170,25 @@ class Gemv(Kernel):
     def outputs(self, m, n, k):
         return {"y": [m, n]}
 
+    def _call(self, template: str) -> str:
+        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
+        return (f"mxc::{self.kind}<F_{self.w_format}, {template}, {str(self.bias).lower()}>(x, w, w_scales, {ts}, "
+                f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
+
+
+@dataclass(frozen=True)
+class Gemv(_Decode):
+    """Weight-only at decode shapes (M <= 16): each warp decodes two weight rows in registers, f32 FMA."""
+
+    kind = "gemv"
+    ctas_per_sm = 2  # two CTAs of 128 registers: latency hidden by warps
+    mt: int = 1  # rows of x per pass
+
     def grid(self, m, n, k, ops=INT):
         return (ops.cdiv(n, 2 * self.threads // 32), 1, 1)  # two columns per warp
 
     def call(self) -> str:
-        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
-        return (f"mxc::gemv<F_{self.w_format}, {self.mt}, 2, {str(self.bias).lower()}>(x, w, w_scales, {ts}, "
-                f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
+        return self._call(f"{self.mt}, 2")
 
     @property
     def path(self) -> str:
@@ -185,7 +196,7 @@ class Gemv(Kernel):
 
 
 @dataclass(frozen=True)
-class Dec(Kernel):
+class Dec(_Decode):
     """Weight-only at decode shapes (M <= 16) on the tensor cores: each warp streams its share of K
     for 16 weight rows, decodes them in registers to bf16 (integer ops for E2M1, exact), multiplies
     by bf16 activations with mma.sync m16n8k16, f32 accumulators; the CTA's warps sum in shared
@@ -193,26 +204,13 @@ class Dec(Kernel):
 
     kind = "dec"
     rounding = "bf16 activations"
-    w_format: str = ""
-    bias: bool = False
     mt: int = 8  # rows of x per CTA (DEC_MT)
-    arch: str = "sm_90a"
 
     @property
     def ctas_per_sm(self) -> int:
         # one n8 tile: 4 CTAs of 64 registers (32 warps per SM keep the weight stream in flight);
         # two: 2 CTAs of 128 registers (at 64 the activations of both tiles spill)
         return 4 if self.mt == 8 else 2
-
-    @property
-    def name(self) -> str:
-        return f"mxc_dec_{self.w_format}_m{self.mt}" + ("_bias" if self.bias else "")
-
-    def bindings(self) -> list[Binding]:
-        return _gemm_bindings(["x", *_weights(self.w_format, self.bias)], {"w_tensor_scale"})
-
-    def outputs(self, m, n, k):
-        return {"y": [m, n]}
 
     def grid(self, m, n, k, ops=INT):
         return (ops.cdiv(n, DEC_ROWS), ops.cdiv(m, self.mt), 1)
@@ -221,9 +219,7 @@ class Dec(Kernel):
         return Fragments(e2m1=fast_e2m1(self.w_format))
 
     def call(self) -> str:
-        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
-        return (f"mxc::dec<F_{self.w_format}, {self.mt}, {str(self.bias).lower()}>(x, w, w_scales, {ts}, "
-                f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
+        return self._call(f"{self.mt}")
 
     @property
     def path(self) -> str:
