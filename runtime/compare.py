@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from mxc.errors import ArtifactError
+from mxc.errors import ArtifactError, MxcError
 
 from .artifact import Artifact
 from .fingerprint import weights_fingerprint
@@ -41,12 +41,27 @@ from .fingerprint import weights_fingerprint
 #   FLIP_FRACTION_HALF (the same MLP: 0.28-0.66 of the format's error in bf16,
 #   0.13-0.36 in f16): compiled no farther from the reference than the format
 #   is from the unquantized model.
+# * Deep models in float32 (the 10-layer Llama): one flip cascades until the compiled output is as far
+#   from the reference as the format from torch, and no fixed fraction separates that from a bug. A
+#   failing activation-rounding check is then measured against the model's own flip envelope: the
+#   reference rerun ENVELOPE_SEEDS times with every activation, just before its run-time rounding,
+#   multiplied by (1 + ENVELOPE_SIGMA n), n ~ N(0, 1) (float32-sized noise, what another summation
+#   order gives). If compiled-vs-reference is within ENVELOPE_FACTOR x the largest of those moves and
+#   below the format's own error, the check passes *as a flip cascade* and says so: the end-to-end
+#   comparison cannot see a bug smaller than that envelope in such a model (each layer's bits are
+#   checked by the lowering tests; `mxc.tools.layer_diff` checks every layer of an artifact). The
+#   10-layer Llama, f32, weights+activations: compiled 0.044 / envelope 0.039 (MXFP8), 0.0149 / 0.019
+#   (MXINT8), 0.236 / 0.241 (NVFP4), 0.211 / 0.209 (IF4); a model that is not chaotic has an envelope
+#   near 1e-7 and keeps the strict check.
 RTOL = 1e-4
 FLIP_FRACTION = 0.25
 FLIP_FRACTION_FP8 = 0.5
 RTOL_HALF_EPS = 4
 FLIP_FRACTION_HALF = 1.0
 HALF_DTYPES = (torch.bfloat16, torch.float16)
+ENVELOPE_SEEDS = 4
+ENVELOPE_SIGMA = 2.0**-23
+ENVELOPE_FACTOR = 2.0
 
 
 def _rtol(dtype: torch.dtype) -> float:
@@ -54,19 +69,44 @@ def _rtol(dtype: torch.dtype) -> float:
     return max(RTOL, RTOL_HALF_EPS * torch.finfo(dtype).eps) if dtype in HALF_DTYPES else RTOL
 
 
-def _references(artifact: Artifact, inputs: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(fake-quant reference, torch float32) outputs: stored at compile time (GPU targets) or computed now."""
+def _references(artifact: Artifact, inputs: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.nn.Module | None]:
+    """(fake-quant reference, torch float32) outputs, stored at compile time (GPU targets) or computed now,
+    and the model when it was loaded for them."""
     stored = artifact.manifest.get("reference_outputs")  # a file the manifest lists, so load() checked its hash
     if stored:
         ref = torch.load(artifact.path / stored)
-        return ref["fake_quant"], ref["eager"]
-    from mxc.compiler.frontend import load_model_file
-
+        return ref["fake_quant"], ref["eager"], None
     from .reference import eager_forward, fake_quant_forward
 
-    spec = load_model_file(artifact.manifest["model"])
-    _check_fingerprint(artifact, spec.model)
-    return fake_quant_forward(spec.model, inputs, artifact.manifest), eager_forward(spec.model, inputs)
+    model = _model(artifact)
+    return fake_quant_forward(model, inputs, artifact.manifest), eager_forward(model, inputs), model
+
+
+def _model(artifact: Artifact) -> torch.nn.Module:
+    """The compiled model.py's get_model(), refused if its weights are not the ones compiled."""
+    from mxc.compiler.frontend import load_model_file
+
+    model = load_model_file(artifact.manifest["model"]).model
+    _check_fingerprint(artifact, model)
+    return model
+
+
+def flip_envelope(model: torch.nn.Module, manifest: dict, inputs: tuple, fq: list[torch.Tensor]) -> list[list[float]]:
+    """Per output, rel_l2(reference with float32-sized noise before every activation rounding, reference)
+    for ENVELOPE_SEEDS seeds: how far float32 noise alone moves this model's quantized outputs."""
+    from .reference import ActNoise, _flatten, fake_quant_module
+
+    inputs = tuple(t.cpu() if isinstance(t, torch.Tensor) else t for t in inputs)  # the reference runs on the CPU
+    noise = ActNoise()
+    gm = fake_quant_module(model, inputs, manifest, noise)
+    moves = [[] for _ in fq]
+    for seed in range(ENVELOPE_SEEDS):
+        noise.reseed(ENVELOPE_SIGMA, seed)
+        with torch.no_grad():
+            outs = _flatten(gm(*inputs))
+        for i, (o, base) in enumerate(zip(outs, fq)):
+            moves[i].append(errors(o, base.cpu())["rel_l2_error"])
+    return moves
 
 
 def _check_fingerprint(artifact: Artifact, model: torch.nn.Module) -> None:
@@ -168,6 +208,32 @@ FLIP_HINT = ("quantized activations: find the first flipped block with `python -
              "far (README, Tolerance)")
 
 
+def _judge_flip_cascade(artifact: Artifact, model: torch.nn.Module | None, inputs: tuple, fq: list,
+                        per: list[dict], failing: list[int]) -> None:
+    """Re-judge failing outputs against the model's flip envelope (the comment at RTOL); records it in
+    `vs_reference.flip_envelope` and, where it passes, says that the pass is a flip cascade's."""
+    try:
+        moves = flip_envelope(model if model is not None else _model(artifact), artifact.manifest, inputs, fq)
+    except MxcError as e:  # a GPU artifact's stored reference, its model.py gone or changed
+        for i in failing:
+            per[i]["vs_reference"]["flip_envelope"] = {"unavailable": str(e).splitlines()[0]}
+        return
+    for i in failing:
+        ref, own = per[i]["vs_reference"], per[i]["reference_vs_torch"]["rel_l2_error"]
+        envelope = max(moves[i])
+        bound = min(ENVELOPE_FACTOR * envelope, own)
+        ref["flip_envelope"] = {"moves": moves[i], "sigma": ENVELOPE_SIGMA, "bound": bound}
+        ref["rule"] += (f"; else a flip cascade: rel_l2 <= min({ENVELOPE_FACTOR:g} * flip envelope "
+                        f"{envelope:.3g}, the format's own error {own:.3g})")
+        if ref["rel_l2_error"] <= bound:
+            ref["within_tolerance"] = True
+            ref["tolerance"] = bound
+            ref["verdict"] = (f"flip cascade: float32-sized noise before the activation roundings alone moves the "
+                              f"reference by up to {envelope:.3g} ({ENVELOPE_SEEDS} seeds); this end-to-end check "
+                              f"cannot see a smaller error in this model (layer by layer: python -m "
+                              f"mxc.tools.layer_diff {artifact.path})")
+
+
 def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> dict:
     """Every output vs the fake-quant reference and vs torch eager float32.
 
@@ -175,13 +241,18 @@ def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> d
     output (`vs_reference.output` names it: the first that fails, else the largest rel_l2), so
     `vs_reference.within_tolerance` is true only when every output passes.
     """
-    fq, eager = _references(artifact, inputs)
+    fq, eager, model = _references(artifact, inputs)
     if len(fq) != len(outputs):
         raise ArtifactError(f"{artifact.path}: the artifact returns {len(outputs)} output(s), the model "
                             f"{len(fq)}; recompile with mxc compile")
     frac, why = _rule(artifact.manifest)
     per = [_compare_output(y, f, e, frac, why) for y, f, e in zip(outputs, fq, eager)]
     failing = [i for i, c in enumerate(per) if not c["vs_reference"]["within_tolerance"]]
+    # only a finite output past the rel-L2 bound can be a flip cascade; NaN/Inf or nothing compared never is
+    flips = [i for i in failing if not per[i]["vs_reference"]["nonfinite_mismatches"] and per[i]["vs_reference"]["compared"]]
+    if flips and frac is not None:
+        _judge_flip_cascade(artifact, model, inputs, fq, per, flips)
+        failing = [i for i, c in enumerate(per) if not c["vs_reference"]["within_tolerance"]]
     worst = failing[0] if failing else max(range(len(per)), key=lambda i: per[i]["vs_reference"]["rel_l2_error"])
     top = per[worst]
     result = {**top, "vs_reference": {**top["vs_reference"], "output": worst}, "outputs": per}

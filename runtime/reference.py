@@ -32,22 +32,49 @@ def _fq(t: torch.Tensor, spec: FormatSpec | None, axis: int) -> torch.Tensor:
     return t if spec is None else fake_quantize(t.to(torch.float32), spec, axis=axis)
 
 
+class ActNoise:
+    """Float32-sized noise at every run-time activation rounding: x -> x (1 + sigma n), n ~ N(0, 1).
+
+    What `mxc run --compare` perturbs the reference with to measure how far float32 noise alone (the
+    compiled program's other summation order) moves a model's outputs (runtime/compare.py). Off (sigma
+    0) until `reseed` sets it; one generator for the whole forward, so a seed fixes every draw.
+    """
+
+    def __init__(self):
+        self.sigma, self.gen = 0.0, torch.Generator()
+
+    def reseed(self, sigma: float, seed: int) -> None:
+        self.sigma = sigma
+        self.gen.manual_seed(seed)
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        if not self.sigma:
+            return t
+        return t * (1 + self.sigma * torch.randn(t.shape, generator=self.gen, dtype=t.dtype).to(t.device))
+
+
 class _RoundBf16(torch.nn.Module):
     """A weight-only layer's activations rounded to bf16 (RNE), in float32: `--act-dtype bf16`."""
 
+    def __init__(self, noise: ActNoise | None = None):
+        super().__init__()
+        self.noise = noise
+
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return t.to(torch.float32).to(torch.bfloat16).to(torch.float32)
+        t = t.to(torch.float32)
+        return (self.noise(t) if self.noise else t).to(torch.bfloat16).to(torch.float32)
 
 
 class _FakeQuant(torch.nn.Module):
     """A graph node's fake quantization: the spec is held here, parsed once (FX code holds no specs)."""
 
-    def __init__(self, spec: FormatSpec, axis: int):
+    def __init__(self, spec: FormatSpec, axis: int, noise: ActNoise | None = None):
         super().__init__()
-        self.spec, self.axis = spec, axis
+        self.spec, self.axis, self.noise = spec, axis, noise
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return _fq(t, self.spec, self.axis)
+        t = t.to(torch.float32)
+        return _fq(self.noise(t) if self.noise else t, self.spec, self.axis)
 
 
 _ARG_POSITIONS = {  # target -> (activation arg, weight arg, weight block axis)
@@ -56,13 +83,13 @@ _ARG_POSITIONS = {  # target -> (activation arg, weight arg, weight block axis)
 }
 
 
-def _insert_fq(gm, node, index: int, spec: FormatSpec | None, axis: int) -> None:
-    """Replace node.args[index] by _fq(arg): a constant is quantized once, now; a value at run time.
-    `spec` None: the value rounded to bf16 (`--act-dtype bf16`)."""
+def _insert_fq(gm, node, index: int, spec: FormatSpec | None, axis: int, noise: ActNoise | None = None) -> None:
+    """Replace node.args[index] by _fq(arg): a constant is quantized once, now; a value at run time
+    (after `noise`, when given). `spec` None: the value rounded to bf16 (`--act-dtype bf16`)."""
     arg = node.args[index]
     if spec is None:
         name = f"_mxc_bf16_act_{len([n for n in gm.graph.nodes if n.op == 'call_module'])}"
-        gm.add_submodule(name, _RoundBf16())
+        gm.add_submodule(name, _RoundBf16(noise))
         with gm.graph.inserting_before(node):
             new = gm.graph.call_module(name, (arg,))
     elif arg.op == "get_attr":
@@ -72,7 +99,7 @@ def _insert_fq(gm, node, index: int, spec: FormatSpec | None, axis: int) -> None
             new = gm.graph.get_attr(name)
     else:
         name = f"_mxc_fq_act_{len([n for n in gm.graph.nodes if n.op == 'call_module'])}"
-        gm.add_submodule(name, _FakeQuant(spec, axis))
+        gm.add_submodule(name, _FakeQuant(spec, axis, noise))
         with gm.graph.inserting_before(node):
             new = gm.graph.call_module(name, (arg,))
     node.update_arg(index, new)
@@ -110,9 +137,10 @@ def _half_dtype(node) -> torch.dtype | None:
 class _FakeQuantConv2d(torch.nn.Module):
     """conv2d as mxc compiles it: unfold -> fake-quant patches and flattened weight along K -> GEMM -> NCHW."""
 
-    def __init__(self, act: FormatSpec | None, wfmt: FormatSpec | None, round_bf16: bool = False):
+    def __init__(self, act: FormatSpec | None, wfmt: FormatSpec | None, round_bf16: bool = False,
+                 noise: ActNoise | None = None):
         super().__init__()
-        self.act, self.wfmt, self.round_bf16 = act, wfmt, round_bf16
+        self.act, self.wfmt, self.round_bf16, self.noise = act, wfmt, round_bf16, noise
 
     def forward(self, x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         dtype = x.dtype  # bf16/f16: computed in f32 from the exact extension, rounded back once
@@ -124,6 +152,8 @@ class _FakeQuantConv2d(torch.nn.Module):
         ho, wo = ((size + 2 * p - d * (k - 1) - 1) // s + 1
                   for size, p, d, k, s in zip((h, wd), padding, dilation, (kh, kw), stride))
         cols = torch.nn.functional.unfold(x, (kh, kw), dilation, padding, stride).transpose(1, 2)  # [N, L, K]
+        if self.noise and (self.act is not None or self.round_bf16):
+            cols = self.noise(cols)
         if self.round_bf16:
             cols = cols.to(torch.bfloat16).to(torch.float32)
         y = _fq(cols, self.act, -1) @ _fq(w.reshape(o, -1), self.wfmt, -1).T
@@ -132,16 +162,18 @@ class _FakeQuantConv2d(torch.nn.Module):
         return y.transpose(1, 2).reshape(n, o, ho, wo).contiguous().to(dtype)
 
 
-def _replace_conv(gm, node, act: FormatSpec | None, wfmt: FormatSpec | None, round_bf16: bool = False) -> None:
+def _replace_conv(gm, node, act: FormatSpec | None, wfmt: FormatSpec | None, round_bf16: bool = False,
+                  noise: ActNoise | None = None) -> None:
     name = f"_mxc_fq_conv_{len([n for n in gm.graph.nodes if n.op == 'call_module'])}"
-    gm.add_submodule(name, _FakeQuantConv2d(act, wfmt, round_bf16))
+    gm.add_submodule(name, _FakeQuantConv2d(act, wfmt, round_bf16, noise))
     with gm.graph.inserting_before(node):
         new = gm.graph.call_module(name, node.args, dict(node.kwargs))
     node.replace_all_uses_with(new)
     gm.graph.erase_node(node)
 
 
-def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> torch.fx.GraphModule:
+def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
+                      noise: ActNoise | None = None) -> torch.fx.GraphModule:
     """The exported graph with mxc.numerics fake quantization on exactly the manifest's layers.
 
     Constant weights are fake-quantized once (as a deployed fake-quant model
@@ -165,13 +197,13 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict) -> 
         applied += (act, wfmt) != (None, None)
         round_bf16 = act_bf16 and act is None and wfmt is not None and not wfmt.hadamard
         if node.target in _CONVS:
-            _replace_conv(gm, node, act, wfmt, round_bf16)
+            _replace_conv(gm, node, act, wfmt, round_bf16, noise)
             continue
         a_i, w_i, w_axis = _ARG_POSITIONS.get(node.target, (0, 1, -2))
         if wfmt is not None:
             _insert_fq(gm, node, w_i, wfmt, w_axis)
         if act is not None or round_bf16:
-            _insert_fq(gm, node, a_i, act, -1)
+            _insert_fq(gm, node, a_i, act, -1, noise)
         if half is not None:
             _compute_in_f32(gm, node, half)
     if applied != len(formats):

@@ -148,6 +148,8 @@ def _cmd_run(a) -> int:
         print(f"  {100 * ref['fraction_within_rtol']:.2f}% of outputs equal the reference within "
               f"{ref['abs_tolerance']:.2e}; check [{ref['rule']}, tolerance {ref['tolerance']:.2e}]: "
               f"{'pass' if ref['within_tolerance'] else 'FAIL'}")
+        if "verdict" in ref:
+            print(f"  note: passes as a {ref['verdict']}")
     ok, worst = result["vs_reference"]["within_tolerance"], result["vs_reference"]["output"]
     if len(outputs) > 1:
         print(f"  all {len(outputs)} outputs: {'pass' if ok else f'FAIL (output {worst} first)'}")

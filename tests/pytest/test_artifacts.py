@@ -228,3 +228,65 @@ def test_failing_compare_with_quantized_activations_points_at_layer_diff(mlp):
     res = compare(art, [outputs[0] + 1.0], inputs)
     assert not res["vs_reference"]["within_tolerance"]
     assert f"python -m mxc.tools.layer_diff {mlp}" in res["hint"]
+
+
+TIES = """
+import torch
+def get_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 16))
+def get_example_inputs():
+    # every block of 32: one 6.0 (MXFP4 scale 1) and E2M1 rounding ties (2.5, 3.5, 5.0, ...): the program
+    # and the reference round them alike (RNE), float32 noise rounds each either way
+    ties = torch.tensor([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, -2.5])
+    x = ties.repeat(4, 8)
+    x[:, ::32] = 6.0
+    return (x,)
+"""
+
+
+@pytest.fixture(scope="module")
+def ties(tmp_path_factory):
+    """Inputs at MXFP4 rounding ties, MXFP4 weights and activations: float32 noise moves every output."""
+    where = tmp_path_factory.mktemp("ties")
+    (where / "model.py").write_text(TIES)
+    rc, _, err = run_mxc("compile", where / "model.py", "-o", where / "out", "--format", "mxfp4", "-q")
+    assert rc == 0, err
+    return where / "out"
+
+
+def test_flip_cascade_passes_as_such_and_a_bug_still_fails(ties, mlp):
+    """Item 3: a compiled output that differs from the reference only by what float32 noise before the
+    activation roundings does to it passes, saying it is a flip cascade; an error larger than that
+    envelope fails, and a model whose roundings noise does not move keeps the strict check."""
+    import mxc
+    from mxc.runtime.compare import ENVELOPE_SEEDS, ENVELOPE_SIGMA, compare
+    from mxc.runtime.reference import ActNoise, _flatten, fake_quant_module
+
+    art = mxc.load(ties)
+    inputs = art.example_inputs()
+    outputs = art(*inputs)
+    exact = compare(art, outputs, inputs)
+    assert exact["vs_reference"]["within_tolerance"] and "flip_envelope" not in exact["vs_reference"]
+    noise = ActNoise()
+    gm = fake_quant_module(_load_model(art), inputs, art.manifest, noise)
+    noise.reseed(ENVELOPE_SIGMA, 1000)  # another noise than the envelope's seeds: a program's other summation order
+    with torch.no_grad():
+        other = _flatten(gm(*inputs))
+    assert (other[0] - outputs[0]).abs().max() > 0.01  # the stand-in for a flipped program really differs
+    res = compare(art, other, inputs)["vs_reference"]
+    assert res["within_tolerance"] and res["verdict"].startswith("flip cascade")
+    assert len(res["flip_envelope"]["moves"]) == ENVELOPE_SEEDS and max(res["flip_envelope"]["moves"]) > 0.01
+    bug = compare(art, [outputs[0] * 1.5], inputs)["vs_reference"]
+    assert not bug["within_tolerance"] and "verdict" not in bug
+    # the MLP's activations are nowhere near a tie: its envelope is ~0 and a 10% error fails
+    art = mxc.load(mlp)
+    inputs = art.example_inputs()
+    res = compare(art, [art(*inputs)[0] * 1.1], inputs)["vs_reference"]
+    assert not res["within_tolerance"] and max(res["flip_envelope"]["moves"]) < 1e-4
+
+
+def _load_model(art):
+    from mxc.compiler.frontend import load_model_file
+
+    return load_model_file(art.manifest["model"]).model
