@@ -69,7 +69,7 @@ def _rtol(dtype: torch.dtype) -> float:
     return max(RTOL, RTOL_HALF_EPS * torch.finfo(dtype).eps) if dtype in HALF_DTYPES else RTOL
 
 
-def _references(artifact: Artifact, inputs: tuple) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.nn.Module | None]:
+def _references(artifact: Artifact, inputs: tuple) -> tuple[list, list, torch.nn.Module | None]:
     """(fake-quant reference, torch float32) outputs, stored at compile time (GPU targets) or computed now,
     and the model when it was loaded for them."""
     stored = artifact.manifest.get("reference_outputs")  # a file the manifest lists, so load() checked its hash
@@ -249,7 +249,8 @@ def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> d
     per = [_compare_output(y, f, e, frac, why) for y, f, e in zip(outputs, fq, eager)]
     failing = [i for i, c in enumerate(per) if not c["vs_reference"]["within_tolerance"]]
     # only a finite output past the rel-L2 bound can be a flip cascade; NaN/Inf or nothing compared never is
-    flips = [i for i in failing if not per[i]["vs_reference"]["nonfinite_mismatches"] and per[i]["vs_reference"]["compared"]]
+    flips = [i for i in failing
+             if not per[i]["vs_reference"]["nonfinite_mismatches"] and per[i]["vs_reference"]["compared"]]
     if flips and frac is not None:
         _judge_flip_cascade(artifact, model, inputs, fq, per, flips)
         failing = [i for i, c in enumerate(per) if not c["vs_reference"]["within_tolerance"]]
