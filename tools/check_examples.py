@@ -4,7 +4,7 @@ and weights + activations; prints a pass/fail table with the compare metrics, ex
 
     python -m mxc.tools.check_examples [--target cpu|cuda-sm90] [--device cpu|cuda] [--quick]
         [--examples mlp cnn ...] [--dtypes f32 bf16] [--formats mxfp4 ...] [--modes w wa]
-        [--jobs N] [--work DIR [--keep-passing]]
+        [--jobs N] [--work DIR [--keep-passing]] [--stage all|compile|run]
 
 Each (example, dtype) is compiled from a generated model.py in the work directory that imports the
 example and casts its model and its floating-point example inputs to the dtype: what a user with a
@@ -16,8 +16,9 @@ in a subprocess, as a user would; `--jobs` runs that many cases at once (each co
 core: 1 on a small machine).
 
 `--target` and `--device` go to `mxc compile` and `mxc run` unchanged (`--target cuda-sm90 --device
-cuda` on a GPU host with nvcc). `--quick` checks three formats, one per scale family (mxfp8, mxfp4,
-nvfp4), instead of all.
+cuda` on a GPU host with nvcc; or `--stage compile --work DIR` where nvcc and torch-mlir are, then
+`--stage run --work DIR --device cuda` on the GPU host, with the same selection). `--quick` checks
+three formats, one per scale family (mxfp8, mxfp4, nvfp4), instead of all.
 """
 
 from __future__ import annotations
@@ -102,26 +103,35 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def check(case: Case, model: Path, work: Path, target: str, device: str, keep: bool = False) -> Outcome:
-    """Compile `model` for `case` and compare the artifact with its references; the artifact of a
-    passing case is removed unless `keep`."""
+def check(case: Case, model: Path, work: Path, target: str, device: str, keep: bool = False,
+          stage: str = "all") -> Outcome:
+    """Compile `model` for `case` (stage all or compile) and compare the artifact with its references
+    (stage all or run: the artifact `stage compile` left in `work`); the artifact of a case that passed
+    is removed unless `keep` (or the stage is compile)."""
     out = work / case.name
     flags = ["--weights-only"] if case.mode == "w" else []
-    t = time.perf_counter()
-    p = _mxc("compile", model, "-o", out, "--target", target, "--format", case.fmt, *flags, "-q")
-    secs = time.perf_counter() - t
-    if p.returncode != 0:
-        return Outcome(case, "compile error", secs, detail=_last_line(p.stderr))
+    secs = 0.0
+    if stage in ("all", "compile"):
+        t = time.perf_counter()
+        p = _mxc("compile", model, "-o", out, "--target", target, "--format", case.fmt, *flags, "-q")
+        secs = time.perf_counter() - t
+        if p.returncode != 0:
+            return Outcome(case, "compile error", secs, detail=_last_line(p.stderr))
+        if stage == "compile":
+            return Outcome(case, "compiled", secs)
+    elif not (out / "manifest.json").is_file():
+        return Outcome(case, "not compiled", detail=f"no artifact {out} (run --stage compile first)")
     p = _mxc("run", out, "--device", device, "--compare", "--json")
     try:
         result = json.loads(p.stdout)
     except ValueError:
         return Outcome(case, "run error", secs, detail=_last_line(p.stderr))
     ok = result["vs_reference"]["within_tolerance"] and p.returncode == 0
-    if ok and not keep:
+    if ok and not keep and stage == "all":
         shutil.rmtree(out)  # (a llama_100m artifact is ~100 MB; the failing ones stay for a look)
+    note = "flip cascade (README, Tolerance)" if ok and "verdict" in result["vs_reference"] else ""
     hint = f"flipped activation rounding? python -m mxc.tools.layer_diff {out}" if "hint" in result else ""
-    return Outcome(case, "pass" if ok else "FAIL", secs, result, "" if ok else hint)
+    return Outcome(case, "pass" if ok else "FAIL", secs, result, note if ok else hint)
 
 
 def _row(o: Outcome) -> list[str]:
@@ -176,7 +186,12 @@ def main(argv=None) -> int:
     p.add_argument("--work", default=None,
                    help="keep the generated models and the failing cases' artifacts here")
     p.add_argument("--keep-passing", action="store_true", help="keep the passing cases' artifacts too")
+    p.add_argument("--stage", default="all", choices=("all", "compile", "run"),
+                   help="compile: only compile, into --work; run: only compare the artifacts --work holds "
+                        "(compile here, run on a GPU host)")
     a = p.parse_args(argv)
+    if a.stage != "all" and not a.work:
+        p.error(f"--stage {a.stage} needs --work DIR (where the artifacts are kept)")
     formats = a.formats or (list(QUICK_FORMATS) if a.quick else list(FORMATS))
     examples = _examples(a.examples)
     with tempfile.TemporaryDirectory(prefix="mxc-check-") as tmp:
@@ -188,15 +203,16 @@ def main(argv=None) -> int:
               file=sys.stderr, flush=True)
 
         def run(case: Case) -> Outcome:
-            o = check(case, models[case.example, case.dtype], work, a.target, a.device, a.keep_passing)
+            o = check(case, models[case.example, case.dtype], work, a.target, a.device, a.keep_passing, a.stage)
             print(f"  {case.name}: {o.status} ({o.compile_s:.0f}s compile)", file=sys.stderr, flush=True)
             return o
 
         with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
             outcomes = list(pool.map(run, cases))
     print(table(outcomes))
-    bad = [o for o in outcomes if o.status != "pass"]
-    print(f"\n{len(outcomes) - len(bad)} of {len(outcomes)} passed" + (
+    bad = [o for o in outcomes if o.status not in ("pass", "compiled")]
+    done = "compiled" if a.stage == "compile" else "passed"
+    print(f"\n{len(outcomes) - len(bad)} of {len(outcomes)} {done}" + (
         f"; failed: {', '.join(o.case.name for o in bad)}" if bad else ""))
     return 1 if bad else 0
 
