@@ -77,6 +77,7 @@ def test_half_mlp_compiles_and_compares(dtype, fmt, weights_only, write_model, t
         q = quantize(w, fmt)  # numerics on the bf16/fp16 tensor (exactly its f32 extension's codes)
         assert np.array_equal(params[f"{layer}.{fmt}.elements"], q.packed_elements().numpy().ravel())
         assert np.array_equal(params[f"{layer}.{fmt}.scales"], q.scales.numpy().ravel())
+        assert f"{layer}.weight" not in params  # stored once, quantized (not also the bf16/fp16 original)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
