@@ -7,6 +7,7 @@
     fuse              mxq-fuse
     ...               the target's own phases (mxc.targets), e.g.
                         cpu:        lower-cpu      lower-mxq-to-linalg
+                                    decompose-attention  sdpa -> matmul, softmax, matmul
                         cuda-sm*:   legalize-cuda  mxq-legalize-cuda: each layer's kernels
                                     lower-cuda     lower-mxq-to-cuda: flow.dispatch of mxc's kernels
                                     lower-linalg   lower-mxq-to-linalg: the rest of mxq

@@ -17,6 +17,7 @@ _PASSES = {
     "lower-mxq-to-linalg": ("lower_mxq_to_linalg", "LowerMxqToLinalg"),
     "mxq-legalize-cuda": ("mxq_legalize_cuda", "MxqLegalizeCuda"),
     "lower-mxq-to-cuda": ("lower_mxq_to_cuda", "LowerMxqToCuda"),
+    "decompose-attention": ("decompose_attention", "DecomposeAttention"),
 }
 
 

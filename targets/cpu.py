@@ -14,13 +14,14 @@ class Cpu(Target):
     driver = "local-task"
     iree_flags = ("--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
                   "--iree-llvmcpu-target-cpu=host", "--iree-opt-const-expr-max-size-increase-threshold=4294967296")
-    lowering_phases = ("lower-cpu",)
+    lowering_phases = ("lower-cpu", "decompose-attention")
 
     def lowering(self, options, weights, libraries=None):
         from mxc.passes import REGISTRY
 
         lower = REGISTRY["lower-mxq-to-linalg"](contraction=options.contraction, act_dtype=options.act_dtype)
-        return [("lower-cpu", lower)]
+        # IREE's fused attention op is slow on the CPU (decompose_attention.py): torch's math form instead
+        return [("lower-cpu", lower), ("decompose-attention", REGISTRY["decompose-attention"]())]
 
     def format_path(self, fmt: Format) -> str:
         return "emulated (bit-exact)"
