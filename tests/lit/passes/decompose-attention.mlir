@@ -1,24 +1,28 @@
 // RUN: mxc-opt %s --split-input-file -p decompose-attention | filecheck %s
 
-// A boolean mask (what transformers passes): scores masked to -inf where the mask is false.
+// A boolean mask (what transformers passes): q scaled, then an additive bias where(mask, 0, -inf),
+// built once for the two attentions that share the mask.
 // CHECK-LABEL: func.func @bool_mask
 // CHECK-NOT: scaled_dot_product_attention
+// CHECK: %[[QS:.*]] = torch.aten.mul.Scalar %arg0, %float1.250000e-01{{.*}} : {{.*}} -> !torch.vtensor<[1,2,4,8],f32>
 // CHECK: %[[KT:.*]] = torch.aten.transpose.int %arg1, %{{.*}}, %{{.*}} : {{.*}} -> !torch.vtensor<[1,2,8,4],f32>
-// CHECK: %[[S:.*]] = torch.aten.matmul %arg0, %[[KT]] : {{.*}} -> !torch.vtensor<[1,2,4,4],f32>
-// CHECK: %[[C:.*]] = torch.constant.float 1.250000e-01
-// CHECK: %[[SS:.*]] = torch.aten.mul.Scalar %[[S]], %[[C]]
-// CHECK: %[[NOT:.*]] = torch.aten.logical_not %arg3
+// CHECK: %[[S:.*]] = torch.aten.matmul %[[QS]], %[[KT]] : {{.*}} -> !torch.vtensor<[1,2,4,4],f32>
 // CHECK: %[[NEG:.*]] = torch.constant.float 0xFFF0000000000000
-// CHECK: %[[M:.*]] = torch.aten.masked_fill.Scalar %[[SS]], %[[NOT]], %[[NEG]]
+// CHECK: %[[B:.*]] = torch.aten.where.Scalar %arg3, %{{.*}}, %[[NEG]] : {{.*}} -> !torch.vtensor<[1,1,4,4],f32>
+// CHECK: %[[M:.*]] = torch.aten.add.Tensor %[[S]], %[[B]]
 // CHECK: %[[P:.*]] = torch.aten.softmax.int %[[M]]
 // CHECK: %[[O:.*]] = torch.aten.matmul %[[P]], %arg2 : {{.*}} -> !torch.vtensor<[1,2,4,8],f32>
-// CHECK: return %[[O]]
+// CHECK-NOT: torch.aten.where.Scalar
+// CHECK: torch.aten.add.Tensor %{{.*}}, %[[B]]
+// CHECK: %[[O2:.*]] = torch.aten.matmul
+// CHECK: return %[[O2]]
 func.func @bool_mask(%q: !torch.vtensor<[1,2,4,8],f32>, %k: !torch.vtensor<[1,2,4,8],f32>, %v: !torch.vtensor<[1,2,4,8],f32>, %m: !torch.vtensor<[1,1,4,4],i1>) -> !torch.vtensor<[1,2,4,8],f32> {
   %p = torch.constant.float 0.000000e+00
   %false = torch.constant.bool false
   %s = torch.constant.float 1.250000e-01
   %r = torch.aten.scaled_dot_product_attention %q, %k, %v, %m, %p, %false, %s, %false : !torch.vtensor<[1,2,4,8],f32>, !torch.vtensor<[1,2,4,8],f32>, !torch.vtensor<[1,2,4,8],f32>, !torch.vtensor<[1,1,4,4],i1>, !torch.float, !torch.bool, !torch.float, !torch.bool -> !torch.vtensor<[1,2,4,8],f32>
-  return %r : !torch.vtensor<[1,2,4,8],f32>
+  %r2 = torch.aten.scaled_dot_product_attention %r, %k, %v, %m, %p, %false, %s, %false : !torch.vtensor<[1,2,4,8],f32>, !torch.vtensor<[1,2,4,8],f32>, !torch.vtensor<[1,2,4,8],f32>, !torch.vtensor<[1,1,4,4],i1>, !torch.float, !torch.bool, !torch.float, !torch.bool -> !torch.vtensor<[1,2,4,8],f32>
+  return %r2 : !torch.vtensor<[1,2,4,8],f32>
 }
 
 // -----
@@ -26,8 +30,10 @@ func.func @bool_mask(%q: !torch.vtensor<[1,2,4,8],f32>, %k: !torch.vtensor<[1,2,
 // is_causal, no scale given (1/sqrt(8)): a lower-triangular literal mask.
 // CHECK-LABEL: func.func @causal_default_scale
 // CHECK: torch.constant.float 0.35355339059327373
+// CHECK: torch.aten.mul.Scalar %arg0
 // CHECK: torch.vtensor.literal(dense<{{\[}}[true, false, false], [true, true, false], [true, true, true]]> : tensor<3x3xi1>)
-// CHECK: torch.aten.masked_fill.Scalar
+// CHECK: torch.aten.where.Scalar
+// CHECK: torch.aten.add.Tensor
 // CHECK: torch.aten.softmax.int
 // CHECK-NOT: scaled_dot_product_attention
 func.func @causal_default_scale(%q: !torch.vtensor<[2,1,3,8],f32>, %k: !torch.vtensor<[2,1,3,8],f32>, %v: !torch.vtensor<[2,1,3,8],f32>) -> !torch.vtensor<[2,1,3,8],f32> {
