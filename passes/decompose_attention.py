@@ -6,8 +6,10 @@ tokens, one thread: 179 ms per layer, 75 % of the forward pass, vs 22 ms decompo
 kernel 9 ms). This pass writes torch's own math form in the torch dialect, which IREE's torch input
 lowers to batch matmuls and a softmax:
 
-    scores = (q @ k^T) * scale            scale: the op's, else 1/sqrt(E)
-    scores = where(mask, scores, -inf)    bool mask; a float mask is added; is_causal: lower-triangular
+    scores = (q * scale) @ k^T            scale: the op's, else 1/sqrt(E)
+    scores = scores + bias                bias = where(mask, 0, -inf) for a bool mask (built once per
+                                          mask the layers share), the mask itself if float;
+                                          is_causal: a lower-triangular bool mask
     out    = softmax(scores, -1) @ v
 
 bf16/f16 attention is computed in f32 (q, k, v and a float mask extended exactly, the result rounded
@@ -83,10 +85,11 @@ class DecomposeAttention(Pass):
     name = "decompose-attention"
 
     def run(self, module: ir.Operation) -> None:
+        biases: dict = {}  # a boolean mask's additive bias, built once for the layers that share the mask
         for op in walk_ops(module, (SDPA,)):
-            self._decompose(op.operation)
+            self._decompose(op.operation, biases)
 
-    def _decompose(self, op: ir.Operation) -> None:
+    def _decompose(self, op: ir.Operation, biases: dict) -> None:
         q, k, v, mask, dropout, causal, scale, gqa = list(op.operands)
         shapes = [_shape_dtype(x) for x in (q, k, v, op.result)]
         if any(s is None for s in shapes) or _constant(dropout) not in (0.0, None) or _constant(gqa) is not False:
@@ -107,11 +110,11 @@ class DecomposeAttention(Pass):
                 q, k, v = b.to_f32(q, qs), b.to_f32(k, ks), b.to_f32(v, vs)
             l_, s_ = qs[2], ks[2]
             scores_t = _vtensor([*qs[:2], l_, s_], "f32")
+            factor = 1.0 / math.sqrt(qs[3]) if scale_v is None else scale_v
+            q = b.op("torch.aten.mul.Scalar", _vtensor(qs, "f32"), q, b.const("float", factor))  # L x E, not L x S
             kt = b.op("torch.aten.transpose.int", _vtensor([*ks[:2], ks[3], ks[2]], "f32"), k,
                       b.const("int", -2), b.const("int", -1))
             scores = b.op("torch.aten.matmul", scores_t, q, kt)
-            factor = 1.0 / math.sqrt(qs[3]) if scale_v is None else scale_v
-            scores = b.op("torch.aten.mul.Scalar", scores_t, scores, b.const("float", factor))
             if is_causal:
                 tril = np.tril(np.ones((l_, s_), dtype=bool))
                 lit = ir.DenseElementsAttr.get(tril, type=ir.IntegerType.get_signless(1))
@@ -119,13 +122,16 @@ class DecomposeAttention(Pass):
                 mask_sd = ([l_, s_], "i1")
             if mask_sd is not None:
                 mshape, mdtype = mask_sd
-                if mdtype == "i1":
-                    scores = b.op("torch.aten.masked_fill.Scalar", scores_t, scores,
-                                  b.op("torch.aten.logical_not", _vtensor(mshape, "i1"), mask),
-                                  b.const("float", -math.inf))
+                if mdtype == "i1":  # where(mask, 0, -inf), once per mask value, then added like a float mask
+                    cached = biases.get(mask)
+                    if cached is None or cached.owner.operation.block != op.block:
+                        cached = b.op("torch.aten.where.Scalar", _vtensor(mshape, "f32"), mask,
+                                      b.const("float", 0.0), b.const("float", -math.inf))
+                        biases[mask] = cached
+                    bias = cached
                 else:
                     bias = b.to_f32(mask, mshape) if mdtype != "f32" else mask
-                    scores = b.op("torch.aten.add.Tensor", scores_t, scores, bias, b.const("int", 1))
+                scores = b.op("torch.aten.add.Tensor", scores_t, scores, bias, b.const("int", 1))
             probs = b.op("torch.aten.softmax.int", scores_t, scores, b.const("int", -1), b.const("none", None))
             out = b.op("torch.aten.matmul", _vtensor(os_, "f32"), probs, v)
             if half:
