@@ -178,9 +178,11 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
 
     Constant weights are fake-quantized once (as a deployed fake-quant model
     would hold them); activations are quantized at run time. With the option
-    `act_dtype` "bf16", the activations of weight-only layers without a Hadamard
-    rotation are rounded to bf16, as the program rounds them (with one, the
-    program rounds the rotated activations, which this reference does not form).
+    `act_dtype` "bf16", or for a layer whose kernels read bf16 activations (the
+    manifest's `run_time_rounding`: cuda-sm90's dec and wgmma kernels), the
+    activations of weight-only layers without a Hadamard rotation are rounded to
+    bf16, as the program rounds them (with one, the program rounds the rotated
+    activations, which this reference does not form).
     """
     formats = layer_formats(manifest)
     converted = {row["layer"] for row in manifest["layers"] if "input_shape" in row}  # mxq ops, not mxq.reason
@@ -188,6 +190,9 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
     nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS | _CONVS]
     names = unique_layer_names([module_path(n) or f"torch.aten.{n.target._opname}" for n in nodes])
     act_bf16 = manifest.get("options", {}).get("act_dtype") == "bf16"
+    # layers whose kernels read their activations as bf16 (cuda-sm90's dec and wgmma kernels): rounded here too
+    bf16_layers = {row["layer"] for row in manifest["layers"]
+                   if "bf16 activations" in row.get("run_time_rounding", ())}
     applied = 0
     for node, name in zip(nodes, names):
         act, wfmt = formats.get(name, (None, None))
@@ -195,7 +200,7 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
         if (act, wfmt) == (None, None) and half is None:
             continue
         applied += (act, wfmt) != (None, None)
-        round_bf16 = act_bf16 and act is None and wfmt is not None and not wfmt.hadamard
+        round_bf16 = (act_bf16 or name in bf16_layers) and act is None and wfmt is not None and not wfmt.hadamard
         if node.target in _CONVS:
             _replace_conv(gm, node, act, wfmt, round_bf16, noise)
             continue

@@ -170,6 +170,17 @@ def test_act_dtype_bf16_rounds_weight_only_activations(tmp_path, write_model):
     report = json.loads(stdout)
     assert "bf16 activations" in json.dumps(report)
 
+    # a layer whose kernels read bf16 activations (cuda-sm90's manifest says so in run_time_rounding) gets the
+    # same rounding in the reference, with or without the option (the H200's MXINT8 MLP: 2.97e-3 -> 3.1e-8)
+    from mxc.runtime.reference import fake_quant_forward
+
+    rows = [{**r, "run_time_rounding": ["bf16 activations"]} for r in art.manifest["layers"]]
+    manifest = {**art.manifest, "options": {**art.manifest["options"], "act_dtype": "f32"}, "layers": rows}
+    ref_kernel = fake_quant_forward(lin, (x,), manifest)[0]
+    assert torch.equal(ref_kernel, fake_quant_forward(lin, (x,), art.manifest)[0])
+    plain = {**manifest, "layers": [{**r, "run_time_rounding": []} for r in rows]}
+    assert not torch.equal(ref_kernel, fake_quant_forward(lin, (x,), plain)[0])
+
 
 def test_act_dtype_is_validated():
     from mxc.options import Options, OptionsError
