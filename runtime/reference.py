@@ -58,11 +58,11 @@ class _RoundBf16(torch.nn.Module):
 
     def __init__(self, noise: ActNoise | None = None):
         super().__init__()
-        self.noise = noise
+        self.noise = noise or ActNoise()  # off unless the caller's is reseeded
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(torch.float32)
-        return (self.noise(t) if self.noise else t).to(torch.bfloat16).to(torch.float32)
+        return self.noise(t).to(torch.bfloat16).to(torch.float32)
 
 
 class _FakeQuant(torch.nn.Module):
@@ -70,11 +70,11 @@ class _FakeQuant(torch.nn.Module):
 
     def __init__(self, spec: FormatSpec, axis: int, noise: ActNoise | None = None):
         super().__init__()
-        self.spec, self.axis, self.noise = spec, axis, noise
+        self.spec, self.axis, self.noise = spec, axis, noise or ActNoise()
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         t = t.to(torch.float32)
-        return _fq(self.noise(t) if self.noise else t, self.spec, self.axis)
+        return _fq(self.noise(t), self.spec, self.axis)
 
 
 _ARG_POSITIONS = {  # target -> (activation arg, weight arg, weight block axis)
@@ -140,7 +140,7 @@ class _FakeQuantConv2d(torch.nn.Module):
     def __init__(self, act: FormatSpec | None, wfmt: FormatSpec | None, round_bf16: bool = False,
                  noise: ActNoise | None = None):
         super().__init__()
-        self.act, self.wfmt, self.round_bf16, self.noise = act, wfmt, round_bf16, noise
+        self.act, self.wfmt, self.round_bf16, self.noise = act, wfmt, round_bf16, noise or ActNoise()
 
     def forward(self, x, w, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
         dtype = x.dtype  # bf16/f16: computed in f32 from the exact extension, rounded back once
@@ -152,7 +152,7 @@ class _FakeQuantConv2d(torch.nn.Module):
         ho, wo = ((size + 2 * p - d * (k - 1) - 1) // s + 1
                   for size, p, d, k, s in zip((h, wd), padding, dilation, (kh, kw), stride))
         cols = torch.nn.functional.unfold(x, (kh, kw), dilation, padding, stride).transpose(1, 2)  # [N, L, K]
-        if self.noise and (self.act is not None or self.round_bf16):
+        if self.act is not None or self.round_bf16:
             cols = self.noise(cols)
         if self.round_bf16:
             cols = cols.to(torch.bfloat16).to(torch.float32)
