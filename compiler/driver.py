@@ -13,11 +13,13 @@ into a new artifact, and Ctrl-C leaves the old OUT as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ class CompileResult:
     manifest: dict
     ir: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    policy: str = ""  # --auto: the decided policy (TOML), also written as OUT/policy.toml
 
 
 def _asm(module: ir.Module, debug_info: bool = False) -> str:
@@ -115,7 +118,7 @@ def compile_file(
         if keep_ir:
             result.ir[phase] = _asm(module)
 
-    with ctx, ir.Location.unknown(), warnings.catch_warnings(record=True) as caught:
+    with ctx, ir.Location.unknown(), warnings.catch_warnings(record=True) as caught, contextlib.ExitStack() as stack:
         warnings.simplefilter("always", MxcWarning)
         module = steps.step(
             "import", lambda: importer.import_program(frontend.export(spec.model, spec.example_inputs), ctx, weights)
@@ -124,9 +127,15 @@ def compile_file(
         stop = compile_to == "import"
         table = manifest.layer_table(module)
         libraries: list = []  # the kernel library lower-mxq-to-cuda assembles
+        selection = None
         for phase, p in pass_phases(opts, weights, libraries):
             if stop:
                 break
+            if phase == "formats" and opts.auto:
+                where = dump or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mxc-auto-")))
+                selection, p = _auto_select(spec, module, opts, weights, target, progress, where)
+                steps.timings["auto"] = sum(selection.timings[k] for k in ("calibrate", "score", "solve"))
+                result.policy = selection.policy()
             steps.step(phase, lambda: _run_phase(p, module, out_dir or dump or Path(".")))
             record(phase, module, p)
             stop = compile_to == phase
@@ -147,6 +156,15 @@ def compile_file(
     for w in warning_texts:
         print(f"mxc: warning: {w}", file=sys.stderr)
     result.timings = steps.timings
+    if selection is not None:
+        decided = {d.layer: d.to_dict() for d in selection.decisions}
+        for row in table:
+            d = decided.get(row["layer"])
+            if d is not None:
+                up = d["runner_up"]
+                row["decision"] = (f"{d['choice']} (--auto {opts.auto}: score {d['score']:.4g}"
+                                   + (f"; runner-up {up['choice']}, {up['score']:.4g})" if up else ")"))
+                row["auto"] = d
     result.manifest = {
         "model": str(Path(model_path).resolve()),
         "target": opts.target,
@@ -158,12 +176,15 @@ def compile_file(
         "weights_bytes": None,
         "timings_s": {k: round(v, 3) for k, v in steps.timings.items()},
         "tool_versions": manifest.tool_versions(),
+        **({"auto": {**selection.record(), "policy": POLICY_FILE}} if selection else {}),
     }
     if out_dir is None:
         return result
     final = Path(out_dir)
     out = _temp_dir_beside(final)  # every file goes here; renamed to `final` once complete
     try:
+        if result.policy:
+            (out / POLICY_FILE).write_text(result.policy)
         if compile_to == "vmfb":
             (out / "model.vmfb").write_bytes(vmfb)
             weights.write_irpa(out / "model.irpa", names)
@@ -193,7 +214,28 @@ def compile_file(
 # What mxc writes into an artifact directory (and a failed compile's reproducers):
 # a directory holding only these may be replaced by a new artifact.
 _ARTIFACT_ENTRIES = frozenset({"model.vmfb", "model.irpa", "inputs.pt", "manifest.json", "reference.pt", "kernels",
-                               "repro.mlir", "iree_input.mlir"})
+                               "policy.toml", "repro.mlir", "iree_input.mlir"})
+POLICY_FILE = "policy.toml"
+
+
+def _auto_select(spec, module: ir.Module, opts: Options, weights: WeightStore, target, progress: bool,
+                 where: Path):
+    """`--auto`: search the formats of the layers convert-torch-to-mxq made; the formats pass applies the
+    decided policy from `where`/<stem>.auto-policy.toml, as `--policy` would (and a reproducer can)."""
+    import dataclasses
+
+    from mxc.passes.mxq_select_formats import MxqSelectFormats, searchable_layers
+    from mxc.selection.budget import AutoSpec
+    from mxc.selection.search import search
+
+    user = MxqSelectFormats.from_compile_options(opts, None).make_policy() if opts.policy else None
+    layers = searchable_layers(module.operation, weights)
+    if progress:
+        print(f"      --auto {opts.auto}: scoring {len(layers)} layers", file=sys.stderr, flush=True)
+    selection = search(spec, layers, AutoSpec.parse(opts.auto), target, opts.weights_only, user, progress)
+    path = where / f"{spec.path.stem}.auto-policy.toml"
+    path.write_text(selection.policy())
+    return selection, MxqSelectFormats.from_compile_options(dataclasses.replace(opts, policy=str(path)), weights)
 
 
 def _check_output_dir(out: Path, dump: Path | None) -> None:

@@ -22,7 +22,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -37,6 +37,7 @@ class ModelSpec:
     model: torch.nn.Module
     example_inputs: tuple
     calibration_inputs: Any = None
+    loss: Callable | None = None  # get_loss(output, *inputs) -> scalar tensor, optional (--auto's scores)
 
 
 def _call(path: Path, module, fn: str):
@@ -76,7 +77,10 @@ def load_model_file(path: str | Path) -> ModelSpec:
     if not isinstance(inputs, tuple) or not all(isinstance(t, torch.Tensor) for t in inputs):
         raise ModelFileError(f"{path}: get_example_inputs() must return a tuple of tensors")
     calib = _call(path, module, "get_calibration_inputs") if hasattr(module, "get_calibration_inputs") else None
-    return ModelSpec(path, model.eval(), inputs, calib)
+    loss = getattr(module, "get_loss", None)
+    if loss is not None and not callable(loss):
+        raise ModelFileError(f"{path}: get_loss must be a function get_loss(output, *inputs) -> scalar tensor")
+    return ModelSpec(path, model.eval(), inputs, calib, loss)
 
 
 def make_buffers_persistent(model: torch.nn.Module) -> None:

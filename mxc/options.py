@@ -78,6 +78,7 @@ class Options:
     error_metric: ErrorMetric = "mse"
     hadamard: HadamardSize | None = None
     act_dtype: ActDtype = "f32"
+    auto: str = ""  # `--auto bits=4.5`: mxc chooses every layer's format (mxc.selection); "" = off
 
     def __post_init__(self):
         if self.target not in TARGET_NAMES:
@@ -96,12 +97,27 @@ class Options:
         if self.act_format == "none":  # the activations in high precision
             object.__setattr__(self, "weights_only", True)
         object.__setattr__(self, "act_format", _spec("act_format", self.act_format or None))
+        if self.auto:
+            self._check_auto()
         try:
             quant = self.quant_options
-            if not self.policy:
+            if not self.policy and not self.auto:
                 Choice.of(self.format, self.weights_only, self.act_format, quant)
         except ValueError as e:
             raise OptionsError(str(e)) from None
+
+    def _check_auto(self) -> None:
+        from mxc.selection.budget import AutoSpec
+
+        try:
+            AutoSpec.parse(self.auto)
+        except ValueError as e:
+            raise OptionsError(str(e)) from None
+        given = [k for k in QuantOptions.of(self).to_dict() if k != "seed"] + ["act_format"] * bool(self.act_format)
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise OptionsError(f"--auto chooses formats and their options per layer: drop {flags} "
+                               "(name candidate formats with --auto ...,formats=mxfp4+nvfp4)")
 
     @property
     def quant_options(self) -> QuantOptions:
@@ -121,4 +137,4 @@ class Options:
     def from_dict(d: dict) -> "Options":
         """The inverse of `to_dict` (a manifest's "options"), validated again."""
         return Options(**{**d, "act_format": d.get("act_format") or None, "hadamard": d.get("hadamard") or None,
-                          "act_dtype": d.get("act_dtype") or "f32"})
+                          "act_dtype": d.get("act_dtype") or "f32", "auto": d.get("auto") or ""})

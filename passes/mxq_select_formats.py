@@ -115,6 +115,23 @@ class MxqSelectFormats(Pass):
                 mm.operation.operands[0] = quantize_dequantize(mm.lhs, choice.act)
 
 
+def searchable_layers(module: ir.Operation, weights: WeightStore | None) -> list:
+    """Every `mxq.matmul` still without formats, as `--auto`'s search sees it (`LayerInfo`)."""
+    from mxc.selection.candidates import LayerInfo
+
+    layers = []
+    for mm in walk_ops(module, "mxq.matmul"):
+        if "mxq.decision" in mm.operation.attributes:
+            continue
+        x, w = (ir.RankedTensorType(v.type).shape for v in (mm.lhs, mm.rhs))
+        m = 1
+        for d in x[:-1]:
+            m *= d
+        layers.append(LayerInfo(ir.StringAttr(mm.layer).value, m, x[-1], w[-2] if len(w) > 1 else 1,
+                                constant_weight(mm.rhs, weights) is not None, 32))
+    return layers
+
+
 def _warn_unused_rules(policy: Policy, layers: list[str]) -> None:
     """A policy rule no layer took is most likely a typo in its pattern: say so, naming it."""
     taken = {policy.choose(layer)[1] for layer in layers}

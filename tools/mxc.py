@@ -18,8 +18,13 @@ def _add_compile(sub):
     # --target is checked by Options, whose message lists the targets
     p.add_argument("--target", default="cpu", metavar="{" + ",".join(TARGET_NAMES) + "}",
                    help="; ".join(f"{t.name}: {t.help}" for t in targets()))
-    p.add_argument("--format", default="mxfp4", help="format for every quantizable layer (see `mxc formats`)")
+    p.add_argument("--format", default=None, help="format for every quantizable layer (see `mxc formats`; "
+                   "default mxfp4)")
     p.add_argument("--policy", default="", help="TOML policy file with per-layer formats")
+    p.add_argument("--auto", default="", metavar="bits=B[,acts=w|wa|any][,same_weights=1][,formats=F+G]",
+                   help="choose every layer's format and options from calibration data under a budget of B "
+                        "bits/weight, scales counted (layers a --policy rule names are kept as it says); "
+                        "writes OUT/policy.toml")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
     p.add_argument("--act-format", default=None, help="activations' format when it differs from --format "
                    "(same block size, e.g. --format mxfp4 --act-format mxfp8)")
@@ -58,8 +63,12 @@ def _cmd_compile(a) -> int:
 
     from mxc.compiler import knobs
     from mxc.compiler.driver import compile_file
-    from mxc.options import Options
+    from mxc.options import Options, OptionsError
 
+    if a.auto and a.format is not None:
+        raise OptionsError("--format and --auto exclude each other: --auto chooses the formats (name its "
+                           "candidates with --auto ...,formats=mxfp4+nvfp4)")
+    a.format = a.format or "mxfp4"
     opts = Options(**{f.name: getattr(a, f.name) for f in dataclasses.fields(Options)})  # the flags' names
     res = compile_file(
         a.model, a.output, opts,
@@ -84,7 +93,21 @@ def _cmd_compile(a) -> int:
              for r in tables])
     print(f"wrote {a.output} ({done}{q} of {len(rows)} layers quantized{note}; "
           f"`mxc inspect {a.output}` for the table)")
+    if "auto" in res.manifest:
+        print(_auto_summary(res.manifest["auto"], a.output))
     return 0
+
+
+def _auto_summary(auto: dict, out: str) -> str:
+    """One paragraph on what --auto chose: bits used, the choices by count, the time it took."""
+    counts: dict[str, int] = {}
+    for d in auto["layers"].values():
+        counts[d["choice"]] = counts.get(d["choice"], 0) + 1
+    mix = ", ".join(f"{n} x {c}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    t = auto["timings_s"]
+    return (f"--auto {auto['budget']['text']}: {auto['effective_bits']:.3f} bits/weight over {len(auto['layers'])} "
+            f"layers ({mix}); calibration {t['calibrate']:.1f}s, scoring {t['score']:.1f}s "
+            f"({1000 * t['per_layer_mean']:.0f} ms/layer), solve {t['solve']:.2f}s; policy: {out}/policy.toml")
 
 
 def _first3(names: list[str]) -> str:

@@ -1,0 +1,222 @@
+"""`--auto`: calibrate, score every layer's candidates, solve the budget, write the decided policy.
+
+    layers (from convert-torch-to-mxq) -> candidates per layer (candidates.py)
+      -> one forward + backward per calibration batch, taps at every layer (sensitivity.py)
+      -> each candidate's gradient-weighted output error (scoring.py)
+      -> the exact choice under the budget, coupled layers sharing one activation format (solver.py)
+      -> a TOML policy (one rule per layer) that mxq-select-formats reads like any other
+
+Layers a user's `--policy` names in a rule are pinned: left out of the search and of the average.
+The bits budget counts every searched layer's weights, block scales included (MXFP4 4.25, NVFP4
+4.5, MXFP8 8.25 bits/weight); a layer kept in high precision counts its dtype's 32 or 16.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+from mxc.errors import MxcWarning
+from mxc.numerics.options import spec_text
+from mxc.policy import Choice, Policy
+from mxc.targets import Target
+
+from .budget import AutoError, AutoSpec
+from .candidates import LayerInfo, bits_per_weight, candidates
+from .scoring import Scored, score_layer
+from .sensitivity import calibrate
+from .solver import Coupling, Infeasible, solve
+
+QUARTER = 4  # costs in quarter bits: every format's bits per weight is a multiple of 1/4
+
+
+@dataclass(frozen=True)
+class Decision:
+    layer: str
+    choice: Choice
+    score: float
+    bits: float
+    runner_up: Scored | None  # the best other candidate at no more bits (None: nothing cheaper)
+    candidates: int
+    scored: int  # candidates scored on every token (the rest were estimated on a subsample)
+    seconds: float
+
+    def to_dict(self) -> dict:
+        up = self.runner_up
+        return {"choice": _choice_text(self.choice), "score": self.score, "bits_per_weight": self.bits,
+                "runner_up": None if up is None else {"choice": _choice_text(up.choice), "score": up.score,
+                                                      "scored": up.full},
+                "candidates": self.candidates, "scored": self.scored, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class Selection:
+    """What the search decided, for the manifest (`record`) and the artifact (`policy_toml`)."""
+
+    auto: AutoSpec
+    decisions: list[Decision]
+    pinned: dict[str, Choice]
+    groups: list[list[str]]
+    effective_bits: float
+    calibration: dict
+    timings: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        return {"budget": self.auto.to_dict(), "objective": "sum over layers of sum g^2 (Y_q - Y)^2",
+                "effective_bits": round(self.effective_bits, 4),
+                "predicted_score": sum(d.score for d in self.decisions),
+                "calibration": self.calibration, "coupled_groups": self.groups,
+                "pinned": {k: _choice_text(c) for k, c in self.pinned.items()},
+                "layers": {d.layer: d.to_dict() for d in self.decisions},
+                "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
+
+    def policy(self) -> str:
+        """A TOML policy with one rule per layer: reusable with --policy, readable by a person."""
+        head = [f"# mxc --auto {self.auto.text}: {self.effective_bits:.4f} bits/weight over "
+                f"{len(self.decisions)} searched layers (scales counted)",
+                "# objective: the gradient-weighted output error, sum g^2 (Y_q - Y)^2, per layer",
+                'default = "none"', 'scale_rule = "floor"', 'rounding = "rne"', 'error_metric = "mse"',
+                'hadamard = "none"', "weights_only = false", "", "[layers]"]
+        rules = [f"{_pattern(k)} = {_rule(c)}  # pinned by --policy" for k, c in self.pinned.items()]
+        rules += [f"{_pattern(d.layer)} = {_rule(d.choice)}  # score {d.score:.4g}" for d in self.decisions]
+        return "\n".join(head + rules) + "\n"
+
+
+def _choice_text(c: Choice) -> str:
+    return "none" if c.weight is None else c.decision()
+
+
+def _pattern(layer: str) -> str:
+    """The layer's name as a TOML key that fnmatch matches only literally."""
+    escaped = re.sub(r"([*?\[])", r"[\1]", layer)
+    return '"' + escaped.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _rule(c: Choice) -> str:
+    if c.weight is None:
+        return '"none"'
+    if c.act is None:
+        return f'{{ format = "{spec_text(c.weight)}", weights_only = true }}'
+    return f'{{ format = "{spec_text(c.weight)}", act_format = "{c.act.name}", weights_only = false }}'
+
+
+def calibration_batches(spec) -> tuple[list[tuple], str]:
+    """model.py's calibration batches (or its example inputs, with a warning) and where they came from."""
+    data = spec.calibration_inputs
+    if data is None:
+        warnings.warn(f"--auto: {spec.path.name} defines no get_calibration_inputs(); the layers are scored on "
+                      "get_example_inputs() alone. Add get_calibration_inputs() returning a list of input "
+                      "tuples (a few batches of real data)", MxcWarning, stacklevel=2)
+        return [tuple(spec.example_inputs)], "get_example_inputs()"
+    items = [data] if isinstance(data, (torch.Tensor, tuple)) else list(data)
+    batches = [(b,) if isinstance(b, torch.Tensor) else tuple(b) for b in items]
+    shapes = [[tuple(t.shape) for t in b] for b in batches]
+    if not batches or any(s != shapes[0] for s in shapes):
+        raise AutoError(f"{spec.path.name}: get_calibration_inputs() must return a non-empty list of input "
+                        f"tuples of one shape (the graph is exported once); got shapes {shapes[:4]}")
+    return batches, "get_calibration_inputs()"
+
+
+def _cost_class(layer: LayerInfo):
+    return lambda c: (bits_per_weight(c, layer), None if c.act is None else str(c.act))
+
+
+def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weights_only: bool,
+           policy: Policy | None = None, progress: bool = False) -> Selection:
+    """Choose every layer's format under `auto`'s budget (see the module docstring)."""
+    if auto.kind != "bits":
+        raise AutoError(f"--auto {auto.text}: speed budgets (speedup=, time=) need a per-target cost model, "
+                        "which mxc does not have yet; use bits=B")
+    t0 = time.perf_counter()
+    pinned = {}
+    if policy is not None:
+        pinned = {lay.name: policy.choose(lay.name)[0] for lay in layers if policy.choose(lay.name)[1] != "default"}
+    searched = [lay for lay in layers if lay.name not in pinned]
+    if not searched:
+        raise AutoError("--auto: every quantizable layer is pinned by the policy's rules; nothing to search")
+    batches, source = calibration_batches(spec)
+    if spec.loss is None:
+        warnings.warn(f"--auto: {spec.path.name} defines no get_loss(output, *inputs); the layers are scored by "
+                      "their effect on the outputs (a random projection). Define get_loss for the model's own "
+                      "loss (e.g. next-token cross-entropy)", MxcWarning, stacklevel=2)
+    bar = _bar(progress, len(batches), "calibrate")
+    records = calibrate(spec.model, batches, {lay.name for lay in searched}, spec.loss,
+                        bar.update if bar else None)
+    if bar:
+        bar.close()
+    searched = [dataclasses.replace(lay, dtype_bits=records[lay.name].dtype_bits) for lay in searched]
+    groups = _groups(searched, records)
+    t1 = time.perf_counter()
+    acts = auto.acts_for(weights_only)
+    menus, scored, seconds = [], [], []
+    bar = _bar(progress, len(searched), "score")
+    for lay in searched:
+        t = time.perf_counter()
+        menu = candidates(lay, acts, target, auto.formats)
+        menus.append(menu)
+        scored.append(score_layer(records.pop(lay.name), menu, _cost_class(lay)))
+        seconds.append(time.perf_counter() - t)
+        if bar:
+            bar.update()
+    if bar:
+        bar.close()
+    t2 = time.perf_counter()
+    costs = [[round(bits_per_weight(c, lay) * QUARTER) * lay.numel for c in menu] for lay, menu in zip(searched, menus)]
+    total = sum(lay.numel for lay in searched)
+    budget = int(auto.bits * QUARTER * total)
+    couplings = _couplings(searched, menus, groups, auto.same_weights)
+    try:
+        picks = solve(costs, [[s.score for s in row] for row in scored], budget, couplings)
+    except Infeasible as e:
+        raise AutoError(f"--auto {auto.text}: the smallest achievable is {e.least / QUARTER / total:.4f} bits/weight "
+                        f"(every searched layer in its cheapest candidate); raise the budget to at least that"
+                        ) from None
+    used = sum(costs[i][j] for i, j in enumerate(picks))
+    decisions = [_decision(lay, row, j, secs) for lay, row, j, secs in zip(searched, scored, picks, seconds)]
+    t3 = time.perf_counter()
+    calib = {"source": source, "batches": len(batches), "shapes": [list(t.shape) for t in batches[0]],
+             "loss": "get_loss()" if spec.loss else "random projection of the outputs"}
+    return Selection(auto, decisions, pinned, groups, used / QUARTER / total if total else 0.0, calib,
+                     {"calibrate": t1 - t0, "score": t2 - t1, "solve": t3 - t2,
+                      "per_layer_mean": (t2 - t1) / len(searched)})
+
+
+def _groups(layers: list[LayerInfo], records) -> list[list[str]]:
+    """Layers that read one activation (q/k/v, gate/up), two or more, in layer order."""
+    by_input: dict[str, list[str]] = {}
+    for lay in layers:
+        by_input.setdefault(records[lay.name].act_node, []).append(lay.name)
+    return [names for names in by_input.values() if len(names) > 1]
+
+
+def _couplings(layers: list[LayerInfo], menus: list[list[Choice]], groups: list[list[str]],
+               same_weights: bool) -> list[Coupling]:
+    """One activation format per group (and one weight spec, with same_weights)."""
+    index = {lay.name: i for i, lay in enumerate(layers)}
+    keyings = [lambda c: str(c.act)] + ([lambda c: str(c.weight)] if same_weights else [])
+    return [Coupling(tuple(index[n] for n in g), tuple(tuple(key(c) for c in menus[index[n]]) for n in g))
+            for g in groups for key in keyings]
+
+
+def _decision(lay: LayerInfo, row: list[Scored], j: int, seconds: float) -> Decision:
+    chosen = row[j]
+    bits = bits_per_weight(chosen.choice, lay)
+    others = [s for i, s in enumerate(row) if i != j and bits_per_weight(s.choice, lay) <= bits]
+    runner_up = min(others, key=lambda s: s.score, default=None)
+    return Decision(lay.name, chosen.choice, chosen.score, bits, runner_up, len(row),
+                    sum(s.full for s in row), seconds)
+
+
+def _bar(enabled: bool, total: int, what: str):
+    """A progress bar on stderr (tqdm, which transformers brings), or None."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"--auto {what}", unit="batch" if what == "calibrate" else "layer",
+                leave=False)
