@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mxc.numerics.formats import FORMATS, Format
-from mxc.numerics.options import HADAMARD_SIZES, FormatSpec, QuantOptions
+from mxc.numerics.options import HADAMARD_SIZES, FormatSpec, OptionError, QuantOptions
 from mxc.policy import Choice
 from mxc.targets import GemmLayer, Target
 
@@ -65,9 +65,16 @@ def candidates(layer: LayerInfo, acts: Acts, target: Target, formats: tuple[str,
             if acts in ("w", "any") and layer.weight:
                 out.append(Choice(w))
             if acts in ("wa", "any"):
-                out += [c for a in _act_formats(fmt, formats) for c in [Choice.of(w, act_format=FormatSpec(a))]
-                        if _runs(target, layer, c)]
+                out += [c for a in _act_formats(fmt, formats) for c in [_pair(w, a)] if c and _runs(target, layer, c)]
     return out
+
+
+def _pair(w: FormatSpec, act: Format) -> Choice | None:
+    """Weights in `w`, activations in `act` with the weights' options (None: they do not apply to it)."""
+    try:
+        return Choice.of(w, act_format=FormatSpec(act))
+    except OptionError:
+        return None
 
 
 def _act_formats(weight: Format, formats: tuple[str, ...]) -> list[Format]:

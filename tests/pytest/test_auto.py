@@ -1,0 +1,161 @@
+"""`mxc compile --auto`: the per-layer search (mxc.selection), its solver, its policy and its errors."""
+
+import itertools
+import json
+import random
+
+import pytest
+
+from conftest import EXAMPLES, run_mxc
+from mxc.compiler.driver import compile_file
+from mxc.options import Options
+from mxc.selection.budget import AutoError, AutoSpec
+from mxc.selection.solver import Coupling, Infeasible, solve
+
+# gate and up read one activation (a coupled group); K = 64 and 128 take every Hadamard size but 128 / all
+GATED = """
+import torch
+class Gated(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gate = torch.nn.Linear(64, 128)
+        self.up = torch.nn.Linear(64, 128)
+        self.down = torch.nn.Linear(128, 64)
+        self.head = torch.nn.Linear(64, 32, bias=False)
+    def forward(self, x):
+        h = self.down(torch.nn.functional.silu(self.gate(x)) * self.up(x))
+        return self.head(h + x)
+def get_model():
+    torch.manual_seed(0)
+    return Gated()
+def get_example_inputs():
+    return (torch.randn(16, 64, generator=torch.Generator().manual_seed(1)),)
+def get_calibration_inputs():
+    g = torch.Generator().manual_seed(2)
+    return [(torch.randn(16, 64, generator=g),) for _ in range(3)]
+def get_loss(out, x):
+    return (out - x[:, :32]).square().mean()
+"""
+
+
+def _auto(path, out=None, auto="bits=4.5", **kw):
+    return compile_file(path, out, Options(auto=auto, **kw), compile_to="formats").manifest
+
+
+def test_solver_matches_brute_force():
+    rng = random.Random(0)
+    for _ in range(150):
+        sizes = [rng.randint(1, 4) for _ in range(rng.randint(1, 5))]
+        costs = [[rng.randint(1, 20) for _ in range(s)] for s in sizes]
+        scores = [[rng.random() for _ in range(s)] for s in sizes]
+        budget = rng.randint(0, 60)
+        couplings = []
+        if len(sizes) > 1 and rng.random() < 0.5:
+            couplings = [Coupling((0, 1), tuple(tuple(rng.choice("ab") for _ in range(sizes[m])) for m in (0, 1)))]
+        feasible = [p for p in itertools.product(*map(range, sizes))
+                    if sum(costs[i][j] for i, j in enumerate(p)) <= budget
+                    and not (couplings and couplings[0].keys[0][p[0]] != couplings[0].keys[1][p[1]])]
+        best = min((sum(scores[i][j] for i, j in enumerate(p)) for p in feasible), default=None)
+        if best is None:
+            with pytest.raises(AutoError):
+                solve(costs, scores, budget, couplings)
+            continue
+        picks = solve(costs, scores, budget, couplings)
+        assert sum(costs[i][j] for i, j in enumerate(picks)) <= budget
+        assert sum(scores[i][j] for i, j in enumerate(picks)) == pytest.approx(best, abs=1e-9)
+        if couplings:
+            assert couplings[0].keys[0][picks[0]] == couplings[0].keys[1][picks[1]]
+
+
+def test_solver_names_the_least_achievable_cost():
+    with pytest.raises(Infeasible) as e:
+        solve([[5, 9], [3, 4]], [[1.0, 0.0], [1.0, 0.0]], 7)
+    assert e.value.least == 8
+
+
+def test_budget_respected_and_more_bits_predict_less_loss(write_model):
+    path = write_model(GATED)
+    predicted = []
+    for bits in (4.25, 4.5, 5.0, 6.25, 8.25, 40):
+        auto = _auto(path, auto=f"bits={bits}", weights_only=True)["auto"]
+        assert auto["effective_bits"] <= bits + 1e-12
+        predicted.append(auto["predicted_score"])
+    assert all(a >= b for a, b in zip(predicted, predicted[1:])), predicted
+    assert predicted[-1] == 0.0  # 40 bits: everything may stay in f32, which changes nothing
+
+
+def test_policy_is_deterministic_and_reusable(write_model, tmp_path):
+    path = write_model(GATED)
+    m1 = _auto(path, tmp_path / "a", auto="bits=5")
+    _auto(path, tmp_path / "b", auto="bits=5")
+    policy = (tmp_path / "a" / "policy.toml").read_bytes()
+    assert policy == (tmp_path / "b" / "policy.toml").read_bytes()
+    again = compile_file(path, tmp_path / "c", Options(policy=str(tmp_path / "a" / "policy.toml")),
+                         compile_to="formats").manifest
+    formats = lambda m: {r["layer"]: (r["weight_format"], r["activation_format"]) for r in m["layers"]}  # noqa: E731
+    assert formats(again) == formats(m1)
+    assert m1["auto"]["calibration"] == {"source": "get_calibration_inputs()", "batches": 3, "shapes": [[16, 64]],
+                                         "loss": "get_loss()"}
+    rows = {r["layer"]: r for r in m1["layers"]}
+    assert rows["gate"]["decision"].startswith(m1["auto"]["layers"]["gate"]["choice"] + " (--auto bits=5: score")
+
+
+def test_coupled_layers_share_one_activation_format(write_model):
+    path = write_model(GATED)
+    auto = _auto(path, auto="bits=4.5,acts=any")["auto"]
+    assert auto["coupled_groups"] == [["gate", "up"]]
+    rows = {r["layer"]: r for r in compile_file(path, None, Options(auto="bits=4.5,acts=any"),
+                                                 compile_to="formats").manifest["layers"]}
+    assert rows["gate"]["activation_format"] == rows["up"]["activation_format"]
+    same = {r["layer"]: r for r in compile_file(path, None, Options(auto="bits=4.5,acts=wa,same_weights=1"),
+                                                 compile_to="formats").manifest["layers"]}
+    assert same["gate"]["weight_format"] == same["up"]["weight_format"]
+    assert same["gate"]["activation_format"] == same["up"]["activation_format"] != "none"
+
+
+def test_pinned_layers_are_left_out(write_model, tmp_path):
+    path = write_model(GATED)
+    pin = tmp_path / "pin.toml"
+    pin.write_text('[layers]\n"head" = "none"\n')
+    auto = _auto(path, auto="bits=4.5", policy=str(pin), weights_only=True)["auto"]
+    assert "head" not in auto["layers"] and auto["pinned"] == {"head": "none"}
+    assert auto["effective_bits"] <= 4.5  # head's 32 bits are not in the average
+
+
+def test_errors(write_model):
+    path = write_model(GATED)
+    code, _, err = run_mxc("compile", path, "-o", path.parent / "o", "--auto", "bits=3", "--weights-only")
+    assert code == 2 and "the smallest achievable is 4.2500 bits/weight" in err
+    code, _, err = run_mxc("compile", path, "-o", path.parent / "o", "--auto", "bits=4.5", "--format", "nvfp4")
+    assert code == 2 and "--format and --auto exclude each other" in err
+    with pytest.raises(ValueError, match="drop --scale-rule"):
+        Options(auto="bits=4.5", scale_rule="rceil")
+    for text, message in (("bits=4.5,speedup=2", "exactly one budget"), ("bits=-1", "positive"),
+                          ("bits=4.5,acts=some", "acts must be"), ("bits=5,formats=mxfp5", "unknown formats"),
+                          ("bits", "is not key=value"), ("bytes=3", "unknown key")):
+        with pytest.raises(AutoError, match=message):
+            AutoSpec.parse(text)
+
+
+def test_without_calibration_or_loss_warns_and_scores_on_the_examples(tmp_path):
+    code, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path / "o", "--auto", "bits=6",
+                           "--compile-to", "formats", "-q")
+    assert code == 0, err
+    assert "defines no get_calibration_inputs()" in err and "defines no get_loss(output, *inputs)" in err
+    auto = json.loads((tmp_path / "o" / "manifest.json").read_text())["auto"]
+    assert auto["calibration"]["source"] == "get_example_inputs()"
+
+
+def test_a_loss_without_gradient_falls_back_to_output_error(write_model):
+    path = write_model(GATED.replace("return (out - x[:, :32]).square().mean()", "return out.argmax(-1).float().mean()"))
+    m = _auto(path, auto="bits=5", weights_only=True)
+    assert any("the loss cannot be differentiated" in w for w in m["warnings"])
+    assert m["auto"]["effective_bits"] <= 5 and m["auto"]["predicted_score"] > 0
+
+
+def test_auto_artifact_runs_and_matches_its_reference(write_model, tmp_path):
+    path = write_model(GATED)
+    compile_file(path, tmp_path / "a", Options(auto="bits=4.5,acts=any"))
+    code, out, err = run_mxc("run", tmp_path / "a", "--compare")
+    assert code == 0, out + err
+    assert ": pass" in out
