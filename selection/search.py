@@ -123,7 +123,7 @@ def calibration_batches(spec) -> tuple[list[tuple], str]:
 
 
 def _cost_class(layer: LayerInfo):
-    return lambda c: (bits_per_weight(c, layer), None if c.act is None else str(c.act))
+    return lambda c: (bits_per_weight(c, layer), None if c.act is None else c.act.name)
 
 
 def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weights_only: bool,

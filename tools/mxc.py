@@ -98,6 +98,25 @@ def _cmd_compile(a) -> int:
     return 0
 
 
+def _auto_table(auto: dict) -> str:
+    """`mxc inspect`'s --auto section: the budget, then each layer's choice, score and runner-up."""
+    b, c = auto["budget"], auto["calibration"]
+    head = (f"--auto {b['text']}: {auto['effective_bits']:.4f} bits/weight (scales counted) over "
+            f"{len(auto['layers'])} searched layers; objective {auto['objective']}; calibration "
+            f"{c['batches']} batch(es) of {c['shapes']} from {c['source']}, loss: {c['loss']}; "
+            f"policy: {auto['policy']}")
+    rows = [[layer, d["choice"], f"{d['bits_per_weight']:.2f}", f"{d['score']:.4g}",
+             "" if d["runner_up"] is None else d["runner_up"]["choice"],
+             "" if d["runner_up"] is None else f"{d['runner_up']['score']:.4g}"
+             + ("" if d["runner_up"]["scored"] else " (est.)"),
+             f"{d['scored']}/{d['candidates']}"]
+            for layer, d in auto["layers"].items()]
+    table = text_table(["layer", "choice", ">bits/w", ">score", "runner-up (no more bits)", ">its score",
+                        ">scored"], rows)
+    pinned = "".join(f"\npinned by --policy: {k} = {v}" for k, v in auto["pinned"].items())
+    return f"{head}\n{table}{pinned}"
+
+
 def _auto_summary(auto: dict, out: str) -> str:
     """One paragraph on what --auto chose: bits used, the choices by count, the time it took."""
     counts: dict[str, int] = {}
@@ -221,6 +240,9 @@ def _cmd_inspect(a) -> int:
     if any("weight_bytes" in r for r in m["layers"]):  # (manifests before weight_bytes: no breakdown)
         print()
         print(_where_bytes_go(m))
+    if "auto" in m:
+        print()
+        print(_auto_table(m["auto"]))
     for w in m.get("warnings", []):
         print(f"warning: {w}")
     if a.target:
