@@ -42,6 +42,7 @@ class Tapped:
     w_axis: int  # its block axis (the reduction)
     act_node: str  # the graph node of the activations (layers that share it read one activation)
     dtype_bits: int  # bits of the right-hand operand's dtype (32, or 16 for bf16/f16)
+    param: str | None = None  # the model parameter the right-hand side is (None: computed)
     grads: list[torch.Tensor] = field(default_factory=list)
     acts: list[torch.Tensor] = field(default_factory=list)
     rhs: list[torch.Tensor] = field(default_factory=list)  # per batch, when it is an activation too
@@ -87,7 +88,8 @@ def tap_graph(model: torch.nn.Module, inputs: tuple, layers: set[str]) -> tuple[
         w_val = args[w_i] if isinstance(args[w_i], torch.Tensor) else rhs.meta.get("val")
         dtype = getattr(w_val, "dtype", torch.float32)
         rec = records[name] = Tapped(node.target, args, a_i, w_i, w_axis, str(node.args[a_i]),
-                                     16 if dtype in (torch.bfloat16, torch.float16) else 32)
+                                     16 if dtype in (torch.bfloat16, torch.float16) else 32,
+                                     rhs.target if rhs.op == "get_attr" else None)
         mod = f"_mxc_tap_{len(records)}"
         gm.add_submodule(mod, _Tap(rec, rhs.op != "get_attr"))
         with gm.graph.inserting_after(node):

@@ -33,6 +33,9 @@ def get_example_inputs():
 def get_calibration_inputs():
     g = torch.Generator().manual_seed(2)
     return [(torch.randn(16, 64, generator=g),) for _ in range(3)]
+def get_eval_inputs():
+    g = torch.Generator().manual_seed(3)
+    return [(torch.randn(16, 64, generator=g),) for _ in range(2)]
 def get_loss(out, x):
     return (out - x[:, :32]).square().mean()
 """
@@ -159,3 +162,12 @@ def test_auto_artifact_runs_and_matches_its_reference(write_model, tmp_path):
     code, out, err = run_mxc("run", tmp_path / "a", "--compare")
     assert code == 0, out + err
     assert ": pass" in out
+
+
+def test_auto_check_compares_scores_with_the_true_loss(write_model, capsys):
+    from mxc.tools.auto_check import main
+
+    assert main([str(write_model(GATED)), "--layers", "4", "--formats", "mxfp4", "mxfp8"]) == 0
+    out = capsys.readouterr().out
+    assert "Spearman rank correlation over 8 (layer, format) pairs" in out
+    assert out.count("mxfp4 ") == 4
