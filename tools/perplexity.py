@@ -3,11 +3,15 @@
 Each row compiles examples/llm/smollm2.py with `--policy examples/llm/smollm2_policy.toml` (lm_head in
 high precision) and its flags, in a subprocess at $SMOLLM2_TOKENS = --tokens, then runs the compiled
 artifact through IREE's runtime on the first --windows windows of the evaluation split of
-mxc.tools.text (the Python language reference; disjoint by topic from the calibration split that
+mxc.tools.text (the Python language reference; disjoint from the calibration split that
 get_calibration_inputs() and get_example_inputs() read). Perplexity = exp(mean next-token
 cross-entropy over every predicted token of every window), computed in float64; each window starts
 cold (no BOS, no context from the window before). `--fake-quant` adds the torch fake-quant
-reference's perplexity (mxc.runtime.reference.fake_quant_module) on the same windows as a cross-check.
+reference's perplexity (mxc.runtime.reference.fake_quant_module) on the same windows as a cross-check:
+weights-only rows agree to the printed digits; rows that round activations to 4 bits do not, since
+a float32-sized difference flips roundings that cascade (4 windows of 512, MXFP4 weights and
+activations: compiled 53.5, fake-quant 56.2, and 54.0-56.8 with float32-sized noise on its
+activations, ActNoise at 2^-23).
 
 bits/w is the numel-weighted mean bits per weight of the matmul layers (the embedding table and the
 layers the policy file pins, lm_head, left out), or the manifest's `auto.effective_bits` when it has
@@ -216,8 +220,7 @@ def main(argv=None) -> int:
     work = a.work or Path(tempfile.mkdtemp(prefix="mxc-perplexity-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"SmolLM2-135M, {a.windows} evaluation windows of {a.tokens} tokens ({a.windows * (a.tokens - 1)} "
-          f"predicted); Python {sys.version.split()[0]} text sha256: "
-          + ", ".join(f"{s} {text.sha256(s)[:16]}" for s in text.SPLITS), flush=True)
+          f"predicted); load average {os.getloadavg()[0]:.2f}", flush=True)
     results = []
     for name, flags in rows.items():
         try:
@@ -225,12 +228,13 @@ def main(argv=None) -> int:
         except Exception as e:  # one row's failure must not lose the others
             results.append({"row": name, "flags": shlex.join(flags), "error": f"{type(e).__name__}: {e}"})
         r = results[-1]
-        print(f"  {name}: " + (r["error"] if "error" in r else
-                              f"perplexity {r['perplexity']:.3f}, compile {r['compile_s']:.1f} s"), flush=True)
+        print(f"  {name}: " + (r["error"] if "error" in r else f"perplexity {r['perplexity']:.3f}, compile "
+                              f"{r['compile_s']:.1f} s, {r['eval_s_per_window']:.2f} s/window"), flush=True)
     if a.work is None and not a.keep:
         shutil.rmtree(work)
     print(table(results, a.fake_quant))
-    print(f"text: Python {sys.version.split()[0]} pydoc_data.topics; " +
+    print(f"load average after: {os.getloadavg()[0]:.2f}; text: Python {sys.version.split()[0]} pydoc_data.topics, "
+          f"{a.windows} windows of {a.tokens} tokens; " +
           "; ".join(f"{s} sha256 {text.sha256(s)}" for s in text.SPLITS))
     if a.keep:
         print(f"artifacts kept in {work}")
