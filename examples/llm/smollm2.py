@@ -8,8 +8,9 @@ under a second). `lm_head` is tied to the embedding; keep it in high precision w
 
 Inputs are English text, the Python language reference (mxc.tools.text): get_example_inputs() is the
 first window of its calibration split, get_calibration_inputs() the first $SMOLLM2_CALIB_BATCHES (4)
-windows; the evaluation split is for `python -m mxc.tools.perplexity`. get_loss() is the mean
-next-token cross-entropy. The GGUF's tokenizer takes ~4 s to build, so it is cached beside the checkpoint.
+windows; get_eval_inputs() the first $SMOLLM2_EVAL_BATCHES (4) of the evaluation split, which
+`python -m mxc.tools.perplexity` also reads. get_loss() is the mean next-token cross-entropy. The
+GGUF's tokenizer takes ~4 s to build, so it is cached beside the checkpoint (later loads 0.3 s).
 
     mxc compile examples/llm/smollm2.py --format nvfp4 --weights-only --policy examples/llm/smollm2_policy.toml
 """
@@ -25,6 +26,7 @@ from mxc.tools import text
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 TOKENS = int(os.environ.get("SMOLLM2_TOKENS", "512"))
 CALIB_BATCHES = int(os.environ.get("SMOLLM2_CALIB_BATCHES", "4"))
+EVAL_BATCHES = int(os.environ.get("SMOLLM2_EVAL_BATCHES", "4"))
 
 
 def gguf_dir() -> str:
@@ -117,6 +119,11 @@ def get_example_inputs():
 def get_calibration_inputs(count: int = CALIB_BATCHES) -> list[tuple]:
     """The first `count` windows of TOKENS ids of the calibration text, each as a tuple `(ids,)`."""
     return [(ids,) for ids in text.windows(get_tokenizer(), "calibration", TOKENS, count)]
+
+
+def get_eval_inputs(count: int = EVAL_BATCHES) -> list[tuple]:
+    """The first `count` windows of TOKENS ids of the evaluation text (held out from calibration)."""
+    return [(ids,) for ids in text.windows(get_tokenizer(), "evaluation", TOKENS, count)]
 
 
 def get_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:

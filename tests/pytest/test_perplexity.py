@@ -74,6 +74,9 @@ def test_smollm2_inputs_are_calibration_text_windows(smollm2, monkeypatch):
     monkeypatch.setenv("SMOLLM2_CALIB_BATCHES", "2")
     again = perplexity._import_model(perplexity.MODEL).get_calibration_inputs()
     assert len(again) == 2 and all(torch.equal(a[0], c[0]) for a, c in zip(again, calib))
+    held_out = smollm2.get_eval_inputs()
+    assert len(held_out) == 4 and torch.equal(held_out[1][0], text.windows(smollm2.get_tokenizer(), "evaluation",
+                                                                           64, 2)[1])
 
 
 def test_perplexity_of_uniform_logits_is_the_vocabulary_size_and_of_certainty_one():
