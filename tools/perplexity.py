@@ -45,12 +45,15 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 MODEL = EXAMPLES / "llm" / "smollm2.py"
 POLICY = EXAMPLES / "llm" / "smollm2_policy.toml"
 BASELINE = "none"  # the row the +% column is relative to
-# name -> compile flags: unquantized; weights-only (-w); weights and activations (-wa)
+# name -> compile flags: unquantized; weights-only (-w); weights and activations (-wa); --auto at B bits
+AUTO_BITS = ("4.5", "5", "6")
 ROWS = {
     BASELINE: ["--format", "none"],
     **{f"{f}-w": ["--weights-only", "--format", f]
        for f in ("mxfp4", "nvfp4", "nvfp4_4over6", "if4", "mxfp6_e2m3", "mxfp8")},
-    **{f"{f}-wa": ["--format", f] for f in ("mxfp4", "nvfp4", "mxfp8")},
+    **{f"{f}-wa": ["--format", f] for f in ("mxfp4", "nvfp4", "nvfp4_4over6", "if4", "mxfp6_e2m3", "mxfp8")},
+    **{f"auto-{b}-w": ["--weights-only", "--auto", f"bits={b}"] for b in AUTO_BITS},
+    **{f"auto-{b}-wa": ["--auto", f"bits={b}"] for b in AUTO_BITS},
 }
 INSTALL = 'pip install -e ".[eval]"'
 
@@ -169,11 +172,27 @@ def _md(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def table(rows: list[dict], fake_quant: bool) -> str:
-    """The rows as a markdown table; +% is relative to the `none` row's perplexity."""
+def gap_closed(row: dict, rows: list[dict]) -> float | None:
+    """An `auto-B-MODE` row's share of the perplexity gap between the best uniform row of its mode
+    (-w or -wa) using at most B bits/weight and the unquantized row that it closes (None: not an auto row)."""
+    name = row["row"]
+    if not name.startswith("auto-") or "perplexity" not in row:
+        return None
+    _, budget, mode = name.split("-")
     base = next((r.get("perplexity") for r in rows if r["row"] == BASELINE), None)
-    head = ["row", "flags", "bits/w", "perplexity", f"+% vs {BASELINE}", *(["fake-quant ppl"] if fake_quant else []),
-            "compile s", "eval s/window"]
+    uniform = [r["perplexity"] for r in rows if "perplexity" in r and not r["row"].startswith("auto-")
+               and r["row"].endswith(f"-{mode}") and r["bits_per_weight"] <= float(budget) + 1e-9]
+    if base is None or not uniform or min(uniform) <= base:
+        return None
+    return (min(uniform) - row["perplexity"]) / (min(uniform) - base)
+
+
+def table(rows: list[dict], fake_quant: bool) -> str:
+    """The rows as a markdown table; +% is relative to the `none` row's perplexity; `gap closed`: see
+    `gap_closed`."""
+    base = next((r.get("perplexity") for r in rows if r["row"] == BASELINE), None)
+    head = ["row", "flags", "bits/w", "perplexity", f"+% vs {BASELINE}", "gap closed",
+            *(["fake-quant ppl"] if fake_quant else []), "compile s", "eval s/window"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
         flags = f"`{_md(r['flags'])}`"
@@ -183,7 +202,9 @@ def table(rows: list[dict], fake_quant: bool) -> str:
             continue
         ppl = r["perplexity"]
         pct = None if base is None else 100 * (ppl / base - 1)
+        gap = gap_closed(r, rows)
         cells = [_md(r["row"]), flags, _cell(r["bits_per_weight"], ".3f"), _cell(ppl, ".3f"), _cell(pct, "+.2f"),
+                 "" if gap is None else f"{100 * gap:.0f} %",
                  *([_cell(r["fake_quant_perplexity"], ".3f")] if fake_quant else []),
                  _cell(r["compile_s"], ".1f"), _cell(r["eval_s_per_window"], ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
