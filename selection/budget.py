@@ -8,7 +8,8 @@
 Keys: exactly one of `bits`, `speedup`, `time`; `acts` = `w` (every candidate weight-only), `wa`
 (activations quantized too) or `any` (the search decides per layer; default: `w` with
 `--weights-only`, else `wa`); `same_weights` (1: layers reading one activation also take one
-weight format); `formats` (the candidate formats, `+`-separated; default every format).
+weight format); `formats` (the candidate formats, `+`-separated; default every format); `png=FILE`
+(a picture of the predicted-loss frontier and the per-layer choices; needs matplotlib).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class AutoSpec:
     acts: Acts | None = None
     same_weights: bool = False
     formats: tuple[str, ...] = ()
+    png: str = ""  # where to draw the frontier and the per-layer choices ("" = no picture)
     text: str = ""
 
     @property
@@ -50,7 +52,7 @@ class AutoSpec:
     def to_dict(self) -> dict:
         return {"text": self.text, "kind": self.kind, "bits": self.bits, "speedup": self.speedup,
                 "time_s": self.time_s, "acts": self.acts, "same_weights": self.same_weights,
-                "formats": list(self.formats)}
+                "formats": list(self.formats), "png": self.png}
 
     @staticmethod
     def parse(text: str) -> "AutoSpec":
@@ -87,7 +89,9 @@ def _field(key: str, value: str, text: str) -> dict:
         if unknown:
             raise AutoError(f"--auto {text}: unknown formats {unknown} (formats: {', '.join(FORMATS)}, none)")
         return {"formats": names}
-    raise AutoError(f"--auto {text}: unknown key '{key}' (keys: bits, speedup, time, acts, same_weights, formats)")
+    if key == "png":
+        return {"png": value}
+    raise AutoError(f"--auto {text}: unknown key '{key}' (keys: bits, speedup, time, acts, same_weights, formats, png)")
 
 
 def _positive(key: str, value: str, text: str) -> float:

@@ -28,6 +28,7 @@ from mxc.targets import Target
 
 from .budget import AutoError, AutoSpec
 from .candidates import LayerInfo, bits_per_weight, candidates
+from .frontier import check_plotting, frontier, plot
 from .scoring import Scored, score_layer
 from .sensitivity import calibrate
 from .solver import Coupling, Infeasible, solve
@@ -65,12 +66,14 @@ class Selection:
     effective_bits: float
     calibration: dict
     timings: dict = field(default_factory=dict)
+    frontier: list = field(default_factory=list)  # (bits per weight, least predicted score) per budget
 
     def record(self) -> dict:
         return {"budget": self.auto.to_dict(), "objective": "sum over layers of sum g^2 (Y_q - Y)^2",
                 "effective_bits": round(self.effective_bits, 4),
                 "predicted_score": sum(d.score for d in self.decisions),
                 "calibration": self.calibration, "coupled_groups": self.groups,
+                "frontier": [[round(b, 4), s] for b, s in self.frontier],
                 "pinned": {k: _choice_text(c) for k, c in self.pinned.items()},
                 "layers": {d.layer: d.to_dict() for d in self.decisions},
                 "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
@@ -132,6 +135,8 @@ def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weight
     if auto.kind != "bits":
         raise AutoError(f"--auto {auto.text}: speed budgets (speedup=, time=) need a per-target cost model, "
                         "which mxc does not have yet; use bits=B")
+    if auto.png:
+        check_plotting()  # before the search, not after it
     t0 = time.perf_counter()
     pinned = {}
     if policy is not None:
@@ -173,17 +178,23 @@ def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weight
     try:
         picks = solve(costs, [[s.score for s in row] for row in scored], budget, couplings)
     except Infeasible as e:
-        raise AutoError(f"--auto {auto.text}: the smallest achievable is {e.least / QUARTER / total:.4f} bits/weight "
+        raise AutoError(f"--auto {auto.text}: the smallest achievable is {e.least / QUARTER / max(total, 1):.4f} bits/weight "
                         f"(every searched layer in its cheapest candidate); raise the budget to at least that"
                         ) from None
     used = sum(costs[i][j] for i, j in enumerate(picks))
     decisions = [_decision(lay, row, j, secs) for lay, row, j, secs in zip(searched, scored, picks, seconds)]
     t3 = time.perf_counter()
+    points = frontier(costs, [[s.score for s in row] for row in scored], couplings, QUARTER * total)
     calib = {"source": source, "batches": len(batches), "shapes": [list(t.shape) for t in batches[0]],
              "loss": "get_loss()" if spec.loss else "random projection of the outputs"}
-    return Selection(auto, decisions, pinned, groups, used / QUARTER / total if total else 0.0, calib,
-                     {"calibrate": t1 - t0, "score": t2 - t1, "solve": t3 - t2,
-                      "per_layer_mean": (t2 - t1) / len(searched)})
+    sel = Selection(auto, decisions, pinned, groups, used / QUARTER / max(total, 1), calib,
+                    {"calibrate": t1 - t0, "score": t2 - t1, "solve": t3 - t2,
+                     "per_layer_mean": (t2 - t1) / len(searched)}, points)
+    if auto.png:
+        plot(auto.png, points, (sel.effective_bits, sum(d.score for d in decisions)),
+             [(d.layer, d.bits, _choice_text(d.choice).split("{")[0].split(" ")[0]) for d in decisions],
+             f"--auto {auto.text}")
+    return sel
 
 
 def _groups(layers: list[LayerInfo], records) -> list[list[str]]:

@@ -1,6 +1,7 @@
 """`mxc compile --auto`: the per-layer search (mxc.selection), its solver, its policy and its errors."""
 
 import itertools
+import sys
 import json
 import random
 
@@ -189,3 +190,19 @@ def test_auto_on_the_real_llm(tmp_path, monkeypatch):
     assert auto["effective_bits"] <= 4.5 and auto["calibration"]["loss"] == "get_loss()"
     assert len(auto["coupled_groups"]) == 60
     assert "--auto bits=4.5: " in out and "policy.toml" in out
+
+
+def test_frontier_and_its_picture(write_model, tmp_path, monkeypatch):
+    path = write_model(GATED)
+    auto = _auto(path, auto="bits=5", weights_only=True)["auto"]
+    bits = [b for b, _ in auto["frontier"]]
+    scores = [s for _, s in auto["frontier"]]
+    assert bits[0] == 4.25 and all(a >= b for a, b in zip(scores, scores[1:]))  # more bits, never worse
+    assert min(s for b, s in auto["frontier"] if b <= 5) >= auto["predicted_score"] - 1e-12
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed: said before the search
+    with pytest.raises(AutoError, match="png=FILE needs matplotlib: pip install matplotlib"):
+        _auto(path, auto=f"bits=5,png={tmp_path / 'f.png'}", weights_only=True)
+    monkeypatch.undo()
+    pytest.importorskip("matplotlib")
+    _auto(path, auto=f"bits=5,png={tmp_path / 'f.png'}", weights_only=True)
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
