@@ -175,21 +175,23 @@ def test_auto_check_compares_scores_with_the_true_loss(write_model, capsys):
 
 
 def test_auto_on_the_real_llm(tmp_path, monkeypatch):
-    """SmolLM2-135M at 64 tokens: 210 layers searched, lm_head pinned, q/k/v and gate/up coupled."""
+    """SmolLM2-135M at 64 tokens, three candidate formats (CI's time): 210 layers searched, lm_head pinned,
+    q/k/v and gate/up coupled."""
     from mxc.tools.perplexity import MODEL, POLICY, skip_reason
 
     if reason := skip_reason():
         pytest.skip(reason)
     monkeypatch.setenv("SMOLLM2_TOKENS", "64")
     monkeypatch.setenv("SMOLLM2_CALIB_BATCHES", "2")
-    code, out, err = run_mxc("compile", MODEL, "-o", tmp_path / "o", "--auto", "bits=4.5", "--weights-only",
+    code, out, err = run_mxc("compile", MODEL, "-o", tmp_path / "o", "--auto", "bits=4.5,formats=mxfp4+nvfp4+mxfp8",
+                             "--weights-only",
                              "--policy", POLICY, "--compile-to", "formats", "-q")
     assert code == 0, err
     auto = json.loads((tmp_path / "o" / "manifest.json").read_text())["auto"]
     assert len(auto["layers"]) == 210 and auto["pinned"] == {"lm.lm_head": "none"}
     assert auto["effective_bits"] <= 4.5 and auto["calibration"]["loss"] == "get_loss()"
     assert len(auto["coupled_groups"]) == 60
-    assert "--auto bits=4.5: " in out and "policy.toml" in out
+    assert "--auto bits=4.5,formats=mxfp4+nvfp4+mxfp8: " in out and "policy.toml" in out
 
 
 def test_frontier_and_its_picture(write_model, tmp_path, monkeypatch):
