@@ -213,9 +213,9 @@ def compile_file(
 
 # What mxc writes into an artifact directory (and a failed compile's reproducers):
 # a directory holding only these may be replaced by a new artifact.
+POLICY_FILE = "policy.toml"  # --auto's decided policy
 _ARTIFACT_ENTRIES = frozenset({"model.vmfb", "model.irpa", "inputs.pt", "manifest.json", "reference.pt", "kernels",
-                               "policy.toml", "repro.mlir", "iree_input.mlir"})
-POLICY_FILE = "policy.toml"
+                               POLICY_FILE, "repro.mlir", "iree_input.mlir"})
 
 
 def _auto_select(spec, module: ir.Module, opts: Options, weights: WeightStore, target, progress: bool,
