@@ -25,7 +25,7 @@ from mxc.compiler.frontend import export
 from mxc.errors import MxcWarning
 from mxc.layers import module_path, unique_layer_names
 from mxc.policy import Choice
-from mxc.runtime.reference import _ARG_POSITIONS, _CONVS, _MATMULS, _FakeQuantConv2d, _fq
+from mxc.runtime.reference import _ARG_POSITIONS, _CONVS, _MATMULS, _FakeQuantConv2d, _flatten, _fq
 
 from .budget import AutoError
 
@@ -138,16 +138,6 @@ def _backward(out, batch, loss_fn, probe: torch.Generator) -> bool:
         warnings.warn(f"--auto: the loss cannot be differentiated ({type(e).__name__}: {str(e)[:200]}); "
                       "layers are scored by their plain output error", MxcWarning, stacklevel=2)
         return False
-
-
-def _flatten(out) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _flatten(o)]
-    if isinstance(out, dict) or hasattr(out, "values"):
-        return [t for o in out.values() for t in _flatten(o)]
-    return []
 
 
 def layer_output(rec: Tapped, act: torch.Tensor, rhs: torch.Tensor, choice: Choice | None = None) -> torch.Tensor:
