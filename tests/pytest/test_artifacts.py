@@ -193,7 +193,13 @@ def test_bad_output_dir_interrupt_and_bad_files(mlp, tmp_path):
     seen = ""
     while "[1/" not in seen and p.poll() is None:  # interrupt once the compile is under way
         seen += p.stderr.read(1)
-    p.send_signal(signal.SIGINT)
+    for _ in range(12):  # a SIGINT that lands in torch.export's own machinery can be lost (seen under load): again
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            continue
     err = seen + p.stderr.read()
     assert p.wait(timeout=60) == 130 and "mxc: interrupted" in err and "Traceback" not in err, err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
