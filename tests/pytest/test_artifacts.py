@@ -189,7 +189,10 @@ def test_bad_output_dir_interrupt_and_bad_files(mlp, tmp_path):
     slow = tmp_path / "slow.py"
     slow.write_text(SLOW)
     p = subprocess.Popen([sys.executable, "-m", "mxc.tools.mxc", "compile", str(slow), "-o", str(out),
-                          "--format", "nvfp4"], stderr=subprocess.PIPE, text=True)
+                          "--format", "nvfp4"], stderr=subprocess.PIPE, text=True,
+                         # as a terminal would: SIGINT not ignored (a test run before this one in the same
+                         # pytest worker can leave it ignored, and a child inherits that)
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     while "[1/" not in seen and p.poll() is None:  # interrupt once the compile is under way
         seen += p.stderr.read(1)
