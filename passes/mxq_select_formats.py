@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 import warnings
 from typing import TYPE_CHECKING
 
@@ -124,10 +125,7 @@ def searchable_layers(module: ir.Operation, weights: WeightStore | None) -> list
         if "mxq.decision" in mm.operation.attributes:
             continue
         x, w = (ir.RankedTensorType(v.type).shape for v in (mm.lhs, mm.rhs))
-        m = 1
-        for d in x[:-1]:
-            m *= d
-        layers.append(LayerInfo(ir.StringAttr(mm.layer).value, m, x[-1], w[-2] if len(w) > 1 else 1,
+        layers.append(LayerInfo(ir.StringAttr(mm.layer).value, math.prod(x[:-1]), x[-1], w[-2] if len(w) > 1 else 1,
                                 constant_weight(mm.rhs, weights) is not None, 32))
     return layers
 

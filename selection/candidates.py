@@ -16,6 +16,7 @@ from mxc.numerics.formats import FORMATS, Format
 from mxc.numerics.options import HADAMARD_SIZES, FormatSpec, OptionError, QuantOptions
 from mxc.policy import Choice
 from mxc.targets import GemmLayer, Target
+from mxc.targets.cuda import CudaTarget
 
 from .budget import Acts
 
@@ -85,7 +86,7 @@ def _act_formats(weight: Format, formats: tuple[str, ...]) -> list[Format]:
 def _runs(target: Target, layer: LayerInfo, choice: Choice) -> bool:
     """Whether the target computes `choice` as asked (a CUDA target without a kernel for the pair would
     silently run it weight-only; the search must not count on that)."""
-    if target.name == "cpu":
+    if not isinstance(target, CudaTarget):  # the CPU emulates every pair
         return True
     picked = target.select(GemmLayer(layer.name, layer.m, choice.weight, choice.act, layer.bias))
     return not isinstance(picked, str)

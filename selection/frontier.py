@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .budget import AutoError
-from .solver import _least_cost, solve
+from .solver import least_cost, solve
 
 STEP, SPAN = 0.5, 6.0  # bits per weight
 
@@ -26,7 +26,7 @@ def check_plotting() -> None:
 
 def frontier(costs, scores, couplings, unit: float) -> list[tuple[float, float]]:
     """(bits per weight used, least total score) per budget; `unit` = cost units per bit/weight."""
-    least = _least_cost(costs, couplings)
+    least = least_cost(costs, couplings)
     if least is None or unit <= 0:
         return []
     most = min(sum(max(row) for row in costs), least + SPAN * unit)

@@ -57,7 +57,7 @@ class Decision:
 
 @dataclass
 class Selection:
-    """What the search decided, for the manifest (`record`) and the artifact (`policy_toml`)."""
+    """What the search decided, for the manifest (`record`) and the artifact (`policy`)."""
 
     auto: AutoSpec
     decisions: list[Decision]
@@ -138,9 +138,8 @@ def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weight
     if auto.png:
         check_plotting()  # before the search, not after it
     t0 = time.perf_counter()
-    pinned = {}
-    if policy is not None:
-        pinned = {lay.name: policy.choose(lay.name)[0] for lay in layers if policy.choose(lay.name)[1] != "default"}
+    chosen = {lay.name: policy.choose(lay.name) for lay in layers} if policy is not None else {}
+    pinned = {name: choice for name, (choice, source) in chosen.items() if source != "default"}
     searched = [lay for lay in layers if lay.name not in pinned]
     if not searched:
         raise AutoError("--auto: every quantizable layer is pinned by the policy's rules; nothing to search")
@@ -149,34 +148,28 @@ def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weight
         warnings.warn(f"--auto: {spec.path.name} defines no get_loss(output, *inputs); the layers are scored by "
                       "their effect on the outputs (a random projection). Define get_loss for the model's own "
                       "loss (e.g. next-token cross-entropy)", MxcWarning, stacklevel=2)
-    bar = _bar(progress, len(batches), "calibrate")
-    records = calibrate(spec.model, batches, {lay.name for lay in searched}, spec.loss,
-                        bar.update if bar else None)
-    if bar:
-        bar.close()
+    with _bar(progress, len(batches), "calibrate") as bar:
+        records = calibrate(spec.model, batches, {lay.name for lay in searched}, spec.loss, bar.update)
     searched = [dataclasses.replace(lay, dtype_bits=records[lay.name].dtype_bits) for lay in searched]
     groups = _groups(searched, records)
     t1 = time.perf_counter()
     acts = auto.acts_for(weights_only)
     menus, scored, seconds = [], [], []
-    bar = _bar(progress, len(searched), "score")
-    for lay in searched:
-        t = time.perf_counter()
-        menu = candidates(lay, acts, target, auto.formats)
-        menus.append(menu)
-        scored.append(score_layer(records.pop(lay.name), menu, _cost_class(lay)))
-        seconds.append(time.perf_counter() - t)
-        if bar:
+    with _bar(progress, len(searched), "score") as bar:
+        for lay in searched:
+            t = time.perf_counter()
+            menus.append(candidates(lay, acts, target, auto.formats))
+            scored.append(score_layer(records.pop(lay.name), menus[-1], _cost_class(lay)))
+            seconds.append(time.perf_counter() - t)
             bar.update()
-    if bar:
-        bar.close()
     t2 = time.perf_counter()
     costs = [[round(bits_per_weight(c, lay) * QUARTER) * lay.numel for c in menu] for lay, menu in zip(searched, menus)]
     total = sum(lay.numel for lay in searched)
     budget = int(auto.bits * QUARTER * total)
     couplings = _couplings(searched, menus, groups, auto.same_weights)
+    scores = [[s.score for s in row] for row in scored]
     try:
-        picks = solve(costs, [[s.score for s in row] for row in scored], budget, couplings)
+        picks = solve(costs, scores, budget, couplings)
     except Infeasible as e:
         raise AutoError(f"--auto {auto.text}: the smallest achievable is {e.least / QUARTER / max(total, 1):.4f} bits/weight "
                         f"(every searched layer in its cheapest candidate); raise the budget to at least that"
@@ -184,7 +177,7 @@ def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weight
     used = sum(costs[i][j] for i, j in enumerate(picks))
     decisions = [_decision(lay, row, j, secs) for lay, row, j, secs in zip(searched, scored, picks, seconds)]
     t3 = time.perf_counter()
-    points = frontier(costs, [[s.score for s in row] for row in scored], couplings, QUARTER * total)
+    points = frontier(costs, scores, couplings, QUARTER * total)
     calib = {"source": source, "batches": len(batches), "shapes": [list(t.shape) for t in batches[0]],
              "loss": "get_loss()" if spec.loss else "random projection of the outputs"}
     sel = Selection(auto, decisions, pinned, groups, used / QUARTER / max(total, 1), calib,
@@ -192,7 +185,7 @@ def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weight
                      "per_layer_mean": (t2 - t1) / len(searched)}, points)
     if auto.png:
         plot(auto.png, points, (sel.effective_bits, sum(d.score for d in decisions)),
-             [(d.layer, d.bits, _choice_text(d.choice).split("{")[0].split(" ")[0]) for d in decisions],
+             [(d.layer, d.bits, d.choice.weight.name if d.choice.weight else "none") for d in decisions],
              f"--auto {auto.text}")
     return sel
 
@@ -224,10 +217,8 @@ def _decision(lay: LayerInfo, row: list[Scored], j: int, seconds: float) -> Deci
 
 
 def _bar(enabled: bool, total: int, what: str):
-    """A progress bar on stderr (tqdm, which transformers brings), or None."""
-    if not enabled:
-        return None
+    """A progress bar on stderr (tqdm, which transformers brings); a silent one when not `enabled`."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"--auto {what}", unit="batch" if what == "calibrate" else "layer",
-                leave=False)
+                leave=False, disable=not enabled)

@@ -50,7 +50,7 @@ def solve(costs: Sequence[Sequence[int]], scores: Sequence[Sequence[float]], bud
     for _ in range(8):
         picks = _milp(costs, scores, limit, couplings)
         if picks is None:
-            least = _least_cost(costs, couplings)
+            least = least_cost(costs, couplings)
             if least is None:
                 raise AutoError("no assignment gives every coupled group one key (one activation format)")
             raise Infeasible(budget, least)
@@ -61,7 +61,7 @@ def solve(costs: Sequence[Sequence[int]], scores: Sequence[Sequence[float]], bud
     raise AutoError(f"the solver kept exceeding budget {budget}")
 
 
-def _least_cost(costs, couplings) -> int | None:
+def least_cost(costs, couplings) -> int | None:
     """The smallest total cost any assignment (couplings respected) reaches; None: there is none."""
     picks = _milp(costs, [[float(c) for c in row] for row in costs], None, couplings)
     return None if picks is None else sum(costs[i][j] for i, j in enumerate(picks))
