@@ -14,6 +14,7 @@ into a new artifact, and Ctrl-C leaves the old OUT as it was.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -136,6 +137,11 @@ def compile_file(
                 selection, p = _auto_select(spec, module, opts, weights, target, progress, where)
                 steps.timings["auto"] = sum(selection.timings[k] for k in ("calibrate", "score", "solve"))
                 result.policy = selection.policy()
+            if phase == "calibrate":
+                calibration = _calibrate(spec, module, weights, progress)
+                if calibration is not None:
+                    p = dataclasses.replace(p, calibrated=calibration[0])
+                    steps.timings["calibration"] = calibration[1]
             steps.step(phase, lambda: _run_phase(p, module, out_dir or dump or Path(".")))
             record(phase, module, p)
             stop = compile_to == phase
@@ -216,6 +222,36 @@ def compile_file(
 POLICY_FILE = "policy.toml"  # --auto's decided policy
 _ARTIFACT_ENTRIES = frozenset({"model.vmfb", "model.irpa", "inputs.pt", "manifest.json", "reference.pt", "kernels",
                                POLICY_FILE, "repro.mlir", "iree_input.mlir"})
+
+
+def _calibrate(spec, module: ir.Module, weights: WeightStore, progress: bool):
+    """`--calibrate` (or a policy's `calibrate`): calibrate the layers mxq-select-formats marked, in execution
+    order on model.py's calibration data; (layer -> Calibrated, seconds), or None when no layer is marked."""
+    from mxc.calibration.sequential import calibrate_model
+    from mxc.passes.base import walk_ops
+    from mxc.runtime.reference import layer_formats
+    from mxc.selection.search import calibration_batches
+
+    methods = {ir.StringAttr(mm.operation.attributes["layer"]).value:
+               ir.StringAttr(mm.operation.attributes["mxq.calibrate"]).value
+               for mm in walk_ops(module.operation, "mxq.matmul") if "mxq.calibrate" in mm.operation.attributes}
+    if not methods:
+        return None
+    t0 = time.perf_counter()
+    batches, _ = calibration_batches(spec, "--calibrate")
+    formats = layer_formats({"layers": manifest.layer_table(module)})
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        tokens = sum(b[0].numel() if isinstance(b[0], torch.Tensor) else 1 for b in batches)
+        print(f"      --calibrate: {len(methods)} layers on {len(batches)} batches ({tokens} tokens)",
+              file=sys.stderr, flush=True)
+        bar = tqdm(total=len(methods), desc="      calibrate", unit="layer", file=sys.stderr, leave=False)
+    done, _ = calibrate_model(spec.model, batches, formats, methods, bar.update if bar else None)
+    if bar:
+        bar.close()
+    return done, time.perf_counter() - t0
 
 
 def _auto_select(spec, module: ir.Module, opts: Options, weights: WeightStore, target, progress: bool,

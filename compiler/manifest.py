@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from torch_mlir import ir
@@ -66,6 +67,14 @@ def _formats(w: FormatSpec | None, a: FormatSpec | None) -> dict:
             "weight_format_name": w.name if w else NONE, "activation_format_name": a.name if a else NONE}
 
 
+def _calibration(elems, params) -> dict:
+    """A calibrated weight's record (mxq-calibrate-weights) and the params that hold its codes."""
+    if not elems or "mxq.calibration" not in elems.attributes:
+        return {}
+    record = json.loads(_s(elems, "mxq.calibration"))
+    return {"calibration": {**record, "params": [_s(p, "name") for p in params]}}
+
+
 def _fused_entry(op) -> dict:
     w_spec = format_attr(op, "w_format")
     w_fmt = w_spec.format
@@ -95,6 +104,7 @@ def _fused_entry(op) -> dict:
         "weight_param": _s(elems, "name") if elems else None,
         "weight_bytes": sum(_nbytes(p) for p in params) if all(params) else None,
         **({"source_param": source} if source else {}),
+        **_calibration(elems, params),
         "decision": _s(op, "mxq.decision"),
         **_kernel_fields(op),
     }

@@ -3,6 +3,7 @@
     import            torch.export -> torch dialect (frontend.py, importer.py)
     mxq               convert-torch-to-mxq
     formats           mxq-select-formats
+    calibrate         mxq-calibrate-weights (GPTQ / MR-GPTQ with --calibrate; nothing without)
     quantize-weights  mxq-quantize-weights
     fuse              mxq-fuse
     ...               the target's own phases (mxc.targets), e.g.
@@ -22,13 +23,14 @@ from __future__ import annotations
 from mxc.options import Options
 from mxc.passes import Pass
 from mxc.passes.convert_torch_to_mxq import ConvertTorchToMxq
+from mxc.passes.mxq_calibrate_weights import MxqCalibrateWeights
 from mxc.passes.mxq_fuse import MxqFuse
 from mxc.passes.mxq_quantize_weights import MxqQuantizeWeights
 from mxc.passes.mxq_select_formats import MxqSelectFormats
 from mxc.targets import get_target
 from mxc.weights import WeightStore
 
-FRONT = ("import", "mxq", "formats", "quantize-weights", "fuse")  # every target's
+FRONT = ("import", "mxq", "formats", "calibrate", "quantize-weights", "fuse")  # every target's
 BACK = ("iree-input", "vmfb")
 
 
@@ -42,6 +44,7 @@ def pass_phases(opts: Options, weights: WeightStore, libraries: list | None = No
     return [
         ("mxq", ConvertTorchToMxq()),
         ("formats", MxqSelectFormats.from_compile_options(opts, weights)),
+        ("calibrate", MxqCalibrateWeights(weights=weights)),  # the driver gives it the calibration's results
         ("quantize-weights", MxqQuantizeWeights(weights=weights)),
         ("fuse", MxqFuse()),
     ] + get_target(opts.target).lowering(opts, weights, libraries)

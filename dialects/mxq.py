@@ -63,6 +63,9 @@ DISCARDABLE_ATTRS = {
     KERNELS_ATTR: "the CUDA kernels of a fused layer (mxq-legalize-cuda)",
     PATH_ATTR: "the CUDA path of a fused layer in words (mxq-legalize-cuda)",
     "mxq.reason": "why a torch op stayed in high precision",
+    "mxq.calibrate": "how a layer's weight codes are chosen: gptq, mr-gptq (mxq-select-formats)",
+    "mxq.calibration": "a calibrated weight's record, JSON (mxq-calibrate-weights; on its quantize, then param)",
+    "mxq.s_enc": "the NV tensor scale a calibrated weight's codes were chosen with (on its quantize)",
 }
 
 

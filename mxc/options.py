@@ -79,6 +79,7 @@ class Options:
     hadamard: HadamardSize | None = None
     act_dtype: ActDtype = "f32"
     auto: str = ""  # `--auto bits=4.5`: mxc chooses every layer's format (mxc.selection); "" = off
+    calibrate: str = ""  # `--calibrate gptq`: how weights get their codes (mxc.calibration); "" = rtn
 
     def __post_init__(self):
         if self.target not in TARGET_NAMES:
@@ -99,10 +100,18 @@ class Options:
         object.__setattr__(self, "act_format", _spec("act_format", self.act_format or None))
         if self.auto:
             self._check_auto()
+        if self.calibrate:
+            from mxc.calibration.method import CalibrateSpec
+
+            try:
+                spec = CalibrateSpec.parse(self.calibrate)
+            except ValueError as e:
+                raise OptionsError(str(e)) from None
+            object.__setattr__(self, "calibrate", str(spec) if spec.active else "")
         try:
             quant = self.quant_options
             if not self.policy and not self.auto:
-                Choice.of(self.format, self.weights_only, self.act_format, quant)
+                Choice.of(self.format, self.weights_only, self.act_format, quant, self.calibrate)
         except ValueError as e:
             raise OptionsError(str(e)) from None
 
@@ -137,4 +146,5 @@ class Options:
     def from_dict(d: dict) -> "Options":
         """The inverse of `to_dict` (a manifest's "options"), validated again."""
         return Options(**{**d, "act_format": d.get("act_format") or None, "hadamard": d.get("hadamard") or None,
-                          "act_dtype": d.get("act_dtype") or "f32", "auto": d.get("auto") or ""})
+                          "act_dtype": d.get("act_dtype") or "f32", "auto": d.get("auto") or "",
+                          "calibrate": d.get("calibrate") or ""})

@@ -10,6 +10,7 @@ format name (or spec) or a table of the same keys:
     rounding = "rne"             # rne | stochastic (with seed = N)
     error_metric = "mse"         # Four Over Six / IF4 block choice: mse | mae | max
     hadamard = 32                # Hadamard rotation along K: 16 | 32 | 128 | "none"
+    calibrate = "gptq"           # how weights get their codes: rtn (default) | gptq | mr-gptq (mxc.calibration)
     [layers]                     # module-path patterns (fnmatch); the first match wins
     "lm_head" = "none"
     "*.mlp.down_proj" = "mxfp8{scale_rule=rceil}"
@@ -32,7 +33,7 @@ from mxc.numerics.options import OPTION_NAMES, FormatSpec, OptionError, QuantOpt
 
 from mxc.errors import MxcError
 
-RULE_KEYS = ("format", "weights_only", "act_format", *OPTION_NAMES)
+RULE_KEYS = ("format", "weights_only", "act_format", *OPTION_NAMES, "calibrate")
 
 
 class PolicyError(MxcError):
@@ -45,14 +46,22 @@ class Choice:
 
     `act` None with a `weight` is weights-only. Valid by construction: both
     specs share one block size (a block-scaled GEMM contracts blocks of both)
-    and one Hadamard rotation (the rotations cancel only in pairs).
+    and one Hadamard rotation (the rotations cancel only in pairs). `calibrate`:
+    how the weights' codes are chosen (`mxc.calibration.method` spec text; "" is
+    round to nearest).
     """
 
     weight: FormatSpec | None
     act: FormatSpec | None = None
+    calibrate: str = ""
 
     def __post_init__(self):
         w, a = self.weight, self.act
+        if self.calibrate:
+            from mxc.calibration.method import CalibrateSpec
+
+            spec = CalibrateSpec.parse(self.calibrate)  # raises ValueError naming the bad method/option
+            object.__setattr__(self, "calibrate", str(spec) if spec.active and w is not None else "")
         if a is None:
             return
         if w is None:
@@ -65,7 +74,7 @@ class Choice:
 
     @staticmethod
     def of(fmt: FormatSpec | None, weights_only: bool = False, act_format: FormatSpec | None = None,
-           options: QuantOptions = QuantOptions()) -> "Choice":
+           options: QuantOptions = QuantOptions(), calibrate: str = "") -> "Choice":
         """The choice for weights in `fmt` (None: high precision) and activations in `act_format`.
 
         `act_format` None: the weights' format. `options` apply to both; the
@@ -76,17 +85,23 @@ class Choice:
             return Choice(None)
         options = dataclasses.replace(options, **fmt.options.to_dict())
         weight = FormatSpec(fmt.format, options)  # raises when an option does not apply
-        both = Choice(weight, FormatSpec((act_format or fmt).format, options))  # checks act_format anyway
-        return Choice(weight) if weights_only else both
+        both = Choice(weight, FormatSpec((act_format or fmt).format, options), calibrate)  # checks act_format anyway
+        return Choice(weight, None, calibrate) if weights_only else both
 
     def without_hadamard(self) -> "Choice":
-        return Choice(*(s and s.without_hadamard() for s in (self.weight, self.act)))
+        return Choice(*(s and s.without_hadamard() for s in (self.weight, self.act)), self.calibrate)
+
+    def with_hadamard(self, n: int) -> "Choice":
+        """Both operands rotated by a block Hadamard of size n (MR-GPTQ's rotation)."""
+        return Choice(*(s and s.with_options(dataclasses.replace(s.options, hadamard=n))
+                        for s in (self.weight, self.act)), self.calibrate)
 
     def decision(self) -> str:
         """The decision text of a quantized layer: 'mxfp4 x mxfp8 activations', 'nvfp4 weights-only'."""
+        cal = f", calibrated {self.calibrate}" if self.calibrate else ""
         if self.act is None:
-            return f"{self.weight} weights-only"
-        return f"{self.weight}" + (f" x {self.act} activations" if self.act != self.weight else "")
+            return f"{self.weight} weights-only{cal}"
+        return f"{self.weight}" + (f" x {self.act} activations" if self.act != self.weight else "") + cal
 
 
 @dataclass(frozen=True)
@@ -105,12 +120,13 @@ class Policy:
 
     @staticmethod
     def uniform(fmt: FormatSpec | None, weights_only: bool = False, act_format: FormatSpec | None = None,
-                options: QuantOptions = QuantOptions()) -> "Policy":
-        return Policy(Choice.of(fmt, weights_only, act_format, options))
+                options: QuantOptions = QuantOptions(), calibrate: str = "") -> "Policy":
+        return Policy(Choice.of(fmt, weights_only, act_format, options, calibrate))
 
     @staticmethod
     def from_file(path: str | Path, fmt: FormatSpec | None = None, weights_only: bool = False,
-                  act_format: FormatSpec | None = None, options: QuantOptions = QuantOptions()) -> "Policy":
+                  act_format: FormatSpec | None = None, options: QuantOptions = QuantOptions(),
+                  calibrate: str = "") -> "Policy":
         """Load a TOML policy; the command line's format and options fill in what it omits."""
         path = Path(path)
         try:
@@ -123,7 +139,7 @@ class Policy:
             raise PolicyError(f"{path}: unknown keys {sorted(unknown)} (valid: {', '.join(sorted(valid))})")
         top = {k: v for k, v in data.items() if k not in ("default", "layers")}
         base = {"format": data.get("default", fmt), "weights_only": weights_only,
-                "act_format": act_format, **options.to_dict(), **top}
+                "act_format": act_format, **options.to_dict(), "calibrate": calibrate, **top}
         try:
             default = _choice(base, base, "default")
             rules = tuple((pat, _choice(v, base, pat)) for pat, v in data.get("layers", {}).items())
@@ -156,7 +172,7 @@ def _choice(value, base: dict, where: str) -> Choice:
         opts = QuantOptions.from_dict({**inherited, **{k: value[k] for k in OPTION_NAMES if k in value}})
         act = merged.get("act_format")
         weights_only = bool(merged.get("weights_only", False)) or act == NONE  # "none": weights-only
-        return Choice.of(fmt, weights_only, _spec(act), opts)
+        return Choice.of(fmt, weights_only, _spec(act), opts, merged.get("calibrate") or "")
     except ValueError as e:
         raise ValueError(f"rule {where!r}: {e}") from e
 

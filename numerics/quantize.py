@@ -276,6 +276,7 @@ def quantize(
     seed: int | None = None,
     error_metric: str | None = None,
     hadamard: int | None = None,
+    s_enc: torch.Tensor | float | None = None,
 ) -> QTensor:
     """Block-quantize `x` along `axis` (the GEMM's K axis) in format `fmt`.
 
@@ -283,11 +284,13 @@ def quantize(
     the keyword options (see `mxc.numerics.options`) apply on top. K not
     divisible by the block size is zero-padded. NaN/Inf in a block make the
     whole block decode to NaN (MX: scale 0xFF; NV family: the scale's NaN code).
+    `s_enc` (NV family): the encode-side FP32 tensor scale to use instead of the one
+    computed from x's amax (`nv_tensor_scale`); GPTQ fixes it before choosing the codes.
     """
     fmt, opts = resolve(fmt, scale_rule=scale_rule, rounding=rounding, seed=seed,
                         error_metric=error_metric, hadamard=hadamard)
     axis = _check_axis(x, axis)
-    elements, scales, ts, _ = _quantize_blocks(x, axis, fmt, opts, codes=True)
+    elements, scales, ts, _ = _quantize_blocks(x, axis, fmt, opts, codes=True, s_enc=s_enc)
     return QTensor(fmt, elements.flatten(-2), scales, ts, tuple(x.shape), axis, opts)
 
 
@@ -297,7 +300,7 @@ def _check_axis(x: torch.Tensor, axis: int) -> int:
     return axis % x.dim()
 
 
-def _quantize_blocks(x: torch.Tensor, axis: int, fmt: Format, opts: QuantOptions, codes: bool):
+def _quantize_blocks(x: torch.Tensor, axis: int, fmt: Format, opts: QuantOptions, codes: bool, s_enc=None):
     """x -> (element codes or None, scale codes, S_dec, dequantized blocks or None), axis-last, padded."""
     xl = x.detach().to(torch.float32).movedim(axis, -1)
     if opts.hadamard:
@@ -308,11 +311,13 @@ def _quantize_blocks(x: torch.Tensor, axis: int, fmt: Format, opts: QuantOptions
         u = rng.uniform(tuple(xb.shape), opts.seed)
     if fmt.family == "mx":
         return _quantize_mx(xb, fmt, opts, u, codes)
-    return _quantize_nv(xb, fmt, opts, nv_tensor_scale(xl, fmt), u, codes)
+    if s_enc is None:
+        s_enc = nv_tensor_scale(xl, fmt)
+    return _quantize_nv(xb, fmt, opts, torch.as_tensor(s_enc, dtype=torch.float32), u, codes)
 
 
 def fake_quantize(x: torch.Tensor, fmt: str | Format | FormatSpec, *, axis: int = -1,
-                  **options) -> torch.Tensor:
+                  s_enc: torch.Tensor | float | None = None, **options) -> torch.Tensor:
     """quantize(...).dequantize() in x's dtype, the torch fake-quant reference, without the codes.
 
     Bit-identical to `quantize(x, fmt, ...).dequantize()` (tested): it multiplies the
@@ -320,7 +325,7 @@ def fake_quantize(x: torch.Tensor, fmt: str | Format | FormatSpec, *, axis: int 
     """
     fmt, opts = resolve(fmt, **options)
     axis = _check_axis(x, axis)
-    _, _, _, deq = _quantize_blocks(x, axis, fmt, opts, codes=False)
+    _, _, _, deq = _quantize_blocks(x, axis, fmt, opts, codes=False, s_enc=s_enc)
     out = deq.flatten(-2)[..., : x.shape[axis]]
     if opts.hadamard:
         out = _hadamard.rotate(out, opts.hadamard)

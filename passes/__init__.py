@@ -12,6 +12,7 @@ from .base import Pass, PassOptionError, parse_pipeline, run_pass
 _PASSES = {
     "convert-torch-to-mxq": ("convert_torch_to_mxq", "ConvertTorchToMxq"),
     "mxq-select-formats": ("mxq_select_formats", "MxqSelectFormats"),
+    "mxq-calibrate-weights": ("mxq_calibrate_weights", "MxqCalibrateWeights"),
     "mxq-quantize-weights": ("mxq_quantize_weights", "MxqQuantizeWeights"),
     "mxq-fuse": ("mxq_fuse", "MxqFuse"),
     "lower-mxq-to-linalg": ("lower_mxq_to_linalg", "LowerMxqToLinalg"),

@@ -5,7 +5,8 @@ evaluated at compile time by the numerics reference, so the codes in the
 artifact are the reference's codes by construction. Its results become
 `mxq.param` ops naming new entries in the weight store: packed elements
 (4-bit codes two per byte, low nibble first), scale codes, and the FP32 tensor
-scale for the NVFP4 family. The elements param carries the weight's
+scale for the NVFP4 family (the one mxq-calibrate-weights fixed, `mxq.s_enc`,
+when it calibrated the weight). The elements param carries the weight's
 quantization SQNR, its count of NaN/Inf blocks and the parameter it was
 quantized from (`mxq.sqnr_db`, `mxq.nonfinite_blocks`, `mxq.source`) for the
 manifest; NaN/Inf blocks follow FORMATS.md
@@ -98,7 +99,9 @@ class MxqQuantizeWeights(Pass):
 
     def _quantize(self, q, ref, w: torch.Tensor, spec, store: WeightStore) -> _Folded:
         layer = _users_layer(q) or ref.describe
-        qt = quantize(w, spec, axis=-1)
+        attrs = q.operation.attributes
+        s_enc = float(ir.FloatAttr(attrs["mxq.s_enc"]).value) if "mxq.s_enc" in attrs else None
+        qt = quantize(w, spec, axis=-1, s_enc=s_enc)
         nonfinite = int((~torch.isfinite(qt.scale_values())).sum())
         if nonfinite:
             warnings.warn(
@@ -113,10 +116,12 @@ class MxqQuantizeWeights(Pass):
         if q.tensor_scale is not None:
             values.append(qt.tensor_scale.reshape(()))
         names = [store.add(f"{base}.{suffix}", v) for suffix, v in zip(("elements", "scales", "tensor_scale"), values)]
-        attrs = {
+        attrs_out = {
             "mxq.layer": ir.StringAttr.get(layer),
             "mxq.sqnr_db": ir.FloatAttr.get_f64(min(sqnr_db(w, qt.dequantize()), 999.0)),
             "mxq.nonfinite_blocks": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), nonfinite),
             "mxq.source": ir.StringAttr.get(ref.describe),
         }
-        return _Folded(w, names, attrs)
+        if "mxq.calibration" in attrs:  # mxq-calibrate-weights' record of the layer
+            attrs_out["mxq.calibration"] = attrs["mxq.calibration"]
+        return _Folded(w, names, attrs_out)

@@ -20,7 +20,11 @@ Options: `format` (a spec, or "none"), `weights-only`, `act_format` (the
 activations' format when it differs from the weights', same block size),
 `policy` (a TOML file; the other options fill in what it omits), and the
 quantization options of `mxc.numerics.options` (`scale_rule`, `rounding`,
-`seed`, `error_metric`, `hadamard`), which a spec's own braces override.
+`seed`, `error_metric`, `hadamard`), which a spec's own braces override, and
+`calibrate` (how the weights' codes are chosen: rtn, gptq, mr-gptq; recorded as
+`mxq.calibrate` on the matmul for mxq-calibrate-weights; mr-gptq also gives the
+layer a Hadamard rotation, the largest of 128/32/16 dividing K, unless its format
+names one).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from mxc.numerics.options import (
     Rounding,
     ScaleRule,
 )
+from mxc.calibration.method import rotation_for
 from mxc.errors import MxcWarning
 from mxc.policy import Choice, Policy
 from mxc.weights import WeightStore
@@ -68,6 +73,7 @@ class MxqSelectFormats(Pass):
     seed: int = 0
     error_metric: ErrorMetric = "mse"
     hadamard: HadamardSize | None = None
+    calibrate: str = ""  # how weights get their codes (mxc.calibration.method): "" / rtn, gptq, mr-gptq
     weights: WeightStore | None = weights_field()
 
     @classmethod
@@ -79,7 +85,7 @@ class MxqSelectFormats(Pass):
         return QuantOptions.of(self)
 
     def make_policy(self) -> Policy:
-        args = (self.format, self.weights_only, self.act_format, self.options())
+        args = (self.format, self.weights_only, self.act_format, self.options(), self.calibrate)
         return Policy.from_file(self.policy, *args) if self.policy else Policy.uniform(*args)
 
     def run(self, module: ir.Operation) -> None:
@@ -98,6 +104,14 @@ class MxqSelectFormats(Pass):
                 note = f"; hadamard={hadamard} skipped: K={k} is not a multiple"
                 choice = choice.without_hadamard()
             rhs_is_weight = constant_weight(mm.rhs, self.weights) is not None
+            if choice.calibrate and not rhs_is_weight:  # nothing to calibrate: both operands are activations
+                choice = dataclasses.replace(choice, calibrate="")
+            if choice.calibrate.startswith("mr-gptq") and choice.weight and not choice.weight.hadamard:
+                size = rotation_for(k, choice.weight.block_size)
+                if size:
+                    choice = choice.with_hadamard(size)
+                else:
+                    note += f"; mr-gptq without its rotation: no Hadamard size divides K={k}"
             if choice.weight is None:
                 decision = f"none: kept in high precision ({source})"
             elif not rhs_is_weight and choice.act is None:
@@ -105,6 +119,8 @@ class MxqSelectFormats(Pass):
             else:
                 decision = f"{choice.decision()} ({source}{note})"
                 self._materialize(mm, choice)
+                if choice.calibrate:
+                    mm.operation.attributes["mxq.calibrate"] = ir.StringAttr.get(choice.calibrate)
             mm.operation.attributes["mxq.decision"] = ir.StringAttr.get(decision)
         _warn_unused_rules(policy, layers)
 

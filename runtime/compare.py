@@ -81,10 +81,11 @@ def _references(artifact: Artifact, inputs: tuple) -> tuple[list, list, torch.nn
     if stored:
         ref = torch.load(artifact.path / stored)
         return ref["fake_quant"], ref["eager"], None
-    from .reference import eager_forward, fake_quant_forward
+    from .reference import calibrated_weights, eager_forward, fake_quant_forward
 
     model = _model(artifact)
-    return fake_quant_forward(model, inputs, artifact.manifest), eager_forward(model, inputs), model
+    stored = calibrated_weights(artifact.path, artifact.manifest)
+    return fake_quant_forward(model, inputs, artifact.manifest, stored), eager_forward(model, inputs), model
 
 
 def _model(artifact: Artifact) -> torch.nn.Module:
@@ -96,14 +97,15 @@ def _model(artifact: Artifact) -> torch.nn.Module:
     return model
 
 
-def flip_envelope(model: torch.nn.Module, manifest: dict, inputs: tuple, n_outputs: int) -> list[list[float]]:
+def flip_envelope(model: torch.nn.Module, manifest: dict, inputs: tuple, n_outputs: int,
+                  stored: dict | None = None) -> list[list[float]]:
     """Per output, rel_l2(reference with float32-sized noise before every activation rounding, the same
     graph without noise) for ENVELOPE_SEEDS seeds: how far float32 noise alone moves the quantized outputs."""
     from .reference import ActNoise, _flatten, fake_quant_module
 
     inputs = tuple(t.cpu() if isinstance(t, torch.Tensor) else t for t in inputs)  # the reference runs on the CPU
     noise = ActNoise()
-    gm = fake_quant_module(model, inputs, manifest, noise)
+    gm = fake_quant_module(model, inputs, manifest, noise, stored)
     with torch.no_grad():
         base = _flatten(gm(*inputs))  # noise off: the baseline comes from this very graph, not a stored file
     moves = [[] for _ in range(n_outputs)]
@@ -220,7 +222,10 @@ def _judge_flip_cascade(artifact: Artifact, model: torch.nn.Module | None, input
     """Re-judge failing outputs against the model's flip envelope (the comment at RTOL); records it in
     `vs_reference.flip_envelope` and, where it passes, says that the pass is a flip cascade's."""
     try:
-        moves = flip_envelope(model if model is not None else _model(artifact), artifact.manifest, inputs, len(fq))
+        from .reference import calibrated_weights
+
+        moves = flip_envelope(model if model is not None else _model(artifact), artifact.manifest, inputs, len(fq),
+                              calibrated_weights(artifact.path, artifact.manifest))
     except (MxcError, ImportError) as e:  # a stored reference (GPU), its model.py gone or changed, or no torch-mlir
         # on a GPU host that only runs artifacts (the reference's export needs its decompositions)
         for i in failing:

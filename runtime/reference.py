@@ -173,7 +173,7 @@ def _replace_conv(gm, node, act: FormatSpec | None, wfmt: FormatSpec | None, rou
 
 
 def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
-                      noise: ActNoise | None = None) -> torch.fx.GraphModule:
+                      noise: ActNoise | None = None, stored: dict | None = None) -> torch.fx.GraphModule:
     """The exported graph with mxc.numerics fake quantization on exactly the manifest's layers.
 
     Constant weights are fake-quantized once (as a deployed fake-quant model
@@ -183,8 +183,16 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
     activations of weight-only layers without a Hadamard rotation are rounded to
     bf16, as the program rounds them (with one, the program rounds the rotated
     activations, which this reference does not form).
+
+    A calibrated layer (`--calibrate`: its codes were chosen from calibration data, not from the
+    model's weight) takes its weights from `stored`: layer -> the dequantized stored codes
+    (`calibrated_weights`), which equal `fake_quantize` of its calibrated weight.
     """
     formats = layer_formats(manifest)
+    calibrated = {row["layer"] for row in manifest["layers"] if "calibration" in row}
+    if calibrated and (stored is None or calibrated - set(stored)):
+        raise RuntimeError(f"layers {sorted(calibrated)[:3]} were calibrated (--calibrate): the fake-quant reference "
+                           "needs their stored weights (mxc.runtime.reference.calibrated_weights)")
     converted = {row["layer"] for row in manifest["layers"] if "input_shape" in row}  # mxq ops, not mxq.reason
     gm = export(model, inputs).module()
     nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS | _CONVS]
@@ -205,7 +213,9 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
             _replace_conv(gm, node, act, wfmt, round_bf16, noise)
             continue
         a_i, w_i, w_axis = _ARG_POSITIONS.get(node.target, (0, 1, -2))
-        if wfmt is not None:
+        if name in calibrated:
+            _insert_stored(gm, node, w_i, stored[name] if w_axis == -1 else stored[name].transpose(-1, -2))
+        elif wfmt is not None:
             _insert_fq(gm, node, w_i, wfmt, w_axis)
         if act is not None or round_bf16:
             _insert_fq(gm, node, a_i, act, -1, noise)
@@ -230,10 +240,53 @@ def layer_formats(manifest: dict) -> dict[str, tuple[FormatSpec | None, FormatSp
     }
 
 
-def fake_quant_forward(model: torch.nn.Module, inputs: tuple, manifest: dict) -> list[torch.Tensor]:
+def _insert_stored(gm, node, index: int, value: torch.Tensor) -> None:
+    """Replace the constant node.args[index] by `value` (a calibrated layer's dequantized stored weight)."""
+    name = f"_mxc_stored_{len([n for n in gm.graph.nodes if n.op == 'get_attr'])}"
+    gm.register_buffer(name, value.to(torch.float32))
+    with gm.graph.inserting_before(node):
+        node.update_arg(index, gm.graph.get_attr(name))
+
+
+def stored_weight(row: dict, read) -> torch.Tensor:
+    """A quantized layer's weight as stored, dequantized ([N, K], in the weight's basis): `read(name)` gives a
+    parameter's bytes (uint8) for the names the manifest row's `calibration.params` lists."""
+    from mxc.numerics import QTensor, unpack_fp6, unpack_nibbles
+
+    spec = parse_optional(row["weight_format"])
+    fmt = spec.format
+    n, k = row["weight_shape"]
+    nb = -(-k // fmt.block_size)
+    names = row["calibration"]["params"]
+    el = read(names[0]).reshape(n, -1)
+    codes = {4: unpack_nibbles, 6: unpack_fp6}.get(fmt.element.bits, lambda t: t)(el)
+    scales = read(names[1]).reshape(n, nb)
+    ts = read(names[2]).view(torch.float32).reshape(()) if fmt.tensor_scale else None
+    return QTensor(fmt, codes, scales, ts, (n, k), 1, spec.options).dequantize()
+
+
+def calibrated_weights(path, manifest: dict) -> dict[str, torch.Tensor]:
+    """layer -> dequantized stored weight for every calibrated layer of the artifact at `path` (its .irpa)."""
+    rows = [row for row in manifest["layers"] if "calibration" in row]
+    if not rows:
+        return {}
+    from pathlib import Path
+
+    import numpy as np
+    from iree import runtime as rt
+
+    index = rt.ParameterIndex()
+    index.load(str(Path(path) / manifest["parameters"]["file"]))
+    entries = dict(index.items())
+    read = lambda name: torch.from_numpy(np.frombuffer(entries[name].file_view, dtype=np.uint8).copy())  # noqa: E731
+    return {row["layer"]: stored_weight(row, read) for row in rows}
+
+
+def fake_quant_forward(model: torch.nn.Module, inputs: tuple, manifest: dict,
+                       stored: dict | None = None) -> list[torch.Tensor]:
     """Run `model` with mxc.numerics fake quantization on the manifest's layers."""
     with torch.no_grad():
-        return _flatten(fake_quant_module(model, inputs, manifest)(*inputs))
+        return _flatten(fake_quant_module(model, inputs, manifest, stored=stored)(*inputs))
 
 
 def eager_forward(model: torch.nn.Module, inputs: tuple) -> list[torch.Tensor]:

@@ -108,11 +108,12 @@ def _rule(c: Choice) -> str:
     return f'{{ format = "{spec_text(c.weight)}", act_format = "{c.act.name}", weights_only = false }}'
 
 
-def calibration_batches(spec) -> tuple[list[tuple], str]:
+def calibration_batches(spec, who: str = "--auto") -> tuple[list[tuple], str]:
     """model.py's calibration batches (or its example inputs, with a warning) and where they came from."""
     data = spec.calibration_inputs
     if data is None:
-        warnings.warn(f"--auto: {spec.path.name} defines no get_calibration_inputs(); the layers are scored on "
+        what = "the layers are scored" if who == "--auto" else "the weights are calibrated"
+        warnings.warn(f"{who}: {spec.path.name} defines no get_calibration_inputs(); {what} on "
                       "get_example_inputs() alone. Add get_calibration_inputs() returning a list of input "
                       "tuples (a few batches of real data)", MxcWarning, stacklevel=2)
         return [tuple(spec.example_inputs)], "get_example_inputs()"

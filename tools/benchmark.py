@@ -76,7 +76,7 @@ def skip_reason(name: str) -> str | None:
 def bench(name: str, fmt: str, weights_only: bool, tmp: Path) -> dict:
     from mxc.compiler.frontend import load_model_file
     from mxc.runtime.artifact import load
-    from mxc.runtime.reference import fake_quant_module
+    from mxc.runtime.reference import calibrated_weights, fake_quant_module
 
     model_py, env, flags, reps = LLM.get(name, (EXAMPLES / f"{name}.py", {}, [], 15))
     out = tmp / f"{name}-{fmt}"
@@ -84,7 +84,7 @@ def bench(name: str, fmt: str, weights_only: bool, tmp: Path) -> dict:
     art = load(out)
     inputs = art.example_inputs()
     spec = load_model_file(art.manifest["model"])
-    fq = fake_quant_module(spec.model, inputs, art.manifest)
+    fq = fake_quant_module(spec.model, inputs, art.manifest, stored=calibrated_weights(out, art.manifest))
     warmup = 1 if name in LLM else 3
     compiled_ms = _median_ms(lambda: art(*inputs), warmup, reps)
     with torch.no_grad():

@@ -25,6 +25,10 @@ def _add_compile(sub):
                    help="choose every layer's format and options from calibration data under a budget of B "
                         "bits/weight, scales counted (layers a --policy rule names are kept as it says); "
                         "writes OUT/policy.toml")
+    p.add_argument("--calibrate", default="", metavar="rtn|gptq|mr-gptq[{damp=D,actorder=0|1}]",
+                   help="choose the weights' codes from calibration data (model.py's get_calibration_inputs()): "
+                        "GPTQ through each format's own quantizer, or MR-GPTQ (GPTQ with a block Hadamard "
+                        "rotation); default rtn, round to nearest")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
     p.add_argument("--act-format", default=None, help="activations' format when it differs from --format "
                    "(same block size, e.g. --format mxfp4 --act-format mxfp8)")
@@ -95,6 +99,12 @@ def _cmd_compile(a) -> int:
           f"`mxc inspect {a.output}` for the table)")
     if "auto" in res.manifest:
         print(_auto_summary(res.manifest["auto"], a.output))
+    cal = [r["calibration"] for r in rows if "calibration" in r]
+    if cal:
+        before, after = (sum(c[k] for c in cal) / len(cal) for k in ("output_error_rtn", "output_error"))
+        print(f"calibrated {len(cal)} layers ({cal[0]['method']}, {cal[0]['tokens']} tokens, "
+              f"{res.timings.get('calibration', 0):.1f} s): mean relative output error {before:.4g} (round to "
+              f"nearest) -> {after:.4g}")
     return 0
 
 

@@ -123,10 +123,10 @@ def _compile(out: Path, flags: list[str]) -> float:
     return secs
 
 
-def _fake_quant_ppl(model, example_inputs: tuple, manifest: dict, windows: list[torch.Tensor]) -> float:
-    from mxc.runtime.reference import fake_quant_module
+def _fake_quant_ppl(model, example_inputs: tuple, art, windows: list[torch.Tensor]) -> float:
+    from mxc.runtime.reference import calibrated_weights, fake_quant_module
 
-    fq = fake_quant_module(model, example_inputs, manifest)
+    fq = fake_quant_module(model, example_inputs, art.manifest, stored=calibrated_weights(art.path, art.manifest))
     with torch.no_grad():
         return perplexity([nll(fq(ids), ids) for ids in windows])
 
@@ -150,7 +150,7 @@ def evaluate(name: str, flags: list[str], work: Path, windows: list[torch.Tensor
         row.update(perplexity=perplexity(losses), eval_s_per_window=run_s / len(windows),
                    bits_per_weight=effective_bits(art.manifest, pinned))
         if reference is not None:
-            row["fake_quant_perplexity"] = _fake_quant_ppl(*reference, art.manifest, windows)
+            row["fake_quant_perplexity"] = _fake_quant_ppl(*reference, art, windows)
         return row
     finally:
         if not keep:
