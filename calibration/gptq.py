@@ -58,14 +58,14 @@ class GptqResult:
 
 def rel_output_error(w: torch.Tensor, q: torch.Tensor, h: torch.Tensor) -> float:
     """tr((W - Q) H (W - Q)^T) / tr(W H W^T): the output error of Q against W on inputs with Hessian H."""
-    d, w64, h64 = (w - q).double(), w.double(), h.double()
+    d, w64, h64 = (w - q).double().to(h.device), w.double().to(h.device), h.double()
     den = float(((w64 @ h64) * w64).sum())
     return float(((d @ h64) * d).sum()) / den if den > 0 else 0.0
 
 
-def _rotation(k: int, n: int) -> torch.Tensor:
+def _rotation(k: int, n: int, device) -> torch.Tensor:
     """The block-diagonal Hadamard matrix R (float64) with rotate(x, n) == x @ R."""
-    return _hadamard.rotate(torch.eye(k), n).double()
+    return _hadamard.rotate(torch.eye(k), n).double().to(device)
 
 
 def block_order(diag: torch.Tensor, bs: int, actorder: bool) -> torch.Tensor:
@@ -79,34 +79,38 @@ def block_order(diag: torch.Tensor, bs: int, actorder: bool) -> torch.Tensor:
 
 def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.01, actorder: bool = True,
          layer: str = "") -> GptqResult:
-    """Calibrate W [N, K] (quantized along K in `spec`) for inputs whose Hessian (X^T X, any scale) is `h` [K, K]."""
+    """Calibrate W [N, K] (quantized along K in `spec`) for inputs whose Hessian (X^T X, any scale) is `h` [K, K].
+
+    The linear algebra runs where `h` is (a GPU when the caller puts it there); the format's quantizer
+    on the CPU, one block column at a time (the reference implementation, as everywhere)."""
     if spec.options.rounding == "stochastic":
         raise CalibrationError(f"layer '{layer}': GPTQ chooses the codes itself; rounding=stochastic does not "
                                "apply (drop it, or calibrate=rtn for this layer)")
-    w = w.detach().to(torch.float32)
+    dev = h.device
+    w = w.detach().to(torch.float32).cpu()
     n_out, k = w.shape
     bs = spec.block_size
     rot = spec.options.hadamard
     flat = spec.without_hadamard() if rot else spec
     h0 = h.detach().double()
     if rot:
-        r = _rotation(k, rot)
+        r = _rotation(k, rot, dev)
         w_sweep, h = _hadamard.rotate(w, rot), r.T @ h0 @ r
     else:
         w_sweep, h = w, h0
     s_enc = None if spec.format.family == "mx" else nv_tensor_scale(w_sweep, spec.format)
     kp = -(-k // bs) * bs  # K padded to whole blocks, as the quantizer pads
-    wp = torch.zeros(n_out, kp, dtype=torch.float64)
-    wp[:, :k] = w_sweep.double()
-    hp = torch.eye(kp, dtype=torch.float64)
+    wp = torch.zeros(n_out, kp, dtype=torch.float64, device=dev)
+    wp[:, :k] = w_sweep.double().to(dev)
+    hp = torch.eye(kp, dtype=torch.float64, device=dev)
     hp[:k, :k] = h
     dead = torch.diagonal(hp) <= 0
     hp[dead, dead] = 1.0
     wp[:, dead] = 0.0
-    perm = block_order(torch.diagonal(hp), bs, actorder)
+    perm = block_order(torch.diagonal(hp).cpu(), bs, actorder).to(dev)
     hp = hp[perm][:, perm]
     wp = wp[:, perm]
-    hp += damp * torch.diagonal(hp).mean() * torch.eye(kp, dtype=torch.float64)
+    hp += damp * torch.diagonal(hp).mean() * torch.eye(kp, dtype=torch.float64, device=dev)
     try:
         u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(hp)), upper=True)
     except torch.linalg.LinAlgError:
@@ -114,7 +118,7 @@ def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.
                               f"damp={damp}; raise damp (e.g. gptq{{damp=0.1}}) or give more calibration data") from None
 
     def quant(block: torch.Tensor) -> torch.Tensor:
-        return quantize(block.float(), flat, s_enc=s_enc).dequantize().double()
+        return quantize(block.float().cpu(), flat, s_enc=s_enc).dequantize().double().to(dev)
 
     out = torch.empty_like(wp)
     for i1 in range(0, kp, LAZY):
@@ -131,7 +135,7 @@ def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.
         wp[:, i2:] -= err @ u[i1:i2, i2:]
     calibrated = torch.empty_like(out)
     calibrated[:, perm] = out
-    calibrated = calibrated[:, :k].float()
+    calibrated = calibrated[:, :k].float().cpu()
     if rot:
         calibrated = _hadamard.rotate(calibrated, rot)  # its own inverse: back to W's basis
     q_rtn = quantize(w, spec, s_enc=_s_enc_of(w, spec)).dequantize()

@@ -253,6 +253,10 @@ def _cmd_inspect(a) -> int:
     if "auto" in m:
         print()
         print(_auto_table(m["auto"]))
+    cal = [r for r in m["layers"] if "calibration" in r]
+    if cal:
+        print()
+        print(_calibration_table(cal, m.get("timings_s", {}).get("calibration")))
     for w in m.get("warnings", []):
         print(f"warning: {w}")
     if a.target:
@@ -261,6 +265,19 @@ def _cmd_inspect(a) -> int:
         print()
         print(report(m, a.target))
     return 0
+
+
+def _calibration_table(rows: list[dict], seconds: float | None) -> str:
+    """`mxc inspect`'s --calibrate section: each calibrated layer's output error before and after."""
+    c0 = rows[0]["calibration"]
+    head = (f"--calibrate: {len(rows)} layers on {c0['tokens']} calibration tokens"
+            + (f", {seconds:.1f} s" if seconds is not None else "")
+            + "; relative output error on the calibration set, round to nearest -> calibrated")
+    body = [[r["layer"], r["calibration"]["method"], f"{r['calibration']['output_error_rtn']:.4g}",
+             f"{r['calibration']['output_error']:.4g}",
+             f"{r['calibration']['output_error'] / r['calibration']['output_error_rtn']:.2f}x"
+             if r["calibration"]["output_error_rtn"] else ""] for r in rows]
+    return head + "\n" + text_table(["layer", "method", ">error RTN", ">error", ">ratio"], body)
 
 
 def _shared_source(row: dict) -> str:

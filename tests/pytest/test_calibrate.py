@@ -161,6 +161,8 @@ def test_calibrated_artifact_is_bit_exact_and_passes_compare(tmp_path, fmt):
     rc, stdout, err = run_mxc("run", out, "--compare")
     assert rc == 0, stdout + err
     assert ": pass" in stdout
+    rc, stdout, _ = run_mxc("inspect", out)
+    assert rc == 0 and "--calibrate: 29 layers on 64 calibration tokens" in stdout
 
 
 def test_mr_gptq_rotates_and_a_policy_key_picks_layers(tmp_path):

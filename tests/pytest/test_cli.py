@@ -12,11 +12,11 @@ def test_dump_phases_and_compile_to(tmp_path):
     rc, out, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", tmp_path / "o", "--format", "nvfp4",
                            "--dump-compilation-phases-to", dump, "--compile-to", "lower-cpu")
     assert rc == 0, err
-    assert "stopped after phase lower-cpu" in out and "[6/9] lower-cpu" in err
+    assert "stopped after phase lower-cpu" in out and "[7/10] lower-cpu" in err
     names = sorted(p.name for p in dump.iterdir())
     assert names == [f"mlp.{i}.{p}.mlir" for i, p in
-                     enumerate(["import", "mxq", "formats", "quantize-weights", "fuse", "lower-cpu"])]
-    assert '"mxq.fused_matmul"' in (dump / "mlp.4.fuse.mlir").read_text()
+                     enumerate(["import", "mxq", "formats", "calibrate", "quantize-weights", "fuse", "lower-cpu"])]
+    assert '"mxq.fused_matmul"' in (dump / "mlp.5.fuse.mlir").read_text()
     assert not (tmp_path / "o" / "model.vmfb").exists()
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert manifest["compiled_to"] == "lower-cpu" and len(manifest["layers"]) == 3
