@@ -13,6 +13,10 @@ a float32-sized difference flips roundings that cascade (4 windows of 512, MXFP4
 activations: compiled 53.5, fake-quant 56.2, and 54.0-56.8 with float32-sized noise on its
 activations, ActNoise at 2^-23).
 
+Rows `FORMAT-MODE-gptq` / `FORMAT-MODE-mr-gptq` add `--calibrate` to the round-to-nearest row
+`FORMAT-MODE`; their "gap closed" is the share of that row's perplexity gap to `none` they close
+(an `auto-B-MODE` row's is relative to the best uniform round-to-nearest row within its budget).
+
 bits/w is the numel-weighted mean bits per weight of the matmul layers (the embedding table and the
 layers the policy file pins, lm_head, left out), or the manifest's `auto.effective_bits` when it has
 one. A row that fails is reported in the table, the others still run, and the exit status is 1.
@@ -185,7 +189,7 @@ def gap_closed(row: dict, rows: list[dict]) -> float | None:
     if "perplexity" not in row:
         return None
     base = next((r.get("perplexity") for r in rows if r["row"] == BASELINE), None)
-    method = next((m for m in CALIBRATIONS if name.endswith(f"-{m}")), None)
+    method = next((m for m in sorted(CALIBRATIONS, key=len, reverse=True) if name.endswith(f"-{m}")), None)
     if method:
         rtn = next((r.get("perplexity") for r in rows if r["row"] == name.removesuffix(f"-{method}")), None)
         if base is None or rtn is None or rtn <= base:

@@ -155,3 +155,19 @@ def test_compiled_perplexity_equals_torch_eager(smollm2, tmp_path):
         eager = perplexity.perplexity([perplexity.nll(model(ids), ids) for ids in windows])
     assert row["perplexity"] == pytest.approx(eager, rel=1e-3)
     assert row["bits_per_weight"] == 32.0 and 1 < eager < 1000
+
+
+def test_gap_closed_of_calibrated_and_auto_rows():
+    from mxc.tools.perplexity import gap_closed
+
+    rows = [{"row": "none", "perplexity": 10.0, "bits_per_weight": 32.0, "flags": "--format none"},
+            {"row": "mxfp4-w", "perplexity": 20.0, "bits_per_weight": 4.25, "flags": "--weights-only --format mxfp4"},
+            {"row": "mxfp4-w-gptq", "perplexity": 14.0, "bits_per_weight": 4.25,
+             "flags": "--weights-only --format mxfp4 --calibrate gptq"},
+            {"row": "mxfp4-w-mr-gptq", "perplexity": 12.0, "bits_per_weight": 4.25,
+             "flags": "--weights-only --format mxfp4 --calibrate mr-gptq"},
+            {"row": "auto-4.5-w", "perplexity": 15.0, "bits_per_weight": 4.5, "flags": "--auto bits=4.5"}]
+    got = {r["row"]: gap_closed(r, rows) for r in rows}
+    assert got["mxfp4-w-gptq"] == pytest.approx(0.6) and got["mxfp4-w-mr-gptq"] == pytest.approx(0.8)
+    assert got["auto-4.5-w"] == pytest.approx(0.5)  # vs the best uniform RTN row, not a calibrated one
+    assert got["none"] is None and got["mxfp4-w"] is None
