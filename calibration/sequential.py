@@ -76,6 +76,7 @@ def calibrate_model(model: torch.nn.Module, batches: list[tuple], formats: dict,
     done: dict[str, Calibrated] = {}
     kept: dict[str, str] = {}
     weights: dict[str, torch.Tensor] = {}  # the fake-quantized (calibrated or not) weight of each layer
+    hessians: dict = {}  # (activation node, its format) -> (X^T X, tokens), the latest only
     with torch.no_grad():
         for node in gm.graph.nodes:
             if node.op == "output":
@@ -87,7 +88,8 @@ def calibrate_model(model: torch.nn.Module, batches: list[tuple], formats: dict,
                     kept[name] = "convolutions are not calibrated (round-to-nearest)"
                 vals = [it.run_node(node) for it in interps]
             else:
-                vals = _run_layer(node, name, act, wfmt, interps, methods.get(name), uses, done, kept, weights)
+                vals = _run_layer(node, name, act, wfmt, interps, methods.get(name), uses, done, kept, weights,
+                                  hessians)
                 if progress and name in methods:
                     progress()
             for it, v in zip(interps, vals):
@@ -100,7 +102,7 @@ def calibrate_model(model: torch.nn.Module, batches: list[tuple], formats: dict,
 
 
 def _run_layer(node, name: str, act: FormatSpec | None, wfmt: FormatSpec, interps, method: str | None,
-               uses: dict, done: dict, kept: dict, weights: dict) -> list:
+               uses: dict, done: dict, kept: dict, weights: dict, hessians: dict) -> list:
     """Run one quantized matmul for every batch, calibrating its weights first when `method` says so."""
     a_i, w_i, w_axis = _ARG_POSITIONS.get(node.target, (0, 1, -2))
     w_node = node.args[w_i]
@@ -114,8 +116,12 @@ def _run_layer(node, name: str, act: FormatSpec | None, wfmt: FormatSpec, interp
             kept[name] = f"its weight '{w_node.target}' is shared with other layers"
         elif spec.active:
             t0 = time.perf_counter()
-            x2 = torch.cat([x.reshape(-1, x.shape[-1]) for x in xs]).double()
-            h = x2.T @ x2
+            key = (node.args[a_i], str(act))  # q/k/v (gate/up) read one activation: one Hessian
+            if key not in hessians:
+                hessians.clear()  # (only the latest activation's is still needed: layers read it in a row)
+                hessians[key] = (sum((x.reshape(-1, x.shape[-1]).T @ x.reshape(-1, x.shape[-1])).double()
+                                     for x in xs), sum(x.numel() // x.shape[-1] for x in xs))
+            h, tokens = hessians[key]
             wk = w if w_axis in (-1, w.dim() - 1) else w.transpose(-1, -2)  # [N, K]
             try:
                 res = gptq(wk, h, wfmt, damp=spec.damp, actorder=spec.actorder, layer=name)
@@ -123,7 +129,7 @@ def _run_layer(node, name: str, act: FormatSpec | None, wfmt: FormatSpec, interp
                 kept[name] = f"{e} (round-to-nearest for this layer)"
             else:
                 done[name] = Calibrated(name, str(spec), res.weight, res.s_enc, res.err_rtn, res.err_gptq,
-                                        x2.shape[0], time.perf_counter() - t0)
+                                        tokens, time.perf_counter() - t0)
                 wq_k = fake_quantize(res.weight, wfmt, axis=-1, s_enc=res.s_enc)
                 wq = wq_k if w_axis in (-1, w.dim() - 1) else wq_k.transpose(-1, -2)
         weights[name] = wq

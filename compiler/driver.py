@@ -136,7 +136,7 @@ def compile_file(
                 where = dump or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mxc-auto-")))
                 selection, p = _auto_select(spec, module, opts, weights, target, progress, where)
                 steps.timings["auto"] = sum(selection.timings[k] for k in ("calibrate", "score", "solve"))
-                result.policy = selection.policy()
+                result.policy = selection.policy(opts.calibrate)
             if phase == "calibrate":
                 calibration = _calibrate(spec, module, weights, progress)
                 if calibration is not None:
@@ -270,7 +270,7 @@ def _auto_select(spec, module: ir.Module, opts: Options, weights: WeightStore, t
         print(f"      --auto {opts.auto}: scoring {len(layers)} layers", file=sys.stderr, flush=True)
     selection = search(spec, layers, AutoSpec.parse(opts.auto), target, opts.weights_only, user, progress)
     path = where / f"{spec.path.stem}.auto-policy.toml"
-    path.write_text(selection.policy())
+    path.write_text(selection.policy(opts.calibrate))
     return selection, MxqSelectFormats.from_compile_options(dataclasses.replace(opts, policy=str(path)), weights)
 
 

@@ -78,13 +78,15 @@ class Selection:
                 "layers": {d.layer: d.to_dict() for d in self.decisions},
                 "timings_s": {k: round(v, 3) for k, v in self.timings.items()}}
 
-    def policy(self) -> str:
-        """A TOML policy with one rule per layer: reusable with --policy, readable by a person."""
+    def policy(self, calibrate: str = "") -> str:
+        """A TOML policy with one rule per layer: reusable with --policy, readable by a person (with
+        `calibrate`, --calibrate's method as its top-level key, so the policy alone reproduces the compile)."""
         head = [f"# mxc --auto {self.auto.text}: {self.effective_bits:.4f} bits/weight over "
                 f"{len(self.decisions)} searched layers (scales counted)",
                 "# objective: the gradient-weighted output error, sum g^2 (Y_q - Y)^2, per layer",
                 'default = "none"', 'scale_rule = "floor"', 'rounding = "rne"', 'error_metric = "mse"',
-                'hadamard = "none"', "weights_only = false", "", "[layers]"]
+                'hadamard = "none"', "weights_only = false", *([f'calibrate = "{calibrate}"'] if calibrate else []),
+                "", "[layers]"]
         rules = [f"{_pattern(k)} = {_rule(c)}  # pinned by --policy" for k, c in self.pinned.items()]
         rules += [f"{_pattern(d.layer)} = {_rule(d.choice)}  # score {d.score:.4g}" for d in self.decisions]
         return "\n".join(head + rules) + "\n"

@@ -191,3 +191,14 @@ def test_calibrate_errors(tmp_path):
                          "--rounding", "stochastic")
     assert rc != 0 and "stochastic" in err and "layer '" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_auto_with_calibrate_writes_a_policy_that_reproduces_the_artifact(tmp_path):
+    rc, stdout, err = run_mxc("compile", EXAMPLES / "llama.py", "-o", tmp_path / "a", "--auto", "bits=4.5",
+                              "--weights-only", "--calibrate", "gptq")
+    assert rc == 0, err
+    assert 'calibrate = "gptq"' in (tmp_path / "a" / "policy.toml").read_text()
+    rc, _, err = run_mxc("compile", EXAMPLES / "llama.py", "-o", tmp_path / "b", "--policy",
+                         tmp_path / "a" / "policy.toml", "-q")
+    assert rc == 0, err
+    assert (tmp_path / "a" / "model.irpa").read_bytes() == (tmp_path / "b" / "model.irpa").read_bytes()
