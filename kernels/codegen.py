@@ -17,7 +17,7 @@ from mxc.numerics.quantize import IF4_INT_STEP
 
 from . import tcgen05 as tc
 from .kinds import ARCHS, CTYPES, SM90_ONLY, ActQ, Amax, BsDec, BsMma, BsQ, Kernel, Qgmma
-from .operands import NV_ACT, fast_e2m1, one_code, pair_desc
+from .operands import NV_ACT, fast_e2m1, fast_fp8, one_code, pair_desc
 
 FP8 = {"e4m3": (0, "e4m3"), "e5m2": (1, "e5m2")}  # wgmma type tags
 
@@ -69,6 +69,8 @@ def format_struct(name: str) -> str:
   static constexpr bool TS = {str(fmt.tensor_scale).lower()};
   static constexpr bool E2M1 = {str(fast_e2m1(name)).lower()};  // elements plain E2M1: dec's integer decode
   static constexpr bool E8M0 = {str(fmt.scale.name == "e8m0").lower()};
+  static constexpr bool F8 = {str(fast_fp8(name)).lower()};  // FP8 elements, E8M0 scales: dec1's integer decode
+  static constexpr uint32_t F8_BIAS = {e.bias if fast_fp8(name) else 0}, F8_MB = {e.mbits if fast_fp8(name) else 0};
   static constexpr float TS_NUM = {_f32_literal(fmt.tensor_scale_max * e.max) if fmt.tensor_scale else "0.f"};  // S_enc = TS_NUM / amax
   static constexpr uint32_t ZERO_SCALE = {one_code(fmt)};
   __device__ static __forceinline__ float scale(uint32_t c) {{ return {scale}; }}

@@ -25,14 +25,15 @@ from typing import ClassVar, NamedTuple
 from mxc.numerics.formats import get_format
 
 from . import tcgen05 as tc
-from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, bf16_width, fast_e2m1, pair_kind, tiled_sizes,
+from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, bf16_width, fast_e2m1, fast_fp8, pair_kind, tiled_sizes,
                        unit_elements)
 
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
 GEMV_MAX_M = 16  # decode shapes; larger M takes a GEMM kernel
 GEMV_MT = (1, 4, 16)  # rows of x per pass of the gemv variants
-DEC_MT = (8, 16)  # rows of x per CTA of the dec variants (one or two n8 MMA tiles)
+DEC_MT = (1, 8, 16)  # rows of x per CTA of the dec variants (one n8 MMA tile, 1 or 8 rows used; two)
 DEC_ROWS = 16  # weight rows per dec CTA (the MMA's M)
+DEC1_SMS = 132  # dec1's largest grid is the CTAs an H100 / H200 SXM (132 SMs) holds at once
 STAGES = 4  # cp.async depth of the wgmma kernels (mxc_sm90_mma.cuh)
 BS_STAGES = 3  # bulk-copy slots of the block-scaled skeleton (mxc_bs.cuh)
 AMAX_CTAS = 128  # the amax kernel's CTAs: partial maxima its readers reduce (mxc_bs.cuh)
@@ -170,9 +171,10 @@ class _Decode(Kernel):
     def outputs(self, m, n, k):
         return {"y": [m, n]}
 
-    def _call(self, template: str) -> str:
+    def _call(self, template: str, fn: str = "") -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
-        return (f"mxc::{self.kind}<F_{self.w_format}, {template}, {str(self.bias).lower()}>(x, w, w_scales, {ts}, "
+        args = ", ".join(a for a in (f"F_{self.w_format}", template, str(self.bias).lower()) if a)
+        return (f"mxc::{fn or self.kind}<{args}>(x, w, w_scales, {ts}, "
                 f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
 
 
@@ -208,18 +210,24 @@ class Dec(_Decode):
 
     @property
     def ctas_per_sm(self) -> int:
-        # one n8 tile: 4 CTAs of 64 registers (32 warps per SM keep the weight stream in flight);
-        # two: 2 CTAs of 128 registers (at 64 the activations of both tiles spill)
+        # one n8 tile: 4 CTAs of 64 registers (32 warps per SM keep the weight stream in flight; dec1's
+        # float decode of formats other than E2M1 needs 80: 3 CTAs); two: 2 CTAs of 128 registers (at 64
+        # the activations of both tiles spill)
+        if self.mt == 1:
+            return 4 if fast_e2m1(self.w_format) or fast_fp8(self.w_format) else 3
         return 4 if self.mt == 8 else 2
 
     def grid(self, m, n, k, ops=INT):
+        if self.mt == 1:  # dec1: at most the CTAs the GPU holds at once, each ceil(row tiles / grid) row tiles
+            tiles = ops.cdiv(n, DEC_ROWS)
+            return (ops.cdiv(tiles, ops.cdiv(tiles, DEC1_SMS * self.ctas_per_sm)), m, 1)
         return (ops.cdiv(n, DEC_ROWS), ops.cdiv(m, self.mt), 1)
 
     def weight_layout(self):
         return Fragments(e2m1=fast_e2m1(self.w_format))
 
     def call(self) -> str:
-        return self._call(f"{self.mt}")
+        return self._call("", "dec1") if self.mt == 1 else self._call(f"{self.mt}")
 
     @property
     def path(self) -> str:

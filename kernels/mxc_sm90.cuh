@@ -250,8 +250,10 @@ __device__ __forceinline__ void e2m1_bits(uint32_t w, uint32_t* r) {
 //   E8M0: 2^(c-1) (bits are value x 2^-126) for c <= 128; 0 marks the codes whose 2^(c-1) bf16 cannot
 //         hold (those blocks take 2^126 and 2^(c-127) in two multiplies).
 //   UE4M3 / UE5M3 (<= 2^16): scale x 2^110, so the products are element x scale x 2^-16 (x 2^16 after the sum).
+//   FP8 elements (F8, E8M0 scales): 2^(c-bias) (bits are value x 2^(bias-127)); 0 past bf16's range.
 template <class F>
 __device__ __forceinline__ uint32_t dec_factor(uint32_t c) {
+  if constexpr (F::F8) return c <= F::F8_BIAS + 127 ? ((c - F::F8_BIAS + 127) << 7) * 0x10001u : 0u;
   if constexpr (F::E8M0) return c <= 128 ? ((c + 126) << 7) * 0x10001u : 0u;
   const float f = F::scale(c) * __int_as_float((127 + 110) << 23);
   return pack_bf16(f, f);
@@ -379,6 +381,245 @@ __device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* 
     if (BIAS) v += bias[n];
     y[(size_t)m * N + n] = epilogue(v, epi);
   }
+}
+
+// ---------------------------------------------------------------- dec1 (M = 1, mma.sync)
+// The dec kernel for one row of x (the decode step of an LLM): the same fragment tiles, with
+//   - x converted once per warp to bf16 in shared memory (the warp's K range, DEC1_CK at a time),
+//     lane g's B column reading row 0 (columns 1..7 of the n8 tile are copies, never stored);
+//   - a ring of U tiles' weights and scales in flight per warp, a slot refilled as its tile is used;
+//   - CTAs that take `rpc` consecutive 16-row tiles each, rpc = ceil(row tiles / grid), the grid no
+//     larger than the CTAs the GPU holds at once (kinds.Dec1.grid): one wave, equal work per CTA;
+//     the next row tile's first U loads are issued before the CTA's sum of the last.
+constexpr int DEC1_CK = 2048;  // K per staged chunk of x per warp
+
+// x row m, K [kb, kb + klen) (float32) -> bf16 (RNE) in xs[0 .. klen), zeros past K; 8 values per lane
+// and item, SI items' loads in flight.
+template <int SI>
+__device__ __forceinline__ void dec_stage(const float* __restrict__ xr, __nv_bfloat16* xs, int kb, int klen, int K,
+                                          bool xvec, int lane) {
+  const int items = klen >> 3;
+  for (int i0 = 0; i0 < items; i0 += 32 * SI) {
+    float v[SI][8];
+#pragma unroll
+    for (int j = 0; j < SI; ++j) {
+      const int k = kb + 8 * (i0 + 32 * j + lane);
+      if (i0 + 32 * j + lane >= items) continue;
+      if (xvec && k + 8 <= K) {
+        const float4 a = __ldg(reinterpret_cast<const float4*>(xr + k)), b = __ldg(reinterpret_cast<const float4*>(xr + k) + 1);
+        v[j][0] = a.x; v[j][1] = a.y; v[j][2] = a.z; v[j][3] = a.w;
+        v[j][4] = b.x; v[j][5] = b.y; v[j][6] = b.z; v[j][7] = b.w;
+      } else {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) v[j][c] = k + c < K ? __ldg(xr + k + c) : 0.f;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < SI; ++j) {
+      const int it = i0 + 32 * j + lane;
+      if (it >= items) continue;
+      uint4 o;
+      o.x = pack_bf16(v[j][0], v[j][1]); o.y = pack_bf16(v[j][2], v[j][3]);
+      o.z = pack_bf16(v[j][4], v[j][5]); o.w = pack_bf16(v[j][6], v[j][7]);
+      *reinterpret_cast<uint4*>(xs + 8 * it) = o;
+    }
+  }
+}
+
+// One fragment tile: decode the lane's codes to bf16 A fragments, 4 MMA steps into acc.
+// DIAG 2 (a measurement variant): the raw words as A, no decode.
+template <class F, int DIAG>
+__device__ __forceinline__ void dec_tile(float* acc, const Raw<32 * F::BITS / 8>& raw, uint32_t sc2, const uint32_t* xb,
+                                         const uint32_t* lut) {
+  const uint32_t sc[2] = {sc2 & 0xFF, (sc2 >> 8) & 0xFF};
+  if constexpr (DIAG == 2) {
+#pragma unroll
+    for (int st = 0; st < 4; ++st) {
+      const uint32_t a[4] = {raw.w[st] & 0x3F3F3F3Fu, (raw.w[st] >> 2) & 0x3F3F3F3Fu, sc[0], sc[1]};
+      mma_bf16_16816(acc, a, xb[2 * st], xb[2 * st + 1]);
+    }
+  } else if constexpr (F::F8) {
+    // FP8 codes to bf16 bits by integer ops: the code's byte moved to bits 8..15 (PRMT), its sign kept
+    // at bit 15, its magnitude shifted down so that its exponent lands on bf16's low exponent bits: the
+    // bits read as value x 2^(bias-127), and one multiply by the lut's 2^(c-bias) makes value x scale.
+    constexpr uint32_t MAG = (0x7Fu << (7 - F::F8_MB)) * 0x10001u;
+    uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
+    const bool two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);  // 2^(c-bias) past bf16
+    uint32_t f2[2] = {0x3F803F80u, 0x3F803F80u};
+    if (two) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float sf = F::scale(sc[r]);
+        f2[r] = fb[r] ? 0x3F803F80u : pack_bf16(sf, sf);
+        fb[r] = fb[r] ? fb[r] : ((254u - F::F8_BIAS) << 7) * 0x10001u;
+      }
+    }
+#pragma unroll
+    for (int st = 0; st < 4; ++st) {
+      uint32_t a[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {  // register j: code j (low half), code j + 4 (high half)
+        const uint32_t h = __byte_perm(raw.w[2 * st], raw.w[2 * st + 1], (j << 4) | ((4 + j) << 12));
+        a[j] = (h & 0x80008000u) | ((h >> (1 + F::F8_MB)) & MAG);
+        a[j] = bf16x2_mul(a[j], fb[j & 1]);
+        if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
+      }
+      mma_bf16_16816(acc, a, xb[2 * st], xb[2 * st + 1]);
+    }
+  } else if constexpr (F::E2M1) {
+    uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
+    bool two = false;  // an E8M0 scale whose 2^(c-1) bf16 cannot hold: 2^126, then the scale
+    if constexpr (F::E8M0) two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);
+    uint32_t f2[2] = {0x3F803F80u, 0x3F803F80u};  // bf16 1.0
+    if (two) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float sf = F::scale(sc[r]);
+        f2[r] = fb[r] ? 0x3F803F80u : pack_bf16(sf, sf);
+        fb[r] = fb[r] ? fb[r] : 0x7E807E80u;
+      }
+    }
+#pragma unroll
+    for (int st = 0; st < 4; ++st) {
+      uint32_t a[4];
+      e2m1_bits(raw.w[st], a);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        a[j] = bf16x2_mul(a[j], fb[j & 1]);
+        if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
+      }
+      mma_bf16_16816(acc, a, xb[2 * st], xb[2 * st + 1]);
+    }
+  } else {
+    const float sf[2] = {F::scale(sc[0]), F::scale(sc[1])};
+#pragma unroll
+    for (int st = 0; st < 4; ++st) {
+      float v[8];
+#pragma unroll
+      for (int p = 0; p < 8; ++p) v[p] = F::elem(code_at<F::BITS>(raw, 8 * st + p), sc[p & 1]) * sf[p & 1];
+      uint32_t a[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) a[j] = pack_bf16(v[j], v[j + 4]);
+      mma_bf16_16816(acc, a, xb[2 * st], xb[2 * st + 1]);
+    }
+  }
+}
+
+template <class F, bool BIAS, int U, bool VEC, int DIAG>
+__device__ __forceinline__ void dec1_rows(const float* __restrict__ xr, const uint8_t* __restrict__ w,
+                                          const uint8_t* __restrict__ s, const float* __restrict__ tsp,
+                                          const float* __restrict__ bias, float* __restrict__ yr, int N, int K,
+                                          int epi, int r0, int r1, const uint32_t* lut, __nv_bfloat16* xs,
+                                          float (*red)[16]) {
+  constexpr int WARPS = 8, LB = 32 * F::BITS / 8, NB = 64 / F::BS, CT = DEC1_CK / 64;
+  static_assert(CT % U == 0, "a staged chunk holds whole batches of the ring");
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int KT = (K + 63) / 64, kt0 = warp * KT / WARPS, ntile = (warp + 1) * KT / WARPS - kt0;
+  const size_t wrow = (size_t)KT * (32 * LB), srow = (size_t)KT * (16 * NB);
+  const uint8_t* wb = w + (size_t)kt0 * (32 * LB) + lane * LB;
+  const uint8_t* sb = s + (size_t)kt0 * (16 * NB) + 2 * (g * NB + 16 * t / F::BS);
+  const bool xvec = (K % 4 == 0) && ((uintptr_t)xr % 16) == 0;
+  const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
+  Raw<LB> ring[U];
+  uint32_t rsc[U];
+  auto load = [&](int u, const uint8_t* wp, const uint8_t* sp, int i) {
+    ring[u] = load_bytes<LB>(wp + i * (32 * LB), VEC);
+    rsc[u] = __ldg(reinterpret_cast<const unsigned short*>(sp + i * (16 * NB)));
+  };
+  const uint8_t* wp = wb + r0 * wrow;
+  const uint8_t* sp = sb + r0 * srow;
+#pragma unroll
+  for (int u = 0; u < U; ++u)
+    if (u < ntile) load(u, wp, sp, u);
+  if constexpr (DIAG != 1) {
+    dec_stage<2>(xr, xs, kt0 * 64, min(CT, ntile) * 64, K, xvec, lane);
+    __syncwarp();
+  }
+  const int xo = 16 * t;  // lane t's 16 values of a tile's 64
+#pragma unroll 1
+  for (int rt = r0; rt < r1; ++rt) {
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    auto tile = [&](int u, int i) {
+      uint32_t xb[8];
+      const __nv_bfloat16* xp = xs + (i % CT) * 64 + xo;
+      const uint4 a = *reinterpret_cast<const uint4*>(xp), b = *reinterpret_cast<const uint4*>(xp + 8);
+      xb[0] = a.x; xb[1] = a.y; xb[2] = a.z; xb[3] = a.w; xb[4] = b.x; xb[5] = b.y; xb[6] = b.z; xb[7] = b.w;
+      dec_tile<F, DIAG>(acc, ring[u], rsc[u], xb, lut);
+      if (i + U < ntile) load(u, wp, sp, i + U);
+    };
+    int i = 0;
+#pragma unroll 1
+    for (; i + U <= ntile; i += U) {
+      if (DIAG != 1 && ntile > CT && i % CT == 0 && (i > 0 || rt > r0)) {  // the next chunk of x
+        __syncwarp();
+        dec_stage<1>(xr, xs, (kt0 + i) * 64, min(CT, ntile - i) * 64, K, xvec, lane);
+        __syncwarp();
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) tile(u, i + u);
+    }
+    if (i < ntile) {  // the last, partial batch
+      if (DIAG != 1 && ntile > CT && i % CT == 0 && (i > 0 || rt > r0)) {
+        __syncwarp();
+        dec_stage<1>(xr, xs, (kt0 + i) * 64, min(CT, ntile - i) * 64, K, xvec, lane);
+        __syncwarp();
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+        if (i + u < ntile) tile(u, i + u);
+    }
+    wp += wrow;
+    sp += srow;
+    if (rt + 1 < r1) {  // the next row tile's first loads, before the sum
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+        if (u < ntile) load(u, wp, sp, u);
+    }
+    // column 0 of the n8 tile: c0 (row g), c2 (row g + 8) of lanes t = 0
+    if (t == 0) {
+      red[warp][g] = acc[0];
+      red[warp][g + 8] = acc[2];
+    }
+    __syncthreads();
+    if (threadIdx.x < 16) {
+      const int n = rt * 16 + threadIdx.x;
+      if (n < N) {
+        float v = 0.f;
+#pragma unroll
+        for (int q = 0; q < WARPS; ++q) v += red[q][threadIdx.x];
+        v *= post;
+        if (BIAS) v += bias[n];
+        yr[n] = epilogue(v, epi);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+template <class F, bool BIAS, int U = 2, int DIAG = 0>
+__device__ __forceinline__ void dec1(const float* __restrict__ x, const uint8_t* __restrict__ w,
+                                     const uint8_t* __restrict__ s, const float* __restrict__ tsp,
+                                     const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
+                                     int epi) {
+  constexpr int WARPS = 8;
+  __shared__ float red[WARPS][16];
+  __shared__ uint32_t lut[256];
+  __shared__ __align__(16) __nv_bfloat16 xs_all[WARPS][DEC1_CK];
+  (void)M;
+  if constexpr (F::E2M1 || F::F8) {
+    lut[threadIdx.x] = dec_factor<F>(threadIdx.x);  // 256 threads, 256 codes
+    __syncthreads();
+  }
+  const int RT = (N + 15) / 16, rpc = (RT + gridDim.x - 1) / gridDim.x;
+  const int r0 = blockIdx.x * rpc, r1 = min(RT, r0 + rpc), m = blockIdx.y;
+  if (r0 >= r1) return;
+  const float* xr = x + (size_t)m * K;
+  float* yr = y + (size_t)m * N;
+  __nv_bfloat16* xs = xs_all[threadIdx.x >> 5];
+  if (((uintptr_t)w % 16) == 0)
+    dec1_rows<F, BIAS, U, true, DIAG>(xr, w, s, tsp, bias, yr, N, K, epi, r0, r1, lut, xs, red);
+  else
+    dec1_rows<F, BIAS, 1, false, DIAG>(xr, w, s, tsp, bias, yr, N, K, epi, r0, r1, lut, xs, red);  // bytes: no ring
 }
 
 // ---------------------------------------------------------------- wgmma helpers (sm_90a)

@@ -117,6 +117,14 @@ def fast_e2m1(fmt: str) -> bool:
     return f.element.name == "e2m1" and f.choice != "if4"
 
 
+def fast_fp8(fmt: str) -> bool:
+    """Whether `dec1` decodes the format's elements by integer ops: FP8 (E4M3, E5M2) with E8M0 scales.
+    Not special-cased there: E4M3's NaN code and E5M2's Inf / NaN codes (numerics gives a block holding
+    a NaN or Inf a NaN scale, which is)."""
+    f = get_format(fmt)
+    return f.element.name in ("e4m3", "e5m2") and f.scale.name == "e8m0"
+
+
 @dataclass(frozen=True)
 class Fragments:
     """The decode kernel's weight layout: 16 x 64 tiles in the order of mma.sync's A fragments,

@@ -34,15 +34,17 @@ def test_decode(gpu, fmt):
                                    f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
 
 
+@pytest.mark.parametrize("mt", (1, 16), ids=lambda mt: f"mt{mt}")
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_decode_bf16(gpu, fmt):
-    """y = I @ W^T through `dec` (rows of x in CTAs of 16, K = 96 a partial fragment tile, N = 40 a
-    partial 16-row tile): bf16(element x block scale) x tensor scale, bit for bit, as the bf16 kernels
-    hold the weights (exact for every format but IF4's INT blocks and FP8 products below bf16's range)."""
+def test_decode_bf16(gpu, fmt, mt):
+    """y = I @ W^T through `dec` (rows of x in CTAs of 16; mt=1: `dec1`, one row of x per CTA row, its
+    integer decodes of E2M1 and FP8; K = 96 a partial fragment tile, N = 40 a partial 16-row tile):
+    bf16(element x block scale) x tensor scale, bit for bit, as the bf16 kernels hold the weights
+    (exact for every format but IF4's INT blocks and FP8 products below bf16's range)."""
     k, n = 96, 40
     q = quantize(spread_matrix(n, k, 1), fmt)
     ref = bf16_weights(q, k).float()
-    ks = [Dec(w_format=fmt, mt=16)]
+    ks = [Dec(w_format=fmt, mt=mt)]
     gpu.require(ks)
     got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
     differ = got != ref

@@ -28,7 +28,8 @@ def test_registry():
 
 
 def test_sm90_select_by_shape_and_format():
-    assert sel(1, "mxfp4") == [Dec(w_format="mxfp4", mt=8)]
+    assert sel(1, "mxfp4") == [Dec(w_format="mxfp4", mt=1)]
+    assert sel(2, "mxfp4") == [Dec(w_format="mxfp4", mt=8)]
     assert sel(9, "nvfp4", bias=True) == [Dec(w_format="nvfp4", bias=True, mt=16)]
     assert sel(16, "if4") == [Dec(w_format="if4", mt=16)]
     assert sel(17, "mxfp6_e2m3") == [ToBf16(), Wgmma(w_format="mxfp6_e2m3")]
