@@ -95,5 +95,6 @@ class MxqCalibrateWeights(Pass):
         q.operation.operands[0] = new
         if result.s_enc is not None:
             q.operation.attributes["mxq.s_enc"] = ir.FloatAttr.get(ir.F32Type.get(), float(result.s_enc))
-        q.operation.attributes["mxq.calibration"] = ir.StringAttr.get(json.dumps(result.record()))
+        record = {**result.record(), "source": ref.describe}  # the parameter it was calibrated from
+        q.operation.attributes["mxq.calibration"] = ir.StringAttr.get(json.dumps(record))
         erase_dead(old.owner)

@@ -21,6 +21,7 @@ stored its recurrent weight 16 times before (model.irpa 1.65x the f32 model).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import warnings
 
@@ -122,6 +123,9 @@ class MxqQuantizeWeights(Pass):
             "mxq.nonfinite_blocks": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), nonfinite),
             "mxq.source": ir.StringAttr.get(ref.describe),
         }
+        if "mxq.calibration" in attrs:  # calibrated: the source is the parameter it was calibrated from
+            attrs_out["mxq.source"] = ir.StringAttr.get(json.loads(ir.StringAttr(attrs["mxq.calibration"]).value)
+                                                        .get("source", ref.describe))
         if "mxq.calibration" in attrs:  # mxq-calibrate-weights' record of the layer
             attrs_out["mxq.calibration"] = attrs["mxq.calibration"]
         return _Folded(w, names, attrs_out)
