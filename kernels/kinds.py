@@ -2,12 +2,13 @@
 C++ call its `extern "C"` wrapper makes.
 
 Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
-in registers to bf16, mma.sync), `Gemv` (weight-only, M <= 16, f32 FMA: cuda-sm100's decode kernel,
-plain CUDA), `ToBf16` + `Wgmma` (weight-only prefill: activations to bf16, bf16 HGMMA on decoded weights),
-`ActQ` + `Qgmma` (MXFP8 x MXFP8 on the FP8 tensor cores). The block-scaled skeleton's
-(`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a with its wgmma twin): `Amax` (the NV
-activations' tensor scale), `BsQ` (activations to tiles of codes + 128x4 scales, or bf16 tiles),
-`BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
+in registers to bf16, mma.sync; at M = 1 the `dec1` kernel: x staged as bf16 per warp, a ring of
+tiles in flight, one wave of CTAs with equal shares of the row tiles), `Gemv` (weight-only,
+M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `ToBf16` + `Wgmma` (weight-only prefill:
+activations to bf16, bf16 HGMMA on decoded weights), `ActQ` + `Qgmma` (MXFP8 x MXFP8 on the FP8
+tensor cores). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a
+with its wgmma twin): `Amax` (the NV activations' tensor scale), `BsQ` (activations to tiles of
+codes + 128x4 scales, or bf16 tiles), `BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
 
 Buffers are named alike across kinds, so a layer's kernels connect by name (`launches.py`): `x` the
 layer's float32 activations, `a` / `a_scales` / `a_tensor_scale` the GEMM's activation operand as a
@@ -202,7 +203,11 @@ class Dec(_Decode):
     """Weight-only at decode shapes (M <= 16) on the tensor cores: each warp streams its share of K
     for 16 weight rows, decodes them in registers to bf16 (integer ops for E2M1, exact), multiplies
     by bf16 activations with mma.sync m16n8k16, f32 accumulators; the CTA's warps sum in shared
-    memory (a fixed order), the NV tensor scale and the epilogue after."""
+    memory (a fixed order), the NV tensor scale and the epilogue after. mt = 1 is `dec1` (M = 1, the
+    decode step): x staged once per warp as bf16 in shared memory, a ring of weight tiles in flight
+    per warp, a grid no larger than the GPU holds at once whose CTAs take equal shares of the 16-row
+    tiles, FP8 elements decoded by integer ops too (exact); it also runs M > 1, one row of x per CTA
+    row (the GPU tests' x = I)."""
 
     kind = "dec"
     rounding = "bf16 activations"
@@ -213,9 +218,15 @@ class Dec(_Decode):
         # one n8 tile: 4 CTAs of 64 registers (32 warps per SM keep the weight stream in flight; dec1's
         # float decode of formats other than E2M1 needs 80: 3 CTAs); two: 2 CTAs of 128 registers (at 64
         # the activations of both tiles spill)
+        # dec1 (mt = 1): E2M1 16 warps per CTA, 2 CTAs of 64 registers; FP8 8 warps, 4 CTAs of 64 (at 16
+        # warps one register spills); float decodes 8 warps, 3 CTAs of 80
         if self.mt == 1:
-            return 4 if fast_e2m1(self.w_format) or fast_fp8(self.w_format) else 3
+            return 2 if fast_e2m1(self.w_format) else 4 if fast_fp8(self.w_format) else 3
         return 4 if self.mt == 8 else 2
+
+    @property
+    def threads(self) -> int:  # dec1 of E2M1 codes: 16 warps splitting K (at N = 4096, 32 warps per SM)
+        return 512 if self.mt == 1 and fast_e2m1(self.w_format) else 256
 
     def grid(self, m, n, k, ops=INT):
         if self.mt == 1:  # dec1: at most the CTAs the GPU holds at once, each ceil(row tiles / grid) row tiles
@@ -227,7 +238,7 @@ class Dec(_Decode):
         return Fragments(e2m1=fast_e2m1(self.w_format))
 
     def call(self) -> str:
-        return self._call("", "dec1") if self.mt == 1 else self._call(f"{self.mt}")
+        return self._call(str(self.threads // 32), "dec1") if self.mt == 1 else self._call(f"{self.mt}")
 
     @property
     def path(self) -> str:

@@ -13,6 +13,9 @@
 //   dec     weight-only, M <= 16, on the tensor cores: weights in fragment tiles
 //           decoded in registers to bf16 (exact; IF4's INT blocks rounded), bf16
 //           activations, mma.sync m16n8k16 (HMMA), f32 accumulators.
+//   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
+//           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
+//           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops.
 //   tobf16  activations to bf16 (RNE), K padded to the wgmma kernel's K tile.
 //   wgmma   weight-only prefill: bf16 activations and raw weight bytes by
 //           cp.async, 4 stages; weights decoded to bf16 tiles in shared memory
@@ -385,13 +388,14 @@ __device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* 
 
 // ---------------------------------------------------------------- dec1 (M = 1, mma.sync)
 // The dec kernel for one row of x (the decode step of an LLM): the same fragment tiles, with
-//   - x converted once per warp to bf16 in shared memory (the warp's K range, DEC1_CK at a time),
+//   - x converted once per warp to bf16 in shared memory (the warp's K range, Dec1Ck at a time),
 //     lane g's B column reading row 0 (columns 1..7 of the n8 tile are copies, never stored);
 //   - a ring of U tiles' weights and scales in flight per warp, a slot refilled as its tile is used;
 //   - CTAs that take `rpc` consecutive 16-row tiles each, rpc = ceil(row tiles / grid), the grid no
-//     larger than the CTAs the GPU holds at once (kinds.Dec1.grid): one wave, equal work per CTA;
+//     larger than the CTAs the GPU holds at once (kinds.Dec.grid): one wave, equal work per CTA;
 //     the next row tile's first U loads are issued before the CTA's sum of the last.
-constexpr int DEC1_CK = 2048;  // K per staged chunk of x per warp
+template <int WARPS>
+struct Dec1Ck { static constexpr int K = 16384 / WARPS; };  // K per staged chunk of x per warp: 32 KB of bf16 per CTA
 
 // x row m, K [kb, kb + klen) (float32) -> bf16 (RNE) in xs[0 .. klen), zeros past K; 8 values per lane
 // and item, SI items' loads in flight.
@@ -505,13 +509,13 @@ __device__ __forceinline__ void dec_tile(float* acc, const Raw<32 * F::BITS / 8>
   }
 }
 
-template <class F, bool BIAS, int U, bool VEC, int DIAG>
+template <class F, bool BIAS, int U, bool VEC, int DIAG, int WARPS>
 __device__ __forceinline__ void dec1_rows(const float* __restrict__ xr, const uint8_t* __restrict__ w,
                                           const uint8_t* __restrict__ s, const float* __restrict__ tsp,
                                           const float* __restrict__ bias, float* __restrict__ yr, int N, int K,
                                           int epi, int r0, int r1, const uint32_t* lut, __nv_bfloat16* xs,
                                           float (*red)[16]) {
-  constexpr int WARPS = 8, LB = 32 * F::BITS / 8, NB = 64 / F::BS, CT = DEC1_CK / 64;
+  constexpr int LB = 32 * F::BITS / 8, NB = 64 / F::BS, CT = Dec1Ck<WARPS>::K / 64;
   static_assert(CT % U == 0, "a staged chunk holds whole batches of the ring");
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
   const int KT = (K + 63) / 64, kt0 = warp * KT / WARPS, ntile = (warp + 1) * KT / WARPS - kt0;
@@ -596,30 +600,32 @@ __device__ __forceinline__ void dec1_rows(const float* __restrict__ xr, const ui
   }
 }
 
-template <class F, bool BIAS, int U = 2, int DIAG = 0>
+// WARPS warps per CTA splitting K; a ring of U tiles per warp (U = 2 fits 64 registers).
+template <class F, int WARPS, bool BIAS, int U = 2, int DIAG = 0>
 __device__ __forceinline__ void dec1(const float* __restrict__ x, const uint8_t* __restrict__ w,
                                      const uint8_t* __restrict__ s, const float* __restrict__ tsp,
                                      const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
                                      int epi) {
-  constexpr int WARPS = 8;
   __shared__ float red[WARPS][16];
   __shared__ uint32_t lut[256];
-  __shared__ __align__(16) __nv_bfloat16 xs_all[WARPS][DEC1_CK];
+  __shared__ __align__(16) __nv_bfloat16 xs_all[WARPS][Dec1Ck<WARPS>::K];
   (void)M;
   if constexpr (F::E2M1 || F::F8) {
-    lut[threadIdx.x] = dec_factor<F>(threadIdx.x);  // 256 threads, 256 codes
+    if (WARPS <= 8 || threadIdx.x < 256) lut[threadIdx.x] = dec_factor<F>(threadIdx.x);
     __syncthreads();
   }
-  const int RT = (N + 15) / 16, rpc = (RT + gridDim.x - 1) / gridDim.x;
+  const int RT = (N + 15) / 16;
+  int rpc = 1;  // ceil(RT / gridDim.x), counted (a division by a run-time value is an I2F and a reciprocal)
+  while (rpc * (int)gridDim.x < RT) ++rpc;
   const int r0 = blockIdx.x * rpc, r1 = min(RT, r0 + rpc), m = blockIdx.y;
   if (r0 >= r1) return;
   const float* xr = x + (size_t)m * K;
   float* yr = y + (size_t)m * N;
   __nv_bfloat16* xs = xs_all[threadIdx.x >> 5];
   if (((uintptr_t)w % 16) == 0)
-    dec1_rows<F, BIAS, U, true, DIAG>(xr, w, s, tsp, bias, yr, N, K, epi, r0, r1, lut, xs, red);
+    dec1_rows<F, BIAS, U, true, DIAG, WARPS>(xr, w, s, tsp, bias, yr, N, K, epi, r0, r1, lut, xs, red);
   else
-    dec1_rows<F, BIAS, 1, false, DIAG>(xr, w, s, tsp, bias, yr, N, K, epi, r0, r1, lut, xs, red);  // bytes: no ring
+    dec1_rows<F, BIAS, 1, false, DIAG, WARPS>(xr, w, s, tsp, bias, yr, N, K, epi, r0, r1, lut, xs, red);  // bytes: no ring
 }
 
 // ---------------------------------------------------------------- wgmma helpers (sm_90a)
