@@ -49,7 +49,7 @@ def test_artifact_embeds_the_sm100a_kernels(mlp_sm100):
     assert re.search(r"tcgen05\.mma\.cta_group::1\.kind::mxf4nvf4\.block_scale\.block16", ptx)
     assert "tcgen05.cp.cta_group::1.32x128b.warpx4" in ptx and "cp.async.bulk.shared::cluster.global" in ptx
     assert ".entry mxc_gemv_if4_m16_bias" in ptx  # IF4 at M = 8: the decode path in registers
-    assert "flow.dispatch" in (dump / "mlp.6.lower-cuda.mlir").read_text()
+    assert "flow.dispatch" in (dump / "mlp.7.lower-cuda.mlir").read_text()
 
 
 def test_manifest_says_which_path_each_layer_took(mlp_sm100):
