@@ -41,7 +41,11 @@ class CalibrationError(MxcError):
 
 
 class SingularHessian(CalibrationError):
-    """A layer's Hessian is not positive definite even after dampening."""
+    """A layer's Hessian is not positive definite even after dampening; `why` says so without the layer."""
+
+    def __init__(self, layer: str, why: str):
+        super().__init__(f"layer '{layer}': {why}")
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -114,8 +118,8 @@ def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.
     try:
         u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(hp)), upper=True)
     except torch.linalg.LinAlgError:
-        raise SingularHessian(f"layer '{layer}': its calibration Hessian is not positive definite even with "
-                              f"damp={damp}; raise damp (e.g. gptq{{damp=0.1}}) or give more calibration data") from None
+        raise SingularHessian(layer, f"its calibration Hessian is not positive definite even with damp={damp}; "
+                                     "raise damp (e.g. gptq{damp=0.1}) or give more calibration data") from None
 
     def quant(block: torch.Tensor) -> torch.Tensor:
         return quantize(block.float().cpu(), flat, s_enc=s_enc).dequantize().double().to(dev)

@@ -126,7 +126,7 @@ def _run_layer(node, name: str, act: FormatSpec | None, wfmt: FormatSpec, interp
             try:
                 res = gptq(wk, h, wfmt, damp=spec.damp, actorder=spec.actorder, layer=name)
             except SingularHessian as e:
-                kept[name] = f"{e} (round-to-nearest for this layer)"
+                kept[name] = e.why
             else:
                 done[name] = Calibrated(name, str(spec), res.weight, res.s_enc, res.err_rtn, res.err_gptq,
                                         tokens, time.perf_counter() - t0)
