@@ -202,9 +202,11 @@ def compile_file(
             result.manifest["kernel_library"] = f"kernels/{target.kernel_stem}.cubin"
         if compile_to == "vmfb" and isinstance(target, CudaTarget):
             # The GPU machine may have no compiler: `mxc run --compare` there reads these.
-            from mxc.runtime.reference import eager_forward, fake_quant_forward
+            from mxc.runtime.reference import eager_forward, fake_quant_forward, stored_weight
 
-            torch.save({"fake_quant": fake_quant_forward(spec.model, spec.example_inputs, result.manifest),
+            read = lambda name: weights[name].reshape(-1).view(torch.uint8)  # noqa: E731
+            stored = {r["layer"]: stored_weight(r, read) for r in result.manifest["layers"] if "calibration" in r}
+            torch.save({"fake_quant": fake_quant_forward(spec.model, spec.example_inputs, result.manifest, stored),
                         "eager": eager_forward(spec.model, spec.example_inputs)}, out / REFERENCE_FILE)
             result.manifest["reference_outputs"] = REFERENCE_FILE
         result.manifest["weights_fingerprint"] = fingerprint

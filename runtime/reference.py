@@ -278,6 +278,15 @@ def calibrated_weights(path, manifest: dict) -> dict[str, torch.Tensor]:
     index = rt.ParameterIndex()
     index.load(str(Path(path) / manifest["parameters"]["file"]))
     entries = dict(index.items())
+    for row in rows:
+        missing = [n for n in row["calibration"]["params"] if n not in entries]
+        if missing:
+            from mxc.errors import ArtifactError
+
+            raise ArtifactError(f"{path}: calibrated layer '{row['layer']}': its codes are stored only in the "
+                                f"{manifest.get('target')} kernels' layout ({missing[0]} is not in the .irpa), so "
+                                "the fake-quant reference cannot be rebuilt from the artifact; the reference "
+                                "computed at compile time (reference.pt) is what --compare uses")
     read = lambda name: torch.from_numpy(np.frombuffer(entries[name].file_view, dtype=np.uint8).copy())  # noqa: E731
     return {row["layer"]: stored_weight(row, read) for row in rows}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -202,3 +203,33 @@ def test_auto_with_calibrate_writes_a_policy_that_reproduces_the_artifact(tmp_pa
                          tmp_path / "a" / "policy.toml", "-q")
     assert rc == 0, err
     assert (tmp_path / "a" / "model.irpa").read_bytes() == (tmp_path / "b" / "model.irpa").read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").is_file(),
+                    reason="nvcc not found: the cuda-sm90 target assembles its kernels with nvcc/ptxas")
+def test_cuda_artifact_stores_the_calibrated_reference(tmp_path):
+    """A cuda-sm90 artifact keeps its weights only in the kernels' layout: the reference.pt it carries (what
+    --compare uses on a GPU host) is computed from the calibrated weights, and rebuilding it from the .irpa
+    is refused with an ArtifactError that says why."""
+    from mxc.calibration.sequential import calibrate_model
+    from mxc.compiler.frontend import load_model_file
+    from mxc.errors import ArtifactError
+    from mxc.numerics import fake_quantize
+    from mxc.runtime.reference import calibrated_weights, fake_quant_forward, layer_formats
+
+    out = tmp_path / "g"
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp.py", "-o", out, "--target", "cuda-sm90", "--format", "nvfp4",
+                         "--weights-only", "--calibrate", "gptq", "-q")
+    assert rc == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    spec = load_model_file(EXAMPLES / "mlp.py")
+    rows = {r["layer"]: r for r in manifest["layers"] if "calibration" in r}
+    done, _ = calibrate_model(spec.model, [tuple(spec.example_inputs)], layer_formats(manifest),
+                              {name: "gptq" for name in rows})
+    stored = {name: fake_quantize(c.weight, FormatSpec.parse(rows[name]["weight_format"]), s_enc=c.s_enc)
+              for name, c in done.items()}
+    ref = torch.load(out / "reference.pt")["fake_quant"]
+    mine = fake_quant_forward(spec.model, spec.example_inputs, manifest, stored)
+    assert all(torch.equal(a, b) for a, b in zip(ref, mine))
+    with pytest.raises(ArtifactError, match="kernels' layout"):
+        calibrated_weights(out, manifest)
