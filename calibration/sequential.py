@@ -111,7 +111,7 @@ def _run_layer(node, name: str, act: FormatSpec | None, wfmt: FormatSpec, interp
     if const and name not in weights:
         w = operator.attrgetter(w_node.target)(interps[0].module).detach().float()
         spec = CalibrateSpec.parse(method)
-        wq = _fq(w, wfmt, w_axis)
+        wq = None  # round-to-nearest unless calibrated below
         if spec.active and uses.get(w_node.target, 0) > 1:
             kept[name] = f"its weight '{w_node.target}' is shared with other layers"
         elif spec.active:
@@ -132,7 +132,7 @@ def _run_layer(node, name: str, act: FormatSpec | None, wfmt: FormatSpec, interp
                                         tokens, time.perf_counter() - t0)
                 wq_k = fake_quantize(res.weight, wfmt, axis=-1, s_enc=res.s_enc)
                 wq = wq_k if w_axis in (-1, w.dim() - 1) else wq_k.transpose(-1, -2)
-        weights[name] = wq
+        weights[name] = wq if wq is not None else _fq(w, wfmt, w_axis)
     outs = []
     for it, x in zip(interps, xs):
         args = list(it.fetch_args_kwargs_from_env(node)[0])

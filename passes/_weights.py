@@ -71,3 +71,12 @@ def constant_weight(value: ir.Value, store: WeightStore | None = None) -> Weight
         dims = [o.owner.attributes["value"].value for o in owner.operands[1:]]
         return inner and WeightRef(inner.describe, lambda: inner.load().transpose(*dims))
     return None
+
+
+def matmul_of(q):
+    """The mxq.matmul a quantize feeds through its dequantize (None: it feeds none)."""
+    for use in q.results[0].uses:
+        for use2 in use.owner.results[0].uses:
+            if use2.owner.operation.name == "mxq.matmul":
+                return use2.owner
+    return None

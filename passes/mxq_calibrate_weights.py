@@ -28,17 +28,8 @@ from torch_mlir import ir
 from mxc.dialects.mxq import ParamOp, format_attr
 from mxc.weights import WeightStore
 
-from ._weights import constant_weight
+from ._weights import constant_weight, matmul_of
 from .base import Pass, PassOptionError, erase_dead, walk_ops, weights_field
-
-
-def _matmul_of(q):
-    """The mxq.matmul a quantize feeds through its dequantize (None: an activation's, or none)."""
-    for use in q.results[0].uses:
-        for use2 in use.owner.results[0].uses:
-            if use2.owner.operation.name == "mxq.matmul":
-                return use2.owner
-    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +47,7 @@ class MxqCalibrateWeights(Pass):
 
     def run(self, module: ir.Operation) -> None:
         for q in walk_ops(module, "mxq.quantize"):
-            mm = _matmul_of(q)
+            mm = matmul_of(q)
             if mm is None or "mxq.calibrate" not in mm.operation.attributes:
                 continue
             ref = constant_weight(q.input, self.weights)

@@ -33,17 +33,14 @@ from mxc.weights import WeightStore
 from mxc.dialects.mxq import ParamOp, format_attr
 from mxc.numerics import quantize
 
-from ._weights import constant_weight
+from ._weights import constant_weight, matmul_of
 from .base import Pass, erase_dead, walk_ops, weights_field
 
 
 def _users_layer(q) -> str:
     """The layer of the matmul a quantize feeds (through its dequantize)."""
-    for use in q.results[0].uses:
-        for use2 in use.owner.results[0].uses:
-            if use2.owner.operation.name == "mxq.matmul":
-                return ir.StringAttr(use2.owner.attributes["layer"]).value
-    return ""
+    mm = matmul_of(q)
+    return "" if mm is None else ir.StringAttr(mm.attributes["layer"]).value
 
 
 def sqnr_db(x: torch.Tensor, xq: torch.Tensor) -> float:
