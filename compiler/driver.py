@@ -119,11 +119,11 @@ def compile_file(
         if keep_ir:
             result.ir[phase] = _asm(module)
 
+    entry_points = _entry_points(spec, opts)  # {function: (module, example inputs)}
     with ctx, ir.Location.unknown(), warnings.catch_warnings(record=True) as caught, contextlib.ExitStack() as stack:
         warnings.simplefilter("always", MxcWarning)
-        module = steps.step(
-            "import", lambda: importer.import_program(frontend.export(spec.model, spec.example_inputs), ctx, weights)
-        )
+        module = steps.step("import", lambda: importer.import_program(
+            {f: frontend.export(m, inputs) for f, (m, inputs) in entry_points.items()}, ctx, weights))
         record("import", module)
         stop = compile_to == "import"
         table = manifest.layer_table(module)
@@ -178,12 +178,17 @@ def compile_file(
         "compiled_to": compile_to,
         "layers": table,
         "warnings": warning_texts,
-        "inputs": [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in spec.example_inputs],
+        "inputs": _describe(next(iter(entry_points.values()))[1]),
         "weights_bytes": None,
         "timings_s": {k: round(v, 3) for k, v in steps.timings.items()},
         "tool_versions": manifest.tool_versions(),
         **({"auto": {**selection.record(), "policy": POLICY_FILE}} if selection else {}),
     }
+    if opts.generate:
+        from mxc import generation
+
+        result.manifest["entry_points"] = {f: {"inputs": _describe(inputs)} for f, (_, inputs) in entry_points.items()}
+        result.manifest["generate"] = generation.record(generation.causal_lm(spec.model), opts.max_seq_len)
     if out_dir is None:
         return result
     final = Path(out_dir)
@@ -196,11 +201,13 @@ def compile_file(
             weights.write_irpa(out / "model.irpa", names)
             result.manifest["weights_bytes"] = weights.nbytes(names)
             result.manifest["parameters"] = {"file": "model.irpa", "scope": "model", "count": len(names)}
-            torch.save(spec.example_inputs, out / "inputs.pt")
+            torch.save(next(iter(entry_points.values()))[1], out / "inputs.pt")
+            if opts.generate:
+                _save_tokenizer(spec, out / result.manifest["generate"]["tokenizer"])
         if library:
             _copy_kernels(library, out / "kernels", target)
             result.manifest["kernel_library"] = f"kernels/{target.kernel_stem}.cubin"
-        if compile_to == "vmfb" and isinstance(target, CudaTarget):
+        if compile_to == "vmfb" and isinstance(target, CudaTarget) and not opts.generate:
             # The GPU machine may have no compiler: `mxc run --compare` there reads these.
             from mxc.runtime.reference import eager_forward, fake_quant_forward, stored_weight
 
@@ -223,7 +230,33 @@ def compile_file(
 # a directory holding only these may be replaced by a new artifact.
 POLICY_FILE = "policy.toml"  # --auto's decided policy
 _ARTIFACT_ENTRIES = frozenset({"model.vmfb", "model.irpa", "inputs.pt", "manifest.json", "reference.pt", "kernels",
-                               POLICY_FILE, "repro.mlir", "iree_input.mlir"})
+                               POLICY_FILE, "repro.mlir", "iree_input.mlir", "tokenizer"})
+
+
+def _entry_points(spec, opts: Options) -> dict[str, tuple[torch.nn.Module, tuple]]:
+    """{function name: (module, example inputs)}: `main` (model.py's model), or with --generate the causal
+    LM's `prefill` and `decode` (mxc.generation)."""
+    if not opts.generate:
+        return {"main": (spec.model, spec.example_inputs)}
+    from mxc import generation
+
+    if spec.tokenizer is None:
+        raise generation.GenerateError(f"{spec.path}: --generate needs get_tokenizer() in model.py (returning the "
+                                       "model's transformers tokenizer, which the artifact keeps for mxc generate)")
+    return generation.programs(generation.causal_lm(spec.model, str(spec.path)), opts.max_seq_len)
+
+
+def _describe(inputs: tuple) -> list[dict]:
+    return [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in inputs]
+
+
+def _save_tokenizer(spec, where: Path) -> None:
+    try:
+        tokenizer = spec.tokenizer()
+        tokenizer.save_pretrained(where)
+    except Exception as e:
+        raise MxcError(f"{spec.path}: get_tokenizer() failed or returned no transformers tokenizer "
+                       f"({type(e).__name__}: {e}); return e.g. AutoTokenizer.from_pretrained(...)") from e
 
 
 def _calibrate(spec, module: ir.Module, weights: WeightStore, progress: bool):

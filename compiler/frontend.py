@@ -39,6 +39,7 @@ class ModelSpec:
     calibration_inputs: Any = None
     loss: Callable | None = None  # get_loss(output, *inputs) -> scalar tensor, optional (--auto's scores)
     eval_inputs: Callable | None = None  # get_eval_inputs() -> held-out input tuples, optional (auto_check)
+    tokenizer: Callable | None = None  # get_tokenizer() -> a transformers tokenizer, optional (--generate)
 
 
 def _call(path: Path, module, fn: str):
@@ -81,7 +82,9 @@ def load_model_file(path: str | Path) -> ModelSpec:
     loss = getattr(module, "get_loss", None)
     if loss is not None and not callable(loss):
         raise ModelFileError(f"{path}: get_loss must be a function get_loss(output, *inputs) -> scalar tensor")
-    return ModelSpec(path, model.eval(), inputs, calib, loss, getattr(module, "get_eval_inputs", None))
+    tokenizer = getattr(module, "get_tokenizer", None)
+    return ModelSpec(path, model.eval(), inputs, calib, loss, getattr(module, "get_eval_inputs", None),
+                     tokenizer if callable(tokenizer) else None)
 
 
 def make_buffers_persistent(model: torch.nn.Module) -> None:

@@ -9,7 +9,7 @@ from torch_mlir.extras.fx_importer import ContextCache, FxImporter, FxImporterHo
 from mxc.dialects.mxq import ParamOp
 
 from mxc.errors import ExportError
-from mxc.layers import module_path
+from mxc.layers import ENTRY_SEP, module_path
 from mxc.dialects.torch_c import builtin_type_of, from_builtin
 from mxc.weights import WeightStore
 
@@ -17,13 +17,16 @@ INLINE_LITERAL_BYTES = 64  # smaller anonymous constants stay inline in the IR
 
 
 class _NamedLocationCache(ContextCache):
-    """Locations wrapped in a NameLoc carrying the node's module path."""
+    """Locations wrapped in a NameLoc carrying the node's module path (after `entry`: and the entry point's
+    name when a module has several, see mxc.layers.layer_of)."""
 
-    __slots__ = ()
+    __slots__ = ("entry",)
 
     def get_node_location(self, node):
         loc = super().get_node_location(node) or ir.Location.unknown(self._c)
         path = module_path(node)
+        if path and self.entry:
+            path = f"{self.entry}{ENTRY_SEP}{path}"
         return ir.Location.name(path, childLoc=loc, context=self._c) if path else loc
 
 
@@ -49,15 +52,25 @@ class _Hooks(FxImporterHooks):
         return from_builtin(param, vtensor)
 
 
-def import_program(prog: torch.export.ExportedProgram, ctx: ir.Context, weights: WeightStore) -> ir.Module:
-    """ExportedProgram -> torch-dialect module with named locations and weights as mxq.param."""
+def import_program(prog: torch.export.ExportedProgram | dict[str, torch.export.ExportedProgram], ctx: ir.Context,
+                   weights: WeightStore) -> ir.Module:
+    """ExportedProgram -> torch-dialect module (function `main`) with named locations and weights as mxq.param.
+
+    Several programs ({function name: program}, e.g. --generate's prefill and decode) become one function
+    each in one module; a parameter they share (the same tensor) is one `mxq.param`, stored once, and
+    their layers are named `<function>:<module path>`."""
+    progs = prog if isinstance(prog, dict) else {"main": prog}
     names: dict[int, str] = {}  # a tied tensor keeps its first name (emb.weight, not lm_head.weight)
-    for n, t in [*prog.state_dict.items(), *prog.constants.items()]:
-        names.setdefault(id(t), n)
+    for p in progs.values():
+        for n, t in [*p.state_dict.items(), *p.constants.items()]:
+            names.setdefault(id(t), n)
     importer = FxImporter(context=ctx, hooks=_Hooks(weights, names))
     importer._cc = _NamedLocationCache(ctx, py_attr_tracker=importer._py_attr_tracker)
-    try:
-        importer.import_frozen_program(prog, func_name="main")
-    except Exception as e:
-        raise ExportError(f"torch-mlir could not import the exported graph: {type(e).__name__}: {e}") from e
+    for func, p in progs.items():
+        importer._cc.entry = func if len(progs) > 1 else ""
+        try:
+            importer.import_frozen_program(p, func_name=func)
+        except Exception as e:
+            raise ExportError(f"torch-mlir could not import the exported graph{'' if len(progs) == 1 else ' ' + func}: "
+                              f"{type(e).__name__}: {e}") from e
     return importer.module

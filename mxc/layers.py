@@ -31,3 +31,15 @@ def unique_layer_names(names: list[str]) -> list[str]:
         seen[n] = seen.get(n, 0) + 1
         out.append(n if seen[n] == 1 else f"{n}#{seen[n]}")
     return out
+
+
+# A module with several entry points (--generate's prefill and decode) names its layers
+# '<entry point>:<module path>' (the importer); policies match the module path.
+ENTRY_SEP = ":"
+
+
+def split_layer(layer: str) -> tuple[str, str]:
+    """'decode:lm.model.layers.0.mlp.up_proj' -> ('decode', 'lm.model.layers.0.mlp.up_proj'); ('', layer)
+    for a layer of a one-function module."""
+    entry, sep, path = layer.partition(ENTRY_SEP)
+    return (entry, path) if sep and entry.isidentifier() else ("", layer)

@@ -32,6 +32,7 @@ Contraction = Literal["decomposed", "scaled-generic"]  # lower-mxq-to-linalg's f
 CONTRACTIONS: tuple[str, ...] = get_args(Contraction)
 ActDtype = Literal["f32", "bf16"]  # what weight-only layers round their activations to before the GEMM
 ACT_DTYPES: tuple[str, ...] = get_args(ActDtype)
+DEFAULT_MAX_SEQ_LEN = 256  # --generate's KV cache length when --max-seq-len is not given
 
 
 class OptionsError(MxcError, ValueError):
@@ -80,6 +81,8 @@ class Options:
     act_dtype: ActDtype = "f32"
     auto: str = ""  # `--auto bits=4.5`: mxc chooses every layer's format (mxc.selection); "" = off
     calibrate: str = ""  # `--calibrate gptq`: how weights get their codes (mxc.calibration); "" = rtn
+    generate: bool = False  # `--generate`: prefill + decode entry points over a KV cache (mxc.generation)
+    max_seq_len: int = 0  # `--max-seq-len`: the KV cache's length with --generate (0: DEFAULT_MAX_SEQ_LEN)
 
     def __post_init__(self):
         if self.target not in TARGET_NAMES:
@@ -100,6 +103,7 @@ class Options:
         object.__setattr__(self, "act_format", _spec("act_format", self.act_format or None))
         if self.auto:
             self._check_auto()
+        self._check_generate()
         if self.calibrate:
             from mxc.calibration.method import CalibrateSpec
 
@@ -128,6 +132,21 @@ class Options:
             raise OptionsError(f"--auto chooses formats and their options per layer: drop {flags} "
                                "(name candidate formats with --auto ...,formats=mxfp4+nvfp4)")
 
+    def _check_generate(self) -> None:
+        if not self.generate:
+            if self.max_seq_len:
+                raise OptionsError("--max-seq-len sets the KV cache's length of --generate: add --generate or "
+                                   "drop --max-seq-len")
+            return
+        if not isinstance(self.max_seq_len, int) or self.max_seq_len < 0:
+            raise OptionsError(f"--max-seq-len must be a positive number of tokens, got {self.max_seq_len!r}")
+        if not self.max_seq_len:
+            object.__setattr__(self, "max_seq_len", DEFAULT_MAX_SEQ_LEN)
+        for flag, given in (("--auto", self.auto), ("--calibrate", self.calibrate)):
+            if given:
+                raise OptionsError(f"{flag} is not supported with --generate yet (it scores and calibrates the "
+                                   f"one-function model): compile without {flag}, or without --generate")
+
     @property
     def quant_options(self) -> QuantOptions:
         """The quantization options as one value (raises the numerics' OptionError for a bad one)."""
@@ -147,4 +166,5 @@ class Options:
         """The inverse of `to_dict` (a manifest's "options"), validated again."""
         return Options(**{**d, "act_format": d.get("act_format") or None, "hadamard": d.get("hadamard") or None,
                           "act_dtype": d.get("act_dtype") or "f32", "auto": d.get("auto") or "",
-                          "calibrate": d.get("calibrate") or ""})
+                          "calibrate": d.get("calibrate") or "", "generate": bool(d.get("generate")),
+                          "max_seq_len": d.get("max_seq_len") or 0})

@@ -32,6 +32,7 @@ from mxc.numerics.formats import NONE
 from mxc.numerics.options import OPTION_NAMES, FormatSpec, OptionError, QuantOptions, parse_optional
 
 from mxc.errors import MxcError
+from mxc.layers import split_layer
 
 RULE_KEYS = ("format", "weights_only", "act_format", *OPTION_NAMES, "calibrate")
 
@@ -112,9 +113,11 @@ class Policy:
     rules: tuple[tuple[str, Choice], ...] = field(default_factory=tuple)
 
     def choose(self, layer: str) -> tuple[Choice, str]:
-        """The layer's choice and where it came from (the rule pattern or 'default')."""
+        """The layer's choice and where it came from (the rule pattern or 'default'). A layer of a module with
+        several entry points ('decode:lm.model...') matches by its module path too."""
+        path = split_layer(layer)[1]
         for pattern, choice in self.rules:
-            if fnmatch.fnmatchcase(layer, pattern):
+            if fnmatch.fnmatchcase(layer, pattern) or fnmatch.fnmatchcase(path, pattern):
                 return choice, pattern
         return self.default, "default"
 

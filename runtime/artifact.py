@@ -47,8 +47,9 @@ class Artifact:
     path: Path
     manifest: dict
     _ctx: object
-    _fn: object
+    _fn: object  # the first entry point: `main`, or --generate's `prefill`
     _device: object
+    functions: dict = None  # entry point -> IREE function (`main`; --generate: `prefill`, `decode`)
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         from iree import runtime as rt
@@ -60,6 +61,48 @@ class Artifact:
         out = self._fn(*args)
         outs = out if isinstance(out, (list, tuple)) else [out]
         return [_from_numpy(np.asarray(o)) for o in outs]
+
+    def generate(self, prompt: str | list[int], max_new_tokens: int = 32, *, temperature: float = 0.0,
+                 top_k: int = 0, seed: int = 0, stop_at_eos: bool = True):
+        """Generate text from a `--generate` artifact (mxc.generation.Generated: tokens, text, speeds).
+
+        `prompt` is text (the artifact's tokenizer encodes it) or token ids. The KV cache stays on the
+        device between steps: the runtime's output arrays go straight back in."""
+        from mxc import generation
+
+        gen = self.manifest.get("generate")
+        if gen is None:
+            raise ArtifactError(f"{self.path}: compiled without --generate, so it has no prefill/decode entry "
+                                "points; recompile with mxc compile MODEL.py --generate")
+        tokenizer = self.tokenizer() if isinstance(prompt, str) else None
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if tokenizer else list(prompt)
+        prefill, decode = (self.functions[f] for f in generation.ENTRY_POINTS)
+        out = generation.generate_ids(
+            lambda *a: self._call(prefill, a), lambda *a: self._call(decode, a), ids, max_new_tokens,
+            gen["max_seq_len"], gen["eos_token_id"] if stop_at_eos else [],
+            generation.Sampling(temperature, top_k, seed), logits_of=lambda x: _from_numpy(np.asarray(x)))
+        if tokenizer is not None:
+            out.text = tokenizer.decode(out.tokens, skip_special_tokens=True)
+        return out
+
+    def tokenizer(self):
+        """The tokenizer `mxc compile --generate` saved from model.py's get_tokenizer()."""
+        from transformers import AutoTokenizer
+
+        where = self.path / self.manifest["generate"]["tokenizer"]
+        try:
+            return AutoTokenizer.from_pretrained(where)
+        except Exception as e:
+            raise ArtifactError(f"{where}: cannot load the tokenizer ({type(e).__name__}: {e}); recompile "
+                                "with mxc compile --generate") from e
+
+    def _call(self, fn, args) -> list:
+        """Call an entry point: torch tensors go in as device arrays, device arrays (a KV cache) as they are."""
+        from iree import runtime as rt
+
+        args = [rt.asdevicearray(self._device, _to_numpy(a)) if isinstance(a, torch.Tensor) else a for a in args]
+        out = fn(*args)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
 
     def example_inputs(self) -> tuple:
         """The inputs saved at compile time (a tuple of tensors, one per manifest `inputs` entry)."""
@@ -157,7 +200,7 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
         ctx = rt.SystemContext(
             vm_modules=[params, rt.create_hal_module(config.vm_instance, config.device), module], config=config
         )
-        fn = ctx.modules.module["main"]
+        functions = {f: ctx.modules.module[f] for f in manifest.get("entry_points") or ["main"]}
     except Exception as e:
         raise ArtifactError(f"{path}/model.vmfb cannot be loaded: {e}; recompile with mxc compile") from e
-    return Artifact(path, manifest, ctx, fn, config.device)
+    return Artifact(path, manifest, ctx, next(iter(functions.values())), config.device, functions)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import torch
@@ -94,6 +96,11 @@ def _model(artifact: Artifact) -> torch.nn.Module:
 
     model = load_model_file(artifact.manifest["model"]).model
     _check_fingerprint(artifact, model)
+    gen = artifact.manifest.get("generate")
+    if gen:  # a --generate artifact runs its first entry point (prefill) on inputs.pt
+        from mxc import generation
+
+        return generation.programs(generation.causal_lm(model), gen["max_seq_len"])[generation.ENTRY_POINTS[0]][0]
     return model
 
 
@@ -258,6 +265,10 @@ def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> d
     output (`vs_reference.output` names it: the first that fails, else the largest rel_l2), so
     `vs_reference.within_tolerance` is true only when every output passes.
     """
+    if artifact.manifest.get("generate"):  # the first entry point's layers, named as its own graph names them
+        from mxc.generation import ENTRY_POINTS, entry_manifest
+
+        artifact = dataclasses.replace(artifact, manifest=entry_manifest(artifact.manifest, ENTRY_POINTS[0]))
     fq, eager, model = _references(artifact, inputs)
     if len(fq) != len(outputs):
         raise ArtifactError(f"{artifact.path}: the artifact returns {len(outputs)} output(s), the model "
@@ -277,3 +288,22 @@ def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> d
     if failing and any(r.get("activation_format", "none") != "none" for r in artifact.manifest["layers"]):
         result["hint"] = FLIP_HINT.format(path=artifact.path)
     return result
+
+
+def compare_generation(artifact: Artifact, prompt, max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
+                       seed: int = 0, stop_at_eos: bool = True):
+    """`mxc generate --compare`: the same generation loop over the fake-quant reference in torch (model.py's
+    causal LM with the artifact's layers fake-quantized, mxc.generation.torch_steps); mxc.generation.Generated."""
+    from mxc import generation
+
+    from mxc.compiler.frontend import load_model_file
+
+    model = load_model_file(artifact.manifest["model"]).model
+    _check_fingerprint(artifact, model)
+    gen = artifact.manifest["generate"]
+    tokenizer = artifact.tokenizer() if isinstance(prompt, str) else None
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if tokenizer else list(prompt)
+    prefill, decode = generation.torch_steps(generation.causal_lm(model), gen["max_seq_len"], artifact.manifest)
+    return generation.generate_ids(prefill, decode, ids, max_new_tokens, gen["max_seq_len"],
+                                   gen["eos_token_id"] if stop_at_eos else [],
+                                   generation.Sampling(temperature, top_k, seed))

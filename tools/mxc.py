@@ -1,4 +1,4 @@
-"""The `mxc` command: compile, run, inspect."""
+"""The `mxc` command: compile, run, generate, inspect, formats."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 def _add_compile(sub):
     from mxc.numerics.options import ERROR_METRICS, HADAMARD_SIZES, ROUNDINGS, SCALE_RULES
-    from mxc.options import ACT_DTYPES, CONTRACTIONS
+    from mxc.options import ACT_DTYPES, CONTRACTIONS, DEFAULT_MAX_SEQ_LEN
     from mxc.targets import TARGET_NAMES, targets
 
     p = sub.add_parser("compile", help="compile model.py to an artifact directory")
@@ -29,6 +29,11 @@ def _add_compile(sub):
                    help="choose the weights' codes from calibration data (model.py's get_calibration_inputs()): "
                         "GPTQ through each format's own quantizer, or MR-GPTQ (GPTQ with a block Hadamard "
                         "rotation); default rtn, round to nearest")
+    p.add_argument("--generate", action="store_true",
+                   help="a causal LM for `mxc generate`: prefill and decode entry points over a KV cache "
+                        "(model.py's get_model() returns a transformers causal LM; get_tokenizer() its tokenizer)")
+    p.add_argument("--max-seq-len", type=_positive_int, default=0, metavar="N",
+                   help=f"--generate: the KV cache's length, prompt and new tokens (default {DEFAULT_MAX_SEQ_LEN})")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
     p.add_argument("--act-format", default=None, help="activations' format when it differs from --format "
                    "(same block size, e.g. --format mxfp4 --act-format mxfp8)")
@@ -392,13 +397,59 @@ def _cmd_formats(a) -> int:
     return 0
 
 
-COMMANDS = {"compile": _cmd_compile, "run": _cmd_run, "inspect": _cmd_inspect, "formats": _cmd_formats}
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="generate text with an artifact compiled with --generate")
+    p.add_argument("artifact")
+    p.add_argument("--prompt", required=True, help="the prompt text (the artifact's tokenizer encodes it)")
+    p.add_argument("--max-new-tokens", type=_positive_int, default=32, metavar="N")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda for cuda-sm90 artifacts (IREE's CUDA driver)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 (the default): greedy")
+    p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling")
+    p.add_argument("--ignore-eos", action="store_true", help="do not stop at the end-of-sequence token")
+    p.add_argument("--compare", action="store_true",
+                   help="also run the same loop over the fake-quant reference in torch (model.py, as compiled) "
+                        "and check that the tokens are equal")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _cmd_generate(a) -> int:
+    from mxc.runtime.artifact import load
+
+    art = load(a.artifact, a.device)
+    out = art.generate(a.prompt, a.max_new_tokens, temperature=a.temperature, top_k=a.top_k, seed=a.seed,
+                       stop_at_eos=not a.ignore_eos)
+    result = out.to_dict()
+    if a.compare:
+        from mxc.runtime.compare import compare_generation
+
+        ref = compare_generation(art, a.prompt, a.max_new_tokens, a.temperature, a.top_k, a.seed, not a.ignore_eos)
+        first = next((i for i, (x, y) in enumerate(zip(out.tokens, ref.tokens)) if x != y),
+                     None if len(out.tokens) == len(ref.tokens) else min(len(out.tokens), len(ref.tokens)))
+        result["reference"] = {"tokens": ref.tokens, "equal": first is None, "first_difference": first,
+                               "decode_tokens_per_s": round(ref.decode_tokens_per_s, 3)}
+    ok = not a.compare or result["reference"]["equal"]
+    if a.json:
+        print(json.dumps(result))
+        return 0 if ok else 1
+    print(out.text)
+    print(f"-- {out.prompt_tokens} prompt tokens, {len(out.tokens)} new ({out.stopped}); prefill "
+          f"{out.prefill_ms:.1f} ms, decode {out.decode_tokens_per_s:.1f} tokens/s", file=sys.stderr)
+    if a.compare:
+        r = result["reference"]
+        print(f"-- fake-quant reference in torch ({r['decode_tokens_per_s']:.1f} tokens/s): "
+              + ("the same tokens" if ok else f"DIFFERENT from token {r['first_difference']}"), file=sys.stderr)
+    return 0 if ok else 1
+
+
+COMMANDS = {"compile": _cmd_compile, "run": _cmd_run, "inspect": _cmd_inspect, "formats": _cmd_formats,
+            "generate": _cmd_generate}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="mxc", description="quantizing compiler for block-scaled formats")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_compile, _add_run, _add_inspect, _add_formats):
+    for add in (_add_compile, _add_run, _add_generate, _add_inspect, _add_formats):
         add(sub)
     a = parser.parse_args(argv)
     import warnings

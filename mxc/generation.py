@@ -1,0 +1,291 @@
+"""Causal-LM generation as two programs over a KV cache the caller holds: `prefill` and `decode`.
+
+`mxc compile MODEL.py --generate` exports these two wrappers of model.py's causal LM and compiles both
+into one module sharing one `.irpa`. The KV cache is passed through: each entry point takes the cache
+tensors and returns the updated ones (K and V each [layers, batch 1, kv heads, max_seq_len, head dim]),
+so the program is a pure function and the runtime keeps the cache on the device between calls (IREE
+hands the returned buffers straight back in).
+
+    prefill(ids [1, S] int64, length [1] int64)         -> logits [1, vocab] at position length-1, K, V
+    decode(token [1, 1] int64, position [1] int64, K, V) -> logits [1, vocab], K, V
+
+S = max_seq_len: the prompt is padded to S (positions past `length` are masked for every later query
+by the causal mask and overwritten as decoding reaches them). The attention mask is built here, 4-D,
+from the positions (key j is visible to a query at position p when j <= p), so the transformers model
+neither builds one nor keeps a cache of its own.
+
+Needs only torch and transformers: the torch reference loop and the compiled one share this file.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from mxc.errors import MxcError
+
+ENTRY_POINTS = ("prefill", "decode")
+
+
+class GenerateError(MxcError):
+    """A model or prompt that --generate / `mxc generate` cannot take; the message names the fix."""
+
+
+class _PassedLayer:
+    """One layer's K/V cache slot for a transformers model: `update` writes the new keys/values at the
+    given positions out of place (index_copy), so the exported graph has no mutation."""
+
+    is_sliding = False
+    is_compileable = True
+    is_initialized = True
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor):
+        self.keys, self.values, self.positions = keys, values, positions
+        self.max_cache_len = keys.shape[2]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        self.keys = self._write(self.keys, key_states)
+        self.values = self._write(self.values, value_states)
+        return self.keys, self.values
+
+    def _write(self, cache: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """`cache` with `new` [1, heads, T, dim] at `positions` along dim 2: all of it (prefill, T = the cache's
+        length) or one position (decode) by a select, not a scatter (IREE's CPU backend cannot compile the
+        scatter that index_copy becomes)."""
+        new = new.to(cache.dtype)
+        if new.shape[2] == cache.shape[2]:
+            return new
+        if new.shape[2] != 1:
+            raise GenerateError(f"a KV cache update of {new.shape[2]} positions: only prefill (all) and decode "
+                                "(one) are supported")
+        hit = torch.arange(cache.shape[2], device=cache.device)[:, None] == self.positions  # [S, 1]
+        return torch.where(hit, new, cache)
+
+    def get_seq_length(self):
+        return self.max_cache_len
+
+    def get_max_length(self):
+        return self.max_cache_len
+
+    def get_mask_sizes(self, *args, **kwargs):
+        return self.max_cache_len, 0
+
+
+def _passed_cache(keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor):
+    from transformers.cache_utils import Cache
+
+    layers = [_PassedLayer(keys[i], values[i], positions) for i in range(keys.shape[0])]
+    return Cache(layers=layers)
+
+
+def cache_shape(config, max_seq_len: int) -> tuple[int, ...]:
+    """[layers, 1, kv heads, max_seq_len, head dim] of a transformers config."""
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
+    dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return (config.num_hidden_layers, 1, kv, max_seq_len, dim)
+
+
+def _cache_kwarg(lm) -> str:
+    params = inspect.signature(lm.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+class _Step(torch.nn.Module):
+    def __init__(self, lm: torch.nn.Module, max_seq_len: int):
+        super().__init__()
+        self.lm, self.max_seq_len = lm, max_seq_len
+        self._kw = _cache_kwarg(lm)
+
+    def _run(self, ids, positions, keys, values, keep):
+        mask = (torch.arange(self.max_seq_len, device=ids.device)[None, :] <= positions[:, None])[None, None]
+        cache = _passed_cache(keys, values, positions)
+        out = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions[None], use_cache=True,
+                      logits_to_keep=keep, **{self._kw: cache})
+        k = torch.stack([layer.keys for layer in cache.layers])
+        v = torch.stack([layer.values for layer in cache.layers])
+        return out.logits[:, -1], k, v
+
+
+class Prefill(_Step):
+    """prompt ids [1, S] (padded), length [1] -> logits of position length-1 [1, vocab], K, V."""
+
+    def forward(self, ids, length):
+        shape = cache_shape(self.lm.config, self.max_seq_len)
+        dtype = self.lm.get_input_embeddings().weight.dtype
+        zeros = torch.zeros(shape, dtype=dtype, device=ids.device)
+        positions = torch.arange(self.max_seq_len, device=ids.device)
+        return self._run(ids, positions, zeros, zeros, length - 1)
+
+
+class Decode(_Step):
+    """token [1, 1], position [1], K, V -> logits [1, vocab], K, V with the token's keys/values written."""
+
+    def forward(self, token, position, keys, values):
+        return self._run(token, position, keys, values, 1)
+
+
+def causal_lm(model: torch.nn.Module, where: str = "model.py") -> torch.nn.Module:
+    """The transformers causal LM in get_model()'s result: the model itself, or the one submodule that is
+    one (a wrapper such as `Logits(lm)` that returns only the logits)."""
+    from transformers import GenerationMixin, PreTrainedModel
+
+    def is_lm(m):
+        return isinstance(m, PreTrainedModel) and isinstance(m, GenerationMixin)
+
+    if is_lm(model):
+        return model
+    found = [m for m in model.modules() if is_lm(m)]
+    outer = [m for m in found if not any(m is not o and any(c is m for c in o.modules()) for o in found)]
+    if len(outer) != 1:
+        what = "none" if not outer else f"{len(outer)} ({', '.join(type(m).__name__ for m in outer)})"
+        raise GenerateError(f"--generate needs a transformers causal LM (AutoModelForCausalLM) from {where}'s "
+                            f"get_model(), found {what} in {type(model).__name__}: return the causal LM, or a "
+                            "module holding exactly one")
+    return outer[0]
+
+
+def programs(lm: torch.nn.Module, max_seq_len: int) -> dict[str, tuple[torch.nn.Module, tuple]]:
+    """{entry point: (module, example inputs)} of --generate: `prefill` and `decode` over `lm`."""
+    limit = getattr(lm.config, "max_position_embeddings", None)
+    if limit and max_seq_len > limit:
+        raise GenerateError(f"--max-seq-len {max_seq_len} is longer than the model's {limit} positions "
+                            f"(config.max_position_embeddings): use --max-seq-len {limit} or less")
+    shape = cache_shape(lm.config, max_seq_len)
+    dtype = lm.get_input_embeddings().weight.dtype
+    cache = torch.zeros(shape, dtype=dtype)
+    ids = torch.zeros(1, max_seq_len, dtype=torch.long)
+    return {"prefill": (Prefill(lm, max_seq_len), (ids, torch.tensor([1]))),
+            "decode": (Decode(lm, max_seq_len), (ids[:, :1], torch.tensor([1]), cache, cache.clone()))}
+
+
+def record(lm: torch.nn.Module, max_seq_len: int) -> dict:
+    """The manifest's "generate" object: what `mxc generate` needs besides the program."""
+    config = lm.config
+    eos = getattr(getattr(lm, "generation_config", None), "eos_token_id", None) or config.eos_token_id
+    return {"max_seq_len": max_seq_len, "entry_points": list(ENTRY_POINTS),
+            "cache_shape": list(cache_shape(config, max_seq_len)),
+            "cache_dtype": str(lm.get_input_embeddings().weight.dtype).removeprefix("torch."),
+            "vocab_size": lm.get_output_embeddings().weight.shape[0] if lm.get_output_embeddings() is not None
+            else config.vocab_size,
+            "eos_token_id": eos if isinstance(eos, list) else [eos] if eos is not None else [],
+            "model_type": getattr(config, "model_type", type(lm).__name__), "tokenizer": TOKENIZER_DIR}
+
+
+TOKENIZER_DIR = "tokenizer"  # in the artifact: model.py's get_tokenizer(), saved with save_pretrained
+
+
+@dataclass
+class Sampling:
+    """Greedy (temperature 0) by default; otherwise softmax(logits / temperature) over the top_k (0: all),
+    drawn with a generator seeded by `seed`."""
+
+    temperature: float = 0.0
+    top_k: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.temperature < 0 or self.top_k < 0:
+            raise GenerateError(f"--temperature and --top-k must be >= 0, got {self.temperature} and {self.top_k}")
+        self._gen = torch.Generator().manual_seed(self.seed)
+
+    def __call__(self, logits: torch.Tensor) -> int:
+        logits = logits.reshape(-1).to(torch.float32)
+        if self.temperature == 0:
+            return int(logits.argmax())
+        if self.top_k:
+            kth = torch.topk(logits, min(self.top_k, logits.numel())).values[-1]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits / self.temperature, dim=-1)
+        return int(torch.multinomial(probs, 1, generator=self._gen))
+
+
+@dataclass
+class Generated:
+    """What one generation produced, and how fast."""
+
+    tokens: list[int]
+    prompt_tokens: int
+    prefill_ms: float
+    decode_s: float
+    stopped: str  # "max_new_tokens", "eos" or "max_seq_len"
+    text: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        steps = max(len(self.tokens) - 1, 0)  # the first token comes from prefill
+        return steps / self.decode_s if self.decode_s > 0 else float("nan")
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "tokens": self.tokens, "prompt_tokens": self.prompt_tokens,
+                "prefill_ms": round(self.prefill_ms, 3), "decode_tokens_per_s": round(self.decode_tokens_per_s, 3),
+                "stopped": self.stopped, **self.extra}
+
+
+def generate_ids(prefill, decode, prompt: list[int], max_new_tokens: int, max_seq_len: int,
+                 eos: list[int] = (), sampling: Sampling | None = None, logits_of=lambda t: t) -> Generated:
+    """The generation loop over two step functions (compiled or torch):
+
+        prefill(ids [1, S] int64, length [1] int64) -> (logits, K, V)
+        decode(token [1, 1] int64, position [1] int64, K, V) -> (logits, K, V)
+
+    `logits_of` turns a step's logits into a torch tensor (the runtime's arrays stay on the device
+    otherwise). Stops after `max_new_tokens`, at an `eos` token, or when the cache is full."""
+    sampling = sampling or Sampling()
+    n = len(prompt)
+    if n == 0:
+        raise GenerateError("the prompt is empty: give at least one token")
+    if n >= max_seq_len:
+        raise GenerateError(f"the prompt is {n} tokens, the artifact's KV cache holds {max_seq_len} "
+                            f"(--max-seq-len): shorten the prompt or recompile with --max-seq-len {n + max_new_tokens}")
+    ids = torch.zeros(1, max_seq_len, dtype=torch.long)
+    ids[0, :n] = torch.tensor(prompt, dtype=torch.long)
+    t0 = time.perf_counter()
+    logits, k, v = prefill(ids, torch.tensor([n]))
+    tokens = [sampling(logits_of(logits))]
+    t1 = time.perf_counter()
+    stopped = "max_new_tokens"
+    while True:
+        if tokens[-1] in eos:
+            stopped = "eos"
+            break
+        if len(tokens) >= max_new_tokens:
+            break
+        pos = n + len(tokens) - 1  # where the last token goes
+        if pos >= max_seq_len:
+            stopped = "max_seq_len"
+            break
+        logits, k, v = decode(torch.tensor([[tokens[-1]]]), torch.tensor([pos]), k, v)
+        tokens.append(sampling(logits_of(logits)))
+    t2 = time.perf_counter()
+    return Generated(tokens, n, (t1 - t0) * 1e3, t2 - t1, stopped)
+
+
+def entry_manifest(manifest: dict, entry: str) -> dict:
+    """The manifest as if `entry` were the whole model: its layers only, named by module path (as the fake-quant
+    reference's graph of that entry point names them)."""
+    from mxc.layers import split_layer
+
+    rows = [dict(r, layer=split_layer(r["layer"])[1]) for r in manifest["layers"] if split_layer(r["layer"])[0] == entry]
+    return {**manifest, "layers": rows}
+
+
+def torch_steps(lm: torch.nn.Module, max_seq_len: int, manifest: dict | None = None):
+    """(prefill, decode) in torch: the model as it is (manifest None), or the fake-quant reference of an
+    artifact's layers (mxc.runtime.reference) when the manifest is given."""
+    steps = []
+    for entry, (module, inputs) in programs(lm, max_seq_len).items():
+        if manifest is not None:
+            from mxc.runtime.reference import fake_quant_module
+
+            module = fake_quant_module(module, inputs, entry_manifest(manifest, entry))
+
+        def step(*args, _m=module):
+            with torch.no_grad():
+                return tuple(_m(*args))
+        steps.append(step)
+    return tuple(steps)
