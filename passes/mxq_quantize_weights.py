@@ -29,6 +29,7 @@ import torch
 from torch_mlir import ir
 
 from mxc.errors import MxcWarning
+from mxc.layers import split_layer
 from mxc.weights import WeightStore
 from mxc.dialects.mxq import ParamOp, format_attr
 from mxc.numerics import quantize
@@ -109,7 +110,7 @@ class MxqQuantizeWeights(Pass):
                 MxcWarning,
                 stacklevel=2,
             )
-        base = f"{layer}.{spec}"
+        base = f"{split_layer(layer)[1]}.{spec}"  # (a module of several entry points shares the weights)
         values = [qt.packed_elements(), qt.scales]
         if q.tensor_scale is not None:
             values.append(qt.tensor_scale.reshape(()))

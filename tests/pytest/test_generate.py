@@ -1,0 +1,204 @@
+"""--generate and `mxc generate`: prefill/decode entry points over a KV cache, token for token against torch."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import pytest
+import torch
+
+from mxc import generation
+from mxc.errors import MxcError
+from mxc.options import Options, OptionsError
+
+from conftest import EXAMPLES, run_mxc
+
+RANDOM_LM = EXAMPLES / "llm" / "random_lm.py"
+SMOLLM2 = EXAMPLES / "llm" / "smollm2.py"
+FAMILIES = ["llama", "qwen2", "qwen3", "mistral", "phi3", "gpt2"]
+PROMPT = "Hello, world"
+
+
+def _random_lm(monkeypatch, family: str = "llama"):
+    monkeypatch.setenv("RANDOM_LM_FAMILY", family)
+    monkeypatch.setenv("RANDOM_LM_SIZE", "tiny")
+    spec = importlib.util.spec_from_file_location(f"random_lm_{family}", RANDOM_LM)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _hf_greedy(lm, ids: list[int], n: int) -> list[int]:
+    """transformers' greedy generate of n tokens, not stopping at EOS (as --ignore-eos / stop_at_eos=False)."""
+    lm.generation_config.eos_token_id = None
+    out = lm.generate(torch.tensor([ids]), max_new_tokens=n, do_sample=False, use_cache=True, pad_token_id=0)
+    return out[0, len(ids):].tolist()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prefill_and_decode_in_torch_equal_transformers_generate(monkeypatch, family):
+    """The two programs --generate exports, run in torch, give transformers' own greedy tokens (every family)."""
+    m = _random_lm(monkeypatch, family)
+    lm, tok = m.get_model(), m.get_tokenizer()
+    ids = tok(PROMPT, add_special_tokens=False)["input_ids"]
+    prefill, decode = generation.torch_steps(lm, 32)
+    got = generation.generate_ids(prefill, decode, ids, 16, 32)
+    want = _hf_greedy(lm, ids, 16)
+    assert got.tokens == want and len(set(want)) > 3  # (a constant sequence would prove little)
+
+
+@pytest.fixture(scope="module")
+def tiny_artifacts(tmp_path_factory):
+    """Tiny Llama artifacts: none, NVFP4 weights-only, MXFP8 weights+activations (one compile each)."""
+    root = tmp_path_factory.mktemp("gen")
+    env = {"RANDOM_LM_FAMILY": "llama", "RANDOM_LM_SIZE": "tiny"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        out = {}
+        for name, flags in {"none": ["--format", "none"], "nvfp4": ["--format", "nvfp4", "--weights-only"],
+                            "mxfp8": ["--format", "mxfp8"]}.items():
+            rc, _, err = run_mxc("compile", RANDOM_LM, "--generate", "--max-seq-len", "48", *flags,
+                                 "-o", root / name, "-q")
+            assert rc == 0, err
+            out[name] = root / name
+        yield out
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def test_compiled_generation_without_quantization_equals_transformers(tiny_artifacts, monkeypatch):
+    import mxc
+
+    m = _random_lm(monkeypatch)
+    art = mxc.load(tiny_artifacts["none"])
+    got = art.generate(PROMPT, max_new_tokens=20, stop_at_eos=False)
+    ids = m.get_tokenizer()(PROMPT, add_special_tokens=False)["input_ids"]
+    assert got.tokens == _hf_greedy(m.get_model(), ids, 20)
+    assert got.prompt_tokens == len(ids) and got.stopped == "max_new_tokens"
+    assert got.text == m.get_tokenizer().decode(got.tokens, skip_special_tokens=True)
+
+
+@pytest.mark.parametrize("fmt", ["nvfp4", "mxfp8"])
+def test_mxc_generate_equals_the_fake_quant_torch_loop(tiny_artifacts, monkeypatch, fmt):
+    monkeypatch.setenv("RANDOM_LM_SIZE", "tiny")
+    rc, out, err = run_mxc("generate", tiny_artifacts[fmt], "--prompt", PROMPT, "--max-new-tokens", "24",
+                           "--ignore-eos", "--compare", "--json")
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["reference"]["equal"] and r["tokens"] == r["reference"]["tokens"] and len(r["tokens"]) == 24
+    assert set(r) >= {"text", "tokens", "prefill_ms", "decode_tokens_per_s"} and r["decode_tokens_per_s"] > 0
+    m = json.loads((tiny_artifacts[fmt] / "manifest.json").read_text())
+    assert m["entry_points"].keys() == {"prefill", "decode"} and m["generate"]["max_seq_len"] == 48
+    layers = {r["layer"]: r for r in m["layers"] if r.get("status", "").startswith("quantized")}
+    # the same quantized layers in both programs, and their weights stored once
+    assert {k.split(":", 1)[1] for k in layers if k.startswith("prefill:")} == \
+           {k.split(":", 1)[1] for k in layers if k.startswith("decode:")} != set()
+
+
+def test_quantized_generation_differs_from_unquantized(tiny_artifacts):
+    import mxc
+
+    a = mxc.load(tiny_artifacts["none"]).generate(PROMPT, 24, stop_at_eos=False).tokens
+    b = mxc.load(tiny_artifacts["nvfp4"]).generate(PROMPT, 24, stop_at_eos=False).tokens
+    assert a != b  # (the check above would pass vacuously if quantization were skipped)
+
+
+def test_weights_are_shared_by_the_two_entry_points(tiny_artifacts, monkeypatch):
+    from iree import runtime as rt
+
+    m = _random_lm(monkeypatch)
+    n_params = len(m.get_model().state_dict())
+    index = rt.ParameterIndex()
+    index.load(str(tiny_artifacts["nvfp4"] / "model.irpa"))
+    names = [k for k, _ in index.items()]
+    assert len(names) == len(set(names)) and len(names) <= 3 * n_params
+    assert not any(n.startswith(("prefill", "decode")) for n in names)
+
+
+def test_run_compare_checks_the_prefill_entry_point(tiny_artifacts):
+    rc, out, err = run_mxc("run", tiny_artifacts["nvfp4"], "--compare")
+    assert rc == 0, err
+    assert "all 3 outputs: pass" in out
+
+
+def test_sampling_is_seeded_and_the_cache_length_stops_generation(tiny_artifacts):
+    import mxc
+
+    art = mxc.load(tiny_artifacts["nvfp4"])
+    a = art.generate(PROMPT, 16, temperature=0.8, top_k=20, seed=3, stop_at_eos=False).tokens
+    assert a == art.generate(PROMPT, 16, temperature=0.8, top_k=20, seed=3, stop_at_eos=False).tokens
+    assert a != art.generate(PROMPT, 16, temperature=0.8, top_k=20, seed=4, stop_at_eos=False).tokens
+    full = art.generate(PROMPT, 100, stop_at_eos=False)
+    assert full.stopped == "max_seq_len" and full.prompt_tokens + len(full.tokens) == 48 + 1
+
+
+def test_errors_name_the_fix(tiny_artifacts, tmp_path, write_model):
+    rc, _, err = run_mxc("generate", tiny_artifacts["nvfp4"], "--prompt", "x" * 60)
+    assert rc == 2 and "the prompt is 60 tokens" in err and "--max-seq-len" in err and len(err.splitlines()) == 1
+    plain = write_model("import torch\ndef get_model(): return torch.nn.Linear(32, 32)\n"
+                        "def get_example_inputs(): return (torch.randn(2, 32),)\n")
+    rc, _, err = run_mxc("compile", plain, "--generate", "-o", tmp_path / "a", "-q")
+    assert rc == 2 and "get_tokenizer()" in err
+    rc, _, err = run_mxc("compile", plain, "-o", tmp_path / "b", "-q", "--format", "none")
+    assert rc == 0, err
+    rc, _, err = run_mxc("generate", tmp_path / "b", "--prompt", "hi")
+    assert rc == 2 and "compiled without --generate" in err and "--generate" in err
+    no_lm = write_model("import torch\ndef get_model(): return torch.nn.Linear(32, 32)\n"
+                        "def get_example_inputs(): return (torch.randn(2, 32),)\n"
+                        "def get_tokenizer(): return None\n", "nolm.py")
+    rc, _, err = run_mxc("compile", no_lm, "--generate", "-o", tmp_path / "c", "-q")
+    assert rc == 2 and "causal LM" in err
+    with pytest.raises(OptionsError, match="--max-seq-len"):
+        Options(max_seq_len=64)
+    with pytest.raises(OptionsError, match="--calibrate is not supported with --generate"):
+        Options(generate=True, calibrate="gptq")
+    assert Options(generate=True).max_seq_len == 256
+    with pytest.raises(MxcError, match="max_position_embeddings"):
+        generation.programs(_tiny_llama_from_env(), 4096)
+
+
+def _tiny_llama_from_env():
+    spec = importlib.util.spec_from_file_location("random_lm_err", RANDOM_LM)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_model()
+
+
+def _smollm2_skip() -> str | None:
+    from mxc.tools.perplexity import skip_reason
+
+    return skip_reason()
+
+
+@pytest.mark.skipif(_smollm2_skip() is not None, reason=str(_smollm2_skip()))
+@pytest.mark.parametrize("flags", [["--format", "nvfp4", "--weights-only"], ["--format", "none"]],
+                         ids=["nvfp4-w", "none"])
+def test_smollm2_generates_32_tokens_equal_to_the_reference(tmp_path, flags):
+    """The real model: the CPU artifact's greedy tokens equal the fake-quant torch loop's (NVFP4 weights-only);
+    unquantized, transformers' own generate. (MXFP8 weights+activations is not here: in this 30-layer model a
+    float32-order flip of one activation code cascades, and the tokens part after 5 to 27 steps; README.)"""
+    out = tmp_path / "g"
+    rc, _, err = run_mxc("compile", SMOLLM2, "--generate", "--max-seq-len", "64", *flags,
+                         "--policy", EXAMPLES / "llm" / "smollm2_policy.toml", "-o", out, "-q")
+    assert rc == 0, err
+    prompt = "The capital of France is"
+    rc, res, err = run_mxc("generate", out, "--prompt", prompt, "--max-new-tokens", "32", "--ignore-eos",
+                           "--compare", "--json")
+    assert rc == 0, err
+    r = json.loads(res)
+    assert r["reference"]["equal"] and len(r["tokens"]) == 32
+    if flags[1] == "none":
+        import sys
+
+        sys.path.insert(0, str(SMOLLM2.parent))
+        try:
+            import smollm2
+        finally:
+            sys.path.pop(0)
+        lm = smollm2.get_model().lm
+        ids = smollm2.get_tokenizer()(prompt, add_special_tokens=False)["input_ids"]
+        assert r["tokens"] == _hf_greedy(lm, ids, 32)
