@@ -156,15 +156,9 @@ def _check_files(path: Path, manifest: dict) -> None:
                                 f"manifest.json records); recompile with mxc compile")
 
 
-def load(path: str | Path, device: str = "cpu") -> Artifact:
-    """Open an artifact directory; errors say which file is missing or corrupt and how to rebuild."""
-    from iree import runtime as rt
-
-    path = Path(path)
-    runs = by_device(device)
-    if runs is None:
-        devices = [t.device for t in targets() if t.device]  # each runs the artifacts of one target
-        raise ArtifactError(f"unknown device '{device}' (devices: {', '.join(devices)})")
+def open_manifest(path: Path) -> dict:
+    """The manifest of a complete, compiled artifact directory, every file's hash checked; ArtifactError
+    (one line, saying how to rebuild) otherwise."""
     if not path.is_dir():
         raise ArtifactError(f"{path}: no such artifact directory (create one with: mxc compile MODEL.py -o {path})")
     if not (path / "manifest.json").is_file():
@@ -175,6 +169,19 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
         raise ArtifactError(f"{path}: compiled with --compile-to {manifest['compiled_to']}, so it holds no program "
                             f"to run (`mxc inspect {path}` reads it); recompile without --compile-to to run it")
     _check_files(path, manifest)
+    return manifest
+
+
+def load(path: str | Path, device: str = "cpu") -> Artifact:
+    """Open an artifact directory; errors say which file is missing or corrupt and how to rebuild."""
+    from iree import runtime as rt
+
+    path = Path(path)
+    runs = by_device(device)
+    if runs is None:
+        devices = [t.device for t in targets() if t.device]  # each runs the artifacts of one target
+        raise ArtifactError(f"unknown device '{device}' (devices: {', '.join(devices)})")
+    manifest = open_manifest(path)
     built_for = manifest.get("target")
     target = get_target(built_for) if built_for in TARGET_NAMES else None
     if target is not None and target.device is None:

@@ -1,4 +1,4 @@
-"""The `mxc` command: compile, run, generate, inspect, formats."""
+"""The `mxc` command: compile, run, generate, inspect, formats, export."""
 
 from __future__ import annotations
 
@@ -442,14 +442,30 @@ def _cmd_generate(a) -> int:
     return 0 if ok else 1
 
 
-COMMANDS = {"compile": _cmd_compile, "run": _cmd_run, "inspect": _cmd_inspect, "formats": _cmd_formats,
+def _add_export(sub):
+    p = sub.add_parser("export", help="write an artifact's quantized weights as another tool's checkpoint")
+    p.add_argument("artifact")
+    p.add_argument("--to", required=True, choices=["compressed-tensors"], help="the checkpoint layout")
+    p.add_argument("output", metavar="DIR", help="directory to write (model.safetensors, config.json)")
+
+
+def _cmd_export(a) -> int:
+    from mxc.runtime.interchange import export_compressed_tensors
+
+    r = export_compressed_tensors(a.artifact, a.output)
+    print(f"wrote {a.output}: {r['layers']} quantized layers ({', '.join(r['formats'])}), {r['tensors']} tensors, "
+          "compressed-tensors layout")
+    return 0
+
+
+COMMANDS = {"export": _cmd_export, "compile": _cmd_compile, "run": _cmd_run, "inspect": _cmd_inspect, "formats": _cmd_formats,
             "generate": _cmd_generate}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="mxc", description="quantizing compiler for block-scaled formats")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_compile, _add_run, _add_generate, _add_inspect, _add_formats):
+    for add in (_add_compile, _add_run, _add_generate, _add_inspect, _add_formats, _add_export):
         add(sub)
     a = parser.parse_args(argv)
     import warnings

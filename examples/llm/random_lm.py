@@ -50,6 +50,7 @@ def get_model():
 
     torch.manual_seed(0)
     lm = AutoModelForCausalLM.from_config(config(), dtype=torch.float32, attn_implementation="sdpa")
+    lm.config.use_cache = False  # a plain compile returns the logits (--generate passes its own cache)
     return lm.eval()
 
 

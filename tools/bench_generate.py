@@ -1,0 +1,107 @@
+"""Benchmark (not a test): text generation with a `--generate` artifact vs torch, in one process.
+
+Loads an artifact compiled with `mxc compile MODEL.py --generate` and times, after a warm-up and as the
+median of `--reps` runs, a prompt of `--prompt-tokens` tokens then `--new-tokens` greedy tokens:
+
+* mxc: the artifact (`--device cpu|cuda`), the KV cache kept on the device between steps;
+* torch eager: transformers' own `generate` on model.py's causal LM as written (unquantized, its
+  dtype, its own dynamic cache), greedy, on the same device;
+* torch compiled (`--torch-compile`, CUDA only): `torch.compile(mode="reduce-overhead")` over a static
+  cache (transformers' `cache_implementation="static"`), the CUDA-graph decode gpt-fast uses.
+
+Prints prefill ms and decode tokens/s for each and the decode ratio mxc / torch (> 1: mxc faster).
+The prompt is token ids 1.. (content does not matter for speed); EOS is ignored so every run decodes
+the same number of steps.
+
+    python -m mxc.tools.bench_generate OUT [--device cpu] [--prompt-tokens 128] [--new-tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+
+def _torch_generate(lm, ids, new_tokens: int, device: str, static: bool = False):
+    import torch
+
+    kwargs = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, use_cache=True,
+                  pad_token_id=0)
+    if static:
+        kwargs["cache_implementation"] = "static"
+    x = torch.tensor([ids], device=device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    t = time.perf_counter()
+    lm.generate(x, max_new_tokens=1, do_sample=False, use_cache=True, pad_token_id=0,
+                **({"cache_implementation": "static"} if static else {}))
+    sync()
+    prefill = time.perf_counter() - t
+    t = time.perf_counter()
+    lm.generate(x, **kwargs)
+    sync()
+    total = time.perf_counter() - t
+    return prefill * 1e3, (new_tokens - 1) / max(total - prefill, 1e-9)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m mxc.tools.bench_generate", description=__doc__.splitlines()[0])
+    p.add_argument("artifact")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--prompt-tokens", type=int, default=128)
+    p.add_argument("--new-tokens", type=int, default=128)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--torch-compile", action="store_true", help="also torch.compile reduce-overhead, static cache")
+    p.add_argument("--no-torch", action="store_true", help="time the artifact only")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+
+    import torch
+
+    import mxc
+
+    art = mxc.load(a.artifact, a.device)
+    ids = list(range(1, a.prompt_tokens + 1))
+    runs = []
+    art.generate(ids, 4, stop_at_eos=False)  # warm-up
+    for _ in range(a.reps):
+        runs.append(art.generate(ids, a.new_tokens, stop_at_eos=False))
+    rows = {"mxc": (statistics.median(r.prefill_ms for r in runs),
+                    statistics.median(r.decode_tokens_per_s for r in runs))}
+    if not a.no_torch:
+        from mxc.compiler.frontend import load_model_file
+        from mxc.generation import causal_lm
+
+        device = "cuda" if a.device == "cuda" else "cpu"
+        lm = causal_lm(load_model_file(art.manifest["model"]).model).to(device)
+        lm.generation_config.eos_token_id = None
+        with torch.no_grad():
+            kinds = [("torch eager", False)] + [("torch compiled", True)] * a.torch_compile
+            for name, static in kinds:
+                if static:
+                    lm.forward = torch.compile(lm.forward, mode="reduce-overhead", fullgraph=True)
+                _torch_generate(lm, ids, 4, device, static)  # warm-up (and compile)
+                if static:
+                    _torch_generate(lm, ids, a.new_tokens, device, static)
+                res = [_torch_generate(lm, ids, a.new_tokens, device, static) for _ in range(a.reps)]
+                rows[name] = (statistics.median(r[0] for r in res), statistics.median(r[1] for r in res))
+    result = {k: {"prefill_ms": round(v[0], 2), "decode_tokens_per_s": round(v[1], 2)} for k, v in rows.items()}
+    for k in rows:
+        if k != "mxc":
+            result[k]["mxc_decode_speedup"] = round(rows["mxc"][1] / rows[k][1], 3)
+    if a.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{a.artifact}: {a.prompt_tokens} prompt tokens, {a.new_tokens} new, --device {a.device}, medians of {a.reps}")
+    print(f"{'':16s} {'prefill ms':>11s} {'decode tok/s':>13s} {'mxc decode speedup':>19s}")
+    for k, r in result.items():
+        print(f"{k:16s} {r['prefill_ms']:11.1f} {r['decode_tokens_per_s']:13.1f} "
+              f"{r.get('mxc_decode_speedup', float('nan')):19.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
