@@ -119,7 +119,7 @@ def compile_file(
         if keep_ir:
             result.ir[phase] = _asm(module)
 
-    entry_points = _entry_points(spec, opts)  # {function: (module, example inputs)}
+    entry_points = frontend.entry_points(spec, opts)  # {function: (module, example inputs)}
     with ctx, ir.Location.unknown(), warnings.catch_warnings(record=True) as caught, contextlib.ExitStack() as stack:
         warnings.simplefilter("always", MxcWarning)
         module = steps.step("import", lambda: importer.import_program(
@@ -201,6 +201,8 @@ def compile_file(
             weights.write_irpa(out / "model.irpa", names)
             result.manifest["weights_bytes"] = weights.nbytes(names)
             result.manifest["parameters"] = {"file": "model.irpa", "scope": "model", "count": len(names)}
+            # how `mxc write-weights` recomputes each parameter from model.py on the host that runs the program
+            result.manifest["weights_recipes"] = {n: weights.recipes.get(n) for n in names}
             torch.save(next(iter(entry_points.values()))[1], out / "inputs.pt")
             if opts.generate:
                 _save_tokenizer(spec, out / result.manifest["generate"]["tokenizer"])
@@ -231,19 +233,6 @@ def compile_file(
 POLICY_FILE = "policy.toml"  # --auto's decided policy
 _ARTIFACT_ENTRIES = frozenset({"model.vmfb", "model.irpa", "inputs.pt", "manifest.json", "reference.pt", "kernels",
                                POLICY_FILE, "repro.mlir", "iree_input.mlir", "tokenizer"})
-
-
-def _entry_points(spec, opts: Options) -> dict[str, tuple[torch.nn.Module, tuple]]:
-    """{function name: (module, example inputs)}: `main` (model.py's model), or with --generate the causal
-    LM's `prefill` and `decode` (mxc.generation)."""
-    if not opts.generate:
-        return {"main": (spec.model, spec.example_inputs)}
-    from mxc import generation
-
-    if spec.tokenizer is None:
-        raise generation.GenerateError(f"{spec.path}: --generate needs get_tokenizer() in model.py (returning the "
-                                       "model's transformers tokenizer, which the artifact keeps for mxc generate)")
-    return generation.programs(generation.causal_lm(spec.model, str(spec.path)), opts.max_seq_len)
 
 
 def _describe(inputs: tuple) -> list[dict]:

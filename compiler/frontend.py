@@ -87,6 +87,19 @@ def load_model_file(path: str | Path) -> ModelSpec:
                      tokenizer if callable(tokenizer) else None)
 
 
+def entry_points(spec: ModelSpec, opts) -> dict[str, tuple[torch.nn.Module, tuple]]:
+    """{function name: (module, example inputs)} of a compile with `opts` (mxc.options.Options): `main`
+    (model.py's model), or with --generate the causal LM's `prefill` and `decode` (mxc.generation)."""
+    if not opts.generate:
+        return {"main": (spec.model, spec.example_inputs)}
+    from mxc import generation
+
+    if spec.tokenizer is None:
+        raise generation.GenerateError(f"{spec.path}: --generate needs get_tokenizer() in model.py (returning the "
+                                       "model's transformers tokenizer, which the artifact keeps for mxc generate)")
+    return generation.programs(generation.causal_lm(spec.model, str(spec.path)), opts.max_seq_len)
+
+
 def make_buffers_persistent(model: torch.nn.Module) -> None:
     """Re-register non-persistent buffers as persistent (same tensors, same values)."""
     for module in model.modules():

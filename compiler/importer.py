@@ -43,7 +43,9 @@ class _Hooks(FxImporterHooks):
             return None
         if id(literal) not in self.names and literal.numel() * literal.element_size() <= INLINE_LITERAL_BYTES:
             return None
-        name = self.stored.get(id(literal)) or self.weights.add(self.names.get(id(literal), "constant"), literal)
+        named = self.names.get(id(literal))
+        name = self.stored.get(id(literal)) or self.weights.add(named or "constant", literal,
+                                                                {"op": "param", "name": named} if named else None)
         if id(literal) in self.names:  # named tensors live as long as the program; anonymous ids may be reused
             self.stored[id(literal)] = name
         vtensor = gni._cc.tensor_to_vtensor_type(literal)

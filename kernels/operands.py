@@ -153,3 +153,12 @@ class Fragments:
 
 
 WeightLayout = Tiles | Fragments
+
+
+def layout_recipe(layout: WeightLayout) -> dict:
+    """A weight layout as JSON (a WeightStore recipe's), and back with `layout_of`."""
+    return {"tiles": layout.ue} if isinstance(layout, Tiles) else {"fragments": layout.e2m1}
+
+
+def layout_of(recipe: dict) -> WeightLayout:
+    return Tiles(recipe["tiles"]) if "tiles" in recipe else Fragments(recipe["fragments"])

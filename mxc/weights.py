@@ -20,13 +20,17 @@ class WeightStore:
     """name -> tensor, in insertion order."""
 
     tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    # name -> how to compute the tensor again from model.py's parameters (JSON; None: it cannot be, e.g. a
+    # GPTQ-calibrated weight): what `mxc write-weights` evaluates (mxc.runtime.weights_writer)
+    recipes: dict[str, dict | None] = field(default_factory=dict)
 
-    def add(self, name: str, value: torch.Tensor) -> str:
+    def add(self, name: str, value: torch.Tensor, recipe: dict | None = None) -> str:
         """Store `value` under a unique name derived from `name`; return that name."""
         unique, i = name, 1
         while unique in self.tensors:
             unique, i = f"{name}.{i}", i + 1
         self.tensors[unique] = value.detach().contiguous()
+        self.recipes[unique] = recipe
         return unique
 
     def __getitem__(self, name: str) -> torch.Tensor:

@@ -27,6 +27,7 @@ class WeightRef:
 
     describe: str
     load: Callable[[], torch.Tensor]
+    recipe: dict | None = None  # how to compute it from model.py's parameters (WeightStore.recipes)
 
 
 def _dense(attr: ir.Attribute) -> torch.Tensor:
@@ -42,6 +43,10 @@ def _param(name: str, store: WeightStore | None) -> torch.Tensor:
     return store[name]
 
 
+def _op(op: str, inner: WeightRef, **args) -> dict | None:
+    return None if inner.recipe is None else {"op": op, "of": inner.recipe, **args}
+
+
 def constant_weight(value: ir.Value, store: WeightStore | None = None) -> WeightRef | None:
     """The WeightRef behind `value`, or None when it is computed at run time."""
     owner = value.owner
@@ -52,24 +57,26 @@ def constant_weight(value: ir.Value, store: WeightStore | None = None) -> Weight
         return constant_weight(owner.operands[0], store)
     if name == "mxq.param":
         pname = ir.StringAttr(owner.attributes["name"]).value
-        return WeightRef(pname, lambda: _param(pname, store))
+        return WeightRef(pname, lambda: _param(pname, store), store.recipes.get(pname) if store is not None else None)
     if name in ("torch.vtensor.literal", "arith.constant"):
         attr = owner.attributes["value"]
         return WeightRef("inline constant", lambda: _dense(attr))
     if name == "arith.extf":  # a bf16/f16 weight extended to f32 (exact) at the mxq boundary
         inner = constant_weight(owner.operands[0], store)
-        return inner and WeightRef(inner.describe, lambda: inner.load().to(torch.float32))
+        return inner and WeightRef(inner.describe, lambda: inner.load().to(torch.float32), _op("f32", inner))
     if name == "tensor.collapse_shape":  # a conv weight flattened to [C_out, C_in*kh*kw]
         inner = constant_weight(owner.operands[0], store)
         shape = list(ir.RankedTensorType(value.type).shape)
-        return inner and WeightRef(inner.describe, lambda: inner.load().reshape(shape))
+        return inner and WeightRef(inner.describe, lambda: inner.load().reshape(shape),
+                                   _op("reshape", inner, shape=shape))
     if name == "torch.aten.t":
         inner = constant_weight(owner.operands[0], store)
-        return inner and WeightRef(inner.describe, lambda: inner.load().t())
+        return inner and WeightRef(inner.describe, lambda: inner.load().t(), _op("transpose", inner, dims=[0, 1]))
     if name == "torch.aten.transpose.int":
         inner = constant_weight(owner.operands[0], store)
         dims = [o.owner.attributes["value"].value for o in owner.operands[1:]]
-        return inner and WeightRef(inner.describe, lambda: inner.load().transpose(*dims))
+        return inner and WeightRef(inner.describe, lambda: inner.load().transpose(*dims),
+                                   _op("transpose", inner, dims=dims))
     return None
 
 

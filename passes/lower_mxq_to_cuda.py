@@ -30,7 +30,7 @@ from mxc.dialects.mxq_kernels import KERNELS_ATTR, kernels_of
 from mxc.errors import MxcError
 from mxc.kernels import Built, Kernel, build, layer_launches
 from mxc.kernels.launches import weight_layout
-from mxc.kernels.operands import WeightLayout
+from mxc.kernels.operands import WeightLayout, layout_recipe
 from mxc.numerics.formats import NONE, get_format
 from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
 from mxc.weights import WeightStore
@@ -143,6 +143,14 @@ def _param_like(owner, name: str, t: ir.Type) -> ir.Value:
     return p.result
 
 
+def _function_of(op) -> str:
+    """The name of the function holding `op`."""
+    parent = op.operation.parent
+    while parent is not None and parent.name != "func.func":
+        parent = parent.parent
+    return "" if parent is None else ir.StringAttr(parent.attributes["sym_name"]).value
+
+
 def _storage(v: ir.Value, cache: dict) -> ir.Value:
     """The stored bytes of a weight param (4-bit two per byte, FP6 four per three, FP8 as i8)."""
     t = ir.RankedTensorType(v.type)
@@ -170,7 +178,9 @@ def _tiled(w: ir.Value, scales: ir.Value, fmt: str, layout: WeightLayout, k: int
         n = shape_of(w)[0]
         nbytes = layout.sizes(fmt, n, k)
         names = (f"{wname}.{layout.suffix}", f"{sname}.{layout.suffix}")
-        if store is not None and wname in store:
+        if store is not None and names[0] in store and names[1] in store:
+            pass  # re-packed already for another function of the module (--generate's prefill and decode)
+        elif store is not None and wname in store:
             packed = store[wname].view(torch.uint8)
             codes = {4: unpack_nibbles, 6: unpack_fp6}.get(f.element.bits, lambda c: c)(packed)
             kb = -(-k // f.block_size)
@@ -178,7 +188,11 @@ def _tiled(w: ir.Value, scales: ir.Value, fmt: str, layout: WeightLayout, k: int
             if (tw.numel(), ts.numel()) != nbytes:  # the IR's types and the stored bytes disagree
                 raise MxcError(f"weight '{wname}': re-packed to {tw.numel()} + {ts.numel()} bytes, the IR expects "
                                f"{nbytes[0]} + {nbytes[1]}; recompile from model.py")
-            names = (store.add(names[0], tw), store.add(names[1], ts))
+            of = [store.recipes.get(wname), store.recipes.get(sname)]
+            recipe = None if None in of else {"op": "pack", "layout": layout_recipe(layout), "fmt": fmt, "k": k,
+                                              "n": n, "kb": kb, "elements": of[0], "scales": of[1]}
+            names = (store.add(names[0], tw, recipe and {**recipe, "part": 0}),
+                     store.add(names[1], ts, recipe and {**recipe, "part": 1}))
         cache[key] = (_param_like(w.owner, names[0], ttype([nbytes[0]], I8())),
                       _param_like(scales.owner, names[1], ttype([nbytes[1]], I8())))
     return cache[key]
@@ -227,11 +241,12 @@ class LowerMxqToCuda(Pass):
                 self.libraries.append(built)
             with ir.InsertionPoint.at_block_begin(module.regions[0].blocks[0]), ir.Location.unknown():
                 _executable(kernels, str(built.cubin_path))
-        storage: dict = {}
+        storage: dict = {}  # function -> the params made in it (a value is used in its own function only)
         tiled: dict = {}
         for op, ks in plan:
+            func = _function_of(op)
             with op.location, ir.InsertionPoint(op.operation):
-                y = self._lower(op, ks, storage, tiled)
+                y = self._lower(op, ks, storage.setdefault(func, {}), tiled.setdefault(func, {}))
             op.result.replace_all_uses_with(y)
             op.operation.erase()
         for p in walk_ops(module, "mxq.param"):

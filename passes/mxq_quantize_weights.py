@@ -114,7 +114,9 @@ class MxqQuantizeWeights(Pass):
         values = [qt.packed_elements(), qt.scales]
         if q.tensor_scale is not None:
             values.append(qt.tensor_scale.reshape(()))
-        names = [store.add(f"{base}.{suffix}", v) for suffix, v in zip(("elements", "scales", "tensor_scale"), values)]
+        recipe = ref.recipe and {"op": "quantize", "of": ref.recipe, "spec": str(spec), "s_enc": s_enc}
+        names = [store.add(f"{base}.{suffix}", v, recipe and {**recipe, "part": i})
+                 for i, (suffix, v) in enumerate(zip(("elements", "scales", "tensor_scale"), values))]
         attrs_out = {
             "mxq.layer": ir.StringAttr.get(layer),
             "mxq.sqnr_db": ir.FloatAttr.get_f64(min(sqnr_db(w, qt.dequantize()), 999.0)),

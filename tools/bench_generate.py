@@ -5,7 +5,7 @@ median of `--reps` runs, a prompt of `--prompt-tokens` tokens then `--new-tokens
 
 * mxc: the artifact (`--device cpu|cuda`), the KV cache kept on the device between steps;
 * torch eager: transformers' own `generate` on model.py's causal LM as written (unquantized, its
-  dtype, its own dynamic cache), greedy, on the same device;
+  dtype or `--torch-dtype`, its own dynamic cache), greedy, on the same device;
 * torch compiled (`--torch-compile`, CUDA only): `torch.compile(mode="reduce-overhead")` over a static
   cache (transformers' `cache_implementation="static"`), the CUDA-graph decode gpt-fast uses.
 
@@ -13,7 +13,8 @@ Prints prefill ms and decode tokens/s for each and the decode ratio mxc / torch 
 The prompt is token ids 1.. (content does not matter for speed); EOS is ignored so every run decodes
 the same number of steps.
 
-    python -m mxc.tools.bench_generate OUT [--device cpu] [--prompt-tokens 128] [--new-tokens 128]
+    python -m mxc.tools.bench_generate OUT [--device cpu|cuda] [--prompt-tokens 128] [--new-tokens 128]
+        [--torch-dtype bf16] [--torch-compile] [--model MODEL.py]
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--torch-compile", action="store_true", help="also torch.compile reduce-overhead, static cache")
     p.add_argument("--no-torch", action="store_true", help="time the artifact only")
+    p.add_argument("--torch-dtype", default="", choices=["", "bf16", "f32"],
+                   help="the torch peers' dtype (default: model.py's)")
+    p.add_argument("--model", default=None, help="model.py, where it is not at the path the manifest records")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
 
@@ -76,7 +80,9 @@ def main(argv=None) -> int:
         from mxc.generation import causal_lm
 
         device = "cuda" if a.device == "cuda" else "cpu"
-        lm = causal_lm(load_model_file(art.manifest["model"]).model).to(device)
+        lm = causal_lm(load_model_file(a.model or art.manifest["model"]).model).to(device)
+        if a.torch_dtype:
+            lm = lm.to({"bf16": torch.bfloat16, "f32": torch.float32}[a.torch_dtype])
         lm.generation_config.eos_token_id = None
         with torch.no_grad():
             kinds = [("torch eager", False)] + [("torch compiled", True)] * a.torch_compile

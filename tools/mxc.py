@@ -1,4 +1,4 @@
-"""The `mxc` command: compile, run, generate, inspect, formats, export."""
+"""The `mxc` command: compile, run, generate, inspect, formats, export, write-weights."""
 
 from __future__ import annotations
 
@@ -458,14 +458,30 @@ def _cmd_export(a) -> int:
     return 0
 
 
-COMMANDS = {"export": _cmd_export, "compile": _cmd_compile, "run": _cmd_run, "inspect": _cmd_inspect, "formats": _cmd_formats,
+def _add_write_weights(sub):
+    p = sub.add_parser("write-weights", help="write an artifact's model.irpa here, from model.py "
+                       "(for a host that received only the program)")
+    p.add_argument("artifact")
+    p.add_argument("--model", default=None, help="model.py, where it is not at the path the manifest records")
+
+
+def _cmd_write_weights(a) -> int:
+    from mxc.runtime.weights_writer import write_weights
+
+    r = write_weights(a.artifact, a.model)
+    print(f"wrote {r['file']}: {r['parameters']} parameters, {r['bytes'] / 2**20:.1f} MiB, bytes equal to "
+          "those mxc compile wrote (sha256)")
+    return 0
+
+
+COMMANDS = {"write-weights": _cmd_write_weights, "export": _cmd_export, "compile": _cmd_compile, "run": _cmd_run, "inspect": _cmd_inspect, "formats": _cmd_formats,
             "generate": _cmd_generate}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="mxc", description="quantizing compiler for block-scaled formats")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_compile, _add_run, _add_generate, _add_inspect, _add_formats, _add_export):
+    for add in (_add_compile, _add_run, _add_generate, _add_inspect, _add_formats, _add_export, _add_write_weights):
         add(sub)
     a = parser.parse_args(argv)
     import warnings

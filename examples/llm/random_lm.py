@@ -12,6 +12,7 @@ but every token is deterministic, which is what the equality checks need.
 """
 
 import os
+import zlib
 
 import torch
 
@@ -46,10 +47,28 @@ def config():
 
 
 def get_model():
+    """The weights come from here, not from transformers' initialisation (which changes between versions):
+    each matrix N(0, initializer_range) from a generator seeded by its name, norms 1, biases 0, so the same
+    torch gives the same model on any machine (what `mxc write-weights` on a GPU host relies on)."""
+    import contextlib
+
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(0)
-    lm = AutoModelForCausalLM.from_config(config(), dtype=torch.float32, attn_implementation="sdpa")
+    try:  # skip transformers' own initialisation (every weight is set below)
+        from transformers.initialization import no_init_weights
+    except ImportError:
+        no_init_weights = contextlib.nullcontext
+    c = config()
+    with no_init_weights():
+        lm = AutoModelForCausalLM.from_config(c, dtype=torch.float32, attn_implementation="sdpa")
+    with torch.no_grad():
+        for name, p in lm.named_parameters():
+            if p.dim() >= 2:
+                g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+                p.copy_(torch.randn(p.shape, generator=g) * c.initializer_range)
+            else:
+                p.fill_(1.0 if name.endswith("weight") else 0.0)  # norm scales, biases
+    lm.tie_weights()
     lm.config.use_cache = False  # a plain compile returns the logits (--generate passes its own cache)
     return lm.eval()
 

@@ -1,0 +1,50 @@
+"""`mxc write-weights`: the .irpa written from model.py on the running host equals the one mxc compile wrote."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import EXAMPLES, run_mxc
+
+RANDOM_LM = EXAMPLES / "llm" / "random_lm.py"
+
+
+@pytest.mark.parametrize("target,flags", [("cpu", ["--format", "mxfp4"]),
+                                          ("cpu", ["--format", "nvfp4", "--weights-only", "--generate",
+                                                   "--max-seq-len", "32"]),
+                                          ("cuda-sm90", ["--format", "nvfp4", "--weights-only"])],
+                         ids=["cpu-mxfp4", "cpu-generate-nvfp4", "cuda-sm90-nvfp4"])
+def test_written_weights_are_the_compiled_bytes(tmp_path, monkeypatch, target, flags):
+    monkeypatch.setenv("RANDOM_LM_SIZE", "tiny")
+    out = tmp_path / "a"
+    rc, _, err = run_mxc("compile", RANDOM_LM, "--target", target, *flags, "-o", out, "-q")
+    assert rc == 0, err
+    compiled = (out / "model.irpa").read_bytes()
+    (out / "model.irpa").unlink()
+    rc, res, err = run_mxc("write-weights", out, "--model", RANDOM_LM)
+    assert rc == 0, err
+    assert "bytes equal to those mxc compile wrote" in res
+    assert (out / "model.irpa").read_bytes() == compiled
+    recipes = json.loads((out / "manifest.json").read_text())["weights_recipes"]
+    assert {r["op"] for r in recipes.values()} >= ({"param", "quantize"} | ({"pack"} if target != "cpu" else set()))
+
+
+def test_other_weights_or_uncomputable_ones_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("RANDOM_LM_SIZE", "tiny")
+    out = tmp_path / "a"
+    rc, _, err = run_mxc("compile", RANDOM_LM, "--format", "nvfp4", "--weights-only", "-o", out, "-q")
+    assert rc == 0, err
+    (out / "model.irpa").unlink()
+    monkeypatch.setenv("RANDOM_LM_FAMILY", "qwen3")  # another model from the same model.py: other weights
+    rc, _, err = run_mxc("write-weights", out)
+    assert rc == 2 and ("differ from the ones mxc compile wrote" in err or "has no parameter" in err)
+    assert not (out / "model.irpa").exists()
+    monkeypatch.setenv("RANDOM_LM_FAMILY", "llama")
+    cal = tmp_path / "cal"
+    rc, _, err = run_mxc("compile", RANDOM_LM, "--format", "nvfp4", "--weights-only", "--calibrate", "gptq",
+                         "-o", cal, "-q")
+    assert rc == 0, err
+    rc, _, err = run_mxc("write-weights", cal)
+    assert rc == 2 and "cannot be recomputed from model.py" in err and "GPTQ" in err
