@@ -291,14 +291,14 @@ def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> d
 
 
 def compare_generation(artifact: Artifact, prompt, max_new_tokens: int, temperature: float = 0.0, top_k: int = 0,
-                       seed: int = 0, stop_at_eos: bool = True):
+                       seed: int = 0, stop_at_eos: bool = True, model_py=None):
     """`mxc generate --compare`: the same generation loop over the fake-quant reference in torch (model.py's
     causal LM with the artifact's layers fake-quantized, mxc.generation.torch_steps); mxc.generation.Generated."""
     from mxc import generation
 
     from mxc.compiler.frontend import load_model_file
 
-    model = load_model_file(artifact.manifest["model"]).model
+    model = load_model_file(model_py or artifact.manifest["model"]).model
     _check_fingerprint(artifact, model)
     gen = artifact.manifest["generate"]
     tokenizer = artifact.tokenizer() if isinstance(prompt, str) else None

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 RANDOM_LM_SIZE=tiny mxc generate .gpu/gentiny --device cuda --prompt "Hello, world" --max-new-tokens 24 \
+    --model examples/llm/random_lm.py \
     --ignore-eos --compare --json | tee "$OUT/tiny.json"
 export RANDOM_LM_SIZE=1b
 time mxc write-weights .gpu/gen1b --model examples/llm/random_lm.py

@@ -410,6 +410,7 @@ def _add_generate(sub):
     p.add_argument("--compare", action="store_true",
                    help="also run the same loop over the fake-quant reference in torch (model.py, as compiled) "
                         "and check that the tokens are equal")
+    p.add_argument("--model", default=None, help="--compare: model.py, where it is not at the path the manifest records")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -423,7 +424,8 @@ def _cmd_generate(a) -> int:
     if a.compare:
         from mxc.runtime.compare import compare_generation
 
-        ref = compare_generation(art, a.prompt, a.max_new_tokens, a.temperature, a.top_k, a.seed, not a.ignore_eos)
+        ref = compare_generation(art, a.prompt, a.max_new_tokens, a.temperature, a.top_k, a.seed, not a.ignore_eos,
+                                 a.model)
         first = next((i for i, (x, y) in enumerate(zip(out.tokens, ref.tokens)) if x != y),
                      None if len(out.tokens) == len(ref.tokens) else min(len(out.tokens), len(ref.tokens)))
         result["reference"] = {"tokens": ref.tokens, "equal": first is None, "first_difference": first,
