@@ -1,17 +1,20 @@
 # On the GPU host (with the device tool; carry .gpu and .whl): --generate's decode speed on cuda-sm90.
 # Here first: RANDOM_LM_SIZE=1b mxc compile examples/llm/random_lm.py --generate --max-seq-len 256
 #   --target cuda-sm90 --format nvfp4 --weights-only -o .gpu/gen1b, then delete .gpu/gen1b/model.irpa
-#   (1.5 GB): the host writes it from model.py (mxc write-weights checks the bytes against the compile's).
+#   (2.3 GB): the host writes it from model.py (mxc write-weights checks the bytes against the compile's).
 # A tiny artifact (.gpu/gentiny, RANDOM_LM_SIZE=tiny, same flags) checks the tokens against the reference.
-set -eu
+# Everything goes to $OUT/log.
 cd "$(dirname "$0")/.."
 . tools/gpu_env.sh
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
+exec > "$OUT/log" 2>&1
+echo "== tiny: tokens vs the fake-quant reference"
 RANDOM_LM_SIZE=tiny mxc generate .gpu/gentiny --device cuda --prompt "Hello, world" --max-new-tokens 24 \
-    --model examples/llm/random_lm.py \
-    --ignore-eos --compare --json | tee "$OUT/tiny.json"
+    --model examples/llm/random_lm.py --ignore-eos --compare --json
 export RANDOM_LM_SIZE=1b
-time mxc write-weights .gpu/gen1b --model examples/llm/random_lm.py
+echo "== 1b: write-weights"
+[ -f .gpu/gen1b/model.irpa ] || time mxc write-weights .gpu/gen1b --model examples/llm/random_lm.py
+echo "== 1b: bench"
 python -m mxc.tools.bench_generate .gpu/gen1b --device cuda --model examples/llm/random_lm.py \
-    --prompt-tokens 128 --new-tokens 128 --reps 3 --torch-dtype bf16 --torch-compile | tee "$OUT/bench.txt"
+    --prompt-tokens 128 --new-tokens 128 --reps 3 --torch-dtype bf16 ${BENCH_FLAGS:---torch-compile}
