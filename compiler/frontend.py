@@ -183,9 +183,15 @@ _PRESERVED = ("linear", "mm", "matmul", "addmm", "bmm", "conv2d", "scaled_dot_pr
 
 
 def decomposition_table() -> dict:
-    """torch-mlir's decompositions (what IREE's torch input needs) minus the ops mxc rewrites."""
-    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
+    """torch-mlir's decompositions (what IREE's torch input needs) minus the ops mxc rewrites. Where torch-mlir
+    is absent (a GPU host running artifacts: `mxc generate --compare`'s torch reference), torch's core ATen
+    decompositions minus the same ops: the matmuls and attention the reference matches stay whole either way."""
+    try:
+        from torch_mlir.extras.fx_decomp_util import get_decomposition_table
+    except ImportError:
+        from torch._decomp import core_aten_decompositions
 
+        get_decomposition_table = core_aten_decompositions
     keep = {getattr(torch.ops.aten, name).default for name in _PRESERVED}
     return {op: fn for op, fn in get_decomposition_table().items() if op not in keep}
 

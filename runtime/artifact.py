@@ -7,6 +7,7 @@ GPU machine can run artifacts compiled elsewhere.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,6 +192,12 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
         raise ArtifactError(f"{path}: built for target '{built_for}', not for --device {device} "
                             f"(which runs {runs.name} artifacts); {fix}, or recompile with --target {runs.name}")
     driver = runs.driver
+    extra = os.environ.get("MXC_IREE_FLAGS", "").split()  # IREE runtime flags, e.g. --cuda_use_streams=false
+    if extra:
+        try:
+            rt.flags.parse_flags(*extra)
+        except Exception as e:
+            raise ArtifactError(f"MXC_IREE_FLAGS={' '.join(extra)}: IREE's runtime refused them ({e})") from e
     try:
         config = rt.Config(driver)
     except Exception as e:

@@ -202,3 +202,22 @@ def test_smollm2_generates_32_tokens_equal_to_the_reference(tmp_path, flags):
         lm = smollm2.get_model().lm
         ids = smollm2.get_tokenizer()(prompt, add_special_tokens=False)["input_ids"]
         assert r["tokens"] == _hf_greedy(lm, ids, 32)
+
+
+def test_the_torch_reference_needs_no_torch_mlir(tiny_artifacts):
+    """`mxc generate --compare` on a GPU host, which has no torch-mlir: the reference's export falls back to
+    torch's own decompositions and still matches the artifact's layers and tokens."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for m in ('torch_mlir', 'torch_mlir.extras', 'torch_mlir.extras.fx_decomp_util'): sys.modules[m] = None\n"
+            "import mxc\nfrom mxc.runtime.compare import compare_generation\n"
+            f"art = mxc.load({str(tiny_artifacts['nvfp4'])!r})\n"
+            "a = art.generate('Hello, world', 16, stop_at_eos=False).tokens\n"
+            "b = compare_generation(art, 'Hello, world', 16, stop_at_eos=False).tokens\n"
+            "print(a == b)\n")
+    env = {**os.environ, "RANDOM_LM_FAMILY": "llama", "RANDOM_LM_SIZE": "tiny"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.strip().endswith("True")

@@ -14,7 +14,8 @@ RANDOM_LM = EXAMPLES / "llm" / "random_lm.py"
 @pytest.mark.parametrize("target,flags", [("cpu", ["--format", "mxfp4"]),
                                           ("cpu", ["--format", "nvfp4", "--weights-only", "--generate",
                                                    "--max-seq-len", "32"]),
-                                          ("cuda-sm90", ["--format", "nvfp4", "--weights-only"])],
+                                          ("cuda-sm90", ["--format", "nvfp4", "--weights-only", "--generate",
+                                                         "--max-seq-len", "64"])],
                          ids=["cpu-mxfp4", "cpu-generate-nvfp4", "cuda-sm90-nvfp4"])
 def test_written_weights_are_the_compiled_bytes(tmp_path, monkeypatch, target, flags):
     monkeypatch.setenv("RANDOM_LM_SIZE", "tiny")
@@ -28,20 +29,26 @@ def test_written_weights_are_the_compiled_bytes(tmp_path, monkeypatch, target, f
     assert "bytes equal to those mxc compile wrote" in res
     assert (out / "model.irpa").read_bytes() == compiled
     recipes = json.loads((out / "manifest.json").read_text())["weights_recipes"]
+    # (cuda-sm90: prefill's wgmma tiles and decode's fragments are re-packed copies of the codes)
     assert {r["op"] for r in recipes.values()} >= ({"param", "quantize"} | ({"pack"} if target != "cpu" else set()))
 
 
-def test_other_weights_or_uncomputable_ones_are_refused(tmp_path, monkeypatch):
+def test_other_weights_or_uncomputable_ones_are_refused(tmp_path, monkeypatch, write_model):
     monkeypatch.setenv("RANDOM_LM_SIZE", "tiny")
     out = tmp_path / "a"
     rc, _, err = run_mxc("compile", RANDOM_LM, "--format", "nvfp4", "--weights-only", "-o", out, "-q")
     assert rc == 0, err
     (out / "model.irpa").unlink()
-    monkeypatch.setenv("RANDOM_LM_FAMILY", "qwen3")  # another model from the same model.py: other weights
+    monkeypatch.setenv("RANDOM_LM_FAMILY", "gpt2")  # another model from the same model.py: other weights
     rc, _, err = run_mxc("write-weights", out)
     assert rc == 2 and ("differ from the ones mxc compile wrote" in err or "has no parameter" in err)
     assert not (out / "model.irpa").exists()
     monkeypatch.setenv("RANDOM_LM_FAMILY", "llama")
+    other = write_model(f"import sys\nsys.path.insert(0, {str(RANDOM_LM.parent)!r})\nfrom random_lm import *\n"
+                        "_get = get_model\ndef get_model():\n    m = _get()\n"
+                        "    m.model.layers[0].mlp.up_proj.weight.data[0, 0] += 1.0\n    return m\n")
+    rc, _, err = run_mxc("write-weights", out, "--model", other)  # one weight changed
+    assert rc == 2 and "differ from the ones mxc compile wrote" in err and not (out / "model.irpa").exists()
     cal = tmp_path / "cal"
     rc, _, err = run_mxc("compile", RANDOM_LM, "--format", "nvfp4", "--weights-only", "--calibrate", "gptq",
                          "-o", cal, "-q")
