@@ -36,7 +36,7 @@ class GenerateError(MxcError):
 
 class _PassedLayer:
     """One layer's K/V cache slot for a transformers model: `update` writes the new keys/values at the
-    given positions out of place (index_copy), so the exported graph has no mutation."""
+    given positions out of place, so the exported graph has no mutation."""
 
     is_sliding = False
     is_compileable = True
@@ -45,8 +45,10 @@ class _PassedLayer:
     def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor):
         self.keys, self.values, self.positions = keys, values, positions
         self.max_cache_len = keys.shape[2]
+        self.updated = False
 
     def update(self, key_states, value_states, *args, **kwargs):
+        self.updated = True
         self.keys = self._write(self.keys, key_states)
         self.values = self._write(self.values, value_states)
         return self.keys, self.values
@@ -105,6 +107,11 @@ class _Step(torch.nn.Module):
         cache = _passed_cache(keys, values, positions)
         out = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions[None], use_cache=True,
                       logits_to_keep=keep, **{self._kw: cache})
+        if not all(layer.updated for layer in cache.layers):
+            raise GenerateError(f"{type(self.lm).__name__} did not write its KV cache through the transformers Cache "
+                                "object it was given, so it cannot be compiled with a cache: --generate takes "
+                                "families that do (Llama, Qwen2/3, Mistral, Phi-3, GPT-2, ...); compile it "
+                                "without --generate")
         k = torch.stack([layer.keys for layer in cache.layers])
         v = torch.stack([layer.values for layer in cache.layers])
         return out.logits[:, -1], k, v

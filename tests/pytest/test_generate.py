@@ -221,3 +221,11 @@ def test_the_torch_reference_needs_no_torch_mlir(tiny_artifacts):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-2000:]
     assert p.stdout.strip().endswith("True")
+
+
+def test_a_model_that_does_not_use_the_cache_it_is_given_is_refused(monkeypatch):
+    m = _random_lm(monkeypatch)
+    monkeypatch.setattr(generation._PassedLayer, "update", lambda self, k, v, *a, **kw: (self.keys, self.values))
+    module, inputs = generation.programs(m.get_model(), 16)["decode"]
+    with pytest.raises(MxcError, match="did not write its KV cache.*without --generate"):
+        module(*inputs)
