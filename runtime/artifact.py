@@ -75,8 +75,7 @@ class Artifact:
         if gen is None:
             raise ArtifactError(f"{self.path}: compiled without --generate, so it has no prefill/decode entry "
                                 "points; recompile with mxc compile MODEL.py --generate")
-        tokenizer = self.tokenizer() if isinstance(prompt, str) else None
-        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if tokenizer else list(prompt)
+        ids, tokenizer = self.encode(prompt)
         prefill, decode = (self.functions[f] for f in generation.ENTRY_POINTS)
         out = generation.generate_ids(
             lambda *a: self._call(prefill, a), lambda *a: self._call(decode, a), ids, max_new_tokens,
@@ -85,6 +84,13 @@ class Artifact:
         if tokenizer is not None:
             out.text = tokenizer.decode(out.tokens, skip_special_tokens=True)
         return out
+
+    def encode(self, prompt: str | list[int]) -> tuple[list[int], object]:
+        """(token ids, the tokenizer) of a text prompt; (the ids, None) of ids."""
+        if not isinstance(prompt, str):
+            return list(prompt), None
+        tokenizer = self.tokenizer()
+        return tokenizer(prompt, add_special_tokens=False)["input_ids"], tokenizer
 
     def tokenizer(self):
         """The tokenizer `mxc compile --generate` saved from model.py's get_tokenizer()."""
@@ -155,6 +161,16 @@ def _check_files(path: Path, manifest: dict) -> None:
         if file_sha256(path / name) != digest:
             raise ArtifactError(f"{path}/{name} is corrupt or from another compile (its sha256 is not the one "
                                 f"manifest.json records); recompile with mxc compile")
+
+
+def parameter_reader(path: Path, manifest: dict):
+    """(the names in the artifact's .irpa, read(name) -> that parameter's bytes as a uint8 tensor)."""
+    from iree import runtime as rt
+
+    index = rt.ParameterIndex()
+    index.load(str(Path(path) / manifest["parameters"]["file"]))
+    entries = dict(index.items())
+    return set(entries), lambda name: torch.from_numpy(np.frombuffer(entries[name].file_view, dtype=np.uint8).copy())
 
 
 def open_manifest(path: Path) -> dict:

@@ -90,12 +90,20 @@ def _references(artifact: Artifact, inputs: tuple) -> tuple[list, list, torch.nn
     return fake_quant_forward(model, inputs, artifact.manifest, stored), eager_forward(model, inputs), model
 
 
-def _model(artifact: Artifact) -> torch.nn.Module:
-    """The compiled model.py's get_model(), refused if its weights are not the ones compiled."""
+def _checked_model(artifact: Artifact, model_py=None) -> torch.nn.Module:
+    """model.py's get_model() (the manifest's model.py, or `model_py`), refused if its weights are not the ones
+    compiled."""
     from mxc.compiler.frontend import load_model_file
 
-    model = load_model_file(artifact.manifest["model"]).model
+    model = load_model_file(model_py or artifact.manifest["model"]).model
     _check_fingerprint(artifact, model)
+    return model
+
+
+def _model(artifact: Artifact) -> torch.nn.Module:
+    """The compiled model.py's get_model() (a --generate artifact's prefill program), refused if its weights are
+    not the ones compiled."""
+    model = _checked_model(artifact)
     gen = artifact.manifest.get("generate")
     if gen:  # a --generate artifact runs its first entry point (prefill) on inputs.pt
         from mxc import generation
@@ -296,13 +304,9 @@ def compare_generation(artifact: Artifact, prompt, max_new_tokens: int, temperat
     causal LM with the artifact's layers fake-quantized, mxc.generation.torch_steps); mxc.generation.Generated."""
     from mxc import generation
 
-    from mxc.compiler.frontend import load_model_file
-
-    model = load_model_file(model_py or artifact.manifest["model"]).model
-    _check_fingerprint(artifact, model)
+    model = _checked_model(artifact, model_py)
     gen = artifact.manifest["generate"]
-    tokenizer = artifact.tokenizer() if isinstance(prompt, str) else None
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"] if tokenizer else list(prompt)
+    ids, _ = artifact.encode(prompt)
     prefill, decode = generation.torch_steps(generation.causal_lm(model), gen["max_seq_len"], artifact.manifest)
     return generation.generate_ids(prefill, decode, ids, max_new_tokens, gen["max_seq_len"],
                                    gen["eos_token_id"] if stop_at_eos else [],

@@ -24,7 +24,6 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import torch
 
 from mxc.errors import ArtifactError, MxcError
@@ -38,18 +37,16 @@ _FREE_OPTIONS = {"scale_rule", "rounding", "seed"}  # change which codes are cho
 
 
 def _read_irpa(path: Path, manifest: dict):
-    from iree import runtime as rt
+    from mxc.runtime.artifact import parameter_reader
 
-    index = rt.ParameterIndex()
-    index.load(str(path / manifest["parameters"]["file"]))
-    entries = dict(index.items())
+    names, read = parameter_reader(path, manifest)
 
-    def read(name: str) -> torch.Tensor:
-        if name not in entries:
+    def checked(name: str) -> torch.Tensor:
+        if name not in names:
             raise ArtifactError(f"{path}: parameter {name} is not in the .irpa (a {manifest.get('target')} artifact "
                                 "stores its weights in the kernels' layout); export a --target cpu artifact")
-        return torch.from_numpy(np.frombuffer(entries[name].file_view, dtype=np.uint8).copy())
-    return read
+        return read(name)
+    return checked
 
 
 def _layer_tensors(row: dict, read) -> tuple[str, dict[str, torch.Tensor]]:
@@ -88,16 +85,14 @@ def export_compressed_tensors(path: str | Path, out: str | Path) -> dict:
     """Write the artifact at `path` as a compressed-tensors checkpoint in `out`; returns a summary."""
     from safetensors.torch import save_file
 
-    from mxc.compiler.frontend import load_model_file
     from mxc.runtime.artifact import open_manifest
 
-    from .compare import _check_fingerprint
+    from .compare import _checked_model
 
     path, out = Path(path), Path(out)
     manifest = open_manifest(path)
     read = _read_irpa(path, manifest)
-    model = load_model_file(manifest["model"]).model
-    _check_fingerprint(SimpleNamespace(path=path, manifest=manifest), model)  # the codes are that model's
+    model = _checked_model(SimpleNamespace(path=path, manifest=manifest))  # the codes are that model's
     state = {k: v.detach() for k, v in model.state_dict(keep_vars=False).items()}
     modules = dict(model.named_modules())
     tensors: dict[str, torch.Tensor] = {}

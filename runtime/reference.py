@@ -270,14 +270,9 @@ def calibrated_weights(path, manifest: dict) -> dict[str, torch.Tensor]:
     rows = [row for row in manifest["layers"] if "calibration" in row]
     if not rows:
         return {}
-    from pathlib import Path
+    from .artifact import parameter_reader
 
-    import numpy as np
-    from iree import runtime as rt
-
-    index = rt.ParameterIndex()
-    index.load(str(Path(path) / manifest["parameters"]["file"]))
-    entries = dict(index.items())
+    entries, read = parameter_reader(path, manifest)
     for row in rows:
         missing = [n for n in row["calibration"]["params"] if n not in entries]
         if missing:
@@ -287,7 +282,6 @@ def calibrated_weights(path, manifest: dict) -> dict[str, torch.Tensor]:
                                 f"{manifest.get('target')} kernels' layout ({missing[0]} is not in the .irpa), so "
                                 "the fake-quant reference cannot be rebuilt from the artifact; the reference "
                                 "computed at compile time (reference.pt) is what --compare uses")
-    read = lambda name: torch.from_numpy(np.frombuffer(entries[name].file_view, dtype=np.uint8).copy())  # noqa: E731
     return {row["layer"]: stored_weight(row, read) for row in rows}
 
 
