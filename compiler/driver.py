@@ -98,7 +98,7 @@ def compile_file(
         from mxc.passes.mxq_select_formats import MxqSelectFormats
 
         MxqSelectFormats.from_compile_options(opts, None).make_policy()
-    spec = frontend.load_model_file(model_path)
+    spec = frontend.load_model_file(model_path, opts.checkpoint)  # --checkpoint: its tensors applied
     fingerprint = weights_fingerprint(spec.model)  # before export: nothing has touched the weights yet
     steps = _Progress(progress, PHASES)
     weights = WeightStore()
@@ -120,6 +120,9 @@ def compile_file(
             result.ir[phase] = _asm(module)
 
     entry_points = frontend.entry_points(spec, opts)  # {function: (module, example inputs)}
+    if spec.imported is not None:  # a checkpoint module's path in the compiled program (--generate: under `lm.`)
+        where_in = {id(m): n for n, m in next(iter(entry_points.values()))[0].named_modules()}
+        paths = {n: where_in.get(id(m), n) for n, m in spec.model.named_modules()}
     with ctx, ir.Location.unknown(), warnings.catch_warnings(record=True) as caught, contextlib.ExitStack() as stack:
         warnings.simplefilter("always", MxcWarning)
         module = steps.step("import", lambda: importer.import_program(
@@ -137,6 +140,14 @@ def compile_file(
                 selection, p = _auto_select(spec, module, opts, weights, target, progress, where)
                 steps.timings["auto"] = sum(selection.timings[k] for k in ("calibrate", "score", "solve"))
                 result.policy = selection.policy(opts.calibrate)
+            if phase == "formats" and spec.imported is not None:  # --checkpoint: its formats are the policy
+                result.policy = spec.imported.policy(opts.weights_only, paths)
+                where = dump or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mxc-checkpoint-")))
+                (where / f"{stem}.checkpoint-policy.toml").write_text(result.policy)
+                p = dataclasses.replace(p, policy=str(where / f"{stem}.checkpoint-policy.toml"), format=None)
+            if phase == "quantize-weights" and spec.imported is not None:  # by the program's parameter names
+                p = dataclasses.replace(p, imported={f"{paths[w.module]}.weight": w
+                                                     for w in spec.imported.weights.values()})
             if phase == "calibrate":
                 calibration = _calibrate(spec, module, weights, progress)
                 if calibration is not None:
@@ -211,10 +222,10 @@ def compile_file(
             result.manifest["kernel_library"] = f"kernels/{target.kernel_stem}.cubin"
         if compile_to == "vmfb" and isinstance(target, CudaTarget) and not opts.generate:
             # The GPU machine may have no compiler: `mxc run --compare` there reads these.
-            from mxc.runtime.reference import eager_forward, fake_quant_forward, stored_weight
+            from mxc.runtime.reference import eager_forward, fake_quant_forward, stored_params, stored_weight
 
             read = lambda name: weights[name].reshape(-1).view(torch.uint8)  # noqa: E731
-            stored = {r["layer"]: stored_weight(r, read) for r in result.manifest["layers"] if "calibration" in r}
+            stored = {r["layer"]: stored_weight(r, read) for r in result.manifest["layers"] if stored_params(r)}
             torch.save({"fake_quant": fake_quant_forward(spec.model, spec.example_inputs, result.manifest, stored),
                         "eager": eager_forward(spec.model, spec.example_inputs)}, out / REFERENCE_FILE)
             result.manifest["reference_outputs"] = REFERENCE_FILE

@@ -40,6 +40,7 @@ class ModelSpec:
     loss: Callable | None = None  # get_loss(output, *inputs) -> scalar tensor, optional (--auto's scores)
     eval_inputs: Callable | None = None  # get_eval_inputs() -> held-out input tuples, optional (auto_check)
     tokenizer: Callable | None = None  # get_tokenizer() -> a transformers tokenizer, optional (--generate)
+    imported: Any = None  # --checkpoint: mxc.runtime.interchange.Imported, the checkpoint applied to `model`
 
 
 def _call(path: Path, module, fn: str):
@@ -49,8 +50,9 @@ def _call(path: Path, module, fn: str):
         raise ModelFileError(f"{path}: {fn}() raised {type(e).__name__}: {e}") from e
 
 
-def load_model_file(path: str | Path) -> ModelSpec:
-    """Import model.py and call its get_model / get_example_inputs functions."""
+def load_model_file(path: str | Path, checkpoint: str | Path = "") -> ModelSpec:
+    """Import model.py and call its get_model / get_example_inputs functions; with `checkpoint` (a
+    compressed-tensors directory, `mxc compile --checkpoint`) its tensors are applied to the model."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
@@ -83,8 +85,13 @@ def load_model_file(path: str | Path) -> ModelSpec:
     if loss is not None and not callable(loss):
         raise ModelFileError(f"{path}: get_loss must be a function get_loss(output, *inputs) -> scalar tensor")
     tokenizer = getattr(module, "get_tokenizer", None)
+    imported = None
+    if checkpoint:
+        from mxc.runtime.interchange import import_compressed_tensors
+
+        imported = import_compressed_tensors(model, checkpoint)
     return ModelSpec(path, model.eval(), inputs, calib, loss, getattr(module, "get_eval_inputs", None),
-                     tokenizer if callable(tokenizer) else None)
+                     tokenizer if callable(tokenizer) else None, imported)
 
 
 def entry_points(spec: ModelSpec, opts) -> dict[str, tuple[torch.nn.Module, tuple]]:

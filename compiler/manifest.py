@@ -68,11 +68,13 @@ def _formats(w: FormatSpec | None, a: FormatSpec | None) -> dict:
 
 
 def _calibration(elems, params) -> dict:
-    """A calibrated weight's record (mxq-calibrate-weights) and the params that hold its codes."""
-    if not elems or "mxq.calibration" not in elems.attributes:
-        return {}
-    record = json.loads(_s(elems, "mxq.calibration"))
-    return {"calibration": {**record, "params": [_s(p, "name") for p in params]}}
+    """A calibrated weight's record (mxq-calibrate-weights), or an imported one's (--checkpoint), with the
+    params that hold its codes (the fake-quant reference decodes those: they are not model.py's weight's)."""
+    out = {}
+    for attr, key in (("mxq.calibration", "calibration"), ("mxq.imported", "imported")):
+        if elems and attr in elems.attributes:
+            out[key] = {**json.loads(_s(elems, attr)), "params": [_s(p, "name") for p in params]}
+    return out
 
 
 def _fused_entry(op) -> dict:

@@ -281,15 +281,19 @@ def entry_manifest(manifest: dict, entry: str) -> dict:
     return {**manifest, "layers": rows}
 
 
-def torch_steps(lm: torch.nn.Module, max_seq_len: int, manifest: dict | None = None):
+def torch_steps(lm: torch.nn.Module, max_seq_len: int, manifest: dict | None = None, stored: dict | None = None):
     """(prefill, decode) in torch: the model as it is (manifest None), or the fake-quant reference of an
-    artifact's layers (mxc.runtime.reference) when the manifest is given."""
+    artifact's layers (mxc.runtime.reference) when the manifest is given; `stored`: layer -> the decoded codes
+    of its layers whose codes are not the model's weight's (mxc.runtime.reference.calibrated_weights)."""
+    from mxc.layers import split_layer
+
     steps = []
     for entry, (module, inputs) in programs(lm, max_seq_len).items():
         if manifest is not None:
             from mxc.runtime.reference import fake_quant_module
 
-            module = fake_quant_module(module, inputs, entry_manifest(manifest, entry))
+            mine = {split_layer(k)[1]: v for k, v in (stored or {}).items() if split_layer(k)[0] == entry}
+            module = fake_quant_module(module, inputs, entry_manifest(manifest, entry), stored=mine)
 
         def step(*args, _m=module):
             with torch.no_grad():

@@ -83,6 +83,8 @@ class Options:
     calibrate: str = ""  # `--calibrate gptq`: how weights get their codes (mxc.calibration); "" = rtn
     generate: bool = False  # `--generate`: prefill + decode entry points over a KV cache (mxc.generation)
     max_seq_len: int = 0  # `--max-seq-len`: the KV cache's length with --generate (0: DEFAULT_MAX_SEQ_LEN)
+    checkpoint: str = ""  # `--checkpoint DIR`: a compressed-tensors checkpoint's codes, compiled as they are
+
 
     def __post_init__(self):
         if self.target not in TARGET_NAMES:
@@ -103,6 +105,8 @@ class Options:
         object.__setattr__(self, "act_format", _spec("act_format", self.act_format or None))
         if self.auto:
             self._check_auto()
+        if self.checkpoint:
+            self._check_checkpoint()
         self._check_generate()
         if self.calibrate:
             from mxc.calibration.method import CalibrateSpec
@@ -131,6 +135,17 @@ class Options:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise OptionsError(f"--auto chooses formats and their options per layer: drop {flags} "
                                "(name candidate formats with --auto ...,formats=mxfp4+nvfp4)")
+
+    def _check_checkpoint(self) -> None:
+        """--checkpoint: its quantization_config chooses the formats (format None here: the rest stays in high
+        precision) and its codes are compiled as they are, so nothing may choose formats or codes again."""
+        given = [k for k in QuantOptions.of(self).to_dict() if k != "seed"] + ["act_format"] * bool(self.act_format)
+        given += [f for f in ("policy", "auto", "calibrate") if getattr(self, f)]
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise OptionsError(f"--checkpoint compiles the checkpoint's formats and codes as they are: drop {flags} "
+                               "(--weights-only still keeps its layers' activations in high precision)")
+        object.__setattr__(self, "format", None)
 
     def _check_generate(self) -> None:
         if not self.generate:
@@ -167,4 +182,4 @@ class Options:
         return Options(**{**d, "act_format": d.get("act_format") or None, "hadamard": d.get("hadamard") or None,
                           "act_dtype": d.get("act_dtype") or "f32", "auto": d.get("auto") or "",
                           "calibrate": d.get("calibrate") or "", "generate": bool(d.get("generate")),
-                          "max_seq_len": d.get("max_seq_len") or 0})
+                          "max_seq_len": d.get("max_seq_len") or 0, "checkpoint": d.get("checkpoint") or ""})

@@ -16,6 +16,13 @@ A weight that several quantizes read (an unrolled `nn.LSTM` uses its recurrent
 weight once per time step, tied embeddings and `lm_head` share one tensor) is
 quantized once per format and every use names the same params: a 16-step LSTM
 stored its recurrent weight 16 times before (model.irpa 1.65x the f32 model).
+
+A weight imported from a compressed-tensors checkpoint (`mxc compile --checkpoint`;
+the driver gives the pass `imported`: parameter name -> the checkpoint's codes) is
+not quantized: its codes, scales and tensor scale are stored as the checkpoint has
+them, and the elements param carries `mxq.imported` (where they came from) for the
+manifest. Every imported weight must reach a quantize of its own format, along K,
+or the pass fails naming the layer: codes are never silently re-derived.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import warnings
 import torch
 from torch_mlir import ir
 
-from mxc.errors import MxcWarning
+from mxc.errors import MxcError, MxcWarning
 from mxc.layers import split_layer
 from mxc.weights import WeightStore
 from mxc.dialects.mxq import ParamOp, format_attr
@@ -67,6 +74,8 @@ class MxqQuantizeWeights(Pass):
 
     name = "mxq-quantize-weights"
     weights: WeightStore | None = weights_field()
+    # parameter name -> mxc.runtime.interchange.ImportedWeight (--checkpoint): codes stored as they are
+    imported: dict | None = dataclasses.field(default=None, compare=False, repr=False, metadata={"option": False})
 
     def run(self, module: ir.Operation) -> None:
         store = self.weights if self.weights is not None else WeightStore()  # mxc-opt: names only, data dropped
@@ -75,6 +84,12 @@ class MxqQuantizeWeights(Pass):
             ref = constant_weight(q.input, self.weights)
             if ref is not None:
                 self._fold(q, ref, store, done)
+        unused = sorted(set(self.imported or ()) - {d for d, _ in done})
+        if unused:
+            w = self.imported[unused[0]]
+            raise MxcError(f"layer '{w.module}': the checkpoint holds its {w.fmt} codes but no quantized GEMM of the "
+                           "compiled graph reads that weight (a policy kept it in high precision, or the graph "
+                           "uses it in another op); the codes cannot be compiled as they are")
 
     def _fold(self, q, ref, store: WeightStore, done: dict) -> None:
         spec = format_attr(q, "format")
@@ -100,7 +115,8 @@ class MxqQuantizeWeights(Pass):
         layer = _users_layer(q) or ref.describe
         attrs = q.operation.attributes
         s_enc = float(ir.FloatAttr(attrs["mxq.s_enc"]).value) if "mxq.s_enc" in attrs else None
-        qt = quantize(w, spec, axis=-1, s_enc=s_enc)
+        imported = (self.imported or {}).get(ref.describe)
+        qt = _checked_import(imported, ref, w, spec, layer) if imported else quantize(w, spec, axis=-1, s_enc=s_enc)
         nonfinite = int((~torch.isfinite(qt.scale_values())).sum())
         if nonfinite:
             warnings.warn(
@@ -114,7 +130,9 @@ class MxqQuantizeWeights(Pass):
         values = [qt.packed_elements(), qt.scales]
         if q.tensor_scale is not None:
             values.append(qt.tensor_scale.reshape(()))
-        recipe = ref.recipe and {"op": "quantize", "of": ref.recipe, "spec": str(spec), "s_enc": s_enc}
+        # (imported codes cannot be recomputed from model.py: `mxc write-weights` refuses them by name)
+        recipe = None if imported else ref.recipe and {"op": "quantize", "of": ref.recipe, "spec": str(spec),
+                                                       "s_enc": s_enc}
         names = [store.add(f"{base}.{suffix}", v, recipe and {**recipe, "part": i})
                  for i, (suffix, v) in enumerate(zip(("elements", "scales", "tensor_scale"), values))]
         attrs_out = {
@@ -128,4 +146,23 @@ class MxqQuantizeWeights(Pass):
                                                         .get("source", ref.describe))
         if "mxq.calibration" in attrs:  # mxq-calibrate-weights' record of the layer
             attrs_out["mxq.calibration"] = attrs["mxq.calibration"]
+        if imported:
+            attrs_out["mxq.imported"] = ir.StringAttr.get(json.dumps(imported.record()))
         return _Folded(w, names, attrs_out)
+
+
+def _checked_import(imported, ref, w: torch.Tensor, spec, layer: str):
+    """The QTensor of a checkpoint's codes for this quantize, or an MxcError naming the layer when they do not
+    apply as they are (another format, a weight transposed or reshaped on its way to the GEMM)."""
+    if str(spec) != imported.fmt:
+        raise MxcError(f"layer '{layer}': the checkpoint holds {imported.fmt} codes for it, the compile asks for "
+                       f"{spec}; the checkpoint's codes are compiled only in their own format")
+    chain, r = [], ref.recipe
+    while r:
+        chain.append(r["op"])
+        r = r.get("of")
+    if set(chain) - {"param", "f32"} or tuple(w.shape) != tuple(imported.codes.shape):
+        raise MxcError(f"layer '{layer}': its weight reaches the GEMM through {' <- '.join(chain) or 'an op'} "
+                       f"as {list(w.shape)}, not as the checkpoint's [N, K] = {list(imported.codes.shape)} "
+                       "quantized along K; keep the layer in float in the checkpoint")
+    return imported.qtensor()

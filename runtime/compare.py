@@ -95,7 +95,8 @@ def _checked_model(artifact: Artifact, model_py=None) -> torch.nn.Module:
     compiled."""
     from mxc.compiler.frontend import load_model_file
 
-    model = load_model_file(model_py or artifact.manifest["model"]).model
+    checkpoint = artifact.manifest.get("options", {}).get("checkpoint") or ""  # --checkpoint: applied again
+    model = load_model_file(model_py or artifact.manifest["model"], checkpoint).model
     _check_fingerprint(artifact, model)
     return model
 
@@ -307,7 +308,10 @@ def compare_generation(artifact: Artifact, prompt, max_new_tokens: int, temperat
     model = _checked_model(artifact, model_py)
     gen = artifact.manifest["generate"]
     ids, _ = artifact.encode(prompt)
-    prefill, decode = generation.torch_steps(generation.causal_lm(model), gen["max_seq_len"], artifact.manifest)
+    from .reference import calibrated_weights
+
+    prefill, decode = generation.torch_steps(generation.causal_lm(model), gen["max_seq_len"], artifact.manifest,
+                                             calibrated_weights(artifact.path, artifact.manifest))
     return generation.generate_ids(prefill, decode, ids, max_new_tokens, gen["max_seq_len"],
                                    gen["eos_token_id"] if stop_at_eos else [],
                                    generation.Sampling(temperature, top_k, seed))

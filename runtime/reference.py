@@ -185,11 +185,12 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
     activations, which this reference does not form).
 
     A calibrated layer (`--calibrate`: its codes were chosen from calibration data, not from the
-    model's weight) takes its weights from `stored`: layer -> the dequantized stored codes
-    (`calibrated_weights`), which equal `fake_quantize` of its calibrated weight.
+    model's weight) or an imported one (`--checkpoint`: the checkpoint's codes) takes its weights from
+    `stored`: layer -> the dequantized stored codes (`calibrated_weights`), which equal `fake_quantize`
+    of its calibrated weight.
     """
     formats = layer_formats(manifest)
-    calibrated = {row["layer"] for row in manifest["layers"] if "calibration" in row}
+    calibrated = {row["layer"] for row in manifest["layers"] if stored_params(row)}
     if calibrated and (stored is None or calibrated - set(stored)):
         raise RuntimeError(f"layers {sorted(calibrated)[:3]} were calibrated (--calibrate): the fake-quant reference "
                            "needs their stored weights (mxc.runtime.reference.calibrated_weights)")
@@ -248,16 +249,23 @@ def _insert_stored(gm, node, index: int, value: torch.Tensor) -> None:
         node.update_arg(index, gm.graph.get_attr(name))
 
 
+def stored_params(row: dict) -> list[str] | None:
+    """The params holding a layer's codes when the reference must decode them (calibrated or imported codes,
+    not the model's weight's), else None."""
+    record = row.get("calibration") or row.get("imported")
+    return record and record["params"]
+
+
 def stored_weight(row: dict, read) -> torch.Tensor:
     """A quantized layer's weight as stored, dequantized ([N, K], in the weight's basis): `read(name)` gives a
-    parameter's bytes (uint8) for the names the manifest row's `calibration.params` lists."""
+    parameter's bytes (uint8) for the names `stored_params(row)` lists."""
     from mxc.numerics import QTensor, unpack_fp6, unpack_nibbles
 
     spec = parse_optional(row["weight_format"])
     fmt = spec.format
     n, k = row["weight_shape"]
     nb = -(-k // fmt.block_size)
-    names = row["calibration"]["params"]
+    names = stored_params(row)
     el = read(names[0]).reshape(n, -1)
     codes = {4: unpack_nibbles, 6: unpack_fp6}.get(fmt.element.bits, lambda t: t)(el)
     scales = read(names[1]).reshape(n, nb)
@@ -266,19 +274,20 @@ def stored_weight(row: dict, read) -> torch.Tensor:
 
 
 def calibrated_weights(path, manifest: dict) -> dict[str, torch.Tensor]:
-    """layer -> dequantized stored weight for every calibrated layer of the artifact at `path` (its .irpa)."""
-    rows = [row for row in manifest["layers"] if "calibration" in row]
+    """layer -> dequantized stored weight for every calibrated or imported layer of the artifact at `path` (its
+    .irpa)."""
+    rows = [row for row in manifest["layers"] if stored_params(row)]
     if not rows:
         return {}
     from .artifact import parameter_reader
 
     entries, read = parameter_reader(path, manifest)
     for row in rows:
-        missing = [n for n in row["calibration"]["params"] if n not in entries]
+        missing = [n for n in stored_params(row) if n not in entries]
         if missing:
             from mxc.errors import ArtifactError
 
-            raise ArtifactError(f"{path}: calibrated layer '{row['layer']}': its codes are stored only in the "
+            raise ArtifactError(f"{path}: layer '{row['layer']}' (calibrated or imported): its codes are stored only in the "
                                 f"{manifest.get('target')} kernels' layout ({missing[0]} is not in the .irpa), so "
                                 "the fake-quant reference cannot be rebuilt from the artifact; the reference "
                                 "computed at compile time (reference.pt) is what --compare uses")

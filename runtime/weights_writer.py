@@ -15,7 +15,8 @@ and has model.py (and torch, numpy, iree-base-runtime: no compiler) writes the s
 
 The archive is then checked against the sha256 `mxc compile` recorded for model.irpa: the bytes are
 those mxc compile wrote, or the file is not kept. A parameter without a recipe (a GPTQ-calibrated weight,
-which needs the calibration data; an anonymous constant of the graph) is refused by name.
+which needs the calibration data; codes compiled from a --checkpoint, which need the checkpoint; an anonymous
+constant of the graph) is refused by name.
 """
 
 from __future__ import annotations
@@ -104,8 +105,9 @@ def write_weights(path: str | Path, model_py: str | Path | None = None) -> dict:
     missing = [n for n, r in recipes.items() if r is None]
     if missing:
         raise ArtifactError(f"{path}: {len(missing)} parameter(s) cannot be recomputed from model.py, e.g. "
-                            f"'{missing[0]}' (a GPTQ-calibrated weight needs the calibration data, an anonymous "
-                            "constant the export); copy the model.irpa mxc compile wrote instead")
+                            f"'{missing[0]}' (a GPTQ-calibrated weight needs the calibration data, --checkpoint's "
+                            "codes the checkpoint, an anonymous constant the export); copy the model.irpa mxc compile "
+                            "wrote instead")
     spec = load_model_file(model_py or manifest["model"])
     state: dict[str, torch.Tensor] = {}
     for module, _ in entry_points(spec, Options.from_dict(manifest["options"])).values():

@@ -34,6 +34,11 @@ def _add_compile(sub):
                         "(model.py's get_model() returns a transformers causal LM; get_tokenizer() its tokenizer)")
     p.add_argument("--max-seq-len", type=_positive_int, default=0, metavar="N",
                    help=f"--generate: the KV cache's length, prompt and new tokens (default {DEFAULT_MAX_SEQ_LEN})")
+    p.add_argument("--checkpoint", default="", metavar="DIR",
+                   help="a compressed-tensors checkpoint of model.py's model (NVFP4, MXFP4, MXFP8; e.g. from "
+                        "llm-compressor or mxc export): its quantized layers' codes and scales are compiled as "
+                        "they are, its quantization_config is the policy (OUT/policy.toml), its other tensors "
+                        "replace model.py's")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
     p.add_argument("--act-format", default=None, help="activations' format when it differs from --format "
                    "(same block size, e.g. --format mxfp4 --act-format mxfp8)")
@@ -77,6 +82,9 @@ def _cmd_compile(a) -> int:
     if a.auto and a.format is not None:
         raise OptionsError("--format and --auto exclude each other: --auto chooses the formats (name its "
                            "candidates with --auto ...,formats=mxfp4+nvfp4)")
+    if a.checkpoint and a.format is not None:
+        raise OptionsError("--format and --checkpoint exclude each other: the checkpoint's quantization_config "
+                           "chooses the formats (layers it leaves in float stay in high precision)")
     a.format = a.format or "mxfp4"
     opts = Options(**{f.name: getattr(a, f.name) for f in dataclasses.fields(Options)})  # the flags' names
     res = compile_file(
@@ -262,6 +270,10 @@ def _cmd_inspect(a) -> int:
     if cal:
         print()
         print(_calibration_table(cal, m.get("timings_s", {}).get("calibration")))
+    imported = [r for r in m["layers"] if "imported" in r]
+    if imported:
+        print(f"\n--checkpoint: {len(imported)} layers' codes and scales compiled as the checkpoint "
+              f"{imported[0]['imported']['checkpoint']} holds them (not re-quantized)")
     for w in m.get("warnings", []):
         print(f"warning: {w}")
     if a.target:
