@@ -18,8 +18,16 @@ the sweep's codes, because the quantizer treats blocks independently; so the com
 
 Options: `damp` (added to H's diagonal, times its mean), `actorder` (static act-order: blocks
 visited by decreasing Hessian diagonal mass, each block kept whole so block scales stay along K),
-and a Hadamard rotation (MR-GPTQ): with the spec's `hadamard`, W and H are rotated to the
-basis the format quantizes in (W R, R^T H R), the sweep runs there, and W~ is rotated back.
+a Hadamard rotation (MR-GPTQ): with the spec's `hadamard`, W and H are rotated to the
+basis the format quantizes in (W R, R^T H R), the sweep runs there, and W~ is rotated back;
+and `scale_search` (MR-GPTQ's MSE scale search, MX formats): per row and block, besides the
+scale rule's exponent e, the exponents e - 1 and e + 1 (the elements rounded by the format's own
+`round_to_element`, saturating), keeping the one whose block error adds least to the GPTQ
+objective ||(W_b - Q_b) U_bb^-1||^2. A block whose chosen scale is not the rule's gets W~_b = Q_b, its
+decoded values times 1 + 2^-10: the format's rule applied to them gives Q_b back (checked per block; a
+candidate that would not is not taken; the nudge keeps an amax that is a power of two from falling below
+it through the float32 rounding of MR-GPTQ's rotation there and back), so `mxq-quantize-weights` still
+stores the rule's codes of W~.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ import torch
 from mxc.errors import MxcError
 from mxc.numerics import FormatSpec, quantize
 from mxc.numerics import hadamard as _hadamard
-from mxc.numerics.quantize import nv_tensor_scale
+from mxc.numerics.elements import exp2i, round_to_element
+from mxc.numerics.quantize import E8M0_NAN, nv_tensor_scale
 
 LAZY = 128  # columns whose updates are applied lazily, as one matmul (GPTQ's lazy batch)
 
@@ -82,7 +91,7 @@ def block_order(diag: torch.Tensor, bs: int, actorder: bool) -> torch.Tensor:
 
 
 def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.01, actorder: bool = True,
-         layer: str = "") -> GptqResult:
+         scale_search: bool = False, layer: str = "") -> GptqResult:
     """Calibrate W [N, K] (quantized along K in `spec`) for inputs whose Hessian (X^T X, any scale) is `h` [K, K].
 
     The linear algebra runs where `h` is (a GPU when the caller puts it there); the format's quantizer
@@ -124,6 +133,7 @@ def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.
     def quant(block: torch.Tensor) -> torch.Tensor:
         return quantize(block.float().cpu(), flat, s_enc=s_enc).dequantize().double().to(dev)
 
+    search = scale_search and spec.format.family == "mx"
     out = torch.empty_like(wp)
     for i1 in range(0, kp, LAZY):
         i2 = min(i1 + LAZY, kp)
@@ -131,8 +141,12 @@ def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.
         err = torch.zeros_like(w1)
         for g in range(0, i2 - i1, bs):
             cols = slice(g, g + bs)
-            out[:, i1 + g:i1 + g + bs] = w1[:, cols]
-            d = w1[:, cols] - quant(w1[:, cols])
+            if search:
+                q, stored = _searched(w1[:, cols], u1[cols, cols], flat)
+            else:
+                q, stored = quant(w1[:, cols]), w1[:, cols]
+            out[:, i1 + g:i1 + g + bs] = stored
+            d = w1[:, cols] - q
             e = torch.linalg.solve_triangular(u1[cols, cols], d, upper=True, left=False)  # E U_bb = W_b - Q_b
             err[:, cols] = e
             w1[:, g + bs:] -= e @ u1[cols, g + bs:]
@@ -145,6 +159,41 @@ def gptq(w: torch.Tensor, h: torch.Tensor, spec: FormatSpec, *, damp: float = 0.
     q_rtn = quantize(w, spec, s_enc=_s_enc_of(w, spec)).dequantize()
     q_gptq = quantize(calibrated, spec, s_enc=s_enc).dequantize()
     return GptqResult(calibrated, s_enc, rel_output_error(w, q_rtn, h0), rel_output_error(w, q_gptq, h0))
+
+
+def _searched(block: torch.Tensor, u_bb: torch.Tensor, spec: FormatSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """MX scale search for one block column [N, bs]: (the decoded block Q, the block W~ stores). Per row, the
+    rule's exponent e and e +- 1, the one with the least ||(W_b - Q_b) U_bb^-1||^2 (ties: the rule's); a row
+    whose choice is not the rule's stores Q_b itself, which the rule quantizes back to the same values."""
+    dev = block.device
+    b = block.float().cpu()
+    qt = quantize(b, spec)
+    best = qt.dequantize()
+    code = qt.scales.to(torch.int32).reshape(-1)  # one block per row
+    usable = (code != E8M0_NAN) & (code > 0)  # not a NaN/Inf block, not an all-zero one (e = -127)
+    u = u_bb.cpu()
+
+    def cost(q: torch.Tensor) -> torch.Tensor:
+        d = torch.linalg.solve_triangular(u, (b - q).double(), upper=True, left=False)
+        return (d * d).sum(-1)
+    best_cost, stored = cost(best), torch.zeros(b.shape[0], dtype=torch.bool)
+    for de in (-1, 1):
+        e = (code - 127 + de).clamp(-127, 127)
+        s = exp2i(e).unsqueeze(-1)
+        q = round_to_element(b / s, spec.format.element) * s
+        back = quantize(q * NUDGE, spec).dequantize()
+        take = usable & (cost(q) < best_cost) & (back == q).all(-1) & torch.isfinite(q).all(-1)
+        best = torch.where(take.unsqueeze(-1), q, best)
+        best_cost = torch.where(take, cost(q), best_cost)
+        stored |= take
+    keep = torch.where(stored.unsqueeze(-1), best * NUDGE, b)
+    return best.double().to(dev), keep.double().to(dev)
+
+
+# W~ of a block with a searched scale is Q_b times this: the rule gives Q_b back from it, and keeps doing so
+# after the float32 rounding of MR-GPTQ's rotation there and back (Q_b's amax may be a power of two, where
+# the floor rule would drop an exponent for a value a hair below it); far below every element's half step.
+NUDGE = 1 + 2.0**-10
 
 
 def _s_enc_of(w: torch.Tensor, spec: FormatSpec) -> torch.Tensor | None:

@@ -8,8 +8,10 @@
                                          format already names is kept)
 
 Options: `damp` (>= 0, default 0.01: added to the Hessian's diagonal times its mean), `actorder`
-(0/1, default 1: static act-order over whole blocks). Plain text, no torch: policies and options
-validate it without importing the calibration code.
+(0/1, default 1: static act-order over whole blocks), `scales` (MX formats: `rule`, each block's scale by
+the format's scale rule, or `mse`, the block's scale exponent among the rule's e and e +- 1 that least
+increases the GPTQ objective; default `mse` for mr-gptq, as MR-GPTQ defines it, `rule` for gptq).
+Plain text, no torch: policies and options validate it without importing the calibration code.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 METHODS = ("rtn", "gptq", "mr-gptq")
+SCALE_SEARCH = {"mr-gptq": "mse"}  # a method's default `scales` (the others: "rule")
 _SPEC = re.compile(r"^\s*([a-z-]+)\s*(?:\{(.*)\})?\s*$")
 
 
@@ -28,12 +31,17 @@ class CalibrateSpec:
     method: str = "rtn"
     damp: float = 0.01
     actorder: bool = True
+    scales: str = ""  # "rule" | "mse"; "" = the method's default (SCALE_SEARCH)
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"unknown calibration method '{self.method}' (methods: {', '.join(METHODS)})")
         if not (self.damp >= 0):
             raise ValueError(f"calibrate: damp must be >= 0, got {self.damp}")
+        if self.scales not in ("", "rule", "mse"):
+            raise ValueError(f"calibrate: scales must be rule or mse, got {self.scales!r}")
+        if not self.scales:
+            object.__setattr__(self, "scales", SCALE_SEARCH.get(self.method, "rule"))
 
     @property
     def active(self) -> bool:
@@ -55,6 +63,10 @@ class CalibrateSpec:
             try:
                 if key == "damp":
                     kw["damp"] = float(value)
+                elif key == "scales":
+                    if value not in ("rule", "mse"):
+                        raise ValueError
+                    kw["scales"] = value
                 elif key == "actorder":
                     if value not in ("0", "1", "true", "false"):
                         raise ValueError
@@ -62,7 +74,8 @@ class CalibrateSpec:
                 else:
                     raise KeyError(key)
             except KeyError:
-                raise ValueError(f"calibrate: unknown option '{key}' in {text!r} (options: damp, actorder)") from None
+                raise ValueError(f"calibrate: unknown option '{key}' in {text!r} "
+                                 "(options: damp, actorder, scales)") from None
             except ValueError:
                 raise ValueError(f"calibrate: bad value {value!r} for {key} in {text!r}") from None
         if m.group(1) == "rtn" and kw:
@@ -77,6 +90,8 @@ class CalibrateSpec:
             opts.append(f"damp={self.damp:g}")
         if not self.actorder:
             opts.append("actorder=0")
+        if self.scales != SCALE_SEARCH.get(self.method, "rule"):
+            opts.append(f"scales={self.scales}")
         return self.method + (f"{{{','.join(opts)}}}" if opts else "")
 
 

@@ -124,7 +124,8 @@ def _run_layer(node, name: str, act: FormatSpec | None, wfmt: FormatSpec, interp
             h, tokens = hessians[key]
             wk = w if w_axis in (-1, w.dim() - 1) else w.transpose(-1, -2)  # [N, K]
             try:
-                res = gptq(wk, h, wfmt, damp=spec.damp, actorder=spec.actorder, layer=name)
+                res = gptq(wk, h, wfmt, damp=spec.damp, actorder=spec.actorder,
+                           scale_search=spec.scales == "mse", layer=name)
             except SingularHessian as e:
                 kept[name] = e.why
             else:

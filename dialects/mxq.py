@@ -65,7 +65,8 @@ DISCARDABLE_ATTRS = {
     "mxq.reason": "why a torch op stayed in high precision",
     "mxq.calibrate": "how a layer's weight codes are chosen: gptq, mr-gptq (mxq-select-formats)",
     "mxq.calibration": "a calibrated weight's record, JSON (mxq-calibrate-weights; on its quantize, then param)",
-    "mxq.imported": "a weight imported from a checkpoint: where its codes came from, JSON (mxq-quantize-weights, --checkpoint)",
+    "mxq.imported": "where a weight's codes came from when a checkpoint gave them, JSON (mxq-quantize-weights, "
+                    "--checkpoint)",
     "mxq.s_enc": "the NV tensor scale a calibrated weight's codes were chosen with (on its quantize)",
 }
 

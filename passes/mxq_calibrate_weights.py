@@ -70,7 +70,7 @@ class MxqCalibrateWeights(Pass):
         w = ref.load().to(torch.float32)
         spec = CalibrateSpec.parse(method)
         res = gptq(w, torch.eye(w.shape[-1], dtype=torch.float64), format_attr(q, "format"),
-                   damp=spec.damp, actorder=spec.actorder, layer=layer)
+                   damp=spec.damp, actorder=spec.actorder, scale_search=spec.scales == "mse", layer=layer)
         return Calibrated(layer, str(spec), res.weight, res.s_enc, res.err_rtn, res.err_gptq, 0, 0.0)
 
     def _replace(self, q, ref, result) -> None:

@@ -229,7 +229,8 @@ class Imported:
         lines = [f"# the formats of the compressed-tensors checkpoint {self.checkpoint}", 'default = "none"',
                  "", "[layers]"]
         for w in sorted(self.weights.values(), key=lambda w: w.module):
-            lines.append(f'"{(paths or {}).get(w.module, w.module)}" = {{ format = "{w.fmt}", weights_only = {str(w.weights_only or weights_only).lower()} }}')
+            only = str(w.weights_only or weights_only).lower()
+            lines.append(f'"{(paths or {}).get(w.module, w.module)}" = {{ format = "{w.fmt}", weights_only = {only} }}')
         return "\n".join(lines) + "\n"
 
 

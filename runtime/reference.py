@@ -287,8 +287,9 @@ def calibrated_weights(path, manifest: dict) -> dict[str, torch.Tensor]:
         if missing:
             from mxc.errors import ArtifactError
 
-            raise ArtifactError(f"{path}: layer '{row['layer']}' (calibrated or imported): its codes are stored only in the "
-                                f"{manifest.get('target')} kernels' layout ({missing[0]} is not in the .irpa), so "
+            raise ArtifactError(f"{path}: layer '{row['layer']}' (calibrated or imported): its codes are stored "
+                                f"only in the {manifest.get('target')} kernels' layout ({missing[0]} is not in the "
+                                ".irpa), so "
                                 "the fake-quant reference cannot be rebuilt from the artifact; the reference "
                                 "computed at compile time (reference.pt) is what --compare uses")
     return {row["layer"]: stored_weight(row, read) for row in rows}

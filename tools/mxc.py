@@ -25,7 +25,7 @@ def _add_compile(sub):
                    help="choose every layer's format and options from calibration data under a budget of B "
                         "bits/weight, scales counted (layers a --policy rule names are kept as it says); "
                         "writes OUT/policy.toml")
-    p.add_argument("--calibrate", default="", metavar="rtn|gptq|mr-gptq[{damp=D,actorder=0|1}]",
+    p.add_argument("--calibrate", default="", metavar="rtn|gptq|mr-gptq[{damp=D,actorder=0|1,scales=rule|mse}]",
                    help="choose the weights' codes from calibration data (model.py's get_calibration_inputs()): "
                         "GPTQ through each format's own quantizer, or MR-GPTQ (GPTQ with a block Hadamard "
                         "rotation); default rtn, round to nearest")

@@ -69,6 +69,40 @@ def test_hadamard_rotation_mr_gptq():
     assert rotation_for(40, 32) is None
 
 
+@pytest.mark.parametrize("fmt", ["mxfp4", "mxfp4{hadamard=32}", "mxfp6_e2m3", "mxfp8", "mxint8"])
+def test_mse_scale_search_lowers_the_error_and_its_codes_are_the_rules_codes_of_the_calibrated_weight(fmt):
+    """MR-GPTQ's scale search (scales=mse) never does worse than the rule on the GPTQ objective it minimizes
+    per block, beats it over seeds, and W~ still quantizes, by the format's own rule, to the searched values
+    (the error gptq reports is recomputed from quantize(W~), also through the rotation there and back)."""
+    from mxc.calibration.gptq import NUDGE, _searched
+
+    spec = FormatSpec.parse(fmt)
+    wins = 0
+    for seed in range(3):
+        w, h = _problem(seed)
+        rule, mse = gptq(w, h, spec), gptq(w, h, spec, scale_search=True)
+        qt = quantize(mse.weight, spec, s_enc=mse.s_enc)
+        assert rel_output_error(w, qt.dequantize(), h) == pytest.approx(mse.err_gptq, rel=1e-12)
+        wins += mse.err_gptq < rule.err_gptq
+    assert wins >= 2, fmt
+    # one block column: the stored block quantizes back to the chosen values, some rows took another scale
+    w, h = _problem(5)
+    flat = spec.without_hadamard()
+    block = w[:, : flat.block_size].double() * 40
+    q, stored = _searched(block, torch.eye(flat.block_size, dtype=torch.float64), flat)
+    assert torch.equal(quantize(stored.float(), flat).dequantize().double(), q)
+    moved = ~torch.isclose(stored, block).all(-1)
+    assert moved.any() and torch.equal(stored[moved], q[moved] * NUDGE)
+
+
+def test_mse_scale_search_applies_to_mx_formats_only():
+    w, h = _problem(1)
+    for fmt in ("nvfp4", "if4"):
+        spec = FormatSpec.parse(fmt)
+        a, b = gptq(w, h, spec), gptq(w, h, spec, scale_search=True)
+        assert torch.equal(a.weight, b.weight)
+
+
 def test_act_order_keeps_blocks_whole():
     bs = 16
     diag = torch.rand(8 * bs, generator=torch.Generator().manual_seed(0))
@@ -98,9 +132,14 @@ def test_stochastic_rounding_is_refused():
 def test_calibrate_spec_text():
     assert str(CalibrateSpec.parse("gptq")) == "gptq"
     assert str(CalibrateSpec.parse("gptq{damp=0.05,actorder=0}")) == "gptq{damp=0.05,actorder=0}"
+    assert CalibrateSpec.parse("mr-gptq").scales == "mse" and CalibrateSpec.parse("gptq").scales == "rule"
+    assert str(CalibrateSpec.parse("mr-gptq{scales=mse}")) == "mr-gptq"
+    assert str(CalibrateSpec.parse("mr-gptq{scales=rule}")) == "mr-gptq{scales=rule}"
+    assert str(CalibrateSpec.parse("gptq{scales=mse}")) == "gptq{scales=mse}"
     assert not CalibrateSpec.parse("rtn").active and not CalibrateSpec.parse("").active
     for bad, msg in [("gtpq", "unknown calibration method 'gtpq'"), ("gptq{damp=x}", "bad value 'x' for damp"),
-                     ("gptq{foo=1}", "unknown option 'foo'"), ("gptq{damp=-1}", "damp must be >= 0")]:
+                     ("gptq{foo=1}", "unknown option 'foo'"), ("gptq{damp=-1}", "damp must be >= 0"),
+                     ("gptq{scales=max}", "bad value 'max' for scales")]:
         with pytest.raises(ValueError, match=msg):
             CalibrateSpec.parse(bad)
 

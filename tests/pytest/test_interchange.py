@@ -120,8 +120,8 @@ def test_import_keeps_codes_that_round_to_nearest_would_not_choose(tmp_path, tin
     tensors = load_file(str(ckpt / "model.safetensors"))
     layer = "model.layers.1.mlp.down_proj"
     g = torch.Generator().manual_seed(0)
-    codes = torch.randint(0, 16, tensors[f"{layer}.weight_packed"].shape[:1] + (2 * tensors[f"{layer}.weight_packed"]
-                                                                                .shape[1],), generator=g).to(torch.uint8)
+    n, half_k = tensors[f"{layer}.weight_packed"].shape
+    codes = torch.randint(0, 16, (n, 2 * half_k), generator=g).to(torch.uint8)
     scales = torch.randint(0x20, 0x48, tensors[f"{layer}.weight_scale"].shape, generator=g).to(torch.uint8)
     tensors[f"{layer}.weight_packed"] = pack_nibbles(codes)
     tensors[f"{layer}.weight_scale"] = scales.view(torch.float8_e4m3fn)
@@ -164,7 +164,8 @@ def test_import_errors_name_the_fix(tmp_path, tiny_env):
     rc, _, err = run_mxc("compile", RANDOM_LM, "--checkpoint", tmp_path / "nowhere", "-o", out)
     assert rc == 2 and "no such directory" in err
     tensors = load_file(str(ckpt / "model.safetensors"))
-    broken = {**tensors, "model.layers.0.mlp.up_proj.weight_packed": tensors["model.layers.0.mlp.up_proj.weight_packed"][:, :-1].contiguous()}
+    packed = "model.layers.0.mlp.up_proj.weight_packed"
+    broken = {**tensors, packed: tensors[packed][:, :-1].contiguous()}
     save_file(broken, str(ckpt / "model.safetensors"))
     rc, _, err = run_mxc("compile", RANDOM_LM, "--checkpoint", ckpt, "-o", out)
     assert rc == 2 and "layer 'model.layers.0.mlp.up_proj'" in err and "is the checkpoint this model's?" in err
