@@ -6,13 +6,22 @@ tensors and returns the updated ones (K and V each [layers, batch 1, kv heads, m
 so the program is a pure function and the runtime keeps the cache on the device between calls (IREE
 hands the returned buffers straight back in).
 
-    prefill(ids [1, S] int64, length [1] int64)         -> logits [1, vocab] at position length-1, K, V
-    decode(token [1, 1] int64, position [1] int64, K, V) -> logits [1, vocab], K, V
+    prefill(ids [1, S] int64, length [1] int64)
+        -> logits [1, vocab] at position length-1, K, V, token [1, 1], position [1] (= length), history
+    decode(token [1, 1] int64, position [1] int64, K, V, history [1, S+1] int64)
+        -> logits [1, vocab], K, V, token [1, 1], position [1] (+ 1), history
 
 S = max_seq_len: the prompt is padded to S (positions past `length` are masked for every later query
 by the causal mask and overwritten as decoding reaches them). The attention mask is built here, 4-D,
 from the positions (key j is visible to a query at position p when j <= p), so the transformers model
 neither builds one nor keeps a cache of its own.
+
+Each step also chooses the greedy next token on the device (argmax of its logits) and returns it with
+its position, ready to go straight back into `decode`, and writes it into `history` (token ids by
+position; the prompt's positions stay 0). Greedy generation therefore runs ahead without the host: no
+logits leave the device, no token goes in, and the host reads `history` once every few steps
+(`generate_ids`' `read_every`) to collect the tokens and see an end-of-sequence token. Sampling (a
+temperature) reads the logits every step and sends its own token and position instead.
 
 Needs only torch and transformers: the torch reference loop and the compiled one share this file.
 """
@@ -116,23 +125,36 @@ class _Step(torch.nn.Module):
         v = torch.stack([layer.values for layer in cache.layers])
         return out.logits[:, -1], k, v
 
+    def _next(self, logits, position, history):
+        """The greedy token after `position` ([1, 1], the first of equal maxima, as torch's argmax), its
+        position, and `history` [1, S+1] with it written there (a select, as the cache's writes)."""
+        token = logits.argmax(-1, keepdim=True)
+        at = position + 1
+        hit = torch.arange(self.max_seq_len + 1, device=logits.device)[None, :] == at[:, None]
+        return token, at, torch.where(hit, token, history)
+
 
 class Prefill(_Step):
-    """prompt ids [1, S] (padded), length [1] -> logits of position length-1 [1, vocab], K, V."""
+    """prompt ids [1, S] (padded), length [1] -> logits of position length-1 [1, vocab], K, V, the greedy
+    next token [1, 1], its position [1] (= length) and the history [1, S+1] holding it there."""
 
     def forward(self, ids, length):
         shape = cache_shape(self.lm.config, self.max_seq_len)
         dtype = self.lm.get_input_embeddings().weight.dtype
         zeros = torch.zeros(shape, dtype=dtype, device=ids.device)
         positions = torch.arange(self.max_seq_len, device=ids.device)
-        return self._run(ids, positions, zeros, zeros, length - 1)
+        logits, k, v = self._run(ids, positions, zeros, zeros, length - 1)
+        history = torch.zeros(1, self.max_seq_len + 1, dtype=torch.long, device=ids.device)
+        return (logits, k, v, *self._next(logits, length - 1, history))
 
 
 class Decode(_Step):
-    """token [1, 1], position [1], K, V -> logits [1, vocab], K, V with the token's keys/values written."""
+    """token [1, 1], position [1], K, V, history [1, S+1] -> logits [1, vocab], K, V with the token's keys/values
+    written, the greedy next token [1, 1], its position [1] (position + 1), history with it there."""
 
-    def forward(self, token, position, keys, values):
-        return self._run(token, position, keys, values, 1)
+    def forward(self, token, position, keys, values, history):
+        logits, k, v = self._run(token, position, keys, values, 1)
+        return (logits, k, v, *self._next(logits, position, history))
 
 
 def causal_lm(model: torch.nn.Module, where: str = "model.py") -> torch.nn.Module:
@@ -165,8 +187,9 @@ def programs(lm: torch.nn.Module, max_seq_len: int) -> dict[str, tuple[torch.nn.
     dtype = lm.get_input_embeddings().weight.dtype
     cache = torch.zeros(shape, dtype=dtype)
     ids = torch.zeros(1, max_seq_len, dtype=torch.long)
+    history = torch.zeros(1, max_seq_len + 1, dtype=torch.long)
     return {"prefill": (Prefill(lm, max_seq_len), (ids, torch.tensor([1]))),
-            "decode": (Decode(lm, max_seq_len), (ids[:, :1], torch.tensor([1]), cache, cache.clone()))}
+            "decode": (Decode(lm, max_seq_len), (ids[:, :1], torch.tensor([1]), cache, cache.clone(), history))}
 
 
 def record(lm: torch.nn.Module, max_seq_len: int) -> dict:
@@ -233,15 +256,19 @@ class Generated:
                 "stopped": self.stopped, **self.extra}
 
 
+READ_EVERY = 16  # greedy decode steps between two reads of the device's token history
+
+
 def generate_ids(prefill, decode, prompt: list[int], max_new_tokens: int, max_seq_len: int,
-                 eos: list[int] = (), sampling: Sampling | None = None, logits_of=lambda t: t) -> Generated:
-    """The generation loop over two step functions (compiled or torch):
+                 eos: list[int] = (), sampling: Sampling | None = None, to_host=lambda t: t,
+                 read_every: int = READ_EVERY) -> Generated:
+    """The generation loop over the two step functions (compiled or torch; see the module docstring).
 
-        prefill(ids [1, S] int64, length [1] int64) -> (logits, K, V)
-        decode(token [1, 1] int64, position [1] int64, K, V) -> (logits, K, V)
-
-    `logits_of` turns a step's logits into a torch tensor (the runtime's arrays stay on the device
-    otherwise). Stops after `max_new_tokens`, at an `eos` token, or when the cache is full."""
+    `to_host` turns a step's output into a torch tensor (the runtime's arrays stay on the device
+    otherwise). Greedy: the steps' own tokens go straight back in and the history is read every
+    `read_every` steps, so up to `read_every - 1` steps past an end-of-sequence token are computed and
+    dropped. Sampling: the logits are read and a token sent every step. Stops after `max_new_tokens`, at
+    an `eos` token, or when the cache is full."""
     sampling = sampling or Sampling()
     n = len(prompt)
     if n == 0:
@@ -251,24 +278,31 @@ def generate_ids(prefill, decode, prompt: list[int], max_new_tokens: int, max_se
                             f"(--max-seq-len): shorten the prompt or recompile with --max-seq-len {n + max_new_tokens}")
     ids = torch.zeros(1, max_seq_len, dtype=torch.long)
     ids[0, :n] = torch.tensor(prompt, dtype=torch.long)
+    # token i (0: prefill's) is written at cache position n + i - 1 by the step that makes token i + 1, so
+    # at most max_seq_len - n + 1 tokens
+    limit = min(max_new_tokens, max_seq_len - n + 1)
     t0 = time.perf_counter()
-    logits, k, v = prefill(ids, torch.tensor([n]))
-    tokens = [sampling(logits_of(logits))]
+    logits, k, v, token, position, history = prefill(ids, torch.tensor([n]))
+    greedy = sampling.temperature == 0
+    tokens = [int(to_host(token).reshape(-1)[0]) if greedy else sampling(to_host(logits))]
     t1 = time.perf_counter()
-    stopped = "max_new_tokens"
-    while True:
-        if tokens[-1] in eos:
-            stopped = "eos"
-            break
-        if len(tokens) >= max_new_tokens:
-            break
-        pos = n + len(tokens) - 1  # where the last token goes
-        if pos >= max_seq_len:
-            stopped = "max_seq_len"
-            break
-        logits, k, v = decode(torch.tensor([[tokens[-1]]]), torch.tensor([pos]), k, v)
-        tokens.append(sampling(logits_of(logits)))
+    while tokens[-1] not in eos and len(tokens) < limit:
+        if greedy:
+            run = min(read_every, limit - len(tokens))
+            for _ in range(run):
+                logits, k, v, token, position, history = decode(token, position, k, v, history)
+            got = to_host(history).reshape(-1)[n + len(tokens):n + len(tokens) + run].tolist()
+            for t in got:
+                tokens.append(int(t))
+                if t in eos:
+                    break
+        else:
+            pos = torch.tensor([n + len(tokens) - 1])  # where the last token goes
+            logits, k, v, _, _, history = decode(torch.tensor([[tokens[-1]]]), pos, k, v, history)
+            tokens.append(sampling(to_host(logits)))
     t2 = time.perf_counter()
+    stopped = ("eos" if tokens[-1] in eos else "max_new_tokens" if len(tokens) >= max_new_tokens
+               else "max_seq_len")
     return Generated(tokens, n, (t1 - t0) * 1e3, t2 - t1, stopped)
 
 

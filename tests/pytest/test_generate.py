@@ -49,6 +49,28 @@ def test_prefill_and_decode_in_torch_equal_transformers_generate(monkeypatch, fa
     assert got.tokens == want and len(set(want)) > 3  # (a constant sequence would prove little)
 
 
+def test_greedy_run_ahead_stops_at_eos_and_at_the_cache_end(monkeypatch):
+    """Greedy decode runs ahead on the steps' own tokens and reads the history every `read_every` steps: the
+    tokens equal those of reading every step, an EOS token in the middle of a run ends the text there, and
+    a full cache stops it; sampling (host tokens each step) goes through the same steps."""
+    m = _random_lm(monkeypatch)
+    lm, tok = m.get_model(), m.get_tokenizer()
+    ids = tok(PROMPT, add_special_tokens=False)["input_ids"]
+    prefill, decode = generation.torch_steps(lm, 32)
+    every = generation.generate_ids(prefill, decode, ids, 20, 32, read_every=1)
+    ahead = generation.generate_ids(prefill, decode, ids, 20, 32, read_every=16)
+    assert ahead.tokens == every.tokens and ahead.stopped == "max_new_tokens" and len(ahead.tokens) == 20
+    eos = every.tokens[6]
+    cut = generation.generate_ids(prefill, decode, ids, 20, 32, eos=[eos], read_every=16)
+    assert cut.tokens == every.tokens[:every.tokens.index(eos) + 1] and cut.stopped == "eos"
+    full = generation.generate_ids(prefill, decode, ids, 100, 32, read_every=16)
+    assert len(full.tokens) == 32 - len(ids) + 1 and full.stopped == "max_seq_len"
+    assert full.tokens[:20] == every.tokens
+    sampled = [generation.generate_ids(prefill, decode, ids, 12, 32, sampling=generation.Sampling(0.8, 5, 3))
+               for _ in range(2)]
+    assert sampled[0].tokens == sampled[1].tokens and len(sampled[0].tokens) == 12
+
+
 @pytest.fixture(scope="module")
 def tiny_artifacts(tmp_path_factory):
     """Tiny Llama artifacts: none, NVFP4 weights-only, MXFP8 weights+activations (one compile each)."""
@@ -127,7 +149,7 @@ def test_weights_are_shared_by_the_two_entry_points(tiny_artifacts, monkeypatch,
 def test_run_compare_checks_the_prefill_entry_point(tiny_artifacts):
     rc, out, err = run_mxc("run", tiny_artifacts["nvfp4"], "--compare")
     assert rc == 0, err
-    assert "all 3 outputs: pass" in out
+    assert "all 6 outputs: pass" in out
 
 
 def test_sampling_is_seeded_and_the_cache_length_stops_generation(tiny_artifacts):
