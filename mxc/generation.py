@@ -128,7 +128,11 @@ class _Step(torch.nn.Module):
     def _next(self, logits, position, history):
         """The greedy token after `position` ([1, 1], the first of equal maxima, as torch's argmax), its
         position, and `history` [1, S+1] with it written there (a select, as the cache's writes)."""
-        token = logits.argmax(-1, keepdim=True)
+        # argmax as amax, then the least index holding it, the indices in float32 (exact below 2^24): IREE's CUDA
+        # codegen cannot distribute reductions that track an index (aten.argmax, max.dim) nor int64 ones
+        best = logits.amax(-1, keepdim=True)
+        index = torch.arange(logits.shape[-1], device=logits.device, dtype=torch.float32)
+        token = torch.where(logits == best, index, float(logits.shape[-1])).amin(-1, keepdim=True).to(torch.long)
         at = position + 1
         hit = torch.arange(self.max_seq_len + 1, device=logits.device)[None, :] == at[:, None]
         return token, at, torch.where(hit, token, history)
@@ -183,6 +187,10 @@ def programs(lm: torch.nn.Module, max_seq_len: int) -> dict[str, tuple[torch.nn.
     if limit and max_seq_len > limit:
         raise GenerateError(f"--max-seq-len {max_seq_len} is longer than the model's {limit} positions "
                             f"(config.max_position_embeddings): use --max-seq-len {limit} or less")
+    vocab = lm.get_output_embeddings().weight.shape[0] if lm.get_output_embeddings() is not None else 0
+    if vocab > 2**24:
+        raise GenerateError(f"a vocabulary of {vocab} tokens: the programs' greedy choice indexes it in float32, "
+                            "exact up to 2^24 tokens")
     shape = cache_shape(lm.config, max_seq_len)
     dtype = lm.get_input_embeddings().weight.dtype
     cache = torch.zeros(shape, dtype=dtype)
