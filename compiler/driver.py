@@ -120,9 +120,8 @@ def compile_file(
             result.ir[phase] = _asm(module)
 
     entry_points = frontend.entry_points(spec, opts)  # {function: (module, example inputs)}
-    if spec.imported is not None:  # a checkpoint module's path in the compiled program (--generate: under `lm.`)
-        where_in = {id(m): n for n, m in next(iter(entry_points.values()))[0].named_modules()}
-        paths = {n: where_in.get(id(m), n) for n, m in spec.model.named_modules()}
+    if spec.imported is not None:  # the checkpoint's modules in the compiled program (--generate: under `lm.`)
+        paths, imported = spec.imported.in_program(spec.model, next(iter(entry_points.values()))[0])
     with ctx, ir.Location.unknown(), warnings.catch_warnings(record=True) as caught, contextlib.ExitStack() as stack:
         warnings.simplefilter("always", MxcWarning)
         module = steps.step("import", lambda: importer.import_program(
@@ -146,8 +145,7 @@ def compile_file(
                 (where / f"{stem}.checkpoint-policy.toml").write_text(result.policy)
                 p = dataclasses.replace(p, policy=str(where / f"{stem}.checkpoint-policy.toml"), format=None)
             if phase == "quantize-weights" and spec.imported is not None:  # by the program's parameter names
-                p = dataclasses.replace(p, imported={f"{paths[w.module]}.weight": w
-                                                     for w in spec.imported.weights.values()})
+                p = dataclasses.replace(p, imported=imported)
             if phase == "calibrate":
                 calibration = _calibrate(spec, module, weights, progress)
                 if calibration is not None:

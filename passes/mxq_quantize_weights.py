@@ -130,9 +130,9 @@ class MxqQuantizeWeights(Pass):
         values = [qt.packed_elements(), qt.scales]
         if q.tensor_scale is not None:
             values.append(qt.tensor_scale.reshape(()))
-        # (imported codes cannot be recomputed from model.py: `mxc write-weights` refuses them by name)
-        recipe = None if imported else ref.recipe and {"op": "quantize", "of": ref.recipe, "spec": str(spec),
-                                                       "s_enc": s_enc}
+        # (imported codes come from the checkpoint again: `mxc write-weights` applies it as the compile did)
+        recipe = ({"op": "checkpoint", "param": ref.describe} if imported
+                  else ref.recipe and {"op": "quantize", "of": ref.recipe, "spec": str(spec), "s_enc": s_enc})
         names = [store.add(f"{base}.{suffix}", v, recipe and {**recipe, "part": i})
                  for i, (suffix, v) in enumerate(zip(("elements", "scales", "tensor_scale"), values))]
         attrs_out = {

@@ -222,6 +222,13 @@ class Imported:
     checkpoint: str
     weights: dict[str, ImportedWeight]
 
+    def in_program(self, model: torch.nn.Module, program: torch.nn.Module) -> tuple[dict, dict]:
+        """(checkpoint module -> its path in `program`, program parameter name -> ImportedWeight): the compiled
+        program is model.py's model itself, or --generate's wrapper of its causal LM (under `lm.`)."""
+        where = {id(m): n for n, m in program.named_modules()}
+        paths = {n: where.get(id(m), n) for n, m in model.named_modules()}
+        return paths, {f"{paths[w.module]}.weight": w for w in self.weights.values()}
+
     def policy(self, weights_only: bool = False, paths: dict[str, str] | None = None) -> str:
         """The checkpoint's formats as an mxc policy (TOML): its layers as it quantized them (`weights_only`:
         their activations in high precision whatever the checkpoint's scheme says), the rest none. `paths`: a

@@ -10,13 +10,15 @@ and has model.py (and torch, numpy, iree-base-runtime: no compiler) writes the s
     {"op": "quantize", "of": R, "spec": S, "s_enc": E, "part": 0|1|2}
                                                      mxc.numerics.quantize(R, S, s_enc=E): packed elements,
                                                      scale codes or the FP32 tensor scale
+    {"op": "checkpoint", "param": P, "part": 0|1|2}   a --checkpoint layer's codes, scales or tensor scale
     {"op": "pack", "layout": L, "fmt", "k", "n", "kb", "elements": R, "scales": R, "part": 0|1}
                                                      a CUDA kernel's weight layout (mxc.kernels.operands)
 
 The archive is then checked against the sha256 `mxc compile` recorded for model.irpa: the bytes are
 those mxc compile wrote, or the file is not kept. A parameter without a recipe (a GPTQ-calibrated weight,
-which needs the calibration data; codes compiled from a --checkpoint, which need the checkpoint; an anonymous
-constant of the graph) is refused by name.
+which needs the calibration data; an anonymous constant of the graph) is refused by name. An artifact
+compiled with --checkpoint takes the checkpoint again (its codes and its other tensors, as the compile
+applied them).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from .fingerprint import file_sha256
 
 
 class _Evaluator:
-    def __init__(self, state: dict[str, torch.Tensor]):
-        self.state = state
+    def __init__(self, state: dict[str, torch.Tensor], imported: dict | None = None):
+        self.state, self.imported = state, imported or {}
         self.memo: dict[str, object] = {}
 
     def __call__(self, r: dict) -> torch.Tensor:
@@ -51,6 +53,14 @@ class _Evaluator:
             self.memo[key] = quantize(w, FormatSpec.parse(r["spec"]), axis=-1, s_enc=r["s_enc"])
         return self.memo[key]
 
+    def _imported(self, r: dict):
+        """A --checkpoint layer's codes, as mxq-quantize-weights stored them (mxc.runtime.interchange)."""
+        w = self.imported.get(r["param"])
+        if w is None:
+            raise MxcError(f"the artifact's weight '{r['param']}' has codes from a --checkpoint, and none was "
+                           "applied (or it has no such layer): give the checkpoint with --checkpoint DIR")
+        return w.qtensor()
+
     def _eval(self, r: dict) -> torch.Tensor:
         op = r["op"]
         if op == "param":
@@ -64,8 +74,8 @@ class _Evaluator:
             return self(r["of"]).reshape(r["shape"])
         if op == "transpose":
             return self(r["of"]).transpose(*r["dims"])
-        if op == "quantize":
-            qt = self._quantized(r)
+        if op in ("quantize", "checkpoint"):
+            qt = self._quantized(r) if op == "quantize" else self._imported(r)
             return [qt.packed_elements(), qt.scales, qt.tensor_scale.reshape(()) if qt.tensor_scale is not None
                     else None][r["part"]]
         if op == "pack":
@@ -83,9 +93,10 @@ class _Evaluator:
         raise MxcError(f"unknown weight recipe op '{op}' (written by a newer mxc?)")
 
 
-def write_weights(path: str | Path, model_py: str | Path | None = None) -> dict:
-    """Write `path`/model.irpa from model.py (the manifest's, or `model_py`); checked against the compile's
-    sha256. Returns {"file", "parameters", "bytes"}."""
+def write_weights(path: str | Path, model_py: str | Path | None = None, checkpoint: str | Path | None = None) -> dict:
+    """Write `path`/model.irpa from model.py (the manifest's, or `model_py`) and, for an artifact compiled with
+    --checkpoint, that checkpoint (the manifest's, or `checkpoint`); checked against the compile's sha256.
+    Returns {"file", "parameters", "bytes"}."""
     from iree import runtime as rt
 
     from mxc.compiler.frontend import entry_points, load_model_file, make_buffers_persistent
@@ -105,15 +116,16 @@ def write_weights(path: str | Path, model_py: str | Path | None = None) -> dict:
     missing = [n for n, r in recipes.items() if r is None]
     if missing:
         raise ArtifactError(f"{path}: {len(missing)} parameter(s) cannot be recomputed from model.py, e.g. "
-                            f"'{missing[0]}' (a GPTQ-calibrated weight needs the calibration data, --checkpoint's "
-                            "codes the checkpoint, an anonymous constant the export); copy the model.irpa mxc compile "
-                            "wrote instead")
-    spec = load_model_file(model_py or manifest["model"])
+                            f"'{missing[0]}' (a GPTQ-calibrated weight needs the calibration data, an anonymous "
+                            "constant the export); copy the model.irpa mxc compile wrote instead")
+    spec = load_model_file(model_py or manifest["model"], checkpoint or manifest["options"].get("checkpoint") or "")
     state: dict[str, torch.Tensor] = {}
-    for module, _ in entry_points(spec, Options.from_dict(manifest["options"])).values():
+    programs = entry_points(spec, Options.from_dict(manifest["options"]))
+    for module, _ in programs.values():
         make_buffers_persistent(module)
         state.update(module.state_dict())
-    ev = _Evaluator(state)
+    imported = spec.imported and spec.imported.in_program(spec.model, next(iter(programs.values()))[0])[1]
+    ev = _Evaluator(state, imported)
     index = rt.ParameterIndex()
     total = 0
     for name, recipe in recipes.items():

@@ -477,12 +477,15 @@ def _add_write_weights(sub):
                        "(for a host that received only the program)")
     p.add_argument("artifact")
     p.add_argument("--model", default=None, help="model.py, where it is not at the path the manifest records")
+    p.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="an artifact compiled with --checkpoint: the checkpoint, where it is not at the path the "
+                        "manifest records")
 
 
 def _cmd_write_weights(a) -> int:
     from mxc.runtime.weights_writer import write_weights
 
-    r = write_weights(a.artifact, a.model)
+    r = write_weights(a.artifact, a.model, a.checkpoint)
     print(f"wrote {r['file']}: {r['parameters']} parameters, {r['bytes'] / 2**20:.1f} MiB, bytes equal to "
           "those mxc compile wrote (sha256)")
     return 0

@@ -140,6 +140,33 @@ def test_import_keeps_codes_that_round_to_nearest_would_not_choose(tmp_path, tin
     assert rc == 0 and "pass" in out, out + err
 
 
+def test_write_weights_of_an_imported_artifact_applies_the_checkpoint(tmp_path, tiny_env):
+    """`mxc write-weights` of a --checkpoint artifact (the checkpoint's codes, foreign ones included, and its other
+    tensors) writes the compile's bytes; a moved checkpoint is named with --checkpoint, a missing one is refused."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    _, ckpt = _compile_and_export(tmp_path, "mxfp4", "--weights-only")
+    tensors = load_file(str(ckpt / "model.safetensors"))
+    tensors["model.norm.weight"] = tensors["model.norm.weight"] * 1.5  # not model.py's: must come from the checkpoint
+    scales = tensors["model.layers.0.mlp.up_proj.weight_scale"]
+    tensors["model.layers.0.mlp.up_proj.weight_scale"] = scales + 1  # not round to nearest's
+    save_file(tensors, str(ckpt / "model.safetensors"))
+    art = tmp_path / "b"
+    rc, _, err = run_mxc("compile", RANDOM_LM, "--checkpoint", ckpt, "-o", art, "-q")
+    assert rc == 0, err
+    want = (art / "model.irpa").read_bytes()
+    moved = tmp_path / "moved"
+    shutil.move(ckpt, moved)
+    (art / "model.irpa").unlink()
+    rc, _, err = run_mxc("write-weights", art)
+    assert rc == 2 and "--checkpoint" in err and not (art / "model.irpa").exists()
+    rc, out, err = run_mxc("write-weights", art, "--checkpoint", moved)
+    assert rc == 0, err
+    assert (art / "model.irpa").read_bytes() == want
+
+
 def test_import_generate_artifact_gives_the_reference_tokens(tmp_path, tiny_env):
     """--checkpoint with --generate: the checkpoint's codes in both entry points (a tied lm_head untied), and the
     compiled generation equals the fake-quant loop over the same codes."""
