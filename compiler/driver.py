@@ -197,7 +197,8 @@ def compile_file(
         from mxc import generation
 
         result.manifest["entry_points"] = {f: {"inputs": _describe(inputs)} for f, (_, inputs) in entry_points.items()}
-        result.manifest["generate"] = generation.record(generation.causal_lm(spec.model), opts.max_seq_len)
+        result.manifest["generate"] = generation.record(generation.causal_lm(spec.model), opts.max_seq_len,
+                                                        opts.kv_cache)
     if out_dir is None:
         return result
     final = Path(out_dir)

@@ -104,7 +104,7 @@ def entry_points(spec: ModelSpec, opts) -> dict[str, tuple[torch.nn.Module, tupl
     if spec.tokenizer is None:
         raise generation.GenerateError(f"{spec.path}: --generate needs get_tokenizer() in model.py (returning the "
                                        "model's transformers tokenizer, which the artifact keeps for mxc generate)")
-    return generation.programs(generation.causal_lm(spec.model, str(spec.path)), opts.max_seq_len)
+    return generation.programs(generation.causal_lm(spec.model, str(spec.path)), opts.max_seq_len, opts.kv_cache)
 
 
 def make_buffers_persistent(model: torch.nn.Module) -> None:

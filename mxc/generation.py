@@ -39,6 +39,22 @@ from mxc.errors import MxcError
 ENTRY_POINTS = ("prefill", "decode")
 
 
+@torch.library.custom_op("mxc::fake_quantize", mutates_args=())
+def fake_quantize_op(x: torch.Tensor, spec: str) -> torch.Tensor:
+    """`mxc.numerics.fake_quantize` along the last axis as one graph op (the KV cache's format): torch runs the
+    numerics reference; in the exported graph it stays one op, which convert-torch-to-mxq makes an
+    mxq.quantize -> mxq.dequantize pair (lowered bit-exactly like any activation quantize). A bf16/f16 input is
+    quantized from its exact f32 extension and the values rounded back to its dtype."""
+    from mxc.numerics import fake_quantize
+
+    return fake_quantize(x.to(torch.float32), spec, axis=-1).to(x.dtype)
+
+
+@fake_quantize_op.register_fake
+def _(x, spec):
+    return torch.empty_like(x)
+
+
 class GenerateError(MxcError):
     """A model or prompt that --generate / `mxc generate` cannot take; the message names the fix."""
 
@@ -51,8 +67,8 @@ class _PassedLayer:
     is_compileable = True
     is_initialized = True
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor):
-        self.keys, self.values, self.positions = keys, values, positions
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, kv_cache: str = ""):
+        self.keys, self.values, self.positions, self.kv_cache = keys, values, positions, kv_cache
         self.max_cache_len = keys.shape[2]
         self.updated = False
 
@@ -67,6 +83,8 @@ class _PassedLayer:
         length) or one position (decode) by a select, not a scatter (IREE's CPU backend cannot compile the
         scatter that index_copy becomes)."""
         new = new.to(cache.dtype)
+        if self.kv_cache:  # the cache holds the format's values: each position's keys/values quantized along head dim
+            new = torch.ops.mxc.fake_quantize(new, self.kv_cache)
         if new.shape[2] == cache.shape[2]:
             return new
         if new.shape[2] != 1:
@@ -85,10 +103,10 @@ class _PassedLayer:
         return self.max_cache_len, 0
 
 
-def _passed_cache(keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor):
+def _passed_cache(keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, kv_cache: str = ""):
     from transformers.cache_utils import Cache
 
-    layers = [_PassedLayer(keys[i], values[i], positions) for i in range(keys.shape[0])]
+    layers = [_PassedLayer(keys[i], values[i], positions, kv_cache) for i in range(keys.shape[0])]
     return Cache(layers=layers)
 
 
@@ -106,14 +124,14 @@ def _cache_kwarg(lm) -> str:
 
 
 class _Step(torch.nn.Module):
-    def __init__(self, lm: torch.nn.Module, max_seq_len: int):
+    def __init__(self, lm: torch.nn.Module, max_seq_len: int, kv_cache: str = ""):
         super().__init__()
-        self.lm, self.max_seq_len = lm, max_seq_len
+        self.lm, self.max_seq_len, self.kv_cache = lm, max_seq_len, kv_cache
         self._kw = _cache_kwarg(lm)
 
     def _run(self, ids, positions, keys, values, keep):
         mask = (torch.arange(self.max_seq_len, device=ids.device)[None, :] <= positions[:, None])[None, None]
-        cache = _passed_cache(keys, values, positions)
+        cache = _passed_cache(keys, values, positions, self.kv_cache)
         out = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions[None], use_cache=True,
                       logits_to_keep=keep, **{self._kw: cache})
         if not all(layer.updated for layer in cache.layers):
@@ -181,8 +199,9 @@ def causal_lm(model: torch.nn.Module, where: str = "model.py") -> torch.nn.Modul
     return outer[0]
 
 
-def programs(lm: torch.nn.Module, max_seq_len: int) -> dict[str, tuple[torch.nn.Module, tuple]]:
-    """{entry point: (module, example inputs)} of --generate: `prefill` and `decode` over `lm`."""
+def programs(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict[str, tuple[torch.nn.Module, tuple]]:
+    """{entry point: (module, example inputs)} of --generate: `prefill` and `decode` over `lm`; `kv_cache`: the
+    format spec the cache's values are quantized to (--kv-cache; "" keeps the model's dtype)."""
     limit = getattr(lm.config, "max_position_embeddings", None)
     if limit and max_seq_len > limit:
         raise GenerateError(f"--max-seq-len {max_seq_len} is longer than the model's {limit} positions "
@@ -196,11 +215,12 @@ def programs(lm: torch.nn.Module, max_seq_len: int) -> dict[str, tuple[torch.nn.
     cache = torch.zeros(shape, dtype=dtype)
     ids = torch.zeros(1, max_seq_len, dtype=torch.long)
     history = torch.zeros(1, max_seq_len + 1, dtype=torch.long)
-    return {"prefill": (Prefill(lm, max_seq_len), (ids, torch.tensor([1]))),
-            "decode": (Decode(lm, max_seq_len), (ids[:, :1], torch.tensor([1]), cache, cache.clone(), history))}
+    return {"prefill": (Prefill(lm, max_seq_len, kv_cache), (ids, torch.tensor([1]))),
+            "decode": (Decode(lm, max_seq_len, kv_cache),
+                       (ids[:, :1], torch.tensor([1]), cache, cache.clone(), history))}
 
 
-def record(lm: torch.nn.Module, max_seq_len: int) -> dict:
+def record(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict:
     """The manifest's "generate" object: what `mxc generate` needs besides the program."""
     config = lm.config
     eos = getattr(getattr(lm, "generation_config", None), "eos_token_id", None) or config.eos_token_id
@@ -210,7 +230,8 @@ def record(lm: torch.nn.Module, max_seq_len: int) -> dict:
             "vocab_size": lm.get_output_embeddings().weight.shape[0] if lm.get_output_embeddings() is not None
             else config.vocab_size,
             "eos_token_id": eos if isinstance(eos, list) else [eos] if eos is not None else [],
-            "model_type": getattr(config, "model_type", type(lm).__name__), "tokenizer": TOKENIZER_DIR}
+            "model_type": getattr(config, "model_type", type(lm).__name__), "tokenizer": TOKENIZER_DIR,
+            "kv_cache": kv_cache or "none"}
 
 
 TOKENIZER_DIR = "tokenizer"  # in the artifact: model.py's get_tokenizer(), saved with save_pretrained
@@ -330,7 +351,8 @@ def torch_steps(lm: torch.nn.Module, max_seq_len: int, manifest: dict | None = N
     from mxc.layers import split_layer
 
     steps = []
-    for entry, (module, inputs) in programs(lm, max_seq_len).items():
+    kv_cache = (manifest or {}).get("generate", {}).get("kv_cache", "none")
+    for entry, (module, inputs) in programs(lm, max_seq_len, "" if kv_cache == "none" else kv_cache).items():
         if manifest is not None:
             from mxc.runtime.reference import fake_quant_module
 

@@ -84,7 +84,7 @@ class Options:
     generate: bool = False  # `--generate`: prefill + decode entry points over a KV cache (mxc.generation)
     max_seq_len: int = 0  # `--max-seq-len`: the KV cache's length with --generate (0: DEFAULT_MAX_SEQ_LEN)
     checkpoint: str = ""  # `--checkpoint DIR`: a compressed-tensors checkpoint's codes, compiled as they are
-
+    kv_cache: str = ""  # `--kv-cache F`: with --generate, the KV cache holds format F's values ("": model dtype)
 
     def __post_init__(self):
         if self.target not in TARGET_NAMES:
@@ -148,10 +148,14 @@ class Options:
         object.__setattr__(self, "format", None)
 
     def _check_generate(self) -> None:
+        kv = _spec("--kv-cache", self.kv_cache or None)  # "none": the model dtype
+        object.__setattr__(self, "kv_cache", str(kv) if kv is not None else "")
+        if kv is not None and kv.hadamard:
+            raise OptionsError("--kv-cache: a Hadamard rotation of the cache is not supported; drop hadamard=")
         if not self.generate:
-            if self.max_seq_len:
-                raise OptionsError("--max-seq-len sets the KV cache's length of --generate: add --generate or "
-                                   "drop --max-seq-len")
+            if self.max_seq_len or self.kv_cache:
+                flag = "--max-seq-len sets the KV cache's length" if self.max_seq_len else "--kv-cache its format"
+                raise OptionsError(f"{flag} of --generate: add --generate or drop the flag")
             return
         if not isinstance(self.max_seq_len, int) or self.max_seq_len < 0:
             raise OptionsError(f"--max-seq-len must be a positive number of tokens, got {self.max_seq_len!r}")
@@ -182,4 +186,5 @@ class Options:
         return Options(**{**d, "act_format": d.get("act_format") or None, "hadamard": d.get("hadamard") or None,
                           "act_dtype": d.get("act_dtype") or "f32", "auto": d.get("auto") or "",
                           "calibrate": d.get("calibrate") or "", "generate": bool(d.get("generate")),
-                          "max_seq_len": d.get("max_seq_len") or 0, "checkpoint": d.get("checkpoint") or ""})
+                          "max_seq_len": d.get("max_seq_len") or 0, "checkpoint": d.get("checkpoint") or "",
+                          "kv_cache": d.get("kv_cache") or ""})

@@ -23,7 +23,9 @@ runs over the convolution's reduction) -> NCHW (`_conv.py`), marked
 on every op. Ops mxc recognizes but cannot quantize yet (attention, grouped or
 transposed convolutions) and matmuls it cannot take (dynamic shapes, integer or mixed dtypes)
 stay in torch and get an `mxq.reason` attribute, which the manifest and `mxc
-inspect` list. An attention op is named `<module path>.sdpa`, since its module
+inspect` list. `torch.operator "torch.mxc.fake_quantize"` (mxc's own graph op, `mxc.generation`: the
+KV cache's format) becomes `mxq.quantize -> mxq.dequantize` along the last axis, in f32 (bf16/f16 extended
+and rounded back, as around a matmul). An attention op is named `<module path>.sdpa`, since its module
 also names the projections' matmuls. Embedding lookups (`aten.embedding`) get
 `mxq.reason` and `mxq.op = "embedding"`: their tables stay in high precision,
 and the manifest lists them with their bytes, as rows of their own kind.
@@ -38,10 +40,13 @@ from torch_mlir.dialects import arith
 
 from mxc.dialects.torch_c import builtin_type_of, from_builtin, to_builtin
 from mxc.dialects.mxq import MatmulOp
+from mxc.errors import MxcError
 from mxc.layers import unique_layer_names
+from mxc.numerics.options import FormatSpec
 
 from . import _conv
 from ._conv import Conv2dGeometry
+from ._mxq_builders import quantize_dequantize
 from ._linalg import shape_of
 from .base import Pass, layer_name, walk_ops
 
@@ -57,6 +62,7 @@ DISPLAY_SUFFIX = {"torch.aten.scaled_dot_product_attention": "sdpa"}
 # Lookups into a parameter: embedding tables stay in high precision; the manifest lists them with their bytes.
 TABLE_OPS = ("torch.aten.embedding",)
 TABLE_REASON = "embedding table: a lookup, not a matmul; stays in high precision"
+FAKE_QUANT_OP = "torch.mxc.fake_quantize"  # mxc.generation.fake_quantize_op, as the fx importer names it
 
 
 FLOAT_TYPES = ("f32", "bf16", "f16")  # bf16/f16 are extended to f32 at the mxq boundary
@@ -151,6 +157,23 @@ class ConvertTorchToMxq(Pass):
         ops = walk_ops(module, MATMUL_OPS)  # IR order = fx graph order, which the reference follows
         for op, layer in zip(ops, unique_layer_names([layer_name(op) or op.operation.name for op in ops])):
             self._convert(op, layer)
+        for op in walk_ops(module, "torch.operator"):
+            if ir.StringAttr(op.operation.attributes["name"]).value == FAKE_QUANT_OP:
+                self._fake_quantize(op)
+
+    def _fake_quantize(self, op) -> None:
+        """mxc's fake_quantize op -> mxq.quantize -> mxq.dequantize (f32), the result in the input's dtype."""
+        x, spec_value = op.operands
+        owner = spec_value.owner
+        where = layer_name(op) or "the graph"
+        if isinstance(owner, ir.Block) or owner.operation.name != "torch.constant.str" or _shape(x) is None:
+            raise MxcError(f"{where}: mxc.fake_quantize needs a static-shaped f32/bf16/f16 tensor and a constant "
+                           "format spec")
+        spec = FormatSpec.parse(ir.StringAttr(owner.attributes["value"]).value)
+        with op.location, ir.InsertionPoint(op):
+            out = _from_f32(quantize_dequantize(_to_f32(x), spec), op.results[0].type)
+        op.results[0].replace_all_uses_with(out)
+        op.erase()
 
     def _convert_conv(self, op, layer: str) -> None:
         """aten.conv2d -> im2col -> mxq.matmul -> NCHW, or an mxq.reason."""

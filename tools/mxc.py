@@ -39,6 +39,10 @@ def _add_compile(sub):
                         "llm-compressor or mxc export): its quantized layers' codes and scales are compiled as "
                         "they are, its quantization_config is the policy (OUT/policy.toml), its other tensors "
                         "replace model.py's")
+    p.add_argument("--kv-cache", default="", metavar="F",
+                   help="--generate: the KV cache holds format F's values (e.g. mxfp8, nvfp4): each position's "
+                        "keys and values quantized along the head dimension as they are written (default: the "
+                        "model's dtype)")
     p.add_argument("--weights-only", action="store_true", help="quantize weights only; activations stay f32")
     p.add_argument("--act-format", default=None, help="activations' format when it differs from --format "
                    "(same block size, e.g. --format mxfp4 --act-format mxfp8)")

@@ -152,6 +152,32 @@ def test_run_compare_checks_the_prefill_entry_point(tiny_artifacts):
     assert "all 6 outputs: pass" in out
 
 
+@pytest.mark.parametrize("kv", ["mxfp8", "nvfp4"])
+def test_kv_cache_format_holds_its_values_and_matches_the_reference(tmp_path, monkeypatch, kv):
+    """--kv-cache F: every key/value the programs write is quantized along the head dimension (the prefill's
+    cache holds F's values: an MX cache is a fixed point of F's fake quantization), the compiled generation
+    equals the fake-quant loop with the same cache format, and the manifest says so."""
+    import mxc
+    from mxc.numerics import fake_quantize
+
+    _random_lm(monkeypatch)
+    art = tmp_path / kv
+    rc, _, err = run_mxc("compile", RANDOM_LM, "--generate", "--max-seq-len", "48", "--format", "none",
+                         "--kv-cache", kv, "-o", art, "-q")
+    assert rc == 0, err
+    a = mxc.load(art)
+    assert a.manifest["generate"]["kv_cache"] == kv
+    _, k, v, *_ = a(*a.example_inputs())
+    if kv == "mxfp8":
+        for t in (k, v):
+            assert torch.equal(fake_quantize(t, kv, axis=-1), t)
+    rc, out, err = run_mxc("generate", art, "--prompt", PROMPT, "--max-new-tokens", "20", "--ignore-eos",
+                           "--compare", "--json")
+    assert rc == 0, err
+    got = json.loads(out)
+    assert got["reference"]["equal"] and len(got["tokens"]) == 20
+
+
 def test_sampling_is_seeded_and_the_cache_length_stops_generation(tiny_artifacts):
     import mxc
 
@@ -184,6 +210,13 @@ def test_errors_name_the_fix(tiny_artifacts, tmp_path, write_model):
     with pytest.raises(OptionsError, match="--calibrate is not supported with --generate"):
         Options(generate=True, calibrate="gptq")
     assert Options(generate=True).max_seq_len == 256
+    with pytest.raises(OptionsError, match="--kv-cache its format of --generate"):
+        Options(kv_cache="mxfp8")
+    with pytest.raises(OptionsError, match="--kv-cache: unknown format"):
+        Options(generate=True, kv_cache="mxfp9")
+    with pytest.raises(OptionsError, match="Hadamard"):
+        Options(generate=True, kv_cache="mxfp4{hadamard=16}")
+    assert Options(generate=True, kv_cache="none").kv_cache == ""
     with pytest.raises(MxcError, match="max_position_embeddings"):
         generation.programs(_tiny_llama_from_env(), 4096)
 

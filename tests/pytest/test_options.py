@@ -75,7 +75,7 @@ def test_options_hold_typed_values_and_write_the_manifest_json():
         "target": "cpu", "format": "mxfp4{scale_rule=rceil}", "policy": "", "weights_only": False,
         "contraction": "decomposed", "act_format": "mxfp8", "scale_rule": "floor", "rounding": "rne",
         "seed": 0, "error_metric": "mse", "hadamard": 32, "act_dtype": "f32", "auto": "", "calibrate": "",
-        "generate": False, "max_seq_len": 0, "checkpoint": "",
+        "generate": False, "max_seq_len": 0, "checkpoint": "", "kv_cache": "",
     }
     assert Options().to_dict()["act_format"] == "" and Options().to_dict()["hadamard"] == 0
     assert Options.from_dict(opts.to_dict()) == opts and Options.from_dict(Options().to_dict()) == Options()
