@@ -217,6 +217,8 @@ def test_errors_name_the_fix(tiny_artifacts, tmp_path, write_model):
     with pytest.raises(OptionsError, match="Hadamard"):
         Options(generate=True, kv_cache="mxfp4{hadamard=16}")
     assert Options(generate=True, kv_cache="none").kv_cache == ""
+    with pytest.raises(OptionsError, match="--target cpu only"):
+        Options(generate=True, kv_cache="mxfp8", target="cuda-sm90")
     with pytest.raises(MxcError, match="max_position_embeddings"):
         generation.programs(_tiny_llama_from_env(), 4096)
 
