@@ -30,7 +30,7 @@ def test_weight_only_artifact_embeds_the_kernels(tmp_path):
                             "contraction": "decomposed", "act_format": "", "scale_rule": "floor", "rounding": "rne",
                             "seed": 0, "error_metric": "mse", "hadamard": 0,
                             "act_dtype": "f32", "auto": "", "calibrate": "", "generate": False,
-                            "max_seq_len": 0}  # the manifest's documented JSON
+                            "max_seq_len": 0, "checkpoint": "", "kv_cache": ""}  # the manifest's documented JSON
     kernels = {r["layer"]: r["kernel"] for r in m["layers"]}
     assert kernels == {"fc1": "mxc_dec_nvfp4_m8_bias", "fc2": "mxc_dec_nvfp4_m8_bias",
                        "head": "mxc_dec_nvfp4_m8"}
