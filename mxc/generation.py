@@ -150,7 +150,8 @@ class _Step(torch.nn.Module):
         # codegen cannot distribute reductions that track an index (aten.argmax, max.dim) nor int64 ones
         best = logits.amax(-1, keepdim=True)
         index = torch.arange(logits.shape[-1], device=logits.device, dtype=torch.float32)
-        token = torch.where(logits == best, index, float(logits.shape[-1])).amin(-1, keepdim=True).to(torch.long)
+        token = torch.where(logits == best, index, float(logits.shape[-1])).amin(-1, keepdim=True)
+        token = token.clamp(max=logits.shape[-1] - 1).to(torch.long)  # (NaN logits match nothing: the last id)
         at = position + 1
         hit = torch.arange(self.max_seq_len + 1, device=logits.device)[None, :] == at[:, None]
         return token, at, torch.where(hit, token, history)
