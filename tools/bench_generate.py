@@ -11,11 +11,14 @@ median of `--reps` runs, a prompt of `--prompt-tokens` tokens then `--new-tokens
   `torch.compile(mode="reduce-overhead", fullgraph=True)`: the CUDA-graph decode gpt-fast uses.
 
 Prints prefill ms and decode tokens/s for each and the decode ratio mxc / torch (> 1: mxc faster).
+`--profile` adds where mxc's greedy decode step goes: the time of one `decode` call when the calls are
+chained on their own outputs with nothing read back (the device's step time plus the call's host time),
+and the time of reading the token history, one token and the logits back to the host (medians).
 The prompt is token ids 1.. (content does not matter for speed); EOS is ignored so every run decodes
 the same number of steps.
 
     python -m mxc.tools.bench_generate OUT [--device cpu|cuda] [--prompt-tokens 128] [--new-tokens 128]
-        [--torch-dtype bf16] [--torch-compile] [--model MODEL.py]
+        [--torch-dtype bf16] [--torch-compile] [--model MODEL.py] [--profile]
 """
 
 from __future__ import annotations
@@ -49,6 +52,34 @@ def _torch_generate(lm, ids, new_tokens: int, device: str, static: bool = False)
     return prefill * 1e3, (new_tokens - 1) / max(total - prefill, 1e-9)
 
 
+def _profile(art, ids: list[int], steps: int = 64) -> dict:
+    """ms of one chained greedy `decode` call and of reading the history, a token and the logits back."""
+    import numpy as np
+    import torch
+
+    from mxc.generation import ENTRY_POINTS
+
+    prefill, decode = (art.functions[f] for f in ENTRY_POINTS)
+    s = art.manifest["generate"]["max_seq_len"]
+    x = torch.zeros(1, s, dtype=torch.long)
+    x[0, :len(ids)] = torch.tensor(ids)
+    logits, k, v, token, position, history = art._call(prefill, (x, torch.tensor([len(ids)])))
+    np.asarray(history)
+    n = max(1, min(steps, s - len(ids) - 1))
+    t = time.perf_counter()
+    for _ in range(n):
+        logits, k, v, token, position, history = art._call(decode, (token, position, k, v, history))
+    out = {"decode_call_ms": (time.perf_counter() - t) / n * 1e3}
+    for name, arr in (("history", history), ("token", token), ("logits", logits)):
+        times = []
+        for _ in range(10):
+            t = time.perf_counter()
+            np.asarray(arr)
+            times.append(time.perf_counter() - t)
+        out[f"read_{name}_ms"] = statistics.median(times) * 1e3
+    return {k: round(v, 3) for k, v in out.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mxc.tools.bench_generate", description=__doc__.splitlines()[0])
     p.add_argument("artifact")
@@ -61,6 +92,7 @@ def main(argv=None) -> int:
     p.add_argument("--torch-dtype", default="", choices=["", "bf16", "f32"],
                    help="the torch peers' dtype (default: model.py's)")
     p.add_argument("--model", default=None, help="model.py, where it is not at the path the manifest records")
+    p.add_argument("--profile", action="store_true", help="also time a chained decode call and the reads back")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
 
@@ -101,6 +133,8 @@ def main(argv=None) -> int:
     for k in rows:
         if k != "mxc":
             result[k]["mxc_decode_speedup"] = round(rows["mxc"][1] / rows[k][1], 3)
+    if a.profile:
+        result["mxc"]["profile"] = _profile(art, ids)
     if a.json:
         print(json.dumps(result))
         return 0
@@ -109,6 +143,8 @@ def main(argv=None) -> int:
     for k, r in result.items():
         print(f"{k:16s} {r['prefill_ms']:11.1f} {r['decode_tokens_per_s']:13.1f} "
               f"{r.get('mxc_decode_speedup', float('nan')):19.2f}")
+    if a.profile:
+        print("mxc greedy decode step:", ", ".join(f"{k} {v}" for k, v in result["mxc"]["profile"].items()))
     return 0
 
 
