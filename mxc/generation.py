@@ -207,7 +207,7 @@ def programs(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict[
     if limit and max_seq_len > limit:
         raise GenerateError(f"--max-seq-len {max_seq_len} is longer than the model's {limit} positions "
                             f"(config.max_position_embeddings): use --max-seq-len {limit} or less")
-    vocab = lm.get_output_embeddings().weight.shape[0] if lm.get_output_embeddings() is not None else 0
+    vocab = vocab_size(lm)
     if vocab > 2**24:
         raise GenerateError(f"a vocabulary of {vocab} tokens: the programs' greedy choice indexes it in float32, "
                             "exact up to 2^24 tokens")
@@ -221,6 +221,18 @@ def programs(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict[
                        (ids[:, :1], torch.tensor([1]), cache, cache.clone(), history))}
 
 
+def vocab_size(lm: torch.nn.Module) -> int:
+    """The logits' width: the output embedding's rows, or the config's vocab_size."""
+    out = lm.get_output_embeddings()
+    return out.weight.shape[0] if out is not None else lm.config.vocab_size
+
+
+def cache_format(manifest: dict | None) -> str:
+    """The --kv-cache format spec a manifest records ("" for the model's dtype, or no manifest)."""
+    kv = (manifest or {}).get("generate", {}).get("kv_cache", "none")
+    return "" if kv == "none" else kv
+
+
 def record(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict:
     """The manifest's "generate" object: what `mxc generate` needs besides the program."""
     config = lm.config
@@ -228,8 +240,7 @@ def record(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict:
     return {"max_seq_len": max_seq_len, "entry_points": list(ENTRY_POINTS),
             "cache_shape": list(cache_shape(config, max_seq_len)),
             "cache_dtype": str(lm.get_input_embeddings().weight.dtype).removeprefix("torch."),
-            "vocab_size": lm.get_output_embeddings().weight.shape[0] if lm.get_output_embeddings() is not None
-            else config.vocab_size,
+            "vocab_size": vocab_size(lm),
             "eos_token_id": eos if isinstance(eos, list) else [eos] if eos is not None else [],
             "model_type": getattr(config, "model_type", type(lm).__name__), "tokenizer": TOKENIZER_DIR,
             "kv_cache": kv_cache or "none"}
@@ -352,8 +363,7 @@ def torch_steps(lm: torch.nn.Module, max_seq_len: int, manifest: dict | None = N
     from mxc.layers import split_layer
 
     steps = []
-    kv_cache = (manifest or {}).get("generate", {}).get("kv_cache", "none")
-    for entry, (module, inputs) in programs(lm, max_seq_len, "" if kv_cache == "none" else kv_cache).items():
+    for entry, (module, inputs) in programs(lm, max_seq_len, cache_format(manifest)).items():
         if manifest is not None:
             from mxc.runtime.reference import fake_quant_module
 

@@ -109,9 +109,8 @@ def _model(artifact: Artifact) -> torch.nn.Module:
     if gen:  # a --generate artifact runs its first entry point (prefill) on inputs.pt
         from mxc import generation
 
-        kv = gen.get("kv_cache", "none")
         return generation.programs(generation.causal_lm(model), gen["max_seq_len"],
-                                   "" if kv == "none" else kv)[generation.ENTRY_POINTS[0]][0]
+                                   generation.cache_format(artifact.manifest))[generation.ENTRY_POINTS[0]][0]
     return model
 
 

@@ -80,11 +80,10 @@ def _compile_and_export(tmp_path, fmt: str, *flags) -> tuple:
 
 
 def _irpa(art) -> dict[str, bytes]:
-    from iree import runtime as rt
+    from mxc.runtime.artifact import parameter_reader
 
-    index = rt.ParameterIndex()
-    index.load(str(art / "model.irpa"))
-    return {name: bytes(entry.file_view) for name, entry in index.items()}
+    names, read = parameter_reader(art, json.loads((art / "manifest.json").read_text()))
+    return {name: read(name).numpy().tobytes() for name in names}
 
 
 @pytest.mark.parametrize("fmt,flags", [("nvfp4", ("--weights-only",)), ("mxfp4", ()), ("mxfp8", ("--weights-only",))])
