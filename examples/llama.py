@@ -1,4 +1,11 @@
-"""A small Llama-style decoder (transformers LlamaConfig, random weights, GQA, rotary)."""
+"""A small Llama-style decoder (transformers LlamaConfig, random weights, GQA, rotary).
+
+LLAMA_TOKENS=N (environment) sets the example input's token count (default 64); e.g. 16 for
+decode-sized GEMMs (M <= 16), the shapes where a GPU's quantized kernels are faster than its
+high-precision ones.
+"""
+
+import os
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -12,6 +19,7 @@ CONFIG = dict(
     num_key_value_heads=2,
     max_position_embeddings=256,
 )
+TOKENS = int(os.environ.get("LLAMA_TOKENS", "64"))
 
 
 class Decoder(torch.nn.Module):
@@ -34,4 +42,4 @@ def get_model():
 
 def get_example_inputs():
     torch.manual_seed(1)
-    return (torch.randint(0, CONFIG["vocab_size"], (1, 64)),)
+    return (torch.randint(0, CONFIG["vocab_size"], (1, TOKENS)),)

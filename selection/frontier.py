@@ -1,8 +1,10 @@
-"""The predicted-loss frontier: the solver's best total score at each bits budget, and its picture.
+"""The predicted-loss frontier: the solver's best total score at each budget, and its picture.
 
 `frontier` solves the same knapsack for budgets in steps of STEP bits/weight from the least achievable
 (up to SPAN bits above it), so a user sees what another half bit would buy before choosing a budget;
-the manifest's `auto.frontier` holds the points. `plot` draws them with the chosen budget marked,
+`time_frontier` does the same for a speed budget, at SPEEDUPS steps between the fastest achievable
+and the all-high-precision time (points: estimated speedup, score); the manifest's `auto.frontier`
+holds the points. `plot` draws them with the chosen budget marked,
 beside each layer's choice (bits per weight, colored by format), when `--auto ...,png=FILE` asks
 (matplotlib is optional: without it the search says so before it starts).
 """
@@ -15,6 +17,7 @@ from .budget import AutoError
 from .solver import least_cost, solve
 
 STEP, SPAN = 0.5, 6.0  # bits per weight
+SPEEDUPS = 12  # points of the speed frontier
 
 
 def check_plotting() -> None:
@@ -38,8 +41,23 @@ def frontier(costs, scores, couplings, unit: float) -> list[tuple[float, float]]
     return points
 
 
+def time_frontier(costs, scores, couplings, none_cost: int) -> list[tuple[float, float]]:
+    """(estimated speedup over high precision, least total score) for SPEEDUPS time budgets, geometric
+    from the fastest achievable to the all-high-precision time."""
+    least = least_cost(costs, couplings)
+    if least is None or least >= none_cost:
+        return []
+    points = []
+    for i in range(SPEEDUPS):
+        budget = int(least * (none_cost / least) ** (i / (SPEEDUPS - 1)))
+        picks = solve(costs, scores, budget, couplings)
+        points.append((none_cost / sum(costs[r][j] for r, j in enumerate(picks)),
+                       sum(scores[r][j] for r, j in enumerate(picks))))
+    return points
+
+
 def plot(path: str | Path, points: list[tuple[float, float]], chosen: tuple[float, float],
-         layers: list[tuple[str, float, str]], title: str) -> None:
+         layers: list[tuple[str, float, str]], title: str, xlabel: str = "bits per weight (scales counted)") -> None:
     """The frontier (left) and each layer's bits per weight, colored by format (right)."""
     import matplotlib
 
@@ -50,7 +68,7 @@ def plot(path: str | Path, points: list[tuple[float, float]], chosen: tuple[floa
     shown = [p for p in points if p[1] > 0]  # (a log scale: all-high-precision predicts 0)
     a.plot([p[0] for p in shown], [p[1] for p in shown], "o-", label="best predicted loss at each budget")
     a.plot(*chosen, "r*", markersize=14, label="chosen")
-    a.set(xlabel="bits per weight (scales counted)", ylabel="predicted loss increase (sum g^2 dY^2)",
+    a.set(xlabel=xlabel, ylabel="predicted loss increase (sum g^2 dY^2)",
           yscale="log", title=title)
     a.legend()
     formats = sorted({f for _, _, f in layers})

@@ -8,7 +8,9 @@
 
 Layers a user's `--policy` names in a rule are pinned: left out of the search and of the average.
 The bits budget counts every searched layer's weights, block scales included (MXFP4 4.25, NVFP4
-4.5, MXFP8 8.25 bits/weight); a layer kept in high precision counts its dtype's 32 or 16.
+4.5, MXFP8 8.25 bits/weight); a layer kept in high precision counts its dtype's 32 or 16. A speed
+budget (speedup=Y, time=T) counts the searched layers' estimated GEMM time on the target
+(cost.py: measured kernel times for cuda-sm90, the roofline for cuda-sm100), at the compiled shapes.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from mxc.targets import Target
 
 from .budget import AutoError, AutoSpec
 from .candidates import LayerInfo, bits_per_weight, candidates
-from .frontier import check_plotting, frontier, plot
+from .cost import CostModel, cost_model
+from .frontier import check_plotting, frontier, plot, time_frontier
 from .scoring import Scored, score_layer
 from .sensitivity import calibrate
 from .solver import Coupling, Infeasible, solve
 
 QUARTER = 4  # costs in quarter bits: every format's bits per weight is a multiple of 1/4
+PICO = 1e12  # time costs in picoseconds (integers)
 
 
 @dataclass(frozen=True)
@@ -42,17 +46,19 @@ class Decision:
     choice: Choice
     score: float
     bits: float
-    runner_up: Scored | None  # the best other candidate at no more bits (None: nothing cheaper)
+    runner_up: Scored | None  # the best other candidate at no more cost (None: nothing cheaper)
     candidates: int
     scored: int  # candidates scored on every token (the rest were estimated on a subsample)
     seconds: float
+    gemm_s: float | None = None  # estimated GEMM time of the choice (speed budgets)
 
     def to_dict(self) -> dict:
         up = self.runner_up
         return {"choice": _choice_text(self.choice), "score": self.score, "bits_per_weight": self.bits,
                 "runner_up": None if up is None else {"choice": _choice_text(up.choice), "score": up.score,
                                                       "scored": up.full},
-                "candidates": self.candidates, "scored": self.scored, "seconds": round(self.seconds, 3)}
+                "candidates": self.candidates, "scored": self.scored, "seconds": round(self.seconds, 3),
+                **({"estimated_gemm_s": self.gemm_s} if self.gemm_s is not None else {})}
 
 
 @dataclass
@@ -66,11 +72,13 @@ class Selection:
     effective_bits: float
     calibration: dict
     timings: dict = field(default_factory=dict)
-    frontier: list = field(default_factory=list)  # (bits per weight, least predicted score) per budget
+    frontier: list = field(default_factory=list)  # (bits per weight or speedup, least predicted score) per budget
+    speed: dict | None = None  # speed budgets: the cost model and the estimated GEMM times
 
     def record(self) -> dict:
         return {"budget": self.auto.to_dict(), "objective": "sum over layers of sum g^2 (Y_q - Y)^2",
                 "effective_bits": round(self.effective_bits, 4),
+                **({"speed": self.speed} if self.speed else {}),
                 "predicted_score": sum(d.score for d in self.decisions),
                 "calibration": self.calibration, "coupled_groups": self.groups,
                 "frontier": [[round(b, 4), s] for b, s in self.frontier],
@@ -84,6 +92,9 @@ class Selection:
         head = [f"# mxc --auto {self.auto.text}: {self.effective_bits:.4f} bits/weight over "
                 f"{len(self.decisions)} searched layers (scales counted)",
                 "# objective: the gradient-weighted output error, sum g^2 (Y_q - Y)^2, per layer",
+                *([f"# estimated GEMM time on {self.speed['target']}: {self.speed['estimated_gemm_s'] * 1e6:.1f} us, "
+                   f"{self.speed['estimated_speedup']:.2f}x the high-precision "
+                   f"{self.speed['high_precision_gemm_s'] * 1e6:.1f} us"] if self.speed else []),
                 'default = "none"', 'scale_rule = "floor"', 'rounding = "rne"', 'error_metric = "mse"',
                 'hadamard = "none"', "weights_only = false", *([f'calibrate = "{calibrate}"'] if calibrate else []),
                 "", "[layers]"]
@@ -135,9 +146,7 @@ def _cost_class(layer: LayerInfo):
 def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weights_only: bool,
            policy: Policy | None = None, progress: bool = False) -> Selection:
     """Choose every layer's format under `auto`'s budget (see the module docstring)."""
-    if auto.kind != "bits":
-        raise AutoError(f"--auto {auto.text}: speed budgets (speedup=, time=) need a per-target cost model, "
-                        "which mxc does not have yet; use bits=B")
+    costing = cost_model(target) if auto.kind != "bits" else None  # before the search: a target without one fails now
     if auto.png:
         check_plotting()  # before the search, not after it
     t0 = time.perf_counter()
@@ -166,30 +175,48 @@ def search(spec, layers: list[LayerInfo], auto: AutoSpec, target: Target, weight
             seconds.append(time.perf_counter() - t)
             bar.update()
     t2 = time.perf_counter()
-    costs = [[round(bits_per_weight(c, lay) * QUARTER) * lay.numel for c in menu] for lay, menu in zip(searched, menus)]
+    bits = [[round(bits_per_weight(c, lay) * QUARTER) * lay.numel for c in menu] for lay, menu in zip(searched, menus)]
     total = sum(lay.numel for lay in searched)
-    budget = int(auto.bits * QUARTER * total)
     couplings = _couplings(searched, menus, groups, auto.same_weights)
     scores = [[s.score for s in row] for row in scored]
+    if costing is None:
+        costs, budget = bits, int(auto.bits * QUARTER * total)
+    else:
+        costs, budget, none_ps = _time_costs(searched, menus, costing, auto)
     try:
         picks = solve(costs, scores, budget, couplings)
     except Infeasible as e:
-        raise AutoError(f"--auto {auto.text}: the smallest achievable is {e.least / QUARTER / max(total, 1):.4f} bits/weight "
-                        f"(every searched layer in its cheapest candidate); raise the budget to at least that"
+        least = (f"{e.least / QUARTER / max(total, 1):.4f} bits/weight" if costing is None else
+                 _time_text(e.least, none_ps))
+        raise AutoError(f"--auto {auto.text}: the smallest achievable is {least} (every searched layer in its "
+                        f"cheapest candidate); {'raise' if costing is None else 'relax'} the budget to at least that"
                         ) from None
-    used = sum(costs[i][j] for i, j in enumerate(picks))
-    decisions = [_decision(lay, row, j, secs) for lay, row, j, secs in zip(searched, scored, picks, seconds)]
+    used = sum(bits[i][j] for i, j in enumerate(picks))
+    decisions = [_decision(lay, row, j, secs, crow, costing is not None)
+                 for lay, row, j, secs, crow in zip(searched, scored, picks, seconds, costs)]
     t3 = time.perf_counter()
-    points = frontier(costs, scores, couplings, QUARTER * total)
+    speed = None
+    if costing is None:
+        points = frontier(costs, scores, couplings, QUARTER * total)
+    else:
+        spent = sum(costs[i][j] for i, j in enumerate(picks))
+        points = time_frontier(costs, scores, couplings, none_ps)
+        speed = {"cost_model": costing.record(), "target": target.name,
+                 "estimated_gemm_s": spent / PICO, "high_precision_gemm_s": none_ps / PICO,
+                 "estimated_speedup": none_ps / max(spent, 1), "budget_gemm_s": budget / PICO,
+                 "scope": "the searched layers' GEMM kernels at the compiled shapes (attention, norms, "
+                          "pinned layers and launch gaps not counted)"}
     calib = {"source": source, "batches": len(batches), "shapes": [list(t.shape) for t in batches[0]],
              "loss": "get_loss()" if spec.loss else "random projection of the outputs"}
     sel = Selection(auto, decisions, pinned, groups, used / QUARTER / max(total, 1), calib,
                     {"calibrate": t1 - t0, "score": t2 - t1, "solve": t3 - t2,
-                     "per_layer_mean": (t2 - t1) / len(searched)}, points)
+                     "per_layer_mean": (t2 - t1) / len(searched)}, points, speed)
     if auto.png:
-        plot(auto.png, points, (sel.effective_bits, sum(d.score for d in decisions)),
+        x = sel.effective_bits if speed is None else speed["estimated_speedup"]
+        plot(auto.png, points, (x, sum(d.score for d in decisions)),
              [(d.layer, d.bits, d.choice.weight.name if d.choice.weight else "none") for d in decisions],
-             f"--auto {auto.text}")
+             f"--auto {auto.text}", "bits per weight (scales counted)" if speed is None else
+             f"estimated GEMM speedup over high precision ({target.name})")
     return sel
 
 
@@ -210,13 +237,25 @@ def _couplings(layers: list[LayerInfo], menus: list[list[Choice]], groups: list[
             for g in groups for key in keyings]
 
 
-def _decision(lay: LayerInfo, row: list[Scored], j: int, seconds: float) -> Decision:
+def _decision(lay: LayerInfo, row: list[Scored], j: int, seconds: float, costs: list[int], timed: bool) -> Decision:
     chosen = row[j]
-    bits = bits_per_weight(chosen.choice, lay)
-    others = [s for i, s in enumerate(row) if i != j and bits_per_weight(s.choice, lay) <= bits]
+    others = [s for i, s in enumerate(row) if i != j and costs[i] <= costs[j]]
     runner_up = min(others, key=lambda s: s.score, default=None)
-    return Decision(lay.name, chosen.choice, chosen.score, bits, runner_up, len(row),
-                    sum(s.full for s in row), seconds)
+    return Decision(lay.name, chosen.choice, chosen.score, bits_per_weight(chosen.choice, lay), runner_up,
+                    len(row), sum(s.full for s in row), seconds, costs[j] / PICO if timed else None)
+
+
+def _time_costs(layers: list[LayerInfo], menus: list[list[Choice]], costing: CostModel,
+                auto: AutoSpec) -> tuple[list[list[int]], int, int]:
+    """Each candidate's estimated GEMM time (picoseconds), the budget, and the all-high-precision time."""
+    costs = [[max(1, round(costing.seconds(lay, c) * PICO)) for c in menu] for lay, menu in zip(layers, menus)]
+    none_ps = sum(row[0] for row in costs)  # menus start with `none`
+    budget = int(none_ps / auto.speedup) if auto.kind == "speedup" else int(auto.time_s * PICO)
+    return costs, budget, none_ps
+
+
+def _time_text(ps: int, none_ps: int) -> str:
+    return f"{ps / PICO * 1e6:.1f} us of estimated GEMM time ({none_ps / max(ps, 1):.2f}x the high-precision {none_ps / PICO * 1e6:.1f} us)"
 
 
 def _bar(enabled: bool, total: int, what: str):

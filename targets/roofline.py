@@ -54,16 +54,21 @@ def estimate(row: dict, target_name: str = "cuda-sm100") -> Estimate | None:
     m = 1
     for d in lead:
         m *= d
-    target = get_target(target_name)
     acts = row["activation_format"]
     layer = GemmLayer(row["layer"], m, FormatSpec.parse(row["weight_format"]),
                       None if acts == "none" else FormatSpec.parse(acts), bool(row.get("has_bias")))
+    return layer_estimate(get_target(target_name), layer, n, k, row["bits_per_weight"])
+
+
+def layer_estimate(target, layer: GemmLayer, n: int, k: int, bits_per_weight: float) -> Estimate:
+    """The roofline time of `layer` ([m, k] x [n, k]^T) through the kernels `target` selects for it."""
+    m = layer.m
     ks = target.select(layer)
     if isinstance(ks, str) and layer.acts is not None:  # what mxq-legalize-cuda does: activations high precision
         layer = GemmLayer(layer.layer, m, layer.weights, None, layer.bias)
         ks = target.select(layer)
     if isinstance(ks, str):
-        return Estimate(row["layer"], m, n, k, f"no {target.name} kernel: {ks}", 0.0, 0.0, 0.0, float("nan"), "-")
+        return Estimate(layer.layer, m, n, k, f"no {target.name} kernel: {ks}", 0.0, 0.0, 0.0, float("nan"), "-")
     main, r = ks[-1], target.roofline
     a_fmt = layer.a_format
     if isinstance(main, Gemv):
@@ -76,10 +81,17 @@ def estimate(row: dict, target_name: str = "cuda-sm100") -> Estimate | None:
     # weights (codes + scales) once; activations read as float32, and (except by gemv) written by bsq
     # as codes or bf16 and read back by the GEMM; the float32 output written
     staged = 0.0 if isinstance(main, Gemv) else 2 * _bits("bf16" if isinstance(main, BsDec) else a_fmt) / 8 * m * k
-    nbytes = row["bits_per_weight"] * n * k / 8 + 4.0 * m * k + staged + 4.0 * m * n
+    nbytes = bits_per_weight * n * k / 8 + 4.0 * m * k + staged + 4.0 * m * n
     t_c, t_m = flops / peak, nbytes / r.bandwidth
-    return Estimate(row["layer"], m, n, k, main.path, peak, flops, nbytes, max(t_c, t_m),
+    return Estimate(layer.layer, m, n, k, main.path, peak, flops, nbytes, max(t_c, t_m),
                     "compute" if t_c >= t_m else "memory")
+
+
+def high_precision_estimate(target, m: int, n: int, k: int, dtype_bits: int) -> float:
+    """The roofline time of a layer kept in high precision: bf16 tensor cores, the weights in their dtype."""
+    r = target.roofline
+    nbytes = dtype_bits / 8 * n * k + 4.0 * m * k + 4.0 * m * n
+    return max(2.0 * m * n * k / r.bf16, nbytes / r.bandwidth)
 
 
 def report(manifest: dict, target_name: str = "cuda-sm100") -> str:

@@ -10,6 +10,12 @@
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
                                                               # artifact's forward pass vs torch eager bf16
+    python3 -m mxc.tools.bench_cuda auto-check AUTO NONE          # on the H100/H200: an --auto speedup=
+                                                  # artifact's forward vs the --format none one: the estimate checked
+    python3 -m mxc.tools.bench_cuda cost-table DIR [--out FILE]   # on the H100/H200: every kernel path of
+                                                  # cuda-sm90 (each weight format weight-only, each pair it runs)
+                                                  # and cuBLAS f32/bf16 over a grid of shapes: the measured
+                                                  # table behind `--auto speedup=` (mxc/targets/data/)
 
 The correctness checks of the same kernels are tests: `pytest tests/gpu` on the GPU host, with
 MXC_GPU_CUBIN=DIR/kernels.cubin where it has no nvcc (tests/gpu/conftest.py).
@@ -263,12 +269,10 @@ def bench_bs(out: Path) -> None:
               f"({flops / t / 1e12:.0f} TFLOP/s)")
 
 
-def model(art_dir: Path, model_py: Path) -> None:
-    """Median wall time of the artifact's call (IREE CUDA, inputs in, outputs back on the host) vs the
-    model in torch eager bf16 on the GPU (wall time to synchronize), on the artifact's example inputs."""
+def _artifact_s(art_dir: Path):
+    """The loaded cuda artifact and the median wall time of its call (inputs in, outputs back)."""
     import time
 
-    from mxc.compiler.frontend import load_model_file
     from mxc.runtime.artifact import load
 
     art = load(art_dir, "cuda")
@@ -279,7 +283,17 @@ def model(art_dir: Path, model_py: Path) -> None:
         art(*inputs)
         if i >= WARMUP:
             ts.append(time.perf_counter() - t0)
-    t_mxc = statistics.median(ts)
+    return art, inputs, statistics.median(ts)
+
+
+def model(art_dir: Path, model_py: Path) -> None:
+    """Median wall time of the artifact's call (IREE CUDA, inputs in, outputs back on the host) vs the
+    model in torch eager bf16 on the GPU (wall time to synchronize), on the artifact's example inputs."""
+    import time
+
+    from mxc.compiler.frontend import load_model_file
+
+    art, inputs, t_mxc = _artifact_s(art_dir)
     spec = load_model_file(model_py)
     m = spec.model.to("cuda", torch.bfloat16).eval()
     xs = [x.cuda() if not x.is_floating_point() else x.cuda().bfloat16() for x in inputs]
@@ -296,6 +310,105 @@ def model(art_dir: Path, model_py: Path) -> None:
     kernels = sorted({r.get("kernel", "") for r in art.manifest["layers"] if r.get("kernel")})
     print(f"{art_dir.name}: mxc cuda-sm90 {t_mxc * 1e3:.3f} ms/forward, torch eager bf16 {t_ref * 1e3:.3f} ms "
           f"-> {t_ref / t_mxc:.2f}x  (kernels: {', '.join(kernels)})")
+
+
+COST_SHAPES = ((1024, 1024), (4096, 4096), (8192, 8192))  # (N, K)
+COST_M = (1, 4, 16, 17, 64, 256, 1024, 4096)  # 16 | 17: the switch from the decode kernels to the GEMMs
+COST_REPS, COST_INNER = 7, 10
+
+
+def cost_kinds() -> list[tuple[str, str | None]]:
+    """(weight format, activation format or None) of every kernel path cuda-sm90 runs."""
+    from mxc.numerics.formats import FORMATS
+
+    out = []
+    for w in FORMATS:
+        for a in (None, *FORMATS):
+            ks = get_target("cuda-sm90").select(
+                GemmLayer("cost", 64, FormatSpec.parse(w), a and FormatSpec.parse(a), False))
+            if not isinstance(ks, str):
+                out.append((w, a))
+    return out
+
+
+def cost_table(out: Path, dest: Path | None = None) -> None:
+    """Median seconds per call of every cuda-sm90 kernel path and of cuBLAS f32 and bf16 (the
+    high-precision layer) on COST_SHAPES x COST_M, in one process; the JSON `--auto` reads."""
+    import datetime
+
+    from mxc.selection.cost import TABLE_VERSION, kind_key
+
+    global REPS, INNER
+    REPS, INNER = COST_REPS, COST_INNER
+    mod = Module((out / "kernels.cubin").read_bytes())
+    torch.backends.cuda.matmul.allow_tf32 = False
+    rows = []
+    kinds = cost_kinds()
+    print(f"device: {torch.cuda.get_device_name()}; {len(kinds)} kernel paths + f32/bf16 x {len(COST_SHAPES)} "
+          f"shapes x {len(COST_M)} M", flush=True)
+    for n, k in COST_SHAPES:
+        g = torch.Generator().manual_seed(0)
+        w = torch.randn(n, k, generator=g)
+        for dt, name in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
+            copies = _copies(w.element_size() * n * k if dt == torch.float32 else 2 * n * k)
+            wd = [w.to("cuda", dt) for _ in range(copies)]
+            for m in COST_M:
+                x = torch.randn(m, k, generator=g).to("cuda", dt)
+                rows.append({"kind": name, "n": n, "k": k, "m": m,
+                             "s": _time(lambda i: torch.nn.functional.linear(x, wd[i]), copies)})
+            del wd
+        qs: dict[str, object] = {}
+        for wf, af in kinds:
+            if wf not in qs:
+                qs[wf] = quantize(w.cuda(), wf)
+            q = qs[wf]
+            dev: dict = {}
+            for m in COST_M:
+                ks = _select(m, wf, af)
+                key = weight_layout(ks)
+                if key not in dev:
+                    dev[key] = _rotated(layer_weights(ks, q, k))
+                wts = dev[key]
+                x = torch.randn(m, k, generator=g).cuda()
+                t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                rows.append({"kind": kind_key(wf, af), "n": n, "k": k, "m": m, "s": t})
+            print(f"  {n}x{k} {kind_key(wf, af)}: " + " ".join(f"{r['s'] * 1e6:.1f}" for r in rows[-len(COST_M):])
+                  + " us", flush=True)
+            del dev
+        del qs
+        torch.cuda.empty_cache()
+    table = {"version": TABLE_VERSION, "target": "cuda-sm90", "device": torch.cuda.get_device_name(),
+             "torch": torch.__version__, "date": datetime.date.today().isoformat(),
+             "method": f"median of {COST_REPS} CUDA-graph replays of {COST_INNER} calls, weights rotated over "
+                       "copies larger than L2; x float32 [M, K] in, y float32 [M, N] out; f32/bf16: "
+                       "torch.nn.functional.linear (cuBLAS, TF32 off)",
+             "rows": rows}
+    dest = dest or out / "cuda-sm90-gemm.json"
+    dest.write_text(json.dumps(table, indent=0) + "\n")
+    print(f"{len(rows)} timings -> {dest}")
+
+
+def auto_check(auto_dir: Path, none_dir: Path) -> None:
+    """`--auto speedup=`/`time=`'s estimate against the GPU: the forward pass of the --auto artifact and of
+    the same model compiled with --format none (same shapes), medians. The estimate covers the searched
+    layers' GEMMs only, so the check is on what they change: the forward time predicted for the --auto
+    artifact, measured(none) - estimated(none) + estimated(auto), against the measured one."""
+    import json as _json
+
+    manifest = _json.loads((auto_dir / "manifest.json").read_text())
+    speed = manifest.get("auto", {}).get("speed")
+    if not speed:
+        raise SystemExit(f"{auto_dir}: not compiled with a speed budget (--auto speedup=Y or time=T)")
+    _, _, t_auto = _artifact_s(auto_dir)
+    _, _, t_none = _artifact_s(none_dir)
+    e_auto, e_none = speed["estimated_gemm_s"], speed["high_precision_gemm_s"]
+    predicted = t_none - e_none + e_auto
+    print(f"{auto_dir.name} (--auto {manifest['auto']['budget']['text']}, {speed['target']}): estimated GEMM "
+          f"time {e_auto * 1e6:.1f} us vs {e_none * 1e6:.1f} us in high precision ({speed['estimated_speedup']:.2f}x)")
+    print(f"  measured forward: {t_auto * 1e6:.1f} us (--auto) vs {t_none * 1e6:.1f} us ({none_dir.name}, "
+          f"--format none): saved {(t_none - t_auto) * 1e6:.1f} us, estimated to save {(e_none - e_auto) * 1e6:.1f} us")
+    print(f"  forward predicted for --auto: {predicted * 1e6:.1f} us; measured {t_auto * 1e6:.1f} us: "
+          f"error {100 * (predicted - t_auto) / t_auto:+.1f} % (aim: within 20 %)")
 
 
 def once(out: Path, shape: str, m: int, w: str, a: str | None) -> None:
@@ -322,6 +435,12 @@ def main(argv=None) -> int:
         return 0
     if len(argv) in (5, 6) and argv[0] == "once":
         once(Path(argv[1]), argv[2], int(argv[3]), argv[4], argv[5] if len(argv) == 6 else None)
+        return 0
+    if len(argv) == 3 and argv[0] == "auto-check":
+        auto_check(Path(argv[1]), Path(argv[2]))
+        return 0
+    if len(argv) in (2, 4) and argv[0] == "cost-table":
+        cost_table(Path(argv[1]), Path(argv[3]) if len(argv) == 4 and argv[2] == "--out" else None)
         return 0
     if len(argv) < 2 or argv[0] not in ("build", "bench", "bench-bs"):
         print(__doc__)

@@ -132,13 +132,18 @@ def _auto_table(auto: dict) -> str:
             f"{len(auto['layers'])} searched layers; objective {auto['objective']}; calibration "
             f"{c['batches']} batch(es) of {c['shapes']} from {c['source']}, loss: {c['loss']}; "
             f"policy: {auto['policy']}")
-    rows = [[layer, d["choice"], f"{d['bits_per_weight']:.2f}", f"{d['score']:.4g}",
+    if "speed" in auto:
+        head += "\n" + _speed_text(auto["speed"]) + f"\ncost model: {auto['speed']['cost_model']['source']}"
+    timed = "speed" in auto
+    rows = [[layer, d["choice"], f"{d['bits_per_weight']:.2f}",
+             *([f"{d['estimated_gemm_s'] * 1e6:.2f}"] if timed else []), f"{d['score']:.4g}",
              "" if d["runner_up"] is None else d["runner_up"]["choice"],
              "" if d["runner_up"] is None else f"{d['runner_up']['score']:.4g}"
              + ("" if d["runner_up"]["scored"] else " (est.)"),
              f"{d['scored']}/{d['candidates']}"]
             for layer, d in auto["layers"].items()]
-    table = text_table(["layer", "choice", ">bits/w", ">score", "runner-up (no more bits)", ">its score",
+    table = text_table(["layer", "choice", ">bits/w", *([">est. us"] if timed else []), ">score",
+                        f"runner-up (no more {'time' if timed else 'bits'})", ">its score",
                         ">scored"], rows)
     pinned = "".join(f"\npinned by --policy: {k} = {v}" for k, v in auto["pinned"].items())
     return f"{head}\n{table}{pinned}"
@@ -151,9 +156,16 @@ def _auto_summary(auto: dict, out: str) -> str:
         counts[d["choice"]] = counts.get(d["choice"], 0) + 1
     mix = ", ".join(f"{n} x {c}" for c, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     t = auto["timings_s"]
+    speed = f"; {_speed_text(auto['speed'])}" if "speed" in auto else ""
     return (f"--auto {auto['budget']['text']}: {auto['effective_bits']:.3f} bits/weight over {len(auto['layers'])} "
-            f"layers ({mix}); calibration {t['calibrate']:.1f}s, scoring {t['score']:.1f}s "
+            f"layers ({mix}){speed}; calibration {t['calibrate']:.1f}s, scoring {t['score']:.1f}s "
             f"({1000 * t['per_layer_mean']:.0f} ms/layer), solve {t['solve']:.2f}s; policy: {out}/policy.toml")
+
+
+def _speed_text(speed: dict) -> str:
+    return (f"estimated GEMM time {speed['estimated_gemm_s'] * 1e6:.1f} us on {speed['target']} "
+            f"({speed['estimated_speedup']:.2f}x the high-precision {speed['high_precision_gemm_s'] * 1e6:.1f} us; "
+            f"budget {speed['budget_gemm_s'] * 1e6:.1f} us)")
 
 
 def _first3(names: list[str]) -> str:

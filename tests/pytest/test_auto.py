@@ -208,3 +208,70 @@ def test_frontier_and_its_picture(write_model, tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     _auto(path, auto=f"bits=5,png={tmp_path / 'f.png'}", weights_only=True)
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- speed budgets (selection/cost.py)
+def _table(rows, version=1):
+    return {"version": version, "target": "cuda-sm90", "device": "test", "date": "2026-12-02", "torch": "-",
+            "method": "synthetic", "rows": [{"kind": k, "n": n, "k": kk, "m": m, "s": s} for k, n, kk, m, s in rows]}
+
+
+def test_measured_cost_fits_lines_and_interpolates_in_m():
+    from mxc.selection.cost import MeasuredCost
+
+    # t = 1e-6 + 1e-12 * N*K at M=1, twice that at M=16, three times at M=17
+    rows = [("w=nvfp4", n, n, m, f * (1e-6 + 1e-12 * n * n)) for n in (1024, 4096) for m, f in ((1, 1), (16, 2), (17, 3))]
+    c = MeasuredCost(_table(rows))
+    at = lambda m, n: c.kind_seconds("w=nvfp4", m, n, n)  # noqa: E731
+    assert at(1, 4096) == pytest.approx(1e-6 + 1e-12 * 4096 ** 2)  # on a table point
+    assert at(1, 2048) == pytest.approx(1e-6 + 1e-12 * 2048 ** 2)  # on the fitted line
+    assert at(8, 2048) == pytest.approx((1 + 7 / 15) * (1e-6 + 1e-12 * 2048 ** 2))  # linear in M between 1 and 16
+    assert at(34, 2048) == pytest.approx(2 * 3 * (1e-6 + 1e-12 * 2048 ** 2))  # above the table: in proportion to M
+    with pytest.raises(AutoError, match="no timings for w=mxfp4.*regenerate it"):
+        c.kind_seconds("w=mxfp4", 1, 64, 64)
+    with pytest.raises(AutoError, match="version 0"):
+        MeasuredCost(_table(rows, version=0))
+
+
+def test_the_shipped_sm90_table_covers_every_kernel_path():
+    """A new cuda-sm90 kernel path needs the table regenerated on the GPU (bench_cuda cost-table)."""
+    from mxc.kernels.kinds import GEMV_MAX_M
+    from mxc.selection.cost import cost_model, kind_key
+    from mxc.targets import get_target
+    from mxc.tools.bench_cuda import cost_kinds
+
+    c = cost_model(get_target("cuda-sm90"))
+    assert {kind_key(w, a) for w, a in cost_kinds()} | {"f32", "bf16"} == set(c.lines)
+    for lines in c.lines.values():  # the decode/GEMM switch is on the grid: no interpolation across it
+        assert {GEMV_MAX_M, GEMV_MAX_M + 1} <= set(lines)
+        assert all(a >= 0 and b >= 0 for a, b in lines.values())
+
+
+@pytest.mark.parametrize("target", ["cuda-sm90", "cuda-sm100"])
+def test_speed_budget_respected_and_recorded(write_model, tmp_path, target):
+    path = write_model(GATED)
+    auto = _auto(path, tmp_path / "a", auto="speedup=1.5", target=target, weights_only=True)["auto"]
+    speed = auto["speed"]
+    assert speed["target"] == target and speed["estimated_gemm_s"] <= speed["budget_gemm_s"]
+    assert speed["budget_gemm_s"] == pytest.approx(speed["high_precision_gemm_s"] / 1.5, rel=1e-9)
+    assert speed["estimated_speedup"] >= 1.5
+    assert sum(d["estimated_gemm_s"] for d in auto["layers"].values()) == pytest.approx(speed["estimated_gemm_s"])
+    assert ("measured on" if target == "cuda-sm90" else "roofline") in speed["cost_model"]["source"]
+    assert "estimated GEMM time" in (tmp_path / "a" / "policy.toml").read_text()
+    again = _auto(path, tmp_path / "b", auto="speedup=1.5", target=target, weights_only=True)
+    assert (tmp_path / "a" / "policy.toml").read_bytes() == (tmp_path / "b" / "policy.toml").read_bytes()
+    slower = _auto(path, None, auto="speedup=1.1", target=target, weights_only=True)["auto"]
+    assert slower["predicted_score"] <= auto["predicted_score"]  # a looser budget never predicts more loss
+    t = _auto(path, None, auto=f"time={speed['estimated_gemm_s'] * 1e6:.6f}us", target=target,
+              weights_only=True)["auto"]
+    assert t["speed"]["estimated_gemm_s"] <= t["speed"]["budget_gemm_s"]
+    assert again["auto"]["frontier"] and all(s >= 1.0 for s, _ in again["auto"]["frontier"])
+
+
+def test_speed_budget_errors(write_model):
+    path = write_model(GATED)
+    code, _, err = run_mxc("compile", path, "-o", path.parent / "o", "--auto", "speedup=2")
+    assert code == 2 and "need a GPU target's cost model: --target cuda-sm90" in err and "cpu has none" in err
+    code, _, err = run_mxc("compile", path, "-o", path.parent / "o", "--auto", "speedup=1000", "--target",
+                           "cuda-sm90", "--weights-only", "--compile-to", "formats")
+    assert code == 2 and "the smallest achievable is" in err and "us of estimated GEMM time" in err
