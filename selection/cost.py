@@ -3,11 +3,11 @@
     cuda-sm90   measured: mxc/targets/data/cuda-sm90-gemm.json, written on an H200 by
                 `python3 -m mxc.tools.bench_cuda cost-table DIR` (every kernel path the target runs,
                 and cuBLAS f32/bf16 for a layer kept in high precision, over N x K x M grids).
-                Per path and table M, a least-squares line t = a + b * N * K over the table's
-                shapes; between two table M, linear in M (the table has M = 16 and 17, so no
-                interpolation mixes the decode kernels with the GEMMs); above the largest, in
-                proportion to M. Below the table's smallest shape the line's intercept (the
-                launch-bound floor) dominates, as it does on the GPU.
+                Per path and table M, piecewise linear in N * K through the table's shapes
+                (below the smallest, its time: the launch-bound floor; above the largest, the
+                last segment extended); between two table M, linear in M (the table has M = 16
+                and 17, so no interpolation mixes the decode kernels with the GEMMs); above the
+                largest M, in proportion to M.
     cuda-sm100  the roofline (`mxc.targets.roofline`: max(FLOPs / peak of the path, bytes /
                 bandwidth) on a B200's peak rates); high precision on the bf16 tensor cores.
 
@@ -66,7 +66,7 @@ class MeasuredCost(CostModel):
         points: dict[str, dict[int, list[tuple[int, float]]]] = {}
         for r in table["rows"]:
             points.setdefault(r["kind"], {}).setdefault(r["m"], []).append((r["n"] * r["k"], r["s"]))
-        self.lines = {kind: {m: _line(pts) for m, pts in sorted(by_m.items())} for kind, by_m in points.items()}
+        self.lines = {kind: {m: _curve(pts) for m, pts in sorted(by_m.items())} for kind, by_m in points.items()}
 
     def kind_seconds(self, kind: str, m: int, n: int, k: int) -> float:
         lines = self.lines.get(kind)
@@ -75,7 +75,7 @@ class MeasuredCost(CostModel):
                             "before that path existed): regenerate it with python3 -m mxc.tools.bench_cuda "
                             "cost-table DIR on the GPU")
         ms = list(lines)
-        at = lambda mm: max(lines[mm][0] + lines[mm][1] * n * k, 0.0)  # noqa: E731
+        at = lambda mm: _along(lines[mm], n * k)  # noqa: E731
         if m <= ms[0]:
             return at(ms[0])
         if m >= ms[-1]:
@@ -119,20 +119,21 @@ def _rotation(layer: LayerInfo, choice: Choice, bandwidth: float) -> float:
     return 8.0 * layer.m * layer.k / bandwidth if h else 0.0
 
 
-def _line(points: list[tuple[int, float]]) -> tuple[float, float]:
-    """Least squares t = a + b x (a, b >= 0: a path is never faster on more weights)."""
-    if len(points) == 1:
-        return points[0][1], 0.0
-    n = len(points)
-    sx = sum(x for x, _ in points)
-    sy = sum(y for _, y in points)
-    sxx = sum(x * x for x, _ in points)
-    sxy = sum(x * y for x, y in points)
-    b = max((n * sxy - sx * sy) / (n * sxx - sx * sx), 0.0)
-    a = (sy - b * sx) / n
-    if a < 0:  # through the origin instead
-        a, b = 0.0, sxy / sxx
-    return a, b
+def _curve(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """(N * K, seconds) sorted, one point per size (the mean of shapes of one size)."""
+    by: dict[int, list[float]] = {}
+    for x, y in points:
+        by.setdefault(x, []).append(y)
+    return [(x, sum(ys) / len(ys)) for x, ys in sorted(by.items())]
+
+
+def _along(curve: list[tuple[int, float]], x: int) -> float:
+    """The curve at x: its first value below it, linear between points, the last segment extended above."""
+    if len(curve) == 1 or x <= curve[0][0]:
+        return curve[0][1]
+    i = next((i for i, (xi, _) in enumerate(curve) if xi >= x), len(curve) - 1)
+    (x0, y0), (x1, y1) = curve[i - 1], curve[i]
+    return max(y0 + (y1 - y0) * (x - x0) / (x1 - x0), 0.0)
 
 
 @cache

@@ -12,10 +12,12 @@
                                                               # artifact's forward pass vs torch eager bf16
     python3 -m mxc.tools.bench_cuda auto-check AUTO NONE          # on the H100/H200: an --auto speedup=
                                                   # artifact's forward vs the --format none one: the estimate checked
+    python -m mxc.tools.bench_cuda iree-matmuls DIR   # here: DIR/iree, IREE's own f32/bf16 matmuls (a layer
+                                                  # kept in high precision) for cuda-sm90, for the cost table
     python3 -m mxc.tools.bench_cuda cost-table DIR [--out FILE]   # on the H100/H200: every kernel path of
-                                                  # cuda-sm90 (each weight format weight-only, each pair it runs)
-                                                  # and cuBLAS f32/bf16 over a grid of shapes: the measured
-                                                  # table behind `--auto speedup=` (mxc/targets/data/)
+                                                  # cuda-sm90 (each weight format weight-only, each pair it runs),
+                                                  # DIR/iree's matmuls and cuBLAS over a grid of shapes: the
+                                                  # measured table behind `--auto speedup=` (mxc/targets/data/)
 
 The correctness checks of the same kernels are tests: `pytest tests/gpu` on the GPU host, with
 MXC_GPU_CUBIN=DIR/kernels.cubin where it has no nvcc (tests/gpu/conftest.py).
@@ -313,6 +315,9 @@ def model(art_dir: Path, model_py: Path) -> None:
 
 
 COST_SHAPES = ((1024, 1024), (4096, 4096), (8192, 8192))  # (N, K)
+IREE_SHAPES = ((256, 256), (1024, 1024), (4096, 4096))  # IREE's own matmul (a layer kept in high precision): slower, fewer
+IREE_M = (1, 16, 17, 64, 256)
+IREE_DTYPES = {"f32": "f32", "bf16": "bf16"}  # table kind -> MLIR element type
 COST_M = (1, 4, 16, 17, 64, 256, 1024, 4096)  # 16 | 17: the switch from the decode kernels to the GEMMs
 COST_REPS, COST_INNER = 7, 10
 
@@ -329,6 +334,73 @@ def cost_kinds() -> list[tuple[str, str | None]]:
             if not isinstance(ks, str):
                 out.append((w, a))
     return out
+
+
+def iree_matmuls(out: Path) -> None:
+    """Here (iree-compile): DIR/iree/*.vmfb, y = x W^T in f32 and bf16 as IREE's own codegen compiles a
+    layer kept in high precision for cuda-sm90 (its flags), for the cost table's IREE rows."""
+    import iree.compiler as ic
+
+    (out / "iree").mkdir(parents=True, exist_ok=True)
+    flags = list(get_target("cuda-sm90").iree_flags)
+    for kind, et in IREE_DTYPES.items():
+        for n, k in IREE_SHAPES:
+            for m in IREE_M:
+                # bf16 operands accumulate into float32 (as torch-mlir lowers a bf16 linear)
+                x, w, y = f"tensor<{m}x{k}x{et}>", f"tensor<{n}x{k}x{et}>", f"tensor<{m}x{n}xf32>"
+                text = (f"func.func @mm(%x: {x}, %w: {w}) -> {y} {{\n"
+                        f"  %zero = arith.constant 0.0 : f32\n  %e = tensor.empty() : {y}\n"
+                        f"  %f = linalg.fill ins(%zero : f32) outs(%e : {y}) -> {y}\n"
+                        "  %r = linalg.matmul indexing_maps = [affine_map<(m, n, k) -> (m, k)>, "
+                        "affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]\n"
+                        f"    ins(%x, %w : {x}, {w}) outs(%f : {y}) -> {y}\n"
+                        f"  return %r : {y}\n}}\n")
+                (out / "iree" / f"{kind}_{n}x{k}_m{m}.vmfb").write_bytes(ic.compile_str(text, extra_args=flags))
+    # the cost of a synchronous call of one tiny dispatch (invoke, submit, fence, read back), subtracted from
+    # the matmuls' times: an artifact's layers run inside one call of its program
+    y = "tensor<1x1024xf32>"
+    text = (f"func.func @mm(%x: {y}, %w: tensor<1024x1024xf32>) -> {y} {{\n"
+            f"  %r = arith.addf %x, %x : {y}\n  return %r : {y}\n}}\n")
+    (out / "iree" / "call_1024x1024_m1.vmfb").write_bytes(ic.compile_str(text, extra_args=flags))
+    print(f"{len(IREE_DTYPES) * len(IREE_SHAPES) * len(IREE_M)} IREE matmuls -> {out / 'iree'}")
+
+
+def _iree_rows(out: Path) -> list[dict]:
+    """The IREE matmuls of DIR/iree timed on the GPU: wall time per synchronous call (as an artifact's
+    layer runs inside its program, without the program's own launch overheads), medians."""
+    import time
+
+    import iree.runtime as rt
+    import ml_dtypes
+    import numpy as np
+
+    config = rt.Config("cuda")
+    rows = []
+    for f in sorted((out / "iree").glob("*.vmfb")):
+        kind, nk, mm = f.stem.split("_")
+        n, k = (int(v) for v in nk.split("x"))
+        m = int(mm[1:])
+        ctx = rt.SystemContext(vm_modules=[rt.VmModule.copy_buffer(config.vm_instance, f.read_bytes())],
+                               config=config)
+        fn = ctx.modules.module["mm"]
+        dt = ml_dtypes.bfloat16 if kind == "bf16" else np.float32
+        rng = np.random.default_rng(0)
+        x = rt.asdevicearray(config.device, rng.standard_normal((m, k)).astype(dt))
+        w = rt.asdevicearray(config.device, rng.standard_normal((n, k)).astype(dt))
+        for _ in range(WARMUP):
+            fn(x, w).to_host()
+        ts = []
+        for _ in range(COST_REPS):
+            t0 = time.perf_counter()
+            for _ in range(COST_INNER - 1):
+                fn(x, w)
+            fn(x, w).to_host()
+            ts.append((time.perf_counter() - t0) / COST_INNER)
+        rows.append({"kind": kind, "n": n, "k": k, "m": m, "s": statistics.median(ts)})
+        print(f"  IREE {kind} {n}x{k} M={m}: {rows[-1]['s'] * 1e6:.1f} us per call", flush=True)
+    call = next(r["s"] for r in rows if r["kind"] == "call")
+    print(f"  IREE call overhead {call * 1e6:.1f} us: subtracted")
+    return [{**r, "s": max(r["s"] - call, 0.0)} for r in rows if r["kind"] != "call"]
 
 
 def cost_table(out: Path, dest: Path | None = None) -> None:
@@ -354,7 +426,7 @@ def cost_table(out: Path, dest: Path | None = None) -> None:
             wd = [w.to("cuda", dt) for _ in range(copies)]
             for m in COST_M:
                 x = torch.randn(m, k, generator=g).to("cuda", dt)
-                rows.append({"kind": name, "n": n, "k": k, "m": m,
+                rows.append({"kind": f"cublas-{name}", "n": n, "k": k, "m": m,
                              "s": _time(lambda i: torch.nn.functional.linear(x, wd[i]), copies)})
             del wd
         qs: dict[str, object] = {}
@@ -377,11 +449,17 @@ def cost_table(out: Path, dest: Path | None = None) -> None:
             del dev
         del qs
         torch.cuda.empty_cache()
+    if not (out / "iree").is_dir():
+        raise SystemExit(f"{out}/iree: no IREE matmuls; run python -m mxc.tools.bench_cuda iree-matmuls {out} "
+                         "where iree-compile is, then carry them")
+    rows += _iree_rows(out)
     table = {"version": TABLE_VERSION, "target": "cuda-sm90", "device": torch.cuda.get_device_name(),
              "torch": torch.__version__, "date": datetime.date.today().isoformat(),
              "method": f"median of {COST_REPS} CUDA-graph replays of {COST_INNER} calls, weights rotated over "
-                       "copies larger than L2; x float32 [M, K] in, y float32 [M, N] out; f32/bf16: "
-                       "torch.nn.functional.linear (cuBLAS, TF32 off)",
+                       "copies larger than L2; x float32 [M, K] in, y float32 [M, N] out; f32/bf16 (a layer "
+                       "kept in high precision): IREE's own matmul for cuda-sm90, median wall time per "
+                       f"synchronous call over {COST_REPS} x {COST_INNER} calls less that of a call of one tiny dispatch; cublas-f32/-bf16: "
+                       "torch.nn.functional.linear (cuBLAS, TF32 off), for reference",
              "rows": rows}
     dest = dest or out / "cuda-sm90-gemm.json"
     dest.write_text(json.dumps(table, indent=0) + "\n")
@@ -438,6 +516,9 @@ def main(argv=None) -> int:
         return 0
     if len(argv) == 3 and argv[0] == "auto-check":
         auto_check(Path(argv[1]), Path(argv[2]))
+        return 0
+    if len(argv) == 2 and argv[0] == "iree-matmuls":
+        iree_matmuls(Path(argv[1]))
         return 0
     if len(argv) in (2, 4) and argv[0] == "cost-table":
         cost_table(Path(argv[1]), Path(argv[3]) if len(argv) == 4 and argv[2] == "--out" else None)

@@ -21,10 +21,12 @@ def _add_compile(sub):
     p.add_argument("--format", default=None, help="format for every quantizable layer (see `mxc formats`; "
                    "default mxfp4)")
     p.add_argument("--policy", default="", help="TOML policy file with per-layer formats")
-    p.add_argument("--auto", default="", metavar="bits=B[,acts=w|wa|any][,same_weights=1][,formats=F+G]",
-                   help="choose every layer's format and options from calibration data under a budget of B "
-                        "bits/weight, scales counted (layers a --policy rule names are kept as it says); "
-                        "writes OUT/policy.toml")
+    p.add_argument("--auto", default="",
+                   metavar="bits=B|speedup=Y|time=T[,acts=w|wa|any][,same_weights=1][,formats=F+G]",
+                   help="choose every layer's format and options from calibration data under a budget: B "
+                        "bits/weight, scales counted, or (cuda targets) an estimated GEMM time of at most the "
+                        "high-precision time / Y, or T (e.g. 300us); layers a --policy rule names are kept as "
+                        "it says; writes OUT/policy.toml")
     p.add_argument("--calibrate", default="", metavar="rtn|gptq|mr-gptq[{damp=D,actorder=0|1,scales=rule|mse}]",
                    help="choose the weights' codes from calibration data (model.py's get_calibration_inputs()): "
                         "GPTQ through each format's own quantizer, or MR-GPTQ (GPTQ with a block Hadamard "

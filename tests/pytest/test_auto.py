@@ -216,7 +216,7 @@ def _table(rows, version=1):
             "method": "synthetic", "rows": [{"kind": k, "n": n, "k": kk, "m": m, "s": s} for k, n, kk, m, s in rows]}
 
 
-def test_measured_cost_fits_lines_and_interpolates_in_m():
+def test_measured_cost_interpolates_in_size_and_m():
     from mxc.selection.cost import MeasuredCost
 
     # t = 1e-6 + 1e-12 * N*K at M=1, twice that at M=16, three times at M=17
@@ -224,7 +224,9 @@ def test_measured_cost_fits_lines_and_interpolates_in_m():
     c = MeasuredCost(_table(rows))
     at = lambda m, n: c.kind_seconds("w=nvfp4", m, n, n)  # noqa: E731
     assert at(1, 4096) == pytest.approx(1e-6 + 1e-12 * 4096 ** 2)  # on a table point
-    assert at(1, 2048) == pytest.approx(1e-6 + 1e-12 * 2048 ** 2)  # on the fitted line
+    assert at(1, 2048) == pytest.approx(1e-6 + 1e-12 * 2048 ** 2)  # between two shapes
+    assert at(1, 8192) == pytest.approx(1e-6 + 1e-12 * 8192 ** 2)  # above them: the last segment extended
+    assert at(1, 256) == pytest.approx(1e-6 + 1e-12 * 1024 ** 2)  # below them: the smallest shape's time
     assert at(8, 2048) == pytest.approx((1 + 7 / 15) * (1e-6 + 1e-12 * 2048 ** 2))  # linear in M between 1 and 16
     assert at(34, 2048) == pytest.approx(2 * 3 * (1e-6 + 1e-12 * 2048 ** 2))  # above the table: in proportion to M
     with pytest.raises(AutoError, match="no timings for w=mxfp4.*regenerate it"):
@@ -241,10 +243,10 @@ def test_the_shipped_sm90_table_covers_every_kernel_path():
     from mxc.tools.bench_cuda import cost_kinds
 
     c = cost_model(get_target("cuda-sm90"))
-    assert {kind_key(w, a) for w, a in cost_kinds()} | {"f32", "bf16"} == set(c.lines)
+    assert {kind_key(w, a) for w, a in cost_kinds()} | {"f32", "bf16", "cublas-f32", "cublas-bf16"} == set(c.lines)
     for lines in c.lines.values():  # the decode/GEMM switch is on the grid: no interpolation across it
         assert {GEMV_MAX_M, GEMV_MAX_M + 1} <= set(lines)
-        assert all(a >= 0 and b >= 0 for a, b in lines.values())
+        assert all(t >= 0 for curve in lines.values() for _, t in curve)
 
 
 @pytest.mark.parametrize("target", ["cuda-sm90", "cuda-sm100"])

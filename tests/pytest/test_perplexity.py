@@ -171,3 +171,6 @@ def test_gap_closed_of_calibrated_and_auto_rows():
     assert got["mxfp4-w-gptq"] == pytest.approx(0.6) and got["mxfp4-w-mr-gptq"] == pytest.approx(0.8)
     assert got["auto-4.5-w"] == pytest.approx(0.5)  # vs the best uniform RTN row, not a calibrated one
     assert got["none"] is None and got["mxfp4-w"] is None
+    # NV formats count their per-tensor scale (4.5000375 bits/weight on SmolLM2): still a 4.5-bit row
+    rows.append({"row": "if4-w", "perplexity": 12.5, "bits_per_weight": 4.5000375, "flags": "--weights-only --format if4"})
+    assert gap_closed(rows[-2], rows) == pytest.approx(-1.0)
