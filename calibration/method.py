@@ -6,11 +6,15 @@
     mr-gptq                              GPTQ with a block Hadamard rotation of weights and activations
                                          (the largest of 128, 32, 16 that divides K; a rotation the layer's
                                          format already names is kept)
+    mr-gptq{rotate=auto}                 each weight-only layer calibrated with and without its rotation,
+                                         keeping the one with the smaller output error on the calibration set
 
 Options: `damp` (>= 0, default 0.01: added to the Hessian's diagonal times its mean), `actorder`
 (0/1, default 1: static act-order over whole blocks), `scales` (MX formats: `rule`, each block's scale by
 the format's scale rule, or `mse`, the block's scale exponent among the rule's e and e +- 1 that least
-increases the GPTQ objective; default `mse` for mr-gptq, as MR-GPTQ defines it, `rule` for gptq).
+increases the GPTQ objective; default `mse` for mr-gptq, as MR-GPTQ defines it, `rule` for gptq), `rotate`
+(mr-gptq: `always`, the default, or `auto`: a weight-only layer takes the rotation only where it lowers the
+layer's calibrated output error; layers that quantize activations keep it, since it also spreads theirs).
 Plain text, no torch: policies and options validate it without importing the calibration code.
 """
 
@@ -32,6 +36,7 @@ class CalibrateSpec:
     damp: float = 0.01
     actorder: bool = True
     scales: str = ""  # "rule" | "mse"; "" = the method's default (SCALE_SEARCH)
+    rotate: str = "always"  # mr-gptq: "always" | "auto" (per weight-only layer, the lower output error)
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -40,6 +45,10 @@ class CalibrateSpec:
             raise ValueError(f"calibrate: damp must be >= 0, got {self.damp}")
         if self.scales not in ("", "rule", "mse"):
             raise ValueError(f"calibrate: scales must be rule or mse, got {self.scales!r}")
+        if self.rotate not in ("always", "auto"):
+            raise ValueError(f"calibrate: rotate must be always or auto, got {self.rotate!r}")
+        if self.rotate != "always" and self.method != "mr-gptq":
+            raise ValueError(f"calibrate: rotate applies to mr-gptq (the rotation), not {self.method}")
         if not self.scales:
             object.__setattr__(self, "scales", SCALE_SEARCH.get(self.method, "rule"))
 
@@ -67,6 +76,10 @@ class CalibrateSpec:
                     if value not in ("rule", "mse"):
                         raise ValueError
                     kw["scales"] = value
+                elif key == "rotate":
+                    if value not in ("always", "auto"):
+                        raise ValueError
+                    kw["rotate"] = value
                 elif key == "actorder":
                     if value not in ("0", "1", "true", "false"):
                         raise ValueError
@@ -75,7 +88,7 @@ class CalibrateSpec:
                     raise KeyError(key)
             except KeyError:
                 raise ValueError(f"calibrate: unknown option '{key}' in {text!r} "
-                                 "(options: damp, actorder, scales)") from None
+                                 "(options: damp, actorder, scales, rotate)") from None
             except ValueError:
                 raise ValueError(f"calibrate: bad value {value!r} for {key} in {text!r}") from None
         if m.group(1) == "rtn" and kw:
@@ -92,6 +105,8 @@ class CalibrateSpec:
             opts.append("actorder=0")
         if self.scales != SCALE_SEARCH.get(self.method, "rule"):
             opts.append(f"scales={self.scales}")
+        if self.rotate != "always":
+            opts.append(f"rotate={self.rotate}")
         return self.method + (f"{{{','.join(opts)}}}" if opts else "")
 
 

@@ -44,10 +44,14 @@ class Calibrated:
     err_after: float
     tokens: int
     seconds: float
+    format: FormatSpec | None = None  # rotate=auto: the weights' spec it chose when it dropped the rotation
+    err_other: float | None = None  # rotate=auto: the output error of the alternative it did not take
 
     def record(self) -> dict:
+        extra = {} if self.err_other is None else {
+            "rotation": "none" if self.format is not None else "kept", "output_error_other": round(self.err_other, 6)}
         return {"method": self.method, "tokens": self.tokens, "output_error_rtn": round(self.err_rtn, 6),
-                "output_error": round(self.err_after, 6), "seconds": round(self.seconds, 3)}
+                "output_error": round(self.err_after, 6), "seconds": round(self.seconds, 3), **extra}
 
 
 def calibrate_model(model: torch.nn.Module, batches: list[tuple], formats: dict, methods: dict[str, str],
@@ -126,11 +130,19 @@ def _run_layer(node, name: str, act: FormatSpec | None, wfmt: FormatSpec, interp
             try:
                 res = gptq(wk, h, wfmt, damp=spec.damp, actorder=spec.actorder,
                            scale_search=spec.scales == "mse", layer=name)
+                chosen, other = None, None
+                if spec.rotate == "auto" and wfmt.hadamard and act is None:  # the rotation only where it helps
+                    flat = gptq(wk, h, wfmt.without_hadamard(), damp=spec.damp, actorder=spec.actorder,
+                                scale_search=spec.scales == "mse", layer=name)
+                    other = flat.err_gptq
+                    if flat.err_gptq < res.err_gptq:
+                        res, chosen, other = flat, wfmt.without_hadamard(), res.err_gptq
             except SingularHessian as e:
                 kept[name] = e.why
             else:
                 done[name] = Calibrated(name, str(spec), res.weight, res.s_enc, res.err_rtn, res.err_gptq,
-                                        tokens, time.perf_counter() - t0)
+                                        tokens, time.perf_counter() - t0, chosen, other)
+                wfmt = chosen or wfmt
                 wq_k = fake_quantize(res.weight, wfmt, axis=-1, s_enc=res.s_enc)
                 wq = wq_k if w_axis in (-1, w.dim() - 1) else wq_k.transpose(-1, -2)
         weights[name] = wq if wq is not None else _fq(w, wfmt, w_axis)

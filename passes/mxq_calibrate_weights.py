@@ -9,7 +9,10 @@ like any weight and the stored codes are the reference's codes of W~ by
 construction. Two attributes travel on the quantize: `mxq.s_enc`, the NV tensor
 scale the codes were chosen with (quantize-weights uses it instead of recomputing
 it from W~'s amax), and `mxq.calibration`, the layer's record (method, tokens,
-output error before and after) for the manifest.
+output error before and after) for the manifest. A weight-only layer that
+`mr-gptq{rotate=auto}` calibrated better without its Hadamard rotation gets its
+weight QDQ pair's `format` without it (the lowerings then rotate neither the
+weights nor the activations), and its decision says so.
 
 The driver runs the calibration (it needs the model and its calibration data)
 and gives the pass the results. Without them (mxc-opt) the option
@@ -25,7 +28,8 @@ import json
 import torch
 from torch_mlir import ir
 
-from mxc.dialects.mxq import ParamOp, format_attr
+from mxc.dialects.mxq import ParamOp, format_attr, spec_attr
+from mxc.numerics.options import spec_text
 from mxc.weights import WeightStore
 
 from ._weights import constant_weight, matmul_of
@@ -57,6 +61,8 @@ class MxqCalibrateWeights(Pass):
             result = self._result(q, ref, layer, ir.StringAttr(mm.operation.attributes["mxq.calibrate"]).value)
             if result is not None:
                 self._replace(q, ref, result)
+                if getattr(result, "format", None) is not None:
+                    self._unrotate(q, mm, result)
 
     def _result(self, q, ref, layer: str, method: str):
         if self.calibrated is not None:
@@ -72,6 +78,22 @@ class MxqCalibrateWeights(Pass):
         res = gptq(w, torch.eye(w.shape[-1], dtype=torch.float64), format_attr(q, "format"),
                    damp=spec.damp, actorder=spec.actorder, scale_search=spec.scales == "mse", layer=layer)
         return Calibrated(layer, str(spec), res.weight, res.s_enc, res.err_rtn, res.err_gptq, 0, 0.0)
+
+    @staticmethod
+    def _unrotate(q, mm, result) -> None:
+        """The weight QDQ pair in `result.format` (its spec without the rotation), the decision noting why."""
+        old = format_attr(q, "format")
+        attr = spec_attr(result.format)
+        q.operation.attributes["format"] = attr
+        for res in q.operation.results:
+            for use in res.uses:
+                if "format" in use.owner.attributes:
+                    use.owner.attributes["format"] = attr
+        note = (f"; {result.method} kept it unrotated (output error {result.err_after:.4g}, "
+                f"{result.err_other:.4g} with hadamard={old.hadamard})")
+        decision = ir.StringAttr(mm.operation.attributes["mxq.decision"]).value
+        mm.operation.attributes["mxq.decision"] = ir.StringAttr.get(
+            decision.replace(spec_text(old), spec_text(result.format), 1) + note)
 
     def _replace(self, q, ref, result) -> None:
         old = q.input

@@ -27,7 +27,7 @@ def _add_compile(sub):
                         "bits/weight, scales counted, or (cuda targets) an estimated GEMM time of at most the "
                         "high-precision time / Y, or T (e.g. 300us); layers a --policy rule names are kept as "
                         "it says; writes OUT/policy.toml")
-    p.add_argument("--calibrate", default="", metavar="rtn|gptq|mr-gptq[{damp=D,actorder=0|1,scales=rule|mse}]",
+    p.add_argument("--calibrate", default="", metavar="rtn|gptq|mr-gptq[{damp=D,actorder=0|1,scales=rule|mse,rotate=always|auto}]",
                    help="choose the weights' codes from calibration data (model.py's get_calibration_inputs()): "
                         "GPTQ through each format's own quantizer, or MR-GPTQ (GPTQ with a block Hadamard "
                         "rotation); default rtn, round to nearest")

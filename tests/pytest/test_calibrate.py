@@ -135,6 +135,11 @@ def test_calibrate_spec_text():
     assert CalibrateSpec.parse("mr-gptq").scales == "mse" and CalibrateSpec.parse("gptq").scales == "rule"
     assert str(CalibrateSpec.parse("mr-gptq{scales=mse}")) == "mr-gptq"
     assert str(CalibrateSpec.parse("mr-gptq{scales=rule}")) == "mr-gptq{scales=rule}"
+    assert str(CalibrateSpec.parse("mr-gptq{rotate=auto}")) == "mr-gptq{rotate=auto}"
+    with pytest.raises(ValueError, match="rotate applies to mr-gptq"):
+        CalibrateSpec.parse("gptq{rotate=auto}")
+    with pytest.raises(ValueError, match="bad value 'sometimes' for rotate"):
+        CalibrateSpec.parse("mr-gptq{rotate=sometimes}")
     assert str(CalibrateSpec.parse("gptq{scales=mse}")) == "gptq{scales=mse}"
     assert not CalibrateSpec.parse("rtn").active and not CalibrateSpec.parse("").active
     for bad, msg in [("gtpq", "unknown calibration method 'gtpq'"), ("gptq{damp=x}", "bad value 'x' for damp"),
@@ -222,6 +227,38 @@ def test_mr_gptq_rotates_and_a_policy_key_picks_layers(tmp_path):
     assert not any("calibration" in r for r in rows if ".self_attn." in r["layer"])
     rc, stdout, err = run_mxc("run", out, "--compare")
     assert rc == 0, stdout + err
+
+
+def test_mr_gptq_rotate_auto_keeps_the_rotation_only_where_it_helps(tmp_path):
+    """mr-gptq{rotate=auto}: per weight-only layer the smaller calibrated output error of rotated and not;
+    the layers it left unrotated are compiled without the rotation, codes bit-exact, --compare passes."""
+    from mxc.calibration.sequential import calibrate_model
+    from mxc.compiler.frontend import load_model_file
+    from mxc.runtime.reference import layer_formats
+
+    out = tmp_path / "a"
+    rc, _, err = run_mxc("compile", EXAMPLES / "llama.py", "-o", out, "--format", "mxfp4", "--weights-only",
+                         "--calibrate", "mr-gptq{rotate=auto}", "-q")
+    assert rc == 0, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = [r for r in manifest["layers"] if "calibration" in r]
+    assert len(rows) == 29
+    for r in rows:
+        c = r["calibration"]
+        assert c["method"] == "mr-gptq{rotate=auto}" and c["output_error"] <= c["output_error_other"]
+        assert (r["options"].get("hadamard") is None) == (c["rotation"] == "none"), r["weight_format"]
+        if c["rotation"] == "none":
+            assert "kept it unrotated" in r["decision"] and "hadamard" not in r["weight_format"]
+    assert {r["calibration"]["rotation"] for r in rows} == {"none", "kept"}  # this model has both
+    spec = load_model_file(EXAMPLES / "llama.py")
+    done, _ = calibrate_model(spec.model, [tuple(spec.example_inputs)], layer_formats(manifest),
+                              {r["layer"]: "mr-gptq{rotate=auto}" for r in rows})
+    params = _irpa(out / "model.irpa")
+    for r in rows:
+        qt = quantize(done[r["layer"]].weight, FormatSpec.parse(r["weight_format"]))
+        assert np.array_equal(params[r["calibration"]["params"][0]], qt.packed_elements().numpy().reshape(-1))
+    rc, stdout, err = run_mxc("run", out, "--compare")
+    assert rc == 0 and ": pass" in stdout, stdout + err
 
 
 def test_calibrate_errors(tmp_path):
