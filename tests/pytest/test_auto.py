@@ -277,3 +277,14 @@ def test_speed_budget_errors(write_model):
     code, _, err = run_mxc("compile", path, "-o", path.parent / "o", "--auto", "speedup=1000", "--target",
                            "cuda-sm90", "--weights-only", "--compile-to", "formats")
     assert code == 2 and "the smallest achievable is" in err and "us of estimated GEMM time" in err
+
+
+def test_iree_matmuls_for_the_cost_table_compile(tmp_path, monkeypatch):
+    """`bench_cuda iree-matmuls` (here, no GPU): the high-precision matmuls the cost table times, for cuda-sm90."""
+    from mxc.tools import bench_cuda
+
+    monkeypatch.setattr(bench_cuda, "IREE_SHAPES", ((256, 256),))
+    monkeypatch.setattr(bench_cuda, "IREE_M", (16,))
+    bench_cuda.iree_matmuls(tmp_path)
+    names = sorted(p.name for p in (tmp_path / "iree").glob("*.vmfb"))
+    assert names == ["bf16_256x256_m16.vmfb", "call_1024x1024_m1.vmfb", "f32_256x256_m16.vmfb"]
