@@ -61,7 +61,7 @@ class MxqCalibrateWeights(Pass):
             result = self._result(q, ref, layer, ir.StringAttr(mm.operation.attributes["mxq.calibrate"]).value)
             if result is not None:
                 self._replace(q, ref, result)
-                if getattr(result, "format", None) is not None:
+                if result.format is not None:
                     self._unrotate(q, mm, result)
 
     def _result(self, q, ref, layer: str, method: str):

@@ -2,7 +2,8 @@
 
     cuda-sm90   measured: mxc/targets/data/cuda-sm90-gemm.json, written on an H200 by
                 `python3 -m mxc.tools.bench_cuda cost-table DIR` (every kernel path the target runs,
-                and cuBLAS f32/bf16 for a layer kept in high precision, over N x K x M grids).
+                and IREE's own f32/bf16 matmul for a layer kept in high precision, over N x K x M
+                grids; cuBLAS rows for reference).
                 Per path and table M, piecewise linear in N * K through the table's shapes
                 (below the smallest, its time: the launch-bound floor; above the largest, the
                 last segment extended); between two table M, linear in M (the table has M = 16

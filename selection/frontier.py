@@ -33,12 +33,8 @@ def frontier(costs, scores, couplings, unit: float) -> list[tuple[float, float]]
     if least is None or unit <= 0:
         return []
     most = min(sum(max(row) for row in costs), least + SPAN * unit)
-    points = []
-    for i in range(int((most - least) / (STEP * unit)) + 1):
-        picks = solve(costs, scores, int(least + i * STEP * unit), couplings)
-        points.append((sum(costs[r][j] for r, j in enumerate(picks)) / unit,
-                       sum(scores[r][j] for r, j in enumerate(picks))))
-    return points
+    budgets = [int(least + i * STEP * unit) for i in range(int((most - least) / (STEP * unit)) + 1)]
+    return _solved(costs, scores, couplings, budgets, lambda spent: spent / unit)
 
 
 def time_frontier(costs, scores, couplings, none_cost: int) -> list[tuple[float, float]]:
@@ -47,11 +43,16 @@ def time_frontier(costs, scores, couplings, none_cost: int) -> list[tuple[float,
     least = least_cost(costs, couplings)
     if least is None or least >= none_cost:
         return []
+    budgets = [int(least * (none_cost / least) ** (i / (SPEEDUPS - 1))) for i in range(SPEEDUPS)]
+    return _solved(costs, scores, couplings, budgets, lambda spent: none_cost / spent)
+
+
+def _solved(costs, scores, couplings, budgets: list[int], x_of) -> list[tuple[float, float]]:
+    """(x_of(the cost the solver spent), least total score) for each budget."""
     points = []
-    for i in range(SPEEDUPS):
-        budget = int(least * (none_cost / least) ** (i / (SPEEDUPS - 1)))
+    for budget in budgets:
         picks = solve(costs, scores, budget, couplings)
-        points.append((none_cost / sum(costs[r][j] for r, j in enumerate(picks)),
+        points.append((x_of(sum(costs[r][j] for r, j in enumerate(picks))),
                        sum(scores[r][j] for r, j in enumerate(picks))))
     return points
 

@@ -77,9 +77,9 @@ def _rotated(weights: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
 
 
 # ---------------------------------------------------------------- benchmark
-def _time(fn, copies: int) -> float:
-    """Seconds per call of fn(i): a CUDA graph of INNER calls (weights copy i % copies, so none is
-    in L2 from the call before), timed with CUDA events; the median of REPS replays."""
+def _time(fn, copies: int, reps: int = REPS, inner: int = INNER) -> float:
+    """Seconds per call of fn(i): a CUDA graph of `inner` calls (weights copy i % copies, so none is
+    in L2 from the call before), timed with CUDA events; the median of `reps` replays."""
     for i in range(WARMUP):
         fn(i % copies)
     torch.cuda.synchronize()
@@ -87,18 +87,18 @@ def _time(fn, copies: int) -> float:
     s.wait_stream(torch.cuda.current_stream())
     g = torch.cuda.CUDAGraph()
     with torch.cuda.stream(s), torch.cuda.graph(g, stream=s):
-        for i in range(INNER):
+        for i in range(inner):
             fn(i % copies)
     g.replay()
     torch.cuda.synchronize()
     ts = []
-    for _ in range(REPS):
+    for _ in range(reps):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
         g.replay()
         b.record()
         b.synchronize()
-        ts.append(a.elapsed_time(b) * 1e-3 / INNER)
+        ts.append(a.elapsed_time(b) * 1e-3 / inner)
     return statistics.median(ts)
 
 
@@ -317,7 +317,7 @@ def model(art_dir: Path, model_py: Path) -> None:
 COST_SHAPES = ((1024, 1024), (4096, 4096), (8192, 8192))  # (N, K)
 IREE_SHAPES = ((256, 256), (1024, 1024), (4096, 4096))  # IREE's own matmul (a layer kept in high precision): slower, fewer
 IREE_M = (1, 16, 17, 64, 256)
-IREE_DTYPES = {"f32": "f32", "bf16": "bf16"}  # table kind -> MLIR element type
+IREE_DTYPES = ("f32", "bf16")  # the table's kind is the MLIR element type
 COST_M = (1, 4, 16, 17, 64, 256, 1024, 4096)  # 16 | 17: the switch from the decode kernels to the GEMMs
 COST_REPS, COST_INNER = 7, 10
 
@@ -343,7 +343,7 @@ def iree_matmuls(out: Path) -> None:
 
     (out / "iree").mkdir(parents=True, exist_ok=True)
     flags = list(get_target("cuda-sm90").iree_flags)
-    for kind, et in IREE_DTYPES.items():
+    for et in IREE_DTYPES:
         for n, k in IREE_SHAPES:
             for m in IREE_M:
                 # bf16 operands accumulate into float32 (as torch-mlir lowers a bf16 linear)
@@ -355,7 +355,7 @@ def iree_matmuls(out: Path) -> None:
                         "affine_map<(m, n, k) -> (n, k)>, affine_map<(m, n, k) -> (m, n)>]\n"
                         f"    ins(%x, %w : {x}, {w}) outs(%f : {y}) -> {y}\n"
                         f"  return %r : {y}\n}}\n")
-                (out / "iree" / f"{kind}_{n}x{k}_m{m}.vmfb").write_bytes(ic.compile_str(text, extra_args=flags))
+                (out / "iree" / f"{et}_{n}x{k}_m{m}.vmfb").write_bytes(ic.compile_str(text, extra_args=flags))
     # the cost of a synchronous call of one tiny dispatch (invoke, submit, fence, read back), subtracted from
     # the matmuls' times: an artifact's layers run inside one call of its program
     y = "tensor<1x1024xf32>"
@@ -410,8 +410,6 @@ def cost_table(out: Path, dest: Path | None = None) -> None:
 
     from mxc.selection.cost import TABLE_VERSION, kind_key
 
-    global REPS, INNER
-    REPS, INNER = COST_REPS, COST_INNER
     mod = Module((out / "kernels.cubin").read_bytes())
     torch.backends.cuda.matmul.allow_tf32 = False
     rows = []
@@ -427,7 +425,7 @@ def cost_table(out: Path, dest: Path | None = None) -> None:
             for m in COST_M:
                 x = torch.randn(m, k, generator=g).to("cuda", dt)
                 rows.append({"kind": f"cublas-{name}", "n": n, "k": k, "m": m,
-                             "s": _time(lambda i: torch.nn.functional.linear(x, wd[i]), copies)})
+                             "s": _time(lambda i: torch.nn.functional.linear(x, wd[i]), copies, COST_REPS, COST_INNER)})
             del wd
         qs: dict[str, object] = {}
         for wf, af in kinds:
@@ -442,7 +440,7 @@ def cost_table(out: Path, dest: Path | None = None) -> None:
                     dev[key] = _rotated(layer_weights(ks, q, k))
                 wts = dev[key]
                 x = torch.randn(m, k, generator=g).cuda()
-                t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts), COST_REPS, COST_INNER)
                 rows.append({"kind": kind_key(wf, af), "n": n, "k": k, "m": m, "s": t})
             print(f"  {n}x{k} {kind_key(wf, af)}: " + " ".join(f"{r['s'] * 1e6:.1f}" for r in rows[-len(COST_M):])
                   + " us", flush=True)
@@ -471,9 +469,7 @@ def auto_check(auto_dir: Path, none_dir: Path) -> None:
     the same model compiled with --format none (same shapes), medians. The estimate covers the searched
     layers' GEMMs only, so the check is on what they change: the forward time predicted for the --auto
     artifact, measured(none) - estimated(none) + estimated(auto), against the measured one."""
-    import json as _json
-
-    manifest = _json.loads((auto_dir / "manifest.json").read_text())
+    manifest = json.loads((auto_dir / "manifest.json").read_text())
     speed = manifest.get("auto", {}).get("speed")
     if not speed:
         raise SystemExit(f"{auto_dir}: not compiled with a speed budget (--auto speedup=Y or time=T)")

@@ -134,9 +134,9 @@ def _auto_table(auto: dict) -> str:
             f"{len(auto['layers'])} searched layers; objective {auto['objective']}; calibration "
             f"{c['batches']} batch(es) of {c['shapes']} from {c['source']}, loss: {c['loss']}; "
             f"policy: {auto['policy']}")
-    if "speed" in auto:
-        head += "\n" + _speed_text(auto["speed"]) + f"\ncost model: {auto['speed']['cost_model']['source']}"
     timed = "speed" in auto
+    if timed:
+        head += "\n" + _speed_text(auto["speed"]) + f"\ncost model: {auto['speed']['cost_model']['source']}"
     rows = [[layer, d["choice"], f"{d['bits_per_weight']:.2f}",
              *([f"{d['estimated_gemm_s'] * 1e6:.2f}"] if timed else []), f"{d['score']:.4g}",
              "" if d["runner_up"] is None else d["runner_up"]["choice"],
