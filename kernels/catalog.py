@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .kinds import DEC_MT, GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Dec, Gemv, Kernel, Qgmma, ToBf16, Wgmma
+from .kinds import (DEC_MT, DEC_R, GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Dec, Gemv, Kernel, Qgmma, ToBf16, Wgmma,
+                    dec_max_rows)
 from .operands import NV_ACT, QGMMA_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
@@ -28,7 +29,8 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                 ks += [Gemv(w_format=f, bias=bias, mt=mt, arch=arch) for mt in GEMV_MT]
             else:
                 ks.append(Wgmma(w_format=f, bias=bias))
-                ks += [Dec(w_format=f, bias=bias, mt=mt) for mt in DEC_MT]
+                ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
+                       if r == 1 or (mt > 1 and r <= dec_max_rows(f, mt))]
     if arch == "sm_100a":
         ks.append(BsQ(a_format="bf16", arch=arch))
     else:

@@ -2,7 +2,7 @@
 C++ call its `extern "C"` wrapper makes.
 
 Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
-in registers to bf16, mma.sync; at M = 1 the `dec1` kernel: x staged as bf16 per warp, a ring of
+in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the `dec1` kernel: x staged as bf16 per warp, a ring of
 tiles in flight, one wave of CTAs with equal shares of the row tiles), `Gemv` (weight-only,
 M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `ToBf16` + `Wgmma` (weight-only prefill:
 activations to bf16, bf16 HGMMA on decoded weights), `ActQ` + `Qgmma` (MXFP8 x MXFP8 on the FP8
@@ -33,7 +33,10 @@ EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
 GEMV_MAX_M = 16  # decode shapes; larger M takes a GEMM kernel
 GEMV_MT = (1, 4, 16)  # rows of x per pass of the gemv variants
 DEC_MT = (1, 8, 16)  # rows of x per CTA of the dec variants (one n8 MMA tile, 1 or 8 rows used; two)
-DEC_ROWS = 16  # weight rows per dec CTA (the MMA's M)
+DEC_ROWS = 16  # weight rows of a dec fragment tile (the MMA's M)
+DEC_R = (1, 2, 4)  # 16-row tiles per dec CTA (mt > 1): each load of x serves r of them
+DEC_RING = 2  # K tiles of weights in flight per dec warp (mt > 1; 3 or 4 measured no faster on the H200)
+DEC_MIN_CTAS = 200  # dec takes the most row tiles per CTA that still leave this many CTAs (2 per SM fit)
 DEC1_SMS = 132  # dec1's largest grid is the CTAs an H100 / H200 SXM (132 SMs) holds at once
 STAGES = 4  # cp.async depth of the wgmma kernels (mxc_sm90_mma.cuh)
 BS_STAGES = 3  # bulk-copy slots of the block-scaled skeleton (mxc_bs.cuh)
@@ -201,9 +204,10 @@ class Gemv(_Decode):
 @dataclass(frozen=True)
 class Dec(_Decode):
     """Weight-only at decode shapes (M <= 16) on the tensor cores: each warp streams its share of K
-    for 16 weight rows, decodes them in registers to bf16 (integer ops for E2M1, exact), multiplies
-    by bf16 activations with mma.sync m16n8k16, f32 accumulators; the CTA's warps sum in shared
-    memory (a fixed order), the NV tensor scale and the epilogue after. mt = 1 is `dec1` (M = 1, the
+    for r tiles of 16 weight rows (a two-deep ring), decodes them in registers to bf16 (integer ops
+    for E2M1 and FP8, exact), multiplies by bf16 activations with mma.sync m16n8k16, f32 accumulators;
+    each load of the activations serves the r tiles; the CTA's warps sum in shared memory (a fixed
+    order), the NV tensor scale and the epilogue after. mt = 1 is `dec1` (M = 1, the
     decode step): x staged once per warp as bf16 in shared memory, a ring of weight tiles in flight
     per warp, a grid no larger than the GPU holds at once whose CTAs take equal shares of the 16-row
     tiles, FP8 elements decoded by integer ops too (exact); it also runs M > 1, one row of x per CTA
@@ -212,6 +216,11 @@ class Dec(_Decode):
     kind = "dec"
     rounding = "bf16 activations"
     mt: int = 8  # rows of x per CTA (DEC_MT)
+    r: int = 1  # 16-row weight tiles per CTA, mt > 1 (DEC_R; `dec_rows` picks it from N)
+
+    @property
+    def name(self) -> str:
+        return super().name + (f"_r{self.r}" if self.r > 1 else "")
 
     @property
     def ctas_per_sm(self) -> int:
@@ -220,9 +229,13 @@ class Dec(_Decode):
         # the activations of both tiles spill)
         # dec1 (mt = 1): E2M1 16 warps per CTA, 2 CTAs of 64 registers; FP8 8 warps, 4 CTAs of 64 (at 16
         # warps one register spills); float decodes 8 warps, 3 CTAs of 80
+        # r > 1 (r row tiles per CTA, dec_max_rows): 2 CTAs of 128 registers
         if self.mt == 1:
             return 2 if fast_e2m1(self.w_format) else 4 if fast_fp8(self.w_format) else 3
-        return 4 if self.mt == 8 else 2
+        fast = fast_e2m1(self.w_format) or fast_fp8(self.w_format)
+        if self.r == 1:
+            return (4 if fast else 3) if self.mt == 8 else 2
+        return 2
 
     @property
     def threads(self) -> int:  # dec1 of E2M1 codes: 16 warps splitting K (at N = 4096, 32 warps per SM)
@@ -232,17 +245,37 @@ class Dec(_Decode):
         if self.mt == 1:  # dec1: at most the CTAs the GPU holds at once, each ceil(row tiles / grid) row tiles
             tiles = ops.cdiv(n, DEC_ROWS)
             return (ops.cdiv(tiles, ops.cdiv(tiles, DEC1_SMS * self.ctas_per_sm)), m, 1)
-        return (ops.cdiv(n, DEC_ROWS), ops.cdiv(m, self.mt), 1)
+        tiles = ops.cdiv(n, DEC_ROWS)
+        return (tiles if self.r == 1 else ops.cdiv(tiles, self.r), ops.cdiv(m, self.mt), 1)
 
     def weight_layout(self):
         return Fragments(e2m1=fast_e2m1(self.w_format))
 
     def call(self) -> str:
-        return self._call(str(self.threads // 32), "dec1") if self.mt == 1 else self._call(f"{self.mt}")
+        return (self._call(str(self.threads // 32), "dec1") if self.mt == 1
+                else self._call(f"{self.mt}, {self.r}, {DEC_RING}"))
 
     @property
     def path(self) -> str:
         return "decode: weights to bf16 in registers, mma.sync (M <= 16)"
+
+
+def dec_max_rows(w_format: str, mt: int) -> int:
+    """The most row tiles per dec CTA that run at 2 CTAs of 128 registers per SM: for the integer
+    decodes, 4 (one n8 tile of x) or 2 (two; E2M1) and 2 (FP8 codes, 32 bytes per lane and tile); 1 for
+    the float decodes (IF4, INT, FP6), which need more registers (measured on the H200, `bench_cuda
+    dec-rows`: 2 or 4 row tiles at one CTA per SM ran slower than 1 at two)."""
+    if fast_e2m1(w_format):
+        return 4 if mt == 8 else 2
+    return 2 if fast_fp8(w_format) else 1
+
+
+def dec_rows(n: int, w_format: str, mt: int) -> int:
+    """Row tiles per dec CTA (mt > 1) for N = n: the most (up to dec_max_rows) that leaves DEC_MIN_CTAS
+    CTAs; the activations are loaded once per CTA and K tile, so more rows per CTA means fewer loads."""
+    tiles = -(-n // DEC_ROWS)
+    cap = dec_max_rows(w_format, mt)
+    return max((r for r in DEC_R if r <= cap and -(-tiles // r) >= DEC_MIN_CTAS), default=1)
 
 
 @dataclass(frozen=True)

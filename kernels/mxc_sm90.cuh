@@ -12,7 +12,8 @@
 //           (cuda-sm100's decode kernel; cuda-sm90 takes dec).
 //   dec     weight-only, M <= 16, on the tensor cores: weights in fragment tiles
 //           decoded in registers to bf16 (exact; IF4's INT blocks rounded), bf16
-//           activations, mma.sync m16n8k16 (HMMA), f32 accumulators.
+//           activations, mma.sync m16n8k16 (HMMA), f32 accumulators; R weight row
+//           tiles per CTA share each load of the activations.
 //   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
 //           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
 //           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops.
@@ -262,130 +263,6 @@ __device__ __forceinline__ uint32_t dec_factor(uint32_t c) {
   return pack_bf16(f, f);
 }
 
-template <class F, int MT, bool BIAS>
-__device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* __restrict__ w,
-                                    const uint8_t* __restrict__ s, const float* __restrict__ tsp,
-                                    const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
-                                    int epi) {
-  constexpr int WARPS = 8, NT = MT / 8;          // warps splitting K; n8 MMA tiles over x's rows
-  constexpr int LB = 32 * F::BITS / 8;           // a lane's bytes of a tile
-  constexpr int NB = 64 / F::BS;                 // blocks per tile row
-  constexpr int U = LB > 16 ? 2 : 4;             // tiles in flight per warp
-  __shared__ float red[WARPS][16][MT];
-  __shared__ uint32_t lut[256];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  if constexpr (F::E2M1) {
-    lut[threadIdx.x] = dec_factor<F>(threadIdx.x);  // 256 threads, 256 codes
-    __syncthreads();
-  }
-  const int rt = blockIdx.x, m0 = blockIdx.y * MT, KT = (K + 63) / 64;
-  const int kt0 = warp * KT / WARPS, kt1 = (warp + 1) * KT / WARPS;
-  const uint8_t* wp = w + (size_t)rt * KT * (32 * LB) + lane * LB;
-  const uint8_t* sp = s + (size_t)rt * KT * (16 * NB) + 2 * (g * NB + 16 * t / F::BS);
-  const bool wvec = ((uintptr_t)w % 16) == 0;
-  const bool xvec = (K % 4 == 0) && ((uintptr_t)x % 16) == 0;
-  float acc[NT][4];
-#pragma unroll
-  for (int i = 0; i < NT; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-#pragma unroll 1
-  for (int kt = kt0; kt < kt1; kt += U) {
-    // U tiles' weights and scales in flight first; the activations (L1/L2-resident) per tile below
-    Raw<LB> raw[U];
-    uint32_t sc2[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (kt + u >= kt1) continue;
-      raw[u] = load_bytes<LB>(wp + (size_t)(kt + u) * (32 * LB), wvec);
-      sc2[u] = __ldg(reinterpret_cast<const unsigned short*>(sp + (size_t)(kt + u) * (16 * NB)));
-    }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (kt + u >= kt1) continue;
-      const int k0 = (kt + u) * 64 + 16 * t;
-      uint32_t xb[NT][8];
-#pragma unroll
-      for (int i = 0; i < NT; ++i) {
-        const int m = m0 + 8 * i + g;
-        float v[16];
-        if (m < M && xvec && k0 + 16 <= K) {
-          const float4* xr = reinterpret_cast<const float4*>(x + (size_t)m * K + k0);
-#pragma unroll
-          for (int c = 0; c < 4; ++c) {
-            const float4 f = __ldg(xr + c);
-            v[4 * c] = f.x; v[4 * c + 1] = f.y; v[4 * c + 2] = f.z; v[4 * c + 3] = f.w;
-          }
-        } else {
-#pragma unroll
-          for (int c = 0; c < 16; ++c) v[c] = (m < M && k0 + c < K) ? __ldg(x + (size_t)m * K + k0 + c) : 0.f;
-        }
-#pragma unroll
-        for (int c = 0; c < 8; ++c) xb[i][c] = pack_bf16(v[2 * c], v[2 * c + 1]);
-      }
-      const uint32_t sc[2] = {sc2[u] & 0xFF, (sc2[u] >> 8) & 0xFF};
-      if constexpr (F::E2M1) {
-        uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
-        bool two = false;  // an E8M0 scale whose 2^(c-1) bf16 cannot hold: 2^126, then the scale
-        if constexpr (F::E8M0) two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);
-        uint32_t f2[2] = {0x3F803F80u, 0x3F803F80u};  // bf16 1.0
-        if (two) {
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const float sf = F::scale(sc[r]);
-            f2[r] = fb[r] ? 0x3F803F80u : pack_bf16(sf, sf);
-            fb[r] = fb[r] ? fb[r] : 0x7E807E80u;
-          }
-        }
-#pragma unroll
-        for (int st = 0; st < 4; ++st) {
-          uint32_t a[4];
-          e2m1_bits(raw[u].w[st], a);
-#pragma unroll
-          for (int j = 0; j < 4; ++j) {
-            a[j] = bf16x2_mul(a[j], fb[j & 1]);
-            if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
-          }
-#pragma unroll
-          for (int i = 0; i < NT; ++i) mma_bf16_16816(acc[i], a, xb[i][2 * st], xb[i][2 * st + 1]);
-        }
-      } else {
-        const float sf[2] = {F::scale(sc[0]), F::scale(sc[1])};
-#pragma unroll
-        for (int st = 0; st < 4; ++st) {
-          float v[8];
-#pragma unroll
-          for (int p = 0; p < 8; ++p) v[p] = F::elem(code_at<F::BITS>(raw[u], 8 * st + p), sc[p & 1]) * sf[p & 1];
-          uint32_t a[4];
-#pragma unroll
-          for (int j = 0; j < 4; ++j) a[j] = pack_bf16(v[j], v[j + 4]);
-#pragma unroll
-          for (int i = 0; i < NT; ++i) mma_bf16_16816(acc[i], a, xb[i][2 * st], xb[i][2 * st + 1]);
-        }
-      }
-    }
-  }
-  // c0, c1: row g, columns 2t, 2t+1; c2, c3: row g+8
-#pragma unroll
-  for (int i = 0; i < NT; ++i) {
-    red[warp][g][8 * i + 2 * t] = acc[i][0];
-    red[warp][g][8 * i + 2 * t + 1] = acc[i][1];
-    red[warp][g + 8][8 * i + 2 * t] = acc[i][2];
-    red[warp][g + 8][8 * i + 2 * t + 1] = acc[i][3];
-  }
-  __syncthreads();
-  // the NV tensor scale, and for E2M1 with UE4M3 / UE5M3 scales the 2^16 the factors left out
-  const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
-  for (int idx = threadIdx.x; idx < 16 * MT; idx += blockDim.x) {
-    const int row = idx % 16, col = idx / 16, n = rt * 16 + row, m = m0 + col;
-    if (n >= N || m >= M) continue;
-    float v = 0.f;
-#pragma unroll
-    for (int q = 0; q < WARPS; ++q) v += red[q][row][col];
-    v *= post;
-    if (BIAS) v += bias[n];
-    y[(size_t)m * N + n] = epilogue(v, epi);
-  }
-}
-
 // ---------------------------------------------------------------- dec1 (M = 1, mma.sync)
 // The dec kernel for one row of x (the decode step of an LLM): the same fragment tiles, with
 //   - x converted once per warp to bf16 in shared memory (the warp's K range, Dec1Ck at a time),
@@ -430,17 +307,25 @@ __device__ __forceinline__ void dec_stage(const float* __restrict__ xr, __nv_bfl
   }
 }
 
-// One fragment tile: decode the lane's codes to bf16 A fragments, 4 MMA steps into acc.
+// MMA step st of a fragment tile on NT n8 tiles of activations.
+template <int NT>
+__device__ __forceinline__ void mma_n(float (*acc)[4], const uint32_t* a, const uint32_t (*xb)[8], int st) {
+#pragma unroll
+  for (int i = 0; i < NT; ++i) mma_bf16_16816(acc[i], a, xb[i][2 * st], xb[i][2 * st + 1]);
+}
+
+// One fragment tile: decode the lane's codes to bf16 A fragments, 4 MMA steps into acc, each on the NT
+// n8 tiles of activations (xb[i]: lane g's column of tile i, its 16 K values as bf16 pairs).
 // DIAG 2 (a measurement variant): the raw words as A, no decode.
-template <class F, int DIAG>
-__device__ __forceinline__ void dec_tile(float* acc, const Raw<32 * F::BITS / 8>& raw, uint32_t sc2, const uint32_t* xb,
-                                         const uint32_t* lut) {
+template <class F, int DIAG, int NT = 1>
+__device__ __forceinline__ void dec_tile(float (*acc)[4], const Raw<32 * F::BITS / 8>& raw, uint32_t sc2,
+                                         const uint32_t (*xb)[8], const uint32_t* lut) {
   const uint32_t sc[2] = {sc2 & 0xFF, (sc2 >> 8) & 0xFF};
   if constexpr (DIAG == 2) {
 #pragma unroll
     for (int st = 0; st < 4; ++st) {
       const uint32_t a[4] = {raw.w[st] & 0x3F3F3F3Fu, (raw.w[st] >> 2) & 0x3F3F3F3Fu, sc[0], sc[1]};
-      mma_bf16_16816(acc, a, xb[2 * st], xb[2 * st + 1]);
+      mma_n<NT>(acc, a, xb, st);
     }
   } else if constexpr (F::F8) {
     // FP8 codes to bf16 bits by integer ops: the code's byte moved to bits 8..15 (PRMT), its sign kept
@@ -468,7 +353,7 @@ __device__ __forceinline__ void dec_tile(float* acc, const Raw<32 * F::BITS / 8>
         a[j] = bf16x2_mul(a[j], fb[j & 1]);
         if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
       }
-      mma_bf16_16816(acc, a, xb[2 * st], xb[2 * st + 1]);
+      mma_n<NT>(acc, a, xb, st);
     }
   } else if constexpr (F::E2M1) {
     uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
@@ -492,7 +377,7 @@ __device__ __forceinline__ void dec_tile(float* acc, const Raw<32 * F::BITS / 8>
         a[j] = bf16x2_mul(a[j], fb[j & 1]);
         if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
       }
-      mma_bf16_16816(acc, a, xb[2 * st], xb[2 * st + 1]);
+      mma_n<NT>(acc, a, xb, st);
     }
   } else {
     const float sf[2] = {F::scale(sc[0]), F::scale(sc[1])};
@@ -504,7 +389,7 @@ __device__ __forceinline__ void dec_tile(float* acc, const Raw<32 * F::BITS / 8>
       uint32_t a[4];
 #pragma unroll
       for (int j = 0; j < 4; ++j) a[j] = pack_bf16(v[j], v[j + 4]);
-      mma_bf16_16816(acc, a, xb[2 * st], xb[2 * st + 1]);
+      mma_n<NT>(acc, a, xb, st);
     }
   }
 }
@@ -542,12 +427,13 @@ __device__ __forceinline__ void dec1_rows(const float* __restrict__ xr, const ui
   const int xo = 16 * t;  // lane t's 16 values of a tile's 64
 #pragma unroll 1
   for (int rt = r0; rt < r1; ++rt) {
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}};
     auto tile = [&](int u, int i) {
-      uint32_t xb[8];
+      uint32_t xb[1][8];
       const __nv_bfloat16* xp = xs + (i % CT) * 64 + xo;
       const uint4 a = *reinterpret_cast<const uint4*>(xp), b = *reinterpret_cast<const uint4*>(xp + 8);
-      xb[0] = a.x; xb[1] = a.y; xb[2] = a.z; xb[3] = a.w; xb[4] = b.x; xb[5] = b.y; xb[6] = b.z; xb[7] = b.w;
+      xb[0][0] = a.x; xb[0][1] = a.y; xb[0][2] = a.z; xb[0][3] = a.w;
+      xb[0][4] = b.x; xb[0][5] = b.y; xb[0][6] = b.z; xb[0][7] = b.w;
       dec_tile<F, DIAG>(acc, ring[u], rsc[u], xb, lut);
       if (i + U < ntile) load(u, wp, sp, i + U);
     };
@@ -581,8 +467,8 @@ __device__ __forceinline__ void dec1_rows(const float* __restrict__ xr, const ui
     }
     // column 0 of the n8 tile: c0 (row g), c2 (row g + 8) of lanes t = 0
     if (t == 0) {
-      red[warp][g] = acc[0];
-      red[warp][g + 8] = acc[2];
+      red[warp][g] = acc[0][0];
+      red[warp][g + 8] = acc[0][2];
     }
     __syncthreads();
     if (threadIdx.x < 16) {
@@ -626,6 +512,113 @@ __device__ __forceinline__ void dec1(const float* __restrict__ x, const uint8_t*
     dec1_rows<F, BIAS, U, true, DIAG, WARPS>(xr, w, s, tsp, bias, yr, N, K, epi, r0, r1, lut, xs, red);
   else
     dec1_rows<F, BIAS, 1, false, DIAG, WARPS>(xr, w, s, tsp, bias, yr, N, K, epi, r0, r1, lut, xs, red);  // bytes: no ring
+}
+
+// ---------------------------------------------------------------- dec (2 <= M <= 16, mma.sync)
+// MT rows of x (one n8 MMA tile per 8) against R consecutive 16-row tiles of weights per CTA: each warp
+// takes its share of K for all R row tiles, so one load and bf16 conversion of the activations serves
+// R weight tiles (R = 1 re-read x from L2 for every 16 weight rows: at M = 16 eight times the weights'
+// bytes). The weights come through a ring of U K tiles per warp (the R fragment tiles of K tile k + U - 1
+// are loaded before tile k is decoded); the CTA's warps sum in shared memory in a fixed order.
+template <class F, int MT, int R, int U, bool BIAS>
+__device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* __restrict__ w,
+                                    const uint8_t* __restrict__ s, const float* __restrict__ tsp,
+                                    const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
+                                    int epi) {
+  constexpr int WARPS = 8, NT = MT / 8;          // warps splitting K; n8 MMA tiles over x's rows
+  constexpr int LB = 32 * F::BITS / 8;           // a lane's bytes of a tile
+  constexpr int NB = 64 / F::BS;                 // blocks per tile row
+  __shared__ float red[WARPS][16 * R][MT];
+  __shared__ uint32_t lut[256];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  if constexpr (F::E2M1 || F::F8) {
+    lut[threadIdx.x] = dec_factor<F>(threadIdx.x);  // 256 threads, 256 codes
+    __syncthreads();
+  }
+  const int RT = (N + 15) / 16, rt0 = blockIdx.x * R, m0 = blockIdx.y * MT, KT = (K + 63) / 64;
+  const int kt0 = warp * KT / WARPS, kt1 = (warp + 1) * KT / WARPS;
+  const size_t wrow = (size_t)KT * (32 * LB), srow = (size_t)KT * (16 * NB);
+  // row tiles past N read the last one (computed, never stored)
+  const uint8_t* wp = w + (size_t)min(rt0, RT - 1) * wrow + lane * LB;
+  const uint8_t* sp = s + (size_t)min(rt0, RT - 1) * srow + 2 * (g * NB + 16 * t / F::BS);
+  int rstep[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) rstep[r] = min(rt0 + r, RT - 1) - min(rt0, RT - 1);
+  const bool wvec = ((uintptr_t)w % 16) == 0;
+  const bool xvec = (K % 4 == 0) && ((uintptr_t)x % 16) == 0;
+  float acc[R][NT][4];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int i = 0; i < NT; ++i) acc[r][i][0] = acc[r][i][1] = acc[r][i][2] = acc[r][i][3] = 0.f;
+
+  auto load = [&](Raw<LB>* raw, uint32_t* sc2, int kt) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      raw[r] = load_bytes<LB>(wp + rstep[r] * wrow + (size_t)kt * (32 * LB), wvec);
+      sc2[r] = __ldg(reinterpret_cast<const unsigned short*>(sp + rstep[r] * srow + (size_t)kt * (16 * NB)));
+    }
+  };
+  auto compute = [&](const Raw<LB>* raw, const uint32_t* sc2, int kt) {
+    const int k0 = kt * 64 + 16 * t;
+    uint32_t xb[NT][8];
+#pragma unroll
+    for (int i = 0; i < NT; ++i) {
+      const int m = m0 + 8 * i + g;
+      float v[16];
+      if (m < M && xvec && k0 + 16 <= K) {
+        const float4* xr = reinterpret_cast<const float4*>(x + (size_t)m * K + k0);
+#pragma unroll
+        for (int c = 0; c < 4; ++c) {
+          const float4 f = __ldg(xr + c);
+          v[4 * c] = f.x; v[4 * c + 1] = f.y; v[4 * c + 2] = f.z; v[4 * c + 3] = f.w;
+        }
+      } else {
+#pragma unroll
+        for (int c = 0; c < 16; ++c) v[c] = (m < M && k0 + c < K) ? __ldg(x + (size_t)m * K + k0 + c) : 0.f;
+      }
+#pragma unroll
+      for (int c = 0; c < 8; ++c) xb[i][c] = pack_bf16(v[2 * c], v[2 * c + 1]);
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) dec_tile<F, 0, NT>(acc[r], raw[r], sc2[r], xb, lut);
+  };
+  Raw<LB> ring[U][R];
+  uint32_t rsc[U][R];
+#pragma unroll
+  for (int u = 0; u + 1 < U; ++u)
+    if (kt0 + u < kt1) load(ring[u], rsc[u], kt0 + u);
+#pragma unroll 1
+  for (int kt = kt0; kt < kt1; kt += U) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (kt + u + U - 1 < kt1) load(ring[(u + U - 1) % U], rsc[(u + U - 1) % U], kt + u + U - 1);  // tile k-1's slot
+      if (kt + u < kt1) compute(ring[u], rsc[u], kt + u);
+    }
+  }
+  // c0, c1: row g, columns 2t, 2t+1; c2, c3: row g+8
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int i = 0; i < NT; ++i) {
+      red[warp][16 * r + g][8 * i + 2 * t] = acc[r][i][0];
+      red[warp][16 * r + g][8 * i + 2 * t + 1] = acc[r][i][1];
+      red[warp][16 * r + g + 8][8 * i + 2 * t] = acc[r][i][2];
+      red[warp][16 * r + g + 8][8 * i + 2 * t + 1] = acc[r][i][3];
+    }
+  __syncthreads();
+  // the NV tensor scale, and for E2M1 with UE4M3 / UE5M3 scales the 2^16 the factors left out
+  const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
+  for (int idx = threadIdx.x; idx < 16 * R * MT; idx += blockDim.x) {
+    const int row = idx % (16 * R), col = idx / (16 * R), n = rt0 * 16 + row, m = m0 + col;
+    if (n >= N || m >= M) continue;
+    float v = 0.f;
+#pragma unroll
+    for (int q = 0; q < WARPS; ++q) v += red[q][row][col];
+    v *= post;
+    if (BIAS) v += bias[n];
+    y[(size_t)m * N + n] = epilogue(v, epi);
+  }
 }
 
 // ---------------------------------------------------------------- wgmma helpers (sm_90a)

@@ -28,6 +28,7 @@ class GemmLayer:
     weights: FormatSpec
     acts: FormatSpec | None  # None: activations in high precision (weight-only)
     bias: bool
+    n: int = 0  # output features (0: unknown; kernels that size their grid by N take their default)
 
     @property
     def w_format(self) -> str:

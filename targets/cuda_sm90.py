@@ -11,7 +11,7 @@ checks them on this hardware.
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import DEC_MT, GEMV_MAX_M, ActQ, Dec, Qgmma, ToBf16, Wgmma
+from mxc.kernels.kinds import DEC_MT, GEMV_MAX_M, ActQ, Dec, Qgmma, ToBf16, Wgmma, dec_rows
 from mxc.kernels.operands import MX_NATIVE, QGMMA_FORMATS, pair_kind
 
 from .base import GemmLayer
@@ -29,7 +29,8 @@ class CudaSm90(CudaTarget):
         w, a, bias = layer.w_format, layer.a_format, layer.bias
         if a is None:
             if layer.m <= GEMV_MAX_M:
-                return [Dec(w_format=w, bias=bias, mt=next(v for v in DEC_MT if v >= layer.m))]
+                mt = next(v for v in DEC_MT if v >= layer.m)
+                return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]
             return [ToBf16(), Wgmma(w_format=w, bias=bias)]
         if a in QGMMA_FORMATS and w in QGMMA_FORMATS:
             return [ActQ(a_format=a), Qgmma(w_format=w, a_format=a, bias=bias)]

@@ -6,6 +6,8 @@
                                                   # [--no-peers]   on the H100/H200: timings vs cuBLAS
                                                   # bf16, torch._scaled_mm, torch int4, gemlite; medians
     python3 -m mxc.tools.bench_cuda bench-bs DIR  # on the H100/H200: the block-scaled twin vs cuBLAS
+    python3 -m mxc.tools.bench_cuda dec-rows DIR  # on the H100/H200: dec at M = 4, 16 with 1, 2, 4 row
+                                                  # tiles per CTA vs cuBLAS bf16 (what kinds.dec_rows picks from)
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -39,6 +41,7 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
+from mxc.kernels.kinds import DEC_MT, DEC_R, Dec, dec_max_rows, dec_rows
 from mxc.kernels.launches import weight_layout
 from mxc.numerics.options import FormatSpec
 from mxc.numerics.quantize import quantize
@@ -62,9 +65,9 @@ def build(out: Path) -> None:
     print(f"{len(ks)} kernels, cubin {len(b.cubin)} bytes -> {out}")
 
 
-def _select(m: int, w: str, a: str | None) -> list:
-    """cuda-sm90's kernels for a layer without bias."""
-    layer = GemmLayer("bench", m, FormatSpec.parse(w), a and FormatSpec.parse(a), False)
+def _select(m: int, w: str, a: str | None, n: int = 0) -> list:
+    """cuda-sm90's kernels for a layer without bias (N = n; 0: the kernels' defaults where they size by N)."""
+    layer = GemmLayer("bench", m, FormatSpec.parse(w), a and FormatSpec.parse(a), False, n)
     ks = get_target("cuda-sm90").select(layer)
     assert not isinstance(ks, str), ks
     return ks
@@ -202,13 +205,13 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
             for label, fn, copies, nbytes in (_peers(x, w, n, k) if peers else []):
                 row(n, k, m, label, _time(fn, copies) if fn else float("nan"), t_ref, nbytes)
             for f in formats:
-                ks = _select(m, f, None)
+                ks = _select(m, f, None, n)
                 wts = weights(f, ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs[f], weights=wts[i]), len(wts))
                 row(n, k, m, f"mxc {ks[-1].kind} {f} weight-only", t, t_ref,
                     wts[0]["w"].numel() + wts[0]["w_scales"].numel())
             if "mxfp8" in formats:
-                ks = _select(m, "mxfp8", "mxfp8")
+                ks = _select(m, "mxfp8", "mxfp8", n)
                 w8s = weights("mxfp8", ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs["mxfp8"], weights=w8s[i]), len(w8s))
                 row(n, k, m, "mxc actq+qgmma mxfp8 x mxfp8", t, t_ref, w8s[0]["w"].numel() + w8s[0]["w_scales"].numel())
@@ -434,7 +437,7 @@ def cost_table(out: Path, dest: Path | None = None) -> None:
             q = qs[wf]
             dev: dict = {}
             for m in COST_M:
-                ks = _select(m, wf, af)
+                ks = _select(m, wf, af, n)
                 key = weight_layout(ks)
                 if key not in dev:
                     dev[key] = _rotated(layer_weights(ks, q, k))
@@ -491,13 +494,43 @@ def once(out: Path, shape: str, m: int, w: str, a: str | None) -> None:
     n, k = (int(v) for v in shape.split("x"))
     g = torch.Generator().manual_seed(0)
     q = quantize(torch.randn(n, k, generator=g), w)
-    ks = _select(m, w, a)
+    ks = _select(m, w, a, n)
     wts = layer_weights(ks, q, k)
     x = torch.randn(m, k, generator=g).cuda()
     for _ in range(3):
         run_layer(mod, ks, x, q, weights=wts)
     torch.cuda.synchronize()
     print(f"ran {[kk.name for kk in ks]} x3 for M={m} N={n} K={k}")
+
+
+def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO) -> None:
+    """The dec kernel (2 <= M <= 16) at every row-tile count per CTA (kinds.DEC_R) its format allows,
+    against cuBLAS bf16 in the same run: the measurements behind kinds.dec_rows."""
+    mod = Module((out / "kernels.cubin").read_bytes())
+    print(f"device: {torch.cuda.get_device_name()}; dec_rows picks (M = {', '.join(map(str, ms))}): "
+          f"{ {f: [[dec_rows(n, f, 8 if m <= 8 else 16) for m in ms] for n, _ in shapes] for f in formats} }")
+    for n, k in shapes:
+        g = torch.Generator().manual_seed(0)
+        w = torch.randn(n, k, generator=g)
+        nbf = _copies(2 * n * k)
+        wb = [w.bfloat16().cuda() for _ in range(nbf)]
+        for f in formats:
+            q = quantize(w, f)
+            wts = None
+            for m in ms:
+                x = torch.randn(m, k, generator=g).cuda()
+                xb = x.bfloat16()
+                t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
+                cells = []
+                mt = next(v for v in DEC_MT if v >= m)
+                for r in (r for r in DEC_R if r <= dec_max_rows(f, mt)):
+                    ks = [Dec(w_format=f, mt=mt, r=r)]
+                    wts = wts or _rotated(layer_weights(ks, q, k))  # one weight layout for every r
+                    t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                    cells.append(f"r{r} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
+                print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:6.1f}us  " + "  ".join(cells), flush=True)
+        del wb
+        torch.cuda.empty_cache()
 
 
 def main(argv=None) -> int:
@@ -509,6 +542,9 @@ def main(argv=None) -> int:
         return 0
     if len(argv) in (5, 6) and argv[0] == "once":
         once(Path(argv[1]), argv[2], int(argv[3]), argv[4], argv[5] if len(argv) == 6 else None)
+        return 0
+    if len(argv) == 2 and argv[0] == "dec-rows":
+        dec_rows_sweep(Path(argv[1]))
         return 0
     if len(argv) == 3 and argv[0] == "auto-check":
         auto_check(Path(argv[1]), Path(argv[2]))

@@ -9,7 +9,7 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import Dec, Gemv
+from mxc.kernels.kinds import Dec, Gemv, dec_max_rows
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import run_layer
@@ -34,17 +34,18 @@ def test_decode(gpu, fmt):
                                    f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
 
 
-@pytest.mark.parametrize("mt", (1, 16), ids=lambda mt: f"mt{mt}")
+@pytest.mark.parametrize("mt,r", ((1, 1), (16, 1), (16, 2), (8, 4)), ids=lambda v: str(v))
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_decode_bf16(gpu, fmt, mt):
-    """y = I @ W^T through `dec` (rows of x in CTAs of 16; mt=1: `dec1`, one row of x per CTA row, its
-    integer decodes of E2M1 and FP8; K = 96 a partial fragment tile, N = 40 a partial 16-row tile):
-    bf16(element x block scale) x tensor scale, bit for bit, as the bf16 kernels hold the weights
-    (exact for every format but IF4's INT blocks and FP8 products below bf16's range)."""
+def test_decode_bf16(gpu, fmt, mt, r):
+    """y = I @ W^T through `dec` (rows of x in CTAs of 16, r 16-row weight tiles per CTA; mt=1: `dec1`,
+    one row of x per CTA row, its integer decodes of E2M1 and FP8; K = 96 a partial fragment tile, N = 40
+    a partial 16-row tile, and with r > 1 a CTA whose last row tiles are past N): bf16(element x block
+    scale) x tensor scale, bit for bit, as the bf16 kernels hold the weights (exact for every format but
+    IF4's INT blocks and FP8 products below bf16's range)."""
     k, n = 96, 40
     q = quantize(spread_matrix(n, k, 1), fmt)
     ref = bf16_weights(q, k).float()
-    ks = [Dec(w_format=fmt, mt=mt)]
+    ks = [Dec(w_format=fmt, mt=mt, r=min(r, dec_max_rows(fmt, mt)))]
     gpu.require(ks)
     got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
     differ = got != ref
@@ -66,6 +67,26 @@ def test_linear(gpu, record_property, fmt, m):
         x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
     else:
         x_ref, wd = x.double(), q.dequantize(rotated=True).double()[:, :k]
+    ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
+    mag = x_ref.abs() @ wd.abs().T + bias.double().abs()
+    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda())
+    ok, worst = close(y, ref, mag, TOL)
+    record_property("worst", worst)
+    assert ok, f"{ks[-1].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
+
+
+@pytest.mark.parametrize("m", (5, 16), ids=lambda m: f"M{m}")
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_linear_row_tiles(gpu, record_property, fmt, m):
+    """gelu(x @ W^T + bias) through `dec` with the most 16-row weight tiles per CTA its format takes (what
+    dec_rows picks at large N), N = 200 (a CTA partly past N), K = 1000, within TOL * sum|x||w|."""
+    k, n = 1000, 200
+    w, x, bias = layer_inputs(m, k, n, seed=m)
+    q = quantize(w, fmt)
+    mt = 8 if m <= 8 else 16
+    ks = [Dec(w_format=fmt, bias=True, mt=mt, r=dec_max_rows(fmt, mt))]
+    gpu.require(ks)
+    x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
     ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
     mag = x_ref.abs() @ wd.abs().T + bias.double().abs()
     y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda())

@@ -15,6 +15,20 @@ func.func @decode(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
 
 // -----
 
+// A wide layer at a decode shape (M = 16, N = 8192): two 16-row weight tiles per dec CTA (256 CTAs),
+// so each load of the activations serves both; one tile per CTA at N = 8 above.
+// CHECK-LABEL: func.func @decode_wide
+// CHECK: mxq.kernels = [{{.*}}name = "mxc_dec_nvfp4_m16_r2"{{.*}}r = 2{{.*}}]
+func.func @decode_wide(%x: tensor<16x64xf32>) -> tensor<16x8192xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8192x64xf4E2M1FN>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8192x4xf8E4M3FN>
+  %wt = "mxq.param"() {name = "fc.t"} : () -> tensor<f32>
+  %y = "mxq.fused_matmul"(%x, %we, %ws, %wt) {act_format = "none", block_size = 16 : i64, epilogue = "none", layer = "fc", mxq.decision = "nvfp4 weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>, w_format = "nvfp4"} : (tensor<16x64xf32>, tensor<8192x64xf4E2M1FN>, tensor<8192x4xf8E4M3FN>, tensor<f32>) -> tensor<16x8192xf32>
+  return %y : tensor<16x8192xf32>
+}
+
+// -----
+
 // Prefill shape (M = 2 x 64 = 128): the bf16 wgmma kernel; weight options (offline) do not matter.
 // CHECK-LABEL: func.func @prefill
 // CHECK: mxq.kernels = [{{.*}}name = "mxc_tobf16"{{.*}}, {{.*}}name = "mxc_wgmma_mxfp4"{{.*}}]
