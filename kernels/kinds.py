@@ -278,6 +278,113 @@ def dec_rows(n: int, w_format: str, mt: int) -> int:
     return max((r for r in DEC_R if r <= cap and -(-tiles // r) >= DEC_MIN_CTAS), default=1)
 
 
+# decs, as measured on the H200 (README, "M = 2-16"): a ring of 4 K tiles of weights per warp (8: no faster),
+# 48 K tiles of activations per CTA at 2 CTAs per SM (32 at 3 CTAs per SM: 7-15 % slower), 1 row tile per warp
+DECS_KT = 48  # K tiles (of 64) of activations a decs CTA holds in shared memory (MT x 48 x 144 bytes)
+DECS_ROW = 64 * 2 + 16  # bytes per row of x per K tile there (a 16-byte pad: no bank conflicts)
+DECS_RING = 4  # K tiles of weights in flight per warp
+DECS_SPLITS = (1, 2, 4, 8, 16)
+DECS_MIN_CTAS = 200
+DECS_MIN_NK = 4096 * 4096  # smaller layers keep the one-kernel dec (decs measured from 4096 x 4096 up)
+
+
+def decs_splits(n: int, k: int) -> int | None:
+    """K splits of the decs kernel for an N x K layer: the fewest that give DECS_MIN_CTAS CTAs (128
+    weight rows each) with every CTA's K range in shared memory; None when K is too long for that."""
+    groups, kt = -(-n // (DEC_ROWS * 8)), -(-k // 64)
+    fits = [s for s in DECS_SPLITS if -(-kt // s) <= DECS_KT]
+    return next((s for s in fits if groups * s >= DECS_MIN_CTAS), fits[-1] if fits else None)
+
+
+def use_decs(m: int, n: int, k: int, w_format: str) -> int | None:
+    """The K splits when cuda-sm90 runs a weight-only layer with decs (else None: dec): integer decodes
+    (E2M1, FP8), 2 <= M <= 16, N x K >= DECS_MIN_NK, K short enough; not at M <= 8 where dec takes 4 row
+    tiles per CTA (N >= 12800: dec measured 1.89x cuBLAS bf16 vs 1.74x at 14336 x 4096, M = 4)."""
+    if not (fast_e2m1(w_format) or fast_fp8(w_format)) or not 2 <= m <= 16 or n * k < DECS_MIN_NK:
+        return None
+    if m <= 8 and dec_rows(n, w_format, 8) == 4:
+        return None
+    return decs_splits(n, k)
+
+
+@dataclass(frozen=True)
+class DecSplit(_Decode):
+    """Weight-only at decode shapes (2 <= M <= 16) with K split across CTAs: a CTA's 8 warps take 8
+    different 16-row weight tiles (dec's fragment tiles and decodes) over one of s K ranges, whose
+    activations the CTA converts once to bf16 into shared memory and all its warps read; each warp
+    writes its rows' partial sums to the workspace `ws` [s, M, N], which `dsum` reduces in order."""
+
+    kind = "decs"
+    ctas_per_sm = 2  # 108 KB of activations at mt = 16
+    rounding = "bf16 activations"
+    mt: int = 16
+    s: int = 4  # K splits (grid z)
+
+    @property
+    def name(self) -> str:
+        return f"mxc_decs_{self.w_format}_m{self.mt}_s{self.s}"
+
+    def bindings(self) -> list[Binding]:
+        ins = ["x", *_weights(self.w_format, False)]
+        return [Binding(n, False, "f32" if n in ("x", "w_tensor_scale") else "i8") for n in ins] + [
+            Binding("ws", True, "f32")]
+
+    def constants(self) -> list[str]:
+        return ["M", "N", "K"]
+
+    def outputs(self, m, n, k):
+        return {"ws": [self.s, m, n]}
+
+    def grid(self, m, n, k, ops=INT):
+        return (ops.cdiv(n, DEC_ROWS * 8), ops.cdiv(m, self.mt), self.s)
+
+    @property
+    def smem(self) -> int:
+        return DECS_KT * self.mt * DECS_ROW
+
+    def weight_layout(self):
+        return Fragments(e2m1=fast_e2m1(self.w_format))
+
+    def call(self) -> str:
+        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
+        return (f"mxc::decs<F_{self.w_format}, {self.mt}, 1, {self.s}, {DECS_RING}, {DECS_KT}>(x, w, w_scales, {ts}, "
+                "ws, M, N, K);")
+
+
+@dataclass(frozen=True)
+class DSum(Kernel):
+    """decs's second kernel: y = epilogue(the s partial sums in order + bias)."""
+
+    kind = "dsum"
+    ctas_per_sm = 4
+    s: int = 4
+    bias: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"mxc_dsum_s{self.s}" + ("_bias" if self.bias else "")
+
+    def bindings(self) -> list[Binding]:
+        return [Binding("ws", False, "f32")] + ([Binding("bias", False, "f32")] if self.bias else []) + [
+            Binding("y", True, "f32")]
+
+    def constants(self) -> list[str]:
+        return ["M", "N", "epi"]
+
+    def outputs(self, m, n, k):
+        return {"y": [m, n]}
+
+    def grid(self, m, n, k, ops=INT):
+        return (ops.cdiv(ops.mul(m, n), self.threads), 1, 1)
+
+    def call(self) -> str:
+        return f"mxc::dsum<{self.s}, {str(self.bias).lower()}>(ws, {'bias' if self.bias else 'nullptr'}, y, M, N, epi);"
+
+    @property
+    def path(self) -> str:
+        return "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
+
+
 @dataclass(frozen=True)
 class ToBf16(Kernel):
     """Activations to bf16, K padded to the wgmma kernel's K tile."""
@@ -596,5 +703,6 @@ class BsDec(_BsGemm):
         return "decode: weights to bf16 in shared memory, tcgen05.mma kind::f16"
 
 
-KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, ToBf16, Wgmma, ActQ, Qgmma, Amax, BsQ, BsMma, BsDec)}
+KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, DecSplit, DSum, ToBf16, Wgmma, ActQ, Qgmma, Amax,
+                                                       BsQ, BsMma, BsDec)}
 SM90_ONLY = (ToBf16, Wgmma, ActQ, Qgmma)  # the wgmma kernels: no sm_100a build

@@ -37,8 +37,9 @@ class Launch:
 
 
 def weight_layout(ks: list[Kernel]) -> WeightLayout | None:
-    """The layout the layer's GEMM reads its weights in, or None when it reads them as stored."""
-    return ks[-1].weight_layout()
+    """The layout the layer's GEMM (the kernel that reads `w`) reads its weights in, or None when it
+    reads them as stored."""
+    return next(k for k in ks if any(b.name == "w" for b in k.bindings())).weight_layout()
 
 
 def layer_launches(ks: list[Kernel], m: int, n: int, k: int, epilogue: str = "none") -> list[Launch]:

@@ -14,6 +14,9 @@
 //           decoded in registers to bf16 (exact; IF4's INT blocks rounded), bf16
 //           activations, mma.sync m16n8k16 (HMMA), f32 accumulators; R weight row
 //           tiles per CTA share each load of the activations.
+//   decs    dec split along K across CTAs (M <= 16, large N x K): the CTA's warps take different
+//           weight rows over one K range, whose activations it stages once as bf16 in shared
+//           memory; partial sums to a workspace, `dsum` adds them, the bias and the epilogue.
 //   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
 //           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
 //           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops.
@@ -619,6 +622,141 @@ __device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* 
     if (BIAS) v += bias[n];
     y[(size_t)m * N + n] = epilogue(v, epi);
   }
+}
+
+// ---------------------------------------------------------------- decs (2 <= M <= 16, split K, mma.sync)
+// The dec tiles with the work cut the other way: a CTA's 8 warps take 8 x R different 16-row weight
+// tiles over the same 1/S of K, so the activations of that K range are read from global memory once per
+// CTA, converted to bf16 into shared memory (DecsCk tiles of 64 K at most), and shared by all of them.
+// blockIdx.z = the K split; each warp writes its rows' partial sums (times the NV tensor scale) to
+// ws[split][m][n]; `dsum` adds the S partials in order, the bias and the epilogue.
+// R: 16-row weight tiles per warp (mxc selects 1); U: K tiles of weights in flight per warp; KTS: K tiles
+// (of 64) of the activations a CTA can hold (dynamic shared memory, MT x KTS x 144 bytes; the host picks
+// S so that a CTA's K range fits).
+template <int MT>
+struct DecsLayout {
+  static constexpr int ROW = 64 * 2 + 16;  // bytes per row of x per K tile: 64 bf16 + a 16-byte pad (no bank conflicts)
+  static constexpr int TILE = MT * ROW;
+};
+
+template <class F, int MT, int R, int S, int U, int KTS>
+__device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t* __restrict__ w,
+                                     const uint8_t* __restrict__ s, const float* __restrict__ tsp,
+                                     float* __restrict__ ws, int M, int N, int K) {
+  constexpr int NT = MT / 8, LB = 32 * F::BITS / 8, NB = 64 / F::BS;
+  using L = DecsLayout<MT>;
+  extern __shared__ __align__(16) uint8_t xs[];
+  __shared__ uint32_t lut[256];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  if constexpr (F::E2M1 || F::F8) lut[threadIdx.x] = dec_factor<F>(threadIdx.x);  // 256 threads, 256 codes
+  const int RT = (N + 15) / 16, KT = (K + 63) / 64, m0 = blockIdx.y * MT, split = blockIdx.z;
+  const int ct = (KT + S - 1) / S, kt0 = split * ct, nt = max(0, min(KT, kt0 + ct) - kt0);  // this CTA's K tiles
+  if (ct > KTS) {
+    if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && split == 0) printf("mxc decs kernel: K too long\n");
+    __trap();
+  }
+  const int rt0 = (blockIdx.x * 8 + warp) * R;
+  const size_t wrow = (size_t)KT * (32 * LB), srow = (size_t)KT * (16 * NB);
+  const uint8_t* wp = w + (size_t)min(rt0, RT - 1) * wrow + (size_t)kt0 * (32 * LB) + lane * LB;
+  const uint8_t* sp = s + (size_t)min(rt0, RT - 1) * srow + (size_t)kt0 * (16 * NB) + 2 * (g * NB + 16 * t / F::BS);
+  int rstep[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) rstep[r] = min(rt0 + r, RT - 1) - min(rt0, RT - 1);  // tiles past N: the last, unstored
+  const bool wvec = ((uintptr_t)w % 16) == 0;
+  Raw<LB> ring[U][R];
+  uint32_t rsc[U][R];
+  auto load = [&](Raw<LB>* raw, uint32_t* sc2, int i) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      raw[r] = load_bytes<LB>(wp + rstep[r] * wrow + (size_t)i * (32 * LB), wvec);
+      sc2[r] = __ldg(reinterpret_cast<const unsigned short*>(sp + rstep[r] * srow + (size_t)i * (16 * NB)));
+    }
+  };
+#pragma unroll
+  for (int u = 0; u + 1 < U; ++u)
+    if (u < nt) load(ring[u], rsc[u], u);
+  // x rows m0 .. m0 + MT, K tiles kt0 .. kt0 + nt -> bf16 (RNE) in shared memory, zeros past M and K
+  const bool xvec = (K % 4 == 0) && ((uintptr_t)x % 16) == 0;
+  constexpr int SI = 4;  // items (8 values: tile, row, eighth) per thread with their loads in flight
+  const int items = nt * MT * 8;
+  for (int i0 = threadIdx.x; i0 < items; i0 += 256 * SI) {
+    float v[SI][8];
+#pragma unroll
+    for (int j = 0; j < SI; ++j) {
+      const int it = i0 + 256 * j, e = it & 7, row = (it >> 3) % MT, tile = (it >> 3) / MT;
+      const int m = m0 + row, k = (kt0 + tile) * 64 + 8 * e;
+      if (it >= items) continue;
+      if (m < M && xvec && k + 8 <= K) {
+        const float4 a = __ldg(reinterpret_cast<const float4*>(x + (size_t)m * K + k));
+        const float4 b = __ldg(reinterpret_cast<const float4*>(x + (size_t)m * K + k) + 1);
+        v[j][0] = a.x; v[j][1] = a.y; v[j][2] = a.z; v[j][3] = a.w;
+        v[j][4] = b.x; v[j][5] = b.y; v[j][6] = b.z; v[j][7] = b.w;
+      } else {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) v[j][c] = (m < M && k + c < K) ? __ldg(x + (size_t)m * K + k + c) : 0.f;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < SI; ++j) {
+      const int it = i0 + 256 * j, e = it & 7, row = (it >> 3) % MT, tile = (it >> 3) / MT;
+      if (it >= items) continue;
+      uint4 o;
+      o.x = pack_bf16(v[j][0], v[j][1]); o.y = pack_bf16(v[j][2], v[j][3]);
+      o.z = pack_bf16(v[j][4], v[j][5]); o.w = pack_bf16(v[j][6], v[j][7]);
+      *reinterpret_cast<uint4*>(xs + tile * L::TILE + row * L::ROW + 16 * e) = o;
+    }
+  }
+  __syncthreads();
+  float acc[R][NT][4];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int i = 0; i < NT; ++i) acc[r][i][0] = acc[r][i][1] = acc[r][i][2] = acc[r][i][3] = 0.f;
+  auto compute = [&](const Raw<LB>* raw, const uint32_t* sc2, int i) {
+    uint32_t xb[NT][8];
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {  // lane g's column: x row 8j + g, K 16t .. 16t + 15 of the tile
+      const uint8_t* p = xs + i * L::TILE + (8 * j + g) * L::ROW + 32 * t;
+      const uint4 a = *reinterpret_cast<const uint4*>(p), b = *reinterpret_cast<const uint4*>(p + 16);
+      xb[j][0] = a.x; xb[j][1] = a.y; xb[j][2] = a.z; xb[j][3] = a.w;
+      xb[j][4] = b.x; xb[j][5] = b.y; xb[j][6] = b.z; xb[j][7] = b.w;
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) dec_tile<F, 0, NT>(acc[r], raw[r], sc2[r], xb, lut);
+  };
+#pragma unroll 1
+  for (int i0 = 0; i0 < nt; i0 += U) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (i0 + u + U - 1 < nt) load(ring[(u + U - 1) % U], rsc[(u + U - 1) % U], i0 + u + U - 1);  // tile i-1's slot
+      if (i0 + u < nt) compute(ring[u], rsc[u], i0 + u);
+    }
+  }
+  // c0, c1: weight row g, x rows 2t, 2t+1 (of n8 tile i); c2, c3: weight row g+8
+  const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
+  float* out = ws + (size_t)split * M * N;
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int i = 0; i < NT; ++i)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int n = (rt0 + r) * 16 + g + 8 * (c >> 1), m = m0 + 8 * i + 2 * t + (c & 1);
+        if (rt0 + r < RT && n < N && m < M) out[(size_t)m * N + n] = acc[r][i][c] * post;
+      }
+}
+
+// y = epilogue(sum over the S splits of ws[split] (in order) + bias): decs's second kernel.
+template <int S, bool BIAS>
+__device__ __forceinline__ void dsum(const float* __restrict__ ws, const float* __restrict__ bias,
+                                     float* __restrict__ y, int M, int N, int epi) {
+  const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, MN = (size_t)M * N;
+  if (i >= MN) return;
+  float v = ws[i];
+#pragma unroll
+  for (int q = 1; q < S; ++q) v += ws[q * MN + i];
+  if (BIAS) v += bias[i % N];
+  y[i] = epilogue(v, epi);
 }
 
 // ---------------------------------------------------------------- wgmma helpers (sm_90a)

@@ -207,9 +207,10 @@ def _checked_kernels(op, target) -> list[Kernel]:
         ks = kernels_of(op)
     except (TypeError, ValueError) as e:
         raise MxcError(f"layer {layer.layer}: malformed {KERNELS_ATTR}: {e}") from e
-    main = ks[-1] if ks else None
+    main = next((k for k in ks if any(b.name == "w" for b in k.bindings())), None)  # the GEMM: reads the weights
     wanted = {"w_format": layer.w_format, "bias": layer.bias, "arch": target.arch}
-    got = {key: getattr(main, key, None) for key in wanted}
+    got = {"w_format": getattr(main, "w_format", None), "arch": getattr(main, "arch", None),
+           "bias": any(b.name == "bias" for k in ks for b in k.bindings())}
     act = getattr(main, "a_format", None)
     if got != wanted or (act not in (None, "bf16") and act != layer.a_format) or any(k.arch != target.arch for k in ks):
         names = ", ".join(k.name for k in ks)

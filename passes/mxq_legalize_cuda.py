@@ -51,7 +51,7 @@ def gemm_layer(op) -> GemmLayer:
     for d in shape_of(op.x)[:-1]:
         m *= d
     return GemmLayer(_s(op, "layer"), m, format_attr(op, "w_format", allow_none=False), format_attr(op, "act_format"),
-                     op.bias is not None, shape_of(op.w)[0])
+                     op.bias is not None, shape_of(op.w)[0], shape_of(op.x)[-1])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,6 +29,7 @@ class GemmLayer:
     acts: FormatSpec | None  # None: activations in high precision (weight-only)
     bias: bool
     n: int = 0  # output features (0: unknown; kernels that size their grid by N take their default)
+    k: int = 0  # input features (0: unknown)
 
     @property
     def w_format(self) -> str:

@@ -11,7 +11,7 @@ checks them on this hardware.
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import DEC_MT, GEMV_MAX_M, ActQ, Dec, Qgmma, ToBf16, Wgmma, dec_rows
+from mxc.kernels.kinds import DEC_MT, GEMV_MAX_M, ActQ, Dec, DecSplit, DSum, Qgmma, ToBf16, Wgmma, dec_rows, use_decs
 from mxc.kernels.operands import MX_NATIVE, QGMMA_FORMATS, pair_kind
 
 from .base import GemmLayer
@@ -30,6 +30,9 @@ class CudaSm90(CudaTarget):
         if a is None:
             if layer.m <= GEMV_MAX_M:
                 mt = next(v for v in DEC_MT if v >= layer.m)
+                splits = use_decs(layer.m, layer.n, layer.k, w) if layer.n and layer.k else None
+                if splits is not None:
+                    return [DecSplit(w_format=w, mt=mt, s=splits), DSum(s=splits, bias=bias)]
                 return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]
             return [ToBf16(), Wgmma(w_format=w, bias=bias)]
         if a in QGMMA_FORMATS and w in QGMMA_FORMATS:

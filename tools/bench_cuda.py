@@ -7,7 +7,8 @@
                                                   # bf16, torch._scaled_mm, torch int4, gemlite; medians
     python3 -m mxc.tools.bench_cuda bench-bs DIR  # on the H100/H200: the block-scaled twin vs cuBLAS
     python3 -m mxc.tools.bench_cuda dec-rows DIR  # on the H100/H200: dec at M = 4, 16 with 1, 2, 4 row
-                                                  # tiles per CTA vs cuBLAS bf16 (what kinds.dec_rows picks from)
+                                                  # tiles per CTA, and decs, vs cuBLAS bf16 (what kinds.dec_rows
+                                                  # and kinds.use_decs pick from)
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -41,8 +42,9 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import DEC_MT, DEC_R, Dec, dec_max_rows, dec_rows
+from mxc.kernels.kinds import DEC_MT, DEC_R, Dec, DecSplit, DSum, dec_max_rows, dec_rows, decs_splits
 from mxc.kernels.launches import weight_layout
+from mxc.kernels.operands import fast_e2m1, fast_fp8
 from mxc.numerics.options import FormatSpec
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import Module, hopper_kernels, layer_weights, run_layer
@@ -65,9 +67,9 @@ def build(out: Path) -> None:
     print(f"{len(ks)} kernels, cubin {len(b.cubin)} bytes -> {out}")
 
 
-def _select(m: int, w: str, a: str | None, n: int = 0) -> list:
-    """cuda-sm90's kernels for a layer without bias (N = n; 0: the kernels' defaults where they size by N)."""
-    layer = GemmLayer("bench", m, FormatSpec.parse(w), a and FormatSpec.parse(a), False, n)
+def _select(m: int, w: str, a: str | None, n: int = 0, k: int = 0) -> list:
+    """cuda-sm90's kernels for a layer without bias (N = n, K = k; 0: unknown, the kernels' defaults)."""
+    layer = GemmLayer("bench", m, FormatSpec.parse(w), a and FormatSpec.parse(a), False, n, k)
     ks = get_target("cuda-sm90").select(layer)
     assert not isinstance(ks, str), ks
     return ks
@@ -205,13 +207,14 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
             for label, fn, copies, nbytes in (_peers(x, w, n, k) if peers else []):
                 row(n, k, m, label, _time(fn, copies) if fn else float("nan"), t_ref, nbytes)
             for f in formats:
-                ks = _select(m, f, None, n)
+                ks = _select(m, f, None, n, k)
                 wts = weights(f, ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs[f], weights=wts[i]), len(wts))
-                row(n, k, m, f"mxc {ks[-1].kind} {f} weight-only", t, t_ref,
+                gemm = next(kk for kk in ks if any(b.name == "w" for b in kk.bindings()))  # decs + dsum: decs
+                row(n, k, m, f"mxc {gemm.kind} {f} weight-only", t, t_ref,
                     wts[0]["w"].numel() + wts[0]["w_scales"].numel())
             if "mxfp8" in formats:
-                ks = _select(m, "mxfp8", "mxfp8", n)
+                ks = _select(m, "mxfp8", "mxfp8", n, k)
                 w8s = weights("mxfp8", ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs["mxfp8"], weights=w8s[i]), len(w8s))
                 row(n, k, m, "mxc actq+qgmma mxfp8 x mxfp8", t, t_ref, w8s[0]["w"].numel() + w8s[0]["w_scales"].numel())
@@ -226,7 +229,8 @@ AIMS = (  # issue 13: (label, N, K, M, kernel-label prefixes, aim as a ratio to 
     ("4-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.0),
     ("4-bit weight-only M=1 N=14336 K=4096", 14336, 4096, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
     ("4-bit weight-only M=1 N=4096 K=14336", 4096, 14336, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
-    ("4-bit weight-only M=16 K=N=8192", 8192, 8192, 16, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 1.8),
+    ("4-bit weight-only M=16 K=N=8192", 8192, 8192, 16,
+     ("mxc decs nvfp4", "mxc decs mxfp4", "mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 1.8),
     ("6-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp6_e2m3",), 1.6),
     ("8-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp8",), 1.3),
     ("4-bit weight-only M=128 K=N=8192", 8192, 8192, 128, ("mxc wgmma nvfp4", "mxc wgmma mxfp4"), 1.0),
@@ -437,7 +441,7 @@ def cost_table(out: Path, dest: Path | None = None) -> None:
             q = qs[wf]
             dev: dict = {}
             for m in COST_M:
-                ks = _select(m, wf, af, n)
+                ks = _select(m, wf, af, n, k)
                 key = weight_layout(ks)
                 if key not in dev:
                     dev[key] = _rotated(layer_weights(ks, q, k))
@@ -494,7 +498,7 @@ def once(out: Path, shape: str, m: int, w: str, a: str | None) -> None:
     n, k = (int(v) for v in shape.split("x"))
     g = torch.Generator().manual_seed(0)
     q = quantize(torch.randn(n, k, generator=g), w)
-    ks = _select(m, w, a, n)
+    ks = _select(m, w, a, n, k)
     wts = layer_weights(ks, q, k)
     x = torch.randn(m, k, generator=g).cuda()
     for _ in range(3):
@@ -504,8 +508,9 @@ def once(out: Path, shape: str, m: int, w: str, a: str | None) -> None:
 
 
 def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO) -> None:
-    """The dec kernel (2 <= M <= 16) at every row-tile count per CTA (kinds.DEC_R) its format allows,
-    against cuBLAS bf16 in the same run: the measurements behind kinds.dec_rows."""
+    """The dec kernel (2 <= M <= 16) at every row-tile count per CTA (kinds.DEC_R) its format allows, and
+    decs (K split across CTAs) where the catalogue has it, against cuBLAS bf16 in the same run: the
+    measurements behind kinds.dec_rows and kinds.use_decs."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}; dec_rows picks (M = {', '.join(map(str, ms))}): "
           f"{ {f: [[dec_rows(n, f, 8 if m <= 8 else 16) for m in ms] for n, _ in shapes] for f in formats} }")
@@ -528,6 +533,11 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
                     wts = wts or _rotated(layer_weights(ks, q, k))  # one weight layout for every r
                     t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
                     cells.append(f"r{r} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
+                splits = decs_splits(n, k)
+                if splits and (fast_e2m1(f) or fast_fp8(f)):  # the formats the catalogue has decs for
+                    ks = [DecSplit(w_format=f, mt=mt, s=splits), DSum(s=splits)]
+                    t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                    cells.append(f"decs s{splits} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
                 print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:6.1f}us  " + "  ".join(cells), flush=True)
         del wb
         torch.cuda.empty_cache()

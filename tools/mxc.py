@@ -539,6 +539,9 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not raise again
         return 0
     except KeyboardInterrupt:  # the compile driver removes its temporary directory on the way out
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the interpreter exits: still 130
         print("mxc: interrupted", file=sys.stderr)
         return 130
 

@@ -9,12 +9,13 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import Dec, Gemv, dec_max_rows
-from mxc.kernels.operands import WEIGHT_FORMATS
+from mxc.kernels.kinds import Dec, DecSplit, DSum, Gemv, dec_max_rows
+from mxc.kernels.operands import WEIGHT_FORMATS, fast_e2m1, fast_fp8
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import run_layer
 
 CHECK_M = (1, 5, 9, 16, 300)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); wgmma at 300
+DECS_FORMATS = [f for f in WEIGHT_FORMATS if fast_e2m1(f) or fast_fp8(f)]  # the formats decs runs
 
 
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
@@ -93,3 +94,39 @@ def test_linear_row_tiles(gpu, record_property, fmt, m):
     ok, worst = close(y, ref, mag, TOL)
     record_property("worst", worst)
     assert ok, f"{ks[-1].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
+
+
+@pytest.mark.parametrize("mt,s", ((16, 2), (8, 4)), ids=lambda v: str(v))
+@pytest.mark.parametrize("fmt", DECS_FORMATS)
+def test_decode_bf16_split(gpu, fmt, mt, s):
+    """y = I @ W^T through decs + dsum (K = 96: with 4 splits two CTAs of every row group have no K
+    tile and must write zero partials; N = 40: a CTA's 128 rows mostly past N): bf16(element x block
+    scale) x tensor scale, bit for bit."""
+    k, n = 96, 40
+    q = quantize(spread_matrix(n, k, 1), fmt)
+    ref = bf16_weights(q, k).float()
+    ks = [DecSplit(w_format=fmt, mt=mt, s=s), DSum(s=s)]
+    gpu.require(ks)
+    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    differ = got != ref
+    assert torch.equal(got, ref), (f"{differ.sum().item()} of {n}x{k} weights differ, e.g. "
+                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+
+
+@pytest.mark.parametrize("m", (5, 16), ids=lambda m: f"M{m}")
+@pytest.mark.parametrize("fmt", DECS_FORMATS)
+def test_linear_split(gpu, record_property, fmt, m):
+    """gelu(x @ W^T + bias) through decs (4 K splits of K = 1000: 16 tiles, the last partial) + dsum
+    (bias, epilogue), N = 200, within TOL * sum|x||w|."""
+    k, n = 1000, 200
+    w, x, bias = layer_inputs(m, k, n, seed=m)
+    q = quantize(w, fmt)
+    ks = [DecSplit(w_format=fmt, mt=8 if m <= 8 else 16, s=4), DSum(s=4, bias=True)]
+    gpu.require(ks)
+    x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
+    ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
+    mag = x_ref.abs() @ wd.abs().T + bias.double().abs()
+    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda())
+    ok, worst = close(y, ref, mag, TOL)
+    record_property("worst", worst)
+    assert ok, f"{ks[0].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"

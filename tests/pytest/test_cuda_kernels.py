@@ -86,7 +86,7 @@ def test_every_kernel_assembles_for_sm90a(chunk):
         if k.kind == "qgmma":
             a, w = (FORMATS[f].element.name.upper() for f in (k.a_format, k.w_format))
             assert f"QGMMA.64x128x32.F32.{a}.{w}" in code, k.name
-        if k.kind == "dec":  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16 multiplies
+        if k.kind in ("dec", "decs"):  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16 multiplies
             assert "HMMA.16816.F32.BF16" in code, k.name
             if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
                 assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name

@@ -36,7 +36,7 @@ def test_weight_only_artifact_embeds_the_kernels(tmp_path):
                        "head": "mxc_dec_nvfp4_m8"}
     fc1 = m["layers"][0]  # the same choice as data, and what its numerics add (bf16 activations)
     assert fc1["kernels"] == [{"kind": "dec", "name": "mxc_dec_nvfp4_m8_bias", "arch": "sm_90a",
-                               "w_format": "nvfp4", "bias": True, "mt": 8}]
+                               "w_format": "nvfp4", "bias": True, "mt": 8, "r": 1}]
     assert fc1["run_time_rounding"] == ["bf16 activations"]
     vmfb = (out / "model.vmfb").read_bytes()
     assert b"mxc_dec_nvfp4_m8_bias" in vmfb and b"mxc_dec_nvfp4_m8\x00" in vmfb  # the cubin, embedded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mxc.kernels import Kernel, layer_launches
-from mxc.kernels.kinds import ActQ, Amax, BsDec, BsMma, BsQ, Dec, Gemv, Qgmma, ToBf16, Wgmma
+from mxc.kernels.kinds import ActQ, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Qgmma, ToBf16, Wgmma
 from mxc.numerics.options import FormatSpec
 from mxc.targets import TARGET_NAMES, GemmLayer, UnknownTargetError, by_device, get_target, support_table
 
@@ -34,15 +34,23 @@ def test_sm90_select_by_shape_and_format():
     assert sel(16, "if4") == [Dec(w_format="if4", mt=16)]
     assert sel(17, "mxfp6_e2m3") == [ToBf16(), Wgmma(w_format="mxfp6_e2m3")]
     # N known (the legalize pass passes it): as many 16-row weight tiles per dec CTA as leave 200 CTAs
-    wide = lambda m, w, n: get_target("cuda-sm90").select(GemmLayer("fc", m, FormatSpec.parse(w), None, False, n))
+    def wide(m, w, n, k=None, bias=False):
+        return get_target("cuda-sm90").select(GemmLayer("fc", m, FormatSpec.parse(w), None, bias, n, k or n))
+
     assert wide(4, "nvfp4", 14336) == [Dec(w_format="nvfp4", mt=8, r=4)]
-    assert wide(16, "nvfp4", 14336) == [Dec(w_format="nvfp4", mt=16, r=2)]  # two n8 tiles: at most 2
-    assert wide(4, "mxfp4", 8192) == [Dec(w_format="mxfp4", mt=8, r=2)]
-    assert wide(16, "mxfp8", 14336) == [Dec(w_format="mxfp8", mt=16, r=2)]  # 8-bit codes: at most 2
-    assert wide(16, "if4", 14336) == [Dec(w_format="if4", mt=16)]  # float decodes: 1
-    assert wide(16, "nvfp4", 4096) == [Dec(w_format="nvfp4", mt=16)]
+    assert wide(16, "nvfp4", 14336, 512) == [Dec(w_format="nvfp4", mt=16, r=2)]  # two n8 tiles: at most 2
+    assert wide(4, "mxfp4", 8192, 512) == [Dec(w_format="mxfp4", mt=8, r=2)]
+    assert wide(16, "mxfp8", 14336, 512) == [Dec(w_format="mxfp8", mt=16, r=2)]  # 8-bit codes: at most 2
+    assert wide(16, "if4", 14336) == [Dec(w_format="if4", mt=16)]  # float decodes: 1, and no decs
+    assert wide(16, "nvfp4", 1024) == [Dec(w_format="nvfp4", mt=16)]
     assert wide(1, "nvfp4", 8192) == [Dec(w_format="nvfp4", mt=1)]  # dec1 sizes its grid itself
-    assert wide(16, "nvfp4", 8192)[0].name == "mxc_dec_nvfp4_m16_r2"
+    assert wide(16, "nvfp4", 8192, 512)[0].name == "mxc_dec_nvfp4_m16_r2"
+    # N x K >= 4096^2 with an integer decode: K split across CTAs (decs), the partial sums reduced by dsum
+    assert wide(16, "nvfp4", 8192, bias=True) == [DecSplit(w_format="nvfp4", mt=16, s=4), DSum(s=4, bias=True)]
+    assert wide(4, "mxfp4", 4096, 14336) == [DecSplit(w_format="mxfp4", mt=8, s=8), DSum(s=8)]
+    assert wide(16, "mxfp8", 14336, 4096) == [DecSplit(w_format="mxfp8", mt=16, s=2), DSum(s=2)]
+    assert wide(4, "nvfp4", 14336, 4096) == [Dec(w_format="nvfp4", mt=8, r=4)]  # dec at 4 row tiles: faster
+    assert wide(16, "nvfp4", 4096, 60000) == [Dec(w_format="nvfp4", mt=16)]  # K past 16 x 48 tiles of 64
     assert sel(4096, "mxfp8", "mxfp8", True) == [ActQ(a_format="mxfp8"), Qgmma(w_format="mxfp8", a_format="mxfp8", bias=True)]
     # other native pairs: the block-scaled skeleton's Hopper twin
     assert sel(128, "mxfp4", "mxfp4") == [BsQ(a_format="mxfp4", unit=32), BsMma(w_format="mxfp4", a_format="mxfp4")]

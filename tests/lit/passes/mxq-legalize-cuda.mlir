@@ -15,8 +15,8 @@ func.func @decode(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
 
 // -----
 
-// A wide layer at a decode shape (M = 16, N = 8192): two 16-row weight tiles per dec CTA (256 CTAs),
-// so each load of the activations serves both; one tile per CTA at N = 8 above.
+// A wide layer at a decode shape (M = 16, N = 8192, K = 64): two 16-row weight tiles per dec CTA (256
+// CTAs), so each load of the activations serves both; one tile per CTA at N = 8 above.
 // CHECK-LABEL: func.func @decode_wide
 // CHECK: mxq.kernels = [{{.*}}name = "mxc_dec_nvfp4_m16_r2"{{.*}}r = 2{{.*}}]
 func.func @decode_wide(%x: tensor<16x64xf32>) -> tensor<16x8192xf32> {
@@ -25,6 +25,20 @@ func.func @decode_wide(%x: tensor<16x64xf32>) -> tensor<16x8192xf32> {
   %wt = "mxq.param"() {name = "fc.t"} : () -> tensor<f32>
   %y = "mxq.fused_matmul"(%x, %we, %ws, %wt) {act_format = "none", block_size = 16 : i64, epilogue = "none", layer = "fc", mxq.decision = "nvfp4 weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>, w_format = "nvfp4"} : (tensor<16x64xf32>, tensor<8192x64xf4E2M1FN>, tensor<8192x4xf8E4M3FN>, tensor<f32>) -> tensor<16x8192xf32>
   return %y : tensor<16x8192xf32>
+}
+
+// -----
+
+// A large layer at a decode shape (M = 4, N = K = 8192): K split 4 ways across CTAs (decs, whose CTAs
+// share their activations through shared memory), the partial sums, bias and epilogue in dsum.
+// CHECK-LABEL: func.func @decode_split
+// CHECK: mxq.kernels = [{{.*}}kind = "decs"{{.*}}name = "mxc_decs_mxfp4_m8_s4"{{.*}}s = 4{{.*}}, {{.*}}kind = "dsum"{{.*}}name = "mxc_dsum_s4_bias"{{.*}}]
+// CHECK-SAME: mxq.path = "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
+func.func @decode_split(%x: tensor<4x8192xf32>, %b: tensor<8192xf32>) -> tensor<4x8192xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8192x8192xf4E2M1FN>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8192x256xf8E8M0FNU>
+  %y = "mxq.fused_matmul"(%x, %we, %ws, %b) {act_format = "none", block_size = 32 : i64, epilogue = "silu", layer = "fc", mxq.decision = "mxfp4 weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 1>, w_format = "mxfp4"} : (tensor<4x8192xf32>, tensor<8192x8192xf4E2M1FN>, tensor<8192x256xf8E8M0FNU>, tensor<8192xf32>) -> tensor<4x8192xf32>
+  return %y : tensor<4x8192xf32>
 }
 
 // -----
