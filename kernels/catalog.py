@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .kinds import (DEC_MT, DEC_R, DECS_SPLITS, GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Kernel,
                     Qgmma, ToBf16, Wgmma, dec_max_rows)
-from .operands import NV_ACT, QGMMA_FORMATS, WEIGHT_FORMATS, fast_e2m1, fast_fp8, native_pairs, pair_kind, unit_elements
+from .operands import NV_ACT, QGMMA_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
 def native_pair_kernels(a: str, w: str, bias: bool, arch: str) -> list[Kernel]:
@@ -31,7 +31,7 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                 ks.append(Wgmma(w_format=f, bias=bias))
                 ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
                        if r == 1 or (mt > 1 and r <= dec_max_rows(f, mt))]
-                if not bias and (fast_e2m1(f) or fast_fp8(f)):  # decs: the bias is dsum's
+                if not bias:  # decs: the bias is dsum's
                     ks += [DecSplit(w_format=f, mt=mt, s=s) for mt in DEC_MT[1:] for s in DECS_SPLITS]
     if arch == "sm_100a":
         ks.append(BsQ(a_format="bf16", arch=arch))

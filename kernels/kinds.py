@@ -297,10 +297,10 @@ def decs_splits(n: int, k: int) -> int | None:
 
 
 def use_decs(m: int, n: int, k: int, w_format: str) -> int | None:
-    """The K splits when cuda-sm90 runs a weight-only layer with decs (else None: dec): integer decodes
-    (E2M1, FP8), 2 <= M <= 16, N x K >= DECS_MIN_NK, K short enough; not at M <= 8 where dec takes 4 row
-    tiles per CTA (N >= 12800: dec measured 1.89x cuBLAS bf16 vs 1.74x at 14336 x 4096, M = 4)."""
-    if not (fast_e2m1(w_format) or fast_fp8(w_format)) or not 2 <= m <= 16 or n * k < DECS_MIN_NK:
+    """The K splits when cuda-sm90 runs a weight-only layer with decs (else None: dec): 2 <= M <= 16,
+    N x K >= DECS_MIN_NK, K short enough; not at M <= 8 where dec takes 4 row tiles per CTA (E2M1 at
+    N >= 12800: dec measured 1.89x cuBLAS bf16 vs 1.74x at 14336 x 4096, M = 4)."""
+    if not 2 <= m <= 16 or n * k < DECS_MIN_NK:
         return None
     if m <= 8 and dec_rows(n, w_format, 8) == 4:
         return None

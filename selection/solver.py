@@ -10,7 +10,9 @@
 HiGHS (scipy.optimize.milp) with no relative gap: optimal up to HiGHS's absolute tolerance on the
 objective, scaled here so the objective is O(1); deterministic for the same input. Costs are checked
 in exact integers afterwards: a solution the solver's feasibility tolerance let past the budget is
-solved again with the budget lowered by the excess, so the budget is never exceeded.
+solved again with the budget lowered by the excess and by a step past that tolerance (doubling on
+each retry), so the budget is never exceeded (the answer may then be the best under a slightly lower
+budget).
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ def solve(costs: Sequence[Sequence[int]], scores: Sequence[Sequence[float]], bud
     Costs are integers (the caller's unit); an impossible budget raises `Infeasible`.
     """
     limit = budget
-    for _ in range(8):
+    # HiGHS's primal feasibility tolerance (1e-7) on the constraint scaled by the largest cost, in cost units
+    step = max(1, int(np.ceil(1e-6 * max((max(r) for r in costs if len(r)), default=1))))
+    for attempt in range(8):
         picks = _milp(costs, scores, limit, couplings)
         if picks is None:
             least = least_cost(costs, couplings)
@@ -57,7 +61,7 @@ def solve(costs: Sequence[Sequence[int]], scores: Sequence[Sequence[float]], bud
         used = sum(costs[i][j] for i, j in enumerate(picks))
         if used <= budget:
             return picks
-        limit -= used - budget
+        limit -= (used - budget) + step * (1 << attempt)
     raise AutoError(f"the solver kept exceeding budget {budget}")
 
 

@@ -44,7 +44,6 @@ from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
 from mxc.kernels.kinds import DEC_MT, DEC_R, Dec, DecSplit, DSum, dec_max_rows, dec_rows, decs_splits
 from mxc.kernels.launches import weight_layout
-from mxc.kernels.operands import fast_e2m1, fast_fp8
 from mxc.numerics.options import FormatSpec
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import Module, hopper_kernels, layer_weights, run_layer
@@ -534,7 +533,7 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
                     t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
                     cells.append(f"r{r} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
                 splits = decs_splits(n, k)
-                if splits and (fast_e2m1(f) or fast_fp8(f)):  # the formats the catalogue has decs for
+                if splits:
                     ks = [DecSplit(w_format=f, mt=mt, s=splits), DSum(s=splits)]
                     t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
                     cells.append(f"decs s{splits} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")

@@ -10,12 +10,11 @@ import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
 from mxc.kernels.kinds import Dec, DecSplit, DSum, Gemv, dec_max_rows
-from mxc.kernels.operands import WEIGHT_FORMATS, fast_e2m1, fast_fp8
+from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import run_layer
 
 CHECK_M = (1, 5, 9, 16, 300)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); wgmma at 300
-DECS_FORMATS = [f for f in WEIGHT_FORMATS if fast_e2m1(f) or fast_fp8(f)]  # the formats decs runs
 
 
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
@@ -97,7 +96,7 @@ def test_linear_row_tiles(gpu, record_property, fmt, m):
 
 
 @pytest.mark.parametrize("mt,s", ((16, 2), (8, 4)), ids=lambda v: str(v))
-@pytest.mark.parametrize("fmt", DECS_FORMATS)
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
 def test_decode_bf16_split(gpu, fmt, mt, s):
     """y = I @ W^T through decs + dsum (K = 96: with 4 splits two CTAs of every row group have no K
     tile and must write zero partials; N = 40: a CTA's 128 rows mostly past N): bf16(element x block
@@ -114,7 +113,7 @@ def test_decode_bf16_split(gpu, fmt, mt, s):
 
 
 @pytest.mark.parametrize("m", (5, 16), ids=lambda m: f"M{m}")
-@pytest.mark.parametrize("fmt", DECS_FORMATS)
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
 def test_linear_split(gpu, record_property, fmt, m):
     """gelu(x @ W^T + bias) through decs (4 K splits of K = 1000: 16 tiles, the last partial) + dsum
     (bias, epilogue), N = 200, within TOL * sum|x||w|."""

@@ -77,6 +77,14 @@ def test_solver_names_the_least_achievable_cost():
     assert e.value.least == 8
 
 
+def test_solver_budget_within_the_milp_tolerance():
+    """Costs of 1e9 units (picoseconds: milliseconds of GEMM time) and a budget 1 unit below a solution:
+    HiGHS's feasibility tolerance lets that solution through; the retries step past it."""
+    costs, scores = [[1_000_000_000, 10], [1_000_000_000, 10]], [[0.0, 1.0], [0.0, 1.0]]
+    assert solve(costs, scores, 1_000_000_009) == [1, 1]
+    assert solve(costs, scores, 1_000_000_010) in ([0, 1], [1, 0])
+
+
 def test_budget_respected_and_more_bits_predict_less_loss(write_model):
     path = write_model(GATED)
     predicted = []

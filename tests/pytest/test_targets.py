@@ -41,7 +41,8 @@ def test_sm90_select_by_shape_and_format():
     assert wide(16, "nvfp4", 14336, 512) == [Dec(w_format="nvfp4", mt=16, r=2)]  # two n8 tiles: at most 2
     assert wide(4, "mxfp4", 8192, 512) == [Dec(w_format="mxfp4", mt=8, r=2)]
     assert wide(16, "mxfp8", 14336, 512) == [Dec(w_format="mxfp8", mt=16, r=2)]  # 8-bit codes: at most 2
-    assert wide(16, "if4", 14336) == [Dec(w_format="if4", mt=16)]  # float decodes: 1, and no decs
+    assert wide(16, "if4", 14336, 512) == [Dec(w_format="if4", mt=16)]  # float decodes: 1 row tile
+    assert wide(16, "if4", 14336, 4096) == [DecSplit(w_format="if4", mt=16, s=2), DSum(s=2)]
     assert wide(16, "nvfp4", 1024) == [Dec(w_format="nvfp4", mt=16)]
     assert wide(1, "nvfp4", 8192) == [Dec(w_format="nvfp4", mt=1)]  # dec1 sizes its grid itself
     assert wide(16, "nvfp4", 8192, 512)[0].name == "mxc_dec_nvfp4_m16_r2"
