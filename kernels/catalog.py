@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .kinds import (DEC_MT, DEC_R, DECS_SPLITS, GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Kernel,
-                    Qgmma, ToBf16, Wgmma, dec_max_rows)
+from .kinds import (DEC_MT, DEC_R, DECS_SPLITS, GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv,
+                    Kernel, Qgmma, ToBf16, Wgmma, dec_max_rows)
 from .operands import NV_ACT, QGMMA_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 

@@ -2,8 +2,10 @@
 C++ call its `extern "C"` wrapper makes.
 
 Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
-in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the `dec1` kernel: x staged as bf16 per warp, a ring of
-tiles in flight, one wave of CTAs with equal shares of the row tiles), `Gemv` (weight-only,
+in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the
+`dec1` kernel: x staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal
+shares of the row tiles), `DecSplit` + `DSum` (weight-only, 2 <= M <= 16, large layers: dec's tiles
+with K split across CTAs that share their activations in shared memory, then the sum), `Gemv` (weight-only,
 M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `ToBf16` + `Wgmma` (weight-only prefill:
 activations to bf16, bf16 HGMMA on decoded weights), `ActQ` + `Qgmma` (MXFP8 x MXFP8 on the FP8
 tensor cores). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a

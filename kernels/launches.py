@@ -36,10 +36,14 @@ class Launch:
     grid: tuple[int, int, int]
 
 
+def gemm_kernel(ks: list[Kernel]) -> Kernel | None:
+    """The layer's GEMM: the kernel that reads the weights `w` (decs before its dsum, wgmma after tobf16)."""
+    return next((k for k in ks if any(b.name == "w" for b in k.bindings())), None)
+
+
 def weight_layout(ks: list[Kernel]) -> WeightLayout | None:
-    """The layout the layer's GEMM (the kernel that reads `w`) reads its weights in, or None when it
-    reads them as stored."""
-    return next(k for k in ks if any(b.name == "w" for b in k.bindings())).weight_layout()
+    """The layout the layer's GEMM reads its weights in, or None when it reads them as stored."""
+    return gemm_kernel(ks).weight_layout()
 
 
 def layer_launches(ks: list[Kernel], m: int, n: int, k: int, epilogue: str = "none") -> list[Launch]:

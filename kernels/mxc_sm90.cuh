@@ -627,7 +627,7 @@ __device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* 
 // ---------------------------------------------------------------- decs (2 <= M <= 16, split K, mma.sync)
 // The dec tiles with the work cut the other way: a CTA's 8 warps take 8 x R different 16-row weight
 // tiles over the same 1/S of K, so the activations of that K range are read from global memory once per
-// CTA, converted to bf16 into shared memory (DecsCk tiles of 64 K at most), and shared by all of them.
+// CTA, converted to bf16 into shared memory (KTS tiles of 64 K at most), and shared by all of them.
 // blockIdx.z = the K split; each warp writes its rows' partial sums (times the NV tensor scale) to
 // ws[split][m][n]; `dsum` adds the S partials in order, the bias and the epilogue.
 // R: 16-row weight tiles per warp (mxc selects 1); U: K tiles of weights in flight per warp; KTS: K tiles

@@ -29,7 +29,7 @@ from mxc.dialects.mxq import ParamOp, format_attr
 from mxc.dialects.mxq_kernels import KERNELS_ATTR, kernels_of
 from mxc.errors import MxcError
 from mxc.kernels import Built, Kernel, build, layer_launches
-from mxc.kernels.launches import weight_layout
+from mxc.kernels.launches import gemm_kernel, weight_layout
 from mxc.kernels.operands import WeightLayout, layout_recipe
 from mxc.numerics.formats import NONE, get_format
 from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
@@ -207,7 +207,7 @@ def _checked_kernels(op, target) -> list[Kernel]:
         ks = kernels_of(op)
     except (TypeError, ValueError) as e:
         raise MxcError(f"layer {layer.layer}: malformed {KERNELS_ATTR}: {e}") from e
-    main = next((k for k in ks if any(b.name == "w" for b in k.bindings())), None)  # the GEMM: reads the weights
+    main = gemm_kernel(ks)
     wanted = {"w_format": layer.w_format, "bias": layer.bias, "arch": target.arch}
     got = {"w_format": getattr(main, "w_format", None), "arch": getattr(main, "arch", None),
            "bias": any(b.name == "bias" for k in ks for b in k.bindings())}

@@ -43,7 +43,7 @@ import torch
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
 from mxc.kernels.kinds import DEC_MT, DEC_R, Dec, DecSplit, DSum, dec_max_rows, dec_rows, decs_splits
-from mxc.kernels.launches import weight_layout
+from mxc.kernels.launches import gemm_kernel, weight_layout
 from mxc.numerics.options import FormatSpec
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import Module, hopper_kernels, layer_weights, run_layer
@@ -209,8 +209,7 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
                 ks = _select(m, f, None, n, k)
                 wts = weights(f, ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs[f], weights=wts[i]), len(wts))
-                gemm = next(kk for kk in ks if any(b.name == "w" for b in kk.bindings()))  # decs + dsum: decs
-                row(n, k, m, f"mxc {gemm.kind} {f} weight-only", t, t_ref,
+                row(n, k, m, f"mxc {gemm_kernel(ks).kind} {f} weight-only", t, t_ref,
                     wts[0]["w"].numel() + wts[0]["w_scales"].numel())
             if "mxfp8" in formats:
                 ks = _select(m, "mxfp8", "mxfp8", n, k)
@@ -508,8 +507,8 @@ def once(out: Path, shape: str, m: int, w: str, a: str | None) -> None:
 
 def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO) -> None:
     """The dec kernel (2 <= M <= 16) at every row-tile count per CTA (kinds.DEC_R) its format allows, and
-    decs (K split across CTAs) where the catalogue has it, against cuBLAS bf16 in the same run: the
-    measurements behind kinds.dec_rows and kinds.use_decs."""
+    decs (K split across CTAs), against cuBLAS bf16 in the same run: the measurements behind
+    kinds.dec_rows and kinds.use_decs."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}; dec_rows picks (M = {', '.join(map(str, ms))}): "
           f"{ {f: [[dec_rows(n, f, 8 if m <= 8 else 16) for m in ms] for n, _ in shapes] for f in formats} }")
