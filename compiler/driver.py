@@ -147,7 +147,7 @@ def compile_file(
             if phase == "quantize-weights" and spec.imported is not None:  # by the program's parameter names
                 p = dataclasses.replace(p, imported=imported)
             if phase == "calibrate":
-                calibration = _calibrate(spec, module, weights, progress)
+                calibration = _calibrate(spec, module, weights, progress, opts.generate)
                 if calibration is not None:
                     p = dataclasses.replace(p, calibrated=calibration[0])
                     steps.timings["calibration"] = calibration[1]
@@ -258,22 +258,32 @@ def _save_tokenizer(spec, where: Path) -> None:
                        f"({type(e).__name__}: {e}); return e.g. AutoTokenizer.from_pretrained(...)") from e
 
 
-def _calibrate(spec, module: ir.Module, weights: WeightStore, progress: bool):
+def _calibrate(spec, module: ir.Module, weights: WeightStore, progress: bool, generate: bool = False):
     """`--calibrate` (or a policy's `calibrate`): calibrate the layers mxq-select-formats marked, in execution
-    order on model.py's calibration data; (layer -> Calibrated, seconds), or None when no layer is marked."""
+    order on model.py's calibration data; (layer -> Calibrated, seconds), or None when no layer is marked.
+
+    With --generate the layers are the entry points' ('prefill:lm.model.layers.0...', 'decode:lm...'): the
+    causal LM is calibrated once, on its own forward, and each layer of both entry points takes the result
+    of its module path (the same weight, so the same codes in both)."""
     from mxc.calibration.sequential import calibrate_model
     from mxc.passes.base import walk_ops
     from mxc.runtime.reference import layer_formats
     from mxc.selection.search import calibration_batches
 
-    methods = {ir.StringAttr(mm.operation.attributes["layer"]).value:
-               ir.StringAttr(mm.operation.attributes["mxq.calibrate"]).value
-               for mm in walk_ops(module.operation, "mxq.matmul") if "mxq.calibrate" in mm.operation.attributes}
-    if not methods:
+    marked = {ir.StringAttr(mm.operation.attributes["layer"]).value:
+              ir.StringAttr(mm.operation.attributes["mxq.calibrate"]).value
+              for mm in walk_ops(module.operation, "mxq.matmul") if "mxq.calibrate" in mm.operation.attributes}
+    if not marked:
         return None
+    model, path = spec.model, str
+    if generate:
+        from mxc.generation import causal_lm
+
+        model, path = causal_lm(spec.model, str(spec.path)), _lm_path
+    methods = {path(layer): m for layer, m in marked.items()}
     t0 = time.perf_counter()
     batches, _ = calibration_batches(spec, "--calibrate")
-    formats = layer_formats({"layers": manifest.layer_table(module)})
+    formats = {path(layer): f for layer, f in layer_formats({"layers": manifest.layer_table(module)}).items()}
     bar = None
     if progress:
         from tqdm import tqdm
@@ -282,10 +292,18 @@ def _calibrate(spec, module: ir.Module, weights: WeightStore, progress: bool):
         print(f"      --calibrate: {len(methods)} layers on {len(batches)} batches ({tokens} tokens)",
               file=sys.stderr, flush=True)
         bar = tqdm(total=len(methods), desc="      calibrate", unit="layer", file=sys.stderr, leave=False)
-    done, _ = calibrate_model(spec.model, batches, formats, methods, bar.update if bar else None)
+    done, _ = calibrate_model(model, batches, formats, methods, bar.update if bar else None)
     if bar:
         bar.close()
-    return done, time.perf_counter() - t0
+    return {layer: done[path(layer)] for layer in marked if path(layer) in done}, time.perf_counter() - t0
+
+
+def _lm_path(layer: str) -> str:
+    """A --generate entry point's layer as the causal LM names it: 'decode:lm.model.layers.0.mlp.up_proj' ->
+    'model.layers.0.mlp.up_proj'."""
+    from mxc.layers import LM_PATH, split_layer
+
+    return split_layer(layer)[1].removeprefix(LM_PATH)
 
 
 def _auto_select(spec, module: ir.Module, opts: Options, weights: WeightStore, target, progress: bool,

@@ -36,6 +36,7 @@ def unique_layer_names(names: list[str]) -> list[str]:
 # A module with several entry points (--generate's prefill and decode) names its layers
 # '<entry point>:<module path>' (the importer); policies match the module path.
 ENTRY_SEP = ":"
+LM_PATH = "lm."  # --generate's entry points hold the causal LM as `.lm`: their layers' module paths start so
 
 
 def split_layer(layer: str) -> tuple[str, str]:

@@ -165,10 +165,10 @@ class Options:
             raise OptionsError(f"--max-seq-len must be a positive number of tokens, got {self.max_seq_len!r}")
         if not self.max_seq_len:
             object.__setattr__(self, "max_seq_len", DEFAULT_MAX_SEQ_LEN)
-        for flag, given in (("--auto", self.auto), ("--calibrate", self.calibrate)):
-            if given:
-                raise OptionsError(f"{flag} is not supported with --generate yet (it scores and calibrates the "
-                                   f"one-function model): compile without {flag}, or without --generate")
+        if self.auto:
+            raise OptionsError("--auto is not supported with --generate yet (it scores the one-function model's "
+                               "layers): compile with --auto without --generate and pass its policy.toml to "
+                               "--generate with --policy, or compile without --auto")
 
     @property
     def quant_options(self) -> QuantOptions:

@@ -32,7 +32,7 @@ from mxc.numerics.formats import NONE
 from mxc.numerics.options import OPTION_NAMES, FormatSpec, OptionError, QuantOptions, parse_optional
 
 from mxc.errors import MxcError
-from mxc.layers import split_layer
+from mxc.layers import LM_PATH, split_layer
 
 RULE_KEYS = ("format", "weights_only", "act_format", *OPTION_NAMES, "calibrate")
 
@@ -114,10 +114,13 @@ class Policy:
 
     def choose(self, layer: str) -> tuple[Choice, str]:
         """The layer's choice and where it came from (the rule pattern or 'default'). A layer of a module with
-        several entry points ('decode:lm.model...') matches by its module path too."""
-        path = split_layer(layer)[1]
+        several entry points ('decode:lm.model...') matches by its module path too, and by its path in the
+        causal LM ('model...'), so a policy written for the model compiled without --generate (--auto's
+        policy.toml) applies to its --generate compile."""
+        entry, path = split_layer(layer)
+        names = (layer, path, path.removeprefix(LM_PATH)) if entry else (layer,)
         for pattern, choice in self.rules:
-            if fnmatch.fnmatchcase(layer, pattern) or fnmatch.fnmatchcase(path, pattern):
+            if any(fnmatch.fnmatchcase(n, pattern) for n in names):
                 return choice, pattern
         return self.default, "default"
 

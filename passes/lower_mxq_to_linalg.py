@@ -69,11 +69,20 @@ def _cast(v: ir.Value, t: ir.Type) -> ir.Value:
     return ir.Operation.create("builtin.unrealized_conversion_cast", results=[t], operands=[v]).result
 
 
+def _function_of(op) -> str:
+    """The name of the func.func holding `op` ("" outside one)."""
+    p = op.operation.parent
+    while p is not None and p.name != "func.func":
+        p = p.parent
+    return "" if p is None else ir.StringAttr(p.attributes["sym_name"]).value
+
+
 class _Fp6Bridge:
-    """FP6 element tensors as i8 codes: unpack packed params once, look through casts."""
+    """FP6 element tensors as i8 codes: unpack packed params once per function (a module of several entry
+    points, --generate's prefill and decode, reads the same params from each), look through casts."""
 
     def __init__(self):
-        self.params: dict[str, ir.Value] = {}
+        self.params: dict[tuple[str, str], ir.Value] = {}  # (function, param name) -> the unpacked codes
 
     def codes(self, v: ir.Value, fmt: Format) -> ir.Value:
         if fmt.element.bits != 6:
@@ -82,7 +91,8 @@ class _Fp6Bridge:
         owner = v.owner
         if not isinstance(owner, ir.Block) and owner.operation.name == "mxq.param":
             name = ir.StringAttr(owner.attributes["name"]).value
-            if name not in self.params:
+            key = (_function_of(owner), name)
+            if key not in self.params:
                 with owner.location, ir.InsertionPoint(owner.operation):
                     packed = ParamOp(name=ir.StringAttr.get(name),
                                      result=ttype([*shape[:-1], shape[-1] * 3 // 4], I8()))
@@ -90,8 +100,8 @@ class _Fp6Bridge:
                         key = key if isinstance(key, str) else key.name
                         if key.startswith("mxq."):
                             packed.operation.attributes[key] = owner.attributes[key]
-                    self.params[name] = Q.unpack_fp6(packed.result)
-            return self.params[name]
+                    self.params[key] = Q.unpack_fp6(packed.result)
+            return self.params[key]
         if not isinstance(owner, ir.Block) and owner.operation.name == "builtin.unrealized_conversion_cast":
             return owner.operands[0]
         return _cast(v, ttype(shape, I8()))

@@ -50,6 +50,7 @@ class MxqCalibrateWeights(Pass):
             raise PassOptionError(f"{self.name}: hessian must be 'identity' (or unset), got {self.hessian!r}")
 
     def run(self, module: ir.Operation) -> None:
+        params: dict[tuple[str, str], tuple[torch.Tensor, str]] = {}  # (source, method) -> (weight, its param)
         for q in walk_ops(module, "mxq.quantize"):
             mm = matmul_of(q)
             if mm is None or "mxq.calibrate" not in mm.operation.attributes:
@@ -60,7 +61,7 @@ class MxqCalibrateWeights(Pass):
             layer = ir.StringAttr(mm.operation.attributes["layer"]).value
             result = self._result(q, ref, layer, ir.StringAttr(mm.operation.attributes["mxq.calibrate"]).value)
             if result is not None:
-                self._replace(q, ref, result)
+                self._replace(q, ref, result, params)
                 if result.format is not None:
                     self._unrotate(q, mm, result)
 
@@ -95,11 +96,19 @@ class MxqCalibrateWeights(Pass):
         mm.operation.attributes["mxq.decision"] = ir.StringAttr.get(
             decision.replace(spec_text(old), spec_text(result.format), 1) + note)
 
-    def _replace(self, q, ref, result) -> None:
+    def _replace(self, q, ref, result, params: dict) -> None:
         old = q.input
         with q.location, ir.InsertionPoint(q.operation):
             if self.weights is not None:
-                name = self.weights.add(f"{ref.describe}.{result.method.split('{')[0]}", result.weight)
+                # one param per calibrated weight: the layers of several entry points (--generate's prefill and
+                # decode) that read it name the same one, so mxq-quantize-weights stores its codes once
+                key = (ref.describe, result.method)
+                seen = params.get(key)
+                if seen is not None and torch.equal(seen[0], result.weight):
+                    name = seen[1]
+                else:
+                    name = self.weights.add(f"{ref.describe}.{result.method.split('{')[0]}", result.weight)
+                    params[key] = (result.weight, name)
                 new = ParamOp(name=ir.StringAttr.get(name), result=old.type).result
             else:  # mxc-opt: an inline constant
                 attr = ir.DenseElementsAttr.get(result.weight.numpy(), type=old.type)

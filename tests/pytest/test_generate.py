@@ -73,7 +73,8 @@ def test_greedy_run_ahead_stops_at_eos_and_at_the_cache_end(monkeypatch):
 
 @pytest.fixture(scope="module")
 def tiny_artifacts(tmp_path_factory):
-    """Tiny Llama artifacts: none, NVFP4 weights-only, MXFP8 weights+activations (one compile each)."""
+    """Tiny Llama artifacts: none, NVFP4 weights-only, MXFP8 weights+activations, MXFP6 weights-only (packed
+    6-bit params that both entry points unpack), one compile each."""
     root = tmp_path_factory.mktemp("gen")
     env = {"RANDOM_LM_FAMILY": "llama", "RANDOM_LM_SIZE": "tiny"}
     old = {k: os.environ.get(k) for k in env}
@@ -81,7 +82,8 @@ def tiny_artifacts(tmp_path_factory):
     try:
         out = {}
         for name, flags in {"none": ["--format", "none"], "nvfp4": ["--format", "nvfp4", "--weights-only"],
-                            "mxfp8": ["--format", "mxfp8"]}.items():
+                            "mxfp8": ["--format", "mxfp8"],
+                            "mxfp6": ["--format", "mxfp6_e2m3", "--weights-only"]}.items():
             rc, _, err = run_mxc("compile", RANDOM_LM, "--generate", "--max-seq-len", "48", *flags,
                                  "-o", root / name, "-q")
             assert rc == 0, err
@@ -104,7 +106,7 @@ def test_compiled_generation_without_quantization_equals_transformers(tiny_artif
     assert got.text == m.get_tokenizer().decode(got.tokens, skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("fmt", ["nvfp4", "mxfp8"])
+@pytest.mark.parametrize("fmt", ["nvfp4", "mxfp8", "mxfp6"])
 def test_mxc_generate_equals_the_fake_quant_torch_loop(tiny_artifacts, monkeypatch, fmt):
     monkeypatch.setenv("RANDOM_LM_SIZE", "tiny")
     rc, out, err = run_mxc("generate", tiny_artifacts[fmt], "--prompt", PROMPT, "--max-new-tokens", "24",
@@ -119,6 +121,55 @@ def test_mxc_generate_equals_the_fake_quant_torch_loop(tiny_artifacts, monkeypat
     # the same quantized layers in both programs, and their weights stored once
     assert {k.split(":", 1)[1] for k in layers if k.startswith("prefill:")} == \
            {k.split(":", 1)[1] for k in layers if k.startswith("decode:")} != set()
+
+
+def test_calibrated_generation(tiny_artifacts, monkeypatch, tmp_path):
+    """--generate --calibrate gptq: the causal LM is calibrated once and both entry points read the same
+    calibrated codes (stored once: the same parameters as round-to-nearest), the compiled generation equals
+    the fake-quant torch loop on those codes, and differs from round-to-nearest's."""
+    from iree import runtime as rt
+
+    monkeypatch.setenv("RANDOM_LM_FAMILY", "llama")
+    monkeypatch.setenv("RANDOM_LM_SIZE", "tiny")
+    out = tmp_path / "gptq"
+    rc, _, err = run_mxc("compile", RANDOM_LM, "--generate", "--max-seq-len", "48", "--format", "nvfp4",
+                         "--weights-only", "--calibrate", "gptq", "-o", out, "-q")
+    assert rc == 0, err
+    m = json.loads((out / "manifest.json").read_text())
+    calibrated = {r["layer"]: r["calibration"] for r in m["layers"] if r.get("calibration")}
+    paths = {k.split(":", 1)[1] for k in calibrated}
+    assert {k.split(":", 1)[0] for k in calibrated} == {"prefill", "decode"} and len(calibrated) == 2 * len(paths)
+    for p in paths:  # the two entry points' layers name the same stored codes
+        assert calibrated[f"prefill:{p}"]["params"] == calibrated[f"decode:{p}"]["params"]
+        assert calibrated[f"prefill:{p}"]["output_error"] < calibrated[f"prefill:{p}"]["output_error_rtn"]
+
+    def names(artifact):
+        index = rt.ParameterIndex()
+        index.load(str(artifact / "model.irpa"))
+        return sorted(k for k, _ in index.items())
+    assert names(out) == names(tiny_artifacts["nvfp4"])
+    rc, stdout, err = run_mxc("generate", out, "--prompt", PROMPT, "--max-new-tokens", "24", "--ignore-eos",
+                              "--compare", "--json")
+    assert rc == 0, err
+    r = json.loads(stdout)
+    assert r["reference"]["equal"] and len(r["tokens"]) == 24
+    import mxc
+
+    assert r["tokens"] != mxc.load(tiny_artifacts["nvfp4"]).generate(PROMPT, 24, stop_at_eos=False).tokens
+
+
+def test_a_policy_for_the_plain_model_applies_to_the_entry_points():
+    """--auto's policy.toml (or a hand-written one) names the causal LM's module paths ('model.layers.0...');
+    with --generate the layers are 'prefill:lm.model.layers.0...': the rules match them too."""
+    from mxc.numerics.options import FormatSpec
+    from mxc.policy import Choice, Policy
+
+    mlp, attn = Choice.of(FormatSpec.parse("if4"), True), Choice.of(FormatSpec.parse("mxfp8"), True)
+    policy = Policy(Choice.of(None), (("model.layers.*.mlp.*", mlp), ("lm.model.layers.0.self_attn.q_proj", attn)))
+    assert policy.choose("decode:lm.model.layers.1.mlp.up_proj") == (mlp, "model.layers.*.mlp.*")
+    assert policy.choose("prefill:lm.model.layers.0.self_attn.q_proj")[0] == attn
+    assert policy.choose("model.layers.1.mlp.up_proj")[0] == mlp  # the plain compile's own names
+    assert policy.choose("lm.model.layers.1.mlp.up_proj")[1] == "default"  # no entry point: names as they are
 
 
 def test_quantized_generation_differs_from_unquantized(tiny_artifacts):
@@ -207,8 +258,8 @@ def test_errors_name_the_fix(tiny_artifacts, tmp_path, write_model):
     assert rc == 2 and "causal LM" in err
     with pytest.raises(OptionsError, match="--max-seq-len"):
         Options(max_seq_len=64)
-    with pytest.raises(OptionsError, match="--calibrate is not supported with --generate"):
-        Options(generate=True, calibrate="gptq")
+    with pytest.raises(OptionsError, match="--auto is not supported with --generate"):
+        Options(generate=True, auto="bits=4.5")
     assert Options(generate=True).max_seq_len == 256
     with pytest.raises(OptionsError, match="--kv-cache its format of --generate"):
         Options(kv_cache="mxfp8")

@@ -158,3 +158,26 @@ func.func @fused_mxfp8_x_mxfp6(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
   %r = "mxq.fused_matmul"(%x, %w, %s) {layer = "fc", act_format = "mxfp8", w_format = "mxfp6_e3m2", block_size = 32 : i64, epilogue = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (tensor<4x64xf32>, tensor<8x64xf6E3M2FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
   return %r : tensor<4x8xf32>
 }
+
+// -----
+
+// Two entry points reading the same FP6 param (--generate's prefill and decode): each function unpacks
+// its own copy (an SSA value cannot cross from one function to the other).
+// CHECK-LABEL: func.func @prefill
+// CHECK: %[[P:.*]] = "mxq.param"() {name = "fc.e"} : () -> tensor<8x48xi8>
+// CHECK: tensor.expand_shape %[[P]] {{.*}} into tensor<8x16x3xi8>
+// CHECK-LABEL: func.func @decode
+// CHECK: %[[Q:.*]] = "mxq.param"() {name = "fc.e"} : () -> tensor<8x48xi8>
+// CHECK: tensor.expand_shape %[[Q]] {{.*}} into tensor<8x16x3xi8>
+func.func @prefill(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
+  %w = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf6E3M2FN>
+  %s = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %r = "mxq.fused_matmul"(%x, %w, %s) {layer = "prefill:fc", act_format = "none", w_format = "mxfp6_e3m2", block_size = 32 : i64, epilogue = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (tensor<4x64xf32>, tensor<8x64xf6E3M2FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return %r : tensor<4x8xf32>
+}
+func.func @decode(%x: tensor<1x64xf32>) -> tensor<1x8xf32> {
+  %w = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf6E3M2FN>
+  %s = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %r = "mxq.fused_matmul"(%x, %w, %s) {layer = "decode:fc", act_format = "none", w_format = "mxfp6_e3m2", block_size = 32 : i64, epilogue = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (tensor<1x64xf32>, tensor<8x64xf6E3M2FN>, tensor<8x2xf8E8M0FNU>) -> tensor<1x8xf32>
+  return %r : tensor<1x8xf32>
+}
