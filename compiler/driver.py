@@ -279,7 +279,9 @@ def _calibrate(spec, module: ir.Module, weights: WeightStore, progress: bool, ge
     if generate:
         from mxc.generation import causal_lm
 
-        model, path = causal_lm(spec.model, str(spec.path)), _lm_path
+        from mxc.layers import lm_path
+
+        model, path = causal_lm(spec.model, str(spec.path)), lm_path
     methods = {path(layer): m for layer, m in marked.items()}
     t0 = time.perf_counter()
     batches, _ = calibration_batches(spec, "--calibrate")
@@ -296,14 +298,6 @@ def _calibrate(spec, module: ir.Module, weights: WeightStore, progress: bool, ge
     if bar:
         bar.close()
     return {layer: done[path(layer)] for layer in marked if path(layer) in done}, time.perf_counter() - t0
-
-
-def _lm_path(layer: str) -> str:
-    """A --generate entry point's layer as the causal LM names it: 'decode:lm.model.layers.0.mlp.up_proj' ->
-    'model.layers.0.mlp.up_proj'."""
-    from mxc.layers import LM_PATH, split_layer
-
-    return split_layer(layer)[1].removeprefix(LM_PATH)
 
 
 def _auto_select(spec, module: ir.Module, opts: Options, weights: WeightStore, target, progress: bool,

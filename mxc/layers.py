@@ -44,3 +44,10 @@ def split_layer(layer: str) -> tuple[str, str]:
     for a layer of a one-function module."""
     entry, sep, path = layer.partition(ENTRY_SEP)
     return (entry, path) if sep and entry.isidentifier() else ("", layer)
+
+
+def lm_path(layer: str) -> str:
+    """A layer as the causal LM names it: 'decode:lm.model.layers.0.mlp.up_proj' -> 'model.layers.0.mlp.up_proj'
+    (a layer of a one-function module: unchanged)."""
+    entry, path = split_layer(layer)
+    return path.removeprefix(LM_PATH) if entry else layer

@@ -32,7 +32,7 @@ from mxc.numerics.formats import NONE
 from mxc.numerics.options import OPTION_NAMES, FormatSpec, OptionError, QuantOptions, parse_optional
 
 from mxc.errors import MxcError
-from mxc.layers import LM_PATH, split_layer
+from mxc.layers import lm_path, split_layer
 
 RULE_KEYS = ("format", "weights_only", "act_format", *OPTION_NAMES, "calibrate")
 
@@ -117,8 +117,7 @@ class Policy:
         several entry points ('decode:lm.model...') matches by its module path too, and by its path in the
         causal LM ('model...'), so a policy written for the model compiled without --generate (--auto's
         policy.toml) applies to its --generate compile."""
-        entry, path = split_layer(layer)
-        names = (layer, path, path.removeprefix(LM_PATH)) if entry else (layer,)
+        names = dict.fromkeys((layer, split_layer(layer)[1], lm_path(layer)))  # one name without entry points
         for pattern, choice in self.rules:
             if any(fnmatch.fnmatchcase(n, pattern) for n in names):
                 return choice, pattern

@@ -42,10 +42,14 @@ def test_decode_bf16(gpu, fmt, mt, r):
     a partial 16-row tile, and with r > 1 a CTA whose last row tiles are past N): bf16(element x block
     scale) x tensor scale, bit for bit, as the bf16 kernels hold the weights (exact for every format but
     IF4's INT blocks and FP8 products below bf16's range)."""
+    _check_bf16_decode(gpu, [Dec(w_format=fmt, mt=mt, r=min(r, dec_max_rows(fmt, mt)))], fmt)
+
+
+def _check_bf16_decode(gpu, ks, fmt: str) -> None:
+    """y = I @ W^T through `ks` (K = 96, N = 40) equals bf16(element x block scale) x tensor scale, bit for bit."""
     k, n = 96, 40
     q = quantize(spread_matrix(n, k, 1), fmt)
     ref = bf16_weights(q, k).float()
-    ks = [Dec(w_format=fmt, mt=mt, r=min(r, dec_max_rows(fmt, mt)))]
     gpu.require(ks)
     got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
     differ = got != ref
@@ -80,47 +84,15 @@ def test_linear(gpu, record_property, fmt, m):
 def test_linear_row_tiles(gpu, record_property, fmt, m):
     """gelu(x @ W^T + bias) through `dec` with the most 16-row weight tiles per CTA its format takes (what
     dec_rows picks at large N), N = 200 (a CTA partly past N), K = 1000, within TOL * sum|x||w|."""
-    k, n = 1000, 200
-    w, x, bias = layer_inputs(m, k, n, seed=m)
-    q = quantize(w, fmt)
     mt = 8 if m <= 8 else 16
-    ks = [Dec(w_format=fmt, bias=True, mt=mt, r=dec_max_rows(fmt, mt))]
-    gpu.require(ks)
-    x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
-    ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
-    mag = x_ref.abs() @ wd.abs().T + bias.double().abs()
-    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda())
-    ok, worst = close(y, ref, mag, TOL)
-    record_property("worst", worst)
-    assert ok, f"{ks[-1].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
+    _check_bf16_linear(gpu, record_property, [Dec(w_format=fmt, bias=True, mt=mt, r=dec_max_rows(fmt, mt))], fmt, m)
 
 
-@pytest.mark.parametrize("mt,s", ((16, 2), (8, 4)), ids=lambda v: str(v))
-@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_decode_bf16_split(gpu, fmt, mt, s):
-    """y = I @ W^T through decs + dsum (K = 96: with 4 splits two CTAs of every row group have no K
-    tile and must write zero partials; N = 40: a CTA's 128 rows mostly past N): bf16(element x block
-    scale) x tensor scale, bit for bit."""
-    k, n = 96, 40
-    q = quantize(spread_matrix(n, k, 1), fmt)
-    ref = bf16_weights(q, k).float()
-    ks = [DecSplit(w_format=fmt, mt=mt, s=s), DSum(s=s)]
-    gpu.require(ks)
-    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
-    differ = got != ref
-    assert torch.equal(got, ref), (f"{differ.sum().item()} of {n}x{k} weights differ, e.g. "
-                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
-
-
-@pytest.mark.parametrize("m", (5, 16), ids=lambda m: f"M{m}")
-@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_linear_split(gpu, record_property, fmt, m):
-    """gelu(x @ W^T + bias) through decs (4 K splits of K = 1000: 16 tiles, the last partial) + dsum
-    (bias, epilogue), N = 200, within TOL * sum|x||w|."""
+def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int) -> None:
+    """gelu(x @ W^T + bias) through `ks` (bf16 activations), M x K=1000 x N=200, within TOL * sum|x||w|."""
     k, n = 1000, 200
     w, x, bias = layer_inputs(m, k, n, seed=m)
     q = quantize(w, fmt)
-    ks = [DecSplit(w_format=fmt, mt=8 if m <= 8 else 16, s=4), DSum(s=4, bias=True)]
     gpu.require(ks)
     x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
     ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
@@ -129,3 +101,21 @@ def test_linear_split(gpu, record_property, fmt, m):
     ok, worst = close(y, ref, mag, TOL)
     record_property("worst", worst)
     assert ok, f"{ks[0].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
+
+
+@pytest.mark.parametrize("mt,s", ((16, 2), (8, 4)), ids=lambda v: str(v))
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_decode_bf16_split(gpu, fmt, mt, s):
+    """y = I @ W^T through decs + dsum (K = 96: with 4 splits two CTAs of every row group have no K
+    tile and must write zero partials; N = 40: a CTA's 128 rows mostly past N): bf16(element x block
+    scale) x tensor scale, bit for bit."""
+    _check_bf16_decode(gpu, [DecSplit(w_format=fmt, mt=mt, s=s), DSum(s=s)], fmt)
+
+
+@pytest.mark.parametrize("m", (5, 16), ids=lambda m: f"M{m}")
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_linear_split(gpu, record_property, fmt, m):
+    """gelu(x @ W^T + bias) through decs (4 K splits of K = 1000: 16 tiles, the last partial) + dsum
+    (bias, epilogue), N = 200, within TOL * sum|x||w|."""
+    _check_bf16_linear(gpu, record_property, [DecSplit(w_format=fmt, mt=8 if m <= 8 else 16, s=4),
+                                              DSum(s=4, bias=True)], fmt, m)
