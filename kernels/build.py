@@ -14,8 +14,8 @@ from .codegen import KernelError, check_arch, source
 from .kinds import Kernel
 
 HERE = Path(__file__).resolve().parent
-RECIPE = "nvcc -std=c++17 -O3 -arch=compute_<arch> -ptx | ptxas -O3 -arch=<arch>"  # part of the cache key
-HEADERS = ("mxc_sm90.cuh", "mxc_sm90_mma.cuh", "mxc_bs.cuh", "mxc_bs_atoms.cuh")
+RECIPE = "nvcc -std=c++17 -O3 -arch=compute_<arch> -ptx | ptxas -v -O3 -arch=<arch>"  # part of the cache key
+HEADERS = ("mxc_sm90.cuh", "mxc_sm90_mma.cuh", "mxc_sm90_prefill.cuh", "mxc_bs.cuh", "mxc_bs_atoms.cuh")
 
 
 def nvcc() -> str:
@@ -43,6 +43,11 @@ class Built:
     def ptx(self) -> bytes:
         return self.ptx_path.read_bytes()
 
+    @property
+    def ptxas_log(self) -> str:
+        """What `ptxas -v` said: registers, spills, and performance notes such as C7510 (wgmma serialized)."""
+        return self.cubin_path.with_suffix(".log").read_text()
+
 
 def _cache_dir() -> Path:
     d = Path(os.environ.get("MXC_CACHE", Path.home() / ".cache" / "mxc")) / "kernels"
@@ -63,7 +68,7 @@ def build(kernels: list[Kernel]) -> Built:
     key = hashlib.sha256((src + _header_digest() + arch + RECIPE).encode()).hexdigest()[:24]
     d = _cache_dir()
     ptx_path, cubin_path = d / f"{key}.ptx", d / f"{key}.cubin"
-    if not (ptx_path.is_file() and cubin_path.is_file()):
+    if not (ptx_path.is_file() and cubin_path.is_file() and cubin_path.with_suffix(".log").is_file()):
         # Every file goes through a name of this process and is renamed into place: concurrent
         # compilers (pytest workers) may build the same library.
         cu, tmp_cu = d / f"{key}.cu", d / f"{key}.cu.{os.getpid()}"
@@ -73,12 +78,16 @@ def build(kernels: list[Kernel]) -> Built:
         ptxas = str(Path(tool).with_name("ptxas"))
         steps = (  # nvcc: CUDA C++ -> PTX; ptxas: PTX -> cubin
             ([tool, "-std=c++17", "-O3", f"-I{HERE}", f"-arch=compute_{arch[3:]}", "-ptx", str(cu), "-o"], ptx_path),
-            ([ptxas, f"-arch={arch}", "-O3", str(ptx_path), "-o"], cubin_path),
+            ([ptxas, "-v", f"-arch={arch}", "-O3", str(ptx_path), "-o"], cubin_path),
         )
         for cmd, out in steps:
             tmp = out.with_suffix(out.suffix + f".{os.getpid()}")
             r = subprocess.run(cmd + [str(tmp)], capture_output=True, text=True)
             if r.returncode:
                 raise KernelError(f"{Path(cmd[0]).name} failed for {cu}:\n{r.stderr[-4000:]}")
+            if out == cubin_path:
+                tmp_log = cubin_path.with_suffix(f".log.{os.getpid()}")
+                tmp_log.write_text(r.stdout + r.stderr)
+                tmp_log.replace(cubin_path.with_suffix(".log"))
             tmp.replace(out)
     return Built(src, ptx_path, cubin_path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .kinds import (DEC_MT, DEC_R, DECS_SPLITS, GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv,
-                    Kernel, Qgmma, ToBf16, Wgmma, dec_max_rows)
+                    HDEC_SPLITS, Hdec, Kernel, Qgmma, dec_max_rows, prefill_kernels)
 from .operands import NV_ACT, QGMMA_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
@@ -28,7 +28,8 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                 ks.append(BsDec(w_format=f, bias=bias, arch=arch))
                 ks += [Gemv(w_format=f, bias=bias, mt=mt, arch=arch) for mt in GEMV_MT]
             else:
-                ks.append(Wgmma(w_format=f, bias=bias))
+                ks += prefill_kernels(f, bias)
+                ks += [Hdec(w_format=f, s=s, bias=bias) for s in HDEC_SPLITS if s == 1 or not bias]
                 ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
                        if r == 1 or (mt > 1 and r <= dec_max_rows(f, mt))]
                 if not bias:  # decs: the bias is dsum's
@@ -36,7 +37,7 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
     if arch == "sm_100a":
         ks.append(BsQ(a_format="bf16", arch=arch))
     else:
-        ks.append(ToBf16())
+        ks.append(BsQ(a_format="bf16", arch=arch))
         ks += [DSum(s=s, bias=bias) for s in DECS_SPLITS for bias in (False, True)]
         for a in QGMMA_FORMATS:
             ks.append(ActQ(a_format=a))

@@ -95,15 +95,23 @@ def _regs(n: int, first: int = 0) -> str:
     return ", ".join(f"%{first + i}" for i in range(n))
 
 
-def _acc_operands(var: str = "d") -> str:
-    return ", ".join(f'"+f"({var}[{i}])' for i in range(64))
+def _acc_operands(var: str = "d", n: int = 64) -> str:
+    return ", ".join(f'"+f"({var}[{i}])' for i in range(n))
 
 
 def wgmma_helpers() -> str:
-    """The m64n128 wgmma wrappers (64 accumulator registers each) and the accumulator fence."""
+    """The m64n128 wgmma wrappers (64 accumulator registers each), the prefill's m64n256 bf16 one (128)
+    and the accumulator fences."""
     out = [f"""namespace mxc {{
 __device__ __forceinline__ void fence_acc(float* d) {{
   asm volatile("" : {_acc_operands()} :: "memory");
+}}
+__device__ __forceinline__ void fence_acc128(float* d) {{
+  asm volatile("" : {_acc_operands(n=128)} :: "memory");
+}}
+__device__ __forceinline__ void wgmma_bf16_m64n256k16(float* d, uint64_t a, uint64_t b) {{
+  asm volatile("wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {{{_regs(128)}}}, %128, %129, 1, 1, 1, 0, 0;\\n"
+               : {_acc_operands(n=128)} : "l"(a), "l"(b));
 }}
 __device__ __forceinline__ void wgmma_bf16_m64n128k16(float* d, uint64_t a, uint64_t b) {{
   asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{{_regs(64)}}}, %64, %65, 1, 1, 1, 0, 0;\\n"
@@ -167,6 +175,8 @@ def source(kernels: list[Kernel]) -> str:
     parts.append(f"namespace mxc {{\nnamespace bs {{\n{kinds}template <class FA, class FB> struct Pair;\n}}\n}}\n")
     parts += [format_struct(f) for f in formats] + [_encoder(f) for f in encoders]
     parts += ['#include "mxc_bs.cuh"\n', '#include "mxc_bs_atoms.cuh"\n']
+    if arch == "sm_90a":
+        parts.append('#include "mxc_sm90_prefill.cuh"\n')
     pairs = list(dict.fromkeys(_pair(k) for k in kernels if isinstance(k, (BsMma, BsDec))))
     if pairs:
         parts.append("namespace mxc {\nnamespace bs {\n" + "".join(pairs) + "}\n}\n")

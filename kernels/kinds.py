@@ -6,9 +6,11 @@ in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loa
 `dec1` kernel: x staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal
 shares of the row tiles), `DecSplit` + `DSum` (weight-only, 2 <= M <= 16, large layers: dec's tiles
 with K split across CTAs that share their activations in shared memory, then the sum), `Gemv` (weight-only,
-M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `ToBf16` + `Wgmma` (weight-only prefill:
-activations to bf16, bf16 HGMMA on decoded weights), `ActQ` + `Qgmma` (MXFP8 x MXFP8 on the FP8
-tensor cores). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a
+M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `BsQ` (bf16) + `Hdec` [+ `DSum`] (weight-only,
+17 <= M < PREFILL_MIN_M: weights decoded per tile in shared memory by decoder warpgroups beside the
+consumer warpgroups' HGMMA, K split across CTAs), `TileA` + `WDec` + `Hgemm` (weight-only prefill:
+activations and weights to bf16 tiles once per call, then a warp-specialized bf16 HGMMA fed by bulk
+copies), `ActQ` + `Qgmma` (MXFP8 x MXFP8 on the FP8 tensor cores). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a
 with its wgmma twin): `Amax` (the NV activations' tensor scale), `BsQ` (activations to tiles of
 codes + 128x4 scales, or bf16 tiles), `BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
 
@@ -28,7 +30,7 @@ from typing import ClassVar, NamedTuple
 from mxc.numerics.formats import get_format
 
 from . import tcgen05 as tc
-from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, bf16_width, fast_e2m1, fast_fp8, pair_kind, tiled_sizes,
+from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, fast_e2m1, fast_fp8, pair_kind, tiled_sizes,
                        unit_elements)
 
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
@@ -40,7 +42,7 @@ DEC_R = (1, 2, 4)  # 16-row tiles per dec CTA (mt > 1): each load of x serves r 
 DEC_RING = 2  # K tiles of weights in flight per dec warp (mt > 1; 3 or 4 measured no faster on the H200)
 DEC_MIN_CTAS = 200  # dec takes the most row tiles per CTA that still leave this many CTAs (2 per SM fit)
 DEC1_SMS = 132  # dec1's largest grid is the CTAs an H100 / H200 SXM (132 SMs) holds at once
-STAGES = 4  # cp.async depth of the wgmma kernels (mxc_sm90_mma.cuh)
+STAGES = 4  # cp.async depth of the FP8 wgmma kernel (mxc_sm90_mma.cuh)
 BS_STAGES = 3  # bulk-copy slots of the block-scaled skeleton (mxc_bs.cuh)
 AMAX_CTAS = 128  # the amax kernel's CTAs: partial maxima its readers reduce (mxc_bs.cuh)
 ARCHS = ("sm_90a", "sm_100a")
@@ -387,17 +389,23 @@ class DSum(Kernel):
         return "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
 
 
-@dataclass(frozen=True)
-class ToBf16(Kernel):
-    """Activations to bf16, K padded to the wgmma kernel's K tile."""
+# ---------------------------------------------------------------- weight-only prefill (mxc_sm90_prefill.cuh)
+PREFILL_MIN_M = 256  # weight-only layers with at least this many rows of x take tilea + wdec + hgemm, fewer hdec
+# (measured on the H200, `bench_cuda prefill`: hdec 0.52-0.55x cuBLAS bf16 at M = 128 vs 0.21-0.29x; at 256 even)
+PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
 
-    kind = "tobf16"
+
+@dataclass(frozen=True)
+class TileA(Kernel):
+    """The prefill's activations: x f32 -> bf16 (RNE) tiles of PF_M rows x PF_K, zero-padded."""
+
+    kind = "tilea"
     ctas_per_sm = 2
     rounding = "bf16 activations"
 
     @property
-    def name(self) -> str:
-        return "mxc_tobf16"
+    def name(self):
+        return "mxc_tilea"
 
     def bindings(self):
         return [Binding("x", False, "f32"), Binding("a", True, "bf16")]
@@ -406,49 +414,171 @@ class ToBf16(Kernel):
         return ["M", "K"]
 
     def outputs(self, m, n, k):
-        return {"a": [m, bf16_width(k)]}
+        return {"a": [-(-m // PF_M) * PF_M, -(-k // PF_K) * PF_K]}
 
-    def grid(self, m, n, k, ops=INT):
-        return (ops.cdiv(ops.mul(m, ops.mul(ops.cdiv(k, 64), 64)), self.threads), 1, 1)
+    def grid(self, m, n, k, ops=INT):  # one thread per 8 values
+        chunks = ops.mul(ops.mul(ops.cdiv(m, PF_M), ops.cdiv(k, PF_K)), PF_M * PF_K // 8)
+        return (ops.cdiv(chunks, self.threads), 1, 1)
 
     def call(self):
-        return "mxc::to_bf16(x, a, M, K);"
+        return "mxc::tilea(x, a, M, K);"
 
 
 @dataclass(frozen=True)
-class Wgmma(Kernel):
-    """Weight-only prefill: weights decoded to bf16 in shared memory, bf16 HGMMA, cp.async pipeline."""
+class WDec(Kernel):
+    """The prefill's weights, decoded once per call: codes x block scales -> bf16 tiles of PF_N rows x
+    PF_K (exact), zero-padded, into the workspace `wb` (N x K x 2 bytes)."""
 
-    kind = "wgmma"
+    kind = "wdec"
+    ctas_per_sm = 2
     w_format: str = ""
+
+    @property
+    def name(self):
+        return f"mxc_wdec_{self.w_format}"
+
+    def bindings(self):
+        return [Binding("w", False, "i8"), Binding("w_scales", False, "i8"), Binding("wb", True, "bf16")]
+
+    def constants(self):
+        return ["N", "K"]
+
+    def outputs(self, m, n, k):
+        return {"wb": [-(-n // PF_N) * PF_N, -(-k // PF_K) * PF_K]}
+
+    def grid(self, m, n, k, ops=INT):  # one thread per 32 weights of 4-bit formats, else per 8
+        per = 32 if get_format(self.w_format).element.bits == 4 else 8
+        items = ops.mul(ops.mul(ops.cdiv(n, PF_N), ops.cdiv(k, PF_K)), PF_N * PF_K // per)
+        return (ops.cdiv(items, self.threads), 1, 1)
+
+    def call(self):
+        return f"mxc::wdec<F_{self.w_format}>(w, w_scales, wb, N, K);"
+
+
+@dataclass(frozen=True)
+class Hgemm(Kernel):
+    """The prefill's GEMM on tilea's and wdec's tiles: a producer warp feeding a ring of PF_STAGES
+    slots by bulk copies, two consumer warpgroups on wgmma m64n256k16 (HGMMA); the NV tensor scale
+    (`ts`), the bias and the epilogue on the accumulators."""
+
+    kind = "hgemm"
+    threads = 384
+    ts: bool = False
     bias: bool = False
 
     @property
     def name(self):
-        return f"mxc_wgmma_{self.w_format}" + ("_bias" if self.bias else "")
+        return "mxc_hgemm" + ("_ts" if self.ts else "") + ("_bias" if self.bias else "")
 
     def bindings(self):
-        return _gemm_bindings(["a", *_weights(self.w_format, self.bias)], {"w_tensor_scale"}, {"a"})
+        ins = ["a", "wb"] + (["w_tensor_scale"] if self.ts else []) + (["bias"] if self.bias else [])
+        return _gemm_bindings(ins, {"w_tensor_scale"}, {"a", "wb"})
 
     def outputs(self, m, n, k):
         return {"y": [m, n]}
 
     def grid(self, m, n, k, ops=INT):
-        return _tiles(m, n, ops)
+        return (ops.mul(ops.cdiv(m, PF_M), ops.cdiv(n, PF_N)), 1, 1)
 
     @property
     def smem(self):
-        rb = 64 * get_format(self.w_format).element.bits // 8
-        return STAGES * (128 * 64 * 2 + 128 * rb) + 2 * 128 * 64 * 2
+        return PF_STAGES * (PF_M + PF_N) * PF_K * 2 + 2 * PF_STAGES * 8
 
     def call(self):
-        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
-        return (f"mxc::wgmma_async<F_{self.w_format}, {str(self.bias).lower()}>(a, w, w_scales, {ts}, "
+        return (f"mxc::hgemm<{str(self.bias).lower()}>(a, wb, {'w_tensor_scale' if self.ts else 'nullptr'}, "
                 f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
 
     @property
     def path(self):
-        return "decode: weights to bf16 in shared memory, wgmma (HGMMA)"
+        return "decode: weights decoded once per call to bf16 tiles, bulk-copy ring, warp-specialized wgmma (HGMMA)"
+
+
+HDEC_SPLITS = (1, 2, 4, 8)
+HD_SA, HD_DEC, HDEC_MAX_SW = 3, 2, 8  # hdec's activation tiles, decoded tiles, weight tiles at most (mxc_sm90_prefill.cuh)
+HD_DW = 2  # hdec's decoder warpgroups (mxc_sm90_prefill.cuh)
+SMEM_MAX = 232448  # dynamic shared memory a CTA may take on sm_90 (227 KB)
+HDEC_MIN_CTAS = 120  # hdec takes the fewest K splits that give this many CTAs (one per SM: 132 on an H200)
+HDEC_MIN_KT = 4  # ... while each split keeps at least this many K tiles of 128
+
+
+@dataclass(frozen=True)
+class Hdec(Kernel):
+    """Weight-only between decode and prefill shapes: bsq's bf16 activation tiles x the skeleton's weight
+    tiles decoded to bf16 in shared memory by a decoder warpgroup while two consumer warpgroups run
+    wgmma m64n128k16 on the tile before (a producer thread feeds both by bulk copies); K split s ways
+    across CTAs (s > 1: partial sums to `ws` [s, M, N], reduced by `dsum`)."""
+
+    kind = "hdec"
+    threads = 128 * (3 + HD_DW)  # a producer, HD_DW decoder and two consumer warpgroups
+    rounding = "bf16 activations"
+    w_format: str = ""
+    s: int = 1
+    bias: bool = False  # s = 1 only (with splits the bias is dsum's)
+
+    @property
+    def name(self):
+        return f"mxc_hdec_{self.w_format}_s{self.s}" + ("_bias" if self.bias else "")
+
+    def bindings(self):
+        ins = ["a", *_weights(self.w_format, self.bias and self.s == 1)]
+        out = "y" if self.s == 1 else "ws"
+        return [Binding(n, False, "f32" if n in ("w_tensor_scale", "bias") else "i8") for n in ins] + [
+            Binding(out, True, "f32")]
+
+    def outputs(self, m, n, k):
+        return {"y": [m, n]} if self.s == 1 else {"ws": [self.s, m, n]}
+
+    def grid(self, m, n, k, ops=INT):
+        return (ops.cdiv(n, BS_TILE), ops.cdiv(m, BS_TILE), self.s)
+
+    def weight_layout(self):
+        return Tiles(unit_elements(self.w_format, None))
+
+    @property
+    def weight_slots(self) -> int:
+        """The ring of weight tiles (codes + scales) in flight: as many as shared memory holds beside
+        HD_SA activation tiles and HD_DEC decoded tiles, at most HDEC_MAX_SW (4-bit: 7; 8-bit: 4)."""
+        codes, scales = tiled_sizes(self.w_format, unit_elements(self.w_format, None), BS_TILE, BS_TILE)
+        tile = BS_TILE * BS_TILE * 2
+        free = SMEM_MAX - (HD_SA + HD_DEC) * tile - 2 * (HD_SA + HD_DEC + HDEC_MAX_SW) * 8
+        return min(HDEC_MAX_SW, free // (codes + scales))
+
+    @property
+    def smem(self):  # HdecSmem::BYTES
+        codes, scales = tiled_sizes(self.w_format, unit_elements(self.w_format, None), BS_TILE, BS_TILE)
+        sw = self.weight_slots
+        return (HD_SA + HD_DEC) * BS_TILE * BS_TILE * 2 + sw * (codes + scales) + 2 * (HD_SA + sw + HD_DEC) * 8
+
+    def call(self):
+        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
+        uw = unit_elements(self.w_format, None)
+        bias = self.bias and self.s == 1
+        return (f"mxc::hdec<F_{self.w_format}, {uw}, {self.weight_slots}, {self.s}, {str(bias).lower()}>(a, w, "
+                f"w_scales, {ts}, {'bias' if bias else 'nullptr'}, {'y' if self.s == 1 else 'ws'}, M, N, K, epi);")
+
+    @property
+    def path(self):
+        return "decode: weights to bf16 in shared memory by a decoder warpgroup, warp-specialized wgmma (HGMMA)"
+
+
+def hdec_splits(m: int, n: int, k: int) -> int:
+    """hdec's K splits for an [m, k] x [n, k]^T layer: the fewest of HDEC_SPLITS giving HDEC_MIN_CTAS
+    CTAs, each split keeping HDEC_MIN_KT K tiles; 1 when no split is needed or K is too short."""
+    tiles, kt = -(-n // BS_TILE) * -(-m // BS_TILE), -(-k // BS_TILE)
+    fits = [s for s in HDEC_SPLITS if s == 1 or kt // s >= HDEC_MIN_KT]
+    return next((s for s in fits if tiles * s >= HDEC_MIN_CTAS), fits[-1])
+
+
+def hdec_kernels(w_format: str, bias: bool, m: int, n: int, k: int) -> list[Kernel]:
+    """cuda-sm90's weight-only kernels at GEMV_MAX_M < M < PREFILL_MIN_M: bsq (bf16 tiles), hdec [, dsum]."""
+    s = hdec_splits(m, n, k)
+    ks: list[Kernel] = [BsQ(a_format="bf16"), Hdec(w_format=w_format, s=s, bias=bias and s == 1)]
+    return ks + ([DSum(s=s, bias=bias)] if s > 1 else [])
+
+
+def prefill_kernels(w_format: str, bias: bool) -> list[Kernel]:
+    """cuda-sm90's weight-only kernels at M >= PREFILL_MIN_M: tilea, wdec, hgemm."""
+    return [TileA(), WDec(w_format=w_format), Hgemm(ts=get_format(w_format).tensor_scale, bias=bias)]
 
 
 @dataclass(frozen=True)
@@ -705,6 +835,6 @@ class BsDec(_BsGemm):
         return "decode: weights to bf16 in shared memory, tcgen05.mma kind::f16"
 
 
-KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, DecSplit, DSum, ToBf16, Wgmma, ActQ, Qgmma, Amax,
-                                                       BsQ, BsMma, BsDec)}
-SM90_ONLY = (ToBf16, Wgmma, ActQ, Qgmma)  # the wgmma kernels: no sm_100a build
+KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, DecSplit, DSum, TileA, WDec, Hgemm, Hdec, ActQ,
+                                                       Qgmma, Amax, BsQ, BsMma, BsDec)}
+SM90_ONLY = (TileA, WDec, Hgemm, Hdec, ActQ, Qgmma)  # the wgmma kernels: no sm_100a build

@@ -37,7 +37,8 @@ class Launch:
 
 
 def gemm_kernel(ks: list[Kernel]) -> Kernel | None:
-    """The layer's GEMM: the kernel that reads the weights `w` (decs before its dsum, wgmma after tobf16)."""
+    """The layer's GEMM: the kernel that reads the weights `w` (decs before its dsum, hdec after bsq; wdec,
+    which decodes them for hgemm, in the prefill's three)."""
     return next((k for k in ks if any(b.name == "w" for b in k.bindings())), None)
 
 

@@ -52,12 +52,50 @@ struct Op {
   }
 };
 
+// Eight E2M1 codes (nibble j of w is code j) times a bf16 scale (s2: the scale in both halves) as four
+// bf16 pairs, by integer ops: each magnitude's bf16 bits from two byte tables (prmt), the sign bit
+// moved into place, one bf16 multiply per pair. Exact: element (2 significant bits) x scale (E8M0, or
+// UE4M3 / UE5M3: at most 4) fits bf16's 8, subnormals included (bf16 arithmetic keeps them); a NaN scale
+// gives NaN. The same values as F::elem(c) * F::scale(sc) rounded to bf16.
+__device__ __forceinline__ uint4 e2m1x8(uint32_t w, uint32_t s2) {
+  // bf16 of 0, 0.5, 1, 1.5, 2, 3, 4, 6: low bytes 00 00 80 C0 00 40 80 C0, high bytes 00 3F 3F 3F 40 40 40 40
+  constexpr uint32_t LO0 = 0xC0800000u, LO1 = 0xC0804000u, HI0 = 0x3F3F3F00u, HI1 = 0x40404040u;
+  uint32_t out[4];
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {  // codes 4h .. 4h+3
+    const uint32_t c = w >> (16 * h), sel = c & 0x7777u;
+    uint32_t lo, hi;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(lo) : "r"(LO0), "r"(LO1), "r"(sel));
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(hi) : "r"(HI0), "r"(HI1), "r"(sel));
+#pragma unroll
+    for (int p = 0; p < 2; ++p) {  // codes 4h+2p, 4h+2p+1
+      uint32_t v;
+      asm("prmt.b32 %0, %1, %2, %3;" : "=r"(v) : "r"(lo), "r"(hi), "r"(p ? 0x7362u : 0x5140u));
+      v |= ((c << (12 - 8 * p)) & 0x8000u) | ((c << (24 - 8 * p)) & 0x80000000u);  // the signs
+      const __nv_bfloat162 prod = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&v),
+                                          *reinterpret_cast<const __nv_bfloat162*>(&s2));
+      out[2 * h + p] = *reinterpret_cast<const uint32_t*>(&prod);
+    }
+  }
+  return make_uint4(out[0], out[1], out[2], out[3]);
+}
+
+// A scale code as bf16 in both halves of a word (exact for E8M0, UE4M3 and UE5M3; NaN stays NaN).
+template <class F>
+__device__ __forceinline__ uint32_t scale_bf16x2(uint32_t scode) {
+  const float s = F::scale(scode);
+  return pack_bf16(s, s);
+}
+
 // Eight decoded elements (r, k0 .. k0+7) of a tile, element x block scale, as four bf16 pairs.
 template <class F, int UE>
 __device__ __forceinline__ uint4 decode8(const uint8_t* tile, const uint8_t* sc, int r, int k0) {
   using O = Op<F, UE>;
   if constexpr (!O::SCALED) {
     return *reinterpret_cast<const uint4*>(tile + O::unit_off(r, k0));  // already bf16
+  } else if constexpr (F::E2M1 && UE == 32) {  // plain E2M1 codes, packed: the integer decode
+    const uint32_t w = *reinterpret_cast<const uint32_t*>(tile + O::unit_off(r, k0) + (k0 % UE) / 2);
+    return e2m1x8(w, scale_bf16x2<F>(sc[O::scale_off(r, k0 / F::BS)]));
   } else {
     // the 8 codes: 8 bytes (FP8), 6 (FP6: units of 16 elements, so offset 0 or 6), 4 (4-bit)
     const uint8_t* src = tile + O::unit_off(r, k0) + (k0 % UE) * F::BITS / 8;
@@ -88,9 +126,10 @@ __device__ __forceinline__ uint4 decode8(const uint8_t* tile, const uint8_t* sc,
 template <class F, int UE>
 __device__ __forceinline__ void decode_tile(const uint8_t* tile, const uint8_t* sc, uint8_t* out) {
   using D = Op<BF16, 8>;
-  for (int q = threadIdx.x; q < BM * D::UNITS; q += THREADS) {
-    const int r = q / D::UNITS, k0 = (q % D::UNITS) * 8;
-    *reinterpret_cast<uint4*>(out + D::unit_off(r, k0)) = decode8<F, UE>(tile, sc, r, k0);
+  static_assert(D::UNITS == 16, "the unit index q maps to (row, k) for 128 x 128 tiles");
+  for (int q = threadIdx.x; q < BM * D::UNITS; q += THREADS) {  // q: the unit at q * 16 (no bank conflicts)
+    const int r = (q >> 7) * 8 + (q & 7), k0 = ((q >> 3) & 15) * 8;
+    *reinterpret_cast<uint4*>(out + 16 * q) = decode8<F, UE>(tile, sc, r, k0);
   }
 }
 
@@ -207,7 +246,7 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ a, const uint8_
   uint64_t* const bars = reinterpret_cast<uint64_t*>(dec + (At::DECODES ? 2 * S::DEC : 0));
   const uint32_t full0 = smem_u32(bars), empty0 = full0 + 8 * STAGES, done = full0 + 16 * STAGES;
   if ((((uintptr_t)a) | ((uintptr_t)w) | ((uintptr_t)as) | ((uintptr_t)ws)) & 15) {
-    if (t == 0 && mt == 0 && nt == 0) printf("mxc bsmma kernel: operands not 16-byte aligned\n");
+    // no printf: a call in a wgmma kernel makes ptxas serialize its wgmma pipeline (C7510)
     __trap();
   }
   At ctx;

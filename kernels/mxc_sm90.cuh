@@ -20,12 +20,10 @@
 //   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
 //           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
 //           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops.
-//   tobf16  activations to bf16 (RNE), K padded to the wgmma kernel's K tile.
-//   wgmma   weight-only prefill: bf16 activations and raw weight bytes by
-//           cp.async, 4 stages; weights decoded to bf16 tiles in shared memory
-//           (exact for every format except IF4's INT blocks, whose q*6/7*s is
-//           rounded) while wgmma m64n128k16 (HGMMA) runs on the previous tile;
-//           f32 accumulators, the NV tensor scale applied to them.
+//   hdec    weight-only, 17 <= M < PREFILL_MIN_M: bf16 activation tiles x weight tiles decoded
+//           in shared memory by decoder warpgroups, warp-specialized wgmma (mxc_sm90_prefill.cuh).
+//   tilea + wdec + hgemm  weight-only prefill: both operands to bf16 tiles once per call, then a
+//           warp-specialized bf16 wgmma fed by bulk copies (mxc_sm90_prefill.cuh).
 //   actq    MX activation quantizer (floor scale rule, RNE, saturating), one
 //           thread per 32-block: codes and E8M0 scales bit-identical to numerics.
 //   qgmma   MXFP8 x MXFP8: FP8 codes by cp.async, 4 stages; FP8 wgmma m64n128k32

@@ -1,4 +1,4 @@
-// The wgmma kernels and the MX activation quantizer; included after the generated
+// The FP8 wgmma kernel (qgmma) and the MX activation quantizer; included after the generated
 // `wgmma_*` helpers (mxc.kernels.source), which hold the 64-register inline PTX.
 #pragma once
 
@@ -15,131 +15,8 @@ __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_grou
 template <int N>
 __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 
-// ---------------------------------------------------------------- tobf16: the wgmma kernel's activations
-// x [M, K] f32 -> xb [M, KA] bf16 (RNE), KA = K rounded up to TK, the padding zero.
-__device__ __forceinline__ void to_bf16(const float* __restrict__ x, __nv_bfloat16* __restrict__ xb, int M, int K) {
-  const int KA = (K + TK - 1) / TK * TK;
-  const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= (size_t)M * KA) return;
-  const int m = (int)(i / KA), k = (int)(i % KA);
-  xb[i] = __float2bfloat16_rn(k < K ? x[(size_t)m * K + k] : 0.f);
-}
-
-// ---------------------------------------------------------------- wgmma_async: the same product, pipelined
-// A (bf16, from to_bf16) and the raw weight bytes come by cp.async, STAGES tiles deep; each thread then
-// decodes its half-row of the next weight tile from shared memory into a bf16 operand buffer while the
-// tensor cores run on the current one. Shared memory: STAGES x (A tile + raw weight tile) + 2 bf16 tiles.
+// cp.async depth of the FP8 wgmma kernel (qgmma)
 constexpr int STAGES = 4;
-
-template <class F>
-struct AsyncLayout {
-  static constexpr int RB = TK * F::BITS / 8;      // raw weight bytes per row of a tile
-  static constexpr int A_BYTES = TM * TK * 2;
-  static constexpr int RAW_BYTES = TN * RB;
-  static constexpr int B_BYTES = TN * TK * 2;
-  static constexpr int SMEM = STAGES * (A_BYTES + RAW_BYTES) + 2 * B_BYTES;
-};
-
-template <class F, bool BIAS>
-__device__ __forceinline__ void wgmma_async(const __nv_bfloat16* __restrict__ xb, const uint8_t* __restrict__ w,
-                                            const uint8_t* __restrict__ s, const float* __restrict__ tsp,
-                                            const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
-                                            int epi) {
-  extern __shared__ __align__(128) uint8_t smem[];
-  using L = AsyncLayout<F>;
-  constexpr int BS = F::BS, BYTES = BS * F::BITS / 8, NBH = 32 / BS, RB = L::RB;
-  uint8_t* const A0 = smem;
-  uint8_t* const R0 = smem + STAGES * L::A_BYTES;
-  uint8_t* const B0 = R0 + STAGES * L::RAW_BYTES;
-  const int t = threadIdx.x, wg = t >> 7, r = t >> 1, h = t & 1;
-  const int m0 = blockIdx.y * TM, n0 = blockIdx.x * TN;
-  const int KA = (K + TK - 1) / TK * TK, nb = (K + BS - 1) / BS, KT = KA / TK;
-  const size_t row_bytes = (size_t)nb * BYTES;
-  if ((((uintptr_t)xb) & 15) || (((uintptr_t)w) & 7)) {
-    if (t == 0 && blockIdx.x == 0 && blockIdx.y == 0) printf("mxc wgmma kernel: misaligned operands\n");
-    __trap();
-  }
-
-  auto issue = [&](int kt) {
-    if (kt < KT) {
-      const int slot = kt % STAGES;
-      const uint32_t a = smem_u32(A0 + slot * L::A_BYTES), raw = smem_u32(R0 + slot * L::RAW_BYTES);
-#pragma unroll
-      for (int c = 0; c < TM * TK / 8 / 256; ++c) {  // 16-byte chunks of A: 8 per row
-        const int q = t + 256 * c, row = q >> 3, col = (q & 7) * 8, gm = m0 + row;
-        cp_async16(a + tile_off<2>(row, col), xb + (size_t)min(gm, M - 1) * KA + kt * TK + col, gm < M ? 16 : 0);
-      }
-      for (int q = t; q < TN * RB / 8; q += 256) {  // 8-byte chunks of the raw weight rows
-        const int row = q / (RB / 8), off = (q % (RB / 8)) * 8, gn = n0 + row;
-        const size_t at = (size_t)kt * RB + off;
-        const bool ok = gn < N && at < row_bytes;
-        cp_async8(raw + row * RB + off, w + (size_t)min(gn, N - 1) * row_bytes + (ok ? at : 0), ok ? 8 : 0);
-      }
-    }
-    cp_commit();  // an empty group past the end keeps the wait counts uniform
-  };
-  uint32_t sc[NBH];
-  auto load_scales = [&](int kt) {
-    const int gn = n0 + r;
-#pragma unroll
-    for (int q = 0; q < NBH; ++q) {
-      const int b = (kt * TK + 32 * h) / BS + q;
-      sc[q] = (gn < N && b < nb && kt < KT) ? __ldg(s + (size_t)gn * nb + b) : F::ZERO_SCALE;
-    }
-  };
-  auto decode = [&](int kt) {  // raw slot of tile kt -> bf16 buffer kt % 2
-    const uint8_t* raw = R0 + (kt % STAGES) * L::RAW_BYTES + r * RB + h * (RB / 2);
-    uint8_t* B = B0 + (kt & 1) * L::B_BYTES;
-#pragma unroll
-    for (int q = 0; q < NBH; ++q) {
-      Raw<BYTES> wr;
-#pragma unroll
-      for (int j = 0; j < BYTES / 4; ++j) wr.w[j] = reinterpret_cast<const uint32_t*>(raw + q * BYTES)[j];
-      float v[BS];
-      decode_block<F>(wr, sc[q], 1.f, v);  // element x block scale; the tensor scale goes on the accumulators
-#pragma unroll
-      for (int c = 0; c < BS / 8; ++c) {
-        uint4 u = make_uint4(pack_bf16(v[8 * c], v[8 * c + 1]), pack_bf16(v[8 * c + 2], v[8 * c + 3]),
-                             pack_bf16(v[8 * c + 4], v[8 * c + 5]), pack_bf16(v[8 * c + 6], v[8 * c + 7]));
-        *reinterpret_cast<uint4*>(B + tile_off<2>(r, 32 * h + BS * q + 8 * c)) = u;
-      }
-    }
-  };
-
-  float acc[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
-#pragma unroll
-  for (int kt = 0; kt < STAGES - 1; ++kt) issue(kt);
-  load_scales(0);
-  cp_wait<STAGES - 2>();
-  __syncthreads();
-  decode(0);
-  load_scales(1);
-  fence_proxy_async();
-  __syncthreads();
-  for (int kt = 0; kt < KT; ++kt) {
-    const uint32_t A = smem_u32(A0 + (kt % STAGES) * L::A_BYTES) + wg * 64 * TK * 2;
-    const uint32_t B = smem_u32(B0 + (kt & 1) * L::B_BYTES);
-    wgmma_fence();
-#pragma unroll
-    for (int j = 0; j < TK / 16; ++j)
-      wgmma_bf16_m64n128k16(acc, smem_desc(A + 256 * j, 128, TK * 16), smem_desc(B + 256 * j, 128, TK * 16));
-    wgmma_commit();
-    issue(kt + STAGES - 1);  // into the slot of tile kt-1, whose wgmma has completed
-    if (kt + 1 < KT) {
-      cp_wait<STAGES - 2>();  // tile kt+1 has landed (this thread's copies)
-      __syncthreads();        // (everyone's)
-      decode(kt + 1);         // while the tensor cores run on tile kt
-      load_scales(kt + 2);
-      fence_proxy_async();
-    }
-    wgmma_wait0();
-    fence_acc(acc);
-    __syncthreads();
-  }
-  store_tile<BIAS>(acc, F::TS ? *tsp : 1.f, bias, y, m0 + 64 * wg, n0, M, N, t & 127, epi);
-}
 
 // ---------------------------------------------------------------- MX activation quantizer
 // x [M, K] f32 -> codes [M, Kp] (E::BITS = 8) and E8M0 scales [M, Kp/32]; numerics._quantize_mx
@@ -197,7 +74,7 @@ __device__ __forceinline__ void qgmma_async(const uint8_t* __restrict__ a, const
   const int m0 = blockIdx.y * TM, n0 = blockIdx.x * TN;
   const int nb = (K + 31) / 32, Kp = nb * 32, KT = (Kp + TK - 1) / TK;
   if ((((uintptr_t)a) & 15) || (((uintptr_t)w) & 15)) {
-    if (t == 0 && blockIdx.x == 0 && blockIdx.y == 0) printf("mxc qgmma kernel: misaligned operands\n");
+    // no printf: a call in a wgmma kernel makes ptxas serialize its wgmma pipeline (C7510)
     __trap();
   }
   auto issue = [&](int kt) {

@@ -85,11 +85,6 @@ def tiled_sizes(fmt: str, ue: int, rows: int, k: int) -> tuple[int, int]:
     return rp * kp * 16 // ue, (0 if fmt == "bf16" else rp * kp // get_format(fmt).block_size)
 
 
-def bf16_width(k: int) -> int:
-    """Columns of the bf16 activations the wgmma kernel reads: K rounded up to its K tile (64)."""
-    return -(-k // 64) * 64
-
-
 # ---------------------------------------------------------------- weight layouts
 @dataclass(frozen=True)
 class Tiles:

@@ -1,8 +1,9 @@
 """`cuda-sm90`: Hopper (H100, H200), mxc's sm_90a kernels.
 
 Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `dec` at decode shapes
-(M <= 16: weights decoded in registers, bf16 mma.sync), else activations to bf16 + `wgmma` on weights
-decoded in shared memory. MXFP8 x MXFP8:
+(M <= 16: weights decoded in registers, bf16 mma.sync; `decs` + `dsum` for large layers at M = 2-16),
+activations to bf16 + `wgmma` on weights decoded per tile in shared memory (M < PREFILL_MIN_M), and at
+prefill shapes `tilea` + `wdec` + `hgemm` (both operands to bf16 tiles once, a warp-specialized HGMMA). MXFP8 x MXFP8:
 `actq` + `qgmma` on the FP8 tensor cores. The other native block-scaled pairs: the block-scaled
 skeleton's twin (both operands decoded to bf16 for wgmma), the sm_100a kernels' stand-in that
 checks them on this hardware.
@@ -11,7 +12,8 @@ checks them on this hardware.
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import DEC_MT, GEMV_MAX_M, ActQ, Dec, DecSplit, DSum, Qgmma, ToBf16, Wgmma, dec_rows, use_decs
+from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, ActQ, Dec, DecSplit, DSum, Qgmma, dec_rows,
+                               hdec_kernels, prefill_kernels, use_decs)
 from mxc.kernels.operands import MX_NATIVE, QGMMA_FORMATS, pair_kind
 
 from .base import GemmLayer
@@ -34,7 +36,9 @@ class CudaSm90(CudaTarget):
                 if splits is not None:
                     return [DecSplit(w_format=w, mt=mt, s=splits), DSum(s=splits, bias=bias)]
                 return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]
-            return [ToBf16(), Wgmma(w_format=w, bias=bias)]
+            if layer.m >= PREFILL_MIN_M:
+                return prefill_kernels(w, bias)
+            return hdec_kernels(w, bias, layer.m, layer.n or 0, layer.k or 0)
         if a in QGMMA_FORMATS and w in QGMMA_FORMATS:
             return [ActQ(a_format=a), Qgmma(w_format=w, a_format=a, bias=bias)]
         if pair_kind(a, w) is not None:

@@ -9,6 +9,9 @@
     python3 -m mxc.tools.bench_cuda dec-rows DIR  # on the H100/H200: dec at M = 4, 16 with 1, 2, 4 row
                                                   # tiles per CTA, and decs, vs cuBLAS bf16 (what kinds.dec_rows
                                                   # and kinds.use_decs pick from)
+    python3 -m mxc.tools.bench_cuda prefill DIR [NxK,..] [FORMAT,..]  # on the H100/H200: weight-only at M = 32..4096, the prefill
+                                                  # path (tilea + wdec + hgemm, each timed alone too) and hdec
+                                                  # vs cuBLAS bf16 (kinds.PREFILL_MIN_M)
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -42,11 +45,12 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import DEC_MT, DEC_R, Dec, DecSplit, DSum, dec_max_rows, dec_rows, decs_splits
-from mxc.kernels.launches import gemm_kernel, weight_layout
+from mxc.kernels.kinds import (DEC_MT, DEC_R, Dec, DecSplit, DSum, dec_max_rows,
+                               dec_rows, decs_splits, hdec_kernels, prefill_kernels)
+from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.numerics.options import FormatSpec
 from mxc.numerics.quantize import quantize
-from mxc.runtime.cuda import Module, hopper_kernels, layer_weights, run_layer
+from mxc.runtime.cuda import Module, hopper_kernels, layer_weights, run_kernels, run_layer
 from mxc.targets import GemmLayer, get_target
 
 BENCH_WO = ("mxfp4", "nvfp4", "if4", "mxfp6_e2m3", "mxfp8")
@@ -72,6 +76,11 @@ def _select(m: int, w: str, a: str | None, n: int = 0, k: int = 0) -> list:
     ks = get_target("cuda-sm90").select(layer)
     assert not isinstance(ks, str), ks
     return ks
+
+
+def _label(ks: list) -> str:
+    """A layer's kernels in a benchmark row: 'mxc dec', 'mxc decs+dsum', 'mxc tilea+wdec+hgemm'."""
+    return "mxc " + "+".join(k.kind for k in ks)
 
 
 def _rotated(weights: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
@@ -209,7 +218,7 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
                 ks = _select(m, f, None, n, k)
                 wts = weights(f, ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs[f], weights=wts[i]), len(wts))
-                row(n, k, m, f"mxc {gemm_kernel(ks).kind} {f} weight-only", t, t_ref,
+                row(n, k, m, f"{_label(ks)} {f} weight-only", t, t_ref,
                     wts[0]["w"].numel() + wts[0]["w_scales"].numel())
             if "mxfp8" in formats:
                 ks = _select(m, "mxfp8", "mxfp8", n, k)
@@ -228,11 +237,13 @@ AIMS = (  # issue 13: (label, N, K, M, kernel-label prefixes, aim as a ratio to 
     ("4-bit weight-only M=1 N=14336 K=4096", 14336, 4096, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
     ("4-bit weight-only M=1 N=4096 K=14336", 4096, 14336, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
     ("4-bit weight-only M=16 K=N=8192", 8192, 8192, 16,
-     ("mxc decs nvfp4", "mxc decs mxfp4", "mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 1.8),
+     ("mxc decs+dsum nvfp4", "mxc decs+dsum mxfp4", "mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 1.8),
     ("6-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp6_e2m3",), 1.6),
     ("8-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp8",), 1.3),
-    ("4-bit weight-only M=128 K=N=8192", 8192, 8192, 128, ("mxc wgmma nvfp4", "mxc wgmma mxfp4"), 1.0),
-    ("4-bit weight-only M=4096 K=N=8192", 8192, 8192, 4096, ("mxc wgmma nvfp4", "mxc wgmma mxfp4"), 0.9),
+    ("4-bit weight-only M=128 K=N=8192", 8192, 8192, 128,
+     ("mxc bsq+hdec+dsum nvfp4", "mxc bsq+hdec+dsum mxfp4", "mxc bsq+hdec+dsum if4"), 1.0),
+    ("4-bit weight-only M=4096 K=N=8192", 8192, 8192, 4096,
+     ("mxc tilea+wdec+hgemm nvfp4", "mxc tilea+wdec+hgemm mxfp4", "mxc tilea+wdec+hgemm if4"), 0.9),
     ("MXFP8 x MXFP8 M=4096 K=N=8192", 8192, 8192, 4096, ("mxc actq+qgmma",), 1.0),
 )
 
@@ -541,6 +552,54 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
         torch.cuda.empty_cache()
 
 
+PREFILL_M = (32, 64, 128, 256, 1024, 4096)
+
+
+def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nvfp4", "mxfp4", "mxfp8")) -> None:
+    """Weight-only from M = 32 to prefill shapes: the prefill path (tilea + wdec + hgemm; each kernel also
+    timed alone) and hdec (bsq + hdec [+ dsum]) against cuBLAS bf16 in the same run: what
+    kinds.PREFILL_MIN_M is chosen from."""
+    mod = Module((out / "kernels.cubin").read_bytes())
+    print(f"device: {torch.cuda.get_device_name()}")
+    rows = []
+    for n, k in shapes:
+        g = torch.Generator().manual_seed(0)
+        w = torch.randn(n, k, generator=g)
+        nbf = _copies(2 * n * k)
+        wb = [w.bfloat16().cuda() for _ in range(nbf)]
+        for f in formats:
+            q = quantize(w, f)
+            wts = _rotated(layer_weights(prefill_kernels(f, False), q, k))  # as stored
+            hwts = None  # hdec's tiles
+            for m in ms:
+                x = torch.randn(m, k, generator=g).cuda()
+                xb = x.bfloat16()
+                t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
+                pf = prefill_kernels(f, False)
+                t_pf = _time(lambda i: run_layer(mod, pf, x, q, weights=wts[i]), len(wts))
+                hd = hdec_kernels(f, False, m, n, k)
+                hwts = hwts or _rotated(layer_weights(hd, q, k))
+                t_hd = _time(lambda i: run_layer(mod, hd, x, q, weights=hwts[i]), len(hwts))
+                bufs = run_kernels(mod, pf, {**wts[0], "x": x}, m, n, k)
+                parts = {}
+                for ln in layer_launches(pf, m, n, k):  # each kernel alone, on the buffers of a run of all three
+                    def one(i, ln=ln):
+                        have = {**bufs, **wts[i]}
+                        mod.launch(ln.kernel, ln.grid, [*(have[b.name] for b in ln.kernel.bindings()), *ln.constants])
+                    parts[ln.kernel.kind] = _time(one, len(wts))
+                tf = 2 * m * n * k / parts["hgemm"] / 1e12
+                rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, prefill=t_pf, hdec=t_hd,
+                                 hdec_splits=hd[1].s, **parts))
+                print(f"{n:>6} {k:>6} M={m:<5} {f:<7} cuBLAS {t_ref * 1e6:8.1f}us  prefill {t_pf * 1e6:8.1f}us "
+                      f"{t_ref / t_pf:5.2f}x  (tilea {parts['tilea'] * 1e6:6.1f} wdec {parts['wdec'] * 1e6:6.1f} hgemm "
+                      f"{parts['hgemm'] * 1e6:7.1f}us {tf:5.0f} TFLOP/s, {t_ref / parts['hgemm']:4.2f}x)  "
+                      f"hdec s{hd[1].s} {t_hd * 1e6:8.1f}us "
+                      f"{t_ref / t_hd:5.2f}x", flush=True)
+        del wb
+        torch.cuda.empty_cache()
+    (out / "prefill.json").write_text(json.dumps(rows, indent=1))
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -550,6 +609,11 @@ def main(argv=None) -> int:
         return 0
     if len(argv) in (5, 6) and argv[0] == "once":
         once(Path(argv[1]), argv[2], int(argv[3]), argv[4], argv[5] if len(argv) == 6 else None)
+        return 0
+    if len(argv) in (2, 3, 4) and argv[0] == "prefill":  # prefill DIR [NxK,...] [FORMAT,...]
+        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
+        prefill_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
+                      formats=tuple(argv[3].split(",")) if len(argv) > 3 else ("nvfp4", "mxfp4", "mxfp8"))
         return 0
     if len(argv) == 2 and argv[0] == "dec-rows":
         dec_rows_sweep(Path(argv[1]))

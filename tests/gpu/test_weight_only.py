@@ -1,7 +1,7 @@
 """Weight-only layers on cuda-sm90's kernels, every weight format: the weights `gemv` (f32) and `dec`
 (bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
-(`dec` at decode shapes, `tobf16` + `wgmma` at prefill) against the float64 reference, K not a
-multiple of the block."""
+(`dec` / `decs` at decode shapes, `bsq` + `hdec` [+ `dsum`] from M = 17, `tilea` + `wdec` + `hgemm` from
+PREFILL_MIN_M) against the float64 reference, K not a multiple of the block."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import Dec, DecSplit, DSum, Gemv, dec_max_rows
+from mxc.kernels.kinds import PREFILL_MIN_M, BsQ, Dec, DecSplit, DSum, Gemv, Hdec, dec_max_rows, prefill_kernels
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import run_layer
 
-CHECK_M = (1, 5, 9, 16, 300)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); wgmma at 300
+CHECK_M = (1, 5, 9, 16, 64, 300)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); hdec at 64; hgemm at 300
+assert 64 < PREFILL_MIN_M <= 300
 
 
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
@@ -61,7 +62,7 @@ def _check_bf16_decode(gpu, ks, fmt: str) -> None:
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
 def test_linear(gpu, record_property, fmt, m):
     """gelu(x @ W^T + bias) at M x K=1000 x N=200 within TOL * sum|x||w|; with bf16 activations
-    (tobf16) the reference rounds x to bf16 and holds the weights as the bf16 tiles do."""
+    (bf16 tiles) the reference rounds x to bf16 and holds the weights as the bf16 tiles do."""
     k, n = 1000, 200
     w, x, bias = layer_inputs(m, k, n, seed=m)
     q = quantize(w, fmt)
@@ -88,9 +89,9 @@ def test_linear_row_tiles(gpu, record_property, fmt, m):
     _check_bf16_linear(gpu, record_property, [Dec(w_format=fmt, bias=True, mt=mt, r=dec_max_rows(fmt, mt))], fmt, m)
 
 
-def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int) -> None:
-    """gelu(x @ W^T + bias) through `ks` (bf16 activations), M x K=1000 x N=200, within TOL * sum|x||w|."""
-    k, n = 1000, 200
+def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200) -> None:
+    """gelu(x @ W^T + bias) through `ks` (bf16 activations), M x K=1000 x N, within TOL * sum|x||w|."""
+    k = 1000
     w, x, bias = layer_inputs(m, k, n, seed=m)
     q = quantize(w, fmt)
     gpu.require(ks)
@@ -119,3 +120,39 @@ def test_linear_split(gpu, record_property, fmt, m):
     (bias, epilogue), N = 200, within TOL * sum|x||w|."""
     _check_bf16_linear(gpu, record_property, [DecSplit(w_format=fmt, mt=8 if m <= 8 else 16, s=4),
                                               DSum(s=4, bias=True)], fmt, m)
+
+
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_decode_bf16_prefill(gpu, fmt):
+    """y = I @ W^T through tilea + wdec + hgemm (M = K = 96: one partial 128-row tile of x, two 64-K
+    tiles, the second partial; N = 40: one 256-row weight tile, mostly padding): bf16(element x block
+    scale) x tensor scale, bit for bit."""
+    _check_bf16_decode(gpu, prefill_kernels(fmt, False), fmt)
+
+
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_linear_prefill(gpu, record_property, fmt):
+    """gelu(x @ W^T + bias) through tilea + wdec + hgemm at M = 1300 (11 tiles of 128 rows: a full group
+    of 8 and a partial one in hgemm's tile order, the last tile partial), N = 600 (3 tiles of 256, the last
+    partial), K = 1000 (16 K tiles, the last partial), within TOL * sum|x||w|."""
+    _check_bf16_linear(gpu, record_property, prefill_kernels(fmt, True), fmt, 1300, n=600)
+
+
+@pytest.mark.parametrize("s", (1, 2), ids=lambda v: f"s{v}")
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_decode_bf16_hdec(gpu, fmt, s):
+    """y = I @ W^T through bsq + hdec (M = K = 96: one 128 x 128 tile of x, partial; N = 40) [+ dsum: with
+    2 splits of one K tile, the second split has none and must write zero partials]: bf16(element x block
+    scale) x tensor scale, bit for bit."""
+    _check_bf16_decode(gpu, [BsQ(a_format="bf16"), Hdec(w_format=fmt, s=s)] + ([DSum(s=s)] if s > 1 else []), fmt)
+
+
+@pytest.mark.parametrize("s", (1, 2), ids=lambda v: f"s{v}")
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_linear_hdec(gpu, record_property, fmt, s):
+    """gelu(x @ W^T + bias) through bsq + hdec [+ dsum] at M = 200 (two 128-row tiles, the second partial),
+    N = 300 (three 128-row weight tiles, the last partial), K = 1000 (8 K tiles of 128, the last partial;
+    two splits of 4), within TOL * sum|x||w|."""
+    ks = [BsQ(a_format="bf16"), Hdec(w_format=fmt, s=s, bias=s == 1)] + ([DSum(s=s, bias=True)] if s > 1 else [])
+    _check_bf16_linear(gpu, record_property, ks, fmt, 200, n=300)
+

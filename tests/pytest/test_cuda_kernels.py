@@ -77,12 +77,19 @@ def test_every_kernel_assembles_for_sm90a(chunk):
     kernels = every_kernel()[chunk::CHUNKS]
     ptx, funcs = assembled(kernels)
     assert ".target sm_90a" in ptx
+    log = build(kernels).ptxas_log
     for k in kernels:
         code = funcs[k.name]
-        if k.kind in ("wgmma", "bsmma", "bsdec"):
+        if k.kind in ("wgmma", "bsmma", "bsdec", "hdec"):
             assert "HGMMA.64x128x16.F32.BF16" in code, k.name
-        if k.kind in ("bsmma", "bsdec"):  # the skeleton's pipeline: bulk copies (the TMA engine)
+        if k.kind in ("hdec", "wdec") and FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
+            assert "PRMT" in code and re.search(r"H(MUL|FMA)2(\.MMA)?\.BF16", code), f"{k.name}: E2M1 not decoded by integer ops"
+        if k.kind == "hgemm":
+            assert "HGMMA.64x256x16.F32.BF16" in code, k.name
+        if k.kind in ("bsmma", "bsdec", "hgemm", "hdec"):  # bulk copies (the TMA engine) into a ring of slots
             assert "UBLKCP.S.G" in code, k.name
+        # a call inside the pipeline (printf) makes ptxas serialize the kernel's wgmmas
+        assert not re.search(rf"C7510.*'{k.name}'", log), f"{k.name}: wgmma serialized, ptxas says:\n{log}"
         if k.kind == "qgmma":
             a, w = (FORMATS[f].element.name.upper() for f in (k.a_format, k.w_format))
             assert f"QGMMA.64x128x32.F32.{a}.{w}" in code, k.name

@@ -82,13 +82,13 @@ def test_mxfp8_activations_use_the_fp8_tensor_cores(tmp_path):
         assert r["run_time_rounding"] == ["fp8 block sums"]
 
 
-def test_prefill_shapes_take_wgmma(tmp_path):
+def test_prefill_shapes_take_hgemm(tmp_path):
     out = tmp_path / "a"
     rc, _, err = run_mxc("compile", str(EXAMPLES / "cnn.py"), "--target", "cuda-sm90", "--format", "if4",
                          "--weights-only", "-o", str(out))
     assert rc == 0, err
     kernels = {r["layer"]: r["kernel"] for r in _manifest(out)["layers"]}
-    assert kernels["conv1"] == "mxc_tobf16 + mxc_wgmma_if4_bias" and kernels["head"].startswith("mxc_dec_if4")
+    assert kernels["conv1"] == "mxc_tilea + mxc_wdec_if4 + mxc_hgemm_ts_bias" and kernels["head"].startswith("mxc_dec_if4")
 
 
 def test_cuda_artifact_errors_name_the_device(tmp_path):

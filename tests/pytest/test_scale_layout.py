@@ -187,3 +187,21 @@ def test_e2m1_scattered_words_decode_by_the_kernels_shifts():
             assert torch.equal(((half >> 6) & 7) | (((half >> 15) & 1) << 3), plain[:, j + 4 * h]), (j, h)
     with pytest.raises(ValueError, match="4-bit"):
         frag_codes(c, 8, scatter=True)
+
+
+def test_e2m1x8_byte_tables():
+    """hdec's and wdec's integer decode of E2M1 (mxc_bs.cuh `e2m1x8`): the magnitude's bf16 bits from two
+    byte tables picked by prmt, the sign bit moved in, give every code's value exactly."""
+    import re
+    from pathlib import Path
+
+    from mxc.numerics.elements import decode_table
+    from mxc.numerics.formats import E2M1
+
+    src = (Path(__file__).resolve().parents[2] / "kernels" / "mxc_bs.cuh").read_text()
+    t = {n: int(v, 16) for n, v in re.findall(r"(LO0|LO1|HI0|HI1) = 0x([0-9A-F]+)u", src)}
+    lo = (t["LO1"] << 32 | t["LO0"]).to_bytes(8, "little")  # prmt's 8 bytes: {b, a}, a the low word
+    hi = (t["HI1"] << 32 | t["HI0"]).to_bytes(8, "little")
+    bits = torch.tensor([hi[c & 7] << 8 | lo[c & 7] | (0x8000 if c & 8 else 0) for c in range(16)], dtype=torch.int32)
+    v = bits.to(torch.int16).view(torch.bfloat16).float()
+    assert torch.equal(v, decode_table(E2M1).float()) and torch.equal(v.signbit(), decode_table(E2M1).signbit())

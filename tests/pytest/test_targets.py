@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mxc.kernels import Kernel, layer_launches
-from mxc.kernels.kinds import ActQ, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Qgmma, ToBf16, Wgmma
+from mxc.kernels.kinds import (PREFILL_MIN_M, ActQ, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Hdec, Hgemm, Qgmma,
+                               TileA, WDec)
 from mxc.numerics.options import FormatSpec
 from mxc.targets import TARGET_NAMES, GemmLayer, UnknownTargetError, by_device, get_target, support_table
 
@@ -32,7 +33,11 @@ def test_sm90_select_by_shape_and_format():
     assert sel(2, "mxfp4") == [Dec(w_format="mxfp4", mt=8)]
     assert sel(9, "nvfp4", bias=True) == [Dec(w_format="nvfp4", bias=True, mt=16)]
     assert sel(16, "if4") == [Dec(w_format="if4", mt=16)]
-    assert sel(17, "mxfp6_e2m3") == [ToBf16(), Wgmma(w_format="mxfp6_e2m3")]
+    # between decode and prefill: bf16 activation tiles, weights decoded per tile by hdec's decoder warpgroup
+    assert sel(17, "mxfp6_e2m3") == [BsQ(a_format="bf16"), Hdec(w_format="mxfp6_e2m3")]
+    # prefill (M >= PREFILL_MIN_M): activations and weights to bf16 tiles once, then hgemm
+    assert sel(PREFILL_MIN_M, "nvfp4", bias=True) == [TileA(), WDec(w_format="nvfp4"), Hgemm(ts=True, bias=True)]
+    assert sel(4096, "mxfp4") == [TileA(), WDec(w_format="mxfp4"), Hgemm()]
     # N known (the legalize pass passes it): as many 16-row weight tiles per dec CTA as leave 200 CTAs
     def wide(m, w, n, k=None, bias=False):
         return get_target("cuda-sm90").select(GemmLayer("fc", m, FormatSpec.parse(w), None, bias, n, k or n))
@@ -52,6 +57,10 @@ def test_sm90_select_by_shape_and_format():
     assert wide(16, "mxfp8", 14336, 4096) == [DecSplit(w_format="mxfp8", mt=16, s=2), DSum(s=2)]
     assert wide(4, "nvfp4", 14336, 4096) == [Dec(w_format="nvfp4", mt=8, r=4)]  # dec at 4 row tiles: faster
     assert wide(16, "nvfp4", 4096, 60000) == [Dec(w_format="nvfp4", mt=16)]  # K past 16 x 48 tiles of 64
+    # hdec splits K across CTAs until 120 CTAs (64 tiles of 128 x 128 at 8192^2, M = 64: 2 splits), the bias dsum's
+    assert wide(64, "nvfp4", 8192, bias=True) == [BsQ(a_format="bf16"), Hdec(w_format="nvfp4", s=2),
+                                                  DSum(s=2, bias=True)]
+    assert wide(100, "if4", 512, 512, bias=True) == [BsQ(a_format="bf16"), Hdec(w_format="if4", bias=True)]
     assert sel(4096, "mxfp8", "mxfp8", True) == [ActQ(a_format="mxfp8"), Qgmma(w_format="mxfp8", a_format="mxfp8", bias=True)]
     # other native pairs: the block-scaled skeleton's Hopper twin
     assert sel(128, "mxfp4", "mxfp4") == [BsQ(a_format="mxfp4", unit=32), BsMma(w_format="mxfp4", a_format="mxfp4")]
@@ -92,7 +101,7 @@ def test_layer_paths_in_words():
     ("if4", "cpu", "emulated"), ("mxfp8", "cuda-sm90", "native: FP8 wgmma (QGMMA)"),
     ("mxfp4", "cuda-sm90", "twin of kind::mxf4"), ("mxfp6_e3m2", "cuda-sm100", "native: tcgen05.mma kind::mxf8f6f4"),
     ("nvfp4_4over6", "cuda-sm100", "kind::mxf4nvf4"), ("mxint8", "cuda-sm100", "decode path, weight-only"),
-    ("if4", "cuda-sm90", "decode path, weight-only: weights to bf16 in shared memory, wgmma"),
+    ("if4", "cuda-sm90", "decode path, weight-only: weights decoded once per call to bf16 tiles"),
 ])
 def test_format_paths_come_from_selection(fmt, target, path):
     rows = {r["name"]: r for r in support_table()}
@@ -100,7 +109,7 @@ def test_format_paths_come_from_selection(fmt, target, path):
 
 
 def test_kernels_round_trip_as_data():
-    for k in (Gemv(w_format="nvfp4", bias=True, mt=4), ToBf16(), BsQ(a_format="mxfp4", unit=32, arch=SM100),
+    for k in (Gemv(w_format="nvfp4", bias=True, mt=4), Hdec(w_format="if4", s=4), BsQ(a_format="mxfp4", unit=32, arch=SM100),
               BsMma(w_format="nvfp4_4over6", a_format="nvfp4", bias=True)):
         assert Kernel.from_dict(k.to_dict()) == k
     with pytest.raises(ValueError, match="does not match its fields"):
@@ -118,7 +127,13 @@ def test_layer_launches_connect_by_buffer_name():
     assert bsq.writes[0].shape == (384 * 1024 // 2,) and bsq.writes[1].shape == (384 * 1024 // 16,)
     assert mma.reads == ("a", "a_scales", "a_tensor_scale", "w", "w_scales", "w_tensor_scale", "bias")
     assert mma.constants == (300, 200, 1000, 2) and mma.grid == (2, 3, 1) and mma.writes[0].shape == (300, 200)
-    tobf16, wgmma = layer_launches(sel(300, "mxfp4"), 300, 200, 1000)
-    assert tobf16.writes[0].dtype == "bf16" and tobf16.writes[0].shape == (300, 1024) and wgmma.reads[0] == "a"
+    tilea, wdec, hgemm = layer_launches(sel(300, "nvfp4", None, True), 300, 200, 1000, "gelu")
+    assert tilea.writes[0].dtype == "bf16" and tilea.writes[0].shape == (384, 1024) and tilea.grid == (192, 1, 1)
+    assert wdec.reads == ("w", "w_scales") and wdec.writes[0].shape == (256, 1024) and wdec.constants == (200, 1000)
+    assert hgemm.reads == ("a", "wb", "w_tensor_scale", "bias") and hgemm.grid == (3, 1, 1)
+    layer = GemmLayer("fc", 64, FormatSpec.parse("mxfp4"), None, True, 4096, 4096)
+    bsq, hdec, dsum = layer_launches(get_target("cuda-sm90").select(layer), 64, 4096, 4096)
+    assert hdec.kernel.s == 4 and hdec.grid == (32, 1, 4) and [o.shape for o in hdec.writes] == [(4, 64, 4096)]
+    assert dsum.reads == ("ws", "bias") and bsq.writes[0].name == "a"
     with pytest.raises(ValueError, match="reads \\['a', 'a_scales', 'a_tensor_scale'\\], which no earlier kernel"):
         layer_launches(ks[-1:], 300, 200, 1000)

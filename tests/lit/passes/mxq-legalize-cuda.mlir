@@ -43,14 +43,30 @@ func.func @decode_split(%x: tensor<4x8192xf32>, %b: tensor<8192xf32>) -> tensor<
 
 // -----
 
-// Prefill shape (M = 2 x 64 = 128): the bf16 wgmma kernel; weight options (offline) do not matter.
+// Prefill shape (M = 2 x 128 = 256 = PREFILL_MIN_M): activations and weights to bf16 tiles once, then the
+// warp-specialized HGMMA; weight options (offline) do not matter.
 // CHECK-LABEL: func.func @prefill
-// CHECK: mxq.kernels = [{{.*}}name = "mxc_tobf16"{{.*}}, {{.*}}name = "mxc_wgmma_mxfp4"{{.*}}]
-func.func @prefill(%x: tensor<2x64x64xf32>) -> tensor<2x64x8xf32> {
+// CHECK: mxq.kernels = [{{.*}}name = "mxc_tilea"{{.*}}, {{.*}}name = "mxc_wdec_mxfp4"{{.*}}, {{.*}}name = "mxc_hgemm"{{.*}}]
+// CHECK-SAME: mxq.path = "decode: weights decoded once per call to bf16 tiles, bulk-copy ring, warp-specialized wgmma (HGMMA)"
+func.func @prefill(%x: tensor<2x128x64xf32>) -> tensor<2x128x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
-  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "none", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp4{scale_rule=rceil} weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp4{scale_rule=rceil}"} : (tensor<2x64x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<2x64x8xf32>
-  return %y : tensor<2x64x8xf32>
+  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "none", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp4{scale_rule=rceil} weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp4{scale_rule=rceil}"} : (tensor<2x128x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<2x128x8xf32>
+  return %y : tensor<2x128x8xf32>
+}
+
+// -----
+
+// Between decode and prefill (M = 64): bf16 activation tiles, then hdec (weights decoded per tile by a
+// decoder warpgroup; one K split for this small layer).
+// CHECK-LABEL: func.func @between
+// CHECK: mxq.kernels = [{{.*}}name = "mxc_bsq_bf16"{{.*}}, {{.*}}name = "mxc_hdec_mxfp4_s1"{{.*}}]
+// CHECK-SAME: mxq.path = "decode: weights to bf16 in shared memory by a decoder warpgroup, warp-specialized wgmma (HGMMA)"
+func.func @between(%x: tensor<64x64xf32>) -> tensor<64x8xf32> {
+  %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
+  %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "none", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp4 weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp4"} : (tensor<64x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<64x8xf32>
+  return %y : tensor<64x8xf32>
 }
 
 // -----

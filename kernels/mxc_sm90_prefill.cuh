@@ -1,0 +1,346 @@
+// Hopper weight-only prefill (M >= PREFILL_MIN_M): each weight decoded once per call, then a bf16 GEMM.
+//
+//   tilea  x [M, K] f32 -> bf16 (RNE) tiles of 128 rows x 64 K, zero-padded (rows past M, K past K);
+//   wdec   w [N, K] codes x block scales -> bf16 tiles of 256 rows x 64 K (element x block scale, exact
+//          in bf16; the NV tensor scale stays for the accumulators), zero-padded;
+//   hgemm  y = epilogue(a . wb^T * ts + bias): warp-specialized, one producer warp moving each K tile
+//          of both operands by two bulk copies (the TMA engine; the tiles are contiguous in global
+//          memory, so no tensor map) into a ring of PF_STAGES slots under full / empty mbarriers; two
+//          consumer warpgroups of 64 rows x 256 columns each (wgmma m64n256k16, HGMMA), one MMA group
+//          kept in flight while the next slot is waited for.
+// Tiles are K-major core matrices of 8 rows x 16 bytes (tile_off), what wgmma reads without swizzle;
+// tile (i, kt) of an operand lies at (i * KT + kt) * tile bytes. The CTA -> output tile map goes down M
+// in groups of PF_GROUP tiles, so the CTAs resident at once share their operands' K tiles in L2.
+#pragma once
+
+namespace mxc {
+
+constexpr int PF_M = 128, PF_N = 256, PF_K = 64, PF_STAGES = 4, PF_GROUP = 8;
+constexpr int PF_A_TILE = PF_M * PF_K * 2, PF_B_TILE = PF_N * PF_K * 2;  // 16 KB, 32 KB
+constexpr int PF_SMEM = PF_STAGES * (PF_A_TILE + PF_B_TILE) + 2 * PF_STAGES * 8;
+
+// Chunk q (8 bf16 = 16 bytes) of a tiled operand with R rows per tile: its row and K within the matrix.
+// Consecutive chunks are consecutive 16 bytes of the tile (rows of a core matrix, then K, then row groups).
+template <int R>
+__device__ __forceinline__ void pf_chunk(size_t q, int KT, int& row, int& k, size_t& off) {
+  constexpr int CH = R * PF_K / 8;  // chunks per tile
+  const size_t tile = q / CH;
+  const int c = (int)(q % CH);
+  const int i = (int)(tile / KT), kt = (int)(tile % KT);
+  row = i * R + (c >> 6) * 8 + (c & 7);
+  k = kt * PF_K + ((c >> 3) & 7) * 8;
+  off = q * 16;
+}
+
+__device__ __forceinline__ void tilea(const float* __restrict__ x, __nv_bfloat16* __restrict__ a, int M, int K) {
+  const int KT = (K + PF_K - 1) / PF_K, MT = (M + PF_M - 1) / PF_M;
+  const size_t q = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (q >= (size_t)MT * KT * (PF_M * PF_K / 8)) return;
+  int m, k;
+  size_t off;
+  pf_chunk<PF_M>(q, KT, m, k, off);
+  float v[8];
+  const float* xr = x + (size_t)m * K + k;
+  if (m < M && k + 8 <= K && (((uintptr_t)xr) & 15) == 0) {
+    const float4 p = __ldg(reinterpret_cast<const float4*>(xr)), r = __ldg(reinterpret_cast<const float4*>(xr) + 1);
+    v[0] = p.x; v[1] = p.y; v[2] = p.z; v[3] = p.w; v[4] = r.x; v[5] = r.y; v[6] = r.z; v[7] = r.w;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = (m < M && k + j < K) ? __ldg(xr + j) : 0.f;
+  }
+  *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(a) + off) =
+      make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
+}
+
+// One chunk of wdec's output: 8 weights (n, k .. k+7) decoded, zeros past N and K; `off` its byte offset.
+template <class F>
+__device__ __forceinline__ void wdec8(const uint8_t* __restrict__ w, const uint8_t* __restrict__ s,
+                                      __nv_bfloat16* __restrict__ wb, int n, int k, size_t off, int N, int K) {
+  constexpr int BYTES = F::BS * F::BITS / 8;  // one block's codes
+  const int nb = (K + F::BS - 1) / F::BS;
+  uint4 out = make_uint4(0, 0, 0, 0);
+  if (n < N && k < K) {
+    const uint8_t* src = w + (size_t)n * nb * BYTES + (size_t)(k / F::BS) * BYTES + (k % F::BS) * F::BITS / 8;
+    Raw<F::BITS> raw;  // the chunk's 8 codes: F::BITS bytes
+#pragma unroll
+    for (int i = 0; i < (F::BITS + 3) / 4; ++i) raw.w[i] = 0;
+    if constexpr (F::BITS % 4 == 0) {
+      if constexpr (F::BITS == 8) {
+        const uint2 u = __ldg(reinterpret_cast<const uint2*>(src));
+        raw.w[0] = u.x; raw.w[1] = u.y;
+      } else {
+        raw.w[0] = __ldg(reinterpret_cast<const uint32_t*>(src));
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < F::BITS; ++j) raw.w[j >> 2] |= (uint32_t)__ldg(src + j) << (8 * (j & 3));
+    }
+    const uint32_t sc = __ldg(s + (size_t)n * nb + k / F::BS);
+    const float scale = F::scale(sc);
+    float v[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = k + j < K ? F::elem(code_at<F::BITS>(raw, j), sc) * scale : 0.f;
+    out = make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
+  }
+  *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(wb) + off) = out;
+}
+
+// wdec: 4-bit codes 32 per thread (one 16-byte read of a row, four 16-byte writes), else 8.
+template <class F>
+__device__ __forceinline__ void wdec(const uint8_t* __restrict__ w, const uint8_t* __restrict__ s,
+                                     __nv_bfloat16* __restrict__ wb, int N, int K) {
+  const int KT = (K + PF_K - 1) / PF_K, NT = (N + PF_N - 1) / PF_N;
+  const size_t q = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if constexpr (F::BITS == 4) {
+    if (q >= (size_t)NT * KT * (PF_N * PF_K / 32)) return;
+    constexpr int G = PF_N * PF_K / 32;  // threads per tile: row (8 per group, fastest), K half, row group
+    const size_t tile = q / G;
+    const int c = (int)(q % G), i = (int)(tile / KT), kt = (int)(tile % KT);
+    const int rl = c & 7, h = (c >> 3) & 1, rg = c >> 4, n = i * PF_N + rg * 8 + rl, k = kt * PF_K + 32 * h;
+    const size_t base = tile * PF_B_TILE + (size_t)rg * 1024 + rl * 16;  // + chunk * 128
+    const int nb = (K + F::BS - 1) / F::BS;
+    if (F::E2M1 && n < N && k + 32 <= K) {
+      const uint8_t* src = w + (size_t)n * nb * (F::BS / 2) + k / 2;
+      const uint2 lo = __ldg(reinterpret_cast<const uint2*>(src)), hi = __ldg(reinterpret_cast<const uint2*>(src) + 1);
+      const uint32_t words[4] = {lo.x, lo.y, hi.x, hi.y};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t sc = __ldg(s + (size_t)n * nb + (k + 8 * j) / F::BS);
+        *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(wb) + base + (4 * h + j) * 128) =
+            bs::e2m1x8(words[j], bs::scale_bf16x2<F>(sc));
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) wdec8<F>(w, s, wb, n, k + 8 * j, base + (4 * h + j) * 128, N, K);
+    }
+  } else {
+    if (q >= (size_t)NT * KT * (PF_N * PF_K / 8)) return;
+    int n, k;
+    size_t off;
+    pf_chunk<PF_N>(q, KT, n, k, off);
+    wdec8<F>(w, s, wb, n, k, off, N, K);
+  }
+}
+
+__device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
+
+template <bool BIAS>
+__device__ __forceinline__ void hgemm(const __nv_bfloat16* __restrict__ a, const __nv_bfloat16* __restrict__ wb,
+                                      const float* __restrict__ tsp, const float* __restrict__ bias,
+                                      float* __restrict__ y, int M, int N, int K, int epi) {
+  extern __shared__ __align__(1024) uint8_t smem[];
+  const int KT = (K + PF_K - 1) / PF_K, MT = (M + PF_M - 1) / PF_M, NT = (N + PF_N - 1) / PF_N;
+  // grouped order: PF_GROUP M tiles side by side, then the next N tile
+  const int id = blockIdx.x, per_group = PF_GROUP * NT, g0 = (id / per_group) * PF_GROUP;
+  const int gsize = min(MT - g0, PF_GROUP), mt = g0 + (id % per_group) % gsize, nt = (id % per_group) / gsize;
+  const uint8_t* ga = reinterpret_cast<const uint8_t*>(a) + (size_t)mt * KT * PF_A_TILE;
+  const uint8_t* gb = reinterpret_cast<const uint8_t*>(wb) + (size_t)nt * KT * PF_B_TILE;
+  uint8_t* const sa = smem;
+  uint8_t* const sb = smem + PF_STAGES * PF_A_TILE;
+  const uint32_t full0 = smem_u32(smem + PF_STAGES * (PF_A_TILE + PF_B_TILE)), empty0 = full0 + 8 * PF_STAGES;
+  const int t = threadIdx.x, wg = t >> 7;
+  if ((((uintptr_t)a) | ((uintptr_t)wb)) & 15) {
+    // no printf: a call in a wgmma kernel makes ptxas serialize its wgmma pipeline (C7510)
+    __trap();
+  }
+  if (t == 0) {
+    for (int s = 0; s < PF_STAGES; ++s) {
+      bs::mbar_init(full0 + 8 * s, 1);
+      bs::mbar_init(empty0 + 8 * s, 2);  // one arrival per consumer warpgroup
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {  // the producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (t == 0) {
+      for (int kt = 0; kt < KT; ++kt) {
+        const int s = kt % PF_STAGES;
+        if (kt >= PF_STAGES) bs::mbar_wait(empty0 + 8 * s, ((kt / PF_STAGES) - 1) & 1);
+        const uint32_t bar = full0 + 8 * s;
+        bs::mbar_expect_tx(bar, PF_A_TILE + PF_B_TILE);
+        bs::bulk_load(smem_u32(sa + s * PF_A_TILE), ga + (size_t)kt * PF_A_TILE, PF_A_TILE, bar);
+        bs::bulk_load(smem_u32(sb + s * PF_B_TILE), gb + (size_t)kt * PF_B_TILE, PF_B_TILE, bar);
+      }
+    }
+    return;
+  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+  const int c = wg - 1, u = t & 127;  // consumer c: rows 64c .. 64c+63 of the tile
+  float acc[128];
+#pragma unroll
+  for (int i = 0; i < 128; ++i) acc[i] = 0.f;
+  for (int kt = 0; kt < KT; ++kt) {
+    const int s = kt % PF_STAGES;
+    bs::mbar_wait(full0 + 8 * s, (kt / PF_STAGES) & 1);
+    const uint32_t A = smem_u32(sa + s * PF_A_TILE) + c * 64 * PF_K * 2, B = smem_u32(sb + s * PF_B_TILE);
+    wgmma_fence();
+#pragma unroll
+    for (int j = 0; j < PF_K / 16; ++j)
+      wgmma_bf16_m64n256k16(acc, smem_desc(A + 256 * j, 128, PF_K * 16), smem_desc(B + 256 * j, 128, PF_K * 16));
+    wgmma_commit();
+    wgmma_wait1();  // the MMAs of tile kt-1 are done: its slot goes back to the producer
+    if (kt > 0 && u == 0) bs::mbar_arrive(empty0 + 8 * ((kt - 1) % PF_STAGES));
+  }
+  wgmma_wait0();
+  fence_acc128(acc);
+  const float scale = tsp ? *tsp : 1.f;
+  const int m0 = mt * PF_M + 64 * c, n0 = nt * PF_N;
+  const bool pairs = (N & 1) == 0;
+#pragma unroll
+  for (int i = 0; i < 128; i += 2) {
+    const int m = m0 + frag_row(i, u), n = n0 + frag_col(i, u);
+    if (m >= M) continue;
+    float v0 = acc[i] * scale, v1 = acc[i + 1] * scale;
+    if (BIAS) {
+      if (n < N) v0 += bias[n];
+      if (n + 1 < N) v1 += bias[n + 1];
+    }
+    if (epi) {
+      v0 = bs::epilogue_call(v0, epi);
+      v1 = bs::epilogue_call(v1, epi);
+    }
+    float* p = y + (size_t)m * N + n;
+    if (pairs && n + 1 < N) {
+      *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
+    } else {
+      if (n < N) p[0] = v0;
+      if (n + 1 < N) p[1] = v1;
+    }
+  }
+}
+
+}  // namespace mxc
+
+namespace mxc {
+
+// ---------------------------------------------------------------- hdec: the decode fused, M < PREFILL_MIN_M
+// y (or split z's partial sums) = a . W^T over K tiles [z * per, (z + 1) * per): a in bsq's bf16 tiles, W in
+// the skeleton's weight tiles (kinds.Tiles: 128 rows x 128 K of codes + 128x4 scale chunks), one CTA per
+// 128 x 128 output tile and K split. Four warpgroups:
+//   producers  two threads: one moves each K tile's codes + scales by bulk copies into a ring of SW slots,
+//              the other the activation tiles into a ring of HD_SA slots (from L2: every CTA of a row of
+//              output tiles reads the same ones), so the weights stream SW tiles ahead;
+//   decoders   HD_DW warpgroups: codes -> a bf16 tile (element x block scale, exact) in one of HD_DEC slots
+//              (one warpgroup alone issued too few instructions per cycle: a warp per scheduler);
+//   consumers  two warpgroups, 64 rows each: wgmma m64n128k16 (HGMMA), one MMA group kept in flight.
+// Barriers: fullw / fulla (bytes landed), freew (the decoder read the codes), freea (both consumers' MMAs
+// on the activations done), dfull (a tile decoded, fenced for the async proxy), dfree.
+constexpr int HD_SA = 3, HD_DEC = 2, HD_DW = 2;  // HD_DW decoder warpgroups (kinds.Hdec.threads)
+
+template <class F, int UW, int SW>
+struct HdecSmem {
+  using A = bs::Op<bs::BF16, 8>;
+  using W = bs::Op<F, UW>;
+  static constexpr int DEC = bs::BM * 256;  // one bf16 128 x 128 tile
+  static constexpr int W0 = HD_SA * A::TILE, D0 = W0 + SW * W::STAGE, BAR0 = D0 + HD_DEC * DEC;
+  static constexpr int BYTES = BAR0 + 2 * (HD_SA + SW + HD_DEC) * 8;  // kinds.Hdec.smem
+};
+
+template <class F, int UW, int SW, int S, bool BIAS>
+__device__ __forceinline__ void hdec(const uint8_t* __restrict__ a, const uint8_t* __restrict__ w,
+                                     const uint8_t* __restrict__ wsc, const float* __restrict__ tsp,
+                                     const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K,
+                                     int epi) {
+  extern __shared__ __align__(1024) uint8_t smem[];
+  using L = HdecSmem<F, UW, SW>;
+  using A = typename L::A;
+  using W = typename L::W;
+  using D = bs::Op<bs::BF16, 8>;
+  static_assert(D::UNITS == 16, "the unit index q maps to (row, k) for 128 x 128 tiles");
+  const int KT = (K + bs::BK - 1) / bs::BK, nt = blockIdx.x, mt = blockIdx.y, z = blockIdx.z;
+  const int per = (KT + S - 1) / S, kb = min(KT, z * per), nk = min(KT, kb + per) - kb;
+  const uint8_t* ga = a + ((size_t)mt * KT + kb) * A::TILE;
+  const uint8_t* gw = w + ((size_t)nt * KT + kb) * W::TILE;
+  const uint8_t* gs = wsc + ((size_t)nt * KT + kb) * W::SBYTES;
+  const uint32_t fulla = smem_u32(smem + L::BAR0), freea = fulla + 8 * HD_SA, fullw = freea + 8 * HD_SA;
+  const uint32_t freew = fullw + 8 * SW, dfull = freew + 8 * SW, dfree = dfull + 8 * HD_DEC;
+  const int t = threadIdx.x, wg = t >> 7, u = t & 127;
+  if ((((uintptr_t)a) | ((uintptr_t)w) | ((uintptr_t)wsc)) & 15) __trap();  // no printf: C7510
+  if (t == 0) {
+    for (int s = 0; s < HD_SA; ++s) {
+      bs::mbar_init(fulla + 8 * s, 1);
+      bs::mbar_init(freea + 8 * s, 2);  // one thread per consumer warpgroup
+    }
+    for (int s = 0; s < SW; ++s) {
+      bs::mbar_init(fullw + 8 * s, 1);
+      bs::mbar_init(freew + 8 * s, 128 * HD_DW);  // every decoder thread
+    }
+    for (int d = 0; d < HD_DEC; ++d) {
+      bs::mbar_init(dfull + 8 * d, 128 * HD_DW);
+      bs::mbar_init(dfree + 8 * d, 2);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {  // the producers: thread 0 the weights, thread 32 the activations
+    if (t == 0) {
+      for (int i = 0; i < nk; ++i) {
+        const int s = i % SW;
+        if (i >= SW) bs::mbar_wait(freew + 8 * s, (i / SW - 1) & 1);
+        uint8_t* p = smem + L::W0 + s * W::STAGE;
+        bs::mbar_expect_tx(fullw + 8 * s, W::STAGE);
+        bs::bulk_load(smem_u32(p), gw + (size_t)i * W::TILE, W::TILE, fullw + 8 * s);
+        bs::bulk_load(smem_u32(p + W::TILE), gs + (size_t)i * W::SBYTES, W::SBYTES, fullw + 8 * s);
+      }
+    } else if (t == 32) {
+      for (int i = 0; i < nk; ++i) {
+        const int s = i % HD_SA;
+        if (i >= HD_SA) bs::mbar_wait(freea + 8 * s, (i / HD_SA - 1) & 1);
+        bs::mbar_expect_tx(fulla + 8 * s, A::TILE);
+        bs::bulk_load(smem_u32(smem + s * A::TILE), ga + (size_t)i * A::TILE, A::TILE, fulla + 8 * s);
+      }
+    }
+    return;
+  }
+  if (wg <= HD_DW) {  // the decoders
+    for (int i = 0; i < nk; ++i) {
+      const int s = i % SW, d = i % HD_DEC;
+      bs::mbar_wait(fullw + 8 * s, (i / SW) & 1);
+      if (i >= HD_DEC) bs::mbar_wait(dfree + 8 * d, (i / HD_DEC - 1) & 1);
+      const uint8_t* p = smem + L::W0 + s * W::STAGE;
+      uint8_t* o = smem + L::D0 + d * L::DEC;
+#pragma unroll 4
+      for (int q = t - 128; q < bs::BM * D::UNITS; q += 128 * HD_DW) {  // q: the 16-byte unit at q * 16
+        const int r = (q >> 7) * 8 + (q & 7), k0 = ((q >> 3) & 15) * 8;  // (no bank conflicts)
+        *reinterpret_cast<uint4*>(o + 16 * q) = bs::decode8<F, UW>(p, p + W::TILE, r, k0);
+      }
+      bs::mbar_arrive(freew + 8 * s);  // done reading the codes
+      fence_proxy_async();             // the decoded tile, visible to wgmma
+      bs::mbar_arrive(dfull + 8 * d);
+    }
+    return;
+  }
+  const int c = wg - 1 - HD_DW;  // consumer c: rows 64c .. 64c+63 of the tile
+  float acc[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+  for (int i = 0; i < nk; ++i) {
+    const int s = i % HD_SA, d = i % HD_DEC;
+    bs::mbar_wait(fulla + 8 * s, (i / HD_SA) & 1);
+    bs::mbar_wait(dfull + 8 * d, (i / HD_DEC) & 1);
+    const uint32_t Aa = smem_u32(smem + s * A::TILE) + c * 8 * D::SBO, Bb = smem_u32(smem + L::D0 + d * L::DEC);
+    wgmma_fence();
+#pragma unroll
+    for (int j = 0; j < bs::BK / 16; ++j)
+      wgmma_bf16_m64n128k16(acc, smem_desc(Aa + 256 * j, 128, D::SBO), smem_desc(Bb + 256 * j, 128, D::SBO));
+    wgmma_commit();
+    wgmma_wait1();  // tile i-1's MMAs are done: its slots go back
+    if (i > 0 && u == 0) {
+      bs::mbar_arrive(freea + 8 * ((i - 1) % HD_SA));
+      bs::mbar_arrive(dfree + 8 * ((i - 1) % HD_DEC));
+    }
+  }
+  wgmma_wait0();
+  fence_acc(acc);
+  const float scale = F::TS ? *tsp : 1.f;
+  const int m0 = mt * bs::BM + 64 * c, n0 = nt * bs::BN;
+  if constexpr (S == 1)
+    store_tile<BIAS>(acc, scale, bias, out, m0, n0, M, N, u, epi);
+  else  // split z's partial sums (tensor scale applied); dsum adds the splits, the bias and the epilogue
+    store_tile<false>(acc, scale, nullptr, out + (size_t)z * M * N, m0, n0, M, N, u, 0);
+}
+
+}  // namespace mxc
