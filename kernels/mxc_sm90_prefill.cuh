@@ -302,10 +302,22 @@ __device__ __forceinline__ void hdec(const uint8_t* __restrict__ a, const uint8_
       if (i >= HD_DEC) bs::mbar_wait(dfree + 8 * d, (i / HD_DEC - 1) & 1);
       const uint8_t* p = smem + L::W0 + s * W::STAGE;
       uint8_t* o = smem + L::D0 + d * L::DEC;
+      if constexpr (F::E2M1 && UW == 32) {  // plain E2M1: 16 codes (8 bytes, one scale) per item
+#pragma unroll
+        for (int it = t - 128; it < bs::BM * D::UNITS / 2; it += 128 * HD_DW) {
+          const int rl = it & 7, kp = (it >> 3) & 7, rg = it >> 6, r = rg * 8 + rl, k0 = 16 * kp;
+          const int q = rg * 128 + kp * 16 + rl;  // units q and q + 8 of the bf16 tile (no bank conflicts)
+          const uint2 c = *reinterpret_cast<const uint2*>(p + W::unit_off(r, k0) + (k0 % 32) / 2);
+          const uint32_t s2 = bs::scale_bf16x2<F>(p[W::TILE + W::scale_off(r, k0 / F::BS)]);
+          *reinterpret_cast<uint4*>(o + 16 * q) = bs::e2m1x8(c.x, s2);
+          *reinterpret_cast<uint4*>(o + 16 * (q + 8)) = bs::e2m1x8(c.y, s2);
+        }
+      } else {
 #pragma unroll 4
-      for (int q = t - 128; q < bs::BM * D::UNITS; q += 128 * HD_DW) {  // q: the 16-byte unit at q * 16
-        const int r = (q >> 7) * 8 + (q & 7), k0 = ((q >> 3) & 15) * 8;  // (no bank conflicts)
-        *reinterpret_cast<uint4*>(o + 16 * q) = bs::decode8<F, UW>(p, p + W::TILE, r, k0);
+        for (int q = t - 128; q < bs::BM * D::UNITS; q += 128 * HD_DW) {  // q: the 16-byte unit at q * 16
+          const int r = (q >> 7) * 8 + (q & 7), k0 = ((q >> 3) & 15) * 8;  // (no bank conflicts)
+          *reinterpret_cast<uint4*>(o + 16 * q) = bs::decode8<F, UW>(p, p + W::TILE, r, k0);
+        }
       }
       bs::mbar_arrive(freew + 8 * s);  // done reading the codes
       fence_proxy_async();             // the decoded tile, visible to wgmma
