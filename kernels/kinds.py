@@ -494,7 +494,7 @@ class Hgemm(Kernel):
 
 
 HDEC_SPLITS = (1, 2, 4, 8)
-HD_SA, HD_DEC, HDEC_MAX_SW = 3, 2, 8  # hdec's activation tiles, decoded tiles, weight tiles at most (mxc_sm90_prefill.cuh)
+HD_SA, HD_DEC, HDEC_MAX_SW = 2, 3, 8  # hdec's activation tiles, decoded tiles, weight tiles at most (mxc_sm90_prefill.cuh)
 HD_DW = 2  # hdec's decoder warpgroups (mxc_sm90_prefill.cuh)
 SMEM_MAX = 232448  # dynamic shared memory a CTA may take on sm_90 (227 KB)
 HDEC_MIN_CTAS = 120  # hdec takes the fewest K splits that give this many CTAs (one per SM: 132 on an H200)

@@ -227,7 +227,7 @@ namespace mxc {
 //   consumers  two warpgroups, 64 rows each: wgmma m64n128k16 (HGMMA), one MMA group kept in flight.
 // Barriers: fullw / fulla (bytes landed), freew (the decoder read the codes), freea (both consumers' MMAs
 // on the activations done), dfull (a tile decoded, fenced for the async proxy), dfree.
-constexpr int HD_SA = 3, HD_DEC = 2, HD_DW = 2;  // HD_DW decoder warpgroups (kinds.Hdec.threads)
+constexpr int HD_SA = 2, HD_DEC = 3, HD_DW = 2;  // HD_DW decoder warpgroups (kinds.Hdec.threads)
 
 template <class F, int UW, int SW>
 struct HdecSmem {

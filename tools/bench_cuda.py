@@ -119,6 +119,14 @@ def _copies(nbytes: int) -> int:
     return max(2, -(-FLUSH_BYTES // nbytes))
 
 
+def _layer(n: int, k: int) -> tuple[torch.Generator, torch.Tensor, list[torch.Tensor]]:
+    """A benchmark layer: the seeded generator (x is drawn from it next), W [n, k] float32 on the CPU, and
+    bf16 copies of W on the GPU for cuBLAS, rotated over more than FLUSH_BYTES."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(n, k, generator=g)
+    return g, w, [w.bfloat16().cuda() for _ in range(_copies(2 * n * k))]
+
+
 def _peers(x: torch.Tensor, w: torch.Tensor, n: int, k: int) -> list[tuple[str, object, int, int]]:
     """The peer kernels of a shape as (label, fn(i), copies, weight bytes); a peer that cannot run
     here gives a label saying why and fn None."""
@@ -194,10 +202,8 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
               f"{r['gbs']:>7.0f} {r['tflops']:>8.1f}", flush=True)
 
     for n, k in shapes:
-        g = torch.Generator().manual_seed(0)
-        w = torch.randn(n, k, generator=g)
-        nbf = _copies(2 * n * k)
-        wb = [w.bfloat16().cuda() for _ in range(nbf)]
+        g, w, wb = _layer(n, k)
+        nbf = len(wb)
         qs = {f: quantize(w, f) for f in formats}
         dev: dict[tuple, list[dict[str, torch.Tensor]]] = {}  # (format, weight layout): rotated weight copies
 
@@ -524,10 +530,8 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
     print(f"device: {torch.cuda.get_device_name()}; dec_rows picks (M = {', '.join(map(str, ms))}): "
           f"{ {f: [[dec_rows(n, f, 8 if m <= 8 else 16) for m in ms] for n, _ in shapes] for f in formats} }")
     for n, k in shapes:
-        g = torch.Generator().manual_seed(0)
-        w = torch.randn(n, k, generator=g)
-        nbf = _copies(2 * n * k)
-        wb = [w.bfloat16().cuda() for _ in range(nbf)]
+        g, w, wb = _layer(n, k)
+        nbf = len(wb)
         for f in formats:
             q = quantize(w, f)
             wts = None
@@ -563,10 +567,8 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
     print(f"device: {torch.cuda.get_device_name()}")
     rows = []
     for n, k in shapes:
-        g = torch.Generator().manual_seed(0)
-        w = torch.randn(n, k, generator=g)
-        nbf = _copies(2 * n * k)
-        wb = [w.bfloat16().cuda() for _ in range(nbf)]
+        g, w, wb = _layer(n, k)
+        nbf = len(wb)
         for f in formats:
             q = quantize(w, f)
             wts = _rotated(layer_weights(prefill_kernels(f, False), q, k))  # as stored
