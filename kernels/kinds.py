@@ -391,7 +391,8 @@ class DSum(Kernel):
 
 # ---------------------------------------------------------------- weight-only prefill (mxc_sm90_prefill.cuh)
 PREFILL_MIN_M = 256  # weight-only layers with at least this many rows of x take tilea + wdec + hgemm, fewer hdec
-# (measured on the H200, `bench_cuda prefill`: hdec 0.52-0.55x cuBLAS bf16 at M = 128 vs 0.21-0.29x; at 256 even)
+# (measured on the H200, `bench_cuda prefill` / `bench`: at M = 128 hdec 0.47-0.63x cuBLAS bf16, the prefill path
+# 0.21-0.29x; about even at M = 256; the prefill path ahead from there)
 PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
 
 
@@ -457,9 +458,10 @@ class WDec(Kernel):
 
 @dataclass(frozen=True)
 class Hgemm(Kernel):
-    """The prefill's GEMM on tilea's and wdec's tiles: a producer warp feeding a ring of PF_STAGES
-    slots by bulk copies, two consumer warpgroups on wgmma m64n256k16 (HGMMA); the NV tensor scale
-    (`ts`), the bias and the epilogue on the accumulators."""
+    """The prefill's GEMM on tilea's and wdec's tiles: a producer warpgroup (one thread issuing, its
+    registers given to the others by setmaxnreg) feeding a ring of PF_STAGES slots by bulk copies, two
+    consumer warpgroups on wgmma m64n256k16 (HGMMA); the NV tensor scale (`ts`), the bias and the
+    epilogue on the accumulators."""
 
     kind = "hgemm"
     threads = 384
@@ -504,8 +506,8 @@ HDEC_MIN_KT = 4  # ... while each split keeps at least this many K tiles of 128
 @dataclass(frozen=True)
 class Hdec(Kernel):
     """Weight-only between decode and prefill shapes: bsq's bf16 activation tiles x the skeleton's weight
-    tiles decoded to bf16 in shared memory by a decoder warpgroup while two consumer warpgroups run
-    wgmma m64n128k16 on the tile before (a producer thread feeds both by bulk copies); K split s ways
+    tiles decoded to bf16 in shared memory by HD_DW decoder warpgroups while two consumer warpgroups run
+    wgmma m64n128k16 on the tile before (two producer threads feed them by bulk copies); K split s ways
     across CTAs (s > 1: partial sums to `ws` [s, M, N], reduced by `dsum`)."""
 
     kind = "hdec"
@@ -558,7 +560,7 @@ class Hdec(Kernel):
 
     @property
     def path(self):
-        return "decode: weights to bf16 in shared memory by a decoder warpgroup, warp-specialized wgmma (HGMMA)"
+        return "decode: weights to bf16 in shared memory by decoder warpgroups, warp-specialized wgmma (HGMMA)"
 
 
 def hdec_splits(m: int, n: int, k: int) -> int:

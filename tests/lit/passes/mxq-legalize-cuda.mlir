@@ -57,11 +57,11 @@ func.func @prefill(%x: tensor<2x128x64xf32>) -> tensor<2x128x8xf32> {
 
 // -----
 
-// Between decode and prefill (M = 64): bf16 activation tiles, then hdec (weights decoded per tile by a
-// decoder warpgroup; one K split for this small layer).
+// Between decode and prefill (M = 64): bf16 activation tiles, then hdec (weights decoded per tile by
+// decoder warpgroups; one K split for this small layer).
 // CHECK-LABEL: func.func @between
 // CHECK: mxq.kernels = [{{.*}}name = "mxc_bsq_bf16"{{.*}}, {{.*}}name = "mxc_hdec_mxfp4_s1"{{.*}}]
-// CHECK-SAME: mxq.path = "decode: weights to bf16 in shared memory by a decoder warpgroup, warp-specialized wgmma (HGMMA)"
+// CHECK-SAME: mxq.path = "decode: weights to bf16 in shared memory by decoder warpgroups, warp-specialized wgmma (HGMMA)"
 func.func @between(%x: tensor<64x64xf32>) -> tensor<64x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
