@@ -396,6 +396,17 @@ PREFILL_MIN_M = 256  # weight-only layers with at least this many rows of x take
 PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
 
 
+def _pf_tiled(rows: int, r: int, k: int) -> list[int]:
+    """The shape of an operand written as bf16 tiles of r rows x PF_K: rows and K padded to the tile."""
+    return [-(-rows // r) * r, -(-k // PF_K) * PF_K]
+
+
+def _pf_grid(rows, r: int, k, per: int, threads: int, ops) -> tuple:
+    """The grid of tilea / wdec: one thread per `per` values of the ceil(rows / r) x ceil(K / PF_K) tiles."""
+    items = ops.mul(ops.mul(ops.cdiv(rows, r), ops.cdiv(k, PF_K)), r * PF_K // per)
+    return (ops.cdiv(items, threads), 1, 1)
+
+
 @dataclass(frozen=True)
 class TileA(Kernel):
     """The prefill's activations: x f32 -> bf16 (RNE) tiles of PF_M rows x PF_K, zero-padded."""
@@ -415,11 +426,10 @@ class TileA(Kernel):
         return ["M", "K"]
 
     def outputs(self, m, n, k):
-        return {"a": [-(-m // PF_M) * PF_M, -(-k // PF_K) * PF_K]}
+        return {"a": _pf_tiled(m, PF_M, k)}
 
     def grid(self, m, n, k, ops=INT):  # one thread per 8 values
-        chunks = ops.mul(ops.mul(ops.cdiv(m, PF_M), ops.cdiv(k, PF_K)), PF_M * PF_K // 8)
-        return (ops.cdiv(chunks, self.threads), 1, 1)
+        return _pf_grid(m, PF_M, k, 8, self.threads, ops)
 
     def call(self):
         return "mxc::tilea(x, a, M, K);"
@@ -445,12 +455,10 @@ class WDec(Kernel):
         return ["N", "K"]
 
     def outputs(self, m, n, k):
-        return {"wb": [-(-n // PF_N) * PF_N, -(-k // PF_K) * PF_K]}
+        return {"wb": _pf_tiled(n, PF_N, k)}
 
     def grid(self, m, n, k, ops=INT):  # one thread per 32 weights of 4-bit formats, else per 8
-        per = 32 if get_format(self.w_format).element.bits == 4 else 8
-        items = ops.mul(ops.mul(ops.cdiv(n, PF_N), ops.cdiv(k, PF_K)), PF_N * PF_K // per)
-        return (ops.cdiv(items, self.threads), 1, 1)
+        return _pf_grid(n, PF_N, k, 32 if get_format(self.w_format).element.bits == 4 else 8, self.threads, ops)
 
     def call(self):
         return f"mxc::wdec<F_{self.w_format}>(w, w_scales, wb, N, K);"
@@ -537,19 +545,21 @@ class Hdec(Kernel):
         return Tiles(unit_elements(self.w_format, None))
 
     @property
+    def _weight_stage(self) -> int:
+        """Bytes of one weight tile in the ring: 128 x 128 codes and their scale chunks."""
+        return sum(tiled_sizes(self.w_format, unit_elements(self.w_format, None), BS_TILE, BS_TILE))
+
+    @property
     def weight_slots(self) -> int:
         """The ring of weight tiles (codes + scales) in flight: as many as shared memory holds beside
         HD_SA activation tiles and HD_DEC decoded tiles, at most HDEC_MAX_SW (4-bit: 7; 8-bit: 4)."""
-        codes, scales = tiled_sizes(self.w_format, unit_elements(self.w_format, None), BS_TILE, BS_TILE)
-        tile = BS_TILE * BS_TILE * 2
-        free = SMEM_MAX - (HD_SA + HD_DEC) * tile - 2 * (HD_SA + HD_DEC + HDEC_MAX_SW) * 8
-        return min(HDEC_MAX_SW, free // (codes + scales))
+        free = SMEM_MAX - (HD_SA + HD_DEC) * BS_TILE * BS_TILE * 2 - 2 * (HD_SA + HD_DEC + HDEC_MAX_SW) * 8
+        return min(HDEC_MAX_SW, free // self._weight_stage)
 
     @property
     def smem(self):  # HdecSmem::BYTES
-        codes, scales = tiled_sizes(self.w_format, unit_elements(self.w_format, None), BS_TILE, BS_TILE)
         sw = self.weight_slots
-        return (HD_SA + HD_DEC) * BS_TILE * BS_TILE * 2 + sw * (codes + scales) + 2 * (HD_SA + sw + HD_DEC) * 8
+        return (HD_SA + HD_DEC) * BS_TILE * BS_TILE * 2 + sw * self._weight_stage + 2 * (HD_SA + sw + HD_DEC) * 8
 
     def call(self):
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"

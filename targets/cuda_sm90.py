@@ -2,8 +2,9 @@
 
 Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `dec` at decode shapes
 (M <= 16: weights decoded in registers, bf16 mma.sync; `decs` + `dsum` for large layers at M = 2-16),
-activations to bf16 + `wgmma` on weights decoded per tile in shared memory (M < PREFILL_MIN_M), and at
-prefill shapes `tilea` + `wdec` + `hgemm` (both operands to bf16 tiles once, a warp-specialized HGMMA). MXFP8 x MXFP8:
+`bsq` + `hdec` [+ `dsum`] at 17 <= M < PREFILL_MIN_M (weights decoded per tile in shared memory by decoder
+warpgroups beside the HGMMA consumers), and at prefill shapes `tilea` + `wdec` + `hgemm` (both operands to
+bf16 tiles once, a warp-specialized HGMMA). MXFP8 x MXFP8:
 `actq` + `qgmma` on the FP8 tensor cores. The other native block-scaled pairs: the block-scaled
 skeleton's twin (both operands decoded to bf16 for wgmma), the sm_100a kernels' stand-in that
 checks them on this hardware.

@@ -33,7 +33,7 @@ def test_sm90_select_by_shape_and_format():
     assert sel(2, "mxfp4") == [Dec(w_format="mxfp4", mt=8)]
     assert sel(9, "nvfp4", bias=True) == [Dec(w_format="nvfp4", bias=True, mt=16)]
     assert sel(16, "if4") == [Dec(w_format="if4", mt=16)]
-    # between decode and prefill: bf16 activation tiles, weights decoded per tile by hdec's decoder warpgroup
+    # between decode and prefill: bf16 activation tiles, weights decoded per tile by hdec's decoder warpgroups
     assert sel(17, "mxfp6_e2m3") == [BsQ(a_format="bf16"), Hdec(w_format="mxfp6_e2m3")]
     # prefill (M >= PREFILL_MIN_M): activations and weights to bf16 tiles once, then hgemm
     assert sel(PREFILL_MIN_M, "nvfp4", bias=True) == [TileA(), WDec(w_format="nvfp4"), Hgemm(ts=True, bias=True)]
