@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .kinds import (DEC_MT, DEC_R, DECS_SPLITS, GEMV_MT, ActQ, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv,
-                    HDEC_SPLITS, Hdec, Kernel, Qgmma, dec_max_rows, prefill_kernels)
+from .kinds import (DEC_MT, DEC_R, DECS_SPLITS, GEMV_MT, RDEC_NA, RDEC_SPLITS, ActQ, Amax, BsDec, BsMma, BsQ, Dec,
+                    DecSplit, DSum, Gemv, HDEC_SPLITS, Hdec, Kernel, Qgmma, RDec, TileA, TileQ, dec_max_rows,
+                    prefill_kernels)
 from .operands import NV_ACT, QGMMA_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
@@ -30,6 +31,8 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
             else:
                 ks += prefill_kernels(f, bias)
                 ks += [Hdec(w_format=f, s=s, bias=bias) for s in HDEC_SPLITS if s == 1 or not bias]
+                ks += [RDec(w_format=f, na=na, s=s, bias=bias) for na in RDEC_NA for s in RDEC_SPLITS
+                       if s == 1 or not bias]
                 ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
                        if r == 1 or (mt > 1 and r <= dec_max_rows(f, mt))]
                 if not bias:  # decs: the bias is dsum's
@@ -38,8 +41,10 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
         ks.append(BsQ(a_format="bf16", arch=arch))
     else:
         ks.append(BsQ(a_format="bf16", arch=arch))
+        ks += [TileA(rows=na, perm=True) for na in RDEC_NA]
         ks += [DSum(s=s, bias=bias) for s in DECS_SPLITS for bias in (False, True)]
         for a in QGMMA_FORMATS:
+            ks += [TileQ(a_format=a)] + [TileQ(a_format=a, rows=na, perm=True) for na in RDEC_NA]
             ks.append(ActQ(a_format=a))
             ks += [Qgmma(w_format=w, a_format=a, bias=bias) for w in QGMMA_FORMATS for bias in (False, True)]
     return list(dict.fromkeys(ks + _bs_kernels(arch)))

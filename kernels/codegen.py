@@ -16,7 +16,7 @@ from mxc.numerics.formats import ElementType, get_format
 from mxc.numerics.quantize import IF4_INT_STEP
 
 from . import tcgen05 as tc
-from .kinds import ARCHS, CTYPES, SM90_ONLY, ActQ, Amax, BsDec, BsMma, BsQ, Kernel, Qgmma
+from .kinds import ARCHS, CTYPES, RDEC_NA, SM90_ONLY, ActQ, Amax, BsDec, BsMma, BsQ, Kernel, Qgmma, TileQ
 from .operands import NV_ACT, fast_e2m1, fast_fp8, one_code, pair_desc
 
 FP8 = {"e4m3": (0, "e4m3"), "e5m2": (1, "e5m2")}  # wgmma type tags
@@ -100,8 +100,8 @@ def _acc_operands(var: str = "d", n: int = 64) -> str:
 
 
 def wgmma_helpers() -> str:
-    """The m64n128 wgmma wrappers (64 accumulator registers each), the prefill's m64n256 bf16 one (128)
-    and the accumulator fences."""
+    """The m64n128 wgmma wrappers (64 accumulator registers each), the prefill's m64n256 bf16 one (128),
+    rdec's m64nN ones with A from registers, and the accumulator fences."""
     out = [f"""namespace mxc {{
 __device__ __forceinline__ void fence_acc(float* d) {{
   asm volatile("" : {_acc_operands()} :: "memory");
@@ -118,7 +118,18 @@ __device__ __forceinline__ void wgmma_bf16_m64n128k16(float* d, uint64_t a, uint
                : {_acc_operands()} : "l"(a), "l"(b));
 }}
 template <int A, int B> __device__ void wgmma_fp8_m64n128k32(float* d, uint64_t a, uint64_t b);
+template <int N> __device__ void wgmma_bf16_rA(float* d, const uint32_t* a, uint64_t b);
+template <int N> __device__ void fence_acc_n(float* d);
 """]
+    for n in RDEC_NA:  # rdec's wgmma m64nNk16 with A from registers, and its accumulator fence
+        out.append(f"""template <> __device__ __forceinline__ void wgmma_bf16_rA<{n}>(float* d, const uint32_t* a, uint64_t b) {{
+  asm volatile("wgmma.mma_async.sync.aligned.m64n{n}k16.f32.bf16.bf16 {{{_regs(n // 2)}}}, {{{_regs(4, n // 2)}}}, %{n // 2 + 4}, 1, 1, 1, 0;\\n"
+               : {_acc_operands(n=n // 2)} : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
+}}
+template <> __device__ __forceinline__ void fence_acc_n<{n}>(float* d) {{
+  asm volatile("" : {_acc_operands(n=n // 2)} :: "memory");
+}}
+""")
     for ta, na in FP8.values():
         for tb, nb in FP8.values():
             out.append(f"""template <> __device__ __forceinline__ void wgmma_fp8_m64n128k32<{ta}, {tb}>(float* d, uint64_t a, uint64_t b) {{
@@ -163,8 +174,8 @@ def source(kernels: list[Kernel]) -> str:
     kernels = list(dict.fromkeys(kernels))
     arch = check_arch(kernels)
     formats = sorted({k.w_format for k in kernels if getattr(k, "w_format", "")}
-                     | {k.a_format for k in kernels if isinstance(k, (Qgmma, BsMma, BsQ)) and k.a_format != "bf16"})
-    encoders = sorted({k.a_format for k in kernels if isinstance(k, ActQ)})
+                     | {k.a_format for k in kernels if isinstance(k, (Qgmma, BsMma, BsQ, TileQ)) and k.a_format != "bf16"})
+    encoders = sorted({k.a_format for k in kernels if isinstance(k, (ActQ, TileQ))})
     quantizers = sorted({k.a_format for k in kernels if isinstance(k, (BsQ, Amax)) and k.a_format != "bf16"})
     parts = [f"// mxc kernels for {arch}\n"]
     if arch == "sm_90a":

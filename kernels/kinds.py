@@ -390,9 +390,9 @@ class DSum(Kernel):
 
 
 # ---------------------------------------------------------------- weight-only prefill (mxc_sm90_prefill.cuh)
-PREFILL_MIN_M = 256  # weight-only layers with at least this many rows of x take tilea + wdec + hgemm, fewer hdec
-# (measured on the H200, `bench_cuda prefill` / `bench`: at M = 128 hdec 0.47-0.63x cuBLAS bf16, the prefill path
-# 0.21-0.29x; about even at M = 256; the prefill path ahead from there)
+PREFILL_MIN_M = 2048  # layers with at least this many rows of x take tilea / tileq + wdec + hgemm, fewer rdec
+# (measured on the H200, `bench_cuda rdec`: rdec ahead of the prefill path at M = 1024 in 13 of 15 layers and
+# formats, 0.76x vs 0.72x cuBLAS bf16 at 8192^2 NVFP4; the prefill path 0.88x at M = 4096)
 PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
 
 
@@ -409,15 +409,18 @@ def _pf_grid(rows, r: int, k, per: int, threads: int, ops) -> tuple:
 
 @dataclass(frozen=True)
 class TileA(Kernel):
-    """The prefill's activations: x f32 -> bf16 (RNE) tiles of PF_M rows x PF_K, zero-padded."""
+    """The activations as bf16 tiles: x f32 -> bf16 (RNE) tiles of `rows` rows x PF_K, zero-padded; `perm`:
+    K permuted inside each tile as the fragment tiles permute it (rdec's operand)."""
 
     kind = "tilea"
     ctas_per_sm = 2
     rounding = "bf16 activations"
+    rows: int = PF_M
+    perm: bool = False
 
     @property
     def name(self):
-        return "mxc_tilea"
+        return "mxc_tilea" + (f"_r{self.rows}" if self.rows != PF_M else "") + ("p" if self.perm else "")
 
     def bindings(self):
         return [Binding("x", False, "f32"), Binding("a", True, "bf16")]
@@ -426,13 +429,45 @@ class TileA(Kernel):
         return ["M", "K"]
 
     def outputs(self, m, n, k):
-        return {"a": _pf_tiled(m, PF_M, k)}
+        return {"a": _pf_tiled(m, self.rows, k)}
 
     def grid(self, m, n, k, ops=INT):  # one thread per 8 values
-        return _pf_grid(m, PF_M, k, 8, self.threads, ops)
+        return _pf_grid(m, self.rows, k, 8, self.threads, ops)
 
     def call(self):
-        return "mxc::tilea(x, a, M, K);"
+        return f"mxc::tilea<{self.rows}, {str(self.perm).lower()}>(x, a, M, K);"
+
+
+@dataclass(frozen=True)
+class TileQ(Kernel):
+    """MX activations for the bf16 GEMMs: x f32 -> quantized to `a_format` (codes and E8M0 scales bit for
+    bit as numerics chooses them with the default options) -> held dequantized as tilea's bf16 tiles (exact
+    but below bf16's subnormal range), `rows` x PF_K, `perm` as tilea."""
+
+    kind = "tileq"
+    ctas_per_sm = 2
+    a_format: str = ""
+    rows: int = PF_M
+    perm: bool = False
+
+    @property
+    def name(self):
+        return f"mxc_tileq_{self.a_format}_r{self.rows}" + ("p" if self.perm else "")
+
+    def bindings(self):
+        return [Binding("x", False, "f32"), Binding("a", True, "bf16")]
+
+    def constants(self):
+        return ["M", "K"]
+
+    def outputs(self, m, n, k):
+        return {"a": _pf_tiled(m, self.rows, k)}
+
+    def grid(self, m, n, k, ops=INT):  # one thread per row of a 64-K tile
+        return _pf_grid(m, self.rows, k, PF_K, self.threads, ops)
+
+    def call(self):
+        return f"mxc::tileq<E_{self.a_format}, F_{self.a_format}, {self.rows}, {str(self.perm).lower()}>(x, a, M, K);"
 
 
 @dataclass(frozen=True)
@@ -588,9 +623,102 @@ def hdec_kernels(w_format: str, bias: bool, m: int, n: int, k: int) -> list[Kern
     return ks + ([DSum(s=s, bias=bias)] if s > 1 else [])
 
 
-def prefill_kernels(w_format: str, bias: bool) -> list[Kernel]:
-    """cuda-sm90's weight-only kernels at M >= PREFILL_MIN_M: tilea, wdec, hgemm."""
-    return [TileA(), WDec(w_format=w_format), Hgemm(ts=get_format(w_format).tensor_scale, bias=bias)]
+def prefill_kernels(w_format: str, bias: bool, a_format: str | None = None) -> list[Kernel]:
+    """cuda-sm90's kernels at M >= PREFILL_MIN_M: tilea (weight-only) or tileq (MXFP8 activations), wdec, hgemm."""
+    act = TileA() if a_format is None else TileQ(a_format=a_format)
+    return [act, WDec(w_format=w_format), Hgemm(ts=get_format(w_format).tensor_scale, bias=bias)]
+
+
+# ---------------------------------------------------------------- rdec (mxc_sm90_prefill.cuh)
+RDEC_NA = (16, 32, 64, 128, 256)  # rows of x per rdec CTA: the wgmma's N
+RDEC_SPLITS = (1, 2, 4, 8)
+RDEC_ROWS = 128  # weight rows per rdec CTA (two consumer warpgroups of 64)
+RDEC_MAX_SLOTS = 12
+RDEC_MIN_CTAS = 100  # rdec takes the fewest K splits that give this many CTAs (at least 2 for na = 256)
+RDEC_MIN_KT = 4  # ... while each split keeps at least this many K tiles of 64
+
+
+@dataclass(frozen=True)
+class RDec(Kernel):
+    """Weight-only, the weights decoded in registers: tilea's permuted bf16 tiles of `na` rows x the
+    fragment tiles (grouped by 8), each warp of two consumer warpgroups decoding its 16 weight rows into
+    the A operand of wgmma m64nNAk16 (A from registers: no shared-memory round trip), one producer thread
+    feeding a ring of stages by bulk copies; K split s ways across CTAs (s > 1: partial sums to `ws`
+    [s, M, N], reduced by `dsum`)."""
+
+    kind = "rdec"
+    threads = 384  # a producer and two consumer warpgroups
+    w_format: str = ""
+    na: int = 128
+    s: int = 1
+    bias: bool = False  # s = 1 only (with splits the bias is dsum's)
+
+    @property
+    def name(self):
+        return f"mxc_rdec_{self.w_format}_n{self.na}_s{self.s}" + ("_bias" if self.bias else "")
+
+    def bindings(self):
+        ins = ["a", *_weights(self.w_format, self.bias and self.s == 1)]
+        dtype = {"a": "bf16", "w_tensor_scale": "f32", "bias": "f32"}
+        return [Binding(n, False, dtype.get(n, "i8")) for n in ins] + [Binding("y" if self.s == 1 else "ws", True, "f32")]
+
+    def outputs(self, m, n, k):
+        return {"y": [m, n]} if self.s == 1 else {"ws": [self.s, m, n]}
+
+    def grid(self, m, n, k, ops=INT):
+        return (ops.cdiv(n, RDEC_ROWS), ops.cdiv(m, self.na), self.s)
+
+    def weight_layout(self):
+        return Fragments(e2m1=fast_e2m1(self.w_format), group=RDEC_ROWS // 16)
+
+    @property
+    def _stage(self) -> int:
+        """Bytes of one K tile (64) in the ring: activations, codes, scales (RdecSmem::STAGE)."""
+        f = get_format(self.w_format)
+        return self.na * PF_K * 2 + 8 * 32 * 32 * f.element.bits // 8 + 8 * 16 * (PF_K // f.block_size)
+
+    @property
+    def slots(self) -> int:
+        """The ring's stages: as many as shared memory holds beside the 1 KB table, at most RDEC_MAX_SLOTS."""
+        return min(RDEC_MAX_SLOTS, (SMEM_MAX - 1024 - 16 * RDEC_MAX_SLOTS) // self._stage)
+
+    @property
+    def smem(self):
+        return self.slots * (self._stage + 16)
+
+    def call(self):
+        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
+        bias = self.bias and self.s == 1
+        return (f"mxc::rdec<F_{self.w_format}, {self.na}, {self.slots}, {self.s}, {str(bias).lower()}>(a, w, "
+                f"w_scales, {ts}, {'bias' if bias else 'nullptr'}, {'y' if self.s == 1 else 'ws'}, M, N, K, epi);")
+
+    @property
+    def path(self):
+        return "decode: weights to bf16 in registers, warp-specialized wgmma with A from registers (HGMMA)"
+
+
+def rdec_na(m: int) -> int:
+    """rdec's rows of x per CTA for M = m: the smallest of RDEC_NA holding m (the largest past it)."""
+    return next((v for v in RDEC_NA if v >= m), RDEC_NA[-1])
+
+
+def rdec_splits(m: int, n: int, k: int) -> int:
+    """rdec's K splits for an [m, k] x [n, k]^T layer: the fewest of RDEC_SPLITS giving RDEC_MIN_CTAS
+    CTAs, each split keeping RDEC_MIN_KT K tiles; 1 when no split is needed or K is too short."""
+    na = rdec_na(m)
+    ctas, kt = -(-n // RDEC_ROWS) * -(-m // na), -(-k // PF_K)
+    fits = [s for s in RDEC_SPLITS if s == 1 or kt // s >= RDEC_MIN_KT]
+    fits = [s for s in fits if s > 1 or na < 256] or fits  # na = 256: two splits measured faster even at 224 CTAs
+    return next((s for s in fits if ctas * s >= RDEC_MIN_CTAS), fits[-1])
+
+
+def rdec_kernels(w_format: str, bias: bool, m: int, n: int, k: int, a_format: str | None = None) -> list[Kernel]:
+    """tilea (weight-only) or tileq (MXFP8 activations), permuted, na rows; rdec [, dsum] for an [m, k] x
+    [n, k]^T layer."""
+    na, s = rdec_na(m), rdec_splits(m, n, k)
+    act = TileA(rows=na, perm=True) if a_format is None else TileQ(a_format=a_format, rows=na, perm=True)
+    ks: list[Kernel] = [act, RDec(w_format=w_format, na=na, s=s, bias=bias and s == 1)]
+    return ks + ([DSum(s=s, bias=bias)] if s > 1 else [])
 
 
 @dataclass(frozen=True)
@@ -847,6 +975,6 @@ class BsDec(_BsGemm):
         return "decode: weights to bf16 in shared memory, tcgen05.mma kind::f16"
 
 
-KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, DecSplit, DSum, TileA, WDec, Hgemm, Hdec, ActQ,
+KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, DecSplit, DSum, TileA, TileQ, WDec, Hgemm, Hdec, RDec, ActQ,
                                                        Qgmma, Amax, BsQ, BsMma, BsDec)}
-SM90_ONLY = (TileA, WDec, Hgemm, Hdec, ActQ, Qgmma)  # the wgmma kernels: no sm_100a build
+SM90_ONLY = (TileA, TileQ, WDec, Hgemm, Hdec, RDec, ActQ, Qgmma)  # the wgmma kernels: no sm_100a build

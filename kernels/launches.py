@@ -37,9 +37,22 @@ class Launch:
 
 
 def gemm_kernel(ks: list[Kernel]) -> Kernel | None:
-    """The layer's GEMM: the kernel that reads the weights `w` (decs before its dsum, hdec after bsq; wdec,
+    """The layer's GEMM: the kernel that reads the weights `w` (decs before its dsum, rdec after tilea; wdec,
     which decodes them for hgemm, in the prefill's three)."""
     return next((k for k in ks if any(b.name == "w" for b in k.bindings())), None)
+
+
+def layer_path(ks: list[Kernel]) -> str:
+    """How a layer runs, in words (`mxq.path`, the manifest's `path`): its GEMM's path (hgemm's after wdec,
+    rdec's or hdec's before a dsum, which adds its K split), prefixed by what tileq does to the activations."""
+    main = next((k for k in reversed(ks) if k.path and k.kind != "dsum"), ks[-1])
+    path = main.path or ""
+    if main is not ks[-1] and ks[-1].kind == "dsum":
+        path += ", K split across CTAs (dsum adds the partial sums)"
+    if ks[0].kind == "tileq":
+        path = (f"{ks[0].a_format} activations quantized, held as bf16 tiles (exact); "
+                + path.removeprefix("decode: "))
+    return path
 
 
 def weight_layout(ks: list[Kernel]) -> WeightLayout | None:

@@ -162,8 +162,21 @@ def _frag_index() -> torch.Tensor:
     return row * FRAG_K + k
 
 
-def _frag_grid(r: int, k: int) -> tuple[int, int]:
-    return -(-r // FRAG_R), -(-k // FRAG_K)
+def _frag_grid(r: int, k: int, group: int = 1) -> tuple[int, int]:
+    """(row tiles, K tiles) of an [r, k] operand: rows padded to 16 x group, K to 64."""
+    return -(-r // (FRAG_R * group)) * group, -(-k // FRAG_K)
+
+
+def _grouped(t: torch.Tensor, rt: int, kt: int, group: int) -> torch.Tensor:
+    """Per-tile data [rt, kt, ...] flattened with `group` consecutive row tiles side by side per K tile:
+    tile (i, j) at ((i // group) * kt + j) * group + i % group (rdec's CTA moves one such run per K tile)."""
+    t = t.reshape(rt // group, group, kt, -1).transpose(1, 2)
+    return t.contiguous().reshape(-1)
+
+
+def _ungrouped(flat: torch.Tensor, rt: int, kt: int, group: int) -> torch.Tensor:
+    """The inverse of _grouped: [rt, kt, per-tile bytes]."""
+    return flat.reshape(rt // group, kt, group, -1).transpose(1, 2).reshape(rt, kt, -1)
 
 
 def _scatter_words(lanes: torch.Tensor) -> torch.Tensor:
@@ -187,13 +200,14 @@ def _gather_words(data: torch.Tensor) -> torch.Tensor:
     return codes.flatten(-2).to(torch.uint8)
 
 
-def frag_codes(codes: torch.Tensor, bits: int, scatter: bool = False) -> torch.Tensor:
-    """Element codes [R, K] (uint8, one per element) -> fragment tiles, R padded to 16, K to 64 (zeros);
-    `scatter`: 4-bit codes bit-scattered for the E2M1 decode (E2M1_BITS)."""
+def frag_codes(codes: torch.Tensor, bits: int, scatter: bool = False, group: int = 1) -> torch.Tensor:
+    """Element codes [R, K] (uint8, one per element) -> fragment tiles, R padded to 16 x group, K to 64
+    (zeros); `scatter`: 4-bit codes bit-scattered for the E2M1 decode (E2M1_BITS); `group` row tiles
+    side by side per K tile (_grouped)."""
     if codes.dim() != 2 or codes.dtype != torch.uint8:
         raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
     r, k = codes.shape
-    rt, kt = _frag_grid(r, k)
+    rt, kt = _frag_grid(r, k, group)
     full = torch.zeros((rt * FRAG_R, kt * FRAG_K), dtype=torch.uint8)
     full[:r, :k] = codes
     tiles = full.reshape(rt, FRAG_R, kt, FRAG_K).permute(0, 2, 1, 3).reshape(rt, kt, FRAG_R * FRAG_K)
@@ -203,13 +217,13 @@ def frag_codes(codes: torch.Tensor, bits: int, scatter: bool = False) -> torch.T
     if scatter:
         if bits != 4:
             raise ValueError(f"the bit-scattered layout holds 4-bit codes, not {bits}-bit")
-        return _scatter_words(lanes).reshape(-1)
-    return {4: pack_nibbles, 6: pack_fp6, 8: lambda c: c}[bits](lanes).reshape(-1)
+        return _grouped(_scatter_words(lanes), rt, kt, group)
+    return _grouped({4: pack_nibbles, 6: pack_fp6, 8: lambda c: c}[bits](lanes), rt, kt, group)
 
 
-def unfrag_codes(frag: torch.Tensor, r: int, k: int, bits: int, scatter: bool = False) -> torch.Tensor:
+def unfrag_codes(frag: torch.Tensor, r: int, k: int, bits: int, scatter: bool = False, group: int = 1) -> torch.Tensor:
     """The inverse of frag_codes: [R, K] codes, padding dropped."""
-    rt, kt = _frag_grid(r, k)
+    rt, kt = _frag_grid(r, k, group)
     lane_bytes = 32 * bits // 8
     if frag.numel() != rt * kt * 32 * lane_bytes:
         raise ValueError(f"expected {rt * kt * 32 * lane_bytes} fragment bytes for [{r}, {k}] of {bits}-bit codes, "
@@ -217,29 +231,29 @@ def unfrag_codes(frag: torch.Tensor, r: int, k: int, bits: int, scatter: bool = 
     from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
 
     unpack = _gather_words if scatter else {4: unpack_nibbles, 6: unpack_fp6, 8: lambda c: c}[bits]
-    lanes = unpack(frag.reshape(rt, kt, 32, lane_bytes))
+    lanes = unpack(_ungrouped(frag, rt, kt, group).reshape(rt, kt, 32, lane_bytes))
     tiles = torch.empty((rt, kt, FRAG_R * FRAG_K), dtype=torch.uint8)
     tiles[:, :, _frag_index().reshape(-1)] = lanes.reshape(rt, kt, -1)
     full = tiles.reshape(rt, kt, FRAG_R, FRAG_K).permute(0, 2, 1, 3).reshape(rt * FRAG_R, kt * FRAG_K)
     return full[:r, :k].contiguous()
 
 
-def frag_scales(scales: torch.Tensor, k: int, block: int, pad: int) -> torch.Tensor:
-    """Scale codes [R, ceil(K/bs)] -> per fragment tile [8][64/bs][2] bytes, R padded to 16 and K to 64
-    with `pad` (a scale code of 1)."""
+def frag_scales(scales: torch.Tensor, k: int, block: int, pad: int, group: int = 1) -> torch.Tensor:
+    """Scale codes [R, ceil(K/bs)] -> per fragment tile [8][64/bs][2] bytes, R padded to 16 x group and K
+    to 64 with `pad` (a scale code of 1); tiles ordered as frag_codes orders them."""
     r = scales.shape[0]
-    rt, kt = _frag_grid(r, k)
+    rt, kt = _frag_grid(r, k, group)
     nb = FRAG_K // block
     full = torch.full((rt * FRAG_R, kt * nb), pad, dtype=torch.uint8)
     cols = min(scales.shape[1], kt * nb)
     full[:r, :cols] = scales[:, :cols]
     t = full.reshape(rt, 2, 8, kt, nb).permute(0, 3, 2, 4, 1)  # [rt, kt, g, block, row g / g + 8]
-    return t.contiguous().reshape(-1)
+    return _grouped(t, rt, kt, group)
 
 
-def unfrag_scales(frag: torch.Tensor, r: int, k: int, block: int) -> torch.Tensor:
+def unfrag_scales(frag: torch.Tensor, r: int, k: int, block: int, group: int = 1) -> torch.Tensor:
     """The inverse of frag_scales: [R, ceil(K/bs)] scale codes."""
-    rt, kt = _frag_grid(r, k)
+    rt, kt = _frag_grid(r, k, group)
     nb = FRAG_K // block
-    full = frag.reshape(rt, kt, 8, nb, 2).permute(0, 4, 2, 1, 3).reshape(rt * FRAG_R, kt * nb)
+    full = _ungrouped(frag, rt, kt, group).reshape(rt, kt, 8, nb, 2).permute(0, 4, 2, 1, 3).reshape(rt * FRAG_R, kt * nb)
     return full[:r, : -(-k // block)].contiguous()

@@ -315,18 +315,19 @@ __device__ __forceinline__ void mma_n(float (*acc)[4], const uint32_t* a, const 
   for (int i = 0; i < NT; ++i) mma_bf16_16816(acc[i], a, xb[i][2 * st], xb[i][2 * st + 1]);
 }
 
-// One fragment tile: decode the lane's codes to bf16 A fragments, 4 MMA steps into acc, each on the NT
-// n8 tiles of activations (xb[i]: lane g's column of tile i, its 16 K values as bf16 pairs).
+// One fragment tile's lane codes decoded to bf16 A fragments: mma(st, a) for each of its 4 MMA steps st,
+// a = the step's four A registers (rows g, g+8 as in mma.sync's and wgmma's A layout). The codes and sc2
+// (the scale codes of rows g, g+8) as the fragment tile holds them; lut: dec_factor's table.
 // DIAG 2 (a measurement variant): the raw words as A, no decode.
-template <class F, int DIAG, int NT = 1>
-__device__ __forceinline__ void dec_tile(float (*acc)[4], const Raw<32 * F::BITS / 8>& raw, uint32_t sc2,
-                                         const uint32_t (*xb)[8], const uint32_t* lut) {
+template <class F, int DIAG, class MMA>
+__device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uint32_t sc2, const uint32_t* lut,
+                                           MMA&& mma) {
   const uint32_t sc[2] = {sc2 & 0xFF, (sc2 >> 8) & 0xFF};
   if constexpr (DIAG == 2) {
 #pragma unroll
     for (int st = 0; st < 4; ++st) {
       const uint32_t a[4] = {raw.w[st] & 0x3F3F3F3Fu, (raw.w[st] >> 2) & 0x3F3F3F3Fu, sc[0], sc[1]};
-      mma_n<NT>(acc, a, xb, st);
+      mma(st, a);
     }
   } else if constexpr (F::F8) {
     // FP8 codes to bf16 bits by integer ops: the code's byte moved to bits 8..15 (PRMT), its sign kept
@@ -354,7 +355,7 @@ __device__ __forceinline__ void dec_tile(float (*acc)[4], const Raw<32 * F::BITS
         a[j] = bf16x2_mul(a[j], fb[j & 1]);
         if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
       }
-      mma_n<NT>(acc, a, xb, st);
+      mma(st, a);
     }
   } else if constexpr (F::E2M1) {
     uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
@@ -378,7 +379,7 @@ __device__ __forceinline__ void dec_tile(float (*acc)[4], const Raw<32 * F::BITS
         a[j] = bf16x2_mul(a[j], fb[j & 1]);
         if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
       }
-      mma_n<NT>(acc, a, xb, st);
+      mma(st, a);
     }
   } else {
     const float sf[2] = {F::scale(sc[0]), F::scale(sc[1])};
@@ -390,9 +391,17 @@ __device__ __forceinline__ void dec_tile(float (*acc)[4], const Raw<32 * F::BITS
       uint32_t a[4];
 #pragma unroll
       for (int j = 0; j < 4; ++j) a[j] = pack_bf16(v[j], v[j + 4]);
-      mma_n<NT>(acc, a, xb, st);
+      mma(st, a);
     }
   }
+}
+
+// One fragment tile: its 4 MMA steps into acc, each on the NT n8 tiles of activations (xb[i]: lane g's
+// column of tile i, its 16 K values as bf16 pairs).
+template <class F, int DIAG, int NT = 1>
+__device__ __forceinline__ void dec_tile(float (*acc)[4], const Raw<32 * F::BITS / 8>& raw, uint32_t sc2,
+                                         const uint32_t (*xb)[8], const uint32_t* lut) {
+  frag_steps<F, DIAG>(raw, sc2, lut, [&](int st, const uint32_t* a) { mma_n<NT>(acc, a, xb, st); });
 }
 
 template <class F, bool BIAS, int U, bool VEC, int DIAG, int WARPS>

@@ -32,24 +32,96 @@ __device__ __forceinline__ void pf_chunk(size_t q, int KT, int& row, int& k, siz
   off = q * 16;
 }
 
+// tilea: R rows per tile; PERM: K permuted inside each 64-K tile as the fragment tiles permute it
+// (mxc.kernels.layouts, "fragment tiles"), so that rdec's weights in those tiles meet their activations:
+// the tile's K position 8c + i holds x's K 16 (i / 2) + 2c + i % 2 (four pairs, 16 apart).
+template <int R, bool PERM>
 __device__ __forceinline__ void tilea(const float* __restrict__ x, __nv_bfloat16* __restrict__ a, int M, int K) {
-  const int KT = (K + PF_K - 1) / PF_K, MT = (M + PF_M - 1) / PF_M;
+  const int KT = (K + PF_K - 1) / PF_K, MT = (M + R - 1) / R;
   const size_t q = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (q >= (size_t)MT * KT * (PF_M * PF_K / 8)) return;
+  if (q >= (size_t)MT * KT * (R * PF_K / 8)) return;
   int m, k;
   size_t off;
-  pf_chunk<PF_M>(q, KT, m, k, off);
+  pf_chunk<R>(q, KT, m, k, off);
   float v[8];
-  const float* xr = x + (size_t)m * K + k;
-  if (m < M && k + 8 <= K && (((uintptr_t)xr) & 15) == 0) {
-    const float4 p = __ldg(reinterpret_cast<const float4*>(xr)), r = __ldg(reinterpret_cast<const float4*>(xr) + 1);
+  const float* xr = x + (size_t)m * K;
+  if constexpr (PERM) {
+    const int kp = k - k % PF_K + 2 * ((k % PF_K) / 8);  // the chunk's first pair
+    const bool vec = m < M && (K & 1) == 0 && (((uintptr_t)x) & 7) == 0;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int kk = kp + 16 * j;
+      if (vec && kk + 2 <= K) {
+        const float2 p = __ldg(reinterpret_cast<const float2*>(xr + kk));
+        v[2 * j] = p.x; v[2 * j + 1] = p.y;
+      } else {
+        v[2 * j] = (m < M && kk < K) ? __ldg(xr + kk) : 0.f;
+        v[2 * j + 1] = (m < M && kk + 1 < K) ? __ldg(xr + kk + 1) : 0.f;
+      }
+    }
+  } else if (m < M && k + 8 <= K && (((uintptr_t)(xr + k)) & 15) == 0) {
+    const float4 p = __ldg(reinterpret_cast<const float4*>(xr + k)), r = __ldg(reinterpret_cast<const float4*>(xr + k) + 1);
     v[0] = p.x; v[1] = p.y; v[2] = p.z; v[3] = p.w; v[4] = r.x; v[5] = r.y; v[6] = r.z; v[7] = r.w;
   } else {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = (m < M && k + j < K) ? __ldg(xr + j) : 0.f;
+    for (int j = 0; j < 8; ++j) v[j] = (m < M && k + j < K) ? __ldg(xr + k + j) : 0.f;
   }
   *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(a) + off) =
       make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
+}
+
+// tileq: x [M, K] f32 -> MX-quantized activations (actq_mx's rule: E8M0 scale 2^e, e = floor(log2 amax)
+// - emax, codes by the format's saturating RNE encoder; a block holding NaN/Inf gets the NaN scale), held
+// dequantized as bf16 tiles of R rows x 64 K like tilea's (PERM alike): code value x 2^e, exact but below
+// bf16's subnormal range (2^-133). One thread per row of a 64-K tile (two 32-blocks).
+template <class E, class F, int R, bool PERM>
+__device__ __forceinline__ void tileq(const float* __restrict__ x, __nv_bfloat16* __restrict__ a, int M, int K) {
+  const int KT = (K + PF_K - 1) / PF_K, MT = (M + R - 1) / R;
+  const size_t q = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (q >= (size_t)MT * KT * R) return;
+  const size_t tile = q / R;
+  const int r = (int)(q % R), m = (int)(tile / KT) * R + r, k0 = (int)(tile % KT) * PF_K;
+  float v[PF_K];
+  const float* xr = x + (size_t)m * K + k0;
+  if (m < M && k0 + PF_K <= K && (((uintptr_t)xr) & 15) == 0) {
+#pragma unroll
+    for (int j = 0; j < PF_K / 4; ++j) {
+      const float4 p = __ldg(reinterpret_cast<const float4*>(xr) + j);
+      v[4 * j] = p.x; v[4 * j + 1] = p.y; v[4 * j + 2] = p.z; v[4 * j + 3] = p.w;
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < PF_K; ++j) v[j] = (m < M && k0 + j < K) ? __ldg(xr + j) : 0.f;
+  }
+#pragma unroll
+  for (int b = 0; b < 2; ++b) {  // the two 32-blocks: quantize, then the value each code stands for
+    float amax = 0.f;
+    bool special = false;
+#pragma unroll
+    for (int j = 32 * b; j < 32 * b + 32; ++j) {
+      const float av = fabsf(v[j]);
+      special |= !(av <= 3.402823466e38f);
+      amax = fmaxf(amax, av);
+    }
+    const int e = amax == 0.f ? -127 : max(-127, min(127, ilogbf(amax) - E::EMAX));
+    const uint32_t sc = special ? 0xFFu : (uint32_t)(e + 127);
+    const float inv = e < 127 ? __int_as_float((127 - e) << 23) : __int_as_float(0x00400000);  // 2^-e, exact
+    const float scale = F::scale(sc);
+#pragma unroll
+    for (int j = 32 * b; j < 32 * b + 32; ++j)
+      v[j] = F::elem(special ? 0u : (uint32_t)E::encode(v[j] * inv), sc) * scale;
+  }
+  uint8_t* out = reinterpret_cast<uint8_t*>(a) + tile * (R * PF_K * 2) + (r >> 3) * 1024 + (r & 7) * 16;
+#pragma unroll
+  for (int c = 0; c < 8; ++c) {  // chunk c: K 8c .. 8c+7 of the tile, or with PERM 16 (i / 2) + 2c + i % 2
+    uint32_t w[4];
+#pragma unroll
+    for (int i = 0; i < 8; i += 2) {
+      const int k = PERM ? 16 * (i / 2) + 2 * c : 8 * c + i;
+      w[i / 2] = pack_bf16(v[k], v[k + 1]);
+    }
+    *reinterpret_cast<uint4*>(out + c * 128) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
 }
 
 // One chunk of wdec's output: 8 weights (n, k .. k+7) decoded, zeros past N and K; `off` its byte offset.
@@ -353,6 +425,152 @@ __device__ __forceinline__ void hdec(const uint8_t* __restrict__ a, const uint8_
     store_tile<BIAS>(acc, scale, bias, out, m0, n0, M, N, u, epi);
   else  // split z's partial sums (tensor scale applied); dsum adds the splits, the bias and the epilogue
     store_tile<false>(acc, scale, nullptr, out + (size_t)z * M * N, m0, n0, M, N, u, 0);
+}
+
+}  // namespace mxc
+
+namespace mxc {
+
+// ---------------------------------------------------------------- rdec: the weights decoded in registers
+// y^T tile (128 weight rows x NA rows of x) = W . a^T over the K tiles (of 64) [z * per, (z + 1) * per):
+// W in fragment tiles grouped by 8 (kinds.RDec.weight_layout: a CTA's 128 rows x 64 K in one run of
+// codes and one of scales), a in tilea's permuted tiles of NA rows (the K order of the fragment tiles),
+// one CTA per 128 weight rows, NA rows of x and K split. Three warpgroups:
+//   producer   one thread moving each K tile's activations, codes and scales by three bulk copies into a
+//              ring of SLOTS stages (setmaxnreg gives its warpgroup's registers to the consumers);
+//   consumers  two warpgroups of 64 weight rows: each warp decodes its fragment tile (16 rows x 64 K)
+//              in registers, as dec does (integer ops for E2M1 and FP8, exact), into the A operand of
+//              four wgmma m64nNAk16 (A from registers, B the activations in shared memory); the next
+//              tile is decoded while they run (two register sets), one MMA group kept in flight.
+// No shared-memory round trip of decoded weights, no barrier between decode and MMA.
+template <class F, int NA>
+struct RdecSmem {
+  static constexpr int LB = 32 * F::BITS / 8, NB = 64 / F::BS;  // a lane's code bytes; blocks per tile row
+  static constexpr int AT = NA * PF_K * 2, WC = 8 * 32 * LB, WS = 8 * 16 * NB;  // one K tile's bytes
+  static constexpr int STAGE = AT + WC + WS;
+};
+
+__device__ __forceinline__ void fence_regs16(uint32_t* r) {
+  asm volatile("" : "+r"(r[0]), "+r"(r[1]), "+r"(r[2]), "+r"(r[3]), "+r"(r[4]), "+r"(r[5]), "+r"(r[6]), "+r"(r[7]),
+               "+r"(r[8]), "+r"(r[9]), "+r"(r[10]), "+r"(r[11]), "+r"(r[12]), "+r"(r[13]), "+r"(r[14]), "+r"(r[15])
+               :: "memory");
+}
+
+template <int LB>
+__device__ __forceinline__ Raw<LB> lds_raw(const uint8_t* p) {
+  Raw<LB> r;
+  if constexpr (LB % 16 == 0) {
+#pragma unroll
+    for (int i = 0; i < LB / 16; ++i) {
+      const uint4 v = reinterpret_cast<const uint4*>(p)[i];
+      r.w[4 * i] = v.x; r.w[4 * i + 1] = v.y; r.w[4 * i + 2] = v.z; r.w[4 * i + 3] = v.w;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < LB / 8; ++i) {
+      const uint2 v = reinterpret_cast<const uint2*>(p)[i];
+      r.w[2 * i] = v.x; r.w[2 * i + 1] = v.y;
+    }
+  }
+  return r;
+}
+
+template <class F, int NA, int SLOTS, int S, bool BIAS>
+__device__ __forceinline__ void rdec(const __nv_bfloat16* __restrict__ a, const uint8_t* __restrict__ w,
+                                     const uint8_t* __restrict__ wsc, const float* __restrict__ tsp,
+                                     const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K,
+                                     int epi) {
+  extern __shared__ __align__(1024) uint8_t smem[];
+  __shared__ uint32_t lut[256];
+  using L = RdecSmem<F, NA>;
+  const int KT = (K + PF_K - 1) / PF_K, nt = blockIdx.x, mt = blockIdx.y, z = blockIdx.z;
+  const int per = (KT + S - 1) / S, kb = min(KT, z * per), nk = min(KT, kb + per) - kb;
+  const uint8_t* ga = reinterpret_cast<const uint8_t*>(a) + ((size_t)mt * KT + kb) * L::AT;
+  const uint8_t* gw = w + ((size_t)nt * KT + kb) * L::WC;
+  const uint8_t* gs = wsc + ((size_t)nt * KT + kb) * L::WS;
+  const uint32_t full0 = smem_u32(smem + SLOTS * L::STAGE), empty0 = full0 + 8 * SLOTS;
+  const int t = threadIdx.x, wg = t >> 7, u = t & 127;
+  if ((((uintptr_t)a) | ((uintptr_t)w) | ((uintptr_t)wsc)) & 15) __trap();  // no printf: C7510
+  if (t == 0) {
+    for (int s = 0; s < SLOTS; ++s) {
+      bs::mbar_init(full0 + 8 * s, 1);
+      bs::mbar_init(empty0 + 8 * s, 2);  // one thread per consumer warpgroup
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if constexpr (F::E2M1 || F::F8) {
+    if (t >= 128) lut[t - 128] = dec_factor<F>(t - 128);  // 256 consumer threads, 256 codes
+  }
+  __syncthreads();
+
+  if (wg == 0) {  // the producer
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");  // its registers to the consumers
+    if (t == 0) {
+      for (int i = 0; i < nk; ++i) {
+        const int s = i % SLOTS;
+        if (i >= SLOTS) bs::mbar_wait(empty0 + 8 * s, (i / SLOTS - 1) & 1);
+        uint8_t* p = smem + s * L::STAGE;
+        const uint32_t bar = full0 + 8 * s;
+        bs::mbar_expect_tx(bar, L::STAGE);
+        bs::bulk_load(smem_u32(p), ga + (size_t)i * L::AT, L::AT, bar);
+        bs::bulk_load(smem_u32(p + L::AT), gw + (size_t)i * L::WC, L::WC, bar);
+        bs::bulk_load(smem_u32(p + L::AT + L::WC), gs + (size_t)i * L::WS, L::WS, bar);
+      }
+    }
+    return;
+  }
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+  const int c = wg - 1, lane = t & 31, g = lane >> 2, tq = lane & 3;
+  const int tile = 4 * c + (u >> 5);  // the warp's fragment tile among the CTA's 8
+  const int coff = L::AT + tile * 32 * L::LB + lane * L::LB;
+  const int soff = L::AT + L::WC + tile * 16 * L::NB + 2 * (g * L::NB + 16 * tq / F::BS);
+  float acc[NA / 2];
+#pragma unroll
+  for (int i = 0; i < NA / 2; ++i) acc[i] = 0.f;
+  uint32_t fa[2][16];
+  auto step = [&](int i, uint32_t* fr) {
+    const int s = i % SLOTS;
+    bs::mbar_wait(full0 + 8 * s, (i / SLOTS) & 1);
+    const uint8_t* p = smem + s * L::STAGE;
+    const Raw<L::LB> raw = lds_raw<L::LB>(p + coff);
+    const uint32_t sc2 = *reinterpret_cast<const uint16_t*>(p + soff);
+    frag_steps<F, 0>(raw, sc2, lut, [&](int st, const uint32_t* av) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) fr[4 * st + j] = av[j];
+    });
+    const uint32_t B = smem_u32(p);
+    fence_regs16(fr);  // the decode complete before the fence (else ptxas serializes the wgmmas: C7513)
+    wgmma_fence();
+#pragma unroll
+    for (int st = 0; st < 4; ++st) wgmma_bf16_rA<NA>(acc, fr + 4 * st, smem_desc(B + 256 * st, 128, PF_K * 16));
+    wgmma_commit();
+    wgmma_wait1();  // tile i-1's MMAs are done: its stage and its registers are free
+    if (i > 0 && u == 0) bs::mbar_arrive(empty0 + 8 * ((i - 1) % SLOTS));
+  };
+  int i = 0;
+  for (; i + 1 < nk; i += 2) {
+    step(i, fa[0]);
+    step(i + 1, fa[1]);
+  }
+  if (i < nk) step(i, fa[0]);
+  wgmma_wait0();
+  fence_acc_n<NA>(acc);
+  // the NV tensor scale, and for E2M1 with UE4M3 / UE5M3 scales the 2^16 dec_factor left out
+  const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
+  const int n0 = nt * 128 + 64 * c, m0 = mt * NA;
+  float* o = S == 1 ? out : out + (size_t)z * M * N;
+#pragma unroll
+  for (int i = 0; i < NA / 2; ++i) {  // acc[i]: weight row frag_row, row of x frag_col
+    const int n = n0 + frag_row(i, u), m = m0 + frag_col(i, u);
+    if (n < N && m < M) {
+      float v = acc[i] * post;
+      if (S == 1) {
+        if (BIAS) v += bias[n];
+        v = epilogue(v, epi);
+      }
+      o[(size_t)m * N + n] = v;
+    }
+  }
 }
 
 }  // namespace mxc

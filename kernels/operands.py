@@ -122,29 +122,31 @@ def fast_fp8(fmt: str) -> bool:
 
 @dataclass(frozen=True)
 class Fragments:
-    """The decode kernel's weight layout: 16 x 64 tiles in the order of mma.sync's A fragments,
-    scales per tile (`layouts.frag_codes`); `e2m1`: each MMA step's eight codes bit-scattered into
-    the positions the integer decode reads (`layouts.E2M1_BITS`)."""
+    """The decode kernels' weight layout: 16 x 64 tiles in the order of the A fragments of mma.sync
+    (and of wgmma with A in registers), scales per tile (`layouts.frag_codes`); `e2m1`: each MMA step's
+    eight codes bit-scattered into the positions the integer decode reads (`layouts.E2M1_BITS`);
+    `group`: that many row tiles side by side per K tile (rdec: a CTA's 128 rows in one copy)."""
 
     e2m1: bool = False
+    group: int = 1
 
     @property
     def suffix(self) -> str:
-        return "f16x64" + ("e" if self.e2m1 else "")
+        return "f16x64" + ("e" if self.e2m1 else "") + (f"g{self.group}" if self.group > 1 else "")
 
     def sizes(self, fmt: str, rows: int, k: int) -> tuple[int, int]:
         from . import layouts
 
         f = get_format(fmt)
-        tiles = -(-rows // layouts.FRAG_R) * -(-k // layouts.FRAG_K)
+        tiles = -(-rows // (layouts.FRAG_R * self.group)) * self.group * -(-k // layouts.FRAG_K)
         return tiles * 32 * 32 * f.element.bits // 8, tiles * layouts.FRAG_R * (layouts.FRAG_K // f.block_size)
 
     def pack(self, codes, scales, fmt: str, k: int):
         from . import layouts
 
         f = get_format(fmt)
-        return (layouts.frag_codes(codes, f.element.bits, scatter=self.e2m1),
-                layouts.frag_scales(scales, k, f.block_size, one_code(f)))
+        return (layouts.frag_codes(codes, f.element.bits, scatter=self.e2m1, group=self.group),
+                layouts.frag_scales(scales, k, f.block_size, one_code(f), group=self.group))
 
 
 WeightLayout = Tiles | Fragments
@@ -152,8 +154,10 @@ WeightLayout = Tiles | Fragments
 
 def layout_recipe(layout: WeightLayout) -> dict:
     """A weight layout as JSON (a WeightStore recipe's), and back with `layout_of`."""
-    return {"tiles": layout.ue} if isinstance(layout, Tiles) else {"fragments": layout.e2m1}
+    if isinstance(layout, Tiles):
+        return {"tiles": layout.ue}
+    return {"fragments": layout.e2m1, **({"group": layout.group} if layout.group > 1 else {})}
 
 
 def layout_of(recipe: dict) -> WeightLayout:
-    return Tiles(recipe["tiles"]) if "tiles" in recipe else Fragments(recipe["fragments"])
+    return Tiles(recipe["tiles"]) if "tiles" in recipe else Fragments(recipe["fragments"], recipe.get("group", 1))

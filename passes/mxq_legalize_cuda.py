@@ -23,6 +23,7 @@ from torch_mlir import ir
 from mxc.dialects.mxq import format_attr
 from mxc.dialects.mxq_kernels import KERNELS_ATTR, PATH_ATTR, kernels_attr
 from mxc.errors import MxcError, MxcWarning
+from mxc.kernels.launches import layer_path
 from mxc.numerics.formats import NONE
 from mxc.targets import GemmLayer, get_target
 from mxc.targets.cuda import CudaTarget
@@ -77,7 +78,7 @@ class MxqLegalizeCuda(Pass):
             if isinstance(ks, str):
                 raise MxcError(f"layer {layer.layer}: {ks}; choose another format for it (--policy) or --target cpu")
             op.operation.attributes[KERNELS_ATTR] = kernels_attr(ks)
-            op.operation.attributes[PATH_ATTR] = ir.StringAttr.get(ks[-1].path)
+            op.operation.attributes[PATH_ATTR] = ir.StringAttr.get(layer_path(ks))
         for reason, layers in kept.items():
             shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
             warnings.warn(f"{len(layers)} layer(s) ({shown}): {reason}; their activations stay in high precision "

@@ -9,6 +9,7 @@ PTX for Hopper / Blackwell); mxc's kernels come as an sm_90a / sm_100a cubin obj
 
 from __future__ import annotations
 
+from mxc.kernels.launches import layer_path
 from mxc.numerics.formats import Format
 from mxc.numerics.options import FormatSpec
 
@@ -60,6 +61,6 @@ class CudaTarget(Target):
         spec = FormatSpec(fmt)
         ks = self.select(GemmLayer("", REPRESENTATIVE_M, spec, spec, False))
         if not isinstance(ks, str):
-            return ks[-1].path
+            return layer_path(ks)
         weight_only = self.select(GemmLayer("", REPRESENTATIVE_M, spec, None, False))
-        return f"decode path, weight-only: {weight_only[-1].path.removeprefix('decode: ')}"
+        return f"decode path, weight-only: {layer_path(weight_only).removeprefix('decode: ')}"

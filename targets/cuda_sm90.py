@@ -13,8 +13,8 @@ checks them on this hardware.
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, ActQ, Dec, DecSplit, DSum, Qgmma, dec_rows,
-                               hdec_kernels, prefill_kernels, use_decs)
+from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, Dec, DecSplit, DSum, dec_rows, prefill_kernels,
+                               rdec_kernels, use_decs)
 from mxc.kernels.operands import MX_NATIVE, QGMMA_FORMATS, pair_kind
 
 from .base import GemmLayer
@@ -37,11 +37,10 @@ class CudaSm90(CudaTarget):
                 if splits is not None:
                     return [DecSplit(w_format=w, mt=mt, s=splits), DSum(s=splits, bias=bias)]
                 return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]
+        if a is None or (a in QGMMA_FORMATS and w in QGMMA_FORMATS):  # bf16 tensor cores
             if layer.m >= PREFILL_MIN_M:
-                return prefill_kernels(w, bias)
-            return hdec_kernels(w, bias, layer.m, layer.n or 0, layer.k or 0)
-        if a in QGMMA_FORMATS and w in QGMMA_FORMATS:
-            return [ActQ(a_format=a), Qgmma(w_format=w, a_format=a, bias=bias)]
+                return prefill_kernels(w, bias, a)
+            return rdec_kernels(w, bias, layer.m, layer.n or 0, layer.k or 0, a)
         if pair_kind(a, w) is not None:
             return native_pair_kernels(a, w, bias, self.arch)
         return (f"{a} activations x {w} weights have no cuda-sm90 kernel (quantized activations need "

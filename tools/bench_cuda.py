@@ -12,6 +12,9 @@
     python3 -m mxc.tools.bench_cuda prefill DIR [NxK,..] [FORMAT,..]  # on the H100/H200: weight-only at M = 32..4096, the prefill
                                                   # path (tilea + wdec + hgemm, each timed alone too) and hdec
                                                   # vs cuBLAS bf16 (kinds.PREFILL_MIN_M)
+    python3 -m mxc.tools.bench_cuda rdec DIR [NxK,..] [FORMAT,..] [M,..]  # on the H100/H200: weight-only
+                                                  # tilea + rdec [+ dsum] at every K split vs what cuda-sm90
+                                                  # selects and cuBLAS bf16 (the choice of rdec)
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -45,9 +48,10 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, DEC_R, Dec, DecSplit, DSum, dec_max_rows,
-                               dec_rows, decs_splits, hdec_kernels, prefill_kernels)
+from mxc.kernels.kinds import (DEC_MT, DEC_R, GEMV_MAX_M, RDEC_SPLITS, ActQ, Dec, DecSplit, DSum, Qgmma, RDec, TileA,
+                               dec_max_rows, dec_rows, decs_splits, hdec_kernels, prefill_kernels, rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
+from mxc.kernels.operands import QGMMA_FORMATS
 from mxc.numerics.options import FormatSpec
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import Module, hopper_kernels, layer_weights, run_kernels, run_layer
@@ -602,6 +606,74 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
     (out / "prefill.json").write_text(json.dumps(rows, indent=1))
 
 
+RDEC_M = (16, 32, 64, 128, 256, 512, 1024)
+
+
+def _before_rdec(m: int, f: str, n: int, k: int) -> list:
+    """The weight-only kernels cuda-sm90 selected before rdec: dec / decs to M = 16, bsq + hdec [+ dsum] to
+    M = 255, the prefill path from 256."""
+    if m <= GEMV_MAX_M:
+        return _select(m, f, None, n, k)
+    return hdec_kernels(f, False, m, n, k) if m < 256 else prefill_kernels(f, False)
+
+
+def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) -> None:
+    """Weight-only: rdec (tilea + rdec [+ dsum], every K split that fits) against the kernels cuda-sm90
+    selected before it and cuBLAS bf16 in the same run; MXFP8 x MXFP8: actq + qgmma against what cuda-sm90
+    selects now (tileq + rdec, tileq + wdec + hgemm). What the target's choices are made from."""
+    mod = Module((out / "kernels.cubin").read_bytes())
+    print(f"device: {torch.cuda.get_device_name()}")
+    rows = []
+    for n, k in shapes:
+        g, w, wb = _layer(n, k)
+        nbf = len(wb)
+        for f in formats:
+            q = quantize(w, f)
+            dev: dict = {}
+
+            def weights(ks):
+                key = weight_layout(ks)
+                if key not in dev:
+                    dev[key] = _rotated(layer_weights(ks, q, k))
+                return dev[key]
+
+            def timed(ks, x):
+                wts = weights(ks)
+                return _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+
+            for m in ms:
+                x = torch.randn(m, k, generator=g).cuda()
+                xb = x.bfloat16()
+                t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
+                old = _before_rdec(m, f, n, k)
+                t_old = timed(old, x)
+                na, times = rdec_na(m), {}
+                for s in RDEC_SPLITS:
+                    if s == 1 or -(-k // 64) // s >= 4:
+                        times[s] = timed([TileA(rows=na, perm=True), RDec(w_format=f, na=na, s=s)]
+                                         + ([DSum(s=s)] if s > 1 else []), x)
+                s_auto = rdec_kernels(f, False, m, n, k)[1].s
+                now = _select(m, f, None, n, k)
+                rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, before=_label(old), t_before=t_old,
+                                 rdec_s=s_auto, rdec=times[s_auto], rdec_by_s=times, now=_label(now)))
+                print(f"{n:>6} {k:>6} M={m:<4} {f:<10} cuBLAS {t_ref * 1e6:7.1f}us  {_label(old)[4:]:<16} "
+                      f"{t_old * 1e6:7.1f}us {t_ref / t_old:5.2f}x  rdec s{s_auto} {times[s_auto] * 1e6:7.1f}us "
+                      f"{t_ref / times[s_auto]:5.2f}x  (" + " ".join(f"s{s} {t * 1e6:.1f}" for s, t in times.items())
+                      + f")  now: {_label(now)[4:]}", flush=True)
+                if f in QGMMA_FORMATS:  # the pair f x f: actq + qgmma vs what cuda-sm90 selects now
+                    old = [ActQ(a_format=f), Qgmma(w_format=f, a_format=f)]
+                    new = _select(m, f, f, n, k)
+                    t_old, t_new = timed(old, x), timed(new, x)
+                    rows.append(dict(N=n, K=k, M=m, format=f"{f} x {f}", cublas=t_ref, before=_label(old),
+                                     t_before=t_old, now=_label(new), t_now=t_new))
+                    print(f"{n:>6} {k:>6} M={m:<4} {f} x {f}: {_label(old)[4:]} {t_old * 1e6:7.1f}us "
+                          f"{t_ref / t_old:5.2f}x  {_label(new)[4:]} {t_new * 1e6:7.1f}us {t_ref / t_new:5.2f}x",
+                          flush=True)
+        del wb
+        torch.cuda.empty_cache()
+    (out / "rdec.json").write_text(json.dumps(rows, indent=1))
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -616,6 +688,12 @@ def main(argv=None) -> int:
         shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
         prefill_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
                       formats=tuple(argv[3].split(",")) if len(argv) > 3 else ("nvfp4", "mxfp4", "mxfp8"))
+        return 0
+    if len(argv) in (2, 3, 4, 5) and argv[0] == "rdec":  # rdec DIR [NxK,...] [FORMAT,...] [M,...]
+        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
+        rdec_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
+                   formats=tuple(argv[3].split(",")) if len(argv) > 3 else BENCH_WO,
+                   ms=tuple(int(v) for v in argv[4].split(",")) if len(argv) > 4 else RDEC_M)
         return 0
     if len(argv) == 2 and argv[0] == "dec-rows":
         dec_rows_sweep(Path(argv[1]))

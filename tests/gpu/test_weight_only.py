@@ -1,7 +1,8 @@
 """Weight-only layers on cuda-sm90's kernels, every weight format: the weights `gemv` (f32) and `dec`
 (bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
-(`dec` / `decs` at decode shapes, `bsq` + `hdec` [+ `dsum`] from M = 17, `tilea` + `wdec` + `hgemm` from
-PREFILL_MIN_M) against the float64 reference, K not a multiple of the block."""
+(`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17, `tilea` + `wdec` + `hgemm` from
+PREFILL_MIN_M) against the float64 reference, K not a multiple of the block; `bsq` + `hdec` [+ `dsum`]
+alike."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import PREFILL_MIN_M, BsQ, Dec, DecSplit, DSum, Gemv, Hdec, dec_max_rows, prefill_kernels
+from mxc.kernels.kinds import (PREFILL_MIN_M, BsQ, Dec, DecSplit, DSum, Gemv, Hdec, RDec, TileA, dec_max_rows,
+                               prefill_kernels)
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import run_layer
 
-CHECK_M = (1, 5, 9, 16, 64, 300)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); hdec at 64; hgemm at 300
-assert 64 < PREFILL_MIN_M <= 300
+CHECK_M = (1, 5, 9, 16, 64, 300, 2100)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); rdec at 64 and 300
+assert 300 < PREFILL_MIN_M <= 2100  # (two 256-row tiles of x); hgemm at 2100
 
 
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
@@ -155,4 +157,29 @@ def test_linear_hdec(gpu, record_property, fmt, s):
     two splits of 4), within TOL * sum|x||w|."""
     ks = [BsQ(a_format="bf16"), Hdec(w_format=fmt, s=s, bias=s == 1)] + ([DSum(s=s, bias=True)] if s > 1 else [])
     _check_bf16_linear(gpu, record_property, ks, fmt, 200, n=300)
+
+
+def _rdec(fmt: str, na: int, s: int, bias: bool = False) -> list:
+    return [TileA(rows=na, perm=True), RDec(w_format=fmt, na=na, s=s, bias=bias and s == 1)] + (
+        [DSum(s=s, bias=bias)] if s > 1 else [])
+
+
+@pytest.mark.parametrize("na,s", ((16, 1), (64, 2), (128, 1)), ids=lambda v: str(v))
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_decode_bf16_rdec(gpu, fmt, na, s):
+    """y = I @ W^T through tilea (permuted K) + rdec [+ dsum] (M = K = 96: 6 tiles of 16 rows of x, 2 of
+    64 (the second partial) or one partial 128; two K tiles of 64, the second partial, one per split at
+    s = 2; N = 40: one CTA of 128 weight rows, mostly padding): bf16(element x block scale) x tensor
+    scale, bit for bit."""
+    _check_bf16_decode(gpu, _rdec(fmt, na, s), fmt)
+
+
+@pytest.mark.parametrize("m,s", ((40, 1), (200, 4)), ids=lambda v: str(v))
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_linear_rdec(gpu, record_property, fmt, m, s):
+    """gelu(x @ W^T + bias) through tilea + rdec [+ dsum] at M = 40 (one 64-row tile of x, partial) and
+    200 (one 256-row tile), N = 300 (three CTAs of 128 weight rows, the last partial), K = 1000 (16 K
+    tiles of 64, the last partial; 4 splits of 4), the bias in rdec or in dsum, within TOL * sum|x||w|."""
+    na = 64 if m <= 64 else 256
+    _check_bf16_linear(gpu, record_property, _rdec(fmt, na, s, bias=True), fmt, m, n=300)
 

@@ -86,10 +86,16 @@ def test_every_kernel_assembles_for_sm90a(chunk):
             assert "PRMT" in code and re.search(r"H(MUL|FMA)2(\.MMA)?\.BF16", code), f"{k.name}: E2M1 not decoded by integer ops"
         if k.kind == "hgemm":
             assert "HGMMA.64x256x16.F32.BF16" in code, k.name
+        if k.kind == "rdec":  # wgmma with A from registers (no shared-memory descriptor for A), bulk copies
+            assert re.search(rf"HGMMA\.64x{k.na}x16\.F32\.BF16 R\d+, R\d+, gdesc", code), k.name
+            assert "UBLKCP.S.G" in code, k.name
+            if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
+                assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
         if k.kind in ("bsmma", "bsdec", "hgemm", "hdec"):  # bulk copies (the TMA engine) into a ring of slots
             assert "UBLKCP.S.G" in code, k.name
-        # a call inside the pipeline (printf) makes ptxas serialize the kernel's wgmmas
-        assert not re.search(rf"C7510.*'{k.name}'", log), f"{k.name}: wgmma serialized, ptxas says:\n{log}"
+        # a call inside the pipeline (printf: C7510) or registers of a wgmma written while one runs (C7513)
+        # make ptxas serialize the kernel's wgmmas
+        assert not re.search(rf"C751\d.*'{k.name}'", log), f"{k.name}: wgmma serialized, ptxas says:\n{log}"
         if k.kind == "qgmma":
             a, w = (FORMATS[f].element.name.upper() for f in (k.a_format, k.w_format))
             assert f"QGMMA.64x128x32.F32.{a}.{w}" in code, k.name

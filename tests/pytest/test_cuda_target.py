@@ -71,15 +71,17 @@ def test_int8_activations_stay_high_precision_with_a_warning(tmp_path):
         assert "activations high precision on cuda-sm90" in r["decision"]
 
 
-def test_mxfp8_activations_use_the_fp8_tensor_cores(tmp_path):
+def test_mxfp8_activations_run_as_exact_bf16_tiles(tmp_path):
+    """MXFP8 x MXFP8: the activations quantized (bit for bit) and held as bf16 (exact), then rdec: no
+    run-time rounding beyond float32 summation order."""
     out = tmp_path / "a"
     rc, _, err = run_mxc("compile", str(EXAMPLES / "mlp.py"), "--target", "cuda-sm90", "--format", "mxfp8",
                          "-o", str(out))
     assert rc == 0, err
     for r in _manifest(out)["layers"]:
         assert r["activation_format"] == "mxfp8"
-        assert r["kernel"].startswith("mxc_actq_mxfp8 + mxc_qgmma_mxfp8_mxfp8")
-        assert r["run_time_rounding"] == ["fp8 block sums"]
+        assert r["kernel"].startswith("mxc_tileq_mxfp8_r16p + mxc_rdec_mxfp8_n16_s")
+        assert r["run_time_rounding"] == [] and r["path"].startswith("mxfp8 activations quantized")
 
 
 def test_prefill_shapes_take_hgemm(tmp_path):

@@ -162,10 +162,55 @@ def test_e2m1_to_bf16_bit_trick():
     assert torch.equal(v.float(), decode_table(E2M1).float())
 
 
+@pytest.mark.parametrize("bits, scatter", [(4, True), (4, False), (6, False), (8, False)])
+def test_grouped_fragments(bits, scatter):
+    """rdec's weights: the fragment tiles with 8 row tiles side by side per K tile (rows padded to 128):
+    tile (i, j) at ((i // 8) * kt + j) * 8 + i % 8, codes and scales alike; round trip."""
+    r, k = 140, 200
+    g = torch.Generator().manual_seed(bits)
+    c = torch.randint(0, 1 << bits, (r, k), dtype=torch.int32, generator=g).to(torch.uint8)
+    flat = frag_codes(c, bits, scatter=scatter).reshape(9, 4, -1)  # [row tiles, K tiles, tile bytes]
+    f = frag_codes(c, bits, scatter=scatter, group=8)
+    rt, kt, tb = 16, 4, 32 * 32 * bits // 8  # 140 rows -> 9 row tiles, padded to 16
+    assert f.numel() == rt * kt * tb
+    tiles = f.reshape(rt // 8, kt, 8, tb)
+    for i in range(9):
+        for j in range(kt):
+            assert torch.equal(tiles[i // 8, j, i % 8], flat[i, j]), (i, j)
+    assert torch.equal(tiles[1, :, 1:], torch.zeros_like(tiles[1, :, 1:]))  # the padding tiles
+    assert torch.equal(unfrag_codes(f, r, k, bits, scatter=scatter, group=8), c)
+    for bs in (16, 32):
+        s = torch.randint(0, 255, (r, -(-k // bs)), dtype=torch.int32, generator=g).to(torch.uint8)
+        fs = frag_scales(s, k, bs, 7, group=8)
+        assert torch.equal(fs.reshape(rt // 8, kt, 8, -1)[0, 2, 3], frag_scales(s, k, bs, 7).reshape(-1, kt, 16 * 64 // bs)[3, 2])
+        assert torch.equal(unfrag_scales(fs, r, k, bs, group=8), s)
+
+
+def test_tilea_permutation_is_the_fragment_k_order():
+    """rdec's operands meet: tilea's permuted K (mxc_sm90_prefill.cuh: the tile's K position 8c + i holds
+    x's K 16 (i / 2) + 2c + i % 2) puts at the wgmma's K slot `col` of step s the activation that the
+    fragment tiles pair with A column `col` of step s (16 t + 4 s + col % 2 + 2 (col / 8), t = col % 8 / 2,
+    as `_dec_model`)."""
+    for s in range(4):
+        for col in range(16):
+            pos = 16 * s + col  # K position inside the 64-K tile, as wgmma reads B
+            c, i = pos // 8, pos % 8
+            tilea = 16 * (i // 2) + 2 * c + i % 2
+            frag = 16 * ((col % 8) // 2) + 4 * s + col % 2 + 2 * (col // 8)
+            assert tilea == frag, (s, col)
+
+
 def test_fragment_layout_sizes():
     assert Fragments(e2m1=True).sizes("nvfp4", 40, 96) == (3 * 2 * 512, 3 * 2 * 64)
     assert Fragments(e2m1=True).suffix == "f16x64e" and Fragments().suffix == "f16x64"
     assert Fragments().sizes("mxfp6_e2m3", 16, FRAG_K) == (768, 32)
+    assert Fragments(e2m1=True, group=8).sizes("nvfp4", 40, 96) == (8 * 2 * 512, 8 * 2 * 64)
+    assert Fragments(e2m1=True, group=8).suffix == "f16x64eg8"
+    from mxc.kernels.operands import layout_of, layout_recipe
+
+    assert layout_recipe(Fragments(e2m1=True)) == {"fragments": True}  # recipes of earlier artifacts unchanged
+    for lay in (Fragments(), Fragments(e2m1=True, group=8)):
+        assert layout_of(layout_recipe(lay)) == lay
 
 
 def test_e2m1_scattered_words_decode_by_the_kernels_shifts():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mxc.kernels import Kernel, layer_launches
-from mxc.kernels.kinds import (PREFILL_MIN_M, ActQ, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Hdec, Hgemm, Qgmma,
-                               TileA, WDec)
+from mxc.kernels.launches import layer_path
+from mxc.kernels.kinds import (PREFILL_MIN_M, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Hgemm, RDec, TileA,
+                               TileQ, WDec)
 from mxc.numerics.options import FormatSpec
 from mxc.targets import TARGET_NAMES, GemmLayer, UnknownTargetError, by_device, get_target, support_table
 
@@ -33,8 +34,9 @@ def test_sm90_select_by_shape_and_format():
     assert sel(2, "mxfp4") == [Dec(w_format="mxfp4", mt=8)]
     assert sel(9, "nvfp4", bias=True) == [Dec(w_format="nvfp4", bias=True, mt=16)]
     assert sel(16, "if4") == [Dec(w_format="if4", mt=16)]
-    # between decode and prefill: bf16 activation tiles, weights decoded per tile by hdec's decoder warpgroups
-    assert sel(17, "mxfp6_e2m3") == [BsQ(a_format="bf16"), Hdec(w_format="mxfp6_e2m3")]
+    # between decode and prefill: bf16 activation tiles (K permuted as the fragment tiles), weights decoded in
+    # registers by rdec's consumer warps, wgmma with A from registers; 32 rows of x per CTA
+    assert sel(17, "mxfp6_e2m3") == [TileA(rows=32, perm=True), RDec(w_format="mxfp6_e2m3", na=32)]
     # prefill (M >= PREFILL_MIN_M): activations and weights to bf16 tiles once, then hgemm
     assert sel(PREFILL_MIN_M, "nvfp4", bias=True) == [TileA(), WDec(w_format="nvfp4"), Hgemm(ts=True, bias=True)]
     assert sel(4096, "mxfp4") == [TileA(), WDec(w_format="mxfp4"), Hgemm()]
@@ -57,11 +59,19 @@ def test_sm90_select_by_shape_and_format():
     assert wide(16, "mxfp8", 14336, 4096) == [DecSplit(w_format="mxfp8", mt=16, s=2), DSum(s=2)]
     assert wide(4, "nvfp4", 14336, 4096) == [Dec(w_format="nvfp4", mt=8, r=4)]  # dec at 4 row tiles: faster
     assert wide(16, "nvfp4", 4096, 60000) == [Dec(w_format="nvfp4", mt=16)]  # K past 16 x 48 tiles of 64
-    # hdec splits K across CTAs until 120 CTAs (64 tiles of 128 x 128 at 8192^2, M = 64: 2 splits), the bias dsum's
-    assert wide(64, "nvfp4", 8192, bias=True) == [BsQ(a_format="bf16"), Hdec(w_format="nvfp4", s=2),
+    # rdec splits K across CTAs until 100 CTAs (64 of 128 weight rows at 8192^2, M = 64: 2 splits), the bias dsum's;
+    # 112 CTAs need no split, but 256 rows of x per CTA take at least 2; K keeps 4 tiles of 64 per split
+    assert wide(64, "nvfp4", 8192, bias=True) == [TileA(rows=64, perm=True), RDec(w_format="nvfp4", na=64, s=2),
                                                   DSum(s=2, bias=True)]
-    assert wide(100, "if4", 512, 512, bias=True) == [BsQ(a_format="bf16"), Hdec(w_format="if4", bias=True)]
-    assert sel(4096, "mxfp8", "mxfp8", True) == [ActQ(a_format="mxfp8"), Qgmma(w_format="mxfp8", a_format="mxfp8", bias=True)]
+    assert wide(128, "nvfp4", 14336, 4096)[1] == RDec(w_format="nvfp4", na=128, s=1)
+    assert wide(200, "nvfp4", 14336, 4096)[1] == RDec(w_format="nvfp4", na=256, s=2)
+    assert wide(100, "if4", 512, 512, bias=True) == [TileA(rows=128, perm=True), RDec(w_format="if4", na=128, s=2),
+                                                     DSum(s=2, bias=True)]
+    assert wide(100, "if4", 512, 200, bias=True)[1] == RDec(w_format="if4", na=128, bias=True)  # 4 K tiles: no split
+    # MXFP8 x MXFP8: the activations MX-quantized into bf16 tiles (exact), then the weight-only kernels
+    assert sel(4096, "mxfp8", "mxfp8", True) == [TileQ(a_format="mxfp8"), WDec(w_format="mxfp8"), Hgemm(bias=True)]
+    assert sel(1, "mxfp8_e5m2", "mxfp8") == [TileQ(a_format="mxfp8", rows=16, perm=True),
+                                             RDec(w_format="mxfp8_e5m2", na=16)]
     # other native pairs: the block-scaled skeleton's Hopper twin
     assert sel(128, "mxfp4", "mxfp4") == [BsQ(a_format="mxfp4", unit=32), BsMma(w_format="mxfp4", a_format="mxfp4")]
     assert sel(8, "nvfp4_4over6", "nvfp4", True) == [
@@ -94,11 +104,12 @@ def test_layer_paths_in_words():
     assert sel(4096, "nvfp4", "nvfp4", target="cuda-sm100")[-1].path == "native: tcgen05.mma kind::mxf4nvf4.block_scale"
     assert sel(4096, "mxfp4", "mxfp4")[-1].path == "twin of kind::mxf4: decoded to bf16, wgmma"
     assert sel(4096, "if4", target="cuda-sm100")[-1].path.startswith("decode:")
-    assert sel(4096, "mxfp8", "mxfp8")[-1].path.startswith("native: FP8 wgmma (QGMMA)")
+    assert layer_path(sel(4096, "mxfp8", "mxfp8")).startswith("mxfp8 activations quantized, held as bf16 tiles")
+    assert layer_path(sel(64, "nvfp4")).startswith("decode: weights to bf16 in registers")
 
 
 @pytest.mark.parametrize("fmt, target, path", [
-    ("if4", "cpu", "emulated"), ("mxfp8", "cuda-sm90", "native: FP8 wgmma (QGMMA)"),
+    ("if4", "cpu", "emulated"), ("mxfp8", "cuda-sm90", "mxfp8 activations quantized, held as bf16 tiles (exact)"),
     ("mxfp4", "cuda-sm90", "twin of kind::mxf4"), ("mxfp6_e3m2", "cuda-sm100", "native: tcgen05.mma kind::mxf8f6f4"),
     ("nvfp4_4over6", "cuda-sm100", "kind::mxf4nvf4"), ("mxint8", "cuda-sm100", "decode path, weight-only"),
     ("if4", "cuda-sm90", "decode path, weight-only: weights decoded once per call to bf16 tiles"),
@@ -109,7 +120,7 @@ def test_format_paths_come_from_selection(fmt, target, path):
 
 
 def test_kernels_round_trip_as_data():
-    for k in (Gemv(w_format="nvfp4", bias=True, mt=4), Hdec(w_format="if4", s=4), BsQ(a_format="mxfp4", unit=32, arch=SM100),
+    for k in (Gemv(w_format="nvfp4", bias=True, mt=4), RDec(w_format="if4", na=64, s=4), BsQ(a_format="mxfp4", unit=32, arch=SM100),
               BsMma(w_format="nvfp4_4over6", a_format="nvfp4", bias=True)):
         assert Kernel.from_dict(k.to_dict()) == k
     with pytest.raises(ValueError, match="does not match its fields"):
@@ -127,13 +138,14 @@ def test_layer_launches_connect_by_buffer_name():
     assert bsq.writes[0].shape == (384 * 1024 // 2,) and bsq.writes[1].shape == (384 * 1024 // 16,)
     assert mma.reads == ("a", "a_scales", "a_tensor_scale", "w", "w_scales", "w_tensor_scale", "bias")
     assert mma.constants == (300, 200, 1000, 2) and mma.grid == (2, 3, 1) and mma.writes[0].shape == (300, 200)
-    tilea, wdec, hgemm = layer_launches(sel(300, "nvfp4", None, True), 300, 200, 1000, "gelu")
-    assert tilea.writes[0].dtype == "bf16" and tilea.writes[0].shape == (384, 1024) and tilea.grid == (192, 1, 1)
+    tilea, wdec, hgemm = layer_launches(sel(2100, "nvfp4", None, True), 2100, 200, 1000, "gelu")
+    assert tilea.writes[0].dtype == "bf16" and tilea.writes[0].shape == (2176, 1024) and tilea.grid == (1088, 1, 1)
     assert wdec.reads == ("w", "w_scales") and wdec.writes[0].shape == (256, 1024) and wdec.constants == (200, 1000)
-    assert hgemm.reads == ("a", "wb", "w_tensor_scale", "bias") and hgemm.grid == (3, 1, 1)
+    assert hgemm.reads == ("a", "wb", "w_tensor_scale", "bias") and hgemm.grid == (17, 1, 1)
     layer = GemmLayer("fc", 64, FormatSpec.parse("mxfp4"), None, True, 4096, 4096)
-    bsq, hdec, dsum = layer_launches(get_target("cuda-sm90").select(layer), 64, 4096, 4096)
-    assert hdec.kernel.s == 4 and hdec.grid == (32, 1, 4) and [o.shape for o in hdec.writes] == [(4, 64, 4096)]
-    assert dsum.reads == ("ws", "bias") and bsq.writes[0].name == "a"
+    tilea, rdec, dsum = layer_launches(get_target("cuda-sm90").select(layer), 64, 4096, 4096)
+    assert rdec.kernel.s == 4 and rdec.grid == (32, 1, 4) and [o.shape for o in rdec.writes] == [(4, 64, 4096)]
+    assert rdec.reads == ("a", "w", "w_scales") and tilea.writes[0].shape == (64, 4096) and tilea.grid == (128, 1, 1)
+    assert dsum.reads == ("ws", "bias")
     with pytest.raises(ValueError, match="reads \\['a', 'a_scales', 'a_tensor_scale'\\], which no earlier kernel"):
         layer_launches(ks[-1:], 300, 200, 1000)

@@ -43,25 +43,25 @@ func.func @decode_split(%x: tensor<4x8192xf32>, %b: tensor<8192xf32>) -> tensor<
 
 // -----
 
-// Prefill shape (M = 2 x 128 = 256 = PREFILL_MIN_M): activations and weights to bf16 tiles once, then the
+// Prefill shape (M = 16 x 128 = 2048 = PREFILL_MIN_M): activations and weights to bf16 tiles once, then the
 // warp-specialized HGMMA; weight options (offline) do not matter.
 // CHECK-LABEL: func.func @prefill
 // CHECK: mxq.kernels = [{{.*}}name = "mxc_tilea"{{.*}}, {{.*}}name = "mxc_wdec_mxfp4"{{.*}}, {{.*}}name = "mxc_hgemm"{{.*}}]
 // CHECK-SAME: mxq.path = "decode: weights decoded once per call to bf16 tiles, bulk-copy ring, warp-specialized wgmma (HGMMA)"
-func.func @prefill(%x: tensor<2x128x64xf32>) -> tensor<2x128x8xf32> {
+func.func @prefill(%x: tensor<16x128x64xf32>) -> tensor<16x128x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
-  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "none", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp4{scale_rule=rceil} weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp4{scale_rule=rceil}"} : (tensor<2x128x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<2x128x8xf32>
-  return %y : tensor<2x128x8xf32>
+  %y = "mxq.fused_matmul"(%x, %we, %ws) {act_format = "none", block_size = 32 : i64, epilogue = "none", layer = "fc", mxq.decision = "mxfp4{scale_rule=rceil} weights-only (default)", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp4{scale_rule=rceil}"} : (tensor<16x128x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<16x128x8xf32>
+  return %y : tensor<16x128x8xf32>
 }
 
 // -----
 
-// Between decode and prefill (M = 64): bf16 activation tiles, then hdec (weights decoded per tile by
-// decoder warpgroups; one K split for this small layer).
+// Between decode and prefill (M = 64): bf16 activation tiles of 64 rows (K permuted), then rdec (each warp
+// decodes its 16 weight rows in registers for wgmma; one K split for this small layer).
 // CHECK-LABEL: func.func @between
-// CHECK: mxq.kernels = [{{.*}}name = "mxc_bsq_bf16"{{.*}}, {{.*}}name = "mxc_hdec_mxfp4_s1"{{.*}}]
-// CHECK-SAME: mxq.path = "decode: weights to bf16 in shared memory by decoder warpgroups, warp-specialized wgmma (HGMMA)"
+// CHECK: mxq.kernels = [{{.*}}name = "mxc_tilea_r64p"{{.*}}, {{.*}}name = "mxc_rdec_mxfp4_n64_s1"{{.*}}]
+// CHECK-SAME: mxq.path = "decode: weights to bf16 in registers, warp-specialized wgmma with A from registers (HGMMA)"
 func.func @between(%x: tensor<64x64xf32>) -> tensor<64x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
@@ -71,10 +71,11 @@ func.func @between(%x: tensor<64x64xf32>) -> tensor<64x8xf32> {
 
 // -----
 
-// MXFP8 x MXFP8: the activation quantizer, then the FP8 wgmma kernel.
+// MXFP8 x MXFP8: the activations MX-quantized into bf16 tiles (exact), then the weight-only kernel.
 // CHECK-LABEL: func.func @fp8
 // CHECK: act_format = "mxfp8"
-// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_actq_mxfp8"{{.*}}, {{.*}}name = "mxc_qgmma_mxfp8_mxfp8"{{.*}}]
+// CHECK-SAME: mxq.kernels = [{{.*}}name = "mxc_tileq_mxfp8_r16p"{{.*}}, {{.*}}name = "mxc_rdec_mxfp8_n16_s1"{{.*}}]
+// CHECK-SAME: mxq.path = "mxfp8 activations quantized, held as bf16 tiles (exact); weights to bf16 in registers, warp-specialized wgmma with A from registers (HGMMA)"
 func.func @fp8(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf8E4M3FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
