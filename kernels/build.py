@@ -15,7 +15,7 @@ from .kinds import Kernel
 
 HERE = Path(__file__).resolve().parent
 RECIPE = "nvcc -std=c++17 -O3 -arch=compute_<arch> -ptx | ptxas -v -O3 -arch=<arch>"  # part of the cache key
-HEADERS = ("mxc_sm90.cuh", "mxc_sm90_mma.cuh", "mxc_sm90_prefill.cuh", "mxc_bs.cuh", "mxc_bs_atoms.cuh")
+HEADERS = ("mxc_sm90.cuh", "mxc_sm90_prefill.cuh", "mxc_bs.cuh", "mxc_bs_atoms.cuh")
 
 
 def nvcc() -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from .kinds import (DEC_MT, DEC_R, DECS_SPLITS, GEMV_MT, RDEC_NA, RDEC_SPLITS, ActQ, Amax, BsDec, BsMma, BsQ, Dec,
-                    DecSplit, DSum, Gemv, HDEC_SPLITS, Hdec, Kernel, Qgmma, RDec, TileA, TileQ, dec_max_rows,
-                    prefill_kernels)
-from .operands import NV_ACT, QGMMA_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
+from .kinds import (DEC_MT, DEC_R, DECS_SPLITS, GEMV_MT, RDEC_NA, RDEC_SPLITS, Amax, BsDec, BsMma, BsQ, Dec, DecSplit,
+                    DSum, Gemv, Kernel, RDec, TileA, TileQ, dec_max_rows, prefill_kernels)
+from .operands import NV_ACT, TILEQ_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
 def native_pair_kernels(a: str, w: str, bias: bool, arch: str) -> list[Kernel]:
@@ -30,7 +29,6 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                 ks += [Gemv(w_format=f, bias=bias, mt=mt, arch=arch) for mt in GEMV_MT]
             else:
                 ks += prefill_kernels(f, bias)
-                ks += [Hdec(w_format=f, s=s, bias=bias) for s in HDEC_SPLITS if s == 1 or not bias]
                 ks += [RDec(w_format=f, na=na, s=s, bias=bias) for na in RDEC_NA for s in RDEC_SPLITS
                        if s == 1 or not bias]
                 ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
@@ -40,11 +38,8 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
     if arch == "sm_100a":
         ks.append(BsQ(a_format="bf16", arch=arch))
     else:
-        ks.append(BsQ(a_format="bf16", arch=arch))
         ks += [TileA(rows=na, perm=True) for na in RDEC_NA]
         ks += [DSum(s=s, bias=bias) for s in DECS_SPLITS for bias in (False, True)]
-        for a in QGMMA_FORMATS:
+        for a in TILEQ_FORMATS:
             ks += [TileQ(a_format=a)] + [TileQ(a_format=a, rows=na, perm=True) for na in RDEC_NA]
-            ks.append(ActQ(a_format=a))
-            ks += [Qgmma(w_format=w, a_format=a, bias=bias) for w in QGMMA_FORMATS for bias in (False, True)]
     return list(dict.fromkeys(ks + _bs_kernels(arch)))

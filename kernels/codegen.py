@@ -1,10 +1,10 @@
 """C++ generation: one CUDA translation unit for a list of kernel variants of one architecture.
 
-The kernel bodies are templates (`mxc_sm90.cuh`, `mxc_sm90_mma.cuh`, `mxc_bs.cuh`,
+The kernel bodies are templates (`mxc_sm90.cuh`, `mxc_sm90_prefill.cuh`, `mxc_bs.cuh`,
 `mxc_bs_atoms.cuh`); this writes what varies: a struct per number format, generated from
 `mxc.numerics.formats` (so the decode has one source of truth), the activation encoders and
-quantizers, the tcgen05 instruction descriptor of each GEMM pair (`tcgen05.py`), the 64-register
-`wgmma` inline PTX, and each kernel's `extern "C"` wrapper, whose call its kind owns (`kinds.py`).
+quantizers, the tcgen05 instruction descriptor of each GEMM pair (`tcgen05.py`), the `wgmma` inline
+PTX (one accumulator operand per register), and each kernel's `extern "C"` wrapper, whose call its kind owns (`kinds.py`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from mxc.numerics.formats import ElementType, get_format
 from mxc.numerics.quantize import IF4_INT_STEP
 
 from . import tcgen05 as tc
-from .kinds import ARCHS, CTYPES, RDEC_NA, SM90_ONLY, ActQ, Amax, BsDec, BsMma, BsQ, Kernel, Qgmma, TileQ
+from .kinds import ARCHS, CTYPES, RDEC_NA, SM90_ONLY, Amax, BsDec, BsMma, BsQ, Kernel, TileQ
 from .operands import NV_ACT, fast_e2m1, fast_fp8, one_code, pair_desc
 
-FP8 = {"e4m3": (0, "e4m3"), "e5m2": (1, "e5m2")}  # wgmma type tags
 
 
 class KernelError(MxcError):
@@ -63,9 +62,8 @@ def format_struct(name: str) -> str:
     elem = f"return {_elem_decode(e)};"
     if fmt.choice == "if4":
         elem = (f"return (sc & 0x80) ? mxc::intcode<4, 0>(c) * {_f32(IF4_INT_STEP)} : {_elem_decode(e)};")
-    fp8 = FP8.get(e.name, (-1,))[0]
     return f"""struct F_{name} {{
-  static constexpr int BITS = {e.bits}, BS = {fmt.block_size}, FP8 = {fp8};
+  static constexpr int BITS = {e.bits}, BS = {fmt.block_size};
   static constexpr bool TS = {str(fmt.tensor_scale).lower()};
   static constexpr bool E2M1 = {str(fast_e2m1(name)).lower()};  // elements plain E2M1: dec's integer decode
   static constexpr bool E8M0 = {str(fmt.scale.name == "e8m0").lower()};
@@ -117,7 +115,6 @@ __device__ __forceinline__ void wgmma_bf16_m64n128k16(float* d, uint64_t a, uint
   asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {{{_regs(64)}}}, %64, %65, 1, 1, 1, 0, 0;\\n"
                : {_acc_operands()} : "l"(a), "l"(b));
 }}
-template <int A, int B> __device__ void wgmma_fp8_m64n128k32(float* d, uint64_t a, uint64_t b);
 template <int N> __device__ void wgmma_bf16_rA(float* d, const uint32_t* a, uint64_t b);
 template <int N> __device__ void fence_acc_n(float* d);
 """]
@@ -128,13 +125,6 @@ template <int N> __device__ void fence_acc_n(float* d);
 }}
 template <> __device__ __forceinline__ void fence_acc_n<{n}>(float* d) {{
   asm volatile("" : {_acc_operands(n=n // 2)} :: "memory");
-}}
-""")
-    for ta, na in FP8.values():
-        for tb, nb in FP8.values():
-            out.append(f"""template <> __device__ __forceinline__ void wgmma_fp8_m64n128k32<{ta}, {tb}>(float* d, uint64_t a, uint64_t b) {{
-  asm volatile("wgmma.mma_async.sync.aligned.m64n128k32.f32.{na}.{nb} {{{_regs(64)}}}, %64, %65, 0, 1, 1;\\n"
-               : {_acc_operands()} : "l"(a), "l"(b));
 }}
 """)
     out.append("}  // namespace mxc\n")
@@ -174,12 +164,12 @@ def source(kernels: list[Kernel]) -> str:
     kernels = list(dict.fromkeys(kernels))
     arch = check_arch(kernels)
     formats = sorted({k.w_format for k in kernels if getattr(k, "w_format", "")}
-                     | {k.a_format for k in kernels if isinstance(k, (Qgmma, BsMma, BsQ, TileQ)) and k.a_format != "bf16"})
-    encoders = sorted({k.a_format for k in kernels if isinstance(k, (ActQ, TileQ))})
+                     | {k.a_format for k in kernels if isinstance(k, (BsMma, BsQ, TileQ)) and k.a_format != "bf16"})
+    encoders = sorted({k.a_format for k in kernels if isinstance(k, TileQ)})
     quantizers = sorted({k.a_format for k in kernels if isinstance(k, (BsQ, Amax)) and k.a_format != "bf16"})
     parts = [f"// mxc kernels for {arch}\n"]
     if arch == "sm_90a":
-        parts += ["#define MXC_SM90 1\n", '#include "mxc_sm90.cuh"\n', wgmma_helpers(), '#include "mxc_sm90_mma.cuh"\n']
+        parts += ["#define MXC_SM90 1\n", '#include "mxc_sm90.cuh"\n', wgmma_helpers()]
     else:
         parts += ['#include "mxc_sm90.cuh"\n']  # the decode, the epilogue and gemv are plain CUDA
     kinds = "".join(f"constexpr int KIND_{v.upper()} = {k};\n" for k, v in tc.KIND_NAMES.items())

@@ -6,11 +6,11 @@ in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loa
 `dec1` kernel: x staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal
 shares of the row tiles), `DecSplit` + `DSum` (weight-only, 2 <= M <= 16, large layers: dec's tiles
 with K split across CTAs that share their activations in shared memory, then the sum), `Gemv` (weight-only,
-M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `BsQ` (bf16) + `Hdec` [+ `DSum`] (weight-only,
-17 <= M < PREFILL_MIN_M: weights decoded per tile in shared memory by decoder warpgroups beside the
-consumer warpgroups' HGMMA, K split across CTAs), `TileA` + `WDec` + `Hgemm` (weight-only prefill:
-activations and weights to bf16 tiles once per call, then a warp-specialized bf16 HGMMA fed by bulk
-copies), `ActQ` + `Qgmma` (MXFP8 x MXFP8 on the FP8 tensor cores). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a
+M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` / `TileQ` + `RDec` [+ `DSum`]
+(weight-only and MXFP8 x MXFP8, M < PREFILL_MIN_M: the activations as bf16 tiles, the weights in fragment
+tiles decoded in registers by the consumer warps into wgmma's A operand, K split across CTAs), `TileA` /
+`TileQ` + `WDec` + `Hgemm` (prefill: activations and weights to bf16 tiles once per call, then a
+warp-specialized bf16 HGMMA fed by bulk copies). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a
 with its wgmma twin): `Amax` (the NV activations' tensor scale), `BsQ` (activations to tiles of
 codes + 128x4 scales, or bf16 tiles), `BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
 
@@ -42,7 +42,6 @@ DEC_R = (1, 2, 4)  # 16-row tiles per dec CTA (mt > 1): each load of x serves r 
 DEC_RING = 2  # K tiles of weights in flight per dec warp (mt > 1; 3 or 4 measured no faster on the H200)
 DEC_MIN_CTAS = 200  # dec takes the most row tiles per CTA that still leave this many CTAs (2 per SM fit)
 DEC1_SMS = 132  # dec1's largest grid is the CTAs an H100 / H200 SXM (132 SMs) holds at once
-STAGES = 4  # cp.async depth of the FP8 wgmma kernel (mxc_sm90_mma.cuh)
 BS_STAGES = 3  # bulk-copy slots of the block-scaled skeleton (mxc_bs.cuh)
 AMAX_CTAS = 128  # the amax kernel's CTAs: partial maxima its readers reduce (mxc_bs.cuh)
 ARCHS = ("sm_90a", "sm_100a")
@@ -85,7 +84,7 @@ class Kernel:
     threads: ClassVar[int] = 256
     ctas_per_sm: ClassVar[int] = 1  # __launch_bounds__ minimum CTAs per SM: wgmma-style kernels take every register
     # What a layer's run-time numerics gain from this kernel beyond float32 summation order:
-    # "bf16 activations" or "fp8 block sums" (runtime/compare.py sets its tolerance from them).
+    # "bf16 activations" (runtime/compare.py sets its tolerance from it).
     rounding: ClassVar[str | None] = None
 
     @property
@@ -439,29 +438,18 @@ class TileA(Kernel):
 
 
 @dataclass(frozen=True)
-class TileQ(Kernel):
+class TileQ(TileA):
     """MX activations for the bf16 GEMMs: x f32 -> quantized to `a_format` (codes and E8M0 scales bit for
     bit as numerics chooses them with the default options) -> held dequantized as tilea's bf16 tiles (exact
     but below bf16's subnormal range), `rows` x PF_K, `perm` as tilea."""
 
     kind = "tileq"
-    ctas_per_sm = 2
+    rounding = None
     a_format: str = ""
-    rows: int = PF_M
-    perm: bool = False
 
     @property
     def name(self):
         return f"mxc_tileq_{self.a_format}_r{self.rows}" + ("p" if self.perm else "")
-
-    def bindings(self):
-        return [Binding("x", False, "f32"), Binding("a", True, "bf16")]
-
-    def constants(self):
-        return ["M", "K"]
-
-    def outputs(self, m, n, k):
-        return {"a": _pf_tiled(m, self.rows, k)}
 
     def grid(self, m, n, k, ops=INT):  # one thread per row of a 64-K tile
         return _pf_grid(m, self.rows, k, PF_K, self.threads, ops)
@@ -538,89 +526,7 @@ class Hgemm(Kernel):
         return "decode: weights decoded once per call to bf16 tiles, bulk-copy ring, warp-specialized wgmma (HGMMA)"
 
 
-HDEC_SPLITS = (1, 2, 4, 8)
-HD_SA, HD_DEC, HDEC_MAX_SW = 2, 3, 8  # hdec's activation tiles, decoded tiles, weight tiles at most (mxc_sm90_prefill.cuh)
-HD_DW = 2  # hdec's decoder warpgroups (mxc_sm90_prefill.cuh)
 SMEM_MAX = 232448  # dynamic shared memory a CTA may take on sm_90 (227 KB)
-HDEC_MIN_CTAS = 120  # hdec takes the fewest K splits that give this many CTAs (one per SM: 132 on an H200)
-HDEC_MIN_KT = 4  # ... while each split keeps at least this many K tiles of 128
-
-
-@dataclass(frozen=True)
-class Hdec(Kernel):
-    """Weight-only between decode and prefill shapes: bsq's bf16 activation tiles x the skeleton's weight
-    tiles decoded to bf16 in shared memory by HD_DW decoder warpgroups while two consumer warpgroups run
-    wgmma m64n128k16 on the tile before (two producer threads feed them by bulk copies); K split s ways
-    across CTAs (s > 1: partial sums to `ws` [s, M, N], reduced by `dsum`)."""
-
-    kind = "hdec"
-    threads = 128 * (3 + HD_DW)  # a producer, HD_DW decoder and two consumer warpgroups
-    rounding = "bf16 activations"
-    w_format: str = ""
-    s: int = 1
-    bias: bool = False  # s = 1 only (with splits the bias is dsum's)
-
-    @property
-    def name(self):
-        return f"mxc_hdec_{self.w_format}_s{self.s}" + ("_bias" if self.bias else "")
-
-    def bindings(self):
-        ins = ["a", *_weights(self.w_format, self.bias and self.s == 1)]
-        out = "y" if self.s == 1 else "ws"
-        return [Binding(n, False, "f32" if n in ("w_tensor_scale", "bias") else "i8") for n in ins] + [
-            Binding(out, True, "f32")]
-
-    def outputs(self, m, n, k):
-        return {"y": [m, n]} if self.s == 1 else {"ws": [self.s, m, n]}
-
-    def grid(self, m, n, k, ops=INT):
-        return (ops.cdiv(n, BS_TILE), ops.cdiv(m, BS_TILE), self.s)
-
-    def weight_layout(self):
-        return Tiles(unit_elements(self.w_format, None))
-
-    @property
-    def _weight_stage(self) -> int:
-        """Bytes of one weight tile in the ring: 128 x 128 codes and their scale chunks."""
-        return sum(tiled_sizes(self.w_format, unit_elements(self.w_format, None), BS_TILE, BS_TILE))
-
-    @property
-    def weight_slots(self) -> int:
-        """The ring of weight tiles (codes + scales) in flight: as many as shared memory holds beside
-        HD_SA activation tiles and HD_DEC decoded tiles, at most HDEC_MAX_SW (4-bit: 7; 8-bit: 4)."""
-        free = SMEM_MAX - (HD_SA + HD_DEC) * BS_TILE * BS_TILE * 2 - 2 * (HD_SA + HD_DEC + HDEC_MAX_SW) * 8
-        return min(HDEC_MAX_SW, free // self._weight_stage)
-
-    @property
-    def smem(self):  # HdecSmem::BYTES
-        sw = self.weight_slots
-        return (HD_SA + HD_DEC) * BS_TILE * BS_TILE * 2 + sw * self._weight_stage + 2 * (HD_SA + sw + HD_DEC) * 8
-
-    def call(self):
-        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
-        uw = unit_elements(self.w_format, None)
-        bias = self.bias and self.s == 1
-        return (f"mxc::hdec<F_{self.w_format}, {uw}, {self.weight_slots}, {self.s}, {str(bias).lower()}>(a, w, "
-                f"w_scales, {ts}, {'bias' if bias else 'nullptr'}, {'y' if self.s == 1 else 'ws'}, M, N, K, epi);")
-
-    @property
-    def path(self):
-        return "decode: weights to bf16 in shared memory by decoder warpgroups, warp-specialized wgmma (HGMMA)"
-
-
-def hdec_splits(m: int, n: int, k: int) -> int:
-    """hdec's K splits for an [m, k] x [n, k]^T layer: the fewest of HDEC_SPLITS giving HDEC_MIN_CTAS
-    CTAs, each split keeping HDEC_MIN_KT K tiles; 1 when no split is needed or K is too short."""
-    tiles, kt = -(-n // BS_TILE) * -(-m // BS_TILE), -(-k // BS_TILE)
-    fits = [s for s in HDEC_SPLITS if s == 1 or kt // s >= HDEC_MIN_KT]
-    return next((s for s in fits if tiles * s >= HDEC_MIN_CTAS), fits[-1])
-
-
-def hdec_kernels(w_format: str, bias: bool, m: int, n: int, k: int) -> list[Kernel]:
-    """cuda-sm90's weight-only kernels at GEMV_MAX_M < M < PREFILL_MIN_M: bsq (bf16 tiles), hdec [, dsum]."""
-    s = hdec_splits(m, n, k)
-    ks: list[Kernel] = [BsQ(a_format="bf16"), Hdec(w_format=w_format, s=s, bias=bias and s == 1)]
-    return ks + ([DSum(s=s, bias=bias)] if s > 1 else [])
 
 
 def prefill_kernels(w_format: str, bias: bool, a_format: str | None = None) -> list[Kernel]:
@@ -719,71 +625,6 @@ def rdec_kernels(w_format: str, bias: bool, m: int, n: int, k: int, a_format: st
     act = TileA(rows=na, perm=True) if a_format is None else TileQ(a_format=a_format, rows=na, perm=True)
     ks: list[Kernel] = [act, RDec(w_format=w_format, na=na, s=s, bias=bias and s == 1)]
     return ks + ([DSum(s=s, bias=bias)] if s > 1 else [])
-
-
-@dataclass(frozen=True)
-class ActQ(Kernel):
-    """MX activation quantizer for the FP8 wgmma kernel: codes [M, K padded to 32] and E8M0 scales."""
-
-    kind = "actq"
-    ctas_per_sm = 2
-    a_format: str = ""
-
-    @property
-    def name(self):
-        return f"mxc_actq_{self.a_format}"
-
-    def bindings(self):
-        return [Binding("x", False, "f32"), Binding("a", True, "i8"), Binding("a_scales", True, "i8")]
-
-    def constants(self):
-        return ["M", "K"]
-
-    def outputs(self, m, n, k):
-        nb = -(-k // 32)
-        return {"a": [m, nb * 32], "a_scales": [m, nb]}
-
-    def grid(self, m, n, k, ops=INT):
-        return (ops.cdiv(ops.mul(m, ops.cdiv(k, 32)), self.threads), 1, 1)
-
-    def call(self):
-        return f"mxc::actq_mx<E_{self.a_format}>(x, a, a_scales, M, K);"
-
-
-@dataclass(frozen=True)
-class Qgmma(Kernel):
-    """MXFP8 x MXFP8 on the FP8 tensor cores (QGMMA), block scales applied per 32-K block."""
-
-    kind = "qgmma"
-    rounding = "fp8 block sums"
-    w_format: str = ""
-    a_format: str = ""
-    bias: bool = False
-
-    @property
-    def name(self):
-        return f"mxc_qgmma_{self.a_format}_{self.w_format}" + ("_bias" if self.bias else "")
-
-    def bindings(self):
-        return _gemm_bindings(["a", "a_scales", "w", "w_scales"] + (["bias"] if self.bias else []), set())
-
-    def outputs(self, m, n, k):
-        return {"y": [m, n]}
-
-    def grid(self, m, n, k, ops=INT):
-        return _tiles(m, n, ops)
-
-    @property
-    def smem(self):
-        return STAGES * 2 * 128 * 64 + 2 * (128 + 128) * 2 * 4
-
-    def call(self):
-        return (f"mxc::qgmma_async<F_{self.a_format}, F_{self.w_format}, {str(self.bias).lower()}>"
-                f"(a, a_scales, w, w_scales, {'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
-
-    @property
-    def path(self):
-        return "native: FP8 wgmma (QGMMA), block scales applied per 32-K block"
 
 
 # ---------------------------------------------------------------- the block-scaled skeleton
@@ -975,6 +816,6 @@ class BsDec(_BsGemm):
         return "decode: weights to bf16 in shared memory, tcgen05.mma kind::f16"
 
 
-KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, DecSplit, DSum, TileA, TileQ, WDec, Hgemm, Hdec, RDec, ActQ,
-                                                       Qgmma, Amax, BsQ, BsMma, BsDec)}
-SM90_ONLY = (TileA, TileQ, WDec, Hgemm, Hdec, RDec, ActQ, Qgmma)  # the wgmma kernels: no sm_100a build
+KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, DecSplit, DSum, TileA, TileQ, WDec, Hgemm, RDec,
+                                                       Amax, BsQ, BsMma, BsDec)}
+SM90_ONLY = (TileA, TileQ, WDec, Hgemm, RDec)  # the wgmma kernels: no sm_100a build

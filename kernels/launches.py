@@ -44,7 +44,7 @@ def gemm_kernel(ks: list[Kernel]) -> Kernel | None:
 
 def layer_path(ks: list[Kernel]) -> str:
     """How a layer runs, in words (`mxq.path`, the manifest's `path`): its GEMM's path (hgemm's after wdec,
-    rdec's or hdec's before a dsum, which adds its K split), prefixed by what tileq does to the activations."""
+    rdec's before a dsum, which adds its K split), prefixed by what tileq does to the activations."""
     main = next((k for k in reversed(ks) if k.path and k.kind != "dsum"), ks[-1])
     path = main.path or ""
     if main is not ks[-1] and ks[-1].kind == "dsum":

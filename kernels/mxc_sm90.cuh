@@ -20,15 +20,10 @@
 //   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
 //           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
 //           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops.
-//   hdec    weight-only, 17 <= M < PREFILL_MIN_M: bf16 activation tiles x weight tiles decoded
-//           in shared memory by decoder warpgroups, warp-specialized wgmma (mxc_sm90_prefill.cuh).
-//   tilea + wdec + hgemm  weight-only prefill: both operands to bf16 tiles once per call, then a
+//   rdec    weight-only (and MXFP8 x MXFP8 after tileq), 17 <= M < PREFILL_MIN_M: the fragment tiles
+//           decoded in registers into wgmma's A operand, warp-specialized (mxc_sm90_prefill.cuh).
+//   tilea + wdec + hgemm  prefill: both operands to bf16 tiles once per call, then a
 //           warp-specialized bf16 wgmma fed by bulk copies (mxc_sm90_prefill.cuh).
-//   actq    MX activation quantizer (floor scale rule, RNE, saturating), one
-//           thread per 32-block: codes and E8M0 scales bit-identical to numerics.
-//   qgmma   MXFP8 x MXFP8: FP8 codes by cp.async, 4 stages; FP8 wgmma m64n128k32
-//           (QGMMA) per 32-K block into a scratch accumulator, scaled by
-//           2^(sa+sb) into the f32 accumulator.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
@@ -786,29 +781,5 @@ __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.
 // row 16*(warp) + lane/4 + 8*((i/2)%2), column 8*(i/4) + 2*(lane%4) + i%2.
 __device__ __forceinline__ int frag_row(int i, int t) { return 16 * (t >> 5) + ((t & 31) >> 2) + 8 * ((i >> 1) & 1); }
 __device__ __forceinline__ int frag_col(int i, int t) { return 8 * (i >> 2) + 2 * (t & 3) + (i & 1); }
-
-// Tile shapes: 128 x 128 output per CTA, two warpgroups of 64 rows each.
-constexpr int TM = 128, TN = 128, TK = 64;
-
-// Byte offset of (row, k) in a K-major core-matrix tile with TK columns of EB-byte elements.
-template <int EB>
-__device__ __forceinline__ int tile_off(int r, int k) {
-  constexpr int CE = 16 / EB;  // elements per core-matrix row
-  return ((r >> 3) * (TK / CE) + k / CE) * 128 + (r & 7) * 16 + (k % CE) * EB;
-}
-
-template <bool BIAS>
-__device__ __forceinline__ void store_tile(const float* acc, float scale, const float* __restrict__ bias,
-                                           float* __restrict__ y, int m0, int n0, int M, int N, int t, int epi) {
-#pragma unroll
-  for (int i = 0; i < 64; ++i) {
-    const int m = m0 + frag_row(i, t), n = n0 + frag_col(i, t);
-    if (m < M && n < N) {
-      float v = acc[i] * scale;
-      if (BIAS) v += bias[n];
-      y[(size_t)m * N + n] = epilogue(v, epi);
-    }
-  }
-}
 
 }  // namespace mxc

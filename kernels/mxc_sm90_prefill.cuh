@@ -1,16 +1,21 @@
-// Hopper weight-only prefill (M >= PREFILL_MIN_M): each weight decoded once per call, then a bf16 GEMM.
+// Hopper's bf16 tensor-core GEMMs for weight-only layers from M = 17, and for MXFP8 x MXFP8 layers:
 //
-//   tilea  x [M, K] f32 -> bf16 (RNE) tiles of 128 rows x 64 K, zero-padded (rows past M, K past K);
-//   wdec   w [N, K] codes x block scales -> bf16 tiles of 256 rows x 64 K (element x block scale, exact
-//          in bf16; the NV tensor scale stays for the accumulators), zero-padded;
+//   tilea  x [M, K] f32 -> bf16 (RNE) tiles of R rows x 64 K, zero-padded (rows past M, K past K); PERM:
+//          K permuted inside each tile as the fragment tiles permute it (rdec's operand);
+//   tileq  the same tiles holding MX-quantized activations (codes x E8M0 scales, exact in bf16);
+//   rdec   (M < PREFILL_MIN_M) the weights in fragment tiles, decoded in registers by the consumer warps
+//          into wgmma's A operand (weights x activations^T: the weights are the MMA's M side), a
+//          producer thread feeding a ring of stages by bulk copies; K split across CTAs, dsum adding;
+//   wdec   (M >= PREFILL_MIN_M) w [N, K] codes x block scales -> bf16 tiles of 256 rows x 64 K (element
+//          x block scale, exact in bf16; the NV tensor scale stays for the accumulators), zero-padded;
 //   hgemm  y = epilogue(a . wb^T * ts + bias): warp-specialized, one producer warp moving each K tile
 //          of both operands by two bulk copies (the TMA engine; the tiles are contiguous in global
 //          memory, so no tensor map) into a ring of PF_STAGES slots under full / empty mbarriers; two
 //          consumer warpgroups of 64 rows x 256 columns each (wgmma m64n256k16, HGMMA), one MMA group
 //          kept in flight while the next slot is waited for.
-// Tiles are K-major core matrices of 8 rows x 16 bytes (tile_off), what wgmma reads without swizzle;
-// tile (i, kt) of an operand lies at (i * KT + kt) * tile bytes. The CTA -> output tile map goes down M
-// in groups of PF_GROUP tiles, so the CTAs resident at once share their operands' K tiles in L2.
+// Tiles are K-major core matrices of 8 rows x 16 bytes, what wgmma reads without swizzle; tile (i, kt)
+// of an operand lies at (i * KT + kt) * tile bytes. hgemm's CTA -> output tile map goes down M in groups
+// of PF_GROUP tiles, so the CTAs resident at once share their operands' K tiles in L2.
 #pragma once
 
 namespace mxc {
@@ -70,8 +75,9 @@ __device__ __forceinline__ void tilea(const float* __restrict__ x, __nv_bfloat16
       make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
 }
 
-// tileq: x [M, K] f32 -> MX-quantized activations (actq_mx's rule: E8M0 scale 2^e, e = floor(log2 amax)
-// - emax, codes by the format's saturating RNE encoder; a block holding NaN/Inf gets the NaN scale), held
+// tileq: x [M, K] f32 -> MX-quantized activations (numerics' rule with scale_rule=floor, rounding=rne: E8M0
+// scale 2^e, e = clamp(floor(log2 amax) - emax, -127, 127), -127 for a zero block; codes by the format's
+// saturating RNE encoder of x * 2^-e; a block holding NaN/Inf gets the NaN scale and zero codes), held
 // dequantized as bf16 tiles of R rows x 64 K like tilea's (PERM alike): code value x 2^e, exact but below
 // bf16's subnormal range (2^-133). One thread per row of a 64-K tile (two 32-blocks).
 template <class E, class F, int R, bool PERM>
@@ -281,150 +287,6 @@ __device__ __forceinline__ void hgemm(const __nv_bfloat16* __restrict__ a, const
       if (n + 1 < N) p[1] = v1;
     }
   }
-}
-
-}  // namespace mxc
-
-namespace mxc {
-
-// ---------------------------------------------------------------- hdec: the decode fused, M < PREFILL_MIN_M
-// y (or split z's partial sums) = a . W^T over K tiles [z * per, (z + 1) * per): a in bsq's bf16 tiles, W in
-// the skeleton's weight tiles (kinds.Tiles: 128 rows x 128 K of codes + 128x4 scale chunks), one CTA per
-// 128 x 128 output tile and K split. Four warpgroups:
-//   producers  two threads: one moves each K tile's codes + scales by bulk copies into a ring of SW slots,
-//              the other the activation tiles into a ring of HD_SA slots (from L2: every CTA of a row of
-//              output tiles reads the same ones), so the weights stream SW tiles ahead;
-//   decoders   HD_DW warpgroups: codes -> a bf16 tile (element x block scale, exact) in one of HD_DEC slots
-//              (one warpgroup alone issued too few instructions per cycle: a warp per scheduler);
-//   consumers  two warpgroups, 64 rows each: wgmma m64n128k16 (HGMMA), one MMA group kept in flight.
-// Barriers: fullw / fulla (bytes landed), freew (the decoder read the codes), freea (both consumers' MMAs
-// on the activations done), dfull (a tile decoded, fenced for the async proxy), dfree.
-constexpr int HD_SA = 2, HD_DEC = 3, HD_DW = 2;  // HD_DW decoder warpgroups (kinds.Hdec.threads)
-
-template <class F, int UW, int SW>
-struct HdecSmem {
-  using A = bs::Op<bs::BF16, 8>;
-  using W = bs::Op<F, UW>;
-  static constexpr int DEC = bs::BM * 256;  // one bf16 128 x 128 tile
-  static constexpr int W0 = HD_SA * A::TILE, D0 = W0 + SW * W::STAGE, BAR0 = D0 + HD_DEC * DEC;
-  static constexpr int BYTES = BAR0 + 2 * (HD_SA + SW + HD_DEC) * 8;  // kinds.Hdec.smem
-};
-
-template <class F, int UW, int SW, int S, bool BIAS>
-__device__ __forceinline__ void hdec(const uint8_t* __restrict__ a, const uint8_t* __restrict__ w,
-                                     const uint8_t* __restrict__ wsc, const float* __restrict__ tsp,
-                                     const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K,
-                                     int epi) {
-  extern __shared__ __align__(1024) uint8_t smem[];
-  using L = HdecSmem<F, UW, SW>;
-  using A = typename L::A;
-  using W = typename L::W;
-  using D = bs::Op<bs::BF16, 8>;
-  static_assert(D::UNITS == 16, "the unit index q maps to (row, k) for 128 x 128 tiles");
-  const int KT = (K + bs::BK - 1) / bs::BK, nt = blockIdx.x, mt = blockIdx.y, z = blockIdx.z;
-  const int per = (KT + S - 1) / S, kb = min(KT, z * per), nk = min(KT, kb + per) - kb;
-  const uint8_t* ga = a + ((size_t)mt * KT + kb) * A::TILE;
-  const uint8_t* gw = w + ((size_t)nt * KT + kb) * W::TILE;
-  const uint8_t* gs = wsc + ((size_t)nt * KT + kb) * W::SBYTES;
-  const uint32_t fulla = smem_u32(smem + L::BAR0), freea = fulla + 8 * HD_SA, fullw = freea + 8 * HD_SA;
-  const uint32_t freew = fullw + 8 * SW, dfull = freew + 8 * SW, dfree = dfull + 8 * HD_DEC;
-  const int t = threadIdx.x, wg = t >> 7, u = t & 127;
-  if ((((uintptr_t)a) | ((uintptr_t)w) | ((uintptr_t)wsc)) & 15) __trap();  // no printf: C7510
-  if (t == 0) {
-    for (int s = 0; s < HD_SA; ++s) {
-      bs::mbar_init(fulla + 8 * s, 1);
-      bs::mbar_init(freea + 8 * s, 2);  // one thread per consumer warpgroup
-    }
-    for (int s = 0; s < SW; ++s) {
-      bs::mbar_init(fullw + 8 * s, 1);
-      bs::mbar_init(freew + 8 * s, 128 * HD_DW);  // every decoder thread
-    }
-    for (int d = 0; d < HD_DEC; ++d) {
-      bs::mbar_init(dfull + 8 * d, 128 * HD_DW);
-      bs::mbar_init(dfree + 8 * d, 2);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  __syncthreads();
-
-  if (wg == 0) {  // the producers: thread 0 the weights, thread 32 the activations
-    if (t == 0) {
-      for (int i = 0; i < nk; ++i) {
-        const int s = i % SW;
-        if (i >= SW) bs::mbar_wait(freew + 8 * s, (i / SW - 1) & 1);
-        uint8_t* p = smem + L::W0 + s * W::STAGE;
-        bs::mbar_expect_tx(fullw + 8 * s, W::STAGE);
-        bs::bulk_load(smem_u32(p), gw + (size_t)i * W::TILE, W::TILE, fullw + 8 * s);
-        bs::bulk_load(smem_u32(p + W::TILE), gs + (size_t)i * W::SBYTES, W::SBYTES, fullw + 8 * s);
-      }
-    } else if (t == 32) {
-      for (int i = 0; i < nk; ++i) {
-        const int s = i % HD_SA;
-        if (i >= HD_SA) bs::mbar_wait(freea + 8 * s, (i / HD_SA - 1) & 1);
-        bs::mbar_expect_tx(fulla + 8 * s, A::TILE);
-        bs::bulk_load(smem_u32(smem + s * A::TILE), ga + (size_t)i * A::TILE, A::TILE, fulla + 8 * s);
-      }
-    }
-    return;
-  }
-  if (wg <= HD_DW) {  // the decoders
-    for (int i = 0; i < nk; ++i) {
-      const int s = i % SW, d = i % HD_DEC;
-      bs::mbar_wait(fullw + 8 * s, (i / SW) & 1);
-      if (i >= HD_DEC) bs::mbar_wait(dfree + 8 * d, (i / HD_DEC - 1) & 1);
-      const uint8_t* p = smem + L::W0 + s * W::STAGE;
-      uint8_t* o = smem + L::D0 + d * L::DEC;
-      if constexpr (F::E2M1 && UW == 32) {  // plain E2M1: 16 codes (8 bytes, one scale) per item
-#pragma unroll
-        for (int it = t - 128; it < bs::BM * D::UNITS / 2; it += 128 * HD_DW) {
-          const int rl = it & 7, kp = (it >> 3) & 7, rg = it >> 6, r = rg * 8 + rl, k0 = 16 * kp;
-          const int q = rg * 128 + kp * 16 + rl;  // units q and q + 8 of the bf16 tile (no bank conflicts)
-          const uint2 c = *reinterpret_cast<const uint2*>(p + W::unit_off(r, k0) + (k0 % 32) / 2);
-          const uint32_t s2 = bs::scale_bf16x2<F>(p[W::TILE + W::scale_off(r, k0 / F::BS)]);
-          *reinterpret_cast<uint4*>(o + 16 * q) = bs::e2m1x8(c.x, s2);
-          *reinterpret_cast<uint4*>(o + 16 * (q + 8)) = bs::e2m1x8(c.y, s2);
-        }
-      } else {
-#pragma unroll 4
-        for (int q = t - 128; q < bs::BM * D::UNITS; q += 128 * HD_DW) {  // q: the 16-byte unit at q * 16
-          const int r = (q >> 7) * 8 + (q & 7), k0 = ((q >> 3) & 15) * 8;  // (no bank conflicts)
-          *reinterpret_cast<uint4*>(o + 16 * q) = bs::decode8<F, UW>(p, p + W::TILE, r, k0);
-        }
-      }
-      bs::mbar_arrive(freew + 8 * s);  // done reading the codes
-      fence_proxy_async();             // the decoded tile, visible to wgmma
-      bs::mbar_arrive(dfull + 8 * d);
-    }
-    return;
-  }
-  const int c = wg - 1 - HD_DW;  // consumer c: rows 64c .. 64c+63 of the tile
-  float acc[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
-  for (int i = 0; i < nk; ++i) {
-    const int s = i % HD_SA, d = i % HD_DEC;
-    bs::mbar_wait(fulla + 8 * s, (i / HD_SA) & 1);
-    bs::mbar_wait(dfull + 8 * d, (i / HD_DEC) & 1);
-    const uint32_t Aa = smem_u32(smem + s * A::TILE) + c * 8 * D::SBO, Bb = smem_u32(smem + L::D0 + d * L::DEC);
-    wgmma_fence();
-#pragma unroll
-    for (int j = 0; j < bs::BK / 16; ++j)
-      wgmma_bf16_m64n128k16(acc, smem_desc(Aa + 256 * j, 128, D::SBO), smem_desc(Bb + 256 * j, 128, D::SBO));
-    wgmma_commit();
-    wgmma_wait1();  // tile i-1's MMAs are done: its slots go back
-    if (i > 0 && u == 0) {
-      bs::mbar_arrive(freea + 8 * ((i - 1) % HD_SA));
-      bs::mbar_arrive(dfree + 8 * ((i - 1) % HD_DEC));
-    }
-  }
-  wgmma_wait0();
-  fence_acc(acc);
-  const float scale = F::TS ? *tsp : 1.f;
-  const int m0 = mt * bs::BM + 64 * c, n0 = nt * bs::BN;
-  if constexpr (S == 1)
-    store_tile<BIAS>(acc, scale, bias, out, m0, n0, M, N, u, epi);
-  else  // split z's partial sums (tensor scale applied); dsum adds the splits, the bias and the epilogue
-    store_tile<false>(acc, scale, nullptr, out + (size_t)z * M * N, m0, n0, M, N, u, 0);
 }
 
 }  // namespace mxc

@@ -14,7 +14,7 @@ from mxc.numerics.formats import FORMATS, get_format
 from . import tcgen05 as tc
 
 BS_TILE = 128  # the block-scaled skeleton's tiles: 128 x 128 (mxc_bs.cuh)
-QGMMA_FORMATS = ("mxfp8", "mxfp8_e5m2")  # formats of both operands of Hopper's FP8 wgmma kernel
+TILEQ_FORMATS = ("mxfp8", "mxfp8_e5m2")  # activation formats cuda-sm90's tileq quantizes (with weights in these)
 MX_NATIVE = ("mxfp8", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp4")  # kind::mxf8f6f4 / mxf4
 NV_ACT = ("nvfp4", "nvfp4_4over6")  # activations for kind::mxf4nvf4 (Four Over Six is NVFP4 on the wire)
 NV_WEIGHT = ("nvfp4", "nvfp4_4over6")

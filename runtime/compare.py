@@ -29,7 +29,8 @@ from .fingerprint import weights_fingerprint
 # * cuda-sm90's dec and wgmma kernels read activations as bf16 (the manifest's run_time_rounding): the
 #   reference rounds those layers' activations to bf16 too (reference.py), and the check is the
 #   activation-quantized one, since a float32-noise difference can still cross a bf16 rounding boundary.
-# * cuda-sm90 MXFP8 x MXFP8 (qgmma): Hopper's FP8 tensor cores sum each 32-product
+# * cuda-sm90 MXFP8 x MXFP8 as artifacts compiled before 2026-12-03 run it (actq + qgmma, whose manifests
+#   say "fp8 block sums"): Hopper's FP8 tensor cores sum each 32-product
 #   block with less than float32 precision (measured up to 1.1e-5 of sum|a||b| by
 #   `pytest tests/gpu`, vs 1e-7 in float32), which flips more activation roundings
 #   downstream: FLIP_FRACTION_FP8 (the 4-layer Llama: 4.3e-2 vs 1.6e-2 on the CPU target).

@@ -2,12 +2,13 @@
 
 Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `dec` at decode shapes
 (M <= 16: weights decoded in registers, bf16 mma.sync; `decs` + `dsum` for large layers at M = 2-16),
-`bsq` + `hdec` [+ `dsum`] at 17 <= M < PREFILL_MIN_M (weights decoded per tile in shared memory by decoder
-warpgroups beside the HGMMA consumers), and at prefill shapes `tilea` + `wdec` + `hgemm` (both operands to
-bf16 tiles once, a warp-specialized HGMMA). MXFP8 x MXFP8:
-`actq` + `qgmma` on the FP8 tensor cores. The other native block-scaled pairs: the block-scaled
-skeleton's twin (both operands decoded to bf16 for wgmma), the sm_100a kernels' stand-in that
-checks them on this hardware.
+`tilea` + `rdec` [+ `dsum`] at 17 <= M < PREFILL_MIN_M (the weights decoded in registers by the
+consumer warps into wgmma's A operand), and at prefill shapes `tilea` + `wdec` + `hgemm` (both operands
+to bf16 tiles once, a warp-specialized HGMMA). MXFP8 x MXFP8: the same bf16 GEMMs after `tileq`, which
+quantizes the activations and holds them as bf16 (exact): Hopper's FP8 wgmma would need the 32-K block
+scales applied by the CUDA cores after every 32 K (the earlier `actq` + `qgmma` measured 0.2x cuBLAS
+bf16). The other native block-scaled pairs: the block-scaled skeleton's twin (both operands decoded to
+bf16 for wgmma), the sm_100a kernels' stand-in that checks them on this hardware.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from mxc.kernels.catalog import native_pair_kernels
 from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, Dec, DecSplit, DSum, dec_rows, prefill_kernels,
                                rdec_kernels, use_decs)
-from mxc.kernels.operands import MX_NATIVE, QGMMA_FORMATS, pair_kind
+from mxc.kernels.operands import MX_NATIVE, TILEQ_FORMATS, pair_kind
 
 from .base import GemmLayer
 from .cuda import CudaTarget
@@ -37,7 +38,7 @@ class CudaSm90(CudaTarget):
                 if splits is not None:
                     return [DecSplit(w_format=w, mt=mt, s=splits), DSum(s=splits, bias=bias)]
                 return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]
-        if a is None or (a in QGMMA_FORMATS and w in QGMMA_FORMATS):  # bf16 tensor cores
+        if a is None or (a in TILEQ_FORMATS and w in TILEQ_FORMATS):  # bf16 tensor cores
             if layer.m >= PREFILL_MIN_M:
                 return prefill_kernels(w, bias, a)
             return rdec_kernels(w, bias, layer.m, layer.n or 0, layer.k or 0, a)

@@ -10,11 +10,11 @@
                                                   # tiles per CTA, and decs, vs cuBLAS bf16 (what kinds.dec_rows
                                                   # and kinds.use_decs pick from)
     python3 -m mxc.tools.bench_cuda prefill DIR [NxK,..] [FORMAT,..]  # on the H100/H200: weight-only at M = 32..4096, the prefill
-                                                  # path (tilea + wdec + hgemm, each timed alone too) and hdec
+                                                  # path (tilea + wdec + hgemm, each timed alone too) and rdec
                                                   # vs cuBLAS bf16 (kinds.PREFILL_MIN_M)
     python3 -m mxc.tools.bench_cuda rdec DIR [NxK,..] [FORMAT,..] [M,..]  # on the H100/H200: weight-only
-                                                  # tilea + rdec [+ dsum] at every K split vs what cuda-sm90
-                                                  # selects and cuBLAS bf16 (the choice of rdec)
+                                                  # tilea + rdec [+ dsum] at every K split vs dec / decs (M <= 16)
+                                                  # or the prefill path, and cuBLAS bf16 (the choice of rdec)
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -48,10 +48,10 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, DEC_R, GEMV_MAX_M, RDEC_SPLITS, ActQ, Dec, DecSplit, DSum, Qgmma, RDec, TileA,
-                               dec_max_rows, dec_rows, decs_splits, hdec_kernels, prefill_kernels, rdec_kernels, rdec_na)
+from mxc.kernels.kinds import (DEC_MT, DEC_R, GEMV_MAX_M, RDEC_SPLITS, Dec, DecSplit, DSum, RDec, TileA, dec_max_rows,
+                               dec_rows, decs_splits, prefill_kernels, rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
-from mxc.kernels.operands import QGMMA_FORMATS
+from mxc.kernels.operands import TILEQ_FORMATS
 from mxc.numerics.options import FormatSpec
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import Module, hopper_kernels, layer_weights, run_kernels, run_layer
@@ -234,7 +234,7 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
                 ks = _select(m, "mxfp8", "mxfp8", n, k)
                 w8s = weights("mxfp8", ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs["mxfp8"], weights=w8s[i]), len(w8s))
-                row(n, k, m, "mxc actq+qgmma mxfp8 x mxfp8", t, t_ref, w8s[0]["w"].numel() + w8s[0]["w_scales"].numel())
+                row(n, k, m, f"{_label(ks)} mxfp8 x mxfp8", t, t_ref, w8s[0]["w"].numel() + w8s[0]["w_scales"].numel())
         del wb, dev
         torch.cuda.empty_cache()
     (out / f"bench-{'-'.join(f'{n}x{k}' for n, k in shapes)}-m{'-'.join(map(str, ms))}.json").write_text(
@@ -251,10 +251,10 @@ AIMS = (  # issue 13: (label, N, K, M, kernel-label prefixes, aim as a ratio to 
     ("6-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp6_e2m3",), 1.6),
     ("8-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp8",), 1.3),
     ("4-bit weight-only M=128 K=N=8192", 8192, 8192, 128,
-     ("mxc bsq+hdec+dsum nvfp4", "mxc bsq+hdec+dsum mxfp4", "mxc bsq+hdec+dsum if4"), 1.0),
+     ("mxc tilea+rdec+dsum nvfp4", "mxc tilea+rdec+dsum mxfp4", "mxc tilea+rdec+dsum if4"), 1.0),
     ("4-bit weight-only M=4096 K=N=8192", 8192, 8192, 4096,
      ("mxc tilea+wdec+hgemm nvfp4", "mxc tilea+wdec+hgemm mxfp4", "mxc tilea+wdec+hgemm if4"), 0.9),
-    ("MXFP8 x MXFP8 M=4096 K=N=8192", 8192, 8192, 4096, ("mxc actq+qgmma",), 1.0),
+    ("MXFP8 x MXFP8 M=4096 K=N=8192", 8192, 8192, 4096, ("mxc tileq+wdec+hgemm mxfp8 x mxfp8",), 1.0),
 )
 
 
@@ -290,7 +290,7 @@ def bench_bs(out: Path) -> None:
     print(f"M={m} K=N={kn}  torch bf16 linear (cuBLAS): {t_ref * 1e6:.0f} us ({flops / t_ref / 1e12:.0f} TFLOP/s)")
     for a, f in (("mxfp4", "mxfp4"), ("nvfp4", "nvfp4"), ("mxfp8", "mxfp8"), ("mxfp6_e2m3", "mxfp6_e2m3")):
         q = quantize(w, f)
-        ks = native_pair_kernels(a, f, False, "sm_90a")  # the twin, also where cuda-sm90 takes QGMMA
+        ks = native_pair_kernels(a, f, False, "sm_90a")  # the twin, also where cuda-sm90 takes tileq + rdec
         copies = _rotated(layer_weights(ks, q, kn))
         t = _time(lambda i: run_layer(mod, ks, x, q, weights=copies[i]), len(copies))
         print(f"  twin {a} x {f} (bsq + bsmma): {t * 1e6:.0f} us, {t_ref / t:.2f}x cuBLAS bf16 "
@@ -565,7 +565,7 @@ PREFILL_M = (32, 64, 128, 256, 1024, 4096)
 
 def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nvfp4", "mxfp4", "mxfp8")) -> None:
     """Weight-only from M = 32 to prefill shapes: the prefill path (tilea + wdec + hgemm; each kernel also
-    timed alone) and hdec (bsq + hdec [+ dsum]) against cuBLAS bf16 in the same run: what
+    timed alone) and rdec (tilea + rdec [+ dsum]) against cuBLAS bf16 in the same run: what
     kinds.PREFILL_MIN_M is chosen from."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}")
@@ -576,16 +576,16 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
         for f in formats:
             q = quantize(w, f)
             wts = _rotated(layer_weights(prefill_kernels(f, False), q, k))  # as stored
-            hwts = None  # hdec's tiles
+            rwts = None  # rdec's fragment tiles
             for m in ms:
                 x = torch.randn(m, k, generator=g).cuda()
                 xb = x.bfloat16()
                 t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
                 pf = prefill_kernels(f, False)
                 t_pf = _time(lambda i: run_layer(mod, pf, x, q, weights=wts[i]), len(wts))
-                hd = hdec_kernels(f, False, m, n, k)
-                hwts = hwts or _rotated(layer_weights(hd, q, k))
-                t_hd = _time(lambda i: run_layer(mod, hd, x, q, weights=hwts[i]), len(hwts))
+                rd = rdec_kernels(f, False, m, n, k)
+                rwts = rwts or _rotated(layer_weights(rd, q, k))
+                t_rd = _time(lambda i: run_layer(mod, rd, x, q, weights=rwts[i]), len(rwts))
                 bufs = run_kernels(mod, pf, {**wts[0], "x": x}, m, n, k)
                 parts = {}
                 for ln in layer_launches(pf, m, n, k):  # each kernel alone, on the buffers of a run of all three
@@ -594,33 +594,25 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
                         mod.launch(ln.kernel, ln.grid, [*(have[b.name] for b in ln.kernel.bindings()), *ln.constants])
                     parts[ln.kernel.kind] = _time(one, len(wts))
                 tf = 2 * m * n * k / parts["hgemm"] / 1e12
-                rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, prefill=t_pf, hdec=t_hd,
-                                 hdec_splits=hd[1].s, **parts))
+                rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, prefill=t_pf, rdec=t_rd,
+                                 rdec_splits=rd[1].s, **parts))
                 print(f"{n:>6} {k:>6} M={m:<5} {f:<7} cuBLAS {t_ref * 1e6:8.1f}us  prefill {t_pf * 1e6:8.1f}us "
                       f"{t_ref / t_pf:5.2f}x  (tilea {parts['tilea'] * 1e6:6.1f} wdec {parts['wdec'] * 1e6:6.1f} hgemm "
                       f"{parts['hgemm'] * 1e6:7.1f}us {tf:5.0f} TFLOP/s, {t_ref / parts['hgemm']:4.2f}x)  "
-                      f"hdec s{hd[1].s} {t_hd * 1e6:8.1f}us "
-                      f"{t_ref / t_hd:5.2f}x", flush=True)
+                      f"rdec s{rd[1].s} {t_rd * 1e6:8.1f}us "
+                      f"{t_ref / t_rd:5.2f}x", flush=True)
         del wb
         torch.cuda.empty_cache()
     (out / "prefill.json").write_text(json.dumps(rows, indent=1))
 
 
-RDEC_M = (16, 32, 64, 128, 256, 512, 1024)
-
-
-def _before_rdec(m: int, f: str, n: int, k: int) -> list:
-    """The weight-only kernels cuda-sm90 selected before rdec: dec / decs to M = 16, bsq + hdec [+ dsum] to
-    M = 255, the prefill path from 256."""
-    if m <= GEMV_MAX_M:
-        return _select(m, f, None, n, k)
-    return hdec_kernels(f, False, m, n, k) if m < 256 else prefill_kernels(f, False)
+RDEC_M = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
 def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) -> None:
-    """Weight-only: rdec (tilea + rdec [+ dsum], every K split that fits) against the kernels cuda-sm90
-    selected before it and cuBLAS bf16 in the same run; MXFP8 x MXFP8: actq + qgmma against what cuda-sm90
-    selects now (tileq + rdec, tileq + wdec + hgemm). What the target's choices are made from."""
+    """Weight-only: rdec (tilea + rdec [+ dsum], every K split that fits) against the decode kernels (M <= 16)
+    or the prefill path and cuBLAS bf16 in the same run; MXFP8 x MXFP8 as cuda-sm90 selects it. What the
+    target's choices (kinds.rdec_splits, PREFILL_MIN_M, the M where rdec takes over) are made from."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}")
     rows = []
@@ -631,22 +623,19 @@ def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) 
             q = quantize(w, f)
             dev: dict = {}
 
-            def weights(ks):
+            def timed(ks, x):
                 key = weight_layout(ks)
                 if key not in dev:
                     dev[key] = _rotated(layer_weights(ks, q, k))
-                return dev[key]
-
-            def timed(ks, x):
-                wts = weights(ks)
+                wts = dev[key]
                 return _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
 
             for m in ms:
                 x = torch.randn(m, k, generator=g).cuda()
                 xb = x.bfloat16()
                 t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
-                old = _before_rdec(m, f, n, k)
-                t_old = timed(old, x)
+                other = _select(m, f, None, n, k) if m <= GEMV_MAX_M else prefill_kernels(f, False)
+                t_other = timed(other, x)
                 na, times = rdec_na(m), {}
                 for s in RDEC_SPLITS:
                     if s == 1 or -(-k // 64) // s >= 4:
@@ -654,21 +643,19 @@ def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) 
                                          + ([DSum(s=s)] if s > 1 else []), x)
                 s_auto = rdec_kernels(f, False, m, n, k)[1].s
                 now = _select(m, f, None, n, k)
-                rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, before=_label(old), t_before=t_old,
-                                 rdec_s=s_auto, rdec=times[s_auto], rdec_by_s=times, now=_label(now)))
-                print(f"{n:>6} {k:>6} M={m:<4} {f:<10} cuBLAS {t_ref * 1e6:7.1f}us  {_label(old)[4:]:<16} "
-                      f"{t_old * 1e6:7.1f}us {t_ref / t_old:5.2f}x  rdec s{s_auto} {times[s_auto] * 1e6:7.1f}us "
+                rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, other=_label(other), t_other=t_other,
+                                 rdec_s=s_auto, rdec=times[s_auto], rdec_by_s=times, selected=_label(now)))
+                print(f"{n:>6} {k:>6} M={m:<4} {f:<10} cuBLAS {t_ref * 1e6:7.1f}us  {_label(other)[4:]:<16} "
+                      f"{t_other * 1e6:7.1f}us {t_ref / t_other:5.2f}x  rdec s{s_auto} {times[s_auto] * 1e6:7.1f}us "
                       f"{t_ref / times[s_auto]:5.2f}x  (" + " ".join(f"s{s} {t * 1e6:.1f}" for s, t in times.items())
-                      + f")  now: {_label(now)[4:]}", flush=True)
-                if f in QGMMA_FORMATS:  # the pair f x f: actq + qgmma vs what cuda-sm90 selects now
-                    old = [ActQ(a_format=f), Qgmma(w_format=f, a_format=f)]
-                    new = _select(m, f, f, n, k)
-                    t_old, t_new = timed(old, x), timed(new, x)
-                    rows.append(dict(N=n, K=k, M=m, format=f"{f} x {f}", cublas=t_ref, before=_label(old),
-                                     t_before=t_old, now=_label(new), t_now=t_new))
-                    print(f"{n:>6} {k:>6} M={m:<4} {f} x {f}: {_label(old)[4:]} {t_old * 1e6:7.1f}us "
-                          f"{t_ref / t_old:5.2f}x  {_label(new)[4:]} {t_new * 1e6:7.1f}us {t_ref / t_new:5.2f}x",
-                          flush=True)
+                      + f")  selected: {_label(now)[4:]}", flush=True)
+                if f in TILEQ_FORMATS:  # the pair f x f as cuda-sm90 selects it
+                    pair = _select(m, f, f, n, k)
+                    t_pair = timed(pair, x)
+                    rows.append(dict(N=n, K=k, M=m, format=f"{f} x {f}", cublas=t_ref, selected=_label(pair),
+                                     t_selected=t_pair))
+                    print(f"{n:>6} {k:>6} M={m:<4} {f} x {f}: {_label(pair)[4:]} {t_pair * 1e6:7.1f}us "
+                          f"{t_ref / t_pair:5.2f}x", flush=True)
         del wb
         torch.cuda.empty_cache()
     (out / "rdec.json").write_text(json.dumps(rows, indent=1))

@@ -1,8 +1,7 @@
 """Weight-only layers on cuda-sm90's kernels, every weight format: the weights `gemv` (f32) and `dec`
 (bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
 (`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17, `tilea` + `wdec` + `hgemm` from
-PREFILL_MIN_M) against the float64 reference, K not a multiple of the block; `bsq` + `hdec` [+ `dsum`]
-alike."""
+PREFILL_MIN_M) against the float64 reference, K not a multiple of the block; `rdec` at every tile of x."""
 
 from __future__ import annotations
 
@@ -10,8 +9,7 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import (PREFILL_MIN_M, BsQ, Dec, DecSplit, DSum, Gemv, Hdec, RDec, TileA, dec_max_rows,
-                               prefill_kernels)
+from mxc.kernels.kinds import PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec_max_rows, prefill_kernels
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import run_layer
@@ -138,25 +136,6 @@ def test_linear_prefill(gpu, record_property, fmt):
     of 8 and a partial one in hgemm's tile order, the last tile partial), N = 600 (3 tiles of 256, the last
     partial), K = 1000 (16 K tiles, the last partial), within TOL * sum|x||w|."""
     _check_bf16_linear(gpu, record_property, prefill_kernels(fmt, True), fmt, 1300, n=600)
-
-
-@pytest.mark.parametrize("s", (1, 2), ids=lambda v: f"s{v}")
-@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_decode_bf16_hdec(gpu, fmt, s):
-    """y = I @ W^T through bsq + hdec (M = K = 96: one 128 x 128 tile of x, partial; N = 40) [+ dsum: with
-    2 splits of one K tile, the second split has none and must write zero partials]: bf16(element x block
-    scale) x tensor scale, bit for bit."""
-    _check_bf16_decode(gpu, [BsQ(a_format="bf16"), Hdec(w_format=fmt, s=s)] + ([DSum(s=s)] if s > 1 else []), fmt)
-
-
-@pytest.mark.parametrize("s", (1, 2), ids=lambda v: f"s{v}")
-@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_linear_hdec(gpu, record_property, fmt, s):
-    """gelu(x @ W^T + bias) through bsq + hdec [+ dsum] at M = 200 (two 128-row tiles, the second partial),
-    N = 300 (three 128-row weight tiles, the last partial), K = 1000 (8 K tiles of 128, the last partial;
-    two splits of 4), within TOL * sum|x||w|."""
-    ks = [BsQ(a_format="bf16"), Hdec(w_format=fmt, s=s, bias=s == 1)] + ([DSum(s=s, bias=True)] if s > 1 else [])
-    _check_bf16_linear(gpu, record_property, ks, fmt, 200, n=300)
 
 
 def _rdec(fmt: str, na: int, s: int, bias: bool = False) -> list:

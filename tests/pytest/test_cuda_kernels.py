@@ -1,5 +1,5 @@
 """mxc's sm_90a kernels without a GPU: generated source, and every variant assembled by ptxas with its
-SASS checked (HGMMA / QGMMA in the tensor-core kernels, no emulated HMMA, no spills). The sm_100a
+SASS checked (HGMMA in the wgmma kernels, with A from registers in rdec; no emulated HMMA, no spills). The sm_100a
 kernels: test_sm100_kernels.py; kernel selection: test_targets.py.
 
 Running them needs an H100 / H200: `pytest tests/gpu` (README, "CUDA target").
@@ -80,9 +80,9 @@ def test_every_kernel_assembles_for_sm90a(chunk):
     log = build(kernels).ptxas_log
     for k in kernels:
         code = funcs[k.name]
-        if k.kind in ("wgmma", "bsmma", "bsdec", "hdec"):
+        if k.kind in ("bsmma", "bsdec"):
             assert "HGMMA.64x128x16.F32.BF16" in code, k.name
-        if k.kind in ("hdec", "wdec") and FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
+        if k.kind == "wdec" and FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
             assert "PRMT" in code and re.search(r"H(MUL|FMA)2(\.MMA)?\.BF16", code), f"{k.name}: E2M1 not decoded by integer ops"
         if k.kind == "hgemm":
             assert "HGMMA.64x256x16.F32.BF16" in code, k.name
@@ -91,14 +91,11 @@ def test_every_kernel_assembles_for_sm90a(chunk):
             assert "UBLKCP.S.G" in code, k.name
             if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
                 assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
-        if k.kind in ("bsmma", "bsdec", "hgemm", "hdec"):  # bulk copies (the TMA engine) into a ring of slots
+        if k.kind in ("bsmma", "bsdec", "hgemm"):  # bulk copies (the TMA engine) into a ring of slots
             assert "UBLKCP.S.G" in code, k.name
         # a call inside the pipeline (printf: C7510) or registers of a wgmma written while one runs (C7513)
         # make ptxas serialize the kernel's wgmmas
         assert not re.search(rf"C751\d.*'{k.name}'", log), f"{k.name}: wgmma serialized, ptxas says:\n{log}"
-        if k.kind == "qgmma":
-            a, w = (FORMATS[f].element.name.upper() for f in (k.a_format, k.w_format))
-            assert f"QGMMA.64x128x32.F32.{a}.{w}" in code, k.name
         if k.kind in ("dec", "decs"):  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16 multiplies
             assert "HMMA.16816.F32.BF16" in code, k.name
             if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
