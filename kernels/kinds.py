@@ -391,7 +391,7 @@ class DSum(Kernel):
 # ---------------------------------------------------------------- weight-only prefill (mxc_sm90_prefill.cuh)
 PREFILL_MIN_M = 2048  # layers with at least this many rows of x take tilea / tileq + wdec + hgemm, fewer rdec
 # (measured on the H200, `bench_cuda rdec`: rdec ahead of the prefill path at M = 1024 in 13 of 15 layers and
-# formats, 0.76x vs 0.72x cuBLAS bf16 at 8192^2 NVFP4; the prefill path 0.88x at M = 4096)
+# formats, 0.77x vs 0.71x cuBLAS bf16 at 8192^2 NVFP4; the prefill path ahead at 2048, 0.86x vs 0.82x)
 PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
 
 
@@ -546,11 +546,11 @@ RDEC_MIN_KT = 4  # ... while each split keeps at least this many K tiles of 64
 
 @dataclass(frozen=True)
 class RDec(Kernel):
-    """Weight-only, the weights decoded in registers: tilea's permuted bf16 tiles of `na` rows x the
-    fragment tiles (grouped by 8), each warp of two consumer warpgroups decoding its 16 weight rows into
-    the A operand of wgmma m64nNAk16 (A from registers: no shared-memory round trip), one producer thread
-    feeding a ring of stages by bulk copies; K split s ways across CTAs (s > 1: partial sums to `ws`
-    [s, M, N], reduced by `dsum`)."""
+    """The weights decoded in registers (weight-only layers; MXFP8 x MXFP8 after tileq): tilea's / tileq's
+    permuted bf16 tiles of `na` rows x the fragment tiles (grouped by 8), each warp of two consumer
+    warpgroups decoding its 16 weight rows into the A operand of wgmma m64nNAk16 (A from registers: no
+    shared-memory round trip), one producer thread feeding a ring of stages by bulk copies; K split s ways
+    across CTAs (s > 1: partial sums to `ws` [s, M, N], reduced by `dsum`)."""
 
     kind = "rdec"
     threads = 384  # a producer and two consumer warpgroups
@@ -610,7 +610,9 @@ def rdec_na(m: int) -> int:
 
 def rdec_splits(m: int, n: int, k: int) -> int:
     """rdec's K splits for an [m, k] x [n, k]^T layer: the fewest of RDEC_SPLITS giving RDEC_MIN_CTAS
-    CTAs, each split keeping RDEC_MIN_KT K tiles; 1 when no split is needed or K is too short."""
+    CTAs, each split keeping RDEC_MIN_KT K tiles, at least 2 at na = 256 (measured on the H200, `bench_cuda
+    rdec`: 14336 x 4096 at M = 128, 112 CTAs: 1 split 34.9 us, 2 37.9; at M = 256: 82.7 vs 67.2); 1 when K
+    is too short to split."""
     na = rdec_na(m)
     ctas, kt = -(-n // RDEC_ROWS) * -(-m // na), -(-k // PF_K)
     fits = [s for s in RDEC_SPLITS if s == 1 or kt // s >= RDEC_MIN_KT]
