@@ -15,6 +15,8 @@
     python3 -m mxc.tools.bench_cuda rdec DIR [NxK,..] [FORMAT,..] [M,..]  # on the H100/H200: weight-only
                                                   # tilea + rdec [+ dsum] at every K split vs dec / decs (M <= 16)
                                                   # or the prefill path, and cuBLAS bf16 (the choice of rdec)
+    python3 -m mxc.tools.bench_cuda rdec-tiles DIR  # on the H100/H200: rdec at every tile of x (16-256 rows)
+                                                  # and K split, M = 64-512 (kinds.rdec_na / rdec_splits)
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -48,7 +50,7 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, DEC_R, GEMV_MAX_M, RDEC_SPLITS, Dec, DecSplit, DSum, RDec, TileA, dec_max_rows,
+from mxc.kernels.kinds import (DEC_MT, DEC_R, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, Dec, DecSplit, DSum, RDec, TileA, dec_max_rows,
                                dec_rows, decs_splits, prefill_kernels, rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
@@ -661,6 +663,31 @@ def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) 
     (out / "rdec.json").write_text(json.dumps(rows, indent=1))
 
 
+def rdec_tiles_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(64, 128, 256, 512), formats=("nvfp4", "mxfp8")) -> None:
+    """rdec at every tile of x (RDEC_NA, up to twice M) and K split: which of them kinds.rdec_na and
+    kinds.rdec_splits should pick (the selected one is marked *)."""
+    mod = Module((out / "kernels.cubin").read_bytes())
+    for n, k in shapes:
+        g, w, wb = _layer(n, k)
+        for f in formats:
+            q = quantize(w, f)
+            wts = None
+            for m in ms:
+                x = torch.randn(m, k, generator=g).cuda()
+                xb = x.bfloat16()
+                t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), len(wb))
+                pick, cells = rdec_kernels(f, False, m, n, k)[1], []
+                for na in (v for v in RDEC_NA if v <= 2 * m):
+                    for s in (v for v in RDEC_SPLITS if v == 1 or -(-k // 64) // v >= 4):
+                        ks = [TileA(rows=na, perm=True), RDec(w_format=f, na=na, s=s)] + ([DSum(s=s)] if s > 1 else [])
+                        wts = wts or _rotated(layer_weights(ks, q, k))  # one weight layout for every variant
+                        t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                        cells.append(f"{'*' if (na, s) == (pick.na, pick.s) else ''}n{na} s{s} {t * 1e6:.1f}")
+                print(f"{n}x{k} M={m} {f} cuBLAS {t_ref * 1e6:.1f}us: " + "  ".join(cells), flush=True)
+        del wb
+        torch.cuda.empty_cache()
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -681,6 +708,9 @@ def main(argv=None) -> int:
         rdec_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
                    formats=tuple(argv[3].split(",")) if len(argv) > 3 else BENCH_WO,
                    ms=tuple(int(v) for v in argv[4].split(",")) if len(argv) > 4 else RDEC_M)
+        return 0
+    if len(argv) == 2 and argv[0] == "rdec-tiles":
+        rdec_tiles_sweep(Path(argv[1]))
         return 0
     if len(argv) == 2 and argv[0] == "dec-rows":
         dec_rows_sweep(Path(argv[1]))
