@@ -143,13 +143,13 @@ def _rdec(fmt: str, na: int, s: int, bias: bool = False) -> list:
         [DSum(s=s, bias=bias)] if s > 1 else [])
 
 
-@pytest.mark.parametrize("na,s", ((16, 1), (64, 2), (128, 1)), ids=lambda v: str(v))
+@pytest.mark.parametrize("na,s", ((16, 1), (64, 2), (128, 1), (16, 4)), ids=lambda v: str(v))
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
 def test_decode_bf16_rdec(gpu, fmt, na, s):
     """y = I @ W^T through tilea (permuted K) + rdec [+ dsum] (M = K = 96: 6 tiles of 16 rows of x, 2 of
     64 (the second partial) or one partial 128; two K tiles of 64, the second partial, one per split at
-    s = 2; N = 40: one CTA of 128 weight rows, mostly padding): bf16(element x block scale) x tensor
-    scale, bit for bit."""
+    s = 2, and at s = 4 two splits with no K tile, which must write zero partials; N = 40: one CTA of 128
+    weight rows, mostly padding): bf16(element x block scale) x tensor scale, bit for bit."""
     _check_bf16_decode(gpu, _rdec(fmt, na, s), fmt)
 
 
