@@ -133,6 +133,13 @@ def _layer(n: int, k: int) -> tuple[torch.Generator, torch.Tensor, list[torch.Te
     return g, w, [w.bfloat16().cuda() for _ in range(_copies(2 * n * k))]
 
 
+def _cublas_time(x: torch.Tensor, wb: list[torch.Tensor]) -> float:
+    """Seconds per call of torch's bf16 linear (cuBLAS) on x and the rotated bf16 weight copies `wb`: the
+    reference every benchmark row's ratio is taken against."""
+    xb = x.bfloat16()
+    return _time(lambda i: torch.nn.functional.linear(xb, wb[i]), len(wb))
+
+
 def _peers(x: torch.Tensor, w: torch.Tensor, n: int, k: int) -> list[tuple[str, object, int, int]]:
     """The peer kernels of a shape as (label, fn(i), copies, weight bytes); a peer that cannot run
     here gives a label saying why and fn None."""
@@ -209,7 +216,6 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
 
     for n, k in shapes:
         g, w, wb = _layer(n, k)
-        nbf = len(wb)
         qs = {f: quantize(w, f) for f in formats}
         dev: dict[tuple, list[dict[str, torch.Tensor]]] = {}  # (format, weight layout): rotated weight copies
 
@@ -221,8 +227,7 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
 
         for m in ms:
             x = torch.randn(m, k, generator=g).cuda()
-            xb = x.bfloat16()
-            t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
+            t_ref = _cublas_time(x, wb)
             row(n, k, m, "torch bf16 linear (cuBLAS)", t_ref, t_ref, 2 * n * k)
             for label, fn, copies, nbytes in (_peers(x, w, n, k) if peers else []):
                 row(n, k, m, label, _time(fn, copies) if fn else float("nan"), t_ref, nbytes)
@@ -286,8 +291,7 @@ def bench_bs(out: Path) -> None:
     x = torch.randn(m, kn, generator=g).cuda()
     nbf = _copies(2 * kn * kn)
     wb = [w.bfloat16().cuda() for _ in range(nbf)]
-    xb = x.bfloat16()
-    t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
+    t_ref = _cublas_time(x, wb)
     flops = 2 * m * kn * kn
     print(f"M={m} K=N={kn}  torch bf16 linear (cuBLAS): {t_ref * 1e6:.0f} us ({flops / t_ref / 1e12:.0f} TFLOP/s)")
     for a, f in (("mxfp4", "mxfp4"), ("nvfp4", "nvfp4"), ("mxfp8", "mxfp8"), ("mxfp6_e2m3", "mxfp6_e2m3")):
@@ -537,14 +541,12 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
           f"{ {f: [[dec_rows(n, f, 8 if m <= 8 else 16) for m in ms] for n, _ in shapes] for f in formats} }")
     for n, k in shapes:
         g, w, wb = _layer(n, k)
-        nbf = len(wb)
         for f in formats:
             q = quantize(w, f)
             wts = None
             for m in ms:
                 x = torch.randn(m, k, generator=g).cuda()
-                xb = x.bfloat16()
-                t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
+                t_ref = _cublas_time(x, wb)
                 cells = []
                 mt = next(v for v in DEC_MT if v >= m)
                 for r in (r for r in DEC_R if r <= dec_max_rows(f, mt)):
@@ -574,15 +576,13 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
     rows = []
     for n, k in shapes:
         g, w, wb = _layer(n, k)
-        nbf = len(wb)
         for f in formats:
             q = quantize(w, f)
             wts = _rotated(layer_weights(prefill_kernels(f, False), q, k))  # as stored
             rwts = None  # rdec's fragment tiles
             for m in ms:
                 x = torch.randn(m, k, generator=g).cuda()
-                xb = x.bfloat16()
-                t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
+                t_ref = _cublas_time(x, wb)
                 pf = prefill_kernels(f, False)
                 t_pf = _time(lambda i: run_layer(mod, pf, x, q, weights=wts[i]), len(wts))
                 rd = rdec_kernels(f, False, m, n, k)
@@ -620,7 +620,6 @@ def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) 
     rows = []
     for n, k in shapes:
         g, w, wb = _layer(n, k)
-        nbf = len(wb)
         for f in formats:
             q = quantize(w, f)
             dev: dict = {}
@@ -634,8 +633,7 @@ def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) 
 
             for m in ms:
                 x = torch.randn(m, k, generator=g).cuda()
-                xb = x.bfloat16()
-                t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), nbf)
+                t_ref = _cublas_time(x, wb)
                 other = _select(m, f, None, n, k) if m <= GEMV_MAX_M else prefill_kernels(f, False)
                 t_other = timed(other, x)
                 na, times = rdec_na(m), {}
@@ -674,8 +672,7 @@ def rdec_tiles_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(64, 128, 256, 512),
             wts = None
             for m in ms:
                 x = torch.randn(m, k, generator=g).cuda()
-                xb = x.bfloat16()
-                t_ref = _time(lambda i: torch.nn.functional.linear(xb, wb[i]), len(wb))
+                t_ref = _cublas_time(x, wb)
                 pick, cells = rdec_kernels(f, False, m, n, k)[1], []
                 for na in (v for v in RDEC_NA if v <= 2 * m):
                     for s in (v for v in RDEC_SPLITS if v == 1 or -(-k // 64) // v >= 4):
