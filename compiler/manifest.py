@@ -127,6 +127,21 @@ def _kernel_fields(op) -> dict:
     }
 
 
+def on_amx(row: dict) -> dict:
+    """A CPU layer's row when compiled with --contraction amx: the layers whose operands are exact in bf16
+    (passes/_amx.bf16_exact) say they ran on AMX tiles; the rest kept the float32 contraction."""
+    from mxc.numerics.formats import get_format
+    from mxc.passes._amx import bf16_exact
+
+    names = [row.get("weight_format_name", NONE), row.get("activation_format_name", NONE)]
+    if row.get("status") != "quantized" or not all(n == NONE or bf16_exact(get_format(n)) for n in names):
+        return row
+    weight_only = names[1] == NONE
+    return {**row, "kernel": "cpu: AMX bf16 tiles (mxc_amx)",
+            "path": ("AMX: weights decoded to bf16 (exact), float32 activations split in 3 bf16 parts, "
+                     "f32 sums" if weight_only else "AMX: both operands decoded to bf16 (exact), f32 sums")}
+
+
 def _qdq_format(v) -> FormatSpec | None:
     """The format of a dequantize feeding `v`, or None."""
     owner = v.owner

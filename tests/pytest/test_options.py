@@ -94,7 +94,7 @@ def test_options_hold_typed_values_and_write_the_manifest_json():
     ({"hadamard": 24}, "hadamard must be one of 16, 32, 128 or none, got 24"),
     ({"seed": 3}, "seed applies only to rounding=stochastic"),
     ({"target": "cuda-sm89"}, "unknown target 'cuda-sm89' (targets: cpu, cuda-sm90, cuda-sm100)"),
-    ({"contraction": "tiled"}, "contraction must be one of decomposed, scaled-generic, got 'tiled'"),
+    ({"contraction": "tiled"}, "contraction must be one of decomposed, scaled-generic, amx, got 'tiled'"),
     ({"target": "cuda-sm90", "contraction": "scaled-generic"},
      "--contraction scaled-generic applies to --target cpu only"),
 ])
@@ -122,7 +122,7 @@ def _mxc_opt(pipeline: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("pipeline, message", [
     ("lower-mxq-to-linalg{contraction=bogus}",
-     "lower-mxq-to-linalg: option 'contraction' must be one of decomposed, scaled-generic, got 'bogus'"),
+     "lower-mxq-to-linalg: option 'contraction' must be one of decomposed, scaled-generic, amx, got 'bogus'"),
     ("mxq-select-formats{rounding=up}", "option 'rounding' must be one of rne, stochastic, got 'up'"),
     ("mxq-select-formats{hadamard=24}", "option 'hadamard' must be one of 16, 32, 128, none, got '24'"),
     ("mxq-select-formats{seed=x}", "option 'seed' wants an integer, got 'x'"),

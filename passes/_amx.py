@@ -1,0 +1,224 @@
+"""AMX bf16 tile kernels for the CPU target's contractions (lower-mxq-to-linalg, `contraction=amx`).
+
+Intel AMX (`amx_bf16`, Sapphire Rapids and later) multiplies 16 x 32 bf16 tiles into 16 x 16 float32
+tiles (`tdpbf16ps`): every product of two bf16 values is exact in float32 and is added in float32, so a
+contraction of operands that are *exactly* bf16 computes what the float32 contraction computes, up to
+the order of the float32 sums. mxc's dequantized operands are exact in bf16 for every format whose
+element significand and block-scale significand together fit bf16's 8 bits (`bf16_exact`), once the NV
+tensor scale (an arbitrary float32) is taken out and applied to the output; float32 activations of
+weight-only layers are split into three bf16 parts whose sum is the activation (`split3`, in
+lower-mxq-to-linalg) and all three go through the same accumulators.
+
+What differs from the float32 contraction, besides the order of the sums: AMX treats bf16 inputs below
+2^-126 in magnitude as zero (it has no bf16 subnormals), so an operand that small, which only MX blocks
+with a scale near 2^-127 or activations below ~2^-110 (the third part of the split) produce, counts as 0.
+
+IREE has no AMX code generation, so each kernel is written here: a `hal.executable.source` whose export
+`mxc_amx_<M>x<N>x<K>_p<P>` computes C[M, N] (float32) = sum over P parts of A_p[M, K] . B^T with A as
+bf16 rows and B in AMX's pair-interleaved ("VNNI") layout [K/2, 2N] (B[k/2, 2n + k%2] = W[n, k]), one
+workgroup per 32 x 32 block of C (2 x 2 accumulator tiles, tiles 0-3; A in tiles 4-5, B in tiles 6-7),
+K in steps of 32. The body is LLVM's AMX intrinsics (`ldtilecfg`, `tileloadd64`, `tdpbf16ps`,
+`tilestored64`) on the bindings' addresses, which IREE's llvm-cpu backend compiles as written (the host's
+`+amx-bf16` from `--iree-llvmcpu-target-cpu=host`). M, N and K are multiples of 32 (the lowering pads).
+
+A process must ask Linux for the AMX tile state before its first tile instruction (`enable_amx`, done
+by mxc's runtime when it loads such an artifact); without it the instruction faults (SIGILL).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import functools
+import platform
+from pathlib import Path
+
+from mxc.numerics.formats import Format
+
+TILE = 32  # a workgroup's block of C and the K step: 2 x 2 tiles of 16 x 16, A tiles of 16 x 32
+EXECUTABLE = "mxc_amx"
+_LAYOUT = ("#hal.pipeline.layout<bindings = [#hal.pipeline.binding<storage_buffer, ReadOnly>, "
+           "#hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer>]>")
+_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1023, 18  # Linux x86-64
+
+
+def significand_bits(fmt: Format) -> tuple[int, int]:
+    """(element, block scale) significand bits of `fmt`'s values (an int element: its magnitude bits)."""
+    e = fmt.element
+    elem = e.bits - 1 if e.kind == "int" else e.mbits + 1
+    scale = 1 if fmt.scale.name == "e8m0" else fmt.scale.element.mbits + 1
+    return elem, scale
+
+
+def bf16_exact(fmt: Format) -> bool:
+    """Whether every element x block-scale product of `fmt` is a bf16 value (the NV tensor scale apart).
+
+    True when the two significands fit bf16's 8 bits. IF4's INT blocks mean code x 6/7 x scale, which
+    is not a short binary fraction, so IF4 is not."""
+    if fmt.choice == "if4":
+        return False
+    elem, scale = significand_bits(fmt)
+    return elem + scale <= 8
+
+
+def pad32(v: int) -> int:
+    return -(-v // TILE) * TILE
+
+
+@functools.cache
+def host_has_amx() -> bool:
+    """The CPU has AMX tiles and bf16 tile multiplies (Linux /proc/cpuinfo flags)."""
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_tile" in flags and "amx_bf16" in flags
+
+
+@functools.cache
+def enable_amx() -> None:
+    """Ask Linux for this process's AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM, XTILEDATA); raise
+    RuntimeError when the CPU or the kernel (Linux >= 5.16) cannot give it."""
+    if not host_has_amx():
+        raise RuntimeError("this CPU has no AMX bf16 tiles (the /proc/cpuinfo flags amx_tile and amx_bf16)")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) != 0:
+        raise RuntimeError(f"Linux refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM: errno "
+                           f"{ctypes.get_errno()}; AMX needs Linux 5.16 or later)")
+
+
+@dataclasses.dataclass(frozen=True)
+class AmxGemm:
+    """C[m, n] = sum_p A_p[m, k] . B^T on AMX tiles; m, n, k multiples of 32, `parts` A operands."""
+
+    m: int
+    n: int
+    k: int
+    parts: int = 1
+
+    @property
+    def col_blocks(self) -> int:
+        """32-column blocks of C per workgroup (one tile configuration and call serve them all)."""
+        return next(c for c in (4, 2, 1) if self.n % (TILE * c) == 0)
+
+    def __post_init__(self):
+        if self.m % TILE or self.n % TILE or self.k % TILE or not 1 <= self.parts <= 3:
+            raise ValueError(f"AmxGemm needs m, n, k multiples of {TILE} and 1-3 parts: {self}")
+
+    @property
+    def name(self) -> str:
+        return f"mxc_amx_{self.m}x{self.n}x{self.k}_p{self.parts}"
+
+    @property
+    def a_elems(self) -> int:
+        return self.parts * self.m * self.k
+
+    def export(self, ordinal: int) -> str:
+        return (f'"hal.executable.export"() <{{layout = {_LAYOUT}, ordinal = {ordinal} : index, '
+                f'sym_name = "{self.name}", sym_visibility = "public"}}> ({{\n'
+                f"^bb0(%device: !hal.device):\n"
+                f"  %x = arith.constant {self.n // (TILE * self.col_blocks)} : index\n"
+                f"  %y = arith.constant {self.m // TILE} : index\n"
+                f"  %one = arith.constant 1 : index\n"
+                f'  "hal.return"(%x, %y, %one) : (index, index, index) -> ()\n'
+                f"}}, {{\n}}) : () -> ()\n")
+
+    def func(self) -> str:
+        """The workgroup function: one 32 x 32 block of C over all of K."""
+        m, n, k = self.m, self.n, self.k
+        mem = {0: f"memref<{self.a_elems}xbf16>", 1: f"memref<{k * n}xbf16>", 2: f"memref<{m * n}xf32>"}
+        lines = [f"func.func @{self.name}() {{", "  %c0 = arith.constant 0 : index"]
+        for b, name in ((0, "a"), (1, "b"), (2, "c")):
+            lines += [
+                f'  %{name}m = "hal.interface.binding.subspan"(%c0) <{{alignment = 64 : index, binding = {b} : '
+                f"index, layout = {_LAYOUT}, operandSegmentSizes = array<i32: 1, 0>}}> : (index) -> {mem[b]}",
+                f"  %{name}i = memref.extract_aligned_pointer_as_index %{name}m : {mem[b]} -> index",
+                f"  %{name} = arith.index_cast %{name}i : index to i64",
+            ]
+        for d, name in ((0, "wx"), (1, "wy")):
+            lines += [f'  %{name}i = "hal.interface.workgroup.id"() <{{dimension = {d} : index}}> : () -> index',
+                      f"  %{name} = arith.index_cast %{name}i : index to i64"]
+        kt = k // TILE  # K tiles
+        consts = {"i32one": (1, "i32"), "pal": (1, "i8"), "cols": (64, "i16"), "rows": (16, "i8"),
+                  "s_t": (64, "i64"), "s_c": (4 * n, "i64"), "tile": (1024, "i64"), "rowblk": (1024 * kt, "i64"),
+                  "two_rowblk": (2048 * kt, "i64"), "blk_c": (4 * n * TILE, "i64"), "half_c": (4 * n * 16, "i64"),
+                  "w_c": (4 * TILE, "i64"), "c64": (64, "i64")}
+        consts.update({f"t{t}": (t, "i8") for t in range(8)})
+        lines += [f"  %{name} = llvm.mlir.constant({v} : {t}) : {t}" for name, (v, t) in consts.items()]
+        # the tile configuration: palette 1, tiles 0-7 of 16 rows x 64 bytes
+        lines += ["  %cfg = llvm.alloca %i32one x !llvm.array<64 x i8> {alignment = 64 : i64} : (i32) -> !llvm.ptr",
+                  "  %cfg0 = llvm.mlir.zero : !llvm.array<64 x i8>",
+                  "  llvm.store %cfg0, %cfg : !llvm.array<64 x i8>, !llvm.ptr",
+                  "  llvm.store %pal, %cfg : i8, !llvm.ptr"]
+        for t in range(8):
+            lines += [f"  %colp{t} = llvm.getelementptr %cfg[{16 + 2 * t}] : (!llvm.ptr) -> !llvm.ptr, i8",
+                      f"  llvm.store %cols, %colp{t} : i16, !llvm.ptr",
+                      f"  %rowp{t} = llvm.getelementptr %cfg[{48 + t}] : (!llvm.ptr) -> !llvm.ptr, i8",
+                      f"  llvm.store %rows, %rowp{t} : i8, !llvm.ptr"]
+        lines.append('  llvm.call_intrinsic "llvm.x86.ldtilecfg"(%cfg) : (!llvm.ptr) -> ()')
+        # A and B are stored tile by tile (1 KB each, rows of 64 bytes): A's 16-row block i, K tile kk
+        # at (i * kt + kk) KB (part p another p * m/16 * kt KB on); B's 16-column block j likewise
+        lines += ["  %ya = llvm.mul %wy, %two_rowblk : i64", "  %a0 = llvm.add %a, %ya : i64",
+                  "  %a1 = llvm.add %a0, %rowblk : i64",
+                  f"  %cbn = arith.constant {self.col_blocks} : index",
+                  f"  %cb = llvm.mlir.constant({self.col_blocks} : i64) : i64",
+                  f"  %kn = arith.constant {kt} : index", "  %one = arith.constant 1 : index",
+                  "  %wxc = llvm.mul %wx, %cb : i64",
+                  "  scf.for %j = %c0 to %cbn step %one {",  # this workgroup's column blocks
+                  "  %j64 = arith.index_cast %j : index to i64",
+                  "  %col = llvm.add %wxc, %j64 : i64"]
+        lines += [f'  llvm.call_intrinsic "llvm.x86.tilezero"(%t{t}) : (i8) -> ()' for t in range(4)]
+        lines += ["  %xb = llvm.mul %col, %two_rowblk : i64", "  %b0 = llvm.add %b, %xb : i64",
+                  "  %b1 = llvm.add %b0, %rowblk : i64",
+                  "  scf.for %kk = %c0 to %kn step %one {",
+                  "    %k64 = arith.index_cast %kk : index to i64",
+                  "    %off = llvm.mul %k64, %tile : i64"]
+        def load(tile: int, addr: str, name: str) -> None:
+            lines.extend([f"    {name}p = llvm.inttoptr {addr} : i64 to !llvm.ptr",
+                          f'    llvm.call_intrinsic "llvm.x86.tileloadd64"(%t{tile}, {name}p, %s_t) : '
+                          "(i8, !llvm.ptr, i64) -> ()"])
+
+        def mul(acc: int, ia: int, ib: int) -> None:
+            lines.append(f'    llvm.call_intrinsic "llvm.x86.tdpbf16ps"(%t{acc}, %t{ia}, %t{ib}) : (i8, i8, i8) -> ()')
+
+        lines += ["    %pb0 = llvm.add %b0, %off : i64", "    %pb1 = llvm.add %b1, %off : i64"]
+        # each load as late as its first use, so that the next loads overlap the last multiplies
+        for p in range(self.parts):
+            off = "%off"
+            if p:  # part p's tiles start p * m/16 * kt KB further
+                lines += [f"    %po{p} = llvm.mlir.constant({p * (m // 16) * kt * 1024} : i64) : i64",
+                          f"    %ap{p} = llvm.add %off, %po{p} : i64"]
+                off = f"%ap{p}"
+            lines += [f"    %pa{p}0 = llvm.add %a0, {off} : i64", f"    %pa{p}1 = llvm.add %a1, {off} : i64"]
+            load(4, f"%pa{p}0", f"%la{p}0")
+            if p == 0:
+                load(6, "%pb0", "%lb0")
+            mul(0, 4, 6)
+            if p == 0:
+                load(7, "%pb1", "%lb1")
+            mul(1, 4, 7)
+            load(5, f"%pa{p}1", f"%la{p}1")
+            mul(2, 5, 6)
+            mul(3, 5, 7)
+        lines += ["  }",
+                  "  %yc = llvm.mul %wy, %blk_c : i64", "  %xc = llvm.mul %col, %w_c : i64",
+                  "  %c00 = llvm.add %c, %yc : i64", "  %c00x = llvm.add %c00, %xc : i64",
+                  "  %c01x = llvm.add %c00x, %c64 : i64", "  %c10x = llvm.add %c00x, %half_c : i64",
+                  "  %c11x = llvm.add %c10x, %c64 : i64"]
+        for t, name in enumerate(("c00x", "c01x", "c10x", "c11x")):
+            lines += [f"  %pc{t} = llvm.inttoptr %{name} : i64 to !llvm.ptr",
+                      f'  llvm.call_intrinsic "llvm.x86.tilestored64"(%t{t}, %pc{t}, %s_c) : (i8, !llvm.ptr, i64) -> ()']
+        lines += ["  }", '  llvm.call_intrinsic "llvm.x86.tilerelease"() : () -> ()', "  return", "}"]
+        return "\n".join(lines) + "\n"
+
+
+def executable(kernels: list[AmxGemm]) -> str:
+    """The `hal.executable.source` holding every kernel (generic form for IREE's ops)."""
+    exports = "".join(g.export(i) for i, g in enumerate(kernels))
+    funcs = "".join(g.func() for g in kernels)
+    return (f'"hal.executable.source"() <{{sym_name = "{EXECUTABLE}", sym_visibility = "private"}}> ({{\n'
+            f"{exports}builtin.module {{\n{funcs}}}\n"
+            '"hal.executable.source_end"() : () -> ()\n}) : () -> ()\n')
