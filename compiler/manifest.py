@@ -128,11 +128,16 @@ def _kernel_fields(op) -> dict:
 
 
 def on_amx(row: dict) -> dict:
-    """A CPU layer's row when compiled with --contraction amx: the layers whose operands are exact in bf16
-    (passes/_amx.bf16_exact) say they ran on AMX tiles; the rest kept the float32 contraction."""
+    """A CPU layer's row when compiled with --contraction amx: the fused layers whose operands are exact in
+    bf16 (passes/_amx.bf16_exact) and the 2-D matmuls (float32 operands, split) say they ran on AMX tiles;
+    the rest kept the float32 contraction."""
     from mxc.numerics.formats import get_format
     from mxc.passes._amx import bf16_exact
 
+    if row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2:  # lower-mxq-to-linalg's _matmul
+        return {**row, "kernel": "cpu: AMX bf16 tiles (mxc_amx)",
+                "path": "AMX: float32 operands split in 3 bf16 parts each, the 6 products that matter "
+                        "(float32-accurate), f32 sums"}
     names = [row.get("weight_format_name", NONE), row.get("activation_format_name", NONE)]
     if row.get("status") != "quantized" or not all(n == NONE or bf16_exact(get_format(n)) for n in names):
         return row

@@ -30,6 +30,8 @@ from mxc.targets import TARGET_NAMES
 
 Contraction = Literal["decomposed", "scaled-generic", "amx"]  # lower-mxq-to-linalg's forms of the CPU contraction
 CONTRACTIONS: tuple[str, ...] = get_args(Contraction)
+# --contraction's values: "auto" is amx where the compiling CPU has AMX bf16 tiles, else decomposed
+CONTRACTION_CHOICES: tuple[str, ...] = ("auto", *CONTRACTIONS)
 ActDtype = Literal["f32", "bf16"]  # what weight-only layers round their activations to before the GEMM
 ACT_DTYPES: tuple[str, ...] = get_args(ActDtype)
 DEFAULT_MAX_SEQ_LEN = 256  # --generate's KV cache length when --max-seq-len is not given
@@ -59,7 +61,8 @@ class Options:
     "none" means weights-only. `act_dtype` "bf16" rounds the activations of
     weight-only layers to bf16 before the GEMM, as cuda-sm90's tensor-core
     kernels do (the CPU target then computes what they compute, up to the order
-    of the float32 sums; the `--compare` reference rounds alike). The five quantization options stay flat fields
+    of the float32 sums; the `--compare` reference rounds alike). `contraction` "auto" becomes "amx" for
+    the cpu target where this CPU has AMX bf16 tiles, else "decomposed". The five quantization options stay flat fields
     (the flags' names); `quant_options` is them as a `QuantOptions`, which the
     options in `format`'s braces override. Without a `policy` the whole choice
     is checked here (options that apply, one block size); a policy file is
@@ -71,7 +74,7 @@ class Options:
     format: FormatSpec | None = FormatSpec.parse("mxfp4")
     policy: str = ""
     weights_only: bool = False
-    contraction: Contraction = "decomposed"
+    contraction: str = "auto"  # resolved when built: one of CONTRACTIONS (the manifest records which)
     act_format: FormatSpec | None = None
     scale_rule: ScaleRule = "floor"
     rounding: Rounding = "rne"
@@ -89,9 +92,13 @@ class Options:
     def __post_init__(self):
         if self.target not in TARGET_NAMES:
             raise OptionsError(f"unknown target '{self.target}' (targets: {', '.join(TARGET_NAMES)})")
-        if self.contraction not in CONTRACTIONS:
-            raise OptionsError(f"contraction must be one of {', '.join(CONTRACTIONS)}, "
+        if self.contraction not in CONTRACTION_CHOICES:
+            raise OptionsError(f"contraction must be one of {', '.join(CONTRACTION_CHOICES)}, "
                                f"got {self.contraction!r}")
+        if self.contraction == "auto":
+            from mxc.passes._amx import host_has_amx
+
+            object.__setattr__(self, "contraction", "amx" if self.target == "cpu" and host_has_amx() else "decomposed")
         if self.contraction != "decomposed" and self.target != "cpu":
             raise OptionsError(f"--contraction {self.contraction} applies to --target cpu only (it picks the "
                                f"CPU contraction's linalg form); {self.target} runs mxc's kernels: "

@@ -92,12 +92,25 @@ def enable_amx() -> None:
 
 @dataclasses.dataclass(frozen=True)
 class AmxGemm:
-    """C[m, n] = sum_p A_p[m, k] . B^T on AMX tiles; m, n, k multiples of 32, `parts` A operands."""
+    """C[m, n] = sum over `pairs` (i, j) of A_i[m, k] . B_j^T on AMX tiles; m, n, k multiples of 32.
+
+    `parts` A operands and `b_parts` B operands: with one B part, every A part against it (the split of
+    float32 activations against exact bf16 weights); with three of each, the six pairs i + j <= 2 of two
+    float32 operands split in three bf16 parts each (round to nearest: |part 1| <= 2^-9 |x|, |part 2| <=
+    2^-18 |x|), whose dropped pairs weigh at most ~2^-26 of each product: float32-accurate."""
 
     m: int
     n: int
     k: int
     parts: int = 1
+    b_parts: int = 1
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        """(A part, B part) products accumulated, grouped by B part (each B tile loaded once per K step)."""
+        if self.b_parts == 1:
+            return [(i, 0) for i in range(self.parts)]
+        return [(i, j) for j in range(self.b_parts) for i in range(self.parts) if i + j <= 2]
 
     @property
     def col_blocks(self) -> int:
@@ -105,12 +118,15 @@ class AmxGemm:
         return next(c for c in (4, 2, 1) if self.n % (TILE * c) == 0)
 
     def __post_init__(self):
-        if self.m % TILE or self.n % TILE or self.k % TILE or not 1 <= self.parts <= 3:
-            raise ValueError(f"AmxGemm needs m, n, k multiples of {TILE} and 1-3 parts: {self}")
+        if (self.m % TILE or self.n % TILE or self.k % TILE or not 1 <= self.parts <= 3
+                or self.b_parts not in (1, self.parts)):
+            raise ValueError(f"AmxGemm needs m, n, k multiples of {TILE}, 1-3 A parts and 1 B part or as many "
+                             f"as A: {self}")
 
     @property
     def name(self) -> str:
-        return f"mxc_amx_{self.m}x{self.n}x{self.k}_p{self.parts}"
+        parts = f"{self.parts}x{self.b_parts}" if self.b_parts > 1 else f"{self.parts}"
+        return f"mxc_amx_{self.m}x{self.n}x{self.k}_p{parts}"
 
     @property
     def a_elems(self) -> int:
@@ -120,8 +136,8 @@ class AmxGemm:
         return (f'"hal.executable.export"() <{{layout = {_LAYOUT}, ordinal = {ordinal} : index, '
                 f'sym_name = "{self.name}", sym_visibility = "public"}}> ({{\n'
                 f"^bb0(%device: !hal.device):\n"
-                f"  %x = arith.constant {self.n // (TILE * self.col_blocks)} : index\n"
-                f"  %y = arith.constant {self.m // TILE} : index\n"
+                f"  %x = arith.constant {self.m // TILE} : index\n"
+                f"  %y = arith.constant {self.n // (TILE * self.col_blocks)} : index\n"
                 f"  %one = arith.constant 1 : index\n"
                 f'  "hal.return"(%x, %y, %one) : (index, index, index) -> ()\n'
                 f"}}, {{\n}}) : () -> ()\n")
@@ -129,7 +145,7 @@ class AmxGemm:
     def func(self) -> str:
         """The workgroup function: one 32 x 32 block of C over all of K."""
         m, n, k = self.m, self.n, self.k
-        mem = {0: f"memref<{self.a_elems}xbf16>", 1: f"memref<{k * n}xbf16>", 2: f"memref<{m * n}xf32>"}
+        mem = {0: f"memref<{self.a_elems}xbf16>", 1: f"memref<{self.b_parts * k * n}xbf16>", 2: f"memref<{m * n}xf32>"}
         lines = [f"func.func @{self.name}() {{", "  %c0 = arith.constant 0 : index"]
         for b, name in ((0, "a"), (1, "b"), (2, "c")):
             lines += [
@@ -138,7 +154,8 @@ class AmxGemm:
                 f"  %{name}i = memref.extract_aligned_pointer_as_index %{name}m : {mem[b]} -> index",
                 f"  %{name} = arith.index_cast %{name}i : index to i64",
             ]
-        for d, name in ((0, "wx"), (1, "wy")):
+        # workgroup x: the 32-row block of C, y: the column blocks (consecutive workgroups share B's tiles)
+        for d, name in ((1, "wx"), (0, "wy")):
             lines += [f'  %{name}i = "hal.interface.workgroup.id"() <{{dimension = {d} : index}}> : () -> index',
                       f"  %{name} = arith.index_cast %{name}i : index to i64"]
         kt = k // TILE  # K tiles
@@ -184,25 +201,32 @@ class AmxGemm:
         def mul(acc: int, ia: int, ib: int) -> None:
             lines.append(f'    llvm.call_intrinsic "llvm.x86.tdpbf16ps"(%t{acc}, %t{ia}, %t{ib}) : (i8, i8, i8) -> ()')
 
-        lines += ["    %pb0 = llvm.add %b0, %off : i64", "    %pb1 = llvm.add %b1, %off : i64"]
+        def part_off(name: str, part: int, rows: int) -> str:
+            """The K step's tile offset in part `part` of an operand with `rows` rows (parts are stacked)."""
+            if not part:
+                return "%off"
+            lines.extend([f"    %{name}o{part} = llvm.mlir.constant({part * (rows // 16) * kt * 1024} : i64) : i64",
+                          f"    %{name}p{part} = llvm.add %off, %{name}o{part} : i64"])
+            return f"%{name}p{part}"
+
         # each load as late as its first use, so that the next loads overlap the last multiplies
-        for p in range(self.parts):
-            off = "%off"
-            if p:  # part p's tiles start p * m/16 * kt KB further
-                lines += [f"    %po{p} = llvm.mlir.constant({p * (m // 16) * kt * 1024} : i64) : i64",
-                          f"    %ap{p} = llvm.add %off, %po{p} : i64"]
-                off = f"%ap{p}"
-            lines += [f"    %pa{p}0 = llvm.add %a0, {off} : i64", f"    %pa{p}1 = llvm.add %a1, {off} : i64"]
-            load(4, f"%pa{p}0", f"%la{p}0")
-            if p == 0:
-                load(6, "%pb0", "%lb0")
-            mul(0, 4, 6)
-            if p == 0:
-                load(7, "%pb1", "%lb1")
-            mul(1, 4, 7)
-            load(5, f"%pa{p}1", f"%la{p}1")
-            mul(2, 5, 6)
-            mul(3, 5, 7)
+        a_off = [part_off("a", i, m) for i in range(self.parts)]
+        for j in range(self.b_parts):
+            off = part_off("b", j, n)
+            lines += [f"    %pb{j}0 = llvm.add %b0, {off} : i64", f"    %pb{j}1 = llvm.add %b1, {off} : i64"]
+            for first, (i, _) in enumerate(pr for pr in self.pairs if pr[1] == j):
+                lines += [f"    %pa{i}{j}0 = llvm.add %a0, {a_off[i]} : i64",
+                          f"    %pa{i}{j}1 = llvm.add %a1, {a_off[i]} : i64"]
+                load(4, f"%pa{i}{j}0", f"%la{i}{j}0")
+                if first == 0:
+                    load(6, f"%pb{j}0", f"%lb{j}0")
+                mul(0, 4, 6)
+                if first == 0:
+                    load(7, f"%pb{j}1", f"%lb{j}1")
+                mul(1, 4, 7)
+                load(5, f"%pa{i}{j}1", f"%la{i}{j}1")
+                mul(2, 5, 6)
+                mul(3, 5, 7)
         lines += ["  }",
                   "  %yc = llvm.mul %wy, %blk_c : i64", "  %xc = llvm.mul %col, %w_c : i64",
                   "  %c00 = llvm.add %c, %yc : i64", "  %c00x = llvm.add %c00, %xc : i64",

@@ -202,17 +202,16 @@ def _pad2(v: ir.Value, rows: int, cols: int) -> ir.Value:
     return tensor.InsertSliceOp(v, filled([rows, cols], 0.0), [], [], [], [0, 0], s, [1, 1]).result
 
 
-def amx_weights(w: ir.Value) -> ir.Value:
-    """Dequantized weights [N, K] (exact in bf16) -> bf16 tiles as AMX's B operand reads them, N and K
-    zero-padded to multiples of 32: [N/16, K/32, 16, 16, 2], out[j, kb, r, c, t] = w[16 j + c, 32 kb + 2 r + t]
+def _b_tiles(w: ir.Value, parts: int, body) -> ir.Value:
+    """float32 w [N, K] -> bf16 tiles as AMX's B operand reads them, N and K zero-padded to multiples of 32:
+    [parts, N/16, K/32, 16, 16, 2], out[p, j, kb, r, c, t] = body(w[16 j + c, 32 kb + 2 r + t]) for part p
     (each 1 KB tile holds 16 columns of W as 16 rows of K pairs)."""
     n, k = shape_of(w)
     n2, k2 = _amx.pad32(n), _amx.pad32(k)
     wp = tensor.ExpandShapeOp(ttype([n2 // 16, 16, k2 // 32, 16, 2], F32()), _pad2(w, n2, k2),
                               [[0, 1], [2, 3, 4]], [], [n2 // 16, 16, k2 // 32, 16, 2]).result
-    out = empty([n2 // 16, k2 // 32, 16, 16, 2], ir.BF16Type.get())
-    return generic([wp], [out], [[0, 3, 1, 2, 4], [0, 1, 2, 3, 4]], ["parallel"] * 5,
-                   lambda x, _: [arith.TruncFOp(ir.BF16Type.get(), x).result])[0]
+    out = empty([parts, n2 // 16, k2 // 32, 16, 16, 2], ir.BF16Type.get())
+    return generic([wp], [out], [[1, 4, 2, 3, 5], [0, 1, 2, 3, 4, 5]], ["parallel"] * 6, body)[0]
 
 
 def _a_tiles(x: ir.Value, rows: int, cols: int, parts: int, body) -> ir.Value:
@@ -224,32 +223,53 @@ def _a_tiles(x: ir.Value, rows: int, cols: int, parts: int, body) -> ir.Value:
     return generic([xp], [out], [[1, 3, 2, 4], [0, 1, 2, 3, 4]], ["parallel"] * 5, body)[0]
 
 
+def _to_bf16(v, _) -> list:
+    return [arith.TruncFOp(ir.BF16Type.get(), v).result]
+
+
+def _split3(v, _) -> list:
+    """Part p (the generic's first loop index) of float32 v = hi + mid + lo, each a bf16 value.
+
+    hi = v rounded to bf16 (to nearest, ties to even, by integer ops on the bits; v truncated to its top 8
+    significand bits where that rounding would overflow), mid = the remainder rounded likewise, lo = what is left: each subtraction is exact
+    and lo has at most 8 significand bits, so the sum is v exactly (in bf16's normal range) and truncf
+    only changes the parts' type; |mid| <= 2^-9 |v|, |lo| <= 2^-18 |v|. A NaN or infinite v goes whole
+    into part 0."""
+    bf = ir.BF16Type.get()
+
+    def rne(x):  # to nearest bf16, ties to even, on the bits (IREE folds extf(truncf(x)) into x)
+        bits = arith.BitcastOp(I32(), x).result
+        odd = arith.AndIOp(arith.ShRUIOp(bits, S.i(16)).result, S.i(1)).result
+        up = arith.AddIOp(bits, arith.AddIOp(S.i(0x7FFF), odd).result).result
+        return arith.BitcastOp(F32(), arith.AndIOp(up, S.i(-65536)).result).result
+
+    inf = S.f(float("inf"))
+    finite = S.cmpf("olt", math.AbsFOp(v).result, inf)
+    trunc = arith.BitcastOp(F32(), arith.AndIOp(arith.BitcastOp(I32(), v).result, S.i(-65536)).result).result
+    hi = rne(v)
+    hi = S.select(S.cmpf("olt", math.AbsFOp(hi).result, inf), hi, trunc)
+    r1 = arith.SubFOp(v, hi).result
+    mid = rne(r1)
+    lo = arith.SubFOp(r1, mid).result
+    p = index(0)
+    part = S.select(S.cmpi("eq", p, S.i(0)), S.select(finite, hi, v),
+                    S.select(finite, S.select(S.cmpi("eq", p, S.i(1)), mid, lo), S.f(0.0)))
+    return [arith.TruncFOp(bf, part).result]
+
+
+def amx_weights(w: ir.Value) -> ir.Value:
+    """Dequantized weights [N, K] whose values are bf16 values -> one part of AMX B tiles (`_b_tiles`)."""
+    return _b_tiles(w, 1, _to_bf16)
+
+
 def split3(x: ir.Value, rows: int, cols: int) -> ir.Value:
-    """float32 x [M, K] -> three bf16 parts whose sum is x exactly, as AMX A tiles (`_a_tiles`).
-
-    Part 0 keeps the top 8 significand bits (the low 16 bits of the float32 cleared), part 1 the next 8
-    of the remainder, part 2 the rest (at most 8 bits): each subtraction is exact, so each part is a
-    bf16 value and truncf only changes its type. A NaN or infinite x goes whole into part 0."""
-    def top(v):
-        return arith.BitcastOp(F32(), arith.AndIOp(arith.BitcastOp(I32(), v).result, S.i(-65536)).result).result
-
-    def body(v, _):
-        hi = top(v)
-        r1 = arith.SubFOp(v, hi).result
-        mid = top(r1)
-        lo = arith.SubFOp(r1, mid).result
-        finite = S.cmpf("olt", math.AbsFOp(v).result, S.f(float("inf")))
-        p = index(0)
-        part = S.select(S.cmpi("eq", p, S.i(0)), S.select(finite, hi, v),
-                        S.select(finite, S.select(S.cmpi("eq", p, S.i(1)), mid, lo), S.f(0.0)))
-        return [arith.TruncFOp(ir.BF16Type.get(), part).result]
-
-    return _a_tiles(x, rows, cols, 3, body)
+    """float32 x [M, K] -> its three bf16 parts (`_split3`) as AMX A tiles (`_a_tiles`)."""
+    return _a_tiles(x, rows, cols, 3, _split3)
 
 
 def as_bf16_rows(x: ir.Value, rows: int, cols: int) -> ir.Value:
     """float32 x [M, K] whose values are bf16 values -> one part of AMX A tiles (`_a_tiles`)."""
-    return _a_tiles(x, rows, cols, 1, lambda v, _: [arith.TruncFOp(ir.BF16Type.get(), v).result])
+    return _a_tiles(x, rows, cols, 1, _to_bf16)
 
 
 def _flat(v: ir.Value) -> ir.Value:
@@ -262,11 +282,11 @@ def _flat(v: ir.Value) -> ir.Value:
 
 
 def amx_contract(a: ir.Value, b: ir.Value, m: int, n: int, kernels: dict) -> ir.Value:
-    """A tiles [P, M2/16, K2/32, 16, 32] (P parts, summed) x B tiles [N2/16, K2/32, 16, 16, 2] -> float32
-    [m, n], one AMX dispatch."""
+    """A tiles [PA, M2/16, K2/32, 16, 32] x B tiles [PB, N2/16, K2/32, 16, 16, 2] -> float32 [m, n], the
+    sum of AmxGemm.pairs' products, one AMX dispatch."""
     parts, m2, k2 = shape_of(a)[0], shape_of(a)[1] * 16, shape_of(a)[2] * 32
-    n2 = shape_of(b)[0] * 16
-    g = _amx.AmxGemm(m2, n2, k2, parts)
+    b_parts, n2 = shape_of(b)[0], shape_of(b)[1] * 16
+    g = _amx.AmxGemm(m2, n2, k2, parts, b_parts)
     kernels.setdefault(g.name, g)
     out = ir.Operation.create(
         "flow.dispatch", results=[ttype([m2 * n2], F32())], operands=[_flat(a), _flat(b)],
@@ -311,7 +331,7 @@ class LowerMxqToLinalg(Pass):
         for name, fn in (
             ("mxq.fused_matmul", functools.partial(self._fused, amx_kernels=amx_kernels)),
             ("mxq.scaled_matmul", self._scaled),
-            ("mxq.matmul", self._matmul),
+            ("mxq.matmul", functools.partial(self._matmul, amx_kernels=amx_kernels)),
             ("mxq.dequantize", self._dequantize),
             ("mxq.quantize", self._quantize),
         ):
@@ -340,13 +360,19 @@ class LowerMxqToLinalg(Pass):
         y = slice_last(Q.dequantize(fp6.codes(op.elements, fmt), op.scales, op.tensor_scale, fmt), k)
         return [Q.rotate(y, spec.hadamard) if spec.hadamard else y]
 
-    def _matmul(self, op, fp6):
+    def _matmul(self, op, fp6, amx_kernels: dict):
         lhs, rhs = op.lhs, op.rhs
         if len(shape_of(rhs)) == 3:
             return [contract(lhs, rhs)]
         lead = shape_of(lhs)[:-1]
-        y = epilogue(contract(collapse_leading(lhs), rhs), op.bias, "none")
-        return [expand_leading(y, lead)]
+        x2 = collapse_leading(lhs)
+        if self.contraction == "amx":  # float32 operands: 3 bf16 parts each, the 6 products that matter
+            (m, k), n = shape_of(x2), shape_of(rhs)[0]
+            a = _a_tiles(x2, _amx.pad32(m), _amx.pad32(k), 3, _split3)
+            y = amx_contract(a, _b_tiles(rhs, 3, _split3), m, n, amx_kernels)
+        else:
+            y = contract(x2, rhs)
+        return [expand_leading(epilogue(y, op.bias, "none"), lead)]
 
     def _scaled(self, op, fp6):
         fa, fb = format_attr(op, "a_format").format, format_attr(op, "b_format").format

@@ -9,7 +9,7 @@ import sys
 
 def _add_compile(sub):
     from mxc.numerics.options import ERROR_METRICS, HADAMARD_SIZES, ROUNDINGS, SCALE_RULES
-    from mxc.options import ACT_DTYPES, CONTRACTIONS, DEFAULT_MAX_SEQ_LEN
+    from mxc.options import ACT_DTYPES, CONTRACTION_CHOICES, DEFAULT_MAX_SEQ_LEN
     from mxc.targets import TARGET_NAMES, targets
 
     p = sub.add_parser("compile", help="compile model.py to an artifact directory")
@@ -57,8 +57,9 @@ def _add_compile(sub):
     p.add_argument("--hadamard", type=_hadamard, default=None,
                    metavar="{" + ",".join(map(str, HADAMARD_SIZES)) + ",none}",
                    help="Hadamard rotation block along K (default: none)")
-    p.add_argument("--contraction", default="decomposed", choices=CONTRACTIONS,
-                   help="CPU contraction form (see lower-mxq-to-linalg)")
+    p.add_argument("--contraction", default="auto", choices=CONTRACTION_CHOICES,
+                   help="CPU contraction: amx (AMX bf16 tiles, exact products), decomposed (float32 linalg), "
+                        "scaled-generic; auto (default): amx where this CPU has AMX, else decomposed")
     p.add_argument("--act-dtype", default="f32", choices=ACT_DTYPES,
                    help="weight-only layers: round activations to bf16 before the GEMM, as cuda-sm90's kernels do")
     p.add_argument("--dump-compilation-phases-to", "--dump-ir", dest="dump", default=None,

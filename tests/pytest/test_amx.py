@@ -154,3 +154,32 @@ def test_amx_needs_a_cpu_with_amx(tmp_path, write_model, monkeypatch):
     with pytest.raises(ArtifactError, match="compiled with --contraction amx, which this machine cannot run.*"
                                             "recompile it here without --contraction amx"):
         mxc.load(out)
+
+
+@needs_amx
+def test_amx_float32_matmul_of_a_high_precision_layer(tmp_path, write_model):
+    """A layer kept in high precision (a policy's "none") is a float32 matmul: both operands split in three
+    bf16 parts, the six products that matter (kernel p3x3); the result stays float32-accurate (within 1e-6
+    of torch's float32 linear, relative to sum |x||w|) and the manifest names the AMX path."""
+    import mxc
+    from mxc.numerics.options import FormatSpec
+    from mxc.options import Options
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[layers]\n"2" = "none"\n')
+    out = tmp_path / "hp"
+    mxc.compile(write_model(LINEAR, "linear.py"), out,
+                Options(format=FormatSpec.parse("mxfp8"), contraction="amx", policy=str(policy)))
+    art = mxc.load(out)
+    row = next(r for r in art.manifest["layers"] if r["layer"] == "2")
+    assert row["status"] == "high precision" and "6 products" in row["path"]
+    from mxc.runtime.reference import fake_quant_forward
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(70, 40), torch.nn.ReLU(), torch.nn.Linear(40, 10, bias=False))
+    x = art.example_inputs()[0]
+    hidden = fake_quant_forward(model[:2], (x,), {**art.manifest, "layers": art.manifest["layers"][:1]})[0]
+    ref = hidden @ model[2].weight.data.T
+    bound = (hidden.abs() @ model[2].weight.data.abs().T).max().item()
+    assert (_out(art(x)) - ref).abs().max().item() <= 1e-6 * bound
+    assert "mxc_amx" in (out / "model.vmfb").read_bytes().decode("latin-1")

@@ -68,15 +68,20 @@ def test_format_spec_is_valid_by_construction():
 
 
 def test_options_hold_typed_values_and_write_the_manifest_json():
+    from mxc.passes._amx import host_has_amx
+
     opts = Options(format="mxfp4{scale_rule=rceil}", act_format="mxfp8", hadamard=32)
     assert opts.format == FormatSpec.parse("mxfp4{scale_rule=rceil}")
     assert opts.act_format == FormatSpec(FORMATS["mxfp8"]) and opts.quant_options == QuantOptions(hadamard=32)
     assert opts.to_dict() == {
         "target": "cpu", "format": "mxfp4{scale_rule=rceil}", "policy": "", "weights_only": False,
-        "contraction": "decomposed", "act_format": "mxfp8", "scale_rule": "floor", "rounding": "rne",
-        "seed": 0, "error_metric": "mse", "hadamard": 32, "act_dtype": "f32", "auto": "", "calibrate": "",
-        "generate": False, "max_seq_len": 0, "checkpoint": "", "kv_cache": "",
+        "contraction": "amx" if host_has_amx() else "decomposed", "act_format": "mxfp8", "scale_rule": "floor",
+        "rounding": "rne", "seed": 0, "error_metric": "mse", "hadamard": 32, "act_dtype": "f32", "auto": "",
+        "calibrate": "", "generate": False, "max_seq_len": 0, "checkpoint": "", "kv_cache": "",
     }
+    # "auto" is resolved when built: the manifest says which contraction ran
+    assert Options(target="cuda-sm90").contraction == "decomposed"
+    assert Options(contraction="decomposed").contraction == "decomposed"
     assert Options().to_dict()["act_format"] == "" and Options().to_dict()["hadamard"] == 0
     assert Options.from_dict(opts.to_dict()) == opts and Options.from_dict(Options().to_dict()) == Options()
     assert Options(format="none").format is None and Options(format="none").to_dict()["format"] == "none"
@@ -94,7 +99,7 @@ def test_options_hold_typed_values_and_write_the_manifest_json():
     ({"hadamard": 24}, "hadamard must be one of 16, 32, 128 or none, got 24"),
     ({"seed": 3}, "seed applies only to rounding=stochastic"),
     ({"target": "cuda-sm89"}, "unknown target 'cuda-sm89' (targets: cpu, cuda-sm90, cuda-sm100)"),
-    ({"contraction": "tiled"}, "contraction must be one of decomposed, scaled-generic, amx, got 'tiled'"),
+    ({"contraction": "tiled"}, "contraction must be one of auto, decomposed, scaled-generic, amx, got 'tiled'"),
     ({"target": "cuda-sm90", "contraction": "scaled-generic"},
      "--contraction scaled-generic applies to --target cpu only"),
 ])

@@ -7,6 +7,7 @@
 // CHECK: "hal.executable.source"() <{sym_name = "mxc_amx", sym_visibility = "private"}>
 // CHECK: "hal.executable.export"() {{.*}}sym_name = "mxc_amx_32x32x64_p3"
 // CHECK: "hal.executable.export"() {{.*}}sym_name = "mxc_amx_32x32x64_p1"
+// CHECK: "hal.executable.export"() {{.*}}sym_name = "mxc_amx_32x64x64_p3x3"
 // CHECK: func.func @mxc_amx_32x32x64_p3()
 // CHECK: llvm.call_intrinsic "llvm.x86.ldtilecfg"
 // CHECK: scf.for
@@ -23,10 +24,11 @@
 // CHECK: llvm.call_intrinsic "llvm.x86.tilerelease"
 
 // NVFP4 weight-only: the weights decoded without the tensor scale, rounded to bf16 (exact) in AMX's
-// B tiles [N/16, K/32, 16, 16, 2]; the activations split into three bf16 parts (the low 16 bits of the
-// float32 cleared: -65536), tiled [3, M/16, K/32, 16, 32]; the tensor scale multiplies the output.
+// B tiles [1, N/16, K/32, 16, 16, 2]; the activations split into three bf16 parts (rounded to nearest,
+// or truncated, the low 16 bits cleared: -65536, where rounding would overflow), tiled
+// [3, M/16, K/32, 16, 32]; the tensor scale multiplies the output.
 // CHECK-LABEL: func.func @mlp
-// CHECK: -> tensor<2x2x16x16x2xbf16>
+// CHECK: -> tensor<1x2x2x16x16x2xbf16>
 // CHECK: arith.constant -65536 : i32
 // CHECK: -> tensor<3x2x2x16x32xbf16>
 // CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_amx::@mxc_amx_32x32x64_p3]{{.*}} : (tensor<6144xbf16>, tensor<2048xbf16>) -> tensor<1024xf32>
@@ -56,4 +58,17 @@ func.func @mlp(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
   %it = "mxq.param"() {name = "fc3.t"} : () -> tensor<f32>
   %z = "mxq.fused_matmul"(%y64, %ie, %is, %it) {act_format = "none", block_size = 16 : i64, epilogue = "none", layer = "fc3", mxq.decision = "if4 weights-only", operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>, w_format = "if4"} : (tensor<4x64xf32>, tensor<8x64xi4>, tensor<8x4xi8>, tensor<f32>) -> tensor<4x8xf32>
   return %z : tensor<4x8xf32>
+}
+
+// A float32 matmul (a layer kept in high precision): both operands split in three bf16 parts, the six
+// products i + j <= 2 (kernel p3x3).
+// CHECK-LABEL: func.func @head
+// CHECK: -> tensor<3x2x2x16x32xbf16>
+// CHECK: -> tensor<3x4x2x16x16x2xbf16>
+// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_amx::@mxc_amx_32x64x64_p3x3]{{.*}} : (tensor<6144xbf16>, tensor<12288xbf16>) -> tensor<2048xf32>
+// CHECK: tensor.extract_slice {{.*}} to tensor<4x50xf32>
+func.func @head(%x: tensor<4x64xf32>) -> tensor<4x50xf32> {
+  %w = "mxq.param"() {name = "head.weight"} : () -> tensor<50x64xf32>
+  %y = "mxq.matmul"(%x, %w) {layer = "head", mxq.decision = "none: kept in high precision", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<50x64xf32>) -> tensor<4x50xf32>
+  return %y : tensor<4x50xf32>
 }
