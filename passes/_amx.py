@@ -7,19 +7,23 @@ the order of the float32 sums. mxc's dequantized operands are exact in bf16 for 
 element significand and block-scale significand together fit bf16's 8 bits (`bf16_exact`), once the NV
 tensor scale (an arbitrary float32) is taken out and applied to the output; float32 activations of
 weight-only layers are split into three bf16 parts whose sum is the activation (`split3`, in
-lower-mxq-to-linalg) and all three go through the same accumulators.
+lower-mxq-to-linalg) and all three go through the same accumulators; a float32 matmul (a layer kept in
+high precision) splits both operands and accumulates the six part products that matter.
 
 What differs from the float32 contraction, besides the order of the sums: AMX treats bf16 inputs below
 2^-126 in magnitude as zero (it has no bf16 subnormals), so an operand that small, which only MX blocks
 with a scale near 2^-127 or activations below ~2^-110 (the third part of the split) produce, counts as 0.
 
 IREE has no AMX code generation, so each kernel is written here: a `hal.executable.source` whose export
-`mxc_amx_<M>x<N>x<K>_p<P>` computes C[M, N] (float32) = sum over P parts of A_p[M, K] . B^T with A as
-bf16 rows and B in AMX's pair-interleaved ("VNNI") layout [K/2, 2N] (B[k/2, 2n + k%2] = W[n, k]), one
-workgroup per 32 x 32 block of C (2 x 2 accumulator tiles, tiles 0-3; A in tiles 4-5, B in tiles 6-7),
-K in steps of 32. The body is LLVM's AMX intrinsics (`ldtilecfg`, `tileloadd64`, `tdpbf16ps`,
-`tilestored64`) on the bindings' addresses, which IREE's llvm-cpu backend compiles as written (the host's
-`+amx-bf16` from `--iree-llvmcpu-target-cpu=host`). M, N and K are multiples of 32 (the lowering pads).
+`mxc_amx_<M>x<N>x<K>_p<P>[x<Q>]` computes C[M, N] (float32) = the sum over `AmxGemm.pairs` of
+A_i[M, K] . B_j^T, with P parts of A and Q (1 or P) of B stored as AMX reads them, in 1 KB tiles of
+16 rows x 64 bytes: A's [P, M/16, K/32, 16, 32] (bf16 rows), B's [Q, N/16, K/32, 16, 16, 2] (pairs of
+K interleaved: tile row r, column 2c + t holds W[16 j + c, 32 kb + 2 r + t]). A workgroup takes 32 rows
+of C and `col_blocks` blocks of 32 columns (workgroup x: the rows, so consecutive workgroups reuse B's
+tiles from the cache), 2 x 2 accumulator tiles (tiles 0-3; A in tiles 4-5, B in 6-7), K in steps of 32.
+The body is LLVM's AMX intrinsics (`ldtilecfg`, `tileloadd64`, `tdpbf16ps`, `tilestored64`) on the
+bindings' addresses, which IREE's llvm-cpu backend compiles as written (the host's `+amx-bf16` from
+`--iree-llvmcpu-target-cpu=host`). M, N and K are multiples of 32 (the lowering pads with zeros).
 
 A process must ask Linux for the AMX tile state before its first tile instruction (`enable_amx`, done
 by mxc's runtime when it loads such an artifact); without it the instruction faults (SIGILL).
@@ -37,8 +41,12 @@ from mxc.numerics.formats import Format
 
 TILE = 32  # a workgroup's block of C and the K step: 2 x 2 tiles of 16 x 16, A tiles of 16 x 32
 EXECUTABLE = "mxc_amx"
-_LAYOUT = ("#hal.pipeline.layout<bindings = [#hal.pipeline.binding<storage_buffer, ReadOnly>, "
-           "#hal.pipeline.binding<storage_buffer, ReadOnly>, #hal.pipeline.binding<storage_buffer>]>")
+
+
+def _layout(inputs: int) -> str:
+    """`inputs` read-only bindings, then the output's."""
+    ro = "#hal.pipeline.binding<storage_buffer, ReadOnly>, " * inputs
+    return f"#hal.pipeline.layout<bindings = [{ro}#hal.pipeline.binding<storage_buffer>]>"
 _ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1023, 18  # Linux x86-64
 
 
@@ -104,6 +112,7 @@ class AmxGemm:
     k: int
     parts: int = 1
     b_parts: int = 1
+    batch: int = 1  # independent GEMMs of these shapes, operands stacked (workgroup z)
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
@@ -119,41 +128,51 @@ class AmxGemm:
 
     def __post_init__(self):
         if (self.m % TILE or self.n % TILE or self.k % TILE or not 1 <= self.parts <= 3
-                or self.b_parts not in (1, self.parts)):
+                or self.b_parts not in (1, self.parts) or self.batch < 1):
             raise ValueError(f"AmxGemm needs m, n, k multiples of {TILE}, 1-3 A parts and 1 B part or as many "
                              f"as A: {self}")
 
     @property
     def name(self) -> str:
         parts = f"{self.parts}x{self.b_parts}" if self.b_parts > 1 else f"{self.parts}"
-        return f"mxc_amx_{self.m}x{self.n}x{self.k}_p{parts}"
+        return f"mxc_amx_{f'{self.batch}x' if self.batch > 1 else ''}{self.m}x{self.n}x{self.k}_p{parts}"
 
     @property
-    def a_elems(self) -> int:
-        return self.parts * self.m * self.k
+    def layout(self) -> str:
+        """The bindings: A's parts, B's parts (bf16 tiles), C (float32)."""
+        return _layout(self.parts + self.b_parts)
 
     def export(self, ordinal: int) -> str:
-        return (f'"hal.executable.export"() <{{layout = {_LAYOUT}, ordinal = {ordinal} : index, '
+        return (f'"hal.executable.export"() <{{layout = {self.layout}, ordinal = {ordinal} : index, '
                 f'sym_name = "{self.name}", sym_visibility = "public"}}> ({{\n'
                 f"^bb0(%device: !hal.device):\n"
                 f"  %x = arith.constant {self.m // TILE} : index\n"
                 f"  %y = arith.constant {self.n // (TILE * self.col_blocks)} : index\n"
-                f"  %one = arith.constant 1 : index\n"
-                f'  "hal.return"(%x, %y, %one) : (index, index, index) -> ()\n'
+                f"  %z = arith.constant {self.batch} : index\n"
+                f'  "hal.return"(%x, %y, %z) : (index, index, index) -> ()\n'
                 f"}}, {{\n}}) : () -> ()\n")
 
     def func(self) -> str:
-        """The workgroup function: one 32 x 32 block of C over all of K."""
-        m, n, k = self.m, self.n, self.k
-        mem = {0: f"memref<{self.a_elems}xbf16>", 1: f"memref<{self.b_parts * k * n}xbf16>", 2: f"memref<{m * n}xf32>"}
+        """The workgroup function: 32 rows x `col_blocks` 32-column blocks of C, each over all of K."""
+        m, n, k, bt = self.m, self.n, self.k, self.batch
+        operands = ([(f"a{i}", f"memref<{bt * m * k}xbf16>") for i in range(self.parts)]
+                    + [(f"b{j}", f"memref<{bt * n * k}xbf16>") for j in range(self.b_parts)]
+                    + [("c", f"memref<{bt * m * n}xf32>")])
         lines = [f"func.func @{self.name}() {{", "  %c0 = arith.constant 0 : index"]
-        for b, name in ((0, "a"), (1, "b"), (2, "c")):
+        for b, (name, mem) in enumerate(operands):
             lines += [
                 f'  %{name}m = "hal.interface.binding.subspan"(%c0) <{{alignment = 64 : index, binding = {b} : '
-                f"index, layout = {_LAYOUT}, operandSegmentSizes = array<i32: 1, 0>}}> : (index) -> {mem[b]}",
-                f"  %{name}i = memref.extract_aligned_pointer_as_index %{name}m : {mem[b]} -> index",
-                f"  %{name} = arith.index_cast %{name}i : index to i64",
+                f"index, layout = {self.layout}, operandSegmentSizes = array<i32: 1, 0>}}> : (index) -> {mem}",
+                f"  %{name}i = memref.extract_aligned_pointer_as_index %{name}m : {mem} -> index",
+                f"  %{name}_base = arith.index_cast %{name}i : index to i64",
             ]
+        # workgroup z: the batch entry, each operand `bytes` further per entry
+        lines += ['  %wzi = "hal.interface.workgroup.id"() <{dimension = 2 : index}> : () -> index',
+                  "  %wz = arith.index_cast %wzi : index to i64"]
+        for name, size in ([(f"a{i}", 2 * m * k) for i in range(self.parts)]
+                           + [(f"b{j}", 2 * n * k) for j in range(self.b_parts)] + [("c", 4 * m * n)]):
+            lines += [f"  %{name}s = llvm.mlir.constant({size} : i64) : i64", f"  %{name}z = llvm.mul %wz, %{name}s : i64",
+                      f"  %{name} = llvm.add %{name}_base, %{name}z : i64"]
         # workgroup x: the 32-row block of C, y: the column blocks (consecutive workgroups share B's tiles)
         for d, name in ((1, "wx"), (0, "wy")):
             lines += [f'  %{name}i = "hal.interface.workgroup.id"() <{{dimension = {d} : index}}> : () -> index',
@@ -176,11 +195,12 @@ class AmxGemm:
                       f"  %rowp{t} = llvm.getelementptr %cfg[{48 + t}] : (!llvm.ptr) -> !llvm.ptr, i8",
                       f"  llvm.store %rows, %rowp{t} : i8, !llvm.ptr"]
         lines.append('  llvm.call_intrinsic "llvm.x86.ldtilecfg"(%cfg) : (!llvm.ptr) -> ()')
-        # A and B are stored tile by tile (1 KB each, rows of 64 bytes): A's 16-row block i, K tile kk
-        # at (i * kt + kk) KB (part p another p * m/16 * kt KB on); B's 16-column block j likewise
-        lines += ["  %ya = llvm.mul %wy, %two_rowblk : i64", "  %a0 = llvm.add %a, %ya : i64",
-                  "  %a1 = llvm.add %a0, %rowblk : i64",
-                  f"  %cbn = arith.constant {self.col_blocks} : index",
+        # A and B are stored tile by tile (1 KB each, rows of 64 bytes): a part's 16-row block i, K tile kk
+        # at (i * kt + kk) KB of its binding; B's 16-column blocks likewise
+        lines.append("  %ya = llvm.mul %wy, %two_rowblk : i64")
+        for i in range(self.parts):  # part i's two 16-row blocks of this workgroup's rows
+            lines += [f"  %a{i}r0 = llvm.add %a{i}, %ya : i64", f"  %a{i}r1 = llvm.add %a{i}r0, %rowblk : i64"]
+        lines += [f"  %cbn = arith.constant {self.col_blocks} : index",
                   f"  %cb = llvm.mlir.constant({self.col_blocks} : i64) : i64",
                   f"  %kn = arith.constant {kt} : index", "  %one = arith.constant 1 : index",
                   "  %wxc = llvm.mul %wx, %cb : i64",
@@ -188,11 +208,13 @@ class AmxGemm:
                   "  %j64 = arith.index_cast %j : index to i64",
                   "  %col = llvm.add %wxc, %j64 : i64"]
         lines += [f'  llvm.call_intrinsic "llvm.x86.tilezero"(%t{t}) : (i8) -> ()' for t in range(4)]
-        lines += ["  %xb = llvm.mul %col, %two_rowblk : i64", "  %b0 = llvm.add %b, %xb : i64",
-                  "  %b1 = llvm.add %b0, %rowblk : i64",
-                  "  scf.for %kk = %c0 to %kn step %one {",
+        lines.append("  %xb = llvm.mul %col, %two_rowblk : i64")
+        for j in range(self.b_parts):
+            lines += [f"  %b{j}c0 = llvm.add %b{j}, %xb : i64", f"  %b{j}c1 = llvm.add %b{j}c0, %rowblk : i64"]
+        lines += ["  scf.for %kk = %c0 to %kn step %one {",
                   "    %k64 = arith.index_cast %kk : index to i64",
                   "    %off = llvm.mul %k64, %tile : i64"]
+
         def load(tile: int, addr: str, name: str) -> None:
             lines.extend([f"    {name}p = llvm.inttoptr {addr} : i64 to !llvm.ptr",
                           f'    llvm.call_intrinsic "llvm.x86.tileloadd64"(%t{tile}, {name}p, %s_t) : '
@@ -201,22 +223,12 @@ class AmxGemm:
         def mul(acc: int, ia: int, ib: int) -> None:
             lines.append(f'    llvm.call_intrinsic "llvm.x86.tdpbf16ps"(%t{acc}, %t{ia}, %t{ib}) : (i8, i8, i8) -> ()')
 
-        def part_off(name: str, part: int, rows: int) -> str:
-            """The K step's tile offset in part `part` of an operand with `rows` rows (parts are stacked)."""
-            if not part:
-                return "%off"
-            lines.extend([f"    %{name}o{part} = llvm.mlir.constant({part * (rows // 16) * kt * 1024} : i64) : i64",
-                          f"    %{name}p{part} = llvm.add %off, %{name}o{part} : i64"])
-            return f"%{name}p{part}"
-
         # each load as late as its first use, so that the next loads overlap the last multiplies
-        a_off = [part_off("a", i, m) for i in range(self.parts)]
         for j in range(self.b_parts):
-            off = part_off("b", j, n)
-            lines += [f"    %pb{j}0 = llvm.add %b0, {off} : i64", f"    %pb{j}1 = llvm.add %b1, {off} : i64"]
+            lines += [f"    %pb{j}0 = llvm.add %b{j}c0, %off : i64", f"    %pb{j}1 = llvm.add %b{j}c1, %off : i64"]
             for first, (i, _) in enumerate(pr for pr in self.pairs if pr[1] == j):
-                lines += [f"    %pa{i}{j}0 = llvm.add %a0, {a_off[i]} : i64",
-                          f"    %pa{i}{j}1 = llvm.add %a1, {a_off[i]} : i64"]
+                lines += [f"    %pa{i}{j}0 = llvm.add %a{i}r0, %off : i64",
+                          f"    %pa{i}{j}1 = llvm.add %a{i}r1, %off : i64"]
                 load(4, f"%pa{i}{j}0", f"%la{i}{j}0")
                 if first == 0:
                     load(6, f"%pb{j}0", f"%lb{j}0")
@@ -239,10 +251,10 @@ class AmxGemm:
         return "\n".join(lines) + "\n"
 
 
-def executable(kernels: list[AmxGemm]) -> str:
-    """The `hal.executable.source` holding every kernel (generic form for IREE's ops)."""
+def executable(kernels: list[AmxGemm], name: str = EXECUTABLE) -> str:
+    """The `hal.executable.source` `name` holding every kernel (generic form for IREE's ops)."""
     exports = "".join(g.export(i) for i, g in enumerate(kernels))
     funcs = "".join(g.func() for g in kernels)
-    return (f'"hal.executable.source"() <{{sym_name = "{EXECUTABLE}", sym_visibility = "private"}}> ({{\n'
+    return (f'"hal.executable.source"() <{{sym_name = "{name}", sym_visibility = "private"}}> ({{\n'
             f"{exports}builtin.module {{\n{funcs}}}\n"
             '"hal.executable.source_end"() : () -> ()\n}) : () -> ()\n')

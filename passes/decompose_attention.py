@@ -20,16 +20,23 @@ through IREE's attention op: dropout (p != 0), `enable_gqa` (transformers expand
 itself before sdpa), a mask together with is_causal (torch refuses it), other dtypes, non-4-D or
 dynamic shapes, and a non-constant scale or is_causal. It runs after the manifest's layer table is
 taken (the attention keeps its one row, `<module path>.sdpa`, "attention is not quantized yet").
+
+Option `amx` (the cpu target with `--contraction amx`): the two matmuls run as AMX dispatches
+(`lower-mxq-to-linalg`'s float32 path: both operands split in three bf16 parts, the six products that
+matter, float32-accurate), batched over the heads, in an executable of their own (`mxc_amx_attention`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 from torch_mlir import ir
 
 from .base import Pass, walk_ops
+
+AMX_EXECUTABLE = "mxc_amx_attention"
 
 SDPA = "torch.aten.scaled_dot_product_attention"
 _DTYPE_CODE = {"f32": 6, "bf16": 15, "f16": 5}  # torch's ScalarType numbering (torch.aten.to.dtype's operand)
@@ -47,6 +54,11 @@ def _shape_dtype(v: ir.Value) -> tuple[list[int], str] | None:
     dims, dtype = text[len("!torch.vtensor<["):-1].rsplit("],", 1)
     if "?" in dims or not dims:
         return None
+    return [int(d) for d in dims.split(",")], dtype
+
+
+def _shape_dtype_of(t: ir.Type) -> tuple[list[int], str]:
+    dims, dtype = str(t)[len("!torch.vtensor<["):-1].rsplit("],", 1)
     return [int(d) for d in dims.split(",")], dtype
 
 
@@ -87,15 +99,56 @@ class _Builder:
         return self.to_dtype(v, _vtensor(shape, "f32"), "f32")
 
 
+@dataclasses.dataclass(frozen=True)
 class DecomposeAttention(Pass):
     name = "decompose-attention"
+    amx: bool = False  # the two matmuls on AMX tiles (float32-accurate split)
 
     def run(self, module: ir.Operation) -> None:
         masks: dict = {}  # a mask's (additive bias, rows that attend to something), built once for its layers
+        kernels: dict = {}  # the AMX kernels (amx), one per shape
         for op in walk_ops(module, (SDPA,)):
-            self._decompose(op.operation, masks)
+            self._decompose(op.operation, masks, kernels)
+        if kernels:
+            from . import _amx
 
-    def _decompose(self, op: ir.Operation, masks: dict) -> None:
+            exe = ir.Operation.parse(_amx.executable(list(kernels.values()), AMX_EXECUTABLE))
+            ir.InsertionPoint.at_block_begin(module.regions[0].blocks[0]).insert(exe)
+
+    def _matmul(self, b: "_Builder", result: ir.Type, x: ir.Value, y: ir.Value, kernels: dict,
+                y_rows: bool) -> ir.Value:
+        """x [B, H, M, K] @ y -> [B, H, M, N]: y is [B, H, N, K] (`y_rows`: the keys) or [B, H, K, N] (the
+        values); torch's matmul, or with `amx` one batched AMX dispatch over B x H."""
+        if not self.amx:
+            if y_rows:
+                ys, _ = _shape_dtype(y)
+                y = b.op("torch.aten.transpose.int", _vtensor([*ys[:2], ys[3], ys[2]], "f32"), y,
+                         b.const("int", -2), b.const("int", -1))
+            return b.op("torch.aten.matmul", result, x, y)
+        from torch_mlir.dialects import tensor
+
+        from . import _amx
+        from ._linalg import ttype
+        from .lower_mxq_to_linalg import _a_tiles, _b_tiles, _split3, amx_contract
+
+        (xs, _), (ys, _) = _shape_dtype(x), _shape_dtype(y)
+        out_s, _ = _shape_dtype_of(result)
+        bh = xs[0] * xs[1]
+
+        def builtin(v, shape):  # !torch.vtensor [B, H, r, c] -> tensor [B*H, r, c]
+            t = ir.Operation.create("torch_c.to_builtin_tensor", results=[ttype(shape, ir.F32Type.get())],
+                                    operands=[v]).result
+            return tensor.CollapseShapeOp(ttype([bh, *shape[2:]], ir.F32Type.get()), t, [[0, 1], [2], [3]]).result
+
+        m, k = xs[2], xs[3]
+        n = ys[2] if y_rows else ys[3]
+        a = _a_tiles(builtin(x, xs), _amx.pad32(m), _amx.pad32(k), 3, _split3)
+        yt = _b_tiles(builtin(y, ys), 3, _split3, transposed=not y_rows)
+        out = amx_contract(a, yt, m, n, kernels, AMX_EXECUTABLE)
+        out = tensor.ExpandShapeOp(ttype(out_s, ir.F32Type.get()), out, [[0, 1], [2], [3]], [], out_s).result
+        return ir.Operation.create("torch_c.from_builtin_tensor", results=[result], operands=[out]).result
+
+    def _decompose(self, op: ir.Operation, masks: dict, kernels: dict) -> None:
         q, k, v, mask, dropout, causal, scale, gqa = list(op.operands)
         shapes = [_shape_dtype(x) for x in (q, k, v, op.result)]
         if any(s is None for s in shapes) or _constant(dropout) not in (0.0, None) or _constant(gqa) is not False:
@@ -115,9 +168,7 @@ class DecomposeAttention(Pass):
             scores_t = _vtensor([*qs[:2], l_, s_], "f32")
             factor = 1.0 / math.sqrt(qs[3]) if scale_v is None else scale_v
             q = b.op("torch.aten.mul.Scalar", _vtensor(qs, "f32"), q, b.const("float", factor))  # L x E, not L x S
-            kt = b.op("torch.aten.transpose.int", _vtensor([*ks[:2], ks[3], ks[2]], "f32"), k,
-                      b.const("int", -2), b.const("int", -1))
-            scores = b.op("torch.aten.matmul", scores_t, q, kt)
+            scores = self._matmul(b, scores_t, q, k, kernels, y_rows=True)
             bias, rows = None, None
             if is_causal or has_mask:
                 key = ("causal", l_, s_) if is_causal else mask
@@ -129,7 +180,7 @@ class DecomposeAttention(Pass):
             probs = b.op("torch.aten.softmax.int", scores_t, scores, b.const("int", -1), b.const("none", None))
             if rows is not None:  # a row masked everywhere: 0, as torch's sdpa gives, not softmax's NaN
                 probs = b.op("torch.aten.where.ScalarOther", scores_t, rows, probs, b.const("float", 0.0))
-            out = b.op("torch.aten.matmul", _vtensor(os_, "f32"), probs, v)
+            out = self._matmul(b, _vtensor(os_, "f32"), probs, v, kernels, y_rows=False)
             if dtype != "f32":
                 out = b.to_dtype(out, op.result.type, dtype)
         op.result.replace_all_uses_with(out)

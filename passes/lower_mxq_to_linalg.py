@@ -68,7 +68,6 @@ from ._linalg import (
     expand_leading,
     filled,
     generic,
-    index,
     pad_last,
     shape_of,
     slice_last,
@@ -195,46 +194,69 @@ def _round_bf16(x: ir.Value) -> ir.Value:
 
 
 def _pad2(v: ir.Value, rows: int, cols: int) -> ir.Value:
-    """Zero-pad a 2-D float32 tensor to [rows, cols]."""
+    """Zero-pad the last two dims of a float32 tensor to [rows, cols]."""
     s = shape_of(v)
-    if s == [rows, cols]:
+    if s[-2:] == [rows, cols]:
         return v
-    return tensor.InsertSliceOp(v, filled([rows, cols], 0.0), [], [], [], [0, 0], s, [1, 1]).result
+    r = len(s)
+    return tensor.InsertSliceOp(v, filled([*s[:-2], rows, cols], 0.0), [], [], [], [0] * r, s, [1] * r).result
 
 
-def _b_tiles(w: ir.Value, parts: int, body) -> ir.Value:
-    """float32 w [N, K] -> bf16 tiles as AMX's B operand reads them, N and K zero-padded to multiples of 32:
-    [parts, N/16, K/32, 16, 16, 2], out[p, j, kb, r, c, t] = body(w[16 j + c, 32 kb + 2 r + t]) for part p
-    (each 1 KB tile holds 16 columns of W as 16 rows of K pairs)."""
-    n, k = shape_of(w)
+def _b_tiles(w: ir.Value, parts: int, body, transposed: bool = False) -> list[ir.Value]:
+    """float32 w [(Bt,) N, K] (`transposed`: [(Bt,) K, N]) -> `parts` bf16 tensors as AMX's B operand reads
+    them, N and K zero-padded to multiples of 32: [(Bt,) N/16, K/32, 16, 16, 2],
+    out_p[j, kb, r, c, t] = body(w[16 j + c, 32 kb + 2 r + t])[p] (each 1 KB tile holds 16 columns of W
+    as 16 rows of K pairs); one generic computes all parts."""
+    *bt, n, k = shape_of(w)
+    if transposed:
+        k, n = n, k
     n2, k2 = _amx.pad32(n), _amx.pad32(k)
-    wp = tensor.ExpandShapeOp(ttype([n2 // 16, 16, k2 // 32, 16, 2], F32()), _pad2(w, n2, k2),
-                              [[0, 1], [2, 3, 4]], [], [n2 // 16, 16, k2 // 32, 16, 2]).result
-    out = empty([parts, n2 // 16, k2 // 32, 16, 16, 2], ir.BF16Type.get())
-    return generic([wp], [out], [[1, 4, 2, 3, 5], [0, 1, 2, 3, 4, 5]], ["parallel"] * 6, body)[0]
+    lead = list(range(len(bt)))
+    o = len(bt)  # loops: (batch..., j, kb, r, c, t)
+    j, kb, r, c, t = (o + d for d in range(5))
+    if transposed:  # w[.., 32 kb + 2 r + t, 16 j + c]: [.., K/32, 16, 2, N/16, 16]
+        wp = tensor.ExpandShapeOp(ttype([*bt, k2 // 32, 16, 2, n2 // 16, 16], F32()), _pad2(w, k2, n2),
+                                  [[d] for d in lead] + [[o, o + 1, o + 2], [o + 3, o + 4]], [],
+                                  [*bt, k2 // 32, 16, 2, n2 // 16, 16]).result
+        in_map = [*lead, kb, r, t, j, c]
+    else:  # w[.., 16 j + c, 32 kb + 2 r + t]: [.., N/16, 16, K/32, 16, 2]
+        wp = tensor.ExpandShapeOp(ttype([*bt, n2 // 16, 16, k2 // 32, 16, 2], F32()), _pad2(w, n2, k2),
+                                  [[d] for d in lead] + [[o, o + 1], [o + 2, o + 3, o + 4]], [],
+                                  [*bt, n2 // 16, 16, k2 // 32, 16, 2]).result
+        in_map = [*lead, j, c, kb, r, t]
+    outs = [empty([*bt, n2 // 16, k2 // 32, 16, 16, 2], ir.BF16Type.get()) for _ in range(parts)]
+    loops = o + 5
+    return generic([wp], outs, [in_map] + [list(range(loops))] * parts, ["parallel"] * loops, body)
 
 
-def _a_tiles(x: ir.Value, rows: int, cols: int, parts: int, body) -> ir.Value:
-    """float32 x [M, K] -> bf16 tiles as AMX's A operand reads them, [parts, M/16, K/32, 16, 32] with
-    out[p, i, kb, r, c] = body(x[16 i + r, 32 kb + c]) for part p, M and K zero-padded to rows, cols."""
-    xp = tensor.ExpandShapeOp(ttype([rows // 16, 16, cols // 32, 32], F32()), _pad2(x, rows, cols),
-                              [[0, 1], [2, 3]], [], [rows // 16, 16, cols // 32, 32]).result
-    out = empty([parts, rows // 16, cols // 32, 16, 32], ir.BF16Type.get())
-    return generic([xp], [out], [[1, 3, 2, 4], [0, 1, 2, 3, 4]], ["parallel"] * 5, body)[0]
+def _a_tiles(x: ir.Value, rows: int, cols: int, parts: int, body) -> list[ir.Value]:
+    """float32 x [(Bt,) M, K] -> `parts` bf16 tensors as AMX's A operand reads them, [(Bt,) M/16, K/32, 16,
+    32] with out_p[i, kb, r, c] = body(x[16 i + r, 32 kb + c])[p], M and K zero-padded to rows, cols; one
+    generic computes all parts (a fused producer of x runs once per element)."""
+    bt = shape_of(x)[:-2]
+    lead = list(range(len(bt)))
+    o = len(bt)  # loops: (batch..., i, kb, r, c)
+    xp = tensor.ExpandShapeOp(ttype([*bt, rows // 16, 16, cols // 32, 32], F32()), _pad2(x, rows, cols),
+                              [[d] for d in lead] + [[o, o + 1], [o + 2, o + 3]], [],
+                              [*bt, rows // 16, 16, cols // 32, 32]).result
+    outs = [empty([*bt, rows // 16, cols // 32, 16, 32], ir.BF16Type.get()) for _ in range(parts)]
+    loops = o + 4
+    return generic([xp], outs, [[*lead, o, o + 2, o + 1, o + 3]] + [list(range(loops))] * parts,
+                   ["parallel"] * loops, body)
 
 
-def _to_bf16(v, _) -> list:
+def _to_bf16(v, *_) -> list:
     return [arith.TruncFOp(ir.BF16Type.get(), v).result]
 
 
-def _split3(v, _) -> list:
-    """Part p (the generic's first loop index) of float32 v = hi + mid + lo, each a bf16 value.
+def _split3(v, *_) -> list:
+    """float32 v = hi + mid + lo, each a bf16 value (the three parts, as bf16).
 
     hi = v rounded to bf16 (to nearest, ties to even, by integer ops on the bits; v truncated to its top 8
-    significand bits where that rounding would overflow), mid = the remainder rounded likewise, lo = what is left: each subtraction is exact
-    and lo has at most 8 significand bits, so the sum is v exactly (in bf16's normal range) and truncf
-    only changes the parts' type; |mid| <= 2^-9 |v|, |lo| <= 2^-18 |v|. A NaN or infinite v goes whole
-    into part 0."""
+    significand bits where that rounding would overflow), mid = the remainder rounded likewise, lo = what
+    is left: each subtraction is exact and lo has at most 8 significand bits, so the sum is v exactly (in
+    bf16's normal range) and truncf only changes the parts' type; |mid| <= 2^-9 |v|, |lo| <= 2^-18 |v|.
+    A NaN or infinite v goes whole into hi."""
     bf = ir.BF16Type.get()
 
     def rne(x):  # to nearest bf16, ties to even, on the bits (IREE folds extf(truncf(x)) into x)
@@ -251,23 +273,21 @@ def _split3(v, _) -> list:
     r1 = arith.SubFOp(v, hi).result
     mid = rne(r1)
     lo = arith.SubFOp(r1, mid).result
-    p = index(0)
-    part = S.select(S.cmpi("eq", p, S.i(0)), S.select(finite, hi, v),
-                    S.select(finite, S.select(S.cmpi("eq", p, S.i(1)), mid, lo), S.f(0.0)))
-    return [arith.TruncFOp(bf, part).result]
+    parts = [S.select(finite, hi, v), S.select(finite, mid, S.f(0.0)), S.select(finite, lo, S.f(0.0))]
+    return [arith.TruncFOp(bf, x).result for x in parts]
 
 
-def amx_weights(w: ir.Value) -> ir.Value:
+def amx_weights(w: ir.Value) -> list[ir.Value]:
     """Dequantized weights [N, K] whose values are bf16 values -> one part of AMX B tiles (`_b_tiles`)."""
     return _b_tiles(w, 1, _to_bf16)
 
 
-def split3(x: ir.Value, rows: int, cols: int) -> ir.Value:
+def split3(x: ir.Value, rows: int, cols: int) -> list[ir.Value]:
     """float32 x [M, K] -> its three bf16 parts (`_split3`) as AMX A tiles (`_a_tiles`)."""
     return _a_tiles(x, rows, cols, 3, _split3)
 
 
-def as_bf16_rows(x: ir.Value, rows: int, cols: int) -> ir.Value:
+def as_bf16_rows(x: ir.Value, rows: int, cols: int) -> list[ir.Value]:
     """float32 x [M, K] whose values are bf16 values -> one part of AMX A tiles (`_a_tiles`)."""
     return _a_tiles(x, rows, cols, 1, _to_bf16)
 
@@ -281,23 +301,28 @@ def _flat(v: ir.Value) -> ir.Value:
                                   [list(range(len(s)))]).result
 
 
-def amx_contract(a: ir.Value, b: ir.Value, m: int, n: int, kernels: dict) -> ir.Value:
-    """A tiles [PA, M2/16, K2/32, 16, 32] x B tiles [PB, N2/16, K2/32, 16, 16, 2] -> float32 [m, n], the
-    sum of AmxGemm.pairs' products, one AMX dispatch."""
-    parts, m2, k2 = shape_of(a)[0], shape_of(a)[1] * 16, shape_of(a)[2] * 32
-    b_parts, n2 = shape_of(b)[0], shape_of(b)[1] * 16
-    g = _amx.AmxGemm(m2, n2, k2, parts, b_parts)
+def amx_contract(a: list[ir.Value], b: list[ir.Value], m: int, n: int, kernels: dict,
+                 executable: str = _amx.EXECUTABLE) -> ir.Value:
+    """A's parts (tiles [(Bt,) M2/16, K2/32, 16, 32]) x B's parts (tiles [(Bt,) N2/16, K2/32, 16, 16, 2]) ->
+    float32 [(Bt,) m, n], the sum of AmxGemm.pairs' products, one AMX dispatch of `executable`'s kernel."""
+    *bt, mt, kt = shape_of(a[0])[:-2]
+    m2, k2, n2 = mt * 16, kt * 32, shape_of(b[0])[len(bt)] * 16
+    batch = bt[0] if bt else 1
+    g = _amx.AmxGemm(m2, n2, k2, len(a), len(b), batch)
     kernels.setdefault(g.name, g)
+    operands = [_flat(v) for v in (*a, *b)]
     out = ir.Operation.create(
-        "flow.dispatch", results=[ttype([m2 * n2], F32())], operands=[_flat(a), _flat(b)],
+        "flow.dispatch", results=[ttype([batch * m2 * n2], F32())], operands=operands,
         attributes={
-            "entry_points": ir.ArrayAttr.get([ir.SymbolRefAttr.get([_amx.EXECUTABLE, g.name])]),
-            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([0, 2, 0, 0]),
+            "entry_points": ir.ArrayAttr.get([ir.SymbolRefAttr.get([executable, g.name])]),
+            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([0, len(operands), 0, 0]),
             "tied_operands": ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IndexType.get(), -1)]),
         }).results[0]
-    y = tensor.ExpandShapeOp(ttype([m2, n2], F32()), out, [[0, 1]], [], [m2, n2]).result
+    shape = [*bt, m2, n2]
+    y = tensor.ExpandShapeOp(ttype(shape, F32()), out, [list(range(len(shape)))], [], shape).result
     if (m2, n2) != (m, n):
-        y = tensor.ExtractSliceOp(ttype([m, n], F32()), y, [], [], [], [0, 0], [m, n], [1, 1]).result
+        r = len(shape)
+        y = tensor.ExtractSliceOp(ttype([*bt, m, n], F32()), y, [], [], [], [0] * r, [*bt, m, n], [1] * r).result
     return y
 
 

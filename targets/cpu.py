@@ -29,7 +29,7 @@ class Cpu(Target):
                                    "none: use --contraction decomposed")
         lower = REGISTRY["lower-mxq-to-linalg"](contraction=options.contraction, act_dtype=options.act_dtype)
         # IREE's fused attention op is slow on the CPU (decompose_attention.py): torch's math form instead
-        return [("lower-cpu", lower), ("decompose-attention", REGISTRY["decompose-attention"]())]
+        return [("lower-cpu", lower), ("decompose-attention", REGISTRY["decompose-attention"](amx=options.contraction == "amx"))]
 
     def format_path(self, fmt: Format) -> str:
         return "emulated (bit-exact)"

@@ -24,18 +24,18 @@
 // CHECK: llvm.call_intrinsic "llvm.x86.tilerelease"
 
 // NVFP4 weight-only: the weights decoded without the tensor scale, rounded to bf16 (exact) in AMX's
-// B tiles [1, N/16, K/32, 16, 16, 2]; the activations split into three bf16 parts (rounded to nearest,
-// or truncated, the low 16 bits cleared: -65536, where rounding would overflow), tiled
-// [3, M/16, K/32, 16, 32]; the tensor scale multiplies the output.
+// B tiles [N/16, K/32, 16, 16, 2]; the activations split into three bf16 parts (rounded to nearest on
+// the bits, the low 16 bits cleared: -65536), each tiled [M/16, K/32, 16, 32] by one generic (a fused
+// producer runs once per element), one binding each; the tensor scale multiplies the output.
 // CHECK-LABEL: func.func @mlp
-// CHECK: -> tensor<1x2x2x16x16x2xbf16>
+// CHECK: -> tensor<2x2x16x16x2xbf16>
 // CHECK: arith.constant -65536 : i32
-// CHECK: -> tensor<3x2x2x16x32xbf16>
-// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_amx::@mxc_amx_32x32x64_p3]{{.*}} : (tensor<6144xbf16>, tensor<2048xbf16>) -> tensor<1024xf32>
+// CHECK: -> (tensor<2x2x16x32xbf16>, tensor<2x2x16x32xbf16>, tensor<2x2x16x32xbf16>)
+// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_amx::@mxc_amx_32x32x64_p3]{{.*}} : (tensor<2048xbf16>, tensor<2048xbf16>, tensor<2048xbf16>, tensor<2048xbf16>) -> tensor<1024xf32>
 // CHECK: tensor.extract_slice {{.*}} to tensor<4x8xf32>
 // CHECK: arith.mulf
 // MXFP8 x MXFP8: the dequantized activations are bf16 values, one part.
-// CHECK: -> tensor<1x2x2x16x32xbf16>
+// CHECK: -> tensor<2x2x16x32xbf16>
 // CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_amx::@mxc_amx_32x32x64_p1]
 // IF4 (INT blocks mean code x 6/7 x scale, not a bf16 value): the float32 contraction.
 // CHECK-NOT: flow.dispatch
@@ -63,9 +63,9 @@ func.func @mlp(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
 // A float32 matmul (a layer kept in high precision): both operands split in three bf16 parts, the six
 // products i + j <= 2 (kernel p3x3).
 // CHECK-LABEL: func.func @head
-// CHECK: -> tensor<3x2x2x16x32xbf16>
-// CHECK: -> tensor<3x4x2x16x16x2xbf16>
-// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_amx::@mxc_amx_32x64x64_p3x3]{{.*}} : (tensor<6144xbf16>, tensor<12288xbf16>) -> tensor<2048xf32>
+// CHECK: -> (tensor<2x2x16x32xbf16>, tensor<2x2x16x32xbf16>, tensor<2x2x16x32xbf16>)
+// CHECK: -> (tensor<4x2x16x16x2xbf16>, tensor<4x2x16x16x2xbf16>, tensor<4x2x16x16x2xbf16>)
+// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_amx::@mxc_amx_32x64x64_p3x3]{{.*}} : (tensor<2048xbf16>, tensor<2048xbf16>, tensor<2048xbf16>, tensor<4096xbf16>, tensor<4096xbf16>, tensor<4096xbf16>) -> tensor<2048xf32>
 // CHECK: tensor.extract_slice {{.*}} to tensor<4x50xf32>
 func.func @head(%x: tensor<4x64xf32>) -> tensor<4x50xf32> {
   %w = "mxq.param"() {name = "head.weight"} : () -> tensor<50x64xf32>
