@@ -96,7 +96,7 @@ class Options:
             raise OptionsError(f"contraction must be one of {', '.join(CONTRACTION_CHOICES)}, "
                                f"got {self.contraction!r}")
         if self.contraction == "auto":
-            from mxc.passes._amx import host_has_amx
+            from mxc.runtime.amx import host_has_amx
 
             object.__setattr__(self, "contraction", "amx" if self.target == "cpu" and host_has_amx() else "decomposed")
         if self.contraction != "decomposed" and self.target != "cpu":

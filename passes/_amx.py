@@ -25,17 +25,13 @@ The body is LLVM's AMX intrinsics (`ldtilecfg`, `tileloadd64`, `tdpbf16ps`, `til
 bindings' addresses, which IREE's llvm-cpu backend compiles as written (the host's `+amx-bf16` from
 `--iree-llvmcpu-target-cpu=host`). M, N and K are multiples of 32 (the lowering pads with zeros).
 
-A process must ask Linux for the AMX tile state before its first tile instruction (`enable_amx`, done
-by mxc's runtime when it loads such an artifact); without it the instruction faults (SIGILL).
+A process must ask Linux for the AMX tile state before its first tile instruction (`mxc.runtime.amx`,
+done by mxc's runtime when it loads such an artifact); without it the instruction faults (SIGILL).
 """
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
-import functools
-import platform
-from pathlib import Path
 
 from mxc.numerics.formats import Format
 
@@ -47,7 +43,6 @@ def _layout(inputs: int) -> str:
     """`inputs` read-only bindings, then the output's."""
     ro = "#hal.pipeline.binding<storage_buffer, ReadOnly>, " * inputs
     return f"#hal.pipeline.layout<bindings = [{ro}#hal.pipeline.binding<storage_buffer>]>"
-_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1023, 18  # Linux x86-64
 
 
 def significand_bits(fmt: Format) -> tuple[int, int]:
@@ -71,31 +66,6 @@ def bf16_exact(fmt: Format) -> bool:
 
 def pad32(v: int) -> int:
     return -(-v // TILE) * TILE
-
-
-@functools.cache
-def host_has_amx() -> bool:
-    """The CPU has AMX tiles and bf16 tile multiplies (Linux /proc/cpuinfo flags)."""
-    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return False
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "amx_tile" in flags and "amx_bf16" in flags
-
-
-@functools.cache
-def enable_amx() -> None:
-    """Ask Linux for this process's AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM, XTILEDATA); raise
-    RuntimeError when the CPU or the kernel (Linux >= 5.16) cannot give it."""
-    if not host_has_amx():
-        raise RuntimeError("this CPU has no AMX bf16 tiles (the /proc/cpuinfo flags amx_tile and amx_bf16)")
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syscall(_ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA) != 0:
-        raise RuntimeError(f"Linux refused the AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM: errno "
-                           f"{ctypes.get_errno()}; AMX needs Linux 5.16 or later)")
 
 
 @dataclasses.dataclass(frozen=True)

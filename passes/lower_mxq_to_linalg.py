@@ -194,12 +194,18 @@ def _round_bf16(x: ir.Value) -> ir.Value:
 
 
 def _pad2(v: ir.Value, rows: int, cols: int) -> ir.Value:
-    """Zero-pad the last two dims of a float32 tensor to [rows, cols]."""
+    """Zero-pad the last two dims of a float32 tensor to [rows, cols] (tensor.pad: a zero-filled tensor with
+    an insert_slice, hoisted with a constant weight, broke IREE's ordering of hoisted globals)."""
     s = shape_of(v)
     if s[-2:] == [rows, cols]:
         return v
     r = len(s)
-    return tensor.InsertSliceOp(v, filled([*s[:-2], rows, cols], 0.0), [], [], [], [0] * r, s, [1] * r).result
+    pad = tensor.PadOp(ttype([*s[:-2], rows, cols], F32()), v, [], [], [0] * r,
+                       [0] * (r - 2) + [rows - s[-2], cols - s[-1]])
+    block = pad.region.blocks.append(*[ir.IndexType.get()] * r)
+    with ir.InsertionPoint(block):
+        tensor.YieldOp(arith.ConstantOp(F32(), ir.FloatAttr.get(F32(), 0.0)).result)
+    return pad.result
 
 
 def _b_tiles(w: ir.Value, parts: int, body, transposed: bool = False) -> list[ir.Value]:

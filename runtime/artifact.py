@@ -208,7 +208,7 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
         raise ArtifactError(f"{path}: built for target '{built_for}', not for --device {device} "
                             f"(which runs {runs.name} artifacts); {fix}, or recompile with --target {runs.name}")
     if manifest.get("options", {}).get("contraction") == "amx":  # the program runs AMX tile instructions
-        from mxc.passes._amx import enable_amx
+        from mxc.runtime.amx import enable_amx
         try:
             enable_amx()
         except RuntimeError as e:

@@ -12,8 +12,12 @@ class Cpu(Target):
     help = "IREE llvm-cpu, bit-exact emulation of every format"
     device = "cpu"
     driver = "local-task"
+    # --iree-opt-const-eval=false: IREE's compile-time evaluation of hoisted constant expressions failed
+    # ("jit global source initialization order invalid") on an AMX operand built from a constant (an LSTM's
+    # zero initial state); they are evaluated when the program loads instead, like the weights' decode
     iree_flags = ("--iree-hal-target-device=local", "--iree-hal-local-target-device-backends=llvm-cpu",
-                  "--iree-llvmcpu-target-cpu=host", "--iree-opt-const-expr-max-size-increase-threshold=4294967296")
+                  "--iree-llvmcpu-target-cpu=host", "--iree-opt-const-expr-max-size-increase-threshold=4294967296",
+                  "--iree-opt-const-eval=false")
     lowering_phases = ("lower-cpu", "decompose-attention")
 
     def lowering(self, options, weights, libraries=None):
@@ -21,7 +25,7 @@ class Cpu(Target):
 
         if options.contraction == "amx":
             from mxc.options import OptionsError
-            from mxc.passes._amx import host_has_amx
+            from mxc.runtime.amx import host_has_amx
 
             if not host_has_amx():  # the program is compiled for this host's CPU (--iree-llvmcpu-target-cpu=host)
                 raise OptionsError("--contraction amx needs a CPU with AMX bf16 tiles (the /proc/cpuinfo flags "

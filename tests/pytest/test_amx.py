@@ -13,8 +13,9 @@ import torch
 from mxc.numerics.elements import decode_table
 from mxc.numerics.formats import FORMATS
 from mxc.passes import _amx
+from mxc.runtime import amx
 
-needs_amx = pytest.mark.skipif(not _amx.host_has_amx(), reason="this CPU has no AMX bf16 tiles")
+needs_amx = pytest.mark.skipif(not amx.host_has_amx(), reason="this CPU has no AMX bf16 tiles")
 
 LINEAR = """
 import torch
@@ -138,11 +139,11 @@ def test_amx_needs_a_cpu_with_amx(tmp_path, write_model, monkeypatch):
     from mxc.options import Options, OptionsError
     from mxc.runtime.artifact import ArtifactError
 
-    monkeypatch.setattr(_amx, "host_has_amx", lambda: False)
+    monkeypatch.setattr(amx, "host_has_amx", lambda: False)
     with pytest.raises(OptionsError, match="--contraction amx needs a CPU with AMX.*use --contraction decomposed"):
         mxc.compile(write_model(LINEAR, "linear.py"), tmp_path / "a", Options(contraction="amx"))
     monkeypatch.undo()
-    if not _amx.host_has_amx():
+    if not amx.host_has_amx():
         return
     out = tmp_path / "b"
     mxc.compile(write_model(LINEAR, "linear.py"), out, Options(contraction="amx"))
@@ -150,7 +151,7 @@ def test_amx_needs_a_cpu_with_amx(tmp_path, write_model, monkeypatch):
     def refuse():
         raise RuntimeError("Linux refused the AMX tile state")
 
-    monkeypatch.setattr(_amx, "enable_amx", refuse)
+    monkeypatch.setattr(amx, "enable_amx", refuse)
     with pytest.raises(ArtifactError, match="compiled with --contraction amx, which this machine cannot run.*"
                                             "recompile it here without --contraction amx"):
         mxc.load(out)

@@ -68,7 +68,7 @@ def test_format_spec_is_valid_by_construction():
 
 
 def test_options_hold_typed_values_and_write_the_manifest_json():
-    from mxc.passes._amx import host_has_amx
+    from mxc.runtime.amx import host_has_amx
 
     opts = Options(format="mxfp4{scale_rule=rceil}", act_format="mxfp8", hadamard=32)
     assert opts.format == FormatSpec.parse("mxfp4{scale_rule=rceil}")
