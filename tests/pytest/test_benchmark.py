@@ -13,3 +13,30 @@ def test_llm_rows_are_skipped_with_the_install_line_when_the_wheel_is_absent(mon
     assert all(path.is_file() for path, _, flags, _ in benchmark.LLM.values())
     assert all(flags[0] == "--policy" and flags[1].endswith("smollm2_policy.toml") for _, _, flags, _ in
                benchmark.LLM.values())
+
+
+def test_profile_cpu_splits_one_run_by_dispatch_kind(tmp_path):
+    """tools/profile_cpu.py: one run of a compiled example under IREE's profiler; every dispatch function
+    has a kind, and an AMX build's GEMMs are mxc's kernels (the run gets the AMX permission through the
+    preload library it builds with cc)."""
+    import shutil
+
+    import pytest
+
+    import mxc
+    from mxc.options import Options
+    from mxc.tools import profile_cpu
+
+    assert profile_cpu.category("mxc_amx_512x1536x576_p3") == "AMX quantized GEMMs"
+    assert profile_cpu.category("mxc_amx_512x49152x576_p3x3") == "AMX float32 matmuls (split 3x3)"
+    assert profile_cpu.category("mxc_amx_9x512x512x64_p3x3") == "AMX attention matmuls (split 3x3)"
+    assert profile_cpu.category("main$async_dispatch_12_softmax_9x512x512xf32_generic") == "softmax"
+    opts = Options()
+    if opts.contraction == "amx" and shutil.which("cc") is None:
+        pytest.skip("no C compiler for the AMX permission's preload library")
+    out = tmp_path / "mlp"
+    mxc.compile(benchmark.EXAMPLES / "mlp.py", out, opts)
+    rows = profile_cpu.profile(out)
+    assert rows and all(r["total_ms"] >= 0 and r["calls"] >= 1 for r in rows)
+    kinds = {profile_cpu.category(r["name"]) for r in rows}
+    assert ("AMX quantized GEMMs" in kinds) == (opts.contraction == "amx")
