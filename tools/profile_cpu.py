@@ -5,9 +5,9 @@
 Runs `iree-run-module` on OUT's program, parameters and example inputs (OUT/inputs.pt) with
 `--device_profiling_mode=host-execution`, reads the bundle with `iree-profile statistics`, and prints the
 time of each kind of dispatch (mxc's AMX kernels, IREE's float32 contractions, softmax, the quantizers,
-the rest) and of the slowest dispatch functions, summed over their calls. iree-run-module loads the
-program once, so the profile also holds its initializers (the weights' decode and layout, hoisted by IREE
-out of the entry point), each called once.
+the rest) and of the slowest dispatch functions, summed over their calls. The weights' decode and
+layout, which IREE hoists out of the entry point into initializers, run when the program loads and are
+not in the profile.
 
 An artifact compiled with `--contraction amx` needs the process's AMX permission, which Linux clears
 across exec: the tool builds a 3-line preload library with the system C compiler (`cc`) that asks for it
