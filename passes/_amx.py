@@ -74,8 +74,9 @@ class AmxGemm:
 
     `parts` A operands and `b_parts` B operands: with one B part, every A part against it (the split of
     float32 activations against exact bf16 weights); with three of each, the six pairs i + j <= 2 of two
-    float32 operands split in three bf16 parts each (round to nearest: |part 1| <= 2^-9 |x|, |part 2| <=
-    2^-18 |x|), whose dropped pairs weigh at most ~2^-26 of each product: float32-accurate."""
+    float32 operands split in three bf16 parts each (round to nearest: |part 1| < 2^-8 |x|, |part 2| <
+    2^-16 |x|), whose three dropped pairs weigh less than ~2^-23 of each product, about one float32
+    rounding: float32-accurate."""
 
     m: int
     n: int

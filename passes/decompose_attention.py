@@ -46,19 +46,14 @@ def _vtensor(shape: list[int], dtype: str) -> ir.Type:
     return ir.Type.parse(f"!torch.vtensor<[{','.join(map(str, shape))}],{dtype}>")
 
 
-def _shape_dtype(v: ir.Value) -> tuple[list[int], str] | None:
-    """Static shape and element type of a !torch.vtensor, or None."""
-    text = str(v.type)
+def _shape_dtype(v: ir.Value | ir.Type) -> tuple[list[int], str] | None:
+    """Static shape and element type of a !torch.vtensor value or type, or None."""
+    text = str(v if isinstance(v, ir.Type) else v.type)
     if not text.startswith("!torch.vtensor<["):
         return None
     dims, dtype = text[len("!torch.vtensor<["):-1].rsplit("],", 1)
     if "?" in dims or not dims:
         return None
-    return [int(d) for d in dims.split(",")], dtype
-
-
-def _shape_dtype_of(t: ir.Type) -> tuple[list[int], str]:
-    dims, dtype = str(t)[len("!torch.vtensor<["):-1].rsplit("],", 1)
     return [int(d) for d in dims.split(",")], dtype
 
 
@@ -132,7 +127,7 @@ class DecomposeAttention(Pass):
         from .lower_mxq_to_linalg import _a_tiles, _b_tiles, _split3, amx_contract
 
         (xs, _), (ys, _) = _shape_dtype(x), _shape_dtype(y)
-        out_s, _ = _shape_dtype_of(result)
+        out_s, _ = _shape_dtype(result)
         bh = xs[0] * xs[1]
 
         def builtin(v, shape):  # !torch.vtensor [B, H, r, c] -> tensor [B*H, r, c]

@@ -34,7 +34,9 @@ Contractions, option `contraction`:
   laid out as AMX reads them, both at load time (IREE hoists them like any constant expression);
   quantized activations are converted likewise per call; float32 activations of weight-only layers
   are split into three bf16 parts that sum to them exactly (`split3`), all three accumulated; the
-  tensor scales multiply the output. Other layers fall back to `decomposed`. Needs a CPU with AMX.
+  tensor scales multiply the output. A 2-D `mxq.matmul` (float32 operands: a layer kept in high
+  precision) splits both operands and adds the six part products that matter (`AmxGemm.pairs`). Other
+  layers fall back to `decomposed`. Needs a CPU with AMX.
 
 Option `act-dtype=bf16` (`mxc compile --act-dtype bf16`): a weight-only fused matmul rounds its
 activations (after any Hadamard rotation) to bf16 with `arith.truncf` and extends them back, which is
@@ -261,7 +263,7 @@ def _split3(v, *_) -> list:
     hi = v rounded to bf16 (to nearest, ties to even, by integer ops on the bits; v truncated to its top 8
     significand bits where that rounding would overflow), mid = the remainder rounded likewise, lo = what
     is left: each subtraction is exact and lo has at most 8 significand bits, so the sum is v exactly (in
-    bf16's normal range) and truncf only changes the parts' type; |mid| <= 2^-9 |v|, |lo| <= 2^-18 |v|.
+    bf16's normal range) and truncf only changes the parts' type; |mid| < 2^-8 |v|, |lo| < 2^-16 |v|.
     A NaN or infinite v goes whole into hi."""
     bf = ir.BF16Type.get()
 
