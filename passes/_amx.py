@@ -6,8 +6,7 @@ contraction of operands that are *exactly* bf16 computes what the float32 contra
 the order of the float32 sums. mxc's dequantized operands are exact in bf16 for every format whose
 element significand and block-scale significand together fit bf16's 8 bits (`bf16_exact`), once the NV
 tensor scale (an arbitrary float32) is taken out and applied to the output; float32 activations of
-weight-only layers are split into three bf16 parts whose sum is the activation (`split3`, in
-lower-mxq-to-linalg) and all three go through the same accumulators; a float32 matmul (a layer kept in
+weight-only layers are split into three bf16 parts whose sum is the activation (`split3`) and all three go through the same accumulators; a float32 matmul (a layer kept in
 high precision) splits both operands and accumulates the six part products that matter.
 
 What differs from the float32 contraction, besides the order of the sums: AMX treats bf16 inputs below
@@ -33,7 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from torch_mlir import ir
+from torch_mlir.dialects import arith, math, tensor
+
 from mxc.numerics.formats import Format
+
+from ._linalg import F32, I32, Scalar as S, empty, generic, shape_of, ttype
 
 TILE = 32  # a workgroup's block of C and the K step: 2 x 2 tiles of 16 x 16, A tiles of 16 x 32
 EXECUTABLE = "mxc_amx"
@@ -229,3 +233,132 @@ def executable(kernels: list[AmxGemm], name: str = EXECUTABLE) -> str:
     return (f'"hal.executable.source"() <{{sym_name = "{name}", sym_visibility = "private"}}> ({{\n'
             f"{exports}builtin.module {{\n{funcs}}}\n"
             '"hal.executable.source_end"() : () -> ()\n}) : () -> ()\n')
+
+
+# ----------------------------------------------------------------------------- IR: operands and the dispatch
+# (lower-mxq-to-linalg's contractions and decompose-attention's matmuls build their AMX operands here)
+
+
+def pad2(v: ir.Value, rows: int, cols: int) -> ir.Value:
+    """Zero-pad the last two dims of a float32 tensor to [rows, cols] (tensor.pad: a zero-filled tensor with
+    an insert_slice, hoisted with a constant weight, broke IREE's ordering of hoisted globals)."""
+    s = shape_of(v)
+    if s[-2:] == [rows, cols]:
+        return v
+    r = len(s)
+    pad = tensor.PadOp(ttype([*s[:-2], rows, cols], F32()), v, [], [], [0] * r,
+                       [0] * (r - 2) + [rows - s[-2], cols - s[-1]])
+    block = pad.region.blocks.append(*[ir.IndexType.get()] * r)
+    with ir.InsertionPoint(block):
+        tensor.YieldOp(arith.ConstantOp(F32(), ir.FloatAttr.get(F32(), 0.0)).result)
+    return pad.result
+
+
+def b_tiles(w: ir.Value, parts: int, body, transposed: bool = False) -> list[ir.Value]:
+    """float32 w [(Bt,) N, K] (`transposed`: [(Bt,) K, N]) -> `parts` bf16 tensors as AMX's B operand reads
+    them, N and K zero-padded to multiples of 32: [(Bt,) N/16, K/32, 16, 16, 2],
+    out_p[j, kb, r, c, t] = body(w[16 j + c, 32 kb + 2 r + t])[p] (each 1 KB tile holds 16 columns of W
+    as 16 rows of K pairs); one generic computes all parts."""
+    *bt, n, k = shape_of(w)
+    if transposed:
+        k, n = n, k
+    n2, k2 = pad32(n), pad32(k)
+    lead = list(range(len(bt)))
+    o = len(bt)  # loops: (batch..., j, kb, r, c, t)
+    j, kb, r, c, t = (o + d for d in range(5))
+    if transposed:  # w[.., 32 kb + 2 r + t, 16 j + c]: [.., K/32, 16, 2, N/16, 16]
+        wp = tensor.ExpandShapeOp(ttype([*bt, k2 // 32, 16, 2, n2 // 16, 16], F32()), pad2(w, k2, n2),
+                                  [[d] for d in lead] + [[o, o + 1, o + 2], [o + 3, o + 4]], [],
+                                  [*bt, k2 // 32, 16, 2, n2 // 16, 16]).result
+        in_map = [*lead, kb, r, t, j, c]
+    else:  # w[.., 16 j + c, 32 kb + 2 r + t]: [.., N/16, 16, K/32, 16, 2]
+        wp = tensor.ExpandShapeOp(ttype([*bt, n2 // 16, 16, k2 // 32, 16, 2], F32()), pad2(w, n2, k2),
+                                  [[d] for d in lead] + [[o, o + 1], [o + 2, o + 3, o + 4]], [],
+                                  [*bt, n2 // 16, 16, k2 // 32, 16, 2]).result
+        in_map = [*lead, j, c, kb, r, t]
+    outs = [empty([*bt, n2 // 16, k2 // 32, 16, 16, 2], ir.BF16Type.get()) for _ in range(parts)]
+    loops = o + 5
+    return generic([wp], outs, [in_map] + [list(range(loops))] * parts, ["parallel"] * loops, body)
+
+
+def a_tiles(x: ir.Value, rows: int, cols: int, parts: int, body) -> list[ir.Value]:
+    """float32 x [(Bt,) M, K] -> `parts` bf16 tensors as AMX's A operand reads them, [(Bt,) M/16, K/32, 16,
+    32] with out_p[i, kb, r, c] = body(x[16 i + r, 32 kb + c])[p], M and K zero-padded to rows, cols; one
+    generic computes all parts (a fused producer of x runs once per element)."""
+    bt = shape_of(x)[:-2]
+    lead = list(range(len(bt)))
+    o = len(bt)  # loops: (batch..., i, kb, r, c)
+    xp = tensor.ExpandShapeOp(ttype([*bt, rows // 16, 16, cols // 32, 32], F32()), pad2(x, rows, cols),
+                              [[d] for d in lead] + [[o, o + 1], [o + 2, o + 3]], [],
+                              [*bt, rows // 16, 16, cols // 32, 32]).result
+    outs = [empty([*bt, rows // 16, cols // 32, 16, 32], ir.BF16Type.get()) for _ in range(parts)]
+    loops = o + 4
+    return generic([xp], outs, [[*lead, o, o + 2, o + 1, o + 3]] + [list(range(loops))] * parts,
+                   ["parallel"] * loops, body)
+
+
+def to_bf16(v, *_) -> list:
+    """A generic body: v (a bf16 value held in float32) as bf16."""
+    return [arith.TruncFOp(ir.BF16Type.get(), v).result]
+
+
+def split3(v, *_) -> list:
+    """A generic body: float32 v = hi + mid + lo, each a bf16 value (the three parts, as bf16).
+
+    hi = v rounded to bf16 (to nearest, ties to even, by integer ops on the bits; v truncated to its top 8
+    significand bits where that rounding would overflow), mid = the remainder rounded likewise, lo = what
+    is left: each subtraction is exact and lo has at most 8 significand bits, so the sum is v exactly (in
+    bf16's normal range) and truncf only changes the parts' type; |mid| < 2^-8 |v|, |lo| < 2^-16 |v|.
+    A NaN or infinite v goes whole into hi."""
+    bf = ir.BF16Type.get()
+
+    def rne(x):  # to nearest bf16, ties to even, on the bits (IREE folds extf(truncf(x)) into x)
+        bits = arith.BitcastOp(I32(), x).result
+        odd = arith.AndIOp(arith.ShRUIOp(bits, S.i(16)).result, S.i(1)).result
+        up = arith.AddIOp(bits, arith.AddIOp(S.i(0x7FFF), odd).result).result
+        return arith.BitcastOp(F32(), arith.AndIOp(up, S.i(-65536)).result).result
+
+    inf = S.f(float("inf"))
+    finite = S.cmpf("olt", math.AbsFOp(v).result, inf)
+    trunc = arith.BitcastOp(F32(), arith.AndIOp(arith.BitcastOp(I32(), v).result, S.i(-65536)).result).result
+    hi = rne(v)
+    hi = S.select(S.cmpf("olt", math.AbsFOp(hi).result, inf), hi, trunc)
+    r1 = arith.SubFOp(v, hi).result
+    mid = rne(r1)
+    lo = arith.SubFOp(r1, mid).result
+    parts = [S.select(finite, hi, v), S.select(finite, mid, S.f(0.0)), S.select(finite, lo, S.f(0.0))]
+    return [arith.TruncFOp(bf, x).result for x in parts]
+
+
+def _flat(v: ir.Value) -> ir.Value:
+    s = shape_of(v)
+    size = 1
+    for d in s:
+        size *= d
+    return tensor.CollapseShapeOp(ttype([size], ir.RankedTensorType(v.type).element_type), v,
+                                  [list(range(len(s)))]).result
+
+
+def contract(a: list[ir.Value], b: list[ir.Value], m: int, n: int, kernels: dict,
+                 executable: str = EXECUTABLE) -> ir.Value:
+    """A's parts (tiles [(Bt,) M2/16, K2/32, 16, 32]) x B's parts (tiles [(Bt,) N2/16, K2/32, 16, 16, 2]) ->
+    float32 [(Bt,) m, n], the sum of AmxGemm.pairs' products, one AMX dispatch of `executable`'s kernel."""
+    *bt, mt, kt = shape_of(a[0])[:-2]
+    m2, k2, n2 = mt * 16, kt * 32, shape_of(b[0])[len(bt)] * 16
+    batch = bt[0] if bt else 1
+    g = AmxGemm(m2, n2, k2, len(a), len(b), batch)
+    kernels.setdefault(g.name, g)
+    operands = [_flat(v) for v in (*a, *b)]
+    out = ir.Operation.create(
+        "flow.dispatch", results=[ttype([batch * m2 * n2], F32())], operands=operands,
+        attributes={
+            "entry_points": ir.ArrayAttr.get([ir.SymbolRefAttr.get([executable, g.name])]),
+            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([0, len(operands), 0, 0]),
+            "tied_operands": ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IndexType.get(), -1)]),
+        }).results[0]
+    shape = [*bt, m2, n2]
+    y = tensor.ExpandShapeOp(ttype(shape, F32()), out, [list(range(len(shape)))], [], shape).result
+    if (m2, n2) != (m, n):
+        r = len(shape)
+        y = tensor.ExtractSliceOp(ttype([*bt, m, n], F32()), y, [], [], [], [0] * r, [*bt, m, n], [1] * r).result
+    return y

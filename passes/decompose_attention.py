@@ -22,7 +22,7 @@ dynamic shapes, and a non-constant scale or is_causal. It runs after the manifes
 taken (the attention keeps its one row, `<module path>.sdpa`, "attention is not quantized yet").
 
 Option `amx` (the cpu target with `--contraction amx`): the two matmuls run as AMX dispatches
-(`lower-mxq-to-linalg`'s float32 path: both operands split in three bf16 parts, the six products that
+(`_amx.split3`, as lower-mxq-to-linalg's float32 matmuls: both operands split in three bf16 parts, the six products that
 matter, float32-accurate), batched over the heads, in an executable of their own (`mxc_amx_attention`).
 """
 
@@ -33,7 +33,10 @@ import math
 
 import numpy as np
 from torch_mlir import ir
+from torch_mlir.dialects import tensor
 
+from . import _amx
+from ._linalg import ttype
 from .base import Pass, walk_ops
 
 AMX_EXECUTABLE = "mxc_amx_attention"
@@ -105,8 +108,6 @@ class DecomposeAttention(Pass):
         for op in walk_ops(module, (SDPA,)):
             self._decompose(op.operation, masks, kernels)
         if kernels:
-            from . import _amx
-
             exe = ir.Operation.parse(_amx.executable(list(kernels.values()), AMX_EXECUTABLE))
             ir.InsertionPoint.at_block_begin(module.regions[0].blocks[0]).insert(exe)
 
@@ -120,12 +121,6 @@ class DecomposeAttention(Pass):
                 y = b.op("torch.aten.transpose.int", _vtensor([*ys[:2], ys[3], ys[2]], "f32"), y,
                          b.const("int", -2), b.const("int", -1))
             return b.op("torch.aten.matmul", result, x, y)
-        from torch_mlir.dialects import tensor
-
-        from . import _amx
-        from ._linalg import ttype
-        from .lower_mxq_to_linalg import _a_tiles, _b_tiles, _split3, amx_contract
-
         (xs, _), (ys, _) = _shape_dtype(x), _shape_dtype(y)
         out_s, _ = _shape_dtype(result)
         bh = xs[0] * xs[1]
@@ -137,9 +132,9 @@ class DecomposeAttention(Pass):
 
         m, k = xs[2], xs[3]
         n = ys[2] if y_rows else ys[3]
-        a = _a_tiles(builtin(x, xs), _amx.pad32(m), _amx.pad32(k), 3, _split3)
-        yt = _b_tiles(builtin(y, ys), 3, _split3, transposed=not y_rows)
-        out = amx_contract(a, yt, m, n, kernels, AMX_EXECUTABLE)
+        a = _amx.a_tiles(builtin(x, xs), _amx.pad32(m), _amx.pad32(k), 3, _amx.split3)
+        yt = _amx.b_tiles(builtin(y, ys), 3, _amx.split3, transposed=not y_rows)
+        out = _amx.contract(a, yt, m, n, kernels, AMX_EXECUTABLE)
         out = tensor.ExpandShapeOp(ttype(out_s, ir.F32Type.get()), out, [[0, 1], [2], [3]], [], out_s).result
         return ir.Operation.create("torch_c.from_builtin_tensor", results=[result], operands=[out]).result
 

@@ -33,7 +33,7 @@ Contractions, option `contraction`:
   float32 sums): the weights, decoded without the NV tensor scale, are rounded to bf16 (exactly) and
   laid out as AMX reads them, both at load time (IREE hoists them like any constant expression);
   quantized activations are converted likewise per call; float32 activations of weight-only layers
-  are split into three bf16 parts that sum to them exactly (`split3`), all three accumulated; the
+  are split into three bf16 parts that sum to them exactly (`_amx.split3`), all three accumulated; the
   tensor scales multiply the output. A 2-D `mxq.matmul` (float32 operands: a layer kept in high
   precision) splits both operands and adds the six part products that matter (`AmxGemm.pairs`). Other
   layers fall back to `decomposed`. Needs a CPU with AMX.
@@ -49,7 +49,7 @@ import dataclasses
 import functools
 
 from torch_mlir import ir
-from torch_mlir.dialects import arith, math, tensor
+from torch_mlir.dialects import arith, math
 from torch_mlir.passmanager import PassManager
 
 from mxc.dialects.mxq import ParamOp, format_attr
@@ -62,7 +62,6 @@ from . import _quant as Q
 from ._linalg import (
     F32,
     I8,
-    I32,
     Scalar as S,
     collapse_leading,
     empty,
@@ -195,145 +194,6 @@ def _round_bf16(x: ir.Value) -> ir.Value:
     return arith.ExtFOp(t, b).result
 
 
-def _pad2(v: ir.Value, rows: int, cols: int) -> ir.Value:
-    """Zero-pad the last two dims of a float32 tensor to [rows, cols] (tensor.pad: a zero-filled tensor with
-    an insert_slice, hoisted with a constant weight, broke IREE's ordering of hoisted globals)."""
-    s = shape_of(v)
-    if s[-2:] == [rows, cols]:
-        return v
-    r = len(s)
-    pad = tensor.PadOp(ttype([*s[:-2], rows, cols], F32()), v, [], [], [0] * r,
-                       [0] * (r - 2) + [rows - s[-2], cols - s[-1]])
-    block = pad.region.blocks.append(*[ir.IndexType.get()] * r)
-    with ir.InsertionPoint(block):
-        tensor.YieldOp(arith.ConstantOp(F32(), ir.FloatAttr.get(F32(), 0.0)).result)
-    return pad.result
-
-
-def _b_tiles(w: ir.Value, parts: int, body, transposed: bool = False) -> list[ir.Value]:
-    """float32 w [(Bt,) N, K] (`transposed`: [(Bt,) K, N]) -> `parts` bf16 tensors as AMX's B operand reads
-    them, N and K zero-padded to multiples of 32: [(Bt,) N/16, K/32, 16, 16, 2],
-    out_p[j, kb, r, c, t] = body(w[16 j + c, 32 kb + 2 r + t])[p] (each 1 KB tile holds 16 columns of W
-    as 16 rows of K pairs); one generic computes all parts."""
-    *bt, n, k = shape_of(w)
-    if transposed:
-        k, n = n, k
-    n2, k2 = _amx.pad32(n), _amx.pad32(k)
-    lead = list(range(len(bt)))
-    o = len(bt)  # loops: (batch..., j, kb, r, c, t)
-    j, kb, r, c, t = (o + d for d in range(5))
-    if transposed:  # w[.., 32 kb + 2 r + t, 16 j + c]: [.., K/32, 16, 2, N/16, 16]
-        wp = tensor.ExpandShapeOp(ttype([*bt, k2 // 32, 16, 2, n2 // 16, 16], F32()), _pad2(w, k2, n2),
-                                  [[d] for d in lead] + [[o, o + 1, o + 2], [o + 3, o + 4]], [],
-                                  [*bt, k2 // 32, 16, 2, n2 // 16, 16]).result
-        in_map = [*lead, kb, r, t, j, c]
-    else:  # w[.., 16 j + c, 32 kb + 2 r + t]: [.., N/16, 16, K/32, 16, 2]
-        wp = tensor.ExpandShapeOp(ttype([*bt, n2 // 16, 16, k2 // 32, 16, 2], F32()), _pad2(w, n2, k2),
-                                  [[d] for d in lead] + [[o, o + 1], [o + 2, o + 3, o + 4]], [],
-                                  [*bt, n2 // 16, 16, k2 // 32, 16, 2]).result
-        in_map = [*lead, j, c, kb, r, t]
-    outs = [empty([*bt, n2 // 16, k2 // 32, 16, 16, 2], ir.BF16Type.get()) for _ in range(parts)]
-    loops = o + 5
-    return generic([wp], outs, [in_map] + [list(range(loops))] * parts, ["parallel"] * loops, body)
-
-
-def _a_tiles(x: ir.Value, rows: int, cols: int, parts: int, body) -> list[ir.Value]:
-    """float32 x [(Bt,) M, K] -> `parts` bf16 tensors as AMX's A operand reads them, [(Bt,) M/16, K/32, 16,
-    32] with out_p[i, kb, r, c] = body(x[16 i + r, 32 kb + c])[p], M and K zero-padded to rows, cols; one
-    generic computes all parts (a fused producer of x runs once per element)."""
-    bt = shape_of(x)[:-2]
-    lead = list(range(len(bt)))
-    o = len(bt)  # loops: (batch..., i, kb, r, c)
-    xp = tensor.ExpandShapeOp(ttype([*bt, rows // 16, 16, cols // 32, 32], F32()), _pad2(x, rows, cols),
-                              [[d] for d in lead] + [[o, o + 1], [o + 2, o + 3]], [],
-                              [*bt, rows // 16, 16, cols // 32, 32]).result
-    outs = [empty([*bt, rows // 16, cols // 32, 16, 32], ir.BF16Type.get()) for _ in range(parts)]
-    loops = o + 4
-    return generic([xp], outs, [[*lead, o, o + 2, o + 1, o + 3]] + [list(range(loops))] * parts,
-                   ["parallel"] * loops, body)
-
-
-def _to_bf16(v, *_) -> list:
-    return [arith.TruncFOp(ir.BF16Type.get(), v).result]
-
-
-def _split3(v, *_) -> list:
-    """float32 v = hi + mid + lo, each a bf16 value (the three parts, as bf16).
-
-    hi = v rounded to bf16 (to nearest, ties to even, by integer ops on the bits; v truncated to its top 8
-    significand bits where that rounding would overflow), mid = the remainder rounded likewise, lo = what
-    is left: each subtraction is exact and lo has at most 8 significand bits, so the sum is v exactly (in
-    bf16's normal range) and truncf only changes the parts' type; |mid| < 2^-8 |v|, |lo| < 2^-16 |v|.
-    A NaN or infinite v goes whole into hi."""
-    bf = ir.BF16Type.get()
-
-    def rne(x):  # to nearest bf16, ties to even, on the bits (IREE folds extf(truncf(x)) into x)
-        bits = arith.BitcastOp(I32(), x).result
-        odd = arith.AndIOp(arith.ShRUIOp(bits, S.i(16)).result, S.i(1)).result
-        up = arith.AddIOp(bits, arith.AddIOp(S.i(0x7FFF), odd).result).result
-        return arith.BitcastOp(F32(), arith.AndIOp(up, S.i(-65536)).result).result
-
-    inf = S.f(float("inf"))
-    finite = S.cmpf("olt", math.AbsFOp(v).result, inf)
-    trunc = arith.BitcastOp(F32(), arith.AndIOp(arith.BitcastOp(I32(), v).result, S.i(-65536)).result).result
-    hi = rne(v)
-    hi = S.select(S.cmpf("olt", math.AbsFOp(hi).result, inf), hi, trunc)
-    r1 = arith.SubFOp(v, hi).result
-    mid = rne(r1)
-    lo = arith.SubFOp(r1, mid).result
-    parts = [S.select(finite, hi, v), S.select(finite, mid, S.f(0.0)), S.select(finite, lo, S.f(0.0))]
-    return [arith.TruncFOp(bf, x).result for x in parts]
-
-
-def amx_weights(w: ir.Value) -> list[ir.Value]:
-    """Dequantized weights [N, K] whose values are bf16 values -> one part of AMX B tiles (`_b_tiles`)."""
-    return _b_tiles(w, 1, _to_bf16)
-
-
-def split3(x: ir.Value, rows: int, cols: int) -> list[ir.Value]:
-    """float32 x [M, K] -> its three bf16 parts (`_split3`) as AMX A tiles (`_a_tiles`)."""
-    return _a_tiles(x, rows, cols, 3, _split3)
-
-
-def as_bf16_rows(x: ir.Value, rows: int, cols: int) -> list[ir.Value]:
-    """float32 x [M, K] whose values are bf16 values -> one part of AMX A tiles (`_a_tiles`)."""
-    return _a_tiles(x, rows, cols, 1, _to_bf16)
-
-
-def _flat(v: ir.Value) -> ir.Value:
-    s = shape_of(v)
-    size = 1
-    for d in s:
-        size *= d
-    return tensor.CollapseShapeOp(ttype([size], ir.RankedTensorType(v.type).element_type), v,
-                                  [list(range(len(s)))]).result
-
-
-def amx_contract(a: list[ir.Value], b: list[ir.Value], m: int, n: int, kernels: dict,
-                 executable: str = _amx.EXECUTABLE) -> ir.Value:
-    """A's parts (tiles [(Bt,) M2/16, K2/32, 16, 32]) x B's parts (tiles [(Bt,) N2/16, K2/32, 16, 16, 2]) ->
-    float32 [(Bt,) m, n], the sum of AmxGemm.pairs' products, one AMX dispatch of `executable`'s kernel."""
-    *bt, mt, kt = shape_of(a[0])[:-2]
-    m2, k2, n2 = mt * 16, kt * 32, shape_of(b[0])[len(bt)] * 16
-    batch = bt[0] if bt else 1
-    g = _amx.AmxGemm(m2, n2, k2, len(a), len(b), batch)
-    kernels.setdefault(g.name, g)
-    operands = [_flat(v) for v in (*a, *b)]
-    out = ir.Operation.create(
-        "flow.dispatch", results=[ttype([batch * m2 * n2], F32())], operands=operands,
-        attributes={
-            "entry_points": ir.ArrayAttr.get([ir.SymbolRefAttr.get([executable, g.name])]),
-            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([0, len(operands), 0, 0]),
-            "tied_operands": ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IndexType.get(), -1)]),
-        }).results[0]
-    shape = [*bt, m2, n2]
-    y = tensor.ExpandShapeOp(ttype(shape, F32()), out, [list(range(len(shape)))], [], shape).result
-    if (m2, n2) != (m, n):
-        r = len(shape)
-        y = tensor.ExtractSliceOp(ttype([*bt, m, n], F32()), y, [], [], [], [0] * r, [*bt, m, n], [1] * r).result
-    return y
-
-
 def _times_scales(y: ir.Value, scales: list) -> ir.Value:
     """y [M, N] times the rank-0 float32 tensor scales (the NV formats'), elementwise."""
     scales = [s for s in scales if s is not None]
@@ -401,8 +261,8 @@ class LowerMxqToLinalg(Pass):
         x2 = collapse_leading(lhs)
         if self.contraction == "amx":  # float32 operands: 3 bf16 parts each, the 6 products that matter
             (m, k), n = shape_of(x2), shape_of(rhs)[0]
-            a = _a_tiles(x2, _amx.pad32(m), _amx.pad32(k), 3, _split3)
-            y = amx_contract(a, _b_tiles(rhs, 3, _split3), m, n, amx_kernels)
+            a = _amx.a_tiles(x2, _amx.pad32(m), _amx.pad32(k), 3, _amx.split3)
+            y = _amx.contract(a, _amx.b_tiles(rhs, 3, _amx.split3), m, n, amx_kernels)
         else:
             y = contract(x2, rhs)
         return [expand_leading(epilogue(y, op.bias, "none"), lead)]
@@ -448,16 +308,16 @@ class LowerMxqToLinalg(Pass):
         fw = format_attr(op, "w_format").format
         m, n = shape_of(x2)[0], shape_of(op.w)[0]
         m2, k2 = _amx.pad32(m), _amx.pad32(kp)
-        b = amx_weights(Q.dequantize(fp6.codes(op.w, fw), op.w_scales, None, fw))
+        b = _amx.b_tiles(Q.dequantize(fp6.codes(op.w, fw), op.w_scales, None, fw), 1, _amx.to_bf16)
         if act is None:
             if self.act_dtype == "bf16":
-                a = as_bf16_rows(_round_bf16(x2), m2, k2)
+                a = _amx.a_tiles(_round_bf16(x2), m2, k2, 1, _amx.to_bf16)
             else:
-                a = split3(x2, m2, k2)
+                a = _amx.a_tiles(x2, m2, k2, 3, _amx.split3)
             scales = [op.w_tensor_scale]
         else:
             fa = act.format
             a_e, a_s, a_ts = Q.quantize(x2, fa, act.options)
-            a = as_bf16_rows(Q.dequantize(a_e, a_s, None, fa), m2, k2)
+            a = _amx.a_tiles(Q.dequantize(a_e, a_s, None, fa), m2, k2, 1, _amx.to_bf16)
             scales = [a_ts, op.w_tensor_scale]
-        return _times_scales(amx_contract(a, b, m, n, kernels), scales)
+        return _times_scales(_amx.contract(a, b, m, n, kernels), scales)
