@@ -140,6 +140,24 @@ def _cublas_time(x: torch.Tensor, wb: list[torch.Tensor]) -> float:
     return _time(lambda i: torch.nn.functional.linear(xb, wb[i]), len(wb))
 
 
+def _layers(shapes, formats):
+    """The loops the sweeps share: each layer of `shapes` (weights from its seed, bf16 copies for cuBLAS),
+    each format (the weights quantized once): yields (n, k, f, q, inputs), where inputs(ms) yields
+    (m, x, cuBLAS bf16's time on x) with x drawn from the layer's generator, M by M."""
+    for n, k in shapes:
+        g, w, wb = _layer(n, k)
+
+        def inputs(ms, k=k, g=g, wb=wb):
+            for m in ms:
+                x = torch.randn(m, k, generator=g).cuda()
+                yield m, x, _cublas_time(x, wb)
+
+        for f in formats:
+            yield n, k, f, quantize(w, f), inputs
+        del wb, inputs
+        torch.cuda.empty_cache()
+
+
 def _peers(x: torch.Tensor, w: torch.Tensor, n: int, k: int) -> list[tuple[str, object, int, int]]:
     """The peer kernels of a shape as (label, fn(i), copies, weight bytes); a peer that cannot run
     here gives a label saying why and fn None."""
@@ -539,29 +557,22 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}; dec_rows picks (M = {', '.join(map(str, ms))}): "
           f"{ {f: [[dec_rows(n, f, 8 if m <= 8 else 16) for m in ms] for n, _ in shapes] for f in formats} }")
-    for n, k in shapes:
-        g, w, wb = _layer(n, k)
-        for f in formats:
-            q = quantize(w, f)
-            wts = None
-            for m in ms:
-                x = torch.randn(m, k, generator=g).cuda()
-                t_ref = _cublas_time(x, wb)
-                cells = []
-                mt = next(v for v in DEC_MT if v >= m)
-                for r in (r for r in DEC_R if r <= dec_max_rows(f, mt)):
-                    ks = [Dec(w_format=f, mt=mt, r=r)]
-                    wts = wts or _rotated(layer_weights(ks, q, k))  # one weight layout for every r
-                    t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
-                    cells.append(f"r{r} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
-                splits = decs_splits(n, k)
-                if splits:
-                    ks = [DecSplit(w_format=f, mt=mt, s=splits), DSum(s=splits)]
-                    t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
-                    cells.append(f"decs s{splits} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
-                print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:6.1f}us  " + "  ".join(cells), flush=True)
-        del wb
-        torch.cuda.empty_cache()
+    for n, k, f, q, inputs in _layers(shapes, formats):
+        wts = None
+        for m, x, t_ref in inputs(ms):
+            cells = []
+            mt = next(v for v in DEC_MT if v >= m)
+            for r in (r for r in DEC_R if r <= dec_max_rows(f, mt)):
+                ks = [Dec(w_format=f, mt=mt, r=r)]
+                wts = wts or _rotated(layer_weights(ks, q, k))  # one weight layout for every r
+                t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                cells.append(f"r{r} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
+            splits = decs_splits(n, k)
+            if splits:
+                ks = [DecSplit(w_format=f, mt=mt, s=splits), DSum(s=splits)]
+                t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                cells.append(f"decs s{splits} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
+            print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:6.1f}us  " + "  ".join(cells), flush=True)
 
 
 PREFILL_M = (32, 64, 128, 256, 1024, 4096)
@@ -574,37 +585,30 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}")
     rows = []
-    for n, k in shapes:
-        g, w, wb = _layer(n, k)
-        for f in formats:
-            q = quantize(w, f)
-            wts = _rotated(layer_weights(prefill_kernels(f, False), q, k))  # as stored
-            rwts = None  # rdec's fragment tiles
-            for m in ms:
-                x = torch.randn(m, k, generator=g).cuda()
-                t_ref = _cublas_time(x, wb)
-                pf = prefill_kernels(f, False)
-                t_pf = _time(lambda i: run_layer(mod, pf, x, q, weights=wts[i]), len(wts))
-                rd = rdec_kernels(f, False, m, n, k)
-                rwts = rwts or _rotated(layer_weights(rd, q, k))
-                t_rd = _time(lambda i: run_layer(mod, rd, x, q, weights=rwts[i]), len(rwts))
-                bufs = run_kernels(mod, pf, {**wts[0], "x": x}, m, n, k)
-                parts = {}
-                for ln in layer_launches(pf, m, n, k):  # each kernel alone, on the buffers of a run of all three
-                    def one(i, ln=ln):
-                        have = {**bufs, **wts[i]}
-                        mod.launch(ln.kernel, ln.grid, [*(have[b.name] for b in ln.kernel.bindings()), *ln.constants])
-                    parts[ln.kernel.kind] = _time(one, len(wts))
-                tf = 2 * m * n * k / parts["hgemm"] / 1e12
-                rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, prefill=t_pf, rdec=t_rd,
-                                 rdec_splits=rd[1].s, **parts))
-                print(f"{n:>6} {k:>6} M={m:<5} {f:<7} cuBLAS {t_ref * 1e6:8.1f}us  prefill {t_pf * 1e6:8.1f}us "
-                      f"{t_ref / t_pf:5.2f}x  (tilea {parts['tilea'] * 1e6:6.1f} wdec {parts['wdec'] * 1e6:6.1f} hgemm "
-                      f"{parts['hgemm'] * 1e6:7.1f}us {tf:5.0f} TFLOP/s, {t_ref / parts['hgemm']:4.2f}x)  "
-                      f"rdec s{rd[1].s} {t_rd * 1e6:8.1f}us "
-                      f"{t_ref / t_rd:5.2f}x", flush=True)
-        del wb
-        torch.cuda.empty_cache()
+    for n, k, f, q, inputs in _layers(shapes, formats):
+        wts = _rotated(layer_weights(prefill_kernels(f, False), q, k))  # as stored
+        rwts = None  # rdec's fragment tiles
+        for m, x, t_ref in inputs(ms):
+            pf = prefill_kernels(f, False)
+            t_pf = _time(lambda i: run_layer(mod, pf, x, q, weights=wts[i]), len(wts))
+            rd = rdec_kernels(f, False, m, n, k)
+            rwts = rwts or _rotated(layer_weights(rd, q, k))
+            t_rd = _time(lambda i: run_layer(mod, rd, x, q, weights=rwts[i]), len(rwts))
+            bufs = run_kernels(mod, pf, {**wts[0], "x": x}, m, n, k)
+            parts = {}
+            for ln in layer_launches(pf, m, n, k):  # each kernel alone, on the buffers of a run of all three
+                def one(i, ln=ln):
+                    have = {**bufs, **wts[i]}
+                    mod.launch(ln.kernel, ln.grid, [*(have[b.name] for b in ln.kernel.bindings()), *ln.constants])
+                parts[ln.kernel.kind] = _time(one, len(wts))
+            tf = 2 * m * n * k / parts["hgemm"] / 1e12
+            rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, prefill=t_pf, rdec=t_rd,
+                             rdec_splits=rd[1].s, **parts))
+            print(f"{n:>6} {k:>6} M={m:<5} {f:<7} cuBLAS {t_ref * 1e6:8.1f}us  prefill {t_pf * 1e6:8.1f}us "
+                  f"{t_ref / t_pf:5.2f}x  (tilea {parts['tilea'] * 1e6:6.1f} wdec {parts['wdec'] * 1e6:6.1f} hgemm "
+                  f"{parts['hgemm'] * 1e6:7.1f}us {tf:5.0f} TFLOP/s, {t_ref / parts['hgemm']:4.2f}x)  "
+                  f"rdec s{rd[1].s} {t_rd * 1e6:8.1f}us "
+                  f"{t_ref / t_rd:5.2f}x", flush=True)
     (out / "prefill.json").write_text(json.dumps(rows, indent=1))
 
 
@@ -618,46 +622,39 @@ def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) 
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}")
     rows = []
-    for n, k in shapes:
-        g, w, wb = _layer(n, k)
-        for f in formats:
-            q = quantize(w, f)
-            dev: dict = {}
+    for n, k, f, q, inputs in _layers(shapes, formats):
+        dev: dict = {}
 
-            def timed(ks, x):
-                key = weight_layout(ks)
-                if key not in dev:
-                    dev[key] = _rotated(layer_weights(ks, q, k))
-                wts = dev[key]
-                return _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+        def timed(ks, x):
+            key = weight_layout(ks)
+            if key not in dev:
+                dev[key] = _rotated(layer_weights(ks, q, k))
+            wts = dev[key]
+            return _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
 
-            for m in ms:
-                x = torch.randn(m, k, generator=g).cuda()
-                t_ref = _cublas_time(x, wb)
-                other = _select(m, f, None, n, k) if m <= GEMV_MAX_M else prefill_kernels(f, False)
-                t_other = timed(other, x)
-                na, times = rdec_na(m), {}
-                for s in RDEC_SPLITS:
-                    if s == 1 or -(-k // 64) // s >= 4:
-                        times[s] = timed([TileA(rows=na, perm=True), RDec(w_format=f, na=na, s=s)]
-                                         + ([DSum(s=s)] if s > 1 else []), x)
-                s_auto = rdec_kernels(f, False, m, n, k)[1].s
-                now = _select(m, f, None, n, k)
-                rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, other=_label(other), t_other=t_other,
-                                 rdec_s=s_auto, rdec=times[s_auto], rdec_by_s=times, selected=_label(now)))
-                print(f"{n:>6} {k:>6} M={m:<4} {f:<10} cuBLAS {t_ref * 1e6:7.1f}us  {_label(other)[4:]:<16} "
-                      f"{t_other * 1e6:7.1f}us {t_ref / t_other:5.2f}x  rdec s{s_auto} {times[s_auto] * 1e6:7.1f}us "
-                      f"{t_ref / times[s_auto]:5.2f}x  (" + " ".join(f"s{s} {t * 1e6:.1f}" for s, t in times.items())
-                      + f")  selected: {_label(now)[4:]}", flush=True)
-                if f in TILEQ_FORMATS:  # the pair f x f as cuda-sm90 selects it
-                    pair = _select(m, f, f, n, k)
-                    t_pair = timed(pair, x)
-                    rows.append(dict(N=n, K=k, M=m, format=f"{f} x {f}", cublas=t_ref, selected=_label(pair),
-                                     t_selected=t_pair))
-                    print(f"{n:>6} {k:>6} M={m:<4} {f} x {f}: {_label(pair)[4:]} {t_pair * 1e6:7.1f}us "
-                          f"{t_ref / t_pair:5.2f}x", flush=True)
-        del wb
-        torch.cuda.empty_cache()
+        for m, x, t_ref in inputs(ms):
+            other = _select(m, f, None, n, k) if m <= GEMV_MAX_M else prefill_kernels(f, False)
+            t_other = timed(other, x)
+            na, times = rdec_na(m), {}
+            for s in RDEC_SPLITS:
+                if s == 1 or -(-k // 64) // s >= 4:
+                    times[s] = timed([TileA(rows=na, perm=True), RDec(w_format=f, na=na, s=s)]
+                                     + ([DSum(s=s)] if s > 1 else []), x)
+            s_auto = rdec_kernels(f, False, m, n, k)[1].s
+            now = _select(m, f, None, n, k)
+            rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, other=_label(other), t_other=t_other,
+                             rdec_s=s_auto, rdec=times[s_auto], rdec_by_s=times, selected=_label(now)))
+            print(f"{n:>6} {k:>6} M={m:<4} {f:<10} cuBLAS {t_ref * 1e6:7.1f}us  {_label(other)[4:]:<16} "
+                  f"{t_other * 1e6:7.1f}us {t_ref / t_other:5.2f}x  rdec s{s_auto} {times[s_auto] * 1e6:7.1f}us "
+                  f"{t_ref / times[s_auto]:5.2f}x  (" + " ".join(f"s{s} {t * 1e6:.1f}" for s, t in times.items())
+                  + f")  selected: {_label(now)[4:]}", flush=True)
+            if f in TILEQ_FORMATS:  # the pair f x f as cuda-sm90 selects it
+                pair = _select(m, f, f, n, k)
+                t_pair = timed(pair, x)
+                rows.append(dict(N=n, K=k, M=m, format=f"{f} x {f}", cublas=t_ref, selected=_label(pair),
+                                 t_selected=t_pair))
+                print(f"{n:>6} {k:>6} M={m:<4} {f} x {f}: {_label(pair)[4:]} {t_pair * 1e6:7.1f}us "
+                      f"{t_ref / t_pair:5.2f}x", flush=True)
     (out / "rdec.json").write_text(json.dumps(rows, indent=1))
 
 
@@ -665,24 +662,17 @@ def rdec_tiles_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(64, 128, 256, 512),
     """rdec at every tile of x (RDEC_NA, up to twice M) and K split: which of them kinds.rdec_na and
     kinds.rdec_splits should pick (the selected one is marked *)."""
     mod = Module((out / "kernels.cubin").read_bytes())
-    for n, k in shapes:
-        g, w, wb = _layer(n, k)
-        for f in formats:
-            q = quantize(w, f)
-            wts = None
-            for m in ms:
-                x = torch.randn(m, k, generator=g).cuda()
-                t_ref = _cublas_time(x, wb)
-                pick, cells = rdec_kernels(f, False, m, n, k)[1], []
-                for na in (v for v in RDEC_NA if v <= 2 * m):
-                    for s in (v for v in RDEC_SPLITS if v == 1 or -(-k // 64) // v >= 4):
-                        ks = [TileA(rows=na, perm=True), RDec(w_format=f, na=na, s=s)] + ([DSum(s=s)] if s > 1 else [])
-                        wts = wts or _rotated(layer_weights(ks, q, k))  # one weight layout for every variant
-                        t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
-                        cells.append(f"{'*' if (na, s) == (pick.na, pick.s) else ''}n{na} s{s} {t * 1e6:.1f}")
-                print(f"{n}x{k} M={m} {f} cuBLAS {t_ref * 1e6:.1f}us: " + "  ".join(cells), flush=True)
-        del wb
-        torch.cuda.empty_cache()
+    for n, k, f, q, inputs in _layers(shapes, formats):
+        wts = None
+        for m, x, t_ref in inputs(ms):
+            pick, cells = rdec_kernels(f, False, m, n, k)[1], []
+            for na in (v for v in RDEC_NA if v <= 2 * m):
+                for s in (v for v in RDEC_SPLITS if v == 1 or -(-k // 64) // v >= 4):
+                    ks = [TileA(rows=na, perm=True), RDec(w_format=f, na=na, s=s)] + ([DSum(s=s)] if s > 1 else [])
+                    wts = wts or _rotated(layer_weights(ks, q, k))  # one weight layout for every variant
+                    t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                    cells.append(f"{'*' if (na, s) == (pick.na, pick.s) else ''}n{na} s{s} {t * 1e6:.1f}")
+            print(f"{n}x{k} M={m} {f} cuBLAS {t_ref * 1e6:.1f}us: " + "  ".join(cells), flush=True)
 
 
 def main(argv=None) -> int:
