@@ -147,6 +147,15 @@ def on_amx(row: dict) -> dict:
                      "f32 sums" if weight_only else "AMX: both operands decoded to bf16 (exact), f32 sums")}
 
 
+def on_fma(row: dict) -> dict:
+    """A CPU layer's row when compiled with --contraction fma: every contraction lower-mxq-to-linalg emits
+    (quantized layers, and the 2-D matmuls of layers kept in float32) ran on mxc's FMA kernel."""
+    if row.get("status") != "quantized" and not (row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2):
+        return row
+    return {**row, "kernel": "cpu: FMA micro-kernel (mxc_fma)",
+            "path": "FMA: operands decoded to float32 (weights packed at load), f32 fused multiply-adds"}
+
+
 def _qdq_format(v) -> FormatSpec | None:
     """The format of a dequantize feeding `v`, or None."""
     owner = v.owner

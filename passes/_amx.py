@@ -113,45 +113,22 @@ class AmxGemm:
         return f"mxc_amx_{f'{self.batch}x' if self.batch > 1 else ''}{self.m}x{self.n}x{self.k}_p{parts}"
 
     @property
-    def layout(self) -> str:
-        """The bindings: A's parts, B's parts (bf16 tiles), C (float32)."""
-        return _layout(self.parts + self.b_parts)
+    def inputs(self) -> int:
+        """Read-only bindings: A's parts, then B's (bf16 tiles); C (float32) is the last binding."""
+        return self.parts + self.b_parts
 
-    def export(self, ordinal: int) -> str:
-        return (f'"hal.executable.export"() <{{layout = {self.layout}, ordinal = {ordinal} : index, '
-                f'sym_name = "{self.name}", sym_visibility = "public"}}> ({{\n'
-                f"^bb0(%device: !hal.device):\n"
-                f"  %x = arith.constant {self.m // TILE} : index\n"
-                f"  %y = arith.constant {self.n // (TILE * self.col_blocks)} : index\n"
-                f"  %z = arith.constant {self.batch} : index\n"
-                f'  "hal.return"(%x, %y, %z) : (index, index, index) -> ()\n'
-                f"}}, {{\n}}) : () -> ()\n")
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Workgroups (x: 32-row blocks, y: groups of `col_blocks` column blocks, z: the batch)."""
+        return self.m // TILE, self.n // (TILE * self.col_blocks), self.batch
 
     def func(self) -> str:
         """The workgroup function: 32 rows x `col_blocks` 32-column blocks of C, each over all of K."""
         m, n, k, bt = self.m, self.n, self.k, self.batch
-        operands = ([(f"a{i}", f"memref<{bt * m * k}xbf16>") for i in range(self.parts)]
-                    + [(f"b{j}", f"memref<{bt * n * k}xbf16>") for j in range(self.b_parts)]
-                    + [("c", f"memref<{bt * m * n}xf32>")])
-        lines = [f"func.func @{self.name}() {{", "  %c0 = arith.constant 0 : index"]
-        for b, (name, mem) in enumerate(operands):
-            lines += [
-                f'  %{name}m = "hal.interface.binding.subspan"(%c0) <{{alignment = 64 : index, binding = {b} : '
-                f"index, layout = {self.layout}, operandSegmentSizes = array<i32: 1, 0>}}> : (index) -> {mem}",
-                f"  %{name}i = memref.extract_aligned_pointer_as_index %{name}m : {mem} -> index",
-                f"  %{name}_base = arith.index_cast %{name}i : index to i64",
-            ]
-        # workgroup z: the batch entry, each operand `bytes` further per entry
-        lines += ['  %wzi = "hal.interface.workgroup.id"() <{dimension = 2 : index}> : () -> index',
-                  "  %wz = arith.index_cast %wzi : index to i64"]
-        for name, size in ([(f"a{i}", 2 * m * k) for i in range(self.parts)]
-                           + [(f"b{j}", 2 * n * k) for j in range(self.b_parts)] + [("c", 4 * m * n)]):
-            lines += [f"  %{name}s = llvm.mlir.constant({size} : i64) : i64", f"  %{name}z = llvm.mul %wz, %{name}s : i64",
-                      f"  %{name} = llvm.add %{name}_base, %{name}z : i64"]
-        # workgroup x: the 32-row block of C, y: the column blocks (consecutive workgroups share B's tiles)
-        for d, name in ((1, "wx"), (0, "wy")):
-            lines += [f'  %{name}i = "hal.interface.workgroup.id"() <{{dimension = {d} : index}}> : () -> index',
-                      f"  %{name} = arith.index_cast %{name}i : index to i64"]
+        lines = kernel_prologue(
+            self.name, [(f"a{i}", f"memref<{bt * m * k}xbf16>", 2 * m * k) for i in range(self.parts)]
+            + [(f"b{j}", f"memref<{bt * n * k}xbf16>", 2 * n * k) for j in range(self.b_parts)]
+            + [("c", f"memref<{bt * m * n}xf32>", 4 * m * n)])
         kt = k // TILE  # K tiles
         consts = {"i32one": (1, "i32"), "pal": (1, "i8"), "cols": (64, "i16"), "rows": (16, "i8"),
                   "s_t": (64, "i64"), "s_c": (4 * n, "i64"), "tile": (1024, "i64"), "rowblk": (1024 * kt, "i64"),
@@ -172,13 +149,13 @@ class AmxGemm:
         lines.append('  llvm.call_intrinsic "llvm.x86.ldtilecfg"(%cfg) : (!llvm.ptr) -> ()')
         # A and B are stored tile by tile (1 KB each, rows of 64 bytes): a part's 16-row block i, K tile kk
         # at (i * kt + kk) KB of its binding; B's 16-column blocks likewise
-        lines.append("  %ya = llvm.mul %wy, %two_rowblk : i64")
+        lines.append("  %ya = llvm.mul %wgx, %two_rowblk : i64")
         for i in range(self.parts):  # part i's two 16-row blocks of this workgroup's rows
             lines += [f"  %a{i}r0 = llvm.add %a{i}, %ya : i64", f"  %a{i}r1 = llvm.add %a{i}r0, %rowblk : i64"]
         lines += [f"  %cbn = arith.constant {self.col_blocks} : index",
                   f"  %cb = llvm.mlir.constant({self.col_blocks} : i64) : i64",
                   f"  %kn = arith.constant {kt} : index", "  %one = arith.constant 1 : index",
-                  "  %wxc = llvm.mul %wx, %cb : i64",
+                  "  %wxc = llvm.mul %wgy, %cb : i64",
                   "  scf.for %j = %c0 to %cbn step %one {",  # this workgroup's column blocks
                   "  %j64 = arith.index_cast %j : index to i64",
                   "  %col = llvm.add %wxc, %j64 : i64"]
@@ -215,7 +192,7 @@ class AmxGemm:
                 mul(2, 5, 6)
                 mul(3, 5, 7)
         lines += ["  }",
-                  "  %yc = llvm.mul %wy, %blk_c : i64", "  %xc = llvm.mul %col, %w_c : i64",
+                  "  %yc = llvm.mul %wgx, %blk_c : i64", "  %xc = llvm.mul %col, %w_c : i64",
                   "  %c00 = llvm.add %c, %yc : i64", "  %c00x = llvm.add %c00, %xc : i64",
                   "  %c01x = llvm.add %c00x, %c64 : i64", "  %c10x = llvm.add %c00x, %half_c : i64",
                   "  %c11x = llvm.add %c10x, %c64 : i64"]
@@ -226,9 +203,44 @@ class AmxGemm:
         return "\n".join(lines) + "\n"
 
 
-def executable(kernels: list[AmxGemm], name: str = EXECUTABLE) -> str:
-    """The `hal.executable.source` `name` holding every kernel (generic form for IREE's ops)."""
-    exports = "".join(g.export(i) for i, g in enumerate(kernels))
+def kernel_prologue(name: str, operands: list[tuple[str, str, int]]) -> list[str]:
+    """The head of a kernel's workgroup function: every operand (name, memref type, bytes per batch entry;
+    inputs first, the output last) bound and its address for this workgroup's batch entry (workgroup z) in
+    the i64 `%<name>`; `%c0` (index 0), `%wgx` and `%wgy` (workgroup x and y, i64)."""
+    layout = _layout(len(operands) - 1)
+    lines = [f"func.func @{name}() {{", "  %c0 = arith.constant 0 : index",
+             '  %wzi = "hal.interface.workgroup.id"() <{dimension = 2 : index}> : () -> index',
+             "  %wz = arith.index_cast %wzi : index to i64"]
+    for b, (op, mem, size) in enumerate(operands):
+        lines += [
+            f'  %{op}m = "hal.interface.binding.subspan"(%c0) <{{alignment = 64 : index, binding = {b} : '
+            f"index, layout = {layout}, operandSegmentSizes = array<i32: 1, 0>}}> : (index) -> {mem}",
+            f"  %{op}i = memref.extract_aligned_pointer_as_index %{op}m : {mem} -> index",
+            f"  %{op}_base = arith.index_cast %{op}i : index to i64",
+            f"  %{op}s = llvm.mlir.constant({size} : i64) : i64", f"  %{op}z = llvm.mul %wz, %{op}s : i64",
+            f"  %{op} = llvm.add %{op}_base, %{op}z : i64"]
+    for d, wg in ((0, "wgx"), (1, "wgy")):
+        lines += [f'  %{wg}i = "hal.interface.workgroup.id"() <{{dimension = {d} : index}}> : () -> index',
+                  f"  %{wg} = arith.index_cast %{wg}i : index to i64"]
+    return lines
+
+
+def _export(kernel, ordinal: int) -> str:
+    """The kernel's `hal.executable.export`: its bindings and its workgroup count (`kernel.grid`)."""
+    x, y, z = kernel.grid
+    return (f'"hal.executable.export"() <{{layout = {_layout(kernel.inputs)}, ordinal = {ordinal} : index, '
+            f'sym_name = "{kernel.name}", sym_visibility = "public"}}> ({{\n'
+            f"^bb0(%device: !hal.device):\n"
+            f"  %x = arith.constant {x} : index\n  %y = arith.constant {y} : index\n"
+            f"  %z = arith.constant {z} : index\n"
+            f'  "hal.return"(%x, %y, %z) : (index, index, index) -> ()\n'
+            f"}}, {{\n}}) : () -> ()\n")
+
+
+def executable(kernels: list, name: str = EXECUTABLE) -> str:
+    """The `hal.executable.source` `name` holding every kernel (AmxGemm, _fma.FmaGemm; generic form for
+    IREE's ops)."""
+    exports = "".join(_export(g, i) for i, g in enumerate(kernels))
     funcs = "".join(g.func() for g in kernels)
     return (f'"hal.executable.source"() <{{sym_name = "{name}", sym_visibility = "private"}}> ({{\n'
             f"{exports}builtin.module {{\n{funcs}}}\n"
@@ -339,26 +351,33 @@ def _flat(v: ir.Value) -> ir.Value:
                                   [list(range(len(s)))]).result
 
 
+def dispatch(kernel, operands: list[ir.Value], shape: list[int], out_shape: list[int], executable: str) -> ir.Value:
+    """One `flow.dispatch` of `executable`'s `kernel` on `operands` (flattened): its float32 result viewed
+    as `shape`, sliced to `out_shape` (the padding dropped)."""
+    operands = [_flat(v) for v in operands]
+    size = 1
+    for d in shape:
+        size *= d
+    out = ir.Operation.create(
+        "flow.dispatch", results=[ttype([size], F32())], operands=operands,
+        attributes={
+            "entry_points": ir.ArrayAttr.get([ir.SymbolRefAttr.get([executable, kernel.name])]),
+            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([0, len(operands), 0, 0]),
+            "tied_operands": ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IndexType.get(), -1)]),
+        }).results[0]
+    y = tensor.ExpandShapeOp(ttype(shape, F32()), out, [list(range(len(shape)))], [], shape).result
+    if out_shape != shape:
+        r = len(shape)
+        y = tensor.ExtractSliceOp(ttype(out_shape, F32()), y, [], [], [], [0] * r, out_shape, [1] * r).result
+    return y
+
+
 def contract(a: list[ir.Value], b: list[ir.Value], m: int, n: int, kernels: dict,
-                 executable: str = EXECUTABLE) -> ir.Value:
+             executable: str = EXECUTABLE) -> ir.Value:
     """A's parts (tiles [(Bt,) M2/16, K2/32, 16, 32]) x B's parts (tiles [(Bt,) N2/16, K2/32, 16, 16, 2]) ->
     float32 [(Bt,) m, n], the sum of AmxGemm.pairs' products, one AMX dispatch of `executable`'s kernel."""
     *bt, mt, kt = shape_of(a[0])[:-2]
     m2, k2, n2 = mt * 16, kt * 32, shape_of(b[0])[len(bt)] * 16
-    batch = bt[0] if bt else 1
-    g = AmxGemm(m2, n2, k2, len(a), len(b), batch)
+    g = AmxGemm(m2, n2, k2, len(a), len(b), bt[0] if bt else 1)
     kernels.setdefault(g.name, g)
-    operands = [_flat(v) for v in (*a, *b)]
-    out = ir.Operation.create(
-        "flow.dispatch", results=[ttype([batch * m2 * n2], F32())], operands=operands,
-        attributes={
-            "entry_points": ir.ArrayAttr.get([ir.SymbolRefAttr.get([executable, g.name])]),
-            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([0, len(operands), 0, 0]),
-            "tied_operands": ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IndexType.get(), -1)]),
-        }).results[0]
-    shape = [*bt, m2, n2]
-    y = tensor.ExpandShapeOp(ttype(shape, F32()), out, [list(range(len(shape)))], [], shape).result
-    if (m2, n2) != (m, n):
-        r = len(shape)
-        y = tensor.ExtractSliceOp(ttype([*bt, m, n], F32()), y, [], [], [], [0] * r, [*bt, m, n], [1] * r).result
-    return y
+    return dispatch(g, [*a, *b], [*bt, m2, n2], [*bt, m, n], executable)

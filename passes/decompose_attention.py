@@ -24,6 +24,8 @@ taken (the attention keeps its one row, `<module path>.sdpa`, "attention is not 
 Option `amx` (the cpu target with `--contraction amx`): the two matmuls run as AMX dispatches
 (`_amx.split3`, as lower-mxq-to-linalg's float32 matmuls: both operands split in three bf16 parts, the six products that
 matter, float32-accurate), batched over the heads, in an executable of their own (`mxc_amx_attention`).
+Option `fma` (`--contraction fma`): the two matmuls run on mxc's float32 FMA kernel (`_fma.py`), batched
+over the heads likewise (`mxc_fma_attention`).
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ import numpy as np
 from torch_mlir import ir
 from torch_mlir.dialects import tensor
 
-from . import _amx
+from . import _amx, _fma
 from ._linalg import ttype
 from .base import Pass, walk_ops
 
 AMX_EXECUTABLE = "mxc_amx_attention"
+FMA_EXECUTABLE = "mxc_fma_attention"
 
 SDPA = "torch.aten.scaled_dot_product_attention"
 _DTYPE_CODE = {"f32": 6, "bf16": 15, "f16": 5}  # torch's ScalarType numbering (torch.aten.to.dtype's operand)
@@ -101,21 +104,23 @@ class _Builder:
 class DecomposeAttention(Pass):
     name = "decompose-attention"
     amx: bool = False  # the two matmuls on AMX tiles (float32-accurate split)
+    fma: bool = False  # the two matmuls on mxc's float32 FMA kernel (_fma.py)
 
     def run(self, module: ir.Operation) -> None:
         masks: dict = {}  # a mask's (additive bias, rows that attend to something), built once for its layers
-        kernels: dict = {}  # the AMX kernels (amx), one per shape
+        kernels: dict = {}  # the AMX / FMA kernels (amx, fma), one per shape
         for op in walk_ops(module, (SDPA,)):
             self._decompose(op.operation, masks, kernels)
         if kernels:
-            exe = ir.Operation.parse(_amx.executable(list(kernels.values()), AMX_EXECUTABLE))
+            exe = ir.Operation.parse(_amx.executable(list(kernels.values()),
+                                                     AMX_EXECUTABLE if self.amx else FMA_EXECUTABLE))
             ir.InsertionPoint.at_block_begin(module.regions[0].blocks[0]).insert(exe)
 
     def _matmul(self, b: "_Builder", result: ir.Type, x: ir.Value, y: ir.Value, kernels: dict,
                 y_rows: bool) -> ir.Value:
         """x [B, H, M, K] @ y -> [B, H, M, N]: y is [B, H, N, K] (`y_rows`: the keys) or [B, H, K, N] (the
-        values); torch's matmul, or with `amx` one batched AMX dispatch over B x H."""
-        if not self.amx:
+        values); torch's matmul, or with `amx` / `fma` one batched dispatch of mxc's kernel over B x H."""
+        if not (self.amx or self.fma):
             if y_rows:
                 ys, _ = _shape_dtype(y)
                 y = b.op("torch.aten.transpose.int", _vtensor([*ys[:2], ys[3], ys[2]], "f32"), y,
@@ -132,9 +137,13 @@ class DecomposeAttention(Pass):
 
         m, k = xs[2], xs[3]
         n = ys[2] if y_rows else ys[3]
-        a = _amx.a_tiles(builtin(x, xs), _amx.pad32(m), _amx.pad32(k), 3, _amx.split3)
-        yt = _amx.b_tiles(builtin(y, ys), 3, _amx.split3, transposed=not y_rows)
-        out = _amx.contract(a, yt, m, n, kernels, AMX_EXECUTABLE)
+        if self.fma:
+            out = _fma.contract(builtin(x, xs), _fma.b_panels(builtin(y, ys), transposed=not y_rows), n, kernels,
+                                FMA_EXECUTABLE)
+        else:
+            a = _amx.a_tiles(builtin(x, xs), _amx.pad32(m), _amx.pad32(k), 3, _amx.split3)
+            yt = _amx.b_tiles(builtin(y, ys), 3, _amx.split3, transposed=not y_rows)
+            out = _amx.contract(a, yt, m, n, kernels, AMX_EXECUTABLE)
         out = tensor.ExpandShapeOp(ttype(out_s, ir.F32Type.get()), out, [[0, 1], [2], [3]], [], out_s).result
         return ir.Operation.create("torch_c.from_builtin_tensor", results=[result], operands=[out]).result
 

@@ -37,6 +37,9 @@ Contractions, option `contraction`:
   tensor scales multiply the output. A 2-D `mxq.matmul` (float32 operands: a layer kept in high
   precision) splits both operands and adds the six part products that matter (`AmxGemm.pairs`). Other
   layers fall back to `decomposed`. Needs a CPU with AMX.
+* `fma`: the `decomposed` form's float32 operands, contracted by mxc's register-blocked kernel
+  (`_fma.py`: 4 x 24 micro-tiles of vector fused multiply-adds, the weight packed in 24-column panels at
+  load time) instead of IREE's matmul code; every contraction of the pass. Needs AVX2 and FMA (x86-64).
 
 Option `act-dtype=bf16` (`mxc compile --act-dtype bf16`): a weight-only fused matmul rounds its
 activations (after any Hadamard rotation) to bf16 with `arith.truncf` and extends them back, which is
@@ -57,7 +60,7 @@ from mxc.numerics.formats import Format
 from mxc.numerics.options import FormatSpec
 from mxc.options import ActDtype, Contraction
 
-from . import _amx
+from . import _amx, _fma
 from . import _quant as Q
 from ._linalg import (
     F32,
@@ -220,11 +223,11 @@ class LowerMxqToLinalg(Pass):
 
     def run(self, module: ir.Operation) -> None:
         fp6 = _Fp6Bridge()
-        amx_kernels: dict[str, _amx.AmxGemm] = {}  # the AMX dispatches' kernels, one per shape
+        kernels: dict = {}  # the AMX / FMA dispatches' kernels, one per shape
         for name, fn in (
-            ("mxq.fused_matmul", functools.partial(self._fused, amx_kernels=amx_kernels)),
-            ("mxq.scaled_matmul", self._scaled),
-            ("mxq.matmul", functools.partial(self._matmul, amx_kernels=amx_kernels)),
+            ("mxq.fused_matmul", functools.partial(self._fused, kernels=kernels)),
+            ("mxq.scaled_matmul", functools.partial(self._scaled, kernels=kernels)),
+            ("mxq.matmul", functools.partial(self._matmul, kernels=kernels)),
             ("mxq.dequantize", self._dequantize),
             ("mxq.quantize", self._quantize),
         ):
@@ -235,9 +238,11 @@ class LowerMxqToLinalg(Pass):
                     old.replace_all_uses_with(value)
                 op.operation.erase()
         fp6.erase_unused_params(module)
-        if amx_kernels:
-            exe = ir.Operation.parse(_amx.executable(list(amx_kernels.values())))
-            ir.InsertionPoint.at_block_begin(module.regions[0].blocks[0]).insert(exe)
+        for kind, exe_name in ((_amx.AmxGemm, _amx.EXECUTABLE), (_fma.FmaGemm, _fma.EXECUTABLE)):
+            of_kind = [k for k in kernels.values() if isinstance(k, kind)]
+            if of_kind:
+                exe = ir.Operation.parse(_amx.executable(of_kind, exe_name))
+                ir.InsertionPoint.at_block_begin(module.regions[0].blocks[0]).insert(exe)
         PassManager.parse("builtin.module(reconcile-unrealized-casts)", context=module.context).run(module)
 
     def _quantize(self, op, fp6):
@@ -253,28 +258,35 @@ class LowerMxqToLinalg(Pass):
         y = slice_last(Q.dequantize(fp6.codes(op.elements, fmt), op.scales, op.tensor_scale, fmt), k)
         return [Q.rotate(y, spec.hadamard) if spec.hadamard else y]
 
-    def _matmul(self, op, fp6, amx_kernels: dict):
+    def _contract(self, a: ir.Value, b: ir.Value, kernels: dict) -> ir.Value:
+        """a [(B,) M, K] x b [(B,) N, K]^T in float32: the FMA kernel (`contraction=fma`; a constant b's
+        packing is hoisted to load time with its decode) or a linalg contraction."""
+        if self.contraction == "fma":
+            return _fma.contract(a, _fma.b_panels(b), shape_of(b)[-2], kernels)
+        return contract(a, b)
+
+    def _matmul(self, op, fp6, kernels: dict):
         lhs, rhs = op.lhs, op.rhs
         if len(shape_of(rhs)) == 3:
-            return [contract(lhs, rhs)]
+            return [self._contract(lhs, rhs, kernels)]
         lead = shape_of(lhs)[:-1]
         x2 = collapse_leading(lhs)
         if self.contraction == "amx":  # float32 operands: 3 bf16 parts each, the 6 products that matter
             (m, k), n = shape_of(x2), shape_of(rhs)[0]
             a = _amx.a_tiles(x2, _amx.pad32(m), _amx.pad32(k), 3, _amx.split3)
-            y = _amx.contract(a, _amx.b_tiles(rhs, 3, _amx.split3), m, n, amx_kernels)
+            y = _amx.contract(a, _amx.b_tiles(rhs, 3, _amx.split3), m, n, kernels)
         else:
-            y = contract(x2, rhs)
+            y = self._contract(x2, rhs, kernels)
         return [expand_leading(epilogue(y, op.bias, "none"), lead)]
 
-    def _scaled(self, op, fp6):
+    def _scaled(self, op, fp6, kernels: dict):
         fa, fb = format_attr(op, "a_format").format, format_attr(op, "b_format").format
         if self.contraction == "scaled-generic" and _can_scale_generic(fa) and _can_scale_generic(fb):
             return [scaled_contract(op.a, op.a_scales, op.b, op.b_scales)]
         a = Q.dequantize(fp6.codes(op.a, fa), op.a_scales, None, fa)
-        return [contract(a, Q.dequantize(fp6.codes(op.b, fb), op.b_scales, None, fb))]
+        return [self._contract(a, Q.dequantize(fp6.codes(op.b, fb), op.b_scales, None, fb), kernels)]
 
-    def _fused(self, op, fp6, amx_kernels: dict):
+    def _fused(self, op, fp6, kernels: dict):
         w_spec, act = format_attr(op, "w_format"), format_attr(op, "act_format")
         fw = w_spec.format
         x = op.x
@@ -288,18 +300,18 @@ class LowerMxqToLinalg(Pass):
             return Q.dequantize(fp6.codes(op.w, fw), op.w_scales, op.w_tensor_scale, fw)
 
         if self.contraction == "amx" and _amx.bf16_exact(fw) and (act is None or _amx.bf16_exact(act.format)):
-            y = self._amx_fused(op, fp6, x2, kp, act, amx_kernels)
+            y = self._amx_fused(op, fp6, x2, kp, act, kernels)
         elif act is None:
             if self.act_dtype == "bf16":  # what cuda-sm90's tensor-core kernels multiply
                 x2 = _round_bf16(x2)
-            y = contract(pad_last(x2, kp), weights())
+            y = self._contract(pad_last(x2, kp), weights(), kernels)
         else:
             fa = act.format
             a_e, a_s, a_ts = Q.quantize(x2, fa, act.options)
             if self.contraction == "scaled-generic" and _can_scale_generic(fa) and _can_scale_generic(fw):
                 y = scaled_contract(a_e, a_s, op.w, op.w_scales)
             else:
-                y = contract(Q.dequantize(a_e, a_s, a_ts, fa), weights())
+                y = self._contract(Q.dequantize(a_e, a_s, a_ts, fa), weights(), kernels)
         y = epilogue(y, op.bias, ir.StringAttr(op.epilogue).value)
         return [expand_leading(y, lead)]
 

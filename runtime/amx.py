@@ -1,4 +1,4 @@
-"""Whether this CPU has AMX bf16 tiles, and the Linux permission a process needs to use them.
+"""Whether this CPU has AMX bf16 tiles (or AVX2 and FMA), and the Linux permission a process needs for AMX.
 
 Kept free of the compiler's imports (torch-mlir): the runtime asks before it loads an artifact compiled
 with `--contraction amx` (passes/_amx.py writes those kernels), also on hosts that only run artifacts.
@@ -15,16 +15,25 @@ _ARCH_PRCTL, _ARCH_REQ_XCOMP_PERM, _XFEATURE_XTILEDATA = 158, 0x1023, 18  # Linu
 
 
 @functools.cache
-def host_has_amx() -> bool:
-    """The CPU has AMX tiles and bf16 tile multiplies (Linux /proc/cpuinfo flags)."""
+def _flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere and off x86-64)."""
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return False
+        return frozenset()
     try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("flags")), "").split()
+        return frozenset(next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                               if line.startswith("flags")), "").split())
     except OSError:
-        return False
-    return "amx_tile" in flags and "amx_bf16" in flags
+        return frozenset()
+
+
+def host_has_amx() -> bool:
+    """The CPU has AMX tiles and bf16 tile multiplies."""
+    return {"amx_tile", "amx_bf16"} <= _flags()
+
+
+def host_has_fma() -> bool:
+    """The CPU has AVX2 and FMA (what `--contraction fma`'s kernels are compiled to)."""
+    return {"avx2", "fma"} <= _flags()
 
 
 @functools.cache

@@ -31,9 +31,17 @@ class Cpu(Target):
                 raise OptionsError("--contraction amx needs a CPU with AMX bf16 tiles (the /proc/cpuinfo flags "
                                    "amx_tile and amx_bf16: Intel Sapphire Rapids or later) and this one has "
                                    "none: use --contraction decomposed")
+        if options.contraction == "fma":
+            from mxc.options import OptionsError
+            from mxc.runtime.amx import host_has_fma
+
+            if not host_has_fma():
+                raise OptionsError("--contraction fma needs a CPU with AVX2 and FMA (x86-64, the /proc/cpuinfo "
+                                   "flags avx2 and fma) and this one lacks them: use --contraction decomposed")
         lower = REGISTRY["lower-mxq-to-linalg"](contraction=options.contraction, act_dtype=options.act_dtype)
         # IREE's fused attention op is slow on the CPU (decompose_attention.py): torch's math form instead
-        return [("lower-cpu", lower), ("decompose-attention", REGISTRY["decompose-attention"](amx=options.contraction == "amx"))]
+        return [("lower-cpu", lower), ("decompose-attention", REGISTRY["decompose-attention"](
+            amx=options.contraction == "amx", fma=options.contraction == "fma"))]
 
     def format_path(self, fmt: Format) -> str:
         return "emulated (bit-exact)"

@@ -39,6 +39,9 @@ def category(name: str) -> str:
             return "AMX quantized GEMMs"
         batched = name.removeprefix("mxc_amx_").split("_")[0].count("x") == 3
         return "AMX attention matmuls (split 3x3)" if batched else "AMX float32 matmuls (split 3x3)"
+    if name.startswith("mxc_fma_"):  # float32 operands: quantized layers decoded, lm_head, attention
+        batched = name.removeprefix("mxc_fma_").count("x") == 3
+        return "FMA attention matmuls" if batched else "FMA GEMMs (layers, lm_head)"
     if "softmax" in name:
         return "softmax"
     if "matmul" in name or "contract" in name:

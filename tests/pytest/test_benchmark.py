@@ -30,6 +30,8 @@ def test_profile_cpu_splits_one_run_by_dispatch_kind(tmp_path):
     assert profile_cpu.category("mxc_amx_512x1536x576_p3") == "AMX quantized GEMMs"
     assert profile_cpu.category("mxc_amx_512x49152x576_p3x3") == "AMX float32 matmuls (split 3x3)"
     assert profile_cpu.category("mxc_amx_9x512x512x64_p3x3") == "AMX attention matmuls (split 3x3)"
+    assert profile_cpu.category("mxc_fma_512x1536x576") == "FMA GEMMs (layers, lm_head)"
+    assert profile_cpu.category("mxc_fma_9x512x528x64") == "FMA attention matmuls"
     assert profile_cpu.category("main$async_dispatch_12_softmax_9x512x512xf32_generic") == "softmax"
     opts = Options()
     if opts.contraction == "amx" and shutil.which("cc") is None:
@@ -40,3 +42,4 @@ def test_profile_cpu_splits_one_run_by_dispatch_kind(tmp_path):
     assert rows and all(r["total_ms"] >= 0 and r["calls"] >= 1 for r in rows)
     kinds = {profile_cpu.category(r["name"]) for r in rows}
     assert ("AMX quantized GEMMs" in kinds) == (opts.contraction == "amx")
+    assert ("FMA GEMMs (layers, lm_head)" in kinds) == (opts.contraction == "fma")
