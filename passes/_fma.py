@@ -1,12 +1,14 @@
-"""Packed float32 GEMM kernels for the CPU target's contractions (`contraction=fma`, any x86-64 with AVX2+FMA).
+"""Float32 kernels for the CPU target's contractions (`contraction=fma`, any x86-64 with AVX2 + FMA).
 
 IREE's llvm-cpu code for a float32 matmul ran at 50-70 GFLOP/s on the two cores of an AMD EPYC (Zen 4)
-test machine, where torch (MKL) gets 80-106 and the FMA units ~165 (measured in README "Measurements"):
-its 8 x 16 register tile spills and its matmul with a [N, K] weight reduces along the vector. This kernel is
-the classic register-blocked micro-kernel instead: C[M, N] = A[M, K] . B[N, K]^T with B packed in panels of
-NR = 24 columns, [N/24, K, 24] (hoisted to load time for a constant weight, like every weight decode), and
-each micro-tile of MR = 4 rows x 24 columns held in 12 vector registers over all of K: per K step three
-loads of B, four broadcasts of A and twelve fused multiply-adds (`llvm.intr.fma` on vector<8xf32>).
+test machine (512 x 1536 x 576: 12.8 ms, 17.7 ms with the [N, K] weight layout mxc's layers have), where
+torch (MKL) took 8.5 ms and the FMA units' peak is ~165 GFLOP/s (2 cores x 2 x 8-lane FMAs per cycle at
+~2.6 GHz): its 8 x 16 register tile spills. `FmaGemm` is the classic register-blocked micro-kernel
+instead: C[M, N] = A[M, K] . B[N, K]^T with B packed in panels of NR = 24 columns, [N/24, K, 24] (hoisted
+to load time for a constant weight, like every weight decode), each micro-tile of MR = 4 rows x 24
+columns held in 12 vector<8xf32> accumulators over a K block of at most 256 (so the panel's block stays
+in L1 over the workgroup's rows): per K step three loads of B, four broadcasts of A and twelve
+`vector.fma`s. Memref + vector ops: IREE's llvm-cpu pipeline lowers them as written.
 
 Every product and sum is a float32 operation of the contraction; what differs from IREE's float32
 contraction is the order of the sums and that a*b+c rounds once (as torch's MKL kernels do), within the
@@ -15,6 +17,10 @@ float32 accumulation-order tolerance every lowering is tested to.
 A workgroup takes `row_block` rows (workgroup x, so consecutive workgroups read the same B panels from the
 cache) and `col_panels` panels of 24 columns (workgroup y), a batch entry per workgroup z. M is padded to a
 multiple of MR and N to a multiple of NR with zeros (`pad2`); K is any size.
+
+For causal attention (decompose-attention{fma=true}): `FmaGemm(causal="out")` writes q . k^T with the
+causal mask applied (-inf past the diagonal, tiles above it skipped), `FmaSoftmax` its softmax row by row
+(up to the diagonal), `FmaGemm(causal="lhs")` the probabilities times the values (K up to the diagonal).
 """
 
 from __future__ import annotations
@@ -45,10 +51,14 @@ class FmaGemm:
     n: int
     k: int
     batch: int = 1  # independent GEMMs of these shapes, operands stacked (workgroup z)
+    # causal attention (top-left aligned, key j <= query i): "out" skips the micro-tiles of C above the
+    # diagonal and writes -inf at every column past the row (q . k^T with the causal mask applied), "lhs"
+    # stops each row tile's K at its last row (A is 0 past it: the probabilities times the values)
+    causal: str = ""
 
     def __post_init__(self):
-        if self.m % MR or self.n % NR or self.k < 1 or self.batch < 1:
-            raise ValueError(f"FmaGemm needs m a multiple of {MR}, n of {NR}: {self}")
+        if self.m % MR or self.n % NR or self.k < 1 or self.batch < 1 or self.causal not in ("", "out", "lhs"):
+            raise ValueError(f"FmaGemm needs m a multiple of {MR}, n of {NR}, causal '', 'out' or 'lhs': {self}")
 
     @property
     def row_block(self) -> int:
@@ -60,7 +70,8 @@ class FmaGemm:
 
     @property
     def name(self) -> str:
-        return f"mxc_fma_{f'{self.batch}x' if self.batch > 1 else ''}{self.m}x{self.n}x{self.k}"
+        tail = {"": "", "out": "_tril", "lhs": "_trila"}[self.causal]
+        return f"mxc_fma_{f'{self.batch}x' if self.batch > 1 else ''}{self.m}x{self.n}x{self.k}{tail}"
 
     inputs = 2  # read-only bindings: A, B (packed); C is the last
 
@@ -89,7 +100,8 @@ class FmaGemm:
         lines += [f"  %{name} = arith.constant {val} : index" for name, val in consts.items()]
         for x, (_, size) in mem.items():  # this batch entry's first element of each operand
             lines += [f"  %{x}sz = arith.constant {size} : index", f"  %{x}_at = arith.muli %wzi, %{x}sz : index"]
-        lines += [f"  %zero = arith.constant dense<0.0> : {v}",
+        lines += [f"  %zero = arith.constant dense<0.0> : {v}", f"  %ninf = arith.constant dense<0xFF800000> : {v}",
+                  f"  %iota = arith.constant dense<[{', '.join(map(str, range(W)))}]> : vector<{W}xi32>",
                   "  %row_base = arith.muli %wgxi, %rowb : index", "  %pan_base = arith.muli %wgyi, %cp : index",
                   "  scf.for %p = %c0 to %npan step %one {",
                   "  %pan = arith.addi %pan_base, %p : index",
@@ -110,6 +122,18 @@ class FmaGemm:
                           f"  scf.for %r{t} = %c0 to %nrow step %one {{",
                           f"  %rr{t} = arith.muli %r{t}, %mr : index",
                           f"  %rowt{t} = arith.addi %row_base, %rr{t} : index"])
+            hi = "%kc_i"  # the K loop's end in this block
+            if self.causal == "lhs":  # A[i, j] = 0 for j past the tile's last row: K up to it
+                lines.extend([f"  %rend{t} = arith.addi %rowt{t}, %mr : index",
+                              f"  %lim{t} = arith.subi %rend{t}, %k0{t} : index",
+                              f"  %lim0{t} = arith.maxsi %lim{t}, %c0 : index",
+                              f"  %hi{t} = arith.minsi %lim0{t}, %kc_i : index"])
+                hi = f"%hi{t}"
+            elif self.causal == "out":  # a tile wholly above the diagonal: no K steps (C = 0)
+                lines.extend([f"  %rlast{t} = arith.addi %rowt{t}, %ci{MR - 1} : index",
+                              f"  %need{t} = arith.cmpi sle, %ccol, %rlast{t} : index",
+                              f"  %hi{t} = arith.select %need{t}, %kc_i, %c0 : index"])
+                hi = f"%hi{t}"
             init = []
             for i in range(MR):
                 lines.extend([f"  %row{i}{t} = arith.addi %rowt{t}, %ci{i} : index",
@@ -124,7 +148,7 @@ class FmaGemm:
                     else:
                         lines.append(f"  %c{i}{j}{t} = vector.load %cm[%cq{i}{j}{t}] : {mem['c'][0]}, {v}")
                         init.append(f"%c{i}{j}{t}")
-            lines.append(f"  %res{t}:{len(accs)} = scf.for %kk = %c0 to %kc_i step %one iter_args("
+            lines.append(f"  %res{t}:{len(accs)} = scf.for %kk = %c0 to {hi} step %one iter_args("
                          + ", ".join(f"{a} = {x}" for a, x in zip(accs, init)) + f") -> ({types}) {{")
             lines.extend(["    %kb = arith.muli %kk, %nr : index", f"    %brow = arith.addi %bblk{t}, %kb : index"])
             for j in range(3):
@@ -141,7 +165,19 @@ class FmaGemm:
             lines.extend([f"    scf.yield {', '.join(new)} : {types}", "  }"])
             for i in range(MR):
                 for j in range(3):
-                    lines.append(f"  vector.store %res{t}#{i * 3 + j}, %cm[%cq{i}{j}{t}] : {mem['c'][0]}, {v}")
+                    res = f"%res{t}#{i * 3 + j}"
+                    if self.causal == "out":  # the causal mask itself: -inf where column > row
+                        lines.extend([f"  %colj{i}{j}{t} = arith.addi %ccol, %cw{j} : index",
+                                      f"  %colji{i}{j}{t} = arith.index_cast %colj{i}{j}{t} : index to i32",
+                                      f"  %colv{i}{j}{t}a = vector.broadcast %colji{i}{j}{t} : i32 to vector<{W}xi32>",
+                                      f"  %colv{i}{j}{t} = arith.addi %colv{i}{j}{t}a, %iota : vector<{W}xi32>",
+                                      f"  %rowi{i}{j}{t} = arith.index_cast %row{i}{t} : index to i32",
+                                      f"  %rowv{i}{j}{t} = vector.broadcast %rowi{i}{j}{t} : i32 to vector<{W}xi32>",
+                                      f"  %above{i}{j}{t} = arith.cmpi sgt, %colv{i}{j}{t}, %rowv{i}{j}{t} : vector<{W}xi32>",
+                                      f"  %masked{i}{j}{t} = arith.select %above{i}{j}{t}, %ninf, {res} : "
+                                      f"vector<{W}xi1>, {v}"])
+                        res = f"%masked{i}{j}{t}"
+                    lines.append(f"  vector.store {res}, %cm[%cq{i}{j}{t}] : {mem['c'][0]}, {v}")
             lines.append("  }")
 
         micro_tiles("%c0", True)
@@ -156,13 +192,13 @@ class FmaGemm:
 # ----------------------------------------------------------------------------- IR: operands and the dispatch
 
 
-def b_panels(w: ir.Value, transposed: bool = False) -> ir.Value:
-    """float32 w [(Bt,) N, K] (`transposed`: [(Bt,) K, N]) -> B packed [(Bt,) N2/NR, K, NR] (N2: N padded to
-    NR with zeros), out[p, kk, j] = w[NR p + j, kk]."""
+def b_panels(w: ir.Value, transposed: bool = False, k_to: int = 0) -> ir.Value:
+    """float32 w [(Bt,) N, K] (`transposed`: [(Bt,) K, N]) -> B packed [(Bt,) N2/NR, K2, NR] (N2: N padded to
+    NR with zeros, K2: K padded to `k_to` if larger), out[p, kk, j] = w[NR p + j, kk]."""
     *bt, n, k = shape_of(w)
     if transposed:
         k, n = n, k
-    n2 = pad_to(n, NR)
+    n2, k = pad_to(n, NR), max(k, k_to)
     lead = list(range(len(bt)))
     o = len(bt)  # loops: (batch..., p, kk, j)
     p, kk, j = o, o + 1, o + 2
@@ -178,10 +214,137 @@ def b_panels(w: ir.Value, transposed: bool = False) -> ir.Value:
     return generic([wp], [out], [in_map, list(range(o + 3))], ["parallel"] * (o + 3), lambda x, _: [x])[0]
 
 
-def contract(a: ir.Value, b: ir.Value, n: int, kernels: dict, executable: str = EXECUTABLE) -> ir.Value:
-    """a [(Bt,) M, K] x B (`b_panels`) -> float32 [(Bt,) M, n], one dispatch of `executable`'s kernel."""
+def contract(a: ir.Value, b: ir.Value, n: int, kernels: dict, executable: str = EXECUTABLE,
+             causal: str = "", padded: bool = False) -> ir.Value:
+    """a [(Bt,) M, K] x B (`b_panels`) -> float32 [(Bt,) M, n] (`padded`: the whole [(Bt,) M2, N2]), one
+    dispatch of `executable`'s kernel (`causal`: FmaGemm's)."""
     *bt, m, k = shape_of(a)
     m2, n2 = pad_to(m, MR), shape_of(b)[len(bt)] * NR
-    g = FmaGemm(m2, n2, k, bt[0] if bt else 1)
+    g = FmaGemm(m2, n2, k, bt[0] if bt else 1, causal)
     kernels.setdefault(g.name, g)
-    return dispatch(g, [pad2(a, m2, k), b], [*bt, m2, n2], [*bt, m, n], executable)
+    full = [*bt, m2, n2]
+    return dispatch(g, [pad2(a, m2, k), b], full, full if padded else [*bt, m, n], executable)
+
+
+def causal_softmax(scores: ir.Value, kernels: dict, executable: str = EXECUTABLE) -> ir.Value:
+    """softmax over the last dim of causal scores [Bt, M2, N2] (FmaGemm causal="out": -inf past the
+    diagonal), one dispatch of `FmaSoftmax`; row i is written up to column i + 3 (rounded up to a vector),
+    which is all that a causal="lhs" product reads."""
+    bt, m2, n2 = shape_of(scores)
+    g = FmaSoftmax(m2, n2, bt)
+    kernels.setdefault(g.name, g)
+    return dispatch(g, [scores], [bt, m2, n2], [bt, m2, n2], executable)
+
+
+# exp(x) = 2^n * p(r), n = round(x log2 e), r = x - n ln 2 (ln 2 in two parts), p Cephes' expf polynomial
+_LOG2E, _LN2_HI, _LN2_LO = 1.44269504088896341, 0.693359375, -2.12194440e-4
+_EXP_P = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1)
+_EXP_MIN = -87.3  # below: 0 (2^n stays a normal float32 down to here)
+
+
+@dataclasses.dataclass(frozen=True)
+class FmaSoftmax:
+    """P[b, i, :] = softmax(S[b, i, :]) for causal scores (-inf past the diagonal), in float32 vectors:
+    per row the max, exp(x - max) and their sum, then the scale by 1 / sum; only the first
+    ceil((i + 4) / 8) vectors of row i (what a causal product reads), the rest of P left unwritten. A row
+    whose scores are all -inf gives 0. exp: range reduction by ln 2 and a degree-6 polynomial (Cephes'
+    expf, within 2 ulp), x < -87.3 gives 0."""
+
+    m: int
+    n: int
+    batch: int = 1
+    inputs = 1
+
+    def __post_init__(self):
+        if self.m % MR or self.n % W or self.batch < 1:
+            raise ValueError(f"FmaSoftmax needs m a multiple of {MR} and n of {W}: {self}")
+
+    @property
+    def row_block(self) -> int:
+        return next(r for r in (32, 16, 8, 4) if self.m % r == 0)
+
+    @property
+    def name(self) -> str:
+        return f"mxc_fma_softmax_{self.batch}x{self.m}x{self.n}_tril"
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        return self.m // self.row_block, 1, self.batch
+
+    def func(self) -> str:
+        m, n, bt = self.m, self.n, self.batch
+        mem = f"memref<{bt * m * n}xf32>"
+        v, vi = f"vector<{W}xf32>", f"vector<{W}xi32>"
+        lines = kernel_prologue(self.name, [("s", mem, 4 * m * n), ("p", mem, 4 * m * n)])
+
+        def vconst(name: str, val: float) -> None:
+            lines.append(f"  %{name} = arith.constant dense<{val!r}> : {v}")
+
+        consts = {"rowb": self.row_block, "n_i": n, "w": W, "nv": n // W, "pad": MR + W - 1, "one": 1,
+                  "mn": m * n}
+        lines += [f"  %{name} = arith.constant {val} : index" for name, val in consts.items()]
+        lines += ["  %at = arith.muli %wzi, %mn : index", "  %row_base = arith.muli %wgxi, %rowb : index",
+                  f"  %ninf = arith.constant dense<0xFF800000> : {v}", f"  %zero = arith.constant dense<0.0> : {v}",
+                  "  %ninf_s = arith.constant 0xFF800000 : f32", "  %zero_s = arith.constant 0.0 : f32",
+                  "  %one_s = arith.constant 1.0 : f32", f"  %bias = arith.constant dense<127> : {vi}",
+                  f"  %sh = arith.constant dense<23> : {vi}"]
+        for name, val in (("log2e", _LOG2E), ("ln2hi", _LN2_HI), ("ln2lo", _LN2_LO), ("half", 0.5),
+                          ("onev", 1.0), ("xmin", _EXP_MIN)):
+            vconst(name, val)
+        for i, c in enumerate(_EXP_P):
+            vconst(f"p{i}", c)
+        lines += ["  scf.for %r = %c0 to %rowb step %one {",
+                  "  %row = arith.addi %row_base, %r : index",
+                  "  %lim = arith.addi %row, %pad : index",  # vectors covering columns 0 .. row + 3
+                  "  %nvr = arith.divui %lim, %w : index",
+                  "  %nvrow = arith.minui %nvr, %nv : index",
+                  "  %roff = arith.muli %row, %n_i : index",
+                  "  %base = arith.addi %at, %roff : index",
+                  f"  %mx = scf.for %j = %c0 to %nvrow step %one iter_args(%acc = %ninf) -> ({v}) {{",
+                  "    %jw = arith.muli %j, %w : index", "    %ix = arith.addi %base, %jw : index",
+                  f"    %x = vector.load %sm[%ix] : {mem}, {v}",
+                  f"    %gt = arith.cmpf ogt, %x, %acc : {v}",
+                  f"    %nacc = arith.select %gt, %x, %acc : vector<{W}xi1>, {v}",
+                  f"    scf.yield %nacc : {v}", "  }",
+                  f"  %mxr = vector.reduction <maxnumf>, %mx : {v} into f32",
+                  "  %allinf = arith.cmpf oeq, %mxr, %ninf_s : f32",
+                  "  %mxs = arith.select %allinf, %zero_s, %mxr : f32",
+                  f"  %mxb = vector.broadcast %mxs : f32 to {v}",
+                  f"  %sum = scf.for %j = %c0 to %nvrow step %one iter_args(%acc = %zero) -> ({v}) {{",
+                  "    %jw = arith.muli %j, %w : index", "    %ix = arith.addi %base, %jw : index",
+                  f"    %x0 = vector.load %sm[%ix] : {mem}, {v}",
+                  f"    %x = arith.subf %x0, %mxb : {v}",
+                  f"    %low = arith.cmpf olt, %x, %xmin : {v}",
+                  f"    %xc = arith.select %low, %xmin, %x : vector<{W}xi1>, {v}",
+                  f"    %t = arith.mulf %xc, %log2e : {v}",
+                  f"    %th = arith.addf %t, %half : {v}",
+                  f"    %nf = math.floor %th : {v}",
+                  f"    %a1 = arith.mulf %nf, %ln2hi : {v}", f"    %r1 = arith.subf %xc, %a1 : {v}",
+                  f"    %a2 = arith.mulf %nf, %ln2lo : {v}", f"    %rr = arith.subf %r1, %a2 : {v}",
+                  f"    %q0 = arith.mulf %p0, %rr : {v}"]
+        prev = "q0"
+        for i in range(1, len(_EXP_P)):
+            lines += [f"    %q{i}a = arith.addf %{prev}, %p{i} : {v}", f"    %q{i} = arith.mulf %q{i}a, %rr : {v}"]
+            prev = f"q{i}"
+        # p = q * r + r + 1 (q holds the polynomial times r: (..) r^2 overall)
+        lines += [f"    %qr = arith.mulf %{prev}, %rr : {v}", f"    %pr = arith.addf %qr, %rr : {v}",
+                  f"    %pp = arith.addf %pr, %onev : {v}",
+                  f"    %ni = arith.fptosi %nf : {v} to {vi}", f"    %nb = arith.addi %ni, %bias : {vi}",
+                  f"    %ns = arith.shli %nb, %sh : {vi}", f"    %scale = arith.bitcast %ns : {vi} to {v}",
+                  f"    %e0 = arith.mulf %pp, %scale : {v}",
+                  f"    %e = arith.select %low, %zero, %e0 : vector<{W}xi1>, {v}",
+                  f"    vector.store %e, %pm[%ix] : {mem}, {v}",
+                  f"    %nacc = arith.addf %acc, %e : {v}",
+                  f"    scf.yield %nacc : {v}", "  }",
+                  f"  %tot = vector.reduction <add>, %sum : {v} into f32",
+                  "  %pos = arith.cmpf ogt, %tot, %zero_s : f32",
+                  "  %inv0 = arith.divf %one_s, %tot : f32",
+                  "  %inv = arith.select %pos, %inv0, %zero_s : f32",
+                  f"  %invb = vector.broadcast %inv : f32 to {v}",
+                  "  scf.for %j = %c0 to %nvrow step %one {",
+                  "    %jw = arith.muli %j, %w : index", "    %ix = arith.addi %base, %jw : index",
+                  f"    %e = vector.load %pm[%ix] : {mem}, {v}",
+                  f"    %y = arith.mulf %e, %invb : {v}",
+                  f"    vector.store %y, %pm[%ix] : {mem}, {v}", "  }",
+                  "  }", "  return", "}"]
+        return "\n".join(lines) + "\n"

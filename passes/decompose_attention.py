@@ -25,7 +25,10 @@ Option `amx` (the cpu target with `--contraction amx`): the two matmuls run as A
 (`_amx.split3`, as lower-mxq-to-linalg's float32 matmuls: both operands split in three bf16 parts, the six products that
 matter, float32-accurate), batched over the heads, in an executable of their own (`mxc_amx_attention`).
 Option `fma` (`--contraction fma`): the two matmuls run on mxc's float32 FMA kernel (`_fma.py`), batched
-over the heads likewise (`mxc_fma_attention`).
+over the heads likewise (`mxc_fma_attention`); with is_causal (and no more queries than keys) the whole
+attention is three dispatches of that executable, no torch op between them: the scores with the causal
+mask's -inf written in (tiles above the diagonal skipped), mxc's softmax (each row only up to the
+diagonal), and the probabilities times the values (each row's K stopped at the diagonal).
 """
 
 from __future__ import annotations
@@ -100,6 +103,13 @@ class _Builder:
         return self.to_dtype(v, _vtensor(shape, "f32"), "f32")
 
 
+def _builtin(v: ir.Value, shape: list[int], bh: int) -> ir.Value:
+    """!torch.vtensor [B, H, r, c] (f32) -> tensor [B*H, r, c]."""
+    t = ir.Operation.create("torch_c.to_builtin_tensor", results=[ttype(shape, ir.F32Type.get())],
+                            operands=[v]).result
+    return tensor.CollapseShapeOp(ttype([bh, *shape[2:]], ir.F32Type.get()), t, [[0, 1], [2], [3]]).result
+
+
 @dataclasses.dataclass(frozen=True)
 class DecomposeAttention(Pass):
     name = "decompose-attention"
@@ -130,10 +140,8 @@ class DecomposeAttention(Pass):
         out_s, _ = _shape_dtype(result)
         bh = xs[0] * xs[1]
 
-        def builtin(v, shape):  # !torch.vtensor [B, H, r, c] -> tensor [B*H, r, c]
-            t = ir.Operation.create("torch_c.to_builtin_tensor", results=[ttype(shape, ir.F32Type.get())],
-                                    operands=[v]).result
-            return tensor.CollapseShapeOp(ttype([bh, *shape[2:]], ir.F32Type.get()), t, [[0, 1], [2], [3]]).result
+        def builtin(v, shape):
+            return _builtin(v, shape, bh)
 
         m, k = xs[2], xs[3]
         n = ys[2] if y_rows else ys[3]
@@ -146,6 +154,25 @@ class DecomposeAttention(Pass):
             out = _amx.contract(a, yt, m, n, kernels, AMX_EXECUTABLE)
         out = tensor.ExpandShapeOp(ttype(out_s, ir.F32Type.get()), out, [[0, 1], [2], [3]], [], out_s).result
         return ir.Operation.create("torch_c.from_builtin_tensor", results=[result], operands=[out]).result
+
+    @staticmethod
+    def _fma_causal(q, k, v, qs, ks, vs, os_, kernels: dict) -> ir.Value:
+        """is_causal attention (L <= S) as three dispatches of mxc's FMA executable, no torch op between:
+        the scores q . k^T with the causal mask's -inf written in (micro-tiles above the diagonal skipped;
+        [BH, L2, S2], padding kept), their softmax (each row only as far as a causal product reads it), and
+        the probabilities times the values, each row tile's K stopped at its last row."""
+        bh = qs[0] * qs[1]
+        scores = _fma.contract(_builtin(q, qs, bh), _fma.b_panels(_builtin(k, ks, bh)), ks[2], kernels,
+                               FMA_EXECUTABLE, "out", padded=True)
+        probs = _fma.causal_softmax(scores, kernels, FMA_EXECUTABLE)
+        values = _fma.b_panels(_builtin(v, vs, bh), transposed=True, k_to=ir.RankedTensorType(probs.type).shape[2])
+        out = _fma.contract(probs, values, vs[3], kernels, FMA_EXECUTABLE, "lhs")  # [BH, L2, Ev]
+        full = ir.RankedTensorType(out.type).shape
+        if full[1] != qs[2]:
+            out = tensor.ExtractSliceOp(ttype([bh, qs[2], vs[3]], ir.F32Type.get()), out, [], [], [], [0, 0, 0],
+                                        [bh, qs[2], vs[3]], [1, 1, 1]).result
+        out = tensor.ExpandShapeOp(ttype(os_, ir.F32Type.get()), out, [[0, 1], [2], [3]], [], os_).result
+        return ir.Operation.create("torch_c.from_builtin_tensor", results=[_vtensor(os_, "f32")], operands=[out]).result
 
     def _decompose(self, op: ir.Operation, masks: dict, kernels: dict) -> None:
         q, k, v, mask, dropout, causal, scale, gqa = list(op.operands)
@@ -167,9 +194,17 @@ class DecomposeAttention(Pass):
             scores_t = _vtensor([*qs[:2], l_, s_], "f32")
             factor = 1.0 / math.sqrt(qs[3]) if scale_v is None else scale_v
             q = b.op("torch.aten.mul.Scalar", _vtensor(qs, "f32"), q, b.const("float", factor))  # L x E, not L x S
+            if self.fma and is_causal and l_ <= s_:
+                out = self._fma_causal(q, k, v, qs, ks, vs, os_, kernels)
+                if dtype != "f32":
+                    out = b.to_dtype(out, op.result.type, dtype)
+                op.result.replace_all_uses_with(out)
+                op.erase()
+                return
             scores = self._matmul(b, scores_t, q, k, kernels, y_rows=True)
-            bias, rows = None, None
-            if is_causal or has_mask:
+            if not (is_causal or has_mask):
+                bias, rows = None, None
+            else:
                 key = ("causal", l_, s_) if is_causal else mask
                 cached = masks.get(key)
                 if cached is None or cached[0].owner.operation.block != op.block:

@@ -153,3 +153,67 @@ def test_fma_needs_avx2_and_fma(tmp_path, write_model, monkeypatch):
     assert Options().contraction == "fma" and Options(target="cuda-sm90").contraction == "decomposed"
     monkeypatch.setattr(amx, "host_has_amx", lambda: True)
     assert Options().contraction == "amx"
+
+
+@needs_fma
+@pytest.mark.parametrize("variant", ["causal", "padded"])
+def test_fma_attention_matches_torch(tmp_path, write_model, variant):
+    """is_causal attention as mxc's three FMA-executable kernels (scores with the mask, softmax, times the
+    values, each skipping the work above the diagonal); an explicit mask keeps torch's softmax between the
+    plain matmul kernels; both equal torch's sdpa within the compare tolerance (a row that sees no key
+    gives 0, as torch)."""
+    import json
+
+    from conftest import run_mxc
+    from test_attention import ATTENTION
+
+    model = write_model(ATTENTION.format(variant=variant, dtype="float32"))
+    out = tmp_path / "out"
+    rc, _, err = run_mxc("compile", model, "-o", out, "--format", "nvfp4", "--weights-only", "-q",
+                         "--contraction", "fma")
+    assert rc == 0, err
+    program = (out / "model.vmfb").read_bytes().decode("latin-1")
+    causal = ["mxc_fma_8x32x48x16_tril", "mxc_fma_softmax_8x32x48_tril", "mxc_fma_8x32x24x48_trila"]
+    assert all((name in program) == (variant == "causal") for name in causal)
+    assert variant == "causal" or ("mxc_fma_8x32x48x16" in program and "mxc_fma_8x32x24x32" in program)
+    rc, text, err = run_mxc("run", out, "--compare", "--json")
+    assert rc == 0, err
+    assert json.loads(text)["vs_reference"]["within_tolerance"]
+
+
+@needs_fma
+def test_fma_softmax_kernel_matches_numpy():
+    """FmaSoftmax alone (compiled with IREE, run on causal scores with -inf past the diagonal): within 1e-6
+    relative of numpy's softmax where it writes (row i up to column i + 3, rounded up to 8), exactly 0 past
+    the diagonal there, and a row of only -inf gives 0 (not NaN)."""
+    import iree.compiler as ic
+    import iree.runtime as rt
+
+    from mxc.passes import _amx
+
+    bt, m, n = 3, 64, 72
+    g = _fma.FmaSoftmax(m, n, bt)
+    size = bt * m * n
+    src = _amx.executable([g], "mxc_fma") + (
+        f"func.func @sm(%a: tensor<{size}xf32>) -> tensor<{size}xf32> {{\n"
+        f"  %r = flow.dispatch @mxc_fma::@{g.name}(%a) : (tensor<{size}xf32>) -> tensor<{size}xf32>\n"
+        f"  return %r : tensor<{size}xf32>\n}}\n")
+    vmfb = ic.compile_str(src, target_backends=["llvm-cpu"], extra_args=["--iree-llvmcpu-target-cpu=host"])
+    ctx = rt.SystemContext(config=rt.Config("local-task"))
+    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb))
+    s = (np.random.default_rng(0).standard_normal((bt, m, n)) * 5).astype(np.float32)
+    rows, cols = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
+    s[:, cols > rows] = -np.inf
+    s[0, 5, :3] = 88.0
+    s[1, 7, 0] = -200.0  # exp underflows: 0
+    s[2, 10, :] = -np.inf
+    p = np.asarray(ctx.modules.module.sm(s.reshape(-1))).reshape(bt, m, n)
+    with np.errstate(invalid="ignore"):
+        ref = np.exp(s - s.max(-1, keepdims=True))
+        ref /= ref.sum(-1, keepdims=True)
+    ref[2, 10] = 0.0
+    written = cols < np.minimum((rows + 4 + 7) // 8 * 8, n)
+    w = np.broadcast_to(written, p.shape)
+    assert np.all(np.isfinite(p[w]))
+    assert np.all(np.abs(p[w] - ref[w]) <= 1e-6 * np.maximum(ref[w], 1e-30) + 1e-12)
+    assert np.all(p[w & (cols > rows)[None]] == 0) and np.all(p[2, 10][written[10]] == 0)
