@@ -11,43 +11,14 @@ import torch
 
 from mxc.passes import _fma
 from mxc.runtime import amx
+from test_amx import LINEAR, _out, _run  # the same two-layer model (K = 70 and 40, a row x 1e4, a 1e-30)
 
 needs_fma = pytest.mark.skipif(not amx.host_has_fma(), reason="this CPU has no AVX2 + FMA")
-
-LINEAR = """
-import torch
-def get_model():
-    torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(70, 40), torch.nn.ReLU(), torch.nn.Linear(40, 10, bias=False))
-def get_example_inputs():
-    torch.manual_seed(1)
-    x = torch.randn(5, 70)
-    x[1, :] *= 1e4
-    return (x,)
-"""
 
 
 def _model() -> torch.nn.Module:
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(70, 40), torch.nn.ReLU(), torch.nn.Linear(40, 10, bias=False))
-
-
-def _out(y) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(y[0] if isinstance(y, (list, tuple)) else y))
-
-
-def _run(tmp_path, write_model, fmt: str, weights_only: bool, contraction: str, policy=None):
-    import mxc
-    from mxc.numerics.options import FormatSpec
-    from mxc.options import Options
-
-    out = tmp_path / f"{fmt}-{weights_only}-{contraction}"
-    mxc.compile(write_model(LINEAR, "linear.py"), out,
-                Options(format=FormatSpec.parse(fmt), weights_only=weights_only, contraction=contraction,
-                        policy=policy))
-    art = mxc.load(out)
-    x = art.example_inputs()[0]
-    return art, x, _out(art(x))
 
 
 def test_fma_gemm_shapes_and_blocks():
