@@ -125,7 +125,8 @@ def compile_file(
     with ctx, ir.Location.unknown(), warnings.catch_warnings(record=True) as caught, contextlib.ExitStack() as stack:
         warnings.simplefilter("always", MxcWarning)
         module = steps.step("import", lambda: importer.import_program(
-            {f: frontend.export(m, inputs) for f, (m, inputs) in entry_points.items()}, ctx, weights))
+            {f: frontend.export(m, inputs, causal=opts.target == "cpu") for f, (m, inputs) in entry_points.items()},
+            ctx, weights))
         record("import", module)
         stop = compile_to == "import"
         table = manifest.layer_table(module)

@@ -114,14 +114,73 @@ def make_buffers_persistent(model: torch.nn.Module) -> None:
             module._non_persistent_buffers_set.discard(name)
 
 
-def export(model: torch.nn.Module, inputs: tuple) -> torch.export.ExportedProgram:
+_SDPA = torch.ops.aten.scaled_dot_product_attention.default
+
+
+def causal_masks(prog: torch.export.ExportedProgram) -> int:
+    """Give `is_causal=True` (and no mask) to every sdpa whose boolean mask is computed from constants alone
+    and equals torch's is_causal mask (key j <= query i, top-left): transformers materializes that mask
+    while tracing (arange comparisons, a packed-sequence check on the position ids) where eager runs
+    `is_causal`. The mask is evaluated here, so the rewrite holds exactly; masks that read an input, a
+    parameter or a buffer are left alone. Returns how many sdpa ops changed."""
+    graph = prog.graph_module.graph
+    changed = 0
+    for node in list(graph.nodes):
+        if node.target is not _SDPA or len(node.args) < 4 or not isinstance(node.args[3], torch.fx.Node):
+            continue
+        if node.args[5:6] not in ((), (False,)) or node.kwargs.get("is_causal", False):
+            continue
+        mask = _constant_value(node.args[3])
+        if mask is None or mask.dtype != torch.bool or mask.dim() < 2:
+            continue
+        l_, s_ = mask.shape[-2:]
+        if not bool((mask == torch.ones(l_, s_, dtype=torch.bool).tril()).all()):
+            continue
+        args = list(node.args) + [0.0, False][len(node.args) - 4:]  # dropout_p, is_causal present
+        args[3], args[5] = None, True
+        node.args = tuple(args)
+        changed += 1
+    if changed:
+        graph.eliminate_dead_code()
+        prog.graph_module.recompile()
+    return changed
+
+
+def _constant_value(node: torch.fx.Node) -> torch.Tensor | None:
+    """The value of `node` when every node it depends on is an op on constants (no placeholder), else None."""
+    needed, stack = set(), [node]
+    while stack:  # the ancestors
+        n = stack.pop()
+        if n in needed:
+            continue
+        if n.op != "call_function":
+            return None
+        needed.add(n)
+        stack.extend(n.all_input_nodes)
+    values: dict = {}
+    try:
+        with torch.no_grad():
+            for n in node.graph.nodes:  # graph order is topological
+                if n in needed:
+                    values[n] = n.target(*torch.fx.node.map_arg(n.args, values.__getitem__),
+                                         **torch.fx.node.map_arg(n.kwargs, values.__getitem__))
+    except Exception:  # an op that cannot run here: leave the mask as it is
+        return None
+    v = values[node]
+    return v if isinstance(v, torch.Tensor) else None
+
+
+def export(model: torch.nn.Module, inputs: tuple, causal: bool = False) -> torch.export.ExportedProgram:
     """torch.export the model; failures name the module, keep the exporter's message once and say
-    what to change (see `export_hint`)."""
+    what to change (see `export_hint`). `causal`: `causal_masks` on the result."""
     make_buffers_persistent(model)
     try:
         with torch.no_grad(), _quiet_exporter():
             prog = torch.export.export(model, inputs, strict=False)
-            return prog.run_decompositions(decomposition_table())
+            prog = prog.run_decompositions(decomposition_table())
+            if causal:
+                causal_masks(prog)
+            return prog
     except Exception as e:
         msg = str(e).strip().splitlines()
         where = _failing_module(model, e)

@@ -53,8 +53,9 @@ def test_decomposed_attention_matches_torch(variant, dtype, write_model, tmp_pat
     lowered = (dump / "model.7.decompose-attention.mlir").read_text()
     assert "scaled_dot_product_attention" in (dump / "model.6.lower-cpu.mlir").read_text()
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    # --contraction fma (the default on AVX2 CPUs without AMX): is_causal runs mxc's own softmax kernel
-    fused = manifest["options"]["contraction"] == "fma" and variant == "causal"
+    # --contraction fma (the default on AVX2 CPUs without AMX): is_causal runs mxc's own softmax kernel; the
+    # constant lower-triangular bool mask becomes is_causal when exported (frontend.causal_masks)
+    fused = manifest["options"]["contraction"] == "fma" and variant in ("causal", "bool_mask")
     softmax = "mxc_fma_softmax" if fused else "torch.aten.softmax.int"
     assert "scaled_dot_product_attention" not in lowered and softmax in lowered
     assert [r["layer"] for r in manifest["layers"] if r["op"] == "scaled_dot_product_attention"] == ["sdpa"]
@@ -62,3 +63,25 @@ def test_decomposed_attention_matches_torch(variant, dtype, write_model, tmp_pat
     assert rc == 0, err
     ref = json.loads(out)["vs_reference"]
     assert ref["within_tolerance"] and ref["rule"].startswith("max_abs"), ref  # the weight-only (strict) rule
+
+
+@pytest.mark.parametrize("variant, rewritten", [("bool_mask", True), ("padded", False), ("float_mask", False),
+                                                ("causal", False)])
+def test_constant_causal_masks_become_is_causal(variant, rewritten, write_model):
+    """A boolean mask computed from constants that equals is_causal's (key j <= query i) is evaluated at
+    export and the sdpa takes is_causal=True instead (as transformers' eager path does); a mask that is
+    not exactly that (left padding), a float mask and an sdpa already causal are left as they are; the
+    program computes the same outputs."""
+    import torch
+
+    from mxc.compiler import frontend
+
+    spec = frontend.load_model_file(write_model(ATTENTION.format(variant=variant, dtype="float32")))
+    prog = frontend.export(spec.model, spec.example_inputs)
+    before = prog.module()(*spec.example_inputs)
+    assert frontend.causal_masks(prog) == int(rewritten)
+    sdpa = [n for n in prog.graph_module.graph.nodes if n.target is frontend._SDPA]
+    assert len(sdpa) == 1
+    causal = sdpa[0].args[5:6] == (True,) or sdpa[0].kwargs.get("is_causal", False)
+    assert causal == (rewritten or variant == "causal") and (sdpa[0].args[3] is None) == causal
+    assert torch.allclose(prog.module()(*spec.example_inputs), before, atol=1e-6, rtol=1e-5)
