@@ -7,6 +7,10 @@
   can name layers in policies, reports and errors.
 * Non-persistent buffers (transformers' rotary `inv_freq`) are made persistent
   before export; the importer cannot map them otherwise.
+* For the CPU target, an sdpa whose boolean mask is computed from constants
+  and equals is_causal's mask gets `is_causal=True` instead (`causal_masks`:
+  the mask is evaluated, so the rewrite is exact), which the CPU lowering runs
+  as fused causal kernels; transformers materializes that mask while tracing.
 
 Loading model.py and exporting need only torch (`mxc run --compare` uses them on
 machines without the compiler); the torch-mlir import lives in `importer.py`.
