@@ -1,8 +1,9 @@
 """Float32 kernels for the CPU target's contractions (`contraction=fma`, any x86-64 with AVX2 + FMA).
 
-IREE's llvm-cpu code for a float32 matmul ran at 50-70 GFLOP/s on the two cores of an AMD EPYC (Zen 4)
-test machine (512 x 1536 x 576: 12.8 ms, 17.7 ms with the [N, K] weight layout mxc's layers have), where
-torch (MKL) took 8.5 ms and the FMA units' peak is ~165 GFLOP/s (2 cores x 2 x 8-lane FMAs per cycle at
+IREE's llvm-cpu code for a float32 matmul ran at 45-60 GFLOP/s on the two cores of an AMD EPYC (Zen 4)
+test machine (`profile_cpu` of a `--contraction decomposed` SmolLM2 artifact: 15.2 ms per 512 x 1536 x
+576; one-off timings of a lone matmul: 12.8 ms with a [K, N] weight, 17.7 ms with the [N, K] layout
+mxc's layers have), where the FMA units' peak is ~165 GFLOP/s (2 cores x 2 x 8-lane FMAs per cycle at
 ~2.6 GHz): its 8 x 16 register tile spills. `FmaGemm` is the classic register-blocked micro-kernel
 instead: C[M, N] = A[M, K] . B[N, K]^T with B packed in panels of NR = 24 columns, [N/24, K, 24] (hoisted
 to load time for a constant weight, like every weight decode), each micro-tile of MR = 4 rows x 24
