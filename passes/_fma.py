@@ -164,17 +164,20 @@ class FmaGemm:
                     lines.append(f"    %n{i}{j} = vector.fma %a{i}, %b{j}, %acc{i}{j} : {v}")
                     new.append(f"%n{i}{j}")
             lines.extend([f"    scf.yield {', '.join(new)} : {types}", "  }"])
+            if self.causal == "out":  # the causal mask itself: -inf where column > row
+                for j in range(3):  # the columns of each accumulator vector
+                    lines.extend([f"  %colj{j}{t} = arith.addi %ccol, %cw{j} : index",
+                                  f"  %colji{j}{t} = arith.index_cast %colj{j}{t} : index to i32",
+                                  f"  %colv{j}{t}a = vector.broadcast %colji{j}{t} : i32 to vector<{W}xi32>",
+                                  f"  %colv{j}{t} = arith.addi %colv{j}{t}a, %iota : vector<{W}xi32>"])
             for i in range(MR):
+                if self.causal == "out":
+                    lines.extend([f"  %rowi{i}{t} = arith.index_cast %row{i}{t} : index to i32",
+                                  f"  %rowv{i}{t} = vector.broadcast %rowi{i}{t} : i32 to vector<{W}xi32>"])
                 for j in range(3):
                     res = f"%res{t}#{i * 3 + j}"
-                    if self.causal == "out":  # the causal mask itself: -inf where column > row
-                        lines.extend([f"  %colj{i}{j}{t} = arith.addi %ccol, %cw{j} : index",
-                                      f"  %colji{i}{j}{t} = arith.index_cast %colj{i}{j}{t} : index to i32",
-                                      f"  %colv{i}{j}{t}a = vector.broadcast %colji{i}{j}{t} : i32 to vector<{W}xi32>",
-                                      f"  %colv{i}{j}{t} = arith.addi %colv{i}{j}{t}a, %iota : vector<{W}xi32>",
-                                      f"  %rowi{i}{j}{t} = arith.index_cast %row{i}{t} : index to i32",
-                                      f"  %rowv{i}{j}{t} = vector.broadcast %rowi{i}{j}{t} : i32 to vector<{W}xi32>",
-                                      f"  %above{i}{j}{t} = arith.cmpi sgt, %colv{i}{j}{t}, %rowv{i}{j}{t} : vector<{W}xi32>",
+                    if self.causal == "out":
+                        lines.extend([f"  %above{i}{j}{t} = arith.cmpi sgt, %colv{j}{t}, %rowv{i}{t} : vector<{W}xi32>",
                                       f"  %masked{i}{j}{t} = arith.select %above{i}{j}{t}, %ninf, {res} : "
                                       f"vector<{W}xi1>, {v}"])
                         res = f"%masked{i}{j}{t}"

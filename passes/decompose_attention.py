@@ -196,29 +196,31 @@ class DecomposeAttention(Pass):
             q = b.op("torch.aten.mul.Scalar", _vtensor(qs, "f32"), q, b.const("float", factor))  # L x E, not L x S
             if self.fma and is_causal and l_ <= s_:
                 out = self._fma_causal(q, k, v, qs, ks, vs, os_, kernels)
-                if dtype != "f32":
-                    out = b.to_dtype(out, op.result.type, dtype)
-                op.result.replace_all_uses_with(out)
-                op.erase()
-                return
-            scores = self._matmul(b, scores_t, q, k, kernels, y_rows=True)
-            if not (is_causal or has_mask):
-                bias, rows = None, None
             else:
-                key = ("causal", l_, s_) if is_causal else mask
-                cached = masks.get(key)
-                if cached is None or cached[0].owner.operation.block != op.block:
-                    cached = masks[key] = self._bias(b, mask if has_mask else None, mask_sd, l_, s_)
-                bias, rows = cached
-                scores = b.op("torch.aten.add.Tensor", scores_t, scores, bias, b.const("int", 1))
-            probs = b.op("torch.aten.softmax.int", scores_t, scores, b.const("int", -1), b.const("none", None))
-            if rows is not None:  # a row masked everywhere: 0, as torch's sdpa gives, not softmax's NaN
-                probs = b.op("torch.aten.where.ScalarOther", scores_t, rows, probs, b.const("float", 0.0))
-            out = self._matmul(b, _vtensor(os_, "f32"), probs, v, kernels, y_rows=False)
+                out = self._math(b, op, q, k, v, scores_t, os_, is_causal, mask if has_mask else None, mask_sd,
+                                 masks, kernels)
             if dtype != "f32":
                 out = b.to_dtype(out, op.result.type, dtype)
         op.result.replace_all_uses_with(out)
         op.erase()
+
+    def _math(self, b: _Builder, op: ir.Operation, q, k, v, scores_t, os_, is_causal: bool, mask, mask_sd,
+              masks: dict, kernels: dict) -> ir.Value:
+        """The math form: scores, the mask's bias, softmax (rows masked everywhere: 0), times the values."""
+        l_, s_ = _shape_dtype(scores_t)[0][-2:]
+        scores = self._matmul(b, scores_t, q, k, kernels, y_rows=True)
+        rows = None
+        if is_causal or mask is not None:
+            key = ("causal", l_, s_) if is_causal else mask
+            cached = masks.get(key)
+            if cached is None or cached[0].owner.operation.block != op.block:
+                cached = masks[key] = self._bias(b, mask, mask_sd, l_, s_)
+            bias, rows = cached
+            scores = b.op("torch.aten.add.Tensor", scores_t, scores, bias, b.const("int", 1))
+        probs = b.op("torch.aten.softmax.int", scores_t, scores, b.const("int", -1), b.const("none", None))
+        if rows is not None:  # a row masked everywhere: 0, as torch's sdpa gives, not softmax's NaN
+            probs = b.op("torch.aten.where.ScalarOther", scores_t, rows, probs, b.const("float", 0.0))
+        return self._matmul(b, _vtensor(os_, "f32"), probs, v, kernels, y_rows=False)
 
     @staticmethod
     def _bias(b: _Builder, mask: ir.Value | None, mask_sd, l_: int, s_: int) -> tuple[ir.Value, ir.Value | None]:
