@@ -9,15 +9,17 @@ instead: C[M, N] = A[M, K] . B[N, K]^T with B packed in panels of NR = 24 column
 to load time for a constant weight, like every weight decode), each micro-tile of MR = 4 rows x 24
 columns held in 12 vector<8xf32> accumulators over a K block of at most 256 (so the panel's block stays
 in L1 over the workgroup's rows): per K step three loads of B, four broadcasts of A and twelve
-`vector.fma`s. Memref + vector ops: IREE's llvm-cpu pipeline lowers them as written.
+`vector.fma`s. A layer whose N padded to 24 would waste a third of the work (N = 16 or 32) takes panels of
+16 (or 8) columns and 8 (4) accumulators instead (`panel_vectors`). Memref + vector ops: IREE's llvm-cpu
+pipeline lowers them as written.
 
 Every product and sum is a float32 operation of the contraction; what differs from IREE's float32
 contraction is the order of the sums and that a*b+c rounds once (as torch's MKL kernels do), within the
 float32 accumulation-order tolerance every lowering is tested to.
 
 A workgroup takes `row_block` rows (workgroup x, so consecutive workgroups read the same B panels from the
-cache) and `col_panels` panels of 24 columns (workgroup y), a batch entry per workgroup z. M is padded to a
-multiple of MR and N to a multiple of NR with zeros (`pad2`); K is any size.
+cache) and `col_panels` panels (workgroup y), a batch entry per workgroup z. M is padded to a multiple of
+MR and N to a multiple of the panel width with zeros (`pad2`); K is any size.
 
 For causal attention (decompose-attention{fma=true}): `FmaGemm(causal="out")` writes q . k^T with the
 causal mask applied (-inf past the diagonal, tiles above it skipped), `FmaSoftmax` its softmax row by row
@@ -35,8 +37,10 @@ from ._amx import dispatch, kernel_prologue, pad2
 from ._linalg import F32, empty, generic, shape_of, ttype
 
 W = 8  # float32 lanes of a vector (ymm)
-MR, NR = 4, 3 * W  # a micro-tile: 4 rows x 24 columns, 12 accumulators
+MR, NR = 4, 3 * W  # a micro-tile: 4 rows x 24 columns, 12 accumulators (narrow layers: 16 or 8 columns)
 KC = 256  # the largest K block
+# each micro-tile's instructions per K step, per fused multiply-add: nv loads of B + 4 broadcasts + 4 nv FMAs
+_STEP_COST = {nv: (5 * nv + 4) / (4 * nv) for nv in (1, 2, 3)}
 EXECUTABLE = "mxc_fma"
 
 
@@ -44,9 +48,18 @@ def pad_to(v: int, m: int) -> int:
     return -(-v // m) * m
 
 
+def panel_vectors(n: int) -> int:
+    """Vectors per micro-tile row (panel width 8 nv) for a contraction with n output columns: 3 (24 columns,
+    the most work per load) unless N padded to 24 costs over 10 % more FMA-kernel steps than a narrower
+    panel (N = 16 or 32: 24 and 48 columns, a third of them zeros)."""
+    cost = {nv: pad_to(n, nv * W) * _STEP_COST[nv] for nv in (3, 2, 1)}
+    best = min(cost, key=cost.get)
+    return best if cost[best] < 0.9 * cost[3] else 3
+
+
 @dataclasses.dataclass(frozen=True)
 class FmaGemm:
-    """C[m, n] = A[m, k] . B^T with B packed [n/NR, k, NR]; m a multiple of MR, n of NR."""
+    """C[m, n] = A[m, k] . B^T with B packed [n/nr, k, nr] (nr = 8 nv columns); m a multiple of MR, n of nr."""
 
     m: int
     n: int
@@ -56,10 +69,17 @@ class FmaGemm:
     # diagonal and writes -inf at every column past the row (q . k^T with the causal mask applied), "lhs"
     # stops each row tile's K at its last row (A is 0 past it: the probabilities times the values)
     causal: str = ""
+    nv: int = 3  # vectors per micro-tile row: panels of 8 nv columns, MR x nv accumulators
 
     def __post_init__(self):
-        if self.m % MR or self.n % NR or self.k < 1 or self.batch < 1 or self.causal not in ("", "out", "lhs"):
-            raise ValueError(f"FmaGemm needs m a multiple of {MR}, n of {NR}, causal '', 'out' or 'lhs': {self}")
+        if (self.nv not in (1, 2, 3) or self.m % MR or self.n % (self.nv * W) or self.k < 1 or self.batch < 1
+                or self.causal not in ("", "out", "lhs")):
+            raise ValueError(f"FmaGemm needs nv 1-3, m a multiple of {MR}, n of {self.nv * W} (8 nv), causal '', "
+                             f"'out' or 'lhs': {self}")
+
+    @property
+    def nr(self) -> int:
+        return self.nv * W
 
     @property
     def row_block(self) -> int:
@@ -67,22 +87,22 @@ class FmaGemm:
 
     @property
     def col_panels(self) -> int:
-        return next(c for c in (4, 3, 2, 1) if (self.n // NR) % c == 0)
+        return next(c for c in (4, 3, 2, 1) if (self.n // self.nr) % c == 0)
 
     @property
     def name(self) -> str:
-        tail = {"": "", "out": "_tril", "lhs": "_trila"}[self.causal]
+        tail = {"": "", "out": "_tril", "lhs": "_trila"}[self.causal] + (f"_p{self.nr}" if self.nv != 3 else "")
         return f"mxc_fma_{f'{self.batch}x' if self.batch > 1 else ''}{self.m}x{self.n}x{self.k}{tail}"
 
     inputs = 2  # read-only bindings: A, B (packed); C is the last
 
     @property
     def grid(self) -> tuple[int, int, int]:
-        return self.m // self.row_block, self.n // (NR * self.col_panels), self.batch
+        return self.m // self.row_block, self.n // (self.nr * self.col_panels), self.batch
 
     @property
     def kc(self) -> int:
-        """The K block: B's [kc, 24] sub-panel (24 KB at most) stays in L1 over the workgroup's row tiles."""
+        """The K block: B's [kc, nr] sub-panel (24 KB at most) stays in L1 over the workgroup's row tiles."""
         return next((d for d in range(min(self.k, KC), 31, -1) if self.k % d == 0), self.k)
 
     def func(self) -> str:
@@ -90,14 +110,14 @@ class FmaGemm:
         its rows (accumulators from zero in the first K block, from C in the others). Memref + vector ops
         (loads and stores aligned to the element: the textual llvm.load alignment does not survive
         torch-mlir's printer into IREE's parser)."""
-        m, n, k, bt, kc = self.m, self.n, self.k, self.batch, self.kc
+        m, n, k, bt, kc, nv, nr = self.m, self.n, self.k, self.batch, self.kc, self.nv, self.nr
         mem = {"a": (f"memref<{bt * m * k}xf32>", m * k), "b": (f"memref<{bt * n * k}xf32>", n * k),
                "c": (f"memref<{bt * m * n}xf32>", m * n)}
         lines = kernel_prologue(self.name, [(x, t, 4 * size) for x, (t, size) in mem.items()])
         v = f"vector<{W}xf32>"
-        consts = {"rowb": self.row_block, "cp": self.col_panels, "k_i": k, "n_i": n, "panel": k * NR,
-                  "nr": NR, "mr": MR, "kc_i": kc, "npan": self.col_panels, "nrow": self.row_block // MR,
-                  "nkb": k // kc, "one": 1, **{f"ci{i}": i for i in range(MR)}, **{f"cw{j}": j * W for j in range(3)}}
+        consts = {"rowb": self.row_block, "cp": self.col_panels, "k_i": k, "n_i": n, "panel": k * nr,
+                  "nr": nr, "mr": MR, "kc_i": kc, "npan": self.col_panels, "nrow": self.row_block // MR,
+                  "nkb": k // kc, "one": 1, **{f"ci{i}": i for i in range(MR)}, **{f"cw{j}": j * W for j in range(nv)}}
         lines += [f"  %{name} = arith.constant {val} : index" for name, val in consts.items()]
         for x, (_, size) in mem.items():  # this batch entry's first element of each operand
             lines += [f"  %{x}sz = arith.constant {size} : index", f"  %{x}_at = arith.muli %wzi, %{x}sz : index"]
@@ -110,7 +130,7 @@ class FmaGemm:
                   "  %bpan = arith.addi %b_at, %boffp : index",
                   "  %ccol = arith.muli %pan, %nr : index",
                   "  %ccolb = arith.addi %c_at, %ccol : index"]
-        accs = [f"%acc{i}{j}" for i in range(MR) for j in range(3)]
+        accs = [f"%acc{i}{j}" for i in range(MR) for j in range(nv)]
         types = ", ".join([v] * len(accs))
 
         def micro_tiles(kb: str, first: bool) -> None:
@@ -142,7 +162,7 @@ class FmaGemm:
                               f"  %arow{i}{t} = arith.addi %aoff{i}{t}a, %ablk{t} : index",
                               f"  %coff{i}{t}a = arith.muli %row{i}{t}, %n_i : index",
                               f"  %crow{i}{t} = arith.addi %coff{i}{t}a, %ccolb : index"])
-                for j in range(3):
+                for j in range(nv):
                     lines.append(f"  %cq{i}{j}{t} = arith.addi %crow{i}{t}, %cw{j} : index")
                     if first:
                         init.append("%zero")
@@ -152,7 +172,7 @@ class FmaGemm:
             lines.append(f"  %res{t}:{len(accs)} = scf.for %kk = %c0 to {hi} step %one iter_args("
                          + ", ".join(f"{a} = {x}" for a, x in zip(accs, init)) + f") -> ({types}) {{")
             lines.extend(["    %kb = arith.muli %kk, %nr : index", f"    %brow = arith.addi %bblk{t}, %kb : index"])
-            for j in range(3):
+            for j in range(nv):
                 lines.extend([f"    %bq{j} = arith.addi %brow, %cw{j} : index",
                               f"    %b{j} = vector.load %bm[%bq{j}] : {mem['b'][0]}, {v}"])
             new = []
@@ -160,12 +180,12 @@ class FmaGemm:
                 lines.extend([f"    %aq{i} = arith.addi %arow{i}{t}, %kk : index",
                               f"    %as{i} = memref.load %am[%aq{i}] : {mem['a'][0]}",
                               f"    %a{i} = vector.broadcast %as{i} : f32 to {v}"])
-                for j in range(3):
+                for j in range(nv):
                     lines.append(f"    %n{i}{j} = vector.fma %a{i}, %b{j}, %acc{i}{j} : {v}")
                     new.append(f"%n{i}{j}")
             lines.extend([f"    scf.yield {', '.join(new)} : {types}", "  }"])
             if self.causal == "out":  # the causal mask itself: -inf where column > row
-                for j in range(3):  # the columns of each accumulator vector
+                for j in range(nv):  # the columns of each accumulator vector
                     lines.extend([f"  %colj{j}{t} = arith.addi %ccol, %cw{j} : index",
                                   f"  %colji{j}{t} = arith.index_cast %colj{j}{t} : index to i32",
                                   f"  %colv{j}{t}a = vector.broadcast %colji{j}{t} : i32 to vector<{W}xi32>",
@@ -174,8 +194,8 @@ class FmaGemm:
                 if self.causal == "out":
                     lines.extend([f"  %rowi{i}{t} = arith.index_cast %row{i}{t} : index to i32",
                                   f"  %rowv{i}{t} = vector.broadcast %rowi{i}{t} : i32 to vector<{W}xi32>"])
-                for j in range(3):
-                    res = f"%res{t}#{i * 3 + j}"
+                for j in range(nv):
+                    res = f"%res{t}#{i * nv + j}"
                     if self.causal == "out":
                         lines.extend([f"  %above{i}{j}{t} = arith.cmpi sgt, %colv{j}{t}, %rowv{i}{t} : vector<{W}xi32>",
                                       f"  %masked{i}{j}{t} = arith.select %above{i}{j}{t}, %ninf, {res} : "
@@ -197,24 +217,26 @@ class FmaGemm:
 
 
 def b_panels(w: ir.Value, transposed: bool = False, k_to: int = 0) -> ir.Value:
-    """float32 w [(Bt,) N, K] (`transposed`: [(Bt,) K, N]) -> B packed [(Bt,) N2/NR, K2, NR] (N2: N padded to
-    NR with zeros, K2: K padded to `k_to` if larger), out[p, kk, j] = w[NR p + j, kk]."""
+    """float32 w [(Bt,) N, K] (`transposed`: [(Bt,) K, N]) -> B packed [(Bt,) N2/nr, K2, nr] (nr = 8 x
+    `panel_vectors(N)` columns; N2: N padded to nr with zeros, K2: K padded to `k_to` if larger),
+    out[p, kk, j] = w[nr p + j, kk]."""
     *bt, n, k = shape_of(w)
     if transposed:
         k, n = n, k
-    n2, k = pad_to(n, NR), max(k, k_to)
+    nr = panel_vectors(n) * W
+    n2, k = pad_to(n, nr), max(k, k_to)
     lead = list(range(len(bt)))
     o = len(bt)  # loops: (batch..., p, kk, j)
     p, kk, j = o, o + 1, o + 2
-    if transposed:  # w[.., kk, NR p + j]: [.., K, N2/NR, NR]
-        wp = tensor.ExpandShapeOp(ttype([*bt, k, n2 // NR, NR], F32()), pad2(w, k, n2),
-                                  [[d] for d in lead] + [[o], [o + 1, o + 2]], [], [*bt, k, n2 // NR, NR]).result
+    if transposed:  # w[.., kk, nr p + j]: [.., K, N2/nr, nr]
+        wp = tensor.ExpandShapeOp(ttype([*bt, k, n2 // nr, nr], F32()), pad2(w, k, n2),
+                                  [[d] for d in lead] + [[o], [o + 1, o + 2]], [], [*bt, k, n2 // nr, nr]).result
         in_map = [*lead, kk, p, j]
-    else:  # w[.., NR p + j, kk]: [.., N2/NR, NR, K]
-        wp = tensor.ExpandShapeOp(ttype([*bt, n2 // NR, NR, k], F32()), pad2(w, n2, k),
-                                  [[d] for d in lead] + [[o, o + 1], [o + 2]], [], [*bt, n2 // NR, NR, k]).result
+    else:  # w[.., nr p + j, kk]: [.., N2/nr, nr, K]
+        wp = tensor.ExpandShapeOp(ttype([*bt, n2 // nr, nr, k], F32()), pad2(w, n2, k),
+                                  [[d] for d in lead] + [[o, o + 1], [o + 2]], [], [*bt, n2 // nr, nr, k]).result
         in_map = [*lead, p, j, kk]
-    out = empty([*bt, n2 // NR, k, NR], F32())
+    out = empty([*bt, n2 // nr, k, nr], F32())
     return generic([wp], [out], [in_map, list(range(o + 3))], ["parallel"] * (o + 3), lambda x, _: [x])[0]
 
 
@@ -223,8 +245,9 @@ def contract(a: ir.Value, b: ir.Value, n: int, kernels: dict, executable: str = 
     """a [(Bt,) M, K] x B (`b_panels`) -> float32 [(Bt,) M, n] (`padded`: the whole [(Bt,) M2, N2]), one
     dispatch of `executable`'s kernel (`causal`: FmaGemm's)."""
     *bt, m, k = shape_of(a)
-    m2, n2 = pad_to(m, MR), shape_of(b)[len(bt)] * NR
-    g = FmaGemm(m2, n2, k, bt[0] if bt else 1, causal)
+    *_, panels, _, nr = shape_of(b)
+    m2, n2 = pad_to(m, MR), panels * nr
+    g = FmaGemm(m2, n2, k, bt[0] if bt else 1, causal, nr // W)
     kernels.setdefault(g.name, g)
     full = [*bt, m2, n2]
     return dispatch(g, [pad2(a, m2, k), b], full, full if padded else [*bt, m, n], executable)

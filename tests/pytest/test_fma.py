@@ -22,12 +22,16 @@ def _model() -> torch.nn.Module:
 
 
 def test_fma_gemm_shapes_and_blocks():
-    """M is a multiple of 4 and N of 24 (the lowering pads); the K block divides K (at most 256, at least
-    32, else all of K); the workgroup grid covers C."""
+    """M is a multiple of 4 and N of the panel width, 24 (or 16, 8 for narrow layers: the lowering pads);
+    the K block divides K (at most 256, at least 32, else all of K); the workgroup grid covers C."""
     with pytest.raises(ValueError, match="multiple of 4"):
         _fma.FmaGemm(6, 24, 64)
     with pytest.raises(ValueError, match="n of 24"):
         _fma.FmaGemm(4, 32, 64)
+    with pytest.raises(ValueError, match="n of 16"):
+        _fma.FmaGemm(4, 24, 64, nv=2)
+    n16 = _fma.FmaGemm(8, 32, 144, nv=2)
+    assert n16.name == "mxc_fma_8x32x144_p16" and n16.grid == (1, 1, 1) and n16.col_panels == 2
     g = _fma.FmaGemm(512, 1536, 576)
     assert g.name == "mxc_fma_512x1536x576" and g.kc == 192 and g.row_block == 64 and g.col_panels == 4
     assert g.grid == (8, 16, 1)
@@ -37,11 +41,65 @@ def test_fma_gemm_shapes_and_blocks():
     assert b.name == "mxc_fma_18x40x48x8" and b.grid == (5, 1, 18) and b.col_panels == 2
 
 
+def test_panel_width_follows_the_padding_it_saves():
+    """24 columns unless padding N to 24 costs over 10 % more kernel steps than 16 or 8 (the CNN's N = 16 and
+    32 convolutions; a 10-class head); N = 64 and 128 keep 24 (72 and 144: within the 24-column tile's
+    lower cost per FMA)."""
+    got = {n: _fma.panel_vectors(n) for n in (8, 10, 16, 32, 48, 64, 128, 576, 1536)}
+    assert got == {8: 1, 10: 2, 16: 2, 32: 2, 48: 3, 64: 3, 128: 3, 576: 3, 1536: 3}
+
+
+@needs_fma
+@pytest.mark.parametrize("nv,causal", [(1, ""), (2, ""), (3, ""), (2, "out"), (1, "lhs")])
+def test_fma_gemm_kernel_matches_numpy(nv, causal):
+    """FmaGemm alone (compiled with IREE) at each panel width, two K blocks (K = 320 = 2 x 160), batch 2:
+    equal to numpy's float32 product within float32 summation order; causal "out" writes -inf past the
+    diagonal, "lhs" reads A only up to each row tile's last row."""
+    import iree.compiler as ic
+    import iree.runtime as rt
+
+    from mxc.passes import _amx
+
+    bt, m, k, nr = 2, 12, 320, 8 * nv
+    n = 5 * nr if causal != "lhs" else 2 * nr
+    if causal == "lhs":
+        k = m + 4  # probabilities [m, k] (K = keys), zero past the diagonal as the softmax leaves them
+    g = _fma.FmaGemm(m, n, k, bt, causal, nv)
+    assert g.kc == (160 if k == 320 else k)
+    rng = np.random.default_rng(nv)
+    a = rng.standard_normal((bt, m, k)).astype(np.float32)
+    a_used = a
+    if causal == "lhs":  # the softmax's 0 past the diagonal up to the row tile's last row, never read beyond
+        cols, rows = np.arange(k)[None, :], np.arange(m)[:, None]
+        a[:, cols > rows] = 0
+        a_used = a.copy()
+        a[:, cols > (rows | 3)] = np.nan  # a read of these would make the row NaN
+    b = rng.standard_normal((bt, n, k)).astype(np.float32)
+    panels = b.reshape(bt, n // nr, nr, k).transpose(0, 1, 3, 2).copy()  # [bt, n/nr, k, nr]
+    sa, sb, sc = bt * m * k, bt * n * k, bt * m * n
+    src = _amx.executable([g], "mxc_fma") + (
+        f"func.func @mm(%a: tensor<{sa}xf32>, %b: tensor<{sb}xf32>) -> tensor<{sc}xf32> {{\n"
+        f"  %r = flow.dispatch @mxc_fma::@{g.name}(%a, %b) : (tensor<{sa}xf32>, tensor<{sb}xf32>) -> tensor<{sc}xf32>\n"
+        f"  return %r : tensor<{sc}xf32>\n}}\n")
+    vmfb = ic.compile_str(src, target_backends=["llvm-cpu"], extra_args=["--iree-llvmcpu-target-cpu=host"])
+    ctx = rt.SystemContext(config=rt.Config("local-task"))
+    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb))
+    c = np.asarray(ctx.modules.module.mm(a.reshape(-1), panels.reshape(-1))).reshape(bt, m, n)
+    ref = a_used.astype(np.float64) @ b.astype(np.float64).transpose(0, 2, 1)
+    bound = np.abs(a_used).astype(np.float64) @ np.abs(b).astype(np.float64).transpose(0, 2, 1)
+    if causal == "out":
+        above = np.arange(n)[None, :] > np.arange(m)[:, None]
+        assert np.all(c[:, above] == -np.inf)
+        c, ref, bound = c[:, ~above], ref[:, ~above], bound[:, ~above]
+    assert np.all(np.abs(c - ref) <= 1e-6 * bound + 1e-30)
+
+
 @needs_fma
 @pytest.mark.parametrize("fmt,weights_only", [("nvfp4", True), ("mxfp4", False), ("mxfp6_e2m3", True),
                                               ("if4", True), ("mxfp8", False)])
 def test_fma_equals_decomposed_and_the_reference(tmp_path, write_model, fmt, weights_only):
-    """Compiled with --contraction fma (M = 5 -> 8, N = 40 / 10 -> 48 / 24, K = 70 and 40 in one K block),
+    """Compiled with --contraction fma (M = 5 -> 8, N = 40 / 10 -> 48 / 16: panels of 24 and of 16 columns, K
+    = 70 and 40 in one K block),
     the output equals the decomposed form's to float32 rounding and the torch fake-quant reference to
     float32 summation order; every layer's row names the FMA kernel."""
     from mxc.runtime.reference import fake_quant_forward
@@ -144,9 +202,10 @@ def test_fma_attention_matches_torch(tmp_path, write_model, variant):
                          "--contraction", "fma")
     assert rc == 0, err
     program = (out / "model.vmfb").read_bytes().decode("latin-1")
-    causal = ["mxc_fma_8x32x48x16_tril", "mxc_fma_softmax_8x32x48_tril", "mxc_fma_8x32x24x48_trila"]
+    # 8 = batch x heads, T = 32 queries and keys, head dim 16: panels of 16 columns (no padding of 32 or 16)
+    causal = ["mxc_fma_8x32x32x16_tril_p16", "mxc_fma_softmax_8x32x32_tril", "mxc_fma_8x32x16x32_trila_p16"]
     assert all((name in program) == (variant == "causal") for name in causal)
-    assert variant == "causal" or ("mxc_fma_8x32x48x16" in program and "mxc_fma_8x32x24x32" in program)
+    assert variant == "causal" or ("mxc_fma_8x32x32x16_p16" in program and "mxc_fma_8x32x16x32_p16" in program)
     rc, text, err = run_mxc("run", out, "--compare", "--json")
     assert rc == 0, err
     assert json.loads(text)["vs_reference"]["within_tolerance"]

@@ -4,11 +4,11 @@
 // executable (batch = B x H = 2), no torch op between them. q [1,2,40,8] @ k^T: M = 40, N = 40 -> 48,
 // K = 8, with the causal mask's -inf written by the kernel (tiles above the diagonal take no K step;
 // _tril); the softmax, each row only up to the diagonal (_tril); probs [2,40,48] @ v (read transposed,
-// K padded to 48, N = 8 -> 24), each row tile's K stopped at its last row (_trila).
+// K padded to 48, N = 8: a panel of 8 columns, _p8), each row tile's K stopped at its last row (_trila).
 // CHECK: "hal.executable.source"() <{sym_name = "mxc_fma_attention", sym_visibility = "private"}>
 // CHECK: sym_name = "mxc_fma_2x40x48x8_tril"
 // CHECK: sym_name = "mxc_fma_softmax_2x40x48_tril"
-// CHECK: sym_name = "mxc_fma_2x40x24x48_trila"
+// CHECK: sym_name = "mxc_fma_2x40x8x48_trila_p8"
 // CHECK: func.func @mxc_fma_2x40x48x8_tril()
 // CHECK: arith.cmpi sle
 // CHECK: arith.select
@@ -19,7 +19,7 @@
 // CHECK: vector.reduction <maxnumf>
 // CHECK: math.floor
 // CHECK: vector.reduction <add>
-// CHECK: func.func @mxc_fma_2x40x24x48_trila()
+// CHECK: func.func @mxc_fma_2x40x8x48_trila_p8()
 // CHECK: arith.subi
 // CHECK: arith.maxsi
 // CHECK: arith.minsi
@@ -31,8 +31,8 @@
 // CHECK-NOT: torch.aten
 // CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma_attention::@mxc_fma_softmax_2x40x48_tril]{{.*}} : (tensor<3840xf32>) -> tensor<3840xf32>
 // CHECK-NOT: torch.aten
-// CHECK: -> tensor<2x1x48x24xf32>
-// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma_attention::@mxc_fma_2x40x24x48_trila]{{.*}} -> tensor<1920xf32>
+// CHECK: -> tensor<2x1x48x8xf32>
+// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma_attention::@mxc_fma_2x40x8x48_trila_p8]{{.*}} -> tensor<640xf32>
 // CHECK: "torch_c.from_builtin_tensor"({{.*}}) -> !torch.vtensor<[1,2,40,8],f32>
 // CHECK-NOT: torch.aten.softmax
 // CHECK-NOT: scaled_dot_product_attention

@@ -4,15 +4,23 @@
 // the decomposed form's float32 operands, contracted by a kernel mxc writes (hal.executable.source
 // @mxc_fma, memref + vector ops): micro-tiles of 4 rows x 24 columns held in 12 vector<8xf32>
 // accumulators, per K step three loads of the packed weight, four broadcasts of the activations and
-// twelve fused multiply-adds. One export per shape (M padded to 4, N to 24); every format, IF4 too.
+// twelve fused multiply-adds. One export per shape (M padded to 4, N to the panel width); every format,
+// IF4 too. A narrow layer (N = 8 here) takes panels of 8 columns instead of padding N to 24 (_p8: one load,
+// four broadcasts, four FMAs per K step).
 // CHECK: "hal.executable.source"() <{sym_name = "mxc_fma", sym_visibility = "private"}>
-// CHECK: "hal.executable.export"() {{.*}}sym_name = "mxc_fma_4x24x64"
+// CHECK: "hal.executable.export"() {{.*}}sym_name = "mxc_fma_4x8x64_p8"
 // CHECK: "hal.executable.export"() {{.*}}sym_name = "mxc_fma_4x72x64"
-// CHECK: func.func @mxc_fma_4x24x64()
+// CHECK: func.func @mxc_fma_4x8x64_p8()
+// CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK-COUNT-1: vector.load {{.*}} : memref<512xf32>, vector<8xf32>
+// CHECK-COUNT-4: vector.fma
+// CHECK-NOT: vector.fma
+// CHECK-COUNT-4: vector.store
+// CHECK: func.func @mxc_fma_4x72x64()
 // CHECK: scf.for
 // CHECK: scf.for
 // CHECK: scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
-// CHECK-COUNT-3: vector.load {{.*}} : memref<1536xf32>, vector<8xf32>
+// CHECK-COUNT-3: vector.load {{.*}} : memref<4608xf32>, vector<8xf32>
 // CHECK: memref.load
 // CHECK: vector.broadcast {{.*}} : f32 to vector<8xf32>
 // CHECK-COUNT-3: vector.fma
@@ -28,20 +36,17 @@
 // CHECK-NOT: vector.fma
 // CHECK: return
 
-// NVFP4 weight-only: the weights decoded to float32 (tensor scale included, as `decomposed` does), N padded
-// to 24 and packed in panels [N/24, K, 24] by one generic (hoisted to load time for a constant weight);
-// the float32 activations go in as they are; the dispatch's [4, 24] result sliced to [4, 8].
+// NVFP4 weight-only: the weights decoded to float32 (tensor scale included, as `decomposed` does) and
+// packed in panels [N/8, K, 8] by one generic (hoisted to load time for a constant weight); the float32
+// activations go in as they are; the dispatch's [4, 8] result is the output.
 // CHECK-LABEL: func.func @mlp
-// CHECK: tensor.pad
-// CHECK: : tensor<8x64xf32> to tensor<24x64xf32>
-// CHECK: linalg.generic {{.*}} ins({{.*}} : tensor<1x24x64xf32>) outs({{.*}} : tensor<1x64x24xf32>)
-// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_4x24x64]{{.*}} : (tensor<256xf32>, tensor<1536xf32>) -> tensor<96xf32>
-// CHECK: tensor.extract_slice {{.*}} to tensor<4x8xf32>
+// CHECK: linalg.generic {{.*}} ins({{.*}} : tensor<1x8x64xf32>) outs({{.*}} : tensor<1x64x8xf32>)
+// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_4x8x64_p8]{{.*}} : (tensor<256xf32>, tensor<512xf32>) -> tensor<32xf32>
 // MXFP8 x MXFP8: the activations quantized and decoded to float32, then the same kernel.
 // CHECK: -> tensor<4x2x32xf8E4M3FN>
-// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_4x24x64]
+// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_4x8x64_p8]
 // IF4 (not exact in bf16, so not on AMX) takes the FMA kernel as well.
-// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_4x24x64]
+// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_4x8x64_p8]
 // CHECK-NOT: iterator_types = ["parallel", "parallel", "reduction"]
 // CHECK: return
 func.func @mlp(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
@@ -63,7 +68,7 @@ func.func @mlp(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
   return %z : tensor<4x8xf32>
 }
 
-// A float32 matmul (a layer kept in high precision): the same kernel, N = 50 padded to 72.
+// A float32 matmul (a layer kept in high precision): the 24-column kernel, N = 50 padded to 72.
 // CHECK-LABEL: func.func @head
 // CHECK: -> tensor<3x64x24xf32>
 // CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_4x72x64]{{.*}} : (tensor<256xf32>, tensor<4608xf32>) -> tensor<288xf32>
