@@ -211,6 +211,28 @@ def test_hadamard_rotation_preserves_products_and_helps_heavy_tails():
         quantize(torch.randn(4, 48), "mxfp4", hadamard=32)
 
 
+def test_hadamard_skips_the_flushes_only_where_they_change_nothing(monkeypatch):
+    """rotate without the per-step subnormal flushes (every nonzero |x| >= 2^-102 sqrt(n)) gives the bits of
+    rotate with them, on values down to that bound, cancelling pairs and NaN/Inf; below it the flushes run."""
+    g = torch.Generator().manual_seed(0)
+    for n in (16, 32, 128):
+        low = 2.0**-102 * math.sqrt(n)
+        x = torch.randn(64, 256, generator=g) * torch.exp2(torch.randint(-20, 20, (64, 256), generator=g).float())
+        x[0] = low * (1 + torch.rand(256, generator=g))  # the smallest values allowed, all alike: differences
+        x[1, ::2] = low  # cancel to 0 and to multiples of their ulp
+        x[1, 1::2] = -low * (1 + 2.0**-23)
+        x[2, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+        x[3] = 0.0
+        assert hadamard._no_subnormals(x, n)
+        fast = hadamard.rotate(x, n)
+        monkeypatch.setattr(hadamard, "_no_subnormals", lambda *_: False)
+        slow = hadamard.rotate(x, n)
+        monkeypatch.undo()
+        assert torch.equal(fast.view(torch.int32), slow.view(torch.int32))
+        x[5, 7] = low / 2
+        assert not hadamard._no_subnormals(x, n)
+
+
 def test_fp6_packing_is_little_endian_four_per_three_bytes():
     codes = torch.tensor([[0x01, 0x02, 0x3F, 0x20]], dtype=torch.uint8)
     # w = 1 | 2 << 6 | 63 << 12 | 32 << 18 = 0x83F081
