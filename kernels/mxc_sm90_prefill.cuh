@@ -343,7 +343,7 @@ __device__ __forceinline__ void rdec(const __nv_bfloat16* __restrict__ a, const 
                                      const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K,
                                      int epi) {
   extern __shared__ __align__(1024) uint8_t smem[];
-  __shared__ uint32_t lut[256];
+  __shared__ __align__(16) uint32_t lut[DecLut<F>::WORDS];
   using L = RdecSmem<F, NA>;
   const int KT = (K + PF_K - 1) / PF_K, nt = blockIdx.x, mt = blockIdx.y, z = blockIdx.z;
   const int per = (KT + S - 1) / S, kb = min(KT, z * per), nk = min(KT, kb + per) - kb;
@@ -360,8 +360,8 @@ __device__ __forceinline__ void rdec(const __nv_bfloat16* __restrict__ a, const 
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  if constexpr (F::E2M1 || F::F8) {
-    if (t >= 128) lut[t - 128] = dec_factor<F>(t - 128);  // 256 consumer threads, 256 codes
+  if constexpr (DecLut<F>::USED) {
+    if (t >= 128) dec_lut_fill<F>(lut, t - 128);  // 256 consumer threads, 256 codes
   }
   __syncthreads();
 
