@@ -301,9 +301,10 @@ namespace mxc {
 //   producer   one thread moving each K tile's activations, codes and scales by three bulk copies into a
 //              ring of SLOTS stages (setmaxnreg gives its warpgroup's registers to the consumers);
 //   consumers  two warpgroups of 64 weight rows: each warp decodes its fragment tile (16 rows x 64 K)
-//              in registers, as dec does (integer ops for E2M1 and FP8, exact), into the A operand of
-//              four wgmma m64nNAk16 (A from registers, B the activations in shared memory); the next
-//              tile is decoded while they run (two register sets), one MMA group kept in flight.
+//              in registers, as dec does (integer ops for E2M1 and FP8, exact; table lookups for IF4),
+//              into the A operand of four wgmma m64nNAk16 (A from registers, B the activations in shared
+//              memory); the next tile is decoded while they run (two register sets), one MMA group kept
+//              in flight.
 // No shared-memory round trip of decoded weights, no barrier between decode and MMA.
 template <class F, int NA>
 struct RdecSmem {

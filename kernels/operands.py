@@ -106,8 +106,8 @@ class Tiles:
 
 
 def fast_e2m1(fmt: str) -> bool:
-    """Whether `dec` decodes the format's elements by integer ops (plain E2M1 elements: not IF4's
-    per-block INT4), from the bit-scattered fragment layout."""
+    """Whether `dec` decodes the format's elements by E2M1's integer ops (plain E2M1 elements: not IF4's
+    per-block INT4, which takes `fast_if4`'s table decode), from the bit-scattered fragment layout."""
     f = get_format(fmt)
     return f.element.name == "e2m1" and f.choice != "if4"
 

@@ -209,7 +209,9 @@ def test_fragment_layout_sizes():
     from mxc.kernels.operands import layout_of, layout_recipe
 
     assert layout_recipe(Fragments(e2m1=True)) == {"fragments": True}  # recipes of earlier artifacts unchanged
-    for lay in (Fragments(), Fragments(e2m1=True, group=8)):
+    assert Fragments(if4=True).suffix == "f16x64i" and Fragments(if4=True, group=8).suffix == "f16x64ig8"
+    assert layout_recipe(Fragments(if4=True, group=8)) == {"fragments": False, "group": 8, "if4": True}
+    for lay in (Fragments(), Fragments(e2m1=True, group=8), Fragments(if4=True), Fragments(if4=True, group=8)):
         assert layout_of(layout_recipe(lay)) == lay
 
 
