@@ -151,6 +151,19 @@ FRAG_R, FRAG_K = 16, 64
 # `((w >> 4) & 0x00C000C0) | ((w >> 5) & 0x01000100) | ((w << 1) & 0x80008000)`, M = 0x81C081C0.
 E2M1_BITS = (((6, 7, 8, 15), (22, 23, 24, 31)), ((3, 4, 5, 12), (19, 20, 21, 28)),
              ((0, 1, 2, 9), (16, 17, 18, 25)), ((10, 11, 13, 14), (26, 27, 29, 30)))
+# The IF4 variant: every block's codes as sign-magnitude nibbles (an INT block's two's complement
+# q in [-7, 7] re-encoded, `if4_sign_magnitude`), so that FP and INT blocks alike decode as
+# sign(c) x T[|c|] with a table T of 8 bf16 magnitudes per scale byte (mxc_sm90.cuh, `if4_table`);
+# code (register j, half h)'s bits (magnitude 0, 1, 2, sign) at IF4_BITS[j][h]. The magnitudes of
+# row g's codes (registers 0, 2) fill nibbles 0..3 of the step's word, row g + 8's (registers 1, 3)
+# nibbles 4..7, bits 0..2 of each; the signs fill the nibbles' top bits, row g's at 7, 15, 23, 31 and
+# row g + 8's at 3, 11, 19, 27. The decode (`frag_steps`): z = w & 0x77777777 and z >> 16 are the
+# byte selectors (prmt) of rows g and g + 8 into their tables' low and high bytes; the high bytes take
+# the signs by `| (w & 0x80808080)` and `| ((w << 4) & 0x80808080)`; prmt 0x5140 / 0x7362 interleave
+# low and high bytes into registers 0 and 2 (row g) or 1 and 3 (row g + 8).
+IF4_BITS = (((0, 1, 2, 7), (4, 5, 6, 15)), ((16, 17, 18, 3), (20, 21, 22, 11)),
+            ((8, 9, 10, 23), (12, 13, 14, 31)), ((24, 25, 26, 19), (28, 29, 30, 27)))
+WORD_BITS = {"e2m1": E2M1_BITS, "if4": IF4_BITS}
 
 
 def _frag_index() -> torch.Tensor:
@@ -179,30 +192,84 @@ def _ungrouped(flat: torch.Tensor, rt: int, kt: int, group: int) -> torch.Tensor
     return flat.reshape(rt // group, kt, group, -1).transpose(1, 2).reshape(rt, kt, -1)
 
 
-def _scatter_words(lanes: torch.Tensor) -> torch.Tensor:
-    """[..., 32] 4-bit codes (8 per step) -> [..., 16] bytes, each step's word bit-scattered (E2M1_BITS)."""
+def _scatter_words(lanes: torch.Tensor, positions=E2M1_BITS) -> torch.Tensor:
+    """[..., 32] 4-bit codes (8 per step) -> [..., 16] bytes, each step's word bit-scattered (code
+    (register j, half h)'s bit b at positions[j][h][b]: E2M1_BITS, IF4_BITS)."""
     c = lanes.to(torch.int64).unflatten(-1, (4, 8))  # [..., step, p]
     word = torch.zeros(c.shape[:-1], dtype=torch.int64)
     for p in range(8):
-        for b, pos in enumerate(E2M1_BITS[p % 4][p // 4]):
+        for b, pos in enumerate(positions[p % 4][p // 4]):
             word |= ((c[..., p] >> b) & 1) << pos
     return torch.stack([(word >> (8 * i)) & 0xFF for i in range(4)], -1).flatten(-2).to(torch.uint8)
 
 
-def _gather_words(data: torch.Tensor) -> torch.Tensor:
+def _gather_words(data: torch.Tensor, positions=E2M1_BITS) -> torch.Tensor:
     """The inverse of _scatter_words."""
     b = data.to(torch.int64).unflatten(-1, (4, 4))
     word = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16) | (b[..., 3] << 24)
     codes = torch.zeros((*word.shape, 8), dtype=torch.int64)
     for p in range(8):
-        for bit, pos in enumerate(E2M1_BITS[p % 4][p // 4]):
+        for bit, pos in enumerate(positions[p % 4][p // 4]):
             codes[..., p] |= ((word >> pos) & 1) << bit
     return codes.flatten(-2).to(torch.uint8)
 
 
-def frag_codes(codes: torch.Tensor, bits: int, scatter: bool = False, group: int = 1) -> torch.Tensor:
+def _scatter_kind(scatter: bool | str) -> str | None:
+    """frag_codes' `scatter` as a WORD_BITS key: False none, True or "e2m1" E2M1_BITS, "if4" IF4_BITS."""
+    if scatter is False:
+        return None
+    kind = "e2m1" if scatter is True else scatter
+    if kind not in WORD_BITS:
+        raise ValueError(f"unknown bit-scattered layout {scatter!r} (known: {', '.join(WORD_BITS)})")
+    return kind
+
+
+def _block_flags(scales: torch.Tensor, r: int, k: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(INT flag, NaN scale) per element [r, k] of IF4 scale bytes [r, ceil(k / block)] (UE4M3 NaN: 0x7F)."""
+    if scales.dim() != 2 or scales.shape[0] != r or scales.shape[1] * block < k:
+        raise ValueError(f"IF4 scales of shape {tuple(scales.shape)} do not cover codes [{r}, {k}] in blocks of {block}")
+    per = scales.to(torch.int64).repeat_interleave(block, 1)[:, :k]
+    return (per & 0x80) != 0, (per & 0x7F) == 0x7F
+
+
+def if4_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: int) -> torch.Tensor:
+    """IF4 codes [R, K] (numerics': E2M1 nibbles in FP blocks, two's complement in INT blocks, INT flag in
+    bit 7 of the scale byte [R, ceil(K / block)]) -> sign-magnitude nibbles in every block, as the IF4
+    fragments hold them (IF4_BITS). The value of code (s, m) is then sign s times the block's table entry
+    m in both kinds of block (the table is per scale byte). Every code of a block whose scale is NaN (0x7F,
+    0xFF) decodes to the same NaN, which a sign bit would flip: those blocks keep their nibbles' low three
+    bits only (and come back from `if4_from_sign_magnitude` so; numerics gives such blocks zero codes). An
+    INT code -8 (two's complement 0x8, never produced: q is clamped to [-7, 7]) has no sign-magnitude
+    nibble: ValueError."""
+    if codes.dim() != 2 or codes.dtype != torch.uint8:
+        raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
+    r, k = codes.shape
+    is_int, nan = _block_flags(scales, r, k, block)
+    c = codes.to(torch.int64) & 0xF
+    bad = is_int & ~nan & (c == 8)
+    if bad.any():
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(f"IF4 INT block holds the code -8 (weight [{row}, {col}]): the format's INT codes are "
+                         "-7..7 and the kernels' sign-magnitude decode has no -8")
+    sm = torch.where(is_int & (c >= 8), 8 | (16 - c), c)  # q < 0: sign bit and |q|
+    return torch.where(nan, c & 7, sm).to(torch.uint8)
+
+
+def if4_from_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: int) -> torch.Tensor:
+    """The inverse of if4_sign_magnitude: INT blocks' nibbles back to two's complement (NaN blocks' codes as
+    stored: their low three bits)."""
+    r, k = codes.shape
+    is_int, nan = _block_flags(scales, r, k, block)
+    c = codes.to(torch.int64)
+    mag = c & 7
+    tc = torch.where((c & 8) != 0, (16 - mag) & 0xF, mag)  # -|q| in two's complement (a -0 never written: 0)
+    return torch.where(is_int & ~nan, tc, c).to(torch.uint8)
+
+
+def frag_codes(codes: torch.Tensor, bits: int, scatter: bool | str = False, group: int = 1) -> torch.Tensor:
     """Element codes [R, K] (uint8, one per element) -> fragment tiles, R padded to 16 x group, K to 64
-    (zeros); `scatter`: 4-bit codes bit-scattered for the E2M1 decode (E2M1_BITS); `group` row tiles
+    (zeros); `scatter`: 4-bit codes bit-scattered for the E2M1 decode (True or "e2m1": E2M1_BITS) or for
+    IF4's table decode ("if4": IF4_BITS, the codes sign-magnitude: if4_sign_magnitude); `group` row tiles
     side by side per K tile (_grouped)."""
     if codes.dim() != 2 or codes.dtype != torch.uint8:
         raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
@@ -214,14 +281,16 @@ def frag_codes(codes: torch.Tensor, bits: int, scatter: bool = False, group: int
     from mxc.numerics.quantize import pack_fp6, pack_nibbles
 
     lanes = tiles[:, :, _frag_index()]  # [rt, kt, 32, 32]
-    if scatter:
+    kind = _scatter_kind(scatter)
+    if kind:
         if bits != 4:
             raise ValueError(f"the bit-scattered layout holds 4-bit codes, not {bits}-bit")
-        return _grouped(_scatter_words(lanes), rt, kt, group)
+        return _grouped(_scatter_words(lanes, WORD_BITS[kind]), rt, kt, group)
     return _grouped({4: pack_nibbles, 6: pack_fp6, 8: lambda c: c}[bits](lanes), rt, kt, group)
 
 
-def unfrag_codes(frag: torch.Tensor, r: int, k: int, bits: int, scatter: bool = False, group: int = 1) -> torch.Tensor:
+def unfrag_codes(frag: torch.Tensor, r: int, k: int, bits: int, scatter: bool | str = False,
+                 group: int = 1) -> torch.Tensor:
     """The inverse of frag_codes: [R, K] codes, padding dropped."""
     rt, kt = _frag_grid(r, k, group)
     lane_bytes = 32 * bits // 8
@@ -230,7 +299,12 @@ def unfrag_codes(frag: torch.Tensor, r: int, k: int, bits: int, scatter: bool = 
                          f"got {frag.numel()}")
     from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
 
-    unpack = _gather_words if scatter else {4: unpack_nibbles, 6: unpack_fp6, 8: lambda c: c}[bits]
+    kind = _scatter_kind(scatter)
+    if kind:
+        def unpack(data):
+            return _gather_words(data, WORD_BITS[kind])
+    else:
+        unpack = {4: unpack_nibbles, 6: unpack_fp6, 8: lambda c: c}[bits]
     lanes = unpack(_ungrouped(frag, rt, kt, group).reshape(rt, kt, 32, lane_bytes))
     tiles = torch.empty((rt, kt, FRAG_R * FRAG_K), dtype=torch.uint8)
     tiles[:, :, _frag_index().reshape(-1)] = lanes.reshape(rt, kt, -1)

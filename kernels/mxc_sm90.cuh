@@ -19,7 +19,7 @@
 //           memory; partial sums to a workspace, `dsum` adds them, the bias and the epilogue.
 //   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
 //           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
-//           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops.
+//           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops, IF4 by table lookups.
 //   rdec    weight-only (and MXFP8 x MXFP8 after tileq), 17 <= M < PREFILL_MIN_M: the fragment tiles
 //           decoded in registers into wgmma's A operand, warp-specialized (mxc_sm90_prefill.cuh).
 //   tilea + wdec + hgemm  prefill: both operands to bf16 tiles once per call, then a
@@ -259,6 +259,44 @@ __device__ __forceinline__ uint32_t dec_factor(uint32_t c) {
   return pack_bf16(f, f);
 }
 
+// prmt.b32, default mode: byte n of the result is byte (sel >> 4n) & 7 of {b, a} (a's bytes 0..3, b's 4..7), or
+// that byte's sign bit replicated when bit 4n + 3 is set; bits 16..31 of sel are not read. (__byte_perm masks
+// sel with 0x7777 first, an instruction more where the compiler cannot fold the mask.)
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+
+// IF4's table for scale byte c (FP and INT blocks alike): the bf16 bits of F::elem(m, c) x F::scale(c), the
+// values of codes of magnitude m = 0..7 (E2M1's in an FP block, m x 6/7 in an INT block, times the scale),
+// computed by the float decode's own operations, so that the table decode equals it bit for bit (a code's
+// value is sign x its magnitude's: the float operations and RNE are sign-symmetric). As four words of bytes
+// for prmt: {low bytes of m = 0..3, low bytes of 4..7, high bytes of 0..3, high bytes of 4..7}.
+template <class F>
+__device__ __forceinline__ uint4 if4_table(uint32_t c) {
+  const float s = F::scale(c);
+  uint32_t p[4];  // p[i]: magnitudes 2i (low half), 2i + 1 (high half)
+#pragma unroll
+  for (int i = 0; i < 4; ++i) p[i] = pack_bf16(F::elem(2 * i, c) * s, F::elem(2 * i + 1, c) * s);
+  return make_uint4(__byte_perm(p[0], p[1], 0x6420), __byte_perm(p[2], p[3], 0x6420),
+                    __byte_perm(p[0], p[1], 0x7531), __byte_perm(p[2], p[3], 0x7531));
+}
+
+// The dec kernels' shared table (one entry per scale code, built at the kernel's start): dec_factor's bf16x2
+// factor (E2M1, FP8; 256 words) or IF4's if4_table (1024 words, 16 bytes per scale byte).
+template <class F>
+struct DecLut {
+  static constexpr bool USED = F::E2M1 || F::F8 || F::IF4;
+  static constexpr int WORDS = F::IF4 ? 1024 : 256;
+};
+
+template <class F>
+__device__ __forceinline__ void dec_lut_fill(uint32_t* lut, uint32_t c) {
+  if constexpr (F::IF4) reinterpret_cast<uint4*>(lut)[c] = if4_table<F>(c);
+  else if constexpr (F::E2M1 || F::F8) lut[c] = dec_factor<F>(c);
+}
+
 // ---------------------------------------------------------------- dec1 (M = 1, mma.sync)
 // The dec kernel for one row of x (the decode step of an LLM): the same fragment tiles, with
 //   - x converted once per warp to bf16 in shared memory (the warp's K range, Dec1Ck at a time),
@@ -312,7 +350,7 @@ __device__ __forceinline__ void mma_n(float (*acc)[4], const uint32_t* a, const 
 
 // One fragment tile's lane codes decoded to bf16 A fragments: mma(st, a) for each of its 4 MMA steps st,
 // a = the step's four A registers (rows g, g+8 as in mma.sync's and wgmma's A layout). The codes and sc2
-// (the scale codes of rows g, g+8) as the fragment tile holds them; lut: dec_factor's table.
+// (the scale codes of rows g, g+8) as the fragment tile holds them; lut: the DecLut table.
 // DIAG 2 (a measurement variant): the raw words as A, no decode.
 template <class F, int DIAG, class MMA>
 __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uint32_t sc2, const uint32_t* lut,
@@ -374,6 +412,21 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
         a[j] = bf16x2_mul(a[j], fb[j & 1]);
         if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
       }
+      mma(st, a);
+    }
+  } else if constexpr (F::IF4) {
+    // IF4 by table lookups (mxc.kernels.layouts.IF4_BITS): the step's word holds row g's magnitudes in
+    // nibbles 0..3 (codes 0, 4, 2, 6: registers 0 and 2), row g + 8's in nibbles 4..7 (codes 1, 5, 3, 7),
+    // their signs in the nibbles' top bits. z (and z >> 16) pick each code's low and high byte from its
+    // row's table (prmt reads selector bits 0..15), the high bytes take the signs at their bit 7, and two
+    // prmt per row interleave low and high bytes into the bf16 pairs: value = sign x table[magnitude].
+    const uint4 tg = reinterpret_cast<const uint4*>(lut)[sc[0]], th = reinterpret_cast<const uint4*>(lut)[sc[1]];
+#pragma unroll
+    for (int st = 0; st < 4; ++st) {
+      const uint32_t w = raw.w[st], z = w & 0x77777777u, zh = z >> 16;
+      const uint32_t lg = prmt(tg.x, tg.y, z), hg = prmt(tg.z, tg.w, z) | (w & 0x80808080u);
+      const uint32_t lh = prmt(th.x, th.y, zh), hh = prmt(th.z, th.w, zh) | ((w << 4) & 0x80808080u);
+      const uint32_t a[4] = {prmt(lg, hg, 0x5140), prmt(lh, hh, 0x5140), prmt(lg, hg, 0x7362), prmt(lh, hh, 0x7362)};
       mma(st, a);
     }
   } else {
@@ -498,11 +551,11 @@ __device__ __forceinline__ void dec1(const float* __restrict__ x, const uint8_t*
                                      const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
                                      int epi) {
   __shared__ float red[WARPS][16];
-  __shared__ uint32_t lut[256];
+  __shared__ __align__(16) uint32_t lut[DecLut<F>::WORDS];
   __shared__ __align__(16) __nv_bfloat16 xs_all[WARPS][Dec1Ck<WARPS>::K];
   (void)M;
-  if constexpr (F::E2M1 || F::F8) {
-    if (WARPS <= 8 || threadIdx.x < 256) lut[threadIdx.x] = dec_factor<F>(threadIdx.x);
+  if constexpr (DecLut<F>::USED) {
+    if (WARPS <= 8 || threadIdx.x < 256) dec_lut_fill<F>(lut, threadIdx.x);
     __syncthreads();
   }
   const int RT = (N + 15) / 16;
@@ -534,10 +587,10 @@ __device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* 
   constexpr int LB = 32 * F::BITS / 8;           // a lane's bytes of a tile
   constexpr int NB = 64 / F::BS;                 // blocks per tile row
   __shared__ float red[WARPS][16 * R][MT];
-  __shared__ uint32_t lut[256];
+  __shared__ __align__(16) uint32_t lut[DecLut<F>::WORDS];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  if constexpr (F::E2M1 || F::F8) {
-    lut[threadIdx.x] = dec_factor<F>(threadIdx.x);  // 256 threads, 256 codes
+  if constexpr (DecLut<F>::USED) {
+    dec_lut_fill<F>(lut, threadIdx.x);  // 256 threads, 256 codes
     __syncthreads();
   }
   const int RT = (N + 15) / 16, rt0 = blockIdx.x * R, m0 = blockIdx.y * MT, KT = (K + 63) / 64;
@@ -648,9 +701,9 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
   constexpr int NT = MT / 8, LB = 32 * F::BITS / 8, NB = 64 / F::BS;
   using L = DecsLayout<MT>;
   extern __shared__ __align__(16) uint8_t xs[];
-  __shared__ uint32_t lut[256];
+  __shared__ __align__(16) uint32_t lut[DecLut<F>::WORDS];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  if constexpr (F::E2M1 || F::F8) lut[threadIdx.x] = dec_factor<F>(threadIdx.x);  // 256 threads, 256 codes
+  if constexpr (DecLut<F>::USED) dec_lut_fill<F>(lut, threadIdx.x);  // 256 threads, 256 codes
   const int RT = (N + 15) / 16, KT = (K + 63) / 64, m0 = blockIdx.y * MT, split = blockIdx.z;
   const int ct = (KT + S - 1) / S, kt0 = split * ct, nt = max(0, min(KT, kt0 + ct) - kt0);  // this CTA's K tiles
   if (ct > KTS) {

@@ -301,9 +301,10 @@ namespace mxc {
 //   producer   one thread moving each K tile's activations, codes and scales by three bulk copies into a
 //              ring of SLOTS stages (setmaxnreg gives its warpgroup's registers to the consumers);
 //   consumers  two warpgroups of 64 weight rows: each warp decodes its fragment tile (16 rows x 64 K)
-//              in registers, as dec does (integer ops for E2M1 and FP8, exact), into the A operand of
-//              four wgmma m64nNAk16 (A from registers, B the activations in shared memory); the next
-//              tile is decoded while they run (two register sets), one MMA group kept in flight.
+//              in registers, as dec does (integer ops for E2M1 and FP8, exact; table lookups for IF4),
+//              into the A operand of four wgmma m64nNAk16 (A from registers, B the activations in shared
+//              memory); the next tile is decoded while they run (two register sets), one MMA group kept
+//              in flight.
 // No shared-memory round trip of decoded weights, no barrier between decode and MMA.
 template <class F, int NA>
 struct RdecSmem {
@@ -343,7 +344,7 @@ __device__ __forceinline__ void rdec(const __nv_bfloat16* __restrict__ a, const 
                                      const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K,
                                      int epi) {
   extern __shared__ __align__(1024) uint8_t smem[];
-  __shared__ uint32_t lut[256];
+  __shared__ __align__(16) uint32_t lut[DecLut<F>::WORDS];
   using L = RdecSmem<F, NA>;
   const int KT = (K + PF_K - 1) / PF_K, nt = blockIdx.x, mt = blockIdx.y, z = blockIdx.z;
   const int per = (KT + S - 1) / S, kb = min(KT, z * per), nk = min(KT, kb + per) - kb;
@@ -360,8 +361,8 @@ __device__ __forceinline__ void rdec(const __nv_bfloat16* __restrict__ a, const 
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  if constexpr (F::E2M1 || F::F8) {
-    if (t >= 128) lut[t - 128] = dec_factor<F>(t - 128);  // 256 consumer threads, 256 codes
+  if constexpr (DecLut<F>::USED) {
+    if (t >= 128) dec_lut_fill<F>(lut, t - 128);  // 256 consumer threads, 256 codes
   }
   __syncthreads();
 

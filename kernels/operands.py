@@ -106,10 +106,16 @@ class Tiles:
 
 
 def fast_e2m1(fmt: str) -> bool:
-    """Whether `dec` decodes the format's elements by integer ops (plain E2M1 elements: not IF4's
-    per-block INT4), from the bit-scattered fragment layout."""
+    """Whether `dec` decodes the format's elements by E2M1's integer ops (plain E2M1 elements: not IF4's
+    per-block INT4, which takes `fast_if4`'s table decode), from the bit-scattered fragment layout."""
     f = get_format(fmt)
     return f.element.name == "e2m1" and f.choice != "if4"
+
+
+def fast_if4(fmt: str) -> bool:
+    """Whether the dec kernels decode the format's elements by table lookups (IF4: FP and INT blocks alike
+    as sign x a per-scale-byte table of 8 bf16 magnitudes, from the IF4 fragment layout)."""
+    return get_format(fmt).choice == "if4"
 
 
 def fast_fp8(fmt: str) -> bool:
@@ -124,15 +130,19 @@ def fast_fp8(fmt: str) -> bool:
 class Fragments:
     """The decode kernels' weight layout: 16 x 64 tiles in the order of the A fragments of mma.sync
     (and of wgmma with A in registers), scales per tile (`layouts.frag_codes`); `e2m1`: each MMA step's
-    eight codes bit-scattered into the positions the integer decode reads (`layouts.E2M1_BITS`);
-    `group`: that many row tiles side by side per K tile (rdec: a CTA's 128 rows in one copy)."""
+    eight codes bit-scattered into the positions the integer decode reads (`layouts.E2M1_BITS`); `if4`:
+    IF4's codes sign-magnitude in every block (`layouts.if4_sign_magnitude`), bit-scattered into the
+    positions its table decode reads (`layouts.IF4_BITS`); `group`: that many row tiles side by side per
+    K tile (rdec: a CTA's 128 rows in one copy)."""
 
     e2m1: bool = False
     group: int = 1
+    if4: bool = False
 
     @property
     def suffix(self) -> str:
-        return "f16x64" + ("e" if self.e2m1 else "") + (f"g{self.group}" if self.group > 1 else "")
+        return ("f16x64" + ("e" if self.e2m1 else "") + ("i" if self.if4 else "")
+                + (f"g{self.group}" if self.group > 1 else ""))
 
     def sizes(self, fmt: str, rows: int, k: int) -> tuple[int, int]:
         from . import layouts
@@ -145,7 +155,10 @@ class Fragments:
         from . import layouts
 
         f = get_format(fmt)
-        return (layouts.frag_codes(codes, f.element.bits, scatter=self.e2m1, group=self.group),
+        if self.if4:
+            codes = layouts.if4_sign_magnitude(codes, scales, f.block_size)
+        scatter = "if4" if self.if4 else self.e2m1
+        return (layouts.frag_codes(codes, f.element.bits, scatter=scatter, group=self.group),
                 layouts.frag_scales(scales, k, f.block_size, one_code(f), group=self.group))
 
 
@@ -156,8 +169,11 @@ def layout_recipe(layout: WeightLayout) -> dict:
     """A weight layout as JSON (a WeightStore recipe's), and back with `layout_of`."""
     if isinstance(layout, Tiles):
         return {"tiles": layout.ue}
-    return {"fragments": layout.e2m1, **({"group": layout.group} if layout.group > 1 else {})}
+    return {"fragments": layout.e2m1, **({"group": layout.group} if layout.group > 1 else {}),
+            **({"if4": True} if layout.if4 else {})}
 
 
 def layout_of(recipe: dict) -> WeightLayout:
-    return Tiles(recipe["tiles"]) if "tiles" in recipe else Fragments(recipe["fragments"], recipe.get("group", 1))
+    if "tiles" in recipe:
+        return Tiles(recipe["tiles"])
+    return Fragments(recipe["fragments"], recipe.get("group", 1), recipe.get("if4", False))

@@ -1,7 +1,8 @@
 """Weight-only layers on cuda-sm90's kernels, every weight format: the weights `gemv` (f32) and `dec`
 (bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
 (`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17, `tilea` + `wdec` + `hgemm` from
-PREFILL_MIN_M) against the float64 reference, K not a multiple of the block; `rdec` at every tile of x."""
+PREFILL_MIN_M) against the float64 reference, K not a multiple of the block; `rdec` at every tile of x;
+IF4's table decode (dec1, dec, decs, rdec) at every scale byte and code, bit for bit."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90
 
 from mxc.kernels.kinds import PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec_max_rows, prefill_kernels
 from mxc.kernels.operands import WEIGHT_FORMATS
-from mxc.numerics.quantize import quantize
+from mxc.numerics.formats import get_format
+from mxc.numerics.quantize import QTensor, quantize
 from mxc.runtime.cuda import run_layer
 
 CHECK_M = (1, 5, 9, 16, 64, 300, 2100)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); rdec at 64 and 300
@@ -44,6 +46,56 @@ def test_decode_bf16(gpu, fmt, mt, r):
     scale) x tensor scale, bit for bit, as the bf16 kernels hold the weights (exact for every format but
     IF4's INT blocks and FP8 products below bf16's range)."""
     _check_bf16_decode(gpu, [Dec(w_format=fmt, mt=mt, r=min(r, dec_max_rows(fmt, mt)))], fmt)
+
+
+def _if4_every_code(n: int = 48, k: int = 96) -> "QTensor":
+    """IF4 weights [n, k] holding every scale byte but the NaN ones (0x00 .. 0xFF: FP and INT blocks, zero
+    scales, subnormal scales) with every code in each block (its 16 codes a permutation of 0..15; INT blocks'
+    -8, which numerics never writes, replaced by 0), and in the last row the two NaN scale bytes (0x7F,
+    0xFF): spread_matrix's IF4 codes have no INT block (its 1e30 row makes every other block's scale tiny)."""
+    g = torch.Generator().manual_seed(7)
+    kb = k // 16
+    extra = n * kb - 254
+    finite = torch.tensor([c for c in range(256) if c & 0x7F != 0x7F])
+    order = torch.cat([finite[torch.randperm(254, generator=g)],
+                       finite[torch.randint(0, 254, (extra - 2,), generator=g)], torch.tensor([0x7F, 0xFF])])
+    scales = order.to(torch.uint8).reshape(n, kb)
+    codes = torch.stack([torch.randperm(16, generator=g) for _ in range(n * kb)]).reshape(n, kb, 16)
+    is_int = (scales.to(torch.int64) & 0x80).unsqueeze(-1) != 0
+    codes = torch.where(is_int & (codes == 8), 0, codes).reshape(n, k).to(torch.uint8)
+    return QTensor(get_format("if4"), codes, scales, torch.tensor(1.0), (n, k), 1)
+
+
+IF4_DECODERS = {
+    "dec1": [Dec(w_format="if4", mt=1)],
+    "dec16": [Dec(w_format="if4", mt=16)],
+    "dec16r2": [Dec(w_format="if4", mt=16, r=min(2, dec_max_rows("if4", 16)))],
+    "dec8r2": [Dec(w_format="if4", mt=8, r=min(2, dec_max_rows("if4", 8)))],
+    "decs16s2": [DecSplit(w_format="if4", mt=16, s=2), DSum(s=2)],
+    "decs8s4": [DecSplit(w_format="if4", mt=8, s=4), DSum(s=4)],
+    "rdec16": [TileA(rows=16, perm=True), RDec(w_format="if4", na=16, s=1)],
+    "rdec128": [TileA(rows=128, perm=True), RDec(w_format="if4", na=128, s=1)],
+    "rdec64s2": [TileA(rows=64, perm=True), RDec(w_format="if4", na=64, s=2), DSum(s=2)],
+}
+
+
+@pytest.mark.parametrize("kernels", IF4_DECODERS)
+def test_decode_bf16_if4_every_code(gpu, kernels):
+    """y = I @ W^T through IF4's table decode (dec1, dec, decs, rdec) for every scale byte and every code:
+    bf16(element x block scale), bit for bit (INT blocks: bf16(float(q) x float32(6/7) x scale), as the
+    float decode rounded them); the row with the NaN scale bytes all NaN."""
+    ks = IF4_DECODERS[kernels]
+    q = _if4_every_code()
+    k = q.shape[1]
+    assert q.int_blocks().any() and (~q.int_blocks()).any()
+    ref = bf16_weights(q, k).float()
+    gpu.require(ks)
+    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    assert got[-1].isnan().all() and not ref[:-1].isnan().any()
+    got, ref = got[:-1], ref[:-1]
+    differ = got != ref
+    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
+                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
 
 
 def _check_bf16_decode(gpu, ks, fmt: str) -> None:

@@ -70,6 +70,15 @@ def assembled(kernels: list[Kernel]) -> tuple[str, dict[str, str]]:
     return built.ptx.decode(), funcs
 
 
+def _check_if4_table_decode(name: str, code: str) -> None:
+    """IF4 in dec / decs / rdec: the table decode (mxc_sm90.cuh frag_steps), whose bf16 pairs are interleaved
+    by prmt 0x5140 / 0x7362 (16 per fragment tile decoded), with no int-to-float or float-to-float
+    conversion (the float decode converts the INT blocks' codes)."""
+    interleaves = len(re.findall(r"PRMT R\d+, R\d+(?:\.reuse)?, 0x(?:5140|7362), R\d+", code))
+    assert interleaves >= 16, f"{name}: IF4 not decoded by table lookups"
+    assert "I2F" not in code and "F2F." not in code, f"{name}: a float conversion in IF4's table decode"
+
+
 @needs_nvcc
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_every_kernel_assembles_for_sm90a(chunk):
@@ -91,15 +100,20 @@ def test_every_kernel_assembles_for_sm90a(chunk):
             assert "UBLKCP.S.G" in code, k.name
             if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
                 assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
+            if FORMATS[k.w_format].choice == "if4":
+                _check_if4_table_decode(k.name, code)
         if k.kind in ("bsmma", "bsdec", "hgemm"):  # bulk copies (the TMA engine) into a ring of slots
             assert "UBLKCP.S.G" in code, k.name
         # a call inside the pipeline (printf: C7510) or registers of a wgmma written while one runs (C7513)
         # make ptxas serialize the kernel's wgmmas
         assert not re.search(rf"C751\d.*'{k.name}'", log), f"{k.name}: wgmma serialized, ptxas says:\n{log}"
-        if k.kind in ("dec", "decs"):  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16 multiplies
+        if k.kind in ("dec", "decs"):  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16 multiplies,
+            # IF4 by table lookups
             assert "HMMA.16816.F32.BF16" in code, k.name
             if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
                 assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
+            if FORMATS[k.w_format].choice == "if4":
+                _check_if4_table_decode(k.name, code)
         else:
             assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
         assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"

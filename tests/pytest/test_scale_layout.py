@@ -209,7 +209,9 @@ def test_fragment_layout_sizes():
     from mxc.kernels.operands import layout_of, layout_recipe
 
     assert layout_recipe(Fragments(e2m1=True)) == {"fragments": True}  # recipes of earlier artifacts unchanged
-    for lay in (Fragments(), Fragments(e2m1=True, group=8)):
+    assert Fragments(if4=True).suffix == "f16x64i" and Fragments(if4=True, group=8).suffix == "f16x64ig8"
+    assert layout_recipe(Fragments(if4=True, group=8)) == {"fragments": False, "group": 8, "if4": True}
+    for lay in (Fragments(), Fragments(e2m1=True, group=8), Fragments(if4=True), Fragments(if4=True, group=8)):
         assert layout_of(layout_recipe(lay)) == lay
 
 
@@ -250,3 +252,206 @@ def test_e2m1x8_byte_tables():
     bits = torch.tensor([hi[c & 7] << 8 | lo[c & 7] | (0x8000 if c & 8 else 0) for c in range(16)], dtype=torch.int32)
     v = bits.to(torch.int16).view(torch.bfloat16).float()
     assert torch.equal(v, decode_table(E2M1).float()) and torch.equal(v.signbit(), decode_table(E2M1).signbit())
+
+
+# ---------------------------------------------------------------- IF4's fragments (dec's table decode)
+from mxc.kernels.layouts import IF4_BITS, if4_from_sign_magnitude, if4_sign_magnitude  # noqa: E402
+
+
+def _prmt(a: torch.Tensor, b: torch.Tensor, sel) -> torch.Tensor:
+    """PTX prmt.b32, default mode (mxc_sm90.cuh `prmt`): byte n = byte (sel >> 4n) & 7 of {b, a}, or its sign
+    bit replicated when bit 4n + 3 of sel is set; sel's bits 16..31 unread. int64 tensors of 32-bit words."""
+    sel = torch.as_tensor(sel, dtype=torch.int64)
+    a, b, sel = torch.broadcast_tensors(a, b, sel)
+    src = [(a >> (8 * i)) & 0xFF for i in range(4)] + [(b >> (8 * i)) & 0xFF for i in range(4)]
+    out = torch.zeros_like(a)
+    for n in range(4):
+        nib = (sel >> (4 * n)) & 0xF
+        byte = torch.zeros_like(a)
+        for i in range(8):
+            byte = torch.where((nib & 7) == i, src[i], byte)
+        byte = torch.where((nib & 8) != 0, torch.where((byte & 0x80) != 0, 0xFF, 0), byte)
+        out |= byte << (8 * n)
+    return out
+
+
+def _bf16_bits(v: torch.Tensor) -> torch.Tensor:
+    """float32 -> bf16 (RNE, as the kernels' cvt.rn.bf16x2.f32) bits as int64."""
+    return v.bfloat16().view(torch.int16).to(torch.int64) & 0xFFFF
+
+
+def _if4_table(scale_bytes: torch.Tensor) -> torch.Tensor:
+    """mxc_sm90.cuh `if4_table`, emulated: per scale byte c the four words {low bytes of magnitudes 0..3, of
+    4..7, high bytes of 0..3, of 4..7} of bf16(F::elem(m, c) x F::scale(c)): the f32 operations of the
+    format struct (codegen.format_struct), e2m1(m) in an FP block, float(m) x float32(6/7) in an INT one."""
+    from mxc.numerics.elements import decode, decode_table
+    from mxc.numerics.formats import E2M1, E4M3
+    from mxc.numerics.quantize import IF4_INT_STEP
+
+    c = scale_bytes.to(torch.int64).unsqueeze(-1)
+    s = decode((c & 0x7F).to(torch.uint8), E4M3)
+    m = torch.arange(8)
+    elem = torch.where((c & 0x80) != 0, m.float() * torch.tensor(IF4_INT_STEP, dtype=torch.float32),
+                       decode_table(E2M1)[m])
+    bits = _bf16_bits(elem * s)  # [..., 8]
+    words = []
+    for shift in (0, 8):
+        for half in (0, 4):
+            words.append(sum(((bits[..., half + i] >> shift) & 0xFF) << (8 * i) for i in range(4)))
+    return torch.stack(words, -1)  # [..., 4]: x, y, z, w
+
+
+def _dec_if4_emulated(frag: torch.Tensor, fs: torch.Tensor, r: int, k: int) -> torch.Tensor:
+    """What frag_steps' IF4 branch puts in the A registers, as bf16 bits [r, k] (padding dropped): per tile,
+    lane and step the word w of the fragment tile and the lane's scale bytes (rows g, g + 8) as dec reads
+    them, the table rows of those bytes, and the kernel's shifts, masks and prmt."""
+    rt, kt = -(-r // 16), -(-k // 64)
+    words = frag.reshape(rt, kt, 32, 4, 4).to(torch.int64)  # [tile row, tile K, lane, step, byte]
+    words = sum(words[..., i] << (8 * i) for i in range(4))  # [rt, kt, lane, step]
+    sc = fs.reshape(rt, kt, 8, 4, 2).to(torch.int64)  # [g][block][row g / g + 8]
+    lane = torch.arange(32)
+    g, t = lane // 4, lane % 4
+    scg, sch = sc[:, :, g, t, 0], sc[:, :, g, t, 1]  # [rt, kt, lane]: 16-blocks, block t
+    tg, th = _if4_table(scg).unsqueeze(-2), _if4_table(sch).unsqueeze(-2)  # [rt, kt, lane, 1, 4]
+    w = words
+    z = w & 0x77777777
+    zh = z >> 16
+    lg = _prmt(tg[..., 0], tg[..., 1], z)
+    hg = _prmt(tg[..., 2], tg[..., 3], z) | (w & 0x80808080)
+    lh = _prmt(th[..., 0], th[..., 1], zh)
+    hh = _prmt(th[..., 2], th[..., 3], zh) | ((w << 4) & 0x80808080)
+    a = [_prmt(lg, hg, 0x5140), _prmt(lh, hh, 0x5140), _prmt(lg, hg, 0x7362), _prmt(lh, hh, 0x7362)]
+    out = torch.zeros(rt * 16, kt * 64, dtype=torch.int64)
+    s_idx = torch.arange(4)
+    for j in range(4):
+        for h in range(2):
+            p = j + 4 * h  # code 8s + p: row g + 8 (p % 2), K 16t + 4s + 2 ((p % 4) // 2) + p // 4
+            rows = (g + 8 * (p % 2)).view(32, 1)
+            cols = (16 * t).view(32, 1) + 4 * s_idx.view(1, 4) + 2 * ((p % 4) // 2) + p // 4
+            half = (a[j] >> (16 * h)) & 0xFFFF  # [rt, kt, lane, step]
+            for i in range(rt):
+                for q in range(kt):
+                    out[16 * i + rows, 64 * q + cols] = half[i, q]
+    return out[:r, :k]
+
+
+def _if4_float_decode(codes: torch.Tensor, scales: torch.Tensor, k: int) -> torch.Tensor:
+    """bf16 bits of what the float decode (frag_steps' generic branch, before this layout) gives: pack_bf16 of
+    F::elem(code, scale byte) x F::scale(scale byte), from numerics' element values (QTensor.element_values:
+    float(q) x float32(6/7) in INT blocks) and the UE4M3 scale value."""
+    from mxc.numerics import get_format
+    from mxc.numerics.elements import decode
+    from mxc.numerics.formats import E4M3
+    from mxc.numerics.quantize import QTensor
+
+    fmt = get_format("if4")
+    q = QTensor(fmt, codes, scales, torch.tensor(1.0), tuple(codes.shape), 1)
+    s = decode(scales & 0x7F, E4M3)
+    vals = q.element_values().unflatten(-1, (-1, 16)) * s.unsqueeze(-1)
+    return _bf16_bits(vals.flatten(-2)[:, :k])
+
+
+def _every_if4_code(rows: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """IF4 codes and scale bytes with every scale byte 0..255 (FP and INT flags, NaN 0x7F / 0xFF, zero 0x00 /
+    0x80) and every code in each block: a block's 16 codes a permutation of 0..15 (INT blocks: -8 replaced by 0,
+    numerics never writes -8)."""
+    g = torch.Generator().manual_seed(seed)
+    nb = 256 // rows
+    scales = torch.randperm(256, generator=g).to(torch.uint8).reshape(rows, nb)
+    codes = torch.stack([torch.randperm(16, generator=g) for _ in range(256)]).reshape(rows, nb, 16)
+    is_int = (scales.to(torch.int64) & 0x80).unsqueeze(-1) != 0
+    nan = (scales.to(torch.int64) & 0x7F).unsqueeze(-1) == 0x7F
+    codes = torch.where(is_int & ~nan & (codes == 8), 0, codes)
+    return codes.reshape(rows, nb * 16).to(torch.uint8), scales
+
+
+@pytest.mark.parametrize("r, k", [(32, 128), (23, 100)])
+def test_if4_table_decode_is_the_float_decode(r, k):
+    """dec's IF4 decode (mxc_sm90.cuh frag_steps, IF4 branch), emulated on the packed fragments and the
+    per-scale-byte table, gives bit for bit the bf16 values of the float decode, for every scale byte (both
+    flags, zero and NaN scales included) and every code; odd shapes (rows and K padded) included."""
+    codes, scales = _every_if4_code()
+    codes, scales = codes[:r, :k], scales[:r, : -(-k // 16)].clone()
+    scales[0, -1], scales[1, -1] = 0x7F, 0xFF  # NaN blocks (any codes), one of them partial when k % 16
+    frag, fs = Fragments(if4=True).pack(codes, scales, "if4", k)
+    got = _dec_if4_emulated(frag, fs, r, k)
+    ref = _if4_float_decode(torch.nn.functional.pad(codes, (0, -(-k // 16) * 16 - k)), scales, k)
+    nan_blocks = ((scales.to(torch.int64) & 0x7F) == 0x7F).repeat_interleave(16, 1)[:, :k]
+    assert nan_blocks.any() and (scales >= 0x80).any() and (scales < 0x80).any()
+    assert torch.equal(got, ref), f"{(got != ref).sum()} codes differ, e.g. at {(got != ref).nonzero()[:4].tolist()}"
+    # the NaN blocks: the same NaN for every code (if4_sign_magnitude keeps their nibbles' low three bits)
+    assert torch.equal(got[nan_blocks].unique(), ref[nan_blocks].unique()) and ref[nan_blocks].unique().numel() == 1
+
+
+def test_if4_table_decode_of_quantized_weights():
+    """The same emulation on numerics' own IF4 codes (mixed FP and INT blocks, a zero block, a NaN block,
+    small values, K not a multiple of 16 or 64): bf16 bits equal, and the codes come back."""
+    from mxc.numerics import quantize
+
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(37, 150, generator=g) * torch.exp(torch.randn(37, 1, generator=g))
+    w[0, :40] = 0.0
+    w[1, :16] *= 1e-6
+    w[3, 20] = float("nan")
+    q = quantize(w, "if4")
+    assert (q.int_blocks()).any() and (~q.int_blocks()).any()
+    assert ((q.scales & 0x7F) == 0x7F).sum() == 1
+    frag, fs = Fragments(if4=True).pack(q.elements, q.scales, "if4", 150)
+    assert torch.equal(_dec_if4_emulated(frag, fs, 37, 150), _if4_float_decode(q.elements, q.scales, 150))
+    sm = unfrag_codes(frag, 37, q.elements.shape[1], 4, scatter="if4")
+    assert torch.equal(if4_from_sign_magnitude(sm, unfrag_scales(fs, 37, 150, 16), 16), q.elements)
+
+
+@pytest.mark.parametrize("group", [1, 8])
+@pytest.mark.parametrize("r, k", [(16, 64), (40, 96), (1, 1), (33, 200), (140, 200)])
+def test_if4_fragment_round_trip(r, k, group):
+    """IF4 fragments (sign-magnitude codes, IF4_BITS), mixed INT / FP blocks, odd shapes, grouped (rdec) or not:
+    frag then unfrag gives numerics' codes back (INT blocks two's complement again); NaN blocks come back
+    with their nibbles' top bit cleared (every code of them is the same NaN)."""
+    g = torch.Generator().manual_seed(r * k + group)
+    kb = -(-k // 16)
+    scales = torch.randint(0, 256, (r, kb), dtype=torch.int32, generator=g).to(torch.uint8)
+    codes = torch.randint(0, 16, (r, kb * 16), dtype=torch.int32, generator=g).to(torch.uint8)
+    per = scales.to(torch.int64).repeat_interleave(16, 1)
+    is_int, nan = (per & 0x80) != 0, (per & 0x7F) == 0x7F
+    codes = torch.where(is_int & ~nan & (codes == 8), 7, codes.to(torch.int64)).to(torch.uint8)
+    lay = Fragments(if4=True, group=group)
+    frag, fs = lay.pack(codes, scales, "if4", k)
+    assert (frag.numel(), fs.numel()) == lay.sizes("if4", r, k)
+    sm = unfrag_codes(frag, r, kb * 16, 4, scatter="if4", group=group)
+    assert torch.equal(sm, if4_sign_magnitude(codes, scales, 16))
+    back = if4_from_sign_magnitude(sm, unfrag_scales(fs, r, k, 16, group=group), 16)
+    want = torch.where(nan, codes.to(torch.int64) & 7, codes.to(torch.int64)).to(torch.uint8)
+    assert torch.equal(back, want)
+
+
+def test_if4_sign_magnitude_codes():
+    """INT blocks: q -> sign | |q| (two's complement 0xF = -1 -> 0x9, 0x9 = -7 -> 0xF), FP blocks as they are;
+    -8 in an INT block has no sign-magnitude code (ValueError; numerics clamps q to [-7, 7])."""
+    codes = torch.tensor([[0, 1, 7, 9, 15, 8] + [0] * 10] * 2, dtype=torch.uint8)
+    scales = torch.tensor([[0x38], [0xB8]], dtype=torch.uint8)  # FP, INT (scale 1.0)
+    codes[1, 5] = 0
+    sm = if4_sign_magnitude(codes, scales, 16)
+    assert sm[0, :6].tolist() == [0, 1, 7, 9, 15, 8]
+    assert sm[1, :6].tolist() == [0, 1, 7, 15, 9, 0]
+    assert torch.equal(if4_from_sign_magnitude(sm, scales, 16), codes)
+    codes[1, 5] = 8
+    with pytest.raises(ValueError, match="-8"):
+        if4_sign_magnitude(codes, scales, 16)
+
+
+def test_if4_bits_are_a_permutation_the_decode_reads():
+    """IF4_BITS puts the 32 bits of a step's eight codes on 32 distinct positions: row g's magnitudes (registers
+    0, 2) in nibbles 0..3 and row g + 8's (1, 3) in nibbles 4..7 (bits 0..2), the signs on the nibbles' top
+    bits so that `w & 0x80808080` and `(w << 4) & 0x80808080` put them on the high bytes' bit 7 (byte n: the
+    code whose magnitude is nibble n of the row's selector); register j's halves are bytes (0, 1) or (2, 3)."""
+    pos = [b for j in range(4) for h in range(2) for b in IF4_BITS[j][h]]
+    assert sorted(pos) == list(range(32))
+    for j in range(4):
+        for h in range(2):
+            mag, sign = IF4_BITS[j][h][:3], IF4_BITS[j][h][3]
+            nib = 2 * (j // 2) + h + 4 * (j % 2)  # nibble of the word: row g 0..3, row g + 8 4..7
+            assert mag == (4 * nib, 4 * nib + 1, 4 * nib + 2), (j, h)
+            byte = nib % 4  # byte of the row's selected lows / highs (prmt 0x5140: bytes 0, 1; 0x7362: 2, 3)
+            assert byte == 2 * (j // 2) + h
+            assert sign + (4 if j % 2 else 0) == 8 * byte + 7, (j, h)
