@@ -275,7 +275,7 @@ def dec_max_rows(w_format: str, mt: int) -> int:
     decodes, 4 (one n8 tile of x) or 2 (two; E2M1), 2 (FP8 codes, 32 bytes per lane and tile; IF4, whose
     tables take 8 registers per row tile: 4 row tiles spill at 128); 1 for the float decodes (INT, FP6),
     which need more registers (measured on the H200, `bench_cuda dec-rows`: 2 or 4 row tiles at one CTA
-    per SM ran slower than 1 at two; IF4's choice is not measured)."""
+    per SM ran slower than 1 at two; IF4's r = 2 is set from register counts, not measured against r = 1)."""
     if fast_e2m1(w_format):
         return 4 if mt == 8 else 2
     return 2 if fast_fp8(w_format) or fast_if4(w_format) else 1
