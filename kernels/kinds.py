@@ -219,8 +219,8 @@ class Gemv(_Decode):
 class Dec(_Decode):
     """Weight-only at decode shapes (M <= 16) on the tensor cores: each warp streams its share of K
     for r tiles of 16 weight rows (a two-deep ring), decodes them in registers to bf16 (integer ops
-    for E2M1 and FP8, exact; table lookups for IF4, its INT blocks rounded as the float decode rounds
-    them), multiplies by bf16 activations with mma.sync m16n8k16, f32 accumulators;
+    for E2M1, FP8 and FP6, exact; table lookups for IF4, its INT blocks rounded as the float decode
+    rounds them), multiplies by bf16 activations with mma.sync m16n8k16, f32 accumulators;
     each load of the activations serves the r tiles; the CTA's warps sum in shared memory (a fixed
     order), the NV tensor scale and the epilogue after. mt = 1 is `dec1` (M = 1, the
     decode step): x staged once per warp as bf16 in shared memory, a ring of weight tiles in flight
