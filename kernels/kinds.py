@@ -30,8 +30,8 @@ from typing import ClassVar, NamedTuple
 from mxc.numerics.formats import get_format
 
 from . import tcgen05 as tc
-from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, fast_e2m1, fast_fp8, fast_if4, pair_kind,
-                       tiled_sizes, unit_elements)
+from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, fast_e2m1, fast_fp6, fast_fp8, fast_if4,
+                       pair_kind, tiled_sizes, unit_elements)
 
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
 GEMV_MAX_M = 16  # decode shapes; larger M takes a GEMM kernel
@@ -158,6 +158,12 @@ def _tiles(m, n, ops) -> tuple:
 
 
 # ---------------------------------------------------------------- Hopper (sm_90a)
+def _fast8(w_format: str) -> bool:
+    """FP8 and FP6 codes (E8M0 scales), which the dec kernels decode by integer ops and one bf16 multiply
+    (24 or 32 bytes per lane and fragment tile)."""
+    return fast_fp8(w_format) or fast_fp6(w_format)
+
+
 def _fast4(w_format: str) -> bool:
     """4-bit codes the dec kernels decode by integer ops: plain E2M1 (bit tricks) and IF4 (table lookups)."""
     return fast_e2m1(w_format) or fast_if4(w_format)
@@ -213,8 +219,8 @@ class Gemv(_Decode):
 class Dec(_Decode):
     """Weight-only at decode shapes (M <= 16) on the tensor cores: each warp streams its share of K
     for r tiles of 16 weight rows (a two-deep ring), decodes them in registers to bf16 (integer ops
-    for E2M1 and FP8, exact; table lookups for IF4, its INT blocks rounded as the float decode rounds
-    them), multiplies by bf16 activations with mma.sync m16n8k16, f32 accumulators;
+    for E2M1, FP8 and FP6, exact; table lookups for IF4, its INT blocks rounded as the float decode
+    rounds them), multiplies by bf16 activations with mma.sync m16n8k16, f32 accumulators;
     each load of the activations serves the r tiles; the CTA's warps sum in shared memory (a fixed
     order), the NV tensor scale and the epilogue after. mt = 1 is `dec1` (M = 1, the
     decode step): x staged once per warp as bf16 in shared memory, a ring of weight tiles in flight
@@ -233,16 +239,17 @@ class Dec(_Decode):
 
     @property
     def ctas_per_sm(self) -> int:
-        # one n8 tile: 4 CTAs of 64 registers (32 warps per SM keep the weight stream in flight; dec1's
-        # float decode of formats other than E2M1, IF4 and FP8 needs 80: 3 CTAs); two: 2 CTAs of 128
-        # registers (at 64 the activations of both tiles spill)
+        # one n8 tile: 4 CTAs of 64 registers (32 warps per SM keep the weight stream in flight; the float
+        # decodes (INT) need 80: 3 CTAs); two: 2 CTAs of 128 registers (at 64 the activations of both
+        # tiles spill)
         # dec1 (mt = 1): E2M1 and IF4 16 warps per CTA, 2 CTAs of 64 registers (IF4 as E2M1: the same bytes
-        # per weight, an integer decode); FP8 8 warps, 4 CTAs of 64 (at 16 warps one register spills); float
-        # decodes 8 warps, 3 CTAs of 80
+        # per weight, an integer decode); FP8 8 warps, 4 CTAs of 64 (at 16 warps one register spills); FP6
+        # (integer decode) and the float decodes 8 warps, 3 CTAs of 80 (FP6 at 64 spills 20 bytes, ptxas;
+        # not measured)
         # r > 1 (r row tiles per CTA, dec_max_rows): 2 CTAs of 128 registers
         if self.mt == 1:
             return 2 if _fast4(self.w_format) else 4 if fast_fp8(self.w_format) else 3
-        fast = _fast4(self.w_format) or fast_fp8(self.w_format)
+        fast = _fast4(self.w_format) or _fast8(self.w_format)
         if self.r == 1:
             return (4 if fast else 3) if self.mt == 8 else 2
         return 2
@@ -259,7 +266,8 @@ class Dec(_Decode):
         return (tiles if self.r == 1 else ops.cdiv(tiles, self.r), ops.cdiv(m, self.mt), 1)
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_if4(self.w_format))
+        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_if4(self.w_format),
+                         fp6=fast_fp6(self.w_format))
 
     def call(self) -> str:
         return (self._call(str(self.threads // 32), "dec1") if self.mt == 1
@@ -272,13 +280,14 @@ class Dec(_Decode):
 
 def dec_max_rows(w_format: str, mt: int) -> int:
     """The most row tiles per dec CTA that run at 2 CTAs of 128 registers per SM: for the integer
-    decodes, 4 (one n8 tile of x) or 2 (two; E2M1), 2 (FP8 codes, 32 bytes per lane and tile; IF4, whose
-    tables take 8 registers per row tile: 4 row tiles spill at 128); 1 for the float decodes (INT, FP6),
-    which need more registers (measured on the H200, `bench_cuda dec-rows`: 2 or 4 row tiles at one CTA
-    per SM ran slower than 1 at two; IF4's r = 2 is set from register counts, not measured against r = 1)."""
+    decodes, 4 (one n8 tile of x) or 2 (two; E2M1), 2 (FP8 codes, 32 bytes per lane and tile; FP6, 24;
+    IF4, whose tables take 8 registers per row tile: 4 row tiles spill at 128); 1 for the float decode
+    (INT), which needs more registers (measured on the H200, `bench_cuda dec-rows`: 2 or 4 row tiles at one
+    CTA per SM ran slower than 1 at two; IF4's and FP6's choices are not measured: FP6 at mt = 16, r = 2
+    takes 112 registers, no spills)."""
     if fast_e2m1(w_format):
         return 4 if mt == 8 else 2
-    return 2 if fast_fp8(w_format) or fast_if4(w_format) else 1
+    return 2 if _fast8(w_format) or fast_if4(w_format) else 1
 
 
 def dec_rows(n: int, w_format: str, mt: int) -> int:
@@ -354,7 +363,8 @@ class DecSplit(_Decode):
         return DECS_KT * self.mt * DECS_ROW
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_if4(self.w_format))
+        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_if4(self.w_format),
+                         fp6=fast_fp6(self.w_format))
 
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
@@ -583,7 +593,8 @@ class RDec(Kernel):
         return (ops.cdiv(n, RDEC_ROWS), ops.cdiv(m, self.na), self.s)
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), group=RDEC_ROWS // 16, if4=fast_if4(self.w_format))
+        return Fragments(e2m1=fast_e2m1(self.w_format), group=RDEC_ROWS // 16, if4=fast_if4(self.w_format),
+                         fp6=fast_fp6(self.w_format))
 
     @property
     def _stage(self) -> int:

@@ -166,6 +166,85 @@ IF4_BITS = (((0, 1, 2, 7), (4, 5, 6, 15)), ((16, 17, 18, 3), (20, 21, 22, 11)),
 WORD_BITS = {"e2m1": E2M1_BITS, "if4": IF4_BITS}
 
 
+# The FP6 variant (E2M3, E3M2: sign at code bit 5, magnitude at bits 0..4), for the dec kernels' integer
+# decode: a lane's 24 bytes of a fragment tile as 6 words w0..w5 (little-endian), its 16 A registers
+# k = 4 x step + j (register j of an MMA step: code j in the low half, code j + 4 in the high half) each
+# built as bf16 bits with the code's magnitude at bits e..e+4 (E2M3 e = 4, E3M2 e = 5: the element's
+# exponent on bf16's low exponent bits) and its sign at bit 15, high half + 16. Register k < 15: its
+# magnitudes in word k // 3, field f = k % 3 at bits 5f..5f+4 (low code) and 16+5f..20+5f (high code);
+# the signs of the field-1 registers (1, 4, 7, 10, 13) at bits 15 and 31 of their own word, the other
+# ten's in w5 at bits (q, q + 16) for q in 0..14 outside e..e+4 (FP6_SIGN_SLOTS order); register 15:
+# magnitudes in w5 at e..e+4 / 16+e..20+e, signs at w5's bits 15 and 31, so that it is w5 & C. The
+# decode (mxc_sm90.cuh, `fp6_reg`): ((word >> (5f - e)) & MAG) | ((sign word << (15 - q)) & SGN), the
+# shifts and masks constants (C = MAG | SGN, MAG = 0x1F << e in both halves, SGN = 0x80008000).
+FP6_REGS = 16
+
+
+def fp6_layout(e: int) -> list[tuple[tuple[int, int], int, int, int, int]]:
+    """Per register k (0..15): ((magnitude word, field bit), shift of the magnitude word to bring the field
+    to bit e (left: positive), sign word, sign bit q (low half; high half q + 16), shift of the sign word
+    (left) to bring q to 15. Bits of the lane's 192 are word x 32 + bit."""
+    slots = [q for q in range(15) if not e <= q <= e + 4]
+    assert len(slots) == 10
+    out, si = [], 0
+    for k in range(FP6_REGS):
+        if k == 15:
+            out.append(((5, e), 0, 5, 15, 0))
+            continue
+        word, f = divmod(k, 3)
+        if f == 1:
+            sw, q = word, 15
+        else:
+            sw, q = 5, slots[si]
+            si += 1
+        out.append(((word, 5 * f), e - 5 * f, sw, q, 15 - q))
+    return out
+
+
+def fp6_bits(e: int) -> list[list[list[int]]]:
+    """[register k][half h][bit b] -> the lane's tile bit (word x 32 + bit) of code bit b (0..4 magnitude,
+    5 sign) of register k's half h (code j, or j + 4, of step k // 4, j = k % 4)."""
+    pos = []
+    for (mw, fb), _, sw, q, _ in fp6_layout(e):
+        pos.append([[mw * 32 + fb + 16 * h + b for b in range(5)] + [sw * 32 + q + 16 * h] for h in range(2)])
+    flat = sorted(x for r in pos for h in r for x in h)
+    assert flat == list(range(192)), "the FP6 layout must use every bit of a lane's 24 bytes once"
+    return pos
+
+
+def _fp6_e(kind: str) -> int:
+    return {"fp6m3": 4, "fp6m2": 5}[kind]
+
+
+def _scatter_fp6(lanes: torch.Tensor, e: int) -> torch.Tensor:
+    """[..., 32] 6-bit codes (code 8 st + p) -> [..., 24] bytes in the FP6 layout (fp6_bits)."""
+    pos = fp6_bits(e)
+    c = lanes.to(torch.int64)
+    words = torch.zeros((*c.shape[:-1], 6), dtype=torch.int64)
+    for st in range(4):
+        for p in range(8):
+            k, h = 4 * st + p % 4, p // 4
+            for b in range(6):
+                at = pos[k][h][b]
+                words[..., at // 32] |= ((c[..., 8 * st + p] >> b) & 1) << (at % 32)
+    return torch.stack([(words >> (8 * i)) & 0xFF for i in range(4)], -1).flatten(-2).to(torch.uint8)
+
+
+def _gather_fp6(data: torch.Tensor, e: int) -> torch.Tensor:
+    """The inverse of _scatter_fp6."""
+    pos = fp6_bits(e)
+    b = data.to(torch.int64).unflatten(-1, (6, 4))
+    words = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16) | (b[..., 3] << 24)
+    codes = torch.zeros((*words.shape[:-1], 32), dtype=torch.int64)
+    for st in range(4):
+        for p in range(8):
+            k, h = 4 * st + p % 4, p // 4
+            for bit in range(6):
+                at = pos[k][h][bit]
+                codes[..., 8 * st + p] |= ((words[..., at // 32] >> (at % 32)) & 1) << bit
+    return codes.to(torch.uint8)
+
+
 def _frag_index() -> torch.Tensor:
     """[32 lanes, 32 codes] -> flat index row * 64 + k inside a fragment tile."""
     lane, q = torch.arange(32).unsqueeze(1), torch.arange(32).unsqueeze(0)
@@ -215,11 +294,12 @@ def _gather_words(data: torch.Tensor, positions=E2M1_BITS) -> torch.Tensor:
 
 
 def _scatter_kind(scatter: bool | str) -> str | None:
-    """frag_codes' `scatter` as a WORD_BITS key: False none, True or "e2m1" E2M1_BITS, "if4" IF4_BITS."""
+    """frag_codes' `scatter` as a key: False none, True or "e2m1" E2M1_BITS, "if4" IF4_BITS, "fp6m3" / "fp6m2"
+    the FP6 layout of E2M3 / E3M2 (fp6_bits)."""
     if scatter is False:
         return None
     kind = "e2m1" if scatter is True else scatter
-    if kind not in WORD_BITS:
+    if kind not in WORD_BITS and kind not in ("fp6m3", "fp6m2"):
         raise ValueError(f"unknown bit-scattered layout {scatter!r} (known: {', '.join(WORD_BITS)})")
     return kind
 
@@ -269,8 +349,9 @@ def if4_from_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: in
 def frag_codes(codes: torch.Tensor, bits: int, scatter: bool | str = False, group: int = 1) -> torch.Tensor:
     """Element codes [R, K] (uint8, one per element) -> fragment tiles, R padded to 16 x group, K to 64
     (zeros); `scatter`: 4-bit codes bit-scattered for the E2M1 decode (True or "e2m1": E2M1_BITS) or for
-    IF4's table decode ("if4": IF4_BITS, the codes sign-magnitude: if4_sign_magnitude); `group` row tiles
-    side by side per K tile (_grouped)."""
+    IF4's table decode ("if4": IF4_BITS, the codes sign-magnitude: if4_sign_magnitude), or 6-bit codes in
+    the FP6 integer decode's layout ("fp6m3": E2M3, "fp6m2": E3M2, fp6_bits); `group` row tiles side by
+    side per K tile (_grouped)."""
     if codes.dim() != 2 or codes.dtype != torch.uint8:
         raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
     r, k = codes.shape
@@ -282,6 +363,10 @@ def frag_codes(codes: torch.Tensor, bits: int, scatter: bool | str = False, grou
 
     lanes = tiles[:, :, _frag_index()]  # [rt, kt, 32, 32]
     kind = _scatter_kind(scatter)
+    if kind in ("fp6m3", "fp6m2"):
+        if bits != 6:
+            raise ValueError(f"the FP6 layout holds 6-bit codes, not {bits}-bit")
+        return _grouped(_scatter_fp6(lanes, _fp6_e(kind)), rt, kt, group)
     if kind:
         if bits != 4:
             raise ValueError(f"the bit-scattered layout holds 4-bit codes, not {bits}-bit")
@@ -300,7 +385,10 @@ def unfrag_codes(frag: torch.Tensor, r: int, k: int, bits: int, scatter: bool | 
     from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
 
     kind = _scatter_kind(scatter)
-    if kind:
+    if kind in ("fp6m3", "fp6m2"):
+        def unpack(data):
+            return _gather_fp6(data, _fp6_e(kind))
+    elif kind:
         def unpack(data):
             return _gather_words(data, WORD_BITS[kind])
     else:

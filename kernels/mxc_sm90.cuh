@@ -28,6 +28,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <stdint.h>
+#include <type_traits>
 
 namespace mxc {
 
@@ -250,10 +251,11 @@ __device__ __forceinline__ void e2m1_bits(uint32_t w, uint32_t* r) {
 //   E8M0: 2^(c-1) (bits are value x 2^-126) for c <= 128; 0 marks the codes whose 2^(c-1) bf16 cannot
 //         hold (those blocks take 2^126 and 2^(c-127) in two multiplies).
 //   UE4M3 / UE5M3 (<= 2^16): scale x 2^110, so the products are element x scale x 2^-16 (x 2^16 after the sum).
-//   FP8 elements (F8, E8M0 scales): 2^(c-bias) (bits are value x 2^(bias-127)); 0 past bf16's range.
+//   FP8 and FP6 elements (F8, FP6; E8M0 scales): 2^(c-bias) (bits are value x 2^(bias-127)); 0 past bf16's
+//         range (F8_BIAS: the element's bias).
 template <class F>
 __device__ __forceinline__ uint32_t dec_factor(uint32_t c) {
-  if constexpr (F::F8) return c <= F::F8_BIAS + 127 ? ((c - F::F8_BIAS + 127) << 7) * 0x10001u : 0u;
+  if constexpr (F::F8 || F::FP6) return c <= F::F8_BIAS + 127 ? ((c - F::F8_BIAS + 127) << 7) * 0x10001u : 0u;
   if constexpr (F::E8M0) return c <= 128 ? ((c + 126) << 7) * 0x10001u : 0u;
   const float f = F::scale(c) * __int_as_float((127 + 110) << 23);
   return pack_bf16(f, f);
@@ -283,18 +285,38 @@ __device__ __forceinline__ uint4 if4_table(uint32_t c) {
                     __byte_perm(p[0], p[1], 0x7531), __byte_perm(p[2], p[3], 0x7531));
 }
 
+// FP6 (E2M3 E = 4, E3M2 E = 5) register K (0..15) of a fragment tile's 4 MMA steps (K = 4 x step + j) from a
+// lane's 6 words in the FP6 layout (mxc.kernels.layouts.fp6_layout, which this mirrors): bf16 bits with the low
+// code's magnitude at bits E..E+4 and sign at 15, the high code's at +16, read as value x 2^(bias-127). The
+// magnitudes are field f = K % 3 of word K / 3 (bits 5f.., 16+5f..), shifted to E; the signs at bits 15 / 31 of
+// the same word (f = 1) or at (q, q + 16) of word 5, shifted to 15; register 15 is word 5 & C. All constants.
+template <int E, int K>
+__device__ __forceinline__ uint32_t fp6_reg(const uint32_t* w) {
+  constexpr uint32_t MAG = (0x1Fu << E) * 0x10001u, SGN = 0x80008000u;
+  if constexpr (K == 15) {
+    return w[5] & (MAG | SGN);
+  } else {
+    constexpr int word = K / 3, f = K % 3, ms = E - 5 * f;
+    constexpr int idx = 2 * (K / 3) + (f == 2), q = f == 1 ? 15 : (idx < E ? idx : idx + 5);
+    constexpr int sw = f == 1 ? word : 5;
+    const uint32_t x = ms >= 0 ? w[word] << (ms & 31) : w[word] >> ((-ms) & 31);
+    const uint32_t y = w[sw] << (15 - q);
+    return (x & MAG) | (y & SGN);
+  }
+}
+
 // The dec kernels' shared table (one entry per scale code, built at the kernel's start): dec_factor's bf16x2
-// factor (E2M1, FP8; 256 words) or IF4's if4_table (1024 words, 16 bytes per scale byte).
+// factor (E2M1, FP8, FP6; 256 words) or IF4's if4_table (1024 words, 16 bytes per scale byte).
 template <class F>
 struct DecLut {
-  static constexpr bool USED = F::E2M1 || F::F8 || F::IF4;
+  static constexpr bool USED = F::E2M1 || F::F8 || F::FP6 || F::IF4;
   static constexpr int WORDS = F::IF4 ? 1024 : 256;
 };
 
 template <class F>
 __device__ __forceinline__ void dec_lut_fill(uint32_t* lut, uint32_t c) {
   if constexpr (F::IF4) reinterpret_cast<uint4*>(lut)[c] = if4_table<F>(c);
-  else if constexpr (F::E2M1 || F::F8) lut[c] = dec_factor<F>(c);
+  else if constexpr (F::E2M1 || F::F8 || F::FP6) lut[c] = dec_factor<F>(c);
 }
 
 // ---------------------------------------------------------------- dec1 (M = 1, mma.sync)
@@ -414,6 +436,37 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
       }
       mma(st, a);
     }
+  } else if constexpr (F::FP6) {
+    // FP6 (E2M3, E3M2) by integer ops on the FP6 layout (fp6_reg): each A register's bf16 pair read as
+    // value x 2^(bias-127), one multiply by the lut's 2^(c-bias) makes value x scale (exact: <= 4 significant
+    // bits); scales whose 2^(c-bias) bf16 cannot hold take 2^(127-bias), then the scale (FP8's `two`).
+    constexpr int E = 7 - F::F8_MB;
+    uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
+    const bool two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);
+    uint32_t f2[2] = {0x3F803F80u, 0x3F803F80u};
+    if (two) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float sf = F::scale(sc[r]);
+        f2[r] = fb[r] ? 0x3F803F80u : pack_bf16(sf, sf);
+        fb[r] = fb[r] ? fb[r] : ((254u - F::F8_BIAS) << 7) * 0x10001u;
+      }
+    }
+    auto step = [&](auto st_c) {
+      constexpr int st = decltype(st_c)::value;
+      uint32_t a[4] = {fp6_reg<E, 4 * st>(raw.w), fp6_reg<E, 4 * st + 1>(raw.w), fp6_reg<E, 4 * st + 2>(raw.w),
+                       fp6_reg<E, 4 * st + 3>(raw.w)};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        a[j] = bf16x2_mul(a[j], fb[j & 1]);
+        if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
+      }
+      mma(st, a);
+    };
+    step(std::integral_constant<int, 0>{});
+    step(std::integral_constant<int, 1>{});
+    step(std::integral_constant<int, 2>{});
+    step(std::integral_constant<int, 3>{});
   } else if constexpr (F::IF4) {
     // IF4 by table lookups (mxc.kernels.layouts.IF4_BITS): the step's word holds row g's magnitudes in
     // nibbles 0..3 (codes 0, 4, 2, 6: registers 0 and 2), row g + 8's in nibbles 4..7 (codes 1, 5, 3, 7),

@@ -2,7 +2,8 @@
 (bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
 (`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17, `tilea` + `wdec` + `hgemm` from
 PREFILL_MIN_M) against the float64 reference, K not a multiple of the block; `rdec` at every tile of x;
-IF4's table decode (dec1, dec, decs, rdec) at every scale byte and code, bit for bit."""
+IF4's table decode and FP6's integer decode (dec1, dec, decs, rdec) at every scale byte and code, bit for
+bit."""
 
 from __future__ import annotations
 
@@ -93,6 +94,85 @@ def test_decode_bf16_if4_every_code(gpu, kernels):
     got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
     assert got[-1].isnan().all() and not ref[:-1].isnan().any()
     got, ref = got[:-1], ref[:-1]
+    differ = got != ref
+    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
+                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+
+
+FP6_FORMATS = ("mxfp6_e2m3", "mxfp6_e3m2")
+
+
+def _fp6_every_code(fmt: str, k: int = 96) -> tuple["QTensor", torch.Tensor]:
+    """FP6 weights [n, k] holding every scale byte 0x00 .. 0xFE with every code (each byte in two blocks whose
+    64 codes are a permutation of 0..63), then the NaN scale byte 0xFF: rows whose blocks are all finite first
+    (a code whose product overflows bf16 replaced by 0 there), then rows of the overflowing (scale, code) pairs
+    and 0xFF's, whose sums through x = I are not finite (inf x 0). N = 172 / 174 (a partial row tile), K = 96
+    (a partial fragment tile). Returns the weights and the number of finite rows."""
+    g = torch.Generator().manual_seed(11)
+    fmt_ = get_format(fmt)
+    from mxc.numerics.elements import decode_table
+
+    table = decode_table(fmt_.element)
+    kb = k // 32
+    fin_blocks, inf_blocks = [], []
+    for c in range(256):
+        s = float("nan") if c == 0xFF else 2.0 ** (c - 127)
+        perm = torch.randperm(64, generator=g)
+        prod = (table[perm].double() * s).float().bfloat16().float()
+        bad = ~torch.isfinite(prod)
+        if c == 0xFF:
+            inf_blocks += [(c, perm[:32]), (c, perm[32:])]
+            continue
+        ok = torch.where(bad, 0, perm)
+        fin_blocks += [(c, ok[:32]), (c, ok[32:])]
+        if bad.any():
+            over = torch.cat([perm[bad], torch.zeros(64 - int(bad.sum()), dtype=torch.int64)])
+            inf_blocks += [(c, over[:32]), (c, over[32:])]
+
+    def rows(blocks):
+        while len(blocks) % kb:
+            blocks = blocks + [(127, torch.zeros(32, dtype=torch.int64))]
+        sc = torch.tensor([c for c, _ in blocks], dtype=torch.uint8).reshape(-1, kb)
+        cd = torch.stack([b for _, b in blocks]).to(torch.uint8).reshape(-1, kb * 32)
+        return cd, sc
+
+    fc, fs = rows(fin_blocks)
+    ic, is_ = rows(inf_blocks)
+    q = QTensor(fmt_, torch.cat([fc, ic]), torch.cat([fs, is_]), None, (fc.shape[0] + ic.shape[0], k), 1)
+    return q, fc.shape[0]
+
+
+def _fp6_decoders(fmt: str) -> dict:
+    return {
+        "dec1": [Dec(w_format=fmt, mt=1)],
+        "dec16": [Dec(w_format=fmt, mt=16)],
+        "dec16r2": [Dec(w_format=fmt, mt=16, r=min(2, dec_max_rows(fmt, 16)))],
+        "dec8r2": [Dec(w_format=fmt, mt=8, r=min(2, dec_max_rows(fmt, 8)))],
+        "decs16s2": [DecSplit(w_format=fmt, mt=16, s=2), DSum(s=2)],
+        "decs8s4": [DecSplit(w_format=fmt, mt=8, s=4), DSum(s=4)],
+        "rdec16": [TileA(rows=16, perm=True), RDec(w_format=fmt, na=16, s=1)],
+        "rdec128": [TileA(rows=128, perm=True), RDec(w_format=fmt, na=128, s=1)],
+        "rdec64s2": [TileA(rows=64, perm=True), RDec(w_format=fmt, na=64, s=2), DSum(s=2)],
+    }
+
+
+@pytest.mark.parametrize("kernels", list(_fp6_decoders("mxfp6_e2m3")))
+@pytest.mark.parametrize("fmt", FP6_FORMATS)
+def test_decode_bf16_fp6_every_code(gpu, fmt, kernels):
+    """y = I @ W^T through FP6's integer decode (dec1, dec, decs, rdec) for every scale byte and every code:
+    bf16(element x block scale), bit for bit (scale 0x00 = 2^-127: bf16 subnormal products; -0 reads +0 after
+    the sum); the rows of products past bf16's range and of the NaN scale byte all NaN or inf (inf x 0 in the
+    sum)."""
+    ks = _fp6_decoders(fmt)[kernels]
+    q, fin = _fp6_every_code(fmt)
+    k = q.shape[1]
+    ref = bf16_weights(q, k).float()
+    assert not ref[:fin].isnan().any() and ref[:fin].isfinite().all()
+    assert (ref[:fin] != 0).any() and ((ref[:fin].abs() < 2.0 ** -126) & (ref[:fin] != 0)).any()  # subnormals
+    gpu.require(ks)
+    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    assert not got[fin:].isfinite().any()
+    got, ref = got[:fin], ref[:fin]
     differ = got != ref
     assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
                                    f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")

@@ -16,7 +16,7 @@ import pytest
 
 from mxc.kernels import Kernel, build, every_kernel
 from mxc.kernels.codegen import format_struct
-from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS
+from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6
 from mxc.numerics.formats import FORMATS
 
 from test_targets import sel
@@ -79,6 +79,17 @@ def _check_if4_table_decode(name: str, code: str) -> None:
     assert "I2F" not in code and "F2F." not in code, f"{name}: a float conversion in IF4's table decode"
 
 
+def _check_fp6_integer_decode(name: str, code: str, kind: str) -> None:
+    """FP6 in dec / decs / rdec: the integer decode (mxc_sm90.cuh frag_steps, fp6_reg), scaled by bf16
+    multiplies (16 per fragment tile decoded, 16 more predicated for the `two` fallback), with no int-to-float
+    or float-to-float conversion and, in dec / decs, no float multiply per code (the float decode's F::elem x
+    F::scale: over 300 FMUL in dec1)."""
+    assert len(re.findall(r"HMUL2\.BF16_V2", code)) >= 16, f"{name}: FP6 not decoded by integer ops"
+    assert "I2F" not in code and "F2F." not in code, f"{name}: a float conversion in FP6's integer decode"
+    if kind in ("dec", "decs"):
+        assert len(re.findall(r"\bFMUL\b", code)) < 32, f"{name}: float multiplies per code in FP6's decode"
+
+
 @needs_nvcc
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_every_kernel_assembles_for_sm90a(chunk):
@@ -102,6 +113,8 @@ def test_every_kernel_assembles_for_sm90a(chunk):
                 assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
             if FORMATS[k.w_format].choice == "if4":
                 _check_if4_table_decode(k.name, code)
+            if fast_fp6(k.w_format):
+                _check_fp6_integer_decode(k.name, code, k.kind)
         if k.kind in ("bsmma", "bsdec", "hgemm"):  # bulk copies (the TMA engine) into a ring of slots
             assert "UBLKCP.S.G" in code, k.name
         # a call inside the pipeline (printf: C7510) or registers of a wgmma written while one runs (C7513)
@@ -114,6 +127,8 @@ def test_every_kernel_assembles_for_sm90a(chunk):
                 assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
             if FORMATS[k.w_format].choice == "if4":
                 _check_if4_table_decode(k.name, code)
+            if fast_fp6(k.w_format):
+                _check_fp6_integer_decode(k.name, code, k.kind)
         else:
             assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
         assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"

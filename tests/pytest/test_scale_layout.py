@@ -455,3 +455,177 @@ def test_if4_bits_are_a_permutation_the_decode_reads():
             byte = nib % 4  # byte of the row's selected lows / highs (prmt 0x5140: bytes 0, 1; 0x7362: 2, 3)
             assert byte == 2 * (j // 2) + h
             assert sign + (4 if j % 2 else 0) == 8 * byte + 7, (j, h)
+
+
+# ---------------------------------------------------------------- FP6 (E2M3, E3M2): the integer decode
+from mxc.kernels.layouts import fp6_bits, fp6_layout  # noqa: E402
+
+FP6_FORMATS = ("mxfp6_e2m3", "mxfp6_e3m2")
+
+
+def _bf16_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """bf16x2 multiply (HMUL2.BF16, RNE, subnormals kept) of int64 bit pairs: the product of two bf16 values
+    is exact in float32 (<= 16 significant bits; here never below float32's subnormal range), so float32's
+    multiply then RNE to bf16 is the kernel's rounding."""
+    out = torch.zeros_like(a)
+    for h in (0, 16):
+        x = ((((a >> h) & 0xFFFF) << 16).to(torch.int32)).view(torch.float32)
+        y = ((((b >> h) & 0xFFFF) << 16).to(torch.int32)).view(torch.float32)
+        out |= _bf16_bits(x * y) << h
+    return out
+
+
+def _fp6_reg(w: list, e: int, k: int) -> torch.Tensor:
+    """mxc_sm90.cuh `fp6_reg<E, K>`, line for line (its own arithmetic, not fp6_layout's table)."""
+    mag, sgn = (0x1F << e) * 0x10001, 0x80008000
+    if k == 15:
+        return w[5] & (mag | sgn)
+    word, f = divmod(k, 3)
+    ms = e - 5 * f
+    idx = 2 * (k // 3) + (f == 2)
+    q = 15 if f == 1 else (idx if idx < e else idx + 5)
+    sw = word if f == 1 else 5
+    x = ((w[word] << ms) if ms >= 0 else (w[word] >> -ms)) & 0xFFFFFFFF
+    y = (w[sw] << (15 - q)) & 0xFFFFFFFF
+    return (x & mag) | (y & sgn)
+
+
+def _dec_fp6_emulated(frag: torch.Tensor, fs: torch.Tensor, r: int, k: int, fmt: str) -> torch.Tensor:
+    """What frag_steps' FP6 branch puts in the A registers, as bf16 bits [r, k] (padding dropped): per tile and
+    lane its 6 words and scale bytes (rows g, g + 8 of block t / 2) as dec reads them, fp6_reg, the lut's factor
+    2^(c - bias) (dec_factor) and, where bf16 cannot hold it (the warp's `two`), 2^(127 - bias) then the scale."""
+    from mxc.numerics.formats import get_format
+
+    el = get_format(fmt).element
+    e, bias = 7 - el.mbits, el.bias
+    rt, kt = -(-r // 16), -(-k // 64)
+    b = frag.reshape(rt, kt, 32, 6, 4).to(torch.int64)
+    w = [sum(b[..., i, j] << (8 * j) for j in range(4)) for i in range(6)]  # [rt, kt, lane] each
+    sc = fs.reshape(rt, kt, 8, 2, 2).to(torch.int64)  # [g][block][row g / g + 8]
+    lane = torch.arange(32)
+    g, t = lane // 4, lane % 4
+    scr = [sc[:, :, g, t // 2, 0], sc[:, :, g, t // 2, 1]]  # [rt, kt, lane]
+    fb, f2 = [], []
+    for c in scr:
+        fits = c <= bias + 127
+        fb.append(torch.where(fits, ((c - bias + 127) << 7) * 0x10001, ((254 - bias) << 7) * 0x10001))
+        s = torch.where(c == 0xFF, torch.tensor(float("nan")),
+                        torch.where(c == 0, torch.tensor(2.0 ** -127), torch.exp2((c - 127).double()))).float()
+        sb = _bf16_bits(s)
+        f2.append(torch.where(fits, 0x3F80, sb) * 0x10001)
+    out = torch.zeros(rt * 16, kt * 64, dtype=torch.int64)
+    for st in range(4):
+        for j in range(4):
+            a = _fp6_reg(w, e, 4 * st + j)
+            a = _bf16_mul(_bf16_mul(a, fb[j & 1]), f2[j & 1])  # x 1.0 where the factor fits: the same bits
+            for h in range(2):
+                p = j + 4 * h
+                rows = (g + 8 * (p % 2)).view(32)
+                cols = (16 * t + 4 * st + 2 * ((p % 4) // 2) + p // 4).view(32)
+                half = (a >> (16 * h)) & 0xFFFF
+                for i in range(rt):
+                    for q in range(kt):
+                        out[16 * i + rows, 64 * q + cols] = half[i, q]
+    return out[:r, :k]
+
+
+def _fp6_float_decode(codes: torch.Tensor, scales: torch.Tensor, k: int, fmt: str) -> torch.Tensor:
+    """bf16 bits of the float decode (frag_steps' generic branch before this layout): pack_bf16 (RNE) of
+    F::elem(code) x F::scale(c) in float32, E8M0 scale 2^(c - 127), 0x00 2^-127 (a float32 subnormal), 0xFF NaN."""
+    from mxc.numerics.elements import decode_table
+    from mxc.numerics.formats import get_format
+
+    el = decode_table(get_format(fmt).element)[codes.to(torch.int64)]
+    c = scales.to(torch.int64).repeat_interleave(32, 1)[:, :k]
+    s = torch.where(c == 0xFF, torch.tensor(float("nan")),
+                    torch.where(c == 0, torch.tensor(2.0 ** -127), torch.exp2((c - 127).double()))).float()
+    return _bf16_bits(el[:, :k] * s)
+
+
+def _every_fp6_code(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes [256, 64] and scales [256, 2]: row c holds scale byte c in both blocks and the 64 codes (a
+    permutation), so every (scale byte, code) pair is decoded once."""
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.stack([torch.randperm(64, generator=g) for _ in range(256)]).to(torch.uint8)
+    scales = torch.arange(256).unsqueeze(1).repeat(1, 2).to(torch.uint8)
+    return codes, scales
+
+
+def _same_bits(got: torch.Tensor, want: torch.Tensor) -> None:
+    nan_g = ((got & 0x7F80) == 0x7F80) & ((got & 0x7F) != 0)
+    nan_w = ((want & 0x7F80) == 0x7F80) & ((want & 0x7F) != 0)
+    assert torch.equal(nan_g, nan_w)
+    differ = (got != want) & ~nan_w
+    assert not differ.any(), (f"{differ.sum().item()} codes differ, e.g. {got[differ][:4].tolist()} vs "
+                              f"{want[differ][:4].tolist()}")
+
+
+@pytest.mark.parametrize("fmt", FP6_FORMATS)
+def test_fp6_integer_decode_is_the_float_decode(fmt):
+    """The FP6 integer decode (fp6_reg, dec_factor's 2^(c - bias), the `two` fallback), emulated on the FP6
+    fragments, equals the float decode's bf16 bits at every scale byte (0x00: 2^-127, products down to bf16
+    subnormals; past bf16's range: inf; 0xFF: NaN) and every code (-0, subnormal codes, the maximum)."""
+    codes, scales = _every_fp6_code()
+    lay = Fragments(fp6=True)
+    frag, fs = lay.pack(codes, scales, fmt, 64)
+    got = _dec_fp6_emulated(frag, fs, 256, 64, fmt)
+    want = _fp6_float_decode(codes, scales, 64, fmt)
+    assert (want == 0x8000).any() and ((want & 0x7F80) == 0).any() and (want == 0x7F80).any()  # -0, subnormal, inf
+    _same_bits(got, want)
+
+
+@pytest.mark.parametrize("fmt", FP6_FORMATS)
+def test_fp6_integer_decode_of_quantized_weights(fmt):
+    """numerics' own FP6 codes and scales (odd shape: a partial fragment tile and block), decoded as the kernel
+    does, are the float decode's bits."""
+    from mxc.numerics.quantize import quantize
+
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(37, 150, generator=g) * torch.logspace(-30, 30, 37).unsqueeze(1)
+    q = quantize(w, fmt)
+    frag, fs = Fragments(fp6=True).pack(q.elements, q.scales, fmt, 150)
+    got = _dec_fp6_emulated(frag, fs, 37, 150, fmt)
+    _same_bits(got, _fp6_float_decode(q.elements, q.scales, 150, fmt))
+
+
+@pytest.mark.parametrize("fmt", FP6_FORMATS)
+@pytest.mark.parametrize("group", [1, 8])
+@pytest.mark.parametrize("r, k", [(16, 64), (40, 96), (1, 1), (33, 200), (140, 200)])
+def test_fp6_fragment_round_trip(fmt, r, k, group):
+    """FP6 fragments (fp6_bits), odd shapes, grouped (rdec) or not: frag then unfrag gives the codes back,
+    24 bytes per lane and tile as the plain 6-bit fragments."""
+    from mxc.numerics.formats import get_format
+
+    g = torch.Generator().manual_seed(r * k + group)
+    codes = torch.randint(0, 64, (r, k), dtype=torch.int32, generator=g).to(torch.uint8)
+    scales = torch.randint(0, 256, (r, -(-k // 32)), dtype=torch.int32, generator=g).to(torch.uint8)
+    lay = Fragments(fp6=True, group=group)
+    frag, fs = lay.pack(codes, scales, fmt, k)
+    assert (frag.numel(), fs.numel()) == lay.sizes(fmt, r, k) == Fragments(group=group).sizes(fmt, r, k)
+    kind = f"fp6m{get_format(fmt).element.mbits}"
+    assert torch.equal(unfrag_codes(frag, r, k, 6, scatter=kind, group=group), codes)
+    assert torch.equal(unfrag_scales(fs, r, k, 32, group=group), scales)
+
+
+@pytest.mark.parametrize("e", [4, 5])
+def test_fp6_bits_are_a_permutation_the_decode_reads(e):
+    """fp6_bits puts a lane's 32 codes x 6 bits on its 192 bits once each; every register's magnitude field is
+    5 consecutive bits of one word (high code 16 above), its sign pair (q, q + 16) of one word with q <= 15;
+    register 15 sits where `w5 & C` reads it, the field-1 registers' signs at their word's bits 15 / 31."""
+    pos = fp6_bits(e)
+    assert sorted(x for r in pos for h in r for x in h) == list(range(192))
+    for k, ((mw, fb), ms, sw, q, ss) in enumerate(fp6_layout(e)):
+        for h in range(2):
+            assert pos[k][h][:5] == [32 * mw + fb + 16 * h + b for b in range(5)]
+            assert pos[k][h][5] == 32 * sw + q + 16 * h
+        assert fb + ms == e and q + ss == 15 and 0 <= q <= 15 and fb + 4 < 16
+    assert fp6_layout(e)[15] == ((5, e), 0, 5, 15, 0)
+
+
+def test_fp6_layout_recipe():
+    """A WeightStore recipe keeps the FP6 layout (and the old recipes read as before)."""
+    from mxc.kernels.operands import layout_of, layout_recipe
+
+    for lay in (Fragments(fp6=True), Fragments(fp6=True, group=8), Fragments(e2m1=True), Fragments(if4=True)):
+        assert layout_of(layout_recipe(lay)) == lay
+    assert Fragments(fp6=True).suffix != Fragments().suffix
