@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+import mxc  # noqa: F401 -- first: it takes the checkout's root off sys.path (its kernels/ would shadow a package)
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 os.environ.setdefault("PYTHONWARNINGS", "ignore")

@@ -61,3 +61,17 @@ def test_mxc_opt_rejects_unknown_pass_and_option():
     assert p.returncode == 2 and "unknown pass 'mxq-frobnicate'" in p.stderr
     p = subprocess.run(cmd + ["mxq-select-formats{colour=red}"], input="", capture_output=True, text=True)
     assert p.returncode == 2 and "has no option 'colour'" in p.stderr and "weights-only" in p.stderr
+
+
+def test_the_checkouts_directories_do_not_shadow_installed_packages():
+    """Run from the checkout's root (`python -m` / `-c` put it on sys.path), `import mxc` takes the root off
+    sys.path, so its kernels/, runtime/, tools/ ... are not top-level packages: transformers imports Hugging
+    Face's `kernels` package where it is installed, and found the checkout's kernels/ instead."""
+    from conftest import ROOT
+
+    code = ("import importlib.util, sys, mxc; s = importlib.util.find_spec('kernels'); "
+            "print(s.origin if s else None); print(mxc.__file__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    found, mxc_file = out.splitlines()
+    assert found == "None" or not found.startswith(str(ROOT) + "/kernels"), found
+    assert mxc_file.startswith(str(ROOT))
