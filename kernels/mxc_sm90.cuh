@@ -19,7 +19,7 @@
 //           memory; partial sums to a workspace, `dsum` adds them, the bias and the epilogue.
 //   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
 //           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
-//           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops, IF4 by table lookups.
+//           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops, IF4 and NVINT4 by table lookups.
 //   rdec    weight-only (and MXFP8 x MXFP8 after tileq), 17 <= M < PREFILL_MIN_M: the fragment tiles
 //           decoded in registers into wgmma's A operand, warp-specialized (mxc_sm90_prefill.cuh).
 //   tilea + wdec + hgemm  prefill: both operands to bf16 tiles once per call, then a
@@ -270,10 +270,12 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
   return r;
 }
 
-// IF4's table for scale byte c (FP and INT blocks alike): the bf16 bits of F::elem(m, c) x F::scale(c), the
-// values of codes of magnitude m = 0..7 (E2M1's in an FP block, m x 6/7 in an INT block, times the scale),
-// computed by the float decode's own operations, so that the table decode equals it bit for bit (a code's
-// value is sign x its magnitude's: the float operations and RNE are sign-symmetric). As four words of bytes
+// The table of a TAB4 format (IF4, NVINT4) for scale byte c (IF4's FP and INT blocks alike): the bf16 bits of
+// F::elem(m, c) x F::scale(c), the values of codes of magnitude m = 0..7 (E2M1's in an IF4 FP block, m x 6/7
+// in an IF4 INT block, m in NVINT4, times the scale), computed by the float decode's own operations, so that
+// the table decode equals it bit for bit (a code's value is its magnitude's with the sign flipped for a
+// negative code: the float operations and RNE are sign-symmetric, also for NVINT4's negative scale bytes
+// >= 0x80 and a zero scale's signed zeros). As four words of bytes
 // for prmt: {low bytes of m = 0..3, low bytes of 4..7, high bytes of 0..3, high bytes of 4..7}.
 template <class F>
 __device__ __forceinline__ uint4 if4_table(uint32_t c) {
@@ -306,16 +308,17 @@ __device__ __forceinline__ uint32_t fp6_reg(const uint32_t* w) {
 }
 
 // The dec kernels' shared table (one entry per scale code, built at the kernel's start): dec_factor's bf16x2
-// factor (E2M1, FP8, FP6; 256 words) or IF4's if4_table (1024 words, 16 bytes per scale byte).
+// factor (E2M1, FP8, FP6; 256 words) or the TAB4 formats' (IF4, NVINT4) if4_table (1024 words, 16 bytes per
+// scale byte).
 template <class F>
 struct DecLut {
-  static constexpr bool USED = F::E2M1 || F::F8 || F::FP6 || F::IF4;
-  static constexpr int WORDS = F::IF4 ? 1024 : 256;
+  static constexpr bool USED = F::E2M1 || F::F8 || F::FP6 || F::TAB4;
+  static constexpr int WORDS = F::TAB4 ? 1024 : 256;
 };
 
 template <class F>
 __device__ __forceinline__ void dec_lut_fill(uint32_t* lut, uint32_t c) {
-  if constexpr (F::IF4) reinterpret_cast<uint4*>(lut)[c] = if4_table<F>(c);
+  if constexpr (F::TAB4) reinterpret_cast<uint4*>(lut)[c] = if4_table<F>(c);
   else if constexpr (F::E2M1 || F::F8 || F::FP6) lut[c] = dec_factor<F>(c);
 }
 
@@ -467,18 +470,19 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
     step(std::integral_constant<int, 1>{});
     step(std::integral_constant<int, 2>{});
     step(std::integral_constant<int, 3>{});
-  } else if constexpr (F::IF4) {
-    // IF4 by table lookups (mxc.kernels.layouts.IF4_BITS): the step's word holds row g's magnitudes in
-    // nibbles 0..3 (codes 0, 4, 2, 6: registers 0 and 2), row g + 8's in nibbles 4..7 (codes 1, 5, 3, 7),
+  } else if constexpr (F::TAB4) {
+    // IF4 and NVINT4 by table lookups (mxc.kernels.layouts.IF4_BITS): the step's word holds row g's magnitudes
+    // in nibbles 0..3 (codes 0, 4, 2, 6: registers 0 and 2), row g + 8's in nibbles 4..7 (codes 1, 5, 3, 7),
     // their signs in the nibbles' top bits. z (and z >> 16) pick each code's low and high byte from its
-    // row's table (prmt reads selector bits 0..15), the high bytes take the signs at their bit 7, and two
-    // prmt per row interleave low and high bytes into the bf16 pairs: value = sign x table[magnitude].
+    // row's table (prmt reads selector bits 0..15), the signs flip the high bytes' bit 7 (XOR: NVINT4's
+    // table is negative for scale bytes >= 0x80; IF4's never is), and two prmt per row interleave low and
+    // high bytes into the bf16 pairs: value = sign x table[magnitude].
     const uint4 tg = reinterpret_cast<const uint4*>(lut)[sc[0]], th = reinterpret_cast<const uint4*>(lut)[sc[1]];
 #pragma unroll
     for (int st = 0; st < 4; ++st) {
       const uint32_t w = raw.w[st], z = w & 0x77777777u, zh = z >> 16;
-      const uint32_t lg = prmt(tg.x, tg.y, z), hg = prmt(tg.z, tg.w, z) | (w & 0x80808080u);
-      const uint32_t lh = prmt(th.x, th.y, zh), hh = prmt(th.z, th.w, zh) | ((w << 4) & 0x80808080u);
+      const uint32_t lg = prmt(tg.x, tg.y, z), hg = prmt(tg.z, tg.w, z) ^ (w & 0x80808080u);
+      const uint32_t lh = prmt(th.x, th.y, zh), hh = prmt(th.z, th.w, zh) ^ ((w << 4) & 0x80808080u);
       const uint32_t a[4] = {prmt(lg, hg, 0x5140), prmt(lh, hh, 0x5140), prmt(lg, hg, 0x7362), prmt(lh, hh, 0x7362)};
       mma(st, a);
     }

@@ -118,6 +118,14 @@ def fast_if4(fmt: str) -> bool:
     return get_format(fmt).choice == "if4"
 
 
+def fast_tab4(fmt: str) -> bool:
+    """Whether the dec kernels decode the format's 4-bit codes by table lookups (sign x a per-scale-byte table
+    of 8 bf16 magnitudes, from the sign-magnitude IF4 fragment layout): IF4 (FP and INT blocks alike) and
+    NVINT4 (INT4 in [-7, 7], UE4M3 scales: its two's complement codes re-encoded)."""
+    f = get_format(fmt)
+    return fast_if4(fmt) or (f.element.name == "int4" and f.scale.name == "ue4m3" and f.choice is None)
+
+
 def fast_fp6(fmt: str) -> bool:
     """Whether the dec kernels decode the format's elements by integer ops from the FP6 fragment layout
     (`layouts.fp6_bits`): FP6 (E2M3, E3M2) with E8M0 scales."""
@@ -138,7 +146,7 @@ class Fragments:
     """The decode kernels' weight layout: 16 x 64 tiles in the order of the A fragments of mma.sync
     (and of wgmma with A in registers), scales per tile (`layouts.frag_codes`); `e2m1`: each MMA step's
     eight codes bit-scattered into the positions the integer decode reads (`layouts.E2M1_BITS`); `if4`:
-    IF4's codes sign-magnitude in every block (`layouts.if4_sign_magnitude`), bit-scattered into the
+    IF4's or NVINT4's codes sign-magnitude in every block (`layouts.if4_sign_magnitude`), bit-scattered into the
     positions its table decode reads (`layouts.IF4_BITS`); `fp6`: FP6 codes in the positions its integer
     decode reads (`layouts.fp6_bits`, by the element's mantissa bits); `group`: that many row tiles side
     by side per K tile (rdec: a CTA's 128 rows in one copy)."""
@@ -165,7 +173,7 @@ class Fragments:
 
         f = get_format(fmt)
         if self.if4:
-            codes = layouts.if4_sign_magnitude(codes, scales, f.block_size)
+            codes = layouts.if4_sign_magnitude(codes, scales, f.block_size, all_int=not fast_if4(fmt))
         scatter = "if4" if self.if4 else f"fp6m{f.element.mbits}" if self.fp6 else self.e2m1
         return (layouts.frag_codes(codes, f.element.bits, scatter=scatter, group=self.group),
                 layouts.frag_scales(scales, k, f.block_size, one_code(f), group=self.group))

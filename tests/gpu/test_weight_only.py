@@ -2,8 +2,8 @@
 (bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
 (`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17, `tilea` + `wdec` + `hgemm` from
 PREFILL_MIN_M) against the float64 reference, K not a multiple of the block; `rdec` at every tile of x;
-IF4's table decode and FP6's integer decode (dec1, dec, decs, rdec) at every scale byte and code, bit for
-bit."""
+IF4's and NVINT4's table decode and FP6's integer decode (dec1, dec, decs, rdec) at every scale byte and
+code, bit for bit."""
 
 from __future__ import annotations
 
@@ -97,6 +97,53 @@ def test_decode_bf16_if4_every_code(gpu, kernels):
     differ = got != ref
     assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
                                    f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+
+
+def _nvint4_every_code(n: int = 48, k: int = 96) -> "QTensor":
+    """NVINT4 weights [n, k] holding every scale byte but the NaN ones (0x00 .. 0xFE: negative scales from
+    0x80, zero 0x00 / 0x80, subnormal scales) with every code -7..7 in each block (its 16 codes a permutation
+    of 0..15, -8, which numerics never writes, replaced by 0), and in the last row the NaN scale bytes 0x7F
+    and 0xFF; tensor scale 1."""
+    g = torch.Generator().manual_seed(8)
+    kb = k // 16
+    extra = n * kb - 254
+    finite = torch.tensor([c for c in range(256) if c & 0x7F != 0x7F])
+    order = torch.cat([finite[torch.randperm(254, generator=g)],
+                       finite[torch.randint(0, 254, (extra - 2,), generator=g)], torch.tensor([0x7F, 0xFF])])
+    scales = order.to(torch.uint8).reshape(n, kb)
+    codes = torch.stack([torch.randperm(16, generator=g) for _ in range(n * kb)])
+    codes = torch.where(codes == 8, 0, codes).reshape(n, k).to(torch.uint8)
+    return QTensor(get_format("nvint4"), codes, scales, torch.tensor(1.0), (n, k), 1)
+
+
+@pytest.mark.parametrize("kernels", IF4_DECODERS)
+def test_decode_bf16_nvint4_every_code(gpu, kernels):
+    """y = I @ W^T through NVINT4's table decode (IF4's machinery, dec1, dec, decs, rdec) for every scale byte
+    and every code: bf16(float(q) x scale), bit for bit as the float decode gave it; the row with the NaN
+    scale bytes all NaN."""
+    ks = [_with_format(k, "nvint4") for k in IF4_DECODERS[kernels]]
+    q = _nvint4_every_code()
+    k = q.shape[1]
+    ref = bf16_weights(q, k).float()
+    gpu.require(ks)
+    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    assert got[-1].isnan().all() and not ref[:-1].isnan().any()
+    got, ref = got[:-1], ref[:-1]
+    differ = got != ref
+    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
+                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+
+
+def _with_format(kernel, fmt: str):
+    """A decoder of IF4_DECODERS for another weight format (r clamped to dec_max_rows)."""
+    import dataclasses
+
+    if not hasattr(kernel, "w_format"):
+        return kernel
+    kernel = dataclasses.replace(kernel, w_format=fmt)
+    if isinstance(kernel, Dec):
+        kernel = dataclasses.replace(kernel, r=min(kernel.r, dec_max_rows(fmt, kernel.mt)))
+    return kernel
 
 
 FP6_FORMATS = ("mxfp6_e2m3", "mxfp6_e3m2")

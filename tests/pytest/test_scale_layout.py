@@ -280,19 +280,24 @@ def _bf16_bits(v: torch.Tensor) -> torch.Tensor:
     return v.bfloat16().view(torch.int16).to(torch.int64) & 0xFFFF
 
 
-def _if4_table(scale_bytes: torch.Tensor) -> torch.Tensor:
+def _if4_table(scale_bytes: torch.Tensor, fmt: str = "if4") -> torch.Tensor:
     """mxc_sm90.cuh `if4_table`, emulated: per scale byte c the four words {low bytes of magnitudes 0..3, of
     4..7, high bytes of 0..3, of 4..7} of bf16(F::elem(m, c) x F::scale(c)): the f32 operations of the
-    format struct (codegen.format_struct), e2m1(m) in an FP block, float(m) x float32(6/7) in an INT one."""
+    format struct (codegen.format_struct), e2m1(m) in an FP block, float(m) x float32(6/7) in an INT one;
+    NVINT4 (fmt): float(m) x the UE4M3 scale (bit 7 its sign, as the kernel's minifloat reads it)."""
     from mxc.numerics.elements import decode, decode_table
     from mxc.numerics.formats import E2M1, E4M3
     from mxc.numerics.quantize import IF4_INT_STEP
 
     c = scale_bytes.to(torch.int64).unsqueeze(-1)
-    s = decode((c & 0x7F).to(torch.uint8), E4M3)
     m = torch.arange(8)
-    elem = torch.where((c & 0x80) != 0, m.float() * torch.tensor(IF4_INT_STEP, dtype=torch.float32),
-                       decode_table(E2M1)[m])
+    if fmt == "nvint4":
+        s = decode(c.to(torch.uint8), E4M3)
+        elem = m.float()
+    else:
+        s = decode((c & 0x7F).to(torch.uint8), E4M3)
+        elem = torch.where((c & 0x80) != 0, m.float() * torch.tensor(IF4_INT_STEP, dtype=torch.float32),
+                           decode_table(E2M1)[m])
     bits = _bf16_bits(elem * s)  # [..., 8]
     words = []
     for shift in (0, 8):
@@ -301,7 +306,7 @@ def _if4_table(scale_bytes: torch.Tensor) -> torch.Tensor:
     return torch.stack(words, -1)  # [..., 4]: x, y, z, w
 
 
-def _dec_if4_emulated(frag: torch.Tensor, fs: torch.Tensor, r: int, k: int) -> torch.Tensor:
+def _dec_if4_emulated(frag: torch.Tensor, fs: torch.Tensor, r: int, k: int, fmt: str = "if4") -> torch.Tensor:
     """What frag_steps' IF4 branch puts in the A registers, as bf16 bits [r, k] (padding dropped): per tile,
     lane and step the word w of the fragment tile and the lane's scale bytes (rows g, g + 8) as dec reads
     them, the table rows of those bytes, and the kernel's shifts, masks and prmt."""
@@ -312,14 +317,14 @@ def _dec_if4_emulated(frag: torch.Tensor, fs: torch.Tensor, r: int, k: int) -> t
     lane = torch.arange(32)
     g, t = lane // 4, lane % 4
     scg, sch = sc[:, :, g, t, 0], sc[:, :, g, t, 1]  # [rt, kt, lane]: 16-blocks, block t
-    tg, th = _if4_table(scg).unsqueeze(-2), _if4_table(sch).unsqueeze(-2)  # [rt, kt, lane, 1, 4]
+    tg, th = _if4_table(scg, fmt).unsqueeze(-2), _if4_table(sch, fmt).unsqueeze(-2)  # [rt, kt, lane, 1, 4]
     w = words
     z = w & 0x77777777
     zh = z >> 16
     lg = _prmt(tg[..., 0], tg[..., 1], z)
-    hg = _prmt(tg[..., 2], tg[..., 3], z) | (w & 0x80808080)
+    hg = _prmt(tg[..., 2], tg[..., 3], z) ^ (w & 0x80808080)
     lh = _prmt(th[..., 0], th[..., 1], zh)
-    hh = _prmt(th[..., 2], th[..., 3], zh) | ((w << 4) & 0x80808080)
+    hh = _prmt(th[..., 2], th[..., 3], zh) ^ ((w << 4) & 0x80808080)
     a = [_prmt(lg, hg, 0x5140), _prmt(lh, hh, 0x5140), _prmt(lg, hg, 0x7362), _prmt(lh, hh, 0x7362)]
     out = torch.zeros(rt * 16, kt * 64, dtype=torch.int64)
     s_idx = torch.arange(4)
@@ -438,6 +443,98 @@ def test_if4_sign_magnitude_codes():
     codes[1, 5] = 8
     with pytest.raises(ValueError, match="-8"):
         if4_sign_magnitude(codes, scales, 16)
+
+
+# ---------------------------------------------------------------- NVINT4 (IF4's table decode, every block INT)
+def _nvint4_float_decode(codes: torch.Tensor, scales: torch.Tensor, k: int) -> torch.Tensor:
+    """bf16 bits of the float decode of NVINT4 (frag_steps' generic branch): pack_bf16 of F::elem x F::scale,
+    float(q) (q the two's complement nibble) times the UE4M3 scale byte's value (bit 7 its sign, 0x7F / 0xFF
+    NaN, as the kernel's minifloat and numerics' decode read it)."""
+    from mxc.numerics.elements import decode
+    from mxc.numerics.formats import E4M3
+
+    q = codes.to(torch.int64)
+    q = torch.where(q >= 8, q - 16, q).float()
+    s = decode(scales, E4M3).repeat_interleave(16, 1)[:, : q.shape[1]]
+    return _bf16_bits(q * s)[:, :k]
+
+
+def _every_nvint4_code(rows: int = 32, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """NVINT4 codes and scale bytes with every scale byte 0..255 (negative 0x80.., zero 0x00 / 0x80, the
+    smallest 0x01 = 2^-9 (its products stay bf16 normals), NaN 0x7F / 0xFF) and every code -7..7 in each
+    block (a block's 16 codes a permutation of 0..15 with -8 replaced by 0)."""
+    g = torch.Generator().manual_seed(seed)
+    nb = 256 // rows
+    scales = torch.randperm(256, generator=g).to(torch.uint8).reshape(rows, nb)
+    codes = torch.stack([torch.randperm(16, generator=g) for _ in range(256)])
+    codes = torch.where(codes == 8, 0, codes)
+    return codes.reshape(rows, nb * 16).to(torch.uint8), scales
+
+
+@pytest.mark.parametrize("r, k", [(32, 128), (23, 100)])
+def test_nvint4_table_decode_is_the_float_decode(r, k):
+    """dec's NVINT4 decode (frag_steps' TAB4 branch, IF4's table machinery with the table float(m) x scale),
+    emulated on the packed fragments: the float decode's bf16 bits for every scale byte (negative, zero,
+    tiny, NaN) and every code, odd shapes included; NaN blocks one NaN for every code."""
+    codes, scales = _every_nvint4_code()
+    codes, scales = codes[:r, :k], scales[:r, : -(-k // 16)].clone()
+    scales[0, -1], scales[1, -1] = 0x7F, 0xFF
+    frag, fs = Fragments(if4=True).pack(codes, scales, "nvint4", k)
+    got = _dec_if4_emulated(frag, fs, r, k, "nvint4")
+    ref = _nvint4_float_decode(torch.nn.functional.pad(codes, (0, -(-k // 16) * 16 - k)), scales, k)
+    nan_blocks = ((scales.to(torch.int64) & 0x7F) == 0x7F).repeat_interleave(16, 1)[:, :k]
+    assert nan_blocks.any() and (scales >= 0x80).any() and (scales == 1).any() | (r < 32)
+    ok = ~nan_blocks
+    assert torch.equal(got[ok], ref[ok]), f"{(got != ref)[ok].sum()} codes differ"
+    assert got[nan_blocks].unique().numel() == 1 and ref[nan_blocks].unique().numel() == 1
+    assert ((got[nan_blocks] & 0x7FFF) > 0x7F80).all()  # NaN (the GPU's NaN bits: the GPU test)
+
+
+def test_nvint4_table_decode_of_quantized_weights():
+    """On numerics' own NVINT4 codes (a zero block, tiny values, a NaN block, K not a multiple of 16 or 64):
+    bf16 bits equal to the float decode's, and the two's complement codes come back."""
+    from mxc.numerics import quantize
+
+    g = torch.Generator().manual_seed(6)
+    w = torch.randn(37, 150, generator=g) * torch.exp(torch.randn(37, 1, generator=g))
+    w[0, :40] = 0.0
+    w[1, :16] *= 1e-6
+    w[3, 20] = float("nan")
+    q = quantize(w, "nvint4")
+    assert ((q.scales & 0x7F) == 0x7F).sum() == 1 and (q.elements == 8).sum() == 0
+    frag, fs = Fragments(if4=True).pack(q.elements, q.scales, "nvint4", 150)
+    got = _dec_if4_emulated(frag, fs, 37, 150, "nvint4")
+    ref = _nvint4_float_decode(q.elements, q.scales, 150)
+    nan_blocks = ((q.scales.to(torch.int64) & 0x7F) == 0x7F).repeat_interleave(16, 1)[:, :150]
+    assert torch.equal(got[~nan_blocks], ref[~nan_blocks]) and got[nan_blocks].unique().numel() == 1
+    kp = q.elements.shape[1]
+    sm = unfrag_codes(frag, 37, kp, 4, scatter="if4")
+    back = if4_from_sign_magnitude(sm, unfrag_scales(fs, 37, 150, 16), 16, all_int=True)
+    nan_kp = ((q.scales.to(torch.int64) & 0x7F) == 0x7F).repeat_interleave(16, 1)[:, :kp]
+    assert torch.equal(back, torch.where(nan_kp, q.elements & 7, q.elements))
+
+
+@pytest.mark.parametrize("group", [1, 8])
+@pytest.mark.parametrize("r, k", [(16, 64), (1, 1), (33, 200), (140, 200)])
+def test_nvint4_fragment_round_trip(r, k, group):
+    """NVINT4 fragments (sign-magnitude, IF4_BITS) round trip on odd shapes, grouped or not; the code -8 (never
+    written by numerics) is refused, naming the weight."""
+    g = torch.Generator().manual_seed(r * k + group + 7)
+    kb = -(-k // 16)
+    scales = torch.randint(0, 256, (r, kb), dtype=torch.int32, generator=g).to(torch.uint8)
+    codes = torch.randint(0, 16, (r, kb * 16), dtype=torch.int32, generator=g).to(torch.uint8)
+    codes = torch.where(codes == 8, 9, codes)
+    nan = ((scales.to(torch.int64) & 0x7F) == 0x7F).repeat_interleave(16, 1)
+    lay = Fragments(if4=True, group=group)
+    frag, fs = lay.pack(codes, scales, "nvint4", k)
+    assert (frag.numel(), fs.numel()) == lay.sizes("nvint4", r, k)
+    sm = unfrag_codes(frag, r, kb * 16, 4, scatter="if4", group=group)
+    back = if4_from_sign_magnitude(sm, unfrag_scales(fs, r, k, 16, group=group), 16, all_int=True)
+    assert torch.equal(back, torch.where(nan, codes & 7, codes))
+    bad = codes.clone()
+    bad[0, 0], scales[0, 0] = 8, 0x38
+    with pytest.raises(ValueError, match=r"NVINT4 code -8 \(weight \[0, 0\]\)"):
+        lay.pack(bad, scales, "nvint4", k)
 
 
 def test_if4_bits_are_a_permutation_the_decode_reads():
