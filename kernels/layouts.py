@@ -351,6 +351,30 @@ def if4_from_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: in
     return torch.where(is_int & ~nan, tc, c).to(torch.uint8)
 
 
+def int8_sign_magnitude(codes: torch.Tensor) -> torch.Tensor:
+    """MXINT8 codes [R, K] (two's complement bytes, value q / 64) -> sign-magnitude bytes (bit 7 the sign,
+    bits 0..6 |q|), as the MXINT8 fragments hold them (in the plain 8-bit fragment order): the dec kernels
+    decode |q| by bf16 128 + |q| (0x4300 | |q|) and one FMA (mxc_sm90.cuh, `int8_factors`). q = -128 (0x80,
+    which FORMATS.md's decode accepts as -2.0 but numerics' encode never writes: it clamps to [-127, 127])
+    has no 7-bit magnitude: ValueError naming the weight."""
+    if codes.dim() != 2 or codes.dtype != torch.uint8:
+        raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
+    c = codes.to(torch.int64)
+    bad = c == 0x80
+    if bad.any():
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(f"MXINT8 code -128 (0x80, weight [{row}, {col}]): the format's encode writes -127..127 "
+                         "and the kernels' sign-magnitude decode has no -128")
+    return torch.where(c >= 0x80, 0x80 | (0x100 - c), c).to(torch.uint8)
+
+
+def int8_from_sign_magnitude(codes: torch.Tensor) -> torch.Tensor:
+    """The inverse of int8_sign_magnitude (a -0 byte, 0x80, never written: read as 0)."""
+    c = codes.to(torch.int64)
+    m = c & 0x7F
+    return torch.where((c & 0x80) != 0, (0x100 - m) & 0xFF, m).to(torch.uint8)
+
+
 def frag_codes(codes: torch.Tensor, bits: int, scatter: bool | str = False, group: int = 1) -> torch.Tensor:
     """Element codes [R, K] (uint8, one per element) -> fragment tiles, R padded to 16 x group, K to 64
     (zeros); `scatter`: 4-bit codes bit-scattered for the E2M1 decode (True or "e2m1": E2M1_BITS) or for

@@ -16,7 +16,7 @@ import pytest
 
 from mxc.kernels import Kernel, build, every_kernel
 from mxc.kernels.codegen import format_struct
-from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6, fast_tab4
+from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6, fast_int8, fast_tab4
 from mxc.numerics.formats import FORMATS
 
 from test_targets import sel
@@ -90,6 +90,15 @@ def _check_fp6_integer_decode(name: str, code: str, kind: str) -> None:
         assert len(re.findall(r"\bFMUL\b", code)) < 32, f"{name}: float multiplies per code in FP6's decode"
 
 
+def _check_int8_integer_decode(name: str, code: str) -> None:
+    """MXINT8 in dec / decs / rdec: the integer decode (mxc_sm90.cuh frag_steps' I8 branch), one bf16 FMA with
+    the scale byte's two factors per register (HFMA2.BF16 with two register operands: 16 per fragment tile
+    decoded). The float decode of tiles with a scale byte outside 7..253 (a warp-uniform branch) keeps I2F
+    and FMUL in the kernel, so those are not counted."""
+    fma = len(re.findall(r"HFMA2\.BF16_V2 R\d+, R\d+, R\d+(?:\.reuse)?, R\d+", code))
+    assert fma >= 16, f"{name}: MXINT8 not decoded by integer ops and a bf16 FMA ({fma} HFMA2.BF16)"
+
+
 @needs_nvcc
 @pytest.mark.parametrize("chunk", range(CHUNKS))
 def test_every_kernel_assembles_for_sm90a(chunk):
@@ -115,6 +124,8 @@ def test_every_kernel_assembles_for_sm90a(chunk):
                 _check_if4_table_decode(k.name, code)
             if fast_fp6(k.w_format):
                 _check_fp6_integer_decode(k.name, code, k.kind)
+            if fast_int8(k.w_format):
+                _check_int8_integer_decode(k.name, code)
         if k.kind in ("bsmma", "bsdec", "hgemm"):  # bulk copies (the TMA engine) into a ring of slots
             assert "UBLKCP.S.G" in code, k.name
         # a call inside the pipeline (printf: C7510) or registers of a wgmma written while one runs (C7513)
@@ -129,6 +140,8 @@ def test_every_kernel_assembles_for_sm90a(chunk):
                 _check_if4_table_decode(k.name, code)
             if fast_fp6(k.w_format):
                 _check_fp6_integer_decode(k.name, code, k.kind)
+            if fast_int8(k.w_format):
+                _check_int8_integer_decode(k.name, code)
         else:
             assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
         assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
