@@ -167,7 +167,8 @@ class Fragments:
 
     @property
     def suffix(self) -> str:
-        return ("f16x64" + ("e" if self.e2m1 else "") + ("i" if self.if4 else "") + ("s" if self.fp6 else "") + ("m" if self.int8 else "")
+        return ("f16x64" + ("e" if self.e2m1 else "") + ("i" if self.if4 else "") + ("s" if self.fp6 else "")
+                + ("m" if self.int8 else "")
                 + (f"g{self.group}" if self.group > 1 else ""))
 
     def sizes(self, fmt: str, rows: int, k: int) -> tuple[int, int]:
