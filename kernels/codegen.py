@@ -17,7 +17,7 @@ from mxc.numerics.quantize import IF4_INT_STEP
 
 from . import tcgen05 as tc
 from .kinds import ARCHS, CTYPES, RDEC_NA, SM90_ONLY, Amax, BsDec, BsMma, BsQ, Kernel, TileQ
-from .operands import NV_ACT, fast_e2m1, fast_fp6, fast_fp8, fast_if4, one_code, pair_desc
+from .operands import NV_ACT, fast_e2m1, fast_fp6, fast_fp8, fast_int8, fast_tab4, one_code, pair_desc
 
 
 
@@ -51,7 +51,7 @@ def _elem_decode(e: ElementType) -> str:
 
 
 def format_struct(name: str) -> str:
-    """The C++ struct of a weight format: BITS, BS, TS, E2M1, E8M0, F8, IF4, FP6, ZERO_SCALE, elem(code, scale
+    """The C++ struct of a weight format: BITS, BS, TS, E2M1, E8M0, F8, TAB4, FP6, I8, ZERO_SCALE, elem(code, scale
     code), scale(code)."""
     fmt = get_format(name)
     e = fmt.element
@@ -70,8 +70,9 @@ def format_struct(name: str) -> str:
   static constexpr bool E2M1 = {str(fast_e2m1(name)).lower()};  // elements plain E2M1: dec's integer decode
   static constexpr bool E8M0 = {str(fmt.scale.name == "e8m0").lower()};
   static constexpr bool F8 = {str(fast_fp8(name)).lower()};  // FP8 elements, E8M0 scales: dec1's integer decode
-  static constexpr bool IF4 = {str(fast_if4(name)).lower()};  // IF4: dec's table decode (sign x per-scale-byte magnitudes)
+  static constexpr bool TAB4 = {str(fast_tab4(name)).lower()};  // IF4, NVINT4: dec's table decode (sign x per-scale-byte magnitudes)
   static constexpr bool FP6 = {str(fast_fp6(name)).lower()};  // FP6 elements, E8M0 scales: dec's integer decode
+  static constexpr bool I8 = {str(fast_int8(name)).lower()};  // MXINT8: dec's integer decode (sign-magnitude bytes, one FMA)
   static constexpr uint32_t F8_BIAS = {e.bias if int_dec else 0}, F8_MB = {e.mbits if int_dec else 0};  // F8, FP6
   static constexpr float TS_NUM = {_f32_literal(fmt.tensor_scale_max * e.max) if fmt.tensor_scale else "0.f"};  // S_enc = TS_NUM / amax
   static constexpr uint32_t ZERO_SCALE = {one_code(fmt)};

@@ -30,7 +30,7 @@ from typing import ClassVar, NamedTuple
 from mxc.numerics.formats import get_format
 
 from . import tcgen05 as tc
-from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, fast_e2m1, fast_fp6, fast_fp8, fast_if4,
+from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, fast_e2m1, fast_fp6, fast_fp8, fast_int8, fast_tab4,
                        pair_kind, tiled_sizes, unit_elements)
 
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
@@ -159,14 +159,15 @@ def _tiles(m, n, ops) -> tuple:
 
 # ---------------------------------------------------------------- Hopper (sm_90a)
 def _fast8(w_format: str) -> bool:
-    """FP8 and FP6 codes (E8M0 scales), which the dec kernels decode by integer ops and one bf16 multiply
-    (24 or 32 bytes per lane and fragment tile)."""
-    return fast_fp8(w_format) or fast_fp6(w_format)
+    """FP8, FP6 and MXINT8 codes (E8M0 scales), which the dec kernels decode by integer ops and one bf16
+    multiply or FMA (24 or 32 bytes per lane and fragment tile)."""
+    return fast_fp8(w_format) or fast_fp6(w_format) or fast_int8(w_format)
 
 
 def _fast4(w_format: str) -> bool:
-    """4-bit codes the dec kernels decode by integer ops: plain E2M1 (bit tricks) and IF4 (table lookups)."""
-    return fast_e2m1(w_format) or fast_if4(w_format)
+    """4-bit codes the dec kernels decode by integer ops: plain E2M1 (bit tricks), IF4 and NVINT4 (table
+    lookups)."""
+    return fast_e2m1(w_format) or fast_tab4(w_format)
 
 
 @dataclass(frozen=True)
@@ -219,8 +220,8 @@ class Gemv(_Decode):
 class Dec(_Decode):
     """Weight-only at decode shapes (M <= 16) on the tensor cores: each warp streams its share of K
     for r tiles of 16 weight rows (a two-deep ring), decodes them in registers to bf16 (integer ops
-    for E2M1, FP8 and FP6, exact; table lookups for IF4, its INT blocks rounded as the float decode
-    rounds them), multiplies by bf16 activations with mma.sync m16n8k16, f32 accumulators;
+    for E2M1, FP8, FP6 and MXINT8, exact; table lookups for IF4 and NVINT4, IF4's INT blocks rounded as the
+    float decode rounds them), multiplies by bf16 activations with mma.sync m16n8k16, f32 accumulators;
     each load of the activations serves the r tiles; the CTA's warps sum in shared memory (a fixed
     order), the NV tensor scale and the epilogue after. mt = 1 is `dec1` (M = 1, the
     decode step): x staged once per warp as bf16 in shared memory, a ring of weight tiles in flight
@@ -239,13 +240,14 @@ class Dec(_Decode):
 
     @property
     def ctas_per_sm(self) -> int:
-        # one n8 tile: 4 CTAs of 64 registers (32 warps per SM keep the weight stream in flight; the float
-        # decodes (INT) need 80: 3 CTAs); two: 2 CTAs of 128 registers (at 64 the activations of both
-        # tiles spill)
-        # dec1 (mt = 1): E2M1 and IF4 16 warps per CTA, 2 CTAs of 64 registers (IF4 as E2M1: the same bytes
-        # per weight, an integer decode); FP8 8 warps, 4 CTAs of 64 (at 16 warps one register spills); FP6
-        # (integer decode) and the float decodes 8 warps, 3 CTAs of 80 (FP6 at 64 spills 20 bytes, ptxas;
-        # not measured)
+        # one n8 tile: 4 CTAs of 64 registers (32 warps per SM keep the weight stream in flight; MXINT8
+        # at 64 registers without spills, ptxas, not measured); two: 2 CTAs of 128 registers (at 64 the
+        # activations of both tiles spill)
+        # dec1 (mt = 1): E2M1, IF4 and NVINT4 16 warps per CTA, 2 CTAs of 64 registers (IF4 and NVINT4 as
+        # E2M1: the same bytes per weight, an integer decode; NVINT4's set from ptxas -v, 64 registers, no
+        # spills, not measured); FP8 8 warps, 4 CTAs of 64 (at 16 warps one register spills); FP6 and
+        # MXINT8 (integer decodes) 8 warps, 3 CTAs of 80 (at 64 FP6 spills 20 bytes, MXINT8 spills: its
+        # float-decode fallback; ptxas, not measured)
         # r > 1 (r row tiles per CTA, dec_max_rows): 2 CTAs of 128 registers
         if self.mt == 1:
             return 2 if _fast4(self.w_format) else 4 if fast_fp8(self.w_format) else 3
@@ -255,7 +257,7 @@ class Dec(_Decode):
         return 2
 
     @property
-    def threads(self) -> int:  # dec1 of E2M1 and IF4 codes: 16 warps splitting K (at N = 4096, 32 warps per SM)
+    def threads(self) -> int:  # dec1 of E2M1, IF4, NVINT4 codes: 16 warps splitting K (at N = 4096, 32 warps per SM)
         return 512 if self.mt == 1 and _fast4(self.w_format) else 256
 
     def grid(self, m, n, k, ops=INT):
@@ -266,8 +268,8 @@ class Dec(_Decode):
         return (tiles if self.r == 1 else ops.cdiv(tiles, self.r), ops.cdiv(m, self.mt), 1)
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_if4(self.w_format),
-                         fp6=fast_fp6(self.w_format))
+        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_tab4(self.w_format),
+                         fp6=fast_fp6(self.w_format), int8=fast_int8(self.w_format))
 
     def call(self) -> str:
         return (self._call(str(self.threads // 32), "dec1") if self.mt == 1
@@ -280,14 +282,15 @@ class Dec(_Decode):
 
 def dec_max_rows(w_format: str, mt: int) -> int:
     """The most row tiles per dec CTA that run at 2 CTAs of 128 registers per SM: for the integer
-    decodes, 4 (one n8 tile of x) or 2 (two; E2M1), 2 (FP8 codes, 32 bytes per lane and tile; FP6, 24;
-    IF4, whose tables take 8 registers per row tile: 4 row tiles spill at 128); 1 for the float decode
-    (INT), which needs more registers (measured on the H200, `bench_cuda dec-rows`: 2 or 4 row tiles at one
-    CTA per SM ran slower than 1 at two; IF4's and FP6's choices are not measured: FP6 at mt = 16, r = 2
-    takes 112 registers, no spills)."""
+    decodes, 4 (one n8 tile of x) or 2 (two; E2M1), 2 (FP8 and MXINT8 codes, 32 bytes per lane and tile;
+    FP6, 24; IF4 and NVINT4 (table decode), whose tables take 8 registers per row tile: 4 row tiles spill at
+    128). Every weight format has an integer decode now; the float decode (1 row tile: it needed more
+    registers; measured on the H200, `bench_cuda dec-rows`: 2 or 4 row tiles at one CTA per SM ran slower
+    than 1 at two) is kept for formats without one. IF4's, NVINT4's, FP6's and MXINT8's choices are not
+    measured: FP6 at mt = 16, r = 2 takes 112 registers, MXINT8 123, no spills."""
     if fast_e2m1(w_format):
         return 4 if mt == 8 else 2
-    return 2 if _fast8(w_format) or fast_if4(w_format) else 1
+    return 2 if _fast8(w_format) or fast_tab4(w_format) else 1
 
 
 def dec_rows(n: int, w_format: str, mt: int) -> int:
@@ -363,8 +366,8 @@ class DecSplit(_Decode):
         return DECS_KT * self.mt * DECS_ROW
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_if4(self.w_format),
-                         fp6=fast_fp6(self.w_format))
+        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_tab4(self.w_format),
+                         fp6=fast_fp6(self.w_format), int8=fast_int8(self.w_format))
 
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
@@ -593,8 +596,8 @@ class RDec(Kernel):
         return (ops.cdiv(n, RDEC_ROWS), ops.cdiv(m, self.na), self.s)
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), group=RDEC_ROWS // 16, if4=fast_if4(self.w_format),
-                         fp6=fast_fp6(self.w_format))
+        return Fragments(e2m1=fast_e2m1(self.w_format), group=RDEC_ROWS // 16, if4=fast_tab4(self.w_format),
+                         fp6=fast_fp6(self.w_format), int8=fast_int8(self.w_format))
 
     @property
     def _stage(self) -> int:
@@ -604,9 +607,9 @@ class RDec(Kernel):
 
     @property
     def slots(self) -> int:
-        """The ring's stages: as many as shared memory holds beside the decode's table (1 KB, IF4's 4 KB:
+        """The ring's stages: as many as shared memory holds beside the decode's table (1 KB, IF4's and NVINT4's 4 KB:
         DecLut), at most RDEC_MAX_SLOTS."""
-        table = 4096 if fast_if4(self.w_format) else 1024
+        table = 4096 if fast_tab4(self.w_format) else 2048 if fast_int8(self.w_format) else 1024
         return min(RDEC_MAX_SLOTS, (SMEM_MAX - table - 16 * RDEC_MAX_SLOTS) // self._stage)
 
     @property

@@ -151,15 +151,15 @@ FRAG_R, FRAG_K = 16, 64
 # `((w >> 4) & 0x00C000C0) | ((w >> 5) & 0x01000100) | ((w << 1) & 0x80008000)`, M = 0x81C081C0.
 E2M1_BITS = (((6, 7, 8, 15), (22, 23, 24, 31)), ((3, 4, 5, 12), (19, 20, 21, 28)),
              ((0, 1, 2, 9), (16, 17, 18, 25)), ((10, 11, 13, 14), (26, 27, 29, 30)))
-# The IF4 variant: every block's codes as sign-magnitude nibbles (an INT block's two's complement
-# q in [-7, 7] re-encoded, `if4_sign_magnitude`), so that FP and INT blocks alike decode as
+# The IF4 variant (also NVINT4's): every block's codes as sign-magnitude nibbles (an INT block's two's
+# complement q in [-7, 7] re-encoded, `if4_sign_magnitude`), so that FP and INT blocks alike decode as
 # sign(c) x T[|c|] with a table T of 8 bf16 magnitudes per scale byte (mxc_sm90.cuh, `if4_table`);
 # code (register j, half h)'s bits (magnitude 0, 1, 2, sign) at IF4_BITS[j][h]. The magnitudes of
 # row g's codes (registers 0, 2) fill nibbles 0..3 of the step's word, row g + 8's (registers 1, 3)
 # nibbles 4..7, bits 0..2 of each; the signs fill the nibbles' top bits, row g's at 7, 15, 23, 31 and
 # row g + 8's at 3, 11, 19, 27. The decode (`frag_steps`): z = w & 0x77777777 and z >> 16 are the
 # byte selectors (prmt) of rows g and g + 8 into their tables' low and high bytes; the high bytes take
-# the signs by `| (w & 0x80808080)` and `| ((w << 4) & 0x80808080)`; prmt 0x5140 / 0x7362 interleave
+# the signs by `^ (w & 0x80808080)` and `^ ((w << 4) & 0x80808080)`; prmt 0x5140 / 0x7362 interleave
 # low and high bytes into registers 0 and 2 (row g) or 1 and 3 (row g + 8).
 IF4_BITS = (((0, 1, 2, 7), (4, 5, 6, 15)), ((16, 17, 18, 3), (20, 21, 22, 11)),
             ((8, 9, 10, 23), (12, 13, 14, 31)), ((24, 25, 26, 19), (28, 29, 30, 27)))
@@ -304,15 +304,17 @@ def _scatter_kind(scatter: bool | str) -> str | None:
     return kind
 
 
-def _block_flags(scales: torch.Tensor, r: int, k: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(INT flag, NaN scale) per element [r, k] of IF4 scale bytes [r, ceil(k / block)] (UE4M3 NaN: 0x7F)."""
+def _block_flags(scales: torch.Tensor, r: int, k: int, block: int,
+                 all_int: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(INT flag, NaN scale) per element [r, k] of IF4 scale bytes [r, ceil(k / block)] (UE4M3 NaN: 0x7F, 0xFF;
+    `all_int`: NVINT4, every block INT, bit 7 the scale's sign)."""
     if scales.dim() != 2 or scales.shape[0] != r or scales.shape[1] * block < k:
         raise ValueError(f"IF4 scales of shape {tuple(scales.shape)} do not cover codes [{r}, {k}] in blocks of {block}")
     per = scales.to(torch.int64).repeat_interleave(block, 1)[:, :k]
-    return (per & 0x80) != 0, (per & 0x7F) == 0x7F
+    return ((per & 0x80) != 0) | all_int, (per & 0x7F) == 0x7F
 
 
-def if4_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: int) -> torch.Tensor:
+def if4_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: int, all_int: bool = False) -> torch.Tensor:
     """IF4 codes [R, K] (numerics': E2M1 nibbles in FP blocks, two's complement in INT blocks, INT flag in
     bit 7 of the scale byte [R, ceil(K / block)]) -> sign-magnitude nibbles in every block, as the IF4
     fragments hold them (IF4_BITS). The value of code (s, m) is then sign s times the block's table entry
@@ -320,30 +322,57 @@ def if4_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: int) ->
     0xFF) decodes to the same NaN, which a sign bit would flip: those blocks keep their nibbles' low three
     bits only (and come back from `if4_from_sign_magnitude` so; numerics gives such blocks zero codes). An
     INT code -8 (two's complement 0x8, never produced: q is clamped to [-7, 7]) has no sign-magnitude
-    nibble: ValueError."""
+    nibble: ValueError. `all_int`: NVINT4's codes (every block INT, two's complement in [-7, 7]; the same table
+    decode, its table m x the UE4M3 scale, negative for scale bytes >= 0x80: the kernel flips signs by XOR)."""
     if codes.dim() != 2 or codes.dtype != torch.uint8:
         raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
     r, k = codes.shape
-    is_int, nan = _block_flags(scales, r, k, block)
+    is_int, nan = _block_flags(scales, r, k, block, all_int)
     c = codes.to(torch.int64) & 0xF
     bad = is_int & ~nan & (c == 8)
     if bad.any():
         row, col = (int(v) for v in bad.nonzero()[0])
-        raise ValueError(f"IF4 INT block holds the code -8 (weight [{row}, {col}]): the format's INT codes are "
+        what = "NVINT4 code" if all_int else "IF4 INT block holds the code"
+        raise ValueError(f"{what} -8 (weight [{row}, {col}]): the format's INT codes are "
                          "-7..7 and the kernels' sign-magnitude decode has no -8")
     sm = torch.where(is_int & (c >= 8), 8 | (16 - c), c)  # q < 0: sign bit and |q|
     return torch.where(nan, c & 7, sm).to(torch.uint8)
 
 
-def if4_from_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: int) -> torch.Tensor:
+def if4_from_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: int,
+                            all_int: bool = False) -> torch.Tensor:
     """The inverse of if4_sign_magnitude: INT blocks' nibbles back to two's complement (NaN blocks' codes as
     stored: their low three bits)."""
     r, k = codes.shape
-    is_int, nan = _block_flags(scales, r, k, block)
+    is_int, nan = _block_flags(scales, r, k, block, all_int)
     c = codes.to(torch.int64)
     mag = c & 7
     tc = torch.where((c & 8) != 0, (16 - mag) & 0xF, mag)  # -|q| in two's complement (a -0 never written: 0)
     return torch.where(is_int & ~nan, tc, c).to(torch.uint8)
+
+
+def int8_sign_magnitude(codes: torch.Tensor) -> torch.Tensor:
+    """MXINT8 codes [R, K] (two's complement bytes, value q / 64) -> sign-magnitude bytes (bit 7 the sign,
+    bits 0..6 |q|), as the MXINT8 fragments hold them (in the plain 8-bit fragment order): the dec kernels
+    decode |q| by bf16 128 + |q| (0x4300 | |q|) and one FMA (mxc_sm90.cuh, `int8_factors`). q = -128 (0x80,
+    which FORMATS.md's decode accepts as -2.0 but numerics' encode never writes: it clamps to [-127, 127])
+    has no 7-bit magnitude: ValueError naming the weight."""
+    if codes.dim() != 2 or codes.dtype != torch.uint8:
+        raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
+    c = codes.to(torch.int64)
+    bad = c == 0x80
+    if bad.any():
+        row, col = (int(v) for v in bad.nonzero()[0])
+        raise ValueError(f"MXINT8 code -128 (0x80, weight [{row}, {col}]): the format's encode writes -127..127 "
+                         "and the kernels' sign-magnitude decode has no -128")
+    return torch.where(c >= 0x80, 0x80 | (0x100 - c), c).to(torch.uint8)
+
+
+def int8_from_sign_magnitude(codes: torch.Tensor) -> torch.Tensor:
+    """The inverse of int8_sign_magnitude (a -0 byte, 0x80, never written: read as 0)."""
+    c = codes.to(torch.int64)
+    m = c & 0x7F
+    return torch.where((c & 0x80) != 0, (0x100 - m) & 0xFF, m).to(torch.uint8)
 
 
 def frag_codes(codes: torch.Tensor, bits: int, scatter: bool | str = False, group: int = 1) -> torch.Tensor:

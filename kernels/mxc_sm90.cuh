@@ -19,7 +19,7 @@
 //           memory; partial sums to a workspace, `dsum` adds them, the bias and the epilogue.
 //   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
 //           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
-//           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops, IF4 by table lookups.
+//           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops, IF4 and NVINT4 by table lookups.
 //   rdec    weight-only (and MXFP8 x MXFP8 after tileq), 17 <= M < PREFILL_MIN_M: the fragment tiles
 //           decoded in registers into wgmma's A operand, warp-specialized (mxc_sm90_prefill.cuh).
 //   tilea + wdec + hgemm  prefill: both operands to bf16 tiles once per call, then a
@@ -270,10 +270,12 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
   return r;
 }
 
-// IF4's table for scale byte c (FP and INT blocks alike): the bf16 bits of F::elem(m, c) x F::scale(c), the
-// values of codes of magnitude m = 0..7 (E2M1's in an FP block, m x 6/7 in an INT block, times the scale),
-// computed by the float decode's own operations, so that the table decode equals it bit for bit (a code's
-// value is sign x its magnitude's: the float operations and RNE are sign-symmetric). As four words of bytes
+// The table of a TAB4 format (IF4, NVINT4) for scale byte c (IF4's FP and INT blocks alike): the bf16 bits of
+// F::elem(m, c) x F::scale(c), the values of codes of magnitude m = 0..7 (E2M1's in an IF4 FP block, m x 6/7
+// in an IF4 INT block, m in NVINT4, times the scale), computed by the float decode's own operations, so that
+// the table decode equals it bit for bit (a code's value is its magnitude's with the sign flipped for a
+// negative code: the float operations and RNE are sign-symmetric, also for NVINT4's negative scale bytes
+// >= 0x80 and a zero scale's signed zeros). As four words of bytes
 // for prmt: {low bytes of m = 0..3, low bytes of 4..7, high bytes of 0..3, high bytes of 4..7}.
 template <class F>
 __device__ __forceinline__ uint4 if4_table(uint32_t c) {
@@ -283,6 +285,22 @@ __device__ __forceinline__ uint4 if4_table(uint32_t c) {
   for (int i = 0; i < 4; ++i) p[i] = pack_bf16(F::elem(2 * i, c) * s, F::elem(2 * i + 1, c) * s);
   return make_uint4(__byte_perm(p[0], p[1], 0x6420), __byte_perm(p[2], p[3], 0x6420),
                     __byte_perm(p[0], p[1], 0x7531), __byte_perm(p[2], p[3], 0x7531));
+}
+
+// MXINT8's table entry for E8M0 scale byte c: {2^(c-133), -2^(c-126)} as bf16x2 factors of the FMA that turns
+// bf16 128 + m (0x4300 | m, m = |q| in 0..127) into m x 2^-6 x 2^(c-127) exactly, for 7 <= c <= 253 (both
+// factors and every nonzero result bf16 normals); {0, 0} marks the other bytes (c < 7: subnormal results,
+// c = 254: -2^128, c = 255: NaN), whose tiles take the float decode.
+template <class F>
+__device__ __forceinline__ uint2 int8_factors(uint32_t c) {
+  if (c < 7 || c > 253) return make_uint2(0u, 0u);
+  return make_uint2(((c - 6) << 7) * 0x10001u, (0x8000u | ((c + 1) << 7)) * 0x10001u);
+}
+
+__device__ __forceinline__ uint32_t bf16x2_fma(uint32_t a, uint32_t b, uint32_t c) {
+  __nv_bfloat162 r = __hfma2(*reinterpret_cast<__nv_bfloat162*>(&a), *reinterpret_cast<__nv_bfloat162*>(&b),
+                             *reinterpret_cast<__nv_bfloat162*>(&c));
+  return *reinterpret_cast<uint32_t*>(&r);
 }
 
 // FP6 (E2M3 E = 4, E3M2 E = 5) register K (0..15) of a fragment tile's 4 MMA steps (K = 4 x step + j) from a
@@ -306,16 +324,18 @@ __device__ __forceinline__ uint32_t fp6_reg(const uint32_t* w) {
 }
 
 // The dec kernels' shared table (one entry per scale code, built at the kernel's start): dec_factor's bf16x2
-// factor (E2M1, FP8, FP6; 256 words) or IF4's if4_table (1024 words, 16 bytes per scale byte).
+// factor (E2M1, FP8, FP6; 256 words), the TAB4 formats' (IF4, NVINT4) if4_table (1024 words, 16 bytes per
+// scale byte) or MXINT8's int8_factors (512 words).
 template <class F>
 struct DecLut {
-  static constexpr bool USED = F::E2M1 || F::F8 || F::FP6 || F::IF4;
-  static constexpr int WORDS = F::IF4 ? 1024 : 256;
+  static constexpr bool USED = F::E2M1 || F::F8 || F::FP6 || F::TAB4 || F::I8;
+  static constexpr int WORDS = F::TAB4 ? 1024 : F::I8 ? 512 : 256;
 };
 
 template <class F>
 __device__ __forceinline__ void dec_lut_fill(uint32_t* lut, uint32_t c) {
-  if constexpr (F::IF4) reinterpret_cast<uint4*>(lut)[c] = if4_table<F>(c);
+  if constexpr (F::TAB4) reinterpret_cast<uint4*>(lut)[c] = if4_table<F>(c);
+  else if constexpr (F::I8) reinterpret_cast<uint2*>(lut)[c] = int8_factors<F>(c);
   else if constexpr (F::E2M1 || F::F8 || F::FP6) lut[c] = dec_factor<F>(c);
 }
 
@@ -467,18 +487,54 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
     step(std::integral_constant<int, 1>{});
     step(std::integral_constant<int, 2>{});
     step(std::integral_constant<int, 3>{});
-  } else if constexpr (F::IF4) {
-    // IF4 by table lookups (mxc.kernels.layouts.IF4_BITS): the step's word holds row g's magnitudes in
-    // nibbles 0..3 (codes 0, 4, 2, 6: registers 0 and 2), row g + 8's in nibbles 4..7 (codes 1, 5, 3, 7),
+  } else if constexpr (F::I8) {
+    // MXINT8 (sign-magnitude bytes, mxc.kernels.layouts.int8_sign_magnitude; FP8's byte order): register j's
+    // codes j and j + 4 each in both bytes of their half (PRMT), the magnitudes under bf16 128's exponent
+    // (0x4300 | m: 128 + m exactly), one FMA by int8_factors makes m x 2^-6 x scale exactly, the signs
+    // (bits 15, 31 of the PRMT) ORed in. A tile where any lane's scale byte has no factors (int8_factors)
+    // takes the float decode of the same bytes (F::elem of the two's complement code, x F::scale).
+    const uint2 fg = reinterpret_cast<const uint2*>(lut)[sc[0]], fh = reinterpret_cast<const uint2*>(lut)[sc[1]];
+    const bool flt = __any_sync(0xffffffffu, fg.x == 0u || fh.x == 0u);
+    const uint32_t mul[2] = {fg.x, fh.x}, add[2] = {fg.y, fh.y};
+    if (flt) {
+      const float sf[2] = {F::scale(sc[0]), F::scale(sc[1])};
+#pragma unroll
+      for (int st = 0; st < 4; ++st) {
+        uint32_t a[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {  // bytes j, j + 4 of the step: sign-magnitude -> two's complement
+          const uint32_t b0 = (raw.w[2 * st] >> (8 * j)) & 0xFFu, b1 = (raw.w[2 * st + 1] >> (8 * j)) & 0xFFu;
+          const uint32_t q0 = (b0 & 0x80u) ? (0x100u - (b0 & 0x7Fu)) & 0xFFu : b0;
+          const uint32_t q1 = (b1 & 0x80u) ? (0x100u - (b1 & 0x7Fu)) & 0xFFu : b1;
+          a[j] = pack_bf16(F::elem(q0, sc[j & 1]) * sf[j & 1], F::elem(q1, sc[j & 1]) * sf[j & 1]);
+        }
+        mma(st, a);
+      }
+    } else {
+#pragma unroll
+      for (int st = 0; st < 4; ++st) {
+        uint32_t a[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const uint32_t h = prmt(raw.w[2 * st], raw.w[2 * st + 1], (j * 0x11u) | ((4 + j) * 0x1100u));
+          a[j] = bf16x2_fma((h & 0x007F007Fu) | 0x43004300u, mul[j & 1], add[j & 1]) | (h & 0x80008000u);
+        }
+        mma(st, a);
+      }
+    }
+  } else if constexpr (F::TAB4) {
+    // IF4 and NVINT4 by table lookups (mxc.kernels.layouts.IF4_BITS): the step's word holds row g's magnitudes
+    // in nibbles 0..3 (codes 0, 4, 2, 6: registers 0 and 2), row g + 8's in nibbles 4..7 (codes 1, 5, 3, 7),
     // their signs in the nibbles' top bits. z (and z >> 16) pick each code's low and high byte from its
-    // row's table (prmt reads selector bits 0..15), the high bytes take the signs at their bit 7, and two
-    // prmt per row interleave low and high bytes into the bf16 pairs: value = sign x table[magnitude].
+    // row's table (prmt reads selector bits 0..15), the signs flip the high bytes' bit 7 (XOR: NVINT4's
+    // table is negative for scale bytes >= 0x80; IF4's never is), and two prmt per row interleave low and
+    // high bytes into the bf16 pairs: value = sign x table[magnitude].
     const uint4 tg = reinterpret_cast<const uint4*>(lut)[sc[0]], th = reinterpret_cast<const uint4*>(lut)[sc[1]];
 #pragma unroll
     for (int st = 0; st < 4; ++st) {
       const uint32_t w = raw.w[st], z = w & 0x77777777u, zh = z >> 16;
-      const uint32_t lg = prmt(tg.x, tg.y, z), hg = prmt(tg.z, tg.w, z) | (w & 0x80808080u);
-      const uint32_t lh = prmt(th.x, th.y, zh), hh = prmt(th.z, th.w, zh) | ((w << 4) & 0x80808080u);
+      const uint32_t lg = prmt(tg.x, tg.y, z), hg = prmt(tg.z, tg.w, z) ^ (w & 0x80808080u);
+      const uint32_t lh = prmt(th.x, th.y, zh), hh = prmt(th.z, th.w, zh) ^ ((w << 4) & 0x80808080u);
       const uint32_t a[4] = {prmt(lg, hg, 0x5140), prmt(lh, hh, 0x5140), prmt(lg, hg, 0x7362), prmt(lh, hh, 0x7362)};
       mma(st, a);
     }

@@ -118,6 +118,21 @@ def fast_if4(fmt: str) -> bool:
     return get_format(fmt).choice == "if4"
 
 
+def fast_tab4(fmt: str) -> bool:
+    """Whether the dec kernels decode the format's 4-bit codes by table lookups (sign x a per-scale-byte table
+    of 8 bf16 magnitudes, from the sign-magnitude IF4 fragment layout): IF4 (FP and INT blocks alike) and
+    NVINT4 (INT4 in [-7, 7], UE4M3 scales: its two's complement codes re-encoded)."""
+    f = get_format(fmt)
+    return fast_if4(fmt) or (f.element.name == "int4" and f.scale.name == "ue4m3" and f.choice is None)
+
+
+def fast_int8(fmt: str) -> bool:
+    """Whether the dec kernels decode the format's elements by integer ops and one bf16 FMA from sign-magnitude
+    bytes (`layouts.int8_sign_magnitude`): MXINT8 (INT8 q / 64, E8M0 scales)."""
+    f = get_format(fmt)
+    return f.element.name == "int8" and f.scale.name == "e8m0"
+
+
 def fast_fp6(fmt: str) -> bool:
     """Whether the dec kernels decode the format's elements by integer ops from the FP6 fragment layout
     (`layouts.fp6_bits`): FP6 (E2M3, E3M2) with E8M0 scales."""
@@ -138,19 +153,22 @@ class Fragments:
     """The decode kernels' weight layout: 16 x 64 tiles in the order of the A fragments of mma.sync
     (and of wgmma with A in registers), scales per tile (`layouts.frag_codes`); `e2m1`: each MMA step's
     eight codes bit-scattered into the positions the integer decode reads (`layouts.E2M1_BITS`); `if4`:
-    IF4's codes sign-magnitude in every block (`layouts.if4_sign_magnitude`), bit-scattered into the
+    IF4's or NVINT4's codes sign-magnitude in every block (`layouts.if4_sign_magnitude`), bit-scattered into the
     positions its table decode reads (`layouts.IF4_BITS`); `fp6`: FP6 codes in the positions its integer
-    decode reads (`layouts.fp6_bits`, by the element's mantissa bits); `group`: that many row tiles side
-    by side per K tile (rdec: a CTA's 128 rows in one copy)."""
+    decode reads (`layouts.fp6_bits`, by the element's mantissa bits); `int8`: MXINT8's codes sign-magnitude
+    (`layouts.int8_sign_magnitude`), bytes where the plain layout has them; `group`: that many row tiles
+    side by side per K tile (rdec: a CTA's 128 rows in one copy)."""
 
     e2m1: bool = False
     group: int = 1
     if4: bool = False
     fp6: bool = False
+    int8: bool = False
 
     @property
     def suffix(self) -> str:
         return ("f16x64" + ("e" if self.e2m1 else "") + ("i" if self.if4 else "") + ("s" if self.fp6 else "")
+                + ("m" if self.int8 else "")
                 + (f"g{self.group}" if self.group > 1 else ""))
 
     def sizes(self, fmt: str, rows: int, k: int) -> tuple[int, int]:
@@ -165,7 +183,9 @@ class Fragments:
 
         f = get_format(fmt)
         if self.if4:
-            codes = layouts.if4_sign_magnitude(codes, scales, f.block_size)
+            codes = layouts.if4_sign_magnitude(codes, scales, f.block_size, all_int=not fast_if4(fmt))
+        if self.int8:
+            codes = layouts.int8_sign_magnitude(codes)
         scatter = "if4" if self.if4 else f"fp6m{f.element.mbits}" if self.fp6 else self.e2m1
         return (layouts.frag_codes(codes, f.element.bits, scatter=scatter, group=self.group),
                 layouts.frag_scales(scales, k, f.block_size, one_code(f), group=self.group))
@@ -179,10 +199,12 @@ def layout_recipe(layout: WeightLayout) -> dict:
     if isinstance(layout, Tiles):
         return {"tiles": layout.ue}
     return {"fragments": layout.e2m1, **({"group": layout.group} if layout.group > 1 else {}),
-            **({"if4": True} if layout.if4 else {}), **({"fp6": True} if layout.fp6 else {})}
+            **({"if4": True} if layout.if4 else {}), **({"fp6": True} if layout.fp6 else {}),
+            **({"int8": True} if layout.int8 else {})}
 
 
 def layout_of(recipe: dict) -> WeightLayout:
     if "tiles" in recipe:
         return Tiles(recipe["tiles"])
-    return Fragments(recipe["fragments"], recipe.get("group", 1), recipe.get("if4", False), recipe.get("fp6", False))
+    return Fragments(recipe["fragments"], recipe.get("group", 1), recipe.get("if4", False), recipe.get("fp6", False),
+                     recipe.get("int8", False))

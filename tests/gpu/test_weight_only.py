@@ -2,8 +2,8 @@
 (bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
 (`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17, `tilea` + `wdec` + `hgemm` from
 PREFILL_MIN_M) against the float64 reference, K not a multiple of the block; `rdec` at every tile of x;
-IF4's table decode and FP6's integer decode (dec1, dec, decs, rdec) at every scale byte and code, bit for
-bit."""
+IF4's and NVINT4's table decode and FP6's and MXINT8's integer decodes (dec1, dec, decs, rdec) at every
+scale byte and code, bit for bit."""
 
 from __future__ import annotations
 
@@ -97,6 +97,53 @@ def test_decode_bf16_if4_every_code(gpu, kernels):
     differ = got != ref
     assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
                                    f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+
+
+def _nvint4_every_code(n: int = 48, k: int = 96) -> "QTensor":
+    """NVINT4 weights [n, k] holding every scale byte but the NaN ones (0x00 .. 0xFE: negative scales from
+    0x80, zero 0x00 / 0x80, subnormal scales) with every code -7..7 in each block (its 16 codes a permutation
+    of 0..15, -8, which numerics never writes, replaced by 0), and in the last row the NaN scale bytes 0x7F
+    and 0xFF; tensor scale 1."""
+    g = torch.Generator().manual_seed(8)
+    kb = k // 16
+    extra = n * kb - 254
+    finite = torch.tensor([c for c in range(256) if c & 0x7F != 0x7F])
+    order = torch.cat([finite[torch.randperm(254, generator=g)],
+                       finite[torch.randint(0, 254, (extra - 2,), generator=g)], torch.tensor([0x7F, 0xFF])])
+    scales = order.to(torch.uint8).reshape(n, kb)
+    codes = torch.stack([torch.randperm(16, generator=g) for _ in range(n * kb)])
+    codes = torch.where(codes == 8, 0, codes).reshape(n, k).to(torch.uint8)
+    return QTensor(get_format("nvint4"), codes, scales, torch.tensor(1.0), (n, k), 1)
+
+
+@pytest.mark.parametrize("kernels", IF4_DECODERS)
+def test_decode_bf16_nvint4_every_code(gpu, kernels):
+    """y = I @ W^T through NVINT4's table decode (IF4's machinery, dec1, dec, decs, rdec) for every scale byte
+    and every code: bf16(float(q) x scale), bit for bit as the float decode gave it; the row with the NaN
+    scale bytes all NaN."""
+    ks = [_with_format(k, "nvint4") for k in IF4_DECODERS[kernels]]
+    q = _nvint4_every_code()
+    k = q.shape[1]
+    ref = bf16_weights(q, k).float()
+    gpu.require(ks)
+    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    assert got[-1].isnan().all() and not ref[:-1].isnan().any()
+    got, ref = got[:-1], ref[:-1]
+    differ = got != ref
+    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
+                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+
+
+def _with_format(kernel, fmt: str):
+    """A decoder of IF4_DECODERS for another weight format (r clamped to dec_max_rows)."""
+    import dataclasses
+
+    if not hasattr(kernel, "w_format"):
+        return kernel
+    kernel = dataclasses.replace(kernel, w_format=fmt)
+    if isinstance(kernel, Dec):
+        kernel = dataclasses.replace(kernel, r=min(kernel.r, dec_max_rows(fmt, kernel.mt)))
+    return kernel
 
 
 FP6_FORMATS = ("mxfp6_e2m3", "mxfp6_e3m2")
@@ -294,3 +341,49 @@ def test_linear_rdec(gpu, record_property, fmt, m, s):
     na = 64 if m <= 64 else 256
     _check_bf16_linear(gpu, record_property, _rdec(fmt, na, s, bias=True), fmt, m, n=300)
 
+
+
+def _int8_every_code(k: int = 64) -> tuple["QTensor", int]:
+    """MXINT8 weights [n, 64] holding every scale byte 0x00 .. 0xFE with every code -127..127 (each byte in 8
+    blocks whose 256 codes are a permutation of 0..255, -128 = 0x80, which numerics never writes, replaced by
+    0): first the bytes 7..253 (dec's FMA decode; padded to whole 16-row tiles with zero blocks of scale 1),
+    then 0..6 and 254 (whose tiles take the float decode: bf16 subnormal products, 2^127), then rows of the
+    NaN byte 0xFF (a partial row tile). Returns the weights and the number of finite rows."""
+    g = torch.Generator().manual_seed(12)
+    kb = k // 32
+
+    def rows(bytes_, pad=True):
+        blocks = []
+        for c in bytes_:
+            perm = torch.randperm(256, generator=g)
+            perm = torch.where(perm == 0x80, 0, perm)
+            blocks += [(c, b) for b in perm.reshape(8, 32)]
+        while pad and len(blocks) % (16 * kb):
+            blocks.append((127, torch.zeros(32, dtype=torch.int64)))
+        sc = torch.tensor([c for c, _ in blocks], dtype=torch.uint8).reshape(-1, kb)
+        cd = torch.stack([b for _, b in blocks]).to(torch.uint8).reshape(-1, kb * 32)
+        return cd, sc
+
+    parts = [rows(list(range(7, 254))), rows(list(range(7)) + [254]), rows([0xFF], pad=False)]
+    fin = parts[0][0].shape[0] + parts[1][0].shape[0]
+    codes, scales = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    return QTensor(get_format("mxint8"), codes, scales, None, (codes.shape[0], k), 1), fin
+
+
+@pytest.mark.parametrize("kernels", list(_fp6_decoders("mxint8")))
+def test_decode_bf16_int8_every_code(gpu, kernels):
+    """y = I @ W^T through MXINT8's integer decode (dec1, dec, decs, rdec; the float decode for tiles holding a
+    scale byte outside 7..253) for every scale byte and every code: bf16(q / 64 x scale), bit for bit (scale
+    bytes < 7: bf16 subnormal products); the NaN scale byte's rows all NaN."""
+    ks = _fp6_decoders("mxint8")[kernels]
+    q, fin = _int8_every_code()
+    k = q.shape[1]
+    ref = bf16_weights(q, k).float()
+    assert ref[:fin].isfinite().all() and ((ref[:fin].abs() < 2.0 ** -126) & (ref[:fin] != 0)).any()
+    gpu.require(ks)
+    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    assert got[fin:].isnan().all()
+    got, ref = got[:fin], ref[:fin]
+    differ = got != ref
+    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
+                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")

@@ -16,7 +16,7 @@ import pytest
 
 from mxc.kernels import Kernel, build, every_kernel
 from mxc.kernels.codegen import format_struct
-from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6
+from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6, fast_int8, fast_tab4
 from mxc.numerics.formats import FORMATS
 
 from test_targets import sel
@@ -71,9 +71,9 @@ def assembled(kernels: list[Kernel]) -> tuple[str, dict[str, str]]:
 
 
 def _check_if4_table_decode(name: str, code: str) -> None:
-    """IF4 in dec / decs / rdec: the table decode (mxc_sm90.cuh frag_steps), whose bf16 pairs are interleaved
-    by prmt 0x5140 / 0x7362 (16 per fragment tile decoded), with no int-to-float or float-to-float
-    conversion (the float decode converts the INT blocks' codes)."""
+    """IF4 and NVINT4 in dec / decs / rdec: the table decode (mxc_sm90.cuh frag_steps), whose bf16 pairs are
+    interleaved by prmt 0x5140 / 0x7362 (16 per fragment tile decoded), with no int-to-float or float-to-float
+    conversion (the float decode converts the INT codes)."""
     interleaves = len(re.findall(r"PRMT R\d+, R\d+(?:\.reuse)?, 0x(?:5140|7362), R\d+", code))
     assert interleaves >= 16, f"{name}: IF4 not decoded by table lookups"
     assert "I2F" not in code and "F2F." not in code, f"{name}: a float conversion in IF4's table decode"
@@ -88,6 +88,15 @@ def _check_fp6_integer_decode(name: str, code: str, kind: str) -> None:
     assert "I2F" not in code and "F2F." not in code, f"{name}: a float conversion in FP6's integer decode"
     if kind in ("dec", "decs"):
         assert len(re.findall(r"\bFMUL\b", code)) < 32, f"{name}: float multiplies per code in FP6's decode"
+
+
+def _check_int8_integer_decode(name: str, code: str) -> None:
+    """MXINT8 in dec / decs / rdec: the integer decode (mxc_sm90.cuh frag_steps' I8 branch), one bf16 FMA with
+    the scale byte's two factors per register (HFMA2.BF16 with two register operands: 16 per fragment tile
+    decoded). The float decode of tiles with a scale byte outside 7..253 (a warp-uniform branch) keeps I2F
+    and FMUL in the kernel, so those are not counted."""
+    fma = len(re.findall(r"HFMA2\.BF16_V2 R\d+, R\d+, R\d+(?:\.reuse)?, R\d+", code))
+    assert fma >= 16, f"{name}: MXINT8 not decoded by integer ops and a bf16 FMA ({fma} HFMA2.BF16)"
 
 
 @needs_nvcc
@@ -111,24 +120,28 @@ def test_every_kernel_assembles_for_sm90a(chunk):
             assert "UBLKCP.S.G" in code, k.name
             if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
                 assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
-            if FORMATS[k.w_format].choice == "if4":
+            if fast_tab4(k.w_format):
                 _check_if4_table_decode(k.name, code)
             if fast_fp6(k.w_format):
                 _check_fp6_integer_decode(k.name, code, k.kind)
+            if fast_int8(k.w_format):
+                _check_int8_integer_decode(k.name, code)
         if k.kind in ("bsmma", "bsdec", "hgemm"):  # bulk copies (the TMA engine) into a ring of slots
             assert "UBLKCP.S.G" in code, k.name
         # a call inside the pipeline (printf: C7510) or registers of a wgmma written while one runs (C7513)
         # make ptxas serialize the kernel's wgmmas
         assert not re.search(rf"C751\d.*'{k.name}'", log), f"{k.name}: wgmma serialized, ptxas says:\n{log}"
         if k.kind in ("dec", "decs"):  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16 multiplies,
-            # IF4 by table lookups
+            # IF4 and NVINT4 by table lookups
             assert "HMMA.16816.F32.BF16" in code, k.name
             if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
                 assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
-            if FORMATS[k.w_format].choice == "if4":
+            if fast_tab4(k.w_format):
                 _check_if4_table_decode(k.name, code)
             if fast_fp6(k.w_format):
                 _check_fp6_integer_decode(k.name, code, k.kind)
+            if fast_int8(k.w_format):
+                _check_int8_integer_decode(k.name, code)
         else:
             assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
         assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"

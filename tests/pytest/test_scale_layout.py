@@ -280,19 +280,24 @@ def _bf16_bits(v: torch.Tensor) -> torch.Tensor:
     return v.bfloat16().view(torch.int16).to(torch.int64) & 0xFFFF
 
 
-def _if4_table(scale_bytes: torch.Tensor) -> torch.Tensor:
+def _if4_table(scale_bytes: torch.Tensor, fmt: str = "if4") -> torch.Tensor:
     """mxc_sm90.cuh `if4_table`, emulated: per scale byte c the four words {low bytes of magnitudes 0..3, of
     4..7, high bytes of 0..3, of 4..7} of bf16(F::elem(m, c) x F::scale(c)): the f32 operations of the
-    format struct (codegen.format_struct), e2m1(m) in an FP block, float(m) x float32(6/7) in an INT one."""
+    format struct (codegen.format_struct), e2m1(m) in an FP block, float(m) x float32(6/7) in an INT one;
+    NVINT4 (fmt): float(m) x the UE4M3 scale (bit 7 its sign, as the kernel's minifloat reads it)."""
     from mxc.numerics.elements import decode, decode_table
     from mxc.numerics.formats import E2M1, E4M3
     from mxc.numerics.quantize import IF4_INT_STEP
 
     c = scale_bytes.to(torch.int64).unsqueeze(-1)
-    s = decode((c & 0x7F).to(torch.uint8), E4M3)
     m = torch.arange(8)
-    elem = torch.where((c & 0x80) != 0, m.float() * torch.tensor(IF4_INT_STEP, dtype=torch.float32),
-                       decode_table(E2M1)[m])
+    if fmt == "nvint4":
+        s = decode(c.to(torch.uint8), E4M3)
+        elem = m.float()
+    else:
+        s = decode((c & 0x7F).to(torch.uint8), E4M3)
+        elem = torch.where((c & 0x80) != 0, m.float() * torch.tensor(IF4_INT_STEP, dtype=torch.float32),
+                           decode_table(E2M1)[m])
     bits = _bf16_bits(elem * s)  # [..., 8]
     words = []
     for shift in (0, 8):
@@ -301,7 +306,7 @@ def _if4_table(scale_bytes: torch.Tensor) -> torch.Tensor:
     return torch.stack(words, -1)  # [..., 4]: x, y, z, w
 
 
-def _dec_if4_emulated(frag: torch.Tensor, fs: torch.Tensor, r: int, k: int) -> torch.Tensor:
+def _dec_if4_emulated(frag: torch.Tensor, fs: torch.Tensor, r: int, k: int, fmt: str = "if4") -> torch.Tensor:
     """What frag_steps' IF4 branch puts in the A registers, as bf16 bits [r, k] (padding dropped): per tile,
     lane and step the word w of the fragment tile and the lane's scale bytes (rows g, g + 8) as dec reads
     them, the table rows of those bytes, and the kernel's shifts, masks and prmt."""
@@ -312,14 +317,14 @@ def _dec_if4_emulated(frag: torch.Tensor, fs: torch.Tensor, r: int, k: int) -> t
     lane = torch.arange(32)
     g, t = lane // 4, lane % 4
     scg, sch = sc[:, :, g, t, 0], sc[:, :, g, t, 1]  # [rt, kt, lane]: 16-blocks, block t
-    tg, th = _if4_table(scg).unsqueeze(-2), _if4_table(sch).unsqueeze(-2)  # [rt, kt, lane, 1, 4]
+    tg, th = _if4_table(scg, fmt).unsqueeze(-2), _if4_table(sch, fmt).unsqueeze(-2)  # [rt, kt, lane, 1, 4]
     w = words
     z = w & 0x77777777
     zh = z >> 16
     lg = _prmt(tg[..., 0], tg[..., 1], z)
-    hg = _prmt(tg[..., 2], tg[..., 3], z) | (w & 0x80808080)
+    hg = _prmt(tg[..., 2], tg[..., 3], z) ^ (w & 0x80808080)
     lh = _prmt(th[..., 0], th[..., 1], zh)
-    hh = _prmt(th[..., 2], th[..., 3], zh) | ((w << 4) & 0x80808080)
+    hh = _prmt(th[..., 2], th[..., 3], zh) ^ ((w << 4) & 0x80808080)
     a = [_prmt(lg, hg, 0x5140), _prmt(lh, hh, 0x5140), _prmt(lg, hg, 0x7362), _prmt(lh, hh, 0x7362)]
     out = torch.zeros(rt * 16, kt * 64, dtype=torch.int64)
     s_idx = torch.arange(4)
@@ -438,6 +443,98 @@ def test_if4_sign_magnitude_codes():
     codes[1, 5] = 8
     with pytest.raises(ValueError, match="-8"):
         if4_sign_magnitude(codes, scales, 16)
+
+
+# ---------------------------------------------------------------- NVINT4 (IF4's table decode, every block INT)
+def _nvint4_float_decode(codes: torch.Tensor, scales: torch.Tensor, k: int) -> torch.Tensor:
+    """bf16 bits of the float decode of NVINT4 (frag_steps' generic branch): pack_bf16 of F::elem x F::scale,
+    float(q) (q the two's complement nibble) times the UE4M3 scale byte's value (bit 7 its sign, 0x7F / 0xFF
+    NaN, as the kernel's minifloat and numerics' decode read it)."""
+    from mxc.numerics.elements import decode
+    from mxc.numerics.formats import E4M3
+
+    q = codes.to(torch.int64)
+    q = torch.where(q >= 8, q - 16, q).float()
+    s = decode(scales, E4M3).repeat_interleave(16, 1)[:, : q.shape[1]]
+    return _bf16_bits(q * s)[:, :k]
+
+
+def _every_nvint4_code(rows: int = 32, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """NVINT4 codes and scale bytes with every scale byte 0..255 (negative 0x80.., zero 0x00 / 0x80, the
+    smallest 0x01 = 2^-9 (its products stay bf16 normals), NaN 0x7F / 0xFF) and every code -7..7 in each
+    block (a block's 16 codes a permutation of 0..15 with -8 replaced by 0)."""
+    g = torch.Generator().manual_seed(seed)
+    nb = 256 // rows
+    scales = torch.randperm(256, generator=g).to(torch.uint8).reshape(rows, nb)
+    codes = torch.stack([torch.randperm(16, generator=g) for _ in range(256)])
+    codes = torch.where(codes == 8, 0, codes)
+    return codes.reshape(rows, nb * 16).to(torch.uint8), scales
+
+
+@pytest.mark.parametrize("r, k", [(32, 128), (23, 100)])
+def test_nvint4_table_decode_is_the_float_decode(r, k):
+    """dec's NVINT4 decode (frag_steps' TAB4 branch, IF4's table machinery with the table float(m) x scale),
+    emulated on the packed fragments: the float decode's bf16 bits for every scale byte (negative, zero,
+    tiny, NaN) and every code, odd shapes included; NaN blocks one NaN for every code."""
+    codes, scales = _every_nvint4_code()
+    codes, scales = codes[:r, :k], scales[:r, : -(-k // 16)].clone()
+    scales[0, -1], scales[1, -1] = 0x7F, 0xFF
+    frag, fs = Fragments(if4=True).pack(codes, scales, "nvint4", k)
+    got = _dec_if4_emulated(frag, fs, r, k, "nvint4")
+    ref = _nvint4_float_decode(torch.nn.functional.pad(codes, (0, -(-k // 16) * 16 - k)), scales, k)
+    nan_blocks = ((scales.to(torch.int64) & 0x7F) == 0x7F).repeat_interleave(16, 1)[:, :k]
+    assert nan_blocks.any() and (scales >= 0x80).any() and (scales == 1).any() | (r < 32)
+    ok = ~nan_blocks
+    assert torch.equal(got[ok], ref[ok]), f"{(got != ref)[ok].sum()} codes differ"
+    assert got[nan_blocks].unique().numel() == 1 and ref[nan_blocks].unique().numel() == 1
+    assert ((got[nan_blocks] & 0x7FFF) > 0x7F80).all()  # NaN (the GPU's NaN bits: the GPU test)
+
+
+def test_nvint4_table_decode_of_quantized_weights():
+    """On numerics' own NVINT4 codes (a zero block, tiny values, a NaN block, K not a multiple of 16 or 64):
+    bf16 bits equal to the float decode's, and the two's complement codes come back."""
+    from mxc.numerics import quantize
+
+    g = torch.Generator().manual_seed(6)
+    w = torch.randn(37, 150, generator=g) * torch.exp(torch.randn(37, 1, generator=g))
+    w[0, :40] = 0.0
+    w[1, :16] *= 1e-6
+    w[3, 20] = float("nan")
+    q = quantize(w, "nvint4")
+    assert ((q.scales & 0x7F) == 0x7F).sum() == 1 and (q.elements == 8).sum() == 0
+    frag, fs = Fragments(if4=True).pack(q.elements, q.scales, "nvint4", 150)
+    got = _dec_if4_emulated(frag, fs, 37, 150, "nvint4")
+    ref = _nvint4_float_decode(q.elements, q.scales, 150)
+    nan_blocks = ((q.scales.to(torch.int64) & 0x7F) == 0x7F).repeat_interleave(16, 1)[:, :150]
+    assert torch.equal(got[~nan_blocks], ref[~nan_blocks]) and got[nan_blocks].unique().numel() == 1
+    kp = q.elements.shape[1]
+    sm = unfrag_codes(frag, 37, kp, 4, scatter="if4")
+    back = if4_from_sign_magnitude(sm, unfrag_scales(fs, 37, 150, 16), 16, all_int=True)
+    nan_kp = ((q.scales.to(torch.int64) & 0x7F) == 0x7F).repeat_interleave(16, 1)[:, :kp]
+    assert torch.equal(back, torch.where(nan_kp, q.elements & 7, q.elements))
+
+
+@pytest.mark.parametrize("group", [1, 8])
+@pytest.mark.parametrize("r, k", [(16, 64), (1, 1), (33, 200), (140, 200)])
+def test_nvint4_fragment_round_trip(r, k, group):
+    """NVINT4 fragments (sign-magnitude, IF4_BITS) round trip on odd shapes, grouped or not; the code -8 (never
+    written by numerics) is refused, naming the weight."""
+    g = torch.Generator().manual_seed(r * k + group + 7)
+    kb = -(-k // 16)
+    scales = torch.randint(0, 256, (r, kb), dtype=torch.int32, generator=g).to(torch.uint8)
+    codes = torch.randint(0, 16, (r, kb * 16), dtype=torch.int32, generator=g).to(torch.uint8)
+    codes = torch.where(codes == 8, 9, codes)
+    nan = ((scales.to(torch.int64) & 0x7F) == 0x7F).repeat_interleave(16, 1)
+    lay = Fragments(if4=True, group=group)
+    frag, fs = lay.pack(codes, scales, "nvint4", k)
+    assert (frag.numel(), fs.numel()) == lay.sizes("nvint4", r, k)
+    sm = unfrag_codes(frag, r, kb * 16, 4, scatter="if4", group=group)
+    back = if4_from_sign_magnitude(sm, unfrag_scales(fs, r, k, 16, group=group), 16, all_int=True)
+    assert torch.equal(back, torch.where(nan, codes & 7, codes))
+    bad = codes.clone()
+    bad[0, 0], scales[0, 0] = 8, 0x38
+    with pytest.raises(ValueError, match=r"NVINT4 code -8 \(weight \[0, 0\]\)"):
+        lay.pack(bad, scales, "nvint4", k)
 
 
 def test_if4_bits_are_a_permutation_the_decode_reads():
@@ -629,3 +726,157 @@ def test_fp6_layout_recipe():
     for lay in (Fragments(fp6=True), Fragments(fp6=True, group=8), Fragments(e2m1=True), Fragments(if4=True)):
         assert layout_of(layout_recipe(lay)) == lay
     assert Fragments(fp6=True).suffix != Fragments().suffix
+
+
+# ---------------------------------------------------------------- MXINT8's fragments (dec's integer decode)
+from mxc.kernels.layouts import int8_from_sign_magnitude, int8_sign_magnitude  # noqa: E402
+
+
+def _bf16_value(bits: torch.Tensor) -> torch.Tensor:
+    """bf16 bits (int64, low 16) -> their values as float64."""
+    return (bits.to(torch.int32) << 16).view(torch.float32).double()
+
+
+def _e8m0_f32(c: torch.Tensor) -> torch.Tensor:
+    """mxc::e8m0 as float32: 2^(c - 127), 0x00 2^-127 (a float32 subnormal), 0xFF NaN."""
+    return torch.where(c == 0xFF, torch.tensor(float("nan")),
+                       torch.where(c == 0, torch.tensor(2.0 ** -127), torch.exp2((c - 127).double()))).float()
+
+
+def _int8_float_decode(codes: torch.Tensor, scales: torch.Tensor, k: int) -> torch.Tensor:
+    """bf16 bits of MXINT8's float decode (frag_steps' generic branch): pack_bf16 of float(q) x 2^-6 x the
+    E8M0 scale in float32 (q two's complement; 0x80 = -128 included)."""
+    q = codes.to(torch.int64)
+    el = torch.where(q >= 0x80, q - 0x100, q).float() * 2.0 ** -6
+    s = _e8m0_f32(scales.to(torch.int64).repeat_interleave(32, 1)[:, : q.shape[1]])
+    return _bf16_bits(el * s)[:, :k]
+
+
+def _dec_int8_emulated(frag: torch.Tensor, fs: torch.Tensor, r: int, k: int) -> torch.Tensor:
+    """What frag_steps' I8 branch puts in the A registers, as bf16 bits [r, k] (padding dropped): per tile, lane
+    and step the two words of its 8 sign-magnitude bytes, register j = prmt(w0, w1, j * 0x11 | (4 + j) *
+    0x1100), the lut's int8_factors {2^(c-133), -2^(c-126)} (7 <= c <= 253), (0x4300 | m) x f + add (exact: its
+    value is representable, so the FMA's single rounding is exact; emulated in float64), the signs ORed in;
+    a warp with any lane's scale byte outside 7..253 takes the float decode of its codes for that tile."""
+    rt, kt = -(-r // 16), -(-k // 64)
+    b = frag.reshape(rt, kt, 32, 8, 4).to(torch.int64)
+    w = [sum(b[..., i, j] << (8 * j) for j in range(4)) for i in range(8)]  # [rt, kt, lane] each
+    sc = fs.reshape(rt, kt, 8, 2, 2).to(torch.int64)
+    lane = torch.arange(32)
+    g, t = lane // 4, lane % 4
+    scr = [sc[:, :, g, t // 2, 0], sc[:, :, g, t // 2, 1]]  # [rt, kt, lane]
+    ok = [(c >= 7) & (c <= 253) for c in scr]
+    flt = ~(ok[0] & ok[1]).all(-1, keepdim=True)  # [rt, kt, 1]: the warp's __any_sync
+    mul = [torch.where(o, ((c - 6) << 7), 0) for c, o in zip(scr, ok)]
+    add = [torch.where(o, 0x8000 | ((c + 1) << 7), 0) for c, o in zip(scr, ok)]
+    sf = [_e8m0_f32(c) for c in scr]
+    out = torch.zeros(rt * 16, kt * 64, dtype=torch.int64)
+    for st in range(4):
+        for j in range(4):
+            h = _prmt(w[2 * st], w[2 * st + 1], j * 0x11 | (4 + j) * 0x1100)
+            for hh in range(2):
+                half = (h >> (16 * hh)) & 0xFFFF
+                x = (half & 0x7F) | 0x4300
+                fast = _bf16_bits((_bf16_value(x) * _bf16_value(mul[j & 1]) + _bf16_value(add[j & 1])).float())
+                fast = fast | (half & 0x8000)
+                byte = half & 0xFF  # the float decode of the same byte (sign-magnitude -> q)
+                q = torch.where((byte & 0x80) != 0, -(byte & 0x7F), byte)
+                slow = _bf16_bits((q.float() * 2.0 ** -6) * sf[j & 1])
+                a = torch.where(flt, slow, fast)
+                p = j + 4 * hh
+                rows = (g + 8 * (p % 2)).view(32)
+                cols = (16 * t + 4 * st + 2 * ((p % 4) // 2) + p // 4).view(32)
+                for i in range(rt):
+                    for qq in range(kt):
+                        out[16 * i + rows, 64 * qq + cols] = a[i, qq]
+    return out[:r, :k]
+
+
+def _every_int8_code(rows: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """MXINT8 codes [rows, 256 x 32 x 2 / rows] and E8M0 scale bytes: every scale byte 0..255 in two blocks whose
+    64 codes are together every code -127..127 but -128 (0x80, which numerics never writes) and 0 twice
+    (a permutation of 0..255 with 0x80 replaced by 0)."""
+    g = torch.Generator().manual_seed(3)
+    blocks = []
+    scales = []
+    for c in torch.randperm(256, generator=g).tolist():
+        perm = torch.randperm(256, generator=g)
+        perm = torch.where(perm == 0x80, 0, perm)
+        # 256 codes over 8 blocks of 32: this scale byte in 8 blocks, so every (scale, code) pair occurs
+        blocks.append(perm.reshape(8, 32))
+        scales += [c] * 8
+    codes = torch.cat(blocks).reshape(rows, -1).to(torch.uint8)
+    return codes, torch.tensor(scales, dtype=torch.uint8).reshape(rows, -1)
+
+
+@pytest.mark.parametrize("r, k", [(16, 4096), (23, 100)])
+def test_int8_integer_decode_is_the_float_decode(r, k):
+    """dec's MXINT8 decode (frag_steps' I8 branch), emulated on the packed fragments: the float decode's bf16
+    bits for every scale byte (0x00's 2^-127 and the small bytes whose products are bf16 subnormals, 254
+    whose -128 x 2^-6 x 2^127 would overflow, the NaN 0xFF) and every code -127..127, odd shapes included; a
+    whole tile of the fast path alone checked too (every lane's bytes in 7..253)."""
+    codes, scales = _every_int8_code(16 if r == 16 else 32)
+    if r != 16:
+        codes, scales = codes[:r, :k].contiguous(), scales[:r, : -(-k // 32)].contiguous()
+    frag, fs = Fragments(int8=True).pack(codes, scales, "mxint8", k)
+    got = _dec_int8_emulated(frag, fs, r, k)
+    ref = _int8_float_decode(torch.nn.functional.pad(codes, (0, -(-k // 32) * 32 - k)), scales, k)
+    nan = (scales.to(torch.int64) == 0xFF).repeat_interleave(32, 1)[:, :k]
+    assert torch.equal(got[~nan], ref[~nan]), f"{(got != ref)[~nan].sum()} codes differ"
+    assert (((got[nan] & 0x7FFF) > 0x7F80)).all() and (((ref[nan] & 0x7FFF) > 0x7F80)).all()
+    if r == 16:
+        sub = ((ref & 0x7F80) == 0) & ((ref & 0x7F) != 0)
+        assert sub.any()  # bf16 subnormal products (scale bytes < 7) are among them
+    # the fast path alone: scales 7..253 only, every code
+    s2 = torch.where((scales < 7) | (scales > 253), 127, scales.to(torch.int64)).to(torch.uint8)
+    frag, fs = Fragments(int8=True).pack(codes, s2, "mxint8", k)
+    assert torch.equal(_dec_int8_emulated(frag, fs, r, k),
+                       _int8_float_decode(torch.nn.functional.pad(codes, (0, -(-k // 32) * 32 - k)), s2, k))
+
+
+def test_int8_decode_of_quantized_weights():
+    """On numerics' own MXINT8 codes (a zero block, tiny values, a NaN block, K not a multiple of 32 or 64):
+    bf16 bits equal to the float decode's, and the codes come back."""
+    from mxc.numerics import quantize
+
+    g = torch.Generator().manual_seed(9)
+    w = torch.randn(37, 150, generator=g) * torch.exp(3 * torch.randn(37, 1, generator=g))
+    w[0, :40] = 0.0
+    w[1, :32] *= 1e-30
+    w[3, 20] = float("nan")
+    q = quantize(w, "mxint8")
+    assert (q.scales == 0xFF).sum() == 1 and (q.elements == 0x80).sum() == 0
+    frag, fs = Fragments(int8=True).pack(q.elements, q.scales, "mxint8", 150)
+    got = _dec_int8_emulated(frag, fs, 37, 150)
+    ref = _int8_float_decode(q.elements, q.scales, 150)
+    nan = (q.scales.to(torch.int64) == 0xFF).repeat_interleave(32, 1)[:, :150]
+    assert torch.equal(got[~nan], ref[~nan])
+    kp = q.elements.shape[1]
+    back = int8_from_sign_magnitude(unfrag_codes(frag, 37, kp, 8))
+    assert torch.equal(back, q.elements)
+
+
+@pytest.mark.parametrize("group", [1, 8])
+@pytest.mark.parametrize("r, k", [(16, 64), (1, 1), (33, 200), (140, 200)])
+def test_int8_fragment_round_trip(r, k, group):
+    """MXINT8 fragments (sign-magnitude bytes) round trip on odd shapes, grouped or not; the code -128 (0x80,
+    never written by numerics) is refused, naming the weight."""
+    from mxc.kernels.operands import layout_of, layout_recipe
+
+    g = torch.Generator().manual_seed(r * k + group + 11)
+    kb = -(-k // 32)
+    scales = torch.randint(0, 256, (r, kb), dtype=torch.int32, generator=g).to(torch.uint8)
+    codes = torch.randint(0, 256, (r, kb * 32), dtype=torch.int32, generator=g).to(torch.uint8)
+    codes = torch.where(codes == 0x80, 0x81, codes)
+    lay = Fragments(int8=True, group=group)
+    assert lay.suffix == "f16x64m" + (f"g{group}" if group > 1 else "")
+    assert layout_of(layout_recipe(lay)) == lay
+    frag, fs = lay.pack(codes, scales, "mxint8", k)
+    assert (frag.numel(), fs.numel()) == lay.sizes("mxint8", r, k)
+    sm = unfrag_codes(frag, r, kb * 32, 8, group=group)
+    assert torch.equal(sm, int8_sign_magnitude(codes))
+    assert torch.equal(int8_from_sign_magnitude(sm), codes)
+    bad = codes.clone()
+    bad[0, 0] = 0x80
+    with pytest.raises(ValueError, match=r"MXINT8 code -128 \(0x80, weight \[0, 0\]"):
+        lay.pack(bad, scales, "mxint8", k)

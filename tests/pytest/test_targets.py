@@ -49,7 +49,8 @@ def test_sm90_select_by_shape_and_format():
     assert wide(4, "mxfp4", 8192, 512) == [Dec(w_format="mxfp4", mt=8, r=2)]
     assert wide(16, "mxfp8", 14336, 512) == [Dec(w_format="mxfp8", mt=16, r=2)]  # 8-bit codes: at most 2
     assert wide(16, "mxfp6_e2m3", 14336, 512) == [Dec(w_format="mxfp6_e2m3", mt=16, r=2)]  # FP6's integer decode: 2
-    assert wide(16, "mxint8", 14336, 512) == [Dec(w_format="mxint8", mt=16)]  # float decodes: 1 row tile
+    assert wide(16, "mxint8", 14336, 512) == [Dec(w_format="mxint8", mt=16, r=2)]  # MXINT8's integer decode: 2
+    assert wide(16, "nvint4", 14336, 512) == [Dec(w_format="nvint4", mt=16, r=2)]  # NVINT4's table decode: 2
     assert wide(4, "if4", 14336, 512) == [Dec(w_format="if4", mt=8, r=2)]  # IF4's tables: at most 2
     assert wide(16, "if4", 14336, 4096) == [DecSplit(w_format="if4", mt=16, s=2), DSum(s=2)]
     assert wide(16, "nvfp4", 1024) == [Dec(w_format="nvfp4", mt=16)]
