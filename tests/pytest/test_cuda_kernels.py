@@ -118,14 +118,7 @@ def test_every_kernel_assembles_for_sm90a(chunk):
         if k.kind == "rdec":  # wgmma with A from registers (no shared-memory descriptor for A), bulk copies
             assert re.search(rf"HGMMA\.64x{k.na}x16\.F32\.BF16 R\d+, R\d+, gdesc", code), k.name
             assert "UBLKCP.S.G" in code, k.name
-            if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
-                assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
-            if fast_tab4(k.w_format):
-                _check_if4_table_decode(k.name, code)
-            if fast_fp6(k.w_format):
-                _check_fp6_integer_decode(k.name, code, k.kind)
-            if fast_int8(k.w_format):
-                _check_int8_integer_decode(k.name, code)
+            _check_weight_decode(k, code)
         if k.kind in ("bsmma", "bsdec", "hgemm"):  # bulk copies (the TMA engine) into a ring of slots
             assert "UBLKCP.S.G" in code, k.name
         # a call inside the pipeline (printf: C7510) or registers of a wgmma written while one runs (C7513)
@@ -134,17 +127,23 @@ def test_every_kernel_assembles_for_sm90a(chunk):
         if k.kind in ("dec", "decs"):  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16 multiplies,
             # IF4 and NVINT4 by table lookups
             assert "HMMA.16816.F32.BF16" in code, k.name
-            if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
-                assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
-            if fast_tab4(k.w_format):
-                _check_if4_table_decode(k.name, code)
-            if fast_fp6(k.w_format):
-                _check_fp6_integer_decode(k.name, code, k.kind)
-            if fast_int8(k.w_format):
-                _check_int8_integer_decode(k.name, code)
+            _check_weight_decode(k, code)
         else:
             assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
         assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+
+
+def _check_weight_decode(k, code: str) -> None:
+    """The dec / decs / rdec kernel's weight decode in its SASS: E2M1 by bf16 multiplies (no I2F), IF4 and
+    NVINT4 by table lookups, FP6 and MXINT8 by integer ops."""
+    if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
+        assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
+    if fast_tab4(k.w_format):
+        _check_if4_table_decode(k.name, code)
+    if fast_fp6(k.w_format):
+        _check_fp6_integer_decode(k.name, code, k.kind)
+    if fast_int8(k.w_format):
+        _check_int8_integer_decode(k.name, code)
 
 
 def test_every_kernel_covers_what_select_picks():
