@@ -49,6 +49,18 @@ def test_decode_bf16(gpu, fmt, mt, r):
     _check_bf16_decode(gpu, [Dec(w_format=fmt, mt=mt, r=min(r, dec_max_rows(fmt, mt)))], fmt)
 
 
+def _decoded(gpu, ks, q) -> torch.Tensor:
+    """W as `ks` decode it: y = I @ W^T on the GPU, transposed back, on the CPU."""
+    gpu.require(ks)
+    return run_layer(gpu.module, ks, torch.eye(q.shape[1], device="cuda"), q).t().contiguous().cpu()
+
+
+def _assert_bit_equal(got: torch.Tensor, ref: torch.Tensor) -> None:
+    differ = got != ref
+    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
+                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+
+
 def _if4_every_code(n: int = 48, k: int = 96) -> "QTensor":
     """IF4 weights [n, k] holding every scale byte but the NaN ones (0x00 .. 0xFF: FP and INT blocks, zero
     scales, subnormal scales) with every code in each block (its 16 codes a permutation of 0..15; INT blocks'
@@ -90,13 +102,10 @@ def test_decode_bf16_if4_every_code(gpu, kernels):
     k = q.shape[1]
     assert q.int_blocks().any() and (~q.int_blocks()).any()
     ref = bf16_weights(q, k).float()
-    gpu.require(ks)
-    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    got = _decoded(gpu, ks, q)
     assert got[-1].isnan().all() and not ref[:-1].isnan().any()
     got, ref = got[:-1], ref[:-1]
-    differ = got != ref
-    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
-                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+    _assert_bit_equal(got, ref)
 
 
 def _nvint4_every_code(n: int = 48, k: int = 96) -> "QTensor":
@@ -125,13 +134,10 @@ def test_decode_bf16_nvint4_every_code(gpu, kernels):
     q = _nvint4_every_code()
     k = q.shape[1]
     ref = bf16_weights(q, k).float()
-    gpu.require(ks)
-    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    got = _decoded(gpu, ks, q)
     assert got[-1].isnan().all() and not ref[:-1].isnan().any()
     got, ref = got[:-1], ref[:-1]
-    differ = got != ref
-    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
-                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+    _assert_bit_equal(got, ref)
 
 
 def _with_format(kernel, fmt: str):
@@ -216,13 +222,10 @@ def test_decode_bf16_fp6_every_code(gpu, fmt, kernels):
     ref = bf16_weights(q, k).float()
     assert not ref[:fin].isnan().any() and ref[:fin].isfinite().all()
     assert (ref[:fin] != 0).any() and ((ref[:fin].abs() < 2.0 ** -126) & (ref[:fin] != 0)).any()  # subnormals
-    gpu.require(ks)
-    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    got = _decoded(gpu, ks, q)
     assert not got[fin:].isfinite().any()
     got, ref = got[:fin], ref[:fin]
-    differ = got != ref
-    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
-                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+    _assert_bit_equal(got, ref)
 
 
 def _check_bf16_decode(gpu, ks, fmt: str) -> None:
@@ -230,11 +233,8 @@ def _check_bf16_decode(gpu, ks, fmt: str) -> None:
     k, n = 96, 40
     q = quantize(spread_matrix(n, k, 1), fmt)
     ref = bf16_weights(q, k).float()
-    gpu.require(ks)
-    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
-    differ = got != ref
-    assert torch.equal(got, ref), (f"{differ.sum().item()} of {n}x{k} weights differ, e.g. "
-                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+    got = _decoded(gpu, ks, q)
+    _assert_bit_equal(got, ref)
 
 
 @pytest.mark.parametrize("m", CHECK_M, ids=lambda m: f"M{m}")
@@ -380,10 +380,7 @@ def test_decode_bf16_int8_every_code(gpu, kernels):
     k = q.shape[1]
     ref = bf16_weights(q, k).float()
     assert ref[:fin].isfinite().all() and ((ref[:fin].abs() < 2.0 ** -126) & (ref[:fin] != 0)).any()
-    gpu.require(ks)
-    got = run_layer(gpu.module, ks, torch.eye(k, device="cuda"), q).t().contiguous().cpu()
+    got = _decoded(gpu, ks, q)
     assert got[fin:].isnan().all()
     got, ref = got[:fin], ref[:fin]
-    differ = got != ref
-    assert torch.equal(got, ref), (f"{differ.sum().item()} of {ref.numel()} weights differ, e.g. "
-                                   f"{got[differ][:4].tolist()} vs {ref[differ][:4].tolist()}")
+    _assert_bit_equal(got, ref)
