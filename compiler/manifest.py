@@ -8,7 +8,7 @@ import math
 from torch_mlir import ir
 
 from mxc.dialects.mxq import format_attr
-from mxc.dialects.mxq_kernels import PATH_ATTR, kernels_of
+from mxc.dialects.mxq_kernels import LAUNCH_GROUP_ATTR, PATH_ATTR, kernels_of
 from mxc.numerics.formats import NONE
 from mxc.numerics.options import FormatSpec, spec_text
 
@@ -124,6 +124,7 @@ def _kernel_fields(op) -> dict:
         "kernels": [k.to_dict() for k in kernels],
         "path": _s(op, PATH_ATTR),
         "run_time_rounding": sorted({k.rounding for k in kernels if k.rounding}),
+        **({"launch_group": _s(op, LAUNCH_GROUP_ATTR)} if LAUNCH_GROUP_ATTR in op.attributes else {}),
     }
 
 

@@ -3,6 +3,11 @@
     mxq.kernels = [{arch = "sm_90a", bias = true, kind = "gemv", mt = 4 : i64,
                     name = "mxc_gemv_nvfp4_m4_bias", w_format = "nvfp4"}]   -- launch order
     mxq.path = "decode: weights in registers, f32 FMA (M <= 16)"
+    mxq.launch_group = "lm.model.layers.0.self_attn.q_proj"   -- decode layers launched as one (below)
+
+`mxq.launch_group`: layers of one function that read the same activation at M = 1 with the same weight
+format (q/k/v, gate/up) run as one `dec` launch over their weights concatenated along N; each names the
+group's first layer.
 
 One dictionary per kernel, the fields of its `mxc.kernels` class (`Kernel.to_dict`) plus its name
 for the reader; `kernels_of` turns them back into Kernel objects.
@@ -14,6 +19,7 @@ from torch_mlir import ir
 
 KERNELS_ATTR = "mxq.kernels"
 PATH_ATTR = "mxq.path"
+LAUNCH_GROUP_ATTR = "mxq.launch_group"
 
 
 def _attr(v) -> ir.Attribute:

@@ -390,6 +390,38 @@ __device__ __forceinline__ void mma_n(float (*acc)[4], const uint32_t* a, const 
   for (int i = 0; i < NT; ++i) mma_bf16_16816(acc[i], a, xb[i][2 * st], xb[i][2 * st + 1]);
 }
 
+// The bf16 factors that turn a fragment's bits, read as value x 2^(BIAS-127), into value x scale for the
+// scale codes sc of rows g, g+8: fb = the lut's 2^(c-BIAS); where bf16 cannot hold that (lut entry 0;
+// CHECK: the scale encoding has such codes) the warp takes two multiplies, 2^(127-BIAS) then the scale
+// itself (f2; 1.0 elsewhere). Returns whether it does (warp-uniform).
+template <class F, uint32_t BIAS, bool CHECK = true>
+__device__ __forceinline__ bool scale_factors(const uint32_t sc[2], const uint32_t* lut, uint32_t fb[2],
+                                              uint32_t f2[2]) {
+  fb[0] = lut[sc[0]];
+  fb[1] = lut[sc[1]];
+  f2[0] = f2[1] = 0x3F803F80u;  // bf16 1.0
+  bool two = false;
+  if constexpr (CHECK) two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);
+  if (two) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float sf = F::scale(sc[r]);
+      f2[r] = fb[r] ? 0x3F803F80u : pack_bf16(sf, sf);
+      fb[r] = fb[r] ? fb[r] : ((254u - BIAS) << 7) * 0x10001u;
+    }
+  }
+  return two;
+}
+
+// a[j] x the factors of its row (scale_factors): one bf16 multiply, two where `two`.
+__device__ __forceinline__ void scale_regs(uint32_t a[4], const uint32_t fb[2], const uint32_t f2[2], bool two) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    a[j] = bf16x2_mul(a[j], fb[j & 1]);
+    if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
+  }
+}
+
 // One fragment tile's lane codes decoded to bf16 A fragments: mma(st, a) for each of its 4 MMA steps st,
 // a = the step's four A registers (rows g, g+8 as in mma.sync's and wgmma's A layout). The codes and sc2
 // (the scale codes of rows g, g+8) as the fragment tile holds them; lut: the DecLut table.
@@ -409,17 +441,8 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
     // at bit 15, its magnitude shifted down so that its exponent lands on bf16's low exponent bits: the
     // bits read as value x 2^(bias-127), and one multiply by the lut's 2^(c-bias) makes value x scale.
     constexpr uint32_t MAG = (0x7Fu << (7 - F::F8_MB)) * 0x10001u;
-    uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
-    const bool two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);  // 2^(c-bias) past bf16
-    uint32_t f2[2] = {0x3F803F80u, 0x3F803F80u};
-    if (two) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const float sf = F::scale(sc[r]);
-        f2[r] = fb[r] ? 0x3F803F80u : pack_bf16(sf, sf);
-        fb[r] = fb[r] ? fb[r] : ((254u - F::F8_BIAS) << 7) * 0x10001u;
-      }
-    }
+    uint32_t fb[2], f2[2];
+    const bool two = scale_factors<F, F::F8_BIAS>(sc, lut, fb, f2);
 #pragma unroll
     for (int st = 0; st < 4; ++st) {
       uint32_t a[4];
@@ -427,33 +450,18 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
       for (int j = 0; j < 4; ++j) {  // register j: code j (low half), code j + 4 (high half)
         const uint32_t h = __byte_perm(raw.w[2 * st], raw.w[2 * st + 1], (j << 4) | ((4 + j) << 12));
         a[j] = (h & 0x80008000u) | ((h >> (1 + F::F8_MB)) & MAG);
-        a[j] = bf16x2_mul(a[j], fb[j & 1]);
-        if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
       }
+      scale_regs(a, fb, f2, two);
       mma(st, a);
     }
   } else if constexpr (F::E2M1) {
-    uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
-    bool two = false;  // an E8M0 scale whose 2^(c-1) bf16 cannot hold: 2^126, then the scale
-    if constexpr (F::E8M0) two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);
-    uint32_t f2[2] = {0x3F803F80u, 0x3F803F80u};  // bf16 1.0
-    if (two) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const float sf = F::scale(sc[r]);
-        f2[r] = fb[r] ? 0x3F803F80u : pack_bf16(sf, sf);
-        fb[r] = fb[r] ? fb[r] : 0x7E807E80u;
-      }
-    }
+    uint32_t fb[2], f2[2];  // only an E8M0 scale can leave bf16 (2^(c-1) for c = 255: 2^126, then the scale)
+    const bool two = scale_factors<F, 1, F::E8M0>(sc, lut, fb, f2);
 #pragma unroll
     for (int st = 0; st < 4; ++st) {
       uint32_t a[4];
       e2m1_bits(raw.w[st], a);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        a[j] = bf16x2_mul(a[j], fb[j & 1]);
-        if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
-      }
+      scale_regs(a, fb, f2, two);
       mma(st, a);
     }
   } else if constexpr (F::FP6) {
@@ -461,26 +469,13 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
     // value x 2^(bias-127), one multiply by the lut's 2^(c-bias) makes value x scale (exact: <= 4 significant
     // bits); scales whose 2^(c-bias) bf16 cannot hold take 2^(127-bias), then the scale (FP8's `two`).
     constexpr int E = 7 - F::F8_MB;
-    uint32_t fb[2] = {lut[sc[0]], lut[sc[1]]};
-    const bool two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);
-    uint32_t f2[2] = {0x3F803F80u, 0x3F803F80u};
-    if (two) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const float sf = F::scale(sc[r]);
-        f2[r] = fb[r] ? 0x3F803F80u : pack_bf16(sf, sf);
-        fb[r] = fb[r] ? fb[r] : ((254u - F::F8_BIAS) << 7) * 0x10001u;
-      }
-    }
+    uint32_t fb[2], f2[2];
+    const bool two = scale_factors<F, F::F8_BIAS>(sc, lut, fb, f2);
     auto step = [&](auto st_c) {
       constexpr int st = decltype(st_c)::value;
       uint32_t a[4] = {fp6_reg<E, 4 * st>(raw.w), fp6_reg<E, 4 * st + 1>(raw.w), fp6_reg<E, 4 * st + 2>(raw.w),
                        fp6_reg<E, 4 * st + 3>(raw.w)};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        a[j] = bf16x2_mul(a[j], fb[j & 1]);
-        if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
-      }
+      scale_regs(a, fb, f2, two);
       mma(st, a);
     };
     step(std::integral_constant<int, 0>{});

@@ -125,15 +125,15 @@ def pad_last(v: ir.Value, size: int) -> ir.Value:
     return tensor.InsertSliceOp(v, dest, [], [], [], [0] * r, s, [1] * r).result
 
 
-def slice_last(v: ir.Value, size: int) -> ir.Value:
-    """The first `size` entries of the last dim."""
+def slice_last(v: ir.Value, size: int, offset: int = 0) -> ir.Value:
+    """`size` entries of the last dim from `offset` (the first `size` by default)."""
     s = shape_of(v)
-    if s[-1] == size:
+    if s[-1] == size and offset == 0:
         return v
     r = len(s)
     out = [*s[:-1], size]
     return tensor.ExtractSliceOp(
-        ttype(out, ir.RankedTensorType(v.type).element_type), v, [], [], [], [0] * r, out, [1] * r
+        ttype(out, ir.RankedTensorType(v.type).element_type), v, [], [], [], [0] * (r - 1) + [offset], out, [1] * r
     ).result
 
 

@@ -11,7 +11,11 @@ region is built from the same `Kernel.grid` the GPU runner uses, with arith ops 
 i32 constants, then the buffers in binding order. Weights are the stored i8 bytes; the block-scaled
 skeleton's GEMMs (bsmma, bsdec) read them re-packed into 128 x 128 tiles with 128x4 scale chunks
 (new weight-store entries `<name>.t<units>`). Hadamard rotations of the activations stay linalg;
-the rest of mxq is left to lower-mxq-to-linalg, the next phase.
+the rest of mxq is left to lower-mxq-to-linalg, the next phase. Layers of one `mxq.launch_group`
+(mxq-legalize-cuda) become one `dec` launch over their weights concatenated along N (weight-store
+entries `<first>+<second>+....<layout suffix>`, packed from the layers' stored codes side by side) with
+a tensor scale of 1, then each layer's columns of the result times its own NV tensor scale, plus its bias,
+through its epilogue (lower-mxq-to-linalg's formulas: the kernel's own).
 
 The IREE ops are built in generic form with `ir.Operation.create`: their dialects are not
 registered in torch-mlir's context, and IREE parses the printed module.
@@ -26,7 +30,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import arith
 
 from mxc.dialects.mxq import ParamOp, format_attr
-from mxc.dialects.mxq_kernels import KERNELS_ATTR, kernels_of
+from mxc.dialects.mxq_kernels import KERNELS_ATTR, LAUNCH_GROUP_ATTR, kernels_of
 from mxc.errors import MxcError
 from mxc.kernels import Built, Kernel, build, layer_launches
 from mxc.kernels.launches import gemm_kernel, weight_layout
@@ -36,9 +40,10 @@ from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
 from mxc.weights import WeightStore
 
 from . import _quant as Q
-from ._linalg import I8, collapse_leading, expand_leading, shape_of, ttype
+from ._linalg import I8, collapse_leading, expand_leading, filled, shape_of, slice_last, ttype
 from .base import Pass, walk_ops, weights_field
-from .mxq_legalize_cuda import cuda_target, gemm_layer
+from .lower_mxq_to_linalg import epilogue
+from .mxq_legalize_cuda import cuda_target, gemm_layer, input_source
 
 EXECUTABLE = "mxc_kernels"
 CUDA_KEY = '#hal.executable.target<"cuda", "cuda-nvptx-fb">'
@@ -198,6 +203,62 @@ def _tiled(w: ir.Value, scales: ir.Value, fmt: str, layout: WeightLayout, k: int
     return cache[key]
 
 
+def _tiled_group(ops: list, fmt: str, layout: WeightLayout, k: int, cache: dict,
+                 store: WeightStore | None) -> tuple[ir.Value, ir.Value]:
+    """The weights of a launch group's layers side by side along N, re-packed into `layout` (as `_tiled`)."""
+    wnames = [_s(op.w.owner, "name") for op in ops]
+    snames = [_s(op.w_scales.owner, "name") for op in ops]
+    key = (tuple(wnames), layout)
+    if key not in cache:
+        f = get_format(fmt)
+        ns = [shape_of(op.w)[0] for op in ops]
+        n, kb = sum(ns), -(-k // f.block_size)
+        nbytes = layout.sizes(fmt, n, k)
+        names = (f"{'+'.join(wnames)}.{layout.suffix}", f"{'+'.join(snames)}.{layout.suffix}")
+        if store is not None and names[0] in store and names[1] in store:
+            pass
+        elif store is not None and all(w in store for w in wnames):
+            unpack = {4: unpack_nibbles, 6: unpack_fp6}.get(f.element.bits, lambda c: c)
+            codes = torch.cat([unpack(store[w].view(torch.uint8)).reshape(ni, -1) for w, ni in zip(wnames, ns)])
+            scales = torch.cat([store[sn].view(torch.uint8).reshape(ni, kb) for sn, ni in zip(snames, ns)])
+            tw, ts = layout.pack(codes, scales, fmt, k)
+            if (tw.numel(), ts.numel()) != nbytes:
+                raise MxcError(f"weights '{wnames[0]}' ... '{wnames[-1]}': re-packed to {tw.numel()} + {ts.numel()} "
+                               f"bytes, the IR expects {nbytes[0]} + {nbytes[1]}; recompile from model.py")
+            of = [[store.recipes.get(x) for x in xs] for xs in (wnames, snames)]
+            recipe = None if any(r is None for rs in of for r in rs) else {
+                "op": "pack", "layout": layout_recipe(layout), "fmt": fmt, "k": k, "n": n, "kb": kb,
+                "elements": {"op": "concat", "rows": ns, "parts": of[0]},
+                "scales": {"op": "concat", "rows": ns, "parts": of[1]}}
+            names = (store.add(names[0], tw, recipe and {**recipe, "part": 0}),
+                     store.add(names[1], ts, recipe and {**recipe, "part": 1}))
+        cache[key] = (_param_like(ops[0].w.owner, names[0], ttype([nbytes[0]], I8())),
+                      _param_like(ops[0].w_scales.owner, names[1], ttype([nbytes[1]], I8())))
+    return cache[key]
+
+
+def _launch_groups(plan: list, target) -> dict[int, list]:
+    """Per function and mxq.launch_group: the (op, kernels) of its layers in IR order (keyed by the position of
+    the first in `plan`), refused when stale (kernels, format or input no longer shared)."""
+    groups: dict[tuple[str, str], list] = {}
+    for op, ks in plan:
+        if LAUNCH_GROUP_ATTR in op.attributes:
+            groups.setdefault((_function_of(op), _s(op, LAUNCH_GROUP_ATTR)), []).append((op, ks))
+    out = {}
+    for (_, name), members in groups.items():
+        first_op, first_ks = members[0]
+        for op, ks in members:
+            if (len(ks) != 1 or ks[0].kind != "dec" or ks[0].mt != 1 or ks[0].w_format != first_ks[0].w_format
+                    or _s(op, "w_format") != _s(first_op, "w_format") or format_attr(op, "act_format") is not None
+                    or input_source(op.x) != input_source(first_op.x)):
+                raise MxcError(f"layer {_s(op, 'layer')}: {LAUNCH_GROUP_ATTR} '{name}' joins layers that do not share "
+                               f"their input, weight format and M = 1 dec kernel; run "
+                               f"mxq-legalize-cuda{{target={target.name}}} again")
+        if len(members) > 1:
+            out[next(i for i, (op, _) in enumerate(plan) if op == first_op)] = members
+    return out
+
+
 def _checked_kernels(op, target) -> list[Kernel]:
     """The op's recorded kernels, refused when they do not fit its formats, bias or the target."""
     layer = gemm_layer(op)
@@ -235,7 +296,10 @@ class LowerMxqToCuda(Pass):
     def run(self, module: ir.Operation) -> None:
         target = cuda_target(self.target)
         plan = [(op, _checked_kernels(op, target)) for op in walk_ops(module, "mxq.fused_matmul")]
-        kernels = list(dict.fromkeys(k for _, ks in plan for k in ks))
+        groups = _launch_groups(plan, target)
+        grouped = {id(op) for members in groups.values() for op, _ in members}
+        group_kernel = {i: dataclasses.replace(members[0][1][0], bias=False) for i, members in groups.items()}
+        kernels = list(dict.fromkeys([*(k for _, ks in plan for k in ks), *group_kernel.values()]))
         if kernels:
             built = build(kernels)
             if self.libraries is not None:
@@ -244,7 +308,12 @@ class LowerMxqToCuda(Pass):
                 _executable(kernels, str(built.cubin_path))
         storage: dict = {}  # function -> the params made in it (a value is used in its own function only)
         tiled: dict = {}
-        for op, ks in plan:
+        for i, (op, ks) in enumerate(plan):
+            if i in groups:
+                members = [o for o, _ in groups[i]]
+                self._lower_group(members, group_kernel[i], tiled.setdefault(_function_of(op), {}))
+            if id(op) in grouped:  # (lowered with its group's first, and erased)
+                continue
             func = _function_of(op)
             with op.location, ir.InsertionPoint(op.operation):
                 y = self._lower(op, ks, storage.setdefault(func, {}), tiled.setdefault(func, {}))
@@ -253,6 +322,36 @@ class LowerMxqToCuda(Pass):
         for p in walk_ops(module, "mxq.param"):
             if not list(p.result.uses):
                 p.operation.erase()
+
+    def _lower_group(self, ops: list, kernel: Kernel, tiled: dict) -> None:
+        """One launch of `kernel` for the layers `ops` (IR order; one input, one format), at the first; each
+        layer's columns scaled, biased and activated where the layer was."""
+        first = ops[0]
+        w_spec = format_attr(first, "w_format", allow_none=False)
+        ns = [shape_of(op.w)[0] for op in ops]
+        with first.location, ir.InsertionPoint(first.operation):
+            x = first.x
+            lead = shape_of(x)[:-1]
+            x2 = collapse_leading(x)
+            if w_spec.hadamard:
+                x2 = Q.rotate(x2, w_spec.hadamard)
+            m, k = shape_of(x2)
+            w, ws = _tiled_group(ops, w_spec.name, kernel.weight_layout(), k, tiled, self.weights)
+            one = filled([], 1.0) if first.w_tensor_scale is not None else None  # each layer's scale after
+            buffers = {"x": x2, "w": w, "w_scales": ws, "w_tensor_scale": one, "bias": None}
+            for launch in layer_launches([kernel], m, sum(ns), k, "none"):
+                types = [ttype(list(o.shape), DTYPES[o.dtype]()) for o in launch.writes]
+                outs = _dispatch(launch.kernel, [buffers[r] for r in launch.reads], launch.constants, types,
+                                 (m, sum(ns), k))
+                buffers.update({o.name: v for o, v in zip(launch.writes, outs)})
+        offset = 0
+        for op, n in zip(ops, ns):
+            with op.location, ir.InsertionPoint(op.operation):
+                y = epilogue(slice_last(buffers["y"], n, offset), op.bias, _s(op, "epilogue"), op.w_tensor_scale)
+                y = expand_leading(y, lead)
+            offset += n
+            op.result.replace_all_uses_with(y)
+            op.operation.erase()
 
     def _lower(self, op, ks: list[Kernel], storage: dict, tiled: dict) -> ir.Value:
         w_spec = format_attr(op, "w_format", allow_none=False)

@@ -157,15 +157,18 @@ def scaled_contract(a_e, a_s, b_e, b_s) -> ir.Value:
                    ["parallel", "parallel", "reduction", "reduction"], body)[0]
 
 
-def epilogue(y: ir.Value, bias, act: str) -> ir.Value:
-    """y [M, N] (+ bias[N]) then the activation, elementwise."""
-    if bias is None and act == "none":
+def epilogue(y: ir.Value, bias, act: str, scale=None) -> ir.Value:
+    """y [M, N] (x scale, a rank-0 f32 tensor) (+ bias[N]) then the activation, elementwise."""
+    if bias is None and act == "none" and scale is None:
         return y
     m, n = shape_of(y)
 
     def body(v, *rest):
+        rest = list(rest)
+        if scale is not None:
+            v = arith.MulFOp(v, rest.pop(0)).result
         if bias is not None:
-            v = arith.AddFOp(v, rest[0]).result
+            v = arith.AddFOp(v, rest.pop(0)).result
         if act == "relu":
             v = arith.MaximumFOp(v, S.f(0.0)).result
         elif act == "silu":
@@ -175,8 +178,12 @@ def epilogue(y: ir.Value, bias, act: str) -> ir.Value:
             v = arith.MulFOp(arith.MulFOp(v, S.f(0.5)).result, arith.AddFOp(S.f(1.0), erf).result).result
         return [v]
 
-    ins, dims = ([y, bias], [[0, 1], [1], [0, 1]]) if bias is not None else ([y], [[0, 1], [0, 1]])
-    return generic(ins, [empty([m, n], F32())], dims, ["parallel", "parallel"], body)[0]
+    ins, dims = [y], [[0, 1]]
+    for v, d in ((scale, []), (bias, [1])):
+        if v is not None:
+            ins.append(v)
+            dims.append(d)
+    return generic(ins, [empty([m, n], F32())], [*dims, [0, 1]], ["parallel", "parallel"], body)[0]
 
 
 def _quantize(x: ir.Value, spec: FormatSpec):

@@ -13,6 +13,8 @@ and has model.py (and torch, numpy, iree-base-runtime: no compiler) writes the s
     {"op": "checkpoint", "param": P, "part": 0|1|2}   a --checkpoint layer's codes, scales or tensor scale
     {"op": "pack", "layout": L, "fmt", "k", "n", "kb", "elements": R, "scales": R, "part": 0|1}
                                                      a CUDA kernel's weight layout (mxc.kernels.operands)
+    {"op": "concat", "rows": [N...], "parts": [R...]}  the parts' bytes side by side along N (the layers of
+                                                     one decode launch, mxq.launch_group)
 
 The archive is then checked against the sha256 `mxc compile` recorded for model.irpa: the bytes are
 those mxc compile wrote, or the file is not kept. A parameter without a recipe (a GPTQ-calibrated weight,
@@ -90,6 +92,9 @@ class _Evaluator:
                 scales = self(r["scales"]).contiguous().view(torch.uint8).reshape(r["n"], r["kb"])
                 self.memo[key] = layout_of(r["layout"]).pack(codes.reshape(r["n"], -1), scales, r["fmt"], r["k"])
             return self.memo[key][r["part"]]
+        if op == "concat":
+            return torch.cat([self(p).contiguous().view(torch.uint8).reshape(n, -1)
+                              for p, n in zip(r["parts"], r["rows"])])
         raise MxcError(f"unknown weight recipe op '{op}' (written by a newer mxc?)")
 
 

@@ -18,7 +18,9 @@ The prompt is token ids 1.. (content does not matter for speed); EOS is ignored 
 the same number of steps.
 
     python -m mxc.tools.bench_generate OUT [--device cpu|cuda] [--prompt-tokens 128] [--new-tokens 128]
-        [--torch-dtype bf16] [--torch-compile] [--model MODEL.py] [--profile]
+        [--torch-dtype bf16] [--torch-compile] [--model MODEL.py] [--profile] [--decode-steps N]
+
+`--decode-steps N` runs only the prefill and N chained decode calls, for a profiler (`mxc.tools.ncu_summary`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def _torch_generate(lm, ids, new_tokens: int, device: str, static: bool = False)
     return prefill * 1e3, (new_tokens - 1) / max(total - prefill, 1e-9)
 
 
-def _profile(art, ids: list[int], steps: int = 64) -> dict:
+def _profile(art, ids: list[int], steps: int = 64, reads: bool = True) -> dict:
     """ms of one chained greedy `decode` call and of reading the history, a token and the logits back."""
     import numpy as np
     import torch
@@ -70,6 +72,9 @@ def _profile(art, ids: list[int], steps: int = 64) -> dict:
     for _ in range(n):
         logits, k, v, token, position, history = art._call(decode, (token, position, k, v, history))
     out = {"decode_call_ms": (time.perf_counter() - t) / n * 1e3}
+    if not reads:
+        np.asarray(history)
+        return out
     for name, arr in (("history", history), ("token", token), ("logits", logits)):
         times = []
         for _ in range(10):
@@ -93,6 +98,8 @@ def main(argv=None) -> int:
                    help="the torch peers' dtype (default: model.py's)")
     p.add_argument("--model", default=None, help="model.py, where it is not at the path the manifest records")
     p.add_argument("--profile", action="store_true", help="also time a chained decode call and the reads back")
+    p.add_argument("--decode-steps", type=int, default=0,
+                   help="only the prefill then this many chained decode calls, nothing timed (for a profiler)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
 
@@ -102,6 +109,9 @@ def main(argv=None) -> int:
 
     art = mxc.load(a.artifact, a.device)
     ids = list(range(1, a.prompt_tokens + 1))
+    if a.decode_steps:
+        _profile(art, ids, a.decode_steps, reads=False)
+        return 0
     runs = []
     art.generate(ids, 4, stop_at_eos=False)  # warm-up
     for _ in range(a.reps):

@@ -29,8 +29,16 @@ def test_written_weights_are_the_compiled_bytes(tmp_path, monkeypatch, target, f
     assert "bytes equal to those mxc compile wrote" in res
     assert (out / "model.irpa").read_bytes() == compiled
     recipes = json.loads((out / "manifest.json").read_text())["weights_recipes"]
-    # (cuda-sm90: prefill's wgmma tiles and decode's fragments are re-packed copies of the codes)
+    # (cuda-sm90: prefill's wgmma tiles and decode's fragments are re-packed copies of the codes, the decode's
+    # q/k/v and gate/up side by side: one launch each, mxq.launch_group)
     assert {r["op"] for r in recipes.values()} >= ({"param", "quantize"} | ({"pack"} if target != "cpu" else set()))
+    if target == "cuda-sm90":
+        assert {r["elements"]["op"] for r in recipes.values() if r["op"] == "pack"} == {"concat", "quantize"}
+        rows = {r["layer"]: r for r in json.loads((out / "manifest.json").read_text())["layers"]}
+        q = "decode:lm.model.layers.0.self_attn.q_proj"
+        assert [rows[q.replace("q_proj", p)].get("launch_group") for p in ("q_proj", "k_proj", "v_proj", "o_proj")] == \
+            [q, q, q, None]
+        assert "launch_group" not in rows[q.replace("decode", "prefill")]
 
 
 def test_other_weights_or_uncomputable_ones_are_refused(tmp_path, monkeypatch, write_model):
