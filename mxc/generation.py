@@ -126,15 +126,24 @@ def _cache_kwarg(lm) -> str:
 ARGMAX_CHUNK = 512  # the first stage's rows of the greedy token's reductions
 
 
-def _two_stage(x: torch.Tensor, fill: float, reduce) -> torch.Tensor:
-    """reduce(x, -1, keepdim=True) of x [B, V] as reduce over rows of ARGMAX_CHUNK, then over the rows' results
-    (the same value: amax / amin are exact and order-free, NaN included); x padded with `fill`, which changes
-    neither."""
-    b, v = x.shape
+def greedy_index(logits: torch.Tensor) -> torch.Tensor:
+    """The index of the first of the largest logits, [B, V] -> [B, 1] float32 (exact below 2^24), as torch's argmax;
+    NaN logits match nothing (index V). In two stages of reductions (IREE's CUDA codegen runs a 128256-wide one as
+    one workgroup's loop, and cannot distribute reductions that track an index (aten.argmax) nor int64 ones): per
+    row of ARGMAX_CHUNK logits its largest and the first index holding it, then over the rows the largest and the
+    least index of the rows holding it (rows in index order, so the first of the maxima). The logits padded with
+    -inf, which no row's first index can land on (each row starts with real logits)."""
+    b, v = logits.shape
     rows = -(-v // ARGMAX_CHUNK)
-    if rows * ARGMAX_CHUNK != v:
-        x = torch.nn.functional.pad(x, (0, rows * ARGMAX_CHUNK - v), value=fill)
-    return reduce(reduce(x.reshape(b, rows, ARGMAX_CHUNK), -1), -1, keepdim=True)
+    x = torch.nn.functional.pad(logits, (0, rows * ARGMAX_CHUNK - v), value=float("-inf")) if rows * ARGMAX_CHUNK != v \
+        else logits
+    x = x.reshape(b, rows, ARGMAX_CHUNK)
+    row_max = x.amax(-1, keepdim=True)
+    index = torch.arange(rows * ARGMAX_CHUNK, device=logits.device, dtype=torch.float32).reshape(rows, ARGMAX_CHUNK)
+    row_first = torch.where(x == row_max, index, float(v)).amin(-1)
+    row_max = row_max.squeeze(-1)
+    best = row_max.amax(-1, keepdim=True)
+    return torch.where(row_max == best, row_first, float(v)).amin(-1, keepdim=True)
 
 
 class _Step(torch.nn.Module):
@@ -160,15 +169,8 @@ class _Step(torch.nn.Module):
     def _next(self, logits, position, history):
         """The greedy token after `position` ([1, 1], the first of equal maxima, as torch's argmax), its
         position, and `history` [1, S+1] with it written there (a select, as the cache's writes)."""
-        # argmax as amax, then the least index holding it, the indices in float32 (exact below 2^24): IREE's CUDA
-        # codegen cannot distribute reductions that track an index (aten.argmax, max.dim) nor int64 ones. Each
-        # reduction in two stages (rows of ARGMAX_CHUNK, then the rows' results): one 128256-wide reduction is
-        # one workgroup's loop on the GPU (80 and 46 µs on the H200 per decode step, `ncu_summary`).
-        vocab = logits.shape[-1]
-        best = _two_stage(logits, float("-inf"), torch.amax)
-        index = torch.arange(vocab, device=logits.device, dtype=torch.float32)
-        token = _two_stage(torch.where(logits == best, index, float(vocab)), float(vocab), torch.amin)
-        token = token.clamp(max=vocab - 1).to(torch.long)  # (NaN logits match nothing: the last id)
+        # (one reduction over the vocabulary: 80 + 46 µs a step on the H200; greedy_index's two stages: see below)
+        token = greedy_index(logits).clamp(max=logits.shape[-1] - 1).to(torch.long)  # (NaN logits: the last id)
         at = position + 1
         hit = torch.arange(self.max_seq_len + 1, device=logits.device)[None, :] == at[:, None]
         return token, at, torch.where(hit, token, history)

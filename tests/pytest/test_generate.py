@@ -37,6 +37,20 @@ def _hf_greedy(lm, ids: list[int], n: int) -> list[int]:
     return out[0, len(ids):].tolist()
 
 
+@pytest.mark.parametrize("vocab", [7, 512, 513, 1537])
+def test_greedy_index_is_the_first_of_the_maxima(vocab):
+    """The program's argmax, in two stages of reductions over rows of ARGMAX_CHUNK: torch's argmax, ties included
+    (across rows too: small integer logits tie often), all -inf (index 0), NaN anywhere (index V: no logit)."""
+    g = torch.Generator().manual_seed(vocab)
+    x = torch.randint(-3, 3, (64, vocab), generator=g).float()
+    x[1] = float("-inf")
+    x[2, vocab // 2] = float("nan")
+    x[3, -1] = 10.0  # the maximum in the last, padded row
+    want = x.argmax(-1)
+    want[2] = vocab
+    assert torch.equal(generation.greedy_index(x)[:, 0].long(), want)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_prefill_and_decode_in_torch_equal_transformers_generate(monkeypatch, family):
     """The two programs --generate exports, run in torch, give transformers' own greedy tokens (every family)."""
