@@ -171,70 +171,58 @@ def _storage(v: ir.Value, cache: dict) -> ir.Value:
     return cache[name]
 
 
-def _tiled(w: ir.Value, scales: ir.Value, fmt: str, layout: WeightLayout, k: int, cache: dict,
+def _tiled(ws: list[ir.Value], scales: list[ir.Value], fmt: str, layout: WeightLayout, k: int, cache: dict,
            store: WeightStore | None) -> tuple[ir.Value, ir.Value]:
     """The weights re-packed into the layout the layer's GEMM reads (the bsmma / bsdec tiles, the dec
     kernel's fragments). New weight-store entries `<name>.<layout suffix>`, written from the stored
-    bytes (mxc-opt, which has no weight store, names them only)."""
-    wname, sname = _s(w.owner, "name"), _s(scales.owner, "name")
-    key = (wname, layout)
-    if key not in cache:
-        f = get_format(fmt)
-        n = shape_of(w)[0]
-        nbytes = layout.sizes(fmt, n, k)
-        names = (f"{wname}.{layout.suffix}", f"{sname}.{layout.suffix}")
-        if store is not None and names[0] in store and names[1] in store:
-            pass  # re-packed already for another function of the module (--generate's prefill and decode)
-        elif store is not None and wname in store:
-            packed = store[wname].view(torch.uint8)
-            codes = {4: unpack_nibbles, 6: unpack_fp6}.get(f.element.bits, lambda c: c)(packed)
-            kb = -(-k // f.block_size)
-            tw, ts = layout.pack(codes.reshape(n, -1), store[sname].view(torch.uint8).reshape(n, kb), fmt, k)
-            if (tw.numel(), ts.numel()) != nbytes:  # the IR's types and the stored bytes disagree
-                raise MxcError(f"weight '{wname}': re-packed to {tw.numel()} + {ts.numel()} bytes, the IR expects "
-                               f"{nbytes[0]} + {nbytes[1]}; recompile from model.py")
-            of = [store.recipes.get(wname), store.recipes.get(sname)]
-            recipe = None if None in of else {"op": "pack", "layout": layout_recipe(layout), "fmt": fmt, "k": k,
-                                              "n": n, "kb": kb, "elements": of[0], "scales": of[1]}
-            names = (store.add(names[0], tw, recipe and {**recipe, "part": 0}),
-                     store.add(names[1], ts, recipe and {**recipe, "part": 1}))
-        cache[key] = (_param_like(w.owner, names[0], ttype([nbytes[0]], I8())),
-                      _param_like(scales.owner, names[1], ttype([nbytes[1]], I8())))
-    return cache[key]
-
-
-def _tiled_group(ops: list, fmt: str, layout: WeightLayout, k: int, cache: dict,
-                 store: WeightStore | None) -> tuple[ir.Value, ir.Value]:
-    """The weights of a launch group's layers side by side along N, re-packed into `layout` (as `_tiled`)."""
-    wnames = [_s(op.w.owner, "name") for op in ops]
-    snames = [_s(op.w_scales.owner, "name") for op in ops]
+    bytes (mxc-opt, which has no weight store, names them only). Several weights (a launch group's layers)
+    are packed side by side along N, as `<first>+<second>+....<layout suffix>`."""
+    wnames = [_s(w.owner, "name") for w in ws]
+    snames = [_s(sc.owner, "name") for sc in scales]
     key = (tuple(wnames), layout)
     if key not in cache:
         f = get_format(fmt)
-        ns = [shape_of(op.w)[0] for op in ops]
+        ns = [shape_of(w)[0] for w in ws]
         n, kb = sum(ns), -(-k // f.block_size)
         nbytes = layout.sizes(fmt, n, k)
         names = (f"{'+'.join(wnames)}.{layout.suffix}", f"{'+'.join(snames)}.{layout.suffix}")
         if store is not None and names[0] in store and names[1] in store:
-            pass
+            pass  # re-packed already for another function of the module (--generate's prefill and decode)
         elif store is not None and all(w in store for w in wnames):
             unpack = {4: unpack_nibbles, 6: unpack_fp6}.get(f.element.bits, lambda c: c)
             codes = torch.cat([unpack(store[w].view(torch.uint8)).reshape(ni, -1) for w, ni in zip(wnames, ns)])
-            scales = torch.cat([store[sn].view(torch.uint8).reshape(ni, kb) for sn, ni in zip(snames, ns)])
-            tw, ts = layout.pack(codes, scales, fmt, k)
-            if (tw.numel(), ts.numel()) != nbytes:
-                raise MxcError(f"weights '{wnames[0]}' ... '{wnames[-1]}': re-packed to {tw.numel()} + {ts.numel()} "
-                               f"bytes, the IR expects {nbytes[0]} + {nbytes[1]}; recompile from model.py")
+            sc = torch.cat([store[sn].view(torch.uint8).reshape(ni, kb) for sn, ni in zip(snames, ns)])
+            tw, ts = layout.pack(codes, sc, fmt, k)
+            if (tw.numel(), ts.numel()) != nbytes:  # the IR's types and the stored bytes disagree
+                raise MxcError(f"weight '{'+'.join(wnames)}': re-packed to {tw.numel()} + {ts.numel()} bytes, the IR "
+                               f"expects {nbytes[0]} + {nbytes[1]}; recompile from model.py")
             of = [[store.recipes.get(x) for x in xs] for xs in (wnames, snames)]
+            parts = [r[0] if len(r) == 1 else {"op": "concat", "rows": ns, "parts": r} for r in of]
             recipe = None if any(r is None for rs in of for r in rs) else {
                 "op": "pack", "layout": layout_recipe(layout), "fmt": fmt, "k": k, "n": n, "kb": kb,
-                "elements": {"op": "concat", "rows": ns, "parts": of[0]},
-                "scales": {"op": "concat", "rows": ns, "parts": of[1]}}
+                "elements": parts[0], "scales": parts[1]}
             names = (store.add(names[0], tw, recipe and {**recipe, "part": 0}),
                      store.add(names[1], ts, recipe and {**recipe, "part": 1}))
-        cache[key] = (_param_like(ops[0].w.owner, names[0], ttype([nbytes[0]], I8())),
-                      _param_like(ops[0].w_scales.owner, names[1], ttype([nbytes[1]], I8())))
+        cache[key] = (_param_like(ws[0].owner, names[0], ttype([nbytes[0]], I8())),
+                      _param_like(scales[0].owner, names[1], ttype([nbytes[1]], I8())))
     return cache[key]
+
+
+def _input(x: ir.Value, w_spec) -> tuple[ir.Value, list[int]]:
+    """A layer's input as [M, K] (rotated where its weights were rotated offline) and its leading dims."""
+    x2 = collapse_leading(x)
+    if w_spec.hadamard:
+        x2 = Q.rotate(x2, w_spec.hadamard)
+    return x2, shape_of(x)[:-1]
+
+
+def _launch(ks: list[Kernel], buffers: dict, m: int, n: int, k: int, epi: str) -> ir.Value:
+    """The flow.dispatch of each launch of `ks` over `buffers` (by binding name; outputs added); the output y."""
+    for launch in layer_launches(ks, m, n, k, epi):
+        types = [ttype(list(o.shape), DTYPES[o.dtype]()) for o in launch.writes]
+        outs = _dispatch(launch.kernel, [buffers[r] for r in launch.reads], launch.constants, types, (m, n, k))
+        buffers.update({o.name: v for o, v in zip(launch.writes, outs)})
+    return buffers["y"]
 
 
 def _launch_groups(plan: list, target) -> dict[int, list]:
@@ -330,46 +318,31 @@ class LowerMxqToCuda(Pass):
         w_spec = format_attr(first, "w_format", allow_none=False)
         ns = [shape_of(op.w)[0] for op in ops]
         with first.location, ir.InsertionPoint(first.operation):
-            x = first.x
-            lead = shape_of(x)[:-1]
-            x2 = collapse_leading(x)
-            if w_spec.hadamard:
-                x2 = Q.rotate(x2, w_spec.hadamard)
+            x2, lead = _input(first.x, w_spec)
             m, k = shape_of(x2)
-            w, ws = _tiled_group(ops, w_spec.name, kernel.weight_layout(), k, tiled, self.weights)
+            w, ws = _tiled([op.w for op in ops], [op.w_scales for op in ops], w_spec.name, kernel.weight_layout(), k,
+                           tiled, self.weights)
             one = filled([], 1.0) if first.w_tensor_scale is not None else None  # each layer's scale after
             buffers = {"x": x2, "w": w, "w_scales": ws, "w_tensor_scale": one, "bias": None}
-            for launch in layer_launches([kernel], m, sum(ns), k, "none"):
-                types = [ttype(list(o.shape), DTYPES[o.dtype]()) for o in launch.writes]
-                outs = _dispatch(launch.kernel, [buffers[r] for r in launch.reads], launch.constants, types,
-                                 (m, sum(ns), k))
-                buffers.update({o.name: v for o, v in zip(launch.writes, outs)})
+            y = _launch([kernel], buffers, m, sum(ns), k, "none")
         offset = 0
         for op, n in zip(ops, ns):
             with op.location, ir.InsertionPoint(op.operation):
-                y = epilogue(slice_last(buffers["y"], n, offset), op.bias, _s(op, "epilogue"), op.w_tensor_scale)
-                y = expand_leading(y, lead)
+                y_op = epilogue(slice_last(y, n, offset), op.bias, _s(op, "epilogue"), op.w_tensor_scale)
+                y_op = expand_leading(y_op, lead)
             offset += n
-            op.result.replace_all_uses_with(y)
+            op.result.replace_all_uses_with(y_op)
             op.operation.erase()
 
     def _lower(self, op, ks: list[Kernel], storage: dict, tiled: dict) -> ir.Value:
         w_spec = format_attr(op, "w_format", allow_none=False)
-        x = op.x
-        lead = shape_of(x)[:-1]
-        x2 = collapse_leading(x)
-        if w_spec.hadamard:  # weights were rotated offline; the activations are rotated here
-            x2 = Q.rotate(x2, w_spec.hadamard)
+        x2, lead = _input(op.x, w_spec)
         m, k = shape_of(x2)
         n = shape_of(op.w)[0]
         layout = weight_layout(ks)
         if layout is not None:
-            w, ws = _tiled(op.w, op.w_scales, w_spec.name, layout, k, tiled, self.weights)
+            w, ws = _tiled([op.w], [op.w_scales], w_spec.name, layout, k, tiled, self.weights)
         else:
             w, ws = _storage(op.w, storage), _storage(op.w_scales, storage)
         buffers = {"x": x2, "w": w, "w_scales": ws, "w_tensor_scale": op.w_tensor_scale, "bias": op.bias}
-        for launch in layer_launches(ks, m, n, k, _s(op, "epilogue")):
-            types = [ttype(list(o.shape), DTYPES[o.dtype]()) for o in launch.writes]
-            outs = _dispatch(launch.kernel, [buffers[r] for r in launch.reads], launch.constants, types, (m, n, k))
-            buffers.update({o.name: v for o, v in zip(launch.writes, outs)})
-        return expand_leading(buffers["y"], lead)
+        return expand_leading(_launch(ks, buffers, m, n, k, _s(op, "epilogue")), lead)
