@@ -236,7 +236,7 @@ def _launch_groups(plan: list, target) -> dict[int, list]:
     for (_, name), members in groups.items():
         first_op, first_ks = members[0]
         for op, ks in members:
-            if (len(ks) != 1 or ks[0].kind != "dec" or ks[0].mt != 1 or ks[0].w_format != first_ks[0].w_format
+            if (len(ks) != 1 or ks[0].kind != "dec" or ks[0].mt != 1 or ks[0] != first_ks[0]
                     or _s(op, "w_format") != _s(first_op, "w_format") or format_attr(op, "act_format") is not None
                     or input_source(op.x) != input_source(first_op.x)):
                 raise MxcError(f"layer {_s(op, 'layer')}: {LAUNCH_GROUP_ATTR} '{name}' joins layers that do not share "
@@ -257,7 +257,8 @@ def _checked_kernels(op, target) -> list[Kernel]:
     except (TypeError, ValueError) as e:
         raise MxcError(f"layer {layer.layer}: malformed {KERNELS_ATTR}: {e}") from e
     main = gemm_kernel(ks)
-    wanted = {"w_format": layer.w_format, "bias": layer.bias, "arch": target.arch}
+    grouped = LAUNCH_GROUP_ATTR in op.attributes  # (its bias is added after the group's launch)
+    wanted = {"w_format": layer.w_format, "bias": layer.bias and not grouped, "arch": target.arch}
     got = {"w_format": getattr(main, "w_format", None), "arch": getattr(main, "arch", None),
            "bias": any(b.name == "bias" for k in ks for b in k.bindings())}
     act = getattr(main, "a_format", None)
@@ -286,8 +287,7 @@ class LowerMxqToCuda(Pass):
         plan = [(op, _checked_kernels(op, target)) for op in walk_ops(module, "mxq.fused_matmul")]
         groups = _launch_groups(plan, target)
         grouped = {id(op) for members in groups.values() for op, _ in members}
-        group_kernel = {i: dataclasses.replace(members[0][1][0], bias=False) for i, members in groups.items()}
-        kernels = list(dict.fromkeys([*(k for _, ks in plan for k in ks), *group_kernel.values()]))
+        kernels = list(dict.fromkeys(k for _, ks in plan for k in ks))
         if kernels:
             built = build(kernels)
             if self.libraries is not None:
@@ -299,7 +299,7 @@ class LowerMxqToCuda(Pass):
         for i, (op, ks) in enumerate(plan):
             if i in groups:
                 members = [o for o, _ in groups[i]]
-                self._lower_group(members, group_kernel[i], tiled.setdefault(_function_of(op), {}))
+                self._lower_group(members, ks[0], tiled.setdefault(_function_of(op), {}))
             if id(op) in grouped:  # (lowered with its group's first, and erased)
                 continue
             func = _function_of(op)

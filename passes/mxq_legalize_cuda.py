@@ -14,7 +14,8 @@ IREE's codegen).
 
 Decode launches are grouped (option `group`, on by default): layers of a function that read the same
 activation at M = 1 (the decode step's q/k/v and gate/up projections) with the same weight format and
-the single kernel `dec` each get `mxq.launch_group` = the group's first layer, and lower-mxq-to-cuda
+the single kernel `dec` each get `mxq.launch_group` = the group's first layer (and the `dec` they share, without
+a bias), and lower-mxq-to-cuda
 runs them as one launch over their weights concatenated along N (each layer's NV tensor scale, bias and
 epilogue applied to its columns after): on the H200 a 2048-wide projection's `dec` takes 3-4 us, most of it
 the launch and the ramp, whatever its N.
@@ -123,8 +124,9 @@ class MxqLegalizeCuda(Pass):
             if len(ops) < 2:
                 continue
             first = _s(ops[0], "layer")
-            for op in ops:
+            for op in ops:  # the launched kernel has no bias: each layer's is added to its columns after
                 op.operation.attributes[LAUNCH_GROUP_ATTR] = ir.StringAttr.get(first)
+                op.operation.attributes[KERNELS_ATTR] = kernels_attr([dataclasses.replace(kernels_of(op)[0], bias=False)])
                 path = _s(op, PATH_ATTR) + f"; one launch for the {len(ops)} layers reading this input"
                 op.operation.attributes[PATH_ATTR] = ir.StringAttr.get(path)
 

@@ -5,11 +5,12 @@
 // The decode step's projections that read one activation (q/k/v: the importer casts the torch value
 // once per use) with one weight format at M = 1: one `dec` launch for both, over their weights side by
 // side along N (8 + 16 rows), then each layer's columns times its own NV tensor scale, plus its bias,
-// through its epilogue. The MXFP4 layer reading the same input has another format: a launch of its own.
+// through its epilogue (so the layers record the shared kernel, without a bias). The MXFP4 layer reading the
+// same input has another format: a launch of its own.
 
 // GROUP-LABEL: func.func @qkv
 // GROUP: "mxq.fused_matmul"{{.*}}layer = "q"{{.*}}mxq.launch_group = "q"{{.*}}mxq.path = "{{.*}}; one launch for the 2 layers reading this input"
-// GROUP: "mxq.fused_matmul"{{.*}}layer = "k"{{.*}}mxq.launch_group = "q"
+// GROUP: "mxq.fused_matmul"{{.*}}layer = "k"{{.*}}mxq.kernels = [{{.*}}bias = false{{.*}}name = "mxc_dec_nvfp4_m1"{{.*}}mxq.launch_group = "q"
 // GROUP: "mxq.fused_matmul"{{.*}}layer = "o"
 // GROUP-NOT: mxq.launch_group
 // GROUP-SAME: w_format = "mxfp4"
