@@ -43,7 +43,7 @@ from . import _quant as Q
 from ._linalg import I8, collapse_leading, expand_leading, filled, shape_of, slice_last, ttype
 from .base import Pass, walk_ops, weights_field
 from .lower_mxq_to_linalg import epilogue
-from .mxq_legalize_cuda import cuda_target, gemm_layer, input_source
+from .mxq_legalize_cuda import cuda_target, gemm_layer, groupable, input_source
 
 EXECUTABLE = "mxc_kernels"
 CUDA_KEY = '#hal.executable.target<"cuda", "cuda-nvptx-fb">'
@@ -236,8 +236,7 @@ def _launch_groups(plan: list, target) -> dict[int, list]:
     for (_, name), members in groups.items():
         first_op, first_ks = members[0]
         for op, ks in members:
-            if (len(ks) != 1 or ks[0].kind != "dec" or ks[0].mt != 1 or ks[0] != first_ks[0]
-                    or _s(op, "w_format") != _s(first_op, "w_format") or format_attr(op, "act_format") is not None
+            if (not groupable(op, ks) or ks[0] != first_ks[0] or _s(op, "w_format") != _s(first_op, "w_format")
                     or input_source(op.x) != input_source(first_op.x)):
                 raise MxcError(f"layer {_s(op, 'layer')}: {LAUNCH_GROUP_ATTR} '{name}' joins layers that do not share "
                                f"their input, weight format and M = 1 dec kernel; run "

@@ -15,8 +15,7 @@ IREE's codegen).
 Decode launches are grouped (option `group`, on by default): layers of a function that read the same
 activation at M = 1 (the decode step's q/k/v and gate/up projections) with the same weight format and
 the single kernel `dec` each get `mxq.launch_group` = the group's first layer (and the `dec` they share, without
-a bias), and lower-mxq-to-cuda
-runs them as one launch over their weights concatenated along N (each layer's NV tensor scale, bias and
+a bias), and lower-mxq-to-cuda runs them as one launch over their weights concatenated along N (each layer's NV tensor scale, bias and
 epilogue applied to its columns after): on the H200 a 2048-wide projection's `dec` takes 3-4 us, most of it
 the launch and the ramp, whatever its N.
 """
@@ -60,6 +59,11 @@ def input_source(x: ir.Value) -> ir.Value:
     if not isinstance(owner, ir.Block) and owner.operation.name == "torch_c.to_builtin_tensor":
         return owner.operation.operands[0]
     return x
+
+
+def groupable(op, ks: list) -> bool:
+    """Whether a layer with kernels `ks` may share a launch: weight-only, M = 1, the single kernel `dec`."""
+    return len(ks) == 1 and ks[0].kind == "dec" and ks[0].mt == 1 and format_attr(op, "act_format") is None
 
 
 def gemm_layer(op) -> GemmLayer:
@@ -110,9 +114,7 @@ class MxqLegalizeCuda(Pass):
         for op in walk_ops(module, "mxq.fused_matmul"):
             if LAUNCH_GROUP_ATTR in op.attributes:
                 del op.operation.attributes[LAUNCH_GROUP_ATTR]
-            ks = kernels_of(op)
-            if (not self.group or len(ks) != 1 or ks[0].kind != "dec" or ks[0].mt != 1
-                    or format_attr(op, "act_format") is not None):
+            if not self.group or not groupable(op, kernels_of(op)):
                 continue
             w, x = _s(op, "w_format"), input_source(op.x)
             group = next((g for g in groups if g[0] == x and g[1] == w), None)
