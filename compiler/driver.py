@@ -124,9 +124,18 @@ def compile_file(
         paths, imported = spec.imported.in_program(spec.model, next(iter(entry_points.values()))[0])
     with ctx, ir.Location.unknown(), warnings.catch_warnings(record=True) as caught, contextlib.ExitStack() as stack:
         warnings.simplefilter("always", MxcWarning)
-        module = steps.step("import", lambda: importer.import_program(
-            {f: frontend.export(m, inputs, causal=opts.target == "cpu") for f, (m, inputs) in entry_points.items()},
-            ctx, weights))
+        progs: dict = {}  # function -> torch.export's program
+
+        def export_and_import():
+            if opts.generate and spec.dynamic_shapes is not None:
+                warnings.warn("get_dynamic_shapes() is not used with --generate: its prefill and decode programs "
+                              "have their own shapes (prefill runs --max-seq-len positions)", MxcWarning, stacklevel=2)
+            for f, (m, inputs) in entry_points.items():
+                progs[f] = frontend.export(m, inputs, causal=opts.target == "cpu",
+                                           dynamic_shapes=None if opts.generate else spec.dynamic_shapes)
+            return importer.import_program(progs, ctx, weights)
+
+        module = steps.step("import", export_and_import)
         record("import", module)
         stop = compile_to == "import"
         table = manifest.layer_table(module)
@@ -190,7 +199,7 @@ def compile_file(
         "compiled_to": compile_to,
         "layers": table,
         "warnings": warning_texts,
-        "inputs": _describe(next(iter(entry_points.values()))[1]),
+        "inputs": _describe(next(iter(entry_points.values()))[1], next(iter(progs.values()), None)),
         "weights_bytes": None,
         "timings_s": {k: round(v, 3) for k, v in steps.timings.items()},
         "tool_versions": manifest.tool_versions(),
@@ -248,8 +257,12 @@ _ARTIFACT_ENTRIES = frozenset({"model.vmfb", "model.irpa", "inputs.pt", "manifes
                                POLICY_FILE, "repro.mlir", "iree_input.mlir", "tokenizer"})
 
 
-def _describe(inputs: tuple) -> list[dict]:
-    return [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in inputs]
+def _describe(inputs: tuple, prog=None) -> list[dict]:
+    """The manifest's inputs: the example inputs' shapes and dtypes, and, where model.py's
+    get_dynamic_shapes() made a size dynamic, `dynamic`: [{"dim", "min", "max"}] (torch.export's ranges)."""
+    dyn = frontend.dynamic_dims(prog) if prog is not None else [[] for _ in inputs]
+    return [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."), **({"dynamic": d} if d else {})}
+            for t, d in zip(inputs, dyn)]
 
 
 def _save_tokenizer(spec, where: Path) -> None:

@@ -45,6 +45,7 @@ class ModelSpec:
     eval_inputs: Callable | None = None  # get_eval_inputs() -> held-out input tuples, optional (auto_check)
     tokenizer: Callable | None = None  # get_tokenizer() -> a transformers tokenizer, optional (--generate)
     imported: Any = None  # --checkpoint: mxc.runtime.interchange.Imported, the checkpoint applied to `model`
+    dynamic_shapes: Any = None  # get_dynamic_shapes(): torch.export's dynamic_shapes for the example inputs
 
 
 def _call(path: Path, module, fn: str):
@@ -89,13 +90,14 @@ def load_model_file(path: str | Path, checkpoint: str | Path = "") -> ModelSpec:
     if loss is not None and not callable(loss):
         raise ModelFileError(f"{path}: get_loss must be a function get_loss(output, *inputs) -> scalar tensor")
     tokenizer = getattr(module, "get_tokenizer", None)
+    dynamic = _call(path, module, "get_dynamic_shapes") if hasattr(module, "get_dynamic_shapes") else None
     imported = None
     if checkpoint:
         from mxc.runtime.interchange import import_compressed_tensors
 
         imported = import_compressed_tensors(model, checkpoint)
     return ModelSpec(path, model.eval(), inputs, calib, loss, getattr(module, "get_eval_inputs", None),
-                     tokenizer if callable(tokenizer) else None, imported)
+                     tokenizer if callable(tokenizer) else None, imported, dynamic)
 
 
 def entry_points(spec: ModelSpec, opts) -> dict[str, tuple[torch.nn.Module, tuple]]:
@@ -174,13 +176,15 @@ def _constant_value(node: torch.fx.Node) -> torch.Tensor | None:
     return v if isinstance(v, torch.Tensor) else None
 
 
-def export(model: torch.nn.Module, inputs: tuple, causal: bool = False) -> torch.export.ExportedProgram:
+def export(model: torch.nn.Module, inputs: tuple, causal: bool = False,
+           dynamic_shapes=None) -> torch.export.ExportedProgram:
     """torch.export the model; failures name the module, keep the exporter's message once and say
-    what to change (see `export_hint`). `causal`: `causal_masks` on the result."""
+    what to change (see `export_hint`). `causal`: `causal_masks` on the result. `dynamic_shapes`:
+    model.py's get_dynamic_shapes(), given to torch.export as it is."""
     make_buffers_persistent(model)
     try:
         with torch.no_grad(), _quiet_exporter():
-            prog = torch.export.export(model, inputs, strict=False)
+            prog = torch.export.export(model, inputs, dynamic_shapes=dynamic_shapes, strict=False)
             prog = prog.run_decompositions(decomposition_table())
             if causal:
                 causal_masks(prog)
@@ -193,6 +197,33 @@ def export(model: torch.nn.Module, inputs: tuple, causal: bool = False) -> torch
             + "\n".join(msg[:12])
             + "\n" + export_hint(e, inputs)
         ) from e
+
+
+def dynamic_dims(prog: torch.export.ExportedProgram) -> list[list[dict]]:
+    """Per user input of `prog`, its dynamic sizes as [{"dim": d, "min": lo, "max": hi}] (hi None when
+    unbounded), from torch.export's range constraints (what model.py's get_dynamic_shapes() declared,
+    narrowed by what the graph needs)."""
+    users = {s.arg.name for s in prog.graph_signature.input_specs if s.kind.name == "USER_INPUT"}
+    out = []
+    for node in prog.graph.nodes:
+        if node.op != "placeholder" or node.name not in users:
+            continue
+        dims = []
+        for d, size in enumerate(getattr(node.meta.get("val"), "shape", ())):
+            if isinstance(size, torch.SymInt):
+                r = prog.range_constraints.get(size.node.expr)
+                lo, hi = (r.lower, r.upper) if r is not None else (0, None)
+                dims.append({"dim": d, "min": _bound(lo) or 0, "max": _bound(hi)})
+        out.append(dims)
+    return out
+
+
+def _bound(v) -> int | None:
+    """A range bound as an int; None for an infinite one (torch's int_oo)."""
+    try:
+        return int(v) if v is not None and bool(getattr(v, "is_finite", True)) else None
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        return None
 
 
 _SHAPE_ERRORS = ("shapes cannot be multiplied", "must have same reduction dim", "size mismatch",

@@ -19,8 +19,14 @@ def _s(op, key: str) -> str:
     return ir.StringAttr(op.attributes[key]).value
 
 
-def _shape(v) -> list[int]:
-    return list(ir.RankedTensorType(v.type).shape)
+def _shape(v) -> list[int | None]:
+    """A tensor's sizes; a dynamic (token) size as None."""
+    t = ir.RankedTensorType(v.type)
+    return [None if t.is_dynamic_dim(i) else t.get_dim_size(i) for i in range(t.rank)]
+
+
+def _dynamic(row: dict) -> bool:
+    return None in row.get("input_shape", [])
 
 
 def _param(v):
@@ -135,6 +141,8 @@ def on_amx(row: dict) -> dict:
     from mxc.numerics.formats import get_format
     from mxc.passes._amx import bf16_exact
 
+    if _dynamic(row):  # lower-mxq-to-linalg takes IREE's contraction for a dynamic token size
+        return row
     if row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2:  # lower-mxq-to-linalg's _matmul
         return {**row, "kernel": "cpu: AMX bf16 tiles (mxc_amx)",
                 "path": "AMX: float32 operands split in 3 bf16 parts each, the 6 products that matter "
@@ -151,7 +159,8 @@ def on_amx(row: dict) -> dict:
 def on_fma(row: dict) -> dict:
     """A CPU layer's row when compiled with --contraction fma: every contraction lower-mxq-to-linalg emits
     (quantized layers, and the 2-D matmuls of layers kept in float32) ran on mxc's FMA kernel."""
-    if row.get("status") != "quantized" and not (row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2):
+    if _dynamic(row) or (row.get("status") != "quantized"
+                         and not (row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2)):
         return row
     return {**row, "kernel": "cpu: FMA micro-kernel (mxc_fma)",
             "path": "FMA: operands decoded to float32 (weights packed at load), f32 fused multiply-adds"}

@@ -12,7 +12,9 @@ returns the parsed `FormatSpec` (None for "none"); the verifiers check every
 shape and combination against the format table. Every op also refuses an
 attribute it does not define (besides the dialect's discardable `mxq.*`
 attributes of DISCARDABLE_ATTRS and other dialects' prefixed ones) and a
-dynamic shape: `lower-mxq-to-linalg` needs every size.
+dynamic size other than a leading (token) dimension of an activation: weights,
+scales along them and biases are static, and so is every last dimension (K, N,
+the block count), which the lowerings compute with.
 
     %e, %s = mxq.quantize %x {format = "mxfp4", block_size = 32, axis = 1}
         : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x2xf8E8M0FNU>)
@@ -86,7 +88,7 @@ def _known_attrs(cls) -> tuple[str, ...]:
 
 
 class _VerifiedOp(MXQ.Operation):
-    """Base of verified ops: the checks every mxq op shares (no unknown attribute, static shapes),
+    """Base of verified ops: the checks every mxq op shares (no unknown attribute, static sizes but leading ones),
     then the subclass's `_check()`, which returns an error string or None."""
 
     def verify_invariants(self) -> bool:
@@ -114,9 +116,12 @@ class _VerifiedOp(MXQ.Operation):
                     f"dialect's discardable {', '.join(DISCARDABLE_ATTRS)}")
         return None
 
+    STATIC = ()  # operands/results that must be fully static (weights, their scales, biases)
+
     def _check_static(self) -> str | None:
-        """Operands and results must be statically shaped: mxc compiles for the example inputs' shapes,
-        and the lowerings (tensor.expand_shape, the K padding, the block count) need every size."""
+        """Operands and results are ranked, their last dimension (K, N, a block count) static, and the
+        fields of `STATIC` fully static: only the leading (token) dimensions of activations may be dynamic
+        (model.py's get_dynamic_shapes()); the lowerings take those as tensor.dim values."""
         for f in type(self)._fields:
             if not isinstance(f, (OperandDef, ResultDef)):
                 continue
@@ -124,11 +129,17 @@ class _VerifiedOp(MXQ.Operation):
             if value is None:
                 continue
             t = value.type
-            if isinstance(t, ir.ShapedType) and not (t.has_rank and t.has_static_shape):
-                kind = "operand" if isinstance(f, OperandDef) else "result"
-                return (f"{kind} '{f.name}' has a dynamic shape ({value.type}): mxq ops take static "
-                        "shapes only (tensors with every dimension known; mxc compiles for the example "
-                        "inputs' shapes)")
+            if not isinstance(t, ir.ShapedType):
+                continue
+            kind = "operand" if isinstance(f, OperandDef) else "result"
+            if not t.has_rank:
+                return f"{kind} '{f.name}' must be a ranked tensor, got {t}"
+            if f.name in self.STATIC and not t.has_static_shape:
+                return (f"{kind} '{f.name}' has a dynamic shape ({t}): a weight, its scales and a bias are "
+                        "static (only the leading, token dimensions of activations may be dynamic)")
+            if t.rank and t.is_dynamic_dim(t.rank - 1):
+                return (f"{kind} '{f.name}' has a dynamic last dimension ({t}): the contraction axis and "
+                        "the blocks along it must be static (only leading, token dimensions may be dynamic)")
         return None
 
 
@@ -206,6 +217,7 @@ class ParamOp(_VerifiedOp, name="param"):
 
     name: ir.StringAttr
     result: Result[Any]
+    STATIC = ("result",)
 
 
 class MatmulOp(_VerifiedOp, name="matmul"):
@@ -220,6 +232,7 @@ class MatmulOp(_VerifiedOp, name="matmul"):
     layer: ir.StringAttr
     result: Result[Tensor]
     bias: Operand[Tensor] | None = None
+    STATIC = ("rhs", "bias")
 
     def _check(self):
         lhs, rhs, res = Tensor(self.lhs.type), Tensor(self.rhs.type), Tensor(self.result.type)
@@ -293,6 +306,7 @@ class ScaledMatmulOp(_VerifiedOp, name="scaled_matmul"):
     b_format: ir.StringAttr
     block_size: ir.IntegerAttr
     result: Result[Tensor]
+    STATIC = ("b", "b_scales")
 
     def _check(self):
         bs = _int(self.block_size)
@@ -335,6 +349,7 @@ class FusedMatmulOp(_VerifiedOp, name="fused_matmul"):
     result: Result[Tensor]
     w_tensor_scale: Operand[Tensor] | None = None
     bias: Operand[Tensor] | None = None
+    STATIC = ("w", "w_scales", "w_tensor_scale", "bias")
 
     def _check(self):
         bs = _int(self.block_size)

@@ -14,8 +14,9 @@ def to_builtin(value: ir.Value, tensor_type: ir.Type) -> ir.Value:
 
 
 def builtin_type_of(vtensor_type: ir.Type) -> ir.RankedTensorType:
-    """The builtin tensor type of a !torch.vtensor<[...],dtype> (static shapes only)."""
-    text = str(vtensor_type)  # !torch.vtensor<[4,64],f32>
+    """The builtin tensor type of a !torch.vtensor<[...],dtype> (a `?` size stays dynamic)."""
+    text = str(vtensor_type)  # !torch.vtensor<[4,64],f32>, !torch.vtensor<[?,64],f32>
     dims, dtype = text[len("!torch.vtensor<[") : -1].split("],")
-    shape = [int(d) for d in dims.split(",")] if dims else []
+    dyn = ir.ShapedType.get_dynamic_size()
+    shape = [dyn if d == "?" else int(d) for d in dims.split(",")] if dims else []
     return ir.RankedTensorType.get(shape, ir.Type.parse(dtype))

@@ -21,5 +21,9 @@ class ArtifactError(MxcError):
     """An artifact directory is missing, incomplete or corrupt."""
 
 
+class InputError(MxcError, ValueError):
+    """Inputs that do not match what an artifact was compiled for (count, dtype, shape, a dynamic size's range)."""
+
+
 class MxcWarning(UserWarning):
     """Something the user should fix but the compilation survives (e.g. NaN in weights)."""

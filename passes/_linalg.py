@@ -4,11 +4,19 @@
 indices and a Python body; `Scalar` emits the float32 steps of
 `mxc.numerics.elements` (floor_log2, exp2i, round_to_element) as arith, in the
 same order, so lowered code and reference agree bit for bit.
+
+Dynamic sizes: a tensor's leading (token) dimensions may be dynamic (model.py's
+`get_dynamic_shapes()`); the last dimension, K or a block, is always static.
+`shape_of` gives a dynamic size as the `index` value of a `tensor.dim` (created
+at the insertion point), and every builder here takes such mixed shapes
+(`Size`: an int or an index value), so the lowerings pass the leading sizes
+through unchanged whether they are known or not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from math import prod as math_prod
 
 from torch_mlir import ir
 from torch_mlir.dialects import arith, linalg, math, tensor
@@ -21,15 +29,34 @@ I32 = lambda: ir.IntegerType.get_signless(32)  # noqa: E731
 I8 = lambda: ir.IntegerType.get_signless(8)  # noqa: E731
 
 
-def ttype(shape: Sequence[int], elem: ir.Type) -> ir.RankedTensorType:
-    return ir.RankedTensorType.get(list(shape), elem)
+Size = int | ir.Value  # a static size, or a dynamic one as an `index` value
+DYN = ir.ShapedType.get_dynamic_size()
 
 
-def shape_of(v: ir.Value) -> list[int]:
-    return list(ir.RankedTensorType(v.type).shape)
+def _static(shape: Sequence[Size]) -> list[int]:
+    return [d if isinstance(d, int) else DYN for d in shape]
 
 
-def empty(shape: Sequence[int], elem: ir.Type) -> ir.Value:
+def _dynamic(shape: Sequence[Size]) -> list[ir.Value]:
+    return [d for d in shape if not isinstance(d, int)]
+
+
+def ttype(shape: Sequence[Size], elem: ir.Type) -> ir.RankedTensorType:
+    return ir.RankedTensorType.get(_static(shape), elem)
+
+
+def shape_of(v: ir.Value) -> list[Size]:
+    """The sizes of a ranked tensor; a dynamic one as `tensor.dim` (an index value)."""
+    t = ir.RankedTensorType(v.type)
+    return [t.get_dim_size(i) if not t.is_dynamic_dim(i) else tensor.dim(v, arith.constant(ir.IndexType.get(), i))
+            for i in range(t.rank)]
+
+
+def is_static(v: ir.Value) -> bool:
+    return ir.RankedTensorType(v.type).has_static_shape
+
+
+def empty(shape: Sequence[Size], elem: ir.Type) -> ir.Value:
     return tensor.EmptyOp(list(shape), elem).result
 
 
@@ -81,7 +108,8 @@ def expand_last(v: ir.Value, inner: int) -> ir.Value:
     r = len(s)
     reassoc = [[i] for i in range(r - 1)] + [[r - 1, r]]
     out = [*s[:-1], s[-1] // inner, inner]
-    return tensor.ExpandShapeOp(ttype(out, ir.RankedTensorType(v.type).element_type), v, reassoc, [], out).result
+    return tensor.ExpandShapeOp(ttype(out, ir.RankedTensorType(v.type).element_type), v, reassoc, _dynamic(out),
+                                _static(out)).result
 
 
 def collapse_last(v: ir.Value) -> ir.Value:
@@ -94,25 +122,24 @@ def collapse_last(v: ir.Value) -> ir.Value:
 
 
 def collapse_leading(v: ir.Value) -> ir.Value:
-    """[a, b, ..., K] -> [a * b * ..., K] (identity for rank 2)."""
-    s = shape_of(v)
+    """[a, b, ..., K] -> [a * b * ..., K] (identity for rank 2; dynamic when a leading size is)."""
+    s = list(ir.RankedTensorType(v.type).shape)
     if len(s) == 2:
         return v
-    m = 1
-    for d in s[:-1]:
-        m *= d
+    m = DYN if DYN in s[:-1] else math_prod(s[:-1])
     reassoc = [list(range(len(s) - 1)), [len(s) - 1]]
     return tensor.CollapseShapeOp(ttype([m, s[-1]], ir.RankedTensorType(v.type).element_type), v, reassoc).result
 
 
-def expand_leading(v: ir.Value, lead: Sequence[int]) -> ir.Value:
+def expand_leading(v: ir.Value, lead: Sequence[Size]) -> ir.Value:
     """[M, N] -> [*lead, N] (identity when lead has one dim)."""
     s = shape_of(v)
     if len(lead) == 1:
         return v
     out = [*lead, s[-1]]
     reassoc = [list(range(len(lead))), [len(lead)]]
-    return tensor.ExpandShapeOp(ttype(out, ir.RankedTensorType(v.type).element_type), v, reassoc, [], out).result
+    return tensor.ExpandShapeOp(ttype(out, ir.RankedTensorType(v.type).element_type), v, reassoc, _dynamic(out),
+                                _static(out)).result
 
 
 def pad_last(v: ir.Value, size: int) -> ir.Value:
@@ -122,7 +149,7 @@ def pad_last(v: ir.Value, size: int) -> ir.Value:
         return v
     dest = filled([*s[:-1], size], 0.0)
     r = len(s)
-    return tensor.InsertSliceOp(v, dest, [], [], [], [0] * r, s, [1] * r).result
+    return tensor.InsertSliceOp(v, dest, [], _dynamic(s), [], [0] * r, _static(s), [1] * r).result
 
 
 def slice_last(v: ir.Value, size: int, offset: int = 0) -> ir.Value:
@@ -133,7 +160,8 @@ def slice_last(v: ir.Value, size: int, offset: int = 0) -> ir.Value:
     r = len(s)
     out = [*s[:-1], size]
     return tensor.ExtractSliceOp(
-        ttype(out, ir.RankedTensorType(v.type).element_type), v, [], [], [], [0] * (r - 1) + [offset], out, [1] * r
+        ttype(out, ir.RankedTensorType(v.type).element_type), v, [], _dynamic(out), [], [0] * (r - 1) + [offset],
+        _static(out), [1] * r
     ).result
 
 

@@ -70,11 +70,12 @@ def load(e, fmt: Format) -> ir.Value:
     return S.decode(_code(e), fmt.element)
 
 
-def _flat_index(shape: list[int]) -> ir.Value:
+def _flat_index(shape: list) -> ir.Value:
     """Row-major flat index of the current loop point over `shape` (all loops), i32, wrapping."""
     idx = index(0)
     for d in range(1, len(shape)):
-        idx = arith.AddIOp(arith.MulIOp(idx, S.i(shape[d])).result, index(d)).result
+        size = S.i(shape[d]) if isinstance(shape[d], int) else arith.IndexCastOp(I32(), shape[d]).result
+        idx = arith.AddIOp(arith.MulIOp(idx, size).result, index(d)).result
     return idx
 
 
@@ -333,10 +334,11 @@ def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format) 
 # ----------------------------------------------------------------------------- Hadamard, FP6
 
 
-def _reshape(v: ir.Value, shape: list[int], reassoc: list[list[int]], expand: bool) -> ir.Value:
+def _reshape(v: ir.Value, shape: list, reassoc: list[list[int]], expand: bool) -> ir.Value:
     t = ttype(shape, ir.RankedTensorType(v.type).element_type)
     if expand:
-        return tensor.ExpandShapeOp(t, v, reassoc, [], shape).result
+        return tensor.ExpandShapeOp(t, v, reassoc, [d for d in shape if not isinstance(d, int)],
+                                    list(t.shape)).result
     return tensor.CollapseShapeOp(t, v, reassoc).result
 
 

@@ -1,7 +1,7 @@
 """convert-torch-to-mxq: quantizable torch ops become `mxq.matmul`.
 
 Matches `aten.linear`, `aten.mm`, `aten.matmul`, `aten.addmm` (beta = alpha = 1),
-`aten.bmm` and `aten.conv2d` on static-shaped f32, bf16 or f16 tensors. Each becomes
+`aten.bmm` and `aten.conv2d` on f32, bf16 or f16 tensors. Each becomes
 
     torch_c.to_builtin_tensor -> mxq.matmul {layer = "<module path>"} -> torch_c.from_builtin_tensor
 
@@ -21,14 +21,18 @@ over K = C_in * kh * kw (the weight flattened to [C_out, K], so the block axis
 runs over the convolution's reduction) -> NCHW (`_conv.py`), marked
 `mxq.op = "conv2d"`. The layer name comes from the NameLoc the frontend put
 on every op. Ops mxc recognizes but cannot quantize yet (attention, grouped or
-transposed convolutions) and matmuls it cannot take (dynamic shapes, integer or mixed dtypes)
-stay in torch and get an `mxq.reason` attribute, which the manifest and `mxc
+transposed convolutions) and matmuls it cannot take (integer or mixed dtypes, a dynamic K or
+right operand, a conv2d of dynamic shape) stay in torch and get an `mxq.reason` attribute, which the manifest and `mxc
 inspect` list. `torch.operator "torch.mxc.fake_quantize"` (mxc's own graph op, `mxc.generation`: the
 KV cache's format) becomes `mxq.quantize -> mxq.dequantize` along the last axis, in f32 (bf16/f16 extended
 and rounded back, as around a matmul). An attention op is named `<module path>.sdpa`, since its module
 also names the projections' matmuls. Embedding lookups (`aten.embedding`) get
 `mxq.reason` and `mxq.op = "embedding"`: their tables stay in high precision,
 and the manifest lists them with their bytes, as rows of their own kind.
+
+Dynamic token dimensions (model.py's `get_dynamic_shapes()`) pass through: a
+`[?, K]` or `[?, ?, K]` activation against a static weight becomes an `mxq.matmul`
+with the same dynamic leading sizes (the dialect allows them there only).
 """
 
 from __future__ import annotations
@@ -74,15 +78,16 @@ def _dtype(v: ir.Value) -> str | None:
     return text.rsplit(",", 1)[-1][:-1] if text.startswith("!torch.vtensor<[") else None
 
 
+DYN = ir.ShapedType.get_dynamic_size()
+
+
 def _shape(v: ir.Value) -> list[int] | None:
-    """Static shape of a !torch.vtensor<[..],f32|bf16|f16>, or None when dynamic or not one of those."""
+    """Shape of a !torch.vtensor<[..],f32|bf16|f16> (a dynamic size as DYN), or None when not one of those."""
     dtype = _dtype(v)
     if dtype not in FLOAT_TYPES:
         return None
     dims = str(v.type)[len("!torch.vtensor<[") : -len(f"],{dtype}>")]
-    if "?" in dims:
-        return None
-    return [int(d) for d in dims.split(",")] if dims else []
+    return [DYN if d == "?" else int(d) for d in dims.split(",")] if dims else []
 
 
 def _to_f32(v: ir.Value) -> ir.Value:
@@ -166,9 +171,11 @@ class ConvertTorchToMxq(Pass):
         x, spec_value = op.operands
         owner = spec_value.owner
         where = layer_name(op) or "the graph"
-        if isinstance(owner, ir.Block) or owner.operation.name != "torch.constant.str" or _shape(x) is None:
-            raise MxcError(f"{where}: mxc.fake_quantize needs a static-shaped f32/bf16/f16 tensor and a constant "
-                           "format spec")
+        shape = _shape(x)
+        if (isinstance(owner, ir.Block) or owner.operation.name != "torch.constant.str" or not shape
+                or shape[-1] == DYN):
+            raise MxcError(f"{where}: mxc.fake_quantize needs an f32/bf16/f16 tensor with a static last dimension "
+                           "and a constant format spec")
         spec = FormatSpec.parse(ir.StringAttr(owner.attributes["value"]).value)
         with op.location, ir.InsertionPoint(op):
             out = _from_f32(quantize_dequantize(_to_f32(x), spec), op.results[0].type)
@@ -213,7 +220,10 @@ class ConvertTorchToMxq(Pass):
         shapes = [_shape(v) for v in (lhs, rhs, op.result)] if lhs is not None else [None]
         reason = got if isinstance(got, str) else None
         if reason is None and any(s is None for s in shapes):
-            reason = "only static-shaped f32/bf16/f16 matmuls are quantized"
+            reason = "only f32/bf16/f16 matmuls are quantized"
+        elif reason is None and (DYN in shapes[1] or shapes[0][-1] == DYN):
+            reason = ("a matmul with a dynamic contraction size or a dynamic right operand stays in high precision "
+                      "(only the leading, token dimensions of the left operand may be dynamic)")
         elif reason is None and len({_dtype(v) for v in (lhs, rhs, op.result)}) != 1:
             reason = "matmul of mixed dtypes is not quantized"
         elif reason is None and not (len(shapes[1]) == 2 or (len(shapes[0]) == 3 and len(shapes[1]) == 3)):
@@ -249,7 +259,7 @@ def _conv_geometry(op) -> Conv2dGeometry | str:
     """The conv's geometry, or why it stays in high precision."""
     x, w, bias, stride, padding, dilation, groups = list(op.operands)
     xs, ws, ys = _shape(x), _shape(w), _shape(op.result)
-    if xs is None or ws is None or ys is None or len(xs) != 4:
+    if xs is None or ws is None or ys is None or len(xs) != 4 or DYN in [*xs, *ws, *ys]:
         return "only static-shaped f32/bf16/f16 NCHW conv2d is quantized"
     if _int_constant(groups) != 1:
         return "grouped/depthwise conv2d (groups != 1) is not quantized: stays in high precision"

@@ -41,6 +41,9 @@ Contractions, option `contraction`:
   (`_fma.py`: 4 x 24 micro-tiles of vector fused multiply-adds, the weight packed in 24-column panels at
   load time) instead of IREE's matmul code; every contraction of the pass. Needs AVX2 and FMA (x86-64).
 
+`amx` and `fma` are dispatches built for one static shape: a layer with a dynamic token dimension
+(model.py's `get_dynamic_shapes()`) takes the `decomposed` form, whose IREE code takes any size.
+
 Option `act-dtype=bf16` (`mxc compile --act-dtype bf16`): a weight-only fused matmul rounds its
 activations (after any Hadamard rotation) to bf16 with `arith.truncf` and extends them back, which is
 what cuda-sm90's `dec` and `wgmma` kernels multiply.
@@ -72,6 +75,7 @@ from ._linalg import (
     expand_leading,
     filled,
     generic,
+    is_static,
     pad_last,
     shape_of,
     slice_last,
@@ -268,7 +272,7 @@ class LowerMxqToLinalg(Pass):
     def _contract(self, a: ir.Value, b: ir.Value, kernels: dict) -> ir.Value:
         """a [(B,) M, K] x b [(B,) N, K]^T in float32: the FMA kernel (`contraction=fma`; a constant b's
         packing is hoisted to load time with its decode) or a linalg contraction."""
-        if self.contraction == "fma":
+        if self.contraction == "fma" and is_static(a):
             return _fma.contract(a, _fma.b_panels(b), shape_of(b)[-2], kernels)
         return contract(a, b)
 
@@ -278,7 +282,7 @@ class LowerMxqToLinalg(Pass):
             return [self._contract(lhs, rhs, kernels)]
         lead = shape_of(lhs)[:-1]
         x2 = collapse_leading(lhs)
-        if self.contraction == "amx":  # float32 operands: 3 bf16 parts each, the 6 products that matter
+        if self.contraction == "amx" and is_static(x2):  # float32 operands: 3 bf16 parts each, 6 products
             (m, k), n = shape_of(x2), shape_of(rhs)[0]
             a = _amx.a_tiles(x2, _amx.pad32(m), _amx.pad32(k), 3, _amx.split3)
             y = _amx.contract(a, _amx.b_tiles(rhs, 3, _amx.split3), m, n, kernels)
@@ -306,7 +310,8 @@ class LowerMxqToLinalg(Pass):
         def weights():
             return Q.dequantize(fp6.codes(op.w, fw), op.w_scales, op.w_tensor_scale, fw)
 
-        if self.contraction == "amx" and _amx.bf16_exact(fw) and (act is None or _amx.bf16_exact(act.format)):
+        if (self.contraction == "amx" and is_static(x2) and _amx.bf16_exact(fw)
+                and (act is None or _amx.bf16_exact(act.format))):
             y = self._amx_fused(op, fp6, x2, kp, act, kernels)
         elif act is None:
             if self.act_dtype == "bf16":  # what cuda-sm90's tensor-core kernels multiply

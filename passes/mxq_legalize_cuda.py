@@ -87,6 +87,11 @@ class MxqLegalizeCuda(Pass):
         target = cuda_target(self.target)
         kept: dict[str, list[str]] = {}  # reason -> layers whose activations stay high precision
         for op in walk_ops(module, "mxq.fused_matmul"):
+            if not ir.RankedTensorType(op.x.type).has_static_shape:
+                raise MxcError(f"layer {_s(op, 'layer')}: a dynamic token dimension ({op.x.type}) is not supported on "
+                               f"{self.target} yet (its kernels are chosen and launched for one M); compile for "
+                               "--target cpu, or drop get_dynamic_shapes() from model.py to compile for the example "
+                               "inputs' shapes")
             layer = gemm_layer(op)
             ks = target.select(layer)
             if isinstance(ks, str) and layer.a_format is not None:

@@ -15,7 +15,7 @@ import ml_dtypes
 import numpy as np
 import torch
 
-from mxc.errors import ArtifactError
+from mxc.errors import ArtifactError, InputError
 from mxc.targets import TARGET_NAMES, by_device, get_target, targets
 from mxc.weights import PARAMETER_SCOPE
 
@@ -55,9 +55,7 @@ class Artifact:
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         from iree import runtime as rt
 
-        expected = self.manifest["inputs"]
-        if len(inputs) != len(expected):
-            raise ValueError(f"the model takes {len(expected)} inputs, got {len(inputs)}")
+        check_inputs(inputs, self.manifest["inputs"])
         args = [rt.asdevicearray(self._device, _to_numpy(t)) for t in inputs]
         out = self._fn(*args)
         outs = out if isinstance(out, (list, tuple)) else [out]
@@ -124,6 +122,34 @@ class Artifact:
             raise ArtifactError(f"{where} has the wrong structure: expected a tuple of {n} tensor(s), "
                                 f"found {type(inputs).__name__}; recompile with mxc compile")
         return tuple(inputs)
+
+
+def _takes(entry: dict) -> str:
+    """An input's accepted shape in words: [1..64, 256] (a dynamic size as its range)."""
+    sizes = [str(d) for d in entry["shape"]]
+    for d in entry.get("dynamic", []):
+        sizes[d["dim"]] = f"{d['min']}..{'' if d['max'] is None else d['max']}"
+    return f"[{', '.join(sizes)}] {entry['dtype']}"
+
+
+def check_inputs(inputs, expected: list[dict]) -> None:
+    """InputError naming the input and what the artifact takes, unless `inputs` match the manifest's inputs:
+    the dtype, the rank, every static size, and each dynamic size (get_dynamic_shapes()) within its range."""
+    if len(inputs) != len(expected):
+        raise InputError(f"the model takes {len(expected)} input(s), got {len(inputs)}")
+    for i, (t, e) in enumerate(zip(inputs, expected)):
+        if not isinstance(t, torch.Tensor):
+            raise InputError(f"input {i} is a {type(t).__name__}, not a torch.Tensor")
+        dyn = {d["dim"]: d for d in e.get("dynamic", [])}
+        ok = str(t.dtype).removeprefix("torch.") == e["dtype"] and t.dim() == len(e["shape"]) and all(
+            (d["min"] <= n and (d["max"] is None or n <= d["max"])) if (d := dyn.get(j)) else n == e["shape"][j]
+            for j, n in enumerate(t.shape))
+        if not ok:
+            fix = ("a size outside its range needs a recompile with a wider range in model.py's get_dynamic_shapes()"
+                   if dyn else "the artifact was compiled for the example inputs' shapes; declare the sizes that vary "
+                   "in model.py's get_dynamic_shapes() and recompile")
+            raise InputError(f"input {i} is {list(t.shape)} {str(t.dtype).removeprefix('torch.')}; the artifact takes "
+                             f"{_takes(e)}: {fix}")
 
 
 def read_manifest(path: Path) -> dict:

@@ -190,11 +190,32 @@ def _size(n: int) -> str:
 
 
 def _add_run(sub):
-    p = sub.add_parser("run", help="run an artifact on its example inputs")
+    p = sub.add_parser("run", help="run an artifact on its example inputs (or --inputs)")
     p.add_argument("artifact")
+    p.add_argument("--inputs", default=None, metavar="FILE.pt",
+                   help="run on these inputs instead (torch.save of a tensor or a tuple of tensors); sizes that "
+                        "model.py's get_dynamic_shapes() made dynamic may take any value in their range")
     p.add_argument("--device", default="cpu", help="cpu, or cuda for cuda-sm90 artifacts (IREE's CUDA driver)")
     p.add_argument("--compare", action="store_true", help="compare with the fake-quant reference and torch f32")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _read_inputs(path: str) -> tuple:
+    """`mxc run --inputs`: a torch.save'd tensor or tuple/list of tensors (checked against the artifact's inputs
+    when it runs)."""
+    import torch
+
+    from mxc.errors import InputError
+
+    try:
+        inputs = torch.load(path)
+    except Exception as e:
+        raise InputError(f"--inputs {path}: cannot be read by torch.load ({type(e).__name__}: {e})") from e
+    inputs = (inputs,) if isinstance(inputs, torch.Tensor) else inputs
+    if not isinstance(inputs, (tuple, list)) or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise InputError(f"--inputs {path}: expected a tensor or a tuple of tensors (torch.save((x,), path)), "
+                         f"found {type(inputs).__name__}")
+    return tuple(inputs)
 
 
 def _cmd_run(a) -> int:
@@ -203,7 +224,7 @@ def _cmd_run(a) -> int:
     from mxc.runtime.artifact import load
 
     art = load(a.artifact, a.device)
-    inputs = art.example_inputs()
+    inputs = art.example_inputs() if a.inputs is None else _read_inputs(a.inputs)
     t = time.perf_counter()
     outputs = art(*inputs)
     result = {"outputs": [{"shape": list(o.shape)} for o in outputs], "run_ms": (time.perf_counter() - t) * 1e3}

@@ -84,16 +84,37 @@ func.func @mm_f16(%x: !torch.vtensor<[4,64],f16>) -> !torch.vtensor<[4,8],f16> {
 
 // Ops mxc cannot quantize stay in torch with a reason.
 // CHECK-LABEL: func.func @unquantizable
-// CHECK: torch.aten.mm {{.*}} {mxq.layer = "dyn", mxq.reason = "only static-shaped f32/bf16/f16 matmuls are quantized"}
+// CHECK: torch.aten.mm {{.*}} {mxq.layer = "dyn_k", mxq.reason = "a matmul with a dynamic contraction size or a dynamic right operand stays in high precision
+// CHECK: torch.aten.bmm {{.*}} {mxq.layer = "dyn_rhs", mxq.reason = "a matmul with a dynamic contraction size or a dynamic right operand
 // CHECK: torch.aten.addmm {{.*}} {mxq.layer = "scaled", mxq.reason = "addmm with beta or alpha other than 1"}
-func.func @unquantizable(%x: !torch.vtensor<[?,64],f32>, %y: !torch.vtensor<[4,64],f32>) -> !torch.vtensor<[4,8],f32> {
+func.func @unquantizable(%x: !torch.vtensor<[4,?],f32>, %wk: !torch.vtensor<[?,8],f32>, %q: !torch.vtensor<[2,?,64],f32>, %k: !torch.vtensor<[2,64,?],f32>, %y: !torch.vtensor<[4,64],f32>) -> !torch.vtensor<[4,8],f32> {
   %w = torch.vtensor.literal(dense<0.5> : tensor<64x8xf32>) : !torch.vtensor<[64,8],f32>
   %b = torch.vtensor.literal(dense<0.5> : tensor<8xf32>) : !torch.vtensor<[8],f32>
   %int2 = torch.constant.int 2
   %int1 = torch.constant.int 1
-  %0 = torch.aten.mm %x, %w : !torch.vtensor<[?,64],f32>, !torch.vtensor<[64,8],f32> -> !torch.vtensor<[?,8],f32> loc("dyn")
+  %0 = torch.aten.mm %x, %wk : !torch.vtensor<[4,?],f32>, !torch.vtensor<[?,8],f32> -> !torch.vtensor<[4,8],f32> loc("dyn_k")
+  %s = torch.aten.bmm %q, %k : !torch.vtensor<[2,?,64],f32>, !torch.vtensor<[2,64,?],f32> -> !torch.vtensor<[2,?,?],f32> loc("dyn_rhs")
   %1 = torch.aten.addmm %b, %y, %w, %int2, %int1 : !torch.vtensor<[8],f32>, !torch.vtensor<[4,64],f32>, !torch.vtensor<[64,8],f32>, !torch.int, !torch.int -> !torch.vtensor<[4,8],f32> loc("scaled")
   return %1 : !torch.vtensor<[4,8],f32>
+}
+
+// -----
+
+// Dynamic leading (token) dimensions (model.py's get_dynamic_shapes()) pass through to mxq.matmul.
+// CHECK-LABEL: func.func @dynamic_tokens
+// CHECK: %[[X:.*]] = "torch_c.to_builtin_tensor"(%arg0) : (!torch.vtensor<[?,64],f32>) -> tensor<?x64xf32>
+// CHECK: "mxq.matmul"(%[[X]], %{{.*}}) {layer = "fc"
+// CHECK-SAME: (tensor<?x64xf32>, tensor<8x64xf32>) -> tensor<?x8xf32>
+// CHECK: "torch_c.from_builtin_tensor"(%{{.*}}) : (tensor<?x8xf32>) -> !torch.vtensor<[?,8],f32>
+// CHECK: "mxq.matmul"({{.*}}) {layer = "proj"
+// CHECK-SAME: (tensor<?x?x64xf32>, tensor<8x64xf32>, tensor<8xf32>) -> tensor<?x?x8xf32>
+func.func @dynamic_tokens(%x: !torch.vtensor<[?,64],f32>, %h: !torch.vtensor<[?,?,64],f32>) -> (!torch.vtensor<[?,8],f32>, !torch.vtensor<[?,?,8],f32>) {
+  %w = torch.vtensor.literal(dense<0.5> : tensor<64x8xf32>) : !torch.vtensor<[64,8],f32>
+  %w2 = torch.vtensor.literal(dense<0.5> : tensor<8x64xf32>) : !torch.vtensor<[8,64],f32>
+  %b = torch.vtensor.literal(dense<0.5> : tensor<8xf32>) : !torch.vtensor<[8],f32>
+  %0 = torch.aten.mm %x, %w : !torch.vtensor<[?,64],f32>, !torch.vtensor<[64,8],f32> -> !torch.vtensor<[?,8],f32> loc("fc")
+  %1 = torch.aten.linear %h, %w2, %b : !torch.vtensor<[?,?,64],f32>, !torch.vtensor<[8,64],f32>, !torch.vtensor<[8],f32> -> !torch.vtensor<[?,?,8],f32> loc("proj")
+  return %0, %1 : !torch.vtensor<[?,8],f32>, !torch.vtensor<[?,?,8],f32>
 }
 
 // -----

@@ -192,16 +192,32 @@ func.func @param_unknown_attribute() {
 
 // -----
 
-func.func @matmul_dynamic_shape(%x: tensor<?x64xf32>, %w: tensor<8x64xf32>) {
-  // expected-error @+1 {{'mxq.matmul' op operand 'lhs' has a dynamic shape (tensor<?x64xf32>): mxq ops take static shapes only}}
-  %r = "mxq.matmul"(%x, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<?x64xf32>, tensor<8x64xf32>) -> tensor<?x8xf32>
+func.func @matmul_dynamic_weight(%x: tensor<?x64xf32>, %w: tensor<?x64xf32>) {
+  // expected-error @+1 {{'mxq.matmul' op operand 'rhs' has a dynamic shape (tensor<?x64xf32>): a weight, its scales and a bias are static}}
+  %r = "mxq.matmul"(%x, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<?x64xf32>, tensor<?x64xf32>) -> tensor<?x?xf32>
+  return
+}
+
+// -----
+
+func.func @matmul_dynamic_k(%x: tensor<4x?xf32>, %w: tensor<8x64xf32>) {
+  // expected-error @+1 {{'mxq.matmul' op operand 'lhs' has a dynamic last dimension (tensor<4x?xf32>): the contraction axis and the blocks along it must be static}}
+  %r = "mxq.matmul"(%x, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x?xf32>, tensor<8x64xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @fused_matmul_dynamic_result_mismatch(%x: tensor<?x64xf32>, %w: tensor<8x64xf4E2M1FN>, %s: tensor<8x2xf8E8M0FNU>) {
+  // expected-error @+1 {{'mxq.fused_matmul' op result must have shape}}
+  %r = "mxq.fused_matmul"(%x, %w, %s) {layer = "fc", act_format = "none", w_format = "mxfp4", block_size = 32 : i64, epilogue = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (tensor<?x64xf32>, tensor<8x64xf4E2M1FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
   return
 }
 
 // -----
 
 func.func @quantize_dynamic_result(%x: tensor<4x64xf32>) {
-  // expected-error @+1 {{'mxq.quantize' op result 'scales' has a dynamic shape (tensor<4x?xf8E8M0FNU>): mxq ops take static shapes only}}
+  // expected-error @+1 {{'mxq.quantize' op result 'scales' has a dynamic last dimension (tensor<4x?xf8E8M0FNU>)}}
   %e, %s = "mxq.quantize"(%x) {format = "mxfp4", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>) -> (tensor<4x64xf4E2M1FN>, tensor<4x?xf8E8M0FNU>)
   return
 }
@@ -209,7 +225,7 @@ func.func @quantize_dynamic_result(%x: tensor<4x64xf32>) {
 // -----
 
 func.func @param_unranked() {
-  // expected-error @+1 {{'mxq.param' op result 'result' has a dynamic shape (tensor<*xf32>): mxq ops take static shapes only}}
+  // expected-error @+1 {{'mxq.param' op result 'result' must be a ranked tensor, got tensor<*xf32>}}
   %w = "mxq.param"() {name = "fc.weight"} : () -> tensor<*xf32>
   return
 }

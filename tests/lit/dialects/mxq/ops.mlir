@@ -67,3 +67,22 @@ func.func @discardable_attributes(%x: tensor<4x64xf32>) -> tensor<4x8xf32> {
   %r = "mxq.matmul"(%x, %w) {layer = "fc", mxq.decision = "policy default", iree.note = "kept", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<8x64xf32>) -> tensor<4x8xf32>
   return %r : tensor<4x8xf32>
 }
+
+// -----
+
+// Dynamic leading (token) dimensions of activations (model.py's get_dynamic_shapes()).
+// CHECK-LABEL: func.func @dynamic_tokens
+// CHECK: "mxq.quantize"
+// CHECK-SAME: (tensor<?x70xf32>) -> (tensor<?x96xf4E2M1FN>, tensor<?x3xf8E8M0FNU>)
+// CHECK: "mxq.fused_matmul"
+// CHECK-SAME: (tensor<?x?x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<?x?x8xf32>
+// CHECK: "mxq.matmul"
+// CHECK-SAME: (tensor<?x64xf32>, tensor<8x64xf32>) -> tensor<?x8xf32>
+func.func @dynamic_tokens(%x: tensor<?x70xf32>, %y: tensor<?x?x64xf32>, %z: tensor<?x64xf32>, %w: tensor<8x64xf32>) -> tensor<?x?x8xf32> {
+  %e, %s = "mxq.quantize"(%x) {format = "mxfp4", block_size = 32 : i64, axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<?x70xf32>) -> (tensor<?x96xf4E2M1FN>, tensor<?x3xf8E8M0FNU>)
+  %we = "mxq.param"() {name = "fc1.mxfp8.elements"} : () -> tensor<8x64xf8E4M3FN>
+  %ws = "mxq.param"() {name = "fc1.mxfp8.scales"} : () -> tensor<8x2xf8E8M0FNU>
+  %r = "mxq.fused_matmul"(%y, %we, %ws) {layer = "fc1", act_format = "mxfp8", w_format = "mxfp8", block_size = 32 : i64, epilogue = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>} : (tensor<?x?x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<?x?x8xf32>
+  %m = "mxq.matmul"(%z, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<?x64xf32>, tensor<8x64xf32>) -> tensor<?x8xf32>
+  return %r : tensor<?x?x8xf32>
+}
