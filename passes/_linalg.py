@@ -114,7 +114,7 @@ def expand_last(v: ir.Value, inner: int) -> ir.Value:
 
 def collapse_last(v: ir.Value) -> ir.Value:
     """[..., Ko, bs] -> [..., Ko * bs]."""
-    s = shape_of(v)
+    s = list(ir.RankedTensorType(v.type).shape)  # (a collapse needs no dynamic size's value)
     r = len(s)
     reassoc = [[i] for i in range(r - 2)] + [[r - 2, r - 1]]
     out = [*s[:-2], s[-2] * s[-1]]

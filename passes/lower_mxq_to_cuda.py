@@ -248,7 +248,7 @@ def _launch_groups(plan: list, target) -> dict[int, list]:
 
 def _checked_kernels(op, target) -> list[Kernel]:
     """The op's recorded kernels, refused when they do not fit its formats, bias or the target."""
-    layer = gemm_layer(op)
+    layer = gemm_layer(op, target.name)
     if KERNELS_ATTR not in op.attributes:
         raise MxcError(f"layer {layer.layer}: no kernels chosen (run mxq-legalize-cuda{{target={target.name}}} first)")
     try:

@@ -23,6 +23,7 @@ the launch and the ramp, whatever its N.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 from torch_mlir import ir
@@ -66,13 +67,16 @@ def groupable(op, ks: list) -> bool:
     return len(ks) == 1 and ks[0].kind == "dec" and ks[0].mt == 1 and format_attr(op, "act_format") is None
 
 
-def gemm_layer(op) -> GemmLayer:
-    """What kernel selection sees of a `mxq.fused_matmul`."""
-    m = 1
-    for d in shape_of(op.x)[:-1]:
-        m *= d
-    return GemmLayer(_s(op, "layer"), m, format_attr(op, "w_format", allow_none=False), format_attr(op, "act_format"),
-                     op.bias is not None, shape_of(op.w)[0], shape_of(op.x)[-1])
+def gemm_layer(op, target: str = "a CUDA target") -> GemmLayer:
+    """What kernel selection sees of a `mxq.fused_matmul`; MxcError for a dynamic token dimension (the kernels are
+    chosen and launched for one M)."""
+    x = ir.RankedTensorType(op.x.type)
+    if not x.has_static_shape:
+        raise MxcError(f"layer {_s(op, 'layer')}: a dynamic token dimension ({x}) is not supported on {target} yet "
+                       "(its kernels are chosen and launched for one M); compile for --target cpu, or drop "
+                       "get_dynamic_shapes() from model.py to compile for the example inputs' shapes")
+    return GemmLayer(_s(op, "layer"), math.prod(x.shape[:-1]), format_attr(op, "w_format", allow_none=False),
+                     format_attr(op, "act_format"), op.bias is not None, shape_of(op.w)[0], x.shape[-1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,12 +91,7 @@ class MxqLegalizeCuda(Pass):
         target = cuda_target(self.target)
         kept: dict[str, list[str]] = {}  # reason -> layers whose activations stay high precision
         for op in walk_ops(module, "mxq.fused_matmul"):
-            if not ir.RankedTensorType(op.x.type).has_static_shape:
-                raise MxcError(f"layer {_s(op, 'layer')}: a dynamic token dimension ({op.x.type}) is not supported on "
-                               f"{self.target} yet (its kernels are chosen and launched for one M); compile for "
-                               "--target cpu, or drop get_dynamic_shapes() from model.py to compile for the example "
-                               "inputs' shapes")
-            layer = gemm_layer(op)
+            layer = gemm_layer(op, self.target)
             ks = target.select(layer)
             if isinstance(ks, str) and layer.a_format is not None:
                 reason = ks

@@ -124,7 +124,7 @@ class Artifact:
         return tuple(inputs)
 
 
-def _takes(entry: dict) -> str:
+def takes(entry: dict) -> str:
     """An input's accepted shape in words: [1..64, 256] (a dynamic size as its range)."""
     sizes = [str(d) for d in entry["shape"]]
     for d in entry.get("dynamic", []):
@@ -149,7 +149,7 @@ def check_inputs(inputs, expected: list[dict]) -> None:
                    if dyn else "the artifact was compiled for the example inputs' shapes; declare the sizes that vary "
                    "in model.py's get_dynamic_shapes() and recompile")
             raise InputError(f"input {i} is {list(t.shape)} {str(t.dtype).removeprefix('torch.')}; the artifact takes "
-                             f"{_takes(e)}: {fix}")
+                             f"{takes(e)}: {fix}")
 
 
 def read_manifest(path: Path) -> dict:

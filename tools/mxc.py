@@ -289,6 +289,10 @@ def _cmd_inspect(a) -> int:
     except ValueError as e:
         raise ArtifactError(f"{path} is corrupt: {e}") from e
     print(f"model {m['model']}  target {m['target']}  options {m['options']}")
+    if m.get("inputs"):
+        from mxc.runtime.artifact import takes
+
+        print("inputs " + ", ".join(takes(e) for e in m["inputs"]))
     rows = []
     for r in m["layers"]:
         bits, sq, nbytes = r.get("bits_per_weight"), r.get("weight_sqnr_db"), r.get("weight_bytes")

@@ -29,10 +29,15 @@ def _as_bytes(v: str, t: str, bt: str) -> str:
         return f"%{v}b = tensor.cast %{v} : {t} to {bt}\n"
     if "xf6" in t:
         return f"%{v}b = builtin.unrealized_conversion_cast %{v} : {t} to {bt}\n"
+    if "?" in t:  # the row count goes along as the source's and the result's dynamic size
+        return (f"%{v}c0 = arith.constant 0 : index\n%{v}m = tensor.dim %{v}, %{v}c0 : {t}\n"
+                f'%{v}b = "flow.tensor.bitcast"(%{v}, %{v}m, %{v}m) {{operandSegmentSizes = array<i32: 1, 1, 1>}} : '
+                f"({t}, index, index) -> {bt}\n")
     return f'%{v}b = "flow.tensor.bitcast"(%{v}) {{operandSegmentSizes = array<i32: 1, 0, 0>}} : ({t}) -> {bt}\n'
 
 
-def _run(text: str, *inputs: np.ndarray) -> list[np.ndarray]:
+def _compiled(text: str):
+    """The module's `main`, compiled for the CPU after lower-mxq-to-linalg: numpy arrays in, out."""
     ctx = make_context()
     with ctx, ir.Location.unknown():
         module = ir.Module.parse(text)
@@ -43,18 +48,31 @@ def _run(text: str, *inputs: np.ndarray) -> list[np.ndarray]:
     mod = rt.VmModule.copy_buffer(config.vm_instance, vmfb)
     sys_ctx = rt.SystemContext(vm_modules=[rt.create_hal_module(config.vm_instance, config.device), mod],
                                config=config)
-    out = sys_ctx.modules.module["main"](*[rt.asdevicearray(config.device, x) for x in inputs])
-    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+    def main(*inputs: np.ndarray) -> list[np.ndarray]:
+        out = sys_ctx.modules.module["main"](*[rt.asdevicearray(config.device, x) for x in inputs])
+        return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+    return main
+
+
+def _run(text: str, *inputs: np.ndarray) -> list[np.ndarray]:
+    return _compiled(text)(*inputs)
 
 
 def compiled_quantize(x: torch.Tensor, spec: str):
     """(element bytes, scale codes, tensor scale) from the compiled quantizer for format spec `spec`."""
+    return _run(_quantize_module(x.shape[0], x.shape[1], spec), x.numpy())
+
+
+def _quantize_module(m: int | str, k: int, spec: str) -> str:
+    """A module whose `main` quantizes an [m, k] float32 tensor (m "?": any row count) and returns the bytes."""
     fmt = FormatSpec.parse(spec).format
-    m, k = x.shape
     with make_context(), ir.Location.unknown():
-        e, s, ts = quantized_types([m], k, fmt)
-        e, s = str(e), str(s)
-        eb, sb = _bytes_type(ir.RankedTensorType(ir.Type.parse(e))), f"tensor<{m}x{s.split('x')[1]}xi8>"
+        e, s, ts = quantized_types([1], k, fmt)
+        e, s = (str(t).replace("<1x", f"<{m}x") for t in (e, s))
+        eb, sb = _bytes_type(ir.RankedTensorType(ir.Type.parse(e.replace("?", "1")))).replace("<1x", f"<{m}x"), \
+            f"tensor<{m}x{s.split('x')[1]}xi8>"
     n = 3 if ts else 2
     rets = f"{eb}, {sb}" + (", tensor<f32>" if ts else "")
     text = f"""
@@ -64,7 +82,7 @@ func.func @main(%x: tensor<{m}x{k}xf32>) -> ({rets}) {{
       : (tensor<{m}x{k}xf32>) -> ({e}, {s}{", tensor<f32>" if ts else ""})
   {_as_bytes("e", e, eb)}  {_as_bytes("s", s, sb)}  return %eb, %sb{", %t" if ts else ""} : {rets}
 }}"""
-    return _run(text, x.numpy())
+    return text
 
 
 def special_inputs(k: int) -> torch.Tensor:
@@ -123,3 +141,22 @@ def test_quantize_bits_equal_reference(spec, k):
         cases = [x]
     for case in cases:
         _assert_bits(case, spec)
+
+
+@pytest.mark.parametrize("spec", ["mxfp4", "mxfp6_e2m3", "mxfp8{scale_rule=rceil}", "mxint8", "nvfp4",
+                                  "nvfp4{rounding=stochastic,seed=7}", "if4", "nvfp4_4over6",
+                                  "mxfp4{hadamard=32}", "fp4_ue5m3", "nvint4"])
+def test_dynamic_row_count_gives_the_reference_bits(spec):
+    """A quantize compiled for [?, K] (model.py's get_dynamic_shapes()) gives the reference's bits at every row
+    count it is called with, from one compiled module."""
+    k = 64
+    main = _compiled(_quantize_module("?", k, spec))
+    x = torch.cat([special_inputs(k), torch.randn(7, k) * torch.logspace(-3, 3, 7).unsqueeze(1)])
+    for rows in (x[:1], x[9:], x[:5], x):
+        ref = quantize(rows, spec)
+        got = main(rows.numpy())
+        np.testing.assert_array_equal(got[0].view(np.uint8), ref.packed_elements().numpy()
+                                      if ref.fmt.element.bits != 6 else ref.elements.numpy(), err_msg="elements")
+        np.testing.assert_array_equal(got[1].view(np.uint8), ref.scales.numpy(), err_msg="scales")
+        if ref.fmt.tensor_scale:
+            assert got[2].item() == ref.tensor_scale.item()
