@@ -239,6 +239,13 @@ def export_hint(e: Exception, inputs: tuple) -> str:
         return ("mxc: hint: the model returns a transformers Cache (DynamicCache), which torch.export cannot "
                 "output: in get_model() set `model.config.use_cache = False` (or load it with use_cache=False), "
                 "or wrap it in a module whose forward returns only the logits.")
+    if "Constraints violated" in text and "specialized it to be a constant" in text:
+        one = "constant (1)" in text
+        return ("mxc: hint: a size get_dynamic_shapes() declares dynamic is fixed by the model or by the example "
+                + ("inputs: torch.export specializes an example size of 1, so give that dimension an example size "
+                   "of 2 or more (its range may still start at 1)." if one else
+                   "inputs: declare only the sizes the model lets vary (tokens, batch), or drop them from "
+                   "get_dynamic_shapes()."))
     if "data-dependent" in text or "DataDependent" in text or "GuardOnDataDependentSymNode" in text:
         return ("mxc: hint: the model branches on tensor values (data-dependent control flow): make control "
                 "flow static or use torch.cond.")

@@ -57,6 +57,10 @@ def get_model():
 
 def get_example_inputs():
     return tuple(t.to(torch.{dtype}) if t.is_floating_point() else t for t in _example.get_example_inputs())
+
+
+if hasattr(_example, "get_dynamic_shapes"):  # the sizes it declares dynamic stay dynamic
+    get_dynamic_shapes = _example.get_dynamic_shapes
 '''
 
 

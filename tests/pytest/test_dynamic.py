@@ -94,3 +94,10 @@ def test_bad_dynamic_shapes_name_the_function(write_model, tmp_path):
                                "    return ({2: torch.export.Dim('features', min=2, max=512)},)\n", "wrong.py")
     rc, _, err = run_mxc("compile", wrong, "-o", tmp_path / "b", "-q")
     assert rc == 2 and "torch.export failed for MLP" in err
+    one = write_model("import torch\n"
+                      "def get_model():\n    torch.manual_seed(0)\n    return torch.nn.Linear(64, 8)\n"
+                      "def get_example_inputs():\n    return (torch.randn(1, 64),)\n"
+                      "def get_dynamic_shapes():\n    return ({0: torch.export.Dim('tokens', min=1, max=64)},)\n",
+                      "one.py")
+    rc, _, err = run_mxc("compile", one, "-o", tmp_path / "c", "-q")
+    assert rc == 2 and "torch.export specializes an example size of 1, so give that dimension an example size" in err

@@ -15,7 +15,7 @@ MIN_SQNR_DB = {"mxfp8": 15.0, "mxfp4": 5.0, "nvfp4": 5.0}  # worst seen: 19.8, 9
 
 @pytest.mark.parametrize("weights_only", [False, True], ids=["w+a", "w-only"])
 @pytest.mark.parametrize("fmt", ["mxfp8", "mxfp4", "nvfp4"])
-@pytest.mark.parametrize("example", ["mlp", "cnn", "llama"])
+@pytest.mark.parametrize("example", ["mlp", "cnn", "llama", "mlp_dynamic"])
 def test_example(example, fmt, weights_only, tmp_path):
     out = tmp_path / "out"
     args = ["compile", EXAMPLES / f"{example}.py", "-o", out, "--format", fmt, "-q"]
