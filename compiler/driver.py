@@ -129,10 +129,12 @@ def compile_file(
         def export_and_import():
             if opts.generate and spec.dynamic_shapes is not None:
                 warnings.warn("get_dynamic_shapes() is not used with --generate: its prefill and decode programs "
-                              "have their own shapes (prefill runs --max-seq-len positions)", MxcWarning, stacklevel=2)
+                              "have their own shapes (on cpu the prefill takes the prompt at its length, on the CUDA "
+                              "targets padded to --max-seq-len)", MxcWarning, stacklevel=2)
             for f, (m, inputs) in entry_points.items():
                 progs[f] = frontend.export(m, inputs, causal=opts.target == "cpu",
-                                           dynamic_shapes=None if opts.generate else spec.dynamic_shapes)
+                                           dynamic_shapes=getattr(m, "dynamic_shapes", None) if opts.generate
+                                           else spec.dynamic_shapes)
             return importer.import_program(progs, ctx, weights)
 
         module = steps.step("import", export_and_import)
@@ -208,9 +210,10 @@ def compile_file(
     if opts.generate:
         from mxc import generation
 
-        result.manifest["entry_points"] = {f: {"inputs": _describe(inputs)} for f, (_, inputs) in entry_points.items()}
+        result.manifest["entry_points"] = {f: {"inputs": _describe(inputs, progs.get(f))}
+                                           for f, (_, inputs) in entry_points.items()}
         result.manifest["generate"] = generation.record(generation.causal_lm(spec.model), opts.max_seq_len,
-                                                        opts.kv_cache)
+                                                        opts.kv_cache, frontend.dynamic_prefill(opts))
     if out_dir is None:
         return result
     final = Path(out_dir)

@@ -6,13 +6,15 @@ tensors and returns the updated ones (K and V each [layers, batch 1, kv heads, m
 so the program is a pure function and the runtime keeps the cache on the device between calls (IREE
 hands the returned buffers straight back in).
 
-    prefill(ids [1, S] int64, length [1] int64)
+    prefill(ids [1, T] int64, length [1] int64)
         -> logits [1, vocab] at position length-1, K, V, token [1, 1], position [1] (= length), history
     decode(token [1, 1] int64, position [1] int64, K, V, history [1, S+1] int64)
         -> logits [1, vocab], K, V, token [1, 1], position [1] (+ 1), history
 
-S = max_seq_len: the prompt is padded to S (positions past `length` are masked for every later query
-by the causal mask and overwritten as decoding reaches them). The attention mask is built here, 4-D,
+S = max_seq_len. T is the prompt's length (`dynamic_prefill`, the cpu target: T is a dynamic dimension of
+the exported prefill, 1..S-1) or S (the CUDA targets, whose kernels take one M: the prompt is padded to S,
+and the positions past `length` are masked for every later query by the causal mask and overwritten as
+decoding reaches them). The attention mask is built here, 4-D,
 from the positions (key j is visible to a query at position p when j <= p), so the transformers model
 neither builds one nor keeps a cache of its own.
 
@@ -67,8 +69,10 @@ class _PassedLayer:
     is_compileable = True
     is_initialized = True
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, kv_cache: str = ""):
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, kv_cache: str = "",
+                 prefill: bool = False):
         self.keys, self.values, self.positions, self.kv_cache = keys, values, positions, kv_cache
+        self.prefill = prefill
         self.max_cache_len = keys.shape[2]
         self.updated = False
 
@@ -79,14 +83,17 @@ class _PassedLayer:
         return self.keys, self.values
 
     def _write(self, cache: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
-        """`cache` with `new` [1, heads, T, dim] at `positions` along dim 2: all of it (prefill, T = the cache's
-        length) or one position (decode) by a select, not a scatter (IREE's CPU backend cannot compile the
-        scatter that index_copy becomes)."""
+        """`cache` with `new` [1, heads, T, dim] at `positions` along dim 2: the first T (prefill: all S when
+        padded, else the prompt's, zero-padded to S) or one position (decode) by a select, not a scatter
+        (IREE's CPU backend cannot compile the scatter that index_copy becomes)."""
         new = new.to(cache.dtype)
         if self.kv_cache:  # the cache holds the format's values: each position's keys/values quantized along head dim
             new = torch.ops.mxc.fake_quantize(new, self.kv_cache)
-        if new.shape[2] == cache.shape[2]:
-            return new
+        if self.prefill:  # (the cache prefill starts from is zeros)
+            t = new.shape[2]
+            if isinstance(t, int) and t == cache.shape[2]:  # padded to S: the whole cache (no zero-width pad)
+                return new
+            return torch.nn.functional.pad(new, (0, 0, 0, cache.shape[2] - t))
         if new.shape[2] != 1:
             raise GenerateError(f"a KV cache update of {new.shape[2]} positions: only prefill (all) and decode "
                                 "(one) are supported")
@@ -103,10 +110,11 @@ class _PassedLayer:
         return self.max_cache_len, 0
 
 
-def _passed_cache(keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, kv_cache: str = ""):
+def _passed_cache(keys: torch.Tensor, values: torch.Tensor, positions: torch.Tensor, kv_cache: str = "",
+                  prefill: bool = False):
     from transformers.cache_utils import Cache
 
-    layers = [_PassedLayer(keys[i], values[i], positions, kv_cache) for i in range(keys.shape[0])]
+    layers = [_PassedLayer(keys[i], values[i], positions, kv_cache, prefill) for i in range(keys.shape[0])]
     return Cache(layers=layers)
 
 
@@ -152,9 +160,9 @@ class _Step(torch.nn.Module):
         self.lm, self.max_seq_len, self.kv_cache = lm, max_seq_len, kv_cache
         self._kw = _cache_kwarg(lm)
 
-    def _run(self, ids, positions, keys, values, keep):
+    def _run(self, ids, positions, keys, values, keep, prefill=False):
         mask = (torch.arange(self.max_seq_len, device=ids.device)[None, :] <= positions[:, None])[None, None]
-        cache = _passed_cache(keys, values, positions, self.kv_cache)
+        cache = _passed_cache(keys, values, positions, self.kv_cache, prefill)
         out = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions[None], use_cache=True,
                       logits_to_keep=keep, **{self._kw: cache})
         if not all(layer.updated for layer in cache.layers):
@@ -177,15 +185,21 @@ class _Step(torch.nn.Module):
 
 
 class Prefill(_Step):
-    """prompt ids [1, S] (padded), length [1] -> logits of position length-1 [1, vocab], K, V, the greedy
-    next token [1, 1], its position [1] (= length) and the history [1, S+1] holding it there."""
+    """prompt ids [1, T] (T = S padded, or the prompt's length), length [1] -> logits of position length-1
+    [1, vocab], K, V, the greedy next token [1, 1], its position [1] (= length) and the history [1, S+1]
+    holding it there. `dynamic_shapes`: torch.export's, when T is dynamic (1..S-1)."""
+
+    def __init__(self, lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "", dynamic: bool = False):
+        super().__init__(lm, max_seq_len, kv_cache)
+        # a prompt leaves room for one new token (generate_ids), so 1..S-1: torch.export needs the bound
+        self.dynamic_shapes = ({1: torch.export.Dim("prompt", min=1, max=max_seq_len - 1)}, None) if dynamic else None
 
     def forward(self, ids, length):
         shape = cache_shape(self.lm.config, self.max_seq_len)
         dtype = self.lm.get_input_embeddings().weight.dtype
         zeros = torch.zeros(shape, dtype=dtype, device=ids.device)
-        positions = torch.arange(self.max_seq_len, device=ids.device)
-        logits, k, v = self._run(ids, positions, zeros, zeros, length - 1)
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        logits, k, v = self._run(ids, positions, zeros, zeros, length - 1, prefill=True)
         history = torch.zeros(1, self.max_seq_len + 1, dtype=torch.long, device=ids.device)
         return (logits, k, v, *self._next(logits, length - 1, history))
 
@@ -219,9 +233,12 @@ def causal_lm(model: torch.nn.Module, where: str = "model.py") -> torch.nn.Modul
     return outer[0]
 
 
-def programs(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict[str, tuple[torch.nn.Module, tuple]]:
+def programs(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "",
+             dynamic_prefill: bool = False) -> dict[str, tuple[torch.nn.Module, tuple]]:
     """{entry point: (module, example inputs)} of --generate: `prefill` and `decode` over `lm`; `kv_cache`: the
-    format spec the cache's values are quantized to (--kv-cache; "" keeps the model's dtype)."""
+    format spec the cache's values are quantized to (--kv-cache; "" keeps the model's dtype);
+    `dynamic_prefill`: prefill takes the prompt at its length (a dynamic dimension, 1..S-1; its example has
+    max(2, S // 2) tokens, torch.export fixing a size of 1) instead of padded to S."""
     limit = getattr(lm.config, "max_position_embeddings", None)
     if limit and max_seq_len > limit:
         raise GenerateError(f"--max-seq-len {max_seq_len} is longer than the model's {limit} positions "
@@ -235,7 +252,8 @@ def programs(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict[
     cache = torch.zeros(shape, dtype=dtype)
     ids = torch.zeros(1, max_seq_len, dtype=torch.long)
     history = torch.zeros(1, max_seq_len + 1, dtype=torch.long)
-    return {"prefill": (Prefill(lm, max_seq_len, kv_cache), (ids, torch.tensor([1]))),
+    t = max(2, max_seq_len // 2) if dynamic_prefill else max_seq_len
+    return {"prefill": (Prefill(lm, max_seq_len, kv_cache, dynamic_prefill), (ids[:, :t], torch.tensor([t]))),
             "decode": (Decode(lm, max_seq_len, kv_cache),
                        (ids[:, :1], torch.tensor([1]), cache, cache.clone(), history))}
 
@@ -252,7 +270,12 @@ def cache_format(manifest: dict | None) -> str:
     return "" if kv == "none" else kv
 
 
-def record(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict:
+def dynamic_prefill(manifest: dict | None) -> bool:
+    """Whether a manifest's prefill takes the prompt at its length (else padded to max_seq_len)."""
+    return bool((manifest or {}).get("generate", {}).get("dynamic_prefill", False))
+
+
+def record(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "", dynamic: bool = False) -> dict:
     """The manifest's "generate" object: what `mxc generate` needs besides the program."""
     config = lm.config
     eos = getattr(getattr(lm, "generation_config", None), "eos_token_id", None) or config.eos_token_id
@@ -262,7 +285,7 @@ def record(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> dict:
             "vocab_size": vocab_size(lm),
             "eos_token_id": eos if isinstance(eos, list) else [eos] if eos is not None else [],
             "model_type": getattr(config, "model_type", type(lm).__name__), "tokenizer": TOKENIZER_DIR,
-            "kv_cache": kv_cache or "none"}
+            "kv_cache": kv_cache or "none", "dynamic_prefill": dynamic}
 
 
 TOKENIZER_DIR = "tokenizer"  # in the artifact: model.py's get_tokenizer(), saved with save_pretrained
@@ -321,14 +344,15 @@ READ_EVERY = 16  # greedy decode steps between two reads of the device's token h
 
 def generate_ids(prefill, decode, prompt: list[int], max_new_tokens: int, max_seq_len: int,
                  eos: list[int] = (), sampling: Sampling | None = None, to_host=lambda t: t,
-                 read_every: int = READ_EVERY) -> Generated:
+                 read_every: int = READ_EVERY, dynamic: bool = False) -> Generated:
     """The generation loop over the two step functions (compiled or torch; see the module docstring).
 
     `to_host` turns a step's output into a torch tensor (the runtime's arrays stay on the device
     otherwise). Greedy: the steps' own tokens go straight back in and the history is read every
     `read_every` steps, so up to `read_every - 1` steps past an end-of-sequence token are computed and
     dropped. Sampling: the logits are read and a token sent every step. Stops after `max_new_tokens`, at
-    an `eos` token, or when the cache is full."""
+    an `eos` token, or when the cache is full. `dynamic`: prefill takes the prompt at its length (else
+    padded to max_seq_len)."""
     sampling = sampling or Sampling()
     n = len(prompt)
     if n == 0:
@@ -336,7 +360,7 @@ def generate_ids(prefill, decode, prompt: list[int], max_new_tokens: int, max_se
     if n >= max_seq_len:
         raise GenerateError(f"the prompt is {n} tokens, the artifact's KV cache holds {max_seq_len} "
                             f"(--max-seq-len): shorten the prompt or recompile with --max-seq-len {n + max_new_tokens}")
-    ids = torch.zeros(1, max_seq_len, dtype=torch.long)
+    ids = torch.zeros(1, n if dynamic else max_seq_len, dtype=torch.long)
     ids[0, :n] = torch.tensor(prompt, dtype=torch.long)
     # token i (0: prefill's) is written at cache position n + i - 1 by the step that makes token i + 1, so
     # at most max_seq_len - n + 1 tokens
@@ -382,7 +406,7 @@ def torch_steps(lm: torch.nn.Module, max_seq_len: int, manifest: dict | None = N
     from mxc.layers import split_layer
 
     steps = []
-    for entry, (module, inputs) in programs(lm, max_seq_len, cache_format(manifest)).items():
+    for entry, (module, inputs) in programs(lm, max_seq_len, cache_format(manifest), dynamic_prefill(manifest)).items():
         if manifest is not None:
             from mxc.runtime.reference import fake_quant_module
 

@@ -78,7 +78,8 @@ class Artifact:
         out = generation.generate_ids(
             lambda *a: self._call(prefill, a), lambda *a: self._call(decode, a), ids, max_new_tokens,
             gen["max_seq_len"], gen["eos_token_id"] if stop_at_eos else [],
-            generation.Sampling(temperature, top_k, seed), to_host=lambda x: _from_numpy(np.asarray(x)))
+            generation.Sampling(temperature, top_k, seed), to_host=lambda x: _from_numpy(np.asarray(x)),
+            dynamic=generation.dynamic_prefill(self.manifest))
         if tokenizer is not None:
             out.text = tokenizer.decode(out.tokens, skip_special_tokens=True)
         return out

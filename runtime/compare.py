@@ -111,7 +111,8 @@ def _model(artifact: Artifact) -> torch.nn.Module:
         from mxc import generation
 
         return generation.programs(generation.causal_lm(model), gen["max_seq_len"],
-                                   generation.cache_format(artifact.manifest))[generation.ENTRY_POINTS[0]][0]
+                                   generation.cache_format(artifact.manifest),
+                                   generation.dynamic_prefill(artifact.manifest))[generation.ENTRY_POINTS[0]][0]
     return model
 
 
@@ -316,4 +317,5 @@ def compare_generation(artifact: Artifact, prompt, max_new_tokens: int, temperat
                                              calibrated_weights(artifact.path, artifact.manifest))
     return generation.generate_ids(prefill, decode, ids, max_new_tokens, gen["max_seq_len"],
                                    gen["eos_token_id"] if stop_at_eos else [],
-                                   generation.Sampling(temperature, top_k, seed))
+                                   generation.Sampling(temperature, top_k, seed),
+                                   dynamic=generation.dynamic_prefill(artifact.manifest))

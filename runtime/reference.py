@@ -195,7 +195,7 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
         raise RuntimeError(f"layers {sorted(calibrated)[:3]} were calibrated (--calibrate): the fake-quant reference "
                            "needs their stored weights (mxc.runtime.reference.calibrated_weights)")
     converted = {row["layer"] for row in manifest["layers"] if "input_shape" in row}  # mxq ops, not mxq.reason
-    gm = export(model, inputs).module()
+    gm = export(model, inputs, dynamic_shapes=getattr(model, "dynamic_shapes", None)).module()  # (a dynamic prefill)
     nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS | _CONVS]
     names = unique_layer_names([module_path(n) or f"torch.aten.{n.target._opname}" for n in nodes])
     act_bf16 = manifest.get("options", {}).get("act_dtype") == "bf16"
