@@ -120,6 +120,34 @@ def test_compiled_generation_without_quantization_equals_transformers(tiny_artif
     assert got.text == m.get_tokenizer().decode(got.tokens, skip_special_tokens=True)
 
 
+def test_cpu_prefill_takes_the_prompt_at_its_length(tiny_artifacts, monkeypatch):
+    """On cpu the prefill's token dimension is dynamic (1..S-1): the compiled prefill of a prompt at its length
+    gives the logits, cache and token of the padded torch prefill; a prompt of S tokens is refused."""
+    import numpy as np
+
+    import mxc
+    from mxc.errors import InputError
+
+    art = mxc.load(tiny_artifacts["none"])
+    m = art.manifest
+    assert m["generate"]["dynamic_prefill"] is True
+    assert m["entry_points"]["prefill"]["inputs"][0]["dynamic"] == [{"dim": 1, "min": 1, "max": 47}]
+    assert "dynamic" not in m["entry_points"]["decode"]["inputs"][0]
+    lm = generation.causal_lm(_random_lm(monkeypatch).get_model())
+    padded, _ = generation.torch_steps(lm, 48)  # (the torch steps, prompt padded to S)
+    for n in (1, 5, 47):
+        ids = torch.randint(0, 200, (1, n), generator=torch.Generator().manual_seed(n))
+        got = art._call(art.functions["prefill"], [ids, torch.tensor([n])])
+        want = padded(torch.nn.functional.pad(ids, (0, 48 - n)), torch.tensor([n]))
+        torch.testing.assert_close(torch.from_numpy(np.asarray(got[0])), want[0], rtol=1e-4, atol=1e-4)
+        k = torch.from_numpy(np.asarray(got[1]))
+        torch.testing.assert_close(k[:, :, :, :n], want[1][:, :, :, :n], rtol=1e-4, atol=1e-4)
+        assert not k[:, :, :, n:].any()  # the rest of the cache is zeros, masked until decode writes it
+        assert int(np.asarray(got[3]).reshape(-1)[0]) == int(want[3].reshape(-1)[0])
+    with pytest.raises(InputError, match=r"the artifact takes \[1, 1\.\.47\] int64"):
+        art(torch.zeros(1, 48, dtype=torch.long), torch.tensor([48]))
+
+
 @pytest.mark.parametrize("fmt", ["nvfp4", "mxfp8", "mxfp6"])
 def test_mxc_generate_equals_the_fake_quant_torch_loop(tiny_artifacts, monkeypatch, fmt):
     monkeypatch.setenv("RANDOM_LM_SIZE", "tiny")
