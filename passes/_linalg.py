@@ -33,16 +33,16 @@ Size = int | ir.Value  # a static size, or a dynamic one as an `index` value
 DYN = ir.ShapedType.get_dynamic_size()
 
 
-def _static(shape: Sequence[Size]) -> list[int]:
+def static_sizes(shape: Sequence[Size]) -> list[int]:
     return [d if isinstance(d, int) else DYN for d in shape]
 
 
-def _dynamic(shape: Sequence[Size]) -> list[ir.Value]:
+def dynamic_sizes(shape: Sequence[Size]) -> list[ir.Value]:
     return [d for d in shape if not isinstance(d, int)]
 
 
 def ttype(shape: Sequence[Size], elem: ir.Type) -> ir.RankedTensorType:
-    return ir.RankedTensorType.get(_static(shape), elem)
+    return ir.RankedTensorType.get(static_sizes(shape), elem)
 
 
 def shape_of(v: ir.Value) -> list[Size]:
@@ -108,8 +108,8 @@ def expand_last(v: ir.Value, inner: int) -> ir.Value:
     r = len(s)
     reassoc = [[i] for i in range(r - 1)] + [[r - 1, r]]
     out = [*s[:-1], s[-1] // inner, inner]
-    return tensor.ExpandShapeOp(ttype(out, ir.RankedTensorType(v.type).element_type), v, reassoc, _dynamic(out),
-                                _static(out)).result
+    return tensor.ExpandShapeOp(ttype(out, ir.RankedTensorType(v.type).element_type), v, reassoc, dynamic_sizes(out),
+                                static_sizes(out)).result
 
 
 def collapse_last(v: ir.Value) -> ir.Value:
@@ -138,8 +138,8 @@ def expand_leading(v: ir.Value, lead: Sequence[Size]) -> ir.Value:
         return v
     out = [*lead, s[-1]]
     reassoc = [list(range(len(lead))), [len(lead)]]
-    return tensor.ExpandShapeOp(ttype(out, ir.RankedTensorType(v.type).element_type), v, reassoc, _dynamic(out),
-                                _static(out)).result
+    return tensor.ExpandShapeOp(ttype(out, ir.RankedTensorType(v.type).element_type), v, reassoc, dynamic_sizes(out),
+                                static_sizes(out)).result
 
 
 def pad_last(v: ir.Value, size: int) -> ir.Value:
@@ -149,7 +149,7 @@ def pad_last(v: ir.Value, size: int) -> ir.Value:
         return v
     dest = filled([*s[:-1], size], 0.0)
     r = len(s)
-    return tensor.InsertSliceOp(v, dest, [], _dynamic(s), [], [0] * r, _static(s), [1] * r).result
+    return tensor.InsertSliceOp(v, dest, [], dynamic_sizes(s), [], [0] * r, static_sizes(s), [1] * r).result
 
 
 def slice_last(v: ir.Value, size: int, offset: int = 0) -> ir.Value:
@@ -160,8 +160,8 @@ def slice_last(v: ir.Value, size: int, offset: int = 0) -> ir.Value:
     r = len(s)
     out = [*s[:-1], size]
     return tensor.ExtractSliceOp(
-        ttype(out, ir.RankedTensorType(v.type).element_type), v, [], _dynamic(out), [], [0] * (r - 1) + [offset],
-        _static(out), [1] * r
+        ttype(out, ir.RankedTensorType(v.type).element_type), v, [], dynamic_sizes(out), [], [0] * (r - 1) + [offset],
+        static_sizes(out), [1] * r
     ).result
 
 

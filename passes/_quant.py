@@ -26,6 +26,7 @@ from ._linalg import (
     Const,
     Scalar as S,
     collapse_last,
+    dynamic_sizes,
     empty,
     expand_last,
     filled,
@@ -33,6 +34,7 @@ from ._linalg import (
     index,
     pad_last,
     shape_of,
+    static_sizes,
     ttype,
 )
 
@@ -337,8 +339,7 @@ def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format) 
 def _reshape(v: ir.Value, shape: list, reassoc: list[list[int]], expand: bool) -> ir.Value:
     t = ttype(shape, ir.RankedTensorType(v.type).element_type)
     if expand:
-        return tensor.ExpandShapeOp(t, v, reassoc, [d for d in shape if not isinstance(d, int)],
-                                    list(t.shape)).result
+        return tensor.ExpandShapeOp(t, v, reassoc, dynamic_sizes(shape), static_sizes(shape)).result
     return tensor.CollapseShapeOp(t, v, reassoc).result
 
 

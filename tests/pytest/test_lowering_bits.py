@@ -69,10 +69,10 @@ def _quantize_module(m: int | str, k: int, spec: str) -> str:
     """A module whose `main` quantizes an [m, k] float32 tensor (m "?": any row count) and returns the bytes."""
     fmt = FormatSpec.parse(spec).format
     with make_context(), ir.Location.unknown():
-        e, s, ts = quantized_types([1], k, fmt)
-        e, s = (str(t).replace("<1x", f"<{m}x") for t in (e, s))
-        eb, sb = _bytes_type(ir.RankedTensorType(ir.Type.parse(e.replace("?", "1")))).replace("<1x", f"<{m}x"), \
-            f"tensor<{m}x{s.split('x')[1]}xi8>"
+        e, s, ts = quantized_types([1], k, fmt)  # (one row, then the row count written in)
+        eb = _bytes_type(e)
+        e, s, eb = (str(t).replace("<1x", f"<{m}x") for t in (e, s, eb))
+        sb = f"tensor<{m}x{s.split('x')[1]}xi8>"
     n = 3 if ts else 2
     rets = f"{eb}, {sb}" + (", tensor<f32>" if ts else "")
     text = f"""
