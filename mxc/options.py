@@ -159,12 +159,23 @@ class Options:
         object.__setattr__(self, "format", None)
 
     def _check_generate(self) -> None:
+        if self.policy and self.generate:  # the policy's kv_cache key, as --kv-cache (a plain compile ignores it)
+            from mxc.policy import program_key
+
+            kv_policy = program_key(self.policy, "kv_cache")
+            if kv_policy is not None and self.kv_cache and \
+                    str(_spec("kv_cache", kv_policy)) != str(_spec("--kv-cache", self.kv_cache)):
+                raise OptionsError(f"--kv-cache {self.kv_cache} and the policy's kv_cache = \"{kv_policy}\" differ: "
+                                   "give the cache's format in one place")
+            if kv_policy is not None:
+                object.__setattr__(self, "kv_cache", kv_policy)
         kv = _spec("--kv-cache", self.kv_cache or None)  # "none": the model dtype
         object.__setattr__(self, "kv_cache", str(kv) if kv is not None else "")
         if kv is not None and kv.hadamard:
             raise OptionsError("--kv-cache: a Hadamard rotation of the cache is not supported; drop hadamard=")
         if kv is not None and self.target != "cpu":
-            raise OptionsError(f"--kv-cache is built for --target cpu only: on {self.target} the cache's quantize "
+            raise OptionsError(f"--kv-cache (or a policy's kv_cache) is built for --target cpu only: on {self.target} "
+                               "the cache's quantize "
                                "would need IREE's CUDA codegen to lower the format's narrow types, which it cannot; "
                                "compile with --target cpu to measure the cache format's accuracy")
         if not self.generate:

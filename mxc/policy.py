@@ -11,6 +11,7 @@ format name (or spec) or a table of the same keys:
     error_metric = "mse"         # Four Over Six / IF4 block choice: mse | mae | max
     hadamard = 32                # Hadamard rotation along K: 16 | 32 | 128 | "none"
     calibrate = "gptq"           # how weights get their codes: rtn (default) | gptq | mr-gptq (mxc.calibration)
+    kv_cache = "mxfp8"           # with --generate: the KV cache's format, as --kv-cache (top level only)
     [layers]                     # module-path patterns (fnmatch); the first match wins
     "lm_head" = "none"
     "*.mlp.down_proj" = "mxfp8{scale_rule=rceil}"
@@ -35,6 +36,7 @@ from mxc.errors import MxcError
 from mxc.layers import lm_path, split_layer
 
 RULE_KEYS = ("format", "weights_only", "act_format", *OPTION_NAMES, "calibrate")
+PROGRAM_KEYS = ("kv_cache",)  # top-level keys about the program, not a layer (read by mxc.options)
 
 
 class PolicyError(MxcError):
@@ -138,11 +140,11 @@ class Policy:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as e:
             raise PolicyError(f"{path}: cannot read policy: {e}") from e
-        valid = {"default", "layers", *RULE_KEYS} - {"format"}
+        valid = {"default", "layers", *RULE_KEYS, *PROGRAM_KEYS} - {"format"}
         unknown = set(data) - valid
         if unknown:
             raise PolicyError(f"{path}: unknown keys {sorted(unknown)} (valid: {', '.join(sorted(valid))})")
-        top = {k: v for k, v in data.items() if k not in ("default", "layers")}
+        top = {k: v for k, v in data.items() if k not in ("default", "layers", *PROGRAM_KEYS)}
         base = {"format": data.get("default", fmt), "weights_only": weights_only,
                 "act_format": act_format, **options.to_dict(), "calibrate": calibrate, **top}
         try:
@@ -151,6 +153,17 @@ class Policy:
         except (ValueError, TypeError) as e:
             raise PolicyError(f"{path}: {e}") from e
         return Policy(default, rules)
+
+
+def program_key(path: str | Path, key: str) -> str | None:
+    """A top-level PROGRAM_KEYS value of a policy file (None when absent), as text."""
+    try:
+        value = tomllib.loads(Path(path).read_text()).get(key)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise PolicyError(f"{path}: cannot read policy: {e}") from e
+    if value is not None and not isinstance(value, str):
+        raise PolicyError(f"{path}: {key} must be a format spec string, got {value!r}")
+    return value
 
 
 def _spec(value) -> FormatSpec | None:

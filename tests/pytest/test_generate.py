@@ -255,8 +255,12 @@ def test_kv_cache_format_holds_its_values_and_matches_the_reference(tmp_path, mo
 
     _random_lm(monkeypatch)
     art = tmp_path / kv
-    rc, _, err = run_mxc("compile", RANDOM_LM, "--generate", "--max-seq-len", "48", "--format", "none",
-                         "--kv-cache", kv, "-o", art, "-q")
+    if kv == "nvfp4":  # the format given as the policy's kv_cache key instead of --kv-cache
+        (tmp_path / "policy.toml").write_text(f'default = "none"\nkv_cache = "{kv}"\n')
+        how = ["--policy", tmp_path / "policy.toml"]
+    else:
+        how = ["--format", "none", "--kv-cache", kv]
+    rc, _, err = run_mxc("compile", RANDOM_LM, "--generate", "--max-seq-len", "48", *how, "-o", art, "-q")
     assert rc == 0, err
     a = mxc.load(art)
     assert a.manifest["generate"]["kv_cache"] == kv
@@ -312,6 +316,15 @@ def test_errors_name_the_fix(tiny_artifacts, tmp_path, write_model):
     assert Options(generate=True, kv_cache="none").kv_cache == ""
     with pytest.raises(OptionsError, match="--target cpu only"):
         Options(generate=True, kv_cache="mxfp8", target="cuda-sm90")
+    policy = tmp_path / "kv.toml"
+    policy.write_text('default = "nvfp4"\nkv_cache = "mxfp8"\n')
+    assert Options(generate=True, policy=str(policy)).kv_cache == "mxfp8"
+    assert Options(generate=True, policy=str(policy), kv_cache="mxfp8").kv_cache == "mxfp8"
+    assert Options(policy=str(policy)).kv_cache == ""  # a plain compile: the cache key does not apply
+    with pytest.raises(OptionsError, match="--kv-cache nvfp4 and the policy's kv_cache = \"mxfp8\" differ"):
+        Options(generate=True, policy=str(policy), kv_cache="nvfp4")
+    with pytest.raises(OptionsError, match="a policy's kv_cache\\) is built for --target cpu only"):
+        Options(generate=True, policy=str(policy), target="cuda-sm90")
     with pytest.raises(MxcError, match="max_position_embeddings"):
         generation.programs(_tiny_llama_from_env(), 4096)
 
