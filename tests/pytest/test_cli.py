@@ -41,8 +41,9 @@ def test_inspect_and_formats(tmp_path):
     assert rc == 0, err
     rc, out, _ = run_mxc("inspect", tmp_path)
     lines = out.splitlines()
-    assert rc == 0 and lines[1].split()[:6] == ["layer", "op", "weights", "acts", "options", "bits/w"]
-    rows = {line.split()[0]: line.split() for line in lines[3:lines.index("")]}
+    assert rc == 0 and lines[1] == "inputs [8, 256] float32"
+    assert lines[2].split()[:6] == ["layer", "op", "weights", "acts", "options", "bits/w"]
+    rows = {line.split()[0]: line.split() for line in lines[4:lines.index("")]}
     assert list(rows) == ["fc1", "fc2", "head"]
     # layer, op, weights, acts, options, bits/w, SQNR, bytes (2 words), decision
     assert rows["fc1"][1:6] == ["linear", "mxfp8", "mxfp8_e5m2", "scale_rule=rceil", "8.25"]
