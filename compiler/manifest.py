@@ -141,7 +141,7 @@ def on_amx(row: dict) -> dict:
     from mxc.numerics.formats import get_format
     from mxc.passes._amx import bf16_exact
 
-    if _dynamic(row):  # lower-mxq-to-linalg takes IREE's contraction for a dynamic token size
+    if _dynamic(row):  # the AMX dispatch is built for one shape: IREE's contraction for a dynamic token size
         return row
     if row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2:  # lower-mxq-to-linalg's _matmul
         return {**row, "kernel": "cpu: AMX bf16 tiles (mxc_amx)",
@@ -158,9 +158,9 @@ def on_amx(row: dict) -> dict:
 
 def on_fma(row: dict) -> dict:
     """A CPU layer's row when compiled with --contraction fma: every contraction lower-mxq-to-linalg emits
-    (quantized layers, and the 2-D matmuls of layers kept in float32) ran on mxc's FMA kernel."""
-    if _dynamic(row) or (row.get("status") != "quantized"
-                         and not (row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2)):
+    (quantized layers, and the 2-D matmuls of layers kept in float32) ran on mxc's FMA kernel (a dynamic row
+    count in blocks of its rows, passes/_fma.py's `_contract_rows`)."""
+    if row.get("status") != "quantized" and not (row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2):
         return row
     return {**row, "kernel": "cpu: FMA micro-kernel (mxc_fma)",
             "path": "FMA: operands decoded to float32 (weights packed at load), f32 fused multiply-adds"}

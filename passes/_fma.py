@@ -31,10 +31,10 @@ from __future__ import annotations
 import dataclasses
 
 from torch_mlir import ir
-from torch_mlir.dialects import tensor
+from torch_mlir.dialects import arith, scf, tensor
 
 from ._amx import dispatch, kernel_prologue, pad2
-from ._linalg import F32, empty, generic, shape_of, ttype
+from ._linalg import DYN, F32, empty, generic, shape_of, ttype
 
 W = 8  # float32 lanes of a vector (ymm)
 MR, NR = 4, 3 * W  # a micro-tile: 4 rows x 24 columns, 12 accumulators (narrow layers: 16 or 8 columns)
@@ -240,10 +240,39 @@ def b_panels(w: ir.Value, transposed: bool = False, k_to: int = 0) -> ir.Value:
     return generic([wp], [out], [in_map, list(range(o + 3))], ["parallel"] * (o + 3), lambda x, _: [x])[0]
 
 
+CHUNK = 64  # the rows of one dispatch of a contraction whose row count is dynamic
+
+
+def _contract_rows(a: ir.Value, b: ir.Value, n: int, kernels: dict, executable: str) -> ir.Value:
+    """a [M, K] with M dynamic x B -> float32 [M, n]: an scf.for over blocks of CHUNK rows, each one
+    dispatch of the static FmaGemm(CHUNK, N2, K) on the block zero-padded to CHUNK rows."""
+    m, k = shape_of(a)
+    *_, panels, _, nr = shape_of(b)
+    g = FmaGemm(CHUNK, panels * nr, k, 1, "", nr // W)
+    kernels.setdefault(g.name, g)
+    idx = ir.IndexType.get()
+    c0, chunk = arith.ConstantOp(idx, 0).result, arith.ConstantOp(idx, CHUNK).result
+    loop = scf.ForOp(c0, m, chunk, [empty([m, n], F32())])
+    with ir.InsertionPoint(loop.body):
+        i, acc = loop.induction_variable, loop.inner_iter_args[0]
+        rows = arith.MinSIOp(chunk, arith.SubIOp(m, i).result).result
+        block = tensor.ExtractSliceOp(ttype([DYN, k], F32()), a, [i], [rows], [], [DYN, 0], [DYN, k], [1, 1]).result
+        pad = tensor.PadOp(ttype([CHUNK, k], F32()), block, [], [arith.SubIOp(chunk, rows).result], [0, 0], [DYN, 0])
+        with ir.InsertionPoint(pad.region.blocks.append(idx, idx)):
+            tensor.YieldOp(arith.ConstantOp(F32(), ir.FloatAttr.get(F32(), 0.0)).result)
+        c = dispatch(g, [pad.result, b], [CHUNK, panels * nr], [CHUNK, n], executable)
+        c = tensor.ExtractSliceOp(ttype([DYN, n], F32()), c, [], [rows], [], [0, 0], [DYN, n], [1, 1]).result
+        acc = tensor.InsertSliceOp(c, acc, [i], [rows], [], [DYN, 0], [DYN, n], [1, 1]).result
+        scf.YieldOp([acc])
+    return loop.results[0]
+
+
 def contract(a: ir.Value, b: ir.Value, n: int, kernels: dict, executable: str = EXECUTABLE,
              causal: str = "", padded: bool = False) -> ir.Value:
     """a [(Bt,) M, K] x B (`b_panels`) -> float32 [(Bt,) M, n] (`padded`: the whole [(Bt,) M2, N2]), one
-    dispatch of `executable`'s kernel (`causal`: FmaGemm's)."""
+    dispatch of `executable`'s kernel (`causal`: FmaGemm's); a dynamic M (2-D a): `_contract_rows`."""
+    if not ir.RankedTensorType(a.type).has_static_shape:
+        return _contract_rows(a, b, n, kernels, executable)
     *bt, m, k = shape_of(a)
     *_, panels, _, nr = shape_of(b)
     m2, n2 = pad_to(m, MR), panels * nr

@@ -41,8 +41,9 @@ Contractions, option `contraction`:
   (`_fma.py`: 4 x 24 micro-tiles of vector fused multiply-adds, the weight packed in 24-column panels at
   load time) instead of IREE's matmul code; every contraction of the pass. Needs AVX2 and FMA (x86-64).
 
-`amx` and `fma` are dispatches built for one static shape: a layer with a dynamic token dimension
-(model.py's `get_dynamic_shapes()`) takes the `decomposed` form, whose IREE code takes any size.
+A layer with a dynamic token dimension (model.py's `get_dynamic_shapes()`): `fma` runs its rows in blocks
+of 64 (an `scf.for` around one static dispatch, the last block zero-padded: `_fma._contract_rows`); `amx`,
+built for one static shape, leaves it to the `decomposed` form, whose IREE code takes any size.
 
 Option `act-dtype=bf16` (`mxc compile --act-dtype bf16`): a weight-only fused matmul rounds its
 activations (after any Hadamard rotation) to bf16 with `arith.truncf` and extends them back, which is
@@ -272,7 +273,7 @@ class LowerMxqToLinalg(Pass):
     def _contract(self, a: ir.Value, b: ir.Value, kernels: dict) -> ir.Value:
         """a [(B,) M, K] x b [(B,) N, K]^T in float32: the FMA kernel (`contraction=fma`; a constant b's
         packing is hoisted to load time with its decode) or a linalg contraction."""
-        if self.contraction == "fma" and is_static(a):
+        if self.contraction == "fma" and (is_static(a) or len(shape_of(a)) == 2):
             return _fma.contract(a, _fma.b_panels(b), shape_of(b)[-2], kernels)
         return contract(a, b)
 

@@ -5,8 +5,8 @@
 // RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4},mxq-quantize-weights' | filecheck %s --check-prefix=QW
 // RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4},mxq-quantize-weights,mxq-fuse' | filecheck %s --check-prefix=FUSE
 // RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4},mxq-quantize-weights,mxq-fuse,lower-mxq-to-linalg' | filecheck %s --check-prefix=LINALG
-// RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4},mxq-quantize-weights,mxq-fuse,lower-mxq-to-linalg{contraction=fma}' | filecheck %s --check-prefix=HAND
-// RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=mxfp8},mxq-quantize-weights,mxq-fuse,lower-mxq-to-linalg{contraction=amx}' | filecheck %s --check-prefix=HAND
+// RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4},mxq-quantize-weights,mxq-fuse,lower-mxq-to-linalg{contraction=fma}' | filecheck %s --check-prefix=FMA
+// RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=mxfp8},mxq-quantize-weights,mxq-fuse,lower-mxq-to-linalg{contraction=amx}' | filecheck %s --check-prefix=AMX
 // RUN: not mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4 weights-only=true},mxq-quantize-weights,mxq-fuse,mxq-legalize-cuda' 2>&1 | filecheck %s --check-prefix=CUDA
 // RUN: not mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4 weights-only=true},mxq-quantize-weights,mxq-fuse,lower-mxq-to-cuda' 2>&1 | filecheck %s --check-prefix=CUDA
 
@@ -46,11 +46,21 @@
 // LINALG: tensor.expand_shape %{{.*}} {{\[}}[0, 1], [2]] output_shape [%{{.*}}, %{{.*}}, 8] : tensor<?x8xf32> into tensor<?x?x8xf32>
 // LINALG-NOT: mxq.
 
-// contraction=fma and amx build their dispatches for one static shape: dynamic layers take the linalg contraction.
-// HAND-LABEL: func.func @tokens
-// HAND-NOT: flow.dispatch
-// HAND: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<8x64xf32>) outs(%{{.*}} : tensor<?x8xf32>)
-// HAND-NOT: flow.dispatch
+// contraction=fma: the rows in blocks of 64, each zero-padded to 64 and one dispatch of the static kernel.
+// FMA-LABEL: func.func @tokens
+// FMA: scf.for %[[I:.*]] = %{{.*}} to %{{.*}} step %c64{{.*}} iter_args(%{{.*}} = %{{.*}}) -> (tensor<?x8xf32>)
+// FMA: tensor.extract_slice %{{.*}}{{\[}}%[[I]], 0] {{.*}} : tensor<?x64xf32> to tensor<?x64xf32>
+// FMA: tensor.pad %{{.*}} low[0, 0] high[%{{.*}}, 0]
+// FMA: } : tensor<?x64xf32> to tensor<64x64xf32>
+// FMA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_64x8x64_p8]
+// FMA: tensor.insert_slice {{.*}} : tensor<?x8xf32> into tensor<?x8xf32>
+// FMA: scf.yield
+
+// contraction=amx builds its dispatch for one static shape: dynamic layers take the linalg contraction.
+// AMX-LABEL: func.func @tokens
+// AMX-NOT: flow.dispatch
+// AMX: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<8x64xf32>) outs(%{{.*}} : tensor<?x8xf32>)
+// AMX-NOT: flow.dispatch
 
 // The CUDA kernels are chosen and launched for one M: both CUDA passes refuse a dynamic layer with the fix.
 // CUDA: layer fc: a dynamic token dimension (tensor<?x64xf32>) is not supported on cuda-sm90 yet {{.*}}compile for --target cpu, or drop get_dynamic_shapes()
