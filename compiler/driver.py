@@ -213,7 +213,7 @@ def compile_file(
         result.manifest["entry_points"] = {f: {"inputs": _describe(inputs, progs.get(f))}
                                            for f, (_, inputs) in entry_points.items()}
         result.manifest["generate"] = generation.record(generation.causal_lm(spec.model), opts.max_seq_len,
-                                                        opts.kv_cache, frontend.dynamic_prefill(opts))
+                                                        opts.kv_cache, frontend.prefill_is_dynamic(opts))
     if out_dir is None:
         return result
     final = Path(out_dir)

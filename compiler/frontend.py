@@ -111,10 +111,10 @@ def entry_points(spec: ModelSpec, opts) -> dict[str, tuple[torch.nn.Module, tupl
         raise generation.GenerateError(f"{spec.path}: --generate needs get_tokenizer() in model.py (returning the "
                                        "model's transformers tokenizer, which the artifact keeps for mxc generate)")
     return generation.programs(generation.causal_lm(spec.model, str(spec.path)), opts.max_seq_len, opts.kv_cache,
-                               dynamic_prefill=dynamic_prefill(opts))
+                               dynamic_prefill=prefill_is_dynamic(opts))
 
 
-def dynamic_prefill(opts) -> bool:
+def prefill_is_dynamic(opts) -> bool:
     """Whether a --generate compile's prefill takes the prompt at its length: on the cpu target (the CUDA
     kernels are launched for one M, so there the prompt is padded to --max-seq-len)."""
     return opts.target == "cpu"

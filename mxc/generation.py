@@ -252,8 +252,11 @@ def programs(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "",
     cache = torch.zeros(shape, dtype=dtype)
     ids = torch.zeros(1, max_seq_len, dtype=torch.long)
     history = torch.zeros(1, max_seq_len + 1, dtype=torch.long)
-    t = max(2, max_seq_len // 2) if dynamic_prefill else max_seq_len
-    return {"prefill": (Prefill(lm, max_seq_len, kv_cache, dynamic_prefill), (ids[:, :t], torch.tensor([t]))),
+    if dynamic_prefill and max_seq_len < 3:
+        raise GenerateError(f"--max-seq-len {max_seq_len}: a prefill at the prompt's length needs 3 or more")
+    example = (ids[:, :max(2, max_seq_len // 2)], torch.tensor([max(2, max_seq_len // 2)])) if dynamic_prefill \
+        else (ids, torch.tensor([1]))
+    return {"prefill": (Prefill(lm, max_seq_len, kv_cache, dynamic_prefill), example),
             "decode": (Decode(lm, max_seq_len, kv_cache),
                        (ids[:, :1], torch.tensor([1]), cache, cache.clone(), history))}
 
