@@ -37,7 +37,7 @@ from torch_mlir.dialects import arith, math, tensor
 
 from mxc.numerics.formats import Format
 
-from ._linalg import F32, I32, Scalar as S, empty, generic, shape_of, ttype
+from ._linalg import F32, I32, Scalar as S, dynamic_sizes, empty, generic, shape_of, static_sizes, ttype
 
 TILE = 32  # a workgroup's block of C and the K step: 2 x 2 tiles of 16 x 16, A tiles of 16 x 32
 EXECUTABLE = "mxc_amx"
@@ -252,14 +252,16 @@ def executable(kernels: list, name: str = EXECUTABLE) -> str:
 
 
 def pad2(v: ir.Value, rows: int, cols: int) -> ir.Value:
-    """Zero-pad the last two dims of a float32 tensor to [rows, cols] (tensor.pad: a zero-filled tensor with
+    """Zero-pad the last two dims of a float32 tensor (either may be dynamic) to [rows, cols] (tensor.pad: a zero-filled tensor with
     an insert_slice, hoisted with a constant weight, broke IREE's ordering of hoisted globals)."""
     s = shape_of(v)
     if s[-2:] == [rows, cols]:
         return v
     r = len(s)
-    pad = tensor.PadOp(ttype([*s[:-2], rows, cols], F32()), v, [], [], [0] * r,
-                       [0] * (r - 2) + [rows - s[-2], cols - s[-1]])
+    high = [size - d if isinstance(d, int) else arith.SubIOp(arith.constant(ir.IndexType.get(), size), d).result
+            for size, d in ((rows, s[-2]), (cols, s[-1]))]  # a dynamic source size: a dynamic padding
+    pad = tensor.PadOp(ttype([*s[:-2], rows, cols], F32()), v, [], dynamic_sizes(high), [0] * r,
+                       [0] * (r - 2) + static_sizes(high))
     block = pad.region.blocks.append(*[ir.IndexType.get()] * r)
     with ir.InsertionPoint(block):
         tensor.YieldOp(arith.ConstantOp(F32(), ir.FloatAttr.get(F32(), 0.0)).result)

@@ -257,10 +257,7 @@ def _contract_rows(a: ir.Value, b: ir.Value, n: int, kernels: dict, executable: 
         i, acc = loop.induction_variable, loop.inner_iter_args[0]
         rows = arith.MinSIOp(chunk, arith.SubIOp(m, i).result).result
         block = tensor.ExtractSliceOp(ttype([DYN, k], F32()), a, [i], [rows], [], [DYN, 0], [DYN, k], [1, 1]).result
-        pad = tensor.PadOp(ttype([CHUNK, k], F32()), block, [], [arith.SubIOp(chunk, rows).result], [0, 0], [DYN, 0])
-        with ir.InsertionPoint(pad.region.blocks.append(idx, idx)):
-            tensor.YieldOp(arith.ConstantOp(F32(), ir.FloatAttr.get(F32(), 0.0)).result)
-        c = dispatch(g, [pad.result, b], [CHUNK, panels * nr], [CHUNK, n], executable)
+        c = dispatch(g, [pad2(block, CHUNK, k), b], [CHUNK, panels * nr], [CHUNK, n], executable)
         c = tensor.ExtractSliceOp(ttype([DYN, n], F32()), c, [], [rows], [], [0, 0], [DYN, n], [1, 1]).result
         acc = tensor.InsertSliceOp(c, acc, [i], [rows], [], [DYN, 0], [DYN, n], [1, 1]).result
         scf.YieldOp([acc])

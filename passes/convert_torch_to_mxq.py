@@ -51,7 +51,7 @@ from mxc.numerics.options import FormatSpec
 from . import _conv
 from ._conv import Conv2dGeometry
 from ._mxq_builders import quantize_dequantize
-from ._linalg import shape_of
+from ._linalg import DYN, shape_of
 from .base import Pass, layer_name, walk_ops
 
 MATMUL_OPS = ("torch.aten.linear", "torch.aten.mm", "torch.aten.matmul", "torch.aten.addmm", "torch.aten.bmm",
@@ -76,9 +76,6 @@ def _dtype(v: ir.Value) -> str | None:
     """Element type of a !torch.vtensor<[..],dtype> ("f32", "bf16", ...), or None for other types."""
     text = str(v.type)
     return text.rsplit(",", 1)[-1][:-1] if text.startswith("!torch.vtensor<[") else None
-
-
-DYN = ir.ShapedType.get_dynamic_size()
 
 
 def _shape(v: ir.Value) -> list[int] | None:
