@@ -158,6 +158,8 @@ def compile_file(
                 p = dataclasses.replace(p, policy=str(where / f"{stem}.checkpoint-policy.toml"), format=None)
             if phase == "quantize-weights" and spec.imported is not None:  # by the program's parameter names
                 p = dataclasses.replace(p, imported=imported)
+            if phase == "legalize-cuda":  # the kernels of a dynamic row count's largest bucket
+                p = dataclasses.replace(p, max_rows=frontend.max_rows(progs.values()) or 0)
             if phase == "calibrate":
                 calibration = _calibrate(spec, module, weights, progress, opts.generate)
                 if calibration is not None:

@@ -115,9 +115,9 @@ def entry_points(spec: ModelSpec, opts) -> dict[str, tuple[torch.nn.Module, tupl
 
 
 def prefill_is_dynamic(opts) -> bool:
-    """Whether a --generate compile's prefill takes the prompt at its length: on the cpu target (the CUDA
-    kernels are launched for one M, so there the prompt is padded to --max-seq-len)."""
-    return opts.target == "cpu"
+    """Whether a --generate compile's prefill takes the prompt at its length (1..S-1): on every target (the
+    CUDA targets choose their kernels by the prompt's row count at run time)."""
+    return True
 
 
 def make_buffers_persistent(model: torch.nn.Module) -> None:
@@ -223,6 +223,39 @@ def dynamic_dims(prog: torch.export.ExportedProgram) -> list[list[dict]]:
                 dims.append({"dim": d, "min": _bound(lo) or 0, "max": _bound(hi)})
         out.append(dims)
     return out
+
+
+_ROW_OPS = ("aten.linear", "aten.mm", "aten.addmm", "aten.matmul", "aten.bmm")
+
+
+def max_rows(progs) -> int | None:
+    """The largest row count (the product of the leading sizes of the activation) any linear or matmul of the
+    torch.export programs `progs` can see, from their range constraints; None when every one is static or a
+    range is unbounded. The CUDA targets choose the kernels of their largest bucket of M there."""
+    from torch.utils._sympy.value_ranges import bound_sympy
+
+    best = None
+    for prog in progs:
+        for node in prog.graph.nodes:
+            if node.op != "call_function" or not any(str(node.target).startswith(o) for o in _ROW_OPS):
+                continue
+            args = [a for a in node.args if isinstance(a, torch.fx.Node)]
+            x = args[1] if "addmm" in str(node.target) and len(args) > 1 else args[0] if args else None
+            shape = getattr(x.meta.get("val") if x is not None else None, "shape", ())
+            if not shape or all(isinstance(d, int) for d in shape):
+                continue
+            rows = 1
+            for d in shape[:-1]:
+                rows = rows * d
+            expr = rows.node.expr if isinstance(rows, torch.SymInt) else rows
+            try:
+                hi = _bound(bound_sympy(expr, prog.range_constraints).upper)
+            except Exception:  # an expression sympy cannot bound: as unbounded
+                hi = None
+            if hi is None:
+                return None
+            best = max(best or 0, hi)
+    return best
 
 
 def _bound(v) -> int | None:

@@ -8,7 +8,7 @@ import math
 from torch_mlir import ir
 
 from mxc.dialects.mxq import format_attr
-from mxc.dialects.mxq_kernels import LAUNCH_GROUP_ATTR, PATH_ATTR, kernels_of
+from mxc.dialects.mxq_kernels import LAUNCH_GROUP_ATTR, PATH_ATTR, buckets_of, kernels_of
 from mxc.numerics.formats import NONE
 from mxc.numerics.options import FormatSpec, spec_text
 
@@ -119,17 +119,23 @@ def _fused_entry(op) -> dict:
 
 
 def _kernel_fields(op) -> dict:
-    """Which kernels run the layer (CUDA targets: mxq.kernels), the path in words, and what their
-    numerics add to float32 summation order (`run --compare` sets its tolerance from it)."""
+    """Which kernels run the layer (CUDA targets: mxq.kernels; a dynamic row count: those of its largest M, and
+    `kernel_buckets` by M, m_max None for the last), the path in words, and what their numerics add to float32
+    summation order (`run --compare` sets its tolerance from it)."""
     kernels = kernels_of(op)
     if kernels is None:
         return {"kernel": "cpu: linalg (dequantize + f32 contraction)",
                 "path": "emulated: decode to f32 + f32 contraction (IREE llvm-cpu)", "run_time_rounding": []}
+    buckets = buckets_of(op) or [(None, kernels)]
+    every = [k for _, ks in buckets for k in ks]
     return {
         "kernel": " + ".join(k.name for k in kernels),
         "kernels": [k.to_dict() for k in kernels],
+        **({"kernel_buckets": [{"m_max": top, "kernel": " + ".join(k.name for k in ks),
+                                "kernels": [k.to_dict() for k in ks]} for top, ks in buckets]}
+           if len(buckets) > 1 else {}),
         "path": _s(op, PATH_ATTR),
-        "run_time_rounding": sorted({k.rounding for k in kernels if k.rounding}),
+        "run_time_rounding": sorted({k.rounding for k in every if k.rounding}),
         **({"launch_group": _s(op, LAUNCH_GROUP_ATTR)} if LAUNCH_GROUP_ATTR in op.attributes else {}),
     }
 

@@ -36,7 +36,7 @@ from torch_mlir import ir
 from torch_mlir.dialects import ext
 from torch_mlir.dialects.ext import AttributeDef, Operand, OperandDef, Result, ResultDef, Variadicity
 
-from mxc.dialects.mxq_kernels import KERNELS_ATTR, LAUNCH_GROUP_ATTR, PATH_ATTR
+from mxc.dialects.mxq_kernels import BUCKETS_ATTR, KERNELS_ATTR, LAUNCH_GROUP_ATTR, PATH_ATTR
 from mxc.numerics.formats import NONE
 from mxc.numerics.options import FormatSpec, parse_optional, spec_text
 
@@ -64,6 +64,7 @@ DISCARDABLE_ATTRS = {
     "mxq.nonfinite_blocks": "a quantized weight's NaN/Inf block count (on its mxq.param)",
     KERNELS_ATTR: "the CUDA kernels of a fused layer (mxq-legalize-cuda)",
     PATH_ATTR: "the CUDA path of a fused layer in words (mxq-legalize-cuda)",
+    BUCKETS_ATTR: "the CUDA kernels of a dynamic row count's smaller buckets, by their largest M (mxq-legalize-cuda)",
     LAUNCH_GROUP_ATTR: "the first layer of the decode launch a fused layer shares with the others reading its input "
                        "(mxq-legalize-cuda)",
     "mxq.reason": "why a torch op stayed in high precision",

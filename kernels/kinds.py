@@ -30,7 +30,7 @@ from typing import ClassVar, NamedTuple
 from mxc.numerics.formats import get_format
 
 from . import tcgen05 as tc
-from .operands import (BS_TILE, Fragments, Tiles, WeightLayout, fast_e2m1, fast_fp6, fast_fp8, fast_int8, fast_tab4,
+from .operands import (BS_TILE, INT, Fragments, Tiles, WeightLayout, fast_e2m1, fast_fp6, fast_fp8, fast_int8, fast_tab4,
                        pair_kind, tiled_sizes, unit_elements)
 
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
@@ -54,25 +54,6 @@ class Binding(NamedTuple):
     name: str
     writes: bool
     dtype: str
-
-
-class IntOps:
-    """Grid arithmetic on Python ints (the IR twin is lower-mxq-to-cuda's `_IndexOps`)."""
-
-    @staticmethod
-    def cdiv(a, b):
-        return -(-a // b)
-
-    @staticmethod
-    def div(a, b):
-        return a // b
-
-    @staticmethod
-    def mul(a, b):
-        return a * b
-
-
-INT = IntOps()
 
 
 @dataclass(frozen=True)
@@ -99,8 +80,9 @@ class Kernel:
         """The i32 constants after the buffers; `epi` is the epilogue's code (EPILOGUES)."""
         return ["M", "N", "K", "epi"]
 
-    def outputs(self, m: int, n: int, k: int) -> dict[str, list[int]]:
-        """The shapes of the buffers it writes, for an [m, k] x [n, k]^T layer."""
+    def outputs(self, m, n: int, k: int, ops=INT) -> dict[str, list]:
+        """The shapes of the buffers it writes, for an [m, k] x [n, k]^T layer (`ops` as for `grid`: m may be
+        an IR value)."""
         raise NotImplementedError
 
     def grid(self, m, n, k, ops=INT) -> tuple:
@@ -187,7 +169,7 @@ class _Decode(Kernel):
     def bindings(self) -> list[Binding]:
         return _gemm_bindings(["x", *_weights(self.w_format, self.bias)], {"w_tensor_scale"})
 
-    def outputs(self, m, n, k):
+    def outputs(self, m, n, k, ops=INT):
         return {"y": [m, n]}
 
     def _call(self, template: str, fn: str = "") -> str:
@@ -355,7 +337,7 @@ class DecSplit(_Decode):
     def constants(self) -> list[str]:
         return ["M", "N", "K"]
 
-    def outputs(self, m, n, k):
+    def outputs(self, m, n, k, ops=INT):
         return {"ws": [self.s, m, n]}
 
     def grid(self, m, n, k, ops=INT):
@@ -395,7 +377,7 @@ class DSum(Kernel):
     def constants(self) -> list[str]:
         return ["M", "N", "epi"]
 
-    def outputs(self, m, n, k):
+    def outputs(self, m, n, k, ops=INT):
         return {"y": [m, n]}
 
     def grid(self, m, n, k, ops=INT):
@@ -416,9 +398,9 @@ PREFILL_MIN_M = 2048  # layers with at least this many rows of x take tilea / ti
 PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
 
 
-def _pf_tiled(rows: int, r: int, k: int) -> list[int]:
+def _pf_tiled(rows, r: int, k: int, ops=INT) -> list:
     """The shape of an operand written as bf16 tiles of r rows x PF_K: rows and K padded to the tile."""
-    return [-(-rows // r) * r, -(-k // PF_K) * PF_K]
+    return [ops.mul(ops.cdiv(rows, r), r), -(-k // PF_K) * PF_K]
 
 
 def _pf_grid(rows, r: int, k, per: int, threads: int, ops) -> tuple:
@@ -448,8 +430,8 @@ class TileA(Kernel):
     def constants(self):
         return ["M", "K"]
 
-    def outputs(self, m, n, k):
-        return {"a": _pf_tiled(m, self.rows, k)}
+    def outputs(self, m, n, k, ops=INT):
+        return {"a": _pf_tiled(m, self.rows, k, ops)}
 
     def grid(self, m, n, k, ops=INT):  # one thread per 8 values
         return _pf_grid(m, self.rows, k, 8, self.threads, ops)
@@ -498,7 +480,7 @@ class WDec(Kernel):
     def constants(self):
         return ["N", "K"]
 
-    def outputs(self, m, n, k):
+    def outputs(self, m, n, k, ops=INT):
         return {"wb": _pf_tiled(n, PF_N, k)}
 
     def grid(self, m, n, k, ops=INT):  # one thread per 32 weights of 4-bit formats, else per 8
@@ -528,7 +510,7 @@ class Hgemm(Kernel):
         ins = ["a", "wb"] + (["w_tensor_scale"] if self.ts else []) + (["bias"] if self.bias else [])
         return _gemm_bindings(ins, {"w_tensor_scale"}, {"a", "wb"})
 
-    def outputs(self, m, n, k):
+    def outputs(self, m, n, k, ops=INT):
         return {"y": [m, n]}
 
     def grid(self, m, n, k, ops=INT):
@@ -589,7 +571,7 @@ class RDec(Kernel):
         dtype = {"a": "bf16", "w_tensor_scale": "f32", "bias": "f32"}
         return [Binding(n, False, dtype.get(n, "i8")) for n in ins] + [Binding("y" if self.s == 1 else "ws", True, "f32")]
 
-    def outputs(self, m, n, k):
+    def outputs(self, m, n, k, ops=INT):
         return {"y": [m, n]} if self.s == 1 else {"ws": [self.s, m, n]}
 
     def grid(self, m, n, k, ops=INT):
@@ -677,7 +659,7 @@ class Amax(Kernel):
     def constants(self):
         return ["M", "K"]
 
-    def outputs(self, m, n, k):
+    def outputs(self, m, n, k, ops=INT):
         return {"a_tensor_scale": [AMAX_CTAS]}
 
     def grid(self, m, n, k, ops=INT):
@@ -715,8 +697,8 @@ class BsQ(Kernel):
     def constants(self):
         return ["M", "K"]
 
-    def outputs(self, m, n, k):
-        codes, scales = tiled_sizes(self.a_format, self.unit or 8, m, k)
+    def outputs(self, m, n, k, ops=INT):
+        codes, scales = tiled_sizes(self.a_format, self.unit or 8, m, k, ops)
         return {"a": [codes]} | ({"a_scales": [scales]} if scales else {})
 
     def grid(self, m, n, k, ops=INT):
@@ -754,7 +736,7 @@ class _BsGemm(Kernel):
     def act_format(self) -> str:
         raise NotImplementedError
 
-    def outputs(self, m, n, k):
+    def outputs(self, m, n, k, ops=INT):
         return {"y": [m, n]}
 
     def grid(self, m, n, k, ops=INT):

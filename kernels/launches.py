@@ -12,15 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .kinds import EPILOGUES, Kernel
-from .operands import WeightLayout
+from .operands import INT, WeightLayout
 
 
 @dataclass(frozen=True)
 class Output:
-    """A buffer a launch writes: name, shape, element type ('f32', 'bf16', 'i8')."""
+    """A buffer a launch writes: name, shape (a size may be an IR value: a dynamic row count), element type
+    ('f32', 'bf16', 'i8')."""
 
     name: str
-    shape: tuple[int, ...]
+    shape: tuple
     dtype: str
 
 
@@ -32,8 +33,8 @@ class Launch:
     kernel: Kernel
     reads: tuple[str, ...]
     writes: tuple[Output, ...]
-    constants: tuple[int, ...]
-    grid: tuple[int, int, int]
+    constants: tuple
+    grid: tuple
 
 
 def gemm_kernel(ks: list[Kernel]) -> Kernel | None:
@@ -60,8 +61,9 @@ def weight_layout(ks: list[Kernel]) -> WeightLayout | None:
     return gemm_kernel(ks).weight_layout()
 
 
-def layer_launches(ks: list[Kernel], m: int, n: int, k: int, epilogue: str = "none") -> list[Launch]:
-    """The launches of a layer [m, k] x [n, k]^T whose kernels (a target's selection) are `ks`."""
+def layer_launches(ks: list[Kernel], m, n: int, k: int, epilogue: str = "none", ops=INT) -> list[Launch]:
+    """The launches of a layer [m, k] x [n, k]^T whose kernels (a target's selection) are `ks`; `ops` the
+    arithmetic of sizes and grids (lower-mxq-to-cuda's IR ops where m is a dynamic row count)."""
     values = {"M": m, "N": n, "K": k, "epi": EPILOGUES[epilogue]}
     launches, have = [], {"x", "w", "w_scales", "w_tensor_scale", "bias"}
     for kern in ks:
@@ -69,9 +71,9 @@ def layer_launches(ks: list[Kernel], m: int, n: int, k: int, epilogue: str = "no
         missing = [r for r in reads if r not in have]
         if missing:
             raise ValueError(f"{kern.name} reads {missing}, which no earlier kernel of {[x.name for x in ks]} writes")
-        shapes = kern.outputs(m, n, k)
+        shapes = kern.outputs(m, n, k, ops)
         writes = tuple(Output(b.name, tuple(shapes[b.name]), b.dtype) for b in kern.bindings() if b.writes)
         have |= {o.name for o in writes}
         consts = tuple(values[c] for c in kern.constants())
-        launches.append(Launch(kern, reads, writes, consts, kern.grid(m, n, k)))
+        launches.append(Launch(kern, reads, writes, consts, kern.grid(m, n, k, ops)))
     return launches

@@ -78,11 +78,31 @@ def tile_weights(codes, scales, fmt: str, ue: int, k: int):
             layouts.tile_scales(scales, k, f.block_size, one_code(f)))
 
 
-def tiled_sizes(fmt: str, ue: int, rows: int, k: int) -> tuple[int, int]:
+class IntOps:
+    """Size and grid arithmetic on Python ints (the IR twin, for a dynamic row count, is lower-mxq-to-cuda's
+    `_IndexOps`)."""
+
+    @staticmethod
+    def cdiv(a, b):
+        return -(-a // b)
+
+    @staticmethod
+    def div(a, b):
+        return a // b
+
+    @staticmethod
+    def mul(a, b):
+        return a * b
+
+
+INT = IntOps()
+
+
+def tiled_sizes(fmt: str, ue: int, rows, k: int, ops=INT) -> tuple:
     """Bytes of an operand [rows, k] in the tiles (bsq's outputs, the re-packed weights): (codes,
     scales), rows and k padded to 128; scales 0 for bf16."""
-    rp, kp = -(-rows // BS_TILE) * BS_TILE, -(-k // BS_TILE) * BS_TILE
-    return rp * kp * 16 // ue, (0 if fmt == "bf16" else rp * kp // get_format(fmt).block_size)
+    rk = ops.mul(ops.mul(ops.cdiv(rows, BS_TILE), BS_TILE), -(-k // BS_TILE) * BS_TILE)
+    return ops.div(ops.mul(rk, 16), ue), (0 if fmt == "bf16" else ops.div(rk, get_format(fmt).block_size))
 
 
 # ---------------------------------------------------------------- weight layouts

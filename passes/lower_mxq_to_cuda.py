@@ -27,10 +27,10 @@ import dataclasses
 
 import torch
 from torch_mlir import ir
-from torch_mlir.dialects import arith
+from torch_mlir.dialects import arith, scf
 
 from mxc.dialects.mxq import ParamOp, format_attr
-from mxc.dialects.mxq_kernels import KERNELS_ATTR, LAUNCH_GROUP_ATTR, kernels_of
+from mxc.dialects.mxq_kernels import KERNELS_ATTR, LAUNCH_GROUP_ATTR, buckets_of, kernels_of
 from mxc.errors import MxcError
 from mxc.kernels import Built, Kernel, build, layer_launches
 from mxc.kernels.launches import gemm_kernel, weight_layout
@@ -40,7 +40,7 @@ from mxc.numerics.quantize import unpack_fp6, unpack_nibbles
 from mxc.weights import WeightStore
 
 from . import _quant as Q
-from ._linalg import I8, collapse_leading, expand_leading, filled, shape_of, slice_last, ttype
+from ._linalg import DYN, I8, collapse_leading, dynamic_sizes, expand_leading, filled, shape_of, slice_last, ttype
 from .base import Pass, walk_ops, weights_field
 from .lower_mxq_to_linalg import epilogue
 from .mxq_legalize_cuda import cuda_target, gemm_layer, groupable, input_source
@@ -59,8 +59,8 @@ def _index(v) -> ir.Value:
 
 
 class _IndexOps:
-    """Kernel.grid's arithmetic as `arith` ops on index values (the Python twin is kernels' IntOps);
-    one constant op per value."""
+    """Kernel.grid's and Kernel.outputs' arithmetic as `arith` ops on index values (the Python twin is kernels'
+    IntOps), folded where both sides are ints; one constant op per value."""
 
     def __init__(self):
         self.consts: dict[int, ir.Value] = {}
@@ -73,12 +73,20 @@ class _IndexOps:
         return self.consts[v]
 
     def cdiv(self, a, b):
+        if isinstance(a, int) and isinstance(b, int):
+            return -(-a // b)
         return arith.CeilDivUIOp(self.value(a), self.value(b)).result
 
     def div(self, a, b):
+        if isinstance(a, int) and isinstance(b, int):
+            return a // b
         return arith.DivUIOp(self.value(a), self.value(b)).result
 
     def mul(self, a, b):
+        if isinstance(a, int) and isinstance(b, int):
+            return a * b
+        if b == 1 or a == 1:
+            return a if b == 1 else b
         return arith.MulIOp(self.value(a), self.value(b)).result
 
 
@@ -121,16 +129,26 @@ def _executable(kernels: list[Kernel], cubin: str) -> None:
         ir.Operation.create("hal.executable.source_end")
 
 
-def _dispatch(k: Kernel, args: list[ir.Value], consts: tuple[int, ...], results: list[ir.Type], mnk) -> list[ir.Value]:
+def _i32(v) -> ir.Value:
+    i32 = ir.IntegerType.get_signless(32)
+    return arith.IndexCastOp(i32, v).result if isinstance(v, ir.Value) else arith.ConstantOp(i32, v).result
+
+
+def _dispatch(k: Kernel, args: list[ir.Value], consts: tuple, results: list[tuple[list, ir.Type]], mnk) -> list[ir.Value]:
+    """A flow.dispatch of `k`: its workload [M, N, K], i32 constants then buffers; results as (shape, element
+    type), a size of either an int or an index value (a dynamic row count), passed as the dispatch's dims."""
     workload = [_index(v) for v in mnk]
-    operands = [arith.ConstantOp(ir.IntegerType.get_signless(32), c).result for c in consts] + args
+    operands = [_i32(c) for c in consts] + args
+    arg_dims = [d for a in args if not ir.RankedTensorType(a.type).has_static_shape for d in dynamic_sizes(shape_of(a))]
+    result_dims = [_index(d) for shape, _ in results for d in dynamic_sizes(shape)]
     op = ir.Operation.create(
         "flow.dispatch",
-        results=results,
-        operands=workload + operands,
+        results=[ttype(shape, elem) for shape, elem in results],
+        operands=workload + operands + arg_dims + result_dims,
         attributes={
             "entry_points": ir.ArrayAttr.get([ir.SymbolRefAttr.get([EXECUTABLE, k.name])]),
-            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(workload), len(operands), 0, 0]),
+            "operandSegmentSizes": ir.DenseI32ArrayAttr.get([len(workload), len(operands), len(arg_dims),
+                                                             len(result_dims)]),
             "tied_operands": ir.ArrayAttr.get([ir.IntegerAttr.get(ir.IndexType.get(), -1)] * len(results)),
         },
     )
@@ -216,13 +234,31 @@ def _input(x: ir.Value, w_spec) -> tuple[ir.Value, list[int]]:
     return x2, shape_of(x)[:-1]
 
 
-def _launch(ks: list[Kernel], buffers: dict, m: int, n: int, k: int, epi: str) -> ir.Value:
-    """The flow.dispatch of each launch of `ks` over `buffers` (by binding name; outputs added); the output y."""
-    for launch in layer_launches(ks, m, n, k, epi):
-        types = [ttype(list(o.shape), DTYPES[o.dtype]()) for o in launch.writes]
-        outs = _dispatch(launch.kernel, [buffers[r] for r in launch.reads], launch.constants, types, (m, n, k))
+def _launch(ks: list[Kernel], buffers: dict, m, n: int, k: int, epi: str) -> ir.Value:
+    """The flow.dispatch of each launch of `ks` over `buffers` (by binding name; outputs added); the output y.
+    `m` an int, or an index value for a dynamic row count."""
+    buffers = dict(buffers)
+    for launch in layer_launches(ks, m, n, k, epi, _IndexOps()):
+        results = [(list(o.shape), DTYPES[o.dtype]()) for o in launch.writes]
+        outs = _dispatch(launch.kernel, [buffers[r] for r in launch.reads], launch.constants, results, (m, n, k))
         buffers.update({o.name: v for o, v in zip(launch.writes, outs)})
     return buffers["y"]
+
+
+def _by_rows(buckets: list, m: ir.Value, n: int, build) -> ir.Value:
+    """`build(kernels)` of the first bucket with m <= its m_max (the last: every larger m), as nested scf.if
+    on the run-time row count `m`; the result [m, n] float32."""
+    top, ks = buckets[0]
+    if len(buckets) == 1:
+        return build(ks)
+    index = ir.IndexType.get()
+    fits = arith.CmpIOp(arith.CmpIPredicate.ule, m, arith.ConstantOp(index, top).result).result
+    branch = scf.IfOp(fits, [ttype([DYN, n], ir.F32Type.get())], has_else=True)
+    with ir.InsertionPoint(branch.then_block):
+        scf.YieldOp([build(ks)])
+    with ir.InsertionPoint(branch.else_block):
+        scf.YieldOp([_by_rows(buckets[1:], m, n, build)])
+    return branch.result
 
 
 def _launch_groups(plan: list, target) -> dict[int, list]:
@@ -246,15 +282,23 @@ def _launch_groups(plan: list, target) -> dict[int, list]:
     return out
 
 
-def _checked_kernels(op, target) -> list[Kernel]:
-    """The op's recorded kernels, refused when they do not fit its formats, bias or the target."""
-    layer = gemm_layer(op, target.name)
+def _checked_kernels(op, target) -> list[tuple[int | None, list[Kernel]]]:
+    """The op's recorded kernels by row count ([(m_max, kernels)]: one bucket for a static M, mxq.buckets for a
+    dynamic one), refused when they do not fit its formats, bias or the target."""
+    layer = gemm_layer(op)
     if KERNELS_ATTR not in op.attributes:
         raise MxcError(f"layer {layer.layer}: no kernels chosen (run mxq-legalize-cuda{{target={target.name}}} first)")
     try:
-        ks = kernels_of(op)
+        buckets = (layer.m and [(layer.m, kernels_of(op))]) or buckets_of(op) or [(None, kernels_of(op))]
     except (TypeError, ValueError) as e:
         raise MxcError(f"layer {layer.layer}: malformed {KERNELS_ATTR}: {e}") from e
+    for _, ks in buckets:
+        _check_fits(op, layer, ks, target)
+    return buckets
+
+
+def _check_fits(op, layer, ks: list[Kernel], target) -> None:
+    """MxcError when the kernels `ks` do not compute the layer's formats and bias on the target."""
     main = gemm_kernel(ks)
     grouped = LAUNCH_GROUP_ATTR in op.attributes  # (its bias is added after the group's launch)
     wanted = {"w_format": layer.w_format, "bias": layer.bias and not grouped, "arch": target.arch}
@@ -267,7 +311,6 @@ def _checked_kernels(op, target) -> list[Kernel]:
                        f"{layer.w_format} weights x {layer.a_format or NONE} activations"
                        f"{' with bias' if layer.bias else ''} on {target.name} ({target.arch}); run "
                        f"mxq-legalize-cuda{{target={target.name}}} again")
-    return ks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,10 +326,11 @@ class LowerMxqToCuda(Pass):
 
     def run(self, module: ir.Operation) -> None:
         target = cuda_target(self.target)
-        plan = [(op, _checked_kernels(op, target)) for op in walk_ops(module, "mxq.fused_matmul")]
+        by_rows = [(op, _checked_kernels(op, target)) for op in walk_ops(module, "mxq.fused_matmul")]
+        plan = [(op, buckets[-1][1]) for op, buckets in by_rows]  # (a static M: the one bucket)
         groups = _launch_groups(plan, target)
         grouped = {id(op) for members in groups.values() for op, _ in members}
-        kernels = list(dict.fromkeys(k for _, ks in plan for k in ks))
+        kernels = list(dict.fromkeys(k for _, buckets in by_rows for _, ks in buckets for k in ks))
         if kernels:
             built = build(kernels)
             if self.libraries is not None:
@@ -295,15 +339,15 @@ class LowerMxqToCuda(Pass):
                 _executable(kernels, str(built.cubin_path))
         storage: dict = {}  # function -> the params made in it (a value is used in its own function only)
         tiled: dict = {}
-        for i, (op, ks) in enumerate(plan):
+        for i, (op, buckets) in enumerate(by_rows):
             if i in groups:
                 members = [o for o, _ in groups[i]]
-                self._lower_group(members, ks[0], tiled.setdefault(_function_of(op), {}))
+                self._lower_group(members, buckets[0][1][0], tiled.setdefault(_function_of(op), {}))
             if id(op) in grouped:  # (lowered with its group's first, and erased)
                 continue
             func = _function_of(op)
             with op.location, ir.InsertionPoint(op.operation):
-                y = self._lower(op, ks, storage.setdefault(func, {}), tiled.setdefault(func, {}))
+                y = self._lower(op, buckets, storage.setdefault(func, {}), tiled.setdefault(func, {}))
             op.result.replace_all_uses_with(y)
             op.operation.erase()
         for p in walk_ops(module, "mxq.param"):
@@ -333,15 +377,21 @@ class LowerMxqToCuda(Pass):
             op.result.replace_all_uses_with(y_op)
             op.operation.erase()
 
-    def _lower(self, op, ks: list[Kernel], storage: dict, tiled: dict) -> ir.Value:
+    def _lower(self, op, buckets: list, storage: dict, tiled: dict) -> ir.Value:
+        """The layer's launches (a dynamic M: each bucket's, in the branch of its row counts)."""
         w_spec = format_attr(op, "w_format", allow_none=False)
         x2, lead = _input(op.x, w_spec)
         m, k = shape_of(x2)
         n = shape_of(op.w)[0]
-        layout = weight_layout(ks)
-        if layout is not None:
-            w, ws = _tiled([op.w], [op.w_scales], w_spec.name, layout, k, tiled, self.weights)
-        else:
-            w, ws = _storage(op.w, storage), _storage(op.w_scales, storage)
-        buffers = {"x": x2, "w": w, "w_scales": ws, "w_tensor_scale": op.w_tensor_scale, "bias": op.bias}
-        return expand_leading(_launch(ks, buffers, m, n, k, _s(op, "epilogue")), lead)
+
+        def launches(ks: list[Kernel]) -> ir.Value:
+            layout = weight_layout(ks)
+            if layout is not None:
+                w, ws = _tiled([op.w], [op.w_scales], w_spec.name, layout, k, tiled, self.weights)
+            else:
+                w, ws = _storage(op.w, storage), _storage(op.w_scales, storage)
+            buffers = {"x": x2, "w": w, "w_scales": ws, "w_tensor_scale": op.w_tensor_scale, "bias": op.bias}
+            return _launch(ks, buffers, m, n, k, _s(op, "epilogue"))
+
+        y = launches(buckets[0][1]) if isinstance(m, int) else _by_rows(buckets, m, n, launches)
+        return expand_leading(y, lead)

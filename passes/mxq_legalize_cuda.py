@@ -12,6 +12,13 @@ precision, with a warning that names the layers and the reason. Quantize / dequa
 activation x activation matmuls are removed the same way (those matmuls run in float32 through
 IREE's codegen).
 
+A layer with a dynamic row count M (a dynamic token dimension, model.py's get_dynamic_shapes()) gets kernels
+by buckets of M (`mxq.buckets`, the target's `buckets`): at each row count where the target's choice changes
+(cuda-sm90: dec's 1, 8 and 16 rows, rdec's 16-256, the last before the prefill path; cuda-sm100: gemv's 1, 4,
+16) up to the largest M (option `max-rows`, which the compile driver takes from torch.export's ranges), the
+kernels chosen there; lower-mxq-to-cuda branches on M at run time. Every kernel guards its rows, so a bucket's
+kernels are correct for any M below its top.
+
 Decode launches are grouped (option `group`, on by default): layers of a function that read the same
 activation at M = 1 (the decode step's q/k/v and gate/up projections) with the same weight format and
 the single kernel `dec` each get `mxq.launch_group` = the group's first layer (and the `dec` they share, without
@@ -29,7 +36,8 @@ import warnings
 from torch_mlir import ir
 
 from mxc.dialects.mxq import format_attr
-from mxc.dialects.mxq_kernels import KERNELS_ATTR, LAUNCH_GROUP_ATTR, PATH_ATTR, kernels_attr, kernels_of
+from mxc.dialects.mxq_kernels import (BUCKETS_ATTR, KERNELS_ATTR, LAUNCH_GROUP_ATTR, PATH_ATTR, buckets_attr, kernels_attr,
+                                      kernels_of)
 from mxc.errors import MxcError, MxcWarning
 from mxc.kernels.launches import layer_path
 from mxc.numerics.formats import NONE
@@ -63,20 +71,33 @@ def input_source(x: ir.Value) -> ir.Value:
 
 
 def groupable(op, ks: list) -> bool:
-    """Whether a layer with kernels `ks` may share a launch: weight-only, M = 1, the single kernel `dec`."""
-    return len(ks) == 1 and ks[0].kind == "dec" and ks[0].mt == 1 and format_attr(op, "act_format") is None
+    """Whether a layer with kernels `ks` may share a launch: weight-only, M = 1 (static), the single kernel `dec`."""
+    return (len(ks) == 1 and ks[0].kind == "dec" and ks[0].mt == 1 and format_attr(op, "act_format") is None
+            and ir.RankedTensorType(op.x.type).has_static_shape)
 
 
-def gemm_layer(op, target: str = "a CUDA target") -> GemmLayer:
-    """What kernel selection sees of a `mxq.fused_matmul`; MxcError for a dynamic token dimension (the kernels are
-    chosen and launched for one M)."""
+def gemm_layer(op) -> GemmLayer:
+    """What kernel selection sees of a `mxq.fused_matmul`; m = 0 for a dynamic row count (a dynamic token
+    dimension)."""
     x = ir.RankedTensorType(op.x.type)
-    if not x.has_static_shape:
-        raise MxcError(f"layer {_s(op, 'layer')}: a dynamic token dimension ({x}) is not supported on {target} yet "
-                       "(its kernels are chosen and launched for one M); compile for --target cpu, or drop "
-                       "get_dynamic_shapes() from model.py to compile for the example inputs' shapes")
-    return GemmLayer(_s(op, "layer"), math.prod(x.shape[:-1]), format_attr(op, "w_format", allow_none=False),
+    m = math.prod(x.shape[:-1]) if x.has_static_shape else 0
+    return GemmLayer(_s(op, "layer"), m, format_attr(op, "w_format", allow_none=False),
                      format_attr(op, "act_format"), op.bias is not None, shape_of(op.w)[0], x.shape[-1])
+
+
+def bucket_path(buckets: list) -> str:
+    """A dynamic layer's path in words: each bucket's row range and path."""
+    ranges: list = []  # [lo, top, path], buckets of one path together
+    for top, ks in buckets:
+        path = layer_path(ks)
+        if ranges and ranges[-1][2] == path:
+            ranges[-1][1] = top
+        else:
+            ranges.append([ranges[-1][1] + 1 if ranges else 1, top, path])
+    rows = [f"M {lo}-{top}" if top is not None and top > lo else f"M = {lo}" if top == lo else f"M >= {lo}"
+            for lo, top, _ in ranges]
+    return (f"dynamic M, {len(buckets)} kernel choices by M at run time; "
+            + "; ".join(f"{r}: {path}" for r, (_, _, path) in zip(rows, ranges)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,24 +107,40 @@ class MxqLegalizeCuda(Pass):
     name = "mxq-legalize-cuda"
     target: str = "cuda-sm90"
     group: bool = True  # one launch for the M = 1 layers that read the same input (mxq.launch_group)
+    # The largest row count of a layer with a dynamic one (0: unknown; the compile driver gives torch.export's bound).
+    max_rows: int = 0
 
     def run(self, module: ir.Operation) -> None:
         target = cuda_target(self.target)
         kept: dict[str, list[str]] = {}  # reason -> layers whose activations stay high precision
+
+        def select(layer: GemmLayer):  # [(m_max, kernels)]: one bucket for a static M
+            if layer.m:
+                ks = target.select(layer)
+                return ks if isinstance(ks, str) else [(layer.m, ks)]
+            return target.buckets(layer, self.max_rows or None)
+
         for op in walk_ops(module, "mxq.fused_matmul"):
-            layer = gemm_layer(op, self.target)
-            ks = target.select(layer)
-            if isinstance(ks, str) and layer.a_format is not None:
-                reason = ks
+            layer = gemm_layer(op)
+            buckets = select(layer)
+            if isinstance(buckets, str) and layer.a_format is not None:
+                reason = buckets
                 op.operation.attributes["act_format"] = ir.StringAttr.get(NONE)
-                ks = target.select(dataclasses.replace(layer, acts=None))
+                buckets = select(dataclasses.replace(layer, acts=None))
                 decision = _s(op, "mxq.decision") + f"; activations high precision on {self.target}: {reason}"
                 op.operation.attributes["mxq.decision"] = ir.StringAttr.get(decision)
                 kept.setdefault(reason, []).append(layer.layer)
-            if isinstance(ks, str):
-                raise MxcError(f"layer {layer.layer}: {ks}; choose another format for it (--policy) or --target cpu")
-            op.operation.attributes[KERNELS_ATTR] = kernels_attr(ks)
-            op.operation.attributes[PATH_ATTR] = ir.StringAttr.get(layer_path(ks))
+            if isinstance(buckets, str):
+                raise MxcError(f"layer {layer.layer}: {buckets}; choose another format for it (--policy) or "
+                               "--target cpu")
+            op.operation.attributes[KERNELS_ATTR] = kernels_attr(buckets[-1][1])
+            if layer.m:
+                op.operation.attributes[PATH_ATTR] = ir.StringAttr.get(layer_path(buckets[0][1]))
+                if BUCKETS_ATTR in op.attributes:  # (from an earlier run on a dynamic layer)
+                    del op.operation.attributes[BUCKETS_ATTR]
+            else:
+                op.operation.attributes[PATH_ATTR] = ir.StringAttr.get(bucket_path(buckets))
+                op.operation.attributes[BUCKETS_ATTR] = buckets_attr(buckets[:-1])
         for reason, layers in kept.items():
             shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
             warnings.warn(f"{len(layers)} layer(s) ({shown}): {reason}; their activations stay in high precision "

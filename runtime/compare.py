@@ -78,10 +78,10 @@ def _rtol(dtype: torch.dtype) -> float:
 
 
 def _references(artifact: Artifact, inputs: tuple) -> tuple[list, list, torch.nn.Module | None]:
-    """(fake-quant reference, torch float32) outputs, stored at compile time (GPU targets) or computed now,
-    and the model when it was loaded for them."""
+    """(fake-quant reference, torch float32) outputs, stored at compile time (GPU targets; for the inputs they
+    were computed from, the artifact's inputs.pt) or computed now, and the model when it was loaded for them."""
     stored = artifact.manifest.get("reference_outputs")  # a file the manifest lists, so load() checked its hash
-    if stored:
+    if stored and _same_inputs(inputs, artifact.example_inputs()):
         ref = torch.load(artifact.path / stored)
         return ref["fake_quant"], ref["eager"], None
     from .reference import calibrated_weights, eager_forward, fake_quant_forward
@@ -89,6 +89,11 @@ def _references(artifact: Artifact, inputs: tuple) -> tuple[list, list, torch.nn
     model = _model(artifact)
     stored = calibrated_weights(artifact.path, artifact.manifest)
     return fake_quant_forward(model, inputs, artifact.manifest, stored), eager_forward(model, inputs), model
+
+
+def _same_inputs(a: tuple, b: tuple) -> bool:
+    return len(a) == len(b) and all(isinstance(x, torch.Tensor) and x.shape == y.shape and x.dtype == y.dtype
+                                    and torch.equal(x.cpu(), y) for x, y in zip(a, b))
 
 
 def _checked_model(artifact: Artifact, model_py=None) -> torch.nn.Module:

@@ -9,6 +9,8 @@ PTX for Hopper / Blackwell); mxc's kernels come as an sm_90a / sm_100a cubin obj
 
 from __future__ import annotations
 
+import dataclasses
+
 from mxc.kernels.launches import layer_path
 from mxc.numerics.formats import Format
 from mxc.numerics.options import FormatSpec
@@ -16,6 +18,7 @@ from mxc.numerics.options import FormatSpec
 from .base import GemmLayer, Target
 
 REPRESENTATIVE_M = 4096  # the prefill shape `format_path` describes
+UNBOUNDED_M = 1 << 20  # where a dynamic layer with no known largest row count chooses its last bucket's kernels
 
 
 class CudaTarget(Target):
@@ -48,6 +51,26 @@ class CudaTarget(Target):
 
     def kernels(self, layer: GemmLayer):
         raise NotImplementedError
+
+    # Row counts at which the target's choice of kernels changes (each kernel runs any M: these are for speed).
+    m_breakpoints: tuple[int, ...] = ()
+
+    def buckets(self, layer: GemmLayer, max_rows: int | None = None):
+        """A layer with a dynamic row count: its kernels by row count, [(m_max, kernels)] with m_max ascending,
+        each bucket's kernels what `select` chooses at its m_max (kernels guard their rows: they are correct for
+        any M, the choice is for speed); the last bucket's m_max is `max_rows`, or None when unbounded (chosen
+        at UNBOUNDED_M). Adjacent buckets with the same kernels are merged. Or why there are none (str)."""
+        tops = [b for b in self.m_breakpoints if max_rows is None or b < max_rows] + [max_rows]
+        out: list = []
+        for top in tops:
+            ks = self.select(dataclasses.replace(layer, m=top or UNBOUNDED_M))
+            if isinstance(ks, str):
+                return ks
+            if out and out[-1][1] == ks:
+                out[-1] = (top, ks)
+            else:
+                out.append((top, ks))
+        return out
 
     def act_unsupported(self, layer: GemmLayer) -> str | None:
         """Why the activation quantizers cannot take the layer's activation options, or None."""

@@ -26,6 +26,7 @@ class CudaSm100(CudaTarget):
     not_runnable = ("its kernels are sm_100a (Blackwell) cubins, and mxc has no Blackwell GPU to run them on: "
                     "inspect it with `mxc inspect`, or recompile with --target cuda-sm90 (Hopper) or --target cpu")
     arch = "sm_100a"
+    m_breakpoints = GEMV_MT  # gemv's rows per pass; bsdec / bsmma past GEMV_MAX_M
     roofline = ROOFLINE
 
     def kernels(self, layer: GemmLayer):

@@ -14,7 +14,7 @@ bf16 for wgmma), the sm_100a kernels' stand-in that checks them on this hardware
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, Dec, DecSplit, DSum, dec_rows, prefill_kernels,
+from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, DecSplit, DSum, dec_rows, prefill_kernels,
                                rdec_kernels, use_decs)
 from mxc.kernels.operands import MX_NATIVE, TILEQ_FORMATS, pair_kind
 
@@ -28,6 +28,8 @@ class CudaSm90(CudaTarget):
     device = "cuda"
     driver = "cuda"
     arch = "sm_90a"
+    # dec's rows of x per CTA, rdec's, the last row count before the prefill path
+    m_breakpoints = tuple(sorted(set(DEC_MT) | set(RDEC_NA) | {PREFILL_MIN_M - 1}))
 
     def kernels(self, layer: GemmLayer):
         w, a, bias = layer.w_format, layer.a_format, layer.bias

@@ -4,7 +4,7 @@ Reads `ncu --csv --page raw --metrics gpu__time_duration.sum` over a run of `ben
 N` (the prefill then N chained `decode` calls) and prints, per step, the kernel time by kind: mxc's own
 kernels by their kind (`mxc_dec_...` -> dec), IREE's dispatches by what their name says they do
 (matmul, reduction, elementwise...). The step's kernels are those from the first dispatch IREE named
-after `decode` on; their totals are divided by N.
+after `decode` on; their totals are divided by N (`--prefill`: the kernels before them, the prefill's).
 
     ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw \\
         python -m mxc.tools.bench_generate OUT --device cuda --decode-steps 4 > ncu.csv
@@ -53,13 +53,15 @@ def read_rows(text: str) -> list[tuple[str, float]]:
     return out
 
 
-def summarize(rows: list[tuple[str, float]], steps: int, key=kernel_kind) -> dict[str, tuple[float, float]]:
-    """key(name) -> (launches per step, µs per step) over the kernels from the first `decode` dispatch on."""
+def summarize(rows: list[tuple[str, float]], steps: int, key=kernel_kind,
+              prefill: bool = False) -> dict[str, tuple[float, float]]:
+    """key(name) -> (launches per step, µs per step) over the kernels from the first `decode` dispatch on
+    (`prefill`: the kernels before it, the prefill's, with steps = 1)."""
     first = next((i for i, (n, _) in enumerate(rows) if n.startswith("decode")), None)
     if first is None:
         raise SystemExit("no kernel named decode... in the profile: was it a --generate artifact's run?")
     acc: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for name, us in rows[first:]:
+    for name, us in (rows[:first] if prefill else rows[first:]):
         a = acc[key(name)]
         a[0] += 1
         a[1] += us
@@ -71,9 +73,11 @@ def main(argv=None) -> int:
     p.add_argument("csv")
     p.add_argument("--steps", type=int, required=True, help="the decode steps the profiled run took")
     p.add_argument("--by-name", action="store_true", help="one row per kernel name instead of per kind")
+    p.add_argument("--prefill", action="store_true", help="the prefill's kernels (before the first decode) instead")
     a = p.parse_args(argv)
     rows = read_rows(open(a.csv).read())
-    s = summarize(rows, a.steps, (lambda n: n.split("(")[0][:60]) if a.by_name else kernel_kind)
+    s = summarize(rows, 1 if a.prefill else a.steps, (lambda n: n.split("(")[0][:60]) if a.by_name else kernel_kind,
+                  a.prefill)
     total_n = sum(v[0] for v in s.values())
     total_t = sum(v[1] for v in s.values())
     print(f"{'kind':28s} {'launches/step':>14s} {'µs/step':>9s} {'share':>6s}")

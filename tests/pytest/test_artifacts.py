@@ -147,6 +147,8 @@ def test_compare_checks_every_output_and_nan_fails(two_heads, mlp, tmp_path):
     torch.save({"fake_quant": [nan], "eager": [nan]}, art.path / "reference.pt")
     res = compare(art, [nan], art.example_inputs())
     assert not res["vs_reference"]["within_tolerance"] and "nothing to compare" in res["vs_reference"]["rule"]
+    other = (torch.randn(8, 256, generator=torch.Generator().manual_seed(5)),)  # the stored outputs are not its
+    assert compare(art, art(*other), other)["vs_reference"]["within_tolerance"]
 
 
 # torch.export runs forward's Python, so the import phase lasts until Ctrl-C: the interrupt lands mid-compile

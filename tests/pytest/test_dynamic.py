@@ -1,6 +1,8 @@
 """Dynamic token dimensions: model.py's get_dynamic_shapes(), one artifact for every size in the declared range."""
 
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -78,12 +80,35 @@ def test_static_artifact_names_get_dynamic_shapes(tmp_path):
         load(out)(torch.randn(9, 256))
 
 
-def test_cuda_target_refuses_dynamic_tokens(tmp_path):
-    rc, _, err = run_mxc("compile", EXAMPLES / "mlp_dynamic.py", "--target", "cuda-sm90", "--format", "nvfp4",
-                         "--weights-only", "-o", tmp_path / "o", "-q")
-    assert rc == 2
-    assert "layer up: a dynamic token dimension (tensor<?x?x256xf32>) is not supported on cuda-sm90 yet" in err
-    assert "compile for --target cpu, or drop get_dynamic_shapes()" in err
+_NVCC = shutil.which("nvcc") is not None or Path("/usr/local/cuda/bin/nvcc").is_file()
+
+
+@pytest.mark.skipif(not _NVCC, reason="nvcc not found: the CUDA targets assemble their kernels with nvcc/ptxas")
+@pytest.mark.parametrize("target, fmt, last, choices", [
+    ("cuda-sm90", ["mxfp8"], "mxc_tileq_mxfp8_r128 + mxc_wdec_mxfp8 + mxc_hgemm_bias", 6),
+    ("cuda-sm100", ["nvfp4", "--weights-only"], "mxc_bsq_bf16 + mxc_bsdec_nvfp4_bias", 4),
+    ("cuda-sm100", ["mxfp8"], "mxc_bsq_mxfp8_u16 + mxc_bsmma_mxfp8_mxfp8_bias", 1)])
+def test_cuda_targets_choose_kernels_by_row_count(tmp_path, target, fmt, last, choices):
+    """A dynamic row count on a CUDA target: kernels by buckets of M up to torch.export's largest (8 x 512),
+    one program branching on M at run time (what runs them is checked on the GPU: tests/gpu/test_dynamic_cuda.py);
+    kernels that do not depend on M (sm100's block-scaled MMA): one launch for every M."""
+    out, dump = tmp_path / "o", tmp_path / "ir"
+    rc, _, err = run_mxc("compile", EXAMPLES / "mlp_dynamic.py", "--target", target, "--format", *fmt,
+                         "-o", out, "-q", "--dump-compilation-phases-to", dump)
+    assert rc == 0, err
+    m = json.loads((out / "manifest.json").read_text())
+    up = next(r for r in m["layers"] if r["layer"] == "up")
+    assert up["input_shape"] == [None, None, 256] and up["kernel"] == last
+    buckets = up.get("kernel_buckets", [{"m_max": None, "kernel": last, "kernels": up["kernels"]}])
+    assert len(buckets) == choices and buckets[-1] == {"m_max": None, "kernel": last, "kernels": up["kernels"]}
+    assert [b["m_max"] for b in buckets[:-1]] == sorted(b["m_max"] for b in buckets[:-1])
+    lowered = next(dump.glob("*.lower-cuda.mlir")).read_text()
+    assert lowered.count("scf.if") == 2 * (choices - 1)  # (both layers)
+    assert "-> tensor<?x512xf32>" in lowered  # up's output, as many rows as its input
+    for b in buckets:
+        assert all(f"@mxc_kernels::@{k['name']}" in lowered for k in b["kernels"])
+    if choices > 1:
+        assert up["path"].startswith(f"dynamic M, {choices} kernel choices by M at run time; M 1-")
 
 
 def test_bad_dynamic_shapes_name_the_function(write_model, tmp_path):

@@ -27,6 +27,7 @@ def test_kinds_and_per_step_totals_start_at_the_first_decode_dispatch():
     assert s == {"iree:reduction": (0.5, 12.5), "dec": (1.0, 5.0), "iree:attention": (0.5, 3.0),
                  "iree:elementwise": (1.0, 2.0)}
     assert list(s) == ["iree:reduction", "dec", "iree:attention", "iree:elementwise"]  # by time, largest first
+    assert ncu_summary.summarize(rows, steps=1, prefill=True) == {"rdec": (1.0, 20.0), "iree:reduction": (1.0, 9.0)}
 
 
 def test_a_profile_without_a_decode_call_or_a_table_is_refused():

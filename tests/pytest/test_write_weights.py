@@ -39,6 +39,11 @@ def test_written_weights_are_the_compiled_bytes(tmp_path, monkeypatch, target, f
         assert [rows[q.replace("q_proj", p)].get("launch_group") for p in ("q_proj", "k_proj", "v_proj", "o_proj")] == \
             [q, q, q, None]
         assert "launch_group" not in rows[q.replace("decode", "prefill")]
+        # the prefill takes the prompt at its length (1..63 rows): dec, then rdec, by its row count at run time
+        prefill = rows[q.replace("decode", "prefill")]
+        assert prefill["input_shape"][:2] == [1, None] and prefill["path"].startswith("dynamic M")
+        assert [b["m_max"] for b in prefill["kernel_buckets"]] == [1, 8, 16, 32, None]
+        assert json.loads((out / "manifest.json").read_text())["generate"]["dynamic_prefill"] is True
 
 
 def test_other_weights_or_uncomputable_ones_are_refused(tmp_path, monkeypatch, write_model):

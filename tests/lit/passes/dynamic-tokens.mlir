@@ -7,8 +7,9 @@
 // RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4},mxq-quantize-weights,mxq-fuse,lower-mxq-to-linalg' | filecheck %s --check-prefix=LINALG
 // RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4},mxq-quantize-weights,mxq-fuse,lower-mxq-to-linalg{contraction=fma}' | filecheck %s --check-prefix=FMA
 // RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=mxfp8},mxq-quantize-weights,mxq-fuse,lower-mxq-to-linalg{contraction=amx}' | filecheck %s --check-prefix=AMX
-// RUN: not mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4 weights-only=true},mxq-quantize-weights,mxq-fuse,mxq-legalize-cuda' 2>&1 | filecheck %s --check-prefix=CUDA
-// RUN: not mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4 weights-only=true},mxq-quantize-weights,mxq-fuse,lower-mxq-to-cuda' 2>&1 | filecheck %s --check-prefix=CUDA
+// RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4 weights-only=true},mxq-quantize-weights,mxq-fuse,mxq-legalize-cuda{max-rows=40}' | filecheck %s --check-prefix=LEGALIZE
+// RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4 weights-only=true},mxq-quantize-weights,mxq-fuse,mxq-legalize-cuda{target=cuda-sm100}' | filecheck %s --check-prefix=SM100
+// RUN: mxc-opt %s -p 'convert-torch-to-mxq,mxq-select-formats{format=nvfp4 weights-only=true},mxq-quantize-weights,mxq-fuse,mxq-legalize-cuda{max-rows=40},lower-mxq-to-cuda' | filecheck %s --check-prefix=CUDA
 
 // mxq-select-formats quantizes activations of any token count along K (static).
 // SELECT-LABEL: func.func @tokens
@@ -62,8 +63,41 @@
 // AMX: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<8x64xf32>) outs(%{{.*}} : tensor<?x8xf32>)
 // AMX-NOT: flow.dispatch
 
-// The CUDA kernels are chosen and launched for one M: both CUDA passes refuse a dynamic layer with the fix.
-// CUDA: layer fc: a dynamic token dimension (tensor<?x64xf32>) is not supported on cuda-sm90 yet {{.*}}compile for --target cpu, or drop get_dynamic_shapes()
+// mxq-legalize-cuda: a dynamic row count gets kernels by buckets of M (mxq.buckets, the smaller ones; mxq.kernels
+// past them), each what the target chooses at its top, up to max-rows (40: rdec's 32 rows, then 64 up to 40).
+// LEGALIZE-LABEL: func.func @tokens
+// LEGALIZE: "mxq.fused_matmul"{{.*}}layer = "fc"
+// LEGALIZE-SAME: mxq.buckets = [{kernels = [{{.*}}name = "mxc_dec_nvfp4_m1_bias"{{.*}}}], m_max = 1 : i64}, {kernels = [{{.*}}name = "mxc_dec_nvfp4_m8_bias"{{.*}}}], m_max = 8 : i64}, {kernels = [{{.*}}name = "mxc_dec_nvfp4_m16_bias"{{.*}}}], m_max = 16 : i64}, {kernels = [{{.*}}name = "mxc_tilea_r32p"{{.*}}name = "mxc_rdec_nvfp4_n32_s1_bias"{{.*}}}], m_max = 32 : i64}]
+// LEGALIZE-SAME: mxq.kernels = [{{.*}}name = "mxc_tilea_r64p"{{.*}}name = "mxc_rdec_nvfp4_n64_s1_bias"
+// LEGALIZE-SAME: mxq.path = "dynamic M, 5 kernel choices by M at run time; M 1-16: decode: weights to bf16 in registers, mma.sync (M <= 16); M 17-40: {{.*}}wgmma
+// LEGALIZE: "mxq.fused_matmul"{{.*}}layer = "proj"{{.*}}mxq.buckets = [{kernels = [{{.*}}name = "mxc_dec_nvfp4_m1"
+
+// cuda-sm100 with no bound: gemv's 1, 4 and 16 rows, then bsdec for every larger M.
+// SM100-LABEL: func.func @tokens
+// SM100: mxq.buckets = [{kernels = [{{.*}}name = "mxc_gemv_nvfp4_m1_bias"{{.*}}m_max = 1 : i64}, {kernels = [{{.*}}name = "mxc_gemv_nvfp4_m4_bias"{{.*}}m_max = 4 : i64}, {kernels = [{{.*}}name = "mxc_gemv_nvfp4_m16_bias"{{.*}}m_max = 16 : i64}]
+// SM100-SAME: mxq.kernels = [{{.*}}name = "mxc_bsq_bf16"{{.*}}name = "mxc_bsdec_nvfp4_bias"
+// SM100-SAME: mxq.path = "dynamic M, 4 kernel choices by M at run time; M 1-16: {{.*}}; M >= 17: {{.*}}"
+
+// lower-mxq-to-cuda: nested scf.if on the row count (tensor.dim of the collapsed input); in each branch the
+// bucket's launches, M as the workload's first size and the first i32 constant, the output's rows as a
+// dynamic result size; the tiles of x sized by M too. Two weight layouts: dec's fragments, rdec's groups of 8.
+// CUDA-LABEL: func.func @tokens
+// CUDA-DAG: "mxq.param"() {{.*}}name = "fc.nvfp4.elements.f16x64e"} : () -> tensor<512xi8>
+// CUDA-DAG: "mxq.param"() {{.*}}name = "fc.nvfp4.elements.f16x64eg8"} : () -> tensor<4096xi8>
+// CUDA: tensor.dim %{{.*}} : tensor<?x64xf32>
+// CUDA: %[[C1:.*]] = arith.cmpi ule, %[[M:.*]], %{{.*}} : index
+// CUDA: scf.if %[[C1]] -> (tensor<?x8xf32>) {
+// CUDA: %[[M1:.*]] = arith.index_cast %[[M]] : index to i32
+// CUDA: "flow.dispatch"(%[[M]], %{{.*}}, %{{.*}}, %[[M1]], {{.*}}) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m1_bias]{{.*}} -> tensor<?x8xf32>
+// CUDA: } else {
+// CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m8_bias]
+// CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m16_bias]
+// CUDA: arith.ceildivui %[[M]], %{{.*}} : index
+// CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_tilea_r32p]{{.*}} -> tensor<?x64xbf16>
+// CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_rdec_nvfp4_n32_s1_bias]{{.*}}, tensor<?x64xbf16>, tensor<4096xi8>, {{.*}} -> tensor<?x8xf32>
+// CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_rdec_nvfp4_n64_s1_bias]
+// CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m1]{{.*}} -> tensor<?x8xf32>
+// CUDA: tensor.expand_shape {{.*}} : tensor<?x8xf32> into tensor<?x?x8xf32>
 func.func @tokens(%x: !torch.vtensor<[?,64],f32>, %h: !torch.vtensor<[?,?,64],f32>) -> (!torch.vtensor<[?,8],f32>, !torch.vtensor<[?,?,8],f32>) {
   %w = torch.vtensor.literal(dense<0.5> : tensor<8x64xf32>) : !torch.vtensor<[8,64],f32>
   %w2 = torch.vtensor.literal(dense<0.25> : tensor<8x64xf32>) : !torch.vtensor<[8,64],f32>
