@@ -129,8 +129,8 @@ def compile_file(
         def export_and_import():
             if opts.generate and spec.dynamic_shapes is not None:
                 warnings.warn("get_dynamic_shapes() is not used with --generate: its prefill and decode programs "
-                              "have their own shapes (on cpu the prefill takes the prompt at its length, on the CUDA "
-                              "targets padded to --max-seq-len)", MxcWarning, stacklevel=2)
+                              "have their own shapes (the prefill takes the prompt at its length, 1 to "
+                              "--max-seq-len - 1 tokens)", MxcWarning, stacklevel=2)
             for f, (m, inputs) in entry_points.items():
                 progs[f] = frontend.export(m, inputs, causal=opts.target == "cpu",
                                            dynamic_shapes=getattr(m, "dynamic_shapes", None) if opts.generate
@@ -160,6 +160,8 @@ def compile_file(
                 p = dataclasses.replace(p, imported=imported)
             if phase == "legalize-cuda":  # the kernels of a dynamic row count's largest bucket
                 p = dataclasses.replace(p, max_rows=frontend.max_rows(progs.values()) or 0)
+            if phase == "decompose-attention":  # a dynamic query count, padded to the keys'
+                p = dataclasses.replace(p, max_queries=frontend.max_queries(progs.values()) or 0)
             if phase == "calibrate":
                 calibration = _calibrate(spec, module, weights, progress, opts.generate)
                 if calibration is not None:
@@ -215,7 +217,7 @@ def compile_file(
         result.manifest["entry_points"] = {f: {"inputs": _describe(inputs, progs.get(f))}
                                            for f, (_, inputs) in entry_points.items()}
         result.manifest["generate"] = generation.record(generation.causal_lm(spec.model), opts.max_seq_len,
-                                                        opts.kv_cache, frontend.prefill_is_dynamic(opts))
+                                                        opts.kv_cache, dynamic=True)
     if out_dir is None:
         return result
     final = Path(out_dir)

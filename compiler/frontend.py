@@ -110,14 +110,10 @@ def entry_points(spec: ModelSpec, opts) -> dict[str, tuple[torch.nn.Module, tupl
     if spec.tokenizer is None:
         raise generation.GenerateError(f"{spec.path}: --generate needs get_tokenizer() in model.py (returning the "
                                        "model's transformers tokenizer, which the artifact keeps for mxc generate)")
+    # the prefill takes the prompt at its length (1..S-1) on every target (the CUDA targets choose their kernels
+    # by its row count at run time); artifacts of earlier versions padded it to S, which the runtime still runs
     return generation.programs(generation.causal_lm(spec.model, str(spec.path)), opts.max_seq_len, opts.kv_cache,
-                               dynamic_prefill=prefill_is_dynamic(opts))
-
-
-def prefill_is_dynamic(opts) -> bool:
-    """Whether a --generate compile's prefill takes the prompt at its length (1..S-1): on every target (the
-    CUDA targets choose their kernels by the prompt's row count at run time)."""
-    return True
+                               dynamic_prefill=True)
 
 
 def make_buffers_persistent(model: torch.nn.Module) -> None:
@@ -228,26 +224,24 @@ def dynamic_dims(prog: torch.export.ExportedProgram) -> list[list[dict]]:
 _ROW_OPS = ("aten.linear", "aten.mm", "aten.addmm", "aten.matmul", "aten.bmm")
 
 
-def max_rows(progs) -> int | None:
-    """The largest row count (the product of the leading sizes of the activation) any linear or matmul of the
-    torch.export programs `progs` can see, from their range constraints; None when every one is static or a
-    range is unbounded. The CUDA targets choose the kernels of their largest bucket of M there."""
+def _largest(progs, ops: tuple[str, ...], size) -> int | None:
+    """The largest value of `size(shape)` (a product of sizes) over the call_function nodes of `ops` in the
+    torch.export programs `progs` whose activation (first tensor operand; addmm's second) has a dynamic shape,
+    bounded by their range constraints; None when there is none or a bound is infinite."""
     from torch.utils._sympy.value_ranges import bound_sympy
 
     best = None
     for prog in progs:
         for node in prog.graph.nodes:
-            if node.op != "call_function" or not any(str(node.target).startswith(o) for o in _ROW_OPS):
+            if node.op != "call_function" or not any(str(node.target).startswith(o) for o in ops):
                 continue
             args = [a for a in node.args if isinstance(a, torch.fx.Node)]
             x = args[1] if "addmm" in str(node.target) and len(args) > 1 else args[0] if args else None
             shape = getattr(x.meta.get("val") if x is not None else None, "shape", ())
             if not shape or all(isinstance(d, int) for d in shape):
                 continue
-            rows = 1
-            for d in shape[:-1]:
-                rows = rows * d
-            expr = rows.node.expr if isinstance(rows, torch.SymInt) else rows
+            v = size(shape)
+            expr = v.node.expr if isinstance(v, torch.SymInt) else v
             try:
                 hi = _bound(bound_sympy(expr, prog.range_constraints).upper)
             except Exception:  # an expression sympy cannot bound: as unbounded
@@ -256,6 +250,25 @@ def max_rows(progs) -> int | None:
                 return None
             best = max(best or 0, hi)
     return best
+
+
+def max_rows(progs) -> int | None:
+    """The largest row count (the product of the leading sizes of the activation) a linear or matmul of the
+    programs `progs` with a dynamic shape can see (None: none, or unbounded). The CUDA targets choose the
+    kernels of their largest bucket of M there."""
+    def rows(shape):
+        out = 1
+        for d in shape[:-1]:
+            out = out * d
+        return out
+
+    return _largest(progs, _ROW_OPS, rows)
+
+
+def max_queries(progs) -> int | None:
+    """The largest query count (dim -2 of q) an sdpa of the programs `progs` with a dynamic shape can see (None:
+    none, or unbounded): pad-attention-queries pads a dynamic query count up to a static key count this large."""
+    return _largest(progs, ("aten.scaled_dot_product_attention",), lambda shape: shape[-2])
 
 
 def _bound(v) -> int | None:

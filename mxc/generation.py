@@ -11,10 +11,10 @@ hands the returned buffers straight back in).
     decode(token [1, 1] int64, position [1] int64, K, V, history [1, S+1] int64)
         -> logits [1, vocab], K, V, token [1, 1], position [1] (+ 1), history
 
-S = max_seq_len. T is the prompt's length (`dynamic_prefill`, the cpu target: T is a dynamic dimension of
-the exported prefill, 1..S-1) or S (the CUDA targets, whose kernels take one M: the prompt is padded to S,
-and the positions past `length` are masked for every later query by the causal mask and overwritten as
-decoding reaches them). The attention mask is built here, 4-D,
+S = max_seq_len. T is the prompt's length (`dynamic_prefill`, what `mxc compile --generate` builds on every
+target: T is a dynamic dimension of the exported prefill, 1..S-1; the CUDA targets choose their kernels by T
+at run time) or S (`dynamic_prefill` off: the prompt padded to S, the positions past `length` masked for
+every later query by the causal mask and overwritten as decoding reaches them). The attention mask is built here, 4-D,
 from the positions (key j is visible to a query at position p when j <= p), so the transformers model
 neither builds one nor keeps a cache of its own.
 

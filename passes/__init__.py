@@ -19,6 +19,7 @@ _PASSES = {
     "mxq-legalize-cuda": ("mxq_legalize_cuda", "MxqLegalizeCuda"),
     "lower-mxq-to-cuda": ("lower_mxq_to_cuda", "LowerMxqToCuda"),
     "decompose-attention": ("decompose_attention", "DecomposeAttention"),
+    "pad-attention-queries": ("pad_attention_queries", "PadAttentionQueries"),
 }
 
 

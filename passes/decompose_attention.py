@@ -18,7 +18,8 @@ causal shape). bf16/f16 attention is computed in f32 (q, k, v and a float mask e
 the result rounded once), as torch's CPU kernels accumulate it. Left whole, and still correct
 through IREE's attention op: dropout (p != 0), `enable_gqa` (transformers expands grouped k/v
 itself before sdpa), a mask together with is_causal (torch refuses it), other dtypes, non-4-D or
-dynamic shapes, and a non-constant scale or is_causal. It runs after the manifest's layer table is
+dynamic shapes (option `max-queries`: a dynamic query count over static keys is first padded to the keys'
+count, `pad-attention-queries`, and decomposed static), and a non-constant scale or is_causal. It runs after the manifest's layer table is
 taken (the attention keeps its one row, `<module path>.sdpa`, "attention is not quantized yet").
 
 Option `amx` (the cpu target with `--contraction amx`): the two matmuls run as AMX dispatches
@@ -115,8 +116,14 @@ class DecomposeAttention(Pass):
     name = "decompose-attention"
     amx: bool = False  # the two matmuls on AMX tiles (float32-accurate split)
     fma: bool = False  # the two matmuls on mxc's float32 FMA kernel (_fma.py)
+    # pad-attention-queries first: a dynamic query count padded to the keys' (0: unknown, left dynamic)
+    max_queries: int = 0
 
     def run(self, module: ir.Operation) -> None:
+        if self.max_queries:
+            from .pad_attention_queries import PadAttentionQueries
+
+            PadAttentionQueries(max_queries=self.max_queries).run(module)
         masks: dict = {}  # a mask's (additive bias, rows that attend to something), built once for its layers
         kernels: dict = {}  # the AMX / FMA kernels (amx, fma), one per shape
         for op in walk_ops(module, (SDPA,)):

@@ -40,6 +40,7 @@ class Cpu(Target):
                                    "flags avx2 and fma) and this one lacks them: use --contraction decomposed")
         lower = REGISTRY["lower-mxq-to-linalg"](contraction=options.contraction, act_dtype=options.act_dtype)
         # IREE's fused attention op is slow on the CPU (decompose_attention.py): torch's math form instead
+        # (the compile driver gives it max_queries, from torch.export's ranges)
         return [("lower-cpu", lower), ("decompose-attention", REGISTRY["decompose-attention"](
             amx=options.contraction == "amx", fma=options.contraction == "fma"))]
 

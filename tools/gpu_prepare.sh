@@ -5,6 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 python -m mxc.tools.bench_cuda build .gpu
+python -m mxc.tools.gpu_artifacts .gpu/artifacts   # tests/gpu/test_dynamic_cuda.py's (MXC_GPU_ARTIFACTS)
 rm -rf .gpu/f32 .gpu/bf16 && mkdir -p .gpu/f32 .gpu/bf16
 c() { mxc compile "$@" --target cuda-sm90 -q; }
 for f in nvfp4 mxfp4 if4 mxfp8; do c examples/mlp.py -o .gpu/f32/mlp_${f}_wo --format $f --weights-only; done

@@ -3,7 +3,7 @@
 # `bash tools/gpu_prepare.sh` on a machine with nvcc and torch-mlir, carrying .gpu and .whl):
 #   OUT=DIR bash tools/gpu_session.sh      (DECODE_S, PREFILL_S: the benchmarks' time limits; PREFILL_S=0 skips it)
 set -u
-. tools/gpu_env.sh && export MXC_GPU_CUBIN=$PWD/.gpu/kernels.cubin
+. tools/gpu_env.sh && export MXC_GPU_CUBIN=$PWD/.gpu/kernels.cubin MXC_GPU_ARTIFACTS=$PWD/.gpu/artifacts
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 timeout 200 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tail -25 > "$OUT/tests_gpu.txt"; tail -3 "$OUT/tests_gpu.txt"
