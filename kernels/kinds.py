@@ -30,8 +30,8 @@ from typing import ClassVar, NamedTuple
 from mxc.numerics.formats import get_format
 
 from . import tcgen05 as tc
-from .operands import (BS_TILE, INT, Fragments, Tiles, WeightLayout, fast_e2m1, fast_fp6, fast_fp8, fast_int8, fast_tab4,
-                       pair_kind, tiled_sizes, unit_elements)
+from .operands import (BS_TILE, INT, Fragments, Tiles, WeightLayout, fast_e2m1, fast_fp6, fast_fp8, fast_int8,
+                       fast_tab4, pair_kind, tiled_sizes, unit_elements)
 
 EPILOGUES = {"none": 0, "relu": 1, "gelu": 2, "silu": 3}
 GEMV_MAX_M = 16  # decode shapes; larger M takes a GEMM kernel

@@ -18,9 +18,9 @@ causal shape). bf16/f16 attention is computed in f32 (q, k, v and a float mask e
 the result rounded once), as torch's CPU kernels accumulate it. Left whole, and still correct
 through IREE's attention op: dropout (p != 0), `enable_gqa` (transformers expands grouped k/v
 itself before sdpa), a mask together with is_causal (torch refuses it), other dtypes, non-4-D or
-dynamic shapes (option `max-queries`: a dynamic query count over static keys is first padded to the keys'
-count, `pad-attention-queries`, and decomposed static), and a non-constant scale or is_causal. It runs after the manifest's layer table is
-taken (the attention keeps its one row, `<module path>.sdpa`, "attention is not quantized yet").
+dynamic shapes (option `max-queries`: a dynamic query count over static keys is first padded to the
+keys' count, `pad-attention-queries`, and decomposed static), and a non-constant scale or is_causal. It runs
+after the manifest's layer table is taken (the attention keeps its one row, `<module path>.sdpa`, "attention is not quantized yet").
 
 Option `amx` (the cpu target with `--contraction amx`): the two matmuls run as AMX dispatches
 (`_amx.split3`, as lower-mxq-to-linalg's float32 matmuls: both operands split in three bf16 parts, the six products that

@@ -134,7 +134,8 @@ def _i32(v) -> ir.Value:
     return arith.IndexCastOp(i32, v).result if isinstance(v, ir.Value) else arith.ConstantOp(i32, v).result
 
 
-def _dispatch(k: Kernel, args: list[ir.Value], consts: tuple, results: list[tuple[list, ir.Type]], mnk) -> list[ir.Value]:
+def _dispatch(k: Kernel, args: list[ir.Value], consts: tuple, results: list[tuple[list, ir.Type]],
+              mnk) -> list[ir.Value]:
     """A flow.dispatch of `k`: its workload [M, N, K], i32 constants then buffers; results as (shape, element
     type), a size of either an int or an index value (a dynamic row count), passed as the dispatch's dims."""
     workload = [_index(v) for v in mnk]

@@ -36,8 +36,8 @@ import warnings
 from torch_mlir import ir
 
 from mxc.dialects.mxq import format_attr
-from mxc.dialects.mxq_kernels import (BUCKETS_ATTR, KERNELS_ATTR, LAUNCH_GROUP_ATTR, PATH_ATTR, buckets_attr, kernels_attr,
-                                      kernels_of)
+from mxc.dialects.mxq_kernels import (BUCKETS_ATTR, KERNELS_ATTR, LAUNCH_GROUP_ATTR, PATH_ATTR, buckets_attr,
+                                      kernels_attr, kernels_of)
 from mxc.errors import MxcError, MxcWarning
 from mxc.kernels.launches import layer_path
 from mxc.numerics.formats import NONE

@@ -14,8 +14,8 @@ bf16 for wgmma), the sm_100a kernels' stand-in that checks them on this hardware
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, DecSplit, DSum, dec_rows, prefill_kernels,
-                               rdec_kernels, use_decs)
+from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, DecSplit, DSum, dec_rows,
+                               prefill_kernels, rdec_kernels, use_decs)
 from mxc.kernels.operands import MX_NATIVE, TILEQ_FORMATS, pair_kind
 
 from .base import GemmLayer

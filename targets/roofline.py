@@ -10,6 +10,8 @@ GPU has run these kernels.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from mxc.kernels import tcgen05 as tc
@@ -51,6 +53,9 @@ def estimate(row: dict, target_name: str = "cuda-sm100") -> Estimate | None:
         return None
     *lead, k = row["input_shape"]
     n = row["weight_shape"][0]
+    if None in lead:  # a dynamic token dimension: its time depends on the call
+        return Estimate(row["layer"], 0, n, k, "dynamic row count: not estimated (compile for one shape to estimate "
+                        "it)", 0.0, 0.0, 0.0, math.nan, "-")
     m = 1
     for d in lead:
         m *= d
@@ -105,7 +110,7 @@ def report(manifest: dict, target_name: str = "cuda-sm100") -> str:
         e = estimate(row, target_name)
         if e is None:
             continue
-        shape = f"{e.m}x{e.n}x{e.k}"
+        shape = f"{e.m or '?'}x{e.n}x{e.k}"
         if e.peak == 0.0:
             lines.append(f"{e.layer[-40:]:40s} {shape:>20s} {'':>7s} {'':>7s} {'':>8s} {'':7s} {e.path}")
             continue

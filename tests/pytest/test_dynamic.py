@@ -34,6 +34,9 @@ def test_manifest_records_the_declared_ranges(nvfp4_artifact):
         assert "AMX" not in rows["up"].get("kernel", "")
     rc, out, _ = run_mxc("inspect", nvfp4_artifact)
     assert rc == 0 and "inputs [1..8, 1..512, 256] float32" in out
+    rc, out, err = run_mxc("inspect", nvfp4_artifact, "--target", "cuda-sm100")  # (the roofline needs one M)
+    assert rc == 0, err
+    assert "?x512x256" in out and "dynamic row count: not estimated" in out
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 100), (8, 512), (2, 16)])
