@@ -118,16 +118,20 @@ class DecomposeAttention(Pass):
     fma: bool = False  # the two matmuls on mxc's float32 FMA kernel (_fma.py)
     # pad-attention-queries first: a dynamic query count padded to the keys' (0: unknown, left dynamic)
     max_queries: int = 0
+    # decompose only the attention max_queries padded (the CUDA targets: the rest stays IREE's attention op)
+    padded_only: bool = False
 
     def run(self, module: ir.Operation) -> None:
+        padded = None
         if self.max_queries:
             from .pad_attention_queries import PadAttentionQueries
 
-            PadAttentionQueries(max_queries=self.max_queries).run(module)
+            padded = PadAttentionQueries(max_queries=self.max_queries).pad(module)
         masks: dict = {}  # a mask's (additive bias, rows that attend to something), built once for its layers
         kernels: dict = {}  # the AMX / FMA kernels (amx, fma), one per shape
-        for op in walk_ops(module, (SDPA,)):
-            self._decompose(op.operation, masks, kernels)
+        ops = padded if self.padded_only else [op.operation for op in walk_ops(module, (SDPA,))]
+        for op in ops or []:
+            self._decompose(op, masks, kernels)
         if kernels:
             exe = ir.Operation.parse(_amx.executable(list(kernels.values()),
                                                      AMX_EXECUTABLE if self.amx else FMA_EXECUTABLE))

@@ -26,7 +26,7 @@ class CudaTarget(Target):
     # aggressive fusion: a residual add joins the RMS norm that reads it (2 fewer dispatches per decoder layer)
     iree_flags = ("--iree-hal-target-device=cuda", "--iree-cuda-target=sm_80",
                   "--iree-dispatch-creation-enable-aggressive-fusion")
-    lowering_phases = ("legalize-cuda", "lower-cuda", "lower-linalg")
+    lowering_phases = ("legalize-cuda", "lower-cuda", "lower-linalg", "decompose-attention")
     annotating_phases = ("legalize-cuda",)
 
     @property
@@ -39,7 +39,11 @@ class CudaTarget(Target):
 
         return [("legalize-cuda", REGISTRY["mxq-legalize-cuda"](target=self.name)),
                 ("lower-cuda", REGISTRY["lower-mxq-to-cuda"](target=self.name, weights=weights, libraries=libraries)),
-                ("lower-linalg", REGISTRY["lower-mxq-to-linalg"]())]
+                ("lower-linalg", REGISTRY["lower-mxq-to-linalg"]()),
+                # an attention with a dynamic query count (--generate's prefill), padded to the cache's length and
+                # decomposed: IREE's CUDA attention dispatch is slow (pad_attention_queries.py); the compile
+                # driver gives it max_queries
+                ("decompose-attention", REGISTRY["decompose-attention"](padded_only=True))]
 
     def select(self, layer: GemmLayer):
         """The kernels of `layer`, or why there are none (activation quantizer options, then pairs)."""

@@ -44,8 +44,8 @@ def test_weight_only_artifact_embeds_the_kernels(tmp_path):
         assert (out / "kernels" / f"mxc_sm90a.{ext}").stat().st_size > 0
         assert (dump / f"mxc_sm90a.{ext}").is_file()  # beside the MLIR of every phase
     phases = sorted((p.name for p in dump.glob("mlp.*.mlir")), key=lambda n: int(n.split(".")[1]))
-    assert phases[6:10] == ["mlp.6.legalize-cuda.mlir", "mlp.7.lower-cuda.mlir", "mlp.8.lower-linalg.mlir",
-                            "mlp.9.iree-input.mlir"]
+    assert phases[6:11] == ["mlp.6.legalize-cuda.mlir", "mlp.7.lower-cuda.mlir", "mlp.8.lower-linalg.mlir",
+                            "mlp.9.decompose-attention.mlir", "mlp.10.iree-input.mlir"]
     assert "flow.dispatch" in (dump / "mlp.7.lower-cuda.mlir").read_text()
     assert (out / "reference.pt").is_file()  # what `mxc run --compare` reads on the GPU machine
 

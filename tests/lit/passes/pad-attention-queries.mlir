@@ -1,6 +1,7 @@
 // RUN: mxc-opt %s --split-input-file -p 'pad-attention-queries{max-queries=63}' | filecheck %s
 // RUN: mxc-opt %s --split-input-file -p 'pad-attention-queries' | filecheck %s --check-prefix=UNKNOWN
 // RUN: mxc-opt %s --split-input-file -p 'decompose-attention{max-queries=63}' | filecheck %s --check-prefix=DECOMPOSE
+// RUN: mxc-opt %s --split-input-file -p 'decompose-attention{max-queries=63 padded-only=true}' | filecheck %s --check-prefix=PADDED
 
 // A prefill's attention: a dynamic query count over a static cache of 64 keys, a boolean mask with a query
 // dimension. Queries and mask rows are padded to 64 (the mask's with true: the padded rows see every key),
@@ -30,6 +31,12 @@
 // DECOMPOSE: torch.aten.softmax.int {{.*}} -> !torch.vtensor<[1,4,64,64],f32>
 // DECOMPOSE: torch.aten.slice.Tensor {{.*}} -> !torch.vtensor<[1,4,?,16],f32>
 // DECOMPOSE-LABEL: func.func @left
+// padded-only (the CUDA targets): the padded attention decomposed, every other one left to IREE's attention op.
+// PADDED-LABEL: func.func @prefill
+// PADDED-NOT: scaled_dot_product_attention
+// PADDED: torch.aten.softmax.int
+// PADDED-LABEL: func.func @left
+// PADDED-COUNT-3: torch.aten.scaled_dot_product_attention
 func.func @prefill(%q: !torch.vtensor<[1,4,?,16],f32>, %k: !torch.vtensor<[1,4,64,16],f32>, %v: !torch.vtensor<[1,4,64,16],f32>, %mask: !torch.vtensor<[1,1,?,64],i1>) -> !torch.vtensor<[1,4,?,16],f32> {
   %float0 = torch.constant.float 0.000000e+00
   %false = torch.constant.bool false
