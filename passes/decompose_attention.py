@@ -1,6 +1,7 @@
 """decompose-attention: `torch.aten.scaled_dot_product_attention` -> matmul, scale, mask, softmax, matmul.
 
-For the CPU target. IREE turns a whole sdpa into one `iree_linalg_ext.attention` dispatch, which
+For the CPU target (and on the CUDA targets, option `padded-only`, for a `--generate` prefill's attention
+only: see pad_attention_queries.py). IREE turns a whole sdpa into one `iree_linalg_ext.attention` dispatch, which
 its llvm-cpu backend runs far slower than the same math as separate ops (SmolLM2-135M at [1, 512]
 tokens, one thread: 179 ms per layer, 75 % of the forward pass, vs 22 ms decomposed; torch's CPU
 kernel 9 ms). This pass writes the math form in the torch dialect, which IREE's torch input lowers
@@ -19,8 +20,9 @@ the result rounded once), as torch's CPU kernels accumulate it. Left whole, and 
 through IREE's attention op: dropout (p != 0), `enable_gqa` (transformers expands grouped k/v
 itself before sdpa), a mask together with is_causal (torch refuses it), other dtypes, non-4-D or
 dynamic shapes (option `max-queries`: a dynamic query count over static keys is first padded to the
-keys' count, `pad-attention-queries`, and decomposed static), and a non-constant scale or is_causal. It runs
-after the manifest's layer table is taken (the attention keeps its one row, `<module path>.sdpa`, "attention is not quantized yet").
+keys' count, `pad-attention-queries`, and decomposed static), and a non-constant scale or is_causal. It
+runs after the manifest's layer table is taken (the attention keeps its one row, `<module path>.sdpa`,
+"attention is not quantized yet").
 
 Option `amx` (the cpu target with `--contraction amx`): the two matmuls run as AMX dispatches
 (`_amx.split3`, as lower-mxq-to-linalg's float32 matmuls: both operands split in three bf16 parts, the six products that
