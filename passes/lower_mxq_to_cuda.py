@@ -290,7 +290,8 @@ def _checked_kernels(op, target) -> list[tuple[int | None, list[Kernel]]]:
     if KERNELS_ATTR not in op.attributes:
         raise MxcError(f"layer {layer.layer}: no kernels chosen (run mxq-legalize-cuda{{target={target.name}}} first)")
     try:
-        buckets = (layer.m and [(layer.m, kernels_of(op))]) or buckets_of(op) or [(None, kernels_of(op))]
+        buckets = ([(layer.m, kernels_of(op))] if layer.m  # (a static M: mxq.kernels, whatever else is there)
+                   else buckets_of(op) or [(None, kernels_of(op))])
     except (TypeError, ValueError) as e:
         raise MxcError(f"layer {layer.layer}: malformed {KERNELS_ATTR}: {e}") from e
     for _, ks in buckets:
