@@ -34,6 +34,7 @@ from mxc.passes import run_pass
 from . import frontend, importer, iree_backend, manifest
 from .context import make_context
 from mxc.errors import MxcError, MxcWarning, PipelineError
+from mxc.layers import lm_path
 from mxc.targets import get_target
 from mxc.targets.cuda import CudaTarget
 
@@ -192,7 +193,7 @@ def compile_file(
     if selection is not None:
         decided = {d.layer: d.to_dict() for d in selection.decisions}
         for row in table:
-            d = decided.get(row["layer"])
+            d = decided.get(row["layer"]) or decided.get(lm_path(row["layer"]))  # (--generate: by the LM's path)
             if d is not None:
                 up = d["runner_up"]
                 row["decision"] = (f"{d['choice']} (--auto {opts.auto}: score {d['score']:.4g}"
@@ -302,8 +303,6 @@ def _calibrate(spec, module: ir.Module, weights: WeightStore, progress: bool, ge
     if generate:
         from mxc.generation import causal_lm
 
-        from mxc.layers import lm_path
-
         model, path = causal_lm(spec.model, str(spec.path)), lm_path
     methods = {path(layer): m for layer, m in marked.items()}
     t0 = time.perf_counter()
@@ -335,12 +334,36 @@ def _auto_select(spec, module: ir.Module, opts: Options, weights: WeightStore, t
 
     user = MxqSelectFormats.from_compile_options(opts, None).make_policy() if opts.policy else None
     layers = searchable_layers(module.operation, weights)
+    if opts.generate:
+        layers, in_lm = _decode_layers(spec, layers)
     if progress:
         print(f"      --auto {opts.auto}: scoring {len(layers)} layers", file=sys.stderr, flush=True)
     selection = search(spec, layers, AutoSpec.parse(opts.auto), target, opts.weights_only, user, progress)
+    if opts.generate:  # the decided rules by the causal LM's module paths: both entry points' layers match them
+        selection = dataclasses.replace(
+            selection, decisions=[dataclasses.replace(d, layer=in_lm[d.layer]) for d in selection.decisions],
+            pinned={in_lm[k]: c for k, c in selection.pinned.items()},
+            groups=[[in_lm[k] for k in g] for g in selection.groups])
     path = where / f"{spec.path.stem}.auto-policy.toml"
     path.write_text(selection.policy(opts.calibrate))
     return selection, MxqSelectFormats.from_compile_options(dataclasses.replace(opts, policy=str(path)), weights)
+
+
+def _decode_layers(spec, layers: list) -> tuple[list, dict[str, str]]:
+    """--auto with --generate: the decode entry point's layers (M = 1, what each generated token costs), named by
+    their module paths in model.py's model (where --auto's calibration taps them, on get_calibration_inputs()),
+    and {that name: the layer's path in the causal LM}, which matches it in both entry points (mxc.policy)."""
+    import dataclasses
+
+    from mxc import generation
+    from mxc.layers import split_layer
+
+    lm = generation.causal_lm(spec.model, str(spec.path))
+    prefix = next(name for name, m in spec.model.named_modules() if m is lm)
+    prefix = f"{prefix}." if prefix else ""
+    decode = [lay for lay in layers if split_layer(lay.name)[0] == "decode"]
+    return ([dataclasses.replace(lay, name=prefix + lm_path(lay.name)) for lay in decode],
+            {prefix + lm_path(lay.name): lm_path(lay.name) for lay in decode})
 
 
 def _check_output_dir(out: Path, dump: Path | None) -> None:

@@ -24,6 +24,7 @@ Ops (generic syntax in dumps):
   mxq.matmul          a quantizable matmul: lhs[..., K] x rhs[N, K]^T (+ bias), named by `layer`
   mxq.quantize        x -> (elements, block scales[, fp32 tensor scale]) along the last axis
   mxq.dequantize      the inverse, to f32
+  mxq.pack            quantized rows as rows of bytes (a KV cache held as codes); mxq.unpack the inverse
   mxq.scaled_matmul   OCP DotGeneral: sum over K blocks of scale_a * scale_b * sum(a_i * b_i)
   mxq.fused_matmul    quantize(x) -> scaled_matmul with offline weights -> bias -> activation
 """
@@ -42,6 +43,7 @@ from mxc.numerics.options import FormatSpec, parse_optional, spec_text
 
 EPILOGUES = ("none", "relu", "gelu", "silu")
 Tensor = ir.RankedTensorType
+DYN = ir.ShapedType.get_dynamic_size()
 
 
 class MXQ(ext.Dialect, name="mxq"):
@@ -186,8 +188,9 @@ def _checked_format(op, name: str, block_size: int, allow_none: bool = False):
     return spec, None
 
 
-def _check_quantized(spec: FormatSpec, bs: int, k: int, elements, scales, tensor_scale, lead):
-    """Shared by quantize/dequantize/scaled/fused: element, scale, tensor-scale types."""
+def _check_quantized(spec: FormatSpec, bs: int, k: int, elements, scales, tensor_scale, lead, per_row=False):
+    """Shared by quantize/dequantize/scaled/fused/pack/unpack: element, scale, tensor-scale types. `per_row`: the
+    tensor scale may also be one per row, tensor<[*lead] x 1 x f32> (rows of several quantizes, a KV cache)."""
     fmt, hadamard = spec.format, spec.hadamard
     if hadamard and k % hadamard:
         return f"hadamard={hadamard} needs K divisible by {hadamard}, got K={k}"
@@ -206,7 +209,11 @@ def _check_quantized(spec: FormatSpec, bs: int, k: int, elements, scales, tensor
     if not fmt.tensor_scale and tensor_scale is not None:
         return f"format '{spec}' has no tensor scale"
     if tensor_scale is not None and str(tensor_scale.type) != "tensor<f32>":
-        return f"tensor_scale must be tensor<f32>, got {tensor_scale.type}"
+        ts = Tensor(tensor_scale.type)
+        if not (per_row and str(ts.element_type) == "f32" and list(ts.shape) == [*lead, 1]):
+            rows = f" or one per row, tensor<{'x'.join('?' if d == DYN else str(d) for d in lead)}x1xf32>" \
+                if per_row else ""
+            return f"tensor_scale must be tensor<f32>{rows}, got {tensor_scale.type}"
     return None
 
 
@@ -290,7 +297,70 @@ class DequantizeOp(_VerifiedOp, name="dequantize"):
             return f"result must have {k} elements along the last axis"
         spec, err = _checked_format(self, "format", bs)
         lead = res.shape[:-1]
-        return err or _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale, lead)
+        return err or _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale, lead,
+                                       per_row=True)
+
+
+def row_nbytes(spec: FormatSpec, k: int) -> int:
+    """The bytes of one row of mxq.pack: `mxc.numerics.row_nbytes`."""
+    from mxc.numerics import row_nbytes as numerics_row_nbytes
+
+    return numerics_row_nbytes(spec.format, k)
+
+
+class PackOp(_VerifiedOp, name="pack"):
+    """Quantized rows as rows of bytes (a KV cache's storage), `mxc.numerics.row_bytes`' layout: each row's
+    packed elements (4-bit two per byte, 6-bit four per three), its block-scale codes, then (NV family) its
+    FP32 tensor scale's four little-endian bytes. `tensor_scale`: one for all rows, or one per row.
+
+        %b = mxq.pack %e, %s {format = "mxfp8", block_size = 32, k = 64}
+            : (tensor<1x3x?x64xf8E4M3FN>, tensor<1x3x?x2xf8E8M0FNU>) -> tensor<1x3x?x66xi8>
+    """
+
+    elements: Operand[Tensor]
+    scales: Operand[Tensor]
+    format: ir.StringAttr
+    block_size: ir.IntegerAttr
+    k: ir.IntegerAttr
+    result: Result[Tensor]
+    tensor_scale: Operand[Tensor] | None = None
+
+    def _check(self):
+        bs, k = _int(self.block_size), _int(self.k)
+        res = Tensor(self.result.type)
+        spec, err = _checked_format(self, "format", bs)
+        if err:
+            return err
+        if str(res.element_type) != "i8" or res.shape[-1] != row_nbytes(spec, k):
+            return f"result must be rows of {row_nbytes(spec, k)} i8 bytes ('{spec}', K={k}), got {res}"
+        return _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale, res.shape[:-1],
+                                per_row=True)
+
+
+class UnpackOp(_VerifiedOp, name="unpack"):
+    """The inverse of mxq.pack: rows of bytes -> elements, block scales and (NV family) one tensor scale per row
+    ([..., 1]), which mxq.dequantize takes as they are."""
+
+    input: Operand[Tensor]
+    format: ir.StringAttr
+    block_size: ir.IntegerAttr
+    k: ir.IntegerAttr
+    elements: Result[Tensor]
+    scales: Result[Tensor]
+    tensor_scale: Result[Tensor] | None = None
+
+    def _check(self):
+        bs, k = _int(self.block_size), _int(self.k)
+        x = Tensor(self.input.type)
+        spec, err = _checked_format(self, "format", bs)
+        if err:
+            return err
+        if str(x.element_type) != "i8" or x.shape[-1] != row_nbytes(spec, k):
+            return f"input must be rows of {row_nbytes(spec, k)} i8 bytes ('{spec}', K={k}), got {x}"
+        if self.tensor_scale is not None and list(Tensor(self.tensor_scale.type).shape) != [*x.shape[:-1], 1]:
+            return "tensor_scale must be one per row, [..., 1]"
+        return _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale, x.shape[:-1],
+                                per_row=True)
 
 
 class ScaledMatmulOp(_VerifiedOp, name="scaled_matmul"):

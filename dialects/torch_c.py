@@ -19,4 +19,6 @@ def builtin_type_of(vtensor_type: ir.Type) -> ir.RankedTensorType:
     dims, dtype = text[len("!torch.vtensor<[") : -1].split("],")
     dyn = ir.ShapedType.get_dynamic_size()
     shape = [dyn if d == "?" else int(d) for d in dims.split(",")] if dims else []
+    if dtype[:2] in ("si", "ui"):  # torch's signed/unsigned integers are signless in builtin tensors
+        dtype = "i" + dtype[2:]
     return ir.RankedTensorType.get(shape, ir.Type.parse(dtype))

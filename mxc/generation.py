@@ -31,6 +31,7 @@ Needs only torch and transformers: the torch reference loop and the compiled one
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -41,20 +42,36 @@ from mxc.errors import MxcError
 ENTRY_POINTS = ("prefill", "decode")
 
 
-@torch.library.custom_op("mxc::fake_quantize", mutates_args=())
-def fake_quantize_op(x: torch.Tensor, spec: str) -> torch.Tensor:
-    """`mxc.numerics.fake_quantize` along the last axis as one graph op (the KV cache's format): torch runs the
-    numerics reference; in the exported graph it stays one op, which convert-torch-to-mxq makes an
-    mxq.quantize -> mxq.dequantize pair (lowered bit-exactly like any activation quantize). A bf16/f16 input is
-    quantized from its exact f32 extension and the values rounded back to its dtype."""
-    from mxc.numerics import fake_quantize
+@torch.library.custom_op("mxc::kv_store", mutates_args=())
+def kv_store_op(x: torch.Tensor, spec: str) -> torch.Tensor:
+    """Keys or values [..., D] float32 -> the KV cache's bytes, int8 [..., row_nbytes]: each vector quantized
+    along D in `spec` (one quantize over all of x: an NV format's tensor scale is x's) and stored as
+    `mxc.numerics.row_bytes` lays it out. One graph op: torch runs the numerics reference, convert-torch-to-mxq
+    makes it mxq.quantize -> mxq.pack (lowered bit-exactly)."""
+    from mxc.numerics import quantize, row_bytes
 
-    return fake_quantize(x.to(torch.float32), spec, axis=-1).to(x.dtype)
+    return row_bytes(quantize(x, spec, axis=-1)).view(torch.int8)
 
 
-@fake_quantize_op.register_fake
+@kv_store_op.register_fake
 def _(x, spec):
-    return torch.empty_like(x)
+    from mxc.numerics import FormatSpec, row_nbytes
+
+    return x.new_empty((*x.shape[:-1], row_nbytes(FormatSpec.parse(spec).format, x.shape[-1])), dtype=torch.int8)
+
+
+@torch.library.custom_op("mxc::kv_load", mutates_args=())
+def kv_load_op(rows: torch.Tensor, spec: str, dim: int) -> torch.Tensor:
+    """The KV cache's bytes, int8 [..., row_nbytes] -> the values [..., dim] float32 (`from_row_bytes`, then
+    dequantize: each row with its own tensor scale). convert-torch-to-mxq: mxq.unpack -> mxq.dequantize."""
+    from mxc.numerics import from_row_bytes
+
+    return from_row_bytes(rows, spec, dim).dequantize()
+
+
+@kv_load_op.register_fake
+def _(rows, spec, dim):
+    return rows.new_empty((*rows.shape[:-1], dim), dtype=torch.float32)
 
 
 class GenerateError(MxcError):
@@ -80,15 +97,23 @@ class _PassedLayer:
         self.updated = True
         self.keys = self._write(self.keys, key_states)
         self.values = self._write(self.values, value_states)
-        return self.keys, self.values
+        return self._read(self.keys, key_states), self._read(self.values, value_states)
+
+    def _read(self, cache: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """What attention reads: the cache itself, or (a KV-cache format) its codes decoded to `like`'s dtype."""
+        if not self.kv_cache:
+            return cache
+        return torch.ops.mxc.kv_load(cache, self.kv_cache, like.shape[-1]).to(like.dtype)
 
     def _write(self, cache: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
         """`cache` with `new` [1, heads, T, dim] at `positions` along dim 2: the first T (prefill: all S when
         padded, else the prompt's, zero-padded to S) or one position (decode) by a select, not a scatter
-        (IREE's CPU backend cannot compile the scatter that index_copy becomes)."""
+        (IREE's CPU backend cannot compile the scatter that index_copy becomes). A KV-cache format: `new`
+        quantized along the head dimension (one quantize per write: an NV format's tensor scale is over the
+        prompt's keys at prefill, the token's at decode) and written as its rows of bytes."""
+        if self.kv_cache:
+            new = torch.ops.mxc.kv_store(new.to(torch.float32), self.kv_cache)
         new = new.to(cache.dtype)
-        if self.kv_cache:  # the cache holds the format's values: each position's keys/values quantized along head dim
-            new = torch.ops.mxc.fake_quantize(new, self.kv_cache)
         if self.prefill:  # (the cache prefill starts from is zeros)
             t = new.shape[2]
             if isinstance(t, int) and t == cache.shape[2]:  # padded to S: the whole cache (no zero-width pad)
@@ -124,6 +149,17 @@ def cache_shape(config, max_seq_len: int) -> tuple[int, ...]:
     kv = getattr(config, "num_key_value_heads", None) or heads
     dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     return (config.num_hidden_layers, 1, kv, max_seq_len, dim)
+
+
+def cache_layout(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "") -> tuple[tuple[int, ...], torch.dtype]:
+    """(shape, dtype) of each of K and V as the programs hold them: `cache_shape` in the model's dtype, or (a
+    KV-cache format) each head's vector at each position as `mxc.numerics.row_bytes` of the format, int8."""
+    shape = cache_shape(lm.config, max_seq_len)
+    if not kv_cache:
+        return shape, lm.get_input_embeddings().weight.dtype
+    from mxc.numerics import FormatSpec, row_nbytes
+
+    return (*shape[:-1], row_nbytes(FormatSpec.parse(kv_cache).format, shape[-1])), torch.int8
 
 
 def _cache_kwarg(lm) -> str:
@@ -195,8 +231,7 @@ class Prefill(_Step):
         self.dynamic_shapes = ({1: torch.export.Dim("prompt", min=1, max=max_seq_len - 1)}, None) if dynamic else None
 
     def forward(self, ids, length):
-        shape = cache_shape(self.lm.config, self.max_seq_len)
-        dtype = self.lm.get_input_embeddings().weight.dtype
+        shape, dtype = cache_layout(self.lm, self.max_seq_len, self.kv_cache)
         zeros = torch.zeros(shape, dtype=dtype, device=ids.device)
         positions = torch.arange(ids.shape[1], device=ids.device)
         logits, k, v = self._run(ids, positions, zeros, zeros, length - 1, prefill=True)
@@ -247,8 +282,7 @@ def programs(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "",
     if vocab > 2**24:
         raise GenerateError(f"a vocabulary of {vocab} tokens: the programs' greedy choice indexes it in float32, "
                             "exact up to 2^24 tokens")
-    shape = cache_shape(lm.config, max_seq_len)
-    dtype = lm.get_input_embeddings().weight.dtype
+    shape, dtype = cache_layout(lm, max_seq_len, kv_cache)
     cache = torch.zeros(shape, dtype=dtype)
     ids = torch.zeros(1, max_seq_len, dtype=torch.long)
     history = torch.zeros(1, max_seq_len + 1, dtype=torch.long)
@@ -282,9 +316,10 @@ def record(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "", dynamic: b
     """The manifest's "generate" object: what `mxc generate` needs besides the program."""
     config = lm.config
     eos = getattr(getattr(lm, "generation_config", None), "eos_token_id", None) or config.eos_token_id
+    shape, dtype = cache_layout(lm, max_seq_len, kv_cache)
     return {"max_seq_len": max_seq_len, "entry_points": list(ENTRY_POINTS),
-            "cache_shape": list(cache_shape(config, max_seq_len)),
-            "cache_dtype": str(lm.get_input_embeddings().weight.dtype).removeprefix("torch."),
+            "cache_shape": list(shape), "cache_dtype": str(dtype).removeprefix("torch."),
+            "cache_bytes": 2 * math.prod(shape) * dtype.itemsize,
             "vocab_size": vocab_size(lm),
             "eos_token_id": eos if isinstance(eos, list) else [eos] if eos is not None else [],
             "model_type": getattr(config, "model_type", type(lm).__name__), "tokenizer": TOKENIZER_DIR,

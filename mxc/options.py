@@ -187,10 +187,6 @@ class Options:
             raise OptionsError(f"--max-seq-len must be a positive number of tokens, got {self.max_seq_len!r}")
         if not self.max_seq_len:
             object.__setattr__(self, "max_seq_len", DEFAULT_MAX_SEQ_LEN)
-        if self.auto:
-            raise OptionsError("--auto is not supported with --generate yet (it scores the one-function model's "
-                               "layers): compile with --auto without --generate and pass its policy.toml to "
-                               "--generate with --policy, or compile without --auto")
 
     @property
     def quant_options(self) -> QuantOptions:

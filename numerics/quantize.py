@@ -130,6 +130,47 @@ def unpack_fp6(packed: torch.Tensor) -> torch.Tensor:
     return torch.stack([(w >> s) & 0x3F for s in (0, 6, 12, 18)], dim=-1).flatten(-2).to(torch.uint8)
 
 
+def row_nbytes(fmt: Format, k: int) -> int:
+    """The bytes of one row of `row_bytes`: K values of `fmt` quantized along the row."""
+    kp = -(-k // fmt.block_size) * fmt.block_size
+    return kp * fmt.element.bits // 8 + kp // fmt.block_size + (4 if fmt.tensor_scale else 0)
+
+
+def row_bytes(q: QTensor) -> torch.Tensor:
+    """A tensor quantized along its last axis, each row (a KV cache's vector of one head and position) as
+    one row of bytes, uint8 [..., row_nbytes]: the packed elements (`packed_elements`), then the block-scale
+    codes, then (NV family) the decode-side FP32 tensor scale as four little-endian bytes, the same in every
+    row of one quantize (`from_row_bytes` reads a tensor scale per row, so rows of several quantizes can share
+    one tensor: each keeps its own)."""
+    if q.axis != len(q.shape) - 1:
+        raise ValueError("row_bytes needs a tensor quantized along its last axis")
+    parts = [q.packed_elements(), q.scales]
+    if q.fmt.tensor_scale:
+        bits = q.tensor_scale.to(torch.float32).reshape(-1)[:1].view(torch.int32)
+        ts = torch.stack([(bits >> s) & 0xFF for s in (0, 8, 16, 24)], dim=-1).to(torch.uint8)
+        parts.append(ts.expand(*q.scales.shape[:-1], 4))
+    return torch.cat(parts, dim=-1)
+
+
+def from_row_bytes(b: torch.Tensor, fmt: str | Format | FormatSpec, k: int) -> QTensor:
+    """Inverse of `row_bytes` for K values per row: a QTensor along the last axis whose tensor scale (NV family)
+    is one per row, shape [..., 1]."""
+    fmt, opts = resolve(fmt)
+    b = b.view(torch.uint8) if b.dtype == torch.int8 else b
+    kp = -(-k // fmt.block_size) * fmt.block_size
+    ne = kp * fmt.element.bits // 8
+    if b.shape[-1] != row_nbytes(fmt, k):
+        raise ValueError(f"rows of {b.shape[-1]} bytes: {fmt.name} with K={k} has {row_nbytes(fmt, k)}")
+    packed, scales = b[..., :ne], b[..., ne:ne + kp // fmt.block_size]
+    elements = unpack_nibbles(packed) if fmt.element.bits == 4 else unpack_fp6(packed) if fmt.element.bits == 6 \
+        else packed
+    ts = None
+    if fmt.tensor_scale:
+        t = b[..., ne + kp // fmt.block_size:].to(torch.int32)
+        ts = (t[..., 0] | (t[..., 1] << 8) | (t[..., 2] << 16) | (t[..., 3] << 24)).view(torch.float32)[..., None]
+    return QTensor(fmt, elements, scales, ts, (*b.shape[:-1], k), b.dim() - 1, opts)
+
+
 def _blocks(x: torch.Tensor, bs: int) -> torch.Tensor:
     """x [..., K] float32 zero-padded to a multiple of bs, shape (..., Ko, bs)."""
     pad = -x.shape[-1] % bs

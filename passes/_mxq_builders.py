@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
-from mxc.dialects.mxq import DequantizeOp, QuantizeOp, spec_attr
+from mxc.dialects.mxq import DequantizeOp, PackOp, QuantizeOp, UnpackOp, row_nbytes, spec_attr
 from mxc.numerics.formats import Format
 from mxc.numerics.options import FormatSpec
 
@@ -55,3 +55,21 @@ def quantize_dequantize(x: ir.Value, spec: FormatSpec) -> ir.Value:
     q = quantize(x, spec)
     k = ir.RankedTensorType(x.type).shape[-1]
     return dequantize(q.elements, q.scales, q.tensor_scale, spec, k)
+
+
+def pack(q: QuantizeOp, spec: FormatSpec, k: int) -> ir.Value:
+    """mxq.pack of a quantize's results: i8 rows of `row_nbytes` bytes."""
+    lead = list(ir.RankedTensorType(q.elements.type).shape)[:-1]
+    return PackOp(q.elements, q.scales, format=spec_attr(spec), block_size=_i64(spec.block_size), k=_i64(k),
+                  result=ir.RankedTensorType.get([*lead, row_nbytes(spec, k)], ir.IntegerType.get_signless(8)),
+                  tensor_scale=q.tensor_scale).result
+
+
+def unpack(rows: ir.Value, spec: FormatSpec, k: int) -> UnpackOp:
+    """mxq.unpack of i8 rows: elements, scales and (NV family) a tensor scale per row."""
+    lead = list(ir.RankedTensorType(rows.type).shape)[:-1]
+    e, s, ts = quantized_types(lead, k, spec.format)
+    if ts is not None:
+        ts = ir.RankedTensorType.get([*lead, 1], ir.F32Type.get())
+    return UnpackOp(rows, format=spec_attr(spec), block_size=_i64(spec.block_size), k=_i64(k), elements=e,
+                    scales=s, tensor_scale=ts)

@@ -34,6 +34,7 @@ from ._linalg import (
     index,
     pad_last,
     shape_of,
+    slice_last,
     static_sizes,
     ttype,
 )
@@ -315,7 +316,8 @@ def _element_value(e, s, fmt: Format) -> ir.Value:
 def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format) -> ir.Value:
     """Elements [..., Kp] x scales -> f32 [..., Kp] (padding kept; callers slice and un-rotate).
 
-    An NV format's tensor scale None: the values without it (element x block scale)."""
+    An NV format's tensor scale: tensor<f32>, or one per row [..., 1]; None: the values without it (element x
+    block scale)."""
     eb = expand_last(elements, fmt.block_size)
     r = len(shape_of(eb))
     full, lead = list(range(r)), list(range(r - 1))
@@ -328,8 +330,9 @@ def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format) 
         return [arith.MulFOp(_element_value(e, s, fmt), sc).result]
 
     ins, dims = [eb, scales], [full, lead]
-    if with_ts:
-        ins, dims = ins + [tensor_scale], dims + [[]]
+    if with_ts:  # one tensor scale, or one per row (mxq.unpack's)
+        per_row = ir.RankedTensorType(tensor_scale.type).rank
+        ins, dims = ins + [tensor_scale], dims + [list(range(r - 2)) + [Const(0)] if per_row else []]
     return collapse_last(generic(ins, [empty(shape_of(eb), F32())], dims + [full], ["parallel"] * r, body)[0])
 
 
@@ -388,3 +391,150 @@ def unpack_fp6(packed: ir.Value) -> ir.Value:
     dims = [[*outer, Const(0)], [*outer, Const(1)], [*outer, Const(2)], list(range(r))]
     codes = generic([pb, pb, pb], [empty(out_shape, I8())], dims, ["parallel"] * r, body)[0]
     return collapse_last(codes)
+
+
+# ----------------------------------------------------------------------------- rows of bytes (mxq.pack / unpack)
+
+
+def _int_type(bits: int) -> ir.Type:
+    return ir.IntegerType.get_signless(bits)
+
+
+def _byte_code(e: ir.Value) -> ir.Value:
+    """A storage element or scale (float or integer type, 4 or 8 bits) -> its code as i32."""
+    if not isinstance(e.type, ir.IntegerType):
+        e = arith.BitcastOp(_int_type(_width(e.type)), e).result
+    return _code(e)
+
+
+def _width(t: ir.Type) -> int:
+    text = str(t)
+    return 4 if text.startswith("f4") else 8
+
+
+def _from_byte(b: ir.Value, t: ir.Type) -> ir.Value:
+    """An i32 code -> the storage type `t` (i8/i4 or a float type of that width)."""
+    width = ir.IntegerType(t).width if isinstance(t, ir.IntegerType) else _width(t)
+    v = arith.TruncIOp(_int_type(width), b).result
+    return v if isinstance(t, ir.IntegerType) else arith.BitcastOp(t, v).result
+
+
+def _bytes_of(v: ir.Value) -> ir.Value:
+    """[..., n] codes of 8-bit types -> i8 [..., n]."""
+    s = shape_of(v)
+    r = len(s)
+    return generic([v], [empty(s, I8())], [list(range(r))] * 2, ["parallel"] * r,
+                   lambda x, _: [arith.TruncIOp(I8(), _byte_code(x)).result])[0]
+
+
+def _packed_elements(e: ir.Value, fmt: Format) -> ir.Value:
+    """Element storage (FP6: i8 codes) [..., Kp] -> numerics' packed_elements bytes, i8."""
+    bits = fmt.element.bits
+    if bits == 8:
+        return _bytes_of(e)
+    per = 2 if bits == 4 else 4
+    g = expand_last(e, per)  # [..., G, per]
+    shape = shape_of(g)
+    r = len(shape)
+    outer = list(range(r - 1))
+    if bits == 4:
+        def body4(lo, hi, _):
+            w = arith.OrIOp(_byte_code(lo), arith.ShLIOp(_byte_code(hi), S.i(4)).result).result
+            return [arith.TruncIOp(I8(), w).result]
+
+        return generic([g, g], [empty(shape[:-1], I8())], [[*outer, Const(0)], [*outer, Const(1)], outer],
+                       ["parallel"] * (r - 1), body4)[0]
+
+    def body6(c0, c1, c2, c3, _):  # numerics.pack_fp6: w = c0 | c1<<6 | c2<<12 | c3<<18, bytes w, w>>8, w>>16
+        w = _byte_code(c0)
+        for c, sh in ((c1, 6), (c2, 12), (c3, 18)):
+            w = arith.OrIOp(w, arith.ShLIOp(_byte_code(c), S.i(sh)).result).result
+        sh = arith.MulIOp(index(r - 1), S.i(8)).result
+        return [arith.TruncIOp(I8(), arith.ShRUIOp(w, sh).result).result]
+
+    out = [*shape[:-1], 3]
+    maps = [[*outer, Const(i)] for i in range(4)] + [list(range(r))]
+    return collapse_last(generic([g] * 4, [empty(out, I8())], maps, ["parallel"] * r, body6)[0])
+
+
+def _tensor_scale_bytes(ts: ir.Value, lead: list) -> ir.Value:
+    """A tensor scale (tensor<f32>, or one per row [*lead, 1]) -> its four little-endian bytes per row, [*lead, 4]."""
+    r = len(lead) + 1
+    per_row = bool(ir.RankedTensorType(ts.type).rank)
+
+    def body(t, _):
+        w = arith.BitcastOp(I32(), t).result
+        return [arith.TruncIOp(I8(), arith.ShRUIOp(w, arith.MulIOp(index(r - 1), S.i(8)).result).result).result]
+
+    return generic([ts], [empty([*lead, 4], I8())], [[*range(r - 1), Const(0)] if per_row else [], list(range(r))],
+                   ["parallel"] * r, body)[0]
+
+
+def _insert_last(part: ir.Value, dest: ir.Value, offset: int) -> ir.Value:
+    s = shape_of(part)
+    r = len(s)
+    return tensor.InsertSliceOp(part, dest, [], dynamic_sizes(s), [], [0] * (r - 1) + [offset], static_sizes(s),
+                                [1] * r).result
+
+
+def pack_rows(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format, nbytes: int) -> ir.Value:
+    """mxq.pack: numerics.row_bytes' layout, i8 [..., nbytes] (elements in the lowering's storage: FP6 i8 codes)."""
+    parts = [_packed_elements(elements, fmt), _bytes_of(scales)]
+    lead = shape_of(scales)[:-1]
+    if fmt.tensor_scale:
+        parts.append(_tensor_scale_bytes(tensor_scale, lead))
+    out, offset = empty([*lead, nbytes], I8()), 0
+    for part in parts:
+        out = _insert_last(part, out, offset)
+        offset += ir.RankedTensorType(part.type).shape[-1]
+    return out
+
+
+def _unpacked_elements(packed: ir.Value, fmt: Format) -> ir.Value:
+    """Inverse of _packed_elements: i8 bytes -> element storage (FP6: i8 codes)."""
+    bits = fmt.element.bits
+    t = storage_type(fmt)
+    if bits == 6:
+        return unpack_fp6(packed)
+    s = shape_of(packed)
+    r = len(s)
+    if bits == 8:
+        return generic([packed], [empty(s, t)], [list(range(r))] * 2, ["parallel"] * r,
+                       lambda b, _: [_from_byte(_code(b), t)])[0]
+
+    def body(b, _):
+        sh = arith.MulIOp(index(r), S.i(4)).result
+        return [_from_byte(arith.AndIOp(arith.ShRUIOp(_code(b), sh).result, S.i(0xF)).result, t)]
+
+    out = generic([packed], [empty([*s, 2], t)], [list(range(r)), list(range(r + 1))], ["parallel"] * (r + 1),
+                  body)[0]
+    return collapse_last(out)
+
+
+def unpack_rows(rows: ir.Value, fmt: Format, k: int):
+    """mxq.unpack: i8 [..., nbytes] rows -> (elements in the lowering's storage, scales, tensor scale per row
+    [..., 1] or None)."""
+    kp = -(-k // fmt.block_size) * fmt.block_size
+    ne, ko = kp * fmt.element.bits // 8, kp // fmt.block_size
+    elements = _unpacked_elements(slice_last(rows, ne), fmt)
+    sb = slice_last(rows, ko, ne)
+    s = shape_of(sb)
+    r = len(s)
+    scale_t = ir.Type.parse(fmt.scale.mlir)
+    scales = generic([sb], [empty(s, scale_t)], [list(range(r))] * 2, ["parallel"] * r,
+                     lambda b, _: [_from_byte(_code(b), scale_t)])[0]
+    if not fmt.tensor_scale:
+        return elements, scales, None
+    tb = slice_last(rows, 4, ne + ko)
+    lead = s[:-1]
+    outer = list(range(r - 1))
+
+    def body(b0, b1, b2, b3, _):
+        w = _code(b0)
+        for b, sh in ((b1, 8), (b2, 16), (b3, 24)):
+            w = arith.OrIOp(w, arith.ShLIOp(_code(b), S.i(sh)).result).result
+        return [arith.BitcastOp(F32(), w).result]
+
+    ts = generic([tb] * 4, [empty([*lead, 1], F32())], [[*outer, Const(i)] for i in range(4)] + [[*outer, Const(0)]],
+                 ["parallel"] * (r - 1), body)[0]
+    return elements, scales, ts

@@ -23,9 +23,9 @@ runs over the convolution's reduction) -> NCHW (`_conv.py`), marked
 on every op. Ops mxc recognizes but cannot quantize yet (attention, grouped or
 transposed convolutions) and matmuls it cannot take (integer or mixed dtypes, a dynamic K or
 right operand, a conv2d of dynamic shape) stay in torch and get an `mxq.reason` attribute, which the manifest and `mxc
-inspect` list. `torch.operator "torch.mxc.fake_quantize"` (mxc's own graph op, `mxc.generation`: the
-KV cache's format) becomes `mxq.quantize -> mxq.dequantize` along the last axis, in f32 (bf16/f16 extended
-and rounded back, as around a matmul). An attention op is named `<module path>.sdpa`, since its module
+inspect` list. mxc's own graph ops of a KV cache held as codes (`mxc.generation`) become mxq ops:
+`torch.operator "torch.mxc.kv_store"` (f32 keys/values -> int8 rows of bytes) `mxq.quantize -> mxq.pack`
+along the last axis, `"torch.mxc.kv_load"` (the bytes -> f32) `mxq.unpack -> mxq.dequantize`. An attention op is named `<module path>.sdpa`, since its module
 also names the projections' matmuls. Embedding lookups (`aten.embedding`) get
 `mxq.reason` and `mxq.op = "embedding"`: their tables stay in high precision,
 and the manifest lists them with their bytes, as rows of their own kind.
@@ -50,7 +50,7 @@ from mxc.numerics.options import FormatSpec
 
 from . import _conv
 from ._conv import Conv2dGeometry
-from ._mxq_builders import quantize_dequantize
+from ._mxq_builders import dequantize, pack, quantize, unpack
 from ._linalg import DYN, shape_of
 from .base import Pass, layer_name, walk_ops
 
@@ -66,7 +66,7 @@ DISPLAY_SUFFIX = {"torch.aten.scaled_dot_product_attention": "sdpa"}
 # Lookups into a parameter: embedding tables stay in high precision; the manifest lists them with their bytes.
 TABLE_OPS = ("torch.aten.embedding",)
 TABLE_REASON = "embedding table: a lookup, not a matmul; stays in high precision"
-FAKE_QUANT_OP = "torch.mxc.fake_quantize"  # mxc.generation.fake_quantize_op, as the fx importer names it
+KV_STORE_OP, KV_LOAD_OP = "torch.mxc.kv_store", "torch.mxc.kv_load"  # mxc.generation's, as the fx importer names them
 
 
 FLOAT_TYPES = ("f32", "bf16", "f16")  # bf16/f16 are extended to f32 at the mxq boundary
@@ -105,6 +105,15 @@ def _from_f32(y: ir.Value, vtensor_type: ir.Type) -> ir.Value:
 
 def _is_none(v: ir.Value) -> bool:
     return str(v.type) == "!torch.none"
+
+
+def _constant(v: ir.Value, kind: str):
+    """The value of a `kind` constant op (torch.constant.str/int), None for anything else."""
+    owner = v.owner
+    if isinstance(owner, ir.Block) or owner.operation.name != kind:
+        return None
+    a = owner.attributes["value"]
+    return ir.StringAttr(a).value if kind == "torch.constant.str" else ir.IntegerAttr(a).value
 
 
 def _int_constant(v: ir.Value):
@@ -160,23 +169,29 @@ class ConvertTorchToMxq(Pass):
         for op, layer in zip(ops, unique_layer_names([layer_name(op) or op.operation.name for op in ops])):
             self._convert(op, layer)
         for op in walk_ops(module, "torch.operator"):
-            if ir.StringAttr(op.operation.attributes["name"]).value == FAKE_QUANT_OP:
-                self._fake_quantize(op)
+            name = ir.StringAttr(op.operation.attributes["name"]).value
+            if name in (KV_STORE_OP, KV_LOAD_OP):
+                self._kv(op, name)
 
-    def _fake_quantize(self, op) -> None:
-        """mxc's fake_quantize op -> mxq.quantize -> mxq.dequantize (f32), the result in the input's dtype."""
-        x, spec_value = op.operands
-        owner = spec_value.owner
+    def _kv(self, op, name: str) -> None:
+        """mxc.kv_store -> mxq.quantize -> mxq.pack; mxc.kv_load -> mxq.unpack -> mxq.dequantize."""
+        x, spec_value, *rest = op.operands
         where = layer_name(op) or "the graph"
-        shape = _shape(x)
-        if (isinstance(owner, ir.Block) or owner.operation.name != "torch.constant.str" or not shape
-                or shape[-1] == DYN):
-            raise MxcError(f"{where}: mxc.fake_quantize needs an f32/bf16/f16 tensor with a static last dimension "
-                           "and a constant format spec")
-        spec = FormatSpec.parse(ir.StringAttr(owner.attributes["value"]).value)
+        spec = _constant(spec_value, "torch.constant.str")
+        k = _constant(rest[0], "torch.constant.int") if rest else 0
+        shape, out = list(builtin_type_of(x.type).shape), op.results[0].type
+        if spec is None or not shape or shape[-1] == DYN or (rest and k is None):
+            raise MxcError(f"{where}: {name.removeprefix('torch.')} needs a tensor with a static last dimension and "
+                           "constant arguments (as mxc.generation writes it)")
+        spec = FormatSpec.parse(spec)
         with op.location, ir.InsertionPoint(op):
-            out = _from_f32(quantize_dequantize(_to_f32(x), spec), op.results[0].type)
-        op.results[0].replace_all_uses_with(out)
+            if name == KV_STORE_OP:
+                q = quantize(_to_f32(x), spec)
+                y = from_builtin(pack(q, spec, shape[-1]), out)
+            else:
+                u = unpack(to_builtin(x, builtin_type_of(x.type)), spec, k)
+                y = from_builtin(dequantize(u.elements, u.scales, u.tensor_scale, spec, k), out)
+        op.results[0].replace_all_uses_with(y)
         op.erase()
 
     def _convert_conv(self, op, layer: str) -> None:

@@ -240,6 +240,8 @@ class LowerMxqToLinalg(Pass):
             ("mxq.fused_matmul", functools.partial(self._fused, kernels=kernels)),
             ("mxq.scaled_matmul", functools.partial(self._scaled, kernels=kernels)),
             ("mxq.matmul", functools.partial(self._matmul, kernels=kernels)),
+            ("mxq.pack", self._pack),
+            ("mxq.unpack", self._unpack),
             ("mxq.dequantize", self._dequantize),
             ("mxq.quantize", self._quantize),
         ):
@@ -261,6 +263,18 @@ class LowerMxqToLinalg(Pass):
         spec = format_attr(op, "format")
         e, s, ts = _quantize(op.input, spec)
         if spec.format.element.bits == 6:
+            e = _cast(e, op.elements.type)
+        return [e, s] + ([ts] if ts is not None else [])
+
+    def _pack(self, op, fp6):
+        fmt = format_attr(op, "format").format
+        nbytes = ir.RankedTensorType(op.result.type).shape[-1]
+        return [Q.pack_rows(fp6.codes(op.elements, fmt), op.scales, op.tensor_scale, fmt, nbytes)]
+
+    def _unpack(self, op, fp6):
+        fmt = format_attr(op, "format").format
+        e, s, ts = Q.unpack_rows(op.input, fmt, ir.IntegerAttr(op.k).value)
+        if fmt.element.bits == 6:
             e = _cast(e, op.elements.type)
         return [e, s] + ([ts] if ts is not None else [])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from mxc import generation
 from mxc.errors import MxcError
+from mxc.numerics import FormatSpec
 from mxc.options import Options, OptionsError
 
 from conftest import EXAMPLES, run_mxc
@@ -247,11 +249,12 @@ def test_run_compare_checks_the_prefill_entry_point(tiny_artifacts):
 
 @pytest.mark.parametrize("kv", ["mxfp8", "nvfp4"])
 def test_kv_cache_format_holds_its_values_and_matches_the_reference(tmp_path, monkeypatch, kv):
-    """--kv-cache F: every key/value the programs write is quantized along the head dimension (the prefill's
-    cache holds F's values: an MX cache is a fixed point of F's fake quantization), the compiled generation
-    equals the fake-quant loop with the same cache format, and the manifest says so."""
+    """--kv-cache F: the cache holds F's codes (each head's vector at each position as the rows of bytes of
+    mxc.numerics.row_bytes: int8, 2-4x fewer bytes than float32), the values they decode to are F's (an MX cache
+    is a fixed point of F's fake quantization), the compiled generation equals the torch loop over the same
+    codes, and the manifest says so."""
     import mxc
-    from mxc.numerics import fake_quantize
+    from mxc.numerics import fake_quantize, from_row_bytes, row_nbytes
 
     _random_lm(monkeypatch)
     art = tmp_path / kv
@@ -264,15 +267,51 @@ def test_kv_cache_format_holds_its_values_and_matches_the_reference(tmp_path, mo
     assert rc == 0, err
     a = mxc.load(art)
     assert a.manifest["generate"]["kv_cache"] == kv
+    gen = a.manifest["generate"]
+    dim = 16  # the tiny model's head dimension
+    assert gen["cache_dtype"] == "int8" and gen["cache_shape"][-1] == row_nbytes(FormatSpec.parse(kv).format, dim)
+    assert gen["cache_bytes"] == 2 * math.prod(gen["cache_shape"])
     _, k, v, *_ = a(*a.example_inputs())
-    if kv == "mxfp8":
-        for t in (k, v):
-            assert torch.equal(fake_quantize(t, kv, axis=-1), t)
+    assert k.dtype == torch.int8 and list(k.shape) == gen["cache_shape"]
+    n = a.example_inputs()[0].shape[1]  # the example prompt's positions; the rest of the cache is zeros
+    for t in (k, v):
+        assert not t[..., n:, :].any() and t[..., :n, :].any()
+        values = from_row_bytes(t, kv, dim).dequantize()
+        if kv == "mxfp8":
+            assert torch.equal(fake_quantize(values, kv, axis=-1), values)
     rc, out, err = run_mxc("generate", art, "--prompt", PROMPT, "--max-new-tokens", "20", "--ignore-eos",
                            "--compare", "--json")
     assert rc == 0, err
     got = json.loads(out)
     assert got["reference"]["equal"] and len(got["tokens"]) == 20
+
+
+def test_auto_searches_the_decode_layers_and_applies_to_both_entry_points(tmp_path, monkeypatch):
+    """--auto with --generate: the decode entry point's layers are searched (M = 1), calibrated on model.py's own
+    forward; each decision is written by the causal LM's module path and taken by the layer in both entry
+    points; the compiled generation equals the fake-quant loop."""
+    import mxc
+
+    _random_lm(monkeypatch)
+    art = tmp_path / "auto"
+    rc, _, err = run_mxc("compile", RANDOM_LM, "--generate", "--max-seq-len", "48", "--auto", "bits=6", "-o", art,
+                         "-q")
+    assert rc == 0, err
+    a = mxc.load(art)
+    rules = [line.split(" = ")[0].strip('"') for line in (art / "policy.toml").read_text().splitlines()
+             if line.startswith('"')]
+    assert len(rules) == 15 and all(r.startswith("model.layers.") or r == "lm_head" for r in rules), rules
+    assert a.manifest["auto"]["budget"]["bits"] == 6.0
+    rows = {r["layer"]: r for r in a.manifest["layers"] if r.get("auto")}
+    assert len(rows) == 30
+    for path in rules:
+        pre, dec = rows[f"prefill:lm.{path}"], rows[f"decode:lm.{path}"]
+        assert pre["decision"] == dec["decision"] and pre["weight_format"] == dec["weight_format"]
+    assert len({r["weight_format"] for r in rows.values()}) > 1  # a mix, not one format
+    rc, out, err = run_mxc("generate", art, "--prompt", PROMPT, "--max-new-tokens", "12", "--ignore-eos",
+                           "--compare", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["reference"]["equal"]
 
 
 def test_sampling_is_seeded_and_the_cache_length_stops_generation(tiny_artifacts):
@@ -304,8 +343,6 @@ def test_errors_name_the_fix(tiny_artifacts, tmp_path, write_model):
     assert rc == 2 and "causal LM" in err
     with pytest.raises(OptionsError, match="--max-seq-len"):
         Options(max_seq_len=64)
-    with pytest.raises(OptionsError, match="--auto is not supported with --generate"):
-        Options(generate=True, auto="bits=4.5")
     assert Options(generate=True).max_seq_len == 256
     with pytest.raises(OptionsError, match="--kv-cache its format of --generate"):
         Options(kv_cache="mxfp8")

@@ -160,3 +160,49 @@ def test_dynamic_row_count_gives_the_reference_bits(spec):
         np.testing.assert_array_equal(got[1].view(np.uint8), ref.scales.numpy(), err_msg="scales")
         if ref.fmt.tensor_scale:
             assert got[2].item() == ref.tensor_scale.item()
+
+
+def _rows_module(k: int, spec: str) -> str:
+    """`main(x [?, k] f32, rows [?, B] i8)`: mxq.pack of x's quantize, and mxq.dequantize of mxq.unpack(rows)."""
+    from mxc.numerics import row_nbytes
+
+    parsed = FormatSpec.parse(spec)
+    fmt, bs = parsed.format, parsed.format.block_size
+    nb = row_nbytes(fmt, k)
+    with make_context(), ir.Location.unknown():
+        e, s, ts = (str(t).replace("<1x", "<?x") if t is not None else None for t in quantized_types([1], k, fmt))
+    n = 1 if ts else 0
+    return f"""
+func.func @main(%x: tensor<?x{k}xf32>, %rows: tensor<?x{nb}xi8>) -> (tensor<?x{nb}xi8>, tensor<?x{k}xf32>) {{
+  %e, %s{", %t" if ts else ""} = "mxq.quantize"(%x) {{format = "{spec}", block_size = {bs} : i64,
+      axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, {n}>}} : (tensor<?x{k}xf32>) -> ({e}, {s}{", " + ts if ts else ""})
+  %b = "mxq.pack"(%e, %s{", %t" if ts else ""}) {{format = "{spec}", block_size = {bs} : i64, k = {k} : i64,
+      operandSegmentSizes = array<i32: 1, 1, {n}>}} : ({e}, {s}{", " + ts if ts else ""}) -> tensor<?x{nb}xi8>
+  %ue, %us{", %ut" if ts else ""} = "mxq.unpack"(%rows) {{format = "{spec}", block_size = {bs} : i64, k = {k} : i64,
+      resultSegmentSizes = array<i32: 1, 1, {n}>}} : (tensor<?x{nb}xi8>) -> ({e}, {s}{", tensor<?x1xf32>" if ts else ""})
+  %y = "mxq.dequantize"(%ue, %us{", %ut" if ts else ""}) {{format = "{spec}", block_size = {bs} : i64, k = {k} : i64,
+      operandSegmentSizes = array<i32: 1, 1, {n}>}} : ({e}, {s}{", tensor<?x1xf32>" if ts else ""}) -> tensor<?x{k}xf32>
+  return %b, %y : tensor<?x{nb}xi8>, tensor<?x{k}xf32>
+}}"""
+
+
+@pytest.mark.parametrize("spec", [*sorted(n for n in FORMATS if n != "none"), "nvfp4{rounding=stochastic,seed=7}",
+                                  "mxfp4{hadamard=32}"])
+def test_pack_and_unpack_rows_equal_the_reference(spec):
+    """mxq.pack gives numerics.row_bytes' bytes (a KV cache's rows); mxq.unpack -> mxq.dequantize gives
+    from_row_bytes(...).dequantize() bit for bit (float32 subnormals flushed, as IREE's CPU code does), rows of
+    several quantizes (NV: a tensor scale per row) at once, at any row count of one compiled module."""
+    from mxc.numerics import from_row_bytes, row_bytes
+
+    k = 64
+    main = _compiled(_rows_module(k, spec))
+    x = torch.cat([special_inputs(k), torch.randn(7, k) * torch.logspace(-3, 3, 7).unsqueeze(1)])
+    stored = torch.cat([row_bytes(quantize(x[i:i + 4], spec)) for i in range(0, len(x), 4)])  # 4 quantizes
+    for rows in (x[:1], x[9:], x):
+        b, y = main(rows.numpy(), stored[:len(rows)].view(torch.int8).numpy())
+        np.testing.assert_array_equal(b.view(np.uint8), row_bytes(quantize(rows, spec)).numpy(), err_msg="bytes")
+        ref = from_row_bytes(stored[:len(rows)], spec, k).dequantize()
+        ref = torch.where(ref.abs() < 2.0**-126, ref * 0, ref)  # IREE's CPU code flushes f32 subnormals (README)
+        nan = ref.isnan().numpy()  # (any NaN: a Hadamard rotation's NaN sign is not specified)
+        np.testing.assert_array_equal(np.isnan(y), nan, err_msg="NaN")
+        np.testing.assert_array_equal(y.view(np.uint32)[~nan], ref.numpy().view(np.uint32)[~nan], err_msg="values")

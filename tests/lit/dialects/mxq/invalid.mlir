@@ -229,3 +229,27 @@ func.func @param_unranked() {
   %w = "mxq.param"() {name = "fc.weight"} : () -> tensor<*xf32>
   return
 }
+
+// -----
+
+func.func @pack_wrong_row_bytes(%e: tensor<4x64xf8E4M3FN>, %s: tensor<4x2xf8E8M0FNU>) {
+  // expected-error @+1 {{result must be rows of 66 i8 bytes ('mxfp8', K=64), got tensor<4x64xi8>}}
+  %b = "mxq.pack"(%e, %s) {format = "mxfp8", block_size = 32 : i64, k = 64 : i64, operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf8E4M3FN>, tensor<4x2xf8E8M0FNU>) -> tensor<4x64xi8>
+  return
+}
+
+// -----
+
+func.func @unpack_one_tensor_scale(%b: tensor<4x40xi8>) {
+  // expected-error @+1 {{tensor_scale must be one per row, [..., 1]}}
+  %e, %s, %t = "mxq.unpack"(%b) {format = "nvfp4", block_size = 16 : i64, k = 64 : i64, resultSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x40xi8>) -> (tensor<4x64xf4E2M1FN>, tensor<4x4xf8E4M3FN>, tensor<f32>)
+  return
+}
+
+// -----
+
+func.func @dequantize_tensor_scale_per_column(%e: tensor<4x64xf4E2M1FN>, %s: tensor<4x4xf8E4M3FN>, %t: tensor<64xf32>) {
+  // expected-error @+1 {{tensor_scale must be tensor<f32> or one per row, tensor<4x1xf32>, got tensor<64xf32>}}
+  %d = "mxq.dequantize"(%e, %s, %t) {format = "nvfp4", block_size = 16 : i64, k = 64 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x64xf4E2M1FN>, tensor<4x4xf8E4M3FN>, tensor<64xf32>) -> tensor<4x64xf32>
+  return
+}

@@ -86,3 +86,16 @@ func.func @dynamic_tokens(%x: tensor<?x70xf32>, %y: tensor<?x?x64xf32>, %z: tens
   %m = "mxq.matmul"(%z, %w) {layer = "fc", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<?x64xf32>, tensor<8x64xf32>) -> tensor<?x8xf32>
   return %r : tensor<?x?x8xf32>
 }
+
+// -----
+
+// CHECK-LABEL: func.func @pack_unpack_nvfp4
+// CHECK: %[[B:.*]] = "mxq.pack"(%{{.*}}, %{{.*}}, %{{.*}}) {block_size = 16 : i64, format = "nvfp4", k = 64 : i64
+// CHECK-SAME: -> tensor<1x2x?x40xi8>
+// CHECK: "mxq.unpack"(%[[B]])
+// CHECK-SAME: -> (tensor<1x2x?x64xf4E2M1FN>, tensor<1x2x?x4xf8E4M3FN>, tensor<1x2x?x1xf32>)
+func.func @pack_unpack_nvfp4(%e: tensor<1x2x?x64xf4E2M1FN>, %s: tensor<1x2x?x4xf8E4M3FN>, %t: tensor<f32>) -> tensor<1x2x?x1xf32> {
+  %b = "mxq.pack"(%e, %s, %t) {format = "nvfp4", block_size = 16 : i64, k = 64 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<1x2x?x64xf4E2M1FN>, tensor<1x2x?x4xf8E4M3FN>, tensor<f32>) -> tensor<1x2x?x40xi8>
+  %e2, %s2, %t2 = "mxq.unpack"(%b) {format = "nvfp4", block_size = 16 : i64, k = 64 : i64, resultSegmentSizes = array<i32: 1, 1, 1>} : (tensor<1x2x?x40xi8>) -> (tensor<1x2x?x64xf4E2M1FN>, tensor<1x2x?x4xf8E4M3FN>, tensor<1x2x?x1xf32>)
+  return %t2 : tensor<1x2x?x1xf32>
+}
