@@ -319,6 +319,7 @@ def record(lm: torch.nn.Module, max_seq_len: int, kv_cache: str = "", dynamic: b
     shape, dtype = cache_layout(lm, max_seq_len, kv_cache)
     return {"max_seq_len": max_seq_len, "entry_points": list(ENTRY_POINTS),
             "cache_shape": list(shape), "cache_dtype": str(dtype).removeprefix("torch."),
+            "head_dim": cache_shape(config, max_seq_len)[-1],
             "cache_bytes": 2 * math.prod(shape) * dtype.itemsize,
             "vocab_size": vocab_size(lm),
             "eos_token_id": eos if isinstance(eos, list) else [eos] if eos is not None else [],

@@ -291,13 +291,14 @@ def quantize(x: ir.Value, fmt: Format, opts: QuantOptions):
 # ----------------------------------------------------------------------------- dequantize
 
 
-def _scale_value(s, fmt: Format) -> ir.Value:
-    """float32 value of one block-scale element (E8M0 NaN code -> NaN), without the tensor scale."""
+def _scale_value(s, fmt: Format, codes: bool = False) -> ir.Value:
+    """float32 value of one block-scale element (E8M0 NaN code -> NaN), without the tensor scale; `codes`: `s` is
+    its i8 code."""
     if fmt.scale.name == "e8m0":
-        code = arith.ExtUIOp(I32(), arith.BitcastOp(I8(), s).result).result
+        code = arith.ExtUIOp(I32(), s if codes else arith.BitcastOp(I8(), s).result).result
         sc = S.exp2i(arith.SubIOp(code, S.i(127)).result)
         return S.select(S.cmpi("eq", code, S.i(255)), S.f(float("nan")), sc)
-    if fmt.scale.mlir == E4M3.mlir:
+    if fmt.scale.mlir == E4M3.mlir and not codes:
         return arith.ExtFOp(F32(), s).result
     code = _code(s)
     if fmt.scale.flag:
@@ -305,7 +306,9 @@ def _scale_value(s, fmt: Format) -> ir.Value:
     return S.decode(code, fmt.scale.element)
 
 
-def _element_value(e, s, fmt: Format) -> ir.Value:
+def _element_value(e, s, fmt: Format, codes: bool = False) -> ir.Value:
+    if codes:  # an i8 code: decoded by integer ops (IF4 does not take this path: see `decodes_from_codes`)
+        return S.decode(_code(e), fmt.element)
     if fmt.choice != "if4":
         return load(e, fmt)
     flag = S.cmpi("ne", arith.AndIOp(_code(s), S.i(IF4_INT_FLAG)).result, S.i(0))
@@ -313,21 +316,28 @@ def _element_value(e, s, fmt: Format) -> ir.Value:
     return S.select(flag, ints, S.decode(_code(e), E2M1))
 
 
-def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format) -> ir.Value:
+def decodes_from_codes(fmt: Format) -> bool:
+    """Whether `dequantize(codes=True)` takes `fmt`: every format but IF4 (whose INT blocks need the scale's flag;
+    its i4/i8 storage has no narrow float type anyway)."""
+    return fmt.choice != "if4"
+
+
+def dequantize(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format, codes: bool = False) -> ir.Value:
     """Elements [..., Kp] x scales -> f32 [..., Kp] (padding kept; callers slice and un-rotate).
 
     An NV format's tensor scale: tensor<f32>, or one per row [..., 1]; None: the values without it (element x
-    block scale)."""
+    block scale). `codes`: elements and scales are i8 codes (mxq.unpack's), decoded by integer ops instead of
+    conversions from narrow float types, which IREE's CPU code emulates one value at a time."""
     eb = expand_last(elements, fmt.block_size)
     r = len(shape_of(eb))
     full, lead = list(range(r)), list(range(r - 1))
     with_ts = fmt.tensor_scale and tensor_scale is not None
 
     def body(e, s, *rest):
-        sc = _scale_value(s, fmt)
+        sc = _scale_value(s, fmt, codes)
         if with_ts:
             sc = arith.MulFOp(sc, rest[0]).result
-        return [arith.MulFOp(_element_value(e, s, fmt), sc).result]
+        return [arith.MulFOp(_element_value(e, s, fmt, codes), sc).result]
 
     ins, dims = [eb, scales], [full, lead]
     if with_ts:  # one tensor scale, or one per row (mxq.unpack's)
@@ -490,14 +500,16 @@ def pack_rows(elements: ir.Value, scales: ir.Value, tensor_scale, fmt: Format, n
     return out
 
 
-def _unpacked_elements(packed: ir.Value, fmt: Format) -> ir.Value:
-    """Inverse of _packed_elements: i8 bytes -> element storage (FP6: i8 codes)."""
+def _unpacked_elements(packed: ir.Value, fmt: Format, codes: bool = False) -> ir.Value:
+    """Inverse of _packed_elements: i8 bytes -> element storage (FP6: i8 codes; `codes`: i8 codes of any format)."""
     bits = fmt.element.bits
-    t = storage_type(fmt)
+    t = I8() if codes else storage_type(fmt)
     if bits == 6:
         return unpack_fp6(packed)
     s = shape_of(packed)
     r = len(s)
+    if bits == 8 and codes:
+        return packed
     if bits == 8:
         return generic([packed], [empty(s, t)], [list(range(r))] * 2, ["parallel"] * r,
                        lambda b, _: [_from_byte(_code(b), t)])[0]
@@ -511,18 +523,18 @@ def _unpacked_elements(packed: ir.Value, fmt: Format) -> ir.Value:
     return collapse_last(out)
 
 
-def unpack_rows(rows: ir.Value, fmt: Format, k: int):
+def unpack_rows(rows: ir.Value, fmt: Format, k: int, codes: bool = False):
     """mxq.unpack: i8 [..., nbytes] rows -> (elements in the lowering's storage, scales, tensor scale per row
-    [..., 1] or None)."""
+    [..., 1] or None); `codes`: elements and scales as i8 codes (for `dequantize(codes=True)`)."""
     kp = -(-k // fmt.block_size) * fmt.block_size
     ne, ko = kp * fmt.element.bits // 8, kp // fmt.block_size
-    elements = _unpacked_elements(slice_last(rows, ne), fmt)
+    elements = _unpacked_elements(slice_last(rows, ne), fmt, codes)
     sb = slice_last(rows, ko, ne)
     s = shape_of(sb)
     r = len(s)
-    scale_t = ir.Type.parse(fmt.scale.mlir)
-    scales = generic([sb], [empty(s, scale_t)], [list(range(r))] * 2, ["parallel"] * r,
-                     lambda b, _: [_from_byte(_code(b), scale_t)])[0]
+    scale_t = I8() if codes else ir.Type.parse(fmt.scale.mlir)
+    scales = sb if codes else generic([sb], [empty(s, scale_t)], [list(range(r))] * 2, ["parallel"] * r,
+                                      lambda b, _: [_from_byte(_code(b), scale_t)])[0]
     if not fmt.tensor_scale:
         return elements, scales, None
     tb = slice_last(rows, 4, ne + ko)

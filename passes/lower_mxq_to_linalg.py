@@ -89,6 +89,15 @@ def _cast(v: ir.Value, t: ir.Type) -> ir.Value:
     return ir.Operation.create("builtin.unrealized_conversion_cast", results=[t], operands=[v]).result
 
 
+def _i8_codes(v: ir.Value) -> ir.Value | None:
+    """The i8 codes `v` (of a narrow float or scale type) was cast from by this pass, or None."""
+    owner = v.owner
+    if isinstance(owner, ir.Block) or owner.operation.name != "builtin.unrealized_conversion_cast":
+        return None
+    src = owner.operands[0]
+    return src if str(ir.RankedTensorType(src.type).element_type) == "i8" else None
+
+
 def _function_of(op) -> str:
     """The name of the func.func holding `op` ("" outside one)."""
     p = op.operation.parent
@@ -272,16 +281,29 @@ class LowerMxqToLinalg(Pass):
         return [Q.pack_rows(fp6.codes(op.elements, fmt), op.scales, op.tensor_scale, fmt, nbytes)]
 
     def _unpack(self, op, fp6):
+        """Rows of bytes -> elements and scales: as i8 codes (bridged to the dialect's types by casts) when only
+        mxq.dequantize reads them, which then decodes them with integer ops (`_dequantize`)."""
         fmt = format_attr(op, "format").format
-        e, s, ts = Q.unpack_rows(op.input, fmt, ir.IntegerAttr(op.k).value)
-        if fmt.element.bits == 6:
+        codes = Q.decodes_from_codes(fmt) and all(
+            use.owner.name == "mxq.dequantize" for v in (op.elements, op.scales) for use in v.uses)
+        e, s, ts = Q.unpack_rows(op.input, fmt, ir.IntegerAttr(op.k).value, codes)
+        if codes:
+            s = _cast(s, op.scales.type)
+        if codes or fmt.element.bits == 6:
             e = _cast(e, op.elements.type)
         return [e, s] + ([ts] if ts is not None else [])
 
     def _dequantize(self, op, fp6):
         spec = format_attr(op, "format")
         fmt, k = spec.format, ir.IntegerAttr(op.k).value
-        y = slice_last(Q.dequantize(fp6.codes(op.elements, fmt), op.scales, op.tensor_scale, fmt), k)
+        codes = _i8_codes(op.scales)  # mxq.unpack's codes (`_unpack`): decoded by integer ops
+        if codes is not None:
+            elements = _i8_codes(op.elements)
+            elements = fp6.codes(op.elements, fmt) if elements is None else elements
+            y = Q.dequantize(elements, codes, op.tensor_scale, fmt, codes=True)
+        else:
+            y = Q.dequantize(fp6.codes(op.elements, fmt), op.scales, op.tensor_scale, fmt)
+        y = slice_last(y, k)
         return [Q.rotate(y, spec.hadamard) if spec.hadamard else y]
 
     def _contract(self, a: ir.Value, b: ir.Value, kernels: dict) -> ir.Value:

@@ -121,6 +121,20 @@ def _model(artifact: Artifact) -> torch.nn.Module:
     return model
 
 
+def cache_values(outputs: list, manifest: dict) -> list:
+    """The outputs with a --generate artifact's KV cache of codes (`--kv-cache`: int8 rows of bytes, outputs 1 and
+    2) decoded to the values attention reads (`mxc.numerics.from_row_bytes`), so they compare as values: a
+    code flipped by float32 noise is one quantization step, not a byte's distance."""
+    gen = manifest.get("generate") or {}
+    kv = gen.get("kv_cache", "none")
+    if kv == "none" or gen.get("cache_dtype") != "int8":
+        return list(outputs)
+    from mxc.numerics import from_row_bytes
+
+    dim = gen["head_dim"]
+    return [from_row_bytes(t.cpu(), kv, dim).dequantize() if i in (1, 2) else t for i, t in enumerate(outputs)]
+
+
 def flip_envelope(model: torch.nn.Module, manifest: dict, inputs: tuple, n_outputs: int,
                   stored: dict | None = None) -> list[list[float]]:
     """Per output, rel_l2(reference with float32-sized noise before every activation rounding, the same
@@ -130,13 +144,13 @@ def flip_envelope(model: torch.nn.Module, manifest: dict, inputs: tuple, n_outpu
     inputs = tuple(t.cpu() if isinstance(t, torch.Tensor) else t for t in inputs)  # the reference runs on the CPU
     noise = ActNoise()
     gm = fake_quant_module(model, inputs, manifest, noise, stored)
-    with torch.no_grad():
-        base = _flatten(gm(*inputs))  # noise off: the baseline comes from this very graph, not a stored file
+    with torch.no_grad():  # noise off: the baseline comes from this very graph, not a stored file
+        base = cache_values(_flatten(gm(*inputs)), manifest)
     moves = [[] for _ in range(n_outputs)]
     for seed in range(ENVELOPE_SEEDS):
         noise.reseed(ENVELOPE_SIGMA, seed)
         with torch.no_grad():
-            outs = _flatten(gm(*inputs))
+            outs = cache_values(_flatten(gm(*inputs)), manifest)
         for i, (o, b) in enumerate(zip(outs, base)):
             moves[i].append(errors(o, b)["rel_l2_error"])
     return moves
@@ -188,7 +202,8 @@ def errors(y: torch.Tensor, ref: torch.Tensor) -> dict:
 def _rule(manifest: dict) -> tuple[float | None, str]:
     """(FLIP_FRACTION to allow, why) when activations are re-rounded at run time; (None, "") otherwise."""
     layers = manifest["layers"]
-    requantized = any(r.get("activation_format", "none") != "none" for r in layers)
+    requantized = any(r.get("activation_format", "none") != "none" for r in layers) or \
+        (manifest.get("generate") or {}).get("kv_cache", "none") != "none"  # a KV-cache format: keys/values too
     rounding = {x for r in layers for x in r.get("run_time_rounding", [])}  # what the kernels add (manifest)
     if manifest.get("options", {}).get("act_dtype") == "bf16":
         # program and reference both round weight-only layers' activations to bf16; an ulp of difference
@@ -290,6 +305,7 @@ def compare(artifact: Artifact, outputs: list[torch.Tensor], inputs: tuple) -> d
     if len(fq) != len(outputs):
         raise ArtifactError(f"{artifact.path}: the artifact returns {len(outputs)} output(s), the model "
                             f"{len(fq)}; recompile with mxc compile")
+    outputs, fq, eager = (cache_values(x, artifact.manifest) for x in (outputs, fq, eager))
     frac, why = _rule(artifact.manifest)
     per = [_compare_output(y, f, e, frac, why) for y, f, e in zip(outputs, fq, eager)]
     failing = [i for i, c in enumerate(per) if not c["vs_reference"]["within_tolerance"]]

@@ -53,6 +53,17 @@ class ActNoise:
         return t * (1 + self.sigma * torch.randn(t.shape, generator=self.gen, dtype=t.dtype).to(t.device))
 
 
+class _Noise(torch.nn.Module):
+    """An ActNoise as a graph module (before a KV-cache write's quantize)."""
+
+    def __init__(self, noise: ActNoise):
+        super().__init__()
+        self.noise = noise
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.noise(t)
+
+
 class _RoundBf16(torch.nn.Module):
     """A weight-only layer's activations rounded to bf16 (RNE), in float32: `--act-dtype bf16`."""
 
@@ -222,6 +233,12 @@ def fake_quant_module(model: torch.nn.Module, inputs: tuple, manifest: dict,
             _insert_fq(gm, node, a_i, act, -1, noise)
         if half is not None:
             _compute_in_f32(gm, node, half)
+    if noise is not None:  # a KV cache of codes (mxc.generation's kv_store) is a run-time rounding as well
+        for i, node in enumerate(n for n in list(gm.graph.nodes) if str(n.target) == "mxc.kv_store.default"):
+            gm.add_submodule(f"_mxc_kv_noise_{i}", _Noise(noise))
+            with gm.graph.inserting_before(node):
+                noisy = gm.graph.call_module(f"_mxc_kv_noise_{i}", (node.args[0],))
+            node.replace_input_with(node.args[0], noisy)
     if applied != len(formats):
         raise RuntimeError(
             f"fake-quant reference matched {applied} of {len(formats)} quantized layers; "

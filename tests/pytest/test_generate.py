@@ -284,6 +284,11 @@ def test_kv_cache_format_holds_its_values_and_matches_the_reference(tmp_path, mo
     assert rc == 0, err
     got = json.loads(out)
     assert got["reference"]["equal"] and len(got["tokens"]) == 20
+    rc, out, err = run_mxc("run", art, "--compare", "--json")  # the prefill's cache compared as values
+    assert rc == 0, err
+    outs = json.loads(out)["outputs"]
+    assert all(o["vs_reference"]["within_tolerance"] for o in outs)
+    assert outs[1]["vs_reference"]["compared"] == math.prod(gen["cache_shape"][:-1]) * dim  # values, not bytes
 
 
 def test_auto_searches_the_decode_layers_and_applies_to_both_entry_points(tmp_path, monkeypatch):

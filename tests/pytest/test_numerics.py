@@ -159,3 +159,24 @@ def test_properties(values, fmt):
             continue
         best = (grid * si - xi).abs().min()
         assert abs(di - xi) <= best + slack * abs(float(xi)) + 1e-300
+
+
+@pytest.mark.parametrize("name", sorted(n for n in FORMATS if n != "none"))
+def test_row_bytes_round_trip(name):
+    """row_bytes (a KV cache's rows) holds a quantize exactly: from_row_bytes gives back its codes and values, each
+    row with the tensor scale of its own quantize, in row_nbytes bytes per row."""
+    from mxc.numerics import fake_quantize, from_row_bytes, row_bytes, row_nbytes
+
+    x = torch.randn(2, 3, 5, 64, generator=torch.Generator().manual_seed(0)) * 3
+    x[0, 1, 2, 5] = float("nan")
+    q = quantize(x, name)
+    b = row_bytes(q)
+    assert b.dtype == torch.uint8 and b.shape == (2, 3, 5, row_nbytes(q.fmt, 64))
+    back = from_row_bytes(b, name, 64)
+    assert torch.equal(back.elements, q.elements) and torch.equal(back.scales, q.scales)
+    torch.testing.assert_close(back.dequantize(), fake_quantize(x, name), rtol=0, atol=0, equal_nan=True)
+    two = torch.cat([b, row_bytes(quantize(x * 1e3, name))], dim=2)  # rows of two quantizes, one tensor
+    torch.testing.assert_close(from_row_bytes(two, name, 64).dequantize()[:, :, 5:], fake_quantize(x * 1e3, name),
+                               rtol=0, atol=0, equal_nan=True)
+    with pytest.raises(ValueError, match="rows of"):
+        from_row_bytes(b[..., 1:], name, 64)
