@@ -173,11 +173,6 @@ class Options:
         object.__setattr__(self, "kv_cache", str(kv) if kv is not None else "")
         if kv is not None and kv.hadamard:
             raise OptionsError("--kv-cache: a Hadamard rotation of the cache is not supported; drop hadamard=")
-        if kv is not None and self.target != "cpu":
-            raise OptionsError(f"--kv-cache (or a policy's kv_cache) is built for --target cpu only: on {self.target} "
-                               "the cache's quantize "
-                               "would need IREE's CUDA codegen to lower the format's narrow types, which it cannot; "
-                               "compile with --target cpu to measure the cache format's accuracy")
         if not self.generate:
             if self.max_seq_len or self.kv_cache:
                 flag = "--max-seq-len sets the KV cache's length" if self.max_seq_len else "--kv-cache its format"

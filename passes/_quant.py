@@ -61,6 +61,15 @@ def store(q, fmt: Format) -> ir.Value:
     return arith.TruncIOp(t, S.encode(q, fmt.element)).result
 
 
+def store_code(q, fmt: Format) -> ir.Value:
+    """An exactly representable float32 element value -> its code as i8 (4-bit codes in the low nibble), by
+    integer ops only: what `quantize(codes=True)` stores, no narrow float type involved."""
+    code = S.encode(q, fmt.element)
+    if fmt.element.bits < 8:
+        code = arith.AndIOp(code, S.i((1 << fmt.element.bits) - 1)).result
+    return arith.TruncIOp(I8(), code).result
+
+
 def _code(e) -> ir.Value:
     """A storage element of integer type as a zero-extended i32 code."""
     return e if ir.IntegerType(e.type).width == 32 else arith.ExtUIOp(I32(), e).result
@@ -135,32 +144,34 @@ def mx_exponent(a, fmt: Format, rule: str) -> ir.Value:
     return arith.SubIOp(S.floor_log2(arith.BitcastOp(F32(), bits).result), S.i(elem.emax)).result
 
 
-def quantize_mx(x: ir.Value, fmt: Format, opts: QuantOptions):
-    """x [..., K] f32 -> (elements [..., Kp], E8M0 scales [..., Ko]) by `opts.scale_rule`."""
+def quantize_mx(x: ir.Value, fmt: Format, opts: QuantOptions, codes: bool = False):
+    """x [..., K] f32 -> (elements [..., Kp], E8M0 scales [..., Ko]) by `opts.scale_rule`; `codes`: both as i8
+    codes."""
     xb = _blocks(x, fmt)
     shape = shape_of(xb)
     r = len(shape)
     amax = block_amax(xb)
-    e8m0 = ir.Type.parse(E8M0_MLIR)
+    e8m0 = I8() if codes else ir.Type.parse(E8M0_MLIR)
 
     def scale_body(a, _):
         e = mx_exponent(a, fmt, opts.scale_rule)
         e = arith.MinSIOp(arith.MaxSIOp(e, S.i(-127)).result, S.i(127)).result
         e = S.select(S.cmpf("oeq", a, S.f(0.0)), S.i(-127), e)
-        code = S.select(S.is_nonfinite(a), S.i(255), arith.AddIOp(e, S.i(127)).result)
-        return [arith.BitcastOp(e8m0, arith.TruncIOp(I8(), code).result).result]
+        code = arith.TruncIOp(I8(), S.select(S.is_nonfinite(a), S.i(255), arith.AddIOp(e, S.i(127)).result)).result
+        return [code if codes else arith.BitcastOp(e8m0, code).result]
 
     lead = list(range(r - 1))
     scales = generic([amax], [empty(shape[:-1], e8m0)], [lead, lead], ["parallel"] * (r - 1), scale_body)[0]
 
     def elem_body(v, s, _):
-        code = arith.ExtUIOp(I32(), arith.BitcastOp(I8(), s).result).result
+        code = arith.ExtUIOp(I32(), s if codes else arith.BitcastOp(I8(), s).result).result
         u = _uniform(shape, opts)
         q = S.round_to_element(S.mul_exp2(v, arith.SubIOp(S.i(127), code).result), fmt.element, u)
-        return [store(S.select(S.cmpi("eq", code, S.i(255)), S.f(0.0), q), fmt)]
+        q = S.select(S.cmpi("eq", code, S.i(255)), S.f(0.0), q)
+        return [store_code(q, fmt) if codes else store(q, fmt)]
 
     full = list(range(r))
-    elements = generic([xb, scales], [empty(shape, storage_type(fmt))], [full, lead, full],
+    elements = generic([xb, scales], [empty(shape, I8() if codes else storage_type(fmt))], [full, lead, full],
                        ["parallel"] * r, elem_body)[0]
     return collapse_last(elements), scales, None
 
@@ -206,8 +217,9 @@ def _err_step(deq, x, acc, metric: str):
     return arith.AddFOp(acc, S.product(arith.MulFOp(d, d).result) if metric == "mse" else a).result
 
 
-def quantize_nv(x: ir.Value, fmt: Format, opts: QuantOptions):
-    """x [..., K] f32 -> (elements, block scales, FP32 S_dec): NVFP4 recipe, Four Over Six, IF4."""
+def quantize_nv(x: ir.Value, fmt: Format, opts: QuantOptions, codes: bool = False):
+    """x [..., K] f32 -> (elements, block scales, FP32 S_dec): NVFP4 recipe, Four Over Six, IF4; `codes`: elements
+    and block scales as i8 codes."""
     selem = fmt.scale.element
     s_enc, s_dec = _tensor_scales(x, fmt)
     xb = _blocks(x, fmt)
@@ -252,8 +264,10 @@ def quantize_nv(x: ir.Value, fmt: Format, opts: QuantOptions):
         if fmt.choice == "if4":
             qi, _ = _int_candidate(v, s, dec, u)
             code = S.select(pick, arith.AndIOp(S.encode(qi, INT4), S.i(0xF)).result, S.encode(q, E2M1))
-            out = arith.TruncIOp(storage_type(fmt), code).result
-            zero = S.i(0, 4)
+            out = arith.TruncIOp(elem_t, code).result
+            zero = S.i(0, 8 if codes else 4)
+        elif codes:
+            out, zero = store_code(q, fmt), S.i(0, 8)
         else:
             out = store(q, fmt)
             zero = store(S.f(0.0), fmt)
@@ -261,15 +275,16 @@ def quantize_nv(x: ir.Value, fmt: Format, opts: QuantOptions):
 
     ins = [xb, amax, *svals, s_dec, *errs]
     dims = [full, lead, *[lead] * n_s, [], *[lead] * len(errs), full]
-    elements = generic(ins, [empty(shape, storage_type(fmt))], dims, ["parallel"] * r, elem_body)[0]
+    elem_t = I8() if codes else storage_type(fmt)
+    elements = generic(ins, [empty(shape, elem_t)], dims, ["parallel"] * r, elem_body)[0]
 
-    scale_t = ir.Type.parse(fmt.scale.mlir)
+    scale_t = I8() if codes else ir.Type.parse(fmt.scale.mlir)
 
     def scale_body(a, *rest):
         svs = rest[:n_s]
         pick = pick_of(rest[n_s : n_s + len(errs)])
         s = S.select(pick, svs[1], svs[0]) if four else svs[0]
-        if fmt.scale.mlir == E4M3.mlir:
+        if fmt.scale.mlir == E4M3.mlir and not codes:
             nan = arith.BitcastOp(scale_t, S.i(selem.nan_code, 8)).result
             return [S.select(S.is_nonfinite(a), nan, arith.TruncFOp(scale_t, s).result)]
         code = S.encode(s, selem)
@@ -283,9 +298,11 @@ def quantize_nv(x: ir.Value, fmt: Format, opts: QuantOptions):
     return collapse_last(elements), scales, s_dec
 
 
-def quantize(x: ir.Value, fmt: Format, opts: QuantOptions):
-    """(elements, scales, S_dec or None) of x [..., K] f32, which the caller has already rotated."""
-    return quantize_nv(x, fmt, opts) if fmt.tensor_scale else quantize_mx(x, fmt, opts)
+def quantize(x: ir.Value, fmt: Format, opts: QuantOptions, codes: bool = False):
+    """(elements, scales, S_dec or None) of x [..., K] f32, which the caller has already rotated. `codes`: elements
+    and scales as i8 codes made by integer ops, no narrow float type (for mxq.pack; IREE's CUDA code cannot
+    translate `arith.truncf` to those types)."""
+    return quantize_nv(x, fmt, opts, codes) if fmt.tensor_scale else quantize_mx(x, fmt, opts, codes)
 
 
 # ----------------------------------------------------------------------------- dequantize

@@ -89,6 +89,11 @@ def _cast(v: ir.Value, t: ir.Type) -> ir.Value:
     return ir.Operation.create("builtin.unrealized_conversion_cast", results=[t], operands=[v]).result
 
 
+def _results_of(op, *values) -> bool:
+    """Whether every value (None skipped) is a result of `op`."""
+    return all(v is None or (not isinstance(v.owner, ir.Block) and v.owner == op) for v in values)
+
+
 def _i8_codes(v: ir.Value) -> ir.Value | None:
     """The i8 codes `v` (of a narrow float or scale type) was cast from by this pass, or None."""
     owner = v.owner
@@ -200,10 +205,10 @@ def epilogue(y: ir.Value, bias, act: str, scale=None) -> ir.Value:
     return generic(ins, [empty([m, n], F32())], [*dims, [0, 1]], ["parallel", "parallel"], body)[0]
 
 
-def _quantize(x: ir.Value, spec: FormatSpec):
+def _quantize(x: ir.Value, spec: FormatSpec, codes: bool = False):
     if spec.hadamard:
         x = Q.rotate(x, spec.hadamard)
-    return Q.quantize(x, spec.format, spec.options)
+    return Q.quantize(x, spec.format, spec.options, codes)
 
 
 def _can_scale_generic(fmt: Format) -> bool:
@@ -255,6 +260,9 @@ class LowerMxqToLinalg(Pass):
             ("mxq.quantize", self._quantize),
         ):
             for op in walk_ops(module, name):
+                if not any(list(r.uses) for r in op.results):  # (a quantize that mxq.pack lowered itself)
+                    op.operation.erase()
+                    continue
                 with op.location, ir.InsertionPoint(op.operation):
                     new = fn(op, fp6)
                 for old, value in zip(op.results, new):
@@ -276,8 +284,16 @@ class LowerMxqToLinalg(Pass):
         return [e, s] + ([ts] if ts is not None else [])
 
     def _pack(self, op, fp6):
-        fmt = format_attr(op, "format").format
+        """The rows of bytes of a quantize read only by this pack are made from i8 codes by integer ops (the
+        quantize lowered here with `codes`): no narrow float type, which IREE's CUDA code cannot translate."""
+        spec = format_attr(op, "format")
+        fmt = spec.format
         nbytes = ir.RankedTensorType(op.result.type).shape[-1]
+        q = op.elements.owner
+        if (not isinstance(q, ir.Block) and q.operation.name == "mxq.quantize" and _results_of(q, op.scales, op.tensor_scale)
+                and all(use.owner == op.operation for r in q.results for use in r.uses)):
+            e, s, ts = _quantize(q.operands[0], format_attr(q, "format"), codes=True)
+            return [Q.pack_rows(e, s, ts, fmt, nbytes)]
         return [Q.pack_rows(fp6.codes(op.elements, fmt), op.scales, op.tensor_scale, fmt, nbytes)]
 
     def _unpack(self, op, fp6):
