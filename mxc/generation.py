@@ -434,7 +434,8 @@ def entry_manifest(manifest: dict, entry: str) -> dict:
     reference's graph of that entry point names them)."""
     from mxc.layers import split_layer
 
-    rows = [dict(r, layer=split_layer(r["layer"])[1]) for r in manifest["layers"] if split_layer(r["layer"])[0] == entry]
+    rows = [dict(r, layer=split_layer(r["layer"])[1]) for r in manifest["layers"]
+            if split_layer(r["layer"])[0] == entry]
     return {**manifest, "layers": rows}
 
 

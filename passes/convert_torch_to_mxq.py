@@ -25,8 +25,8 @@ transposed convolutions) and matmuls it cannot take (integer or mixed dtypes, a 
 right operand, a conv2d of dynamic shape) stay in torch and get an `mxq.reason` attribute, which the manifest and `mxc
 inspect` list. mxc's own graph ops of a KV cache held as codes (`mxc.generation`) become mxq ops:
 `torch.operator "torch.mxc.kv_store"` (f32 keys/values -> int8 rows of bytes) `mxq.quantize -> mxq.pack`
-along the last axis, `"torch.mxc.kv_load"` (the bytes -> f32) `mxq.unpack -> mxq.dequantize`. An attention op is named `<module path>.sdpa`, since its module
-also names the projections' matmuls. Embedding lookups (`aten.embedding`) get
+along the last axis, `"torch.mxc.kv_load"` (the bytes -> f32) `mxq.unpack -> mxq.dequantize`. An
+attention op is named `<module path>.sdpa`, since its module also names the projections' matmuls. Embedding lookups (`aten.embedding`) get
 `mxq.reason` and `mxq.op = "embedding"`: their tables stay in high precision,
 and the manifest lists them with their bytes, as rows of their own kind.
 

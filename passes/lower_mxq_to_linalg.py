@@ -41,6 +41,12 @@ Contractions, option `contraction`:
   (`_fma.py`: 4 x 24 micro-tiles of vector fused multiply-adds, the weight packed in 24-column panels at
   load time) instead of IREE's matmul code; every contraction of the pass. Needs AVX2 and FMA (x86-64).
 
+`mxq.pack` / `mxq.unpack` (a KV cache of codes): shifts, masks and bitcasts into and out of
+`mxc.numerics.row_bytes`' layout. A quantize read only by a pack, and an unpack read only by dequantizes, work
+on i8 codes made and decoded by integer ops (`_quant.quantize(codes=True)`, `dequantize(codes=True)`): no f8/f4
+value exists between them, so IREE's CUDA code (which cannot translate `arith.truncf` to those types) compiles
+them, and the CPU does not emulate narrow-float conversions value by value.
+
 A layer with a dynamic token dimension (model.py's `get_dynamic_shapes()`): `fma` runs its rows in blocks
 of 64 (an `scf.for` around one static dispatch, the last block zero-padded: `_fma._contract_rows`); `amx`,
 built for one static shape, leaves it to the `decomposed` form, whose IREE code takes any size.
@@ -290,7 +296,8 @@ class LowerMxqToLinalg(Pass):
         fmt = spec.format
         nbytes = ir.RankedTensorType(op.result.type).shape[-1]
         q = op.elements.owner
-        if (not isinstance(q, ir.Block) and q.operation.name == "mxq.quantize" and _results_of(q, op.scales, op.tensor_scale)
+        if (not isinstance(q, ir.Block) and q.operation.name == "mxq.quantize"
+                and _results_of(q, op.scales, op.tensor_scale)
                 and all(use.owner == op.operation for r in q.results for use in r.uses)):
             e, s, ts = _quantize(q.operands[0], format_attr(q, "format"), codes=True)
             return [Q.pack_rows(e, s, ts, fmt, nbytes)]

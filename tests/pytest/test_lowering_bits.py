@@ -175,11 +175,13 @@ def _rows_module(k: int, spec: str) -> str:
     return f"""
 func.func @main(%x: tensor<?x{k}xf32>, %rows: tensor<?x{nb}xi8>) -> (tensor<?x{nb}xi8>, tensor<?x{k}xf32>) {{
   %e, %s{", %t" if ts else ""} = "mxq.quantize"(%x) {{format = "{spec}", block_size = {bs} : i64,
-      axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, {n}>}} : (tensor<?x{k}xf32>) -> ({e}, {s}{", " + ts if ts else ""})
+      axis = 1 : i64, resultSegmentSizes = array<i32: 1, 1, {n}>}}
+      : (tensor<?x{k}xf32>) -> ({e}, {s}{", " + ts if ts else ""})
   %b = "mxq.pack"(%e, %s{", %t" if ts else ""}) {{format = "{spec}", block_size = {bs} : i64, k = {k} : i64,
       operandSegmentSizes = array<i32: 1, 1, {n}>}} : ({e}, {s}{", " + ts if ts else ""}) -> tensor<?x{nb}xi8>
   %ue, %us{", %ut" if ts else ""} = "mxq.unpack"(%rows) {{format = "{spec}", block_size = {bs} : i64, k = {k} : i64,
-      resultSegmentSizes = array<i32: 1, 1, {n}>}} : (tensor<?x{nb}xi8>) -> ({e}, {s}{", tensor<?x1xf32>" if ts else ""})
+      resultSegmentSizes = array<i32: 1, 1, {n}>}}
+      : (tensor<?x{nb}xi8>) -> ({e}, {s}{", tensor<?x1xf32>" if ts else ""})
   %y = "mxq.dequantize"(%ue, %us{", %ut" if ts else ""}) {{format = "{spec}", block_size = {bs} : i64, k = {k} : i64,
       operandSegmentSizes = array<i32: 1, 1, {n}>}} : ({e}, {s}{", tensor<?x1xf32>" if ts else ""}) -> tensor<?x{k}xf32>
   return %b, %y : tensor<?x{nb}xi8>, tensor<?x{k}xf32>
