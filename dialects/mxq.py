@@ -40,6 +40,7 @@ from torch_mlir.dialects.ext import AttributeDef, Operand, OperandDef, Result, R
 from mxc.dialects.mxq_kernels import BUCKETS_ATTR, KERNELS_ATTR, LAUNCH_GROUP_ATTR, PATH_ATTR
 from mxc.numerics.formats import NONE
 from mxc.numerics.options import FormatSpec, parse_optional, spec_text
+from mxc.numerics.quantize import row_nbytes
 
 EPILOGUES = ("none", "relu", "gelu", "silu")
 Tensor = ir.RankedTensorType
@@ -301,11 +302,13 @@ class DequantizeOp(_VerifiedOp, name="dequantize"):
                                        per_row=True)
 
 
-def row_nbytes(spec: FormatSpec, k: int) -> int:
-    """The bytes of one row of mxq.pack: `mxc.numerics.row_nbytes`."""
-    from mxc.numerics import row_nbytes as numerics_row_nbytes
-
-    return numerics_row_nbytes(spec.format, k)
+def _rows_error(spec: FormatSpec, k: int, t, what: str) -> str | None:
+    """Why `t` is not rows of `row_nbytes` i8 bytes of `spec` with K values (mxq.pack's result, unpack's input)."""
+    t = Tensor(t)
+    n = row_nbytes(spec.format, k)
+    if str(t.element_type) != "i8" or t.shape[-1] != n:
+        return f"{what} must be rows of {n} i8 bytes ('{spec}', K={k}), got {t}"
+    return None
 
 
 class PackOp(_VerifiedOp, name="pack"):
@@ -329,12 +332,9 @@ class PackOp(_VerifiedOp, name="pack"):
         bs, k = _int(self.block_size), _int(self.k)
         res = Tensor(self.result.type)
         spec, err = _checked_format(self, "format", bs)
-        if err:
-            return err
-        if str(res.element_type) != "i8" or res.shape[-1] != row_nbytes(spec, k):
-            return f"result must be rows of {row_nbytes(spec, k)} i8 bytes ('{spec}', K={k}), got {res}"
-        return _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale, res.shape[:-1],
-                                per_row=True)
+        err = err or _rows_error(spec, k, res, "result")
+        return err or _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale,
+                                       res.shape[:-1], per_row=True)
 
 
 class UnpackOp(_VerifiedOp, name="unpack"):
@@ -353,10 +353,9 @@ class UnpackOp(_VerifiedOp, name="unpack"):
         bs, k = _int(self.block_size), _int(self.k)
         x = Tensor(self.input.type)
         spec, err = _checked_format(self, "format", bs)
+        err = err or _rows_error(spec, k, x, "input")
         if err:
             return err
-        if str(x.element_type) != "i8" or x.shape[-1] != row_nbytes(spec, k):
-            return f"input must be rows of {row_nbytes(spec, k)} i8 bytes ('{spec}', K={k}), got {x}"
         if self.tensor_scale is not None and list(Tensor(self.tensor_scale.type).shape) != [*x.shape[:-1], 1]:
             return "tensor_scale must be one per row, [..., 1]"
         return _check_quantized(spec, bs, k, self.elements, self.scales, self.tensor_scale, x.shape[:-1],

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch_mlir import ir
 
-from mxc.dialects.mxq import DequantizeOp, PackOp, QuantizeOp, UnpackOp, row_nbytes, spec_attr
+from mxc.dialects.mxq import DequantizeOp, PackOp, QuantizeOp, UnpackOp, spec_attr
+from mxc.numerics.quantize import row_nbytes
 from mxc.numerics.formats import Format
 from mxc.numerics.options import FormatSpec
 
@@ -61,7 +62,7 @@ def pack(q: QuantizeOp, spec: FormatSpec, k: int) -> ir.Value:
     """mxq.pack of a quantize's results: i8 rows of `row_nbytes` bytes."""
     lead = list(ir.RankedTensorType(q.elements.type).shape)[:-1]
     return PackOp(q.elements, q.scales, format=spec_attr(spec), block_size=_i64(spec.block_size), k=_i64(k),
-                  result=ir.RankedTensorType.get([*lead, row_nbytes(spec, k)], ir.IntegerType.get_signless(8)),
+                  result=ir.RankedTensorType.get([*lead, row_nbytes(spec.format, k)], ir.IntegerType.get_signless(8)),
                   tensor_scale=q.tensor_scale).result
 
 
