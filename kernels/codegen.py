@@ -141,6 +141,8 @@ def _wrapper(k: Kernel) -> str:
     params = [f"{'' if b.writes else 'const '}{CTYPES[b.dtype]}* __restrict__ {b.name}" for b in k.bindings()]
     params += [f"int {c}" for c in k.constants()]
     bounds = f"__launch_bounds__({k.threads}, {k.ctas_per_sm}) "
+    if k.cluster_dims:
+        bounds += "__cluster_dims__({}, {}, {}) ".format(*k.cluster_dims)
     return f'extern "C" __global__ void {bounds}{k.name}({", ".join(params)}) {{\n  {k.call()}\n}}\n'
 
 

@@ -108,6 +108,11 @@ class Kernel:
         """How a layer whose last kernel this is runs, in words (the manifest's `path`)."""
         return None
 
+    @property
+    def cluster_dims(self) -> tuple[int, int, int] | None:
+        """Compile-time thread-block cluster dimensions (the wrapper's `__cluster_dims__`), None for none."""
+        return None
+
     def to_dict(self) -> dict:
         """The variant as plain data (the `mxq.kernels` attribute, the manifest)."""
         return {"kind": self.kind, "name": self.name, **dataclasses.asdict(self)}
@@ -290,6 +295,12 @@ DECS_ROW = 64 * 2 + 16  # bytes per row of x per K tile there (a 16-byte pad: no
 DECS_RING = 4  # K tiles of weights in flight per warp
 DECS_SPLITS = (1, 2, 4, 8, 16)
 DECS_MIN_CTAS = 200
+DECS_PATH = "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
+# decs sums its K splits in a thread-block cluster up to this many splits, past it through dsum: measured on the
+# H200 (`bench_cuda dec-rows`), clusters of 2 ran 1-3 % faster than decs + dsum (14336 x 4096, M = 4 and 16);
+# clusters of 4 and 8 at 2 CTAs of 110 KB per SM do not all fit at once (ncu: 62 active clusters of 4, 8192^2
+# needs 64), and the second wave cost 1.5-1.7x
+DECS_CLUSTER_MAX = 2
 DECS_MIN_NK = 4096 * 4096  # smaller layers keep the one-kernel dec (decs measured from 4096 x 4096 up)
 
 
@@ -316,32 +327,51 @@ def use_decs(m: int, n: int, k: int, w_format: str) -> int | None:
 class DecSplit(_Decode):
     """Weight-only at decode shapes (2 <= M <= 16) with K split across CTAs: a CTA's 8 warps take 8
     different 16-row weight tiles (dec's fragment tiles and decodes) over one of s K ranges, whose
-    activations the CTA converts once to bf16 into shared memory and all its warps read; each warp
-    writes its rows' partial sums to the workspace `ws` [s, M, N], which `dsum` reduces in order."""
+    activations the CTA converts once to bf16 into shared memory and all its warps read. With `cluster`
+    the s CTAs of a row group are one thread-block cluster: each keeps its partial sums in shared memory
+    and, after a cluster barrier, sums 1/s of the group's rows over the s CTAs' partials (distributed
+    shared memory) in split order, adds the bias and writes y (s <= DECS_CLUSTER_MAX). Without, each warp
+    writes its rows' partial sums to the workspace `ws` [s, M, N], which `dsum` reduces in the same order
+    (the bias is dsum's)."""
 
     kind = "decs"
     ctas_per_sm = 2  # 108 KB of activations at mt = 16
     rounding = "bf16 activations"
     mt: int = 16
     s: int = 4  # K splits (grid z)
+    cluster: bool = False
+
+    def __post_init__(self):
+        if self.cluster and self.s > DECS_CLUSTER_MAX:
+            raise ValueError(f"decs sums at most {DECS_CLUSTER_MAX} K splits in a cluster (larger clusters do not all "
+                             f"fit on the GPU at once), got s = {self.s}")
+        if self.bias and not self.cluster:
+            raise ValueError("decs: without a cluster the bias is dsum's")
 
     @property
     def name(self) -> str:
-        return f"mxc_decs_{self.w_format}_m{self.mt}_s{self.s}"
+        return (f"mxc_decs_{self.w_format}_m{self.mt}_s{self.s}" + ("_c" if self.cluster else "")
+                + ("_bias" if self.bias else ""))
 
     def bindings(self) -> list[Binding]:
+        if self.cluster:
+            return super().bindings()
         ins = ["x", *_weights(self.w_format, False)]
         return [Binding(n, False, "f32" if n in ("x", "w_tensor_scale") else "i8") for n in ins] + [
             Binding("ws", True, "f32")]
 
     def constants(self) -> list[str]:
-        return ["M", "N", "K"]
+        return ["M", "N", "K", "epi"] if self.cluster else ["M", "N", "K"]
 
     def outputs(self, m, n, k, ops=INT):
-        return {"ws": [self.s, m, n]}
+        return {"y": [m, n]} if self.cluster else {"ws": [self.s, m, n]}
 
     def grid(self, m, n, k, ops=INT):
         return (ops.cdiv(n, DEC_ROWS * 8), ops.cdiv(m, self.mt), self.s)
+
+    @property
+    def cluster_dims(self):
+        return (1, 1, self.s) if self.cluster else None
 
     @property
     def smem(self) -> int:
@@ -353,8 +383,15 @@ class DecSplit(_Decode):
 
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
-        return (f"mxc::decs<F_{self.w_format}, {self.mt}, 1, {self.s}, {DECS_RING}, {DECS_KT}>(x, w, w_scales, {ts}, "
-                "ws, M, N, K);")
+        tpl = f"F_{self.w_format}, {self.mt}, 1, {self.s}, {DECS_RING}, {DECS_KT}"
+        if self.cluster:
+            return (f"mxc::decs<{tpl}, true, {str(self.bias).lower()}>(x, w, w_scales, {ts}, "
+                    f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
+        return f"mxc::decs<{tpl}>(x, w, w_scales, {ts}, nullptr, ws, M, N, K, 0);"
+
+    @property
+    def path(self) -> str | None:
+        return DECS_PATH + ", the K splits summed in a thread-block cluster" if self.cluster else None
 
 
 @dataclass(frozen=True)
@@ -388,7 +425,7 @@ class DSum(Kernel):
 
     @property
     def path(self) -> str:
-        return "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
+        return DECS_PATH
 
 
 # ---------------------------------------------------------------- weight-only prefill (mxc_sm90_prefill.cuh)

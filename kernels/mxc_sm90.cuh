@@ -26,6 +26,7 @@
 //           warp-specialized bf16 wgmma fed by bulk copies (mxc_sm90_prefill.cuh).
 #pragma once
 #include <cuda_bf16.h>
+#include <cooperative_groups.h>
 #include <cuda_fp8.h>
 #include <stdint.h>
 #include <type_traits>
@@ -787,8 +788,13 @@ __device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* 
 // The dec tiles with the work cut the other way: a CTA's 8 warps take 8 x R different 16-row weight
 // tiles over the same 1/S of K, so the activations of that K range are read from global memory once per
 // CTA, converted to bf16 into shared memory (KTS tiles of 64 K at most), and shared by all of them.
-// blockIdx.z = the K split; each warp writes its rows' partial sums (times the NV tensor scale) to
-// ws[split][m][n]; `dsum` adds the S partials in order, the bias and the epilogue.
+// blockIdx.z = the K split. Without CL each warp writes its rows' partial sums (times the NV tensor
+// scale) to out = ws[split][m][n] and `dsum` adds the S partials in order, the bias and the epilogue.
+// With CL the S CTAs of a row group are one thread-block cluster (the wrapper's __cluster_dims__(1, 1, S),
+// so cluster rank = split): each CTA leaves its partials in its own shared memory, and after a cluster
+// barrier CTA q sums rows q/S of the group over the S CTAs' partials (distributed shared memory) in
+// split order, adds the bias, applies the epilogue and writes out = y: dsum's operations in dsum's
+// order, without the workspace and the second launch.
 // R: 16-row weight tiles per warp (mxc selects 1); U: K tiles of weights in flight per warp; KTS: K tiles
 // (of 64) of the activations a CTA can hold (dynamic shared memory, MT x KTS x 144 bytes; the host picks
 // S so that a CTA's K range fits).
@@ -798,10 +804,11 @@ struct DecsLayout {
   static constexpr int TILE = MT * ROW;
 };
 
-template <class F, int MT, int R, int S, int U, int KTS>
+template <class F, int MT, int R, int S, int U, int KTS, bool CL = false, bool BIAS = false>
 __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t* __restrict__ w,
                                      const uint8_t* __restrict__ s, const float* __restrict__ tsp,
-                                     float* __restrict__ ws, int M, int N, int K) {
+                                     const float* __restrict__ bias, float* __restrict__ out, int M, int N,
+                                     int K, int epi) {
   constexpr int NT = MT / 8, LB = 32 * F::BITS / 8, NB = 64 / F::BS;
   using L = DecsLayout<MT>;
   extern __shared__ __align__(16) uint8_t xs[];
@@ -893,16 +900,55 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
   }
   // c0, c1: weight row g, x rows 2t, 2t+1 (of n8 tile i); c2, c3: weight row g+8
   const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
-  float* out = ws + (size_t)split * M * N;
+  if constexpr (!CL) {
+    (void)bias;
+    (void)epi;
+    float* part = out + (size_t)split * M * N;
 #pragma unroll
-  for (int r = 0; r < R; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int i = 0; i < NT; ++i)
+      for (int i = 0; i < NT; ++i)
 #pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const int n = (rt0 + r) * 16 + g + 8 * (c >> 1), m = m0 + 8 * i + 2 * t + (c & 1);
-        if (rt0 + r < RT && n < N && m < M) out[(size_t)m * N + n] = acc[r][i][c] * post;
+        for (int c = 0; c < 4; ++c) {
+          const int n = (rt0 + r) * 16 + g + 8 * (c >> 1), m = m0 + 8 * i + 2 * t + (c & 1);
+          if (rt0 + r < RT && n < N && m < M) part[(size_t)m * N + n] = acc[r][i][c] * post;
+        }
+  } else {
+    // the CTA's partials [MT][ROWS] (+ a pad of 4 floats per x row: the fragment stores hit distinct banks)
+    constexpr int ROWS = 8 * R * 16, PS = ROWS + 4, PER = ROWS / S;
+    static_assert(ROWS % S == 0, "each CTA of the cluster sums a whole share of the rows");
+    static_assert(MT * PS * 4 <= KTS * DecsLayout<MT>::TILE, "the partials fit where the activations were");
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    if (cluster.num_blocks() != S) {  // launched without the wrapper's cluster dimensions
+      if (threadIdx.x == 0 && blockIdx.x == 0 && split == 0) printf("mxc decs kernel: not a cluster of S CTAs\n");
+      __trap();
+    }
+    float* part = reinterpret_cast<float*>(xs);
+    __syncthreads();  // every warp is done with the activations
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int i = 0; i < NT; ++i)
+#pragma unroll
+        for (int c = 0; c < 4; ++c)
+          part[(8 * i + 2 * t + (c & 1)) * PS + (warp * R + r) * 16 + g + 8 * (c >> 1)] = acc[r][i][c] * post;
+    cluster.sync();  // every CTA's partials are written
+    const int q0 = (int)cluster.block_rank() * PER;  // = split * PER
+    for (int e = threadIdx.x; e < PER * MT; e += blockDim.x) {
+      const int col = e / PER, row = q0 + e % PER;
+      const int n = blockIdx.x * ROWS + row, m = m0 + col;
+      const int idx = col * PS + row;
+      float v = *cluster.map_shared_rank(part + idx, 0);
+#pragma unroll
+      for (int q = 1; q < S; ++q) v += *cluster.map_shared_rank(part + idx, q);
+      if (n < N && m < M) {
+        if (BIAS) v += bias[n];
+        out[(size_t)m * N + n] = epilogue(v, epi);
       }
+    }
+    cluster.sync();  // no CTA leaves while another still reads its shared memory
+  }
 }
 
 // y = epilogue(sum over the S splits of ws[split] (in order) + bias): decs's second kernel.

@@ -1,7 +1,8 @@
 """`cuda-sm90`: Hopper (H100, H200), mxc's sm_90a kernels.
 
 Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `dec` at decode shapes
-(M <= 16: weights decoded in registers, bf16 mma.sync; `decs` + `dsum` for large layers at M = 2-16),
+(M <= 16: weights decoded in registers, bf16 mma.sync; `decs` for large layers at M = 2-16, K split across
+the CTAs of a thread-block cluster that sum their partials in shared memory; `decs` + `dsum` past 8 splits),
 `tilea` + `rdec` [+ `dsum`] at 17 <= M < PREFILL_MIN_M (the weights decoded in registers by the
 consumer warps into wgmma's A operand), and at prefill shapes `tilea` + `wdec` + `hgemm` (both operands
 to bf16 tiles once, a warp-specialized HGMMA). MXFP8 x MXFP8: the same bf16 GEMMs after `tileq`, which
@@ -14,7 +15,7 @@ bf16 for wgmma), the sm_100a kernels' stand-in that checks them on this hardware
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, DecSplit, DSum, dec_rows,
+from mxc.kernels.kinds import (DEC_MT, DECS_CLUSTER_MAX, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, DecSplit, DSum, dec_rows,
                                prefill_kernels, rdec_kernels, use_decs)
 from mxc.kernels.operands import MX_NATIVE, TILEQ_FORMATS, pair_kind
 
@@ -37,6 +38,8 @@ class CudaSm90(CudaTarget):
             if layer.m <= GEMV_MAX_M:
                 mt = next(v for v in DEC_MT if v >= layer.m)
                 splits = use_decs(layer.m, layer.n, layer.k, w) if layer.n and layer.k else None
+                if splits is not None and splits <= DECS_CLUSTER_MAX:
+                    return [DecSplit(w_format=w, mt=mt, s=splits, cluster=True, bias=bias)]
                 if splits is not None:
                     return [DecSplit(w_format=w, mt=mt, s=splits), DSum(s=splits, bias=bias)]
                 return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]

@@ -6,9 +6,9 @@
                                                   # [--no-peers]   on the H100/H200: timings vs cuBLAS
                                                   # bf16, torch._scaled_mm, torch int4, gemlite; medians
     python3 -m mxc.tools.bench_cuda bench-bs DIR  # on the H100/H200: the block-scaled twin vs cuBLAS
-    python3 -m mxc.tools.bench_cuda dec-rows DIR  # on the H100/H200: dec at M = 4, 16 with 1, 2, 4 row
-                                                  # tiles per CTA, and decs, vs cuBLAS bf16 (what kinds.dec_rows
-                                                  # and kinds.use_decs pick from)
+    python3 -m mxc.tools.bench_cuda dec-rows DIR [NxK,...]  # on the H100/H200: dec at M = 4, 16 with 1, 2, 4
+                                                  # row tiles per CTA, and decs (+ dsum, or summing in a cluster),
+                                                  # vs cuBLAS bf16 (what kinds.dec_rows and kinds.use_decs pick from)
     python3 -m mxc.tools.bench_cuda prefill DIR [NxK,..] [FORMAT,..]  # on the H100/H200: weight-only at M = 32..4096, the prefill
                                                   # path (tilea + wdec + hgemm, each timed alone too) and rdec
                                                   # vs cuBLAS bf16 (kinds.PREFILL_MIN_M)
@@ -50,8 +50,8 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, DEC_R, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, Dec, DecSplit, DSum, RDec, TileA, dec_max_rows,
-                               dec_rows, decs_splits, prefill_kernels, rdec_kernels, rdec_na)
+from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, Dec, DecSplit, DSum,
+                               RDec, TileA, dec_max_rows, dec_rows, decs_splits, prefill_kernels, rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
 from mxc.numerics.options import FormatSpec
@@ -272,7 +272,8 @@ AIMS = (  # issue 13: (label, N, K, M, kernel-label prefixes, aim as a ratio to 
     ("4-bit weight-only M=1 N=14336 K=4096", 14336, 4096, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
     ("4-bit weight-only M=1 N=4096 K=14336", 4096, 14336, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
     ("4-bit weight-only M=16 K=N=8192", 8192, 8192, 16,
-     ("mxc decs+dsum nvfp4", "mxc decs+dsum mxfp4", "mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 1.8),
+     ("mxc decs nvfp4", "mxc decs mxfp4", "mxc decs if4", "mxc decs+dsum nvfp4", "mxc decs+dsum mxfp4",
+      "mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 1.8),
     ("6-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp6_e2m3",), 1.6),
     ("8-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp8",), 1.3),
     ("4-bit weight-only M=128 K=N=8192", 8192, 8192, 128,
@@ -569,9 +570,12 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
                 cells.append(f"r{r} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
             splits = decs_splits(n, k)
             if splits:
-                ks = [DecSplit(w_format=f, mt=mt, s=splits), DSum(s=splits)]
-                t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
-                cells.append(f"decs s{splits} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
+                variants = [("", [DecSplit(w_format=f, mt=mt, s=splits), DSum(s=splits)])]
+                if splits <= DECS_CLUSTER_MAX:
+                    variants.append(("c", [DecSplit(w_format=f, mt=mt, s=splits, cluster=True)]))
+                for tag, ks in variants:
+                    t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                    cells.append(f"decs s{splits}{tag} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
             print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:6.1f}us  " + "  ".join(cells), flush=True)
 
 
@@ -699,8 +703,9 @@ def main(argv=None) -> int:
     if len(argv) == 2 and argv[0] == "rdec-tiles":
         rdec_tiles_sweep(Path(argv[1]))
         return 0
-    if len(argv) == 2 and argv[0] == "dec-rows":
-        dec_rows_sweep(Path(argv[1]))
+    if len(argv) in (2, 3) and argv[0] == "dec-rows":  # dec-rows DIR [NxK,...]
+        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
+        dec_rows_sweep(Path(argv[1]), shapes or BENCH_SHAPES)
         return 0
     if len(argv) == 3 and argv[0] == "auto-check":
         auto_check(Path(argv[1]), Path(argv[2]))

@@ -86,6 +86,7 @@ IF4_DECODERS = {
     "dec8r2": [Dec(w_format="if4", mt=8, r=min(2, dec_max_rows("if4", 8)))],
     "decs16s2": [DecSplit(w_format="if4", mt=16, s=2), DSum(s=2)],
     "decs8s4": [DecSplit(w_format="if4", mt=8, s=4), DSum(s=4)],
+    "decs16s2c": [DecSplit(w_format="if4", mt=16, s=2, cluster=True)],
     "rdec16": [TileA(rows=16, perm=True), RDec(w_format="if4", na=16, s=1)],
     "rdec128": [TileA(rows=128, perm=True), RDec(w_format="if4", na=128, s=1)],
     "rdec64s2": [TileA(rows=64, perm=True), RDec(w_format="if4", na=64, s=2), DSum(s=2)],
@@ -203,6 +204,7 @@ def _fp6_decoders(fmt: str) -> dict:
         "dec8r2": [Dec(w_format=fmt, mt=8, r=min(2, dec_max_rows(fmt, 8)))],
         "decs16s2": [DecSplit(w_format=fmt, mt=16, s=2), DSum(s=2)],
         "decs8s4": [DecSplit(w_format=fmt, mt=8, s=4), DSum(s=4)],
+        "decs8s2c": [DecSplit(w_format=fmt, mt=8, s=2, cluster=True)],
         "rdec16": [TileA(rows=16, perm=True), RDec(w_format=fmt, na=16, s=1)],
         "rdec128": [TileA(rows=128, perm=True), RDec(w_format=fmt, na=128, s=1)],
         "rdec64s2": [TileA(rows=64, perm=True), RDec(w_format=fmt, na=64, s=2), DSum(s=2)],
@@ -283,22 +285,45 @@ def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200)
     assert ok, f"{ks[0].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
 
 
-@pytest.mark.parametrize("mt,s", ((16, 2), (8, 4)), ids=lambda v: str(v))
+def _decs(fmt: str, mt: int, s: int, cluster: bool, bias: bool = False) -> list:
+    if cluster:
+        return [DecSplit(w_format=fmt, mt=mt, s=s, cluster=True, bias=bias)]
+    return [DecSplit(w_format=fmt, mt=mt, s=s), DSum(s=s, bias=bias)]
+
+
+@pytest.mark.parametrize("mt,s,cluster", ((16, 2, False), (8, 4, False), (16, 2, True), (8, 1, True)),
+                         ids=("16-2", "8-4", "16-2-cluster", "8-1-cluster"))
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_decode_bf16_split(gpu, fmt, mt, s):
-    """y = I @ W^T through decs + dsum (K = 96: with 4 splits two CTAs of every row group have no K
-    tile and must write zero partials; N = 40: a CTA's 128 rows mostly past N): bf16(element x block
-    scale) x tensor scale, bit for bit."""
-    _check_bf16_decode(gpu, [DecSplit(w_format=fmt, mt=mt, s=s), DSum(s=s)], fmt)
+def test_decode_bf16_split(gpu, fmt, mt, s, cluster):
+    """y = I @ W^T through decs + dsum, or decs summing in a cluster (K = 96: with 4 splits two CTAs of every
+    row group have no K tile and must write zero partials; N = 40: a CTA's 128 rows mostly past N):
+    bf16(element x block scale) x tensor scale, bit for bit."""
+    _check_bf16_decode(gpu, _decs(fmt, mt, s, cluster), fmt)
 
 
+@pytest.mark.parametrize("s,cluster", ((4, False), (2, True)), ids=("4", "2-cluster"))
 @pytest.mark.parametrize("m", (5, 16), ids=lambda m: f"M{m}")
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_linear_split(gpu, record_property, fmt, m):
-    """gelu(x @ W^T + bias) through decs (4 K splits of K = 1000: 16 tiles, the last partial) + dsum
-    (bias, epilogue), N = 200, within TOL * sum|x||w|."""
-    _check_bf16_linear(gpu, record_property, [DecSplit(w_format=fmt, mt=8 if m <= 8 else 16, s=4),
-                                              DSum(s=4, bias=True)], fmt, m)
+def test_linear_split(gpu, record_property, fmt, m, s, cluster):
+    """gelu(x @ W^T + bias) through decs (s K splits of K = 1000: 16 tiles, the last partial) + dsum (bias,
+    epilogue), or decs summing in a cluster (the bias and epilogue its own), N = 200, within TOL * sum|x||w|."""
+    _check_bf16_linear(gpu, record_property, _decs(fmt, 8 if m <= 8 else 16, s, cluster, bias=True), fmt, m)
+
+
+@pytest.mark.parametrize("s", (1, 2))
+@pytest.mark.parametrize("fmt", ("nvfp4", "mxfp8", "if4"))
+def test_split_cluster_equals_dsum(gpu, fmt, s):
+    """decs summing its K splits in a cluster gives dsum's outputs bit for bit (the same partials, added in
+    split order, the bias and the epilogue after): M = 16, N = 1000 (a row group partly past N), K = 3000."""
+    m, k, n = 16, 3000, 1000
+    w, x, bias = layer_inputs(m, k, n, seed=s)
+    q = quantize(w, fmt)
+    got = []
+    for cluster in (False, True):
+        ks = _decs(fmt, 16, s, cluster, bias=True)
+        gpu.require(ks)
+        got.append(run_layer(gpu.module, ks, x.cuda(), q, "silu", bias.cuda()).cpu())
+    _assert_bit_equal(got[1], got[0])
 
 
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)

@@ -52,14 +52,23 @@ def test_sm90_select_by_shape_and_format():
     assert wide(16, "mxint8", 14336, 512) == [Dec(w_format="mxint8", mt=16, r=2)]  # MXINT8's integer decode: 2
     assert wide(16, "nvint4", 14336, 512) == [Dec(w_format="nvint4", mt=16, r=2)]  # NVINT4's table decode: 2
     assert wide(4, "if4", 14336, 512) == [Dec(w_format="if4", mt=8, r=2)]  # IF4's tables: at most 2
-    assert wide(16, "if4", 14336, 4096) == [DecSplit(w_format="if4", mt=16, s=2), DSum(s=2)]
+    assert wide(16, "if4", 14336, 4096) == [DecSplit(w_format="if4", mt=16, s=2, cluster=True)]
     assert wide(16, "nvfp4", 1024) == [Dec(w_format="nvfp4", mt=16)]
     assert wide(1, "nvfp4", 8192) == [Dec(w_format="nvfp4", mt=1)]  # dec1 sizes its grid itself
     assert wide(16, "nvfp4", 8192, 512)[0].name == "mxc_dec_nvfp4_m16_r2"
-    # N x K >= 4096^2 with an integer decode: K split across CTAs (decs), the partial sums reduced by dsum
+    # N x K >= 4096^2 with an integer decode: K split across CTAs (decs); 2 splits sum in a thread-block cluster
+    # (the bias decs's), more write partial sums that dsum adds (with the bias)
     assert wide(16, "nvfp4", 8192, bias=True) == [DecSplit(w_format="nvfp4", mt=16, s=4), DSum(s=4, bias=True)]
     assert wide(4, "mxfp4", 4096, 14336) == [DecSplit(w_format="mxfp4", mt=8, s=8), DSum(s=8)]
-    assert wide(16, "mxfp8", 14336, 4096) == [DecSplit(w_format="mxfp8", mt=16, s=2), DSum(s=2)]
+    assert wide(16, "mxfp8", 14336, 4096, bias=True) == [DecSplit(w_format="mxfp8", mt=16, s=2, cluster=True,
+                                                                  bias=True)]
+    assert wide(16, "nvfp4", 32768, 2048) == [DecSplit(w_format="nvfp4", mt=16, s=1, cluster=True)]  # no split
+    assert wide(16, "nvfp4", 14336, 4096)[0].cluster_dims == (1, 1, 2)
+    assert wide(16, "nvfp4", 8192)[0].cluster_dims is None
+    with pytest.raises(ValueError, match="at most 2 K splits in a cluster"):
+        DecSplit(w_format="nvfp4", s=4, cluster=True)
+    with pytest.raises(ValueError, match="bias is dsum"):
+        DecSplit(w_format="nvfp4", s=4, bias=True)
     assert wide(4, "nvfp4", 14336, 4096) == [Dec(w_format="nvfp4", mt=8, r=4)]  # dec at 4 row tiles: faster
     assert wide(16, "nvfp4", 4096, 60000) == [Dec(w_format="nvfp4", mt=16)]  # K past 16 x 48 tiles of 64
     # rdec splits K across CTAs until 100 CTAs (64 of 128 weight rows at 8192^2, M = 64: 2 splits), the bias dsum's;
