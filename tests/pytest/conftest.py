@@ -36,6 +36,27 @@ def write_model(tmp_path):
 
 
 def run_mxc(*args) -> tuple[int, str, str]:
+    """Run the mxc CLI in this process, as `mxc ARGS...` would: (exit code, stdout, stderr). In-process saves
+    each call the interpreter's start and the imports of torch, torch-mlir and IREE (~3 s, most of a small
+    model's compile); run_mxc_subprocess where a fresh process matters (memory of a large model, signals),
+    and MXC_TEST_SUBPROCESS=1 runs every call in a subprocess."""
+    import contextlib
+    import io
+
+    if os.environ.get("MXC_TEST_SUBPROCESS") == "1":
+        return run_mxc_subprocess(*args)
+    from mxc.tools.mxc import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as e:  # argparse's usage errors, --help
+            rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def run_mxc_subprocess(*args) -> tuple[int, str, str]:
     """Run the mxc CLI in a subprocess: (exit code, stdout, stderr)."""
     import subprocess
 

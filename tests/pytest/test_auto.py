@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from conftest import EXAMPLES, run_mxc
+from conftest import EXAMPLES, run_mxc, run_mxc_subprocess
 from mxc.compiler.driver import compile_file
 from mxc.options import Options
 from mxc.selection.budget import AutoError, AutoSpec
@@ -191,9 +191,9 @@ def test_auto_on_the_real_llm(tmp_path, monkeypatch):
         pytest.skip(reason)
     monkeypatch.setenv("SMOLLM2_TOKENS", "64")
     monkeypatch.setenv("SMOLLM2_CALIB_BATCHES", "2")
-    code, out, err = run_mxc("compile", MODEL, "-o", tmp_path / "o", "--auto", "bits=4.5,formats=mxfp4+nvfp4+mxfp8",
-                             "--weights-only",
-                             "--policy", POLICY, "--compile-to", "formats", "-q")
+    code, out, err = run_mxc_subprocess("compile", MODEL, "-o", tmp_path / "o", "--auto",
+                                        "bits=4.5,formats=mxfp4+nvfp4+mxfp8", "--weights-only",
+                                        "--policy", POLICY, "--compile-to", "formats", "-q")
     assert code == 0, err
     auto = json.loads((tmp_path / "o" / "manifest.json").read_text())["auto"]
     assert len(auto["layers"]) == 210 and auto["pinned"] == {"lm.lm_head": "none"}

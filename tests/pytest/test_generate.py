@@ -15,7 +15,7 @@ from mxc.errors import MxcError
 from mxc.numerics import FormatSpec
 from mxc.options import Options, OptionsError
 
-from conftest import EXAMPLES, run_mxc
+from conftest import EXAMPLES, run_mxc, run_mxc_subprocess
 
 RANDOM_LM = EXAMPLES / "llm" / "random_lm.py"
 SMOLLM2 = EXAMPLES / "llm" / "smollm2.py"
@@ -404,11 +404,11 @@ def test_smollm2_generates_32_tokens_equal_to_the_reference(tmp_path, flags):
     unquantized, transformers' own generate. (MXFP8 weights+activations is not here: in this 30-layer model a
     float32-order flip of one activation code cascades, and the tokens part after 5 to 27 steps; README.)"""
     out = tmp_path / "g"
-    rc, _, err = run_mxc("compile", SMOLLM2, "--generate", "--max-seq-len", "64", *flags,
-                         "--policy", EXAMPLES / "llm" / "smollm2_policy.toml", "-o", out, "-q")
+    rc, _, err = run_mxc_subprocess("compile", SMOLLM2, "--generate", "--max-seq-len", "64", *flags,
+                                    "--policy", EXAMPLES / "llm" / "smollm2_policy.toml", "-o", out, "-q")
     assert rc == 0, err
     prompt = "The capital of France is"
-    rc, res, err = run_mxc("generate", out, "--prompt", prompt, "--max-new-tokens", "32", "--ignore-eos",
+    rc, res, err = run_mxc_subprocess("generate", out, "--prompt", prompt, "--max-new-tokens", "32", "--ignore-eos",
                            "--compare", "--json")
     assert rc == 0, err
     r = json.loads(res)
