@@ -4,8 +4,9 @@ C++ call its `extern "C"` wrapper makes.
 Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
 in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the
 `dec1` kernel: x staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal
-shares of the row tiles), `DecSplit` + `DSum` (weight-only, 2 <= M <= 16, large layers: dec's tiles
-with K split across CTAs that share their activations in shared memory, then the sum), `Gemv` (weight-only,
+shares of the row tiles), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles
+with K split across CTAs that share their activations in shared memory, then the sum, in a thread-block
+cluster or by dsum), `Gemv` (weight-only,
 M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` / `TileQ` + `RDec` [+ `DSum`]
 (weight-only and MXFP8 x MXFP8, M < PREFILL_MIN_M: the activations as bf16 tiles, the weights in fragment
 tiles decoded in registers by the consumer warps into wgmma's A operand, K split across CTAs), `TileA` /
@@ -297,9 +298,9 @@ DECS_SPLITS = (1, 2, 4, 8, 16)
 DECS_MIN_CTAS = 200
 DECS_PATH = "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
 # decs sums its K splits in a thread-block cluster up to this many splits, past it through dsum: measured on the
-# H200 (`bench_cuda dec-rows`), clusters of 2 ran 1-3 % faster than decs + dsum (14336 x 4096, M = 4 and 16);
-# clusters of 4 and 8 at 2 CTAs of 110 KB per SM do not all fit at once (ncu: 62 active clusters of 4, 8192^2
-# needs 64), and the second wave cost 1.5-1.7x
+# H200 (`bench_cuda dec-rows`, M = 4 and 16), 1 and 2 splits ran 1-5 % faster than decs + dsum (32768 x 2048,
+# 14336 and 16384 x 4096; equal at 28672 x 4096); clusters of 4 and 8 at 2 CTAs of 110 KB per SM do not all fit
+# at once (ncu: 62 active clusters of 4, 8192^2 needs 64), and the second wave cost 1.5-1.7x
 DECS_CLUSTER_MAX = 2
 DECS_MIN_NK = 4096 * 4096  # smaller layers keep the one-kernel dec (decs measured from 4096 x 4096 up)
 

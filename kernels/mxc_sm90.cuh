@@ -16,7 +16,8 @@
 //           tiles per CTA share each load of the activations.
 //   decs    dec split along K across CTAs (M <= 16, large N x K): the CTA's warps take different
 //           weight rows over one K range, whose activations it stages once as bf16 in shared
-//           memory; partial sums to a workspace, `dsum` adds them, the bias and the epilogue.
+//           memory; the CTAs of a row group sum their partials in a thread-block cluster (CL) or
+//           write them to a workspace that `dsum` adds; then the bias and the epilogue.
 //   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
 //           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
 //           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops, IF4 and NVINT4 by table lookups.

@@ -2,7 +2,7 @@
 
 Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `dec` at decode shapes
 (M <= 16: weights decoded in registers, bf16 mma.sync; `decs` for large layers at M = 2-16, K split across
-the CTAs of a thread-block cluster that sum their partials in shared memory; `decs` + `dsum` past 8 splits),
+CTAs: 1 or 2 splits summed in a thread-block cluster, more through `dsum`),
 `tilea` + `rdec` [+ `dsum`] at 17 <= M < PREFILL_MIN_M (the weights decoded in registers by the
 consumer warps into wgmma's A operand), and at prefill shapes `tilea` + `wdec` + `hgemm` (both operands
 to bf16 tiles once, a warp-specialized HGMMA). MXFP8 x MXFP8: the same bf16 GEMMs after `tileq`, which
@@ -15,8 +15,8 @@ bf16 for wgmma), the sm_100a kernels' stand-in that checks them on this hardware
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, DECS_CLUSTER_MAX, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, DecSplit, DSum, dec_rows,
-                               prefill_kernels, rdec_kernels, use_decs)
+from mxc.kernels.kinds import (DEC_MT, DECS_CLUSTER_MAX, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, DecSplit, DSum,
+                               dec_rows, prefill_kernels, rdec_kernels, use_decs)
 from mxc.kernels.operands import MX_NATIVE, TILEQ_FORMATS, pair_kind
 
 from .base import GemmLayer
