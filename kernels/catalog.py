@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_SPLITS, GEMV_MT, RDEC_NA, RDEC_SPLITS, Amax, BsDec, BsMma,
-                    BsQ, Dec, DecSplit, DSum, Gemv, Kernel, RDec, TileA, TileQ, dec_max_rows, prefill_kernels)
+from .kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_KT, DECS_KT3, DECS_SPLITS, GEMV_MT, RDEC_NA, RDEC_SPLITS,
+                    Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Kernel, RDec, TileA, TileQ, dec_max_rows,
+                    prefill_kernels)
 from .operands import NV_ACT, TILEQ_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
@@ -33,10 +34,11 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                        if s == 1 or not bias]
                 ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
                        if r == 1 or (mt > 1 and r <= dec_max_rows(f, mt))]
-                ks += [DecSplit(w_format=f, mt=mt, s=s, cluster=True, bias=bias) for mt in DEC_MT[1:]
-                       for s in DECS_SPLITS if s <= DECS_CLUSTER_MAX]
-                if not bias:  # decs + dsum (the bias is dsum's): past a cluster's size, and for comparisons
-                    ks += [DecSplit(w_format=f, mt=mt, s=s) for mt in DEC_MT[1:] for s in DECS_SPLITS]
+                ks += [DecSplit(w_format=f, mt=mt, s=s, kt=kt, cluster=True, bias=bias) for mt in DEC_MT[1:]
+                       for s in DECS_SPLITS if s <= DECS_CLUSTER_MAX for kt in (DECS_KT, DECS_KT3)]
+                if not bias:  # decs + dsum (the bias is dsum's) past a cluster's size; within it, for comparisons
+                    ks += [DecSplit(w_format=f, mt=mt, s=s, kt=kt) for mt in DEC_MT[1:] for s in DECS_SPLITS
+                           for kt in (DECS_KT, DECS_KT3) if s > DECS_CLUSTER_MAX or kt == DECS_KT]
     if arch == "sm_100a":
         ks.append(BsQ(a_format="bf16", arch=arch))
     else:

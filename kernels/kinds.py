@@ -290,12 +290,19 @@ def dec_rows(n: int, w_format: str, mt: int) -> int:
 
 
 # decs, as measured on the H200 (README, "M = 2-16"): a ring of 4 K tiles of weights per warp (8: no faster),
-# 48 K tiles of activations per CTA at 2 CTAs per SM (32 at 3 CTAs per SM: 7-15 % slower), 1 row tile per warp
-DECS_KT = 48  # K tiles (of 64) of activations a decs CTA holds in shared memory (MT x 48 x 144 bytes)
+# 1 row tile per warp; the CTA holds its K range of the activations, at most 48 K tiles (2 CTAs per SM) or 24
+# (3 CTAs per SM: 24 warps). decs_splits prefers a split that fills one wave with more CTAs: 3 CTAs per SM at
+# about one wave ran 4-10 % faster than 2 (NVFP4 M = 16: 8192^2 s = 6 20.7 vs 21.5 us at s = 4; 14336 x 4096
+# s = 3 19.9 vs 21.5; 4096 x 14336 s = 12 18.6 vs 19.5); past one wave slower (s = 8 at 8192^2: 24.3 us)
+DECS_KT = 48  # K tiles (of 64) of activations a decs CTA holds in shared memory (MT x 48 x 144 bytes): 2 per SM
+DECS_KT3 = 24  # ... when its K range fits this many: 3 CTAs per SM
 DECS_ROW = 64 * 2 + 16  # bytes per row of x per K tile there (a 16-byte pad: no bank conflicts)
 DECS_RING = 4  # K tiles of weights in flight per warp
-DECS_SPLITS = (1, 2, 4, 8, 16)
-DECS_MIN_CTAS = 200
+DECS_SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
+DECS_MIN_CTAS = 200  # the first choice: the fewest splits giving this many CTAs
+DECS_MIN_TILES = 12  # a one-wave split takes at least this many K tiles per CTA (4096^2, M = 16: s = 12 of 6
+# tiles 9.6 us vs s = 8 at 2 CTAs per SM 9.0)
+DECS_SMS = 132  # an H100 / H200 SXM
 DECS_PATH = "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
 # decs sums its K splits in a thread-block cluster up to this many splits, past it through dsum: measured on the
 # H200 (`bench_cuda dec-rows`, M = 4 and 16), 1 and 2 splits ran 1-5 % faster than decs + dsum (32768 x 2048,
@@ -305,16 +312,29 @@ DECS_CLUSTER_MAX = 2
 DECS_MIN_NK = 4096 * 4096  # smaller layers keep the one-kernel dec (decs measured from 4096 x 4096 up)
 
 
-def decs_splits(n: int, k: int) -> int | None:
-    """K splits of the decs kernel for an N x K layer: the fewest that give DECS_MIN_CTAS CTAs (128
-    weight rows each) with every CTA's K range in shared memory; None when K is too long for that."""
+def decs_splits(n: int, k: int) -> tuple[int, int] | None:
+    """(K splits, K tiles of activations a CTA holds) of the decs kernel for an N x K layer; None when K is too
+    long for shared memory. First the fewest splits that give DECS_MIN_CTAS CTAs (128 weight rows each) holding
+    48 K tiles; then, where a split of at least DECS_MIN_TILES K tiles per CTA fits more CTAs into one wave (3
+    per SM where its range fits 24 tiles, else 2), the one that fits the most."""
     groups, kt = -(-n // (DEC_ROWS * 8)), -(-k // 64)
     fits = [s for s in DECS_SPLITS if -(-kt // s) <= DECS_KT]
-    return next((s for s in fits if groups * s >= DECS_MIN_CTAS), fits[-1] if fits else None)
+    if not fits:
+        return None
+    s0 = next((s for s in fits if groups * s >= DECS_MIN_CTAS), fits[-1])
+    best = (groups * s0, s0, DECS_KT)
+    for s in fits:
+        ct = -(-kt // s)
+        if ct < DECS_MIN_TILES:
+            continue
+        held, per_sm = (DECS_KT3, 3) if ct <= DECS_KT3 else (DECS_KT, 2)
+        if best[0] < groups * s <= DECS_SMS * per_sm:
+            best = (groups * s, s, held)
+    return best[1:]
 
 
-def use_decs(m: int, n: int, k: int, w_format: str) -> int | None:
-    """The K splits when cuda-sm90 runs a weight-only layer with decs (else None: dec): 2 <= M <= 16,
+def use_decs(m: int, n: int, k: int, w_format: str) -> tuple[int, int] | None:
+    """decs_splits when cuda-sm90 runs a weight-only layer with decs (else None: dec): 2 <= M <= 16,
     N x K >= DECS_MIN_NK, K short enough; not at M <= 8 where dec takes 4 row tiles per CTA (E2M1 at
     N >= 12800: dec measured 1.89x cuBLAS bf16 vs 1.74x at 14336 x 4096, M = 4)."""
     if not 2 <= m <= 16 or n * k < DECS_MIN_NK:
@@ -336,11 +356,15 @@ class DecSplit(_Decode):
     (the bias is dsum's)."""
 
     kind = "decs"
-    ctas_per_sm = 2  # 108 KB of activations at mt = 16
     rounding = "bf16 activations"
     mt: int = 16
     s: int = 4  # K splits (grid z)
     cluster: bool = False
+    kt: int = DECS_KT  # K tiles (of 64) of activations a CTA holds: its shared memory, so its CTAs per SM
+
+    @property
+    def ctas_per_sm(self) -> int:  # 48 K tiles held: 2 (108 KB of activations at mt = 16); 24: 3
+        return 3 if self.kt <= DECS_KT3 else 2
 
     def __post_init__(self):
         if self.cluster and self.s > DECS_CLUSTER_MAX:
@@ -351,8 +375,8 @@ class DecSplit(_Decode):
 
     @property
     def name(self) -> str:
-        return (f"mxc_decs_{self.w_format}_m{self.mt}_s{self.s}" + ("_c" if self.cluster else "")
-                + ("_bias" if self.bias else ""))
+        return (f"mxc_decs_{self.w_format}_m{self.mt}_s{self.s}" + (f"_k{self.kt}" if self.kt != DECS_KT else "")
+                + ("_c" if self.cluster else "") + ("_bias" if self.bias else ""))
 
     def bindings(self) -> list[Binding]:
         if self.cluster:
@@ -376,7 +400,7 @@ class DecSplit(_Decode):
 
     @property
     def smem(self) -> int:
-        return DECS_KT * self.mt * DECS_ROW
+        return self.kt * self.mt * DECS_ROW
 
     def weight_layout(self):
         return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_tab4(self.w_format),
@@ -384,7 +408,7 @@ class DecSplit(_Decode):
 
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
-        tpl = f"F_{self.w_format}, {self.mt}, 1, {self.s}, {DECS_RING}, {DECS_KT}"
+        tpl = f"F_{self.w_format}, {self.mt}, 1, {self.s}, {DECS_RING}, {self.kt}"
         if self.cluster:
             return (f"mxc::decs<{tpl}, true, {str(self.bias).lower()}>(x, w, w_scales, {ts}, "
                     f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")

@@ -37,11 +37,12 @@ class CudaSm90(CudaTarget):
         if a is None:
             if layer.m <= GEMV_MAX_M:
                 mt = next(v for v in DEC_MT if v >= layer.m)
-                splits = use_decs(layer.m, layer.n, layer.k, w) if layer.n and layer.k else None
-                if splits is not None and splits <= DECS_CLUSTER_MAX:
-                    return [DecSplit(w_format=w, mt=mt, s=splits, cluster=True, bias=bias)]
-                if splits is not None:
-                    return [DecSplit(w_format=w, mt=mt, s=splits), DSum(s=splits, bias=bias)]
+                split = use_decs(layer.m, layer.n, layer.k, w) if layer.n and layer.k else None
+                if split is not None:
+                    s, kt = split
+                    if s <= DECS_CLUSTER_MAX:
+                        return [DecSplit(w_format=w, mt=mt, s=s, kt=kt, cluster=True, bias=bias)]
+                    return [DecSplit(w_format=w, mt=mt, s=s, kt=kt), DSum(s=s, bias=bias)]
                 return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]
         if a is None or (a in TILEQ_FORMATS and w in TILEQ_FORMATS):  # bf16 tensor cores
             if layer.m >= PREFILL_MIN_M:

@@ -7,8 +7,8 @@
                                                   # bf16, torch._scaled_mm, torch int4, gemlite; medians
     python3 -m mxc.tools.bench_cuda bench-bs DIR  # on the H100/H200: the block-scaled twin vs cuBLAS
     python3 -m mxc.tools.bench_cuda dec-rows DIR [NxK,...]  # on the H100/H200: dec at M = 4, 16 with 1, 2, 4
-                                                  # row tiles per CTA, and decs (+ dsum, or summing in a cluster),
-                                                  # vs cuBLAS bf16 (what kinds.dec_rows and kinds.use_decs pick from)
+                                                  # row tiles per CTA, and decs as kinds.decs_splits cuts it, vs
+                                                  # cuBLAS bf16 (what kinds.dec_rows and kinds.use_decs pick from)
     python3 -m mxc.tools.bench_cuda prefill DIR [NxK,..] [FORMAT,..]  # on the H100/H200: weight-only at M = 32..4096, the prefill
                                                   # path (tilea + wdec + hgemm, each timed alone too) and rdec
                                                   # vs cuBLAS bf16 (kinds.PREFILL_MIN_M)
@@ -568,14 +568,14 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
                 wts = wts or _rotated(layer_weights(ks, q, k))  # one weight layout for every r
                 t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
                 cells.append(f"r{r} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
-            splits = decs_splits(n, k)
-            if splits:
-                variants = [("", [DecSplit(w_format=f, mt=mt, s=splits), DSum(s=splits)])]
-                if splits <= DECS_CLUSTER_MAX:
-                    variants.append(("c", [DecSplit(w_format=f, mt=mt, s=splits, cluster=True)]))
-                for tag, ks in variants:
-                    t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
-                    cells.append(f"decs s{splits}{tag} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
+            split = decs_splits(n, k)
+            if split:
+                s, kt = split
+                ks = ([DecSplit(w_format=f, mt=mt, s=s, kt=kt, cluster=True)] if s <= DECS_CLUSTER_MAX else
+                      [DecSplit(w_format=f, mt=mt, s=s, kt=kt), DSum(s=s)])
+                t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
+                cells.append(f"decs s{s} kt{kt}{'c' if s <= DECS_CLUSTER_MAX else ''} {t * 1e6:6.1f}us "
+                             f"{t_ref / t:4.2f}x")
             print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:6.1f}us  " + "  ".join(cells), flush=True)
 
 

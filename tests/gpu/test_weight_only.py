@@ -84,7 +84,7 @@ IF4_DECODERS = {
     "dec16": [Dec(w_format="if4", mt=16)],
     "dec16r2": [Dec(w_format="if4", mt=16, r=min(2, dec_max_rows("if4", 16)))],
     "dec8r2": [Dec(w_format="if4", mt=8, r=min(2, dec_max_rows("if4", 8)))],
-    "decs16s2": [DecSplit(w_format="if4", mt=16, s=2), DSum(s=2)],
+    "decs16s3": [DecSplit(w_format="if4", mt=16, s=3, kt=24), DSum(s=3)],
     "decs8s4": [DecSplit(w_format="if4", mt=8, s=4), DSum(s=4)],
     "decs16s2c": [DecSplit(w_format="if4", mt=16, s=2, cluster=True)],
     "rdec16": [TileA(rows=16, perm=True), RDec(w_format="if4", na=16, s=1)],
@@ -202,7 +202,7 @@ def _fp6_decoders(fmt: str) -> dict:
         "dec16": [Dec(w_format=fmt, mt=16)],
         "dec16r2": [Dec(w_format=fmt, mt=16, r=min(2, dec_max_rows(fmt, 16)))],
         "dec8r2": [Dec(w_format=fmt, mt=8, r=min(2, dec_max_rows(fmt, 8)))],
-        "decs16s2": [DecSplit(w_format=fmt, mt=16, s=2), DSum(s=2)],
+        "decs16s3": [DecSplit(w_format=fmt, mt=16, s=3, kt=24), DSum(s=3)],
         "decs8s4": [DecSplit(w_format=fmt, mt=8, s=4), DSum(s=4)],
         "decs8s2c": [DecSplit(w_format=fmt, mt=8, s=2, cluster=True)],
         "rdec16": [TileA(rows=16, perm=True), RDec(w_format=fmt, na=16, s=1)],
@@ -285,29 +285,30 @@ def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200)
     assert ok, f"{ks[0].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
 
 
-def _decs(fmt: str, mt: int, s: int, cluster: bool, bias: bool = False) -> list:
+def _decs(fmt: str, mt: int, s: int, cluster: bool, bias: bool = False, kt: int = 48) -> list:
     if cluster:
-        return [DecSplit(w_format=fmt, mt=mt, s=s, cluster=True, bias=bias)]
-    return [DecSplit(w_format=fmt, mt=mt, s=s), DSum(s=s, bias=bias)]
+        return [DecSplit(w_format=fmt, mt=mt, s=s, cluster=True, bias=bias, kt=kt)]
+    return [DecSplit(w_format=fmt, mt=mt, s=s, kt=kt), DSum(s=s, bias=bias)]
 
 
-@pytest.mark.parametrize("mt,s,cluster", ((16, 2, False), (8, 4, False), (16, 2, True), (8, 1, True)),
-                         ids=("16-2", "8-4", "16-2-cluster", "8-1-cluster"))
+@pytest.mark.parametrize("mt,s,cluster,kt", ((16, 2, False, 48), (8, 4, False, 48), (16, 6, False, 24),
+                                             (16, 2, True, 48), (8, 1, True, 24)),
+                         ids=("16-2", "8-4", "16-6-k24", "16-2-cluster", "8-1-cluster-k24"))
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_decode_bf16_split(gpu, fmt, mt, s, cluster):
+def test_decode_bf16_split(gpu, fmt, mt, s, cluster, kt):
     """y = I @ W^T through decs + dsum, or decs summing in a cluster (K = 96: with 4 splits two CTAs of every
     row group have no K tile and must write zero partials; N = 40: a CTA's 128 rows mostly past N):
     bf16(element x block scale) x tensor scale, bit for bit."""
-    _check_bf16_decode(gpu, _decs(fmt, mt, s, cluster), fmt)
+    _check_bf16_decode(gpu, _decs(fmt, mt, s, cluster, kt=kt), fmt)
 
 
-@pytest.mark.parametrize("s,cluster", ((4, False), (2, True)), ids=("4", "2-cluster"))
+@pytest.mark.parametrize("s,cluster,kt", ((4, False, 48), (3, False, 24), (2, True, 48)), ids=("4", "3-k24", "2-cluster"))
 @pytest.mark.parametrize("m", (5, 16), ids=lambda m: f"M{m}")
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_linear_split(gpu, record_property, fmt, m, s, cluster):
+def test_linear_split(gpu, record_property, fmt, m, s, cluster, kt):
     """gelu(x @ W^T + bias) through decs (s K splits of K = 1000: 16 tiles, the last partial) + dsum (bias,
     epilogue), or decs summing in a cluster (the bias and epilogue its own), N = 200, within TOL * sum|x||w|."""
-    _check_bf16_linear(gpu, record_property, _decs(fmt, 8 if m <= 8 else 16, s, cluster, bias=True), fmt, m)
+    _check_bf16_linear(gpu, record_property, _decs(fmt, 8 if m <= 8 else 16, s, cluster, bias=True, kt=kt), fmt, m)
 
 
 @pytest.mark.parametrize("s", (1, 2))

@@ -7,7 +7,7 @@ import pytest
 from mxc.kernels import Kernel, layer_launches
 from mxc.kernels.launches import layer_path
 from mxc.kernels.kinds import (PREFILL_MIN_M, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Hgemm, RDec, TileA,
-                               TileQ, WDec)
+                               TileQ, WDec, decs_splits)
 from mxc.numerics.options import FormatSpec
 from mxc.targets import TARGET_NAMES, GemmLayer, UnknownTargetError, by_device, get_target, support_table
 
@@ -52,19 +52,25 @@ def test_sm90_select_by_shape_and_format():
     assert wide(16, "mxint8", 14336, 512) == [Dec(w_format="mxint8", mt=16, r=2)]  # MXINT8's integer decode: 2
     assert wide(16, "nvint4", 14336, 512) == [Dec(w_format="nvint4", mt=16, r=2)]  # NVINT4's table decode: 2
     assert wide(4, "if4", 14336, 512) == [Dec(w_format="if4", mt=8, r=2)]  # IF4's tables: at most 2
-    assert wide(16, "if4", 14336, 4096) == [DecSplit(w_format="if4", mt=16, s=2, cluster=True)]
+    assert wide(16, "if4", 14336, 4096) == [DecSplit(w_format="if4", mt=16, s=3, kt=24), DSum(s=3)]
     assert wide(16, "nvfp4", 1024) == [Dec(w_format="nvfp4", mt=16)]
     assert wide(1, "nvfp4", 8192) == [Dec(w_format="nvfp4", mt=1)]  # dec1 sizes its grid itself
     assert wide(16, "nvfp4", 8192, 512)[0].name == "mxc_dec_nvfp4_m16_r2"
-    # N x K >= 4096^2 with an integer decode: K split across CTAs (decs); 2 splits sum in a thread-block cluster
+    # N x K >= 4096^2 with an integer decode: K split across CTAs (decs), preferring a split that fills one wave with
+    # more CTAs (3 per SM where a CTA's K range fits 24 tiles: `_k24`); 1 or 2 splits sum in a thread-block cluster
     # (the bias decs's), more write partial sums that dsum adds (with the bias)
-    assert wide(16, "nvfp4", 8192, bias=True) == [DecSplit(w_format="nvfp4", mt=16, s=4), DSum(s=4, bias=True)]
-    assert wide(4, "mxfp4", 4096, 14336) == [DecSplit(w_format="mxfp4", mt=8, s=8), DSum(s=8)]
-    assert wide(16, "mxfp8", 14336, 4096, bias=True) == [DecSplit(w_format="mxfp8", mt=16, s=2, cluster=True,
-                                                                  bias=True)]
+    assert wide(16, "nvfp4", 8192, bias=True) == [DecSplit(w_format="nvfp4", mt=16, s=6, kt=24), DSum(s=6, bias=True)]
+    assert wide(4, "mxfp4", 4096, 14336) == [DecSplit(w_format="mxfp4", mt=8, s=12, kt=24), DSum(s=12)]
+    assert wide(16, "mxfp8", 14336, 4096) == [DecSplit(w_format="mxfp8", mt=16, s=3, kt=24), DSum(s=3)]
+    assert wide(16, "nvfp4", 28672, 4096, bias=True) == [DecSplit(w_format="nvfp4", mt=16, s=2, cluster=True,
+                                                                  bias=True)]  # no one-wave split: 448 CTAs
     assert wide(16, "nvfp4", 32768, 2048) == [DecSplit(w_format="nvfp4", mt=16, s=1, cluster=True)]  # no split
-    assert wide(16, "nvfp4", 14336, 4096)[0].cluster_dims == (1, 1, 2)
+    k24 = wide(16, "nvfp4", 8192)[0]
+    assert k24.name == "mxc_decs_nvfp4_m16_s6_k24" and k24.ctas_per_sm == 3 and k24.smem == 24 * 16 * 144
+    assert wide(16, "nvfp4", 28672, 4096)[0].cluster_dims == (1, 1, 2)
     assert wide(16, "nvfp4", 8192)[0].cluster_dims is None
+    assert decs_splits(8192, 8192) == (6, 24) and decs_splits(4096, 40000) == (16, 48)  # 40000: no one-wave split
+    assert decs_splits(4096, 4096) == (8, 48)  # a one-wave split would leave a CTA 6 K tiles (< DECS_MIN_TILES)
     with pytest.raises(ValueError, match="at most 2 K splits in a cluster"):
         DecSplit(w_format="nvfp4", s=4, cluster=True)
     with pytest.raises(ValueError, match="bias is dsum"):

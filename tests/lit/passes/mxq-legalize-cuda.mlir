@@ -29,10 +29,11 @@ func.func @decode_wide(%x: tensor<16x64xf32>) -> tensor<16x8192xf32> {
 
 // -----
 
-// A large layer at a decode shape (M = 4, N = K = 8192): K split 4 ways across CTAs (decs, whose CTAs
-// share their activations through shared memory), the partial sums, bias and epilogue in dsum.
+// A large layer at a decode shape (M = 4, N = K = 8192): K split 6 ways across CTAs (decs, whose CTAs
+// share their activations through shared memory, 24 K tiles of them at 3 CTAs per SM), the partial sums, bias
+// and epilogue in dsum.
 // CHECK-LABEL: func.func @decode_split
-// CHECK: mxq.kernels = [{{.*}}cluster = false{{.*}}kind = "decs"{{.*}}name = "mxc_decs_mxfp4_m8_s4"{{.*}}s = 4{{.*}}, {{.*}}kind = "dsum"{{.*}}name = "mxc_dsum_s4_bias"{{.*}}]
+// CHECK: mxq.kernels = [{{.*}}cluster = false{{.*}}kind = "decs"{{.*}}kt = 24{{.*}}name = "mxc_decs_mxfp4_m8_s6_k24"{{.*}}s = 6{{.*}}, {{.*}}kind = "dsum"{{.*}}name = "mxc_dsum_s6_bias"{{.*}}]
 // CHECK-SAME: mxq.path = "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
 func.func @decode_split(%x: tensor<4x8192xf32>, %b: tensor<8192xf32>) -> tensor<4x8192xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8192x8192xf4E2M1FN>
