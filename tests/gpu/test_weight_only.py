@@ -302,7 +302,8 @@ def test_decode_bf16_split(gpu, fmt, mt, s, cluster, kt):
     _check_bf16_decode(gpu, _decs(fmt, mt, s, cluster, kt=kt), fmt)
 
 
-@pytest.mark.parametrize("s,cluster,kt", ((4, False, 48), (3, False, 24), (2, True, 48)), ids=("4", "3-k24", "2-cluster"))
+@pytest.mark.parametrize("s,cluster,kt", ((4, False, 48), (3, False, 24), (2, True, 48)),
+                         ids=("4", "3-k24", "2-cluster"))
 @pytest.mark.parametrize("m", (5, 16), ids=lambda m: f"M{m}")
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
 def test_linear_split(gpu, record_property, fmt, m, s, cluster, kt):
