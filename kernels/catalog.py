@@ -34,8 +34,9 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                        if s == 1 or not bias]
                 ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
                        if r == 1 or (mt > 1 and r <= dec_max_rows(f, mt))]
-                ks += [DecSplit(w_format=f, mt=mt, s=s, kt=kt, cluster=True, bias=bias) for mt in DEC_MT[1:]
-                       for s in DECS_SPLITS if s <= DECS_CLUSTER_MAX for kt in (DECS_KT, DECS_KT3)]
+                # (decs_splits gives 1 or 2 splits only with 48 K tiles held: no cluster holds 24)
+                ks += [DecSplit(w_format=f, mt=mt, s=s, cluster=True, bias=bias) for mt in DEC_MT[1:]
+                       for s in DECS_SPLITS if s <= DECS_CLUSTER_MAX]
                 if not bias:  # decs + dsum (the bias is dsum's) past a cluster's size; within it, for comparisons
                     ks += [DecSplit(w_format=f, mt=mt, s=s, kt=kt) for mt in DEC_MT[1:] for s in DECS_SPLITS
                            for kt in (DECS_KT, DECS_KT3) if s > DECS_CLUSTER_MAX or kt == DECS_KT]
