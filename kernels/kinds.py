@@ -302,7 +302,6 @@ DECS_SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
 DECS_MIN_CTAS = 200  # the first choice: the fewest splits giving this many CTAs
 DECS_MIN_TILES = 12  # a one-wave split takes at least this many K tiles per CTA (4096^2, M = 16: s = 12 of 6
 # tiles 9.6 us vs s = 8 at 2 CTAs per SM 9.0)
-DECS_SMS = 132  # an H100 / H200 SXM
 DECS_PATH = "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
 # decs sums its K splits in a thread-block cluster up to this many splits, past it through dsum: measured on the
 # H200 (`bench_cuda dec-rows`, M = 4 and 16), 1 and 2 splits ran 1-5 % faster than decs + dsum (32768 x 2048,
@@ -328,7 +327,7 @@ def decs_splits(n: int, k: int) -> tuple[int, int] | None:
         if ct < DECS_MIN_TILES:
             continue
         held, per_sm = (DECS_KT3, 3) if ct <= DECS_KT3 else (DECS_KT, 2)
-        if best[0] < groups * s <= DECS_SMS * per_sm:
+        if best[0] < groups * s <= DEC1_SMS * per_sm:
             best = (groups * s, s, held)
     return best[1:]
 
@@ -451,6 +450,14 @@ class DSum(Kernel):
     @property
     def path(self) -> str:
         return DECS_PATH
+
+
+def decs_kernels(w_format: str, mt: int, s: int, kt: int, bias: bool = False) -> list[Kernel]:
+    """A decs layer's kernels for a split from decs_splits: one cluster launch up to DECS_CLUSTER_MAX splits,
+    else decs + dsum."""
+    if s <= DECS_CLUSTER_MAX:
+        return [DecSplit(w_format=w_format, mt=mt, s=s, kt=kt, cluster=True, bias=bias)]
+    return [DecSplit(w_format=w_format, mt=mt, s=s, kt=kt), DSum(s=s, bias=bias)]
 
 
 # ---------------------------------------------------------------- weight-only prefill (mxc_sm90_prefill.cuh)

@@ -50,8 +50,9 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, Dec, DecSplit, DSum,
-                               RDec, TileA, dec_max_rows, dec_rows, decs_splits, prefill_kernels, rdec_kernels, rdec_na)
+from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, Dec, DSum, RDec, TileA,
+                               dec_max_rows, dec_rows, decs_kernels, decs_splits, prefill_kernels, rdec_kernels,
+                               rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
 from mxc.numerics.options import FormatSpec
@@ -571,8 +572,7 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
             split = decs_splits(n, k)
             if split:
                 s, kt = split
-                ks = ([DecSplit(w_format=f, mt=mt, s=s, kt=kt, cluster=True)] if s <= DECS_CLUSTER_MAX else
-                      [DecSplit(w_format=f, mt=mt, s=s, kt=kt), DSum(s=s)])
+                ks = decs_kernels(f, mt, s, kt)
                 t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
                 cells.append(f"decs s{s} kt{kt}{'c' if s <= DECS_CLUSTER_MAX else ''} {t * 1e6:6.1f}us "
                              f"{t_ref / t:4.2f}x")
