@@ -188,8 +188,10 @@ def compile_file(
     for w in warning_texts:
         print(f"mxc: warning: {w}", file=sys.stderr)
     result.timings = steps.timings
-    if opts.target == "cpu" and opts.contraction in ("amx", "fma"):
-        table = [(manifest.on_amx if opts.contraction == "amx" else manifest.on_fma)(row) for row in table]
+    if opts.target == "cpu" and opts.contraction == "amx":
+        table = [manifest.on_amx(row) for row in table]
+    elif opts.target == "cpu" and opts.contraction in ("fma", "dpbf16"):
+        table = [manifest.on_fma(row, dpbf16=opts.contraction == "dpbf16", act_dtype=opts.act_dtype) for row in table]
     if selection is not None:
         decided = {d.layer: d.to_dict() for d in selection.decisions}
         for row in table:

@@ -162,12 +162,23 @@ def on_amx(row: dict) -> dict:
                      "f32 sums" if weight_only else "AMX: both operands decoded to bf16 (exact), f32 sums")}
 
 
-def on_fma(row: dict) -> dict:
+def on_fma(row: dict, dpbf16: bool = False, act_dtype: str = "f32") -> dict:
     """A CPU layer's row when compiled with --contraction fma: every contraction lower-mxq-to-linalg emits
     (quantized layers, and the 2-D matmuls of layers kept in float32) ran on mxc's FMA kernel (a dynamic row
-    count in blocks of its rows, passes/_fma.py's `_contract_rows`)."""
+    count in blocks of its rows, passes/_fma.py's `_contract_rows`). With --contraction dpbf16, the quantized
+    layers whose operands are exact in bf16 (passes/_amx.bf16_exact; weight-only ones with --act-dtype bf16)
+    ran on its bf16 dot form."""
+    from mxc.numerics.formats import get_format
+    from mxc.passes._amx import bf16_exact
+
     if row.get("status") != "quantized" and not (row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2):
         return row
+    names = [row.get("weight_format_name", NONE), row.get("activation_format_name", NONE)]
+    if (dpbf16 and row.get("status") == "quantized" and names[0] != NONE and bf16_exact(get_format(names[0]))
+            and (bf16_exact(get_format(names[1])) if names[1] != NONE else act_dtype == "bf16")):
+        return {**row, "kernel": "cpu: bf16 dot micro-kernel (mxc_fma, vdpbf16ps)",
+                "path": "bf16 dot: both operands decoded to bf16 (exact; weights packed at load), "
+                        "pairs of exact products added in f32"}
     return {**row, "kernel": "cpu: FMA micro-kernel (mxc_fma)",
             "path": "FMA: operands decoded to float32 (weights packed at load), f32 fused multiply-adds"}
 

@@ -28,7 +28,7 @@ from mxc.numerics.options import (
 from mxc.policy import Choice
 from mxc.targets import TARGET_NAMES
 
-Contraction = Literal["decomposed", "scaled-generic", "amx", "fma"]  # lower-mxq-to-linalg's forms of the CPU contraction
+Contraction = Literal["decomposed", "scaled-generic", "amx", "fma", "dpbf16"]  # lower-mxq-to-linalg's forms of the CPU contraction
 CONTRACTIONS: tuple[str, ...] = get_args(Contraction)
 # --contraction's values: "auto" is amx where the compiling CPU has AMX bf16 tiles, else fma where it has
 # AVX2 and FMA, else decomposed
@@ -63,7 +63,8 @@ class Options:
     weight-only layers to bf16 before the GEMM, as cuda-sm90's tensor-core
     kernels do (the CPU target then computes what they compute, up to the order
     of the float32 sums; the `--compare` reference rounds alike). `contraction` "auto" becomes "amx" for
-    the cpu target where this CPU has AMX bf16 tiles, else "fma" where it has AVX2 and FMA, else "decomposed". The five quantization options stay flat fields
+    the cpu target where this CPU has AMX bf16 tiles, else "dpbf16" where it has AVX512-BF16, else "fma"
+    where it has AVX2 and FMA, else "decomposed". The five quantization options stay flat fields
     (the flags' names); `quant_options` is them as a `QuantOptions`, which the
     options in `format`'s braces override. Without a `policy` the whole choice
     is checked here (options that apply, one block size); a policy file is
@@ -97,11 +98,12 @@ class Options:
             raise OptionsError(f"contraction must be one of {', '.join(CONTRACTION_CHOICES)}, "
                                f"got {self.contraction!r}")
         if self.contraction == "auto":
-            from mxc.runtime.amx import host_has_amx, host_has_fma
+            from mxc.runtime.amx import host_has_amx, host_has_dpbf16, host_has_fma
 
             auto = "decomposed"
             if self.target == "cpu":
-                auto = "amx" if host_has_amx() else "fma" if host_has_fma() else "decomposed"
+                auto = ("amx" if host_has_amx() else "dpbf16" if host_has_dpbf16() else "fma" if host_has_fma()
+                        else "decomposed")
             object.__setattr__(self, "contraction", auto)
         if self.contraction != "decomposed" and self.target != "cpu":
             raise OptionsError(f"--contraction {self.contraction} applies to --target cpu only (it picks the "

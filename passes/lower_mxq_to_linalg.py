@@ -40,6 +40,11 @@ Contractions, option `contraction`:
 * `fma`: the `decomposed` form's float32 operands, contracted by mxc's register-blocked kernel
   (`_fma.py`: 4 x 24 micro-tiles of vector fused multiply-adds, the weight packed in 24-column panels at
   load time) instead of IREE's matmul code; every contraction of the pass. Needs AVX2 and FMA (x86-64).
+* `dpbf16`: `fma`, except that a contraction whose two operands are exact in bf16 (a fused matmul whose
+  weight and activation formats are `_amx.bf16_exact`, or weight-only with `act-dtype=bf16`; a scaled
+  matmul of two such formats) runs the kernel's bf16 dot form (`FmaGemm(bf16=True)`: `vdpbf16ps`, two
+  exact products per float32 lane and instruction) on the values decoded without the NV tensor scales,
+  which multiply the output, as with `amx`. Needs AVX512-BF16 (x86-64).
 
 `mxq.pack` / `mxq.unpack` (a KV cache of codes): shifts, masks and bitcasts into and out of
 `mxc.numerics.row_bytes`' layout. A quantize read only by a pack, and an unpack read only by dequantizes, work
@@ -329,11 +334,13 @@ class LowerMxqToLinalg(Pass):
         y = slice_last(y, k)
         return [Q.rotate(y, spec.hadamard) if spec.hadamard else y]
 
-    def _contract(self, a: ir.Value, b: ir.Value, kernels: dict) -> ir.Value:
-        """a [(B,) M, K] x b [(B,) N, K]^T in float32: the FMA kernel (`contraction=fma`; a constant b's
-        packing is hoisted to load time with its decode) or a linalg contraction."""
-        if self.contraction == "fma" and (is_static(a) or len(shape_of(a)) == 2):
-            return _fma.contract(a, _fma.b_panels(b), shape_of(b)[-2], kernels)
+    def _contract(self, a: ir.Value, b: ir.Value, kernels: dict, exact_bf16: bool = False) -> ir.Value:
+        """a [(B,) M, K] x b [(B,) N, K]^T in float32: the FMA kernel (`contraction=fma`, or `dpbf16`; a
+        constant b's packing is hoisted to load time with its decode), its bf16 dot form (`dpbf16` where
+        `exact_bf16`: every value of a and b is a bf16 value), or a linalg contraction."""
+        if self.contraction in ("fma", "dpbf16") and (is_static(a) or len(shape_of(a)) == 2):
+            bf16 = self.contraction == "dpbf16" and exact_bf16
+            return _fma.contract(a, _fma.b_panels(b, bf16=bf16), shape_of(b)[-2], kernels)
         return contract(a, b)
 
     def _matmul(self, op, fp6, kernels: dict):
@@ -355,7 +362,8 @@ class LowerMxqToLinalg(Pass):
         if self.contraction == "scaled-generic" and _can_scale_generic(fa) and _can_scale_generic(fb):
             return [scaled_contract(op.a, op.a_scales, op.b, op.b_scales)]
         a = Q.dequantize(fp6.codes(op.a, fa), op.a_scales, None, fa)
-        return [self._contract(a, Q.dequantize(fp6.codes(op.b, fb), op.b_scales, None, fb), kernels)]
+        exact = _amx.bf16_exact(fa) and _amx.bf16_exact(fb)
+        return [self._contract(a, Q.dequantize(fp6.codes(op.b, fb), op.b_scales, None, fb), kernels, exact)]
 
     def _fused(self, op, fp6, kernels: dict):
         w_spec, act = format_attr(op, "w_format"), format_attr(op, "act_format")
@@ -373,6 +381,9 @@ class LowerMxqToLinalg(Pass):
         if (self.contraction == "amx" and is_static(x2) and _amx.bf16_exact(fw)
                 and (act is None or _amx.bf16_exact(act.format))):
             y = self._amx_fused(op, fp6, x2, kp, act, kernels)
+        elif (self.contraction == "dpbf16" and _amx.bf16_exact(fw)
+              and (_amx.bf16_exact(act.format) if act is not None else self.act_dtype == "bf16")):
+            y = self._dpbf16_fused(op, fp6, x2, kp, act, kernels)
         elif act is None:
             if self.act_dtype == "bf16":  # what cuda-sm90's tensor-core kernels multiply
                 x2 = _round_bf16(x2)
@@ -405,3 +416,17 @@ class LowerMxqToLinalg(Pass):
             a = _amx.a_tiles(Q.dequantize(a_e, a_s, None, fa), m2, k2, 1, _amx.to_bf16)
             scales = [a_ts, op.w_tensor_scale]
         return _times_scales(_amx.contract(a, b, m, n, kernels), scales)
+
+    def _dpbf16_fused(self, op, fp6, x2: ir.Value, kp: int, act, kernels: dict) -> ir.Value:
+        """The fused matmul on the bf16 dot kernel (`contraction=dpbf16`): both operands' values exact in
+        bf16 (the decode without the NV tensor scales; weight-only layers' activations rounded to bf16 by
+        `act-dtype=bf16`), the tensor scales on the output."""
+        fw = format_attr(op, "w_format").format
+        w = Q.dequantize(fp6.codes(op.w, fw), op.w_scales, None, fw)
+        if act is None:
+            a, scales = pad_last(_round_bf16(x2), kp), [op.w_tensor_scale]
+        else:
+            fa = act.format
+            a_e, a_s, a_ts = Q.quantize(x2, fa, act.options)
+            a, scales = Q.dequantize(a_e, a_s, None, fa), [a_ts, op.w_tensor_scale]
+        return _times_scales(self._contract(a, w, kernels, exact_bf16=True), scales)

@@ -1,4 +1,4 @@
-"""Whether this CPU has AMX bf16 tiles (or AVX2 and FMA), and the Linux permission a process needs for AMX.
+"""Whether this CPU has AMX bf16 tiles (or AVX512-BF16, or AVX2 and FMA), and the Linux permission a process needs for AMX.
 
 Kept free of the compiler's imports (torch-mlir): the runtime asks before it loads an artifact compiled
 with `--contraction amx` (passes/_amx.py writes those kernels), also on hosts that only run artifacts.
@@ -29,6 +29,12 @@ def _flags() -> frozenset[str]:
 def host_has_amx() -> bool:
     """The CPU has AMX tiles and bf16 tile multiplies."""
     return {"amx_tile", "amx_bf16"} <= _flags()
+
+
+def host_has_dpbf16() -> bool:
+    """The CPU has AVX512-BF16 with 256-bit forms (`vdpbf16ps` on ymm: `--contraction dpbf16`'s kernels) and
+    AVX2 + FMA (its float32 kernels)."""
+    return {"avx512_bf16", "avx512vl", "avx512f", "avx2", "fma"} <= _flags()
 
 
 def host_has_fma() -> bool:

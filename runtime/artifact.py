@@ -241,6 +241,12 @@ def load(path: str | Path, device: str = "cpu") -> Artifact:
         except RuntimeError as e:
             raise ArtifactError(f"{path}: compiled with --contraction amx, which this machine cannot run: {e}; "
                                 "recompile it here without --contraction amx") from e
+    if manifest.get("options", {}).get("contraction") == "dpbf16":  # the program runs vdpbf16ps
+        from mxc.runtime.amx import host_has_dpbf16
+        if not host_has_dpbf16():
+            raise ArtifactError(f"{path}: compiled with --contraction dpbf16, which needs a CPU with AVX512-BF16 "
+                                "(the /proc/cpuinfo flags avx512_bf16 and avx512vl) and this one lacks it; "
+                                "recompile it here (--contraction fma)")
     driver = runs.driver
     extra = os.environ.get("MXC_IREE_FLAGS", "").split()  # IREE runtime flags, e.g. --cuda_use_streams=false
     if extra:

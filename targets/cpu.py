@@ -38,11 +38,19 @@ class Cpu(Target):
             if not host_has_fma():
                 raise OptionsError("--contraction fma needs a CPU with AVX2 and FMA (x86-64, the /proc/cpuinfo "
                                    "flags avx2 and fma) and this one lacks them: use --contraction decomposed")
+        if options.contraction == "dpbf16":
+            from mxc.options import OptionsError
+            from mxc.runtime.amx import host_has_dpbf16
+
+            if not host_has_dpbf16():
+                raise OptionsError("--contraction dpbf16 needs a CPU with AVX512-BF16 (the /proc/cpuinfo flags "
+                                   "avx512_bf16 and avx512vl, with avx2 and fma: Intel Cooper Lake or Sapphire "
+                                   "Rapids, AMD Zen 4 or later) and this one lacks them: use --contraction fma")
         lower = REGISTRY["lower-mxq-to-linalg"](contraction=options.contraction, act_dtype=options.act_dtype)
         # IREE's fused attention op is slow on the CPU (decompose_attention.py): torch's math form instead
         # (the compile driver gives it max_queries, from torch.export's ranges)
         return [("lower-cpu", lower), ("decompose-attention", REGISTRY["decompose-attention"](
-            amx=options.contraction == "amx", fma=options.contraction == "fma"))]
+            amx=options.contraction == "amx", fma=options.contraction in ("fma", "dpbf16")))]
 
     def format_path(self, fmt: Format) -> str:
         return "emulated (bit-exact)"

@@ -58,9 +58,11 @@ def _add_compile(sub):
                    metavar="{" + ",".join(map(str, HADAMARD_SIZES)) + ",none}",
                    help="Hadamard rotation block along K (default: none)")
     p.add_argument("--contraction", default="auto", choices=CONTRACTION_CHOICES,
-                   help="CPU contraction: amx (AMX bf16 tiles, exact products), fma (mxc's float32 FMA kernel, "
+                   help="CPU contraction: amx (AMX bf16 tiles, exact products), dpbf16 (fma, with the layers whose "
+                        "operands are exact in bf16 on AVX512-BF16 dot products), fma (mxc's float32 FMA kernel, "
                         "AVX2), decomposed (IREE's float32 linalg), scaled-generic; auto (default): amx where "
-                        "this CPU has AMX, else fma where it has AVX2 and FMA, else decomposed")
+                        "this CPU has AMX, else dpbf16 where it has AVX512-BF16, else fma where it has AVX2 and "
+                        "FMA, else decomposed")
     p.add_argument("--act-dtype", default="f32", choices=ACT_DTYPES,
                    help="weight-only layers: round activations to bf16 before the GEMM, as cuda-sm90's kernels do")
     p.add_argument("--dump-compilation-phases-to", "--dump-ir", dest="dump", default=None,
