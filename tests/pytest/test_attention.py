@@ -53,9 +53,9 @@ def test_decomposed_attention_matches_torch(variant, dtype, write_model, tmp_pat
     lowered = (dump / "model.7.decompose-attention.mlir").read_text()
     assert "scaled_dot_product_attention" in (dump / "model.6.lower-cpu.mlir").read_text()
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    # --contraction fma (the default on AVX2 CPUs without AMX): is_causal runs mxc's own softmax kernel; the
-    # constant lower-triangular bool mask becomes is_causal when exported (frontend.causal_masks)
-    fused = manifest["options"]["contraction"] == "fma" and variant in ("causal", "bool_mask")
+    # --contraction fma or dpbf16 (the default on x86 CPUs without AMX): is_causal runs mxc's own softmax
+    # kernel; the constant lower-triangular bool mask becomes is_causal when exported (frontend.causal_masks)
+    fused = manifest["options"]["contraction"] in ("fma", "dpbf16") and variant in ("causal", "bool_mask")
     softmax = "mxc_fma_softmax" if fused else "torch.aten.softmax.int"
     assert "scaled_dot_product_attention" not in lowered and softmax in lowered
     assert [r["layer"] for r in manifest["layers"] if r["op"] == "scaled_dot_product_attention"] == ["sdpa"]

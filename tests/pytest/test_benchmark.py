@@ -32,6 +32,9 @@ def test_profile_cpu_splits_one_run_by_dispatch_kind(tmp_path):
     assert profile_cpu.category("mxc_amx_9x512x512x64_p3x3") == "AMX attention matmuls (split 3x3)"
     assert profile_cpu.category("mxc_fma_512x1536x576") == "FMA GEMMs (layers, lm_head)"
     assert profile_cpu.category("mxc_fma_9x512x528x64") == "FMA attention matmuls"
+    assert profile_cpu.category("mxc_fma_9x512x528x64_trila_p16") == "FMA attention matmuls"
+    assert profile_cpu.category("mxc_fma_softmax_9x512x512_tril") == "FMA softmax (causal attention)"
+    assert profile_cpu.category("mxc_fma_512x1536x576_bf16") == "bf16 dot GEMMs (quantized layers)"
     assert profile_cpu.category("main$async_dispatch_12_softmax_9x512x512xf32_generic") == "softmax"
     opts = Options()
     if opts.contraction == "amx" and shutil.which("cc") is None:
@@ -43,3 +46,4 @@ def test_profile_cpu_splits_one_run_by_dispatch_kind(tmp_path):
     kinds = {profile_cpu.category(r["name"]) for r in rows}
     assert ("AMX quantized GEMMs" in kinds) == (opts.contraction == "amx")
     assert ("FMA GEMMs (layers, lm_head)" in kinds) == (opts.contraction == "fma")
+    assert ("bf16 dot GEMMs (quantized layers)" in kinds) == (opts.contraction == "dpbf16")

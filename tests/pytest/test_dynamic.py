@@ -28,8 +28,10 @@ def test_manifest_records_the_declared_ranges(nvfp4_artifact):
                             "dynamic": [{"dim": 0, "min": 1, "max": 8}, {"dim": 1, "min": 1, "max": 512}]}]
     rows = {r["layer"]: r for r in m["layers"]}
     assert rows["up"]["status"] == "quantized" and rows["up"]["input_shape"] == [None, None, 256]
-    if m["options"]["contraction"] == "fma":  # (the default where AVX2 is and AMX is not): rows in blocks of 64
-        assert "FMA" in rows["up"]["kernel"]
+    if m["options"]["contraction"] == "fma":  # (the default where AVX2 is, AMX and AVX512-BF16 not): rows in
+        assert "FMA" in rows["up"]["kernel"]  # blocks of 64
+    elif m["options"]["contraction"] == "dpbf16":  # NVFP4 x NVFP4: exact bf16 operands, the dot kernel
+        assert "bf16 dot" in rows["up"]["kernel"]
     elif m["options"]["contraction"] == "amx":  # built for one shape: IREE's contraction for dynamic rows
         assert "AMX" not in rows["up"].get("kernel", "")
     rc, out, _ = run_mxc("inspect", nvfp4_artifact)

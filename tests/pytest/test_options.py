@@ -68,14 +68,15 @@ def test_format_spec_is_valid_by_construction():
 
 
 def test_options_hold_typed_values_and_write_the_manifest_json():
-    from mxc.runtime.amx import host_has_amx, host_has_fma
+    from mxc.runtime.amx import host_has_amx, host_has_dpbf16, host_has_fma
 
     opts = Options(format="mxfp4{scale_rule=rceil}", act_format="mxfp8", hadamard=32)
     assert opts.format == FormatSpec.parse("mxfp4{scale_rule=rceil}")
     assert opts.act_format == FormatSpec(FORMATS["mxfp8"]) and opts.quant_options == QuantOptions(hadamard=32)
     assert opts.to_dict() == {
         "target": "cpu", "format": "mxfp4{scale_rule=rceil}", "policy": "", "weights_only": False,
-        "contraction": "amx" if host_has_amx() else "fma" if host_has_fma() else "decomposed", "act_format": "mxfp8", "scale_rule": "floor",
+        "contraction": ("amx" if host_has_amx() else "dpbf16" if host_has_dpbf16() else "fma" if host_has_fma()
+                        else "decomposed"), "act_format": "mxfp8", "scale_rule": "floor",
         "rounding": "rne", "seed": 0, "error_metric": "mse", "hadamard": 32, "act_dtype": "f32", "auto": "",
         "calibrate": "", "generate": False, "max_seq_len": 0, "checkpoint": "", "kv_cache": "",
     }
@@ -99,7 +100,7 @@ def test_options_hold_typed_values_and_write_the_manifest_json():
     ({"hadamard": 24}, "hadamard must be one of 16, 32, 128 or none, got 24"),
     ({"seed": 3}, "seed applies only to rounding=stochastic"),
     ({"target": "cuda-sm89"}, "unknown target 'cuda-sm89' (targets: cpu, cuda-sm90, cuda-sm100)"),
-    ({"contraction": "tiled"}, "contraction must be one of auto, decomposed, scaled-generic, amx, fma, got 'tiled'"),
+    ({"contraction": "tiled"}, "contraction must be one of auto, decomposed, scaled-generic, amx, fma, dpbf16, got 'tiled'"),
     ({"target": "cuda-sm90", "contraction": "scaled-generic"},
      "--contraction scaled-generic applies to --target cpu only"),
 ])
@@ -127,7 +128,7 @@ def _mxc_opt(pipeline: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("pipeline, message", [
     ("lower-mxq-to-linalg{contraction=bogus}",
-     "lower-mxq-to-linalg: option 'contraction' must be one of decomposed, scaled-generic, amx, fma, got 'bogus'"),
+     "lower-mxq-to-linalg: option 'contraction' must be one of decomposed, scaled-generic, amx, fma, dpbf16, got 'bogus'"),
     ("mxq-select-formats{rounding=up}", "option 'rounding' must be one of rne, stochastic, got 'up'"),
     ("mxq-select-formats{hadamard=24}", "option 'hadamard' must be one of 16, 32, 128, none, got '24'"),
     ("mxq-select-formats{seed=x}", "option 'seed' wants an integer, got 'x'"),

@@ -3,7 +3,7 @@
 // RUN: not mxc-opt %s -p 'lower-mxq-to-linalg{contraction=tiled}' 2>&1 | filecheck %s --check-prefix=BADOPT
 
 // An option value is checked against the option's type when the pipeline is parsed.
-// BADOPT: mxc-opt: error: lower-mxq-to-linalg: option 'contraction' must be one of decomposed, scaled-generic, amx, fma, got 'tiled'
+// BADOPT: mxc-opt: error: lower-mxq-to-linalg: option 'contraction' must be one of decomposed, scaled-generic, amx, fma, dpbf16, got 'tiled'
 
 // MX quantize: block amax (NaN-propagating maximumf), E8M0 code from the exponent bits,
 // elements rounded by math.roundeven before an exact truncf.
