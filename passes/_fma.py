@@ -81,11 +81,12 @@ class FmaGemm:
     causal: str = ""
     nv: int = 3  # vectors per micro-tile row: panels of 8 nv columns, MR x nv accumulators
     bf16: bool = False  # exact bf16 operands, K in pairs, vdpbf16ps (A [m, k] bf16, B [n/nr, k/2, nr, 2])
+    mr: int = MR  # rows of a micro-tile (8: 24 accumulators, AVX-512's 32 vector registers)
 
     def __post_init__(self):
-        if (self.nv not in (1, 2, 3) or self.m % MR or self.n % (self.nv * W) or self.k < 1 or self.batch < 1
+        if (self.nv not in (1, 2, 3) or self.mr not in (4, 8) or self.m % self.mr or self.n % (self.nv * W) or self.k < 1 or self.batch < 1
                 or self.causal not in ("", "out", "lhs") or (self.bf16 and (self.k % 2 or self.causal))):
-            raise ValueError(f"FmaGemm needs nv 1-3, m a multiple of {MR}, n of {self.nv * W} (8 nv), causal '', "
+            raise ValueError(f"FmaGemm needs nv 1-3, mr 4 or 8, m a multiple of mr, n of {self.nv * W} (8 nv), causal '', "
                              f"'out' or 'lhs' (bf16: an even k, not causal): {self}")
 
     @property
@@ -94,7 +95,7 @@ class FmaGemm:
 
     @property
     def row_block(self) -> int:
-        return next(r for r in (64, 32, 16, 8, 4) if self.m % r == 0)
+        return next(r for r in (64, 32, 16, 8, 4) if self.m % r == 0 and r % self.mr == 0)
 
     @property
     def col_panels(self) -> int:
@@ -103,7 +104,7 @@ class FmaGemm:
     @property
     def name(self) -> str:
         tail = ({"": "", "out": "_tril", "lhs": "_trila"}[self.causal] + (f"_p{self.nr}" if self.nv != 3 else "")
-                + ("_bf16" if self.bf16 else ""))
+                + (f"_r{self.mr}" if self.mr != MR else "") + ("_bf16" if self.bf16 else ""))
         return f"mxc_fma_{f'{self.batch}x' if self.batch > 1 else ''}{self.m}x{self.n}x{self.k}{tail}"
 
     inputs = 2  # read-only bindings: A, B (packed); C is the last
@@ -129,15 +130,15 @@ class FmaGemm:
         its rows (accumulators from zero in the first K block, from C in the others). Memref + vector ops
         (loads and stores aligned to the element: the textual llvm.load alignment does not survive
         torch-mlir's printer into IREE's parser)."""
-        m, n, k, bt, kc, nv, nr = self.m, self.n, self.ks, self.batch, self.kc, self.nv, self.nr
+        m, n, k, bt, kc, nv, nr, mr = self.m, self.n, self.ks, self.batch, self.kc, self.nv, self.nr, self.mr
         word = "i32" if self.bf16 else "f32"  # A's and B's 32-bit words: float32, or two bf16 of K
         mem = {"a": (f"memref<{bt * m * k}x{word}>", m * k), "b": (f"memref<{bt * n * k}x{word}>", n * k),
                "c": (f"memref<{bt * m * n}xf32>", m * n)}
         lines = kernel_prologue(self.name, [(x, t, 4 * size) for x, (t, size) in mem.items()])
         v = f"vector<{W}xf32>"
         consts = {"rowb": self.row_block, "cp": self.col_panels, "k_i": k, "n_i": n, "panel": k * nr,
-                  "nr": nr, "mr": MR, "kc_i": kc, "npan": self.col_panels, "nrow": self.row_block // MR,
-                  "nkb": k // kc, "one": 1, **{f"ci{i}": i for i in range(MR)}, **{f"cw{j}": j * W for j in range(nv)}}
+                  "nr": nr, "mr": mr, "kc_i": kc, "npan": self.col_panels, "nrow": self.row_block // mr,
+                  "nkb": k // kc, "one": 1, **{f"ci{i}": i for i in range(mr)}, **{f"cw{j}": j * W for j in range(nv)}}
         lines += [f"  %{name} = arith.constant {val} : index" for name, val in consts.items()]
         for x, (_, size) in mem.items():  # this batch entry's first element of each operand
             lines += [f"  %{x}sz = arith.constant {size} : index", f"  %{x}_at = arith.muli %wzi, %{x}sz : index"]
@@ -150,7 +151,7 @@ class FmaGemm:
                   "  %bpan = arith.addi %b_at, %boffp : index",
                   "  %ccol = arith.muli %pan, %nr : index",
                   "  %ccolb = arith.addi %c_at, %ccol : index"]
-        accs = [f"%acc{i}{j}" for i in range(MR) for j in range(nv)]
+        accs = [f"%acc{i}{j}" for i in range(mr) for j in range(nv)]
         types = ", ".join([v] * len(accs))
 
         def micro_tiles(kb: str, first: bool) -> None:
@@ -171,12 +172,12 @@ class FmaGemm:
                               f"  %hi{t} = arith.minsi %lim0{t}, %kc_i : index"])
                 hi = f"%hi{t}"
             elif self.causal == "out":  # a tile wholly above the diagonal: no K steps (C = 0)
-                lines.extend([f"  %rlast{t} = arith.addi %rowt{t}, %ci{MR - 1} : index",
+                lines.extend([f"  %rlast{t} = arith.addi %rowt{t}, %ci{mr - 1} : index",
                               f"  %need{t} = arith.cmpi sle, %ccol, %rlast{t} : index",
                               f"  %hi{t} = arith.select %need{t}, %kc_i, %c0 : index"])
                 hi = f"%hi{t}"
             init = []
-            for i in range(MR):
+            for i in range(mr):
                 lines.extend([f"  %row{i}{t} = arith.addi %rowt{t}, %ci{i} : index",
                               f"  %aoff{i}{t}a = arith.muli %row{i}{t}, %k_i : index",
                               f"  %arow{i}{t} = arith.addi %aoff{i}{t}a, %ablk{t} : index",
@@ -199,7 +200,7 @@ class FmaGemm:
                 if self.bf16:
                     lines.append(f"    %b{j} = vector.bitcast %b{j}w : {vw} to {vb}")
             new = []
-            for i in range(MR):
+            for i in range(mr):
                 lines.extend([f"    %aq{i} = arith.addi %arow{i}{t}, %kk : index",
                               f"    %as{i} = memref.load %am[%aq{i}] : {mem['a'][0]}",
                               f"    %a{i}{'w' if self.bf16 else ''} = vector.broadcast %as{i} : {word} to {vw}"])
@@ -219,7 +220,7 @@ class FmaGemm:
                                   f"  %colji{j}{t} = arith.index_cast %colj{j}{t} : index to i32",
                                   f"  %colv{j}{t}a = vector.broadcast %colji{j}{t} : i32 to vector<{W}xi32>",
                                   f"  %colv{j}{t} = arith.addi %colv{j}{t}a, %iota : vector<{W}xi32>"])
-            for i in range(MR):
+            for i in range(mr):
                 if self.causal == "out":
                     lines.extend([f"  %rowi{i}{t} = arith.index_cast %row{i}{t} : index to i32",
                                   f"  %rowv{i}{t} = vector.broadcast %rowi{i}{t} : i32 to vector<{W}xi32>"])

@@ -39,6 +39,10 @@ def test_fma_gemm_shapes_and_blocks():
     assert _fma.FmaGemm(4, 24, 514).kc == 514  # 514 = 2 x 257: no divisor in [32, 256]
     b = _fma.FmaGemm(40, 48, 8, batch=18)
     assert b.name == "mxc_fma_18x40x48x8" and b.grid == (5, 1, 18) and b.col_panels == 2
+    with pytest.raises(ValueError, match="mr 4 or 8, m a multiple of mr"):
+        _fma.FmaGemm(12, 24, 64, mr=8)
+    r8 = _fma.FmaGemm(24, 24, 64, mr=8)  # micro-tiles of 8 rows: row blocks a multiple of 8
+    assert r8.name == "mxc_fma_24x24x64_r8" and r8.row_block == 8 and r8.grid == (3, 1, 1)
 
 
 def test_panel_width_follows_the_padding_it_saves():
@@ -168,11 +172,12 @@ def test_fma_propagates_nan_and_inf(tmp_path, write_model):
 
 def test_fma_needs_avx2_and_fma(tmp_path, write_model, monkeypatch):
     """Compiling --contraction fma on a CPU without AVX2 + FMA stops with the flag to use instead; `auto`
-    then falls back to decomposed (amx first where the CPU has AMX)."""
+    then falls back to decomposed (amx first where the CPU has AMX, then dpbf16: test_dpbf16.py)."""
     import mxc
     from mxc.options import Options, OptionsError
 
     monkeypatch.setattr(amx, "host_has_fma", lambda: False)
+    monkeypatch.setattr(amx, "host_has_dpbf16", lambda: False)  # (AVX512-BF16 implies AVX2 + FMA)
     with pytest.raises(OptionsError, match="--contraction fma needs a CPU with AVX2 and FMA.*use --contraction "
                                            "decomposed"):
         mxc.compile(write_model(LINEAR, "linear.py"), tmp_path / "a", Options(contraction="fma"))
