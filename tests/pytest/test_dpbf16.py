@@ -33,6 +33,8 @@ def test_bf16_gemm_shape_rules():
     g = _fma.FmaGemm(512, 1536, 576, bf16=True)
     assert g.name == "mxc_fma_512x1536x576_bf16" and g.ks == 288 and g.kc == 144 and g.grid == (8, 16, 1)
     assert _fma.FmaGemm(8, 16, 1536, nv=2, bf16=True).name == "mxc_fma_8x16x1536_p16_bf16"
+    # more than 4 rows: micro-tiles of 8 rows (24 accumulators) for the dot kernel, 4 for float32
+    assert _fma.micro_rows(5, True) == 8 and _fma.micro_rows(4, True) == 4 and _fma.micro_rows(512, False) == 4
 
 
 def _bf16_exact_values(rng, shape) -> np.ndarray:
@@ -49,19 +51,19 @@ def _to_bf16_bits(x: np.ndarray) -> np.ndarray:
 
 
 @needs_dpbf16
-@pytest.mark.parametrize("nv", [1, 2, 3])
-def test_bf16_gemm_kernel_matches_numpy(nv):
-    """FmaGemm(bf16=True) alone (compiled with IREE) at each panel width, two K blocks (K = 640: 320 pairs,
-    blocks of 160), batch 2, on values exact in bf16: equal to the exact (float64) product within float32
-    summation order."""
+@pytest.mark.parametrize("nv,mr", [(1, 4), (2, 4), (3, 4), (3, 8), (1, 8)])
+def test_bf16_gemm_kernel_matches_numpy(nv, mr):
+    """FmaGemm(bf16=True) alone (compiled with IREE) at each panel width and micro-tile height, two K blocks
+    (K = 640: 320 pairs, blocks of 160), batch 2, on values exact in bf16: equal to the exact (float64)
+    product within float32 summation order."""
     import iree.compiler as ic
     import iree.runtime as rt
 
     from mxc.passes import _amx
 
-    bt, m, k, nr = 2, 12, 640, 8 * nv
+    bt, m, k, nr = 2, 24 if mr == 8 else 12, 640, 8 * nv
     n = 5 * nr
-    g = _fma.FmaGemm(m, n, k, bt, "", nv, bf16=True)
+    g = _fma.FmaGemm(m, n, k, bt, "", nv, bf16=True, mr=mr)
     assert g.kc == 160
     rng = np.random.default_rng(nv)
     a, b = _bf16_exact_values(rng, (bt, m, k)), _bf16_exact_values(rng, (bt, n, k))

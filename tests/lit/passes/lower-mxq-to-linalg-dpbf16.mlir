@@ -21,8 +21,13 @@
 // CHECK-NEXT: vector.bitcast {{.*}} : vector<8xi32> to vector<16xbf16>
 // CHECK-NEXT: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.256"({{.*}}) : (vector<8xf32>, vector<16xbf16>, vector<16xbf16>) -> vector<8xf32>
 // CHECK-COUNT-3: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.256"
-// CHECK-NOT: vector.fma
+// CHECK-NOT: llvm.call_intrinsic
 // CHECK-COUNT-4: vector.store
+// An 8-row micro-tile (@rows below): 8 x 1 accumulators, 8 dot products per K step.
+// CHECK: func.func @mxc_fma_16x8x64_p8_r8_bf16()
+// CHECK-COUNT-8: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.256"
+// CHECK-NOT: llvm.call_intrinsic
+// CHECK-COUNT-8: vector.store
 // CHECK: func.func @mxc_fma_4x72x64()
 
 // NVFP4 weight-only: float32 activations are not exact in bf16, so the float32 FMA kernel, as with fma.
@@ -64,4 +69,15 @@ func.func @head(%x: tensor<4x64xf32>) -> tensor<4x50xf32> {
   %w = "mxq.param"() {name = "head.weight"} : () -> tensor<50x64xf32>
   %y = "mxq.matmul"(%x, %w) {layer = "head", mxq.decision = "none: kept in high precision", operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>, tensor<50x64xf32>) -> tensor<4x50xf32>
   return %y : tensor<4x50xf32>
+}
+
+// More than 4 rows: the dot kernel's micro-tiles hold 8 rows (24 accumulators, `_r8`), M = 12 padded to 16.
+// CHECK-LABEL: func.func @rows
+// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_16x8x64_p8_r8_bf16]{{.*}} : (tensor<1024xbf16>, tensor<512xbf16>) -> tensor<128xf32>
+// CHECK: tensor.extract_slice {{.*}} to tensor<12x8xf32>
+func.func @rows(%x: tensor<12x64xf32>) -> tensor<12x8xf32> {
+  %ve = "mxq.param"() {name = "r.e"} : () -> tensor<8x64xf8E4M3FN>
+  %vs = "mxq.param"() {name = "r.s"} : () -> tensor<8x2xf8E8M0FNU>
+  %y = "mxq.fused_matmul"(%x, %ve, %vs) {act_format = "mxfp8", block_size = 32 : i64, epilogue = "none", layer = "r", mxq.decision = "mxfp8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp8"} : (tensor<12x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<12x8xf32>
+  return %y : tensor<12x8xf32>
 }
