@@ -397,77 +397,261 @@ class FmaSoftmax:
     def func(self) -> str:
         m, n, bt = self.m, self.n, self.batch
         mem = f"memref<{bt * m * n}xf32>"
-        v, vi = f"vector<{W}xf32>", f"vector<{W}xi32>"
         lines = kernel_prologue(self.name, [("s", mem, 4 * m * n), ("p", mem, 4 * m * n)])
-
-        def vconst(name: str, val: float) -> None:
-            lines.append(f"  %{name} = arith.constant dense<{val!r}> : {v}")
-
-        consts = {"rowb": self.row_block, "n_i": n, "w": W, "nv": n // W, "pad": MR + W - 1, "one": 1,
-                  "mn": m * n}
+        consts = {"rowb": self.row_block, "n_i": n, "one": 1, "mn": m * n}
         lines += [f"  %{name} = arith.constant {val} : index" for name, val in consts.items()]
+        lines += _softmax_consts(n)
         lines += ["  %at = arith.muli %wzi, %mn : index", "  %row_base = arith.muli %wgxi, %rowb : index",
-                  f"  %ninf = arith.constant dense<0xFF800000> : {v}", f"  %zero = arith.constant dense<0.0> : {v}",
-                  "  %ninf_s = arith.constant 0xFF800000 : f32", "  %zero_s = arith.constant 0.0 : f32",
-                  "  %one_s = arith.constant 1.0 : f32", f"  %bias = arith.constant dense<127> : {vi}",
-                  f"  %sh = arith.constant dense<23> : {vi}"]
-        for name, val in (("log2e", _LOG2E), ("ln2hi", _LN2_HI), ("ln2lo", _LN2_LO), ("half", 0.5),
-                          ("onev", 1.0), ("xmin", _EXP_MIN)):
-            vconst(name, val)
-        for i, c in enumerate(_EXP_P):
-            vconst(f"p{i}", c)
-        lines += ["  scf.for %r = %c0 to %rowb step %one {",
+                  "  scf.for %r = %c0 to %rowb step %one {",
                   "  %row = arith.addi %row_base, %r : index",
-                  "  %lim = arith.addi %row, %pad : index",  # vectors covering columns 0 .. row + 3
-                  "  %nvr = arith.divui %lim, %w : index",
-                  "  %nvrow = arith.minui %nvr, %nv : index",
                   "  %roff = arith.muli %row, %n_i : index",
-                  "  %base = arith.addi %at, %roff : index",
-                  f"  %mx = scf.for %j = %c0 to %nvrow step %one iter_args(%acc = %ninf) -> ({v}) {{",
-                  "    %jw = arith.muli %j, %w : index", "    %ix = arith.addi %base, %jw : index",
-                  f"    %x = vector.load %sm[%ix] : {mem}, {v}",
-                  f"    %gt = arith.cmpf ogt, %x, %acc : {v}",
-                  f"    %nacc = arith.select %gt, %x, %acc : vector<{W}xi1>, {v}",
-                  f"    scf.yield %nacc : {v}", "  }",
-                  f"  %mxr = vector.reduction <maxnumf>, %mx : {v} into f32",
-                  "  %allinf = arith.cmpf oeq, %mxr, %ninf_s : f32",
-                  "  %mxs = arith.select %allinf, %zero_s, %mxr : f32",
-                  f"  %mxb = vector.broadcast %mxs : f32 to {v}",
-                  f"  %sum = scf.for %j = %c0 to %nvrow step %one iter_args(%acc = %zero) -> ({v}) {{",
-                  "    %jw = arith.muli %j, %w : index", "    %ix = arith.addi %base, %jw : index",
-                  f"    %x0 = vector.load %sm[%ix] : {mem}, {v}",
-                  f"    %x = arith.subf %x0, %mxb : {v}",
-                  f"    %low = arith.cmpf olt, %x, %xmin : {v}",
-                  f"    %xc = arith.select %low, %xmin, %x : vector<{W}xi1>, {v}",
-                  f"    %t = arith.mulf %xc, %log2e : {v}",
-                  f"    %th = arith.addf %t, %half : {v}",
-                  f"    %nf = math.floor %th : {v}",
-                  f"    %a1 = arith.mulf %nf, %ln2hi : {v}", f"    %r1 = arith.subf %xc, %a1 : {v}",
-                  f"    %a2 = arith.mulf %nf, %ln2lo : {v}", f"    %rr = arith.subf %r1, %a2 : {v}",
-                  f"    %q0 = arith.mulf %p0, %rr : {v}"]
-        prev = "q0"
-        for i in range(1, len(_EXP_P)):
-            lines += [f"    %q{i}a = arith.addf %{prev}, %p{i} : {v}", f"    %q{i} = arith.mulf %q{i}a, %rr : {v}"]
-            prev = f"q{i}"
-        # p = q * r + r + 1 (q holds the polynomial times r: (..) r^2 overall)
-        lines += [f"    %qr = arith.mulf %{prev}, %rr : {v}", f"    %pr = arith.addf %qr, %rr : {v}",
-                  f"    %pp = arith.addf %pr, %onev : {v}",
-                  f"    %ni = arith.fptosi %nf : {v} to {vi}", f"    %nb = arith.addi %ni, %bias : {vi}",
-                  f"    %ns = arith.shli %nb, %sh : {vi}", f"    %scale = arith.bitcast %ns : {vi} to {v}",
-                  f"    %e0 = arith.mulf %pp, %scale : {v}",
-                  f"    %e = arith.select %low, %zero, %e0 : vector<{W}xi1>, {v}",
-                  f"    vector.store %e, %pm[%ix] : {mem}, {v}",
-                  f"    %nacc = arith.addf %acc, %e : {v}",
-                  f"    scf.yield %nacc : {v}", "  }",
-                  f"  %tot = vector.reduction <add>, %sum : {v} into f32",
-                  "  %pos = arith.cmpf ogt, %tot, %zero_s : f32",
-                  "  %inv0 = arith.divf %one_s, %tot : f32",
-                  "  %inv = arith.select %pos, %inv0, %zero_s : f32",
-                  f"  %invb = vector.broadcast %inv : f32 to {v}",
-                  "  scf.for %j = %c0 to %nvrow step %one {",
-                  "    %jw = arith.muli %j, %w : index", "    %ix = arith.addi %base, %jw : index",
-                  f"    %e = vector.load %pm[%ix] : {mem}, {v}",
-                  f"    %y = arith.mulf %e, %invb : {v}",
-                  f"    vector.store %y, %pm[%ix] : {mem}, {v}", "  }",
-                  "  }", "  return", "}"]
+                  "  %base = arith.addi %at, %roff : index"]
+        lines += _softmax_row("%sm", "%pm", mem, mem, "%base", "%base", "%row")
+        lines += ["  }", "  return", "}"]
         return "\n".join(lines) + "\n"
+
+
+def _softmax_consts(n: int) -> list[str]:
+    """The constants `_softmax_row` reads (n: the scores' row length, a multiple of W)."""
+    v, vi = f"vector<{W}xf32>", f"vector<{W}xi32>"
+    lines = [f"  %sm_{name} = arith.constant {val} : index" for name, val in
+             {"w": W, "nv": n // W, "pad": MR + W - 1, "one": 1}.items()]
+    lines += [f"  %sm_ninf = arith.constant dense<0xFF800000> : {v}", f"  %sm_zero = arith.constant dense<0.0> : {v}",
+              "  %sm_ninf_s = arith.constant 0xFF800000 : f32", "  %sm_zero_s = arith.constant 0.0 : f32",
+              "  %sm_one_s = arith.constant 1.0 : f32", f"  %sm_bias = arith.constant dense<127> : {vi}",
+              f"  %sm_sh = arith.constant dense<23> : {vi}"]
+    for name, val in (("log2e", _LOG2E), ("ln2hi", _LN2_HI), ("ln2lo", _LN2_LO), ("half", 0.5),
+                      ("onev", 1.0), ("xmin", _EXP_MIN)):
+        lines.append(f"  %sm_{name} = arith.constant dense<{val!r}> : {v}")
+    lines += [f"  %sm_p{i} = arith.constant dense<{c!r}> : {v}" for i, c in enumerate(_EXP_P)]
+    return lines
+
+
+def _softmax_row(src: str, dst: str, src_t: str, dst_t: str, sbase: str, dbase: str, row: str) -> list[str]:
+    """Lines of one causal row's softmax (FmaSoftmax's): the scores at src[sbase ..] (row `row` of the
+    causal product: -inf past column `row`), the probabilities to dst[dbase ..], each only in the first
+    ceil((row + 4) / 8) vectors; `_softmax_consts` before. Nested in a loop body (names `%sm_..` local)."""
+    v, vi = f"vector<{W}xf32>", f"vector<{W}xi32>"
+    lines = [f"  %sm_lim = arith.addi {row}, %sm_pad : index",  # vectors covering columns 0 .. row + 3
+             "  %sm_nvr = arith.divui %sm_lim, %sm_w : index",
+             "  %sm_nvrow = arith.minui %sm_nvr, %sm_nv : index",
+             f"  %sm_mx = scf.for %j = %c0 to %sm_nvrow step %sm_one iter_args(%acc = %sm_ninf) -> ({v}) {{",
+             f"    %jw = arith.muli %j, %sm_w : index", f"    %ix = arith.addi {sbase}, %jw : index",
+             f"    %x = vector.load {src}[%ix] : {src_t}, {v}",
+             f"    %gt = arith.cmpf ogt, %x, %acc : {v}",
+             f"    %nacc = arith.select %gt, %x, %acc : vector<{W}xi1>, {v}",
+             f"    scf.yield %nacc : {v}", "  }",
+             f"  %sm_mxr = vector.reduction <maxnumf>, %sm_mx : {v} into f32",
+             "  %sm_allinf = arith.cmpf oeq, %sm_mxr, %sm_ninf_s : f32",
+             "  %sm_mxs = arith.select %sm_allinf, %sm_zero_s, %sm_mxr : f32",
+             f"  %sm_mxb = vector.broadcast %sm_mxs : f32 to {v}",
+             f"  %sm_sum = scf.for %j = %c0 to %sm_nvrow step %sm_one iter_args(%acc = %sm_zero) -> ({v}) {{",
+             "    %jw = arith.muli %j, %sm_w : index", f"    %ix = arith.addi {sbase}, %jw : index",
+             f"    %ox = arith.addi {dbase}, %jw : index",
+             f"    %x0 = vector.load {src}[%ix] : {src_t}, {v}",
+             f"    %x = arith.subf %x0, %sm_mxb : {v}",
+             f"    %low = arith.cmpf olt, %x, %sm_xmin : {v}",
+             f"    %xc = arith.select %low, %sm_xmin, %x : vector<{W}xi1>, {v}",
+             f"    %t = arith.mulf %xc, %sm_log2e : {v}",
+             f"    %th = arith.addf %t, %sm_half : {v}",
+             f"    %nf = math.floor %th : {v}",
+             f"    %a1 = arith.mulf %nf, %sm_ln2hi : {v}", f"    %r1 = arith.subf %xc, %a1 : {v}",
+             f"    %a2 = arith.mulf %nf, %sm_ln2lo : {v}", f"    %rr = arith.subf %r1, %a2 : {v}",
+             f"    %q0 = arith.mulf %sm_p0, %rr : {v}"]
+    prev = "q0"
+    for i in range(1, len(_EXP_P)):
+        lines += [f"    %q{i}a = arith.addf %{prev}, %sm_p{i} : {v}", f"    %q{i} = arith.mulf %q{i}a, %rr : {v}"]
+        prev = f"q{i}"
+    # p = q * r + r + 1 (q holds the polynomial times r: (..) r^2 overall)
+    lines += [f"    %qr = arith.mulf %{prev}, %rr : {v}", f"    %pr = arith.addf %qr, %rr : {v}",
+              f"    %pp = arith.addf %pr, %sm_onev : {v}",
+              f"    %ni = arith.fptosi %nf : {v} to {vi}", f"    %nb = arith.addi %ni, %sm_bias : {vi}",
+              f"    %ns = arith.shli %nb, %sm_sh : {vi}", f"    %scale = arith.bitcast %ns : {vi} to {v}",
+              f"    %e0 = arith.mulf %pp, %scale : {v}",
+              f"    %e = arith.select %low, %sm_zero, %e0 : vector<{W}xi1>, {v}",
+              f"    vector.store %e, {dst}[%ox] : {dst_t}, {v}",
+              f"    %nacc = arith.addf %acc, %e : {v}",
+              f"    scf.yield %nacc : {v}", "  }",
+              f"  %sm_tot = vector.reduction <add>, %sm_sum : {v} into f32",
+              "  %sm_pos = arith.cmpf ogt, %sm_tot, %sm_zero_s : f32",
+              "  %sm_inv0 = arith.divf %sm_one_s, %sm_tot : f32",
+              "  %sm_inv = arith.select %sm_pos, %sm_inv0, %sm_zero_s : f32",
+              f"  %sm_invb = vector.broadcast %sm_inv : f32 to {v}",
+              "  scf.for %j = %c0 to %sm_nvrow step %sm_one {",
+              "    %jw = arith.muli %j, %sm_w : index", f"    %ox = arith.addi {dbase}, %jw : index",
+              f"    %e = vector.load {dst}[%ox] : {dst_t}, {v}",
+              f"    %y = arith.mulf %e, %sm_invb : {v}",
+              f"    vector.store %y, {dst}[%ox] : {dst_t}, {v}", "  }"]
+    return lines
+
+
+ATTN_ROWS = 8  # query rows per workgroup of FmaCausalAttention (its scores: 8 x S2 float32 on the stack)
+STACK_LIMIT = 32768  # bytes: IREE's llvm-cpu limit on a dispatch's stack allocations (its default)
+
+
+@dataclasses.dataclass(frozen=True)
+class FmaCausalAttention:
+    """O[b] = softmax(causal(Q[b] . K[b]^T)) . V[b] in one dispatch, the three kernels of the unfused causal
+    path (FmaGemm(causal="out"), FmaSoftmax, FmaGemm(causal="lhs")) run per block of `rows` query rows with
+    the block's scores in a stack buffer (rows x s floats, in L1) instead of a [B, M, S] tensor in memory:
+    the same operations in the same order, so the same bits, without writing and reading the scores
+    (SmolLM2 at 512 tokens: 9 x 512 x 528 floats per layer, three passes). Q [b, m, e] (scaled), K packed
+    [b, s/nrk, e, nrk] (`b_panels`), V packed [b, ev/nrv, s, nrv] (`b_panels(transposed, k_to=s)`); m a
+    multiple of `rows`, s of nrk (and of W), ev of nrv; O [b, m, ev]."""
+
+    m: int
+    s: int
+    e: int
+    ev: int
+    batch: int = 1
+    nvk: int = 3  # vectors per row of the keys' panels (nrk = 8 nvk)
+    nvv: int = 3  # of the values'
+    rows: int = ATTN_ROWS
+    inputs = 3
+
+    def __post_init__(self):
+        if (self.m % self.rows or self.rows % MR or self.s % (8 * self.nvk) or self.ev % (8 * self.nvv)
+                or self.e < 1 or self.batch < 1 or 4 * self.rows * self.s > STACK_LIMIT):
+            raise ValueError(f"FmaCausalAttention needs m a multiple of rows (a multiple of {MR}), s of 8 nvk, ev "
+                             f"of 8 nvv and rows x s floats within {STACK_LIMIT} bytes: {self}")
+
+    @property
+    def name(self) -> str:
+        tail = "".join(f"_{x}{8 * nv}" for x, nv in (("k", self.nvk), ("v", self.nvv)) if nv != 3)
+        return f"mxc_fma_attn_{self.batch}x{self.m}x{self.s}x{self.e}x{self.ev}_tril{tail}"
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        return self.m // self.rows, 1, self.batch
+
+    def func(self) -> str:
+        m, s, e, ev, bt, rows = self.m, self.s, self.e, self.ev, self.batch, self.rows
+        nrk, nrv = 8 * self.nvk, 8 * self.nvv
+        mem = {"q": (f"memref<{bt * m * e}xf32>", m * e), "k": (f"memref<{bt * s * e}xf32>", s * e),
+               "v": (f"memref<{bt * s * ev}xf32>", s * ev), "o": (f"memref<{bt * m * ev}xf32>", m * ev)}
+        lines = kernel_prologue(self.name, [(x, t, 4 * size) for x, (t, size) in mem.items()])
+        v = f"vector<{W}xf32>"
+        scratch = f"memref<{rows * s}xf32>"
+        consts = {"rowb": rows, "e_i": e, "s_i": s, "ev_i": ev, "nrk": nrk, "nrv": nrv, "kpanel": e * nrk,
+                  "vpanel": s * nrv, "npk": s // nrk, "npv": ev // nrv, "mr": MR, "nrow": rows // MR, "one": 1,
+                  **{f"ci{i}": i for i in range(MR)}, **{f"cw{j}": j * W for j in range(max(self.nvk, self.nvv))}}
+        lines += [f"  %{name} = arith.constant {val} : index" for name, val in consts.items()]
+        for x, (_, size) in mem.items():
+            lines += [f"  %{x}sz = arith.constant {size} : index", f"  %{x}_at = arith.muli %wzi, %{x}sz : index"]
+        lines += [f"  %zero = arith.constant dense<0.0> : {v}", f"  %ninf = arith.constant dense<0xFF800000> : {v}",
+                  f"  %iota = arith.constant dense<[{', '.join(map(str, range(W)))}]> : vector<{W}xi32>",
+                  f"  %sc = memref.alloca() : {scratch}",
+                  "  %row_base = arith.muli %wgxi, %rowb : index"]
+        lines += _softmax_consts(s)
+
+        def tile(tag: str, nv: str, a_mem: str, a_t: str, arow, b_mem: str, b_t: str, bpan: str, hi: str,
+                 init_zero: bool = True) -> list[str]:
+            """The micro-tile loop: MR rows (A's row starts `arow(i)`), nv vectors of B's panel at `bpan`, K
+            from 0 to `hi`; returns lines, the results named %{tag}res#.."""
+            nvn = int(nv)
+            accs = [f"%{tag}acc{i}{j}" for i in range(MR) for j in range(nvn)]
+            types = ", ".join([v] * len(accs))
+            out = [f"  %{tag}res:{len(accs)} = scf.for %kk = %c0 to {hi} step %one iter_args("
+                   + ", ".join(f"{a} = %zero" for a in accs) + f") -> ({types}) {{",
+                   f"    %kb = arith.muli %kk, %{'nrk' if tag == 's' else 'nrv'} : index",
+                   f"    %brow = arith.addi {bpan}, %kb : index"]
+            for j in range(nvn):
+                out += [f"    %bq{j} = arith.addi %brow, %cw{j} : index",
+                        f"    %b{j} = vector.load {b_mem}[%bq{j}] : {b_t}, {v}"]
+            new = []
+            for i in range(MR):
+                out += [f"    %aq{i} = arith.addi {arow(i)}, %kk : index",
+                        f"    %as{i} = memref.load {a_mem}[%aq{i}] : {a_t}",
+                        f"    %a{i} = vector.broadcast %as{i} : f32 to {v}"]
+                for j in range(nvn):
+                    out.append(f"    %n{i}{j} = vector.fma %a{i}, %b{j}, %{tag}acc{i}{j} : {v}")
+                    new.append(f"%n{i}{j}")
+            out += [f"    scf.yield {', '.join(new)} : {types}", "  }"]
+            return out
+
+        # 1. the scores of the block's rows, q . k^T with the causal mask (FmaGemm causal="out", one K block)
+        lines += ["  scf.for %r = %c0 to %nrow step %one {",
+                  "  %rr = arith.muli %r, %mr : index",
+                  "  %rowt = arith.addi %row_base, %rr : index",
+                  f"  %rlast = arith.addi %rowt, %ci{MR - 1} : index"]
+        for i in range(MR):
+            lines += [f"  %row{i} = arith.addi %rowt, %ci{i} : index",
+                      f"  %aoff{i} = arith.muli %row{i}, %e_i : index",
+                      f"  %arow{i} = arith.addi %aoff{i}, %q_at : index",
+                      f"  %lrow{i} = arith.addi %rr, %ci{i} : index",
+                      f"  %soff{i} = arith.muli %lrow{i}, %s_i : index",
+                      f"  %rowi{i} = arith.index_cast %row{i} : index to i32",
+                      f"  %rowv{i} = vector.broadcast %rowi{i} : i32 to vector<{W}xi32>"]
+        lines += ["  scf.for %p = %c0 to %npk step %one {",
+                  "  %boffp = arith.muli %p, %kpanel : index",
+                  "  %bpan = arith.addi %k_at, %boffp : index",
+                  "  %ccol = arith.muli %p, %nrk : index",
+                  "  %need = arith.cmpi sle, %ccol, %rlast : index",
+                  "  %hi = arith.select %need, %e_i, %c0 : index"]
+        lines += tile("s", str(self.nvk), "%qm", mem["q"][0], lambda i: f"%arow{i}", "%km", mem["k"][0], "%bpan",
+                      "%hi")
+        for j in range(self.nvk):
+            lines += [f"  %colj{j} = arith.addi %ccol, %cw{j} : index",
+                      f"  %colji{j} = arith.index_cast %colj{j} : index to i32",
+                      f"  %colv{j}a = vector.broadcast %colji{j} : i32 to vector<{W}xi32>",
+                      f"  %colv{j} = arith.addi %colv{j}a, %iota : vector<{W}xi32>"]
+        for i in range(MR):
+            for j in range(self.nvk):
+                lines += [f"  %above{i}{j} = arith.cmpi sgt, %colv{j}, %rowv{i} : vector<{W}xi32>",
+                          f"  %masked{i}{j} = arith.select %above{i}{j}, %ninf, %sres#{i * self.nvk + j} : "
+                          f"vector<{W}xi1>, {v}",
+                          f"  %sq{i}{j}a = arith.addi %soff{i}, %ccol : index",
+                          f"  %sq{i}{j} = arith.addi %sq{i}{j}a, %cw{j} : index",
+                          f"  vector.store %masked{i}{j}, %sc[%sq{i}{j}] : {scratch}, {v}"]
+        lines += ["  }", "  }"]
+        # 2. each row's softmax, in place in the stack buffer (FmaSoftmax's operations)
+        lines += ["  scf.for %xr = %c0 to %rowb step %one {",
+                  "  %xrow = arith.addi %row_base, %xr : index",
+                  "  %xbase = arith.muli %xr, %s_i : index"]
+        lines += _softmax_row("%sc", "%sc", scratch, scratch, "%xbase", "%xbase", "%xrow")
+        lines += ["  }"]
+        # 3. the probabilities times the values (FmaGemm causal="lhs": each tile's K up to its last row)
+        lines += ["  scf.for %vr = %c0 to %nrow step %one {",
+                  "  %vrr = arith.muli %vr, %mr : index",
+                  "  %vrowt = arith.addi %row_base, %vrr : index",
+                  "  %vrend = arith.addi %vrowt, %mr : index",
+                  "  %vhi = arith.minsi %vrend, %s_i : index"]
+        for i in range(MR):
+            lines += [f"  %vl{i} = arith.addi %vrr, %ci{i} : index",
+                      f"  %varow{i} = arith.muli %vl{i}, %s_i : index",
+                      f"  %vrow{i} = arith.addi %vrowt, %ci{i} : index",
+                      f"  %voff{i} = arith.muli %vrow{i}, %ev_i : index",
+                      f"  %vorow{i} = arith.addi %voff{i}, %o_at : index"]
+        lines += ["  scf.for %pv = %c0 to %npv step %one {",
+                  "  %vboff = arith.muli %pv, %vpanel : index",
+                  "  %vbpan = arith.addi %v_at, %vboff : index",
+                  "  %vcol = arith.muli %pv, %nrv : index"]
+        lines += tile("v", str(self.nvv), "%sc", scratch, lambda i: f"%varow{i}", "%vm", mem["v"][0], "%vbpan",
+                      "%vhi")
+        for i in range(MR):
+            for j in range(self.nvv):
+                lines += [f"  %oq{i}{j}a = arith.addi %vorow{i}, %vcol : index",
+                          f"  %oq{i}{j} = arith.addi %oq{i}{j}a, %cw{j} : index",
+                          f"  vector.store %vres#{i * self.nvv + j}, %om[%oq{i}{j}] : {mem['o'][0]}, {v}"]
+        lines += ["  }", "  }", "  return", "}"]
+        return "\n".join(lines) + "\n"
+
+
+def causal_attention(q: ir.Value, k: ir.Value, v: ir.Value, kernels: dict, executable: str) -> ir.Value | None:
+    """softmax(causal(q . k^T)) . v for q [Bt, L, E] (already scaled), k [Bt, S, E], v [Bt, S, Ev] (float32,
+    L <= S) -> [Bt, L, Ev], one dispatch of `FmaCausalAttention`; None where its block of scores would not fit
+    the stack limit (long sequences: the caller keeps the three-kernel path)."""
+    bt, l_, _ = shape_of(q)
+    kp = b_panels(k)
+    _, npk, _, nrk = shape_of(kp)
+    s2 = npk * nrk
+    rows = next((r for r in (ATTN_ROWS, MR) if 4 * r * s2 <= STACK_LIMIT), None)
+    if rows is None:
+        return None
+    vp = b_panels(v, transposed=True, k_to=s2)
+    _, npv, _, nrv = shape_of(vp)
+    ev = shape_of(v)[2]
+    m2 = pad_to(l_, rows)
+    g = FmaCausalAttention(m2, s2, shape_of(q)[2], npv * nrv, bt, nrk // W, nrv // W, rows)
+    kernels.setdefault(g.name, g)
+    return dispatch(g, [pad2(q, m2, shape_of(q)[2]), kp, vp], [bt, m2, npv * nrv], [bt, l_, ev], executable)

@@ -175,6 +175,12 @@ class DecomposeAttention(Pass):
         [BH, L2, S2], padding kept), their softmax (each row only as far as a causal product reads it), and
         the probabilities times the values, each row tile's K stopped at its last row."""
         bh = qs[0] * qs[1]
+        out = _fma.causal_attention(_builtin(q, qs, bh), _builtin(k, ks, bh), _builtin(v, vs, bh), kernels,
+                                    FMA_EXECUTABLE)
+        if out is not None:  # one dispatch, the scores of each block of rows on the stack
+            out = tensor.ExpandShapeOp(ttype(os_, ir.F32Type.get()), out, [[0, 1], [2], [3]], [], os_).result
+            return ir.Operation.create("torch_c.from_builtin_tensor", results=[_vtensor(os_, "f32")],
+                                       operands=[out]).result
         scores = _fma.contract(_builtin(q, qs, bh), _fma.b_panels(_builtin(k, ks, bh)), ks[2], kernels,
                                FMA_EXECUTABLE, "out", padded=True)
         probs = _fma.causal_softmax(scores, kernels, FMA_EXECUTABLE)

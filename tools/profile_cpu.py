@@ -41,6 +41,8 @@ def category(name: str) -> str:
         return "AMX attention matmuls (split 3x3)" if batched else "AMX float32 matmuls (split 3x3)"
     if name.startswith("mxc_fma_softmax_"):
         return "FMA softmax (causal attention)"
+    if name.startswith("mxc_fma_attn_"):
+        return "FMA fused causal attention"
     if name.startswith("mxc_fma_") and name.endswith("_bf16"):  # operands exact in bf16: quantized layers
         return "bf16 dot GEMMs (quantized layers)"
     if name.startswith("mxc_fma_"):  # float32 operands: quantized layers decoded, lm_head, attention

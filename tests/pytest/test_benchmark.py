@@ -34,6 +34,7 @@ def test_profile_cpu_splits_one_run_by_dispatch_kind(tmp_path):
     assert profile_cpu.category("mxc_fma_9x512x528x64") == "FMA attention matmuls"
     assert profile_cpu.category("mxc_fma_9x512x528x64_trila_p16") == "FMA attention matmuls"
     assert profile_cpu.category("mxc_fma_softmax_9x512x512_tril") == "FMA softmax (causal attention)"
+    assert profile_cpu.category("mxc_fma_attn_9x512x528x64x72_tril") == "FMA fused causal attention"
     assert profile_cpu.category("mxc_fma_512x1536x576_bf16") == "bf16 dot GEMMs (quantized layers)"
     assert profile_cpu.category("main$async_dispatch_12_softmax_9x512x512xf32_generic") == "softmax"
     opts = Options()

@@ -192,8 +192,8 @@ def test_fma_needs_avx2_and_fma(tmp_path, write_model, monkeypatch):
 @needs_fma
 @pytest.mark.parametrize("variant", ["causal", "padded"])
 def test_fma_attention_matches_torch(tmp_path, write_model, variant):
-    """is_causal attention as mxc's three FMA-executable kernels (scores with the mask, softmax, times the
-    values, each skipping the work above the diagonal); an explicit mask keeps torch's softmax between the
+    """is_causal attention as mxc's fused FMA-executable kernel (per block of query rows: the scores with the
+    mask, softmax, times the values, each skipping the work above the diagonal); an explicit mask keeps torch's softmax between the
     plain matmul kernels; both equal torch's sdpa within the compare tolerance (a row that sees no key
     gives 0, as torch)."""
     import json
@@ -207,9 +207,10 @@ def test_fma_attention_matches_torch(tmp_path, write_model, variant):
                          "--contraction", "fma")
     assert rc == 0, err
     program = (out / "model.vmfb").read_bytes().decode("latin-1")
-    # 8 = batch x heads, T = 32 queries and keys, head dim 16: panels of 16 columns (no padding of 32 or 16)
-    causal = ["mxc_fma_8x32x32x16_tril_p16", "mxc_fma_softmax_8x32x32_tril", "mxc_fma_8x32x16x32_trila_p16"]
-    assert all((name in program) == (variant == "causal") for name in causal)
+    # 8 = batch x heads, T = 32 queries and keys, head dim 16: panels of 16 columns (no padding of 32 or 16);
+    # is_causal: the one fused dispatch (scores, softmax and values per block of 8 rows)
+    assert ("mxc_fma_attn_8x32x32x16x16_tril_k16_v16" in program) == (variant == "causal")
+    assert "mxc_fma_softmax" not in program
     assert variant == "causal" or ("mxc_fma_8x32x32x16_p16" in program and "mxc_fma_8x32x16x32_p16" in program)
     rc, text, err = run_mxc("run", out, "--compare", "--json")
     assert rc == 0, err
@@ -252,3 +253,68 @@ def test_fma_softmax_kernel_matches_numpy():
     assert np.all(np.isfinite(p[w]))
     assert np.all(np.abs(p[w] - ref[w]) <= 1e-6 * np.maximum(ref[w], 1e-30) + 1e-12)
     assert np.all(p[w & (cols > rows)[None]] == 0) and np.all(p[2, 10][written[10]] == 0)
+
+
+@needs_fma
+@pytest.mark.parametrize("l_,s_,e,ev", [(20, 40, 24, 20), (32, 32, 64, 64), (5, 70, 16, 8)])
+def test_fused_causal_attention_equals_the_three_kernels(l_, s_, e, ev):
+    """FmaCausalAttention (one dispatch, each block of rows' scores on the stack) gives the bits of the three
+    kernels it fuses (FmaGemm causal="out", FmaSoftmax, FmaGemm causal="lhs"), compiled with IREE and run
+    on the same random q, k, v (batch 3; L <= S, top-left aligned; rows, keys and value columns padded);
+    a block that does not fit IREE's stack limit is refused."""
+    import iree.compiler as ic
+    import iree.runtime as rt
+
+    from mxc.passes import _amx
+
+    bt = 3
+    rng = np.random.default_rng(l_)
+    q, k, v = (rng.standard_normal(sh).astype(np.float32) for sh in ((bt, l_, e), (bt, s_, e), (bt, s_, ev)))
+    nvk, nvv = _fma.panel_vectors(s_), _fma.panel_vectors(ev)
+    nrk, nrv = 8 * nvk, 8 * nvv
+    s2, ev2 = _fma.pad_to(s_, nrk), _fma.pad_to(ev, nrv)
+    kp = np.zeros((bt, s2, e), np.float32)
+    kp[:, :s_] = k
+    kp = kp.reshape(bt, s2 // nrk, nrk, e).transpose(0, 1, 3, 2).copy()  # [bt, s2/nrk, e, nrk]
+    vp = np.zeros((bt, s2, ev2), np.float32)
+    vp[:, :s_, :ev] = v
+    vp = vp.reshape(bt, s2, ev2 // nrv, nrv).transpose(0, 2, 1, 3).copy()  # [bt, ev2/nrv, s2, nrv]
+    mu, mf = _fma.pad_to(l_, 4), _fma.pad_to(l_, 8)
+    scores = _fma.FmaGemm(mu, s2, e, bt, "out", nvk)
+    soft = _fma.FmaSoftmax(mu, s2, bt)
+    pv = _fma.FmaGemm(mu, ev2, s2, bt, "lhs", nvv)
+    fused = _fma.FmaCausalAttention(mf, s2, e, ev2, bt, nvk, nvv)
+
+    def t(n):
+        return f"tensor<{n}xf32>"
+
+    qn_u, qn_f, kn, vn = bt * mu * e, bt * mf * e, kp.size, vp.size
+    sn, on_u, on_f = bt * mu * s2, bt * mu * ev2, bt * mf * ev2
+    src = _amx.executable([scores, soft, pv, fused], "mxc_fma") + (
+        f"func.func @three(%q: {t(qn_u)}, %k: {t(kn)}, %v: {t(vn)}) -> {t(on_u)} {{\n"
+        f"  %s = flow.dispatch @mxc_fma::@{scores.name}(%q, %k) : ({t(qn_u)}, {t(kn)}) -> {t(sn)}\n"
+        f"  %p = flow.dispatch @mxc_fma::@{soft.name}(%s) : ({t(sn)}) -> {t(sn)}\n"
+        f"  %o = flow.dispatch @mxc_fma::@{pv.name}(%p, %v) : ({t(sn)}, {t(vn)}) -> {t(on_u)}\n"
+        f"  return %o : {t(on_u)}\n}}\n"
+        f"func.func @one(%q: {t(qn_f)}, %k: {t(kn)}, %v: {t(vn)}) -> {t(on_f)} {{\n"
+        f"  %o = flow.dispatch @mxc_fma::@{fused.name}(%q, %k, %v) : ({t(qn_f)}, {t(kn)}, {t(vn)}) -> {t(on_f)}\n"
+        f"  return %o : {t(on_f)}\n}}\n")
+    vmfb = ic.compile_str(src, target_backends=["llvm-cpu"], extra_args=["--iree-llvmcpu-target-cpu=host"])
+    ctx = rt.SystemContext(config=rt.Config("local-task"))
+    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb))
+
+    def padded(rows):
+        x = np.zeros((bt, rows, e), np.float32)
+        x[:, :l_] = q
+        return x.reshape(-1)
+
+    three = np.asarray(ctx.modules.module.three(padded(mu), kp.reshape(-1), vp.reshape(-1))).reshape(bt, mu, ev2)
+    one = np.asarray(ctx.modules.module.one(padded(mf), kp.reshape(-1), vp.reshape(-1))).reshape(bt, mf, ev2)
+    assert np.array_equal(one[:, :l_, :ev].view(np.uint32), three[:, :l_, :ev].view(np.uint32))
+    s = np.einsum("ble,bse->bls", q.astype(np.float64), k.astype(np.float64))
+    s[:, np.arange(s_)[None, :] > np.arange(l_)[:, None]] = -np.inf
+    p = np.exp(s - s.max(-1, keepdims=True))
+    ref = (p / p.sum(-1, keepdims=True)) @ v.astype(np.float64)
+    assert np.allclose(one[:, :l_, :ev], ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="within 32768 bytes"):
+        _fma.FmaCausalAttention(8, 1032, 64, 64)
