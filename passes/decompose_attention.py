@@ -29,9 +29,12 @@ Option `amx` (the cpu target with `--contraction amx`): the two matmuls run as A
 matter, float32-accurate), batched over the heads, in an executable of their own (`mxc_amx_attention`).
 Option `fma` (`--contraction fma`): the two matmuls run on mxc's float32 FMA kernel (`_fma.py`), batched
 over the heads likewise (`mxc_fma_attention`); with is_causal (and no more queries than keys) the whole
-attention is three dispatches of that executable, no torch op between them: the scores with the causal
-mask's -inf written in (tiles above the diagonal skipped), mxc's softmax (each row only up to the
-diagonal), and the probabilities times the values (each row's K stopped at the diagonal).
+attention is one dispatch of that executable (`_fma.FmaCausalAttention`): per block of 8 query rows the
+scores with the causal mask's -inf written in (tiles above the diagonal skipped) into a stack buffer,
+mxc's softmax there (each row only up to the diagonal), and the probabilities times the values (each
+row's K stopped at the diagonal); the scores never reach memory. Where a block's scores would pass
+IREE's 32 KB stack limit (more than 2048 keys), the same three steps as three dispatches, the scores
+in a tensor between them (the same bits).
 """
 
 from __future__ import annotations
