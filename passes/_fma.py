@@ -69,9 +69,10 @@ def panel_vectors(n: int) -> int:
 
 def micro_rows(m: int, bf16: bool) -> int:
     """Rows of the micro-tile for m rows: 8 for the bf16 dot kernel past 4 rows (24 accumulators: vdpbf16ps's
-    latency of ~6 cycles at two per cycle wants more than 12 in flight; a SmolLM2 512 x 1536 x 576 GEMM ran at
-    352 vs 228 GFLOP/s with 8 rows vs 4 on the 2-core Zen 4, `FmaGemm` alone), else 4 (the float32 FMAs,
-    4 cycles at two per cycle, measured no faster with 8)."""
+    latency of ~6 cycles at two per cycle wants more than 12 in flight; SmolLM2's 512 x 1536 x 576 GEMM ran
+    at 324 vs 286 GFLOP/s with 8 rows vs 4 on the 2-core Zen 4, medians of `python -m
+    mxc.tools.bench_cpu_kernels gemm`), else 4 (the float32 FMAs, 4 cycles at two per cycle, measured no
+    faster with 8)."""
     return 8 if bf16 and m > MR else MR
 
 
@@ -436,7 +437,7 @@ def _softmax_row(src: str, dst: str, src_t: str, dst_t: str, sbase: str, dbase: 
              "  %sm_nvr = arith.divui %sm_lim, %sm_w : index",
              "  %sm_nvrow = arith.minui %sm_nvr, %sm_nv : index",
              f"  %sm_mx = scf.for %j = %c0 to %sm_nvrow step %sm_one iter_args(%acc = %sm_ninf) -> ({v}) {{",
-             f"    %jw = arith.muli %j, %sm_w : index", f"    %ix = arith.addi {sbase}, %jw : index",
+             "    %jw = arith.muli %j, %sm_w : index", f"    %ix = arith.addi {sbase}, %jw : index",
              f"    %x = vector.load {src}[%ix] : {src_t}, {v}",
              f"    %gt = arith.cmpf ogt, %x, %acc : {v}",
              f"    %nacc = arith.select %gt, %x, %acc : vector<{W}xi1>, {v}",

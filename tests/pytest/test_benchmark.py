@@ -48,3 +48,20 @@ def test_profile_cpu_splits_one_run_by_dispatch_kind(tmp_path):
     assert ("AMX quantized GEMMs" in kinds) == (opts.contraction == "amx")
     assert ("FMA GEMMs (layers, lm_head)" in kinds) == (opts.contraction == "fma")
     assert ("bf16 dot GEMMs (quantized layers)" in kinds) == (opts.contraction == "dpbf16")
+
+
+def test_bench_cpu_kernels_runs_every_variant(capsys):
+    """tools/bench_cpu_kernels.py on a small GEMM: a line per variant this CPU runs (the bf16 dot forms
+    only with AVX512-BF16); an unknown benchmark is refused."""
+    import pytest
+
+    from mxc.runtime import amx
+    from mxc.tools import bench_cpu_kernels
+
+    if not amx.host_has_fma():
+        pytest.skip("this CPU has no AVX2 + FMA")
+    assert bench_cpu_kernels.main(["gemm", "--shapes", "16x24x64"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("16x24x64")]
+    assert len(lines) == (3 if amx.host_has_dpbf16() else 1) and all("GFLOP/s" in line for line in lines)
+    with pytest.raises(SystemExit):
+        bench_cpu_kernels.main(["gemv"])
