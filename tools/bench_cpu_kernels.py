@@ -26,7 +26,9 @@ import numpy as np
 SHAPES = ["512x1536x576", "512x576x1536", "512x576x576", "512x192x576", "512x49152x576"]
 
 
-def _module(src: str):
+def host_module(src: str):
+    """An IREE context holding `src` (MLIR with mxc's `hal.executable.source`s) compiled for this host's CPU,
+    run by the local task executor (its workers: one per core)."""
     import iree.compiler as ic
     import iree.runtime as rt
 
@@ -74,7 +76,7 @@ def gemm(shape: str) -> None:
             f"func.func @mm(%a: {_t(m * k, dt)}, %b: {_t(n * k, dt)}) -> {_t(m * n)} {{\n"
             f"  %r = flow.dispatch @mxc_fma::@{g.name}(%a, %b) : ({_t(m * k, dt)}, {_t(n * k, dt)}) -> {_t(m * n)}\n"
             f"  return %r : {_t(m * n)}\n}}\n")
-        ctx = _module(src)
+        ctx = host_module(src)
         npdt = ml_dtypes.bfloat16 if dt == "bf16" else np.float32
         args = [rt.asdevicearray(ctx.config.device, rng.standard_normal(size).astype(npdt)) for size in (m * k, n * k)]
         fn = ctx.modules.module.mm
@@ -105,7 +107,7 @@ def attention(bt: int = 9, l_: int = 512, e: int = 64) -> None:
         f"func.func @one(%q: {_t(qn)}, %k: {_t(kn)}, %v: {_t(vn)}) -> {_t(on)} {{\n"
         f"  %o = flow.dispatch @mxc_fma::@{fused.name}(%q, %k, %v) : ({_t(qn)}, {_t(kn)}, {_t(vn)}) -> {_t(on)}\n"
         f"  return %o : {_t(on)}\n}}\n")
-    ctx = _module(src)
+    ctx = host_module(src)
     rng = np.random.default_rng(0)
     args = [rt.asdevicearray(ctx.config.device, rng.standard_normal(size).astype(np.float32)) for size in (qn, kn, vn)]
     mod = ctx.modules.module

@@ -12,6 +12,7 @@ import torch
 
 from mxc.passes import _fma
 from mxc.runtime import amx
+from mxc.tools.bench_cpu_kernels import host_module
 from test_amx import LINEAR, _out, _run  # the same two-layer model (K = 70 and 40, a row x 1e4, a 1e-30)
 
 needs_dpbf16 = pytest.mark.skipif(not amx.host_has_dpbf16(), reason="this CPU has no AVX512-BF16")
@@ -56,9 +57,6 @@ def test_bf16_gemm_kernel_matches_numpy(nv, mr):
     """FmaGemm(bf16=True) alone (compiled with IREE) at each panel width and micro-tile height, two K blocks
     (K = 640: 320 pairs, blocks of 160), batch 2, on values exact in bf16: equal to the exact (float64)
     product within float32 summation order."""
-    import iree.compiler as ic
-    import iree.runtime as rt
-
     from mxc.passes import _amx
 
     bt, m, k, nr = 2, 24 if mr == 8 else 12, 640, 8 * nv
@@ -75,9 +73,7 @@ def test_bf16_gemm_kernel_matches_numpy(nv, mr):
         f"  %r = flow.dispatch @mxc_fma::@{g.name}(%a, %b) : (tensor<{sa}xbf16>, tensor<{sb}xbf16>) -> "
         f"tensor<{sc}xf32>\n  return %r : tensor<{sc}xf32>\n}}\n")
     assert "llvm.x86.avx512bf16.dpbf16ps.256" in src
-    vmfb = ic.compile_str(src, target_backends=["llvm-cpu"], extra_args=["--iree-llvmcpu-target-cpu=host"])
-    ctx = rt.SystemContext(config=rt.Config("local-task"))
-    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb))
+    ctx = host_module(src)
     import ml_dtypes
 
     def bf16(x):

@@ -11,6 +11,7 @@ import torch
 
 from mxc.passes import _fma
 from mxc.runtime import amx
+from mxc.tools.bench_cpu_kernels import host_module
 from test_amx import LINEAR, _out, _run  # the same two-layer model (K = 70 and 40, a row x 1e4, a 1e-30)
 
 needs_fma = pytest.mark.skipif(not amx.host_has_fma(), reason="this CPU has no AVX2 + FMA")
@@ -59,9 +60,6 @@ def test_fma_gemm_kernel_matches_numpy(nv, causal):
     """FmaGemm alone (compiled with IREE) at each panel width, two K blocks (K = 320 = 2 x 160), batch 2:
     equal to numpy's float32 product within float32 summation order; causal "out" writes -inf past the
     diagonal, "lhs" reads A only up to each row tile's last row."""
-    import iree.compiler as ic
-    import iree.runtime as rt
-
     from mxc.passes import _amx
 
     bt, m, k, nr = 2, 12, 320, 8 * nv
@@ -85,9 +83,7 @@ def test_fma_gemm_kernel_matches_numpy(nv, causal):
         f"func.func @mm(%a: tensor<{sa}xf32>, %b: tensor<{sb}xf32>) -> tensor<{sc}xf32> {{\n"
         f"  %r = flow.dispatch @mxc_fma::@{g.name}(%a, %b) : (tensor<{sa}xf32>, tensor<{sb}xf32>) -> tensor<{sc}xf32>\n"
         f"  return %r : tensor<{sc}xf32>\n}}\n")
-    vmfb = ic.compile_str(src, target_backends=["llvm-cpu"], extra_args=["--iree-llvmcpu-target-cpu=host"])
-    ctx = rt.SystemContext(config=rt.Config("local-task"))
-    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb))
+    ctx = host_module(src)
     c = np.asarray(ctx.modules.module.mm(a.reshape(-1), panels.reshape(-1))).reshape(bt, m, n)
     ref = a_used.astype(np.float64) @ b.astype(np.float64).transpose(0, 2, 1)
     bound = np.abs(a_used).astype(np.float64) @ np.abs(b).astype(np.float64).transpose(0, 2, 1)
@@ -222,9 +218,6 @@ def test_fma_softmax_kernel_matches_numpy():
     """FmaSoftmax alone (compiled with IREE, run on causal scores with -inf past the diagonal): within 1e-6
     relative of numpy's softmax where it writes (row i up to column i + 3, rounded up to 8), exactly 0 past
     the diagonal there, and a row of only -inf gives 0 (not NaN)."""
-    import iree.compiler as ic
-    import iree.runtime as rt
-
     from mxc.passes import _amx
 
     bt, m, n = 3, 64, 72
@@ -234,9 +227,7 @@ def test_fma_softmax_kernel_matches_numpy():
         f"func.func @sm(%a: tensor<{size}xf32>) -> tensor<{size}xf32> {{\n"
         f"  %r = flow.dispatch @mxc_fma::@{g.name}(%a) : (tensor<{size}xf32>) -> tensor<{size}xf32>\n"
         f"  return %r : tensor<{size}xf32>\n}}\n")
-    vmfb = ic.compile_str(src, target_backends=["llvm-cpu"], extra_args=["--iree-llvmcpu-target-cpu=host"])
-    ctx = rt.SystemContext(config=rt.Config("local-task"))
-    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb))
+    ctx = host_module(src)
     s = (np.random.default_rng(0).standard_normal((bt, m, n)) * 5).astype(np.float32)
     rows, cols = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
     s[:, cols > rows] = -np.inf
@@ -262,9 +253,6 @@ def test_fused_causal_attention_equals_the_three_kernels(l_, s_, e, ev):
     kernels it fuses (FmaGemm causal="out", FmaSoftmax, FmaGemm causal="lhs"), compiled with IREE and run
     on the same random q, k, v (batch 3; L <= S, top-left aligned; rows, keys and value columns padded);
     a block that does not fit IREE's stack limit is refused."""
-    import iree.compiler as ic
-    import iree.runtime as rt
-
     from mxc.passes import _amx
 
     bt = 3
@@ -299,9 +287,7 @@ def test_fused_causal_attention_equals_the_three_kernels(l_, s_, e, ev):
         f"func.func @one(%q: {t(qn_f)}, %k: {t(kn)}, %v: {t(vn)}) -> {t(on_f)} {{\n"
         f"  %o = flow.dispatch @mxc_fma::@{fused.name}(%q, %k, %v) : ({t(qn_f)}, {t(kn)}, {t(vn)}) -> {t(on_f)}\n"
         f"  return %o : {t(on_f)}\n}}\n")
-    vmfb = ic.compile_str(src, target_backends=["llvm-cpu"], extra_args=["--iree-llvmcpu-target-cpu=host"])
-    ctx = rt.SystemContext(config=rt.Config("local-task"))
-    ctx.add_vm_module(rt.VmModule.copy_buffer(ctx.instance, vmfb))
+    ctx = host_module(src)
 
     def padded(rows):
         x = np.zeros((bt, rows, e), np.float32)
