@@ -81,3 +81,13 @@ func.func @rows(%x: tensor<12x64xf32>) -> tensor<12x8xf32> {
   %y = "mxq.fused_matmul"(%x, %ve, %vs) {act_format = "mxfp8", block_size = 32 : i64, epilogue = "none", layer = "r", mxq.decision = "mxfp8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>, w_format = "mxfp8"} : (tensor<12x64xf32>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<12x8xf32>
   return %y : tensor<12x8xf32>
 }
+
+// A scaled matmul of two run-time operands in a format exact in bf16 (MXFP8 x MXFP8): the dot kernel.
+// CHECK-LABEL: func.func @scaled
+// CHECK: "flow.dispatch"({{.*}}) {entry_points = [@mxc_fma::@mxc_fma_4x8x64_p8_bf16]
+func.func @scaled(%a: tensor<4x64xf32>, %b: tensor<8x64xf32>) -> tensor<4x8xf32> {
+  %0:2 = "mxq.quantize"(%a) {axis = 1 : i64, block_size = 32 : i64, format = "mxfp8", resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<4x64xf32>) -> (tensor<4x64xf8E4M3FN>, tensor<4x2xf8E8M0FNU>)
+  %1:2 = "mxq.quantize"(%b) {axis = 1 : i64, block_size = 32 : i64, format = "mxfp8", resultSegmentSizes = array<i32: 1, 1, 0>} : (tensor<8x64xf32>) -> (tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>)
+  %2 = "mxq.scaled_matmul"(%0#0, %0#1, %1#0, %1#1) {a_format = "mxfp8", b_format = "mxfp8", block_size = 32 : i64, mxq.decision = "mxfp8 (default)", mxq.layer = "mm"} : (tensor<4x64xf8E4M3FN>, tensor<4x2xf8E8M0FNU>, tensor<8x64xf8E4M3FN>, tensor<8x2xf8E8M0FNU>) -> tensor<4x8xf32>
+  return %2 : tensor<4x8xf32>
+}
