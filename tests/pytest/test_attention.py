@@ -56,7 +56,7 @@ def test_decomposed_attention_matches_torch(variant, dtype, write_model, tmp_pat
     # --contraction fma or dpbf16 (the default on x86 CPUs without AMX): is_causal runs mxc's own softmax
     # kernel; the constant lower-triangular bool mask becomes is_causal when exported (frontend.causal_masks)
     fused = manifest["options"]["contraction"] in ("fma", "dpbf16") and variant in ("causal", "bool_mask")
-    softmax = "mxc_fma_softmax" if fused else "torch.aten.softmax.int"
+    softmax = "mxc_fma_attn_" if fused else "torch.aten.softmax.int"  # (the fused kernel: its softmax inside)
     assert "scaled_dot_product_attention" not in lowered and softmax in lowered
     assert [r["layer"] for r in manifest["layers"] if r["op"] == "scaled_dot_product_attention"] == ["sdpa"]
     rc, out, err = run_mxc("run", tmp_path / "out", "--compare", "--json")
