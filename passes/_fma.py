@@ -31,7 +31,9 @@ test machine 219 vs 117 GFLOP/s per core in a register-only loop). Like AMX, the
 bf16 inputs below 2^-126 and float32 results below 2^-126 as zero (only MX blocks with scales near 2^-127
 make such values).
 
-For causal attention (decompose-attention{fma=true}): `FmaGemm(causal="out")` writes q . k^T with the
+For causal attention (decompose-attention{fma=true}): `FmaCausalAttention`, one dispatch, per block of 8
+query rows the three steps below with the block's scores in a stack buffer; past IREE's stack limit (more
+than 2048 keys) the three as dispatches of their own: `FmaGemm(causal="out")` writes q . k^T with the
 causal mask applied (-inf past the diagonal, tiles above it skipped), `FmaSoftmax` its softmax row by row
 (up to the diagonal), `FmaGemm(causal="lhs")` the probabilities times the values (K up to the diagonal).
 """
@@ -47,7 +49,7 @@ from ._amx import dispatch, kernel_prologue, pad2, to_bf16
 from ._linalg import DYN, F32, empty, generic, shape_of, ttype
 
 W = 8  # float32 lanes of a vector (ymm)
-MR, NR = 4, 3 * W  # a micro-tile: 4 rows x 24 columns, 12 accumulators (narrow layers: 16 or 8 columns; bf16: 8 rows)
+MR, NR = 4, 3 * W  # a micro-tile: 4 rows x 24 columns, 12 accumulators (narrow: 16 or 8 columns; bf16: 8 rows)
 KC = 256  # the largest K block
 # each micro-tile's instructions per K step, per fused multiply-add: nv loads of B + 4 broadcasts + 4 nv FMAs
 _STEP_COST = {nv: (5 * nv + 4) / (4 * nv) for nv in (1, 2, 3)}
@@ -93,10 +95,11 @@ class FmaGemm:
     mr: int = MR  # rows of a micro-tile (8: 24 accumulators, AVX-512's 32 vector registers)
 
     def __post_init__(self):
-        if (self.nv not in (1, 2, 3) or self.mr not in (4, 8) or self.m % self.mr or self.n % (self.nv * W) or self.k < 1 or self.batch < 1
-                or self.causal not in ("", "out", "lhs") or (self.bf16 and (self.k % 2 or self.causal))):
-            raise ValueError(f"FmaGemm needs nv 1-3, mr 4 or 8, m a multiple of mr = {self.mr}, n of {self.nv * W} (8 nv), causal '', "
-                             f"'out' or 'lhs' (bf16: an even k, not causal): {self}")
+        if (self.nv not in (1, 2, 3) or self.mr not in (4, 8) or self.m % self.mr or self.n % (self.nv * W)
+                or self.k < 1 or self.batch < 1 or self.causal not in ("", "out", "lhs")
+                or (self.bf16 and (self.k % 2 or self.causal))):
+            raise ValueError(f"FmaGemm needs nv 1-3, mr 4 or 8, m a multiple of mr = {self.mr}, n of {self.nv * W} "
+                             f"(8 nv), causal '', 'out' or 'lhs' (bf16: an even k, not causal): {self}")
 
     @property
     def nr(self) -> int:
@@ -135,7 +138,7 @@ class FmaGemm:
         return next((d for d in range(min(ks, KC), 31, -1) if ks % d == 0), ks)
 
     def func(self) -> str:
-        """The workgroup function: for each of its panels, K block by K block, every 4-row micro-tile of
+        """The workgroup function: for each of its panels, K block by K block, every mr-row micro-tile of
         its rows (accumulators from zero in the first K block, from C in the others). Memref + vector ops
         (loads and stores aligned to the element: the textual llvm.load alignment does not survive
         torch-mlir's printer into IREE's parser)."""

@@ -97,7 +97,8 @@ def bench(name: str, fmt: str, weights_only: bool, tmp: Path, contraction: str =
         fq_ms = _median_ms(lambda: fq(*inputs), warmup, reps)
     shutil.rmtree(out)  # (the LLM's artifact is ~0.5 GB)
     params = sum(p.numel() for p in spec.model.parameters())
-    return {"example": name, "contraction": art.manifest["options"]["contraction"], "params_M": params / 1e6, "compile_s": secs, "peak_rss_GiB": rss, "reps": reps,
+    return {"example": name, "contraction": art.manifest["options"]["contraction"], "params_M": params / 1e6,
+            "compile_s": secs, "peak_rss_GiB": rss, "reps": reps,
             "compiled_ms": compiled_ms, "torch_ms": eager_ms, "torch_fq_ms": fq_ms,
             "vs_torch": eager_ms / compiled_ms, "vs_torch_fq": fq_ms / compiled_ms}
 
@@ -125,8 +126,8 @@ def main(argv=None) -> int:
             for contraction in a.contraction or [""]:
                 r = bench(name, a.format, a.weights_only, Path(tmp), contraction, a.act_dtype)
                 print(f"{r['example']:12s} {r['contraction']:>11s} {r['params_M']:7.1f}M {r['compile_s']:9.1f} "
-                      f"{r['peak_rss_GiB']:7.2f}Gi {r['compiled_ms']:9.2f} {r['torch_ms']:9.2f} {r['torch_fq_ms']:11.2f} {r['vs_torch']:8.2f}x "
-                      f"{r['vs_torch_fq']:6.2f}x", flush=True)
+                      f"{r['peak_rss_GiB']:7.2f}Gi {r['compiled_ms']:9.2f} {r['torch_ms']:9.2f} "
+                      f"{r['torch_fq_ms']:11.2f} {r['vs_torch']:8.2f}x {r['vs_torch_fq']:6.2f}x", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0
 

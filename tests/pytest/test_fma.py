@@ -189,8 +189,8 @@ def test_fma_needs_avx2_and_fma(tmp_path, write_model, monkeypatch):
 @pytest.mark.parametrize("variant", ["causal", "padded"])
 def test_fma_attention_matches_torch(tmp_path, write_model, variant):
     """is_causal attention as mxc's fused FMA-executable kernel (per block of query rows: the scores with the
-    mask, softmax, times the values, each skipping the work above the diagonal); an explicit mask keeps torch's softmax between the
-    plain matmul kernels; both equal torch's sdpa within the compare tolerance (a row that sees no key
+    mask, softmax, times the values, each skipping the work above the diagonal); an explicit mask keeps
+    torch's softmax between the plain matmul kernels; both equal torch's sdpa within the compare tolerance (a row that sees no key
     gives 0, as torch)."""
     import json
 
