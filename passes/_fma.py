@@ -27,9 +27,9 @@ nr, 2] (`b_panels(bf16=True)`), A's pair (a[k], a[k+1]) broadcast as one 32-bit 
 `vdpbf16ps` per accumulator (LLVM's `llvm.x86.avx512bf16.dpbf16ps.256`): acc += a[k+1] b[k+1] + a[k] b[k],
 each product exact in float32 and each addition one float32 rounding, so what it computes is the float32
 contraction up to the order of the sums; twice the multiply-adds of an FMA per instruction (on the 2-core
-Zen 4 test machine 412 vs 198 GFLOP/s for a 512 x 1536 x 576 GEMM: `python -m mxc.tools.bench_cpu_kernels`). Like AMX, the instruction treats
-bf16 inputs below 2^-126 and float32 results below 2^-126 as zero (only MX blocks with scales near 2^-127
-make such values).
+Zen 4 test machine 412 vs 198 GFLOP/s for a 512 x 1536 x 576 GEMM: `python -m mxc.tools.bench_cpu_kernels`).
+Like AMX, the instruction treats bf16 inputs below 2^-126 and float32 results below 2^-126 as zero (only
+MX blocks with scales near 2^-127 make such values).
 
 For causal attention (decompose-attention{fma=true}): `FmaCausalAttention`, one dispatch, per block of 8
 query rows the three steps below with the block's scores in a stack buffer; past IREE's stack limit (more
