@@ -1,6 +1,6 @@
 // RUN: mxc-opt %s -p 'lower-mxq-to-linalg{contraction=fma}' | filecheck %s
 
-// contraction=fma (mxc compile --contraction fma, the default on x86 CPUs with AVX2 and FMA but no AMX):
+// contraction=fma (mxc compile --contraction fma, the default on x86 CPUs with AVX2 and FMA, no AMX, no AVX512-BF16):
 // the decomposed form's float32 operands, contracted by a kernel mxc writes (hal.executable.source
 // @mxc_fma, memref + vector ops): micro-tiles of 4 rows x 24 columns held in 12 vector<8xf32>
 // accumulators, per K step three loads of the packed weight, four broadcasts of the activations and
