@@ -169,13 +169,13 @@ def on_fma(row: dict, dpbf16: bool = False, act_dtype: str = "f32") -> dict:
     layers whose operands are exact in bf16 (passes/_amx.bf16_exact; weight-only ones with --act-dtype bf16)
     ran on its bf16 dot form."""
     from mxc.numerics.formats import get_format
-    from mxc.passes._amx import bf16_exact
+    from mxc.passes._amx import operands_exact
 
     if row.get("status") != "quantized" and not (row.get("op") == "matmul" and len(row.get("weight_shape", [])) == 2):
         return row
-    names = [row.get("weight_format_name", NONE), row.get("activation_format_name", NONE)]
-    if (dpbf16 and row.get("status") == "quantized" and names[0] != NONE and bf16_exact(get_format(names[0]))
-            and (bf16_exact(get_format(names[1])) if names[1] != NONE else act_dtype == "bf16")):
+    w, a = row.get("weight_format_name", NONE), row.get("activation_format_name", NONE)
+    if (dpbf16 and row.get("status") == "quantized" and w != NONE
+            and operands_exact(get_format(w), get_format(a) if a != NONE else None, act_dtype)):
         return {**row, "kernel": "cpu: bf16 dot micro-kernel (mxc_fma, vdpbf16ps)",
                 "path": "bf16 dot: both operands decoded to bf16 (exact; weights packed at load), "
                         "pairs of exact products added in f32"}

@@ -68,6 +68,12 @@ def bf16_exact(fmt: Format) -> bool:
     return elem + scale <= 8
 
 
+def operands_exact(w: Format, act: Format | None, act_dtype: str = "f32") -> bool:
+    """Whether a fused matmul's two operands are bf16 values: the weight format's decode (NV tensor scale
+    apart) and the activations' (quantized in `act`, or weight-only float32 rounded to bf16 by act_dtype)."""
+    return bf16_exact(w) and (bf16_exact(act) if act is not None else act_dtype == "bf16")
+
+
 def pad32(v: int) -> int:
     return -(-v // TILE) * TILE
 

@@ -646,13 +646,13 @@ def causal_attention(q: ir.Value, k: ir.Value, v: ir.Value, kernels: dict, execu
     L <= S) -> [Bt, L, Ev], one dispatch of `FmaCausalAttention`; None where its block of scores would not fit
     the stack limit (long sequences: the caller keeps the three-kernel path)."""
     bt, l_, _ = shape_of(q)
-    kp = b_panels(k)
-    _, npk, _, nrk = shape_of(kp)
-    s2 = npk * nrk
+    s_ = shape_of(k)[1]
+    nrk = panel_vectors(s_) * W  # the keys' panels (b_panels), known before any IR is built
+    s2 = pad_to(s_, nrk)
     rows = next((r for r in (ATTN_ROWS, MR) if 4 * r * s2 <= STACK_LIMIT), None)
     if rows is None:
         return None
-    vp = b_panels(v, transposed=True, k_to=s2)
+    kp, vp = b_panels(k), b_panels(v, transposed=True, k_to=s2)
     _, npv, _, nrv = shape_of(vp)
     ev = shape_of(v)[2]
     m2 = pad_to(l_, rows)

@@ -381,8 +381,7 @@ class LowerMxqToLinalg(Pass):
         if (self.contraction == "amx" and is_static(x2) and _amx.bf16_exact(fw)
                 and (act is None or _amx.bf16_exact(act.format))):
             y = self._amx_fused(op, fp6, x2, kp, act, kernels)
-        elif (self.contraction == "dpbf16" and _amx.bf16_exact(fw)
-              and (_amx.bf16_exact(act.format) if act is not None else self.act_dtype == "bf16")):
+        elif self.contraction == "dpbf16" and _amx.operands_exact(fw, act and act.format, self.act_dtype):
             y = self._dpbf16_fused(op, fp6, x2, kp, act, kernels)
         elif act is None:
             if self.act_dtype == "bf16":  # what cuda-sm90's tensor-core kernels multiply

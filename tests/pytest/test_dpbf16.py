@@ -6,6 +6,8 @@ adds them in float32: the float32 contraction up to the order of the sums. Every
 float32 FMA kernel. Checked against numpy, the `decomposed` form and the torch fake-quant reference.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from mxc.passes import _fma
 from mxc.runtime import amx
 from mxc.tools.bench_cpu_kernels import host_module
 from test_amx import LINEAR, _out, _run  # the same two-layer model (K = 70 and 40, a row x 1e4, a 1e-30)
+from test_fma import nan_inf_run
 
 needs_dpbf16 = pytest.mark.skipif(not amx.host_has_dpbf16(), reason="this CPU has no AVX512-BF16")
 BF16_KERNEL = "cpu: bf16 dot micro-kernel (mxc_fma, vdpbf16ps)"
@@ -136,17 +139,8 @@ def test_dpbf16_weight_only_with_bf16_activations(tmp_path, write_model):
 def test_dpbf16_propagates_nan_and_inf(tmp_path, write_model):
     """A NaN or an infinite activation makes its block's scale NaN (MXFP8: the spec's NaN block), and the
     rows it reaches are NaN in the reference; the dot kernel gives the same NaN/Inf pattern."""
-    from mxc.runtime.reference import fake_quant_forward
-
-    art, x, _ = _run(tmp_path, write_model, "mxfp8", False, "dpbf16")
-    x = x.clone()
-    x[2, 0], x[3, 5] = float("nan"), float("inf")
-    y = _out(art(x))
-    ref = fake_quant_forward(_model(), (x,), art.manifest)[0]
-    assert torch.equal(torch.isnan(y), torch.isnan(ref)) and torch.equal(torch.isinf(y), torch.isinf(ref))
+    ref = nan_inf_run(tmp_path, write_model, "mxfp8", False, "dpbf16")
     assert torch.isnan(ref).any()
-    fin = torch.isfinite(ref)
-    assert (y[fin] - ref[fin]).abs().max().item() <= 1e-5 * ref[fin].abs().max().item()
 
 
 @needs_dpbf16
@@ -160,7 +154,7 @@ def test_dpbf16_dynamic_rows(tmp_path, write_model):
     from mxc.options import Options
     from mxc.runtime.reference import fake_quant_forward
 
-    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[2]
     model_py = tmp_path / "mlp_dynamic.py"
     shutil.copy(root / "examples" / "mlp_dynamic.py", model_py)
     out = tmp_path / "dyn"
