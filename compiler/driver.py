@@ -150,7 +150,7 @@ def compile_file(
             if phase == "formats" and opts.auto:
                 where = dump or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mxc-auto-")))
                 selection, p = _auto_select(spec, module, opts, weights, target, progress, where)
-                steps.timings["auto"] = sum(selection.timings[k] for k in ("calibrate", "score", "solve"))
+                steps.timings["auto"] = sum(selection.timings[k] for k in ("calibrate", "score", "check", "solve"))
                 result.policy = selection.policy(opts.calibrate)
             if phase == "formats" and spec.imported is not None:  # --checkpoint: its formats are the policy
                 result.policy = spec.imported.policy(opts.weights_only, paths)

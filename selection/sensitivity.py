@@ -43,6 +43,7 @@ class Tapped:
     act_node: str  # the graph node of the activations (layers that share it read one activation)
     dtype_bits: int  # bits of the right-hand operand's dtype (32, or 16 for bf16/f16)
     param: str | None = None  # the model parameter the right-hand side is (None: computed)
+    module: str = ""  # the tap's module in the tapped graph (its operands': MODULE_operandI)
     grads: list[torch.Tensor] = field(default_factory=list)
     acts: list[torch.Tensor] = field(default_factory=list)
     rhs: list[torch.Tensor] = field(default_factory=list)  # per batch, when it is an activation too
@@ -56,14 +57,17 @@ class Tapped:
 
 class _Tap(torch.nn.Module):
     """y -> y + 0 (a zero that requires grad, so the graph below records a gradient at y), keeping
-    the layer's operands and, in the backward pass, dLoss/dy."""
+    the layer's operands and, in the backward pass, dLoss/dy (while `recording`)."""
 
     def __init__(self, record: Tapped, rhs_is_var: bool):
         super().__init__()
         self.record, self.rhs_is_var = record, rhs_is_var
         self.zero = torch.zeros((), requires_grad=True)
+        self.recording = True
 
     def forward(self, y, act, rhs):
+        if not self.recording:
+            return y
         self.record.acts.append(act.detach())
         if self.rhs_is_var:
             self.record.rhs.append(rhs.detach())
@@ -72,8 +76,28 @@ class _Tap(torch.nn.Module):
         return out
 
 
+class _Operand(torch.nn.Module):
+    """A tapped layer's operand as a policy check (check.py) sets it: as it is (`spec` None) or
+    fake-quantized along `axis`; a constant (a weight) is fake-quantized once per spec."""
+
+    def __init__(self, axis: int, constant: bool):
+        super().__init__()
+        self.axis, self.constant, self.spec = axis, constant, None
+        self._cached: tuple = (None, None)
+
+    def forward(self, t):
+        if self.spec is None:
+            return t
+        if not self.constant:
+            return _fq(t.float(), self.spec, self.axis).to(t.dtype)
+        if self._cached[0] != self.spec:
+            self._cached = (self.spec, _fq(t.float(), self.spec, self.axis).to(t.dtype))
+        return self._cached[1]
+
+
 def tap_graph(model: torch.nn.Module, inputs: tuple, layers: set[str]) -> tuple[torch.fx.GraphModule, dict]:
-    """The exported graph with a `_Tap` after each layer of `layers` (names as mxc gives them)."""
+    """The exported graph with a `_Tap` after each layer of `layers` (names as mxc gives them), and an
+    `_Operand` before each of its two operands (identities until a policy check sets them)."""
     gm = export(model, inputs).module()
     nodes = [n for n in gm.graph.nodes if n.op == "call_function" and n.target in _MATMULS | _CONVS]
     names = unique_layer_names([module_path(n) or f"torch.aten.{n.target._opname}" for n in nodes])
@@ -90,11 +114,16 @@ def tap_graph(model: torch.nn.Module, inputs: tuple, layers: set[str]) -> tuple[
         rec = records[name] = Tapped(node.target, args, a_i, w_i, w_axis, str(node.args[a_i]),
                                      16 if dtype in (torch.bfloat16, torch.float16) else 32,
                                      rhs.target if rhs.op == "get_attr" else None)
-        mod = f"_mxc_tap_{len(records)}"
+        mod = rec.module = f"_mxc_tap_{len(records)}"
         gm.add_submodule(mod, _Tap(rec, rhs.op != "get_attr"))
         with gm.graph.inserting_after(node):
             tap = gm.graph.call_module(mod, (node, node.args[a_i], rhs))
         node.replace_all_uses_with(tap, delete_user_cb=lambda user: user is not tap)
+        if node.target not in _CONVS:  # (the check leaves convolutions as they are: see check.py)
+            for index, axis, constant in ((a_i, -1, False), (w_i, w_axis, rhs.op == "get_attr")):
+                gm.add_submodule(f"{mod}_operand{index}", _Operand(axis, constant))
+                with gm.graph.inserting_before(node):
+                    node.update_arg(index, gm.graph.call_module(f"{mod}_operand{index}", (node.args[index],)))
     missing = layers - set(records)
     if missing:
         raise AutoError(f"the exported graph has no layer {sorted(missing)[:3]} that convert-torch-to-mxq named; "
@@ -104,9 +133,10 @@ def tap_graph(model: torch.nn.Module, inputs: tuple, layers: set[str]) -> tuple[
 
 
 def calibrate(model: torch.nn.Module, batches: list[tuple], layers: set[str], loss_fn=None,
-              progress=None) -> dict[str, Tapped]:
+              progress=None, graph: list | None = None) -> dict[str, Tapped]:
     """Run every calibration batch forward and backward through the tapped graph. A loss that cannot
-    be differentiated leaves every record without gradients: its layers are scored with g = 1."""
+    be differentiated leaves every record without gradients: its layers are scored with g = 1.
+    `graph`, when given, receives the tapped graph (for a policy check, check.py)."""
     gm, records = tap_graph(model, batches[0], layers)
     probe = torch.Generator().manual_seed(0)
     differentiable = True
@@ -119,6 +149,8 @@ def calibrate(model: torch.nn.Module, batches: list[tuple], layers: set[str], lo
     if not differentiable:
         for rec in records.values():
             rec.grads.clear()
+    if graph is not None:
+        graph.append(gm)
     return records
 
 

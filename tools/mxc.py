@@ -152,7 +152,20 @@ def _auto_table(auto: dict) -> str:
                         f"runner-up (no more {'time' if timed else 'bits'})", ">its score",
                         ">scored"], rows)
     pinned = "".join(f"\npinned by --policy: {k} = {v}" for k, v in auto["pinned"].items())
-    return f"{head}\n{table}{pinned}"
+    return f"{head}\n{_check_text(auto.get('check', {}))}\n{table}{pinned}"
+
+
+def _check_text(check: dict) -> str:
+    """The end-to-end checks of --auto (selection/check.py): each class's spec and the final verdict."""
+    lines = [f"  {cls}: {rep['chosen']} (calibration loss of the uniform policies: "
+             + ", ".join(f"{k} {v:.5g}" for k, v in rep["losses"].items()) + ")"
+             for cls, rep in check.get("representatives", {}).items()]
+    final = check.get("final")
+    if isinstance(final, dict):
+        kept = "the knapsack's policy" if final["kept"] == "knapsack" else "the uniform policy"
+        final = (f"kept {kept}: calibration loss of the knapsack's {final['knapsack_loss']:.5g}, of the uniform "
+                 f"{final['uniform']} {final['uniform_loss']:.5g}")
+    return "one spec per cost class:\n" + "\n".join(lines) + (f"\nfinal check: {final}" if final else "")
 
 
 def _auto_summary(auto: dict, out: str) -> str:
@@ -165,7 +178,15 @@ def _auto_summary(auto: dict, out: str) -> str:
     speed = f"; {_speed_text(auto['speed'])}" if "speed" in auto else ""
     return (f"--auto {auto['budget']['text']}: {auto['effective_bits']:.3f} bits/weight over {len(auto['layers'])} "
             f"layers ({mix}){speed}; calibration {t['calibrate']:.1f}s, scoring {t['score']:.1f}s "
-            f"({1000 * t['per_layer_mean']:.0f} ms/layer), solve {t['solve']:.2f}s; policy: {out}/policy.toml")
+            f"({1000 * t['per_layer_mean']:.0f} ms/layer), end-to-end checks {t.get('check', 0):.1f}s, solve "
+            f"{t['solve']:.2f}s; {_final_text(auto)}policy: {out}/policy.toml")
+
+
+def _final_text(auto: dict) -> str:
+    final = auto.get("check", {}).get("final")
+    if isinstance(final, dict) and final["kept"] == "uniform":
+        return f"kept the uniform {final['uniform']} policy (lower calibration loss than the knapsack's); "
+    return ""
 
 
 def _speed_text(speed: dict) -> str:

@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+import torch
 
 from conftest import EXAMPLES, run_mxc, run_mxc_subprocess
 from mxc.compiler.driver import compile_file
@@ -87,13 +88,13 @@ def test_solver_budget_within_the_milp_tolerance():
 
 def test_budget_respected_and_more_bits_predict_less_loss(write_model):
     path = write_model(GATED)
-    predicted = []
     for bits in (4.25, 4.5, 5.0, 6.25, 8.25, 40):
         auto = _auto(path, auto=f"bits={bits}", weights_only=True)["auto"]
         assert auto["effective_bits"] <= bits + 1e-12
-        predicted.append(auto["predicted_score"])
-    assert all(a >= b for a, b in zip(predicted, predicted[1:])), predicted
-    assert predicted[-1] == 0.0  # 40 bits: everything may stay in f32, which changes nothing
+        predicted = [score for _, score in auto["frontier"]]  # the knapsack's least score per budget
+        assert predicted and all(a >= b for a, b in zip(predicted, predicted[1:])), predicted
+    assert auto["predicted_score"] == 0.0  # 40 bits: everything may stay in f32, which changes nothing
+    assert auto["check"]["final"].startswith("the knapsack keeps every layer in high precision")
 
 
 def test_policy_is_deterministic_and_reusable(write_model, tmp_path):
@@ -110,6 +111,84 @@ def test_policy_is_deterministic_and_reusable(write_model, tmp_path):
                                          "loss": "get_loss()"}
     rows = {r["layer"]: r for r in m1["layers"]}
     assert rows["gate"]["decision"].startswith(m1["auto"]["layers"]["gate"]["choice"] + " (--auto bits=5: score")
+
+
+def test_one_spec_per_cost_class_decided_end_to_end(write_model, tmp_path):
+    """Each cost class keeps the spec with the lowest calibration loss of those tried, and every layer
+    of that class takes it (the layers here all have every spec: K = 64 and 128)."""
+    path = write_model(GATED)
+    auto = _auto(path, tmp_path / "o", auto="bits=6", weights_only=True)["auto"]
+    code, out, _ = run_mxc("inspect", tmp_path / "o")
+    assert code == 0 and "one spec per cost class:" in out and "final check:" in out
+    reps = auto["check"]["representatives"]
+    assert {"4.25 bits/weight, weights-only", "4.5 bits/weight, weights-only"} <= set(reps)
+    for rep in reps.values():
+        assert 1 <= len(rep["losses"]) <= 3 and rep["chosen"] == min(rep["losses"], key=rep["losses"].get)
+    chosen = {rep["chosen"] for rep in reps.values()}
+    assert {d["choice"] for d in auto["layers"].values()} <= chosen | {"none"}
+    assert auto["timings_s"]["check"] > 0
+
+
+class _Losses:
+    """A PolicyCheck whose loss is a given function of the assignment (layer -> choice text)."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def loss(self, assignment, batches=None):
+        self.calls += 1
+        return self.fn({k: str(c.weight) for k, c in assignment.items()})
+
+
+def test_final_check_keeps_the_lower_calibration_loss():
+    from mxc.numerics import FormatSpec
+    from mxc.policy import Choice
+    from mxc.selection.candidates import LayerInfo
+    from mxc.selection.search import final_check
+
+    layers = [LayerInfo(n, 8, 64, 64, True, 32) for n in "ab"]
+    menu = [Choice(None), Choice(FormatSpec.parse("mxfp4")), Choice(FormatSpec.parse("if4")),
+            Choice(FormatSpec.parse("mxint8"))]
+    costs = [[128, 17, 18, 33]] * 2
+    reps = {"4.25 bits/weight, weights-only": {"chosen": "mxfp4 weights-only", "losses": {"mxfp4 weights-only": 3.0}},
+            "4.5 bits/weight, weights-only": {"chosen": "if4 weights-only", "losses": {"if4 weights-only": 2.0}},
+            "8.25 bits/weight, weights-only": {"chosen": "mxint8 weights-only", "losses": {"mxint8 weights-only": 1.0}}}
+    mixed = [1, 3]  # mxfp4 + mxint8: 50 of a budget of 50
+    # the uniform policy within the budget with the best representative loss is if4 (mxint8 does not fit)
+    worse = _Losses(lambda a: 2.5 if a["a"] != a["b"] else 2.0)
+    picks, verdict = final_check(layers, [menu] * 2, costs, 50, [], mixed, reps, worse)
+    assert picks == [2, 2] and verdict["final"]["kept"] == "uniform" and worse.calls == 2
+    assert verdict["final"]["uniform"] == "4.5 bits/weight, weights-only"
+    better = _Losses(lambda a: 1.5 if a["a"] != a["b"] else 2.0)
+    picks, verdict = final_check(layers, [menu] * 2, costs, 50, [], mixed, reps, better)
+    assert picks == mixed and verdict["final"]["kept"] == "knapsack"
+    picks, verdict = final_check(layers, [menu] * 2, costs, 34, [], [1, 1], reps, better)  # only mxfp4 fits: it is
+    assert picks == [1, 1] and "is the uniform one" in verdict["final"]                    # the knapsack's own
+    picks, verdict = final_check(layers, [menu] * 2, costs, 300, [], [0, 0], reps, better)
+    assert picks == [0, 0] and "high precision" in verdict["final"]
+
+
+def test_policy_check_switches_operands_and_restores_them(write_model):
+    from mxc.compiler.frontend import load_model_file
+    from mxc.numerics import FormatSpec
+    from mxc.policy import Choice
+    from mxc.selection.check import PolicyCheck
+    from mxc.selection.sensitivity import calibrate
+
+    spec = load_model_file(write_model(GATED))
+    batches = [tuple(b) for b in spec.calibration_inputs]
+    graph = []
+    records = calibrate(spec.model, batches, {"gate", "up", "down"}, spec.loss, graph=graph)
+    check = PolicyCheck(graph[0], records, batches, spec.loss)
+    with torch.no_grad():
+        true = sum(float(spec.loss(spec.model(*b), *b)) for b in batches) / len(batches)
+    assert check.loss({}) == pytest.approx(true, rel=1e-6)
+    quantized = check.loss({n: Choice(FormatSpec.parse("mxfp4"), FormatSpec.parse("mxfp4")) for n in records})
+    assert quantized != pytest.approx(true, rel=1e-6)
+    assert check.loss({}) == pytest.approx(true, rel=1e-6)  # the operands are restored after each policy
+    assert len(records["gate"].acts) == len(batches)  # the taps record only during calibration
+    no_loss = PolicyCheck(graph[0], records, batches, None)  # without get_loss: the outputs' squared difference
+    assert no_loss.loss({}) == 0.0 and no_loss.loss({"down": Choice(FormatSpec.parse("mxfp4"))}) > 0
 
 
 def test_coupled_layers_share_one_activation_format(write_model):
