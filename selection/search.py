@@ -262,26 +262,28 @@ def representatives(layers: list[LayerInfo], menus: list[list[Choice]], scored: 
     layers that are within SCORE_BAND of the best: where the scores separate two specs clearly, they
     decide (a loss difference of a near-lossless format is mostly the text's noise: on SmolLM2 one
     batch put MXFP8 with the rceil rule before MXINT8, whose predictions are 6x closer to the
-    unquantized model's, KL 0.0028 vs 0.016); where they do not, the loss does. Every class has its representative's loss: it ranks final_check's uniform
-    policies.
-    A layer without that spec (a Hadamard size that does not divide its K) keeps its best-scored one
-    of the class. Returns the kept indices per layer and, per class, the specs tried and their losses."""
+    unquantized model's, KL 0.0028 vs 0.016); where they do not, the loss does. Every class has its
+    representative's loss: it ranks final_check's uniform policies. A layer without that spec (a
+    Hadamard size that does not divide its K) keeps its best-scored one of the class. Returns the kept
+    indices per layer and, per class, the specs tried and their losses."""
     classes: dict = {}  # class -> spec text -> [(layer index, menu index)]
     for i, (lay, menu) in enumerate(zip(layers, menus)):
         cost_class = _cost_class(lay)
         for j, c in enumerate(menu):
             if c.weight is not None:
                 classes.setdefault(cost_class(c), {}).setdefault(_choice_text(c), []).append((i, j))
+    trials = {}  # class -> the specs to try
+    for key, specs in classes.items():
+        most = max(len(members) for members in specs.values())
+        totals = {t: sum(scored[i][j].score for i, j in members) for t, members in specs.items() if len(members) == most}
+        ranked = sorted(totals, key=totals.get)[:REPRESENTATIVE_TRIALS]
+        trials[key] = [t for t in ranked if totals[t] <= SCORE_BAND * totals[ranked[0]]]
     chosen, record = {}, {}
-    with _bar(progress, sum(min(len(s), REPRESENTATIVE_TRIALS) for s in classes.values()), "check") as bar:
-        for key, specs in classes.items():
-            most = max(len(members) for members in specs.values())
-            ranked = sorted((t for t, members in specs.items() if len(members) == most),
-                            key=lambda t: sum(scored[i][j].score for i, j in specs[t]))
-            totals = {t: sum(scored[i][j].score for i, j in specs[t]) for t in ranked[:REPRESENTATIVE_TRIALS]}
+    with _bar(progress, sum(map(len, trials.values())), "check") as bar:
+        for key, texts in trials.items():
             tried = {}
-            for text in [t for t in totals if totals[t] <= SCORE_BAND * totals[ranked[0]]]:
-                tried[text] = check.loss({layers[i].name: menus[i][j] for i, j in specs[text]}, batches=1)
+            for text in texts:
+                tried[text] = check.loss({layers[i].name: menus[i][j] for i, j in classes[key][text]}, batches=1)
                 bar.update()
             chosen[key] = min(tried, key=tried.get)
             record[_class_text(key)] = {"chosen": chosen[key], "losses": tried}
