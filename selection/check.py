@@ -78,3 +78,5 @@ class PolicyCheck:
                 act.spec = choice.act if choice else None
             if weight is not None:
                 weight.spec = choice.weight if choice else None
+                if weight.spec is None:
+                    weight.release()

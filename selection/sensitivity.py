@@ -94,6 +94,10 @@ class _Operand(torch.nn.Module):
             self._cached = (self.spec, _fq(t.float(), self.spec, self.axis).to(t.dtype))
         return self._cached[1]
 
+    def release(self) -> None:
+        """Drop the fake-quantized constant (a policy check between policies)."""
+        self._cached = (None, None)
+
 
 def tap_graph(model: torch.nn.Module, inputs: tuple, layers: set[str]) -> tuple[torch.fx.GraphModule, dict]:
     """The exported graph with a `_Tap` after each layer of `layers` (names as mxc gives them), and an
