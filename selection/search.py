@@ -375,5 +375,5 @@ def _bar(enabled: bool, total: int, what: str):
     """A progress bar on stderr (tqdm, which transformers brings); a silent one when not `enabled`."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"--auto {what}", unit="batch" if what == "calibrate" else "layer",
+    return tqdm(total=total, desc=f"--auto {what}", unit={"calibrate": "batch", "score": "layer"}.get(what, "policy"),
                 leave=False, disable=not enabled)
