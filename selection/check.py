@@ -13,9 +13,10 @@ at 1.2x, but on every layer at once they cost 1.8x and 2x as much (perplexity 19
 So the search takes one weight spec per cost class (bits, activation format) and decides it end to
 end: the class's best specs by summed score are each applied to every layer of the class (the
 others unquantized) and the lowest calibration loss wins (`representatives` in search.py). The
-knapsack then allocates the classes to the layers by score, and its policy is checked against the
-best uniform policy within the budget on every calibration batch: the lower loss is kept, so
-`--auto` is never worse on its calibration data than the best single class it could afford.
+knapsack then allocates the classes to the layers by score, and its policy is checked on every
+calibration batch against the uniform policy within the budget whose class had the least loss on the
+first batch: the lower loss is kept, so `--auto` is never worse on its calibration data than that
+uniform policy.
 
 The loss is model.py's `get_loss` without gradients (without one, the mean squared difference of
 the outputs from the unquantized model's). Convolutions are not switched by the check: they stay
