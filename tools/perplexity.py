@@ -30,6 +30,7 @@ one. A row that fails is reported in the table, the others still run, and the ex
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib.util
 import json
 import math
@@ -103,14 +104,15 @@ def pinned_rules(policy: Path) -> list[str]:
 
 
 def effective_bits(manifest: dict, pinned: list[str]) -> float | None:
-    """Numel-weighted mean bits per weight of the layers with a weight, the embedding table and layers
-    a pinned rule decided left out; the manifest's `auto.effective_bits` when it has one; None when a
-    layer's bits are unknown."""
+    """Numel-weighted mean bits per weight of the layers with a weight, the embedding table and the layers
+    whose names a pinned rule matches (fnmatch, as policies match) left out, whatever policy decided them (a
+    row's own --policy, e.g. --auto's policy.toml, names lm_head itself); the manifest's
+    `auto.effective_bits` when it has one; None when a layer's bits are unknown."""
     auto = manifest.get("auto")
     if isinstance(auto, dict) and "effective_bits" in auto:
         return auto["effective_bits"]
     rows = [r for r in manifest["layers"] if r.get("weight_shape") and r.get("op") != "embedding"
-            and not any(f"({rule}" in r.get("decision", "") for rule in pinned)]
+            and not any(fnmatch.fnmatchcase(r.get("layer", ""), rule) for rule in pinned)]
     if not rows or any(r.get("bits_per_weight") is None for r in rows):
         return None
     numel = [math.prod(r["weight_shape"]) for r in rows]

@@ -101,7 +101,7 @@ def test_effective_bits_weighs_by_numel_and_leaves_out_the_table_and_pinned_laye
         {"layer": "lm.model.embed_tokens", "op": "embedding", "weight_shape": [1000, 8], "bits_per_weight": 32.0,
          "decision": "embedding table: a lookup, not a matmul; stays in high precision"},
         {"layer": "a", "op": "linear", "weight_shape": [16, 8], "bits_per_weight": 4.5, "decision": "nvfp4 (default)"},
-        {"layer": "b", "op": "linear", "weight_shape": [48, 8], "bits_per_weight": 8.25,
+        {"layer": "x.b", "op": "linear", "weight_shape": [48, 8], "bits_per_weight": 8.25,
          "decision": "mxfp8 (*.b; hadamard=32 skipped: K=8 is not a multiple)"},
         {"layer": "a.sdpa", "op": "scaled_dot_product_attention", "bits_per_weight": 32.0,
          "decision": "attention is not quantized yet: stays in high precision"},
@@ -112,6 +112,9 @@ def test_effective_bits_weighs_by_numel_and_leaves_out_the_table_and_pinned_laye
     assert perplexity.effective_bits({"layers": layers}, ["*lm_head", "*.b"]) == 4.5
     assert perplexity.effective_bits({"layers": layers}, []) == (128 * 4.5 + 384 * 8.25 + 8000 * 32) / 8512
     assert perplexity.effective_bits({"layers": layers, "auto": {"effective_bits": 4.25}}, ["*lm_head"]) == 4.25
+    # a row's own per-layer policy (--auto's policy.toml) decides lm_head by its full name: still left out
+    layers[-1]["decision"] = "none: kept in high precision (lm.lm_head)"
+    assert perplexity.effective_bits({"layers": layers}, ["*lm_head"]) == (128 * 4.5 + 384 * 8.25) / 512
     layers[1]["bits_per_weight"] = None
     assert perplexity.effective_bits({"layers": layers}, ["*lm_head"]) is None
     assert perplexity.pinned_rules(perplexity.POLICY) == ["*lm_head"]
