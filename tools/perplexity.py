@@ -23,8 +23,12 @@ bits/w is the numel-weighted mean bits per weight of the matmul layers (the embe
 layers the policy file pins, lm_head, left out), or the manifest's `auto.effective_bits` when it has
 one. A row that fails is reported in the table, the others still run, and the exit status is 1.
 
+`--compare A B` prints ppl(A) / ppl(B) with a 95 % paired bootstrap interval over the windows (each
+window's loss kept per row, in the JSON too): whether the text's sampling alone could explain a
+difference between two rows (16 windows can mislead: the README's calibration section has a case).
+
     python -m mxc.tools.perplexity [--tokens 512] [--windows 16] [--rows none mxfp4-w ...]
-        [--extra-row NAME='FLAGS ...'] [--fake-quant] [--work DIR] [--keep] [--json FILE]
+        [--extra-row NAME='FLAGS ...'] [--fake-quant] [--work DIR] [--keep] [--json FILE] [--compare A B]
 """
 
 from __future__ import annotations
@@ -174,7 +178,7 @@ def evaluate(name: str, flags: list[str], work: Path, windows: list[torch.Tensor
             run_s += time.perf_counter() - t
             losses.append(nll(logits, ids))
         row.update(perplexity=perplexity(losses), eval_s_per_window=run_s / len(windows),
-                   bits_per_weight=effective_bits(art.manifest, pinned))
+                   bits_per_weight=effective_bits(art.manifest, pinned), window_losses=losses)
         if reference is not None:
             row["fake_quant_perplexity"] = _fake_quant_ppl(*reference, art, windows)
         return row
@@ -228,6 +232,21 @@ def gap_closed(row: dict, rows: list[dict]) -> float | None:
     return (min(uniform) - row["perplexity"]) / (min(uniform) - base)
 
 
+BOOTSTRAP = 2000  # resamples of the windows for --compare's interval
+
+
+def compare(a: dict, b: dict, seed: int = 0) -> tuple[float, float, float]:
+    """ppl(a) / ppl(b) on the same windows and its 95 % paired bootstrap interval (windows resampled with
+    replacement, both rows' losses together): how much of a difference the text's sampling explains."""
+    la, lb = torch.tensor(a["window_losses"], dtype=torch.float64), torch.tensor(b["window_losses"], dtype=torch.float64)
+    if la.shape != lb.shape or not torch.equal(la[:, 1], lb[:, 1]):
+        raise ValueError(f"rows {a['row']} and {b['row']} were not evaluated on the same windows")
+    ratio = lambda i: float(torch.exp((la[i, 0].sum() - lb[i, 0].sum()) / la[i, 1].sum()))  # noqa: E731
+    g = torch.Generator().manual_seed(seed)
+    draws = sorted(ratio(torch.randint(0, len(la), (len(la),), generator=g)) for _ in range(BOOTSTRAP))
+    return ratio(torch.arange(len(la))), draws[int(0.025 * BOOTSTRAP)], draws[int(0.975 * BOOTSTRAP) - 1]
+
+
 def table(rows: list[dict], fake_quant: bool) -> str:
     """The rows as a markdown table; +% is relative to the `none` row's perplexity; `gap closed`: see
     `gap_closed`."""
@@ -264,6 +283,9 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=None, help="where artifacts go (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the artifacts")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
+    p.add_argument("--compare", nargs=2, action="append", default=[], metavar=("A", "B"),
+                   help="also print ppl(A) / ppl(B) with its 95 %% paired bootstrap interval over the windows "
+                        "(repeatable)")
     a = p.parse_args(argv)
     if a.tokens < 2 or a.windows < 1:
         p.error("--tokens must be at least 2 and --windows at least 1")
@@ -271,6 +293,9 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown rows {unknown} (rows: {', '.join(ROWS)}; --extra-row adds others)")
     rows = {**{r: ROWS[r] for r in a.rows}, **dict(a.extra_row)}
+    missing = sorted({n for pair in a.compare for n in pair} - set(rows))
+    if missing:
+        p.error(f"--compare names rows this run does not have: {', '.join(missing)}")
     if reason := skip_reason():
         print(f"perplexity: SmolLM2 {reason}", file=sys.stderr)
         return 2
@@ -296,6 +321,12 @@ def main(argv=None) -> int:
     if a.work is None and not a.keep:
         shutil.rmtree(work)
     print(table(results, a.fake_quant))
+    by_name = {r["row"]: r for r in results}
+    for x, y in a.compare:
+        if "perplexity" in by_name[x] and "perplexity" in by_name[y]:
+            r, lo, hi = compare(by_name[x], by_name[y])
+            print(f"{x} / {y}: perplexity ratio {r:.4f}, 95 % paired bootstrap interval over the {a.windows} "
+                  f"windows [{lo:.4f}, {hi:.4f}]")
     print(f"load average after: {os.getloadavg()[0]:.2f}; text: Python {sys.version.split()[0]} pydoc_data.topics, "
           f"{a.windows} windows of {a.tokens} tokens; " +
           "; ".join(f"{s} sha256 {text.sha256(s)}" for s in text.SPLITS))

@@ -120,28 +120,48 @@ def test_effective_bits_weighs_by_numel_and_leaves_out_the_table_and_pinned_laye
     assert perplexity.pinned_rules(perplexity.POLICY) == ["*lm_head"]
 
 
+def test_compare_gives_the_ratio_and_a_paired_interval():
+    a = {"row": "a", "window_losses": [(10.0, 5), (20.0, 5), (12.0, 5), (16.0, 5)]}
+    same = perplexity.compare(a, dict(a, row="b"))
+    assert same == (1.0, 1.0, 1.0)
+    shifted = {"row": "c", "window_losses": [(s - 0.5, n) for s, n in a["window_losses"]]}  # 0.1 nats/token less
+    r, lo, hi = perplexity.compare(a, shifted)
+    assert r == pytest.approx(math.exp(0.1)) and lo == pytest.approx(r) and hi == pytest.approx(r)  # paired: exact
+    noisy = {"row": "d", "window_losses": [(11.0, 5), (19.0, 5), (12.5, 5), (15.0, 5)]}
+    r, lo, hi = perplexity.compare(a, noisy)
+    assert lo < r < hi and lo < 1.0 < hi
+    with pytest.raises(ValueError, match="same windows"):
+        perplexity.compare(a, {"row": "e", "window_losses": a["window_losses"][:3]})
+
+
 def test_a_failing_row_is_reported_and_the_others_still_run(smollm2, monkeypatch, capsys, tmp_path):
     def evaluate(name, flags, *_):
         if name == "broken":
             raise RuntimeError("mxc compile failed: error: unknown format 'bogus'")
-        return {"row": name, "flags": " ".join(flags), "compile_s": 1.0, "perplexity": 20.0 if name == "none" else 25.0,
-                "eval_s_per_window": 0.5, "bits_per_weight": 4.5}
+        ppl = 20.0 if name == "none" else 25.0
+        return {"row": name, "flags": " ".join(flags), "compile_s": 1.0, "perplexity": ppl,
+                "eval_s_per_window": 0.5, "bits_per_weight": 4.5, "window_losses": [(63 * math.log(ppl), 63)]}
 
     monkeypatch.setattr(perplexity, "evaluate", evaluate)
     status = perplexity.main(["--tokens", "64", "--windows", "1", "--rows", "none", "mxfp4-w", "--json",
-                              str(tmp_path / "r.json"), "--extra-row", "broken=--format bogus"])
+                              str(tmp_path / "r.json"), "--extra-row", "broken=--format bogus",
+                              "--compare", "mxfp4-w", "none", "--compare", "broken", "none"])
     out = capsys.readouterr().out
     assert status == 1
     assert "| mxfp4-w | `--weights-only --format mxfp4` | 4.500 | 25.000 | +25.00 |" in out
     assert "| broken | `--format bogus` | error: RuntimeError: mxc compile failed: error: unknown format 'bogus' |" in out
     assert text.sha256("evaluation") in out
+    assert "mxfp4-w / none: perplexity ratio 1.2500, 95 % paired bootstrap interval over the 1 windows [1.2500, 1.2500]" in out
+    assert "broken / none" not in out  # a failed row has nothing to compare
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert [r["row"] for r in rows] == ["none", "mxfp4-w", "broken"] and "error" in rows[2]
 
 
 def test_unknown_rows_and_bad_extra_rows_are_refused(capsys):
     for argv, message in ((["--rows", "mxfp5-w"], "unknown rows ['mxfp5-w']"),
-                          (["--extra-row", "no-flags"], "--extra-row wants NAME='FLAGS ...'")):
+                          (["--extra-row", "no-flags"], "--extra-row wants NAME='FLAGS ...'"),
+                          (["--rows", "none", "--compare", "none", "mxfp4-w"], "--compare names rows this run does "
+                                                                              "not have: mxfp4-w")):
         with pytest.raises(SystemExit):
             perplexity.main(argv)
         assert message in capsys.readouterr().err
