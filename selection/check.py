@@ -12,11 +12,12 @@ at 1.2x, but on every layer at once they cost 1.8x and 2x as much (perplexity 19
 
 So the search takes one weight spec per cost class (bits, activation format) and decides it end to
 end: the class's best specs by summed score are each applied to every layer of the class (the
-others unquantized) and the lowest calibration loss wins (`representatives` in search.py). The
-knapsack then allocates the classes to the layers by score, and its policy is checked on every
-calibration batch against the uniform policy within the budget whose class had the least loss on the
-first batch: the lower loss is kept, so `--auto` is never worse on its calibration data than that
-uniform policy.
+others unquantized) and the lowest loss on a held-out calibration batch wins (`representatives` in
+search.py). The knapsack then allocates the classes to the layers by score, and its policy is checked
+on every held-out batch against the uniform policy within the budget whose class had the least loss
+on the first of them: the lower loss is kept. Held out (search.split_batches: the last quarter of
+the batches, which the scores never saw), because a policy fit to its batches' noise looks better on
+them than it is.
 
 The loss is model.py's `get_loss` without gradients (without one, the mean squared difference of
 the outputs from the unquantized model's). Convolutions are not switched by the check: they stay
@@ -34,7 +35,7 @@ from .sensitivity import Tapped, _Tap
 
 
 class PolicyCheck:
-    """Whole policies' losses on the calibration batches, through calibrate()'s tapped graph."""
+    """Whole policies' losses on the given (held-out) calibration batches, through calibrate()'s tapped graph."""
 
     def __init__(self, gm: torch.fx.GraphModule, records: dict[str, Tapped], batches: list[tuple], loss_fn=None):
         self.gm, self.batches, self.loss_fn = gm, batches, loss_fn

@@ -136,7 +136,7 @@ def _auto_table(auto: dict) -> str:
     b, c = auto["budget"], auto["calibration"]
     head = (f"--auto {b['text']}: {auto['effective_bits']:.4f} bits/weight (scales counted) over "
             f"{len(auto['layers'])} searched layers; objective {auto['objective']}; calibration "
-            f"{c['batches']} batch(es) of {c['shapes']} from {c['source']}, loss: {c['loss']}; "
+            f"{c['batches']} batch(es) of {c['shapes']} from {c['source']}{_split_text(c)}, loss: {c['loss']}; "
             f"policy: {auto['policy']}")
     timed = "speed" in auto
     if timed:
@@ -155,17 +155,24 @@ def _auto_table(auto: dict) -> str:
     return f"{head}\n{_check_text(auto.get('check', {}))}\n{table}{pinned}"
 
 
+def _split_text(calibration: dict) -> str:
+    """Which calibration batches the scores and the checks used (manifests since the held-out split)."""
+    if "scored_on" not in calibration:
+        return ""
+    held = calibration["checked_on"]
+    return (f" (scores on the first {calibration['scored_on']}, checks on the last {held}, held out)"
+            if isinstance(held, int) else f" (scores and checks on {held})")
+
+
 def _check_text(check: dict) -> str:
     """The end-to-end checks of --auto (selection/check.py): each class's spec and the final verdict."""
-    lines = [f"  {cls}: {rep['chosen']} (calibration loss of the uniform policies: "
+    from mxc.selection.report import final_text
+
+    lines = [f"  {cls}: {rep['chosen']} (held-out loss of the uniform policies: "
              + ", ".join(f"{k} {v:.5g}" for k, v in rep["losses"].items()) + ")"
              for cls, rep in check.get("representatives", {}).items()]
     final = check.get("final")
-    if isinstance(final, dict):
-        kept = "the knapsack's policy" if final["kept"] == "knapsack" else "the uniform policy"
-        final = (f"kept {kept}: calibration loss of the knapsack's {final['knapsack_loss']:.5g}, of the uniform "
-                 f"{final['uniform']} {final['uniform_loss']:.5g}")
-    return "one spec per cost class:\n" + "\n".join(lines) + (f"\nfinal check: {final}" if final else "")
+    return "one spec per cost class:\n" + "\n".join(lines) + (f"\nfinal check: {final_text(final)}" if final else "")
 
 
 def _auto_summary(auto: dict, out: str) -> str:
@@ -183,10 +190,10 @@ def _auto_summary(auto: dict, out: str) -> str:
 
 
 def _final_text(auto: dict) -> str:
+    from mxc.selection.report import final_text
+
     final = auto.get("check", {}).get("final")
-    if isinstance(final, dict) and final["kept"] == "uniform":
-        return f"kept the uniform {final['uniform']} policy (lower calibration loss than the knapsack's); "
-    return ""
+    return f"{final_text(final)}; " if isinstance(final, dict) and final["kept"] == "uniform" else ""
 
 
 def _speed_text(speed: dict) -> str:

@@ -107,19 +107,21 @@ def test_policy_is_deterministic_and_reusable(write_model, tmp_path):
                          compile_to="formats").manifest
     formats = lambda m: {r["layer"]: (r["weight_format"], r["activation_format"]) for r in m["layers"]}  # noqa: E731
     assert formats(again) == formats(m1)
-    assert m1["auto"]["calibration"] == {"source": "get_calibration_inputs()", "batches": 3, "shapes": [[16, 64]],
-                                         "loss": "get_loss()"}
+    assert m1["auto"]["calibration"] == {"source": "get_calibration_inputs()", "batches": 3, "scored_on": 2,
+                                         "checked_on": 1, "shapes": [[16, 64]], "loss": "get_loss()"}
     rows = {r["layer"]: r for r in m1["layers"]}
     assert rows["gate"]["decision"].startswith(m1["auto"]["layers"]["gate"]["choice"] + " (--auto bits=5: score")
 
 
 def test_one_spec_per_cost_class_decided_end_to_end(write_model, tmp_path):
-    """Each cost class keeps the spec with the lowest calibration loss of those tried, and every layer
+    """Each cost class keeps the spec with the lowest held-out loss of those tried, and every layer
     of that class takes it (the layers here all have every spec: K = 64 and 128)."""
     path = write_model(GATED)
     auto = _auto(path, tmp_path / "o", auto="bits=6", weights_only=True)["auto"]
     code, out, _ = run_mxc("inspect", tmp_path / "o")
     assert code == 0 and "one spec per cost class:" in out and "final check:" in out
+    assert "(scores on the first 2, checks on the last 1, held out)" in out
+    assert "# end-to-end check on 1 held-out calibration batch(es): " in (tmp_path / "o" / "policy.toml").read_text()
     reps = auto["check"]["representatives"]
     assert {"4.25 bits/weight, weights-only", "4.5 bits/weight, weights-only"} <= set(reps)
     for rep in reps.values():
@@ -140,7 +142,17 @@ class _Losses:
         return self.fn({k: str(c.weight) for k, c in assignment.items()})
 
 
-def test_final_check_keeps_the_lower_calibration_loss():
+def test_split_batches_holds_out_a_quarter_for_the_checks():
+    from mxc.selection.search import split_batches
+
+    b = [(i,) for i in range(8)]
+    assert split_batches(b) == (b[:6], b[6:])
+    assert split_batches(b[:4]) == (b[:3], b[3:4]) and split_batches(b[:2]) == (b[:1], b[1:2])
+    fit, held = split_batches(b[:1])
+    assert fit == held == b[:1]  # one batch: nothing to hold out, it serves both
+
+
+def test_final_check_keeps_the_lower_held_out_loss():
     from mxc.numerics import FormatSpec
     from mxc.policy import Choice
     from mxc.selection.candidates import LayerInfo
@@ -150,9 +162,7 @@ def test_final_check_keeps_the_lower_calibration_loss():
     menu = [Choice(None), Choice(FormatSpec.parse("mxfp4")), Choice(FormatSpec.parse("if4")),
             Choice(FormatSpec.parse("mxint8"))]
     costs = [[128, 17, 18, 33]] * 2
-    reps = {"4.25 bits/weight, weights-only": {"chosen": "mxfp4 weights-only", "losses": {"mxfp4 weights-only": 3.0}},
-            "4.5 bits/weight, weights-only": {"chosen": "if4 weights-only", "losses": {"if4 weights-only": 2.0}},
-            "8.25 bits/weight, weights-only": {"chosen": "mxint8 weights-only", "losses": {"mxint8 weights-only": 1.0}}}
+    reps = {(4.25, None): 3.0, (4.5, None): 2.0, (8.25, None): 1.0}  # cost class -> its representative's loss
     mixed = [1, 3]  # mxfp4 + mxint8: 50 of a budget of 50
     # the uniform policy within the budget with the best representative loss is if4 (mxint8 does not fit)
     worse = _Losses(lambda a: 2.5 if a["a"] != a["b"] else 2.0)
