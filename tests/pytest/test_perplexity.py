@@ -69,7 +69,7 @@ def test_no_calibration_window_occurs_in_the_evaluation_text(smollm2):
 def test_smollm2_inputs_are_calibration_text_windows(smollm2, monkeypatch):
     (example,) = smollm2.get_example_inputs()
     calib = smollm2.get_calibration_inputs()
-    assert len(calib) == 4 and all(len(c) == 1 and c[0].shape == example.shape == (1, 64) for c in calib)
+    assert len(calib) == 5 and all(len(c) == 1 and c[0].shape == example.shape == (1, 64) for c in calib)
     assert torch.equal(calib[0][0], example) and not torch.equal(calib[1][0], example)
     monkeypatch.setenv("SMOLLM2_CALIB_BATCHES", "2")
     again = perplexity._import_model(perplexity.MODEL).get_calibration_inputs()
