@@ -9,8 +9,9 @@ under a second). `lm_head` is tied to the embedding; keep it in high precision w
 Inputs are English text, the Python language reference (mxc.tools.text): get_example_inputs() is the
 first window of its calibration split, get_calibration_inputs() the first $SMOLLM2_CALIB_BATCHES (5)
 windows (--auto scores on the first 4 and checks its policies on the last); get_eval_inputs() the first
-$SMOLLM2_EVAL_BATCHES (4) of the evaluation split, which `python -m mxc.tools.perplexity` also reads. get_loss() is the mean next-token cross-entropy. The
-GGUF's tokenizer takes ~4 s to build, so it is cached beside the checkpoint (later loads 0.3 s).
+$SMOLLM2_EVAL_BATCHES (4) of the evaluation split, which `python -m mxc.tools.perplexity` also reads.
+get_loss() is the mean next-token cross-entropy. The GGUF's tokenizer takes ~4 s to build, so it is
+cached beside the checkpoint (later loads 0.3 s).
 
     mxc compile examples/llm/smollm2.py --format nvfp4 --weights-only --policy examples/llm/smollm2_policy.toml
 """
