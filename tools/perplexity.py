@@ -323,10 +323,13 @@ def main(argv=None) -> int:
     print(table(results, a.fake_quant))
     by_name = {r["row"]: r for r in results}
     for x, y in a.compare:
-        if "perplexity" in by_name[x] and "perplexity" in by_name[y]:
-            r, lo, hi = compare(by_name[x], by_name[y])
-            print(f"{x} / {y}: perplexity ratio {r:.4f}, 95 % paired bootstrap interval over the {a.windows} "
-                  f"windows [{lo:.4f}, {hi:.4f}]")
+        failed = [n for n in (x, y) if "perplexity" not in by_name[n]]
+        if failed:
+            print(f"{x} / {y}: not compared ({', '.join(failed)} failed)")
+            continue
+        r, lo, hi = compare(by_name[x], by_name[y])
+        print(f"{x} / {y}: perplexity ratio {r:.4f}, 95 % paired bootstrap interval over the {a.windows} "
+              f"windows [{lo:.4f}, {hi:.4f}]")
     print(f"load average after: {os.getloadavg()[0]:.2f}; text: Python {sys.version.split()[0]} pydoc_data.topics, "
           f"{a.windows} windows of {a.tokens} tokens; " +
           "; ".join(f"{s} sha256 {text.sha256(s)}" for s in text.SPLITS))

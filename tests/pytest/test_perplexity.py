@@ -152,7 +152,7 @@ def test_a_failing_row_is_reported_and_the_others_still_run(smollm2, monkeypatch
     assert "| broken | `--format bogus` | error: RuntimeError: mxc compile failed: error: unknown format 'bogus' |" in out
     assert text.sha256("evaluation") in out
     assert "mxfp4-w / none: perplexity ratio 1.2500, 95 % paired bootstrap interval over the 1 windows [1.2500, 1.2500]" in out
-    assert "broken / none" not in out  # a failed row has nothing to compare
+    assert "broken / none: not compared (broken failed)" in out
     rows = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert [r["row"] for r in rows] == ["none", "mxfp4-w", "broken"] and "error" in rows[2]
 
