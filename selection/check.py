@@ -16,8 +16,7 @@ others unquantized) and the lowest loss on a held-out calibration batch wins (`r
 search.py). The knapsack then allocates the classes to the layers by score, and its policy is checked
 on every held-out batch against the uniform policy within the budget whose class had the least loss
 on the first of them: the lower loss is kept. Held out (search.split_batches: the last quarter of
-the batches, which the scores never saw), because a policy fit to its batches' noise looks better on
-them than it is.
+the batches, which the scores never saw), so that no policy is judged on the data it was fit to.
 
 The loss is model.py's `get_loss` without gradients (without one, the mean squared difference of
 the outputs from the unquantized model's). Convolutions are not switched by the check: they stay

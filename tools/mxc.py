@@ -133,10 +133,12 @@ def _cmd_compile(a) -> int:
 
 def _auto_table(auto: dict) -> str:
     """`mxc inspect`'s --auto section: the budget, then each layer's choice, score and runner-up."""
+    from mxc.selection.report import split_text
+
     b, c = auto["budget"], auto["calibration"]
     head = (f"--auto {b['text']}: {auto['effective_bits']:.4f} bits/weight (scales counted) over "
             f"{len(auto['layers'])} searched layers; objective {auto['objective']}; calibration "
-            f"{c['batches']} batch(es) of {c['shapes']} from {c['source']}{_split_text(c)}, loss: {c['loss']}; "
+            f"{c['batches']} batch(es) of {c['shapes']} from {c['source']}{split_text(c)}, loss: {c['loss']}; "
             f"policy: {auto['policy']}")
     timed = "speed" in auto
     if timed:
@@ -153,15 +155,6 @@ def _auto_table(auto: dict) -> str:
                         ">scored"], rows)
     pinned = "".join(f"\npinned by --policy: {k} = {v}" for k, v in auto["pinned"].items())
     return f"{head}\n{_check_text(auto.get('check', {}))}\n{table}{pinned}"
-
-
-def _split_text(calibration: dict) -> str:
-    """Which calibration batches the scores and the checks used (manifests since the held-out split)."""
-    if "scored_on" not in calibration:
-        return ""
-    held = calibration["checked_on"]
-    return (f" (scores on the first {calibration['scored_on']}, checks on the last {held}, held out)"
-            if isinstance(held, int) else f" (scores and checks on {held})")
 
 
 def _check_text(check: dict) -> str:
