@@ -27,8 +27,15 @@ one. A row that fails is reported in the table, the others still run, and the ex
 window's loss kept per row, in the JSON too): whether the text's sampling alone could explain a
 difference between two rows (16 windows can mislead: the README's calibration section has a case).
 
+Every row also gets the mean KL divergence of its next-token distributions from the unquantized torch
+model's, KL(p_unquantized || p_row) per predicted token (`--no-kl` skips it: one more torch forward per
+window and row), its "KL gap closed" like the perplexity's, and `--compare` its KL ratio. Perplexity
+rewards a quantization error that happens to favour the text's next tokens; the divergence measures
+how far the row moved from the model whatever the text, which is what the quantization can be held to
+(on SmolLM2 at 4.5 bits the two rank `--auto`'s mix and uniform IF4 in opposite orders: the README).
+
     python -m mxc.tools.perplexity [--tokens 512] [--windows 16] [--rows none mxfp4-w ...]
-        [--extra-row NAME='FLAGS ...'] [--fake-quant] [--work DIR] [--keep] [--json FILE] [--compare A B]
+        [--extra-row NAME='FLAGS ...'] [--fake-quant] [--no-kl] [--work DIR] [--keep] [--json FILE] [--compare A B]
 """
 
 from __future__ import annotations
@@ -97,6 +104,15 @@ def nll(logits: torch.Tensor, input_ids: torch.Tensor) -> tuple[float, int]:
     return total.item(), targets.numel()
 
 
+def kl(logits: torch.Tensor, reference: torch.Tensor) -> tuple[float, int]:
+    """(sum over predicted positions of KL(p_reference || p_logits) in float64, how many positions): the
+    divergence of a row's next-token distributions from the unquantized model's, whatever the text says."""
+    vocab = logits.shape[-1]
+    q = torch.log_softmax(logits[:, :-1].reshape(-1, vocab).double(), -1)
+    r = torch.log_softmax(reference[:, :-1].reshape(-1, vocab).double(), -1)
+    return float((r.exp() * (r - q)).sum()), r.shape[0]
+
+
 def perplexity(losses: list[tuple[float, int]]) -> float:
     """exp of the mean loss per token over `nll` results."""
     return math.exp(math.fsum(s for s, _ in losses) / sum(n for _, n in losses))
@@ -159,9 +175,10 @@ def _fake_quant_ppl(model, example_inputs: tuple, art, windows: list[torch.Tenso
 
 
 def evaluate(name: str, flags: list[str], work: Path, windows: list[torch.Tensor], pinned: list[str],
-             reference: tuple | None, keep: bool) -> dict:
+             reference: tuple | None, keep: bool, unquantized=None) -> dict:
     """One row: compile, perplexity of the compiled artifact (and of the fake-quant reference when
-    `reference` is (model, example inputs)), effective bits."""
+    `reference` is (model, example inputs)), effective bits; with `unquantized` (the torch model), the
+    mean KL divergence of the artifact's next-token distributions from the model's."""
     from mxc.runtime.artifact import load
 
     out = work / name
@@ -171,14 +188,19 @@ def evaluate(name: str, flags: list[str], work: Path, windows: list[torch.Tensor
         art = load(out)
         if "calibration" in art.manifest.get("timings_s", {}):
             row["calibration_s"] = art.manifest["timings_s"]["calibration"]
-        losses, run_s = [], 0.0
+        losses, divergences, run_s = [], [], 0.0
         for ids in windows:
             t = time.perf_counter()
             logits = art(ids)[0]
             run_s += time.perf_counter() - t
             losses.append(nll(logits, ids))
+            if unquantized is not None:
+                with torch.no_grad():
+                    divergences.append(kl(logits, unquantized(ids)))
         row.update(perplexity=perplexity(losses), eval_s_per_window=run_s / len(windows),
                    bits_per_weight=effective_bits(art.manifest, pinned), window_losses=losses)
+        if divergences:
+            row.update(kl=math.fsum(s for s, _ in divergences) / sum(n for _, n in divergences), window_kl=divergences)
         if reference is not None:
             row["fake_quant_perplexity"] = _fake_quant_ppl(*reference, art, windows)
         return row
@@ -207,29 +229,30 @@ BITS_SLACK = 1e-3  # a uniform NV row counts its per-tensor scales (4.5000375 bi
 # budget does not (a 32-bit scale per tensor is under 1e-3 bits/weight here): such a row is within a 4.5 budget
 
 
-def gap_closed(row: dict, rows: list[dict]) -> float | None:
-    """An `auto-B-MODE` row's share of the perplexity gap between the best uniform row of its mode
-    (-w or -wa) using at most B bits/weight and the unquantized row that it closes; a calibrated
-    `FORMAT-MODE-METHOD` row's share of its round-to-nearest row's gap (None: neither, or a row missing)."""
+def gap_closed(row: dict, rows: list[dict], key: str = "perplexity") -> float | None:
+    """An `auto-B-MODE` row's share of the gap in `key` (perplexity, or kl: the divergence from the
+    unquantized model) between the best uniform row of its mode (-w or -wa) using at most B bits/weight
+    (best by `key`) and the unquantized row that it closes; a calibrated `FORMAT-MODE-METHOD` row's share of
+    its round-to-nearest row's gap (None: neither, or a row or the value missing)."""
     name = row["row"]
-    if "perplexity" not in row:
+    if key not in row:
         return None
-    base = next((r.get("perplexity") for r in rows if r["row"] == BASELINE), None)
+    base = next((r.get(key) for r in rows if r["row"] == BASELINE), None)
     method = next((m for m in sorted(CALIBRATIONS, key=len, reverse=True) if name.endswith(f"-{m}")), None)
     if method:
-        rtn = next((r.get("perplexity") for r in rows if r["row"] == name.removesuffix(f"-{method}")), None)
+        rtn = next((r.get(key) for r in rows if r["row"] == name.removesuffix(f"-{method}")), None)
         if base is None or rtn is None or rtn <= base:
             return None
-        return (rtn - row["perplexity"]) / (rtn - base)
+        return (rtn - row[key]) / (rtn - base)
     if not name.startswith("auto-"):
         return None
     _, budget, mode = name.split("-")
-    uniform = [r["perplexity"] for r in rows if "perplexity" in r and not r["row"].startswith("auto-")
+    uniform = [r[key] for r in rows if key in r and not r["row"].startswith("auto-")
                and "--calibrate" not in r.get("flags", [])
                and r["row"].endswith(f"-{mode}") and r["bits_per_weight"] <= float(budget) + BITS_SLACK]
     if base is None or not uniform or min(uniform) <= base:
         return None
-    return (min(uniform) - row["perplexity"]) / (min(uniform) - base)
+    return (min(uniform) - row[key]) / (min(uniform) - base)
 
 
 BOOTSTRAP = 2000  # resamples of the windows for --compare's interval
@@ -241,17 +264,32 @@ def compare(a: dict, b: dict, seed: int = 0) -> tuple[float, float, float]:
     la, lb = torch.tensor(a["window_losses"], dtype=torch.float64), torch.tensor(b["window_losses"], dtype=torch.float64)
     if la.shape != lb.shape or not torch.equal(la[:, 1], lb[:, 1]):
         raise ValueError(f"rows {a['row']} and {b['row']} were not evaluated on the same windows")
-    ratio = lambda i: float(torch.exp((la[i, 0].sum() - lb[i, 0].sum()) / la[i, 1].sum()))  # noqa: E731
+    return _paired(lambda i: float(torch.exp((la[i, 0].sum() - lb[i, 0].sum()) / la[i, 1].sum())), len(la), seed)
+
+
+def compare_kl(a: dict, b: dict, seed: int = 0) -> tuple[float, float, float]:
+    """KL(a) / KL(b) (each the mean divergence from the unquantized model) on the same windows and its 95 %
+    paired bootstrap interval, as `compare`."""
+    ka, kb = torch.tensor(a["window_kl"], dtype=torch.float64), torch.tensor(b["window_kl"], dtype=torch.float64)
+    if ka.shape != kb.shape or not torch.equal(ka[:, 1], kb[:, 1]):
+        raise ValueError(f"rows {a['row']} and {b['row']} were not evaluated on the same windows")
+    return _paired(lambda i: float(ka[i, 0].sum() / kb[i, 0].sum()), len(ka), seed)
+
+
+def _paired(ratio, windows: int, seed: int) -> tuple[float, float, float]:
+    """ratio(every window) and the 2.5 / 97.5 percentiles of ratio(windows resampled with replacement)."""
     g = torch.Generator().manual_seed(seed)
-    draws = sorted(ratio(torch.randint(0, len(la), (len(la),), generator=g)) for _ in range(BOOTSTRAP))
-    return ratio(torch.arange(len(la))), draws[int(0.025 * BOOTSTRAP)], draws[int(0.975 * BOOTSTRAP) - 1]
+    draws = sorted(ratio(torch.randint(0, windows, (windows,), generator=g)) for _ in range(BOOTSTRAP))
+    return ratio(torch.arange(windows)), draws[int(0.025 * BOOTSTRAP)], draws[int(0.975 * BOOTSTRAP) - 1]
 
 
 def table(rows: list[dict], fake_quant: bool) -> str:
     """The rows as a markdown table; +% is relative to the `none` row's perplexity; `gap closed`: see
     `gap_closed`."""
     base = next((r.get("perplexity") for r in rows if r["row"] == BASELINE), None)
+    divergence = any("kl" in r for r in rows)
     head = ["row", "flags", "bits/w", "perplexity", f"+% vs {BASELINE}", "gap closed",
+            *(["KL vs unquantized", "KL gap closed"] if divergence else []),
             *(["fake-quant ppl"] if fake_quant else []), "compile s (calibrating)", "eval s/window"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in rows:
@@ -262,9 +300,10 @@ def table(rows: list[dict], fake_quant: bool) -> str:
             continue
         ppl = r["perplexity"]
         pct = None if base is None else 100 * (ppl / base - 1)
-        gap = gap_closed(r, rows)
+        gap, kl_gap = gap_closed(r, rows), gap_closed(r, rows, "kl")
         cells = [_md(r["row"]), flags, _cell(r["bits_per_weight"], ".3f"), _cell(ppl, ".3f"), _cell(pct, "+.2f"),
                  "" if gap is None else f"{100 * gap:.0f} %",
+                 *([_cell(r.get("kl"), ".4f"), "" if kl_gap is None else f"{100 * kl_gap:.0f} %"] if divergence else []),
                  *([_cell(r["fake_quant_perplexity"], ".3f")] if fake_quant else []),
                  _cell(r["compile_s"], ".1f") + (f" ({r['calibration_s']:.0f})" if "calibration_s" in r else ""),
                  _cell(r["eval_s_per_window"], ".2f")]
@@ -280,6 +319,8 @@ def main(argv=None) -> int:
     p.add_argument("--extra-row", type=_extra_row, action="append", default=[], metavar="NAME='FLAGS'",
                    help="another row: its name and mxc compile flags (repeatable)")
     p.add_argument("--fake-quant", action="store_true", help="also the torch fake-quant reference's perplexity")
+    p.add_argument("--no-kl", action="store_true",
+                   help="skip the KL divergence from the unquantized model (saves a torch forward per window and row)")
     p.add_argument("--work", type=Path, default=None, help="where artifacts go (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the artifacts")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -304,6 +345,7 @@ def main(argv=None) -> int:
     smollm2 = _import_model(MODEL)
     windows = text.windows(smollm2.get_tokenizer(), "evaluation", a.tokens, a.windows)
     reference = (smollm2.get_model(), smollm2.get_example_inputs()) if a.fake_quant else None
+    unquantized = None if a.no_kl else (reference[0] if reference else smollm2.get_model())
     pinned = pinned_rules(POLICY)
     work = a.work or Path(tempfile.mkdtemp(prefix="mxc-perplexity-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -312,12 +354,13 @@ def main(argv=None) -> int:
     results = []
     for name, flags in rows.items():
         try:
-            results.append(evaluate(name, flags, work, windows, pinned, reference, a.keep))
+            results.append(evaluate(name, flags, work, windows, pinned, reference, a.keep, unquantized))
         except Exception as e:  # one row's failure must not lose the others
             results.append({"row": name, "flags": shlex.join(flags), "error": f"{type(e).__name__}: {e}"})
         r = results[-1]
-        print(f"  {name}: " + (r["error"] if "error" in r else f"perplexity {r['perplexity']:.3f}, compile "
-                              f"{r['compile_s']:.1f} s, {r['eval_s_per_window']:.2f} s/window"), flush=True)
+        print(f"  {name}: " + (r["error"] if "error" in r else f"perplexity {r['perplexity']:.3f}, " +
+                              (f"KL {r['kl']:.4f}, " if "kl" in r else "") +
+                              f"compile {r['compile_s']:.1f} s, {r['eval_s_per_window']:.2f} s/window"), flush=True)
     if a.work is None and not a.keep:
         shutil.rmtree(work)
     print(table(results, a.fake_quant))
@@ -330,6 +373,9 @@ def main(argv=None) -> int:
         r, lo, hi = compare(by_name[x], by_name[y])
         print(f"{x} / {y}: perplexity ratio {r:.4f}, 95 % paired bootstrap interval over the {a.windows} "
               f"windows [{lo:.4f}, {hi:.4f}]")
+        if all(by_name[n].get("kl") for n in (x, y)):  # (the unquantized row's KL is ~0: no ratio)
+            r, lo, hi = compare_kl(by_name[x], by_name[y])
+            print(f"{x} / {y}: KL ratio {r:.4f}, interval [{lo:.4f}, {hi:.4f}]")
     print(f"load average after: {os.getloadavg()[0]:.2f}; text: Python {sys.version.split()[0]} pydoc_data.topics, "
           f"{a.windows} windows of {a.tokens} tokens; " +
           "; ".join(f"{s} sha256 {text.sha256(s)}" for s in text.SPLITS))

@@ -134,13 +134,33 @@ def test_compare_gives_the_ratio_and_a_paired_interval():
         perplexity.compare(a, {"row": "e", "window_losses": a["window_losses"][:3]})
 
 
+def test_kl_is_zero_against_itself_and_the_divergence_of_the_next_token_distributions():
+    logits = torch.randn(1, 5, 7, generator=torch.Generator().manual_seed(0))
+    assert perplexity.kl(logits, logits) == (pytest.approx(0.0, abs=1e-12), 4)
+    p, q = torch.tensor([0.75, 0.25]), torch.tensor([0.5, 0.5])  # KL(p || q) = 0.75 ln 1.5 + 0.25 ln 0.5
+    row = torch.stack([q.log(), q.log(), p.log()])[None]  # the last position predicts nothing: left out
+    ref = torch.stack([p.log(), p.log(), q.log()])[None]
+    total, n = perplexity.kl(row, ref)
+    assert n == 2 and total == pytest.approx(2 * (0.75 * math.log(1.5) + 0.25 * math.log(0.5)))
+
+
+def test_compare_kl_gives_the_ratio_of_mean_divergences_and_a_paired_interval():
+    a = {"row": "a", "window_kl": [(1.0, 5), (2.0, 5), (1.5, 5)]}
+    half = {"row": "b", "window_kl": [(s / 2, n) for s, n in a["window_kl"]]}
+    assert perplexity.compare_kl(a, half) == (pytest.approx(2.0), pytest.approx(2.0), pytest.approx(2.0))
+    with pytest.raises(ValueError, match="same windows"):
+        perplexity.compare_kl(a, {"row": "c", "window_kl": a["window_kl"][:2]})
+
+
 def test_a_failing_row_is_reported_and_the_others_still_run(smollm2, monkeypatch, capsys, tmp_path):
     def evaluate(name, flags, *_):
         if name == "broken":
             raise RuntimeError("mxc compile failed: error: unknown format 'bogus'")
         ppl = 20.0 if name == "none" else 25.0
+        divergence = 0.0 if name == "none" else 0.125
         return {"row": name, "flags": " ".join(flags), "compile_s": 1.0, "perplexity": ppl,
-                "eval_s_per_window": 0.5, "bits_per_weight": 4.5, "window_losses": [(63 * math.log(ppl), 63)]}
+                "eval_s_per_window": 0.5, "bits_per_weight": 4.5, "window_losses": [(63 * math.log(ppl), 63)],
+                "kl": divergence, "window_kl": [(63 * divergence, 63)]}
 
     monkeypatch.setattr(perplexity, "evaluate", evaluate)
     status = perplexity.main(["--tokens", "64", "--windows", "1", "--rows", "none", "mxfp4-w", "--json",
@@ -148,7 +168,7 @@ def test_a_failing_row_is_reported_and_the_others_still_run(smollm2, monkeypatch
                               "--compare", "mxfp4-w", "none", "--compare", "broken", "none"])
     out = capsys.readouterr().out
     assert status == 1
-    assert "| mxfp4-w | `--weights-only --format mxfp4` | 4.500 | 25.000 | +25.00 |" in out
+    assert "| mxfp4-w | `--weights-only --format mxfp4` | 4.500 | 25.000 | +25.00 |  | 0.1250 |  |" in out
     assert "| broken | `--format bogus` | error: RuntimeError: mxc compile failed: error: unknown format 'bogus' |" in out
     assert text.sha256("evaluation") in out
     assert "mxfp4-w / none: perplexity ratio 1.2500, 95 % paired bootstrap interval over the 1 windows [1.2500, 1.2500]" in out
@@ -178,6 +198,7 @@ def test_compiled_perplexity_equals_torch_eager(smollm2, tmp_path):
         eager = perplexity.perplexity([perplexity.nll(model(ids), ids) for ids in windows])
     assert row["perplexity"] == pytest.approx(eager, rel=1e-3)
     assert row["bits_per_weight"] == 32.0 and 1 < eager < 1000
+    assert 0 <= row["kl"] < 1e-5 and [n for _, n in row["window_kl"]] == [63, 63]  # the model against itself
 
 
 def test_gap_closed_of_calibrated_and_auto_rows():
@@ -197,3 +218,10 @@ def test_gap_closed_of_calibrated_and_auto_rows():
     # NV formats count their per-tensor scale (4.5000375 bits/weight on SmolLM2): still a 4.5-bit row
     rows.append({"row": "if4-w", "perplexity": 12.5, "bits_per_weight": 4.5000375, "flags": "--weights-only --format if4"})
     assert gap_closed(rows[-2], rows) == pytest.approx(-1.0)
+    # the divergence's gap: from the none row's KL (~0) to the best uniform row's by KL
+    for r, d in zip(rows, (0.0, 0.4, 0.2, 0.1, 0.25, 0.3)):
+        r["kl"] = d
+    assert gap_closed(rows[4], rows, "kl") == pytest.approx(1 - 0.25 / 0.3)  # vs if4-w (0.3), not mxfp4-w
+    assert gap_closed(rows[2], rows, "kl") == pytest.approx(0.5)
+    del rows[0]["kl"]
+    assert gap_closed(rows[4], rows, "kl") is None
