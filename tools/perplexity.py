@@ -195,7 +195,7 @@ def evaluate(name: str, flags: list[str], work: Path, windows: list[torch.Tensor
             logits = art(ids)[0]
             run_s += time.perf_counter() - t
             losses.append(nll(logits, ids))
-            if unquantized is not None:
+            if unquantized is not None:  # recomputed per row: every window's reference is 0.1 GB of float32
                 with torch.no_grad():
                     divergences.append(kl(logits, unquantized(ids)))
         row.update(perplexity=perplexity(losses), eval_s_per_window=run_s / len(windows),
@@ -262,19 +262,23 @@ BOOTSTRAP = 2000  # resamples of the windows for --compare's interval
 def compare(a: dict, b: dict, seed: int = 0) -> tuple[float, float, float]:
     """ppl(a) / ppl(b) on the same windows and its 95 % paired bootstrap interval (windows resampled with
     replacement, both rows' losses together): how much of a difference the text's sampling explains."""
-    la, lb = torch.tensor(a["window_losses"], dtype=torch.float64), torch.tensor(b["window_losses"], dtype=torch.float64)
-    if la.shape != lb.shape or not torch.equal(la[:, 1], lb[:, 1]):
-        raise ValueError(f"rows {a['row']} and {b['row']} were not evaluated on the same windows")
+    la, lb = _per_window(a, b, "window_losses")
     return _paired(lambda i: float(torch.exp((la[i, 0].sum() - lb[i, 0].sum()) / la[i, 1].sum())), len(la), seed)
 
 
 def compare_kl(a: dict, b: dict, seed: int = 0) -> tuple[float, float, float]:
     """KL(a) / KL(b) (each the mean divergence from the unquantized model) on the same windows and its 95 %
     paired bootstrap interval, as `compare`."""
-    ka, kb = torch.tensor(a["window_kl"], dtype=torch.float64), torch.tensor(b["window_kl"], dtype=torch.float64)
-    if ka.shape != kb.shape or not torch.equal(ka[:, 1], kb[:, 1]):
-        raise ValueError(f"rows {a['row']} and {b['row']} were not evaluated on the same windows")
+    ka, kb = _per_window(a, b, "window_kl")
     return _paired(lambda i: float(ka[i, 0].sum() / kb[i, 0].sum()), len(ka), seed)
+
+
+def _per_window(a: dict, b: dict, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two rows' per-window (sum, tokens) under `key` as float64 tensors; ValueError unless the windows match."""
+    ta, tb = torch.tensor(a[key], dtype=torch.float64), torch.tensor(b[key], dtype=torch.float64)
+    if ta.shape != tb.shape or not torch.equal(ta[:, 1], tb[:, 1]):
+        raise ValueError(f"rows {a['row']} and {b['row']} were not evaluated on the same windows")
+    return ta, tb
 
 
 def _paired(ratio, windows: int, seed: int) -> tuple[float, float, float]:
