@@ -378,7 +378,9 @@ def main(argv=None) -> int:
         r, lo, hi = compare(by_name[x], by_name[y])
         print(f"{x} / {y}: perplexity ratio {r:.4f}, 95 % paired bootstrap interval over the {a.windows} "
               f"windows [{lo:.4f}, {hi:.4f}]")
-        if all(by_name[n].get("kl") for n in (x, y)):  # (the unquantized row's KL is ~0: no ratio)
+        if BASELINE in (x, y):  # its KL is the float32-order noise of the reference itself: a ratio means nothing
+            print(f"{x} / {y}: no KL ratio ({BASELINE} is the divergence's reference)")
+        elif all("kl" in by_name[n] for n in (x, y)):
             r, lo, hi = compare_kl(by_name[x], by_name[y])
             print(f"{x} / {y}: KL ratio {r:.4f}, interval [{lo:.4f}, {hi:.4f}]")
     print(f"load average after: {os.getloadavg()[0]:.2f}; text: Python {sys.version.split()[0]} pydoc_data.topics, "
