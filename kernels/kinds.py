@@ -4,7 +4,8 @@ C++ call its `extern "C"` wrapper makes.
 Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
 in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the
 `dec1` kernel: x staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal
-shares of the row tiles), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles
+shares of the row tiles), `Dec1B` (M = 1 on large layers: dec1's decode with the weights moved by bulk
+copies into a ring of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles
 with K split across CTAs that share their activations in shared memory, then the sum, in a thread-block
 cluster or by dsum), `Gemv` (weight-only,
 M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` / `TileQ` + `RDec` [+ `DSum`]
@@ -266,6 +267,93 @@ class Dec(_Decode):
     @property
     def path(self) -> str:
         return "decode: weights to bf16 in registers, mma.sync (M <= 16)"
+
+
+DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row tiles per CTA (mxc_sm90_prefill.cuh)
+DEC1B_SHAPE = {4: (16, 1, 8, 1), 6: (16, 1, 8, 1), 8: (16, 1, 8, 1)}  # per element bits (not measured against the others)
+
+
+@dataclass(frozen=True)
+class Dec1B(_Decode):
+    """dec1 (M = 1) with the weights moved by the TMA engine: one producer thread streams the CTA's row
+    tiles (one contiguous run of codes and one of scales) through a ring of `stages` stages of up to
+    warps x tpw K tiles of one row tile by bulk copies, `warps` consumer warps decode them in registers as
+    dec1 does (mma.sync m16n8k16 against x staged once per CTA as bf16), keep one row tile's sums at a time
+    and leave them in shared memory, summed in warp order at the end. K <= DEC1B_KMAX; at most DEC1B_RPC row
+    tiles per CTA, so the grid is one wave (`cpsm` CTAs per SM) where that holds them, more waves past it.
+
+    Not selected by cuda-sm90 (an experiment, in the GPU library and `bench_cuda dec1b`): its first version
+    measured level with dec1 under `ncu` (NVFP4 14336 x 4096: 20.7 vs 20.3 us at the profiler's clocks, both
+    bound by instruction issue, not by DRAM at 34 %); the version here, ~10 % fewer instructions per tile,
+    has not run on a GPU yet."""
+
+    kind = "dec1b"
+    rounding = "bf16 activations"
+    warps: int = 16
+    tpw: int = 1
+    stages: int = 8
+    cpsm: int = 1
+
+    @property
+    def name(self) -> str:
+        return (f"mxc_dec1b_{self.w_format}_w{self.warps}t{self.tpw}s{self.stages}c{self.cpsm}"
+                + ("_bias" if self.bias else ""))
+
+    @property
+    def threads(self) -> int:
+        return 32 * (self.warps + 1)
+
+    @property
+    def ctas_per_sm(self) -> int:
+        return self.cpsm
+
+    @property
+    def smem(self) -> int:
+        f = get_format(self.w_format)
+        c = self.warps * self.tpw
+        stage = c * (32 * 32 * f.element.bits // 8 + 16 * (64 // f.block_size))
+        return self.stages * stage + 2 * DEC1B_KMAX + DEC1B_RPC * self.warps * 16 * 4 + 16 * self.stages
+
+    def grid(self, m, n, k, ops=INT):
+        tiles = -(-n // DEC_ROWS)  # n and k are static; m may be an IR value
+        rpc = min(DEC1B_RPC, -(-tiles // (DEC1_SMS * self.cpsm)))
+        return (-(-tiles // rpc), m, 1)
+
+    def weight_layout(self):
+        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_tab4(self.w_format),
+                         fp6=fast_fp6(self.w_format), int8=fast_int8(self.w_format))
+
+    def call(self) -> str:
+        return self._call(f"{self.warps}, {self.tpw}, {self.stages}", "dec1b")
+
+    @property
+    def path(self) -> str:
+        return "decode: weights by bulk copies into shared memory, decoded to bf16 in registers, mma.sync (M = 1)"
+
+
+def dec1b_kernel(w_format: str, bias: bool = False) -> Dec1B:
+    """dec1b's variant for a weight format (DEC1B_SHAPE: warps, K tiles per warp and stage, stages, CTAs per SM)."""
+    warps, tpw, stages, cpsm = DEC1B_SHAPE.get(get_format(w_format).element.bits, DEC1B_SHAPE[4])
+    return Dec1B(w_format=w_format, bias=bias, warps=warps, tpw=tpw, stages=stages, cpsm=cpsm)
+
+
+DEC1B_VARIANTS = ((16, 1, 8, 1), (16, 2, 4, 1), (16, 1, 4, 2), (8, 2, 6, 2), (8, 1, 12, 2), (12, 1, 8, 2),
+                  (24, 1, 6, 1))  # (warps, tpw, stages, cpsm) that `bench_cuda dec1b` compares
+SM90_SMEM_PER_SM = 233472  # shared memory of an H100 / H200 SM (228 KB), 1 KB of it reserved per CTA
+
+
+def dec1b_variants(w_format: str, bias: bool = False) -> list[Dec1B]:
+    """The variants of DEC1B_VARIANTS whose shared memory (the decode's table included) fits their CTAs per SM,
+    the stages cut to fit (at least 3)."""
+    out = []
+    for warps, tpw, stages, cpsm in DEC1B_VARIANTS:
+        while stages > 2:
+            k = Dec1B(w_format=w_format, bias=bias, warps=warps, tpw=tpw, stages=stages, cpsm=cpsm)
+            if cpsm * (k.smem + 4096 + 1024) <= SM90_SMEM_PER_SM:
+                out.append(k)
+                break
+            stages -= 1
+    return out
 
 
 def dec_max_rows(w_format: str, mt: int) -> int:
@@ -893,6 +981,6 @@ class BsDec(_BsGemm):
         return "decode: weights to bf16 in shared memory, tcgen05.mma kind::f16"
 
 
-KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, DecSplit, DSum, TileA, TileQ, WDec, Hgemm, RDec,
+KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, Dec1B, DecSplit, DSum, TileA, TileQ, WDec, Hgemm, RDec,
                                                        Amax, BsQ, BsMma, BsDec)}
-SM90_ONLY = (TileA, TileQ, WDec, Hgemm, RDec)  # the wgmma kernels: no sm_100a build
+SM90_ONLY = (TileA, TileQ, WDec, Hgemm, RDec, Dec1B)  # the wgmma kernels: no sm_100a build

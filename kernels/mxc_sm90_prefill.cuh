@@ -437,3 +437,166 @@ __device__ __forceinline__ void rdec(const __nv_bfloat16* __restrict__ a, const 
 }
 
 }  // namespace mxc
+
+namespace mxc {
+
+// ---------------------------------------------------------------- dec1b: dec1 fed by bulk copies
+// y[m] = x[m] . W^T for one row of x per CTA row (M = 1, the decode step), the fragment tiles of dec1
+// (kinds.Dec.weight_layout), the weights and scales moved by the TMA engine instead of each warp's loads:
+//   producer   one thread of an extra warp streaming the CTA's row tiles [r0, r1) (one contiguous run of
+//              codes and one of scales: all K tiles of row tile r0, then r0 + 1, ...) through a ring of
+//              STAGES stages of C = WARPS x TPW K tiles each, one bulk copy of codes and one of scales per
+//              stage (no registers held for loads in flight, so STAGES x C tiles stay in flight per CTA);
+//   consumers  WARPS warps; K tile j of a stage goes to warp j % WARPS, which decodes it in registers as
+//              dec1 does (frag_steps) against x, staged once per CTA as bf16 in shared memory, and keeps
+//              one row tile's sums; when its next tile starts another row tile it leaves them in `red`
+//              [row tile][warp][16 rows]; the sum over the warps in warp order, the NV tensor scale, the
+//              bias and the epilogue after the last stage.
+// A CTA takes rpc = ceil(row tiles / grid) <= DEC1B_RPC consecutive row tiles (kinds.Dec1B.grid); K at
+// most DEC1B_KMAX (x's staging).
+constexpr int DEC1B_KMAX = 16384, DEC1B_RPC = 8;
+
+template <class F, int WARPS, int TPW>
+struct Dec1bSmem {
+  static constexpr int LB = 32 * F::BITS / 8, NB = 64 / F::BS;  // a lane's code bytes; blocks per tile row
+  static constexpr int C = WARPS * TPW, WT = 32 * LB, ST = 16 * NB;  // K tiles per stage; a tile's codes, scales
+  static constexpr int STAGE = C * (WT + ST);
+  static constexpr int XS = DEC1B_KMAX * 2, RED = DEC1B_RPC * WARPS * 16 * 4;
+  template <int STAGES>
+  static constexpr int bytes() { return STAGES * STAGE + XS + RED + 16 * STAGES; }
+};
+
+template <class F, int WARPS, int TPW, int STAGES, bool BIAS>
+__device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t* __restrict__ w,
+                                      const uint8_t* __restrict__ s, const float* __restrict__ tsp,
+                                      const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
+                                      int epi) {
+  extern __shared__ __align__(128) uint8_t smem[];
+  __shared__ __align__(16) uint32_t lut[DecLut<F>::WORDS];
+  using L = Dec1bSmem<F, WARPS, TPW>;
+  static_assert(WARPS >= 8, "256 consumer threads fill the decode's table");
+  (void)M;
+  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem + STAGES * L::STAGE);
+  float* red = reinterpret_cast<float*>(smem + STAGES * L::STAGE + L::XS);
+  const uint32_t full0 = smem_u32(smem + STAGES * L::STAGE + L::XS + L::RED), empty0 = full0 + 8 * STAGES;
+  const int RT = (N + 15) / 16, KT = (K + 63) / 64;
+  int rpc = 1;  // ceil(RT / gridDim.x), counted (as dec1)
+  while (rpc * (int)gridDim.x < RT) ++rpc;
+  const int r0 = blockIdx.x * rpc, r1 = min(RT, r0 + rpc), m = blockIdx.y;
+  if (r0 >= r1) return;
+  if (rpc > DEC1B_RPC || KT * 64 > DEC1B_KMAX || ((((uintptr_t)w) | ((uintptr_t)s)) & 15)) __trap();
+  const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
+  if (t == 0) {
+    for (int q = 0; q < STAGES; ++q) {
+      bs::mbar_init(full0 + 8 * q, 1);
+      bs::mbar_init(empty0 + 8 * q, WARPS);  // one arrival per consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if constexpr (DecLut<F>::USED) {
+    if (t < 256) dec_lut_fill<F>(lut, t);
+  }
+  __syncthreads();
+
+  if (warp == WARPS) {  // the producer: per row tile, ceil(KT / C) stages, the last holding the KT % C left
+    if (lane == 0) {
+      int slot = 0, phase = 0, j = 0;
+      for (int r = r0; r < r1; ++r) {
+        for (int kt = 0; kt < KT; kt += L::C, ++j) {
+          const int nt = min(L::C, KT - kt);
+          if (j >= STAGES) bs::mbar_wait(empty0 + 8 * slot, phase ^ 1);
+          uint8_t* p = smem + slot * L::STAGE;
+          const uint32_t bar = full0 + 8 * slot;
+          bs::mbar_expect_tx(bar, nt * (L::WT + L::ST));
+          bs::bulk_load(smem_u32(p), w + ((size_t)r * KT + kt) * L::WT, nt * L::WT, bar);
+          bs::bulk_load(smem_u32(p + L::C * L::WT), s + ((size_t)r * KT + kt) * L::ST, nt * L::ST, bar);
+          if (++slot == STAGES) {
+            slot = 0;
+            phase ^= 1;
+          }
+        }
+      }
+    }
+    return;
+  }
+  // x row m -> bf16 (RNE) in xs[0 .. KT * 64), zeros past K, while the first stages are in flight
+  const float* xr = x + (size_t)m * K;
+  const bool xvec = (K % 4 == 0) && ((uintptr_t)xr % 16) == 0;
+  for (int i = t; i < KT * 8; i += WARPS * 32) {
+    const int k = 8 * i;
+    float v[8];
+    if (xvec && k + 8 <= K) {
+      const float4 a = __ldg(reinterpret_cast<const float4*>(xr + k)), b = __ldg(reinterpret_cast<const float4*>(xr + k) + 1);
+      v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+    } else {
+#pragma unroll
+      for (int c = 0; c < 8; ++c) v[c] = k + c < K ? __ldg(xr + k + c) : 0.f;
+    }
+    *reinterpret_cast<uint4*>(xs + k) = make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]),
+                                                   pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
+  }
+  asm volatile("bar.sync 1, %0;\n" ::"r"(WARPS * 32) : "memory");  // the consumers only
+  // a stage holds up to C K tiles of one row tile, warp w the tiles w + q x WARPS of it
+  const int g = lane >> 2, tq = lane & 3, per = (KT + L::C - 1) / L::C, nr = r1 - r0;
+  int woff = warp * L::WT + lane * L::LB, soff = L::C * L::WT + warp * L::ST + 2 * (g * L::NB + 16 * tq / F::BS);
+  int xoff = 2 * (warp * 64 + 16 * tq), lim = KT - warp;
+  // opaque: computed once here, not rematerialized from the thread index in the loop
+  asm volatile("" : "+r"(woff), "+r"(soff), "+r"(xoff), "+r"(lim));
+  const bool leader = lane == 0;
+  const uint8_t* xw = reinterpret_cast<const uint8_t*>(xs) + xoff;
+  int slot = 0, phase = 0;
+#pragma unroll 1
+  for (int r = 0; r < nr; ++r) {
+    float acc[TPW][1][4];
+#pragma unroll
+    for (int q = 0; q < TPW; ++q) acc[q][0][0] = acc[q][0][1] = acc[q][0][2] = acc[q][0][3] = 0.f;
+#pragma unroll 1
+    for (int c = 0; c < per; ++c) {
+      bs::mbar_wait(full0 + 8 * slot, phase);
+      const uint8_t* p = smem + slot * L::STAGE;
+#pragma unroll
+      for (int q = 0; q < TPW; ++q) {
+        if (c * L::C + q * WARPS >= lim) continue;  // the row tile's last, partial stage
+        const Raw<L::LB> raw = lds_raw<L::LB>(p + woff + q * WARPS * L::WT);
+        const uint32_t sc2 = *reinterpret_cast<const uint16_t*>(p + soff + q * WARPS * L::ST);
+        uint32_t xb[1][8];
+        const uint8_t* xp = xw + (c * L::C + q * WARPS) * 128;
+        const uint4 a = *reinterpret_cast<const uint4*>(xp), b = *reinterpret_cast<const uint4*>(xp + 16);
+        xb[0][0] = a.x; xb[0][1] = a.y; xb[0][2] = a.z; xb[0][3] = a.w;
+        xb[0][4] = b.x; xb[0][5] = b.y; xb[0][6] = b.z; xb[0][7] = b.w;
+        dec_tile<F, 0>(acc[q], raw, sc2, xb, lut);
+      }
+      __syncwarp();
+      if (leader) bs::mbar_arrive(empty0 + 8 * slot);
+      if (++slot == STAGES) {
+        slot = 0;
+        phase ^= 1;
+      }
+    }
+    if (tq == 0) {  // column 0 of the n8 tile: c0 (row g), c2 (row g + 8)
+      float v0 = acc[0][0][0], v2 = acc[0][0][2];
+#pragma unroll
+      for (int q = 1; q < TPW; ++q) {
+        v0 += acc[q][0][0];
+        v2 += acc[q][0][2];
+      }
+      red[(r * WARPS + warp) * 16 + g] = v0;
+      red[(r * WARPS + warp) * 16 + g + 8] = v2;
+    }
+  }
+  asm volatile("bar.sync 1, %0;\n" ::"r"(WARPS * 32) : "memory");
+  const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
+  for (int i = t; i < (r1 - r0) * 16; i += WARPS * 32) {
+    const int r = i >> 4, row = i & 15, n = (r0 + r) * 16 + row;
+    if (n < N) {
+      float v = 0.f;
+#pragma unroll 4
+      for (int q = 0; q < WARPS; ++q) v += red[(r * WARPS + q) * 16 + row];
+      v *= post;
+      if (BIAS) v += bias[n];
+      y[(size_t)m * N + n] = epilogue(v, epi);
+    }
+  }
+}
+
+}  // namespace mxc

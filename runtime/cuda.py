@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import torch
 
 from mxc.kernels.catalog import every_kernel
-from mxc.kernels.kinds import GEMV_MT, BsDec, BsQ, Gemv, Kernel
+from mxc.kernels.kinds import GEMV_MT, BsDec, BsQ, Gemv, Kernel, dec1b_kernel, dec1b_variants
 from mxc.kernels.launches import Launch, layer_launches, weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.quantize import QTensor
@@ -34,13 +34,14 @@ MAX_DYNAMIC_SMEM = 8  # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 
 
 def hopper_kernels() -> list[Kernel]:
-    """Every sm_90a kernel: what cuda-sm90 can select (the catalogue), and the sm_90a twins of what
+    """Every sm_90a kernel: what cuda-sm90 can select (the catalogue), the sm_90a twins of what
     only cuda-sm100 selects: the block-scaled skeleton's decode path (bf16 `bsq` + `bsdec`) and the
-    f32 `gemv` (whose x = I product is the bit-exact check of the weight decode). The library the
-    GPU tests and the benchmarks load."""
+    f32 `gemv` (whose x = I product is the bit-exact check of the weight decode), and the `dec1b`
+    experiment's variants (kinds.Dec1B, not selected yet). The library the GPU tests and the benchmarks load."""
     decode = [BsDec(w_format=f, bias=b) for f in WEIGHT_FORMATS for b in (False, True)]
     gemv = [Gemv(w_format=f, bias=b, mt=mt) for f in WEIGHT_FORMATS for b in (False, True) for mt in GEMV_MT]
-    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode, *gemv]))
+    dec1b = [k for f in WEIGHT_FORMATS for b in (False, True) for k in [dec1b_kernel(f, b), *dec1b_variants(f, b)]]
+    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode, *gemv, *dec1b]))
 
 
 class CudaError(RuntimeError):

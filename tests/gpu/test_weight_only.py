@@ -11,7 +11,8 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec_max_rows, prefill_kernels
+from mxc.kernels.kinds import (PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel, dec_max_rows,
+                               prefill_kernels)
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
 from mxc.numerics.quantize import QTensor, quantize
@@ -49,6 +50,33 @@ def test_decode_bf16(gpu, fmt, mt, r):
     _check_bf16_decode(gpu, [Dec(w_format=fmt, mt=mt, r=min(r, dec_max_rows(fmt, mt)))], fmt)
 
 
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_decode_bf16_dec1b(gpu, fmt):
+    """y = I @ W^T through `dec1b` (dec1's decodes fed by bulk copies; one row of x per CTA row; K = 96: a row
+    tile's only stage holds 2 K tiles): bf16(element x block scale) x tensor scale, bit for bit."""
+    _check_bf16_decode(gpu, [dec1b_kernel(fmt)], fmt)
+
+
+@pytest.mark.parametrize("n,k", ((200, 1000), (4200, 1500), (16900, 96), (2100, 16384)), ids=lambda v: str(v))
+@pytest.mark.parametrize("fmt", ("nvfp4", "mxfp4", "if4", "mxfp6_e2m3", "mxfp8", "mxint8"))
+def test_linear_dec1b(gpu, record_property, fmt, n, k):
+    """gelu(x @ W^T + bias) at M = 1 through `dec1b` within TOL * sum|x||w|: one row tile per CTA (N = 200,
+    K = 1000 a partial K tile), two row tiles per CTA whose second stages are partial (N = 4200, K = 1500: 24 K
+    tiles per row tile, stages of 16), past one wave at 8 row tiles per CTA (N = 16900, 133 CTAs), K at dec1b's
+    largest (16384)."""
+    w, x, bias = layer_inputs(1, k, n, seed=n)
+    q = quantize(w, fmt)
+    ks = [dec1b_kernel(fmt, bias=True)]
+    gpu.require(ks)
+    x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
+    ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
+    mag = x_ref.abs() @ wd.abs().T + bias.double().abs()
+    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda())
+    ok, worst = close(y, ref, mag, TOL)
+    record_property("worst", worst)
+    assert ok, f"{ks[0].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
+
+
 def _decoded(gpu, ks, q) -> torch.Tensor:
     """W as `ks` decode it: y = I @ W^T on the GPU, transposed back, on the CPU."""
     gpu.require(ks)
@@ -81,6 +109,7 @@ def _if4_every_code(n: int = 48, k: int = 96) -> "QTensor":
 
 IF4_DECODERS = {
     "dec1": [Dec(w_format="if4", mt=1)],
+    "dec1b": [dec1b_kernel("if4")],
     "dec16": [Dec(w_format="if4", mt=16)],
     "dec16r2": [Dec(w_format="if4", mt=16, r=min(2, dec_max_rows("if4", 16)))],
     "dec8r2": [Dec(w_format="if4", mt=8, r=min(2, dec_max_rows("if4", 8)))],
@@ -199,6 +228,7 @@ def _fp6_every_code(fmt: str, k: int = 96) -> tuple["QTensor", torch.Tensor]:
 def _fp6_decoders(fmt: str) -> dict:
     return {
         "dec1": [Dec(w_format=fmt, mt=1)],
+        "dec1b": [dec1b_kernel(fmt)],
         "dec16": [Dec(w_format=fmt, mt=16)],
         "dec16r2": [Dec(w_format=fmt, mt=16, r=min(2, dec_max_rows(fmt, 16)))],
         "dec8r2": [Dec(w_format=fmt, mt=8, r=min(2, dec_max_rows(fmt, 8)))],

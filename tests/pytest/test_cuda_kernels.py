@@ -16,6 +16,7 @@ import pytest
 
 from mxc.kernels import Kernel, build, every_kernel
 from mxc.kernels.codegen import format_struct
+from mxc.kernels.kinds import dec1b_kernel
 from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6, fast_int8, fast_tab4
 from mxc.numerics.formats import FORMATS
 
@@ -86,7 +87,7 @@ def _check_fp6_integer_decode(name: str, code: str, kind: str) -> None:
     F::scale: over 300 FMUL in dec1)."""
     assert len(re.findall(r"HMUL2\.BF16_V2", code)) >= 16, f"{name}: FP6 not decoded by integer ops"
     assert "I2F" not in code and "F2F." not in code, f"{name}: a float conversion in FP6's integer decode"
-    if kind in ("dec", "decs"):
+    if kind in ("dec", "decs", "dec1b"):
         assert len(re.findall(r"\bFMUL\b", code)) < 32, f"{name}: float multiplies per code in FP6's decode"
 
 
@@ -130,6 +131,19 @@ def test_every_kernel_assembles_for_sm90a(chunk):
             _check_weight_decode(k, code)
         else:
             assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
+        assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+
+
+@needs_nvcc
+def test_dec1b_assembles_for_sm90a():
+    """The dec1b experiment (kinds.Dec1B: in the GPU library, not in the catalogue) for every weight format, with
+    and without bias: mma.sync with the weights' integer or table decode, bulk copies, no spills."""
+    kernels = [dec1b_kernel(f, b) for f in WEIGHT_FORMATS for b in (False, True)]
+    _, funcs = assembled(kernels)
+    for k in kernels:
+        code = funcs[k.name]
+        assert "HMMA.16816.F32.BF16" in code and "UBLKCP.S.G" in code, k.name
+        _check_weight_decode(k, code)
         assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
 
 
