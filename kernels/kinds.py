@@ -4,8 +4,8 @@ C++ call its `extern "C"` wrapper makes.
 Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
 in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the
 `dec1` kernel: x staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal
-shares of the row tiles), `Dec1B` (M = 1 on large layers: dec1's decode with the weights moved by bulk
-copies into a ring of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles
+shares of the row tiles), `Dec1B` (an experiment at M = 1, not selected: dec1's decode with the weights
+moved by bulk copies into a ring of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles
 with K split across CTAs that share their activations in shared memory, then the sum, in a thread-block
 cluster or by dsum), `Gemv` (weight-only,
 M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` / `TileQ` + `RDec` [+ `DSum`]
@@ -270,7 +270,7 @@ class Dec(_Decode):
 
 
 DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row tiles per CTA (mxc_sm90_prefill.cuh)
-DEC1B_SHAPE = {4: (16, 1, 8, 1), 6: (16, 1, 8, 1), 8: (16, 1, 8, 1)}  # per element bits (not measured against the others)
+DEC1B_SHAPE = (16, 1, 8, 1)  # dec1b_kernel's (warps, tpw, stages, cpsm), every format (not measured against the others)
 
 
 @dataclass(frozen=True)
@@ -333,7 +333,7 @@ class Dec1B(_Decode):
 
 def dec1b_kernel(w_format: str, bias: bool = False) -> Dec1B:
     """dec1b's variant for a weight format (DEC1B_SHAPE: warps, K tiles per warp and stage, stages, CTAs per SM)."""
-    warps, tpw, stages, cpsm = DEC1B_SHAPE.get(get_format(w_format).element.bits, DEC1B_SHAPE[4])
+    warps, tpw, stages, cpsm = DEC1B_SHAPE
     return Dec1B(w_format=w_format, bias=bias, warps=warps, tpw=tpw, stages=stages, cpsm=cpsm)
 
 
@@ -983,4 +983,4 @@ class BsDec(_BsGemm):
 
 KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, Dec1B, DecSplit, DSum, TileA, TileQ, WDec, Hgemm, RDec,
                                                        Amax, BsQ, BsMma, BsDec)}
-SM90_ONLY = (TileA, TileQ, WDec, Hgemm, RDec, Dec1B)  # the wgmma kernels: no sm_100a build
+SM90_ONLY = (TileA, TileQ, WDec, Hgemm, RDec, Dec1B)  # mxc_sm90_prefill.cuh's kernels (wgmma, bulk copies): no sm_100a build

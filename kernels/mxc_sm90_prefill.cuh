@@ -445,13 +445,15 @@ namespace mxc {
 // (kinds.Dec.weight_layout), the weights and scales moved by the TMA engine instead of each warp's loads:
 //   producer   one thread of an extra warp streaming the CTA's row tiles [r0, r1) (one contiguous run of
 //              codes and one of scales: all K tiles of row tile r0, then r0 + 1, ...) through a ring of
-//              STAGES stages of C = WARPS x TPW K tiles each, one bulk copy of codes and one of scales per
-//              stage (no registers held for loads in flight, so STAGES x C tiles stay in flight per CTA);
+//              STAGES stages, each up to C = WARPS x TPW K tiles of one row tile (the row tile's last stage
+//              holds what is left of its KT), one bulk copy of codes and one of scales per stage (no
+//              registers held for loads in flight);
 //   consumers  WARPS warps; K tile j of a stage goes to warp j % WARPS, which decodes it in registers as
-//              dec1 does (frag_steps) against x, staged once per CTA as bf16 in shared memory, and keeps
-//              one row tile's sums; when its next tile starts another row tile it leaves them in `red`
-//              [row tile][warp][16 rows]; the sum over the warps in warp order, the NV tensor scale, the
-//              bias and the epilogue after the last stage.
+//              dec1 does (frag_steps) against x, staged once per CTA as bf16 in shared memory, into one of
+//              TPW accumulators; after a row tile's stages it leaves their sum in `red` [row tile][warp][16
+//              rows]; the sum over the warps in warp order, the NV tensor scale, the bias and the epilogue
+//              after the last row tile.
+// An experiment that cuda-sm90 does not select (kinds.Dec1B says what it measured).
 // A CTA takes rpc = ceil(row tiles / grid) <= DEC1B_RPC consecutive row tiles (kinds.Dec1B.grid); K at
 // most DEC1B_KMAX (x's staging).
 constexpr int DEC1B_KMAX = 16384, DEC1B_RPC = 8;
@@ -461,9 +463,7 @@ struct Dec1bSmem {
   static constexpr int LB = 32 * F::BITS / 8, NB = 64 / F::BS;  // a lane's code bytes; blocks per tile row
   static constexpr int C = WARPS * TPW, WT = 32 * LB, ST = 16 * NB;  // K tiles per stage; a tile's codes, scales
   static constexpr int STAGE = C * (WT + ST);
-  static constexpr int XS = DEC1B_KMAX * 2, RED = DEC1B_RPC * WARPS * 16 * 4;
-  template <int STAGES>
-  static constexpr int bytes() { return STAGES * STAGE + XS + RED + 16 * STAGES; }
+  static constexpr int XS = DEC1B_KMAX * 2, RED = DEC1B_RPC * WARPS * 16 * 4;  // then 2 x STAGES mbarriers
 };
 
 template <class F, int WARPS, int TPW, int STAGES, bool BIAS>
