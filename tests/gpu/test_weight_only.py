@@ -64,17 +64,7 @@ def test_linear_dec1b(gpu, record_property, fmt, n, k):
     K = 1000 a partial K tile), two row tiles per CTA whose second stages are partial (N = 4200, K = 1500: 24 K
     tiles per row tile, stages of 16), past one wave at 8 row tiles per CTA (N = 16900, 133 CTAs), K at dec1b's
     largest (16384)."""
-    w, x, bias = layer_inputs(1, k, n, seed=n)
-    q = quantize(w, fmt)
-    ks = [dec1b_kernel(fmt, bias=True)]
-    gpu.require(ks)
-    x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
-    ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
-    mag = x_ref.abs() @ wd.abs().T + bias.double().abs()
-    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda())
-    ok, worst = close(y, ref, mag, TOL)
-    record_property("worst", worst)
-    assert ok, f"{ks[0].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
+    _check_bf16_linear(gpu, record_property, [dec1b_kernel(fmt, bias=True)], fmt, 1, n=n, k=k, seed=n)
 
 
 def _decoded(gpu, ks, q) -> torch.Tensor:
@@ -300,10 +290,11 @@ def test_linear_row_tiles(gpu, record_property, fmt, m):
     _check_bf16_linear(gpu, record_property, [Dec(w_format=fmt, bias=True, mt=mt, r=dec_max_rows(fmt, mt))], fmt, m)
 
 
-def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200) -> None:
-    """gelu(x @ W^T + bias) through `ks` (bf16 activations), M x K=1000 x N, within TOL * sum|x||w|."""
-    k = 1000
-    w, x, bias = layer_inputs(m, k, n, seed=m)
+def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200, k: int = 1000,
+                       seed: int | None = None) -> None:
+    """gelu(x @ W^T + bias) through `ks` (bf16 activations), M x K x N, within TOL * sum|x||w| (inputs seeded by
+    `seed`, else by M)."""
+    w, x, bias = layer_inputs(m, k, n, seed=m if seed is None else seed)
     q = quantize(w, fmt)
     gpu.require(ks)
     x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
