@@ -72,6 +72,13 @@ class PolicyCheck:
     def _outputs(out) -> list[torch.Tensor]:
         return [t.detach().float() for t in _flatten(out) if t.is_floating_point()]
 
+    def release(self) -> None:
+        """Drop the fake-quantized weights kept from the last policy (each weight keeps its last spec's
+        until another spec replaces it: consecutive policies that share a weight spec reuse them)."""
+        for _, weight in self.operands.values():
+            if weight is not None:
+                weight.release()
+
     def _set(self, assignment: dict[str, Choice]) -> None:
         for name, (act, weight) in self.operands.items():
             choice = assignment.get(name)
@@ -79,5 +86,3 @@ class PolicyCheck:
                 act.spec = choice.act if choice else None
             if weight is not None:
                 weight.spec = choice.weight if choice else None
-                if weight.spec is None:
-                    weight.release()

@@ -1,15 +1,19 @@
 """Each candidate's score for one layer, from its calibration record (see sensitivity.py).
 
-Scoring a candidate on every calibration token costs a fake-quant and a GEMM over all of them. Every
-candidate is first scored on a subsample of SUBSAMPLE token rows (scaled to the full count: an
-unbiased estimate), the best `keep` of each class (equal bits, one activation format; the caller's
-`cost_class`) are then scored on every token, and the others keep their estimates times their
-class's exact / estimate ratio. Measured on SmolLM2-135M at 4.5 bits/weight, weights-only,
-perplexity of the chosen policy on 4 evaluation windows (torch fake-quant; uniform IF4: 17.35):
-every candidate scored exactly 16.80 (about 5 min of scoring); this scheme 16.84 (90 s); a first
-pass from the weight-space diagonal sum (g^2)^T(x^2) dW^2, which drops the cross terms, 16.90 with
-keep = 3 and 17.22 with keep = 1 (it ranks candidates of one class less well). A candidate with a
-Hadamard rotation of size h is scored in the rotated domain (operands rotated once per size).
+Scoring a candidate on every calibration token costs a fake-quant and a GEMM over all of them, so a
+layer is scored in two passes (`LayerScores`). The first estimates every candidate on a subsample of
+SUBSAMPLE token rows (scaled to the full count: an unbiased estimate); the search picks from the
+estimates the specs it checks end to end, one per cost class (search.representatives). The second
+pass scores only what the knapsack weighs, the kept candidates, on every token; the others keep their
+estimates times their class's exact / estimate ratio. (Until 2026-12-05 the best two of each class by
+estimate were scored exactly before the checks: 38 of the 128 weights-and-activations candidates of
+a SmolLM2 layer instead of 19, and twice the first pass's rows.) Measured earlier on SmolLM2-135M at
+4.5 bits/weight, weights-only, perplexity of the chosen policy on 4 evaluation windows (torch
+fake-quant; uniform IF4: 17.35): every candidate scored exactly 16.80 (about 5 min of scoring); the
+two-of-each-class scheme 16.84 (90 s); a first pass from the weight-space diagonal sum
+(g^2)^T(x^2) dW^2, which drops the cross terms, 16.90 with keep = 3 and 17.22 with keep = 1 (it ranks
+candidates of one class less well). A candidate with a Hadamard rotation of size h is scored in the
+rotated domain (operands rotated once per size).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from mxc.policy import Choice
 
 from .sensitivity import _CONVS, Tapped, _fq, layer_output, product
 
-SUBSAMPLE = 512  # token rows of the first-pass estimate
+SUBSAMPLE = 128  # token rows of the first-pass estimate
 
 
 @dataclass(frozen=True)
@@ -33,33 +37,57 @@ class Scored:
     full: bool
 
 
-def score_layer(rec: Tapped, choices: list[Choice], cost_class, keep: int = 2) -> list[Scored]:
-    """Every choice's score (in the order given); `cost_class(choice)` groups choices that compete only
-    on score. `none` (weight None) scores 0: it changes nothing."""
+class LayerScores:
+    """One layer's candidates: estimated on construction, `refine(indices)` scores those exactly,
+    `scored(cost_class)` gives every candidate's score (`cost_class(choice)` groups the choices that
+    compete only on score, for the exact / estimate ratio). `none` (weight None) scores 0: it
+    changes nothing. Convolutions (small) are scored exactly at once, through the reference's conv."""
+
+    def __init__(self, rec: Tapped, choices: list[Choice]):
+        self.rec, self.choices = rec, choices
+        self.exact: dict[int, float] = {i: 0.0 for i, c in enumerate(choices) if c.weight is None}
+        x, w, g = _operands(rec)
+        if rec.target in _CONVS:
+            y = layer_output(rec, x, w)
+            self.exact.update({i: _weighted(layer_output(rec, x, w, c) - y, g)
+                               for i, c in enumerate(choices) if c.weight is not None})
+            self.estimates = [self.exact[i] for i in range(len(choices))]
+            return
+        rows = x.shape[-2]
+        step = max(1, rows // SUBSAMPLE)
+        first = _Tokens(rec, x[..., ::step, :], w, None if g is None else g[..., ::step, :])
+        scale = rows / first.x.shape[-2]
+        self.estimates = [first.score(c) * scale for c in choices]
+        if step == 1:  # the subsample is every row: the estimates are exact
+            self.exact = dict(enumerate(self.estimates))
+
+    def refine(self, indices) -> None:
+        """Score the candidates at `indices` on every calibration token."""
+        todo = [i for i in indices if i not in self.exact]
+        if todo:
+            full = _Tokens(self.rec, *_operands(self.rec))
+            self.exact.update({i: full.score(self.choices[i]) for i in todo})
+
+    def scored(self, cost_class) -> list[Scored]:
+        classes: dict = {}
+        for i, c in enumerate(self.choices):
+            if c.weight is not None:
+                classes.setdefault(cost_class(c), []).append(i)
+        scores = dict(self.exact)
+        for ids in classes.values():  # estimates in the exact scale of their class's exactly scored ones
+            done = [i for i in ids if i in self.exact]
+            ratio = _ratio([self.exact[i] for i in done], [self.estimates[i] for i in done])
+            scores.update({i: self.estimates[i] * ratio for i in ids if i not in self.exact})
+        return [Scored(c, scores[i], i in self.exact) for i, c in enumerate(self.choices)]
+
+
+def _operands(rec: Tapped):
+    """(x, w, g) with every token a row of x and g (g None: no gradients, plain output error)."""
     x, w, g = rec.operands()
     g = g if g.numel() else None
-    if rec.target in _CONVS:  # small layers: every candidate exactly, through the reference's conv
-        y = layer_output(rec, x, w)
-        return [Scored(c, 0.0 if c.weight is None else _weighted(layer_output(rec, x, w, c) - y, g), True)
-                for c in choices]
-    weight = not rec.rhs
-    if weight:  # every row of x is a token
+    if rec.target not in _CONVS and not rec.rhs:  # a weight: every row of x is a token
         x, g = x.reshape(-1, x.shape[-1]), None if g is None else g.reshape(-1, g.shape[-1])
-    full = _Tokens(rec, x, w, g)
-    if len(choices) <= keep + 1:
-        return [Scored(c, full.score(c), True) for c in choices]
-    step = max(1, x.shape[-2] // SUBSAMPLE)
-    first = _Tokens(rec, x[..., ::step, :], w, None if g is None else g[..., ::step, :], full)
-    est = {i: first.score(c) * x.shape[-2] / first.x.shape[-2] for i, c in enumerate(choices) if c.weight}
-    ranked: dict = {}
-    for i in sorted(est, key=lambda i: est[i]):
-        ranked.setdefault(cost_class(choices[i]), []).append(i)
-    exact = {i: full.score(choices[i]) for ids in ranked.values() for i in ids[:keep]}
-    scores = dict(exact)
-    for ids in ranked.values():  # the rest: estimates in the exact scale of their class's best
-        ratio = _ratio([exact[i] for i in ids[:keep]], [est[i] for i in ids[:keep]])
-        scores.update({i: est[i] * ratio for i in ids[keep:]})
-    return [Scored(c, scores.get(i, 0.0), c.weight is None or i in exact) for i, c in enumerate(choices)]
+    return x, w, g
 
 
 def _ratio(exact: list[float], estimates: list[float]) -> float:
@@ -80,15 +108,14 @@ class _Cache(dict):
 class _Tokens:
     """Scores on one set of token rows. A candidate with a Hadamard rotation of size h is scored in
     the rotated domain, x H (Q(W H) - W H)^T, which equals x (fake_quantize(W) - W)^T: the operands
-    are rotated once per size instead of twice per candidate. Each weight spec is fake-quantized once
-    (`weights`, shared with a subsample's pass), each activation spec once per set of rows."""
+    are rotated once per size instead of twice per candidate. Each weight spec and each activation
+    spec is fake-quantized once per pass."""
 
-    def __init__(self, rec: Tapped, x, w, g, share: "_Tokens | None" = None):
+    def __init__(self, rec: Tapped, x, w, g):
         self.rec, self.x, self.g = rec, x, g
         self.y = product(rec, x, w)
-        self.w = share.w if share else _Cache(lambda h: w if h is None else _rotate(w, h, rec.w_axis))
-        self.weights = share.weights if share else _Cache(lambda spec: _fq(self.w[spec.hadamard],
-                                                                             spec.without_hadamard(), rec.w_axis))
+        self.w = _Cache(lambda h: w if h is None else _rotate(w, h, rec.w_axis))
+        self.weights = _Cache(lambda spec: _fq(self.w[spec.hadamard], spec.without_hadamard(), rec.w_axis))
         self.xs = _Cache(lambda h: x if h is None else _rotate(x, h, -1))
         self.acts = _Cache(lambda spec: _fq(self.xs[spec.hadamard], spec.without_hadamard(), -1))
 

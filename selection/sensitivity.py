@@ -95,7 +95,7 @@ class _Operand(torch.nn.Module):
         return self._cached[1]
 
     def release(self) -> None:
-        """Drop the fake-quantized constant (a policy check between policies)."""
+        """Drop the fake-quantized constant (kept while `spec` is None, for the next policy that wants it)."""
         self._cached = (None, None)
 
 
@@ -144,12 +144,19 @@ def calibrate(model: torch.nn.Module, batches: list[tuple], layers: set[str], lo
     gm, records = tap_graph(model, batches[0], layers)
     probe = torch.Generator().manual_seed(0)
     differentiable = True
-    for batch in batches:
-        with torch.enable_grad():
-            out = gm(*batch)
-            differentiable = differentiable and _backward(out, batch, loss_fn, probe)
-        if progress:
-            progress()
+    params = [p for p in gm.parameters() if p.requires_grad]
+    try:  # the taps' zeros carry the gradients to the layers' outputs: no weight gradients are computed or kept
+        for p in params:
+            p.requires_grad_(False)
+        for batch in batches:
+            with torch.enable_grad():
+                out = gm(*batch)
+                differentiable = differentiable and _backward(out, batch, loss_fn, probe)
+            if progress:
+                progress()
+    finally:
+        for p in params:
+            p.requires_grad_(True)
     if not differentiable:
         for rec in records.values():
             rec.grads.clear()

@@ -24,7 +24,7 @@ from mxc.errors import MxcError
 from mxc.numerics import FormatSpec, fake_quantize
 from mxc.options import Options
 from mxc.policy import Choice
-from mxc.selection.scoring import score_layer
+from mxc.selection.scoring import LayerScores
 from mxc.selection.search import calibration_batches
 from mxc.selection.sensitivity import calibrate
 
@@ -60,7 +60,9 @@ def main(argv=None) -> int:
     for layer in sample:
         choices = [Choice(FormatSpec.parse(f)) for f in a.formats]
         rec = records.pop(layer)
-        scores = score_layer(rec, choices, cost_class=lambda c: c, keep=len(choices))
+        layer_scores = LayerScores(rec, choices)
+        layer_scores.refine(range(len(choices)))  # every candidate on every token
+        scores = layer_scores.scored(cost_class=lambda c: c)
         weight = spec.model.get_parameter(rec.param)
         saved = weight.detach().clone()
         for s in scores:

@@ -164,6 +164,8 @@ def _check_text(check: dict) -> str:
     lines = [f"  {cls}: {rep['chosen']} (held-out loss of the uniform policies: "
              + ", ".join(f"{k} {v:.5g}" for k, v in rep["losses"].items()) + ")"
              for cls, rep in check.get("representatives", {}).items()]
+    if check.get("dominated"):
+        lines.append("  dominated on every layer by the estimates, not checked: " + "; ".join(check["dominated"]))
     final = check.get("final")
     return "one spec per cost class:\n" + "\n".join(lines) + (f"\nfinal check: {final_text(final)}" if final else "")
 

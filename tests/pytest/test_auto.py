@@ -137,6 +137,9 @@ class _Losses:
     def __init__(self, fn):
         self.fn, self.calls = fn, 0
 
+    def release(self):
+        pass
+
     def loss(self, assignment, batches=None):
         self.calls += 1
         return self.fn({k: str(c.weight) for k, c in assignment.items()})
@@ -176,6 +179,59 @@ def test_final_check_keeps_the_lower_held_out_loss():
     assert picks == [1, 1] and "is the uniform one" in verdict["final"]                    # the knapsack's own
     picks, verdict = final_check(layers, [menu] * 2, costs, 300, [], [0, 0], reps, better)
     assert picks == [0, 0] and "high precision" in verdict["final"]
+
+
+def test_undominated_classes_drop_only_what_loses_on_every_layer_by_the_margin():
+    from mxc.numerics import FormatSpec
+    from mxc.policy import Choice
+    from mxc.selection.candidates import LayerInfo
+    from mxc.selection.scoring import Scored
+    from mxc.selection.search import DOMINANCE_MARGIN, undominated_classes
+
+    w = lambda f, a=None: Choice(FormatSpec.parse(f), None if a is None else FormatSpec.parse(a))  # noqa: E731
+    menu = [Choice(None), w("mxfp4", "mxint8"), w("mxfp4", "mxfp4"), w("nvint4", "nvint4"), w("mxint8", "mxint8")]
+    layers = [LayerInfo(n, 8, 64, 64, True, 32) for n in "ab"]
+    costs = [[128, 17, 17, 18, 33]] * 2
+    score = lambda *v: [Scored(c, x, False) for c, x in zip(menu, (0.0, *v))]  # noqa: E731
+    # MXFP4 activations: 2x MXINT8's score on both layers (dropped); NVINT4: within the margin on layer b (kept)
+    rows = [score(1.0, 2.0, 1.5, 0.1), score(1.0, 2.0, DOMINANCE_MARGIN * 0.99, 0.1)]
+    live, dropped = undominated_classes(layers, [menu] * 2, rows, costs)
+    assert dropped == [(4.25, "mxfp4")] and live == {(4.25, "mxint8"), (4.5, "nvint4"), (8.25, "mxint8")}
+    # a class that wins on one layer stays; `none` dominates what costs more (a speed budget's small layer)
+    rows = [score(1.0, 2.0, 1.5, 0.1), score(1.0, 0.5, 1.5, 0.1)]
+    live, dropped = undominated_classes(layers, [menu] * 2, rows, [[10, 17, 17, 18, 33], [128, 17, 17, 18, 33]])
+    assert dropped == [(4.25, "mxint8"), (4.5, "nvint4")] and live == {(4.25, "mxfp4"), (8.25, "mxint8")}
+
+
+def test_layer_scores_estimate_then_score_exactly(write_model):
+    """The first pass estimates on SUBSAMPLE rows; refine() scores on every token; the others scale by
+    their class's exact / estimate ratio."""
+    from mxc.compiler.frontend import load_model_file
+    from mxc.numerics import FormatSpec, fake_quantize
+    from mxc.policy import Choice
+    from mxc.selection import scoring
+    from mxc.selection.sensitivity import calibrate
+
+    spec = load_model_file(write_model(GATED))
+    g = torch.Generator().manual_seed(5)
+    batches = [(torch.randn(4 * scoring.SUBSAMPLE, 64, generator=g),)]
+    rec = calibrate(spec.model, batches, {"gate"}, spec.loss)["gate"]
+    x, w, grad = rec.operands()
+    menu = [Choice(None)] + [Choice(FormatSpec.parse(f)) for f in ("mxfp4", "mxfp4{scale_rule=even}", "nvfp4")]
+    exact = [0.0] + [float((grad * (x @ (fake_quantize(w, c.weight, axis=-1) - w).T)).square().sum(dtype=torch.float64))
+                     for c in menu[1:]]
+    layer = scoring.LayerScores(rec, menu)
+    assert layer.estimates[0] == 0.0 and layer.estimates[1:] != pytest.approx(exact[1:], rel=1e-9)
+    assert layer.estimates[1:] == pytest.approx(exact[1:], rel=0.2)  # a quarter of the rows, scaled
+    layer.refine([1, 3])
+    by_class = lambda c: c.weight.format.name  # noqa: E731  (mxfp4's two specs: one class)
+    got = layer.scored(by_class)
+    assert [s.full for s in got] == [True, True, False, True]
+    assert got[1].score == pytest.approx(exact[1], rel=1e-5) and got[3].score == pytest.approx(exact[3], rel=1e-5)
+    ratio = got[1].score / layer.estimates[1]
+    assert got[2].score == pytest.approx(layer.estimates[2] * ratio, rel=1e-12)
+    small = scoring.LayerScores(calibrate(spec.model, [tuple(spec.example_inputs)], {"gate"}, spec.loss)["gate"], menu)
+    assert all(s.full for s in small.scored(by_class))  # no more rows than SUBSAMPLE: every estimate is exact
 
 
 def test_policy_check_switches_operands_and_restores_them(write_model):
