@@ -310,12 +310,13 @@ def representatives(layers: list[LayerInfo], menus: list[list[Choice]], scored: 
         ranked = sorted(totals, key=totals.get)[:REPRESENTATIVE_TRIALS]
         trials[key] = [t for t in ranked if totals[t] <= SCORE_BAND * totals[ranked[0]]]
     tried: dict = {key: {} for key in trials}
-    # policies that share a weight spec run one after the other: the check keeps the fake-quantized weights
-    order = sorted(((key, text) for key, texts in trials.items() for text in texts),
-                   key=lambda kt: str(menus[classes[kt[0]][kt[1]][0][0]][classes[kt[0]][kt[1]][0][1]].weight))
+    policy = lambda key, text: {layers[i].name: menus[i][j] for i, j in classes[key][text]}  # noqa: E731
+    weight_spec = lambda kt: str(next(iter(policy(*kt).values())).weight)  # noqa: E731
+    # policies that share a weight spec run one after the other: the check keeps its fake-quantized weights
+    order = sorted(((key, text) for key, texts in trials.items() for text in texts), key=weight_spec)
     with _bar(progress, len(order), "check") as bar:
         for key, text in order:
-            tried[key][text] = check.loss({layers[i].name: menus[i][j] for i, j in classes[key][text]}, batches=1)
+            tried[key][text] = check.loss(policy(key, text), batches=1)
             bar.update()
     check.release()
     chosen, record, losses = {}, {}, {}
@@ -385,10 +386,12 @@ def undominated_classes(layers: list[LayerInfo], menus: list[list[Choice]], scor
     estimated score is below the class's best by DOMINANCE_MARGIN; one dominated on every layer would
     not be the knapsack's choice (for a group that shares an activation format, neither: the
     dominating class serves the whole group), so it is neither checked nor scored exactly. The margin
-    covers the estimates' noise: on SmolLM2 (weights and activations, 4.5 bits) NVINT4, whose
-    estimates sit within 2 % of MXFP4 x MXINT8's at less cost on every layer, still took 16 layers
-    once scored exactly; what the margin drops there are the narrow activation formats beside a wide
-    one of the same weight bits (MXFP4 activations 1.7x to 40x the score of MXINT8 ones)."""
+    covers the estimates' noise: on SmolLM2 (weights and activations, 4.5 bits) NVINT4 x NVINT4, whose
+    estimates sit within 2 % of the cheaper MXFP4 x MXINT8's on every layer, still took 16-19 layers
+    once scored exactly. What the margin drops there are 4 of the 19 classes, all narrow activation
+    formats beside a wide one of the same weight bits (MXFP4, MXFP6 and MXFP8 E5M2 activations with
+    8-bit weights, MXFP4 ones with 6-bit weights; summed over the layers, MXFP4 activations score 16x
+    and 40x what MXINT8 ones do)."""
     seen: dict = {}  # class -> dominated on every layer so far
     for lay, menu, row, cost in zip(layers, menus, scored, costs):
         cost_class, best = _cost_class(lay), {}  # class -> (least cost, least score)
