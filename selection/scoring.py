@@ -28,6 +28,7 @@ from mxc.policy import Choice
 from .sensitivity import _CONVS, Tapped, _fq, layer_output, product
 
 SUBSAMPLE = 128  # token rows of the first-pass estimate
+HEAVY = 32  # of those, the rows of largest |x|^2 |g|^2, each counted once (_first_rows)
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,14 @@ class LayerScores:
                                for i, c in enumerate(choices) if c.weight is not None})
             self.estimates = [self.exact[i] for i in range(len(choices))]
             return
-        rows = x.shape[-2]
-        step = max(1, rows // SUBSAMPLE)
-        first = _Tokens(rec, x[..., ::step, :], w, None if g is None else g[..., ::step, :])
-        scale = rows / first.x.shape[-2]
-        self.estimates = [first.score(c) * scale for c in choices]
-        if step == 1:  # the subsample is every row: the estimates are exact
+        if x.shape[-2] <= SUBSAMPLE:  # the subsample would be every row: score exactly
+            full = _Tokens(rec, x, w, g)
+            self.estimates = [full.score(c) for c in choices]
             self.exact = dict(enumerate(self.estimates))
+            return
+        xs, gs = _first_rows(x, g, tokens=x.dim() == 2)
+        first = _Tokens(rec, xs, w, gs)
+        self.estimates = [first.score(c) for c in choices]
 
     def refine(self, indices) -> None:
         """Score the candidates at `indices` on every calibration token."""
@@ -79,6 +81,30 @@ class LayerScores:
             ratio = _ratio([self.exact[i] for i in done], [self.estimates[i] for i in done])
             scores.update({i: self.estimates[i] * ratio for i in ids if i not in self.exact})
         return [Scored(c, scores[i], i in self.exact) for i, c in enumerate(self.choices)]
+
+
+def _first_rows(x: torch.Tensor, g: torch.Tensor | None, tokens: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first pass's SUBSAMPLE rows and their weights (folded into g: a row counted k times has its g
+    scaled by sqrt(k)), a stratified estimate of the sum over every row. With every row a token
+    (`tokens`), the HEAVY rows of largest |x|^2 |g|^2 count once each and every k-th of the others k
+    times. An LLM's first tokens (attention sinks) carry activations and errors far above the rest: a
+    plain stride, which takes them at every window start, counted them k times and ranked the specs by
+    them (on SmolLM2 at 128 rows it put Four Over Six before IF4 at 4.5 bits, whose uniform perplexity is
+    18.7 vs 17.25). Otherwise (a product of two activations) every k-th row along the rows' axis."""
+    rows = x.shape[-2]
+    ones = torch.ones((rows, 1)) if g is None else None
+    if not tokens:
+        step = rows // SUBSAMPLE
+        weight = torch.full((1,), float(step)).sqrt()
+        return x[..., ::step, :], (weight if g is None else g[..., ::step, :] * weight)
+    size = x.square().sum(-1) * (1.0 if g is None else g.square().sum(-1))
+    order = torch.argsort(size, descending=True, stable=True)
+    heavy, rest = order[:HEAVY].sort().values, order[HEAVY:].sort().values
+    step = -(-len(rest) // (SUBSAMPLE - HEAVY))  # (rounded up: at most SUBSAMPLE rows in all)
+    sample = rest[::step]
+    idx = torch.cat([heavy, sample])
+    weight = torch.cat([torch.ones(len(heavy)), torch.full((len(sample),), len(rest) / len(sample))]).sqrt()[:, None]
+    return x[idx], (ones[idx] if g is None else g[idx]) * weight
 
 
 def _operands(rec: Tapped):

@@ -234,6 +234,23 @@ def test_layer_scores_estimate_then_score_exactly(write_model):
     assert all(s.full for s in small.scored(by_class))  # no more rows than SUBSAMPLE: every estimate is exact
 
 
+def test_first_pass_counts_the_heaviest_rows_once():
+    """A stratified subsample: the HEAVY rows of largest |x|^2 |g|^2 (an LLM's attention sinks) once each,
+    every k-th of the rest k times; the weights add up to the row count."""
+    from mxc.selection import scoring
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1024, 8, generator=g)
+    x[512] *= 100  # a window's first token
+    xs, weight = scoring._first_rows(x, None, tokens=True)
+    assert xs.shape[0] <= scoring.SUBSAMPLE and float(weight.square().sum()) == pytest.approx(1024)
+    heavy = int((weight.squeeze(1) == 1).sum())
+    assert heavy == scoring.HEAVY and any(torch.equal(r, x[512]) for r in xs[:heavy])
+    grad = torch.randn(1024, 4, generator=g)
+    xs, gs = scoring._first_rows(x, grad, tokens=True)
+    assert gs.shape == (xs.shape[0], 4) and float((gs.square().sum() / grad.square().sum())) == pytest.approx(1, rel=0.2)
+
+
 def test_policy_check_switches_operands_and_restores_them(write_model):
     from mxc.compiler.frontend import load_model_file
     from mxc.numerics import FormatSpec
@@ -261,6 +278,8 @@ def test_coupled_layers_share_one_activation_format(write_model):
     path = write_model(GATED)
     auto = _auto(path, auto="bits=4.5,acts=any")["auto"]
     assert auto["coupled_groups"] == [["gate", "up"]]
+    check = auto["check"]  # a dominated class is neither checked nor chosen
+    assert isinstance(check["dominated"], list) and set(check["dominated"]).isdisjoint(check["representatives"])
     rows = {r["layer"]: r for r in compile_file(path, None, Options(auto="bits=4.5,acts=any"),
                                                  compile_to="formats").manifest["layers"]}
     assert rows["gate"]["activation_format"] == rows["up"]["activation_format"]
