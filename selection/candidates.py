@@ -6,6 +6,7 @@ Hadamard rotation of every size that divides K (4-bit formats, default options).
 (`acts` wa/any) each weight spec pairs with the activation formats of its block size (the weights'
 own and the wider ones; the activations take the weights' options, one rotation for both), and
 the target must have a kernel for the pair. `none` (high precision) is always a candidate.
+Without `formats=` the menu leaves out the formats of REDUNDANT (a user who names one gets it).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from .budget import Acts
 ACT_MENU = {32: ("mxfp8", "mxint8", "mxfp6_e2m3", "mxfp4"), 16: ("nvfp4", "nvfp4_4over6", "if4")}
 _MX_RULES = {4: ("floor", "rceil", "ceil", "even")}
 _METRICS = ("mse", "mae", "max")
+# Formats that quantize as another on the menu does: fp4_ue5m3's tensor scale maps the tensor's amax to
+# UE5M3's max, 114688 = 256 x 448, so each block scale is exactly 256 times NVFP4's UE4M3 one with the same
+# 3 mantissa bits: the decoded values are NVFP4's except in blocks whose amax is under about 2^-15 of
+# the tensor's, where NVFP4's block scale is subnormal and its error per element under 2^-15 of the amax:
+# noise beside the 4-bit rounding of the other blocks. Scoring it would only double NVFP4's candidates.
+REDUNDANT = {"fp4_ue5m3": "nvfp4"}
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ def weight_specs(fmt: Format, k: int) -> list[FormatSpec]:
 def candidates(layer: LayerInfo, acts: Acts, target: Target, formats: tuple[str, ...] = ()) -> list[Choice]:
     """Every choice for `layer`: `none` first, then each weight spec weight-only and/or with each
     activation format of its block size, as `acts` asks and the target runs."""
-    menu = [FORMATS[n] for n in (formats or FORMATS) if n != "none"]
+    menu = [FORMATS[n] for n in (formats or [f for f in FORMATS if f not in REDUNDANT]) if n != "none"]
     out = [Choice(None)]
     for fmt in menu:
         for w in weight_specs(fmt, layer.k):

@@ -181,6 +181,25 @@ def test_final_check_keeps_the_lower_held_out_loss():
     assert picks == [0, 0] and "high precision" in verdict["final"]
 
 
+def test_redundant_formats_quantize_as_their_twin_and_stay_off_the_default_menu():
+    from mxc.numerics.quantize import quantize
+    from mxc.selection.candidates import REDUNDANT, LayerInfo, candidates
+    from mxc.targets import get_target
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(64, 256, generator=g) * torch.exp(torch.randn(64, 1, generator=g))  # rows 2^-6..2^6 apart
+    for f, twin in REDUNDANT.items():
+        assert torch.equal(quantize(w, f).dequantize(), quantize(w, twin).dequantize())
+        w2 = w.clone()
+        w2[0, :16] *= 2.0**-20  # a block far below the tensor's amax: the twin's scale is subnormal there
+        assert not torch.equal(quantize(w2, f).dequantize()[0, :16], quantize(w2, twin).dequantize()[0, :16])
+    layer = LayerInfo("l", 8, 256, 64, True, 32)
+    names = lambda cs: {c.weight.format.name for c in cs if c.weight is not None}  # noqa: E731
+    default = names(candidates(layer, "any", get_target("cpu")))
+    assert "nvfp4" in default and not default & set(REDUNDANT)
+    assert names(candidates(layer, "w", get_target("cpu"), ("nvfp4", "fp4_ue5m3"))) == {"nvfp4", "fp4_ue5m3"}
+
+
 def test_undominated_classes_drop_only_what_loses_on_every_layer_by_the_margin():
     from mxc.numerics import FormatSpec
     from mxc.policy import Choice
