@@ -4,7 +4,7 @@ C++ call its `extern "C"` wrapper makes.
 Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
 in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the
 `dec1` kernel: x staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal
-shares of the row tiles), `Dec1B` (an experiment at M = 1, not selected: dec1's decode with the weights
+shares of the row tiles), `Dec1B` (M = 1 for most formats, `use_dec1b`: dec1's decode with the weights
 moved by bulk copies into a ring of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles
 with K split across CTAs that share their activations in shared memory, then the sum, in a thread-block
 cluster or by dsum), `Gemv` (weight-only,
@@ -270,7 +270,9 @@ class Dec(_Decode):
 
 
 DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row tiles per CTA (mxc_sm90_prefill.cuh)
-DEC1B_SHAPE = (16, 1, 8, 1)  # dec1b_kernel's (warps, tpw, stages, cpsm), every format (not measured against the others)
+DEC1B_SHAPE = (16, 1, 8, 1)  # dec1b_kernel's (warps, tpw, stages, cpsm), every format (within 5 % of the best variant)
+# Weight decodes for which dec1 measured faster than dec1b (E2M1 with E8M0 scales: MXFP4, `bench_cuda dec1b`)
+DEC1B_SLOWER = ("mxfp4",)
 
 
 @dataclass(frozen=True)
@@ -282,10 +284,11 @@ class Dec1B(_Decode):
     and leave them in shared memory, summed in warp order at the end. K <= DEC1B_KMAX; at most DEC1B_RPC row
     tiles per CTA, so the grid is one wave (`cpsm` CTAs per SM) where that holds them, more waves past it.
 
-    Not selected by cuda-sm90 (an experiment, in the GPU library and `bench_cuda dec1b`): its first version
-    measured level with dec1 under `ncu` (NVFP4 14336 x 4096: 20.7 vs 20.3 us at the profiler's clocks, both
-    bound by instruction issue, not by DRAM at 34 %); the version here, ~10 % fewer instructions per tile,
-    has not run on a GPU yet."""
+    cuda-sm90 selects it at M = 1 where `use_dec1b` says (`bench_cuda dec1b` on an H100, 2026-12-05: 1-16 %
+    faster than dec1 for NVFP4, IF4, MXFP6 and MXFP8 on the three large shapes; MXFP4 dec1 was faster on
+    two of the three). Its first version measured level with dec1 under `ncu` on the H200 (NVFP4 14336 x
+    4096: 20.7 vs 20.3 us at the profiler's clocks, both bound by instruction issue, DRAM at 34 %); this one
+    has ~25 % fewer instructions per K tile (stages of one row tile, offsets computed once)."""
 
     kind = "dec1b"
     rounding = "bf16 activations"
@@ -315,9 +318,9 @@ class Dec1B(_Decode):
         return self.stages * stage + 2 * DEC1B_KMAX + DEC1B_RPC * self.warps * 16 * 4 + 16 * self.stages
 
     def grid(self, m, n, k, ops=INT):
-        tiles = -(-n // DEC_ROWS)  # n and k are static; m may be an IR value
-        rpc = min(DEC1B_RPC, -(-tiles // (DEC1_SMS * self.cpsm)))
-        return (-(-tiles // rpc), m, 1)
+        # one wave of ceil(tiles / grid) row tiles per CTA, as dec1, where that is at most DEC1B_RPC; more CTAs past it
+        tiles = ops.cdiv(n, DEC_ROWS)
+        return (ops.max(ops.cdiv(tiles, ops.cdiv(tiles, DEC1_SMS * self.cpsm)), ops.cdiv(tiles, DEC1B_RPC)), m, 1)
 
     def weight_layout(self):
         return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_tab4(self.w_format),
@@ -340,6 +343,11 @@ def dec1b_kernel(w_format: str, bias: bool = False) -> Dec1B:
 DEC1B_VARIANTS = ((16, 1, 8, 1), (16, 2, 4, 1), (16, 1, 4, 2), (8, 2, 6, 2), (8, 1, 12, 2), (12, 1, 8, 2),
                   (24, 1, 6, 1))  # (warps, tpw, stages, cpsm) that `bench_cuda dec1b` compares
 SM90_SMEM_PER_SM = 233472  # shared memory of an H100 / H200 SM (228 KB), 1 KB of it reserved per CTA
+
+
+def use_dec1b(w_format: str, k: int) -> bool:
+    """Whether cuda-sm90 runs a weight-only M = 1 layer of reduction size k with dec1b rather than dec1."""
+    return w_format not in DEC1B_SLOWER and 0 < k <= DEC1B_KMAX
 
 
 def dec1b_variants(w_format: str, bias: bool = False) -> list[Dec1B]:

@@ -21,9 +21,9 @@
 //   dec1    dec at M = 1 (the decode step): x staged once per warp as bf16 in shared
 //           memory, a ring of weight tiles in flight per warp, one wave of CTAs with
 //           equal shares of the row tiles; E2M1 and FP8 decoded by integer ops, IF4 and NVINT4 by table lookups.
-//   dec1b   an experiment, not selected (kinds.Dec1B): dec1 with the weights moved by bulk copies (one producer
-//           thread) into a ring of shared-memory stages, decoded by the consumer warps as dec1 does
-//           (mxc_sm90_prefill.cuh).
+//   dec1b   dec1 with the weights moved by bulk copies (one producer thread) into a ring of shared-memory
+//           stages, decoded by the consumer warps as dec1 does (mxc_sm90_prefill.cuh); cuda-sm90's M = 1
+//           kernel where kinds.use_dec1b says.
 //   rdec    weight-only (and MXFP8 x MXFP8 after tileq), 17 <= M < PREFILL_MIN_M: the fragment tiles
 //           decoded in registers into wgmma's A operand, warp-specialized (mxc_sm90_prefill.cuh).
 //   tilea + wdec + hgemm  prefill: both operands to bf16 tiles once per call, then a

@@ -453,7 +453,7 @@ namespace mxc {
 //              TPW accumulators; after a row tile's stages it leaves their sum in `red` [row tile][warp][16
 //              rows]; the sum over the warps in warp order, the NV tensor scale, the bias and the epilogue
 //              after the last row tile.
-// An experiment that cuda-sm90 does not select (kinds.Dec1B says what it measured).
+// cuda-sm90 selects it at M = 1 where kinds.use_dec1b says (kinds.Dec1B says what it measured).
 // A CTA takes rpc = ceil(row tiles / grid) <= DEC1B_RPC consecutive row tiles (kinds.Dec1B.grid); K at
 // most DEC1B_KMAX (x's staging).
 constexpr int DEC1B_KMAX = 16384, DEC1B_RPC = 8;

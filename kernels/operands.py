@@ -94,6 +94,10 @@ class IntOps:
     def mul(a, b):
         return a * b
 
+    @staticmethod
+    def max(a, b):
+        return max(a, b)
+
 
 INT = IntOps()
 

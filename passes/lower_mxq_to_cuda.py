@@ -89,6 +89,11 @@ class _IndexOps:
             return a if b == 1 else b
         return arith.MulIOp(self.value(a), self.value(b)).result
 
+    def max(self, a, b):
+        if isinstance(a, int) and isinstance(b, int):
+            return max(a, b)
+        return arith.MaxUIOp(self.value(a), self.value(b)).result
+
 
 def _layout(k: Kernel) -> ir.Attribute:
     binds = ", ".join("#hal.pipeline.binding<storage_buffer>" if b.writes

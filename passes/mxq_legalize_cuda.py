@@ -21,7 +21,7 @@ kernels are correct for any M below its top.
 
 Decode launches are grouped (option `group`, on by default): layers of a function that read the same
 activation at M = 1 (the decode step's q/k/v and gate/up projections) with the same weight format and
-the single kernel `dec` each get `mxq.launch_group` = the group's first layer (and the `dec` they share, without
+the single kernel `dec` or `dec1b` each get `mxq.launch_group` = the group's first layer (and the kernel they share, without
 a bias), and lower-mxq-to-cuda runs them as one launch over their weights concatenated along N (each layer's NV tensor scale, bias and
 epilogue applied to its columns after): on the H200 a 2048-wide projection's `dec` takes 3-4 us, most of it
 the launch and the ramp, whatever its N.
@@ -71,8 +71,10 @@ def input_source(x: ir.Value) -> ir.Value:
 
 
 def groupable(op, ks: list) -> bool:
-    """Whether a layer with kernels `ks` may share a launch: weight-only, M = 1 (static), the single kernel `dec`."""
-    return (len(ks) == 1 and ks[0].kind == "dec" and ks[0].mt == 1 and format_attr(op, "act_format") is None
+    """Whether a layer with kernels `ks` may share a launch: weight-only, M = 1 (static), the single kernel `dec`
+    (mt = 1) or `dec1b`."""
+    return (len(ks) == 1 and (ks[0].kind == "dec1b" or ks[0].kind == "dec" and ks[0].mt == 1)
+            and format_attr(op, "act_format") is None
             and ir.RankedTensorType(op.x.type).has_static_shape)
 
 
@@ -149,7 +151,7 @@ class MxqLegalizeCuda(Pass):
         self._group_launches(module)
 
     def _group_launches(self, module: ir.Operation) -> None:
-        """mxq.launch_group on the weight-only M = 1 layers (`dec`, mt = 1) that share their input and format
+        """mxq.launch_group on the weight-only M = 1 layers (`dec` with mt = 1, or `dec1b`) that share their input and format
         (a group chosen before, by an earlier run of the pass, is chosen again)."""
         groups: list[tuple[ir.Value, str, list]] = []
         for op in walk_ops(module, "mxq.fused_matmul"):

@@ -36,8 +36,8 @@ MAX_DYNAMIC_SMEM = 8  # CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
 def hopper_kernels() -> list[Kernel]:
     """Every sm_90a kernel: what cuda-sm90 can select (the catalogue), the sm_90a twins of what
     only cuda-sm100 selects: the block-scaled skeleton's decode path (bf16 `bsq` + `bsdec`) and the
-    f32 `gemv` (whose x = I product is the bit-exact check of the weight decode), and the `dec1b`
-    experiment's variants (kinds.Dec1B, not selected yet). The library the GPU tests and the benchmarks load."""
+    f32 `gemv` (whose x = I product is the bit-exact check of the weight decode), and `dec1b` for every
+    format with the variants `bench_cuda dec1b` compares. The library the GPU tests and the benchmarks load."""
     decode = [BsDec(w_format=f, bias=b) for f in WEIGHT_FORMATS for b in (False, True)]
     gemv = [Gemv(w_format=f, bias=b, mt=mt) for f in WEIGHT_FORMATS for b in (False, True) for mt in GEMV_MT]
     dec1b = [k for f in WEIGHT_FORMATS for b in (False, True) for k in [dec1b_kernel(f, b), *dec1b_variants(f, b)]]

@@ -15,8 +15,8 @@ bf16 for wgmma), the sm_100a kernels' stand-in that checks them on this hardware
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, dec_rows, decs_kernels,
-                               prefill_kernels, rdec_kernels, use_decs)
+from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, dec1b_kernel, dec_rows,
+                               decs_kernels, prefill_kernels, rdec_kernels, use_dec1b, use_decs)
 from mxc.kernels.operands import MX_NATIVE, TILEQ_FORMATS, pair_kind
 
 from .base import GemmLayer
@@ -40,6 +40,8 @@ class CudaSm90(CudaTarget):
                 split = use_decs(layer.m, layer.n, layer.k, w) if layer.n and layer.k else None
                 if split is not None:
                     return decs_kernels(w, mt, *split, bias=bias)
+                if mt == 1 and use_dec1b(w, layer.k or 0):
+                    return [dec1b_kernel(w, bias)]
                 return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]
         if a is None or (a in TILEQ_FORMATS and w in TILEQ_FORMATS):  # bf16 tensor cores
             if layer.m >= PREFILL_MIN_M:

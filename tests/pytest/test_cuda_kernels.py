@@ -125,9 +125,10 @@ def test_every_kernel_assembles_for_sm90a(chunk):
         # a call inside the pipeline (printf: C7510) or registers of a wgmma written while one runs (C7513)
         # make ptxas serialize the kernel's wgmmas
         assert not re.search(rf"C751\d.*'{k.name}'", log), f"{k.name}: wgmma serialized, ptxas says:\n{log}"
-        if k.kind in ("dec", "decs"):  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16 multiplies,
-            # IF4 and NVINT4 by table lookups
+        if k.kind in ("dec", "decs", "dec1b"):  # mma.sync on registers; E2M1 decoded by integer ops, scaled by bf16
+            # multiplies, IF4 and NVINT4 by table lookups; dec1b's weights by bulk copies
             assert "HMMA.16816.F32.BF16" in code, k.name
+            assert k.kind != "dec1b" or "UBLKCP.S.G" in code, k.name
             _check_weight_decode(k, code)
         else:
             assert "HMMA" not in code, f"{k.name}: an mma.sync path (HMMA) where wgmma was meant"
@@ -136,8 +137,9 @@ def test_every_kernel_assembles_for_sm90a(chunk):
 
 @needs_nvcc
 def test_dec1b_assembles_for_sm90a():
-    """The dec1b experiment (kinds.Dec1B: in the GPU library, not in the catalogue) for every weight format, with
-    and without bias: mma.sync with the weights' integer or table decode, bulk copies, no spills."""
+    """dec1b (kinds.Dec1B; the catalogue holds it for the formats cuda-sm90 selects it for, the GPU library for
+    every one) for every weight format, with and without bias: mma.sync with the weights' integer or table
+    decode, bulk copies, no spills."""
     kernels = [dec1b_kernel(f, b) for f in WEIGHT_FORMATS for b in (False, True)]
     _, funcs = assembled(kernels)
     for k in kernels:

@@ -10,7 +10,7 @@
 
 // GROUP-LABEL: func.func @qkv
 // GROUP: "mxq.fused_matmul"{{.*}}layer = "q"{{.*}}mxq.launch_group = "q"{{.*}}mxq.path = "{{.*}}; one launch for the 2 layers reading this input"
-// GROUP: "mxq.fused_matmul"{{.*}}layer = "k"{{.*}}mxq.kernels = [{{.*}}bias = false{{.*}}name = "mxc_dec_nvfp4_m1"{{.*}}mxq.launch_group = "q"
+// GROUP: "mxq.fused_matmul"{{.*}}layer = "k"{{.*}}mxq.kernels = [{{.*}}bias = false{{.*}}name = "mxc_dec1b_nvfp4_w16t1s8c1"{{.*}}mxq.launch_group = "q"
 // GROUP: "mxq.fused_matmul"{{.*}}layer = "o"
 // GROUP-NOT: mxq.launch_group
 // GROUP-SAME: w_format = "mxfp4"
@@ -21,7 +21,7 @@
 // LOWER-DAG: %[[W:.*]] = "mxq.param"() {name = "q.e+k.e.f16x64e"} : () -> tensor<1024xi8>
 // LOWER-DAG: %[[S:.*]] = "mxq.param"() {name = "q.s+k.s.f16x64e"}
 // LOWER: %[[ONE:.*]] = linalg.fill {{.*}} -> tensor<f32>
-// LOWER: %[[Y:.*]] = "flow.dispatch"({{.*}}, %[[W]], %[[S]], %[[ONE]]) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m1]
+// LOWER: %[[Y:.*]] = "flow.dispatch"({{.*}}, %[[W]], %[[S]], %[[ONE]]) {entry_points = [@mxc_kernels::@mxc_dec1b_nvfp4_w16t1s8c1]
 // LOWER-SAME: -> tensor<1x24xf32>
 // LOWER: %[[Q:.*]] = tensor.extract_slice %[[Y]][0, 0] [1, 8] [1, 1]
 // LOWER: linalg.generic {{.*}} ins(%[[Q]], %{{.*}} : tensor<1x8xf32>, tensor<f32>)
