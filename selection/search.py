@@ -454,5 +454,5 @@ def _bar(enabled: bool, total: int, what: str):
     """A progress bar on stderr (tqdm, which transformers brings); a silent one when not `enabled`."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"--auto {what}", unit={"calibrate": "batch", "score": "layer"}.get(what, "policy"),
-                leave=False, disable=not enabled)
+    unit = {"calibrate": "batch", "score": "layer", "estimate": "layer"}.get(what, "policy")
+    return tqdm(total=total, desc=f"--auto {what}", unit=unit, leave=False, disable=not enabled)
