@@ -284,9 +284,9 @@ class Dec1B(_Decode):
     and leave them in shared memory, summed in warp order at the end. K <= DEC1B_KMAX; at most DEC1B_RPC row
     tiles per CTA, so the grid is one wave (`cpsm` CTAs per SM) where that holds them, more waves past it.
 
-    cuda-sm90 selects it at M = 1 where `use_dec1b` says (`bench_cuda dec1b` on an H100, 2026-12-05: 1-16 %
-    faster than dec1 for NVFP4, IF4, MXFP6 and MXFP8 on the three large shapes; MXFP4 dec1 was faster on
-    two of the three). Its first version measured level with dec1 under `ncu` on the H200 (NVFP4 14336 x
+    cuda-sm90 selects it at M = 1 where `use_dec1b` says (`bench_cuda dec1b`, 2026-12-05: on the H200 9-15 %
+    faster than dec1 for NVFP4, IF4, MXFP6 and MXFP8 at 14336 x 4096 and level within the noise at 8192^2
+    and 4096 x 14336; on an H100 1-16 % faster; MXFP4 dec1 was faster on two of the three shapes on both). Its first version measured level with dec1 under `ncu` on the H200 (NVFP4 14336 x
     4096: 20.7 vs 20.3 us at the profiler's clocks, both bound by instruction issue, DRAM at 34 %); this one
     has ~25 % fewer instructions per K tile (stages of one row tile, offsets computed once)."""
 
