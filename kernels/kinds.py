@@ -270,7 +270,9 @@ class Dec(_Decode):
 
 
 DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row tiles per CTA (mxc_sm90_prefill.cuh)
-DEC1B_SHAPE = (16, 1, 8, 1)  # dec1b_kernel's (warps, tpw, stages, cpsm), every format (within 5 % of the best variant)
+# dec1b_kernel's (warps, tpw, stages, cpsm), every format: on the H200 (16, 2, 4, 1) measured 2-6 % faster, on
+# the H100 slower; this one is what the GPU tests run (the other's partial last stages are untested)
+DEC1B_SHAPE = (16, 1, 8, 1)
 # Weight decodes for which dec1 measured faster than dec1b (E2M1 with E8M0 scales: MXFP4, `bench_cuda dec1b`)
 DEC1B_SLOWER = ("mxfp4",)
 
@@ -286,9 +288,10 @@ class Dec1B(_Decode):
 
     cuda-sm90 selects it at M = 1 where `use_dec1b` says (`bench_cuda dec1b`, 2026-12-05: on the H200 9-15 %
     faster than dec1 for NVFP4, IF4, MXFP6 and MXFP8 at 14336 x 4096 and level within the noise at 8192^2
-    and 4096 x 14336; on an H100 1-16 % faster; MXFP4 dec1 was faster on two of the three shapes on both). Its first version measured level with dec1 under `ncu` on the H200 (NVFP4 14336 x
-    4096: 20.7 vs 20.3 us at the profiler's clocks, both bound by instruction issue, DRAM at 34 %); this one
-    has ~25 % fewer instructions per K tile (stages of one row tile, offsets computed once)."""
+    and 4096 x 14336; on an H100 1-16 % faster; MXFP4 dec1 was faster on two of the three shapes on both).
+    Its first version measured level with dec1 under `ncu` on the H200 (NVFP4 14336 x 4096: 20.7 vs 20.3 us
+    at the profiler's clocks, both bound by instruction issue, DRAM at 34 %); this one has ~25 % fewer
+    instructions per K tile (stages of one row tile, offsets computed once)."""
 
     kind = "dec1b"
     rounding = "bf16 activations"
@@ -318,7 +321,7 @@ class Dec1B(_Decode):
         return self.stages * stage + 2 * DEC1B_KMAX + DEC1B_RPC * self.warps * 16 * 4 + 16 * self.stages
 
     def grid(self, m, n, k, ops=INT):
-        # one wave of ceil(tiles / grid) row tiles per CTA, as dec1, where that is at most DEC1B_RPC; more CTAs past it
+        # one wave of ceil(tiles / grid) row tiles per CTA (as dec1) up to DEC1B_RPC; more CTAs past it
         tiles = ops.cdiv(n, DEC_ROWS)
         return (ops.max(ops.cdiv(tiles, ops.cdiv(tiles, DEC1_SMS * self.cpsm)), ops.cdiv(tiles, DEC1B_RPC)), m, 1)
 

@@ -20,11 +20,11 @@ kernels chosen there; lower-mxq-to-cuda branches on M at run time. Every kernel 
 kernels are correct for any M below its top.
 
 Decode launches are grouped (option `group`, on by default): layers of a function that read the same
-activation at M = 1 (the decode step's q/k/v and gate/up projections) with the same weight format and
-the single kernel `dec` or `dec1b` each get `mxq.launch_group` = the group's first layer (and the kernel they share, without
-a bias), and lower-mxq-to-cuda runs them as one launch over their weights concatenated along N (each layer's NV tensor scale, bias and
-epilogue applied to its columns after): on the H200 a 2048-wide projection's `dec` takes 3-4 us, most of it
-the launch and the ramp, whatever its N.
+activation at M = 1 (the decode step's q/k/v and gate/up projections) with the same weight format and the
+single kernel `dec` or `dec1b` each get `mxq.launch_group` = the group's first layer (and the kernel they
+share, without a bias), and lower-mxq-to-cuda runs them as one launch over their weights concatenated along N
+(each layer's NV tensor scale, bias and epilogue applied to its columns after): on the H200 a 2048-wide
+projection's `dec` takes 3-4 us, most of it the launch and the ramp, whatever its N.
 """
 
 from __future__ import annotations
@@ -151,8 +151,8 @@ class MxqLegalizeCuda(Pass):
         self._group_launches(module)
 
     def _group_launches(self, module: ir.Operation) -> None:
-        """mxq.launch_group on the weight-only M = 1 layers (`dec` with mt = 1, or `dec1b`) that share their input and format
-        (a group chosen before, by an earlier run of the pass, is chosen again)."""
+        """mxq.launch_group on the weight-only M = 1 layers (`dec` with mt = 1, or `dec1b`) that share their
+        input and format (a group chosen before, by an earlier run of the pass, is chosen again)."""
         groups: list[tuple[ir.Value, str, list]] = []
         for op in walk_ops(module, "mxq.fused_matmul"):
             if LAUNCH_GROUP_ATTR in op.attributes:
