@@ -270,8 +270,8 @@ class Dec(_Decode):
 
 
 DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row tiles per CTA (mxc_sm90_prefill.cuh)
-# dec1b_kernel's (warps, tpw, stages, cpsm), every format: on the H200 (16, 2, 4, 1) measured 2-6 % faster, on
-# the H100 slower; this one is what the GPU tests run (the other's partial last stages are untested)
+# dec1b_kernel's (warps, tpw, stages, cpsm), every format: what the GPU tests ran. On the H200 (16, 2, 4, 1)
+# measured 2-6 % faster for the 4-bit formats (on the H100 slower); not run through the GPU tests yet
 DEC1B_SHAPE = (16, 1, 8, 1)
 # Weight decodes for which dec1 measured faster than dec1b (E2M1 with E8M0 scales: MXFP4, `bench_cuda dec1b`)
 DEC1B_SLOWER = ("mxfp4",)
@@ -295,10 +295,10 @@ class Dec1B(_Decode):
 
     kind = "dec1b"
     rounding = "bf16 activations"
-    warps: int = 16
-    tpw: int = 1
-    stages: int = 8
-    cpsm: int = 1
+    warps: int = DEC1B_SHAPE[0]
+    tpw: int = DEC1B_SHAPE[1]
+    stages: int = DEC1B_SHAPE[2]
+    cpsm: int = DEC1B_SHAPE[3]
 
     @property
     def name(self) -> str:
