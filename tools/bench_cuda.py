@@ -270,15 +270,17 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
     _aims(rows)
 
 
+# the M = 1 rows: dec1b's label where cuda-sm90 selects it (kinds.use_dec1b), else dec1's
+_M1_4BIT = tuple(f"mxc {k} {f}" for f in ("nvfp4", "mxfp4", "if4") for k in ("dec1b", "dec"))
 AIMS = (  # issue 13: (label, N, K, M, kernel-label prefixes, aim as a ratio to cuBLAS bf16)
-    ("4-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.0),
-    ("4-bit weight-only M=1 N=14336 K=4096", 14336, 4096, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
-    ("4-bit weight-only M=1 N=4096 K=14336", 4096, 14336, 1, ("mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 2.5),
+    ("4-bit weight-only M=1 K=N=8192", 8192, 8192, 1, _M1_4BIT, 2.0),
+    ("4-bit weight-only M=1 N=14336 K=4096", 14336, 4096, 1, _M1_4BIT, 2.5),
+    ("4-bit weight-only M=1 N=4096 K=14336", 4096, 14336, 1, _M1_4BIT, 2.5),
     ("4-bit weight-only M=16 K=N=8192", 8192, 8192, 16,
      ("mxc decs nvfp4", "mxc decs mxfp4", "mxc decs if4", "mxc decs+dsum nvfp4", "mxc decs+dsum mxfp4",
       "mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 1.8),
-    ("6-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp6_e2m3",), 1.6),
-    ("8-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec mxfp8",), 1.3),
+    ("6-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec1b mxfp6_e2m3", "mxc dec mxfp6_e2m3"), 1.6),
+    ("8-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec1b mxfp8", "mxc dec mxfp8"), 1.3),
     ("4-bit weight-only M=128 K=N=8192", 8192, 8192, 128,
      ("mxc tilea+rdec+dsum nvfp4", "mxc tilea+rdec+dsum mxfp4", "mxc tilea+rdec+dsum if4"), 1.0),
     ("4-bit weight-only M=4096 K=N=8192", 8192, 8192, 4096,

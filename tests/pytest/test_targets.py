@@ -171,3 +171,17 @@ def test_layer_launches_connect_by_buffer_name():
     assert dsum.reads == ("ws", "bias")
     with pytest.raises(ValueError, match="reads \\['a', 'a_scales', 'a_tensor_scale'\\], which no earlier kernel"):
         layer_launches(ks[-1:], 300, 200, 1000)
+
+
+def test_benchmark_aims_name_the_kernels_cuda_sm90_selects():
+    """`bench_cuda bench`'s aim lines find their rows by kernel label: each weight-only aim's first format must
+    match the label of what cuda-sm90 selects for that shape (a renamed or newly selected kernel would
+    otherwise drop the aim from the summary, as dec1b at M = 1 did)."""
+    from mxc.tools.bench_cuda import AIMS, _label, _select
+
+    for label, n, k, m, prefixes, _ in AIMS:
+        if " x " in label:  # activation pairs: their labels name both formats
+            continue
+        fmt = prefixes[0].split()[-1]
+        row = f"{_label(_select(m, fmt, None, n, k))} {fmt} weight-only"
+        assert any(row.startswith(p) for p in prefixes), (label, row)
