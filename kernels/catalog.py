@@ -34,7 +34,7 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                        if s == 1 or not bias]
                 ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
                        if r == 1 or (mt > 1 and r <= dec_max_rows(f, mt))]
-                if use_dec1b(f, 64):
+                if use_dec1b(f, 64):  # the formats it runs (any K it takes)
                     ks.append(dec1b_kernel(f, bias))
                 # (decs_splits gives 1 or 2 splits only with 48 K tiles held: no cluster holds 24)
                 ks += [DecSplit(w_format=f, mt=mt, s=s, cluster=True, bias=bias) for mt in DEC_MT[1:]
