@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_KT, DECS_KT3, DECS_SPLITS, GEMV_MT, RDEC_NA, RDEC_SPLITS,
                     Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Kernel, RDec, TileA, TileQ, dec1b_kernel,
-                    dec_max_rows, prefill_kernels, use_dec1b)
+                    dec_max_rows, prefill_kernels)
 from .operands import NV_ACT, TILEQ_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
@@ -34,8 +34,7 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                        if s == 1 or not bias]
                 ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
                        if r == 1 or (mt > 1 and r <= dec_max_rows(f, mt))]
-                if use_dec1b(f, 64):  # the formats it runs (any K it takes)
-                    ks.append(dec1b_kernel(f, bias))
+                ks.append(dec1b_kernel(f, bias))
                 # (decs_splits gives 1 or 2 splits only with 48 K tiles held: no cluster holds 24)
                 ks += [DecSplit(w_format=f, mt=mt, s=s, cluster=True, bias=bias) for mt in DEC_MT[1:]
                        for s in DECS_SPLITS if s <= DECS_CLUSTER_MAX]

@@ -4,7 +4,7 @@ C++ call its `extern "C"` wrapper makes.
 Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
 in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the
 `dec1` kernel: x staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal
-shares of the row tiles), `Dec1B` (M = 1 for most formats, `use_dec1b`: dec1's decode with the weights
+shares of the row tiles), `Dec1B` (M = 1 where K <= 16384, `use_dec1b`: dec1's decode with the weights
 moved by bulk copies into a ring of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles
 with K split across CTAs that share their activations in shared memory, then the sum, in a thread-block
 cluster or by dsum), `Gemv` (weight-only,
@@ -270,11 +270,9 @@ class Dec(_Decode):
 
 
 DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row tiles per CTA (mxc_sm90_prefill.cuh)
-# dec1b_kernel's (warps, tpw, stages, cpsm), every format: what the GPU tests ran. On the H200 (16, 2, 4, 1)
-# measured 2-6 % faster for the 4-bit formats (on the H100 slower); not run through the GPU tests yet
-DEC1B_SHAPE = (16, 1, 8, 1)
-# Weight decodes for which dec1 measured faster than dec1b (E2M1 with E8M0 scales: MXFP4, `bench_cuda dec1b`)
-DEC1B_SLOWER = ("mxfp4",)
+# dec1b_kernel's (warps, tpw, stages, cpsm), every format: two K tiles per warp and stage, 4 stages
+# (`bench_cuda dec1b`, the fastest or within the noise of it across DEC1B_VARIANTS; the Dec1B docstring)
+DEC1B_SHAPE = (16, 2, 4, 1)
 
 
 @dataclass(frozen=True)
@@ -282,13 +280,16 @@ class Dec1B(_Decode):
     """dec1 (M = 1) with the weights moved by the TMA engine: one producer thread streams the CTA's row
     tiles (one contiguous run of codes and one of scales) through a ring of `stages` stages of up to
     warps x tpw K tiles of one row tile by bulk copies, `warps` consumer warps decode them in registers as
-    dec1 does (mma.sync m16n8k16 against x staged once per CTA as bf16), keep one row tile's sums at a time
-    and leave them in shared memory, summed in warp order at the end. K <= DEC1B_KMAX; at most DEC1B_RPC row
-    tiles per CTA, so the grid is one wave (`cpsm` CTAs per SM) where that holds them, more waves past it.
+    dec1 does (mma.sync m16n8k16 against x in shared memory as bf16, each warp staging the K tiles of x it
+    reads), keep one row tile's sums at a time and leave them in shared memory, summed in warp order at the
+    end. K <= DEC1B_KMAX; at most DEC1B_RPC row tiles per CTA, so the grid is one wave (`cpsm` CTAs per SM)
+    where that holds them, more waves past it.
 
-    cuda-sm90 selects it at M = 1 where `use_dec1b` says (`bench_cuda dec1b`, 2026-12-05: on the H200 9-15 %
-    faster than dec1 for NVFP4, IF4, MXFP6 and MXFP8 at 14336 x 4096 and level within the noise at 8192^2
-    and 4096 x 14336; on an H100 1-16 % faster; MXFP4 dec1 was faster on two of the three shapes on both).
+    cuda-sm90 selects it at M = 1 where `use_dec1b` says (K <= DEC1B_KMAX), for every weight format
+    (`bench_cuda dec1b` on an H100, 2026-12-05, since each warp stages only its own tiles of x: the default
+    shape, two K tiles per warp and stage, ahead of dec1 for every format at 8192^2, 14336 x 4096 and
+    4096 x 14336 but MXFP8 at 14336 x 4096, level: 25.0 vs 24.9 us; MXFP4, which dec1 had been ahead of, by
+    2-8 %; README "CUDA target").
     Its first version measured level with dec1 under `ncu` on the H200 (NVFP4 14336 x 4096: 20.7 vs 20.3 us
     at the profiler's clocks, both bound by instruction issue, DRAM at 34 %); this one has ~25 % fewer
     instructions per K tile (stages of one row tile, offsets computed once)."""
@@ -343,14 +344,15 @@ def dec1b_kernel(w_format: str, bias: bool = False) -> Dec1B:
     return Dec1B(w_format=w_format, bias=bias, warps=warps, tpw=tpw, stages=stages, cpsm=cpsm)
 
 
-DEC1B_VARIANTS = ((16, 1, 8, 1), (16, 2, 4, 1), (16, 1, 4, 2), (8, 2, 6, 2), (8, 1, 12, 2), (12, 1, 8, 2),
-                  (24, 1, 6, 1))  # (warps, tpw, stages, cpsm) that `bench_cuda dec1b` compares
+DEC1B_VARIANTS = ((16, 1, 8, 1), (16, 2, 4, 1), (16, 2, 6, 1), (16, 2, 8, 1), (16, 4, 3, 1), (16, 4, 4, 1),
+                  (8, 4, 4, 1), (8, 2, 8, 1))  # (warps, tpw, stages, cpsm) that `bench_cuda dec1b` compares
 SM90_SMEM_PER_SM = 233472  # shared memory of an H100 / H200 SM (228 KB), 1 KB of it reserved per CTA
 
 
-def use_dec1b(w_format: str, k: int) -> bool:
-    """Whether cuda-sm90 runs a weight-only M = 1 layer of reduction size k with dec1b rather than dec1."""
-    return w_format not in DEC1B_SLOWER and 0 < k <= DEC1B_KMAX
+def use_dec1b(k: int) -> bool:
+    """Whether cuda-sm90 runs a weight-only M = 1 layer of reduction size k (0: unknown) with dec1b rather than
+    dec1 (which stages x in chunks, so takes any K)."""
+    return 0 < k <= DEC1B_KMAX
 
 
 def dec1b_variants(w_format: str, bias: bool = False) -> list[Dec1B]:

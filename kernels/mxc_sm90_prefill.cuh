@@ -449,7 +449,8 @@ namespace mxc {
 //              holds what is left of its KT), one bulk copy of codes and one of scales per stage (no
 //              registers held for loads in flight);
 //   consumers  WARPS warps; K tile j of a stage goes to warp j % WARPS, which decodes it in registers as
-//              dec1 does (frag_steps) against x, staged once per CTA as bf16 in shared memory, into one of
+//              dec1 does (frag_steps) against x as bf16 in shared memory (each warp stages the K tiles of x
+//              it reads, those of the tiles it is given, so none waits for another), into one of
 //              TPW accumulators; after a row tile's stages it leaves their sum in `red` [row tile][warp][16
 //              rows]; the sum over the warps in warp order, the NV tensor scale, the bias and the epilogue
 //              after the last row tile.
@@ -519,23 +520,36 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
     }
     return;
   }
-  // x row m -> bf16 (RNE) in xs[0 .. KT * 64), zeros past K, while the first stages are in flight
+  // x row m -> bf16 (RNE) in xs[0 .. KT * 64), zeros past K, while the first stages are in flight: each warp
+  // the K tiles it consumes (w, w + WARPS, ...: C is a multiple of WARPS), so no warp waits for another's
   const float* xr = x + (size_t)m * K;
   const bool xvec = (K % 4 == 0) && ((uintptr_t)xr % 16) == 0;
-  for (int i = t; i < KT * 8; i += WARPS * 32) {
-    const int k = 8 * i;
-    float v[8];
-    if (xvec && k + 8 <= K) {
-      const float4 a = __ldg(reinterpret_cast<const float4*>(xr + k)), b = __ldg(reinterpret_cast<const float4*>(xr + k) + 1);
-      v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
-    } else {
+  const int nx = (KT - warp + WARPS - 1) / WARPS * 8;  // this warp's items of 8 values
+  for (int i0 = 0; i0 < nx; i0 += 4 * 32) {
+    float v[4][8];
 #pragma unroll
-      for (int c = 0; c < 8; ++c) v[c] = k + c < K ? __ldg(xr + k + c) : 0.f;
+    for (int j = 0; j < 4; ++j) {  // 4 items' loads in flight per lane
+      const int it = i0 + 32 * j + lane, k = (warp + WARPS * (it >> 3)) * 64 + 8 * (it & 7);
+      if (it >= nx) continue;
+      if (xvec && k + 8 <= K) {
+        const float4 a = __ldg(reinterpret_cast<const float4*>(xr + k));
+        const float4 b = __ldg(reinterpret_cast<const float4*>(xr + k) + 1);
+        v[j][0] = a.x; v[j][1] = a.y; v[j][2] = a.z; v[j][3] = a.w;
+        v[j][4] = b.x; v[j][5] = b.y; v[j][6] = b.z; v[j][7] = b.w;
+      } else {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) v[j][c] = k + c < K ? __ldg(xr + k + c) : 0.f;
+      }
     }
-    *reinterpret_cast<uint4*>(xs + k) = make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]),
-                                                   pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int it = i0 + 32 * j + lane, k = (warp + WARPS * (it >> 3)) * 64 + 8 * (it & 7);
+      if (it >= nx) continue;
+      *reinterpret_cast<uint4*>(xs + k) = make_uint4(pack_bf16(v[j][0], v[j][1]), pack_bf16(v[j][2], v[j][3]),
+                                                     pack_bf16(v[j][4], v[j][5]), pack_bf16(v[j][6], v[j][7]));
+    }
   }
-  asm volatile("bar.sync 1, %0;\n" ::"r"(WARPS * 32) : "memory");  // the consumers only
+  __syncwarp();
   // a stage holds up to C K tiles of one row tile, warp w the tiles w + q x WARPS of it
   const int g = lane >> 2, tq = lane & 3, per = (KT + L::C - 1) / L::C, nr = r1 - r0;
   int woff = warp * L::WT + lane * L::LB, soff = L::C * L::WT + warp * L::ST + 2 * (g * L::NB + 16 * tq / F::BS);

@@ -40,7 +40,7 @@ class CudaSm90(CudaTarget):
                 split = use_decs(layer.m, layer.n, layer.k, w) if layer.n and layer.k else None
                 if split is not None:
                     return decs_kernels(w, mt, *split, bias=bias)
-                if mt == 1 and use_dec1b(w, layer.k or 0):
+                if mt == 1 and use_dec1b(layer.k or 0):
                     return [dec1b_kernel(w, bias)]
                 return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]
         if a is None or (a in TILEQ_FORMATS and w in TILEQ_FORMATS):  # bf16 tensor cores

@@ -11,8 +11,8 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import (PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel, dec_max_rows,
-                               prefill_kernels)
+from mxc.kernels.kinds import (PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel, dec1b_variants,
+                               dec_max_rows, prefill_kernels)
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
 from mxc.numerics.quantize import QTensor, quantize
@@ -50,11 +50,16 @@ def test_decode_bf16(gpu, fmt, mt, r):
     _check_bf16_decode(gpu, [Dec(w_format=fmt, mt=mt, r=min(r, dec_max_rows(fmt, mt)))], fmt)
 
 
-@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_decode_bf16_dec1b(gpu, fmt):
+# dec1b as selected and the variants `bench_cuda dec1b` compares, every weight format
+_DEC1B_ALL = [k for f in WEIGHT_FORMATS for k in dict.fromkeys([dec1b_kernel(f), *dec1b_variants(f)])]
+
+
+@pytest.mark.parametrize("kb", _DEC1B_ALL, ids=lambda kb: kb.name)
+def test_decode_bf16_dec1b(gpu, kb):
     """y = I @ W^T through `dec1b` (dec1's decodes fed by bulk copies; one row of x per CTA row; K = 96: a row
-    tile's only stage holds 2 K tiles): bf16(element x block scale) x tensor scale, bit for bit."""
-    _check_bf16_decode(gpu, [dec1b_kernel(fmt)], fmt)
+    tile's only stage holds 2 K tiles), the selected variant and those `bench_cuda dec1b` compares:
+    bf16(element x block scale) x tensor scale, bit for bit."""
+    _check_bf16_decode(gpu, [kb], kb.w_format)
 
 
 @pytest.mark.parametrize("n,k", ((200, 1000), (4200, 1500), (16900, 96), (2100, 16384)), ids=lambda v: str(v))
@@ -65,6 +70,18 @@ def test_linear_dec1b(gpu, record_property, fmt, n, k):
     tiles per row tile, stages of 16), past one wave at 8 row tiles per CTA (N = 16900, 133 CTAs), K at dec1b's
     largest (16384)."""
     _check_bf16_linear(gpu, record_property, [dec1b_kernel(fmt, bias=True)], fmt, 1, n=n, k=k, seed=n)
+
+
+_DEC1B_SWEEP = [kb for f in ("nvfp4", "if4", "mxfp6_e2m3", "mxfp8") for kb in dec1b_variants(f, bias=True)]
+
+
+@pytest.mark.parametrize("n,k", ((4200, 1500), (1000, 4000), (16900, 96), (2100, 16384)), ids=lambda v: str(v))
+@pytest.mark.parametrize("kb", _DEC1B_SWEEP, ids=lambda kb: kb.name)
+def test_linear_dec1b_variants(gpu, record_property, kb, n, k):
+    """Each dec1b variant `bench_cuda dec1b` compares (kinds.DEC1B_VARIANTS: warps, K tiles per warp and stage,
+    stages) as test_linear_dec1b checks the selected one: stages of 16 to 64 K tiles whose row tile's last
+    stage is partial (K = 1500: 24 K tiles, K = 4000: 63), 8 row tiles per CTA past one wave, K = 16384."""
+    _check_bf16_linear(gpu, record_property, [kb], kb.w_format, 1, n=n, k=k, seed=n)
 
 
 def _decoded(gpu, ks, q) -> torch.Tensor:

@@ -137,9 +137,8 @@ def test_every_kernel_assembles_for_sm90a(chunk):
 
 @needs_nvcc
 def test_dec1b_assembles_for_sm90a():
-    """dec1b (kinds.Dec1B; the catalogue holds it for the formats cuda-sm90 selects it for, the GPU library for
-    every one) for every weight format, with and without bias: mma.sync with the weights' integer or table
-    decode, bulk copies, no spills."""
+    """dec1b (kinds.Dec1B, the variant cuda-sm90 selects) for every weight format, with and without bias:
+    mma.sync with the weights' integer or table decode, bulk copies, no spills."""
     kernels = [dec1b_kernel(f, b) for f in WEIGHT_FORMATS for b in (False, True)]
     _, funcs = assembled(kernels)
     for k in kernels:

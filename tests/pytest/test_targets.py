@@ -54,11 +54,13 @@ def test_sm90_select_by_shape_and_format():
     assert wide(4, "if4", 14336, 512) == [Dec(w_format="if4", mt=8, r=2)]  # IF4's tables: at most 2
     assert wide(16, "if4", 14336, 4096) == [DecSplit(w_format="if4", mt=16, s=3, kt=24), DSum(s=3)]
     assert wide(16, "nvfp4", 1024) == [Dec(w_format="nvfp4", mt=16)]
-    # M = 1: dec1b (bulk copies into shared memory) where it measured faster, K <= DEC1B_KMAX; else dec1
+    # M = 1: dec1b (bulk copies into shared memory) where K <= DEC1B_KMAX (x staged whole); else dec1
     assert wide(1, "nvfp4", 8192) == [Dec1B(w_format="nvfp4")] == [dec1b_kernel("nvfp4")]
     assert wide(1, "if4", 4096, 14336, bias=True) == [dec1b_kernel("if4", bias=True)]
     assert wide(1, "nvfp4", 1024, DEC1B_KMAX + 64) == [Dec(w_format="nvfp4", mt=1)]  # x staged whole: K bounded
-    assert wide(1, "mxfp4", 8192) == [Dec(w_format="mxfp4", mt=1)]  # dec1 sizes its grid itself
+    assert wide(1, "mxfp4", 8192) == [dec1b_kernel("mxfp4")]
+    unknown_k = GemmLayer("fc", 1, FormatSpec.parse("nvfp4"), None, False, 8192, 0)
+    assert get_target("cuda-sm90").select(unknown_k) == [Dec(w_format="nvfp4", mt=1)]  # dec1 takes any K
     assert wide(16, "nvfp4", 8192, 512)[0].name == "mxc_dec_nvfp4_m16_r2"
     # N x K >= 4096^2 with an integer decode: K split across CTAs (decs), preferring a split that fills one wave with
     # more CTAs (3 per SM where a CTA's K range fits 24 tiles: `_k24`); 1 or 2 splits sum in a thread-block cluster

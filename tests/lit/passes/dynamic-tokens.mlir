@@ -67,10 +67,10 @@
 // past them), each what the target chooses at its top, up to max-rows (40: rdec's 32 rows, then 64 up to 40).
 // LEGALIZE-LABEL: func.func @tokens
 // LEGALIZE: "mxq.fused_matmul"{{.*}}layer = "fc"
-// LEGALIZE-SAME: mxq.buckets = [{kernels = [{{.*}}name = "mxc_dec1b_nvfp4_w16t1s8c1_bias"{{.*}}}], m_max = 1 : i64}, {kernels = [{{.*}}name = "mxc_dec_nvfp4_m8_bias"{{.*}}}], m_max = 8 : i64}, {kernels = [{{.*}}name = "mxc_dec_nvfp4_m16_bias"{{.*}}}], m_max = 16 : i64}, {kernels = [{{.*}}name = "mxc_tilea_r32p"{{.*}}name = "mxc_rdec_nvfp4_n32_s1_bias"{{.*}}}], m_max = 32 : i64}]
+// LEGALIZE-SAME: mxq.buckets = [{kernels = [{{.*}}name = "mxc_dec1b_nvfp4_w16t2s4c1_bias"{{.*}}}], m_max = 1 : i64}, {kernels = [{{.*}}name = "mxc_dec_nvfp4_m8_bias"{{.*}}}], m_max = 8 : i64}, {kernels = [{{.*}}name = "mxc_dec_nvfp4_m16_bias"{{.*}}}], m_max = 16 : i64}, {kernels = [{{.*}}name = "mxc_tilea_r32p"{{.*}}name = "mxc_rdec_nvfp4_n32_s1_bias"{{.*}}}], m_max = 32 : i64}]
 // LEGALIZE-SAME: mxq.kernels = [{{.*}}name = "mxc_tilea_r64p"{{.*}}name = "mxc_rdec_nvfp4_n64_s1_bias"
 // LEGALIZE-SAME: mxq.path = "dynamic M, 5 kernel choices by M at run time; M = 1: decode: weights by bulk copies into shared memory, decoded to bf16 in registers, mma.sync (M = 1); M 2-16: decode: weights to bf16 in registers, mma.sync (M <= 16); M 17-40: {{.*}}wgmma
-// LEGALIZE: "mxq.fused_matmul"{{.*}}layer = "proj"{{.*}}mxq.buckets = [{kernels = [{{.*}}name = "mxc_dec1b_nvfp4_w16t1s8c1"
+// LEGALIZE: "mxq.fused_matmul"{{.*}}layer = "proj"{{.*}}mxq.buckets = [{kernels = [{{.*}}name = "mxc_dec1b_nvfp4_w16t2s4c1"
 
 // cuda-sm100 with no bound: gemv's 1, 4 and 16 rows, then bsdec for every larger M.
 // SM100-LABEL: func.func @tokens
@@ -88,7 +88,7 @@
 // CUDA: %[[C1:.*]] = arith.cmpi ule, %[[M:.*]], %{{.*}} : index
 // CUDA: scf.if %[[C1]] -> (tensor<?x8xf32>) {
 // CUDA: %[[M1:.*]] = arith.index_cast %[[M]] : index to i32
-// CUDA: "flow.dispatch"(%[[M]], %{{.*}}, %{{.*}}, %[[M1]], {{.*}}) {entry_points = [@mxc_kernels::@mxc_dec1b_nvfp4_w16t1s8c1_bias]{{.*}} -> tensor<?x8xf32>
+// CUDA: "flow.dispatch"(%[[M]], %{{.*}}, %{{.*}}, %[[M1]], {{.*}}) {entry_points = [@mxc_kernels::@mxc_dec1b_nvfp4_w16t2s4c1_bias]{{.*}} -> tensor<?x8xf32>
 // CUDA: } else {
 // CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m8_bias]
 // CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m16_bias]
@@ -96,7 +96,7 @@
 // CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_tilea_r32p]{{.*}} -> tensor<?x64xbf16>
 // CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_rdec_nvfp4_n32_s1_bias]{{.*}}, tensor<?x64xbf16>, tensor<4096xi8>, {{.*}} -> tensor<?x8xf32>
 // CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_rdec_nvfp4_n64_s1_bias]
-// CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_dec1b_nvfp4_w16t1s8c1]{{.*}} -> tensor<?x8xf32>
+// CUDA: "flow.dispatch"({{.*}}) {entry_points = [@mxc_kernels::@mxc_dec1b_nvfp4_w16t2s4c1]{{.*}} -> tensor<?x8xf32>
 // CUDA: tensor.expand_shape {{.*}} : tensor<?x8xf32> into tensor<?x?x8xf32>
 func.func @tokens(%x: !torch.vtensor<[?,64],f32>, %h: !torch.vtensor<[?,?,64],f32>) -> (!torch.vtensor<[?,8],f32>, !torch.vtensor<[?,?,8],f32>) {
   %w = torch.vtensor.literal(dense<0.5> : tensor<8x64xf32>) : !torch.vtensor<[8,64],f32>

@@ -3,14 +3,14 @@
 // RUN: mxc-opt %s --split-input-file -p mxq-legalize-cuda,lower-mxq-to-cuda | filecheck %s --check-prefix=LOWER
 
 // The decode step's projections that read one activation (q/k/v: the importer casts the torch value
-// once per use) with one weight format at M = 1: one `dec` launch for both, over their weights side by
+// once per use) with one weight format at M = 1: one `dec1b` launch for both, over their weights side by
 // side along N (8 + 16 rows), then each layer's columns times its own NV tensor scale, plus its bias,
 // through its epilogue (so the layers record the shared kernel, without a bias). The MXFP4 layer reading the
 // same input has another format: a launch of its own.
 
 // GROUP-LABEL: func.func @qkv
 // GROUP: "mxq.fused_matmul"{{.*}}layer = "q"{{.*}}mxq.launch_group = "q"{{.*}}mxq.path = "{{.*}}; one launch for the 2 layers reading this input"
-// GROUP: "mxq.fused_matmul"{{.*}}layer = "k"{{.*}}mxq.kernels = [{{.*}}bias = false{{.*}}name = "mxc_dec1b_nvfp4_w16t1s8c1"{{.*}}mxq.launch_group = "q"
+// GROUP: "mxq.fused_matmul"{{.*}}layer = "k"{{.*}}mxq.kernels = [{{.*}}bias = false{{.*}}name = "mxc_dec1b_nvfp4_w16t2s4c1"{{.*}}mxq.launch_group = "q"
 // GROUP: "mxq.fused_matmul"{{.*}}layer = "o"
 // GROUP-NOT: mxq.launch_group
 // GROUP-SAME: w_format = "mxfp4"
@@ -21,7 +21,7 @@
 // LOWER-DAG: %[[W:.*]] = "mxq.param"() {name = "q.e+k.e.f16x64e"} : () -> tensor<1024xi8>
 // LOWER-DAG: %[[S:.*]] = "mxq.param"() {name = "q.s+k.s.f16x64e"}
 // LOWER: %[[ONE:.*]] = linalg.fill {{.*}} -> tensor<f32>
-// LOWER: %[[Y:.*]] = "flow.dispatch"({{.*}}, %[[W]], %[[S]], %[[ONE]]) {entry_points = [@mxc_kernels::@mxc_dec1b_nvfp4_w16t1s8c1]
+// LOWER: %[[Y:.*]] = "flow.dispatch"({{.*}}, %[[W]], %[[S]], %[[ONE]]) {entry_points = [@mxc_kernels::@mxc_dec1b_nvfp4_w16t2s4c1]
 // LOWER-SAME: -> tensor<1x24xf32>
 // LOWER: %[[Q:.*]] = tensor.extract_slice %[[Y]][0, 0] [1, 8] [1, 1]
 // LOWER: linalg.generic {{.*}} ins(%[[Q]], %{{.*}} : tensor<1x8xf32>, tensor<f32>)
@@ -34,8 +34,8 @@
 // LOWER: arith.addf
 // LOWER: math.exp
 // LOWER: arith.divf
-// LOWER: "flow.dispatch"{{.*}}@mxc_dec_mxfp4_m1
-// LOWER-NOT: "flow.dispatch"{{.*}}@mxc_dec_nvfp4
+// LOWER: "flow.dispatch"{{.*}}@mxc_dec1b_mxfp4_w16t2s4c1
+// LOWER-NOT: "flow.dispatch"{{.*}}@mxc_dec1b_nvfp4
 func.func @qkv(%t: !torch.vtensor<[1,64],f32>, %b: tensor<16xf32>) -> (tensor<1x8xf32>, tensor<1x16xf32>, tensor<1x8xf32>) {
   %x1 = "torch_c.to_builtin_tensor"(%t) : (!torch.vtensor<[1,64],f32>) -> tensor<1x64xf32>
   %qe = "mxq.param"() {name = "q.e"} : () -> tensor<8x64xf4E2M1FN>
