@@ -288,8 +288,8 @@ class Dec1B(_Decode):
     cuda-sm90 selects it at M = 1 where `use_dec1b` says (K <= DEC1B_KMAX), for every weight format
     (`bench_cuda dec1b` on an H100, 2026-12-05, since each warp stages only its own tiles of x: the default
     shape, two K tiles per warp and stage, ahead of dec1 for every format at 8192^2, 14336 x 4096 and
-    4096 x 14336 but MXFP8 at 14336 x 4096, level: 25.0 vs 24.9 us; MXFP4, which dec1 had been ahead of, by
-    2-8 %; README "CUDA target").
+    4096 x 14336 but MXFP8 at 14336 x 4096, level: 24.9 vs 24.8 us; MXFP4, which dec1 had been ahead of, by
+    2-9 %; README "CUDA target").
     Its first version measured level with dec1 under `ncu` on the H200 (NVFP4 14336 x 4096: 20.7 vs 20.3 us
     at the profiler's clocks, both bound by instruction issue, DRAM at 34 %); this one has ~25 % fewer
     instructions per K tile (stages of one row tile, offsets computed once)."""
