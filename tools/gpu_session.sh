@@ -6,7 +6,7 @@ set -u
 . tools/gpu_env.sh && export MXC_GPU_CUBIN=$PWD/.gpu/kernels.cubin MXC_GPU_ARTIFACTS=$PWD/.gpu/artifacts
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-timeout 200 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tail -25 > "$OUT/tests_gpu.txt"; tail -3 "$OUT/tests_gpu.txt"
+timeout 300 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tail -25 > "$OUT/tests_gpu.txt"; tail -3 "$OUT/tests_gpu.txt"
 for a in .gpu/f32/* .gpu/bf16/*; do
   echo "== $a"; timeout 60 mxc run "$a" --device cuda --compare 2>&1 | tail -2
 done > "$OUT/compare.txt" 2>&1; grep -c ": pass" "$OUT/compare.txt"; grep -B1 -i "fail\|error" "$OUT/compare.txt" | head

@@ -7,6 +7,8 @@ scale byte and code, bit for bit."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
@@ -307,16 +309,25 @@ def test_linear_row_tiles(gpu, record_property, fmt, m):
     _check_bf16_linear(gpu, record_property, [Dec(w_format=fmt, bias=True, mt=mt, r=dec_max_rows(fmt, mt))], fmt, m)
 
 
+@functools.lru_cache(maxsize=24)
+def _linear_case(fmt: str, m: int, n: int, k: int, seed: int):
+    """A layer's inputs, its quantized weights, the float64 reference gelu(x @ W^T + bias) and sum|x||w| (the
+    tolerance's scale): computed once per case on the CPU, shared by the kernels checked on it (the dec1b
+    variants run the same cases)."""
+    w, x, bias = layer_inputs(m, k, n, seed=seed)
+    q = quantize(w, fmt)
+    x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
+    ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
+    mag = x_ref.abs() @ wd.abs().T + bias.double().abs()
+    return q, x, bias, ref, mag
+
+
 def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200, k: int = 1000,
                        seed: int | None = None) -> None:
     """gelu(x @ W^T + bias) through `ks` (bf16 activations), M x K x N, within TOL * sum|x||w| (inputs seeded by
     `seed`, else by M)."""
-    w, x, bias = layer_inputs(m, k, n, seed=m if seed is None else seed)
-    q = quantize(w, fmt)
     gpu.require(ks)
-    x_ref, wd = x.bfloat16().double(), bf16_weights(q, k)
-    ref = epilogue(x_ref @ wd.T + bias.double(), "gelu")
-    mag = x_ref.abs() @ wd.abs().T + bias.double().abs()
+    q, x, bias, ref, mag = _linear_case(fmt, m, n, k, m if seed is None else seed)
     y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda())
     ok, worst = close(y, ref, mag, TOL)
     record_property("worst", worst)
