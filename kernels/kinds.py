@@ -271,7 +271,7 @@ class Dec(_Decode):
 
 DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row tiles per CTA (mxc_sm90_prefill.cuh)
 # dec1b_kernel's (warps, tpw, stages, cpsm), every format: two K tiles per warp and stage, 4 stages
-# (`bench_cuda dec1b`, the fastest or within the noise of it across DEC1B_VARIANTS; the Dec1B docstring)
+# (`bench_cuda dec1b` on an H100: the fastest of DEC1B_VARIANTS, or tied, for the 5 formats it ran; Dec1B)
 DEC1B_SHAPE = (16, 2, 4, 1)
 
 
@@ -287,9 +287,9 @@ class Dec1B(_Decode):
 
     cuda-sm90 selects it at M = 1 where `use_dec1b` says (K <= DEC1B_KMAX), for every weight format
     (`bench_cuda dec1b` on an H100, 2026-12-05, since each warp stages only its own tiles of x: the default
-    shape, two K tiles per warp and stage, ahead of dec1 for every format at 8192^2, 14336 x 4096 and
-    4096 x 14336 but MXFP8 at 14336 x 4096, level: 24.9 vs 24.8 us; MXFP4, which dec1 had been ahead of, by
-    2-9 %; README "CUDA target").
+    shape, two K tiles per warp and stage, ahead of dec1 for NVFP4, MXFP4, IF4, MXFP6 and MXFP8 at 8192^2,
+    14336 x 4096 and 4096 x 14336 but MXFP8 at 14336 x 4096, level: 24.9 vs 24.8 us; MXFP4, which dec1 had
+    been ahead of, by 2-9 %; README "CUDA target").
     Its first version measured level with dec1 under `ncu` on the H200 (NVFP4 14336 x 4096: 20.7 vs 20.3 us
     at the profiler's clocks, both bound by instruction issue, DRAM at 34 %); this one has ~25 % fewer
     instructions per K tile (stages of one row tile, offsets computed once)."""

@@ -521,7 +521,7 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
     return;
   }
   // x row m -> bf16 (RNE) in xs[0 .. KT * 64), zeros past K, while the first stages are in flight: each warp
-  // the K tiles it consumes (w, w + WARPS, ...: C is a multiple of WARPS), so no warp waits for another's
+  // converts the K tiles it consumes (w, w + WARPS, ...: C is a multiple of WARPS), so none waits for another
   const float* xr = x + (size_t)m * K;
   const bool xvec = (K % 4 == 0) && ((uintptr_t)xr % 16) == 0;
   const int nx = (KT - warp + WARPS - 1) / WARPS * 8;  // this warp's items of 8 values
