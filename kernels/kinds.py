@@ -301,6 +301,12 @@ class Dec1B(_Decode):
     stages: int = DEC1B_SHAPE[2]
     cpsm: int = DEC1B_SHAPE[3]
 
+    def __post_init__(self):
+        if not 8 <= self.warps <= 31 or self.tpw < 1 or self.stages < 2 or self.cpsm < 1:
+            raise ValueError(f"dec1b: 8 to 31 consumer warps (256 threads fill the decode's table; with the producer "
+                             f"warp a CTA holds at most 1024 threads), tpw >= 1, stages >= 2, cpsm >= 1; got warps "
+                             f"{self.warps}, tpw {self.tpw}, stages {self.stages}, cpsm {self.cpsm}")
+
     @property
     def name(self) -> str:
         return (f"mxc_dec1b_{self.w_format}_w{self.warps}t{self.tpw}s{self.stages}c{self.cpsm}"
@@ -344,8 +350,10 @@ def dec1b_kernel(w_format: str, bias: bool = False) -> Dec1B:
     return Dec1B(w_format=w_format, bias=bias, warps=warps, tpw=tpw, stages=stages, cpsm=cpsm)
 
 
+# (warps, tpw, stages, cpsm) that `bench_cuda dec1b` compares. The 24- and 28-warp ones (more warps per scheduler:
+# `ncu` found 1 eligible of ~4 active) came after the last device call: not yet run on a GPU
 DEC1B_VARIANTS = ((16, 1, 8, 1), (16, 2, 4, 1), (16, 2, 6, 1), (16, 2, 8, 1), (16, 4, 3, 1), (16, 4, 4, 1),
-                  (8, 4, 4, 1), (8, 2, 8, 1))  # (warps, tpw, stages, cpsm) that `bench_cuda dec1b` compares
+                  (8, 4, 4, 1), (8, 2, 8, 1), (24, 2, 4, 1), (28, 1, 6, 1))
 SM90_SMEM_PER_SM = 233472  # shared memory of an H100 / H200 SM (228 KB), 1 KB of it reserved per CTA
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from mxc.kernels import Kernel, build, every_kernel
 from mxc.kernels.codegen import format_struct
-from mxc.kernels.kinds import dec1b_kernel
+from mxc.kernels.kinds import Dec1B, dec1b_kernel, dec1b_variants
 from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6, fast_int8, fast_tab4
 from mxc.numerics.formats import FORMATS
 
@@ -146,6 +146,28 @@ def test_dec1b_assembles_for_sm90a():
         assert "HMMA.16816.F32.BF16" in code and "UBLKCP.S.G" in code, k.name
         _check_weight_decode(k, code)
         assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+
+
+@needs_nvcc
+def test_dec1b_variants_assemble_for_sm90a():
+    """The dec1b variants `bench_cuda dec1b` compares (kinds.DEC1B_VARIANTS, in the GPU library; NVFP4 and
+    MXFP8, whose stages are cut to fit): bulk copies, mma.sync, no spills at up to 29 warps per CTA."""
+    kernels = dec1b_variants("nvfp4") + dec1b_variants("mxfp8")
+    assert {k.warps for k in kernels} >= {16, 24, 28}
+    _, funcs = assembled(kernels)
+    for k in kernels:
+        code = funcs[k.name]
+        assert "HMMA.16816.F32.BF16" in code and "UBLKCP.S.G" in code, k.name
+        assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+
+
+def test_dec1b_shape_is_checked():
+    """A dec1b shape the kernel cannot launch is refused when it is named, not at launch: at most 31 consumer
+    warps (1024 threads with the producer warp), at least 8 (their first 256 threads fill the decode's table)."""
+    for bad in ({"warps": 32}, {"warps": 4}, {"tpw": 0}, {"stages": 1}, {"cpsm": 0}):
+        with pytest.raises(ValueError, match="8 to 31 consumer warps"):
+            Dec1B(w_format="nvfp4", **bad)
+    assert Dec1B(w_format="nvfp4", warps=31).threads == 1024
 
 
 def _check_weight_decode(k, code: str) -> None:
