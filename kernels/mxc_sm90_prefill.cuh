@@ -613,4 +613,179 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
   }
 }
 
+// ---------------------------------------------------------------- decsb: dec1b's pipeline at 2 <= M <= 16
+// decs's work (K split S ways across CTAs, blockIdx.z = the split; MT rows of x per CTA row, blockIdx.y) fed as
+// dec1b is: one producer thread streams the CTA's consecutive row tiles [r0, r1), each over the split's K range
+// (one contiguous run of codes and one of scales per stage of up to C = WARPS x TPW K tiles), through a ring of
+// STAGES stages; WARPS consumer warps take K tile j of a stage on warp j % WARPS, against the range's x (MT
+// rows, bf16, decs's padded rows), which each warp stages for the K tiles it reads. After a row tile's stages
+// each warp leaves its sums in `red` (two buffers, so one barrier per row tile), and the consumers add them in
+// warp order: with S = 1 that is y (times the NV tensor scale, plus the bias, through the epilogue), with more
+// the split's partial in ws [S, M, N], which dsum adds in order. A range with no K tile writes zeros.
+// KTS: K tiles of x a CTA holds (the host picks S so that ceil(KT / S) fits). Not selected by cuda-sm90: a
+// candidate `bench_cuda decsb` compares with decs.
+template <class F, int MT, int WARPS, int TPW, int KTS>
+struct DecsbSmem {
+  static constexpr int LB = 32 * F::BITS / 8, NB = 64 / F::BS;
+  static constexpr int C = WARPS * TPW, WT = 32 * LB, ST = 16 * NB, STAGE = C * (WT + ST);
+  static constexpr int ROW = 64 * 2 + 16, TILE = MT * ROW, XS = KTS * TILE;  // decs's activation layout
+  static constexpr int RP = MT + 1, RED = 2 * WARPS * 16 * RP * 4;           // [2][warp][16 rows][MT + 1]
+};
+
+template <class F, int MT, int WARPS, int TPW, int STAGES, int KTS, int S, bool BIAS>
+__device__ __forceinline__ void decsb(const float* __restrict__ x, const uint8_t* __restrict__ w,
+                                      const uint8_t* __restrict__ s, const float* __restrict__ tsp,
+                                      const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K,
+                                      int epi) {
+  extern __shared__ __align__(128) uint8_t smem[];
+  __shared__ __align__(16) uint32_t lut[DecLut<F>::WORDS];
+  using L = DecsbSmem<F, MT, WARPS, TPW, KTS>;
+  constexpr int NT = MT / 8;
+  static_assert(WARPS >= 8 && MT % 8 == 0 && 16 * MT <= WARPS * 32, "256 threads fill the table; one per output");
+  uint8_t* xs = smem + STAGES * L::STAGE;
+  float* red = reinterpret_cast<float*>(smem + STAGES * L::STAGE + L::XS);
+  const uint32_t full0 = smem_u32(smem + STAGES * L::STAGE + L::XS + L::RED), empty0 = full0 + 8 * STAGES;
+  const int RT = (N + 15) / 16, KT = (K + 63) / 64, m0 = blockIdx.y * MT, split = blockIdx.z;
+  const int ct = (KT + S - 1) / S, kt0 = split * ct, nt = max(0, min(KT, kt0 + ct) - kt0);  // this CTA's K tiles
+  int rpc = 1;  // ceil(RT / gridDim.x), counted
+  while (rpc * (int)gridDim.x < RT) ++rpc;
+  const int r0 = blockIdx.x * rpc, r1 = min(RT, r0 + rpc);
+  if (r0 >= r1) return;
+  if (ct > KTS || ((((uintptr_t)w) | ((uintptr_t)s)) & 15)) __trap();
+  const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
+  if (t == 0) {
+    for (int q = 0; q < STAGES; ++q) {
+      bs::mbar_init(full0 + 8 * q, 1);
+      bs::mbar_init(empty0 + 8 * q, WARPS);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if constexpr (DecLut<F>::USED) {
+    if (t < 256) dec_lut_fill<F>(lut, t);
+  }
+  __syncthreads();
+
+  if (warp == WARPS) {  // the producer: per row tile, ceil(nt / C) stages of its K range
+    if (lane == 0) {
+      int slot = 0, phase = 0, j = 0;
+      for (int r = r0; r < r1; ++r) {
+        for (int kt = 0; kt < nt; kt += L::C, ++j) {
+          const int nc = min(L::C, nt - kt);
+          if (j >= STAGES) bs::mbar_wait(empty0 + 8 * slot, phase ^ 1);
+          uint8_t* p = smem + slot * L::STAGE;
+          const uint32_t bar = full0 + 8 * slot;
+          const size_t tile = (size_t)r * KT + kt0 + kt;
+          bs::mbar_expect_tx(bar, nc * (L::WT + L::ST));
+          bs::bulk_load(smem_u32(p), w + tile * L::WT, nc * L::WT, bar);
+          bs::bulk_load(smem_u32(p + L::C * L::WT), s + tile * L::ST, nc * L::ST, bar);
+          if (++slot == STAGES) {
+            slot = 0;
+            phase ^= 1;
+          }
+        }
+      }
+    }
+    return;
+  }
+  // x rows m0 .. m0 + MT, the range's K tiles this warp reads (warp, warp + WARPS, ...) -> bf16 (RNE) in xs,
+  // zeros past M and K
+  const bool xvec = (K % 4 == 0) && ((uintptr_t)x % 16) == 0;
+  const int nx = (nt - warp + WARPS - 1) / WARPS * MT * 8;  // items of 8 values: (tile, row, eighth)
+  for (int i0 = 0; i0 < nx; i0 += 4 * 32) {
+    float v[4][8];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int it = i0 + 32 * j + lane, e = it & 7, row = (it >> 3) % MT, tile = warp + WARPS * ((it >> 3) / MT);
+      const int m = m0 + row, k = (kt0 + tile) * 64 + 8 * e;
+      if (it >= nx) continue;
+      if (m < M && xvec && k + 8 <= K) {
+        const float4 a = __ldg(reinterpret_cast<const float4*>(x + (size_t)m * K + k));
+        const float4 b = __ldg(reinterpret_cast<const float4*>(x + (size_t)m * K + k) + 1);
+        v[j][0] = a.x; v[j][1] = a.y; v[j][2] = a.z; v[j][3] = a.w;
+        v[j][4] = b.x; v[j][5] = b.y; v[j][6] = b.z; v[j][7] = b.w;
+      } else {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) v[j][c] = (m < M && k + c < K) ? __ldg(x + (size_t)m * K + k + c) : 0.f;
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int it = i0 + 32 * j + lane, e = it & 7, row = (it >> 3) % MT, tile = warp + WARPS * ((it >> 3) / MT);
+      if (it >= nx) continue;
+      *reinterpret_cast<uint4*>(xs + tile * L::TILE + row * L::ROW + 16 * e) =
+          make_uint4(pack_bf16(v[j][0], v[j][1]), pack_bf16(v[j][2], v[j][3]), pack_bf16(v[j][4], v[j][5]),
+                     pack_bf16(v[j][6], v[j][7]));
+    }
+  }
+  __syncwarp();
+  const int g = lane >> 2, tq = lane & 3, per = (nt + L::C - 1) / L::C;
+  int woff = warp * L::WT + lane * L::LB, soff = L::C * L::WT + warp * L::ST + 2 * (g * L::NB + 16 * tq / F::BS);
+  int xoff = warp * L::TILE + g * L::ROW + 32 * tq, lim = nt - warp;
+  asm volatile("" : "+r"(woff), "+r"(soff), "+r"(xoff), "+r"(lim));
+  const bool leader = lane == 0;
+  const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
+  int slot = 0, phase = 0;
+#pragma unroll 1
+  for (int r = r0; r < r1; ++r) {
+    float acc[TPW][NT][4];
+#pragma unroll
+    for (int q = 0; q < TPW; ++q)
+#pragma unroll
+      for (int i = 0; i < NT; ++i) acc[q][i][0] = acc[q][i][1] = acc[q][i][2] = acc[q][i][3] = 0.f;
+#pragma unroll 1
+    for (int c = 0; c < per; ++c) {
+      bs::mbar_wait(full0 + 8 * slot, phase);
+      const uint8_t* p = smem + slot * L::STAGE;
+#pragma unroll
+      for (int q = 0; q < TPW; ++q) {
+        if (c * L::C + q * WARPS >= lim) continue;  // the row tile's last, partial stage
+        const Raw<L::LB> raw = lds_raw<L::LB>(p + woff + q * WARPS * L::WT);
+        const uint32_t sc2 = *reinterpret_cast<const uint16_t*>(p + soff + q * WARPS * L::ST);
+        uint32_t xb[NT][8];
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {  // lane g's column: x row 8j + g, K 16 tq .. 16 tq + 15 of the tile
+          const uint8_t* xp = xs + xoff + (c * L::C + q * WARPS) * L::TILE + 8 * j * L::ROW;
+          const uint4 a = *reinterpret_cast<const uint4*>(xp), b = *reinterpret_cast<const uint4*>(xp + 16);
+          xb[j][0] = a.x; xb[j][1] = a.y; xb[j][2] = a.z; xb[j][3] = a.w;
+          xb[j][4] = b.x; xb[j][5] = b.y; xb[j][6] = b.z; xb[j][7] = b.w;
+        }
+        dec_tile<F, 0, NT>(acc[q], raw, sc2, xb, lut);
+      }
+      __syncwarp();
+      if (leader) bs::mbar_arrive(empty0 + 8 * slot);
+      if (++slot == STAGES) {
+        slot = 0;
+        phase ^= 1;
+      }
+    }
+    // c0, c1: weight row g, x rows 8i + 2tq, + 1; c2, c3: weight row g + 8
+    float* rb = red + ((r - r0) & 1) * (WARPS * 16 * L::RP);
+#pragma unroll
+    for (int i = 0; i < NT; ++i)
+#pragma unroll
+      for (int cc = 0; cc < 4; ++cc) {
+        float v = acc[0][i][cc];
+#pragma unroll
+        for (int q = 1; q < TPW; ++q) v += acc[q][i][cc];
+        rb[(warp * 16 + g + 8 * (cc >> 1)) * L::RP + 8 * i + 2 * tq + (cc & 1)] = v;
+      }
+    asm volatile("bar.sync 1, %0;\n" ::"r"(WARPS * 32) : "memory");  // the consumers only
+    if (t < 16 * MT) {
+      const int row = t / MT, col = t % MT, n = r * 16 + row, m = m0 + col;
+      float v = 0.f;
+#pragma unroll 4
+      for (int q = 0; q < WARPS; ++q) v += rb[(q * 16 + row) * L::RP + col];
+      v *= post;
+      if (n < N && m < M) {
+        if constexpr (S == 1) {
+          if (BIAS) v += bias[n];
+          out[(size_t)m * N + n] = epilogue(v, epi);
+        } else {
+          out[((size_t)split * M + m) * N + n] = v;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace mxc
