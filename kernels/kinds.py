@@ -1,20 +1,20 @@
 """The kernel kinds: one class each, owning its name, bindings, constants, grid, shared memory and the
 C++ call its `extern "C"` wrapper makes.
 
-Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded
-in registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the
-`dec1` kernel: x staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal
-shares of the row tiles), `Dec1B` (M = 1 where K <= 16384, `use_dec1b`: dec1's decode with the weights
-moved by bulk copies into a ring of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles
-with K split across CTAs that share their activations in shared memory, then the sum, in a thread-block
-cluster or by dsum), `Gemv` (weight-only,
-M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` / `TileQ` + `RDec` [+ `DSum`]
-(weight-only and MXFP8 x MXFP8, M < PREFILL_MIN_M: the activations as bf16 tiles, the weights in fragment
-tiles decoded in registers by the consumer warps into wgmma's A operand, K split across CTAs), `TileA` /
-`TileQ` + `WDec` + `Hgemm` (prefill: activations and weights to bf16 tiles once per call, then a
-warp-specialized bf16 HGMMA fed by bulk copies). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a
-with its wgmma twin): `Amax` (the NV activations' tensor scale), `BsQ` (activations to tiles of
-codes + 128x4 scales, or bf16 tiles), `BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
+Hopper's (sm_90a, `mxc_sm90*.cuh`): `Dec` (weight-only, M <= 16: weights in fragment tiles decoded in
+registers to bf16, mma.sync, r row tiles per CTA sharing the activations' loads; at M = 1 the `dec1` kernel: x
+staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal shares of the row tiles),
+`Dec1B` (M = 1 where K <= 16384, `use_dec1b`: dec1's decode with the weights moved by bulk copies into a ring
+of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles with K
+split across CTAs that share their activations in shared memory, then the sum, in a thread-block cluster or by
+dsum; `DecSplitB`, a candidate not selected: the same split with Dec1B's pipeline), `Gemv` (weight-only, M <=
+16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` / `TileQ` + `RDec` [+ `DSum`] (weight-only and
+MXFP8 x MXFP8, M < PREFILL_MIN_M: the activations as bf16 tiles, the weights in fragment tiles decoded in
+registers by the consumer warps into wgmma's A operand, K split across CTAs), `TileA` / `TileQ` + `WDec` +
+`Hgemm` (prefill: activations and weights to bf16 tiles once per call, then a warp-specialized bf16 HGMMA fed
+by bulk copies). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a with its
+wgmma twin): `Amax` (the NV activations' tensor scale), `BsQ` (activations to tiles of codes + 128x4 scales,
+or bf16 tiles), `BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
 
 Buffers are named alike across kinds, so a layer's kernels connect by name (`launches.py`): `x` the
 layer's float32 activations, `a` / `a_scales` / `a_tensor_scale` the GEMM's activation operand as a
