@@ -1,7 +1,8 @@
 # One device call's work (the H200): the GPU checks, the examples' --compare, ncu of the decode kernel,
 # the benchmarks (decode shapes, then prefill). Results into $OUT. Usage (repo root, after
 # `bash tools/gpu_prepare.sh` on a machine with nvcc and torch-mlir, carrying .gpu and .whl):
-#   OUT=DIR bash tools/gpu_session.sh      (DECODE_S, PREFILL_S: the benchmarks' time limits; PREFILL_S=0 skips it)
+#   OUT=DIR bash tools/gpu_session.sh      (DECODE_S, PREFILL_S: the benchmarks' time limits; PREFILL_S=0 skips it;
+#                                           SWEEP_S > 0 adds the dec1b and decsb candidate sweeps, each that long)
 set -u
 . tools/gpu_env.sh && export MXC_GPU_CUBIN=$PWD/.gpu/kernels.cubin MXC_GPU_ARTIFACTS=$PWD/.gpu/artifacts
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -20,3 +21,8 @@ timeout ${DECODE_S:-280} python3 -m mxc.tools.bench_cuda bench .gpu --shapes 819
   --m 128,4096 > "$OUT/bench_prefill.txt" 2>&1
 cp .gpu/bench-*.json "$OUT/" 2>/dev/null
 grep -A12 "^aims" "$OUT"/bench_*.txt
+if [ "${SWEEP_S:-0}" -gt 0 ]; then  # the M <= 16 candidates against what cuda-sm90 selects (kinds.DEC1B_VARIANTS, DECSB_VARIANTS)
+  timeout $SWEEP_S python3 -m mxc.tools.bench_cuda dec1b .gpu > "$OUT/sweep_dec1b.txt" 2>&1
+  timeout $SWEEP_S python3 -m mxc.tools.bench_cuda decsb .gpu > "$OUT/sweep_decsb.txt" 2>&1
+  tail -4 "$OUT"/sweep_*.txt
+fi
