@@ -1122,6 +1122,5 @@ class BsDec(_BsGemm):
 
 
 KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, Dec1B, DecSplit, DecSplitB, DSum, TileA, TileQ, WDec,
-                                                       Hgemm, RDec,
-                                                       Amax, BsQ, BsMma, BsDec)}
+                                                       Hgemm, RDec, Amax, BsQ, BsMma, BsDec)}
 SM90_ONLY = (TileA, TileQ, WDec, Hgemm, RDec, Dec1B, DecSplitB)  # mxc_sm90_prefill.cuh's kernels (wgmma, bulk copies): no sm_100a build
