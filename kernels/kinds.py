@@ -257,8 +257,7 @@ class Dec(_Decode):
         return (tiles if self.r == 1 else ops.cdiv(tiles, self.r), ops.cdiv(m, self.mt), 1)
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_tab4(self.w_format),
-                         fp6=fast_fp6(self.w_format), int8=fast_int8(self.w_format))
+        return Fragments.of(self.w_format)
 
     def call(self) -> str:
         return (self._call(str(self.threads // 32), "dec1") if self.mt == 1
@@ -267,6 +266,13 @@ class Dec(_Decode):
     @property
     def path(self) -> str:
         return "decode: weights to bf16 in registers, mma.sync (M <= 16)"
+
+
+def _frag_tile_bytes(w_format: str) -> int:
+    """Bytes of one fragment tile (16 weight rows x 64 K: 32 lanes' codes, then the rows' scale bytes) as a
+    bulk copy moves it: a stage of dec1b / decsb holds warps x tpw of them."""
+    f = get_format(w_format)
+    return 32 * 32 * f.element.bits // 8 + 16 * (64 // f.block_size)
 
 
 DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row tiles per CTA (mxc_sm90_prefill.cuh)
@@ -322,9 +328,7 @@ class Dec1B(_Decode):
 
     @property
     def smem(self) -> int:
-        f = get_format(self.w_format)
-        c = self.warps * self.tpw
-        stage = c * (32 * 32 * f.element.bits // 8 + 16 * (64 // f.block_size))
+        stage = self.warps * self.tpw * _frag_tile_bytes(self.w_format)
         return self.stages * stage + 2 * DEC1B_KMAX + DEC1B_RPC * self.warps * 16 * 4 + 16 * self.stages
 
     def grid(self, m, n, k, ops=INT):
@@ -333,8 +337,7 @@ class Dec1B(_Decode):
         return (ops.max(ops.cdiv(tiles, ops.cdiv(tiles, DEC1_SMS * self.cpsm)), ops.cdiv(tiles, DEC1B_RPC)), m, 1)
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_tab4(self.w_format),
-                         fp6=fast_fp6(self.w_format), int8=fast_int8(self.w_format))
+        return Fragments.of(self.w_format)
 
     def call(self) -> str:
         return self._call(f"{self.warps}, {self.tpw}, {self.stages}", "dec1b")
@@ -511,8 +514,7 @@ class DecSplit(_Decode):
         return self.kt * self.mt * DECS_ROW
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_tab4(self.w_format),
-                         fp6=fast_fp6(self.w_format), int8=fast_int8(self.w_format))
+        return Fragments.of(self.w_format)
 
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
@@ -626,14 +628,12 @@ class DecSplitB(_Decode):
 
     @property
     def smem(self) -> int:
-        f = get_format(self.w_format)
-        stage = self.warps * self.tpw * (32 * 32 * f.element.bits // 8 + 16 * (64 // f.block_size))
+        stage = self.warps * self.tpw * _frag_tile_bytes(self.w_format)
         return (self.stages * stage + self.kts * self.mt * DECS_ROW + 2 * self.warps * 16 * (self.mt + 1) * 4
                 + 16 * self.stages)
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), if4=fast_tab4(self.w_format),
-                         fp6=fast_fp6(self.w_format), int8=fast_int8(self.w_format))
+        return Fragments.of(self.w_format)
 
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
@@ -875,8 +875,7 @@ class RDec(Kernel):
         return (ops.cdiv(n, RDEC_ROWS), ops.cdiv(m, self.na), self.s)
 
     def weight_layout(self):
-        return Fragments(e2m1=fast_e2m1(self.w_format), group=RDEC_ROWS // 16, if4=fast_tab4(self.w_format),
-                         fp6=fast_fp6(self.w_format), int8=fast_int8(self.w_format))
+        return Fragments.of(self.w_format, group=RDEC_ROWS // 16)
 
     @property
     def _stage(self) -> int:

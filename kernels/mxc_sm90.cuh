@@ -357,6 +357,25 @@ __device__ __forceinline__ void dec_lut_fill(uint32_t* lut, uint32_t c) {
 template <int WARPS>
 struct Dec1Ck { static constexpr int K = 16384 / WARPS; };  // K per staged chunk of x per warp: 32 KB of bf16 per CTA
 
+// Eight float32 values of row xr from K position k into v: two vector loads where `vec` (K % 4 == 0, xr
+// 16-byte aligned) and k + 8 <= K, else one load per value; zeros past K, and all zeros where !ok (a row past M).
+__device__ __forceinline__ void ld_x8(const float* __restrict__ xr, int k, int K, bool vec, bool ok, float* v) {
+  if (ok && vec && k + 8 <= K) {
+    const float4 a = __ldg(reinterpret_cast<const float4*>(xr + k)), b = __ldg(reinterpret_cast<const float4*>(xr + k) + 1);
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+  } else {
+#pragma unroll
+    for (int c = 0; c < 8; ++c) v[c] = (ok && k + c < K) ? __ldg(xr + k + c) : 0.f;
+  }
+}
+
+// Eight values as bf16 (RNE) by one 16-byte store at p.
+__device__ __forceinline__ void st_bf16x8(void* p, const float* v) {
+  *reinterpret_cast<uint4*>(p) = make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]),
+                                            pack_bf16(v[6], v[7]));
+}
+
 // x row m, K [kb, kb + klen) (float32) -> bf16 (RNE) in xs[0 .. klen), zeros past K; 8 values per lane
 // and item, SI items' loads in flight.
 template <int SI>
@@ -367,25 +386,12 @@ __device__ __forceinline__ void dec_stage(const float* __restrict__ xr, __nv_bfl
     float v[SI][8];
 #pragma unroll
     for (int j = 0; j < SI; ++j) {
-      const int k = kb + 8 * (i0 + 32 * j + lane);
-      if (i0 + 32 * j + lane >= items) continue;
-      if (xvec && k + 8 <= K) {
-        const float4 a = __ldg(reinterpret_cast<const float4*>(xr + k)), b = __ldg(reinterpret_cast<const float4*>(xr + k) + 1);
-        v[j][0] = a.x; v[j][1] = a.y; v[j][2] = a.z; v[j][3] = a.w;
-        v[j][4] = b.x; v[j][5] = b.y; v[j][6] = b.z; v[j][7] = b.w;
-      } else {
-#pragma unroll
-        for (int c = 0; c < 8; ++c) v[j][c] = k + c < K ? __ldg(xr + k + c) : 0.f;
-      }
+      if (i0 + 32 * j + lane < items) ld_x8(xr, kb + 8 * (i0 + 32 * j + lane), K, xvec, true, v[j]);
     }
 #pragma unroll
     for (int j = 0; j < SI; ++j) {
       const int it = i0 + 32 * j + lane;
-      if (it >= items) continue;
-      uint4 o;
-      o.x = pack_bf16(v[j][0], v[j][1]); o.y = pack_bf16(v[j][2], v[j][3]);
-      o.z = pack_bf16(v[j][4], v[j][5]); o.w = pack_bf16(v[j][6], v[j][7]);
-      *reinterpret_cast<uint4*>(xs + 8 * it) = o;
+      if (it < items) st_bf16x8(xs + 8 * it, v[j]);
     }
   }
 }
@@ -856,26 +862,13 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
 #pragma unroll
     for (int j = 0; j < SI; ++j) {
       const int it = i0 + 256 * j, e = it & 7, row = (it >> 3) % MT, tile = (it >> 3) / MT;
-      const int m = m0 + row, k = (kt0 + tile) * 64 + 8 * e;
-      if (it >= items) continue;
-      if (m < M && xvec && k + 8 <= K) {
-        const float4 a = __ldg(reinterpret_cast<const float4*>(x + (size_t)m * K + k));
-        const float4 b = __ldg(reinterpret_cast<const float4*>(x + (size_t)m * K + k) + 1);
-        v[j][0] = a.x; v[j][1] = a.y; v[j][2] = a.z; v[j][3] = a.w;
-        v[j][4] = b.x; v[j][5] = b.y; v[j][6] = b.z; v[j][7] = b.w;
-      } else {
-#pragma unroll
-        for (int c = 0; c < 8; ++c) v[j][c] = (m < M && k + c < K) ? __ldg(x + (size_t)m * K + k + c) : 0.f;
-      }
+      const int m = m0 + row;
+      if (it < items) ld_x8(x + (size_t)m * K, (kt0 + tile) * 64 + 8 * e, K, xvec, m < M, v[j]);
     }
 #pragma unroll
     for (int j = 0; j < SI; ++j) {
       const int it = i0 + 256 * j, e = it & 7, row = (it >> 3) % MT, tile = (it >> 3) / MT;
-      if (it >= items) continue;
-      uint4 o;
-      o.x = pack_bf16(v[j][0], v[j][1]); o.y = pack_bf16(v[j][2], v[j][3]);
-      o.z = pack_bf16(v[j][4], v[j][5]); o.w = pack_bf16(v[j][6], v[j][7]);
-      *reinterpret_cast<uint4*>(xs + tile * L::TILE + row * L::ROW + 16 * e) = o;
+      if (it < items) st_bf16x8(xs + tile * L::TILE + row * L::ROW + 16 * e, v[j]);
     }
   }
   __syncthreads();

@@ -459,6 +459,43 @@ namespace mxc {
 // most DEC1B_KMAX (x's staging).
 constexpr int DEC1B_KMAX = 16384, DEC1B_RPC = 8;
 
+// The ring of dec1b and decsb: STAGES full barriers (one producer arrival plus the bulk copies' bytes) and
+// STAGES empty ones (one arrival per consumer warp), 8 bytes apart from full0 and empty0; thread 0 only.
+__device__ __forceinline__ void ring_init(uint32_t full0, uint32_t empty0, int stages, int consumers) {
+  for (int q = 0; q < stages; ++q) {
+    bs::mbar_init(full0 + 8 * q, 1);
+    bs::mbar_init(empty0 + 8 * q, consumers);
+  }
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+// Their producer (one thread): K tiles [kt0, kt0 + nt) of the row tiles [r0, r1) (the fragment tiles, a row
+// tile's K tiles contiguous) into the ring, stages of up to L::C tiles of one row tile (the row tile's last
+// holds what is left), one bulk copy of codes and one of scales per stage, each stage's slot reused once its
+// consumers have released it.
+template <class L, int STAGES>
+__device__ __forceinline__ void stream_row_tiles(uint8_t* smem, const uint8_t* __restrict__ w,
+                                                 const uint8_t* __restrict__ s, int r0, int r1, int KT, int kt0,
+                                                 int nt, uint32_t full0, uint32_t empty0) {
+  int slot = 0, phase = 0, j = 0;
+  for (int r = r0; r < r1; ++r) {
+    for (int kt = 0; kt < nt; kt += L::C, ++j) {
+      const int nc = min(L::C, nt - kt);
+      if (j >= STAGES) bs::mbar_wait(empty0 + 8 * slot, phase ^ 1);
+      uint8_t* p = smem + slot * L::STAGE;
+      const uint32_t bar = full0 + 8 * slot;
+      const size_t tile = (size_t)r * KT + kt0 + kt;
+      bs::mbar_expect_tx(bar, nc * (L::WT + L::ST));
+      bs::bulk_load(smem_u32(p), w + tile * L::WT, nc * L::WT, bar);
+      bs::bulk_load(smem_u32(p + L::C * L::WT), s + tile * L::ST, nc * L::ST, bar);
+      if (++slot == STAGES) {
+        slot = 0;
+        phase ^= 1;
+      }
+    }
+  }
+}
+
 template <class F, int WARPS, int TPW>
 struct Dec1bSmem {
   static constexpr int LB = 32 * F::BITS / 8, NB = 64 / F::BS;  // a lane's code bytes; blocks per tile row
@@ -487,37 +524,14 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
   if (r0 >= r1) return;
   if (rpc > DEC1B_RPC || KT * 64 > DEC1B_KMAX || ((((uintptr_t)w) | ((uintptr_t)s)) & 15)) __trap();
   const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
-  if (t == 0) {
-    for (int q = 0; q < STAGES; ++q) {
-      bs::mbar_init(full0 + 8 * q, 1);
-      bs::mbar_init(empty0 + 8 * q, WARPS);  // one arrival per consumer warp
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (t == 0) ring_init(full0, empty0, STAGES, WARPS);
   if constexpr (DecLut<F>::USED) {
     if (t < 256) dec_lut_fill<F>(lut, t);
   }
   __syncthreads();
 
   if (warp == WARPS) {  // the producer: per row tile, ceil(KT / C) stages, the last holding the KT % C left
-    if (lane == 0) {
-      int slot = 0, phase = 0, j = 0;
-      for (int r = r0; r < r1; ++r) {
-        for (int kt = 0; kt < KT; kt += L::C, ++j) {
-          const int nt = min(L::C, KT - kt);
-          if (j >= STAGES) bs::mbar_wait(empty0 + 8 * slot, phase ^ 1);
-          uint8_t* p = smem + slot * L::STAGE;
-          const uint32_t bar = full0 + 8 * slot;
-          bs::mbar_expect_tx(bar, nt * (L::WT + L::ST));
-          bs::bulk_load(smem_u32(p), w + ((size_t)r * KT + kt) * L::WT, nt * L::WT, bar);
-          bs::bulk_load(smem_u32(p + L::C * L::WT), s + ((size_t)r * KT + kt) * L::ST, nt * L::ST, bar);
-          if (++slot == STAGES) {
-            slot = 0;
-            phase ^= 1;
-          }
-        }
-      }
-    }
+    if (lane == 0) stream_row_tiles<L, STAGES>(smem, w, s, r0, r1, KT, 0, KT, full0, empty0);
     return;
   }
   // x row m -> bf16 (RNE) in xs[0 .. KT * 64), zeros past K, while the first stages are in flight: each warp
@@ -530,23 +544,12 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
 #pragma unroll
     for (int j = 0; j < 4; ++j) {  // 4 items' loads in flight per lane
       const int it = i0 + 32 * j + lane, k = (warp + WARPS * (it >> 3)) * 64 + 8 * (it & 7);
-      if (it >= nx) continue;
-      if (xvec && k + 8 <= K) {
-        const float4 a = __ldg(reinterpret_cast<const float4*>(xr + k));
-        const float4 b = __ldg(reinterpret_cast<const float4*>(xr + k) + 1);
-        v[j][0] = a.x; v[j][1] = a.y; v[j][2] = a.z; v[j][3] = a.w;
-        v[j][4] = b.x; v[j][5] = b.y; v[j][6] = b.z; v[j][7] = b.w;
-      } else {
-#pragma unroll
-        for (int c = 0; c < 8; ++c) v[j][c] = k + c < K ? __ldg(xr + k + c) : 0.f;
-      }
+      if (it < nx) ld_x8(xr, k, K, xvec, true, v[j]);
     }
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int it = i0 + 32 * j + lane, k = (warp + WARPS * (it >> 3)) * 64 + 8 * (it & 7);
-      if (it >= nx) continue;
-      *reinterpret_cast<uint4*>(xs + k) = make_uint4(pack_bf16(v[j][0], v[j][1]), pack_bf16(v[j][2], v[j][3]),
-                                                     pack_bf16(v[j][4], v[j][5]), pack_bf16(v[j][6], v[j][7]));
+      if (it < nx) st_bf16x8(xs + k, v[j]);
     }
   }
   __syncwarp();
@@ -653,38 +656,14 @@ __device__ __forceinline__ void decsb(const float* __restrict__ x, const uint8_t
   if (r0 >= r1) return;
   if (ct > KTS || ((((uintptr_t)w) | ((uintptr_t)s)) & 15)) __trap();
   const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
-  if (t == 0) {
-    for (int q = 0; q < STAGES; ++q) {
-      bs::mbar_init(full0 + 8 * q, 1);
-      bs::mbar_init(empty0 + 8 * q, WARPS);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (t == 0) ring_init(full0, empty0, STAGES, WARPS);
   if constexpr (DecLut<F>::USED) {
     if (t < 256) dec_lut_fill<F>(lut, t);
   }
   __syncthreads();
 
   if (warp == WARPS) {  // the producer: per row tile, ceil(nt / C) stages of its K range
-    if (lane == 0) {
-      int slot = 0, phase = 0, j = 0;
-      for (int r = r0; r < r1; ++r) {
-        for (int kt = 0; kt < nt; kt += L::C, ++j) {
-          const int nc = min(L::C, nt - kt);
-          if (j >= STAGES) bs::mbar_wait(empty0 + 8 * slot, phase ^ 1);
-          uint8_t* p = smem + slot * L::STAGE;
-          const uint32_t bar = full0 + 8 * slot;
-          const size_t tile = (size_t)r * KT + kt0 + kt;
-          bs::mbar_expect_tx(bar, nc * (L::WT + L::ST));
-          bs::bulk_load(smem_u32(p), w + tile * L::WT, nc * L::WT, bar);
-          bs::bulk_load(smem_u32(p + L::C * L::WT), s + tile * L::ST, nc * L::ST, bar);
-          if (++slot == STAGES) {
-            slot = 0;
-            phase ^= 1;
-          }
-        }
-      }
-    }
+    if (lane == 0) stream_row_tiles<L, STAGES>(smem, w, s, r0, r1, KT, kt0, nt, full0, empty0);
     return;
   }
   // x rows m0 .. m0 + MT, the range's K tiles this warp reads (warp, warp + WARPS, ...) -> bf16 (RNE) in xs,
@@ -696,25 +675,13 @@ __device__ __forceinline__ void decsb(const float* __restrict__ x, const uint8_t
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int it = i0 + 32 * j + lane, e = it & 7, row = (it >> 3) % MT, tile = warp + WARPS * ((it >> 3) / MT);
-      const int m = m0 + row, k = (kt0 + tile) * 64 + 8 * e;
-      if (it >= nx) continue;
-      if (m < M && xvec && k + 8 <= K) {
-        const float4 a = __ldg(reinterpret_cast<const float4*>(x + (size_t)m * K + k));
-        const float4 b = __ldg(reinterpret_cast<const float4*>(x + (size_t)m * K + k) + 1);
-        v[j][0] = a.x; v[j][1] = a.y; v[j][2] = a.z; v[j][3] = a.w;
-        v[j][4] = b.x; v[j][5] = b.y; v[j][6] = b.z; v[j][7] = b.w;
-      } else {
-#pragma unroll
-        for (int c = 0; c < 8; ++c) v[j][c] = (m < M && k + c < K) ? __ldg(x + (size_t)m * K + k + c) : 0.f;
-      }
+      const int m = m0 + row;
+      if (it < nx) ld_x8(x + (size_t)m * K, (kt0 + tile) * 64 + 8 * e, K, xvec, m < M, v[j]);
     }
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       const int it = i0 + 32 * j + lane, e = it & 7, row = (it >> 3) % MT, tile = warp + WARPS * ((it >> 3) / MT);
-      if (it >= nx) continue;
-      *reinterpret_cast<uint4*>(xs + tile * L::TILE + row * L::ROW + 16 * e) =
-          make_uint4(pack_bf16(v[j][0], v[j][1]), pack_bf16(v[j][2], v[j][3]), pack_bf16(v[j][4], v[j][5]),
-                     pack_bf16(v[j][6], v[j][7]));
+      if (it < nx) st_bf16x8(xs + tile * L::TILE + row * L::ROW + 16 * e, v[j]);
     }
   }
   __syncwarp();

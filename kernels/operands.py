@@ -189,6 +189,11 @@ class Fragments:
     fp6: bool = False
     int8: bool = False
 
+    @classmethod
+    def of(cls, fmt: str, group: int = 1) -> "Fragments":
+        """The layout a decode kernel reads `fmt` in: each integer or table decode the format has."""
+        return cls(e2m1=fast_e2m1(fmt), group=group, if4=fast_tab4(fmt), fp6=fast_fp6(fmt), int8=fast_int8(fmt))
+
     @property
     def suffix(self) -> str:
         return ("f16x64" + ("e" if self.e2m1 else "") + ("i" if self.if4 else "") + ("s" if self.fp6 else "")

@@ -135,17 +135,24 @@ def test_every_kernel_assembles_for_sm90a(chunk):
         assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
 
 
+def _check_bulk_mma(kernels, decode: bool = True) -> None:
+    """dec1b / decsb in SASS: mma.sync (HMMA) on weights that bulk copies brought (UBLKCP), the format's
+    integer or table decode (`decode`), no spills."""
+    _, funcs = assembled(kernels)
+    for k in kernels:
+        code = funcs[k.name]
+        assert "HMMA.16816.F32.BF16" in code and "UBLKCP.S.G" in code, k.name
+        if decode:
+            _check_weight_decode(k, code)
+        assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+
+
 @needs_nvcc
 def test_dec1b_assembles_for_sm90a():
     """dec1b (kinds.Dec1B, the variant cuda-sm90 selects) for every weight format, with and without bias:
     mma.sync with the weights' integer or table decode, bulk copies, no spills."""
     kernels = [dec1b_kernel(f, b) for f in WEIGHT_FORMATS for b in (False, True)]
-    _, funcs = assembled(kernels)
-    for k in kernels:
-        code = funcs[k.name]
-        assert "HMMA.16816.F32.BF16" in code and "UBLKCP.S.G" in code, k.name
-        _check_weight_decode(k, code)
-        assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+    _check_bulk_mma(kernels)
 
 
 @needs_nvcc
@@ -154,11 +161,7 @@ def test_dec1b_variants_assemble_for_sm90a():
     MXFP8, whose stages are cut to fit): bulk copies, mma.sync, no spills at up to 29 warps per CTA."""
     kernels = dec1b_variants("nvfp4") + dec1b_variants("mxfp8")
     assert {k.warps for k in kernels} >= {16, 24, 28}
-    _, funcs = assembled(kernels)
-    for k in kernels:
-        code = funcs[k.name]
-        assert "HMMA.16816.F32.BF16" in code and "UBLKCP.S.G" in code, k.name
-        assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+    _check_bulk_mma(kernels, decode=False)
 
 
 @needs_nvcc
@@ -168,12 +171,7 @@ def test_decsb_assembles_for_sm90a():
     weights' integer or table decode, no spills."""
     kernels = [kb for f in ("nvfp4", "if4", "mxfp6_e2m3", "mxfp8") for mt in (8, 16)
                for kb in (decsb_kernels(f, mt, 1500, bias=True)[0], decsb_kernels(f, mt, 16384)[0])]
-    _, funcs = assembled(kernels)
-    for k in kernels:
-        code = funcs[k.name]
-        assert "HMMA.16816.F32.BF16" in code and "UBLKCP.S.G" in code, k.name
-        _check_weight_decode(k, code)
-        assert not re.search(r"\b(LDL|STL)\b", code), f"{k.name}: registers spilled to local memory"
+    _check_bulk_mma(kernels)
 
 
 def test_decsb_shape_is_checked():
