@@ -220,13 +220,16 @@ def _scatter_fp6(lanes: torch.Tensor, e: int) -> torch.Tensor:
     """[..., 32] 6-bit codes (code 8 st + p) -> [..., 24] bytes in the FP6 layout (fp6_bits)."""
     pos = fp6_bits(e)
     c = lanes.to(torch.int64)
-    words = torch.zeros((*c.shape[:-1], 6), dtype=torch.int64)
+    # code i's 64 values as their bits in the lane's 6 words (disjoint across codes: the OR is the sum)
+    table = torch.zeros((32, 64, 6), dtype=torch.int64)
     for st in range(4):
         for p in range(8):
             k, h = 4 * st + p % 4, p // 4
             for b in range(6):
                 at = pos[k][h][b]
-                words[..., at // 32] |= ((c[..., 8 * st + p] >> b) & 1) << (at % 32)
+                table[8 * st + p, [v for v in range(64) if (v >> b) & 1], at // 32] += 1 << (at % 32)
+    c = c.movedim(-1, 0).contiguous()  # [32, ...]: each code's column contiguous
+    words = torch.stack([sum(table[i, :, w][c[i]] for i in range(32) if table[i, :, w].any()) for w in range(6)], -1)
     return torch.stack([(words >> (8 * i)) & 0xFF for i in range(4)], -1).flatten(-2).to(torch.uint8)
 
 
@@ -275,10 +278,11 @@ def _scatter_words(lanes: torch.Tensor, positions=E2M1_BITS) -> torch.Tensor:
     """[..., 32] 4-bit codes (8 per step) -> [..., 16] bytes, each step's word bit-scattered (code
     (register j, half h)'s bit b at positions[j][h][b]: E2M1_BITS, IF4_BITS)."""
     c = lanes.to(torch.int64).unflatten(-1, (4, 8))  # [..., step, p]
-    word = torch.zeros(c.shape[:-1], dtype=torch.int64)
-    for p in range(8):
-        for b, pos in enumerate(positions[p % 4][p // 4]):
-            word |= ((c[..., p] >> b) & 1) << pos
+    # code p's 16 values as their scattered bits (disjoint across p, so the OR of the words is their sum)
+    table = torch.tensor([[sum(((v >> b) & 1) << pos for b, pos in enumerate(positions[p % 4][p // 4]))
+                           for v in range(16)] for p in range(8)], dtype=torch.int64)
+    c = c.movedim(-1, 0).contiguous()  # [p, ..., step]: each code position's column contiguous
+    word = sum(table[p][c[p]] for p in range(8))
     return torch.stack([(word >> (8 * i)) & 0xFF for i in range(4)], -1).flatten(-2).to(torch.uint8)
 
 

@@ -19,7 +19,8 @@ from mxc.kernels.kinds import (PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, T
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
 from mxc.numerics.quantize import QTensor, quantize
-from mxc.runtime.cuda import DECSB_FORMATS, run_layer
+from mxc.kernels.launches import weight_layout
+from mxc.runtime.cuda import DECSB_FORMATS, layer_weights, run_layer
 
 CHECK_M = (1, 5, 9, 16, 64, 300, 2100)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); rdec at 64 and 300
 assert 300 < PREFILL_MIN_M <= 2100  # (two 256-row tiles of x); hgemm at 2100
@@ -351,13 +352,28 @@ def _linear_case(fmt: str, m: int, n: int, k: int, seed: int):
     return q, x, bias, ref, mag
 
 
+_WEIGHTS: dict = {}
+
+
+def _case_weights(ks, fmt: str, m: int, n: int, k: int, seed: int) -> dict:
+    """_linear_case's weights on the GPU in the layout `ks` read (re-packing a K = 16384 layer takes seconds on
+    the CPU; the kernels only read them): the last 8 cases' kept."""
+    key = (weight_layout(ks), fmt, m, n, k, seed)
+    if key not in _WEIGHTS:
+        if len(_WEIGHTS) >= 8:
+            _WEIGHTS.pop(next(iter(_WEIGHTS)))
+        _WEIGHTS[key] = layer_weights(ks, _linear_case(fmt, m, n, k, seed)[0], k)
+    return _WEIGHTS[key]
+
+
 def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200, k: int = 1000,
                        seed: int | None = None) -> None:
     """gelu(x @ W^T + bias) through `ks` (bf16 activations), M x K x N, within TOL * sum|x||w| (inputs seeded by
     `seed`, else by M)."""
     gpu.require(ks)
-    q, x, bias, ref, mag = _linear_case(fmt, m, n, k, m if seed is None else seed)
-    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda())
+    seed = m if seed is None else seed
+    q, x, bias, ref, mag = _linear_case(fmt, m, n, k, seed)
+    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda(), weights=_case_weights(ks, fmt, m, n, k, seed))
     ok, worst = close(y, ref, mag, TOL)
     record_property("worst", worst)
     assert ok, f"{ks[0].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
