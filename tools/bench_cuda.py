@@ -56,8 +56,8 @@ import torch
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
 from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, Dec, DSum, RDec, TileA,
-                               dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits, decsb_variants,
-                               prefill_kernels, rdec_kernels, rdec_na)
+                               dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits, decsb_kernels,
+                               decsb_variants, prefill_kernels, rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
 from mxc.numerics.options import FormatSpec
@@ -613,7 +613,8 @@ def dec1b_sweep(out: Path, shapes=BENCH_SHAPES[1:], formats=BENCH_WO) -> None:
 
 def decsb_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(4, 16), formats=BENCH_WO) -> None:
     """2 <= M <= 16: what cuda-sm90 selects (decs or dec) against the decsb candidate in each shape of
-    decsb_variants (8 rows of x per CTA row at M <= 8, else 16), cuBLAS bf16 in the same run; each decsb
+    decsb_variants at 16 rows of x per CTA row (M > 8), its default shape at 8 (M <= 8), as decsb_library holds
+    them; cuBLAS bf16 in the same run; each decsb
     output's largest difference from the selected kernels', relative to their largest output."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}")
@@ -625,7 +626,7 @@ def decsb_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(4, 16), formats=BENCH_WO
             y1 = run_layer(mod, ks, x, q, weights=wts[0])
             print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:5.1f}us  {_label(ks)[4:]} {t1 * 1e6:5.1f}us "
                   f"{t_ref / t1:4.2f}x", end="", flush=True)
-            for kl in decsb_variants(f, 8 if m <= 8 else 16, k):
+            for kl in decsb_variants(f, 16, k) if m > 8 else [decsb_kernels(f, 8, k)]:  # the library's (decsb_library)
                 yb = run_layer(mod, kl, x, q, weights=wts[0])
                 err = ((yb - y1).abs().max() / y1.abs().max()).item()
                 t = _time(lambda i: run_layer(mod, kl, x, q, weights=wts[i]), len(wts))

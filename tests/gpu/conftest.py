@@ -81,6 +81,14 @@ def _library() -> tuple[bytes, frozenset[str], str]:
     return built.cubin, frozenset(k.name for k in ks), f"the library nvcc assembled ({built.cubin_path})"
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (`-n N`), each worker's torch takes its share of the cores for the CPU references
+    (by default every worker takes them all: N x cores threads)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def pytest_report_header(config) -> str:
     why = unavailable()
     if why:
