@@ -7,14 +7,13 @@ staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal 
 `Dec1B` (M = 1 where K <= 16384, `use_dec1b`: dec1's decode with the weights moved by bulk copies into a ring
 of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles with K
 split across CTAs that share their activations in shared memory, then the sum, in a thread-block cluster or by
-dsum; `DecSplitB`, a candidate not selected: the same split with Dec1B's pipeline), `Gemv` (weight-only, M <=
-16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` / `TileQ` + `RDec` [+ `DSum`] (weight-only and
-MXFP8 x MXFP8, M < PREFILL_MIN_M: the activations as bf16 tiles, the weights in fragment tiles decoded in
-registers by the consumer warps into wgmma's A operand, K split across CTAs), `TileA` / `TileQ` + `WDec` +
-`Hgemm` (prefill: activations and weights to bf16 tiles once per call, then a warp-specialized bf16 HGMMA fed
-by bulk copies). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a with its
-wgmma twin): `Amax` (the NV activations' tensor scale), `BsQ` (activations to tiles of codes + 128x4 scales,
-or bf16 tiles), `BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
+dsum), `Gemv` (weight-only, M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` / `TileQ` +
+`RDec` [+ `DSum`] (weight-only and MXFP8 x MXFP8, M < PREFILL_MIN_M: the activations as bf16 tiles, the weights
+in fragment tiles decoded in registers by the consumer warps into wgmma's A operand, K split across CTAs),
+`TileA` / `TileQ` + `WDec` + `Hgemm` (prefill: activations and weights to bf16 tiles once per call, then a
+warp-specialized bf16 HGMMA fed by bulk copies). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the
+tcgen05 atom, sm_90a with its wgmma twin): `Amax` (the NV activations' tensor scale), `BsQ` (activations to
+tiles of codes + 128x4 scales, or bf16 tiles), `BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
 
 Buffers are named alike across kinds, so a layer's kernels connect by name (`launches.py`): `x` the
 layer's float32 activations, `a` / `a_scales` / `a_tensor_scale` the GEMM's activation operand as a
@@ -270,7 +269,7 @@ class Dec(_Decode):
 
 def _frag_tile_bytes(w_format: str) -> int:
     """Bytes of one fragment tile (16 weight rows x 64 K: 32 lanes' codes, then the rows' scale bytes) as a
-    bulk copy moves it: a stage of dec1b / decsb holds warps x tpw of them."""
+    bulk copy moves it: a stage of dec1b holds warps x tpw of them."""
     f = get_format(w_format)
     return 32 * 32 * f.element.bits // 8 + 16 * (64 // f.block_size)
 
@@ -561,123 +560,6 @@ class DSum(Kernel):
     @property
     def path(self) -> str:
         return DECS_PATH
-
-
-# decsb's (warps, tpw, stages, K tiles of x held) as `decsb_kernels` builds it, and the shapes `bench_cuda decsb`
-# compares (stages cut to fit); a candidate for 2 <= M <= 16, not selected (not yet run on a GPU)
-DECSB_SHAPE = (16, 2, 4, 32)
-DECSB_VARIANTS = ((16, 2, 4, 32), (16, 1, 6, 32), (16, 2, 3, 48), (24, 1, 4, 32))
-
-
-@dataclass(frozen=True)
-class DecSplitB(_Decode):
-    """decs's split of the work (a CTA takes consecutive 16-row weight tiles over one of `s` K ranges, the
-    range's activations, `mt` rows, converted once to bf16 into shared memory) with dec1b's pipeline: one
-    producer thread streams each row tile's codes and scales of the range by bulk copies through a ring of
-    `stages` stages of up to warps x tpw K tiles, `warps` consumer warps decode them in registers (mma.sync on
-    mt / 8 n8 tiles), each staging the activations of the K tiles it reads, and add their sums in warp order
-    after each row tile. s = 1: y (bias, epilogue); more: partial sums in `ws` [s, M, N] for dsum. `kts` K
-    tiles of activations fit in shared memory (`decsb_kernels` picks s so that a range fits). Not selected by
-    cuda-sm90: `bench_cuda decsb` compares it with decs."""
-
-    kind = "decsb"
-    rounding = "bf16 activations"
-    mt: int = 16
-    s: int = 1
-    warps: int = DECSB_SHAPE[0]
-    tpw: int = DECSB_SHAPE[1]
-    stages: int = DECSB_SHAPE[2]
-    kts: int = DECSB_SHAPE[3]
-
-    def __post_init__(self):
-        if self.mt not in (8, 16) or not 8 <= self.warps <= 31 or 16 * self.mt > 32 * self.warps:
-            raise ValueError(f"decsb: mt 8 or 16 rows of x and 8 to 31 consumer warps, got mt {self.mt}, warps "
-                             f"{self.warps}")
-        if self.tpw < 1 or self.stages < 2 or self.kts < 1 or self.s not in DECS_SPLITS:
-            raise ValueError(f"decsb: tpw >= 1, stages >= 2, kts >= 1, s one of {DECS_SPLITS} (dsum's); got tpw "
-                             f"{self.tpw}, stages {self.stages}, kts {self.kts}, s {self.s}")
-        if self.bias and self.s > 1:
-            raise ValueError("decsb: with K split the bias is dsum's")
-
-    @property
-    def name(self) -> str:
-        return (f"mxc_decsb_{self.w_format}_m{self.mt}_x{self.s}_w{self.warps}t{self.tpw}s{self.stages}k{self.kts}"
-                + ("_bias" if self.bias else ""))
-
-    @property
-    def threads(self) -> int:
-        return 32 * (self.warps + 1)
-
-    def bindings(self) -> list[Binding]:
-        if self.s == 1:
-            return super().bindings()
-        ins = ["x", *_weights(self.w_format, False)]
-        return [Binding(n, False, "f32" if n in ("x", "w_tensor_scale") else "i8") for n in ins] + [
-            Binding("ws", True, "f32")]
-
-    def constants(self) -> list[str]:
-        return ["M", "N", "K", "epi"] if self.s == 1 else ["M", "N", "K"]
-
-    def outputs(self, m, n, k, ops=INT):
-        return {"y": [m, n]} if self.s == 1 else {"ws": [self.s, m, n]}
-
-    def grid(self, m, n, k, ops=INT):
-        # one wave of CTAs over the row tiles of each split (ceil(tiles / grid) consecutive tiles per CTA)
-        tiles = ops.cdiv(n, DEC_ROWS)
-        return (ops.cdiv(tiles, ops.cdiv(tiles, max(1, DEC1_SMS // self.s))), ops.cdiv(m, self.mt), self.s)
-
-    @property
-    def smem(self) -> int:
-        stage = self.warps * self.tpw * _frag_tile_bytes(self.w_format)
-        return (self.stages * stage + self.kts * self.mt * DECS_ROW + 2 * self.warps * 16 * (self.mt + 1) * 4
-                + 16 * self.stages)
-
-    def weight_layout(self):
-        return Fragments.of(self.w_format)
-
-    def call(self) -> str:
-        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
-        tpl = (f"F_{self.w_format}, {self.mt}, {self.warps}, {self.tpw}, {self.stages}, {self.kts}, {self.s}, "
-               f"{str(self.bias).lower()}")
-        if self.s == 1:
-            return (f"mxc::decsb<{tpl}>(x, w, w_scales, {ts}, {'bias' if self.bias else 'nullptr'}, y, M, N, K, "
-                    "epi);")
-        return f"mxc::decsb<{tpl}>(x, w, w_scales, {ts}, nullptr, ws, M, N, K, 0);"
-
-    @property
-    def path(self) -> str:
-        return ("decode, K split across CTAs: weights by bulk copies into shared memory, decoded to bf16 in "
-                "registers, mma.sync (M <= 16)")
-
-
-def decsb_kernels(w_format: str, mt: int, k: int, bias: bool = False,
-                  shape: tuple[int, int, int, int] = DECSB_SHAPE) -> list[Kernel]:
-    """decsb for a layer of reduction size k with `shape` (warps, tpw, stages, kts), its stages cut until one
-    CTA fits an SM (at least 2): the fewest K splits of DECS_SPLITS whose range fits kts K tiles, then dsum
-    (which takes the bias) past one."""
-    warps, tpw, stages, kts = shape
-    kt = -(-k // 64)
-    s = next((v for v in DECS_SPLITS if -(-kt // v) <= kts), None)
-    if s is None:
-        raise ValueError(f"decsb: K = {k} needs more than {DECS_SPLITS[-1]} splits of {kts} K tiles")
-    for st in range(stages, 1, -1):
-        kb = DecSplitB(w_format=w_format, mt=mt, s=s, bias=bias and s == 1, warps=warps, tpw=tpw, stages=st,
-                       kts=kts)
-        if kb.smem + 4096 + 1024 <= SM90_SMEM_PER_SM:
-            return [kb] if s == 1 else [kb, DSum(s=s, bias=bias)]
-    raise ValueError(f"decsb: shape {shape} does not fit an SM's shared memory for {w_format} at 2 stages")
-
-
-def decsb_variants(w_format: str, mt: int, k: int, bias: bool = False) -> list[list[Kernel]]:
-    """decsb_kernels for each of DECSB_VARIANTS that fits an SM (distinct after the stages are cut)."""
-    out: dict[str, list[Kernel]] = {}
-    for shape in DECSB_VARIANTS:
-        try:
-            ks = decsb_kernels(w_format, mt, k, bias, shape)
-        except ValueError:
-            continue
-        out.setdefault(ks[0].name, ks)
-    return list(out.values())
 
 
 def decs_kernels(w_format: str, mt: int, s: int, kt: int, bias: bool = False) -> list[Kernel]:
@@ -1120,6 +1002,6 @@ class BsDec(_BsGemm):
         return "decode: weights to bf16 in shared memory, tcgen05.mma kind::f16"
 
 
-KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, Dec1B, DecSplit, DecSplitB, DSum, TileA, TileQ, WDec,
+KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, Dec1B, DecSplit, DSum, TileA, TileQ, WDec,
                                                        Hgemm, RDec, Amax, BsQ, BsMma, BsDec)}
-SM90_ONLY = (TileA, TileQ, WDec, Hgemm, RDec, Dec1B, DecSplitB)  # mxc_sm90_prefill.cuh's kernels (wgmma, bulk copies): no sm_100a build
+SM90_ONLY = (TileA, TileQ, WDec, Hgemm, RDec, Dec1B)  # mxc_sm90_prefill.cuh's kernels (wgmma, bulk copies): no sm_100a build

@@ -24,8 +24,6 @@
 //   dec1b   dec1 with the weights moved by bulk copies (one producer thread) into a ring of shared-memory
 //           stages, decoded by the consumer warps as dec1 does (mxc_sm90_prefill.cuh); cuda-sm90's M = 1
 //           kernel where kinds.use_dec1b says.
-//   decsb   decs's K split with dec1b's pipeline (mxc_sm90_prefill.cuh): a candidate for 2 <= M <= 16 that
-//           `bench_cuda decsb` compares with decs; not selected.
 //   rdec    weight-only (and MXFP8 x MXFP8 after tileq), 17 <= M < PREFILL_MIN_M: the fragment tiles
 //           decoded in registers into wgmma's A operand, warp-specialized (mxc_sm90_prefill.cuh).
 //   tilea + wdec + hgemm  prefill: both operands to bf16 tiles once per call, then a

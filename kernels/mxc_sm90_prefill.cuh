@@ -459,8 +459,8 @@ namespace mxc {
 // most DEC1B_KMAX (x's staging).
 constexpr int DEC1B_KMAX = 16384, DEC1B_RPC = 8;
 
-// The ring of dec1b and decsb: STAGES full barriers (one producer arrival plus the bulk copies' bytes) and
-// STAGES empty ones (one arrival per consumer warp), 8 bytes apart from full0 and empty0; thread 0 only.
+// dec1b's ring: STAGES full barriers (one producer arrival plus the bulk copies' bytes) and STAGES empty
+// ones (one arrival per consumer warp), 8 bytes apart from full0 and empty0; thread 0 only.
 __device__ __forceinline__ void ring_init(uint32_t full0, uint32_t empty0, int stages, int consumers) {
   for (int q = 0; q < stages; ++q) {
     bs::mbar_init(full0 + 8 * q, 1);
@@ -469,22 +469,22 @@ __device__ __forceinline__ void ring_init(uint32_t full0, uint32_t empty0, int s
   asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 }
 
-// Their producer (one thread): K tiles [kt0, kt0 + nt) of the row tiles [r0, r1) (the fragment tiles, a row
-// tile's K tiles contiguous) into the ring, stages of up to L::C tiles of one row tile (the row tile's last
-// holds what is left), one bulk copy of codes and one of scales per stage, each stage's slot reused once its
+// Its producer (one thread): the KT K tiles of the row tiles [r0, r1) (the fragment tiles, a row tile's K
+// tiles contiguous) into the ring, stages of up to L::C tiles of one row tile (the row tile's last holds
+// what is left), one bulk copy of codes and one of scales per stage, each stage's slot reused once its
 // consumers have released it.
 template <class L, int STAGES>
 __device__ __forceinline__ void stream_row_tiles(uint8_t* smem, const uint8_t* __restrict__ w,
-                                                 const uint8_t* __restrict__ s, int r0, int r1, int KT, int kt0,
-                                                 int nt, uint32_t full0, uint32_t empty0) {
+                                                 const uint8_t* __restrict__ s, int r0, int r1, int KT,
+                                                 uint32_t full0, uint32_t empty0) {
   int slot = 0, phase = 0, j = 0;
   for (int r = r0; r < r1; ++r) {
-    for (int kt = 0; kt < nt; kt += L::C, ++j) {
-      const int nc = min(L::C, nt - kt);
+    for (int kt = 0; kt < KT; kt += L::C, ++j) {
+      const int nc = min(L::C, KT - kt);
       if (j >= STAGES) bs::mbar_wait(empty0 + 8 * slot, phase ^ 1);
       uint8_t* p = smem + slot * L::STAGE;
       const uint32_t bar = full0 + 8 * slot;
-      const size_t tile = (size_t)r * KT + kt0 + kt;
+      const size_t tile = (size_t)r * KT + kt;
       bs::mbar_expect_tx(bar, nc * (L::WT + L::ST));
       bs::bulk_load(smem_u32(p), w + tile * L::WT, nc * L::WT, bar);
       bs::bulk_load(smem_u32(p + L::C * L::WT), s + tile * L::ST, nc * L::ST, bar);
@@ -531,7 +531,7 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
   __syncthreads();
 
   if (warp == WARPS) {  // the producer: per row tile, ceil(KT / C) stages, the last holding the KT % C left
-    if (lane == 0) stream_row_tiles<L, STAGES>(smem, w, s, r0, r1, KT, 0, KT, full0, empty0);
+    if (lane == 0) stream_row_tiles<L, STAGES>(smem, w, s, r0, r1, KT, full0, empty0);
     return;
   }
   // x row m -> bf16 (RNE) in xs[0 .. KT * 64), zeros past K, while the first stages are in flight: each warp
@@ -612,145 +612,6 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
       v *= post;
       if (BIAS) v += bias[n];
       y[(size_t)m * N + n] = epilogue(v, epi);
-    }
-  }
-}
-
-// ---------------------------------------------------------------- decsb: dec1b's pipeline at 2 <= M <= 16
-// decs's work (K split S ways across CTAs, blockIdx.z = the split; MT rows of x per CTA row, blockIdx.y) fed as
-// dec1b is: one producer thread streams the CTA's consecutive row tiles [r0, r1), each over the split's K range
-// (one contiguous run of codes and one of scales per stage of up to C = WARPS x TPW K tiles), through a ring of
-// STAGES stages; WARPS consumer warps take K tile j of a stage on warp j % WARPS, against the range's x (MT
-// rows, bf16, decs's padded rows), which each warp stages for the K tiles it reads. After a row tile's stages
-// each warp leaves its sums in `red` (two buffers, so one barrier per row tile), and the consumers add them in
-// warp order: with S = 1 that is y (times the NV tensor scale, plus the bias, through the epilogue), with more
-// the split's partial in ws [S, M, N], which dsum adds in order. A range with no K tile writes zeros.
-// KTS: K tiles of x a CTA holds (the host picks S so that ceil(KT / S) fits). Not selected by cuda-sm90: a
-// candidate `bench_cuda decsb` compares with decs.
-template <class F, int MT, int WARPS, int TPW, int KTS>
-struct DecsbSmem {
-  static constexpr int LB = 32 * F::BITS / 8, NB = 64 / F::BS;
-  static constexpr int C = WARPS * TPW, WT = 32 * LB, ST = 16 * NB, STAGE = C * (WT + ST);
-  static constexpr int ROW = 64 * 2 + 16, TILE = MT * ROW, XS = KTS * TILE;  // decs's activation layout
-  static constexpr int RP = MT + 1, RED = 2 * WARPS * 16 * RP * 4;           // [2][warp][16 rows][MT + 1]
-};
-
-template <class F, int MT, int WARPS, int TPW, int STAGES, int KTS, int S, bool BIAS>
-__device__ __forceinline__ void decsb(const float* __restrict__ x, const uint8_t* __restrict__ w,
-                                      const uint8_t* __restrict__ s, const float* __restrict__ tsp,
-                                      const float* __restrict__ bias, float* __restrict__ out, int M, int N, int K,
-                                      int epi) {
-  extern __shared__ __align__(128) uint8_t smem[];
-  __shared__ __align__(16) uint32_t lut[DecLut<F>::WORDS];
-  using L = DecsbSmem<F, MT, WARPS, TPW, KTS>;
-  constexpr int NT = MT / 8;
-  static_assert(WARPS >= 8 && MT % 8 == 0 && 16 * MT <= WARPS * 32, "256 threads fill the table; one per output");
-  uint8_t* xs = smem + STAGES * L::STAGE;
-  float* red = reinterpret_cast<float*>(smem + STAGES * L::STAGE + L::XS);
-  const uint32_t full0 = smem_u32(smem + STAGES * L::STAGE + L::XS + L::RED), empty0 = full0 + 8 * STAGES;
-  const int RT = (N + 15) / 16, KT = (K + 63) / 64, m0 = blockIdx.y * MT, split = blockIdx.z;
-  const int ct = (KT + S - 1) / S, kt0 = split * ct, nt = max(0, min(KT, kt0 + ct) - kt0);  // this CTA's K tiles
-  int rpc = 1;  // ceil(RT / gridDim.x), counted
-  while (rpc * (int)gridDim.x < RT) ++rpc;
-  const int r0 = blockIdx.x * rpc, r1 = min(RT, r0 + rpc);
-  if (r0 >= r1) return;
-  if (ct > KTS || ((((uintptr_t)w) | ((uintptr_t)s)) & 15)) __trap();
-  const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
-  if (t == 0) ring_init(full0, empty0, STAGES, WARPS);
-  if constexpr (DecLut<F>::USED) {
-    if (t < 256) dec_lut_fill<F>(lut, t);
-  }
-  __syncthreads();
-
-  if (warp == WARPS) {  // the producer: per row tile, ceil(nt / C) stages of its K range
-    if (lane == 0) stream_row_tiles<L, STAGES>(smem, w, s, r0, r1, KT, kt0, nt, full0, empty0);
-    return;
-  }
-  // x rows m0 .. m0 + MT, the range's K tiles this warp reads (warp, warp + WARPS, ...) -> bf16 (RNE) in xs,
-  // zeros past M and K
-  const bool xvec = (K % 4 == 0) && ((uintptr_t)x % 16) == 0;
-  const int nx = (nt - warp + WARPS - 1) / WARPS * MT * 8;  // items of 8 values: (tile, row, eighth)
-  for (int i0 = 0; i0 < nx; i0 += 4 * 32) {
-    float v[4][8];
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int it = i0 + 32 * j + lane, e = it & 7, row = (it >> 3) % MT, tile = warp + WARPS * ((it >> 3) / MT);
-      const int m = m0 + row;
-      if (it < nx) ld_x8(x + (size_t)m * K, (kt0 + tile) * 64 + 8 * e, K, xvec, m < M, v[j]);
-    }
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int it = i0 + 32 * j + lane, e = it & 7, row = (it >> 3) % MT, tile = warp + WARPS * ((it >> 3) / MT);
-      if (it < nx) st_bf16x8(xs + tile * L::TILE + row * L::ROW + 16 * e, v[j]);
-    }
-  }
-  __syncwarp();
-  const int g = lane >> 2, tq = lane & 3, per = (nt + L::C - 1) / L::C;
-  int woff = warp * L::WT + lane * L::LB, soff = L::C * L::WT + warp * L::ST + 2 * (g * L::NB + 16 * tq / F::BS);
-  int xoff = warp * L::TILE + g * L::ROW + 32 * tq, lim = nt - warp;
-  asm volatile("" : "+r"(woff), "+r"(soff), "+r"(xoff), "+r"(lim));
-  const bool leader = lane == 0;
-  const float post = (F::TS ? *tsp : 1.f) * ((F::E2M1 && !F::E8M0) ? 65536.f : 1.f);
-  int slot = 0, phase = 0;
-#pragma unroll 1
-  for (int r = r0; r < r1; ++r) {
-    float acc[TPW][NT][4];
-#pragma unroll
-    for (int q = 0; q < TPW; ++q)
-#pragma unroll
-      for (int i = 0; i < NT; ++i) acc[q][i][0] = acc[q][i][1] = acc[q][i][2] = acc[q][i][3] = 0.f;
-#pragma unroll 1
-    for (int c = 0; c < per; ++c) {
-      bs::mbar_wait(full0 + 8 * slot, phase);
-      const uint8_t* p = smem + slot * L::STAGE;
-#pragma unroll
-      for (int q = 0; q < TPW; ++q) {
-        if (c * L::C + q * WARPS >= lim) continue;  // the row tile's last, partial stage
-        const Raw<L::LB> raw = lds_raw<L::LB>(p + woff + q * WARPS * L::WT);
-        const uint32_t sc2 = *reinterpret_cast<const uint16_t*>(p + soff + q * WARPS * L::ST);
-        uint32_t xb[NT][8];
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {  // lane g's column: x row 8j + g, K 16 tq .. 16 tq + 15 of the tile
-          const uint8_t* xp = xs + xoff + (c * L::C + q * WARPS) * L::TILE + 8 * j * L::ROW;
-          const uint4 a = *reinterpret_cast<const uint4*>(xp), b = *reinterpret_cast<const uint4*>(xp + 16);
-          xb[j][0] = a.x; xb[j][1] = a.y; xb[j][2] = a.z; xb[j][3] = a.w;
-          xb[j][4] = b.x; xb[j][5] = b.y; xb[j][6] = b.z; xb[j][7] = b.w;
-        }
-        dec_tile<F, 0, NT>(acc[q], raw, sc2, xb, lut);
-      }
-      __syncwarp();
-      if (leader) bs::mbar_arrive(empty0 + 8 * slot);
-      if (++slot == STAGES) {
-        slot = 0;
-        phase ^= 1;
-      }
-    }
-    // c0, c1: weight row g, x rows 8i + 2tq, + 1; c2, c3: weight row g + 8
-    float* rb = red + ((r - r0) & 1) * (WARPS * 16 * L::RP);
-#pragma unroll
-    for (int i = 0; i < NT; ++i)
-#pragma unroll
-      for (int cc = 0; cc < 4; ++cc) {
-        float v = acc[0][i][cc];
-#pragma unroll
-        for (int q = 1; q < TPW; ++q) v += acc[q][i][cc];
-        rb[(warp * 16 + g + 8 * (cc >> 1)) * L::RP + 8 * i + 2 * tq + (cc & 1)] = v;
-      }
-    asm volatile("bar.sync 1, %0;\n" ::"r"(WARPS * 32) : "memory");  // the consumers only
-    if (t < 16 * MT) {
-      const int row = t / MT, col = t % MT, n = r * 16 + row, m = m0 + col;
-      float v = 0.f;
-#pragma unroll 4
-      for (int q = 0; q < WARPS; ++q) v += rb[(q * 16 + row) * L::RP + col];
-      v *= post;
-      if (n < N && m < M) {
-        if constexpr (S == 1) {
-          if (BIAS) v += bias[n];
-          out[(size_t)m * N + n] = epilogue(v, epi);
-        } else {
-          out[((size_t)split * M + m) * N + n] = v;
-        }
-      }
     }
   }
 }

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Mapping
-from dataclasses import replace
 
 import torch
 
 from mxc.kernels.catalog import every_kernel
-from mxc.kernels.kinds import (GEMV_MT, BsDec, BsQ, DSum, Gemv, Kernel, dec1b_kernel, dec1b_variants,
-                               decsb_kernels, decsb_variants)
+from mxc.kernels.kinds import GEMV_MT, BsDec, BsQ, Gemv, Kernel, dec1b_kernel, dec1b_variants
 from mxc.kernels.launches import Launch, layer_launches, weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.quantize import QTensor
@@ -39,30 +37,12 @@ def hopper_kernels() -> list[Kernel]:
     """Every sm_90a kernel: what cuda-sm90 can select (the catalogue), the sm_90a twins of what
     only cuda-sm100 selects: the block-scaled skeleton's decode path (bf16 `bsq` + `bsdec`) and the
     f32 `gemv` (whose x = I product is the bit-exact check of the weight decode), and `dec1b` for every
-    format with the variants `bench_cuda dec1b` compares, and the decsb candidates (`decsb_library`). The
-    library the GPU tests and the benchmarks load."""
+    format with the variants `bench_cuda dec1b` compares. The library the GPU tests and the benchmarks
+    load."""
     decode = [BsDec(w_format=f, bias=b) for f in WEIGHT_FORMATS for b in (False, True)]
     gemv = [Gemv(w_format=f, bias=b, mt=mt) for f in WEIGHT_FORMATS for b in (False, True) for mt in GEMV_MT]
     dec1b = [k for f in WEIGHT_FORMATS for b in (False, True) for k in [dec1b_kernel(f, b), *dec1b_variants(f, b)]]
-    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode, *gemv, *dec1b,
-                               *decsb_library()]))
-
-
-DECSB_FORMATS = ("nvfp4", "mxfp4", "if4", "mxfp6_e2m3", "mxfp8")  # `bench_cuda decsb`'s and tests/gpu's
-DECSB_K = (96, 1500, 4000, 4096, 8192, 14336, 16384)  # their reduction sizes (each picks its K splits)
-
-
-def decsb_library() -> list[Kernel]:
-    """The decsb candidates (not selected by cuda-sm90) the GPU library holds for `bench_cuda decsb` and
-    tests/gpu: every variant at 16 rows of x, the default shape at 8, for DECSB_FORMATS and DECSB_K, with and
-    without bias; and 4 splits at K = 96 (two of them empty)."""
-    ks: list[Kernel] = []
-    for f in DECSB_FORMATS:
-        for k in DECSB_K:
-            for b in (False, True):
-                ks += [kk for v in decsb_variants(f, 16, k, b) for kk in v] + decsb_kernels(f, 8, k, b)
-        ks += [replace(decsb_kernels(f, 16, 96)[0], s=4), DSum(s=4)]  # K = 96 in 4 splits: two empty
-    return list(dict.fromkeys(ks))
+    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode, *gemv, *dec1b]))
 
 
 class CudaError(RuntimeError):

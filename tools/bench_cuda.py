@@ -19,9 +19,6 @@
                                                   # and K split, M = 64-512 (kinds.rdec_na / rdec_splits)
     python3 -m mxc.tools.bench_cuda dec1b DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 1, dec1 against
                                                   # each variant of dec1b (kinds.dec1b_variants) and cuBLAS bf16
-    python3 -m mxc.tools.bench_cuda decsb DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 4, 16, what
-                                                  # cuda-sm90 selects (decs / dec) against each decsb shape
-                                                  # (kinds.decsb_variants; a candidate, not selected) and cuBLAS
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -56,8 +53,8 @@ import torch
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
 from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, Dec, DSum, RDec, TileA,
-                               dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits, decsb_kernels,
-                               decsb_variants, prefill_kernels, rdec_kernels, rdec_na)
+                               dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits, prefill_kernels,
+                               rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
 from mxc.numerics.options import FormatSpec
@@ -611,30 +608,6 @@ def dec1b_sweep(out: Path, shapes=BENCH_SHAPES[1:], formats=BENCH_WO) -> None:
 
 
 
-def decsb_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(4, 16), formats=BENCH_WO) -> None:
-    """2 <= M <= 16: what cuda-sm90 selects (decs or dec) against the decsb candidate in each shape of
-    decsb_variants at 16 rows of x per CTA row (M > 8), its default shape at 8 (M <= 8), as decsb_library holds
-    them; cuBLAS bf16 in the same run; each decsb
-    output's largest difference from the selected kernels', relative to their largest output."""
-    mod = Module((out / "kernels.cubin").read_bytes())
-    print(f"device: {torch.cuda.get_device_name()}")
-    for n, k, f, q, inputs in _layers(shapes, formats):
-        for m, x, t_ref in inputs(ms):
-            ks = _select(m, f, None, n, k)
-            wts = _rotated(layer_weights(ks, q, k))  # dec's fragment tiles: decsb reads the same layout
-            t1 = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
-            y1 = run_layer(mod, ks, x, q, weights=wts[0])
-            print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:5.1f}us  {_label(ks)[4:]} {t1 * 1e6:5.1f}us "
-                  f"{t_ref / t1:4.2f}x", end="", flush=True)
-            for kl in decsb_variants(f, 16, k) if m > 8 else [decsb_kernels(f, 8, k)]:  # the library's (decsb_library)
-                yb = run_layer(mod, kl, x, q, weights=wts[0])
-                err = ((yb - y1).abs().max() / y1.abs().max()).item()
-                t = _time(lambda i: run_layer(mod, kl, x, q, weights=wts[i]), len(wts))
-                print(f"  {kl[0].name.split('_', 4)[-1]} {t * 1e6:5.1f}us {t_ref / t:4.2f}x e{err:.0e}", end="",
-                      flush=True)
-            print(flush=True)
-
-
 PREFILL_M = (32, 64, 128, 256, 1024, 4096)
 
 
@@ -766,11 +739,6 @@ def main(argv=None) -> int:
     if len(argv) in (2, 3, 4) and argv[0] == "dec1b":  # dec1b DIR [NxK,...] [FORMAT,...]
         shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
         dec1b_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
-                    formats=tuple(argv[3].split(",")) if len(argv) > 3 else BENCH_WO)
-        return 0
-    if len(argv) in (2, 3, 4) and argv[0] == "decsb":  # decsb DIR [NxK,...] [FORMAT,...]
-        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
-        decsb_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
                     formats=tuple(argv[3].split(",")) if len(argv) > 3 else BENCH_WO)
         return 0
     if len(argv) == 3 and argv[0] == "auto-check":

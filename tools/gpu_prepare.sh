@@ -1,6 +1,7 @@
 # Here (nvcc, torch-mlir): what tools/gpu_session.sh needs on the GPU host. Writes .gpu/kernels.cubin
 # (+ kernels.json: every sm_90a kernel) and cuda-sm90 artifacts of the examples into .gpu/f32 and .gpu/bf16;
-# .whl/ must hold the cp312 iree-base-runtime wheel (and, for the gemlite peer, gemlite's wheel).
+# .whl/ must hold the cp312 iree-base-runtime wheel (and, for the gemlite peer, gemlite's wheel; for tests/gpu
+# on 12 workers, pytest-xdist's and execnet's: `pip download -d .whl pytest-xdist`).
 # Then, with the device tool: carry .gpu and .whl, run `OUT=$OUT bash tools/gpu_session.sh`.
 set -eu
 cd "$(dirname "$0")/.."

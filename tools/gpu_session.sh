@@ -2,12 +2,13 @@
 # the benchmarks (decode shapes, then prefill). Results into $OUT. Usage (repo root, after
 # `bash tools/gpu_prepare.sh` on a machine with nvcc and torch-mlir, carrying .gpu and .whl):
 #   OUT=DIR bash tools/gpu_session.sh      (DECODE_S, PREFILL_S: the benchmarks' time limits; PREFILL_S=0 skips it;
-#                                           SWEEP_S > 0 adds the dec1b and decsb candidate sweeps, each that long)
+#                                           SWEEP_S > 0 adds the dec1b variant sweep, that long)
 set -u
 . tools/gpu_env.sh && export MXC_GPU_CUBIN=$PWD/.gpu/kernels.cubin MXC_GPU_ARTIFACTS=$PWD/.gpu/artifacts
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-timeout 300 python3 -m pytest -q -p no:cacheprovider tests/gpu 2>&1 | tail -25 > "$OUT/tests_gpu.txt"; tail -3 "$OUT/tests_gpu.txt"
+xd=$(python3 -c "import xdist" 2>/dev/null && echo "-n 12")  # pytest-xdist where .whl carried it
+timeout 300 python3 -m pytest -q -p no:cacheprovider $xd tests/gpu 2>&1 | tail -25 > "$OUT/tests_gpu.txt"; tail -3 "$OUT/tests_gpu.txt"
 for a in .gpu/f32/* .gpu/bf16/*; do
   echo "== $a"; timeout 60 mxc run "$a" --device cuda --compare 2>&1 | tail -2
 done > "$OUT/compare.txt" 2>&1; grep -c ": pass" "$OUT/compare.txt"; grep -B1 -i "fail\|error" "$OUT/compare.txt" | head
@@ -21,8 +22,7 @@ timeout ${DECODE_S:-280} python3 -m mxc.tools.bench_cuda bench .gpu --shapes 819
   --m 128,4096 > "$OUT/bench_prefill.txt" 2>&1
 cp .gpu/bench-*.json "$OUT/" 2>/dev/null
 grep -A12 "^aims" "$OUT"/bench_*.txt
-if [ "${SWEEP_S:-0}" -gt 0 ]; then  # the M <= 16 candidates against what cuda-sm90 selects (kinds.DEC1B_VARIANTS, DECSB_VARIANTS)
+if [ "${SWEEP_S:-0}" -gt 0 ]; then  # the M = 1 variants against what cuda-sm90 selects (kinds.DEC1B_VARIANTS)
   timeout $SWEEP_S python3 -m mxc.tools.bench_cuda dec1b .gpu > "$OUT/sweep_dec1b.txt" 2>&1
-  timeout $SWEEP_S python3 -m mxc.tools.bench_cuda decsb .gpu > "$OUT/sweep_decsb.txt" 2>&1
   tail -4 "$OUT"/sweep_*.txt
 fi

@@ -8,19 +8,18 @@ scale byte and code, bit for bit."""
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
 
 import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
 from mxc.kernels.kinds import (PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel,
-                               dec1b_variants, dec_max_rows, decsb_kernels, decsb_variants, prefill_kernels)
+                               dec1b_variants, dec_max_rows, prefill_kernels)
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
 from mxc.numerics.quantize import QTensor, quantize
 from mxc.kernels.launches import weight_layout
-from mxc.runtime.cuda import DECSB_FORMATS, layer_weights, run_layer
+from mxc.runtime.cuda import layer_weights, run_layer
 
 CHECK_M = (1, 5, 9, 16, 64, 300, 2100)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); rdec at 64 and 300
 assert 300 < PREFILL_MIN_M <= 2100  # (two 256-row tiles of x); hgemm at 2100
@@ -86,34 +85,6 @@ def test_linear_dec1b_variants(gpu, record_property, kb, n, k):
     stages) as test_linear_dec1b checks the selected one: stages of 16 to 64 K tiles whose row tile's last
     stage is partial (K = 1500: 24 K tiles, K = 4000: 63), 8 row tiles per CTA past one wave, K = 16384."""
     _check_bf16_linear(gpu, record_property, [kb], kb.w_format, 1, n=n, k=k, seed=n)
-
-
-@pytest.mark.parametrize("split", (1, 4), ids=("x1", "x4-two-empty"))
-@pytest.mark.parametrize("fmt", DECSB_FORMATS)
-def test_decode_bf16_decsb(gpu, fmt, split):
-    """y = I @ W^T through `decsb` (the decsb candidate: dec1b's pipeline with decs's K split; M = 96 rows of x
-    in 6 CTA rows of 16; K = 96, N = 40: one partial row tile; with 4 K splits of one K tile the last two
-    ranges hold none and write zeros), and dsum: bf16(element x block scale) x tensor scale, bit for bit."""
-    ks = decsb_kernels(fmt, 16, 96) if split == 1 else [replace(decsb_kernels(fmt, 16, 96)[0], s=4), DSum(s=4)]
-    _check_bf16_decode(gpu, ks, fmt)
-
-
-@pytest.mark.parametrize("n,k", ((4200, 1500), (1000, 4000), (2100, 16384)), ids=lambda v: str(v))
-@pytest.mark.parametrize("m", (16, 5, 8))
-@pytest.mark.parametrize("fmt", DECSB_FORMATS)
-def test_linear_decsb(gpu, record_property, fmt, m, n, k):
-    """gelu(x @ W^T + bias) through decsb [+ dsum] within TOL * sum|x||w|: 16 rows of x per CTA row at M = 16 and
-    5 (rows past M), 8 at M = 8; K = 1500 one range (the bias and epilogue in decsb, its row tiles' stages
-    partial), K = 4000 two ranges, K = 16384 eight (dsum adds them, with the bias)."""
-    _check_bf16_linear(gpu, record_property, decsb_kernels(fmt, 8 if m == 8 else 16, k, bias=True), fmt, m,
-                       n=n, k=k, seed=n + m)
-
-
-@pytest.mark.parametrize("ks", [v for f in ("nvfp4", "mxfp8") for v in decsb_variants(f, 16, 4096, bias=True)],
-                         ids=lambda ks: ks[0].name)
-def test_linear_decsb_variants(gpu, record_property, ks):
-    """Each decsb shape `bench_cuda decsb` compares (kinds.DECSB_VARIANTS), M = 16, N = 1000, K = 4096."""
-    _check_bf16_linear(gpu, record_property, ks, ks[0].w_format, 16, n=1000, k=4096, seed=3)
 
 
 def _decoded(gpu, ks, q) -> torch.Tensor:

@@ -16,7 +16,7 @@ import pytest
 
 from mxc.kernels import Kernel, build, every_kernel
 from mxc.kernels.codegen import format_struct
-from mxc.kernels.kinds import Dec1B, DecSplitB, dec1b_kernel, dec1b_variants, decsb_kernels
+from mxc.kernels.kinds import Dec1B, dec1b_kernel, dec1b_variants
 from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6, fast_int8, fast_tab4
 from mxc.numerics.formats import FORMATS
 
@@ -87,7 +87,7 @@ def _check_fp6_integer_decode(name: str, code: str, kind: str) -> None:
     F::scale: over 300 FMUL in dec1)."""
     assert len(re.findall(r"HMUL2\.BF16_V2", code)) >= 16, f"{name}: FP6 not decoded by integer ops"
     assert "I2F" not in code and "F2F." not in code, f"{name}: a float conversion in FP6's integer decode"
-    if kind in ("dec", "decs", "dec1b", "decsb"):
+    if kind in ("dec", "decs", "dec1b"):
         assert len(re.findall(r"\bFMUL\b", code)) < 32, f"{name}: float multiplies per code in FP6's decode"
 
 
@@ -136,7 +136,7 @@ def test_every_kernel_assembles_for_sm90a(chunk):
 
 
 def _check_bulk_mma(kernels, decode: bool = True) -> None:
-    """dec1b / decsb in SASS: mma.sync (HMMA) on weights that bulk copies brought (UBLKCP), the format's
+    """dec1b in SASS: mma.sync (HMMA) on weights that bulk copies brought (UBLKCP), the format's
     integer or table decode (`decode`), no spills."""
     _, funcs = assembled(kernels)
     for k in kernels:
@@ -162,28 +162,6 @@ def test_dec1b_variants_assemble_for_sm90a():
     kernels = dec1b_variants("nvfp4") + dec1b_variants("mxfp8")
     assert {k.warps for k in kernels} >= {16, 24, 28}
     _check_bulk_mma(kernels, decode=False)
-
-
-@needs_nvcc
-def test_decsb_assembles_for_sm90a():
-    """decsb (kinds.DecSplitB, the candidate `bench_cuda decsb` compares with decs) for NVFP4, IF4, MXFP6 and
-    MXFP8 at 8 and 16 rows of x, one K range with the bias and eight without: bulk copies, mma.sync with the
-    weights' integer or table decode, no spills."""
-    kernels = [kb for f in ("nvfp4", "if4", "mxfp6_e2m3", "mxfp8") for mt in (8, 16)
-               for kb in (decsb_kernels(f, mt, 1500, bias=True)[0], decsb_kernels(f, mt, 16384)[0])]
-    _check_bulk_mma(kernels)
-
-
-def test_decsb_shape_is_checked():
-    """decsb shapes it cannot run are refused when named; K splits are dsum's (DECS_SPLITS), so is the bias
-    past one split; decsb_kernels picks the fewest splits whose K range fits and cuts stages to fit an SM."""
-    for bad in ({"mt": 4}, {"warps": 32}, {"warps": 4}, {"s": 5}, {"s": 2, "bias": True}, {"stages": 1}):
-        with pytest.raises(ValueError, match="decsb"):
-            DecSplitB(w_format="nvfp4", **bad)
-    ks = decsb_kernels("nvfp4", 16, 14336, bias=True)  # 224 K tiles: 8 ranges of 28 (<= 32), dsum with the bias
-    assert [k.kind for k in ks] == ["decsb", "dsum"] and ks[0].s == 8 and not ks[0].bias and ks[1].bias
-    assert decsb_kernels("nvfp4", 16, 2048, bias=True)[0].bias  # one range: decsb's own bias
-    assert decsb_kernels("mxfp8", 16, 4096)[0].stages < decsb_kernels("nvfp4", 16, 4096)[0].stages  # cut to fit
 
 
 def test_dec1b_shape_is_checked():
