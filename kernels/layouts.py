@@ -314,7 +314,7 @@ def _block_flags(scales: torch.Tensor, r: int, k: int, block: int,
     `all_int`: NVINT4, every block INT, bit 7 the scale's sign)."""
     if scales.dim() != 2 or scales.shape[0] != r or scales.shape[1] * block < k:
         raise ValueError(f"IF4 scales of shape {tuple(scales.shape)} do not cover codes [{r}, {k}] in blocks of {block}")
-    per = scales.to(torch.int64).repeat_interleave(block, 1)[:, :k]
+    per = scales.to(torch.int16).repeat_interleave(block, 1)[:, :k]
     return ((per & 0x80) != 0) | all_int, (per & 0x7F) == 0x7F
 
 
@@ -332,7 +332,7 @@ def if4_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: int, al
         raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
     r, k = codes.shape
     is_int, nan = _block_flags(scales, r, k, block, all_int)
-    c = codes.to(torch.int64) & 0xF
+    c = codes.to(torch.int16) & 0xF
     bad = is_int & ~nan & (c == 8)
     if bad.any():
         row, col = (int(v) for v in bad.nonzero()[0])
@@ -349,7 +349,7 @@ def if4_from_sign_magnitude(codes: torch.Tensor, scales: torch.Tensor, block: in
     stored: their low three bits)."""
     r, k = codes.shape
     is_int, nan = _block_flags(scales, r, k, block, all_int)
-    c = codes.to(torch.int64)
+    c = codes.to(torch.int16)
     mag = c & 7
     tc = torch.where((c & 8) != 0, (16 - mag) & 0xF, mag)  # -|q| in two's complement (a -0 never written: 0)
     return torch.where(is_int & ~nan, tc, c).to(torch.uint8)
