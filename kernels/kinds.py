@@ -7,13 +7,14 @@ staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal 
 `Dec1B` (M = 1 where K <= 16384, `use_dec1b`: dec1's decode with the weights moved by bulk copies into a ring
 of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles with K
 split across CTAs that share their activations in shared memory, then the sum, in a thread-block cluster or by
-dsum), `Gemv` (weight-only, M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` / `TileQ` +
-`RDec` [+ `DSum`] (weight-only and MXFP8 x MXFP8, M < PREFILL_MIN_M: the activations as bf16 tiles, the weights
-in fragment tiles decoded in registers by the consumer warps into wgmma's A operand, K split across CTAs),
-`TileA` / `TileQ` + `WDec` + `Hgemm` (prefill: activations and weights to bf16 tiles once per call, then a
-warp-specialized bf16 HGMMA fed by bulk copies). The block-scaled skeleton's (`mxc_bs.cuh`, sm_100a with the
-tcgen05 atom, sm_90a with its wgmma twin): `Amax` (the NV activations' tensor scale), `BsQ` (activations to
-tiles of codes + 128x4 scales, or bf16 tiles), `BsMma` (codes x codes), `BsDec` (bf16 x decoded weights).
+dsum), `Gemv` (weight-only, M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` /
+`TileQ` + `RDec` [+ `DSum`] (weight-only and MXFP8 x MXFP8, M < PREFILL_MIN_M: the activations as bf16
+tiles, the weights in fragment tiles decoded in registers by the consumer warps into wgmma's A operand, K
+split across CTAs), `TileA` / `TileQ` + `WDec` + `Hgemm` (prefill: activations and weights to bf16 tiles
+once per call, then a warp-specialized bf16 HGMMA fed by bulk copies). The block-scaled skeleton's
+(`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a with its wgmma twin): `Amax` (the NV activations'
+tensor scale), `BsQ` (activations to tiles of codes + 128x4 scales, or bf16 tiles), `BsMma` (codes x codes),
+`BsDec` (bf16 x decoded weights).
 
 Buffers are named alike across kinds, so a layer's kernels connect by name (`launches.py`): `x` the
 layer's float32 activations, `a` / `a_scales` / `a_tensor_scale` the GEMM's activation operand as a

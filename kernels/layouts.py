@@ -229,7 +229,8 @@ def _scatter_fp6(lanes: torch.Tensor, e: int) -> torch.Tensor:
                 at = pos[k][h][b]
                 table[8 * st + p, [v for v in range(64) if (v >> b) & 1], at // 32] += 1 << (at % 32)
     c = c.movedim(-1, 0).contiguous()  # [32, ...]: each code's column contiguous
-    words = torch.stack([sum(table[i, :, w][c[i]] for i in range(32) if table[i, :, w].any()) for w in range(6)], -1)
+    words = torch.stack([sum(table[i, :, w][c[i]] for i in range(32) if table[i, :, w].any())
+                         for w in range(6)], -1)
     return torch.stack([(words >> (8 * i)) & 0xFF for i in range(4)], -1).flatten(-2).to(torch.uint8)
 
 

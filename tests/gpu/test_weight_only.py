@@ -15,10 +15,10 @@ from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90
 
 from mxc.kernels.kinds import (PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel,
                                dec1b_variants, dec_max_rows, prefill_kernels)
+from mxc.kernels.launches import weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
 from mxc.numerics.quantize import QTensor, quantize
-from mxc.kernels.launches import weight_layout
 from mxc.runtime.cuda import layer_weights, run_layer
 
 CHECK_M = (1, 5, 9, 16, 64, 300, 2100)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); rdec at 64 and 300
@@ -327,8 +327,8 @@ _WEIGHTS: dict = {}
 
 
 def _case_weights(ks, fmt: str, m: int, n: int, k: int, seed: int) -> dict:
-    """_linear_case's weights on the GPU in the layout `ks` read (re-packing a K = 16384 layer takes seconds on
-    the CPU; the kernels only read them): the last 8 cases' kept."""
+    """_linear_case's weights on the GPU in the layout `ks` read (re-packing a K = 16384 layer takes a second
+    or more on the CPU; the kernels only read them): the last 8 cases' kept."""
     key = (weight_layout(ks), fmt, m, n, k, seed)
     if key not in _WEIGHTS:
         if len(_WEIGHTS) >= 8:
