@@ -607,7 +607,6 @@ def dec1b_sweep(out: Path, shapes=BENCH_SHAPES[1:], formats=BENCH_WO) -> None:
             print(flush=True)
 
 
-
 PREFILL_M = (32, 64, 128, 256, 1024, 4096)
 
 
