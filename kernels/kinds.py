@@ -268,13 +268,6 @@ class Dec(_Decode):
         return "decode: weights to bf16 in registers, mma.sync (M <= 16)"
 
 
-def _frag_tile_bytes(w_format: str) -> int:
-    """Bytes of one fragment tile (16 weight rows x 64 K: 32 lanes' codes, then the rows' scale bytes) as a
-    bulk copy moves it: a stage of dec1b holds warps x tpw of them."""
-    f = get_format(w_format)
-    return 32 * 32 * f.element.bits // 8 + 16 * (64 // f.block_size)
-
-
 DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row tiles per CTA (mxc_sm90_prefill.cuh)
 # dec1b_kernel's (warps, tpw, stages, cpsm), every format: two K tiles per warp and stage, 4 stages
 # (`bench_cuda dec1b` on an H100: the fastest of DEC1B_VARIANTS, or tied, for the 5 formats it ran; Dec1B)
@@ -328,7 +321,7 @@ class Dec1B(_Decode):
 
     @property
     def smem(self) -> int:
-        stage = self.warps * self.tpw * _frag_tile_bytes(self.w_format)
+        stage = self.warps * self.tpw * sum(self.weight_layout().sizes(self.w_format, 16, 64))  # fragment tiles
         return self.stages * stage + 2 * DEC1B_KMAX + DEC1B_RPC * self.warps * 16 * 4 + 16 * self.stages
 
     def grid(self, m, n, k, ops=INT):

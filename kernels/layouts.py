@@ -10,6 +10,8 @@ stored chunk by chunk, K chunks fastest: `reshape(M/128, 4, 32, C/4, 4)
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 ROWS, COLS, CHUNK = 128, 4, 512
@@ -216,11 +218,11 @@ def _fp6_e(kind: str) -> int:
     return {"fp6m3": 4, "fp6m2": 5}[kind]
 
 
-def _scatter_fp6(lanes: torch.Tensor, e: int) -> torch.Tensor:
-    """[..., 32] 6-bit codes (code 8 st + p) -> [..., 24] bytes in the FP6 layout (fp6_bits)."""
+@functools.cache
+def _fp6_table(e: int) -> torch.Tensor:
+    """[code i][value v][word] -> v's bits in the lane's 6 words of the FP6 layout (fp6_bits): disjoint across
+    codes, so the OR of the words is their sum."""
     pos = fp6_bits(e)
-    c = lanes.to(torch.int64)
-    # code i's 64 values as their bits in the lane's 6 words (disjoint across codes: the OR is the sum)
     table = torch.zeros((32, 64, 6), dtype=torch.int64)
     for st in range(4):
         for p in range(8):
@@ -228,6 +230,13 @@ def _scatter_fp6(lanes: torch.Tensor, e: int) -> torch.Tensor:
             for b in range(6):
                 at = pos[k][h][b]
                 table[8 * st + p, [v for v in range(64) if (v >> b) & 1], at // 32] += 1 << (at % 32)
+    return table
+
+
+def _scatter_fp6(lanes: torch.Tensor, e: int) -> torch.Tensor:
+    """[..., 32] 6-bit codes (code 8 st + p) -> [..., 24] bytes in the FP6 layout (fp6_bits)."""
+    c = lanes.to(torch.int64)
+    table = _fp6_table(e)
     c = c.movedim(-1, 0).contiguous()  # [32, ...]: each code's column contiguous
     words = torch.stack([sum(table[i, :, w][c[i]] for i in range(32) if table[i, :, w].any())
                          for w in range(6)], -1)
@@ -275,13 +284,19 @@ def _ungrouped(flat: torch.Tensor, rt: int, kt: int, group: int) -> torch.Tensor
     return flat.reshape(rt // group, kt, group, -1).transpose(1, 2).reshape(rt, kt, -1)
 
 
+@functools.cache
+def _word_table(positions) -> torch.Tensor:
+    """[code p][value v] -> v's bits scattered to `positions` (E2M1_BITS, IF4_BITS): disjoint across p, so the
+    OR of a step's word is their sum."""
+    return torch.tensor([[sum(((v >> b) & 1) << pos for b, pos in enumerate(positions[p % 4][p // 4]))
+                          for v in range(16)] for p in range(8)], dtype=torch.int64)
+
+
 def _scatter_words(lanes: torch.Tensor, positions=E2M1_BITS) -> torch.Tensor:
     """[..., 32] 4-bit codes (8 per step) -> [..., 16] bytes, each step's word bit-scattered (code
     (register j, half h)'s bit b at positions[j][h][b]: E2M1_BITS, IF4_BITS)."""
     c = lanes.to(torch.int64).unflatten(-1, (4, 8))  # [..., step, p]
-    # code p's 16 values as their scattered bits (disjoint across p, so the OR of the words is their sum)
-    table = torch.tensor([[sum(((v >> b) & 1) << pos for b, pos in enumerate(positions[p % 4][p // 4]))
-                           for v in range(16)] for p in range(8)], dtype=torch.int64)
+    table = _word_table(positions)
     c = c.movedim(-1, 0).contiguous()  # [p, ..., step]: each code position's column contiguous
     word = sum(table[p][c[p]] for p in range(8))
     return torch.stack([(word >> (8 * i)) & 0xFF for i in range(4)], -1).flatten(-2).to(torch.uint8)

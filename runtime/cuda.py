@@ -25,7 +25,7 @@ import torch
 from mxc.kernels.catalog import every_kernel
 from mxc.kernels.kinds import GEMV_MT, BsDec, BsQ, Gemv, Kernel, dec1b_kernel, dec1b_variants
 from mxc.kernels.launches import Launch, layer_launches, weight_layout
-from mxc.kernels.operands import WEIGHT_FORMATS
+from mxc.kernels.operands import WEIGHT_FORMATS, WeightLayout
 from mxc.numerics.quantize import QTensor
 
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "i8": torch.uint8}  # Binding.dtype -> torch
@@ -95,7 +95,11 @@ class Module:
 def layer_weights(kernels: list[Kernel], q: QTensor, k: int, device: str = "cuda") -> dict[str, torch.Tensor]:
     """The weight buffers the layer's kernels read: `w`, `w_scales` (and `w_tensor_scale` for NV
     formats), as stored, or re-packed into the layout of `weight_layout(kernels)`."""
-    layout = weight_layout(kernels)
+    return layout_weights(weight_layout(kernels), q, k, device)
+
+
+def layout_weights(layout: WeightLayout | None, q: QTensor, k: int, device: str = "cuda") -> dict[str, torch.Tensor]:
+    """layer_weights for a weight layout (None: as stored)."""
     if layout is None:
         w, scales = q.packed_elements(), q.scales
     else:

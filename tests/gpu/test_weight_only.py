@@ -19,7 +19,7 @@ from mxc.kernels.launches import weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
 from mxc.numerics.quantize import QTensor, quantize
-from mxc.runtime.cuda import layer_weights, run_layer
+from mxc.runtime.cuda import layout_weights, run_layer
 
 CHECK_M = (1, 5, 9, 16, 64, 300, 2100)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); rdec at 64 and 300
 assert 300 < PREFILL_MIN_M <= 2100  # (two 256-row tiles of x); hgemm at 2100
@@ -323,18 +323,11 @@ def _linear_case(fmt: str, m: int, n: int, k: int, seed: int):
     return q, x, bias, ref, mag
 
 
-_WEIGHTS: dict = {}
-
-
-def _case_weights(ks, fmt: str, m: int, n: int, k: int, seed: int) -> dict:
-    """_linear_case's weights on the GPU in the layout `ks` read (re-packing a K = 16384 layer takes a second
-    or more on the CPU; the kernels only read them): the last 8 cases' kept."""
-    key = (weight_layout(ks), fmt, m, n, k, seed)
-    if key not in _WEIGHTS:
-        if len(_WEIGHTS) >= 8:
-            _WEIGHTS.pop(next(iter(_WEIGHTS)))
-        _WEIGHTS[key] = layer_weights(ks, _linear_case(fmt, m, n, k, seed)[0], k)
-    return _WEIGHTS[key]
+@functools.lru_cache(maxsize=8)
+def _case_weights(layout, fmt: str, m: int, n: int, k: int, seed: int) -> dict:
+    """_linear_case's weights on the GPU in `layout` (re-packing a K = 16384 layer takes a second or more on
+    the CPU; the kernels only read them), shared by the kernels that read that layout."""
+    return layout_weights(layout, _linear_case(fmt, m, n, k, seed)[0], k)
 
 
 def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200, k: int = 1000,
@@ -344,7 +337,7 @@ def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200,
     gpu.require(ks)
     seed = m if seed is None else seed
     q, x, bias, ref, mag = _linear_case(fmt, m, n, k, seed)
-    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda(), weights=_case_weights(ks, fmt, m, n, k, seed))
+    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda(), weights=_case_weights(weight_layout(ks), fmt, m, n, k, seed))
     ok, worst = close(y, ref, mag, TOL)
     record_property("worst", worst)
     assert ok, f"{ks[0].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
