@@ -569,6 +569,7 @@ PREFILL_MIN_M = 2048  # layers with at least this many rows of x take tilea / ti
 # (measured on the H200, `bench_cuda rdec`: rdec ahead of the prefill path at M = 1024 in 13 of 15 layers and
 # formats, 0.77x vs 0.71x cuBLAS bf16 at 8192^2 NVFP4; the prefill path ahead at 2048, 0.86x vs 0.82x)
 PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
+PF_SMS = 132  # the persistent hgemm's CTAs at most: an H100's / H200's SMs
 
 
 def _pf_tiled(rows, r: int, k: int, ops=INT) -> list:
@@ -668,16 +669,19 @@ class Hgemm(Kernel):
     """The prefill's GEMM on tilea's and wdec's tiles: a producer warpgroup (one thread issuing, its
     registers given to the others by setmaxnreg) feeding a ring of PF_STAGES slots by bulk copies, two
     consumer warpgroups on wgmma m64n256k16 (HGMMA); the NV tensor scale (`ts`), the bias and the
-    epilogue on the accumulators."""
+    epilogue on the accumulators. `cl` (the variants `bench_cuda hgemm` compares): 0 one CTA per output
+    tile; 1 persistent (PF_SMS CTAs walking the tiles, the ring running on from one tile into the next);
+    2 persistent clusters of two CTAs on M tiles 2i, 2i + 1 of one N tile, the weights' tile multicast."""
 
     kind = "hgemm"
     threads = 384
     ts: bool = False
     bias: bool = False
+    cl: int = 0  # 0: a CTA per output tile; 1: persistent; 2: persistent clusters of 2, the weights' tile multicast
 
     @property
     def name(self):
-        return "mxc_hgemm" + ("_ts" if self.ts else "") + ("_bias" if self.bias else "")
+        return "mxc_hgemm" + (f"_p{self.cl}" if self.cl else "") + ("_ts" if self.ts else "") + ("_bias" if self.bias else "")
 
     def bindings(self):
         ins = ["a", "wb"] + (["w_tensor_scale"] if self.ts else []) + (["bias"] if self.bias else [])
@@ -687,14 +691,22 @@ class Hgemm(Kernel):
         return {"y": [m, n]}
 
     def grid(self, m, n, k, ops=INT):
-        return (ops.mul(ops.cdiv(m, PF_M), ops.cdiv(n, PF_N)), 1, 1)
+        if not self.cl:
+            return (ops.mul(ops.cdiv(m, PF_M), ops.cdiv(n, PF_N)), 1, 1)
+        units = ops.mul(ops.cdiv(ops.cdiv(m, PF_M), self.cl), ops.cdiv(n, PF_N))
+        return (ops.mul(ops.min(units, PF_SMS // self.cl), self.cl), 1, 1)
+
+    @property
+    def cluster_dims(self):
+        return (2, 1, 1) if self.cl == 2 else None
 
     @property
     def smem(self):
         return PF_STAGES * (PF_M + PF_N) * PF_K * 2 + 2 * PF_STAGES * 8
 
     def call(self):
-        return (f"mxc::hgemm<{str(self.bias).lower()}>(a, wb, {'w_tensor_scale' if self.ts else 'nullptr'}, "
+        t = f"hgemmp<{str(self.bias).lower()}, {self.cl}>" if self.cl else f"hgemm<{str(self.bias).lower()}>"
+        return (f"mxc::{t}(a, wb, {'w_tensor_scale' if self.ts else 'nullptr'}, "
                 f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
 
     @property
@@ -705,10 +717,10 @@ class Hgemm(Kernel):
 SMEM_MAX = 232448  # dynamic shared memory a CTA may take on sm_90 (227 KB)
 
 
-def prefill_kernels(w_format: str, bias: bool, a_format: str | None = None) -> list[Kernel]:
+def prefill_kernels(w_format: str, bias: bool, a_format: str | None = None, cl: int = 0) -> list[Kernel]:
     """cuda-sm90's kernels at M >= PREFILL_MIN_M: tilea (weight-only) or tileq (MXFP8 activations), wdec, hgemm."""
     act = TileA() if a_format is None else TileQ(a_format=a_format)
-    return [act, WDec(w_format=w_format), Hgemm(ts=get_format(w_format).tensor_scale, bias=bias)]
+    return [act, WDec(w_format=w_format), Hgemm(ts=get_format(w_format).tensor_scale, bias=bias, cl=cl)]
 
 
 # ---------------------------------------------------------------- rdec (mxc_sm90_prefill.cuh)

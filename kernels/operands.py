@@ -98,6 +98,10 @@ class IntOps:
     def max(a, b):
         return max(a, b)
 
+    @staticmethod
+    def min(a, b):
+        return min(a, b)
+
 
 INT = IntOps()
 

@@ -94,6 +94,11 @@ class _IndexOps:
             return max(a, b)
         return arith.MaxUIOp(self.value(a), self.value(b)).result
 
+    def min(self, a, b):
+        if isinstance(a, int) and isinstance(b, int):
+            return min(a, b)
+        return arith.MinUIOp(self.value(a), self.value(b)).result
+
 
 def _layout(k: Kernel) -> ir.Attribute:
     binds = ", ".join("#hal.pipeline.binding<storage_buffer>" if b.writes

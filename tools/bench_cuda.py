@@ -19,6 +19,8 @@
                                                   # and K split, M = 64-512 (kinds.rdec_na / rdec_splits)
     python3 -m mxc.tools.bench_cuda dec1b DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 1, dec1 against
                                                   # each variant of dec1b (kinds.dec1b_variants) and cuBLAS bf16
+    python3 -m mxc.tools.bench_cuda hgemm DIR [NxK,..] [M,..]  # on the H100/H200: hgemm alone, one CTA per
+                                                  # tile (cl 0) vs persistent (cl 1, 2; kinds.Hgemm), cuBLAS bf16
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -644,6 +646,25 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
     (out / "prefill.json").write_text(json.dumps(rows, indent=1))
 
 
+def hgemm_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(2048, 4096)) -> None:
+    """hgemm alone on tilea's and wdec's tiles (NVFP4 weights), each Hgemm.cl, against cuBLAS bf16 on the
+    same shapes, in one process: what kinds.PF_CL is chosen from. cl 0 is timed first and again last (the
+    clock's drift between the two)."""
+    mod = Module((out / "kernels.cubin").read_bytes())
+    print(f"device: {torch.cuda.get_device_name()}")
+    for n, k, f, q, inputs in _layers(shapes, ("nvfp4",)):
+        for m, x, t_ref in inputs(ms):
+            pf = prefill_kernels(f, False, cl=0)
+            bufs = run_kernels(mod, pf, {**layer_weights(pf, q, k), "x": x}, m, n, k)
+            cells = []
+            for cl in (0, 1, 2, 0):
+                ln = layer_launches(prefill_kernels(f, False, cl=cl), m, n, k)[-1]
+                args = [*(bufs[b.name] for b in ln.kernel.bindings()), *ln.constants]
+                t = _time(lambda i: mod.launch(ln.kernel, ln.grid, args), 1)
+                cells.append(f"cl{cl} {t * 1e6:7.1f}us {2 * m * n * k / t / 1e12:4.0f} TFLOP/s {t_ref / t:4.2f}x")
+            print(f"{n:>6} {k:>6} M={m:<5} cuBLAS {t_ref * 1e6:7.1f}us  " + "  ".join(cells), flush=True)
+
+
 RDEC_M = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
@@ -721,6 +742,11 @@ def main(argv=None) -> int:
         shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
         prefill_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
                       formats=tuple(argv[3].split(",")) if len(argv) > 3 else ("nvfp4", "mxfp4", "mxfp8"))
+        return 0
+    if len(argv) in (2, 3, 4) and argv[0] == "hgemm":  # hgemm DIR [NxK,...] [M,...]
+        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
+        hgemm_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
+                    ms=tuple(int(v) for v in argv[3].split(",")) if len(argv) > 3 else (2048, 4096))
         return 0
     if len(argv) in (2, 3, 4, 5) and argv[0] == "rdec":  # rdec DIR [NxK,...] [FORMAT,...] [M,...]
         shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
