@@ -12,10 +12,11 @@
 //          of both operands by two bulk copies (the TMA engine; the tiles are contiguous in global
 //          memory, so no tensor map) into a ring of PF_STAGES slots under full / empty mbarriers; two
 //          consumer warpgroups of 64 rows x 256 columns each (wgmma m64n256k16, HGMMA), one MMA group
-//          kept in flight while the next slot is waited for.
+//          kept in flight while the next slot is waited for; persistent (a CTA per SM walking the output
+//          tiles, the ring running on across them).
 // Tiles are K-major core matrices of 8 rows x 16 bytes, what wgmma reads without swizzle; tile (i, kt)
-// of an operand lies at (i * KT + kt) * tile bytes. hgemm's CTA -> output tile map goes down M in groups
-// of PF_GROUP tiles, so the CTAs resident at once share their operands' K tiles in L2.
+// of an operand lies at (i * KT + kt) * tile bytes. hgemm's output tiles go down M in groups of PF_GROUP
+// tiles, so the CTAs at work at once share their operands' K tiles in L2.
 #pragma once
 
 namespace mxc {
@@ -202,25 +203,27 @@ __device__ __forceinline__ void wdec(const uint8_t* __restrict__ w, const uint8_
 
 __device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 
+// ---------------------------------------------------------------- hgemm
+// Persistent: a CTA per SM (kinds.PF_SMS) walks the output tiles in the grouped order, its producer's ring
+// running on from one tile into the next (the next tile's first stages load during this one's last MMAs
+// and its epilogue).
 template <bool BIAS>
 __device__ __forceinline__ void hgemm(const __nv_bfloat16* __restrict__ a, const __nv_bfloat16* __restrict__ wb,
                                       const float* __restrict__ tsp, const float* __restrict__ bias,
                                       float* __restrict__ y, int M, int N, int K, int epi) {
   extern __shared__ __align__(1024) uint8_t smem[];
-  const int KT = (K + PF_K - 1) / PF_K, MT = (M + PF_M - 1) / PF_M, NT = (N + PF_N - 1) / PF_N;
-  // grouped order: PF_GROUP M tiles side by side, then the next N tile
-  const int id = blockIdx.x, per_group = PF_GROUP * NT, g0 = (id / per_group) * PF_GROUP;
-  const int gsize = min(MT - g0, PF_GROUP), mt = g0 + (id % per_group) % gsize, nt = (id % per_group) / gsize;
-  const uint8_t* ga = reinterpret_cast<const uint8_t*>(a) + (size_t)mt * KT * PF_A_TILE;
-  const uint8_t* gb = reinterpret_cast<const uint8_t*>(wb) + (size_t)nt * KT * PF_B_TILE;
+  const int KT = (K + PF_K - 1) / PF_K, MT = (M + PF_M - 1) / PF_M, NT = (N + PF_N - 1) / PF_N, tiles = MT * NT;
   uint8_t* const sa = smem;
   uint8_t* const sb = smem + PF_STAGES * PF_A_TILE;
   const uint32_t full0 = smem_u32(smem + PF_STAGES * (PF_A_TILE + PF_B_TILE)), empty0 = full0 + 8 * PF_STAGES;
   const int t = threadIdx.x, wg = t >> 7;
-  if ((((uintptr_t)a) | ((uintptr_t)wb)) & 15) {
-    // no printf: a call in a wgmma kernel makes ptxas serialize its wgmma pipeline (C7510)
-    __trap();
-  }
+  if ((((uintptr_t)a) | ((uintptr_t)wb)) & 15) __trap();  // no printf: a call in a wgmma kernel serializes it (C7510)
+  // tile -> (M tile, N tile): PF_GROUP M tiles side by side, then the next N tile
+  auto tile_of = [&](int id, int& mt, int& nt) {
+    const int per_group = PF_GROUP * NT, g0 = (id / per_group) * PF_GROUP, gsize = min(MT - g0, PF_GROUP);
+    mt = g0 + (id % per_group) % gsize;
+    nt = (id % per_group) / gsize;
+  };
   if (t == 0) {
     for (int s = 0; s < PF_STAGES; ++s) {
       bs::mbar_init(full0 + 8 * s, 1);
@@ -233,122 +236,11 @@ __device__ __forceinline__ void hgemm(const __nv_bfloat16* __restrict__ a, const
   if (wg == 0) {  // the producer
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
     if (t == 0) {
-      for (int kt = 0; kt < KT; ++kt) {
-        const int s = kt % PF_STAGES;
-        if (kt >= PF_STAGES) bs::mbar_wait(empty0 + 8 * s, ((kt / PF_STAGES) - 1) & 1);
-        const uint32_t bar = full0 + 8 * s;
-        bs::mbar_expect_tx(bar, PF_A_TILE + PF_B_TILE);
-        bs::bulk_load(smem_u32(sa + s * PF_A_TILE), ga + (size_t)kt * PF_A_TILE, PF_A_TILE, bar);
-        bs::bulk_load(smem_u32(sb + s * PF_B_TILE), gb + (size_t)kt * PF_B_TILE, PF_B_TILE, bar);
-      }
-    }
-    return;
-  }
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-  const int c = wg - 1, u = t & 127;  // consumer c: rows 64c .. 64c+63 of the tile
-  float acc[128];
-#pragma unroll
-  for (int i = 0; i < 128; ++i) acc[i] = 0.f;
-  for (int kt = 0; kt < KT; ++kt) {
-    const int s = kt % PF_STAGES;
-    bs::mbar_wait(full0 + 8 * s, (kt / PF_STAGES) & 1);
-    const uint32_t A = smem_u32(sa + s * PF_A_TILE) + c * 64 * PF_K * 2, B = smem_u32(sb + s * PF_B_TILE);
-    wgmma_fence();
-#pragma unroll
-    for (int j = 0; j < PF_K / 16; ++j)
-      wgmma_bf16_m64n256k16(acc, smem_desc(A + 256 * j, 128, PF_K * 16), smem_desc(B + 256 * j, 128, PF_K * 16));
-    wgmma_commit();
-    wgmma_wait1();  // the MMAs of tile kt-1 are done: its slot goes back to the producer
-    if (kt > 0 && u == 0) bs::mbar_arrive(empty0 + 8 * ((kt - 1) % PF_STAGES));
-  }
-  wgmma_wait0();
-  fence_acc128(acc);
-  const float scale = tsp ? *tsp : 1.f;
-  const int m0 = mt * PF_M + 64 * c, n0 = nt * PF_N;
-  const bool pairs = (N & 1) == 0;
-#pragma unroll
-  for (int i = 0; i < 128; i += 2) {
-    const int m = m0 + frag_row(i, u), n = n0 + frag_col(i, u);
-    if (m >= M) continue;
-    float v0 = acc[i] * scale, v1 = acc[i + 1] * scale;
-    if (BIAS) {
-      if (n < N) v0 += bias[n];
-      if (n + 1 < N) v1 += bias[n + 1];
-    }
-    if (epi) {
-      v0 = bs::epilogue_call(v0, epi);
-      v1 = bs::epilogue_call(v1, epi);
-    }
-    float* p = y + (size_t)m * N + n;
-    if (pairs && n + 1 < N) {
-      *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
-    } else {
-      if (n < N) p[0] = v0;
-      if (n + 1 < N) p[1] = v1;
-    }
-  }
-}
-
-// ---------------------------------------------------------------- hgemmp: hgemm, persistent (CL = 1), and in
-// clusters of two CTAs (CL = 2) on M tiles 2i, 2i + 1 of one N tile, each loading its A tile and half of
-// the shared B tile multicast to both, a slot refilled once both CTAs' consumers released it.
-// Persistent: a CTA per SM (kinds.PF_SMS) walks the output tiles in the grouped order, its producer's ring
-// running on from one tile into the next (the next tile's first stages load during this one's last MMAs
-// and its epilogue).
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-__device__ __forceinline__ void mbar_arrive_cluster(uint32_t bar, uint32_t rank) {
-  asm volatile("{\n .reg .b32 r;\n mapa.shared::cluster.u32 r, %0, %1;\n"
-               " mbarrier.arrive.release.cluster.shared::cluster.b64 _, [r];\n}\n" ::"r"(bar), "r"(rank) : "memory");
-}
-__device__ __forceinline__ void bulk_load_mc(uint32_t dst, const void* src, int bytes, uint32_t bar, uint16_t mask) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;\n"
-               ::"r"(dst), "l"(src), "r"(bytes), "r"(bar), "h"(mask) : "memory");
-}
-
-template <bool BIAS, int CL>
-__device__ __forceinline__ void hgemmp(const __nv_bfloat16* __restrict__ a, const __nv_bfloat16* __restrict__ wb,
-                                      const float* __restrict__ tsp, const float* __restrict__ bias,
-                                      float* __restrict__ y, int M, int N, int K, int epi) {
-  extern __shared__ __align__(1024) uint8_t smem[];
-  const int KT = (K + PF_K - 1) / PF_K, MT = (M + PF_M - 1) / PF_M, NT = (N + PF_N - 1) / PF_N;
-  const int MU = (MT + CL - 1) / CL, tiles = MU * NT, G = PF_GROUP / CL;  // a unit: CL M tiles x one N tile
-  const int rank = CL > 1 ? (int)cluster_rank() : 0, cid = blockIdx.x / CL, ncl = gridDim.x / CL;
-  uint8_t* const sa = smem;
-  uint8_t* const sb = smem + PF_STAGES * PF_A_TILE;
-  const uint32_t full0 = smem_u32(smem + PF_STAGES * (PF_A_TILE + PF_B_TILE)), empty0 = full0 + 8 * PF_STAGES;
-  const int t = threadIdx.x, wg = t >> 7;
-  if ((((uintptr_t)a) | ((uintptr_t)wb)) & 15) __trap();  // no printf: a call in a wgmma kernel serializes it (C7510)
-  // tile -> (M tile, N tile): PF_GROUP M tiles side by side, then the next N tile
-  auto tile_of = [&](int id, int& mt, int& nt) {
-    const int per_group = G * NT, g0 = (id / per_group) * G, gsize = min(MU - g0, G);
-    mt = (g0 + (id % per_group) % gsize) * CL + rank;
-    nt = (id % per_group) / gsize;
-  };
-  if (t == 0) {
-    for (int s = 0; s < PF_STAGES; ++s) {
-      bs::mbar_init(full0 + 8 * s, 1);
-      bs::mbar_init(empty0 + 8 * s, 2 * CL);  // each consumer warpgroup of the cluster
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  if constexpr (CL > 1) cluster_sync();
-  else __syncthreads();
-
-  if (wg == 0) {  // the producer
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-    if (t == 0) {
       int it = 0;  // K tiles issued, over all of the CTA's output tiles
-      for (int id = cid; id < tiles; id += ncl) {
+      for (int id = blockIdx.x; id < tiles; id += gridDim.x) {
         int mt, nt;
         tile_of(id, mt, nt);
-        const uint8_t* ga = reinterpret_cast<const uint8_t*>(a) + (size_t)min(mt, MT - 1) * KT * PF_A_TILE;
+        const uint8_t* ga = reinterpret_cast<const uint8_t*>(a) + (size_t)mt * KT * PF_A_TILE;
         const uint8_t* gb = reinterpret_cast<const uint8_t*>(wb) + (size_t)nt * KT * PF_B_TILE;
         for (int kt = 0; kt < KT; ++kt, ++it) {
           const int s = it % PF_STAGES;
@@ -356,30 +248,18 @@ __device__ __forceinline__ void hgemmp(const __nv_bfloat16* __restrict__ a, cons
           const uint32_t bar = full0 + 8 * s;
           bs::mbar_expect_tx(bar, PF_A_TILE + PF_B_TILE);
           bs::bulk_load(smem_u32(sa + s * PF_A_TILE), ga + (size_t)kt * PF_A_TILE, PF_A_TILE, bar);
-          if constexpr (CL == 1) {
-            bs::bulk_load(smem_u32(sb + s * PF_B_TILE), gb + (size_t)kt * PF_B_TILE, PF_B_TILE, bar);
-          } else {
-            constexpr int H = PF_B_TILE / 2;
-            bulk_load_mc(smem_u32(sb + s * PF_B_TILE + rank * H), gb + (size_t)kt * PF_B_TILE + rank * H, H, bar, 3);
-          }
+          bs::bulk_load(smem_u32(sb + s * PF_B_TILE), gb + (size_t)kt * PF_B_TILE, PF_B_TILE, bar);
         }
       }
     }
-    if constexpr (CL > 1) cluster_sync();
     return;
   }
   asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
   const int c = wg - 1, u = t & 127;  // consumer c: rows 64c .. 64c+63 of the tile
-  auto release = [&](int s) {
-    if (u == 0) {
-      if constexpr (CL == 1) bs::mbar_arrive(empty0 + 8 * s);
-      else for (int r = 0; r < CL; ++r) mbar_arrive_cluster(empty0 + 8 * s, r);
-    }
-  };
   const float scale = tsp ? *tsp : 1.f;
   const bool pairs = (N & 1) == 0;
   int it = 0;  // K tiles consumed, as the producer counts them
-  for (int id = cid; id < tiles; id += ncl) {
+  for (int id = blockIdx.x; id < tiles; id += gridDim.x) {
     int mt, nt;
     tile_of(id, mt, nt);
     float acc[128];
@@ -395,11 +275,11 @@ __device__ __forceinline__ void hgemmp(const __nv_bfloat16* __restrict__ a, cons
         wgmma_bf16_m64n256k16(acc, smem_desc(A + 256 * j, 128, PF_K * 16), smem_desc(B + 256 * j, 128, PF_K * 16));
       wgmma_commit();
       wgmma_wait1();  // the MMAs of the previous K tile are done: its slot goes back to the producer
-      if (kt > 0) release((it - 1) % PF_STAGES);
+      if (kt > 0 && u == 0) bs::mbar_arrive(empty0 + 8 * ((it - 1) % PF_STAGES));
     }
     wgmma_wait0();
     fence_acc128(acc);
-    release((it - 1) % PF_STAGES);  // the tile's last slot
+    if (u == 0) bs::mbar_arrive(empty0 + 8 * ((it - 1) % PF_STAGES));  // the tile's last slot
     const int m0 = mt * PF_M + 64 * c, n0 = nt * PF_N;
 #pragma unroll
     for (int i = 0; i < 128; i += 2) {
@@ -423,7 +303,6 @@ __device__ __forceinline__ void hgemmp(const __nv_bfloat16* __restrict__ a, cons
       }
     }
   }
-  if constexpr (CL > 1) cluster_sync();
 }
 
 }  // namespace mxc

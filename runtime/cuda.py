@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import torch
 
 from mxc.kernels.catalog import every_kernel
-from mxc.kernels.kinds import GEMV_MT, BsDec, BsQ, Gemv, Hgemm, Kernel, dec1b_kernel, dec1b_variants
+from mxc.kernels.kinds import GEMV_MT, BsDec, BsQ, Gemv, Kernel, dec1b_kernel, dec1b_variants
 from mxc.kernels.launches import Launch, layer_launches, weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS, WeightLayout
 from mxc.numerics.quantize import QTensor
@@ -42,8 +42,7 @@ def hopper_kernels() -> list[Kernel]:
     decode = [BsDec(w_format=f, bias=b) for f in WEIGHT_FORMATS for b in (False, True)]
     gemv = [Gemv(w_format=f, bias=b, mt=mt) for f in WEIGHT_FORMATS for b in (False, True) for mt in GEMV_MT]
     dec1b = [k for f in WEIGHT_FORMATS for b in (False, True) for k in [dec1b_kernel(f, b), *dec1b_variants(f, b)]]
-    hgemm = [Hgemm(ts=ts, bias=b, cl=cl) for ts in (False, True) for b in (False, True) for cl in (0, 1, 2)]
-    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode, *gemv, *dec1b, *hgemm]))
+    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode, *gemv, *dec1b]))
 
 
 class CudaError(RuntimeError):

@@ -19,8 +19,8 @@
                                                   # and K split, M = 64-512 (kinds.rdec_na / rdec_splits)
     python3 -m mxc.tools.bench_cuda dec1b DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 1, dec1 against
                                                   # each variant of dec1b (kinds.dec1b_variants) and cuBLAS bf16
-    python3 -m mxc.tools.bench_cuda hgemm DIR [NxK,..] [M,..]  # on the H100/H200: hgemm alone, one CTA per
-                                                  # tile (cl 0) vs persistent (cl 1, 2; kinds.Hgemm), cuBLAS bf16
+    python3 -m mxc.tools.bench_cuda hgemm DIR [NxK,..] [M,..]  # on the H100/H200: hgemm alone (M = 2048,
+                                                  # 4096) vs cuBLAS bf16
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -647,22 +647,19 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
 
 
 def hgemm_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(2048, 4096)) -> None:
-    """hgemm alone on tilea's and wdec's tiles (NVFP4 weights), each Hgemm.cl, against cuBLAS bf16 on the
-    same shapes, in one process: what kinds.PF_CL is chosen from. cl 0 is timed first and again last (the
-    clock's drift between the two)."""
+    """hgemm alone on tilea's and wdec's tiles (NVFP4 weights) against cuBLAS bf16 on the same shapes, in one
+    process (at d64db34 the same command compares the hgemm variants of kinds.Hgemm's docstring)."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}")
     for n, k, f, q, inputs in _layers(shapes, ("nvfp4",)):
         for m, x, t_ref in inputs(ms):
-            pf = prefill_kernels(f, False, cl=0)
+            pf = prefill_kernels(f, False)
             bufs = run_kernels(mod, pf, {**layer_weights(pf, q, k), "x": x}, m, n, k)
-            cells = []
-            for cl in (0, 1, 2, 0):
-                ln = layer_launches(prefill_kernels(f, False, cl=cl), m, n, k)[-1]
-                args = [*(bufs[b.name] for b in ln.kernel.bindings()), *ln.constants]
-                t = _time(lambda i: mod.launch(ln.kernel, ln.grid, args), 1)
-                cells.append(f"cl{cl} {t * 1e6:7.1f}us {2 * m * n * k / t / 1e12:4.0f} TFLOP/s {t_ref / t:4.2f}x")
-            print(f"{n:>6} {k:>6} M={m:<5} cuBLAS {t_ref * 1e6:7.1f}us  " + "  ".join(cells), flush=True)
+            ln = layer_launches(pf, m, n, k)[-1]
+            args = [*(bufs[b.name] for b in ln.kernel.bindings()), *ln.constants]
+            t = _time(lambda i: mod.launch(ln.kernel, ln.grid, args), 1)
+            print(f"{n:>6} {k:>6} M={m:<5} cuBLAS {t_ref * 1e6:7.1f}us  hgemm {t * 1e6:7.1f}us "
+                  f"{2 * m * n * k / t / 1e12:4.0f} TFLOP/s {t_ref / t:4.2f}x", flush=True)
 
 
 RDEC_M = (16, 32, 64, 128, 256, 512, 1024, 2048)

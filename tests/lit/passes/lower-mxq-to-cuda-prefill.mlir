@@ -3,8 +3,9 @@
 // A weight-only layer at a prefill shape (M = 2100 >= PREFILL_MIN_M, N = 600, K = 1000, NVFP4 with bias
 // and gelu) runs as three dispatches: tilea (x to bf16 tiles of 128 rows x 64 K: one thread per 8
 // values, ceil(M / 128) x ceil(K / 64) x 1024 of them), wdec (the weights decoded once, one thread per 32 4-bit codes, to bf16 tiles of
-// 256 rows x 64 K in a workspace), hgemm (one CTA of 384 threads per 128 x 256 output tile, 196672 bytes
-// of workgroup memory: 4 slots of both tiles and 8 mbarriers) reading both, the tensor scale and the bias.
+// 256 rows x 64 K in a workspace), hgemm (persistent: CTAs of 384 threads, one per 128 x 256 output tile up
+// to 132, 196672 bytes of workgroup memory: 4 slots of both tiles and 8 mbarriers) reading both, the tensor
+// scale and the bias.
 // CHECK: "hal.executable.source"() ({
 // CHECK: %[[MT:.*]] = arith.ceildivui %arg1, %c128 : index
 // CHECK: %[[KT:.*]] = arith.ceildivui %arg3, %c64 : index
@@ -19,7 +20,8 @@
 // CHECK: %[[HM:.*]] = arith.ceildivui %arg1, %c128 : index
 // CHECK: %[[HN:.*]] = arith.ceildivui %arg2, %c256 : index
 // CHECK: %[[H:.*]] = arith.muli %[[HM]], %[[HN]] : index
-// CHECK: "hal.return"(%[[H]], %c1, %c1)
+// CHECK: %[[HG:.*]] = arith.minui %[[H]], %c132 : index
+// CHECK: "hal.return"(%[[HG]], %c1, %c1)
 // CHECK: sym_name = "mxc_hgemm_ts_bias", sym_visibility = "public", workgroup_local_memory = 196672 : index, workgroup_size = [384 : index, 1 : index, 1 : index]
 
 // CHECK-LABEL: func.func @prefill

@@ -48,7 +48,7 @@ func.func @decode_split(%x: tensor<4x8192xf32>, %b: tensor<8192xf32>) -> tensor<
 // warp-specialized HGMMA; weight options (offline) do not matter.
 // CHECK-LABEL: func.func @prefill
 // CHECK: mxq.kernels = [{{.*}}name = "mxc_tilea"{{.*}}, {{.*}}name = "mxc_wdec_mxfp4"{{.*}}, {{.*}}name = "mxc_hgemm"{{.*}}]
-// CHECK-SAME: mxq.path = "decode: weights decoded once per call to bf16 tiles, bulk-copy ring, warp-specialized wgmma (HGMMA)"
+// CHECK-SAME: mxq.path = "decode: weights decoded once per call to bf16 tiles, bulk-copy ring, warp-specialized persistent wgmma (HGMMA)"
 func.func @prefill(%x: tensor<16x128x64xf32>) -> tensor<16x128x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
