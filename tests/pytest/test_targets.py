@@ -166,6 +166,9 @@ def test_layer_launches_connect_by_buffer_name():
     assert tilea.writes[0].dtype == "bf16" and tilea.writes[0].shape == (2176, 1024) and tilea.grid == (1088, 1, 1)
     assert wdec.reads == ("w", "w_scales") and wdec.writes[0].shape == (256, 1024) and wdec.constants == (200, 1000)
     assert hgemm.reads == ("a", "wb", "w_tensor_scale", "bias") and hgemm.grid == (17, 1, 1)
+    # hgemm is persistent: a CTA per output tile up to one per SM (PF_SMS), each then taking several tiles
+    assert layer_launches(sel(4096, "nvfp4"), 4096, 8192, 8192)[-1].grid == (132, 1, 1)  # 32 x 32 tiles
+    assert layer_launches(sel(2100, "nvfp4"), 2100, 2000, 1000)[-1].grid == (132, 1, 1)  # 17 x 8 = 136 tiles
     layer = GemmLayer("fc", 64, FormatSpec.parse("mxfp4"), None, True, 4096, 4096)
     tilea, rdec, dsum = layer_launches(get_target("cuda-sm90").select(layer), 64, 4096, 4096)
     assert rdec.kernel.s == 4 and rdec.grid == (32, 1, 4) and [o.shape for o in rdec.writes] == [(4, 64, 4096)]
