@@ -569,7 +569,8 @@ PREFILL_MIN_M = 2048  # layers with at least this many rows of x take tilea / ti
 # (measured on the H200, `bench_cuda rdec`: rdec ahead of the prefill path at M = 1024 in 13 of 15 layers and
 # formats, 0.77x vs 0.71x cuBLAS bf16 at 8192^2 NVFP4; the prefill path ahead at 2048, 0.86x vs 0.82x)
 PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
-PF_SMS = 132  # the persistent hgemm's CTAs at most: an H100's / H200's SMs
+PF_SMS = 132  # the persistent hgemm's CTAs at most: an H100 SXM's / H200's SMs (the tiles are dealt statically,
+# so on a Hopper part with fewer SMs, e.g. the H100 PCIe's 114, the CTAs past them run as a second wave)
 
 
 def _pf_tiled(rows, r: int, k: int, ops=INT) -> list:

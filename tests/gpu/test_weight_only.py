@@ -406,8 +406,8 @@ def test_linear_prefill(gpu, record_property, fmt):
 @pytest.mark.parametrize("fmt", ("nvfp4", "mxfp8"))
 def test_linear_prefill_persistent(gpu, record_property, fmt, k):
     """hgemm's CTAs each taking several output tiles: M = 2100 (17 tiles of 128 rows) x N = 2000 (8 tiles of
-    256) is 136 tiles for 132 CTAs; K = 200 (4 K tiles: a tile's K tiles fill the ring exactly, so the next
-    tile's start on a full turn) or 1000 (16, the last partial)."""
+    256) is 136 tiles for 132 CTAs; K = 200 (4 K tiles: a tile's K tiles fill the ring's 4 slots exactly,
+    so each tile starts on a fresh turn of it) or 1000 (16, the last partial)."""
     _check_bf16_linear(gpu, record_property, prefill_kernels(fmt, True), fmt, 2100, n=2000, k=k)
 
 
