@@ -671,7 +671,7 @@ class Hgemm(Kernel):
     registers given to the others by setmaxnreg) feeding a ring of PF_STAGES slots by bulk copies, two
     consumer warpgroups on wgmma m64n256k16 (HGMMA); the NV tensor scale (`ts`), the bias and the
     epilogue on the accumulators. Persistent: PF_SMS CTAs (at most one per output tile) walk the tiles,
-    the ring running on from one tile into the next. Measured on an H100 (`bench_cuda hgemm` at d64db34,
+    the ring running on from one tile into the next. Measured on an H100 (`bench_cuda hgemm`, a command of d64db34,
     against one CTA per tile timed before and after it): 0-4 % faster than the faster of those two runs at
     M = 2048 and 4096 on 8192^2, 14336 x 4096 and 4096 x 14336; a cluster of two CTAs sharing the weights'
     tile by multicast bulk copies ran at half the speed (`ncu`: L2 80 % busy, tensor pipe 38 % active)."""

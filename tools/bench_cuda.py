@@ -9,7 +9,8 @@
     python3 -m mxc.tools.bench_cuda dec-rows DIR [NxK,...]  # on the H100/H200: dec at M = 4, 16 with 1, 2, 4
                                                   # row tiles per CTA, and decs as kinds.decs_splits cuts it, vs
                                                   # cuBLAS bf16 (what kinds.dec_rows and kinds.use_decs pick from)
-    python3 -m mxc.tools.bench_cuda prefill DIR [NxK,..] [FORMAT,..]  # on the H100/H200: weight-only at M = 32..4096, the prefill
+    python3 -m mxc.tools.bench_cuda prefill DIR [NxK,..] [FORMAT,..] [M,..]
+                                                  # on the H100/H200: weight-only at M = 32..4096, the prefill
                                                   # path (tilea + wdec + hgemm, each timed alone too) and rdec
                                                   # vs cuBLAS bf16 (kinds.PREFILL_MIN_M)
     python3 -m mxc.tools.bench_cuda rdec DIR [NxK,..] [FORMAT,..] [M,..]  # on the H100/H200: weight-only
@@ -19,8 +20,6 @@
                                                   # and K split, M = 64-512 (kinds.rdec_na / rdec_splits)
     python3 -m mxc.tools.bench_cuda dec1b DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 1, dec1 against
                                                   # each variant of dec1b (kinds.dec1b_variants) and cuBLAS bf16
-    python3 -m mxc.tools.bench_cuda hgemm DIR [NxK,..] [M,..]  # on the H100/H200: hgemm alone (M = 2048,
-                                                  # 4096) vs cuBLAS bf16
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -646,22 +645,6 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
     (out / "prefill.json").write_text(json.dumps(rows, indent=1))
 
 
-def hgemm_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(2048, 4096)) -> None:
-    """hgemm alone on tilea's and wdec's tiles (NVFP4 weights) against cuBLAS bf16 on the same shapes, in one
-    process (at d64db34 the same command compares the hgemm variants of kinds.Hgemm's docstring)."""
-    mod = Module((out / "kernels.cubin").read_bytes())
-    print(f"device: {torch.cuda.get_device_name()}")
-    for n, k, f, q, inputs in _layers(shapes, ("nvfp4",)):
-        for m, x, t_ref in inputs(ms):
-            pf = prefill_kernels(f, False)
-            bufs = run_kernels(mod, pf, {**layer_weights(pf, q, k), "x": x}, m, n, k)
-            ln = layer_launches(pf, m, n, k)[-1]
-            args = [*(bufs[b.name] for b in ln.kernel.bindings()), *ln.constants]
-            t = _time(lambda i: mod.launch(ln.kernel, ln.grid, args), 1)
-            print(f"{n:>6} {k:>6} M={m:<5} cuBLAS {t_ref * 1e6:7.1f}us  hgemm {t * 1e6:7.1f}us "
-                  f"{2 * m * n * k / t / 1e12:4.0f} TFLOP/s {t_ref / t:4.2f}x", flush=True)
-
-
 RDEC_M = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
@@ -735,15 +718,11 @@ def main(argv=None) -> int:
     if len(argv) in (5, 6) and argv[0] == "once":
         once(Path(argv[1]), argv[2], int(argv[3]), argv[4], argv[5] if len(argv) == 6 else None)
         return 0
-    if len(argv) in (2, 3, 4) and argv[0] == "prefill":  # prefill DIR [NxK,...] [FORMAT,...]
+    if len(argv) in (2, 3, 4, 5) and argv[0] == "prefill":  # prefill DIR [NxK,...] [FORMAT,...] [M,...]
         shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
         prefill_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
+                      ms=tuple(int(v) for v in argv[4].split(",")) if len(argv) > 4 else PREFILL_M,
                       formats=tuple(argv[3].split(",")) if len(argv) > 3 else ("nvfp4", "mxfp4", "mxfp8"))
-        return 0
-    if len(argv) in (2, 3, 4) and argv[0] == "hgemm":  # hgemm DIR [NxK,...] [M,...]
-        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
-        hgemm_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
-                    ms=tuple(int(v) for v in argv[3].split(",")) if len(argv) > 3 else (2048, 4096))
         return 0
     if len(argv) in (2, 3, 4, 5) and argv[0] == "rdec":  # rdec DIR [NxK,...] [FORMAT,...] [M,...]
         shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None

@@ -337,7 +337,8 @@ def _check_bf16_linear(gpu, record_property, ks, fmt: str, m: int, n: int = 200,
     gpu.require(ks)
     seed = m if seed is None else seed
     q, x, bias, ref, mag = _linear_case(fmt, m, n, k, seed)
-    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda(), weights=_case_weights(weight_layout(ks), fmt, m, n, k, seed))
+    wts = _case_weights(weight_layout(ks), fmt, m, n, k, seed)
+    y = run_layer(gpu.module, ks, x.cuda(), q, "gelu", bias.cuda(), weights=wts)
     ok, worst = close(y, ref, mag, TOL)
     record_property("worst", worst)
     assert ok, f"{ks[0].name}: max |y-ref|/(|x||w|) = {worst:.2e} (tol {TOL:g})"
