@@ -723,7 +723,7 @@ RDEC_NA = (16, 32, 64, 128, 256)  # rows of x per rdec CTA: the wgmma's N
 RDEC_SPLITS = (1, 2, 4, 8)
 RDEC_ROWS = 128  # weight rows per rdec CTA (two consumer warpgroups of 64)
 RDEC_MAX_SLOTS = 12
-RDEC_MIN_CTAS = 100  # rdec takes the fewest K splits that give this many CTAs (at least 2 for na = 256)
+RDEC_MIN_CTAS = 100  # rdec takes the fewest K splits that give this many CTAs
 RDEC_MIN_KT = 4  # ... while each split keeps at least this many K tiles of 64
 
 
@@ -795,13 +795,11 @@ def rdec_na(m: int) -> int:
 
 def rdec_splits(m: int, n: int, k: int) -> int:
     """rdec's K splits for an [m, k] x [n, k]^T layer: the fewest of RDEC_SPLITS giving RDEC_MIN_CTAS
-    CTAs, each split keeping RDEC_MIN_KT K tiles, at least 2 at na = 256 (measured on the H200, `bench_cuda
-    rdec`: 14336 x 4096 at M = 128, 112 CTAs: 1 split 34.9 us, 2 37.9; at M = 256: 82.7 vs 67.2); 1 when K
-    is too short to split."""
-    na = rdec_na(m)
-    ctas, kt = -(-n // RDEC_ROWS) * -(-m // na), -(-k // PF_K)
+    CTAs, each split keeping RDEC_MIN_KT K tiles; 1 when K is too short to split. (Measured on an H100,
+    `bench_cuda rdec`, NVFP4: the rule picks the fastest split in each of the 12 cells of M = 128-4096 at
+    8192^2, 14336 x 4096 and 4096 x 14336; e.g. 8192^2 at M = 1024, 256 CTAs: 1 split 208 us, 2 254.)"""
+    ctas, kt = -(-n // RDEC_ROWS) * -(-m // rdec_na(m)), -(-k // PF_K)
     fits = [s for s in RDEC_SPLITS if s == 1 or kt // s >= RDEC_MIN_KT]
-    fits = [s for s in fits if s > 1 or na < 256] or fits  # na = 256: two splits measured faster even at 224 CTAs
     return next((s for s in fits if ctas * s >= RDEC_MIN_CTAS), fits[-1])
 
 

@@ -443,9 +443,9 @@ __device__ __forceinline__ void rdec(const __nv_bfloat16* __restrict__ a, const 
     const int n = n0 + frag_row(i, u), m = m0 + frag_col(i, u);
     if (n < N && m < M) {
       float v = acc[i] * post;
-      if (S == 1) {
-        if (BIAS) v += bias[n];
-        v = epilogue(v, epi);
+      if (S == 1) {  // the activation called, not inlined: inlined into this unrolled loop it made the
+        if (BIAS) v += bias[n];  // kernel ~12k instructions, each CTA's epilogue stalled on instruction fetch
+        if (epi) v = bs::epilogue_call(v, epi);
       }
       o[(size_t)m * N + n] = v;
     }

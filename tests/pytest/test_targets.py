@@ -84,11 +84,12 @@ def test_sm90_select_by_shape_and_format():
     assert wide(4, "nvfp4", 14336, 4096) == [Dec(w_format="nvfp4", mt=8, r=4)]  # dec at 4 row tiles: faster
     assert wide(16, "nvfp4", 4096, 60000) == [Dec(w_format="nvfp4", mt=16)]  # K past 16 x 48 tiles of 64
     # rdec splits K across CTAs until 100 CTAs (64 of 128 weight rows at 8192^2, M = 64: 2 splits), the bias dsum's;
-    # 112 CTAs need no split, but 256 rows of x per CTA take at least 2; K keeps 4 tiles of 64 per split
+    # 112 CTAs need no split, at 256 rows of x per CTA too; K keeps 4 tiles of 64 per split
     assert wide(64, "nvfp4", 8192, bias=True) == [TileA(rows=64, perm=True), RDec(w_format="nvfp4", na=64, s=2),
                                                   DSum(s=2, bias=True)]
     assert wide(128, "nvfp4", 14336, 4096)[1] == RDec(w_format="nvfp4", na=128, s=1)
-    assert wide(200, "nvfp4", 14336, 4096)[1] == RDec(w_format="nvfp4", na=256, s=2)
+    assert wide(200, "nvfp4", 14336, 4096)[1] == RDec(w_format="nvfp4", na=256, s=1)
+    assert wide(512, "nvfp4", 4096, 14336)[1:] == [RDec(w_format="nvfp4", na=256, s=2), DSum(s=2)]  # 64 CTAs
     assert wide(100, "if4", 512, 512, bias=True) == [TileA(rows=128, perm=True), RDec(w_format="if4", na=128, s=2),
                                                      DSum(s=2, bias=True)]
     assert wide(100, "if4", 512, 200, bias=True)[1] == RDec(w_format="if4", na=128, bias=True)  # 4 K tiles: no split
