@@ -8,10 +8,11 @@ staged as bf16 per warp, a ring of tiles in flight, one wave of CTAs with equal 
 of shared-memory stages), `DecSplit` [+ `DSum`] (weight-only, 2 <= M <= 16, large layers: dec's tiles with K
 split across CTAs that share their activations in shared memory, then the sum, in a thread-block cluster or by
 dsum), `Gemv` (weight-only, M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` /
-`TileQ` + `RDec` [+ `DSum`] (weight-only and MXFP8 x MXFP8, M < PREFILL_MIN_M: the activations as bf16
+`TileQ` + `RDec` [+ `DSum`] (weight-only from M = 17, and MXFP8 x MXFP8: the activations as bf16
 tiles, the weights in fragment tiles decoded in registers by the consumer warps into wgmma's A operand, K
-split across CTAs), `TileA` / `TileQ` + `WDec` + `Hgemm` (prefill: activations and weights to bf16 tiles
-once per call, then a warp-specialized bf16 HGMMA fed by bulk copies). The block-scaled skeleton's
+split across CTAs), `TileA` / `TileQ` + `WDec` + `Hgemm` (the prefill path, not selected since rdec measured
+faster at M = 2048 and 4096: activations and weights to bf16 tiles once per call, then a warp-specialized bf16
+HGMMA fed by bulk copies; `bench_cuda rdec` measures rdec against it). The block-scaled skeleton's
 (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a with its wgmma twin): `Amax` (the NV activations'
 tensor scale), `BsQ` (activations to tiles of codes + 128x4 scales, or bf16 tiles), `BsMma` (codes x codes),
 `BsDec` (bf16 x decoded weights).
@@ -565,9 +566,10 @@ def decs_kernels(w_format: str, mt: int, s: int, kt: int, bias: bool = False) ->
 
 
 # ---------------------------------------------------------------- weight-only prefill (mxc_sm90_prefill.cuh)
-PREFILL_MIN_M = 2048  # layers with at least this many rows of x take tilea / tileq + wdec + hgemm, fewer rdec
-# (measured on the H200, `bench_cuda rdec`: rdec ahead of the prefill path at M = 1024 in 13 of 15 layers and
-# formats, 0.77x vs 0.71x cuBLAS bf16 at 8192^2 NVFP4; the prefill path ahead at 2048, 0.86x vs 0.82x)
+# The prefill path (tilea / tileq + wdec + hgemm) is no longer selected: with its epilogue's activation called
+# rather than inlined (2e96f6a), rdec at one K split measured faster at M = 2048 and 4096 in 29 of 30 layers
+# and weight formats, level (+0.5 %) in the last (H100, `bench_cuda rdec`, 8192^2, 14336 x 4096 and
+# 4096 x 14336: NVFP4 8192^2 at M = 4096 851 vs 890 us). Kept as the baseline rdec is measured against.
 PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
 PF_SMS = 132  # the persistent hgemm's CTAs at most: an H100 SXM's / H200's SMs (the tiles are dealt statically,
 # so on a Hopper part with fewer SMs, e.g. the H100 PCIe's 114, the CTAs past them run as a second wave)
@@ -713,7 +715,8 @@ SMEM_MAX = 232448  # dynamic shared memory a CTA may take on sm_90 (227 KB)
 
 
 def prefill_kernels(w_format: str, bias: bool, a_format: str | None = None) -> list[Kernel]:
-    """cuda-sm90's kernels at M >= PREFILL_MIN_M: tilea (weight-only) or tileq (MXFP8 activations), wdec, hgemm."""
+    """The prefill path (not selected; what `bench_cuda rdec` measures rdec against): tilea (weight-only) or
+    tileq (MXFP8 activations), wdec, hgemm."""
     act = TileA() if a_format is None else TileQ(a_format=a_format)
     return [act, WDec(w_format=w_format), Hgemm(ts=get_format(w_format).tensor_scale, bias=bias)]
 

@@ -3,9 +3,9 @@
 Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `dec` at decode shapes
 (M <= 16: weights decoded in registers, bf16 mma.sync; `decs` for large layers at M = 2-16, K split across
 CTAs: 1 or 2 splits summed in a thread-block cluster, more through `dsum`),
-`tilea` + `rdec` [+ `dsum`] at 17 <= M < PREFILL_MIN_M (the weights decoded in registers by the
-consumer warps into wgmma's A operand), and at prefill shapes `tilea` + `wdec` + `hgemm` (both operands
-to bf16 tiles once, a warp-specialized HGMMA). MXFP8 x MXFP8: the same bf16 GEMMs after `tileq`, which
+`tilea` + `rdec` [+ `dsum`] from M = 17 (the weights decoded in registers by the consumer warps into
+wgmma's A operand; at prefill shapes too, where it measured faster than decoding the weights once per call
+to bf16 tiles for a bf16 GEMM, `kinds.prefill_kernels`). MXFP8 x MXFP8: the same bf16 GEMM after `tileq`, which
 quantizes the activations and holds them as bf16 (exact): Hopper's FP8 wgmma would need the 32-K block
 scales applied by the CUDA cores after every 32 K (the earlier `actq` + `qgmma` measured 0.2x cuBLAS
 bf16). The other native block-scaled pairs: the block-scaled skeleton's twin (both operands decoded to
@@ -15,8 +15,8 @@ bf16 for wgmma), the sm_100a kernels' stand-in that checks them on this hardware
 from __future__ import annotations
 
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, PREFILL_MIN_M, RDEC_NA, Dec, dec1b_kernel, dec_rows,
-                               decs_kernels, prefill_kernels, rdec_kernels, use_dec1b, use_decs)
+from mxc.kernels.kinds import (DEC_MT, GEMV_MAX_M, RDEC_NA, Dec, dec1b_kernel, dec_rows, decs_kernels,
+                               rdec_kernels, use_dec1b, use_decs)
 from mxc.kernels.operands import MX_NATIVE, TILEQ_FORMATS, pair_kind
 
 from .base import GemmLayer
@@ -29,8 +29,8 @@ class CudaSm90(CudaTarget):
     device = "cuda"
     driver = "cuda"
     arch = "sm_90a"
-    # dec's rows of x per CTA, rdec's, the last row count before the prefill path
-    m_breakpoints = tuple(sorted(set(DEC_MT) | set(RDEC_NA) | {PREFILL_MIN_M - 1}))
+    # dec's rows of x per CTA, rdec's
+    m_breakpoints = tuple(sorted(set(DEC_MT) | set(RDEC_NA)))
 
     def kernels(self, layer: GemmLayer):
         w, a, bias = layer.w_format, layer.a_format, layer.bias
@@ -44,8 +44,6 @@ class CudaSm90(CudaTarget):
                     return [dec1b_kernel(w, bias)]
                 return [Dec(w_format=w, bias=bias, mt=mt, r=dec_rows(layer.n, w, mt) if mt > 1 and layer.n else 1)]
         if a is None or (a in TILEQ_FORMATS and w in TILEQ_FORMATS):  # bf16 tensor cores
-            if layer.m >= PREFILL_MIN_M:
-                return prefill_kernels(w, bias, a)
             return rdec_kernels(w, bias, layer.m, layer.n or 0, layer.k or 0, a)
         if pair_kind(a, w) is not None:
             return native_pair_kernels(a, w, bias, self.arch)

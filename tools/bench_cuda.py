@@ -11,8 +11,8 @@
                                                   # cuBLAS bf16 (what kinds.dec_rows and kinds.use_decs pick from)
     python3 -m mxc.tools.bench_cuda prefill DIR [NxK,..] [FORMAT,..] [M,..]
                                                   # on the H100/H200: weight-only at M = 32..4096, the prefill
-                                                  # path (tilea + wdec + hgemm, each timed alone too) and rdec
-                                                  # vs cuBLAS bf16 (kinds.PREFILL_MIN_M)
+                                                  # path (tilea + wdec + hgemm, each timed alone too; not
+                                                  # selected) and rdec as selected vs cuBLAS bf16
     python3 -m mxc.tools.bench_cuda rdec DIR [NxK,..] [FORMAT,..] [M,..]  # on the H100/H200: weight-only
                                                   # tilea + rdec [+ dsum] at every K split vs dec / decs (M <= 16)
                                                   # or the prefill path, and cuBLAS bf16 (the choice of rdec)
@@ -285,8 +285,8 @@ AIMS = (  # issue 13: (label, N, K, M, kernel-label prefixes, aim as a ratio to 
     ("4-bit weight-only M=128 K=N=8192", 8192, 8192, 128,
      ("mxc tilea+rdec+dsum nvfp4", "mxc tilea+rdec+dsum mxfp4", "mxc tilea+rdec+dsum if4"), 1.0),
     ("4-bit weight-only M=4096 K=N=8192", 8192, 8192, 4096,
-     ("mxc tilea+wdec+hgemm nvfp4", "mxc tilea+wdec+hgemm mxfp4", "mxc tilea+wdec+hgemm if4"), 0.9),
-    ("MXFP8 x MXFP8 M=4096 K=N=8192", 8192, 8192, 4096, ("mxc tileq+wdec+hgemm mxfp8 x mxfp8",), 1.0),
+     ("mxc tilea+rdec nvfp4", "mxc tilea+rdec mxfp4", "mxc tilea+rdec if4"), 0.9),
+    ("MXFP8 x MXFP8 M=4096 K=N=8192", 8192, 8192, 4096, ("mxc tileq+rdec mxfp8 x mxfp8",), 1.0),
 )
 
 
@@ -613,8 +613,8 @@ PREFILL_M = (32, 64, 128, 256, 1024, 4096)
 
 def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nvfp4", "mxfp4", "mxfp8")) -> None:
     """Weight-only from M = 32 to prefill shapes: the prefill path (tilea + wdec + hgemm; each kernel also
-    timed alone) and rdec (tilea + rdec [+ dsum]) against cuBLAS bf16 in the same run: what
-    kinds.PREFILL_MIN_M is chosen from."""
+    timed alone; not selected, kinds.prefill_kernels) and rdec as selected (tilea + rdec [+ dsum]) against
+    cuBLAS bf16 in the same run."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}")
     rows = []
@@ -651,7 +651,8 @@ RDEC_M = (16, 32, 64, 128, 256, 512, 1024, 2048)
 def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) -> None:
     """Weight-only: rdec (tilea + rdec [+ dsum], every K split that fits) against the decode kernels (M <= 16)
     or the prefill path and cuBLAS bf16 in the same run; MXFP8 x MXFP8 as cuda-sm90 selects it. What the
-    target's choices (kinds.rdec_splits, PREFILL_MIN_M, the M where rdec takes over) are made from."""
+    target's choices (kinds.rdec_splits, the M where rdec takes over from the decode kernels, rdec rather than
+    the prefill path) are made from."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}")
     rows = []

@@ -1,7 +1,8 @@
 """Weight-only layers on cuda-sm90's kernels, every weight format: the weights `gemv` (f32) and `dec`
 (bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
-(`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17, `tilea` + `wdec` + `hgemm` from
-PREFILL_MIN_M) against the float64 reference, K not a multiple of the block; `rdec` at every tile of x;
+(`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17) and through the prefill path
+(`tilea` + `wdec` + `hgemm`, not selected, the baseline rdec is measured against) against the float64
+reference, K not a multiple of the block; `rdec` at every tile of x;
 IF4's and NVINT4's table decode and FP6's and MXINT8's integer decodes (dec1, dec, decs, rdec) at every
 scale byte and code, bit for bit."""
 
@@ -13,16 +14,16 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import (PREFILL_MIN_M, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel,
-                               dec1b_variants, dec_max_rows, prefill_kernels)
+from mxc.kernels.kinds import (Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel, dec1b_variants, dec_max_rows,
+                               prefill_kernels)
 from mxc.kernels.launches import weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
 from mxc.numerics.quantize import QTensor, quantize
 from mxc.runtime.cuda import layout_weights, run_layer
 
-CHECK_M = (1, 5, 9, 16, 64, 300, 2100)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); rdec at 64 and 300
-assert 300 < PREFILL_MIN_M <= 2100  # (two 256-row tiles of x); hgemm at 2100
+CHECK_M = (1, 5, 9, 16, 64, 300, 2100)  # dec at M = 1, 5 (a partial n8 tile), 9, 16 (two tiles); rdec at 64, 300
+# (two 256-row tiles of x) and 2100 (9)
 
 
 @pytest.mark.parametrize("fmt", WEIGHT_FORMATS)

@@ -84,13 +84,13 @@ def test_mxfp8_activations_run_as_exact_bf16_tiles(tmp_path):
         assert r["run_time_rounding"] == [] and r["path"].startswith("mxfp8 activations quantized")
 
 
-def test_prefill_shapes_take_hgemm(tmp_path):
+def test_prefill_shapes_take_rdec(tmp_path):
     out = tmp_path / "a"
     rc, _, err = run_mxc("compile", str(EXAMPLES / "cnn.py"), "--target", "cuda-sm90", "--format", "if4",
                          "--weights-only", "-o", str(out))
     assert rc == 0, err
     kernels = {r["layer"]: r["kernel"] for r in _manifest(out)["layers"]}
-    assert kernels["conv1"] == "mxc_tilea + mxc_wdec_if4 + mxc_hgemm_ts_bias" and kernels["head"].startswith("mxc_dec_if4")
+    assert kernels["conv1"] == "mxc_tilea_r256p + mxc_rdec_if4_n256_s1_bias" and kernels["head"].startswith("mxc_dec_if4")
 
 
 def test_cuda_artifact_errors_name_the_device(tmp_path):

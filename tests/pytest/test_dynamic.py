@@ -90,7 +90,7 @@ _NVCC = shutil.which("nvcc") is not None or Path("/usr/local/cuda/bin/nvcc").is_
 
 @pytest.mark.skipif(not _NVCC, reason="nvcc not found: the CUDA targets assemble their kernels with nvcc/ptxas")
 @pytest.mark.parametrize("target, fmt, last, choices", [
-    ("cuda-sm90", ["mxfp8"], "mxc_tileq_mxfp8_r128 + mxc_wdec_mxfp8 + mxc_hgemm_bias", 6),
+    ("cuda-sm90", ["mxfp8"], "mxc_tileq_mxfp8_r256p + mxc_rdec_mxfp8_n256_s1_bias", 5),
     ("cuda-sm100", ["nvfp4", "--weights-only"], "mxc_bsq_bf16 + mxc_bsdec_nvfp4_bias", 4),
     ("cuda-sm100", ["mxfp8"], "mxc_bsq_mxfp8_u16 + mxc_bsmma_mxfp8_mxfp8_bias", 1)])
 def test_cuda_targets_choose_kernels_by_row_count(tmp_path, target, fmt, last, choices):

@@ -6,8 +6,8 @@ import pytest
 
 from mxc.kernels import Kernel, layer_launches
 from mxc.kernels.launches import layer_path
-from mxc.kernels.kinds import (DEC1B_KMAX, PREFILL_MIN_M, Amax, BsDec, BsMma, BsQ, Dec, Dec1B, DecSplit, DSum, Gemv,
-                               Hgemm, RDec, TileA, TileQ, WDec, dec1b_kernel, decs_splits)
+from mxc.kernels.kinds import (DEC1B_KMAX, Amax, BsDec, BsMma, BsQ, Dec, Dec1B, DecSplit, DSum, Gemv,
+                               RDec, TileA, TileQ, dec1b_kernel, decs_splits, prefill_kernels)
 from mxc.numerics.options import FormatSpec
 from mxc.targets import TARGET_NAMES, GemmLayer, UnknownTargetError, by_device, get_target, support_table
 
@@ -34,12 +34,12 @@ def test_sm90_select_by_shape_and_format():
     assert sel(2, "mxfp4") == [Dec(w_format="mxfp4", mt=8)]
     assert sel(9, "nvfp4", bias=True) == [Dec(w_format="nvfp4", bias=True, mt=16)]
     assert sel(16, "if4") == [Dec(w_format="if4", mt=16)]
-    # between decode and prefill: bf16 activation tiles (K permuted as the fragment tiles), weights decoded in
+    # past decode shapes: bf16 activation tiles (K permuted as the fragment tiles), weights decoded in
     # registers by rdec's consumer warps, wgmma with A from registers; 32 rows of x per CTA
     assert sel(17, "mxfp6_e2m3") == [TileA(rows=32, perm=True), RDec(w_format="mxfp6_e2m3", na=32)]
-    # prefill (M >= PREFILL_MIN_M): activations and weights to bf16 tiles once, then hgemm
-    assert sel(PREFILL_MIN_M, "nvfp4", bias=True) == [TileA(), WDec(w_format="nvfp4"), Hgemm(ts=True, bias=True)]
-    assert sel(4096, "mxfp4") == [TileA(), WDec(w_format="mxfp4"), Hgemm()]
+    # prefill shapes too (rdec measured faster than the prefill path, kinds.prefill_kernels): 256 rows of x
+    assert sel(2048, "nvfp4", bias=True) == [TileA(rows=256, perm=True), RDec(w_format="nvfp4", na=256, bias=True)]
+    assert sel(4096, "mxfp4") == [TileA(rows=256, perm=True), RDec(w_format="mxfp4", na=256)]
     # N known (the legalize pass passes it): as many 16-row weight tiles per dec CTA as leave 200 CTAs
     def wide(m, w, n, k=None, bias=False):
         return get_target("cuda-sm90").select(GemmLayer("fc", m, FormatSpec.parse(w), None, bias, n, k or n))
@@ -94,7 +94,8 @@ def test_sm90_select_by_shape_and_format():
                                                      DSum(s=2, bias=True)]
     assert wide(100, "if4", 512, 200, bias=True)[1] == RDec(w_format="if4", na=128, bias=True)  # 4 K tiles: no split
     # MXFP8 x MXFP8: the activations MX-quantized into bf16 tiles (exact), then the weight-only kernels
-    assert sel(4096, "mxfp8", "mxfp8", True) == [TileQ(a_format="mxfp8"), WDec(w_format="mxfp8"), Hgemm(bias=True)]
+    assert sel(4096, "mxfp8", "mxfp8", True) == [TileQ(a_format="mxfp8", rows=256, perm=True),
+                                                 RDec(w_format="mxfp8", na=256, bias=True)]
     assert sel(1, "mxfp8_e5m2", "mxfp8") == [TileQ(a_format="mxfp8", rows=16, perm=True),
                                              RDec(w_format="mxfp8_e5m2", na=16)]
     # other native pairs: the block-scaled skeleton's Hopper twin
@@ -137,7 +138,7 @@ def test_layer_paths_in_words():
     ("if4", "cpu", "emulated"), ("mxfp8", "cuda-sm90", "mxfp8 activations quantized, held as bf16 tiles (exact)"),
     ("mxfp4", "cuda-sm90", "twin of kind::mxf4"), ("mxfp6_e3m2", "cuda-sm100", "native: tcgen05.mma kind::mxf8f6f4"),
     ("nvfp4_4over6", "cuda-sm100", "kind::mxf4nvf4"), ("mxint8", "cuda-sm100", "decode path, weight-only"),
-    ("if4", "cuda-sm90", "decode path, weight-only: weights decoded once per call to bf16 tiles"),
+    ("if4", "cuda-sm90", "decode path, weight-only: weights to bf16 in registers, warp-specialized wgmma"),
 ])
 def test_format_paths_come_from_selection(fmt, target, path):
     rows = {r["name"]: r for r in support_table()}
@@ -163,13 +164,13 @@ def test_layer_launches_connect_by_buffer_name():
     assert bsq.writes[0].shape == (384 * 1024 // 2,) and bsq.writes[1].shape == (384 * 1024 // 16,)
     assert mma.reads == ("a", "a_scales", "a_tensor_scale", "w", "w_scales", "w_tensor_scale", "bias")
     assert mma.constants == (300, 200, 1000, 2) and mma.grid == (2, 3, 1) and mma.writes[0].shape == (300, 200)
-    tilea, wdec, hgemm = layer_launches(sel(2100, "nvfp4", None, True), 2100, 200, 1000, "gelu")
+    tilea, wdec, hgemm = layer_launches(prefill_kernels("nvfp4", True), 2100, 200, 1000, "gelu")  # not selected
     assert tilea.writes[0].dtype == "bf16" and tilea.writes[0].shape == (2176, 1024) and tilea.grid == (1088, 1, 1)
     assert wdec.reads == ("w", "w_scales") and wdec.writes[0].shape == (256, 1024) and wdec.constants == (200, 1000)
     assert hgemm.reads == ("a", "wb", "w_tensor_scale", "bias") and hgemm.grid == (17, 1, 1)
     # hgemm is persistent: a CTA per output tile up to one per SM (PF_SMS), each then taking several tiles
-    assert layer_launches(sel(4096, "nvfp4"), 4096, 8192, 8192)[-1].grid == (132, 1, 1)  # 32 x 32 tiles
-    assert layer_launches(sel(2100, "nvfp4"), 2100, 2000, 1000)[-1].grid == (132, 1, 1)  # 17 x 8 = 136 tiles
+    assert layer_launches(prefill_kernels("nvfp4", False), 4096, 8192, 8192)[-1].grid == (132, 1, 1)  # 32 x 32 tiles
+    assert layer_launches(prefill_kernels("nvfp4", False), 2100, 2000, 1000)[-1].grid == (132, 1, 1)  # 136 tiles
     layer = GemmLayer("fc", 64, FormatSpec.parse("mxfp4"), None, True, 4096, 4096)
     tilea, rdec, dsum = layer_launches(get_target("cuda-sm90").select(layer), 64, 4096, 4096)
     assert rdec.kernel.s == 4 and rdec.grid == (32, 1, 4) and [o.shape for o in rdec.writes] == [(4, 64, 4096)]

@@ -44,11 +44,11 @@ func.func @decode_split(%x: tensor<4x8192xf32>, %b: tensor<8192xf32>) -> tensor<
 
 // -----
 
-// Prefill shape (M = 16 x 128 = 2048 = PREFILL_MIN_M): activations and weights to bf16 tiles once, then the
-// warp-specialized HGMMA; weight options (offline) do not matter.
+// Prefill shape (M = 16 x 128 = 2048): rdec as from M = 17, at 256 rows of x per CTA (one K tile: no split);
+// weight options (offline) do not matter.
 // CHECK-LABEL: func.func @prefill
-// CHECK: mxq.kernels = [{{.*}}name = "mxc_tilea"{{.*}}, {{.*}}name = "mxc_wdec_mxfp4"{{.*}}, {{.*}}name = "mxc_hgemm"{{.*}}]
-// CHECK-SAME: mxq.path = "decode: weights decoded once per call to bf16 tiles, bulk-copy ring, warp-specialized persistent wgmma (HGMMA)"
+// CHECK: mxq.kernels = [{{.*}}name = "mxc_tilea_r256p"{{.*}}, {{.*}}name = "mxc_rdec_mxfp4_n256_s1"{{.*}}]
+// CHECK-SAME: mxq.path = "decode: weights to bf16 in registers, warp-specialized wgmma with A from registers (HGMMA)"
 func.func @prefill(%x: tensor<16x128x64xf32>) -> tensor<16x128x8xf32> {
   %we = "mxq.param"() {name = "fc.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc.s"} : () -> tensor<8x2xf8E8M0FNU>
