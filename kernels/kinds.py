@@ -799,8 +799,9 @@ def rdec_na(m: int) -> int:
 def rdec_splits(m: int, n: int, k: int) -> int:
     """rdec's K splits for an [m, k] x [n, k]^T layer: the fewest of RDEC_SPLITS giving RDEC_MIN_CTAS
     CTAs, each split keeping RDEC_MIN_KT K tiles; 1 when K is too short to split. (Measured on an H100,
-    `bench_cuda rdec`, NVFP4: the rule picks the fastest split in each of the 12 cells of M = 128-4096 at
-    8192^2, 14336 x 4096 and 4096 x 14336; e.g. 8192^2 at M = 1024, 256 CTAs: 1 split 208 us, 2 254.)"""
+    `bench_cuda rdec` at 8192^2, 14336 x 4096 and 4096 x 14336: the rule picks the fastest split in all 15
+    NVFP4 cells of M = 128-4096 and all 48 MXFP4 / IF4 / MXFP6 / MXFP8 cells of M = 512-4096; e.g. 8192^2
+    at M = 1024, 256 CTAs: 1 split 208 us, 2 254.)"""
     ctas, kt = -(-n // RDEC_ROWS) * -(-m // rdec_na(m)), -(-k // PF_K)
     fits = [s for s in RDEC_SPLITS if s == 1 or kt // s >= RDEC_MIN_KT]
     return next((s for s in fits if ctas * s >= RDEC_MIN_CTAS), fits[-1])
