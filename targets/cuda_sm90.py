@@ -29,9 +29,9 @@ class CudaSm90(CudaTarget):
     device = "cuda"
     driver = "cuda"
     arch = "sm_90a"
-    # dec's rows of x per CTA, rdec's; past rdec's largest tile of x, buckets up to 2047 rows, so that a dynamic
-    # layer's K split (fewer as M grows: kinds.rdec_splits) is chosen near the M that runs
-    m_breakpoints = tuple(sorted(set(DEC_MT) | set(RDEC_NA) | {511, 1023, 2047}))
+    # dec's rows of x per CTA, rdec's; past rdec's largest tile of x, buckets of 2, 4 and 8 of them (up to 2047
+    # rows), so that a dynamic layer's K split (fewer as M grows: kinds.rdec_splits) is chosen near the M that runs
+    m_breakpoints = tuple(sorted(set(DEC_MT) | set(RDEC_NA) | {f * RDEC_NA[-1] - 1 for f in (2, 4, 8)}))
 
     def kernels(self, layer: GemmLayer):
         w, a, bias = layer.w_format, layer.a_format, layer.bias

@@ -709,6 +709,16 @@ def rdec_tiles_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=(64, 128, 256, 512),
             print(f"{n}x{k} M={m} {f} cuBLAS {t_ref * 1e6:.1f}us: " + "  ".join(cells), flush=True)
 
 
+def _shapes(arg: str) -> tuple[tuple[int, int], ...]:
+    """'NxK,NxK,...' -> ((N, K), ...)."""
+    return tuple(tuple(int(v) for v in s.split("x")) for s in arg.split(","))
+
+
+def _ints(arg: str) -> tuple[int, ...]:
+    """'1,16,128' -> (1, 16, 128)."""
+    return tuple(int(v) for v in arg.split(","))
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -720,26 +730,26 @@ def main(argv=None) -> int:
         once(Path(argv[1]), argv[2], int(argv[3]), argv[4], argv[5] if len(argv) == 6 else None)
         return 0
     if len(argv) in (2, 3, 4, 5) and argv[0] == "prefill":  # prefill DIR [NxK,...] [FORMAT,...] [M,...]
-        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
+        shapes = _shapes(argv[2]) if len(argv) > 2 else None
         prefill_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
-                      ms=tuple(int(v) for v in argv[4].split(",")) if len(argv) > 4 else PREFILL_M,
+                      ms=_ints(argv[4]) if len(argv) > 4 else PREFILL_M,
                       formats=tuple(argv[3].split(",")) if len(argv) > 3 else ("nvfp4", "mxfp4", "mxfp8"))
         return 0
     if len(argv) in (2, 3, 4, 5) and argv[0] == "rdec":  # rdec DIR [NxK,...] [FORMAT,...] [M,...]
-        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
+        shapes = _shapes(argv[2]) if len(argv) > 2 else None
         rdec_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
                    formats=tuple(argv[3].split(",")) if len(argv) > 3 else BENCH_WO,
-                   ms=tuple(int(v) for v in argv[4].split(",")) if len(argv) > 4 else RDEC_M)
+                   ms=_ints(argv[4]) if len(argv) > 4 else RDEC_M)
         return 0
     if len(argv) == 2 and argv[0] == "rdec-tiles":
         rdec_tiles_sweep(Path(argv[1]))
         return 0
     if len(argv) in (2, 3) and argv[0] == "dec-rows":  # dec-rows DIR [NxK,...]
-        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
+        shapes = _shapes(argv[2]) if len(argv) > 2 else None
         dec_rows_sweep(Path(argv[1]), shapes or BENCH_SHAPES)
         return 0
     if len(argv) in (2, 3, 4) and argv[0] == "dec1b":  # dec1b DIR [NxK,...] [FORMAT,...]
-        shapes = tuple(tuple(int(v) for v in s.split("x")) for s in argv[2].split(",")) if len(argv) > 2 else None
+        shapes = _shapes(argv[2]) if len(argv) > 2 else None
         dec1b_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
                     formats=tuple(argv[3].split(",")) if len(argv) > 3 else BENCH_WO)
         return 0
@@ -768,8 +778,7 @@ def main(argv=None) -> int:
     ap.add_argument("--formats", default=",".join(BENCH_WO))
     ap.add_argument("--no-peers", action="store_true")
     a = ap.parse_args(argv[2:])
-    shapes = tuple(tuple(int(v) for v in s.split("x")) for s in a.shapes.split(","))
-    bench(out, shapes, tuple(int(v) for v in a.m.split(",")), tuple(a.formats.split(",")), not a.no_peers)
+    bench(out, _shapes(a.shapes), _ints(a.m), tuple(a.formats.split(",")), not a.no_peers)
     return 0
 
 

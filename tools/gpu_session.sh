@@ -1,6 +1,5 @@
 # One device call's work (the H200): the GPU checks, the examples' --compare, ncu of the decode kernel,
-# the benchmarks (decode shapes, then prefill, the prefill path's kernels alone, rdec against it). Results
-# into $OUT. Usage (repo root, after
+# the benchmarks (decode shapes, then prefill, rdec against the prefill path). Results into $OUT. Usage (repo root, after
 # `bash tools/gpu_prepare.sh` on a machine with nvcc and torch-mlir, carrying .gpu and .whl):
 #   OUT=DIR bash tools/gpu_session.sh      (DECODE_S, PREFILL_S: the benchmarks' time limits; PREFILL_S=0 skips it;
 #                                           SWEEP_S > 0 adds the dec1b variant sweep, that long)
@@ -21,8 +20,6 @@ timeout ${DECODE_S:-280} python3 -m mxc.tools.bench_cuda bench .gpu --shapes 819
   --m 1,4,16 > "$OUT/bench_decode.txt" 2>&1
 [ "${PREFILL_S:-150}" -gt 0 ] && timeout ${PREFILL_S:-150} python3 -m mxc.tools.bench_cuda bench .gpu --shapes 8192x8192 \
   --m 128,4096 > "$OUT/bench_prefill.txt" 2>&1
-[ "${PREFILL_S:-150}" -gt 0 ] && timeout 90 python3 -m mxc.tools.bench_cuda prefill .gpu 8192x8192,14336x4096,4096x14336 \
-  nvfp4 2048,4096 > "$OUT/bench_prefill_parts.txt" 2>&1
 # rdec (selected from M = 17) at every K split against the prefill path (not selected), M = 1024-4096
 [ "${PREFILL_S:-150}" -gt 0 ] && timeout 120 python3 -m mxc.tools.bench_cuda rdec .gpu 8192x8192,14336x4096,4096x14336 \
   nvfp4,mxfp8 1024,2048,4096 > "$OUT/bench_rdec.txt" 2>&1
