@@ -200,6 +200,8 @@ __device__ __forceinline__ float2 tensor_scale(const float* __restrict__ partial
 // ---------------------------------------------------------------- the epilogue (shared)
 // One call per output element (not inlined: the activation functions would be unrolled per register).
 __device__ __noinline__ float epilogue_call(float v, int epi) { return epilogue(v, epi); }
+// v, or the activation epi of v (the call skipped when there is none).
+__device__ __forceinline__ float activate(float v, int epi) { return epi ? epilogue_call(v, epi) : v; }
 
 template <bool BIAS>
 __device__ __forceinline__ void put(float v, float scale, const float* __restrict__ bias, float* __restrict__ y,
@@ -207,7 +209,7 @@ __device__ __forceinline__ void put(float v, float scale, const float* __restric
   if (m < M && n < N) {
     v *= scale;
     if (BIAS) v += bias[n];
-    y[(size_t)m * N + n] = epi ? epilogue_call(v, epi) : v;
+    y[(size_t)m * N + n] = activate(v, epi);
   }
 }
 

@@ -290,10 +290,8 @@ __device__ __forceinline__ void hgemm(const __nv_bfloat16* __restrict__ a, const
         if (n < N) v0 += bias[n];
         if (n + 1 < N) v1 += bias[n + 1];
       }
-      if (epi) {
-        v0 = bs::epilogue_call(v0, epi);
-        v1 = bs::epilogue_call(v1, epi);
-      }
+      v0 = bs::activate(v0, epi);
+      v1 = bs::activate(v1, epi);
       float* p = y + (size_t)m * N + n;
       if (pairs && n + 1 < N) {
         *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
@@ -445,7 +443,7 @@ __device__ __forceinline__ void rdec(const __nv_bfloat16* __restrict__ a, const 
       float v = acc[i] * post;
       if (S == 1) {  // the activation called, not inlined: inlined into this unrolled loop it made the
         if (BIAS) v += bias[n];  // kernel ~12k instructions, each CTA's epilogue stalled on instruction fetch
-        if (epi) v = bs::epilogue_call(v, epi);
+        v = bs::activate(v, epi);
       }
       o[(size_t)m * N + n] = v;
     }

@@ -28,10 +28,12 @@
                                                   # artifact's forward vs the --format none one: the estimate checked
     python -m mxc.tools.bench_cuda iree-matmuls DIR   # here: DIR/iree, IREE's own f32/bf16 matmuls (a layer
                                                   # kept in high precision) for cuda-sm90, for the cost table
-    python3 -m mxc.tools.bench_cuda cost-table DIR [--out FILE]   # on the H100/H200: every kernel path of
-                                                  # cuda-sm90 (each weight format weight-only, each pair it runs),
-                                                  # DIR/iree's matmuls and cuBLAS over a grid of shapes: the
-                                                  # measured table behind `--auto speedup=` (mxc/targets/data/)
+    python3 -m mxc.tools.bench_cuda cost-table DIR [--out FILE] [--shapes NxK,..]   # on the H100/H200:
+                                                  # every kernel path of cuda-sm90 (each weight format
+                                                  # weight-only, each pair it runs), DIR/iree's matmuls and
+                                                  # cuBLAS over a grid of shapes: the measured table behind
+                                                  # `--auto speedup=` (mxc/targets/data/); --shapes: only
+                                                  # those rows timed again, into FILE (same device)
 
 The correctness checks of the same kernels are tests: `pytest tests/gpu` on the GPU host, with
 MXC_GPU_CUBIN=DIR/kernels.cubin where it has no nvcc (tests/gpu/conftest.py).
@@ -462,20 +464,40 @@ def _iree_rows(out: Path) -> list[dict]:
     return [{**r, "s": max(r["s"] - call, 0.0)} for r in rows if r["kind"] != "call"]
 
 
-def cost_table(out: Path, dest: Path | None = None) -> None:
+def _kept_rows(old: dict, shapes, device: str, dest: Path) -> list[dict]:
+    """The rows of the table `old` that a cost-table run timing only `shapes` keeps: the other shapes', and
+    IREE's own matmuls (not timed again); refused where `old` was measured on another device."""
+    if bad := [s for s in shapes if s not in COST_SHAPES]:
+        raise SystemExit(f"cost-table --shapes: {bad} (N, K) not among the table's {list(COST_SHAPES)}")
+    if old.get("device") != device:
+        raise SystemExit(f"{dest}: measured on {old.get('device')}, this is {device}: time every shape "
+                         "(no --shapes) rather than mix devices in one table")
+    return [r for r in old["rows"] if (r["n"], r["k"]) not in shapes or r["kind"] in IREE_DTYPES]
+
+
+def cost_table(out: Path, dest: Path | None = None, shapes: list[tuple[int, int]] | None = None) -> None:
     """Median seconds per call of every cuda-sm90 kernel path and of cuBLAS f32 and bf16 (the
-    high-precision layer) on COST_SHAPES x COST_M, in one process; the JSON `--auto` reads."""
+    high-precision layer) on COST_SHAPES x COST_M, in one process; the JSON `--auto` reads. With `shapes`
+    (some of COST_SHAPES, as (N, K)): only their rows are timed again, replacing theirs in dest, a table
+    measured on the same device (so that a table too long for one device call is made in several)."""
     import datetime
 
     from mxc.selection.cost import TABLE_VERSION, kind_key
 
+    dest = dest or out / "cuda-sm90-gemm.json"
+    device = torch.cuda.get_device_name()
+    kept: list[dict] = []
+    if shapes is not None:
+        old = json.loads(dest.read_text())
+        kept = _kept_rows(old, shapes, device, dest)
     mod = Module((out / "kernels.cubin").read_bytes())
     torch.backends.cuda.matmul.allow_tf32 = False
     rows = []
     kinds = cost_kinds()
-    print(f"device: {torch.cuda.get_device_name()}; {len(kinds)} kernel paths + f32/bf16 x {len(COST_SHAPES)} "
-          f"shapes x {len(COST_M)} M", flush=True)
-    for n, k in COST_SHAPES:
+    shapes = shapes or list(COST_SHAPES)
+    print(f"device: {device}; {len(kinds)} kernel paths + f32/bf16 x {len(shapes)} shapes x {len(COST_M)} M",
+          flush=True)
+    for n, k in shapes:
         g = torch.Generator().manual_seed(0)
         w = torch.randn(n, k, generator=g)
         for dt, name in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
@@ -506,11 +528,14 @@ def cost_table(out: Path, dest: Path | None = None) -> None:
             del dev
         del qs
         torch.cuda.empty_cache()
-    if not (out / "iree").is_dir():
+    if kept:
+        rows = kept + rows
+    elif not (out / "iree").is_dir():
         raise SystemExit(f"{out}/iree: no IREE matmuls; run python -m mxc.tools.bench_cuda iree-matmuls {out} "
                          "where iree-compile is, then carry them")
-    rows += _iree_rows(out)
-    table = {"version": TABLE_VERSION, "target": "cuda-sm90", "device": torch.cuda.get_device_name(),
+    else:
+        rows += _iree_rows(out)
+    table = {"version": TABLE_VERSION, "target": "cuda-sm90", "device": device,
              "torch": torch.__version__, "date": datetime.date.today().isoformat(),
              "method": f"median of {COST_REPS} CUDA-graph replays of {COST_INNER} calls, weights rotated over "
                        "copies larger than L2; x float32 [M, K] in, y float32 [M, N] out; f32/bf16 (a layer "
@@ -518,7 +543,10 @@ def cost_table(out: Path, dest: Path | None = None) -> None:
                        f"synchronous call over {COST_REPS} x {COST_INNER} calls less that of a call of one tiny dispatch; cublas-f32/-bf16: "
                        "torch.nn.functional.linear (cuBLAS, TF32 off), for reference",
              "rows": rows}
-    dest = dest or out / "cuda-sm90-gemm.json"
+    if kept:  # the rows kept: when and what they were timed with
+        table["method"] += (f"; the rows of {', '.join(f'{n}x{k}' for n, k in shapes)} (N x K) timed "
+                            f"{table['date']}, the rest {old['date']}")
+        table["date"] = f"{old['date']}, {table['date']}"
     dest.write_text(json.dumps(table, indent=0) + "\n")
     print(f"{len(rows)} timings -> {dest}")
 
@@ -759,8 +787,13 @@ def main(argv=None) -> int:
     if len(argv) == 2 and argv[0] == "iree-matmuls":
         iree_matmuls(Path(argv[1]))
         return 0
-    if len(argv) in (2, 4) and argv[0] == "cost-table":
-        cost_table(Path(argv[1]), Path(argv[3]) if len(argv) == 4 and argv[2] == "--out" else None)
+    if len(argv) >= 2 and argv[0] == "cost-table":  # cost-table DIR [--out FILE] [--shapes NxK,...]
+        opts = dict(zip(argv[2::2], argv[3::2]))
+        if len(argv) % 2 or set(opts) - {"--out", "--shapes"}:
+            print(__doc__)
+            return 2
+        cost_table(Path(argv[1]), Path(opts["--out"]) if "--out" in opts else None,
+                   _shapes(opts["--shapes"]) if "--shapes" in opts else None)
         return 0
     if len(argv) < 2 or argv[0] not in ("build", "bench", "bench-bs"):
         print(__doc__)

@@ -479,3 +479,23 @@ def test_iree_matmuls_for_the_cost_table_compile(tmp_path, monkeypatch):
     bench_cuda.iree_matmuls(tmp_path)
     names = sorted(p.name for p in (tmp_path / "iree").glob("*.vmfb"))
     assert names == ["bf16_256x256_m16.vmfb", "call_1024x1024_m1.vmfb", "f32_256x256_m16.vmfb"]
+
+
+def test_cost_table_retimes_some_shapes_of_a_table_from_the_same_device():
+    """`bench_cuda cost-table DIR --shapes`: the other shapes' rows and IREE's matmuls kept, the named shapes'
+    rows dropped (to be timed again); another device or a shape off the grid refused."""
+    from mxc.selection.cost import TABLES
+    from mxc.tools.bench_cuda import COST_SHAPES, _kept_rows
+
+    path = TABLES / "cuda-sm90-gemm.json"
+    old = json.loads(path.read_text())
+    big = COST_SHAPES[-1]
+    kept = _kept_rows(old, (big,), old["device"], path)
+    assert kept and all((r["n"], r["k"]) != big or r["kind"] in ("f32", "bf16") for r in kept)
+    assert len(kept) == len([r for r in old["rows"] if (r["n"], r["k"]) != big]) + \
+        len([r for r in old["rows"] if (r["n"], r["k"]) == big and r["kind"] in ("f32", "bf16")])
+    assert {(r["n"], r["k"]) for r in kept} >= set(COST_SHAPES[:-1])
+    with pytest.raises(SystemExit, match="measured on .* this is NVIDIA H100"):
+        _kept_rows(old, (big,), "NVIDIA H100 80GB HBM3", path)
+    with pytest.raises(SystemExit, match="not among the table's"):
+        _kept_rows(old, ((123, 456),), old["device"], path)
