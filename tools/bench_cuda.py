@@ -546,7 +546,8 @@ def cost_table(out: Path, dest: Path | None = None, shapes: list[tuple[int, int]
     if kept:  # the rows kept: when and what they were timed with
         table["method"] += (f"; the rows of {', '.join(f'{n}x{k}' for n, k in shapes)} (N x K) timed "
                             f"{table['date']}, the rest {old['date']}")
-        table["date"] = f"{old['date']}, {table['date']}"
+        dates = old["date"].split(", ")
+        table["date"] = ", ".join(dates + [table["date"]] * (table["date"] not in dates))
     dest.write_text(json.dumps(table, indent=0) + "\n")
     print(f"{len(rows)} timings -> {dest}")
 
