@@ -2,7 +2,8 @@
 # (+ kernels.json: every sm_90a kernel) and cuda-sm90 artifacts of the examples into .gpu/f32 and .gpu/bf16;
 # .whl/ must hold the cp312 iree-base-runtime wheel (and, for the gemlite peer, gemlite's wheel; for tests/gpu
 # on 12 workers, pytest-xdist's and execnet's: `pip download -d .whl pytest-xdist`).
-# Then, with the device tool: carry .gpu and .whl, run `OUT=$OUT bash tools/gpu_session.sh`.
+# .gpu is packed into .gpuz/gpu.tar.xz (the device tool carries at most 64 MiB a call, less than .gpu).
+# Then, with the device tool: carry .gpuz and .whl, run `OUT=$OUT bash tools/gpu_session.sh` (its parts).
 set -eu
 cd "$(dirname "$0")/.."
 python -m mxc.tools.bench_cuda build .gpu
@@ -18,3 +19,4 @@ c examples/mlp_bf16.py -o .gpu/bf16/mxfp6_wo --format mxfp6_e2m3 --weights-only
 c examples/mlp_bf16.py -o .gpu/bf16/mxfp4 --format mxfp4
 c examples/mlp_bf16.py -o .gpu/bf16/mxfp8 --format mxfp8
 du -sh .gpu
+mkdir -p .gpuz && rm -f .gpuz/gpu.tar.xz && XZ_OPT=-T0 tar -cJf .gpuz/gpu.tar.xz .gpu && du -sh .gpuz/gpu.tar.xz

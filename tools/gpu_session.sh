@@ -1,31 +1,59 @@
-# One device call's work (the H200): the GPU checks, the examples' --compare, ncu of the decode kernel,
-# the benchmarks (decode shapes, then prefill, rdec against the prefill path). Results into $OUT. Usage (repo root, after
-# `bash tools/gpu_prepare.sh` on a machine with nvcc and torch-mlir, carrying .gpu and .whl):
-#   OUT=DIR bash tools/gpu_session.sh      (DECODE_S, PREFILL_S: the benchmarks' time limits; PREFILL_S=0 skips it;
-#                                           SWEEP_S > 0 adds the dec1b variant sweep, that long)
+# The device run, in parts that each fit one device call (< 10 min). Usage, from the repository root on
+# the GPU host, after `bash tools/gpu_prepare.sh` here and carrying .gpuz and .whl (the device tool's
+# limit, 64 MiB a call, is below .gpu's size, so .gpu travels packed as .gpuz/gpu.tar.xz):
+#   OUT=DIR PARTS="checks decode" bash tools/gpu_session.sh      (the default PARTS)
+# Parts, with their time on an H100 (2026-12-06):
+#   checks   pytest tests/gpu (12 workers where .whl carries pytest-xdist), --compare on every artifact of
+#            .gpu, the Llama example's forward pass against torch eager bf16                 (~3 min)
+#   decode   bench_cuda bench at M = 1 and 16 with the peers, ncu of the M = 1 kernel        (~5 min)
+#   prefill  bench_cuda bench at M = 128-4096, rdec against the prefill path (NVFP4, IF4), ncu of rdec
+#            at M = 4096 (IF4, NVFP4)                                                          (~5 min)
+#   cost     the --auto cost table (targets/data/cuda-sm90-gemm.json) timed again shape by shape
+#            into $OUT/cuda-sm90-gemm.json (only on the device the table was measured on)   (~10 min)
+# Results and logs into $OUT; each step's time limit keeps a part inside its call.
 set -u
-. tools/gpu_env.sh && export MXC_GPU_CUBIN=$PWD/.gpu/kernels.cubin MXC_GPU_ARTIFACTS=$PWD/.gpu/artifacts
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-xd=$(python3 -c "import xdist" 2>/dev/null && echo "-n 12")  # pytest-xdist where .whl carried it
-timeout 300 python3 -m pytest -q -p no:cacheprovider $xd tests/gpu 2>&1 | tail -25 > "$OUT/tests_gpu.txt"; tail -3 "$OUT/tests_gpu.txt"
-for a in .gpu/f32/* .gpu/bf16/*; do
-  echo "== $a"; timeout 60 mxc run "$a" --device cuda --compare 2>&1 | tail -2
-done > "$OUT/compare.txt" 2>&1; grep -c ": pass" "$OUT/compare.txt"; grep -B1 -i "fail\|error" "$OUT/compare.txt" | head
-timeout 90 ncu --clock-control none -k regex:mxc_dec --section SpeedOfLight --section MemoryWorkloadAnalysis \
-  --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats -c 1 \
-  python3 -m mxc.tools.bench_cuda once .gpu 8192x8192 1 nvfp4 > "$OUT/ncu_dec.txt" 2>&1
-grep -E "Duration|DRAM Throughput|Compute \(SM\)|Registers Per|Achieved Occ" "$OUT/ncu_dec.txt"
-timeout ${DECODE_S:-280} python3 -m mxc.tools.bench_cuda bench .gpu --shapes 8192x8192,14336x4096,4096x14336,4096x4096 \
-  --m 1,4,16 > "$OUT/bench_decode.txt" 2>&1
-[ "${PREFILL_S:-150}" -gt 0 ] && timeout ${PREFILL_S:-150} python3 -m mxc.tools.bench_cuda bench .gpu --shapes 8192x8192 \
-  --m 128,4096 > "$OUT/bench_prefill.txt" 2>&1
-# rdec (selected from M = 17) at every K split against the prefill path (not selected), M = 1024-4096
-[ "${PREFILL_S:-150}" -gt 0 ] && timeout 120 python3 -m mxc.tools.bench_cuda rdec .gpu 8192x8192,14336x4096,4096x14336 \
-  nvfp4,mxfp8 1024,2048,4096 > "$OUT/bench_rdec.txt" 2>&1
+t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
+[ -f .gpu/kernels.cubin ] || tar -xJf .gpuz/gpu.tar.xz || { echo "no .gpu: run tools/gpu_prepare.sh, carry .gpuz"; exit 2; }
+. tools/gpu_env.sh && export MXC_GPU_CUBIN=$PWD/.gpu/kernels.cubin MXC_GPU_ARTIFACTS=$PWD/.gpu/artifacts
+nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+sha256sum .gpu/kernels.cubin | cut -c1-16 | tee -a "$OUT/gpu.txt"; el setup
+SH=8192x8192,14336x4096,4096x14336
+B="python3 -m mxc.tools.bench_cuda"
+for part in ${PARTS:-checks decode}; do case $part in
+checks)
+  xd=$(python3 -c "import xdist" 2>/dev/null && echo "-n 12")
+  timeout 150 python3 -m pytest -q -p no:cacheprovider $xd tests/gpu 2>&1 | tail -25 > "$OUT/tests_gpu.txt"
+  tail -1 "$OUT/tests_gpu.txt"; el tests
+  for a in .gpu/f32/* .gpu/bf16/*; do
+    echo "== $a"; timeout 60 mxc run "$a" --device cuda --compare 2>&1 | tail -2
+  done > "$OUT/compare.txt" 2>&1
+  echo "compare: $(grep -c ': pass' "$OUT/compare.txt") of $(ls -d .gpu/f32/* .gpu/bf16/* | wc -l) pass"
+  grep -B1 -i "fail\|error" "$OUT/compare.txt" | head; el compare
+  timeout 90 $B model .gpu/f32/llama_nvfp4_wo examples/llama.py 2>&1 | tail -1 | tee "$OUT/model.txt"; el model ;;
+decode)
+  timeout 240 $B bench .gpu --shapes $SH --m 1,16 > "$OUT/bench_decode.txt" 2>&1; el bench
+  grep -A16 "^aims" "$OUT/bench_decode.txt"
+  timeout 90 ncu --clock-control none -k regex:mxc_dec --section SpeedOfLight --section MemoryWorkloadAnalysis \
+    --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats -c 1 \
+    $B once .gpu 14336x4096 1 nvfp4 > "$OUT/ncu_dec1b.txt" 2>&1
+  grep -E "Duration|DRAM Throughput|Registers Per|Achieved Occ" "$OUT/ncu_dec1b.txt"; el ncu ;;
+prefill)
+  timeout 150 $B bench .gpu --shapes $SH --m 128,1024,2048,4096 --no-peers > "$OUT/bench_prefill.txt" 2>&1; el bench
+  grep -A16 "^aims" "$OUT/bench_prefill.txt"
+  timeout 120 $B rdec .gpu $SH nvfp4,if4 4096 > "$OUT/bench_rdec.txt" 2>&1; el rdec
+  for f in if4 nvfp4; do
+    timeout 60 ncu --clock-control none -k regex:mxc_rdec --section SpeedOfLight --section WarpStateStats \
+      --section SchedulerStats --section MemoryWorkloadAnalysis -c 1 $B once .gpu 14336x4096 4096 $f \
+      > "$OUT/ncu_rdec_$f.txt" 2>&1
+    grep -E "Duration|Compute \(SM\) Throughput|Issue Slots Busy" "$OUT/ncu_rdec_$f.txt"
+  done; el ncu ;;
+cost)
+  cp targets/data/cuda-sm90-gemm.json "$OUT/"
+  for s in 8192x8192 4096x4096 1024x1024; do
+    timeout 280 $B cost-table .gpu --out "$OUT/cuda-sm90-gemm.json" --shapes $s > "$OUT/cost_$s.txt" 2>&1
+    tail -1 "$OUT/cost_$s.txt"; el "cost $s"
+  done ;;
+*) echo "unknown part $part (checks, decode, prefill, cost)"; exit 2 ;;
+esac; done
 cp .gpu/bench-*.json "$OUT/" 2>/dev/null
-grep -A12 "^aims" "$OUT"/bench_*.txt
-if [ "${SWEEP_S:-0}" -gt 0 ]; then  # the M = 1 variants against what cuda-sm90 selects (kinds.DEC1B_VARIANTS)
-  timeout $SWEEP_S python3 -m mxc.tools.bench_cuda dec1b .gpu > "$OUT/sweep_dec1b.txt" 2>&1
-  tail -4 "$OUT"/sweep_*.txt
-fi
