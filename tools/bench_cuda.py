@@ -47,6 +47,7 @@ torch measured in the same process.
 from __future__ import annotations
 
 import json
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -238,6 +239,17 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
         print(f"{r['N']:>6} {r['K']:>6} {r['M']:>5}  {r['what']:<48} {r['s'] * 1e6:>8.1f}us {r['ratio']:>7.2f}x "
               f"{r['gbs']:>7.0f} {r['tflops']:>8.1f}", flush=True)
 
+    # under a time limit (`timeout`'s SIGTERM), what was measured is still written and scored
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
+    try:
+        _bench_rows(mod, shapes, ms, formats, peers, row)
+    finally:
+        (out / f"bench-{'-'.join(f'{n}x{k}' for n, k in shapes)}-m{'-'.join(map(str, ms))}.json").write_text(
+            json.dumps(rows, indent=1))
+        _aims(rows)
+
+
+def _bench_rows(mod, shapes, ms, formats, peers, row) -> None:
     for n, k in shapes:
         g, w, wb = _layer(n, k)
         qs = {f: quantize(w, f) for f in formats}
@@ -268,9 +280,6 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
                 row(n, k, m, f"{_label(ks)} mxfp8 x mxfp8", t, t_ref, w8s[0]["w"].numel() + w8s[0]["w_scales"].numel())
         del wb, dev
         torch.cuda.empty_cache()
-    (out / f"bench-{'-'.join(f'{n}x{k}' for n, k in shapes)}-m{'-'.join(map(str, ms))}.json").write_text(
-        json.dumps(rows, indent=1))
-    _aims(rows)
 
 
 # the M = 1 rows: dec1b's label where cuda-sm90 selects it (kinds.use_dec1b), else dec1's

@@ -207,3 +207,41 @@ def test_benchmark_aims_say_when_the_card_is_not_the_h200(capsys):
     assert "[mxc dec1b nvfp4 weight-only]: 2.10x (aim 2.0x) met" in h100
     _aims(rows, "NVIDIA H200")
     assert "do not compare" not in capsys.readouterr().out
+
+
+_BENCH_STOPPED = """
+import sys, time
+from pathlib import Path
+import torch
+from mxc.tools import bench_cuda as b
+torch.cuda.get_device_name = lambda *_: "NVIDIA H200"
+b.Module = lambda data: None
+def rows(mod, shapes, ms, formats, peers, row):
+    row(8192, 8192, 1, "torch bf16 linear (cuBLAS)", 34e-6, 34e-6, 2 * 8192 * 8192)
+    row(8192, 8192, 1, "mxc dec1b nvfp4 weight-only", 15e-6, 34e-6, 8192 * 8192 // 2)
+    print("measured", flush=True)
+    time.sleep(120)
+b._bench_rows = rows
+b.bench(Path(sys.argv[1]), shapes=((8192, 8192), (4096, 4096)), ms=(1,), peers=False)
+"""
+
+
+def test_benchmark_stopped_by_its_time_limit_keeps_what_it_measured(tmp_path):
+    """`timeout S python -m mxc.tools.bench_cuda bench ...` (a device call's steps run so): on SIGTERM the rows
+    measured so far are still written (bench-*.json) and scored against the aims."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "kernels.cubin").write_bytes(b"")
+    proc = subprocess.Popen([sys.executable, "-c", _BENCH_STOPPED, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("device: NVIDIA H200")
+    while "measured" not in (line := proc.stdout.readline()):
+        assert line, "the benchmark ended before it was stopped"
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 124
+    assert "4-bit weight-only M=1 K=N=8192 [mxc dec1b nvfp4 weight-only]: 2.27x (aim 2.0x) met" in out
+    rows = json.loads((tmp_path / "bench-8192x8192-4096x4096-m1.json").read_text())
+    assert [r["what"] for r in rows] == ["torch bf16 linear (cuBLAS)", "mxc dec1b nvfp4 weight-only"]
