@@ -495,10 +495,11 @@ def cost_table(out: Path, dest: Path | None = None, shapes: list[tuple[int, int]
 
     dest = dest or out / "cuda-sm90-gemm.json"
     device = torch.cuda.get_device_name()
-    kept: list[dict] = []
-    if shapes is not None:
-        old = json.loads(dest.read_text())
-        kept = _kept_rows(old, shapes, device, dest)
+    old = json.loads(dest.read_text()) if shapes is not None else None  # some shapes timed again into it
+    kept = _kept_rows(old, shapes, device, dest) if old else []
+    if not old and not (out / "iree").is_dir():  # checked before the ~10 minutes of timing, not after
+        raise SystemExit(f"{out}/iree: no IREE matmuls; run python -m mxc.tools.bench_cuda iree-matmuls {out} "
+                         "where iree-compile is, then carry them")
     mod = Module((out / "kernels.cubin").read_bytes())
     torch.backends.cuda.matmul.allow_tf32 = False
     rows = []
@@ -537,13 +538,7 @@ def cost_table(out: Path, dest: Path | None = None, shapes: list[tuple[int, int]
             del dev
         del qs
         torch.cuda.empty_cache()
-    if kept:
-        rows = kept + rows
-    elif not (out / "iree").is_dir():
-        raise SystemExit(f"{out}/iree: no IREE matmuls; run python -m mxc.tools.bench_cuda iree-matmuls {out} "
-                         "where iree-compile is, then carry them")
-    else:
-        rows += _iree_rows(out)
+    rows = kept + rows if old else rows + _iree_rows(out)
     table = {"version": TABLE_VERSION, "target": "cuda-sm90", "device": device,
              "torch": torch.__version__, "date": datetime.date.today().isoformat(),
              "method": f"median of {COST_REPS} CUDA-graph replays of {COST_INNER} calls, weights rotated over "
@@ -552,7 +547,7 @@ def cost_table(out: Path, dest: Path | None = None, shapes: list[tuple[int, int]
                        f"synchronous call over {COST_REPS} x {COST_INNER} calls less that of a call of one tiny dispatch; cublas-f32/-bf16: "
                        "torch.nn.functional.linear (cuBLAS, TF32 off), for reference",
              "rows": rows}
-    if kept:  # the rows kept: when and what they were timed with
+    if old:  # the rows kept: when they were timed
         table["method"] += (f"; the rows of {', '.join(f'{n}x{k}' for n, k in shapes)} (N x K) timed "
                             f"{table['date']}, the rest {old['date']}")
         dates = old["date"].split(", ")
