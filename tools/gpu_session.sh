@@ -2,15 +2,18 @@
 # the GPU host, after `bash tools/gpu_prepare.sh` here and carrying .gpuz and .whl (the device tool's
 # limit, 64 MiB a call, is below .gpu's size, so .gpu travels packed as .gpuz/gpu.tar.xz):
 #   OUT=DIR PARTS="checks decode" bash tools/gpu_session.sh      (the default PARTS)
-# Parts, with their time on an H100 (2026-12-06):
-#   checks   pytest tests/gpu (12 workers where .whl carries pytest-xdist), --compare on every artifact of
-#            .gpu, the Llama example's forward pass against torch eager bf16                 (~3 min)
-#   decode   bench_cuda bench at M = 1 and 16 with the peers, ncu of the M = 1 kernel        (~5 min)
-#   prefill  bench_cuda bench at M = 128-4096, rdec against the prefill path (NVFP4, IF4), ncu of rdec
-#            at M = 4096 (IF4, NVFP4)                                                          (~5 min)
-#   cost     the --auto cost table (targets/data/cuda-sm90-gemm.json) timed again shape by shape
-#            into $OUT/cuda-sm90-gemm.json (only on the device the table was measured on)   (~10 min)
-# Results and logs into $OUT; each step's time limit keeps a part inside its call.
+# Parts (their steps timed alone on an H100, 2026-12-06, where known; the parts as such have not run yet):
+#   checks   pytest tests/gpu (12 workers where .whl carries pytest-xdist; 52 s), --compare on every
+#            artifact of .gpu (56 s), the Llama example's forward pass against torch eager bf16
+#   decode   bench_cuda bench at M = 1 and 16 with the peers (> 160 s: cut at that limit after 4 of its
+#            6 shape x M cells and part of the fifth), ncu of the M = 1 kernel
+#   prefill  bench_cuda bench at M = 128-4096 (M = 128 and 4096 alone: 40 s), rdec against the prefill
+#            path (NVFP4, IF4), ncu of rdec at M = 4096 (IF4, NVFP4)
+#   cost     the --auto cost table (targets/data/cuda-sm90-gemm.json) timed again shape by shape into
+#            $OUT/cuda-sm90-gemm.json, only on the device the table was measured on (all three shapes
+#            took ~10 min in one run; a shape whose run passes its 190 s limit keeps its old rows)
+# Results and logs into $OUT; each step has a time limit, and the limits of a part sum to under 10 minutes
+# (but for checks' --compare loop, 60 s an artifact at most, ~5 s each in practice).
 set -u
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 t0=$(date +%s); el() { echo "[$(( $(date +%s) - t0 ))s] $*"; }
@@ -51,7 +54,7 @@ prefill)
 cost)
   cp targets/data/cuda-sm90-gemm.json "$OUT/"
   for s in 8192x8192 4096x4096 1024x1024; do
-    timeout 280 $B cost-table .gpu --out "$OUT/cuda-sm90-gemm.json" --shapes $s > "$OUT/cost_$s.txt" 2>&1
+    timeout 190 $B cost-table .gpu --out "$OUT/cuda-sm90-gemm.json" --shapes $s > "$OUT/cost_$s.txt" 2>&1
     tail -1 "$OUT/cost_$s.txt"; el "cost $s"
   done ;;
 *) echo "unknown part $part (checks, decode, prefill, cost)"; exit 2 ;;
