@@ -42,7 +42,7 @@ decode)
     $B once .gpu 14336x4096 1 nvfp4 > "$OUT/ncu_dec1b.txt" 2>&1
   grep -E "Duration|DRAM Throughput|Registers Per|Achieved Occ" "$OUT/ncu_dec1b.txt"; el ncu ;;
 prefill)
-  timeout 150 $B bench .gpu --shapes $SH --m 128,1024,2048,4096 --no-peers > "$OUT/bench_prefill.txt" 2>&1; el bench
+  timeout 210 $B bench .gpu --shapes $SH --m 128,1024,2048,4096 --no-peers > "$OUT/bench_prefill.txt" 2>&1; el bench
   grep -A16 "^aims" "$OUT/bench_prefill.txt"
   timeout 120 $B rdec .gpu $SH nvfp4,if4 4096 > "$OUT/bench_rdec.txt" 2>&1; el rdec
   for f in if4 nvfp4; do
