@@ -484,6 +484,16 @@ def _kept_rows(old: dict, shapes, device: str, dest: Path) -> list[dict]:
     return [r for r in old["rows"] if (r["n"], r["k"]) not in shapes or r["kind"] in IREE_DTYPES]
 
 
+def _timed(old: dict | None, shapes, today: str) -> dict[str, str]:
+    """The cost table's `timed`: for each of COST_SHAPES ("NxK") and for IREE's matmuls ("iree"), the date its
+    rows were timed: today for `shapes` (and for IREE's where there is no `old` table: a full run), else the
+    date `old` gives (its `timed`, or its `date` where it has none)."""
+    keys = [f"{n}x{k}" for n, k in COST_SHAPES] + ["iree"]
+    was = {key: (old.get("timed") or {}).get(key, old["date"]) for key in keys} if old else {}
+    now = {f"{n}x{k}" for n, k in shapes} | (set() if old else {"iree"})
+    return {key: today if key in now else was[key] for key in keys}
+
+
 def cost_table(out: Path, dest: Path | None = None, shapes: list[tuple[int, int]] | None = None) -> None:
     """Median seconds per call of every cuda-sm90 kernel path and of cuBLAS f32 and bf16 (the
     high-precision layer) on COST_SHAPES x COST_M, in one process; the JSON `--auto` reads. With `shapes`
@@ -539,19 +549,17 @@ def cost_table(out: Path, dest: Path | None = None, shapes: list[tuple[int, int]
         del qs
         torch.cuda.empty_cache()
     rows = kept + rows if old else rows + _iree_rows(out)
+    today = datetime.date.today().isoformat()
+    timed = _timed(old, shapes, today)
     table = {"version": TABLE_VERSION, "target": "cuda-sm90", "device": device,
-             "torch": torch.__version__, "date": datetime.date.today().isoformat(),
+             "torch": torch.__version__, "date": ", ".join(sorted(set(timed.values()))), "timed": timed,
              "method": f"median of {COST_REPS} CUDA-graph replays of {COST_INNER} calls, weights rotated over "
                        "copies larger than L2; x float32 [M, K] in, y float32 [M, N] out; f32/bf16 (a layer "
                        "kept in high precision): IREE's own matmul for cuda-sm90, median wall time per "
                        f"synchronous call over {COST_REPS} x {COST_INNER} calls less that of a call of one tiny dispatch; cublas-f32/-bf16: "
-                       "torch.nn.functional.linear (cuBLAS, TF32 off), for reference",
+                       "torch.nn.functional.linear (cuBLAS, TF32 off), for reference; `timed`: the date each "
+                       "shape's rows (N x K) and IREE's matmuls were timed",
              "rows": rows}
-    if old:  # the rows kept: when they were timed
-        table["method"] += (f"; the rows of {', '.join(f'{n}x{k}' for n, k in shapes)} (N x K) timed "
-                            f"{table['date']}, the rest {old['date']}")
-        dates = old["date"].split(", ")
-        table["date"] = ", ".join(dates + [table["date"]] * (table["date"] not in dates))
     dest.write_text(json.dumps(table, indent=0) + "\n")
     print(f"{len(rows)} timings -> {dest}")
 

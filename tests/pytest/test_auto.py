@@ -499,3 +499,21 @@ def test_cost_table_retimes_some_shapes_of_a_table_from_the_same_device():
         _kept_rows(old, (big,), "NVIDIA H100 80GB HBM3", path)
     with pytest.raises(SystemExit, match="not among the table's"):
         _kept_rows(old, ((123, 456),), old["device"], path)
+
+
+def test_cost_table_records_when_each_shape_was_timed():
+    """`timed`: today for the shapes a cost-table run times (and IREE's matmuls in a full run), the old table's
+    date for the rest; the shipped table names a date for every shape and for IREE's matmuls."""
+    from mxc.selection.cost import TABLES
+    from mxc.tools.bench_cuda import COST_SHAPES, _timed
+
+    keys = {f"{n}x{k}" for n, k in COST_SHAPES} | {"iree"}
+    assert _timed(None, COST_SHAPES, "2026-12-09") == dict.fromkeys(keys, "2026-12-09")
+    old = {"date": "2026-12-04", "timed": dict.fromkeys(keys, "2026-12-04")}
+    (n, k), rest = COST_SHAPES[0], COST_SHAPES[1:]
+    one = _timed(old, [(n, k)], "2026-12-09")
+    assert one[f"{n}x{k}"] == "2026-12-09" and all(one[f"{a}x{b}"] == "2026-12-04" for a, b in rest)
+    assert one["iree"] == "2026-12-04"
+    assert _timed({"date": "2026-11-30"}, [(n, k)], "2026-12-09")["iree"] == "2026-11-30"  # a table without `timed`
+    shipped = json.loads((TABLES / "cuda-sm90-gemm.json").read_text())
+    assert set(shipped["timed"]) == keys and shipped["date"] == ", ".join(sorted(set(shipped["timed"].values())))
