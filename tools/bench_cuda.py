@@ -15,11 +15,15 @@
                                                   # selected) and rdec as selected vs cuBLAS bf16
     python3 -m mxc.tools.bench_cuda rdec DIR [NxK,..] [FORMAT,..] [M,..]  # on the H100/H200: weight-only
                                                   # tilea + rdec [+ dsum] at every K split vs dec / decs (M <= 16)
-                                                  # or the prefill path, and cuBLAS bf16 (the choice of rdec)
+                                                  # or the prefill path, and cuBLAS bf16 (the choice of rdec);
+                                                  # the selected split's kernels also timed alone
     python3 -m mxc.tools.bench_cuda rdec-tiles DIR  # on the H100/H200: rdec at every tile of x (16-256 rows)
                                                   # and K split, M = 64-512 (kinds.rdec_na / rdec_splits)
     python3 -m mxc.tools.bench_cuda dec1b DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 1, dec1 against
                                                   # each variant of dec1b (kinds.dec1b_variants) and cuBLAS bf16
+    python3 -m mxc.tools.bench_cuda clocks DIR NxK M FORMAT,... [ROUNDS]  # on the H100/H200: each format's
+                                                  # layer and cuBLAS in turn, with the SM clock and power
+                                                  # sampled: slower work, or a lower clock (the power cap)?
     python3 -m mxc.tools.bench_cuda once DIR NxK M FORMAT [ACT_FORMAT]
                                                   # one layer's kernels, run 3 times: what to give `ncu`
     python3 -m mxc.tools.bench_cuda model ARTIFACT MODEL.py   # on the H100/H200: a cuda-sm90
@@ -600,6 +604,82 @@ def once(out: Path, shape: str, m: int, w: str, a: str | None) -> None:
     print(f"ran {[kk.name for kk in ks]} x3 for M={m} N={n} K={k}")
 
 
+SMI_QUERY = "timestamp,clocks.sm,power.draw,clocks_throttle_reasons.active"
+POWER_CAP = 0x4  # clocks_throttle_reasons.active: the power cap (SW power cap) holds the SM clock down
+
+
+def _clock_phases(samples: str, phases: list[tuple[str, float, float, float]]) -> list[dict]:
+    """`nvidia-smi --query-gpu=SMI_QUERY --format=csv,noheader -lms T`'s lines and the phases (label, start
+    and end as time.time(), seconds per call) timed meanwhile -> per phase: the mean SM clock (MHz) of the
+    samples inside it, the largest power draw (W), whether the power cap was holding the clock, and the
+    kernel's cycles per call at that clock (time x clock: equal cycles at a lower clock = slowed by the clock,
+    not by the kernel's work). A phase with no sample inside gives None for those."""
+    import datetime
+
+    rows = []
+    for line in samples.splitlines():
+        f = [v.strip() for v in line.split(",")]
+        if len(f) == 4 and f[1].endswith("MHz"):
+            t = datetime.datetime.strptime(f[0], "%Y/%m/%d %H:%M:%S.%f").timestamp()  # local time, as time.time()
+            rows.append((t, float(f[1].split()[0]), float(f[2].split()[0]), int(f[3], 16)))
+    out = []
+    for label, t0, t1, sec in phases:
+        inside = [r for r in rows if t0 <= r[0] <= t1]
+        mhz = statistics.mean(r[1] for r in inside) if inside else None
+        out.append(dict(label=label, s=sec, mhz=mhz, watts=max((r[2] for r in inside), default=None),
+                        capped=any(r[3] & POWER_CAP for r in inside) if inside else None,
+                        mcycles=sec * mhz if mhz else None))
+    return out
+
+
+def clocks(out: Path, shape: str, m: int, formats: tuple[str, ...], rounds: int = 2) -> None:
+    """Each format's layer (cuda-sm90's selection) and cuBLAS bf16 at one shape, `rounds` times in turn, with
+    nvidia-smi sampling the SM clock and the power every 25 ms: whether a slower time comes from the kernel's
+    work or from a lower clock (at M = 4096 an H100 / H200 runs these GEMMs at its power cap)."""
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    if not shutil.which("nvidia-smi"):
+        raise SystemExit("bench_cuda clocks: needs nvidia-smi (the GPU host's driver tools)")
+    mod = Module((out / "kernels.cubin").read_bytes())
+    n, k = (int(v) for v in shape.split("x"))
+    g, w, wb = _layer(n, k)
+    qs = {f: quantize(w, f) for f in formats}
+    x = torch.randn(m, k, generator=g).cuda()
+    ks = {f: _select(m, f, None, n, k) for f in formats}
+    wts = {f: _rotated(layer_weights(ks[f], qs[f], k)) for f in formats}
+    runs = [("cuBLAS bf16", lambda: _cublas_time(x, wb))]
+    for f in formats:
+        runs.append((f"{_label(ks[f])} {f}", lambda f=f: _time(lambda i: run_layer(mod, ks[f], x, qs[f],
+                                                                                    weights=wts[f][i]), len(wts[f]))))
+    with tempfile.NamedTemporaryFile("w+", suffix=".csv") as log:
+        smi = subprocess.Popen(["nvidia-smi", f"--query-gpu={SMI_QUERY}", "--format=csv,noheader", "-lms", "25"],
+                               stdout=log)
+        try:
+            time.sleep(0.5)
+            phases = []
+            for _ in range(rounds):
+                for label, fn in runs:
+                    t0 = time.time()
+                    sec = fn()
+                    phases.append((label, t0, time.time(), sec))
+            time.sleep(0.1)
+        finally:
+            smi.terminate()
+            smi.wait()
+        log.seek(0)
+        result = _clock_phases(log.read(), phases)
+    print(f"device: {torch.cuda.get_device_name()}  N={n} K={k} M={m}: per call, the SM clock while it ran "
+          f"(nvidia-smi every 25 ms), cycles = time x clock")
+    for r in result:
+        clock = f"{r['mhz']:6.0f} MHz {r['watts']:5.0f} W{' power cap' if r['capped'] else ''}  " \
+                f"{r['mcycles']:7.3f} Mcycles" if r["mhz"] else "(no clock sample inside)"
+        print(f"  {r['label']:<28} {r['s'] * 1e6:8.1f}us  {clock}", flush=True)
+    (out / f"clocks-{shape}-m{m}.json").write_text(json.dumps(result, indent=1))
+
+
 def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO) -> None:
     """The dec kernel (2 <= M <= 16) at every row-tile count per CTA (kinds.DEC_R) its format allows, and
     decs (K split across CTAs), against cuBLAS bf16 in the same run: the measurements behind
@@ -652,6 +732,19 @@ def dec1b_sweep(out: Path, shapes=BENCH_SHAPES[1:], formats=BENCH_WO) -> None:
 PREFILL_M = (32, 64, 128, 256, 1024, 4096)
 
 
+def _alone(mod, ks: list, wts: list[dict[str, torch.Tensor]], x: torch.Tensor, m: int, n: int, k: int) -> dict:
+    """Seconds per call of each kernel of a layer's `ks` timed alone (by kind), on the buffers of one run of
+    them all, with the rotated weight copies `wts`."""
+    bufs = run_kernels(mod, ks, {**wts[0], "x": x}, m, n, k)
+    parts = {}
+    for ln in layer_launches(ks, m, n, k):
+        def one(i, ln=ln):
+            have = {**bufs, **wts[i]}
+            mod.launch(ln.kernel, ln.grid, [*(have[b.name] for b in ln.kernel.bindings()), *ln.constants])
+        parts[ln.kernel.kind] = _time(one, len(wts))
+    return parts
+
+
 def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nvfp4", "mxfp4", "mxfp8")) -> None:
     """Weight-only from M = 32 to prefill shapes: the prefill path (tilea + wdec + hgemm; each kernel also
     timed alone; not selected, kinds.prefill_kernels) and rdec as selected (tilea + rdec [+ dsum]) against
@@ -668,13 +761,7 @@ def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nv
             rd = rdec_kernels(f, False, m, n, k)
             rwts = rwts or _rotated(layer_weights(rd, q, k))
             t_rd = _time(lambda i: run_layer(mod, rd, x, q, weights=rwts[i]), len(rwts))
-            bufs = run_kernels(mod, pf, {**wts[0], "x": x}, m, n, k)
-            parts = {}
-            for ln in layer_launches(pf, m, n, k):  # each kernel alone, on the buffers of a run of all three
-                def one(i, ln=ln):
-                    have = {**bufs, **wts[i]}
-                    mod.launch(ln.kernel, ln.grid, [*(have[b.name] for b in ln.kernel.bindings()), *ln.constants])
-                parts[ln.kernel.kind] = _time(one, len(wts))
+            parts = _alone(mod, pf, wts, x, m, n, k)
             tf = 2 * m * n * k / parts["hgemm"] / 1e12
             rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, prefill=t_pf, rdec=t_rd,
                              rdec_splits=rd[1].s, **parts))
@@ -715,14 +802,17 @@ def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) 
                 if s == 1 or -(-k // 64) // s >= 4:
                     times[s] = timed([TileA(rows=na, perm=True), RDec(w_format=f, na=na, s=s)]
                                      + ([DSum(s=s)] if s > 1 else []), x)
-            s_auto = rdec_kernels(f, False, m, n, k)[1].s
-            now = _select(m, f, None, n, k)
+            rd = rdec_kernels(f, False, m, n, k)
+            s_auto, now = rd[1].s, _select(m, f, None, n, k)
+            # each kernel alone (its weights: those the splits were timed with); tilea is work cuBLAS, handed bf16, skips
+            parts = _alone(mod, rd, dev[weight_layout(rd)], x, m, n, k)
             rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, other=_label(other), t_other=t_other,
-                             rdec_s=s_auto, rdec=times[s_auto], rdec_by_s=times, selected=_label(now)))
+                             rdec_s=s_auto, rdec=times[s_auto], rdec_by_s=times, selected=_label(now), alone=parts))
             print(f"{n:>6} {k:>6} M={m:<4} {f:<10} cuBLAS {t_ref * 1e6:7.1f}us  {_label(other)[4:]:<16} "
                   f"{t_other * 1e6:7.1f}us {t_ref / t_other:5.2f}x  rdec s{s_auto} {times[s_auto] * 1e6:7.1f}us "
                   f"{t_ref / times[s_auto]:5.2f}x  (" + " ".join(f"s{s} {t * 1e6:.1f}" for s, t in times.items())
-                  + f")  selected: {_label(now)[4:]}", flush=True)
+                  + ")  alone: " + " ".join(f"{kk} {t * 1e6:.1f}" for kk, t in parts.items())
+                  + f" (rdec {t_ref / parts['rdec']:.2f}x)  selected: {_label(now)[4:]}", flush=True)
             if f in TILEQ_FORMATS:  # the pair f x f as cuda-sm90 selects it
                 pair = _select(m, f, f, n, k)
                 t_pair = timed(pair, x)
@@ -781,6 +871,9 @@ def main(argv=None) -> int:
         rdec_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
                    formats=tuple(argv[3].split(",")) if len(argv) > 3 else BENCH_WO,
                    ms=_ints(argv[4]) if len(argv) > 4 else RDEC_M)
+        return 0
+    if len(argv) in (5, 6) and argv[0] == "clocks":  # clocks DIR NxK M FORMAT,... [ROUNDS]
+        clocks(Path(argv[1]), argv[2], int(argv[3]), tuple(argv[4].split(",")), int(argv[5]) if len(argv) == 6 else 2)
         return 0
     if len(argv) == 2 and argv[0] == "rdec-tiles":
         rdec_tiles_sweep(Path(argv[1]))

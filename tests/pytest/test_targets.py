@@ -245,3 +245,25 @@ def test_benchmark_stopped_by_its_time_limit_keeps_what_it_measured(tmp_path):
     assert "4-bit weight-only M=1 K=N=8192 [mxc dec1b nvfp4 weight-only]: 2.27x (aim 2.0x) met" in out
     rows = json.loads((tmp_path / "bench-8192x8192-4096x4096-m1.json").read_text())
     assert [r["what"] for r in rows] == ["torch bf16 linear (cuBLAS)", "mxc dec1b nvfp4 weight-only"]
+
+
+def test_clocks_reads_the_sm_clock_and_the_power_cap_of_each_timed_phase():
+    """`bench_cuda clocks`: nvidia-smi's samples assigned to the phases they fall in (local time, as
+    time.time()); mean clock, peak power, the power-cap bit, cycles = time x clock; no sample -> None."""
+    import datetime
+
+    from mxc.tools.bench_cuda import _clock_phases
+
+    t0 = datetime.datetime(2026, 12, 6, 4, 0, 0).timestamp()
+    stamp = lambda dt: datetime.datetime.fromtimestamp(t0 + dt).strftime("%Y/%m/%d %H:%M:%S.%f")[:-3]  # noqa: E731
+    lines = [f"{stamp(0.1)}, 1980 MHz, 120.50 W, 0x0000000000000000",
+             f"{stamp(1.1)}, 1600 MHz, 690.00 W, 0x0000000000000004",
+             f"{stamp(1.2)}, 1620 MHz, 700.00 W, 0x0000000000000004",
+             f"{stamp(2.1)}, 1500 MHz, 695.00 W, 0x0000000000000004",
+             "not a sample line"]
+    phases = [("nvfp4", t0 + 1.0, t0 + 1.5, 830e-6), ("if4", t0 + 2.0, t0 + 2.5, 880e-6),
+              ("idle", t0 + 3.0, t0 + 3.5, 1e-6)]
+    a, b, c = _clock_phases("\n".join(lines), phases)
+    assert a["mhz"] == 1610 and a["watts"] == 700 and a["capped"] and a["mcycles"] == pytest.approx(830e-6 * 1610)
+    assert b["mhz"] == 1500 and b["mcycles"] == pytest.approx(880e-6 * 1500)
+    assert c["mhz"] is None and c["mcycles"] is None and c["capped"] is None
