@@ -267,3 +267,61 @@ def test_clocks_reads_the_sm_clock_and_the_power_cap_of_each_timed_phase():
     assert a["mhz"] == 1610 and a["watts"] == 700 and a["capped"] and a["mcycles"] == pytest.approx(830e-6 * 1610)
     assert b["mhz"] == 1500 and b["mcycles"] == pytest.approx(880e-6 * 1500)
     assert c["mhz"] is None and c["mcycles"] is None and c["capped"] is None
+
+
+_FAKE_SMI = """#!/usr/bin/env python3
+import datetime, sys, time
+while True:
+    now = datetime.datetime.now().strftime("%Y/%m/%d %H:%M:%S.%f")[:-3]
+    print(f"{now}, 1500 MHz, 695.00 W, 0x0000000000000004", flush=True)
+    time.sleep(0.01)
+"""
+
+_CLOCKS_RUN = """
+import sys, time
+from pathlib import Path
+import torch
+from mxc.tools import bench_cuda as b
+torch.cuda.get_device_name = lambda *_: "NVIDIA H200"
+torch.Tensor.cuda = lambda self, *a, **k: self
+b.Module = lambda data: None
+b._layer = lambda n, k: (torch.Generator().manual_seed(0), torch.randn(n, k), [])
+b._cublas_time = lambda x, wb: (time.sleep(0.1), 800e-6)[1]
+b._time = lambda fn, copies: (time.sleep(0.1), 850e-6)[1]
+b.layer_weights = lambda ks, q, k: {}
+b._rotated = lambda w: [w]
+b.clocks(Path(sys.argv[1]), "64x64", 32, ("nvfp4", "if4"), rounds=2)
+"""
+
+
+def test_clocks_times_each_layer_in_turn_with_the_clock_sampled(tmp_path):
+    """`bench_cuda clocks DIR NxK M FORMATS`: cuBLAS and each format's layer in turn, `rounds` times, each with
+    the samples of a running nvidia-smi (here a stand-in printing 1500 MHz under the power cap) read back."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(_FAKE_SMI)
+    smi.chmod(0o755)
+    (tmp_path / "kernels.cubin").write_bytes(b"")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    out = subprocess.run([sys.executable, "-c", _CLOCKS_RUN, str(tmp_path)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "clocks-64x64-m32.json").read_text())
+    assert [r["label"] for r in rows] == ["cuBLAS bf16", "mxc tilea+rdec nvfp4", "mxc tilea+rdec if4"] * 2
+    assert all(r["mhz"] == 1500 and r["capped"] and r["watts"] == 695 for r in rows)
+    assert rows[1]["mcycles"] == pytest.approx(850e-6 * 1500)
+    assert "1500 MHz   695 W power cap" in out.stdout
+
+
+def test_clocks_without_nvidia_smi_says_what_it_needs(tmp_path, monkeypatch):
+    from mxc.tools import bench_cuda
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SystemExit, match="needs nvidia-smi"):
+        bench_cuda.clocks(tmp_path, "64x64", 32, ("nvfp4",))
