@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_KT, DECS_KT3, DECS_SPLITS, GEMV_MT, RDEC_NA, RDEC_SPLITS,
                     Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Kernel, RDec, TileA, TileQ, dec1b_kernel,
-                    dec_max_rows, prefill_kernels)
+                    dec_max_rows)
 from .operands import NV_ACT, TILEQ_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
@@ -29,7 +29,6 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                 ks.append(BsDec(w_format=f, bias=bias, arch=arch))
                 ks += [Gemv(w_format=f, bias=bias, mt=mt, arch=arch) for mt in GEMV_MT]
             else:
-                ks += prefill_kernels(f, bias)
                 ks += [RDec(w_format=f, na=na, s=s, bias=bias) for na in RDEC_NA for s in RDEC_SPLITS
                        if s == 1 or not bias]
                 ks += [Dec(w_format=f, bias=bias, mt=mt, r=r) for mt in DEC_MT for r in DEC_R
@@ -47,5 +46,5 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
         ks += [TileA(rows=na, perm=True) for na in RDEC_NA]
         ks += [DSum(s=s, bias=bias) for s in DECS_SPLITS for bias in (False, True)]
         for a in TILEQ_FORMATS:
-            ks += [TileQ(a_format=a)] + [TileQ(a_format=a, rows=na, perm=True) for na in RDEC_NA]
+            ks += [TileQ(a_format=a, rows=na, perm=True) for na in RDEC_NA]
     return list(dict.fromkeys(ks + _bs_kernels(arch)))

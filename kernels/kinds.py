@@ -10,9 +10,7 @@ split across CTAs that share their activations in shared memory, then the sum, i
 dsum), `Gemv` (weight-only, M <= 16, f32 FMA: cuda-sm100's decode kernel, plain CUDA), `TileA` /
 `TileQ` + `RDec` [+ `DSum`] (weight-only from M = 17, and MXFP8 x MXFP8: the activations as bf16
 tiles, the weights in fragment tiles decoded in registers by the consumer warps into wgmma's A operand, K
-split across CTAs), `TileA` / `TileQ` + `WDec` + `Hgemm` (the prefill path, not selected since rdec measured
-faster at M = 2048 and 4096: activations and weights to bf16 tiles once per call, then a warp-specialized bf16
-HGMMA fed by bulk copies; `bench_cuda rdec` measures rdec against it). The block-scaled skeleton's
+split across CTAs). The block-scaled skeleton's
 (`mxc_bs.cuh`, sm_100a with the tcgen05 atom, sm_90a with its wgmma twin): `Amax` (the NV activations'
 tensor scale), `BsQ` (activations to tiles of codes + 128x4 scales, or bf16 tiles), `BsMma` (codes x codes),
 `BsDec` (bf16 x decoded weights).
@@ -133,8 +131,8 @@ class Kernel:
         return k
 
 
-def _gemm_bindings(ins: list[str], tensor_scales: set[str], bf16: set[str] = frozenset()) -> list[Binding]:
-    dtype = {n: "f32" if n in tensor_scales or n in ("x", "bias") else "bf16" if n in bf16 else "i8" for n in ins}
+def _gemm_bindings(ins: list[str], tensor_scales: set[str]) -> list[Binding]:
+    dtype = {n: "f32" if n in tensor_scales or n in ("x", "bias") else "i8" for n in ins}
     return [Binding(n, False, dtype[n]) for n in ins] + [Binding("y", True, "f32")]
 
 
@@ -565,14 +563,10 @@ def decs_kernels(w_format: str, mt: int, s: int, kt: int, bias: bool = False) ->
     return [DecSplit(w_format=w_format, mt=mt, s=s, kt=kt), DSum(s=s, bias=bias)]
 
 
-# ---------------------------------------------------------------- weight-only prefill (mxc_sm90_prefill.cuh)
-# The prefill path (tilea / tileq + wdec + hgemm) is no longer selected: with its epilogue's activation called
-# rather than inlined (2e96f6a), rdec at one K split measured faster at M = 2048 and 4096 in 29 of 30 layers
-# and weight formats, level (+0.5 %) in the last (H100, `bench_cuda rdec`, 8192^2, 14336 x 4096 and
-# 4096 x 14336: NVFP4 8192^2 at M = 4096 851 vs 890 us). Kept as the baseline rdec is measured against.
-PF_M, PF_N, PF_K, PF_STAGES = 128, 256, 64, 4  # hgemm's tile (rows of x, weight rows, K) and its ring
-PF_SMS = 132  # the persistent hgemm's CTAs at most: an H100 SXM's / H200's SMs (the tiles are dealt statically,
-# so on a Hopper part with fewer SMs, e.g. the H100 PCIe's 114, the CTAs past them run as a second wave)
+# ---------------------------------------------------------------- the activations' tiles (mxc_sm90_prefill.cuh)
+# (The prefill path, tilea + wdec + hgemm, was removed on 2026-12-06: rdec at one K split measured faster at
+# M = 2048 and 4096 in 29 of 30 cells on an H100 and in all 6 on an H200, `bench_cuda rdec`; the kernel log.)
+PF_M, PF_K = 128, 64  # tilea's / tileq's rows per tile by default, and K per tile (rdec's K tile)
 
 
 def _pf_tiled(rows, r: int, k: int, ops=INT) -> list:
@@ -581,7 +575,7 @@ def _pf_tiled(rows, r: int, k: int, ops=INT) -> list:
 
 
 def _pf_grid(rows, r: int, k, per: int, threads: int, ops) -> tuple:
-    """The grid of tilea / wdec: one thread per `per` values of the ceil(rows / r) x ceil(K / PF_K) tiles."""
+    """The grid of tilea / tileq: one thread per `per` values of the ceil(rows / r) x ceil(K / PF_K) tiles."""
     items = ops.mul(ops.mul(ops.cdiv(rows, r), ops.cdiv(k, PF_K)), r * PF_K // per)
     return (ops.cdiv(items, threads), 1, 1)
 
@@ -638,87 +632,7 @@ class TileQ(TileA):
         return f"mxc::tileq<E_{self.a_format}, F_{self.a_format}, {self.rows}, {str(self.perm).lower()}>(x, a, M, K);"
 
 
-@dataclass(frozen=True)
-class WDec(Kernel):
-    """The prefill's weights, decoded once per call: codes x block scales -> bf16 tiles of PF_N rows x
-    PF_K (exact), zero-padded, into the workspace `wb` (N x K x 2 bytes)."""
-
-    kind = "wdec"
-    ctas_per_sm = 2
-    w_format: str = ""
-
-    @property
-    def name(self):
-        return f"mxc_wdec_{self.w_format}"
-
-    def bindings(self):
-        return [Binding("w", False, "i8"), Binding("w_scales", False, "i8"), Binding("wb", True, "bf16")]
-
-    def constants(self):
-        return ["N", "K"]
-
-    def outputs(self, m, n, k, ops=INT):
-        return {"wb": _pf_tiled(n, PF_N, k)}
-
-    def grid(self, m, n, k, ops=INT):  # one thread per 32 weights of 4-bit formats, else per 8
-        return _pf_grid(n, PF_N, k, 32 if get_format(self.w_format).element.bits == 4 else 8, self.threads, ops)
-
-    def call(self):
-        return f"mxc::wdec<F_{self.w_format}>(w, w_scales, wb, N, K);"
-
-
-@dataclass(frozen=True)
-class Hgemm(Kernel):
-    """The prefill's GEMM on tilea's and wdec's tiles: a producer warpgroup (one thread issuing, its
-    registers given to the others by setmaxnreg) feeding a ring of PF_STAGES slots by bulk copies, two
-    consumer warpgroups on wgmma m64n256k16 (HGMMA); the NV tensor scale (`ts`), the bias and the
-    epilogue on the accumulators. Persistent: PF_SMS CTAs (at most one per output tile) walk the tiles,
-    the ring running on from one tile into the next. Measured on an H100 (`bench_cuda hgemm`, a command of d64db34,
-    against one CTA per tile timed before and after it): 0-4 % faster than the faster of those two runs at
-    M = 2048 and 4096 on 8192^2, 14336 x 4096 and 4096 x 14336; a cluster of two CTAs sharing the weights'
-    tile by multicast bulk copies ran at half the speed (`ncu`: L2 80 % busy, tensor pipe 38 % active)."""
-
-    kind = "hgemm"
-    threads = 384
-    ts: bool = False
-    bias: bool = False
-
-    @property
-    def name(self):
-        return "mxc_hgemm" + ("_ts" if self.ts else "") + ("_bias" if self.bias else "")
-
-    def bindings(self):
-        ins = ["a", "wb"] + (["w_tensor_scale"] if self.ts else []) + (["bias"] if self.bias else [])
-        return _gemm_bindings(ins, {"w_tensor_scale"}, {"a", "wb"})
-
-    def outputs(self, m, n, k, ops=INT):
-        return {"y": [m, n]}
-
-    def grid(self, m, n, k, ops=INT):
-        return (ops.min(ops.mul(ops.cdiv(m, PF_M), ops.cdiv(n, PF_N)), PF_SMS), 1, 1)
-
-    @property
-    def smem(self):
-        return PF_STAGES * (PF_M + PF_N) * PF_K * 2 + 2 * PF_STAGES * 8
-
-    def call(self):
-        return (f"mxc::hgemm<{str(self.bias).lower()}>(a, wb, {'w_tensor_scale' if self.ts else 'nullptr'}, "
-                f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
-
-    @property
-    def path(self):
-        return ("decode: weights decoded once per call to bf16 tiles, bulk-copy ring, warp-specialized persistent "
-                "wgmma (HGMMA)")
-
-
 SMEM_MAX = 232448  # dynamic shared memory a CTA may take on sm_90 (227 KB)
-
-
-def prefill_kernels(w_format: str, bias: bool, a_format: str | None = None) -> list[Kernel]:
-    """The prefill path (not selected; what `bench_cuda rdec` measures rdec against): tilea (weight-only) or
-    tileq (MXFP8 activations), wdec, hgemm."""
-    act = TileA() if a_format is None else TileQ(a_format=a_format)
-    return [act, WDec(w_format=w_format), Hgemm(ts=get_format(w_format).tensor_scale, bias=bias)]
 
 
 # ---------------------------------------------------------------- rdec (mxc_sm90_prefill.cuh)
@@ -1005,6 +919,6 @@ class BsDec(_BsGemm):
         return "decode: weights to bf16 in shared memory, tcgen05.mma kind::f16"
 
 
-KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, Dec1B, DecSplit, DSum, TileA, TileQ, WDec,
-                                                       Hgemm, RDec, Amax, BsQ, BsMma, BsDec)}
-SM90_ONLY = (TileA, TileQ, WDec, Hgemm, RDec, Dec1B)  # mxc_sm90_prefill.cuh's kernels (wgmma, bulk copies): no sm_100a build
+KINDS: dict[str, type[Kernel]] = {c.kind: c for c in (Gemv, Dec, Dec1B, DecSplit, DSum, TileA, TileQ, RDec,
+                                                       Amax, BsQ, BsMma, BsDec)}
+SM90_ONLY = (TileA, TileQ, RDec, Dec1B)  # mxc_sm90_prefill.cuh's kernels (wgmma, bulk copies): no sm_100a build

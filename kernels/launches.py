@@ -38,14 +38,13 @@ class Launch:
 
 
 def gemm_kernel(ks: list[Kernel]) -> Kernel | None:
-    """The layer's GEMM: the kernel that reads the weights `w` (decs before its dsum, rdec after tilea; wdec,
-    which decodes them for hgemm, in the prefill's three)."""
+    """The layer's GEMM: the kernel that reads the weights `w` (decs before its dsum, rdec after tilea)."""
     return next((k for k in ks if any(b.name == "w" for b in k.bindings())), None)
 
 
 def layer_path(ks: list[Kernel]) -> str:
-    """How a layer runs, in words (`mxq.path`, the manifest's `path`): its GEMM's path (hgemm's after wdec,
-    rdec's before a dsum, which adds its K split), prefixed by what tileq does to the activations."""
+    """How a layer runs, in words (`mxq.path`, the manifest's `path`): its GEMM's path (rdec's before a
+    dsum, which adds its K split), prefixed by what tileq does to the activations."""
     main = next((k for k in reversed(ks) if k.path and k.kind != "dsum"), ks[-1])
     path = main.path or ""
     if main is not ks[-1] and ks[-1].kind == "dsum":

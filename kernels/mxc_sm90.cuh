@@ -24,10 +24,8 @@
 //   dec1b   dec1 with the weights moved by bulk copies (one producer thread) into a ring of shared-memory
 //           stages, decoded by the consumer warps as dec1 does (mxc_sm90_prefill.cuh); cuda-sm90's M = 1
 //           kernel where kinds.use_dec1b says.
-//   rdec    weight-only (and MXFP8 x MXFP8 after tileq), 17 <= M < PREFILL_MIN_M: the fragment tiles
-//           decoded in registers into wgmma's A operand, warp-specialized (mxc_sm90_prefill.cuh).
-//   tilea + wdec + hgemm  prefill: both operands to bf16 tiles once per call, then a
-//           warp-specialized bf16 wgmma fed by bulk copies (mxc_sm90_prefill.cuh).
+//   rdec    weight-only (and MXFP8 x MXFP8 after tileq), M >= 17: the fragment tiles decoded in
+//           registers into wgmma's A operand, warp-specialized (mxc_sm90_prefill.cuh).
 #pragma once
 #include <cuda_bf16.h>
 #include <cooperative_groups.h>

@@ -3,27 +3,19 @@
 //   tilea  x [M, K] f32 -> bf16 (RNE) tiles of R rows x 64 K, zero-padded (rows past M, K past K); PERM:
 //          K permuted inside each tile as the fragment tiles permute it (rdec's operand);
 //   tileq  the same tiles holding MX-quantized activations (codes x E8M0 scales, exact in bf16);
-//   rdec   (M < PREFILL_MIN_M) the weights in fragment tiles, decoded in registers by the consumer warps
-//          into wgmma's A operand (weights x activations^T: the weights are the MMA's M side), a
-//          producer thread feeding a ring of stages by bulk copies; K split across CTAs, dsum adding;
-//   wdec   (M >= PREFILL_MIN_M) w [N, K] codes x block scales -> bf16 tiles of 256 rows x 64 K (element
-//          x block scale, exact in bf16; the NV tensor scale stays for the accumulators), zero-padded;
-//   hgemm  y = epilogue(a . wb^T * ts + bias): warp-specialized, one producer warp moving each K tile
-//          of both operands by two bulk copies (the TMA engine; the tiles are contiguous in global
-//          memory, so no tensor map) into a ring of PF_STAGES slots under full / empty mbarriers; two
-//          consumer warpgroups of 64 rows x 256 columns each (wgmma m64n256k16, HGMMA), one MMA group
-//          kept in flight while the next slot is waited for; persistent (a CTA per SM walking the output
-//          tiles, the ring running on across them).
+//   rdec   the weights in fragment tiles, decoded in registers by the consumer warps into wgmma's A
+//          operand (weights x activations^T: the weights are the MMA's M side), a producer thread feeding
+//          a ring of stages by bulk copies; K split across CTAs, dsum adding;
+//   dec1b  (M = 1) dec1's decode, the weights moved by bulk copies into a ring of shared-memory stages.
 // Tiles are K-major core matrices of 8 rows x 16 bytes, what wgmma reads without swizzle; tile (i, kt)
-// of an operand lies at (i * KT + kt) * tile bytes. hgemm's output tiles go down M in groups of PF_GROUP
-// tiles, so the CTAs at work at once share their operands' K tiles in L2.
+// of an operand lies at (i * KT + kt) * tile bytes. (The prefill path, wdec + hgemm, which decoded the
+// weights once per call into bf16 tiles for a persistent bf16 GEMM, was removed on 2026-12-06 once rdec had
+// measured faster on the H100 and the H200: docs/cuda-sm90-log.md.)
 #pragma once
 
 namespace mxc {
 
-constexpr int PF_M = 128, PF_N = 256, PF_K = 64, PF_STAGES = 4, PF_GROUP = 8;
-constexpr int PF_A_TILE = PF_M * PF_K * 2, PF_B_TILE = PF_N * PF_K * 2;  // 16 KB, 32 KB
-constexpr int PF_SMEM = PF_STAGES * (PF_A_TILE + PF_B_TILE) + 2 * PF_STAGES * 8;
+constexpr int PF_K = 64;  // K per tile
 
 // Chunk q (8 bf16 = 16 bytes) of a tiled operand with R rows per tile: its row and K within the matrix.
 // Consecutive chunks are consecutive 16 bytes of the tile (rows of a core matrix, then K, then row groups).
@@ -131,177 +123,7 @@ __device__ __forceinline__ void tileq(const float* __restrict__ x, __nv_bfloat16
   }
 }
 
-// One chunk of wdec's output: 8 weights (n, k .. k+7) decoded, zeros past N and K; `off` its byte offset.
-template <class F>
-__device__ __forceinline__ void wdec8(const uint8_t* __restrict__ w, const uint8_t* __restrict__ s,
-                                      __nv_bfloat16* __restrict__ wb, int n, int k, size_t off, int N, int K) {
-  constexpr int BYTES = F::BS * F::BITS / 8;  // one block's codes
-  const int nb = (K + F::BS - 1) / F::BS;
-  uint4 out = make_uint4(0, 0, 0, 0);
-  if (n < N && k < K) {
-    const uint8_t* src = w + (size_t)n * nb * BYTES + (size_t)(k / F::BS) * BYTES + (k % F::BS) * F::BITS / 8;
-    Raw<F::BITS> raw;  // the chunk's 8 codes: F::BITS bytes
-#pragma unroll
-    for (int i = 0; i < (F::BITS + 3) / 4; ++i) raw.w[i] = 0;
-    if constexpr (F::BITS % 4 == 0) {
-      if constexpr (F::BITS == 8) {
-        const uint2 u = __ldg(reinterpret_cast<const uint2*>(src));
-        raw.w[0] = u.x; raw.w[1] = u.y;
-      } else {
-        raw.w[0] = __ldg(reinterpret_cast<const uint32_t*>(src));
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < F::BITS; ++j) raw.w[j >> 2] |= (uint32_t)__ldg(src + j) << (8 * (j & 3));
-    }
-    const uint32_t sc = __ldg(s + (size_t)n * nb + k / F::BS);
-    const float scale = F::scale(sc);
-    float v[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = k + j < K ? F::elem(code_at<F::BITS>(raw, j), sc) * scale : 0.f;
-    out = make_uint4(pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7]));
-  }
-  *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(wb) + off) = out;
-}
-
-// wdec: 4-bit codes 32 per thread (one 16-byte read of a row, four 16-byte writes), else 8.
-template <class F>
-__device__ __forceinline__ void wdec(const uint8_t* __restrict__ w, const uint8_t* __restrict__ s,
-                                     __nv_bfloat16* __restrict__ wb, int N, int K) {
-  const int KT = (K + PF_K - 1) / PF_K, NT = (N + PF_N - 1) / PF_N;
-  const size_t q = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if constexpr (F::BITS == 4) {
-    if (q >= (size_t)NT * KT * (PF_N * PF_K / 32)) return;
-    constexpr int G = PF_N * PF_K / 32;  // threads per tile: row (8 per group, fastest), K half, row group
-    const size_t tile = q / G;
-    const int c = (int)(q % G), i = (int)(tile / KT), kt = (int)(tile % KT);
-    const int rl = c & 7, h = (c >> 3) & 1, rg = c >> 4, n = i * PF_N + rg * 8 + rl, k = kt * PF_K + 32 * h;
-    const size_t base = tile * PF_B_TILE + (size_t)rg * 1024 + rl * 16;  // + chunk * 128
-    const int nb = (K + F::BS - 1) / F::BS;
-    if (F::E2M1 && n < N && k + 32 <= K) {
-      const uint8_t* src = w + (size_t)n * nb * (F::BS / 2) + k / 2;
-      const uint2 lo = __ldg(reinterpret_cast<const uint2*>(src)), hi = __ldg(reinterpret_cast<const uint2*>(src) + 1);
-      const uint32_t words[4] = {lo.x, lo.y, hi.x, hi.y};
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const uint32_t sc = __ldg(s + (size_t)n * nb + (k + 8 * j) / F::BS);
-        *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(wb) + base + (4 * h + j) * 128) =
-            bs::e2m1x8(words[j], bs::scale_bf16x2<F>(sc));
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) wdec8<F>(w, s, wb, n, k + 8 * j, base + (4 * h + j) * 128, N, K);
-    }
-  } else {
-    if (q >= (size_t)NT * KT * (PF_N * PF_K / 8)) return;
-    int n, k;
-    size_t off;
-    pf_chunk<PF_N>(q, KT, n, k, off);
-    wdec8<F>(w, s, wb, n, k, off, N, K);
-  }
-}
-
 __device__ __forceinline__ void wgmma_wait1() { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
-
-// ---------------------------------------------------------------- hgemm
-// Persistent: a CTA per SM (kinds.PF_SMS) walks the output tiles in the grouped order, its producer's ring
-// running on from one tile into the next (the next tile's first stages load during this one's last MMAs
-// and its epilogue).
-template <bool BIAS>
-__device__ __forceinline__ void hgemm(const __nv_bfloat16* __restrict__ a, const __nv_bfloat16* __restrict__ wb,
-                                      const float* __restrict__ tsp, const float* __restrict__ bias,
-                                      float* __restrict__ y, int M, int N, int K, int epi) {
-  extern __shared__ __align__(1024) uint8_t smem[];
-  const int KT = (K + PF_K - 1) / PF_K, MT = (M + PF_M - 1) / PF_M, NT = (N + PF_N - 1) / PF_N, tiles = MT * NT;
-  uint8_t* const sa = smem;
-  uint8_t* const sb = smem + PF_STAGES * PF_A_TILE;
-  const uint32_t full0 = smem_u32(smem + PF_STAGES * (PF_A_TILE + PF_B_TILE)), empty0 = full0 + 8 * PF_STAGES;
-  const int t = threadIdx.x, wg = t >> 7;
-  if ((((uintptr_t)a) | ((uintptr_t)wb)) & 15) __trap();  // no printf: a call in a wgmma kernel serializes it (C7510)
-  // tile -> (M tile, N tile): PF_GROUP M tiles side by side, then the next N tile
-  auto tile_of = [&](int id, int& mt, int& nt) {
-    const int per_group = PF_GROUP * NT, g0 = (id / per_group) * PF_GROUP, gsize = min(MT - g0, PF_GROUP);
-    mt = g0 + (id % per_group) % gsize;
-    nt = (id % per_group) / gsize;
-  };
-  if (t == 0) {
-    for (int s = 0; s < PF_STAGES; ++s) {
-      bs::mbar_init(full0 + 8 * s, 1);
-      bs::mbar_init(empty0 + 8 * s, 2);  // one arrival per consumer warpgroup
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  __syncthreads();
-
-  if (wg == 0) {  // the producer
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-    if (t == 0) {
-      int it = 0;  // K tiles issued, over all of the CTA's output tiles
-      for (int id = blockIdx.x; id < tiles; id += gridDim.x) {
-        int mt, nt;
-        tile_of(id, mt, nt);
-        const uint8_t* ga = reinterpret_cast<const uint8_t*>(a) + (size_t)mt * KT * PF_A_TILE;
-        const uint8_t* gb = reinterpret_cast<const uint8_t*>(wb) + (size_t)nt * KT * PF_B_TILE;
-        for (int kt = 0; kt < KT; ++kt, ++it) {
-          const int s = it % PF_STAGES;
-          if (it >= PF_STAGES) bs::mbar_wait(empty0 + 8 * s, ((it / PF_STAGES) - 1) & 1);
-          const uint32_t bar = full0 + 8 * s;
-          bs::mbar_expect_tx(bar, PF_A_TILE + PF_B_TILE);
-          bs::bulk_load(smem_u32(sa + s * PF_A_TILE), ga + (size_t)kt * PF_A_TILE, PF_A_TILE, bar);
-          bs::bulk_load(smem_u32(sb + s * PF_B_TILE), gb + (size_t)kt * PF_B_TILE, PF_B_TILE, bar);
-        }
-      }
-    }
-    return;
-  }
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-  const int c = wg - 1, u = t & 127;  // consumer c: rows 64c .. 64c+63 of the tile
-  const float scale = tsp ? *tsp : 1.f;
-  const bool pairs = (N & 1) == 0;
-  int it = 0;  // K tiles consumed, as the producer counts them
-  for (int id = blockIdx.x; id < tiles; id += gridDim.x) {
-    int mt, nt;
-    tile_of(id, mt, nt);
-    float acc[128];
-#pragma unroll
-    for (int i = 0; i < 128; ++i) acc[i] = 0.f;
-    for (int kt = 0; kt < KT; ++kt, ++it) {
-      const int s = it % PF_STAGES;
-      bs::mbar_wait(full0 + 8 * s, (it / PF_STAGES) & 1);
-      const uint32_t A = smem_u32(sa + s * PF_A_TILE) + c * 64 * PF_K * 2, B = smem_u32(sb + s * PF_B_TILE);
-      wgmma_fence();
-#pragma unroll
-      for (int j = 0; j < PF_K / 16; ++j)
-        wgmma_bf16_m64n256k16(acc, smem_desc(A + 256 * j, 128, PF_K * 16), smem_desc(B + 256 * j, 128, PF_K * 16));
-      wgmma_commit();
-      wgmma_wait1();  // the MMAs of the previous K tile are done: its slot goes back to the producer
-      if (kt > 0 && u == 0) bs::mbar_arrive(empty0 + 8 * ((it - 1) % PF_STAGES));
-    }
-    wgmma_wait0();
-    fence_acc128(acc);
-    if (u == 0) bs::mbar_arrive(empty0 + 8 * ((it - 1) % PF_STAGES));  // the tile's last slot
-    const int m0 = mt * PF_M + 64 * c, n0 = nt * PF_N;
-#pragma unroll
-    for (int i = 0; i < 128; i += 2) {
-      const int m = m0 + frag_row(i, u), n = n0 + frag_col(i, u);
-      if (m >= M) continue;
-      float v0 = acc[i] * scale, v1 = acc[i + 1] * scale;
-      if (BIAS) {
-        if (n < N) v0 += bias[n];
-        if (n + 1 < N) v1 += bias[n + 1];
-      }
-      v0 = bs::activate(v0, epi);
-      v1 = bs::activate(v1, epi);
-      float* p = y + (size_t)m * N + n;
-      if (pairs && n + 1 < N) {
-        *reinterpret_cast<float2*>(p) = make_float2(v0, v1);
-      } else {
-        if (n < N) p[0] = v0;
-        if (n + 1 < N) p[1] = v1;
-      }
-    }
-  }
-}
 
 }  // namespace mxc
 

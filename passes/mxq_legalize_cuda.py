@@ -14,8 +14,8 @@ IREE's codegen).
 
 A layer with a dynamic row count M (a dynamic token dimension, model.py's get_dynamic_shapes()) gets kernels
 by buckets of M (`mxq.buckets`, the target's `buckets`): at each row count where the target's choice changes
-(cuda-sm90: dec's 1, 8 and 16 rows, rdec's 16-256, the last before the prefill path; cuda-sm100: gemv's 1, 4,
-16) up to the largest M (option `max-rows`, which the compile driver takes from torch.export's ranges), the
+(cuda-sm90: dec's 1, 8 and 16 rows, rdec's 16-256 and buckets of 2, 4 and 8 of its 256-row tiles (its K
+split changes with M); cuda-sm100: gemv's 1, 4, 16) up to the largest M (option `max-rows`, which the compile driver takes from torch.export's ranges), the
 kernels chosen there; lower-mxq-to-cuda branches on M at run time. Every kernel guards its rows, so a bucket's
 kernels are correct for any M below its top.
 

@@ -5,7 +5,7 @@ Hopper has FP8 tensor cores and no FP4/FP6 ones. Weight-only layers: `dec` at de
 CTAs: 1 or 2 splits summed in a thread-block cluster, more through `dsum`),
 `tilea` + `rdec` [+ `dsum`] from M = 17 (the weights decoded in registers by the consumer warps into
 wgmma's A operand; at prefill shapes too, where it measured faster than decoding the weights once per call
-to bf16 tiles for a bf16 GEMM, `kinds.prefill_kernels`). MXFP8 x MXFP8: the same bf16 GEMM after `tileq`, which
+to bf16 tiles for a bf16 GEMM, the path it replaced). MXFP8 x MXFP8: the same bf16 GEMM after `tileq`, which
 quantizes the activations and holds them as bf16 (exact): Hopper's FP8 wgmma would need the 32-K block
 scales applied by the CUDA cores after every 32 K (the earlier `actq` + `qgmma` measured 0.2x cuBLAS
 bf16). The other native block-scaled pairs: the block-scaled skeleton's twin (both operands decoded to

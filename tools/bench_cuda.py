@@ -9,14 +9,10 @@
     python3 -m mxc.tools.bench_cuda dec-rows DIR [NxK,...]  # on the H100/H200: dec at M = 4, 16 with 1, 2, 4
                                                   # row tiles per CTA, and decs as kinds.decs_splits cuts it, vs
                                                   # cuBLAS bf16 (what kinds.dec_rows and kinds.use_decs pick from)
-    python3 -m mxc.tools.bench_cuda prefill DIR [NxK,..] [FORMAT,..] [M,..]
-                                                  # on the H100/H200: weight-only at M = 32..4096, the prefill
-                                                  # path (tilea + wdec + hgemm, each timed alone too; not
-                                                  # selected) and rdec as selected vs cuBLAS bf16
     python3 -m mxc.tools.bench_cuda rdec DIR [NxK,..] [FORMAT,..] [M,..]  # on the H100/H200: weight-only
                                                   # tilea + rdec [+ dsum] at every K split vs dec / decs (M <= 16)
-                                                  # or the prefill path, and cuBLAS bf16 (the choice of rdec);
-                                                  # the selected split's kernels also timed alone
+                                                  # and cuBLAS bf16 (the choice of rdec); the selected split's
+                                                  # kernels also timed alone
     python3 -m mxc.tools.bench_cuda rdec-tiles DIR  # on the H100/H200: rdec at every tile of x (16-256 rows)
                                                   # and K split, M = 64-512 (kinds.rdec_na / rdec_splits)
     python3 -m mxc.tools.bench_cuda dec1b DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 1, dec1 against
@@ -61,7 +57,7 @@ import torch
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
 from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, Dec, DSum, RDec, TileA,
-                               dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits, prefill_kernels,
+                               dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits,
                                rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
@@ -96,7 +92,7 @@ def _select(m: int, w: str, a: str | None, n: int = 0, k: int = 0) -> list:
 
 
 def _label(ks: list) -> str:
-    """A layer's kernels in a benchmark row: 'mxc dec', 'mxc decs+dsum', 'mxc tilea+wdec+hgemm'."""
+    """A layer's kernels in a benchmark row: 'mxc dec', 'mxc decs+dsum', 'mxc tilea+rdec'."""
     return "mxc " + "+".join(k.kind for k in ks)
 
 
@@ -729,9 +725,6 @@ def dec1b_sweep(out: Path, shapes=BENCH_SHAPES[1:], formats=BENCH_WO) -> None:
             print(flush=True)
 
 
-PREFILL_M = (32, 64, 128, 256, 1024, 4096)
-
-
 def _alone(mod, ks: list, wts: list[dict[str, torch.Tensor]], x: torch.Tensor, m: int, n: int, k: int) -> dict:
     """Seconds per call of each kernel of a layer's `ks` timed alone (by kind), on the buffers of one run of
     them all, with the rotated weight copies `wts`."""
@@ -745,42 +738,14 @@ def _alone(mod, ks: list, wts: list[dict[str, torch.Tensor]], x: torch.Tensor, m
     return parts
 
 
-def prefill_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=PREFILL_M, formats=("nvfp4", "mxfp4", "mxfp8")) -> None:
-    """Weight-only from M = 32 to prefill shapes: the prefill path (tilea + wdec + hgemm; each kernel also
-    timed alone; not selected, kinds.prefill_kernels) and rdec as selected (tilea + rdec [+ dsum]) against
-    cuBLAS bf16 in the same run."""
-    mod = Module((out / "kernels.cubin").read_bytes())
-    print(f"device: {torch.cuda.get_device_name()}")
-    rows = []
-    for n, k, f, q, inputs in _layers(shapes, formats):
-        wts = _rotated(layer_weights(prefill_kernels(f, False), q, k))  # as stored
-        rwts = None  # rdec's fragment tiles
-        for m, x, t_ref in inputs(ms):
-            pf = prefill_kernels(f, False)
-            t_pf = _time(lambda i: run_layer(mod, pf, x, q, weights=wts[i]), len(wts))
-            rd = rdec_kernels(f, False, m, n, k)
-            rwts = rwts or _rotated(layer_weights(rd, q, k))
-            t_rd = _time(lambda i: run_layer(mod, rd, x, q, weights=rwts[i]), len(rwts))
-            parts = _alone(mod, pf, wts, x, m, n, k)
-            tf = 2 * m * n * k / parts["hgemm"] / 1e12
-            rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, prefill=t_pf, rdec=t_rd,
-                             rdec_splits=rd[1].s, **parts))
-            print(f"{n:>6} {k:>6} M={m:<5} {f:<7} cuBLAS {t_ref * 1e6:8.1f}us  prefill {t_pf * 1e6:8.1f}us "
-                  f"{t_ref / t_pf:5.2f}x  (tilea {parts['tilea'] * 1e6:6.1f} wdec {parts['wdec'] * 1e6:6.1f} hgemm "
-                  f"{parts['hgemm'] * 1e6:7.1f}us {tf:5.0f} TFLOP/s, {t_ref / parts['hgemm']:4.2f}x)  "
-                  f"rdec s{rd[1].s} {t_rd * 1e6:8.1f}us "
-                  f"{t_ref / t_rd:5.2f}x", flush=True)
-    (out / "prefill.json").write_text(json.dumps(rows, indent=1))
-
-
 RDEC_M = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
 def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) -> None:
-    """Weight-only: rdec (tilea + rdec [+ dsum], every K split that fits) against the decode kernels (M <= 16)
-    or the prefill path and cuBLAS bf16 in the same run; MXFP8 x MXFP8 as cuda-sm90 selects it. What the
-    target's choices (kinds.rdec_splits, the M where rdec takes over from the decode kernels, rdec rather than
-    the prefill path) are made from."""
+    """Weight-only: rdec (tilea + rdec [+ dsum], every K split that fits; the selected split's kernels also
+    timed alone) against the decode kernels (M <= 16) and cuBLAS bf16 in the same run; MXFP8 x MXFP8 as
+    cuda-sm90 selects it. What the target's choices (kinds.rdec_splits, the M where rdec takes over from the
+    decode kernels) are made from."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}")
     rows = []
@@ -795,8 +760,8 @@ def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) 
             return _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
 
         for m, x, t_ref in inputs(ms):
-            other = _select(m, f, None, n, k) if m <= GEMV_MAX_M else prefill_kernels(f, False)
-            t_other = timed(other, x)
+            other = _select(m, f, None, n, k) if m <= GEMV_MAX_M else None  # the decode kernels
+            t_other = timed(other, x) if other else None
             na, times = rdec_na(m), {}
             for s in RDEC_SPLITS:
                 if s == 1 or -(-k // 64) // s >= 4:
@@ -806,10 +771,10 @@ def rdec_sweep(out: Path, shapes=BENCH_SHAPES[1:], ms=RDEC_M, formats=BENCH_WO) 
             s_auto, now = rd[1].s, _select(m, f, None, n, k)
             # each kernel alone (its weights: those the splits were timed with); tilea is work cuBLAS, handed bf16, skips
             parts = _alone(mod, rd, dev[weight_layout(rd)], x, m, n, k)
-            rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, other=_label(other), t_other=t_other,
+            rows.append(dict(N=n, K=k, M=m, format=f, cublas=t_ref, other=other and _label(other), t_other=t_other,
                              rdec_s=s_auto, rdec=times[s_auto], rdec_by_s=times, selected=_label(now), alone=parts))
-            print(f"{n:>6} {k:>6} M={m:<4} {f:<10} cuBLAS {t_ref * 1e6:7.1f}us  {_label(other)[4:]:<16} "
-                  f"{t_other * 1e6:7.1f}us {t_ref / t_other:5.2f}x  rdec s{s_auto} {times[s_auto] * 1e6:7.1f}us "
+            dec = f"{_label(other)[4:]:<16} {t_other * 1e6:7.1f}us {t_ref / t_other:5.2f}x  " if other else ""
+            print(f"{n:>6} {k:>6} M={m:<4} {f:<10} cuBLAS {t_ref * 1e6:7.1f}us  {dec}rdec s{s_auto} {times[s_auto] * 1e6:7.1f}us "
                   f"{t_ref / times[s_auto]:5.2f}x  (" + " ".join(f"s{s} {t * 1e6:.1f}" for s, t in times.items())
                   + ")  alone: " + " ".join(f"{kk} {t * 1e6:.1f}" for kk, t in parts.items())
                   + f" (rdec {t_ref / parts['rdec']:.2f}x)  selected: {_label(now)[4:]}", flush=True)
@@ -859,12 +824,6 @@ def main(argv=None) -> int:
         return 0
     if len(argv) in (5, 6) and argv[0] == "once":
         once(Path(argv[1]), argv[2], int(argv[3]), argv[4], argv[5] if len(argv) == 6 else None)
-        return 0
-    if len(argv) in (2, 3, 4, 5) and argv[0] == "prefill":  # prefill DIR [NxK,...] [FORMAT,...] [M,...]
-        shapes = _shapes(argv[2]) if len(argv) > 2 else None
-        prefill_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
-                      ms=_ints(argv[4]) if len(argv) > 4 else PREFILL_M,
-                      formats=tuple(argv[3].split(",")) if len(argv) > 3 else ("nvfp4", "mxfp4", "mxfp8"))
         return 0
     if len(argv) in (2, 3, 4, 5) and argv[0] == "rdec":  # rdec DIR [NxK,...] [FORMAT,...] [M,...]
         shapes = _shapes(argv[2]) if len(argv) > 2 else None

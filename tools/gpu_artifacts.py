@@ -12,8 +12,7 @@ import argparse
 from pathlib import Path
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mlp_dynamic.py"
-# name -> compile options: weight-only (dec, rdec, prefill: three weight layouts), MXFP8 x MXFP8 (tileq + rdec,
-# the prefill path)
+# name -> compile options: weight-only (dec, dec1b, rdec: their weight layouts), MXFP8 x MXFP8 (tileq + rdec)
 DYNAMIC = {
     "mlp_dynamic-nvfp4-w": {"format": "nvfp4", "weights_only": True},
     "mlp_dynamic-mxfp6-w": {"format": "mxfp6_e2m3", "weights_only": True},

@@ -2,16 +2,17 @@
 # the GPU host, after `bash tools/gpu_prepare.sh` here and carrying .gpuz and .whl (the device tool's
 # limit, 64 MiB a call, is below .gpu's size, so .gpu travels packed as .gpuz/gpu.tar.xz):
 #   OUT=DIR PARTS="checks decode" bash tools/gpu_session.sh      (the default PARTS)
-# Parts (their steps timed alone on an H100, 2026-12-06, where known; the parts as such have not run yet):
-#   checks   pytest tests/gpu (12 workers where .whl carries pytest-xdist; 52 s), --compare on every
-#            artifact of .gpu (56 s), the Llama example's forward pass against torch eager bf16
-#   decode   bench_cuda bench at M = 1 and 16 with the peers (> 160 s: cut at that limit after 4 of its
-#            6 shape x M cells and part of the fifth), ncu of the M = 1 kernel
-#   prefill  bench_cuda bench at M = 128-4096 (M = 128 and 4096 alone: 40 s), rdec against the prefill
-#            path (NVFP4, IF4), ncu of rdec at M = 4096 (IF4, NVFP4)
+# Parts (each ran as one device call on an H200 on 2026-12-06, times below):
+#   checks   pytest tests/gpu (12 workers where .whl carries pytest-xdist), --compare on every artifact of
+#            .gpu, the Llama example's forward pass against torch eager bf16: 108 s (42 + 47 + 15 s)
+#   decode   bench_cuda bench at M = 1 and 16 with the peers, ncu of the M = 1 kernel: 164 s (149 + 10 s)
+#   prefill  bench_cuda bench at M = 128-4096, rdec at M = 4096 with its kernels alone (NVFP4, IF4), the SM
+#            clock each ran at (clocks), ncu of rdec at M = 4096 (IF4, NVFP4): 85 s (37 + 27 + 21 s, before
+#            clocks was added)
 #   cost     the --auto cost table (targets/data/cuda-sm90-gemm.json) timed again shape by shape into
-#            $OUT/cuda-sm90-gemm.json, only on the device the table was measured on (all three shapes
-#            took ~10 min in one run; a shape whose run passes its 190 s limit keeps its old rows)
+#            $OUT/cuda-sm90-gemm.json, only on the device the table was measured on (IREE's matmuls are
+#            kept; on an H200 on 2026-12-06 8192^2 and 4096^2 took 65 s, 1024^2 12 s; a shape whose run
+#            passes its 190 s limit keeps its old rows)
 # Results and logs into $OUT; each step has a time limit, and the limits of a part sum to under 10 minutes
 # (but for checks' --compare loop, 60 s an artifact at most, ~5 s each in practice).
 set -u
@@ -45,6 +46,7 @@ prefill)
   timeout 210 $B bench .gpu --shapes $SH --m 128,1024,2048,4096 --no-peers > "$OUT/bench_prefill.txt" 2>&1; el bench
   grep -A16 "^aims" "$OUT/bench_prefill.txt"
   timeout 120 $B rdec .gpu $SH nvfp4,if4 4096 > "$OUT/bench_rdec.txt" 2>&1; el rdec
+  timeout 60 $B clocks .gpu 8192x8192 4096 nvfp4,if4 > "$OUT/clocks.txt" 2>&1; tail -6 "$OUT/clocks.txt"; el clocks
   for f in if4 nvfp4; do
     timeout 60 ncu --clock-control none -k regex:mxc_rdec --section SpeedOfLight --section WarpStateStats \
       --section SchedulerStats --section MemoryWorkloadAnalysis -c 1 $B once .gpu 14336x4096 4096 $f \
@@ -59,4 +61,4 @@ cost)
   done ;;
 *) echo "unknown part $part (checks, decode, prefill, cost)"; exit 2 ;;
 esac; done
-cp .gpu/bench-*.json "$OUT/" 2>/dev/null
+cp .gpu/bench-*.json .gpu/rdec.json .gpu/clocks-*.json "$OUT/" 2>/dev/null

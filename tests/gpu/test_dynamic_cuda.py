@@ -1,6 +1,6 @@
 """A dynamic row count on cuda-sm90: one artifact of `examples/mlp_dynamic.py` (batch 1-8, tokens 1-512) run on
 the GPU at row counts in every bucket of kernels the compile chose (dec at M = 1, 8 and 16, tilea / tileq + rdec
-up to 2047, the prefill path past it), within `mxc run --compare`'s tolerance of the fake-quant reference.
+from 17, its K split fewer as M grows), within `mxc run --compare`'s tolerance of the fake-quant reference.
 
 The GPU host has no torch-mlir: the artifacts are compiled beforehand where mxc compiles (this machine, CI's),
 `python -m mxc.tools.gpu_artifacts DIR`, and named by MXC_GPU_ARTIFACTS=DIR; where torch-mlir is importable they
@@ -19,7 +19,7 @@ from mxc.tools.gpu_artifacts import DYNAMIC, compile_dynamic
 
 ARTIFACTS_ENV = "MXC_GPU_ARTIFACTS"
 # (batch, tokens): M = 1 (dec1), 6 (dec m8), 16 (dec m16), 17, 40, 100, 200 (rdec na 32-256), 1500 (rdec, K split),
-# 2048 and 4096 (the prefill path), each row count's own bucket of kernels
+# 2048 and 4096 (rdec, one split), each row count's own bucket of kernels
 SHAPES = [(1, 1), (2, 3), (1, 16), (1, 17), (4, 10), (1, 100), (8, 25), (3, 500), (4, 512), (8, 512)]
 
 

@@ -1,7 +1,6 @@
 """Weight-only layers on cuda-sm90's kernels, every weight format: the weights `gemv` (f32) and `dec`
 (bf16) decode, bit for bit (x = identity), and the layer through the kernels the target selects
-(`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17) and through the prefill path
-(`tilea` + `wdec` + `hgemm`, not selected, the baseline rdec is measured against) against the float64
+(`dec` / `decs` at decode shapes, `tilea` + `rdec` [+ `dsum`] from M = 17) against the float64
 reference, K not a multiple of the block; `rdec` at every tile of x;
 IF4's and NVINT4's table decode and FP6's and MXINT8's integer decodes (dec1, dec, decs, rdec) at every
 scale byte and code, bit for bit."""
@@ -14,8 +13,7 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import (Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel, dec1b_variants, dec_max_rows,
-                               prefill_kernels)
+from mxc.kernels.kinds import Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel, dec1b_variants, dec_max_rows
 from mxc.kernels.launches import weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
@@ -386,31 +384,6 @@ def test_split_cluster_equals_dsum(gpu, fmt, s):
         gpu.require(ks)
         got.append(run_layer(gpu.module, ks, x.cuda(), q, "silu", bias.cuda()).cpu())
     _assert_bit_equal(got[1], got[0])
-
-
-@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_decode_bf16_prefill(gpu, fmt):
-    """y = I @ W^T through tilea + wdec + hgemm (M = K = 96: one partial 128-row tile of x, two 64-K
-    tiles, the second partial; N = 40: one 256-row weight tile, mostly padding): bf16(element x block
-    scale) x tensor scale, bit for bit."""
-    _check_bf16_decode(gpu, prefill_kernels(fmt, False), fmt)
-
-
-@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
-def test_linear_prefill(gpu, record_property, fmt):
-    """gelu(x @ W^T + bias) through tilea + wdec + hgemm at M = 1300 (11 tiles of 128 rows: a full group
-    of 8 and a partial one in hgemm's tile order, the last tile partial), N = 600 (3 tiles of 256, the last
-    partial), K = 1000 (16 K tiles, the last partial), within TOL * sum|x||w|."""
-    _check_bf16_linear(gpu, record_property, prefill_kernels(fmt, True), fmt, 1300, n=600)
-
-
-@pytest.mark.parametrize("k", (200, 1000))
-@pytest.mark.parametrize("fmt", ("nvfp4", "mxfp8"))
-def test_linear_prefill_persistent(gpu, record_property, fmt, k):
-    """hgemm's CTAs each taking several output tiles: M = 2100 (17 tiles of 128 rows) x N = 2000 (8 tiles of
-    256) is 136 tiles for 132 CTAs; K = 200 (4 K tiles: a tile's K tiles fill the ring's 4 slots exactly,
-    so each tile starts on a fresh turn of it) or 1000 (16, the last partial)."""
-    _check_bf16_linear(gpu, record_property, prefill_kernels(fmt, True), fmt, 2100, n=2000, k=k)
 
 
 def _rdec(fmt: str, na: int, s: int, bias: bool = False) -> list:

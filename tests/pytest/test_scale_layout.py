@@ -237,7 +237,7 @@ def test_e2m1_scattered_words_decode_by_the_kernels_shifts():
 
 
 def test_e2m1x8_byte_tables():
-    """wdec's and the skeleton's integer decode of E2M1 (mxc_bs.cuh `e2m1x8`): the magnitude's bf16 bits from two
+    """The skeleton's integer decode of E2M1 (mxc_bs.cuh `e2m1x8`): the magnitude's bf16 bits from two
     byte tables picked by prmt, the sign bit moved in, give every code's value exactly."""
     import re
     from pathlib import Path

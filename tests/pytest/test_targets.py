@@ -7,7 +7,7 @@ import pytest
 from mxc.kernels import Kernel, layer_launches
 from mxc.kernels.launches import layer_path
 from mxc.kernels.kinds import (DEC1B_KMAX, Amax, BsDec, BsMma, BsQ, Dec, Dec1B, DecSplit, DSum, Gemv,
-                               RDec, TileA, TileQ, dec1b_kernel, decs_splits, prefill_kernels)
+                               RDec, TileA, TileQ, dec1b_kernel, decs_splits)
 from mxc.numerics.options import FormatSpec
 from mxc.targets import TARGET_NAMES, GemmLayer, UnknownTargetError, by_device, get_target, support_table
 
@@ -37,7 +37,7 @@ def test_sm90_select_by_shape_and_format():
     # past decode shapes: bf16 activation tiles (K permuted as the fragment tiles), weights decoded in
     # registers by rdec's consumer warps, wgmma with A from registers; 32 rows of x per CTA
     assert sel(17, "mxfp6_e2m3") == [TileA(rows=32, perm=True), RDec(w_format="mxfp6_e2m3", na=32)]
-    # prefill shapes too (rdec measured faster than the prefill path, kinds.prefill_kernels): 256 rows of x
+    # prefill shapes too (rdec measured faster than the prefill path it replaced): 256 rows of x
     assert sel(2048, "nvfp4", bias=True) == [TileA(rows=256, perm=True), RDec(w_format="nvfp4", na=256, bias=True)]
     assert sel(4096, "mxfp4") == [TileA(rows=256, perm=True), RDec(w_format="mxfp4", na=256)]
     # N known (the legalize pass passes it): as many 16-row weight tiles per dec CTA as leave 200 CTAs
@@ -164,13 +164,13 @@ def test_layer_launches_connect_by_buffer_name():
     assert bsq.writes[0].shape == (384 * 1024 // 2,) and bsq.writes[1].shape == (384 * 1024 // 16,)
     assert mma.reads == ("a", "a_scales", "a_tensor_scale", "w", "w_scales", "w_tensor_scale", "bias")
     assert mma.constants == (300, 200, 1000, 2) and mma.grid == (2, 3, 1) and mma.writes[0].shape == (300, 200)
-    tilea, wdec, hgemm = layer_launches(prefill_kernels("nvfp4", True), 2100, 200, 1000, "gelu")  # not selected
-    assert tilea.writes[0].dtype == "bf16" and tilea.writes[0].shape == (2176, 1024) and tilea.grid == (1088, 1, 1)
-    assert wdec.reads == ("w", "w_scales") and wdec.writes[0].shape == (256, 1024) and wdec.constants == (200, 1000)
-    assert hgemm.reads == ("a", "wb", "w_tensor_scale", "bias") and hgemm.grid == (17, 1, 1)
-    # hgemm is persistent: a CTA per output tile up to one per SM (PF_SMS), each then taking several tiles
-    assert layer_launches(prefill_kernels("nvfp4", False), 4096, 8192, 8192)[-1].grid == (132, 1, 1)  # 32 x 32 tiles
-    assert layer_launches(prefill_kernels("nvfp4", False), 2100, 2000, 1000)[-1].grid == (132, 1, 1)  # 136 tiles
+    # tilea's tiles padded to rdec's 256 rows of x and 64 K; 18 CTAs, so four K splits (of 16 K tiles), dsum
+    # adding them with the bias and the epilogue
+    layer = GemmLayer("fc", 2100, FormatSpec.parse("nvfp4"), None, True, 200, 1000)
+    tilea, rdec, dsum = layer_launches(get_target("cuda-sm90").select(layer), 2100, 200, 1000, "gelu")
+    assert tilea.writes[0].dtype == "bf16" and tilea.writes[0].shape == (2304, 1024) and tilea.grid == (1152, 1, 1)
+    assert rdec.reads == ("a", "w", "w_scales", "w_tensor_scale") and rdec.grid == (2, 9, 4)
+    assert [o.shape for o in rdec.writes] == [(4, 2100, 200)] and dsum.reads == ("ws", "bias")
     layer = GemmLayer("fc", 64, FormatSpec.parse("mxfp4"), None, True, 4096, 4096)
     tilea, rdec, dsum = layer_launches(get_target("cuda-sm90").select(layer), 64, 4096, 4096)
     assert rdec.kernel.s == 4 and rdec.grid == (32, 1, 4) and [o.shape for o in rdec.writes] == [(4, 64, 4096)]
