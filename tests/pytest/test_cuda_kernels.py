@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from mxc.kernels import Kernel, build, every_kernel
 from mxc.kernels.codegen import format_struct
 from mxc.kernels.kinds import Dec1B, dec1b_kernel, dec1b_variants
 from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6, fast_int8, fast_tab4
-from mxc.kernels.sass import functions, nvdisasm_path
+from mxc.kernels.sass import disassemble, nvdisasm_path
 from mxc.numerics.formats import FORMATS
 
 from test_targets import sel
@@ -44,11 +43,9 @@ CHUNKS = 4
 def assembled(kernels: list[Kernel]) -> tuple[str, dict[str, str]]:
     """Build `kernels` (one architecture): (PTX text, SASS per kernel); skips when nvdisasm is missing."""
     built = build(kernels)
-    nvdisasm = nvdisasm_path()
-    if nvdisasm is None:
+    if nvdisasm_path() is None:
         pytest.skip("nvdisasm not found (pip install nvidia-cuda-nvdisasm): assembled, SASS not checked")
-    sass = subprocess.run([nvdisasm, str(built.cubin_path)], capture_output=True, text=True, check=True).stdout
-    funcs = functions(sass)
+    funcs = disassemble(built.cubin_path)
     assert set(funcs) == {k.name for k in kernels}
     return built.ptx.decode(), funcs
 
