@@ -25,7 +25,7 @@ ops in lower-mxq-to-cuda, which builds each export's workgroup-count region from
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, NamedTuple
 
 from mxc.numerics.formats import get_format
@@ -298,16 +298,20 @@ class Dec1B(_Decode):
     tpw: int = DEC1B_SHAPE[1]
     stages: int = DEC1B_SHAPE[2]
     cpsm: int = DEC1B_SHAPE[3]
+    diag: int = 0  # measurement variants (wrong outputs; `bench_cuda ring`): 2 no decode, 3 the ring alone
 
     def __post_init__(self):
         if not 8 <= self.warps <= 31 or self.tpw < 1 or self.stages < 2 or self.cpsm < 1:
             raise ValueError(f"dec1b: 8 to 31 consumer warps (256 threads fill the decode's table; with the producer "
                              f"warp a CTA holds at most 1024 threads), tpw >= 1, stages >= 2, cpsm >= 1; got warps "
                              f"{self.warps}, tpw {self.tpw}, stages {self.stages}, cpsm {self.cpsm}")
+        if self.diag not in (0, 2, 3):
+            raise ValueError(f"dec1b: diag 0 (the kernel), 2 or 3 (its measurement variants); got {self.diag}")
 
     @property
     def name(self) -> str:
         return (f"mxc_dec1b_{self.w_format}_w{self.warps}t{self.tpw}s{self.stages}c{self.cpsm}"
+                + (f"_diag{self.diag}" if self.diag else "")
                 + ("_bias" if self.bias else ""))
 
     @property
@@ -332,7 +336,9 @@ class Dec1B(_Decode):
         return Fragments.of(self.w_format)
 
     def call(self) -> str:
-        return self._call(f"{self.warps}, {self.tpw}, {self.stages}", "dec1b")
+        ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
+        return (f"mxc::dec1b<F_{self.w_format}, {self.warps}, {self.tpw}, {self.stages}, {str(self.bias).lower()}, "
+                f"{self.diag}>(x, w, w_scales, {ts}, {'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
 
     @property
     def path(self) -> str:
@@ -345,10 +351,11 @@ def dec1b_kernel(w_format: str, bias: bool = False) -> Dec1B:
     return Dec1B(w_format=w_format, bias=bias, warps=warps, tpw=tpw, stages=stages, cpsm=cpsm)
 
 
-# (warps, tpw, stages, cpsm) that `bench_cuda dec1b` compares. The 24- and 28-warp ones (more warps per scheduler:
-# `ncu` found 1 eligible of ~4 active) came after the last device call: not yet run on a GPU
-DEC1B_VARIANTS = ((16, 1, 8, 1), (16, 2, 4, 1), (16, 2, 6, 1), (16, 2, 8, 1), (16, 4, 3, 1), (16, 4, 4, 1),
-                  (8, 4, 4, 1), (8, 2, 8, 1), (24, 2, 4, 1), (28, 1, 6, 1))
+# (warps, tpw, stages, cpsm) that `bench_cuda dec1b` compares: the selected shape and 8 stages. (The other shapes
+# compared until 2026-12-06, 8 to 28 warps and 1 to 4 tiles per warp and stage, were each slower than or level
+# with the selected one on the H100 and the H200; the producer's L2 prefetch ahead of the ring, 1 to 16 stages,
+# was slower still: docs/cuda-sm90-log.md.)
+DEC1B_VARIANTS = ((16, 2, 4, 1), (16, 2, 8, 1))
 SM90_SMEM_PER_SM = 233472  # shared memory of an H100 / H200 SM (228 KB), 1 KB of it reserved per CTA
 
 

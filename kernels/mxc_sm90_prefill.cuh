@@ -340,7 +340,9 @@ struct Dec1bSmem {
   static constexpr int XS = DEC1B_KMAX * 2, RED = DEC1B_RPC * WARPS * 16 * 4;  // then 2 x STAGES mbarriers
 };
 
-template <class F, int WARPS, int TPW, int STAGES, bool BIAS>
+// DIAG (measurement variants, `bench_cuda ring`; wrong outputs): 2 the raw codes as A (no decode), 3 the
+// consumers only wait for each stage and release it (the ring alone).
+template <class F, int WARPS, int TPW, int STAGES, bool BIAS, int DIAG = 0>
 __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t* __restrict__ w,
                                       const uint8_t* __restrict__ s, const float* __restrict__ tsp,
                                       const float* __restrict__ bias, float* __restrict__ y, int M, int N, int K,
@@ -360,16 +362,20 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
   if (r0 >= r1) return;
   if (rpc > DEC1B_RPC || KT * 64 > DEC1B_KMAX || ((((uintptr_t)w) | ((uintptr_t)s)) & 15)) __trap();
   const int t = threadIdx.x, warp = t >> 5, lane = t & 31;
-  if (t == 0) ring_init(full0, empty0, STAGES, WARPS);
-  if constexpr (DecLut<F>::USED) {
-    if (t < 256) dec_lut_fill<F>(lut, t);
-  }
-  __syncthreads();
-
+  // named barrier 2: the producer warp arrives once its lane 0 has set up the ring and streams at once; the
+  // consumers wait there for the ring and for each other's part of the decode's table
+  constexpr int ALL = (WARPS + 1) * 32;
   if (warp == WARPS) {  // the producer: per row tile, ceil(KT / C) stages, the last holding the KT % C left
+    if (lane == 0) ring_init(full0, empty0, STAGES, WARPS);
+    __syncwarp();
+    asm volatile("bar.arrive 2, %0;\n" ::"r"(ALL) : "memory");
     if (lane == 0) stream_row_tiles<L, STAGES>(smem, w, s, r0, r1, KT, full0, empty0);
     return;
   }
+  if constexpr (DecLut<F>::USED) {
+    if (t < 256) dec_lut_fill<F>(lut, t);
+  }
+  asm volatile("bar.sync 2, %0;\n" ::"r"(ALL) : "memory");
   // x row m -> bf16 (RNE) in xs[0 .. KT * 64), zeros past K, while the first stages are in flight: each warp
   // converts the K tiles it consumes (w, w + WARPS, ...: C is a multiple of WARPS), so none waits for another
   const float* xr = x + (size_t)m * K;
@@ -407,6 +413,15 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
     for (int c = 0; c < per; ++c) {
       bs::mbar_wait(full0 + 8 * slot, phase);
       const uint8_t* p = smem + slot * L::STAGE;
+      if constexpr (DIAG == 3) {  // the ring alone
+        __syncwarp();
+        if (leader) bs::mbar_arrive(empty0 + 8 * slot);
+        if (++slot == STAGES) {
+          slot = 0;
+          phase ^= 1;
+        }
+        continue;
+      }
       auto tile = [&](int q) {  // K tile c x C + q x WARPS + warp of the row tile into acc[q]
         const Raw<L::LB> raw = lds_raw<L::LB>(p + woff + q * WARPS * L::WT);
         const uint32_t sc2 = *reinterpret_cast<const uint16_t*>(p + soff + q * WARPS * L::ST);
@@ -415,7 +430,7 @@ __device__ __forceinline__ void dec1b(const float* __restrict__ x, const uint8_t
         const uint4 a = *reinterpret_cast<const uint4*>(xp), b = *reinterpret_cast<const uint4*>(xp + 16);
         xb[0][0] = a.x; xb[0][1] = a.y; xb[0][2] = a.z; xb[0][3] = a.w;
         xb[0][4] = b.x; xb[0][5] = b.y; xb[0][6] = b.z; xb[0][7] = b.w;
-        dec_tile<F, 0>(acc[q], raw, sc2, xb, lut);
+        dec_tile<F, DIAG == 2 ? 2 : 0>(acc[q], raw, sc2, xb, lut);
       };
       // all TPW tiles in one basic block, so that their decodes and MMA chains interleave: 1-3.5 % faster
       // for the E2M1 formats on an H100, 3-4 % slower for the table decode (TAB4), which keeps one at a time

@@ -9,6 +9,8 @@
 #   prefill  bench_cuda bench at M = 128-4096, rdec at M = 4096 with its kernels alone (NVFP4, IF4), the SM
 #            clock each ran at (clocks), ncu of rdec at M = 4096 (IF4, NVFP4): 85 s (37 + 27 + 21 s, before
 #            clocks was added)
+#   ring     bench_cuda ring: M = 1, dec1b against itself without decode (diag2) and without consumers
+#            (diag3, the ring alone), NVFP4 and MXFP8: what the bulk-copy ring streams at
 #   cost     the --auto cost table (targets/data/cuda-sm90-gemm.json) timed again shape by shape into
 #            $OUT/cuda-sm90-gemm.json, only on the device the table was measured on (IREE's matmuls are
 #            kept; on an H200 on 2026-12-06 8192^2 and 4096^2 took 65 s, 1024^2 12 s; a shape whose run
@@ -53,12 +55,14 @@ prefill)
       > "$OUT/ncu_rdec_$f.txt" 2>&1
     grep -E "Duration|Compute \(SM\) Throughput|Issue Slots Busy" "$OUT/ncu_rdec_$f.txt"
   done; el ncu ;;
+ring)
+  timeout 200 $B ring .gpu > "$OUT/ring.txt" 2>&1; cat "$OUT/ring.txt"; el ring ;;
 cost)
   cp targets/data/cuda-sm90-gemm.json "$OUT/"
   for s in 8192x8192 4096x4096 1024x1024; do
     timeout 190 $B cost-table .gpu --out "$OUT/cuda-sm90-gemm.json" --shapes $s > "$OUT/cost_$s.txt" 2>&1
     tail -1 "$OUT/cost_$s.txt"; el "cost $s"
   done ;;
-*) echo "unknown part $part (checks, decode, prefill, cost)"; exit 2 ;;
+*) echo "unknown part $part (checks, decode, prefill, ring, cost)"; exit 2 ;;
 esac; done
-cp .gpu/bench-*.json .gpu/rdec.json .gpu/clocks-*.json "$OUT/" 2>/dev/null
+cp .gpu/bench-*.json .gpu/rdec.json .gpu/clocks-*.json .gpu/ring.json "$OUT/" 2>/dev/null

@@ -80,9 +80,9 @@ _DEC1B_SWEEP = [kb for f in ("nvfp4", "if4", "mxfp6_e2m3", "mxfp8") for kb in de
 @pytest.mark.parametrize("n,k", ((4200, 1500), (1000, 4000), (16900, 96), (2100, 16384)), ids=lambda v: str(v))
 @pytest.mark.parametrize("kb", _DEC1B_SWEEP, ids=lambda kb: kb.name)
 def test_linear_dec1b_variants(gpu, record_property, kb, n, k):
-    """Each dec1b variant `bench_cuda dec1b` compares (kinds.DEC1B_VARIANTS: warps, K tiles per warp and stage,
-    stages) as test_linear_dec1b checks the selected one: stages of 16 to 64 K tiles whose row tile's last
-    stage is partial (K = 1500: 24 K tiles, K = 4000: 63), 8 row tiles per CTA past one wave, K = 16384."""
+    """Each dec1b variant `bench_cuda dec1b` compares (kinds.DEC1B_VARIANTS: 4 and 8 stages of 32 K tiles) as
+    test_linear_dec1b checks the selected one: a row tile's only stage partial (K = 1500: 24 K tiles), its last
+    stage partial (K = 4000: 63), 8 row tiles per CTA past one wave, K = 16384."""
     _check_bf16_linear(gpu, record_property, [kb], kb.w_format, 1, n=n, k=k, seed=n)
 
 

@@ -319,6 +319,56 @@ def test_clocks_times_each_layer_in_turn_with_the_clock_sampled(tmp_path):
     assert "1500 MHz   695 W power cap" in out.stdout
 
 
+_RING_RUN = """
+import sys
+from pathlib import Path
+import torch
+from mxc.runtime.cuda import hopper_kernels
+from mxc.tools import bench_cuda as b
+library = {k.name for k in hopper_kernels()}
+def run_layer(mod, ks, x, q, weights=None):
+    missing = [k.name for k in ks if k.name not in library]
+    assert not missing, f"not in the GPU library: {missing}"
+    return torch.ones(x.shape[0], 8)
+times = iter([12e-6, 11e-6, 10e-6, 22e-6, 20e-6, 18e-6] * 3)
+sizes = iter([3_000_000, 6_000_000] * 3)
+torch.cuda.get_device_name = lambda *_: "NVIDIA H200"
+torch.Tensor.cuda = lambda self, *a, **k: self
+b.Module = lambda data: None
+b._layer = lambda n, k: (torch.Generator().manual_seed(0), torch.zeros(2, 2), [])
+b.quantize = lambda w, f: None
+b._cublas_time = lambda x, wb: 30e-6
+b._time = lambda fn, copies: next(times)
+b.layer_weights = lambda ks, q, k: {"w": torch.zeros(next(sizes), dtype=torch.uint8), "w_scales": torch.zeros(0)}
+b._rotated = lambda w: [w]
+b.run_layer = run_layer
+b.ring_sweep(Path(sys.argv[1]))
+"""
+
+
+def test_ring_sweep_times_dec1b_and_its_measurement_variants(tmp_path):
+    """`bench_cuda ring DIR` (here with a stand-in GPU): at M = 1 dec1b as selected, without decode (diag 2) and
+    the ring alone (diag 3), for NVFP4 and MXFP8 at each shape, every kernel in the library `bench_cuda build`
+    assembles (tools/gpu_prepare.sh); the fixed cost and marginal rate through the two formats' times."""
+    import json
+    import subprocess
+    import sys
+
+    from mxc.tools.bench_cuda import RING_FORMATS, RING_SHAPES
+
+    (tmp_path / "kernels.cubin").write_bytes(b"")
+    out = subprocess.run([sys.executable, "-c", _RING_RUN, str(tmp_path)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = json.loads((tmp_path / "ring.json").read_text())
+    assert len(rows) == len(RING_SHAPES) * len(RING_FORMATS)
+    assert rows[0]["times"] == {"0": 12e-6, "2": 11e-6, "3": 10e-6} and rows[0]["bytes"] == 3_000_000
+    assert "dec1b_nvfp4_w16t2s4c1_diag3" in out.stdout and "0.30 TB/s" in out.stdout
+    # 3 MB more bytes in 10 us more (kernel), 8 us more (ring alone): 0.30 / 0.375 TB/s, 2 us fixed either way
+    assert "kernel      fixed  2.0us + bytes at 0.30 TB/s (nvfp4 to mxfp8)" in out.stdout
+    assert "ring alone  fixed  2.0us + bytes at 0.38 TB/s" in out.stdout
+
+
 def test_clocks_without_nvidia_smi_says_what_it_needs(tmp_path, monkeypatch):
     from mxc.tools import bench_cuda
 
