@@ -25,7 +25,7 @@ ops in lower-mxq-to-cuda, which builds each export's workgroup-count region from
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
 from mxc.numerics.formats import get_format
