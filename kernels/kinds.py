@@ -473,6 +473,7 @@ class DecSplit(_Decode):
     s: int = 4  # K splits (grid z)
     cluster: bool = False
     kt: int = DECS_KT  # K tiles (of 64) of activations a CTA holds: its shared memory, so its CTAs per SM
+    diag: int = 0  # measurement variants (wrong outputs; `bench_cuda ring`): 2 no decode, 3 the weights' loads alone
 
     @property
     def ctas_per_sm(self) -> int:  # 48 K tiles held: 2 (108 KB of activations at mt = 16); 24: 3
@@ -484,11 +485,14 @@ class DecSplit(_Decode):
                              f"fit on the GPU at once), got s = {self.s}")
         if self.bias and not self.cluster:
             raise ValueError("decs: without a cluster the bias is dsum's")
+        if self.diag not in (0, 2, 3):
+            raise ValueError(f"decs: diag 0 (the kernel), 2 or 3 (its measurement variants); got {self.diag}")
 
     @property
     def name(self) -> str:
         return (f"mxc_decs_{self.w_format}_m{self.mt}_s{self.s}" + (f"_k{self.kt}" if self.kt != DECS_KT else "")
-                + ("_c" if self.cluster else "") + ("_bias" if self.bias else ""))
+                + ("_c" if self.cluster else "") + (f"_diag{self.diag}" if self.diag else "")
+                + ("_bias" if self.bias else ""))
 
     def bindings(self) -> list[Binding]:
         if self.cluster:
@@ -520,10 +524,11 @@ class DecSplit(_Decode):
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
         tpl = f"F_{self.w_format}, {self.mt}, 1, {self.s}, {DECS_RING}, {self.kt}"
+        diag = f", {self.diag}" if self.diag else ""
         if self.cluster:
-            return (f"mxc::decs<{tpl}, true, {str(self.bias).lower()}>(x, w, w_scales, {ts}, "
+            return (f"mxc::decs<{tpl}, true, {str(self.bias).lower()}{diag}>(x, w, w_scales, {ts}, "
                     f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
-        return f"mxc::decs<{tpl}>(x, w, w_scales, {ts}, nullptr, ws, M, N, K, 0);"
+        return f"mxc::decs<{tpl}{', false, false' + diag if diag else ''}>(x, w, w_scales, {ts}, nullptr, ws, M, N, K, 0);"
 
     @property
     def path(self) -> str | None:
@@ -570,6 +575,24 @@ def decs_kernels(w_format: str, mt: int, s: int, kt: int, bias: bool = False) ->
     if s <= DECS_CLUSTER_MAX:
         return [DecSplit(w_format=w_format, mt=mt, s=s, kt=kt, cluster=True, bias=bias)]
     return [DecSplit(w_format=w_format, mt=mt, s=s, kt=kt), DSum(s=s, bias=bias)]
+
+
+RING_SHAPES = ((8192, 8192), (14336, 4096), (4096, 14336))  # (N, K) of `bench_cuda ring`: the M = 1 and 16 aims'
+RING_FORMATS = ("nvfp4", "mxfp8")  # its formats (their bytes per weight differ by 1.83x)
+
+
+def ring_variants() -> list[Kernel]:
+    """The measurement variants `bench_cuda ring` times (diag 2: no decode; 3: the weights' stream alone), in the
+    GPU library: dec1b's for RING_FORMATS, and those of the decs kernels cuda-sm90 selects at M = 16 for
+    RING_SHAPES."""
+    out: list[Kernel] = [dataclasses.replace(dec1b_kernel(f), diag=d) for f in RING_FORMATS for d in (2, 3)]
+    for f in RING_FORMATS:
+        for n, k in RING_SHAPES:
+            split = use_decs(16, n, k, f)
+            if split is not None:
+                out += [dataclasses.replace(kd, diag=d) for kd in decs_kernels(f, 16, *split)
+                        if isinstance(kd, DecSplit) for d in (2, 3)]
+    return list(dict.fromkeys(out))
 
 
 # ---------------------------------------------------------------- the activations' tiles (mxc_sm90_prefill.cuh)

@@ -812,7 +812,9 @@ struct DecsLayout {
   static constexpr int TILE = MT * ROW;
 };
 
-template <class F, int MT, int R, int S, int U, int KTS, bool CL = false, bool BIAS = false>
+// DIAG (measurement variants, `bench_cuda ring`; wrong outputs): 2 the raw codes as A (no decode), 3 the weights'
+// loads alone (each tile's registers consumed by an empty asm: no shared-memory reads, no decode, no MMA).
+template <class F, int MT, int R, int S, int U, int KTS, bool CL = false, bool BIAS = false, int DIAG = 0>
 __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t* __restrict__ w,
                                      const uint8_t* __restrict__ s, const float* __restrict__ tsp,
                                      const float* __restrict__ bias, float* __restrict__ out, int M, int N,
@@ -874,6 +876,15 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
 #pragma unroll
     for (int i = 0; i < NT; ++i) acc[r][i][0] = acc[r][i][1] = acc[r][i][2] = acc[r][i][3] = 0.f;
   auto compute = [&](const Raw<LB>* raw, const uint32_t* sc2, int i) {
+    if constexpr (DIAG == 3) {  // the loads alone: their registers used, nothing computed
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int j = 0; j < LB / 4; ++j) asm volatile("" ::"r"(raw[r].w[j]));
+        asm volatile("" ::"r"(sc2[r]));
+      }
+      return;
+    }
     uint32_t xb[NT][8];
 #pragma unroll
     for (int j = 0; j < NT; ++j) {  // lane g's column: x row 8j + g, K 16t .. 16t + 15 of the tile
@@ -883,7 +894,7 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
       xb[j][4] = b.x; xb[j][5] = b.y; xb[j][6] = b.z; xb[j][7] = b.w;
     }
 #pragma unroll
-    for (int r = 0; r < R; ++r) dec_tile<F, 0, NT>(acc[r], raw[r], sc2[r], xb, lut);
+    for (int r = 0; r < R; ++r) dec_tile<F, DIAG == 2 ? 2 : 0, NT>(acc[r], raw[r], sc2[r], xb, lut);
   };
 #pragma unroll 1
   for (int i0 = 0; i0 < nt; i0 += U) {

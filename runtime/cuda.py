@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Mapping
-from dataclasses import replace
 
 import torch
 
 from mxc.kernels.catalog import every_kernel
-from mxc.kernels.kinds import GEMV_MT, BsDec, BsQ, Gemv, Kernel, dec1b_kernel, dec1b_variants
+from mxc.kernels.kinds import GEMV_MT, BsDec, BsQ, Gemv, Kernel, dec1b_kernel, dec1b_variants, ring_variants
 from mxc.kernels.launches import Launch, layer_launches, weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS, WeightLayout
 from mxc.numerics.quantize import QTensor
@@ -38,13 +37,13 @@ def hopper_kernels() -> list[Kernel]:
     """Every sm_90a kernel: what cuda-sm90 can select (the catalogue), the sm_90a twins of what
     only cuda-sm100 selects: the block-scaled skeleton's decode path (bf16 `bsq` + `bsdec`) and the
     f32 `gemv` (whose x = I product is the bit-exact check of the weight decode), and `dec1b` for every
-    format with the variants `bench_cuda dec1b` compares, and its measurement variants that `bench_cuda ring`
-    times (NVFP4, MXFP8: no decode, the ring alone). The library the GPU tests and the benchmarks load."""
+    format with the variants `bench_cuda dec1b` compares, and the measurement variants of dec1b and decs that
+    `bench_cuda ring` times (kinds.ring_variants). The library the GPU tests and the benchmarks load."""
     decode = [BsDec(w_format=f, bias=b) for f in WEIGHT_FORMATS for b in (False, True)]
     gemv = [Gemv(w_format=f, bias=b, mt=mt) for f in WEIGHT_FORMATS for b in (False, True) for mt in GEMV_MT]
     dec1b = [k for f in WEIGHT_FORMATS for b in (False, True) for k in [dec1b_kernel(f, b), *dec1b_variants(f, b)]]
-    diag = [replace(dec1b_kernel(f), diag=d) for f in ("nvfp4", "mxfp8") for d in (2, 3)]
-    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode, *gemv, *dec1b, *diag]))
+    return list(dict.fromkeys([*every_kernel("sm_90a"), BsQ(a_format="bf16"), *decode, *gemv, *dec1b,
+                               *ring_variants()]))
 
 
 class CudaError(RuntimeError):

@@ -17,9 +17,9 @@
                                                   # and K split, M = 64-512 (kinds.rdec_na / rdec_splits)
     python3 -m mxc.tools.bench_cuda dec1b DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 1, dec1 against
                                                   # each variant of dec1b (kinds.dec1b_variants) and cuBLAS bf16
-    python3 -m mxc.tools.bench_cuda ring DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 1, dec1b against
-                                                  # itself without decode and without consumers (the ring
-                                                  # alone): what its bulk-copy ring streams at
+    python3 -m mxc.tools.bench_cuda ring DIR [NxK,..] [FORMAT,..]  # on the H100/H200: M = 1 and 16, dec1b
+                                                  # and decs against themselves without decode and with the
+                                                  # weights' stream alone: what they stream at
     python3 -m mxc.tools.bench_cuda clocks DIR NxK M FORMAT,... [ROUNDS]  # on the H100/H200: each format's
                                                   # layer and cuBLAS in turn, with the SM clock and power
                                                   # sampled: slower work, or a lower clock (the power cap)?
@@ -60,8 +60,8 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, Dec, DSum, RDec,
-                               TileA, dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits,
+from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, RING_FORMATS,
+                               RING_SHAPES, Dec, DSum, RDec, TileA, dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits,
                                rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
@@ -729,46 +729,47 @@ def dec1b_sweep(out: Path, shapes=BENCH_SHAPES[1:], formats=BENCH_WO) -> None:
             print(flush=True)
 
 
-RING_SHAPES = ((8192, 8192), (14336, 4096), (4096, 14336))  # (N, K): the M = 1 aims' shapes
-RING_FORMATS = ("nvfp4", "mxfp8")  # the formats whose dec1b measurement variants the GPU library holds
-
-
-def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS) -> None:
-    """M = 1: dec1b as selected against its measurement variants (Dec1B.diag: 2 the codes as A without decode,
-    3 the ring alone: the bulk copies streaming with the consumers only releasing each stage), cuBLAS bf16 in
-    the same run. Each row: microseconds, ratio to cuBLAS, TB/s of codes and scales; the largest difference
-    from the kernel's output (relative to its largest; the diag variants' are meaningless). Per shape, over
-    the formats (their bytes differ): the fixed cost and the marginal rate of a line t = a + bytes / rate
-    through the first and the last format, for the kernel and the ring alone. Rows into DIR/ring.json."""
+def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS, ms=(1, 16)) -> None:
+    """M = 1 and 16: dec1b and decs as selected against their measurement variants (kinds.ring_variants; diag 2:
+    the codes as A without decode; diag 3: the weights' stream alone, dec1b's bulk-copy ring with consumers that
+    only release each stage, decs' loads with nothing computed), cuBLAS bf16 in the same run. Each row:
+    microseconds, ratio to cuBLAS, TB/s of codes and scales; the largest difference from the kernel's output
+    (relative to its largest; the diag variants' are meaningless). Per shape and M, over the formats (their
+    bytes differ): the fixed cost and the marginal rate of a line t = fixed + bytes / rate through the first
+    and the last format, for the kernel and its stream alone. Rows into DIR/ring.json."""
     mod = Module((out / "kernels.cubin").read_bytes())
     rows = []
     print(f"device: {torch.cuda.get_device_name()}")
     for n, k, f, q, inputs in _layers(shapes, formats):
-        for m, x, t_ref in inputs((1,)):
+        for m, x, t_ref in inputs(ms):
             sel = _select(m, f, None, n, k)
             wts = _rotated(layer_weights(sel, q, k))
             nbytes = wts[0]["w"].numel() + wts[0]["w_scales"].numel()
             y0 = run_layer(mod, sel, x, q, weights=wts[0])
-            line = f"{n:>6} {k:>6} {f:<6} cuBLAS {t_ref * 1e6:6.1f}us"
-            row = dict(n=n, k=k, format=f, bytes=nbytes, cublas=t_ref, times={})
+            line = f"{n:>6} {k:>6} M={m:<3} {f:<6} cuBLAS {t_ref * 1e6:6.1f}us"
+            row = dict(n=n, k=k, m=m, format=f, bytes=nbytes, cublas=t_ref, times={})
             for diag in (0, 2, 3):
-                ks = [replace(sel[0], diag=diag)]
+                ks = [replace(kk, diag=diag) if kk.kind in ("dec1b", "decs") else kk for kk in sel]
                 y = run_layer(mod, ks, x, q, weights=wts[0])
                 err = ((y - y0).abs().max() / y0.abs().max()).item()
                 t = _time(lambda i, ks=ks: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
                 row["times"][diag] = t
-                line += (f"\n    {ks[0].name.removeprefix('mxc_'):<34} {t * 1e6:6.1f}us {t_ref / t:5.2f}x "
-                         f"{nbytes / t / 1e12:5.2f} TB/s e{err:.0e}")
+                label = "+".join(kk.name.removeprefix("mxc_") for kk in ks)
+                line += f"\n    {label:<40} {t * 1e6:6.1f}us {t_ref / t:5.2f}x {nbytes / t / 1e12:5.2f} TB/s e{err:.0e}"
             rows.append(row)
             print(line, flush=True)
-        here = [r for r in rows if (r["n"], r["k"]) == (n, k)]
-        if len(here) > 1 and f == formats[-1] and here[0]["bytes"] != here[-1]["bytes"]:
+        if f != formats[-1]:
+            continue
+        for m in ms:
+            here = [r for r in rows if (r["n"], r["k"], r["m"]) == (n, k, m)]
             lo, hi = here[0], here[-1]
-            for diag, what in ((0, "kernel"), (3, "ring alone")):
+            if lo["bytes"] == hi["bytes"]:
+                continue
+            for diag, what in ((0, "kernel"), (3, "stream alone")):
                 rate = (hi["bytes"] - lo["bytes"]) / (hi["times"][diag] - lo["times"][diag])
                 fixed = lo["times"][diag] - lo["bytes"] / rate
-                print(f"    {what:<11} fixed {fixed * 1e6:4.1f}us + bytes at {rate / 1e12:4.2f} TB/s "
-                      f"({lo['format']} to {hi['format']})", flush=True)
+                print(f"  {n:>6} {k:>6} M={m:<3} {what:<12} fixed {fixed * 1e6:4.1f}us + bytes at "
+                      f"{rate / 1e12:4.2f} TB/s ({lo['format']} to {hi['format']})", flush=True)
     (out / "ring.json").write_text(json.dumps(rows, indent=1))
 
 
