@@ -473,6 +473,7 @@ class DecSplit(_Decode):
     s: int = 4  # K splits (grid z)
     cluster: bool = False
     kt: int = DECS_KT  # K tiles (of 64) of activations a CTA holds: its shared memory, so its CTAs per SM
+    ring: int = DECS_RING  # K tiles of weights in flight per warp (registers)
     diag: int = 0  # measurement variants (wrong outputs; `bench_cuda ring`): 2 no decode, 3 the weights' loads alone
 
     @property
@@ -487,11 +488,14 @@ class DecSplit(_Decode):
             raise ValueError("decs: without a cluster the bias is dsum's")
         if self.diag not in (0, 2, 3):
             raise ValueError(f"decs: diag 0 (the kernel), 2 or 3 (its measurement variants); got {self.diag}")
+        if self.ring < 2:
+            raise ValueError(f"decs: at least 2 K tiles of weights in flight per warp; got ring {self.ring}")
 
     @property
     def name(self) -> str:
         return (f"mxc_decs_{self.w_format}_m{self.mt}_s{self.s}" + (f"_k{self.kt}" if self.kt != DECS_KT else "")
-                + ("_c" if self.cluster else "") + (f"_diag{self.diag}" if self.diag else "")
+                + ("_c" if self.cluster else "") + (f"_u{self.ring}" if self.ring != DECS_RING else "")
+                + (f"_diag{self.diag}" if self.diag else "")
                 + ("_bias" if self.bias else ""))
 
     def bindings(self) -> list[Binding]:
@@ -523,7 +527,7 @@ class DecSplit(_Decode):
 
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
-        tpl = f"F_{self.w_format}, {self.mt}, 1, {self.s}, {DECS_RING}, {self.kt}"
+        tpl = f"F_{self.w_format}, {self.mt}, 1, {self.s}, {self.ring}, {self.kt}"
         diag = f", {self.diag}" if self.diag else ""
         if self.cluster:
             return (f"mxc::decs<{tpl}, true, {str(self.bias).lower()}{diag}>(x, w, w_scales, {ts}, "
@@ -581,17 +585,23 @@ RING_SHAPES = ((8192, 8192), (14336, 4096), (4096, 14336))  # (N, K) of `bench_c
 RING_FORMATS = ("nvfp4", "mxfp8")  # its formats (their bytes per weight differ by 1.83x)
 
 
+DECS_RING_TRY = (6,)  # a deeper register ring of decs that `bench_cuda ring` compares (4-bit weights: MXFP8's
+# ring of 6, or 4-bit's of 8, spills registers at 3 CTAs per SM)
+
+
 def ring_variants() -> list[Kernel]:
-    """The measurement variants `bench_cuda ring` times (diag 2: no decode; 3: the weights' stream alone), in the
-    GPU library: dec1b's for RING_FORMATS, and those of the decs kernels cuda-sm90 selects at M = 16 for
-    RING_SHAPES."""
+    """The variants `bench_cuda ring` times, in the GPU library: the measurement variants (diag 2: no decode;
+    3: the weights' stream alone) of dec1b for RING_FORMATS and of the decs kernels cuda-sm90 selects at M = 16
+    for RING_SHAPES, and (4-bit weights) those decs kernels with DECS_RING_TRY K tiles in flight per warp."""
     out: list[Kernel] = [dataclasses.replace(dec1b_kernel(f), diag=d) for f in RING_FORMATS for d in (2, 3)]
     for f in RING_FORMATS:
         for n, k in RING_SHAPES:
             split = use_decs(16, n, k, f)
             if split is not None:
-                out += [dataclasses.replace(kd, diag=d) for kd in decs_kernels(f, 16, *split)
-                        if isinstance(kd, DecSplit) for d in (2, 3)]
+                kd = next(kk for kk in decs_kernels(f, 16, *split) if isinstance(kk, DecSplit))
+                out += [dataclasses.replace(kd, diag=d) for d in (2, 3)]
+                if get_format(f).element.bits == 4:
+                    out += [dataclasses.replace(kd, ring=u) for u in DECS_RING_TRY]
     return list(dict.fromkeys(out))
 
 

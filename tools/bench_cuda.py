@@ -60,11 +60,12 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, RING_FORMATS,
-                               RING_SHAPES, Dec, DSum, RDec, TileA, dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits,
+from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_RING_TRY, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS,
+                               RING_FORMATS, RING_SHAPES, Dec, DSum, RDec, TileA, dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits,
                                rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
+from mxc.numerics.formats import get_format
 from mxc.numerics.options import FormatSpec
 from mxc.numerics.quantize import quantize
 from mxc.runtime.cuda import Module, hopper_kernels, layer_weights, run_kernels, run_layer
@@ -732,7 +733,8 @@ def dec1b_sweep(out: Path, shapes=BENCH_SHAPES[1:], formats=BENCH_WO) -> None:
 def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS, ms=(1, 16)) -> None:
     """M = 1 and 16: dec1b and decs as selected against their measurement variants (kinds.ring_variants; diag 2:
     the codes as A without decode; diag 3: the weights' stream alone, dec1b's bulk-copy ring with consumers that
-    only release each stage, decs' loads with nothing computed), cuBLAS bf16 in the same run. Each row:
+    only release each stage, decs' loads with nothing computed) and, at M = 16 with 4-bit weights, decs with a
+    deeper register ring (DECS_RING_TRY K tiles in flight per warp), cuBLAS bf16 in the same run. Each row:
     microseconds, ratio to cuBLAS, TB/s of codes and scales; the largest difference from the kernel's output
     (relative to its largest; the diag variants' are meaningless). Per shape and M, over the formats (their
     bytes differ): the fixed cost and the marginal rate of a line t = fixed + bytes / rate through the first
@@ -748,12 +750,14 @@ def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS, ms=(1, 16)) 
             y0 = run_layer(mod, sel, x, q, weights=wts[0])
             line = f"{n:>6} {k:>6} M={m:<3} {f:<6} cuBLAS {t_ref * 1e6:6.1f}us"
             row = dict(n=n, k=k, m=m, format=f, bytes=nbytes, cublas=t_ref, times={})
-            for diag in (0, 2, 3):
-                ks = [replace(kk, diag=diag) if kk.kind in ("dec1b", "decs") else kk for kk in sel]
+            deeper = m > 1 and get_format(f).element.bits == 4  # kinds.ring_variants' deeper rings
+            alts = [{"diag": d} for d in (0, 2, 3)] + ([{"ring": u} for u in DECS_RING_TRY] if deeper else [])
+            for alt in alts:
+                ks = [replace(kk, **alt) if kk.kind in ("dec1b", "decs") else kk for kk in sel]
                 y = run_layer(mod, ks, x, q, weights=wts[0])
                 err = ((y - y0).abs().max() / y0.abs().max()).item()
                 t = _time(lambda i, ks=ks: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
-                row["times"][diag] = t
+                row["times"][alt.get("diag", f"u{alt.get('ring')}")] = t
                 label = "+".join(kk.name.removeprefix("mxc_") for kk in ks)
                 line += f"\n    {label:<40} {t * 1e6:6.1f}us {t_ref / t:5.2f}x {nbytes / t / 1e12:5.2f} TB/s e{err:.0e}"
             rows.append(row)

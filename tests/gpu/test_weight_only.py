@@ -7,13 +7,15 @@ scale byte and code, bit for bit."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel, dec1b_variants, dec_max_rows
+from mxc.kernels.kinds import (DECS_RING, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel, dec1b_variants,
+                               dec_max_rows, ring_variants)
 from mxc.kernels.launches import weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
@@ -384,6 +386,24 @@ def test_split_cluster_equals_dsum(gpu, fmt, s):
         gpu.require(ks)
         got.append(run_layer(gpu.module, ks, x.cuda(), q, "silu", bias.cuda()).cpu())
     _assert_bit_equal(got[1], got[0])
+
+
+@pytest.mark.parametrize("kd", [k for k in ring_variants() if k.kind == "decs" and not k.diag], ids=lambda k: k.name)
+def test_decs_deeper_ring(gpu, kd):
+    """decs with a deeper register ring (DecSplit.ring, what `bench_cuda ring` compares) gives the selected
+    ring's outputs bit for bit (the same tiles, the same order): M = 16, N = 1000, K = 3000 (the last K tile
+    partial), and y = I @ W^T at K = 96 (CTAs with no K tile)."""
+    def ks(ring):
+        kr = dataclasses.replace(kd, ring=ring)
+        return [kr] if kr.cluster else [kr, DSum(s=kr.s)]
+    w, x, _ = layer_inputs(16, 3000, 1000, seed=kd.s)
+    q = quantize(w, kd.w_format)
+    got = []
+    for ring in (DECS_RING, kd.ring):
+        gpu.require(ks(ring))
+        got.append(run_layer(gpu.module, ks(ring), x.cuda(), q).cpu())
+    _assert_bit_equal(got[1], got[0])
+    _check_bf16_decode(gpu, ks(kd.ring), kd.w_format)
 
 
 def _rdec(fmt: str, na: int, s: int, bias: bool = False) -> list:
