@@ -883,18 +883,18 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
         for (int j = 0; j < LB / 4; ++j) asm volatile("" ::"r"(raw[r].w[j]));
         asm volatile("" ::"r"(sc2[r]));
       }
-      return;
-    }
-    uint32_t xb[NT][8];
+    } else {
+      uint32_t xb[NT][8];
 #pragma unroll
-    for (int j = 0; j < NT; ++j) {  // lane g's column: x row 8j + g, K 16t .. 16t + 15 of the tile
-      const uint8_t* p = xs + i * L::TILE + (8 * j + g) * L::ROW + 32 * t;
-      const uint4 a = *reinterpret_cast<const uint4*>(p), b = *reinterpret_cast<const uint4*>(p + 16);
-      xb[j][0] = a.x; xb[j][1] = a.y; xb[j][2] = a.z; xb[j][3] = a.w;
-      xb[j][4] = b.x; xb[j][5] = b.y; xb[j][6] = b.z; xb[j][7] = b.w;
-    }
+      for (int j = 0; j < NT; ++j) {  // lane g's column: x row 8j + g, K 16t .. 16t + 15 of the tile
+        const uint8_t* p = xs + i * L::TILE + (8 * j + g) * L::ROW + 32 * t;
+        const uint4 a = *reinterpret_cast<const uint4*>(p), b = *reinterpret_cast<const uint4*>(p + 16);
+        xb[j][0] = a.x; xb[j][1] = a.y; xb[j][2] = a.z; xb[j][3] = a.w;
+        xb[j][4] = b.x; xb[j][5] = b.y; xb[j][6] = b.z; xb[j][7] = b.w;
+      }
 #pragma unroll
-    for (int r = 0; r < R; ++r) dec_tile<F, DIAG == 2 ? 2 : 0, NT>(acc[r], raw[r], sc2[r], xb, lut);
+      for (int r = 0; r < R; ++r) dec_tile<F, DIAG == 2 ? 2 : 0, NT>(acc[r], raw[r], sc2[r], xb, lut);
+    }
   };
 #pragma unroll 1
   for (int i0 = 0; i0 < nt; i0 += U) {
