@@ -421,6 +421,7 @@ DECS_PATH = "decode, K split across CTAs: weights to bf16 in registers, mma.sync
 # 14336 and 16384 x 4096; equal at 28672 x 4096); clusters of 4 and 8 at 2 CTAs of 110 KB per SM do not all fit
 # at once (ncu: 62 active clusters of 4, 8192^2 needs 64), and the second wave cost 1.5-1.7x
 DECS_CLUSTER_MAX = 2
+DECS_CLUSTER_LIMIT = 8  # the largest cluster a plain launch gets (the portable size): what decs can be built for
 DECS_MIN_NK = 4096 * 4096  # smaller layers keep the one-kernel dec (decs measured from 4096 x 4096 up)
 
 
@@ -481,9 +482,9 @@ class DecSplit(_Decode):
         return 3 if self.kt <= DECS_KT3 else 2
 
     def __post_init__(self):
-        if self.cluster and self.s > DECS_CLUSTER_MAX:
-            raise ValueError(f"decs sums at most {DECS_CLUSTER_MAX} K splits in a cluster (larger clusters do not all "
-                             f"fit on the GPU at once), got s = {self.s}")
+        if self.cluster and self.s > DECS_CLUSTER_LIMIT:
+            raise ValueError(f"decs sums at most {DECS_CLUSTER_LIMIT} K splits in a cluster (the portable cluster "
+                             f"size), got s = {self.s}")
         if self.bias and not self.cluster:
             raise ValueError("decs: without a cluster the bias is dsum's")
         if self.diag not in (0, 2, 3):
@@ -585,6 +586,19 @@ RING_SHAPES = ((8192, 8192), (14336, 4096), (4096, 14336))  # (N, K) of `bench_c
 RING_FORMATS = ("nvfp4", "mxfp8")  # its formats (their bytes per weight differ by 1.83x)
 
 
+def decs_cluster_twin(kd: DecSplit, k: int) -> DecSplit | None:
+    """decs + dsum's kernel `kd` (reduction size k) summing its K splits in a thread-block cluster instead of dsum:
+    at most DECS_CLUSTER_LIMIT splits (fewer CTAs, each with a longer K range), the K tiles of activations held
+    the fewest that fit it; None where kd already sums in a cluster or a K range would not fit."""
+    if kd.cluster:
+        return None
+    s = min(kd.s, DECS_CLUSTER_LIMIT)
+    ct = -(-(-(-k // 64)) // s)
+    if ct > DECS_KT:
+        return None
+    return dataclasses.replace(kd, s=s, kt=DECS_KT3 if ct <= DECS_KT3 else DECS_KT, cluster=True)
+
+
 DECS_RING_TRY = (6,)  # a deeper register ring of decs that `bench_cuda ring` compares (4-bit weights: MXFP8's
 # ring of 6, or 4-bit's of 8, spills registers at 3 CTAs per SM)
 
@@ -592,7 +606,8 @@ DECS_RING_TRY = (6,)  # a deeper register ring of decs that `bench_cuda ring` co
 def ring_variants() -> list[Kernel]:
     """The variants `bench_cuda ring` times, in the GPU library: the measurement variants (diag 2: no decode;
     3: the weights' stream alone) of dec1b for RING_FORMATS and of the decs kernels cuda-sm90 selects at M = 16
-    for RING_SHAPES, and (4-bit weights) those decs kernels with DECS_RING_TRY K tiles in flight per warp."""
+    for RING_SHAPES; those decs kernels summing their K splits in a cluster instead of dsum (up to
+    DECS_CLUSTER_LIMIT splits); and (4-bit weights) with DECS_RING_TRY K tiles in flight per warp."""
     out: list[Kernel] = [dataclasses.replace(dec1b_kernel(f), diag=d) for f in RING_FORMATS for d in (2, 3)]
     for f in RING_FORMATS:
         for n, k in RING_SHAPES:
@@ -600,6 +615,9 @@ def ring_variants() -> list[Kernel]:
             if split is not None:
                 kd = next(kk for kk in decs_kernels(f, 16, *split) if isinstance(kk, DecSplit))
                 out += [dataclasses.replace(kd, diag=d) for d in (2, 3)]
+                twin = decs_cluster_twin(kd, k)
+                if twin is not None:
+                    out += [twin, dataclasses.replace(twin, bias=True)]
                 if get_format(f).element.bits == 4:
                     out += [dataclasses.replace(kd, ring=u) for u in DECS_RING_TRY]
     return list(dict.fromkeys(out))

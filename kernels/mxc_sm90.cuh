@@ -924,8 +924,7 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
         }
   } else {
     // the CTA's partials [MT][ROWS] (+ a pad of 4 floats per x row: the fragment stores hit distinct banks)
-    constexpr int ROWS = 8 * R * 16, PS = ROWS + 4, PER = ROWS / S;
-    static_assert(ROWS % S == 0, "each CTA of the cluster sums a whole share of the rows");
+    constexpr int ROWS = 8 * R * 16, PS = ROWS + 4, PER = (ROWS + S - 1) / S;  // the last share may be short
     static_assert(MT * PS * 4 <= KTS * DecsLayout<MT>::TILE, "the partials fit where the activations were");
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();
@@ -946,6 +945,7 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
     const int q0 = (int)cluster.block_rank() * PER;  // = split * PER
     for (int e = threadIdx.x; e < PER * MT; e += blockDim.x) {
       const int col = e / PER, row = q0 + e % PER;
+      if (row >= ROWS) continue;
       const int n = blockIdx.x * ROWS + row, m = m0 + col;
       const int idx = col * PS + row;
       float v = *cluster.map_shared_rank(part + idx, 0);

@@ -61,7 +61,8 @@ import torch
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
 from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_RING_TRY, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS,
-                               RING_FORMATS, RING_SHAPES, Dec, DSum, RDec, TileA, dec1b_variants, dec_max_rows, dec_rows, decs_kernels, decs_splits,
+                               RING_FORMATS, RING_SHAPES, Dec, DSum, RDec, TileA, dec1b_variants, dec_max_rows,
+                               dec_rows, decs_cluster_twin, decs_kernels, decs_splits,
                                rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
@@ -733,8 +734,9 @@ def dec1b_sweep(out: Path, shapes=BENCH_SHAPES[1:], formats=BENCH_WO) -> None:
 def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS, ms=(1, 16)) -> None:
     """M = 1 and 16: dec1b and decs as selected against their measurement variants (kinds.ring_variants; diag 2:
     the codes as A without decode; diag 3: the weights' stream alone, dec1b's bulk-copy ring with consumers that
-    only release each stage, decs' loads with nothing computed) and, at M = 16 with 4-bit weights, decs with a
-    deeper register ring (DECS_RING_TRY K tiles in flight per warp), cuBLAS bf16 in the same run. Each row:
+    only release each stage, decs' loads with nothing computed) and, at M = 16, decs summing its K splits in a
+    thread-block cluster instead of dsum and (4-bit weights) with a deeper register ring (DECS_RING_TRY K tiles in
+    flight per warp), cuBLAS bf16 in the same run. Each row:
     microseconds, ratio to cuBLAS, TB/s of codes and scales; the largest difference from the kernel's output
     (relative to its largest; the diag variants' are meaningless). Per shape and M, over the formats (their
     bytes differ): the fixed cost and the marginal rate of a line t = fixed + bytes / rate through the first
@@ -752,12 +754,16 @@ def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS, ms=(1, 16)) 
             row = dict(n=n, k=k, m=m, format=f, bytes=nbytes, cublas=t_ref, times={})
             deeper = m > 1 and get_format(f).element.bits == 4  # kinds.ring_variants' deeper rings
             alts = [{"diag": d} for d in (0, 2, 3)] + ([{"ring": u} for u in DECS_RING_TRY] if deeper else [])
+            twin = decs_cluster_twin(sel[0], k) if m > 1 else None  # decs summing in a cluster, no dsum
+            if twin is not None:
+                alts.append({"twin": twin})
             for alt in alts:
-                ks = [replace(kk, **alt) if kk.kind in ("dec1b", "decs") else kk for kk in sel]
+                ks = [alt["twin"]] if "twin" in alt else [
+                    replace(kk, **alt) if kk.kind in ("dec1b", "decs") else kk for kk in sel]
                 y = run_layer(mod, ks, x, q, weights=wts[0])
                 err = ((y - y0).abs().max() / y0.abs().max()).item()
                 t = _time(lambda i, ks=ks: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
-                row["times"][alt.get("diag", f"u{alt.get('ring')}")] = t
+                row["times"][alt["diag"] if "diag" in alt else "cluster" if "twin" in alt else f"u{alt['ring']}"] = t
                 label = "+".join(kk.name.removeprefix("mxc_") for kk in ks)
                 line += f"\n    {label:<40} {t * 1e6:6.1f}us {t_ref / t:5.2f}x {nbytes / t / 1e12:5.2f} TB/s e{err:.0e}"
             rows.append(row)

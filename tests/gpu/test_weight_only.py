@@ -406,6 +406,23 @@ def test_decs_deeper_ring(gpu, kd):
     _check_bf16_decode(gpu, ks(kd.ring), kd.w_format)
 
 
+@pytest.mark.parametrize("kd", [k for k in ring_variants() if k.kind == "decs" and k.cluster and not k.bias],
+                         ids=lambda k: k.name)
+def test_decs_cluster_twin(gpu, kd):
+    """decs summing 3 to 8 K splits in a thread-block cluster (kinds.decs_cluster_twin, what `bench_cuda ring`
+    compares with decs + dsum; a split count that does not divide the group's 128 rows leaves the last CTA a
+    short share) gives decs + dsum's outputs at the same split bit for bit: M = 16, N = 1000 (a row group partly
+    past N), K = 3000, with bias and SiLU."""
+    w, x, bias = layer_inputs(16, 3000, 1000, seed=kd.s)
+    q = quantize(w, kd.w_format)
+    got = []
+    for ks in ([dataclasses.replace(kd, cluster=False), DSum(s=kd.s, bias=True)],
+               [dataclasses.replace(kd, bias=True)]):
+        gpu.require(ks)
+        got.append(run_layer(gpu.module, ks, x.cuda(), q, "silu", bias.cuda()).cpu())
+    _assert_bit_equal(got[1], got[0])
+
+
 def _rdec(fmt: str, na: int, s: int, bias: bool = False) -> list:
     return [TileA(rows=na, perm=True), RDec(w_format=fmt, na=na, s=s, bias=bias and s == 1)] + (
         [DSum(s=s, bias=bias)] if s > 1 else [])
