@@ -419,7 +419,8 @@ DECS_PATH = "decode, K split across CTAs: weights to bf16 in registers, mma.sync
 # decs sums its K splits in a thread-block cluster up to this many splits, past it through dsum: measured on the
 # H200 (`bench_cuda dec-rows`, M = 4 and 16), 1 and 2 splits ran 1-5 % faster than decs + dsum (32768 x 2048,
 # 14336 and 16384 x 4096; equal at 28672 x 4096); clusters of 4 and 8 at 2 CTAs of 110 KB per SM do not all fit
-# at once (ncu: 62 active clusters of 4, 8192^2 needs 64), and the second wave cost 1.5-1.7x
+# at once (ncu: 62 active clusters of 4, 8192^2 needs 64), and the second wave cost 1.5-1.7x; on an H100 on
+# 2026-12-06 (`bench_cuda ring`, decs_cluster_twin) clusters of 6 and 8 ran 1.4-1.6x decs + dsum's time, 3 level
 DECS_CLUSTER_MAX = 2
 DECS_CLUSTER_LIMIT = 8  # the largest cluster a plain launch gets (the portable size): what decs can be built for
 DECS_MIN_NK = 4096 * 4096  # smaller layers keep the one-kernel dec (decs measured from 4096 x 4096 up)
