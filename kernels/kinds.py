@@ -465,7 +465,8 @@ class DecSplit(_Decode):
     activations the CTA converts once to bf16 into shared memory and all its warps read. With `cluster`
     the s CTAs of a row group are one thread-block cluster: each keeps its partial sums in shared memory
     and, after a cluster barrier, sums 1/s of the group's rows over the s CTAs' partials (distributed
-    shared memory) in split order, adds the bias and writes y (s <= DECS_CLUSTER_MAX). Without, each warp
+    shared memory) in split order, adds the bias and writes y (cuda-sm90 selects it up to DECS_CLUSTER_MAX splits;
+    it builds up to DECS_CLUSTER_LIMIT). Without, each warp
     writes its rows' partial sums to the workspace `ws` [s, M, N], which `dsum` reduces in the same order
     (the bias is dsum's)."""
 
@@ -534,7 +535,8 @@ class DecSplit(_Decode):
         if self.cluster:
             return (f"mxc::decs<{tpl}, true, {str(self.bias).lower()}{diag}>(x, w, w_scales, {ts}, "
                     f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
-        return f"mxc::decs<{tpl}{', false, false' + diag if diag else ''}>(x, w, w_scales, {ts}, nullptr, ws, M, N, K, 0);"
+        tpl += ", false, false" + diag if diag else ""
+        return f"mxc::decs<{tpl}>(x, w, w_scales, {ts}, nullptr, ws, M, N, K, 0);"
 
     @property
     def path(self) -> str | None:
