@@ -77,8 +77,9 @@ def test_sm90_select_by_shape_and_format():
     assert wide(16, "nvfp4", 8192)[0].cluster_dims is None
     assert decs_splits(8192, 8192) == (6, 24) and decs_splits(4096, 40000) == (16, 48)  # 40000: no one-wave split
     assert decs_splits(4096, 4096) == (8, 48)  # a one-wave split would leave a CTA 6 K tiles (< DECS_MIN_TILES)
-    with pytest.raises(ValueError, match="at most 2 K splits in a cluster"):
-        DecSplit(w_format="nvfp4", s=4, cluster=True)
+    with pytest.raises(ValueError, match="at most 8 K splits in a cluster"):  # the portable cluster size
+        DecSplit(w_format="nvfp4", s=12, cluster=True)
+    assert DecSplit(w_format="nvfp4", s=8, cluster=True).cluster_dims == (1, 1, 8)  # built, not selected
     with pytest.raises(ValueError, match="bias is dsum"):
         DecSplit(w_format="nvfp4", s=4, bias=True)
     assert wide(4, "nvfp4", 14336, 4096) == [Dec(w_format="nvfp4", mt=8, r=4)]  # dec at 4 row tiles: faster
