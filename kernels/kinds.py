@@ -477,7 +477,8 @@ class DecSplit(_Decode):
     cluster: bool = False
     kt: int = DECS_KT  # K tiles (of 64) of activations a CTA holds: its shared memory, so its CTAs per SM
     ring: int = DECS_RING  # K tiles of weights in flight per warp (registers)
-    diag: int = 0  # measurement variants (wrong outputs; `bench_cuda ring`): 2 no decode, 3 the weights' loads alone
+    diag: int = 0  # measurement variants (wrong outputs; `bench_cuda ring`): 2 no decode, 3 the weights' loads alone,
+    # 4 no activations staged (the kernel's code, skipped at run time)
 
     @property
     def ctas_per_sm(self) -> int:  # 48 K tiles held: 2 (108 KB of activations at mt = 16); 24: 3
@@ -489,8 +490,8 @@ class DecSplit(_Decode):
                              f"size), got s = {self.s}")
         if self.bias and not self.cluster:
             raise ValueError("decs: without a cluster the bias is dsum's")
-        if self.diag not in (0, 2, 3):
-            raise ValueError(f"decs: diag 0 (the kernel), 2 or 3 (its measurement variants); got {self.diag}")
+        if self.diag not in (0, 2, 3, 4):
+            raise ValueError(f"decs: diag 0 (the kernel), 2, 3 or 4 (its measurement variants); got {self.diag}")
         if self.ring < 2:
             raise ValueError(f"decs: at least 2 K tiles of weights in flight per warp; got ring {self.ring}")
 
@@ -608,16 +609,17 @@ DECS_RING_TRY = (6,)  # a deeper register ring of decs that `bench_cuda ring` co
 
 def ring_variants() -> list[Kernel]:
     """The variants `bench_cuda ring` times, in the GPU library: the measurement variants (diag 2: no decode;
-    3: the weights' stream alone) of dec1b for RING_FORMATS and of the decs kernels cuda-sm90 selects at M = 16
-    for RING_SHAPES; those decs kernels summing their K splits in a cluster instead of dsum (up to
-    DECS_CLUSTER_LIMIT splits); and (4-bit weights) with DECS_RING_TRY K tiles in flight per warp."""
+    3: the weights' stream alone; decs's 4: no activations staged) of dec1b for RING_FORMATS and of the decs
+    kernels cuda-sm90 selects at M = 16 for RING_SHAPES; those decs kernels summing their K splits in a cluster
+    instead of dsum (up to DECS_CLUSTER_LIMIT splits); and (4-bit weights) with DECS_RING_TRY K tiles in flight per
+    warp."""
     out: list[Kernel] = [dataclasses.replace(dec1b_kernel(f), diag=d) for f in RING_FORMATS for d in (2, 3)]
     for f in RING_FORMATS:
         for n, k in RING_SHAPES:
             split = use_decs(16, n, k, f)
             if split is not None:
                 kd = next(kk for kk in decs_kernels(f, 16, *split) if isinstance(kk, DecSplit))
-                out += [dataclasses.replace(kd, diag=d) for d in (2, 3)]
+                out += [dataclasses.replace(kd, diag=d) for d in (2, 3, 4)]
                 twin = decs_cluster_twin(kd, k)
                 if twin is not None:
                     out += [twin, dataclasses.replace(twin, bias=True)]

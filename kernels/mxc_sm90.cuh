@@ -814,7 +814,9 @@ struct DecsLayout {
 
 // DIAG (measurement variants, `bench_cuda ring`; wrong outputs): 2 the raw codes as A (no decode), 3 the weights'
 // loads alone (each tile's words XORed into an accumulator that is stored: no shared-memory reads, no decode, no
-// MMA).
+// MMA), 4 no activations staged (shared memory left as the CTA before left it), skipped by a condition the
+// compiler cannot fold, so that the rest is the kernel's code: dropped at compile time, the main loop compiled
+// differently and ran 3-4 us slower with no activations at all (docs/cuda-sm90-log.md, 2026-12-06).
 template <class F, int MT, int R, int S, int U, int KTS, bool CL = false, bool BIAS = false, int DIAG = 0>
 __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t* __restrict__ w,
                                      const uint8_t* __restrict__ s, const float* __restrict__ tsp,
@@ -855,7 +857,7 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
   // x rows m0 .. m0 + MT, K tiles kt0 .. kt0 + nt -> bf16 (RNE) in shared memory, zeros past M and K
   const bool xvec = (K % 4 == 0) && ((uintptr_t)x % 16) == 0;
   constexpr int SI = 4;  // items (8 values: tile, row, eighth) per thread with their loads in flight
-  const int items = nt * MT * 8;
+  const int items = (DIAG == 4 && K > 0) ? 0 : nt * MT * 8;  // diag 4: none, at run time
   for (int i0 = threadIdx.x; i0 < items; i0 += 256 * SI) {
     float v[SI][8];
 #pragma unroll

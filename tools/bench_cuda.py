@@ -734,10 +734,9 @@ def dec1b_sweep(out: Path, shapes=BENCH_SHAPES[1:], formats=BENCH_WO) -> None:
 def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS, ms=(1, 16)) -> None:
     """M = 1 and 16: dec1b and decs as selected against their measurement variants (kinds.ring_variants; diag 2:
     the codes as A without decode; diag 3: the weights' stream alone, dec1b's bulk-copy ring with consumers that
-    only release each stage, decs' loads with nothing computed) and, at M = 16, decs summing its K splits in a
-    thread-block cluster instead of dsum and (4-bit weights) with a deeper register ring (DECS_RING_TRY K tiles in
-    flight per warp), cuBLAS bf16 in the same run. Each row:
-    microseconds, ratio to cuBLAS, TB/s of codes and scales; the largest difference from the kernel's output
+    only release each stage, decs' loads with nothing computed; decs's diag 4: no activations staged) and, at
+    M = 16, decs summing its K splits in a thread-block cluster instead of dsum and (4-bit weights) with a deeper
+    register ring (DECS_RING_TRY K tiles in flight per warp), cuBLAS bf16 in the same run. Each row: microseconds, ratio to cuBLAS, TB/s of codes and scales; the largest difference from the kernel's output
     (relative to its largest; the diag variants' are meaningless). Per shape and M, over the formats (their
     bytes differ): the fixed cost and the marginal rate of a line t = fixed + bytes / rate through the first
     and the last format, for the kernel and its stream alone. Rows into DIR/ring.json."""
@@ -753,7 +752,8 @@ def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS, ms=(1, 16)) 
             line = f"{n:>6} {k:>6} M={m:<3} {f:<6} cuBLAS {t_ref * 1e6:6.1f}us"
             row = dict(n=n, k=k, m=m, format=f, bytes=nbytes, cublas=t_ref, times={})
             deeper = m > 1 and get_format(f).element.bits == 4  # kinds.ring_variants' deeper rings
-            alts = [{"diag": d} for d in (0, 2, 3)] + ([{"ring": u} for u in DECS_RING_TRY] if deeper else [])
+            alts = [{"diag": d} for d in ((0, 2, 3, 4) if m > 1 else (0, 2, 3))] + (
+                [{"ring": u} for u in DECS_RING_TRY] if deeper else [])
             twin = decs_cluster_twin(sel[0], k) if m > 1 else None  # decs summing in a cluster, no dsum
             if twin is not None:
                 alts.append({"twin": twin})

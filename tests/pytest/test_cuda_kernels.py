@@ -155,16 +155,19 @@ def test_dec1b_variants_assemble_for_sm90a():
 def test_decs_measurement_variants_assemble_for_sm90a():
     """decs's measurement variants that `bench_cuda ring` times (kinds.ring_variants): diag 2 loads the weights
     and runs the MMAs without decode (no bf16 multiply), diag 3 keeps every 128-bit load of the kernel (the
-    weights' and x's) and neither reads x from shared memory nor multiplies; the kernel itself does all of it."""
+    weights' and x's) and neither reads x from shared memory nor multiplies; the kernel itself does all of it.
+    diag 4 skips x's staging at run time only: its code keeps every load and store of the kernel's."""
     plain = DecSplit(w_format="nvfp4", mt=16, s=6, kt=24)
-    ks = [plain] + [replace(plain, diag=d) for d in (2, 3)]
+    ks = [plain] + [replace(plain, diag=d) for d in (2, 3, 4)]
     _, sass = assembled(ks)
-    d0, d2, d3 = (sass[k.name] for k in ks)
+    d0, d2, d3, d4 = (sass[k.name] for k in ks)
+    for op in ("LDG.E.128", "STS.128", "LDS.128", "HMMA", "HMUL2"):
+        assert d4.count(op) == d0.count(op), op
     assert "HMUL2" in d0 and "HMMA.16816.F32.BF16" in d0
     assert "HMUL2" not in d2 and "HMMA.16816.F32.BF16" in d2
     assert "HMMA" not in d3 and "LDS.128" not in d3
     assert len(re.findall(r"\bLDG\.E\.128", d3)) >= len(re.findall(r"\bLDG\.E\.128", d0)), "weights' loads dropped"
-    with pytest.raises(ValueError, match="decs: diag 0 \\(the kernel\\), 2 or 3"):
+    with pytest.raises(ValueError, match="decs: diag 0 \\(the kernel\\), 2, 3 or 4"):
         DecSplit(w_format="nvfp4", diag=1)
 
 

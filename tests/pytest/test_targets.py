@@ -331,8 +331,8 @@ def run_layer(mod, ks, x, q, weights=None):
     missing = [k.name for k in ks if k.name not in library]
     assert not missing, f"not in the GPU library: {missing}"
     return torch.ones(x.shape[0], 8)
-times = iter([12e-6, 11e-6, 10e-6, 20e-6, 19e-6, 18e-6, 21e-6, 17e-6,
-              22e-6, 20e-6, 18e-6, 40e-6, 38e-6, 36e-6, 35e-6] * 3)
+times = iter([12e-6, 11e-6, 10e-6, 20e-6, 19e-6, 18e-6, 16e-6, 21e-6, 17e-6,
+              22e-6, 20e-6, 18e-6, 40e-6, 38e-6, 36e-6, 33e-6, 35e-6] * 3)
 sizes = iter([3_000_000, 3_000_000, 6_000_000, 6_000_000] * 3)
 torch.cuda.get_device_name = lambda *_: "NVIDIA H200"
 torch.Tensor.cuda = lambda self, *a, **k: self
@@ -350,8 +350,8 @@ b.ring_sweep(Path(sys.argv[1]))
 
 def test_ring_sweep_times_dec1b_and_its_measurement_variants(tmp_path):
     """`bench_cuda ring DIR` (here with a stand-in GPU): at M = 1 dec1b and at M = 16 decs (+ dsum) as selected,
-    without decode (diag 2), with the weights' stream alone (diag 3), (decs) summing in a cluster instead of
-    dsum and with deeper register rings, for NVFP4 and MXFP8 at each shape,
+    without decode (diag 2), with the weights' stream alone (diag 3), (decs) without activations staged (diag 4),
+    summing in a cluster instead of dsum and with deeper register rings, for NVFP4 and MXFP8 at each shape,
     every kernel in the library `bench_cuda build` assembles (tools/gpu_prepare.sh); the fixed cost and
     marginal rate through the two formats' times."""
     import json
@@ -368,8 +368,10 @@ def test_ring_sweep_times_dec1b_and_its_measurement_variants(tmp_path):
     assert len(rows) == 2 * len(RING_SHAPES) * len(RING_FORMATS)
     assert rows[0]["times"] == {"0": 12e-6, "2": 11e-6, "3": 10e-6} and rows[0]["bytes"] == 3_000_000
     assert [r["m"] for r in rows[:4]] == [1, 16, 1, 16]
-    assert rows[1]["times"] == {"0": 20e-6, "2": 19e-6, "3": 18e-6, "u6": 21e-6, "cluster": 17e-6}
-    assert rows[3]["format"] == "mxfp8" and set(rows[3]["times"]) == {"0", "2", "3", "cluster"}  # no deeper ring
+    assert rows[1]["times"] == {"0": 20e-6, "2": 19e-6, "3": 18e-6, "4": 16e-6, "u6": 21e-6, "cluster": 17e-6}
+    assert rows[3]["format"] == "mxfp8" and set(rows[3]["times"]) == {"0", "2", "3", "4", "cluster"}  # no deeper ring
+    assert set(rows[0]["times"]) == {"0", "2", "3"}  # dec1b stages x per warp: no diag 4
+    assert "decs_nvfp4_m16_s6_k24_diag4+dsum_s6" in out.stdout
     assert "decs_nvfp4_m16_s6_k24_u6+dsum_s6" in out.stdout and "decs_nvfp4_m16_s6_k24_c " in out.stdout
     assert "decs_nvfp4_m16_s8_c " in out.stdout  # 4096 x 14336: 12 splits + dsum, a cluster takes 8
     assert "dec1b_nvfp4_w16t2s4c1_diag3" in out.stdout and "0.30 TB/s" in out.stdout
