@@ -9,8 +9,9 @@
 #   prefill  bench_cuda bench at M = 128-4096, rdec at M = 4096 with its kernels alone (NVFP4, IF4), the SM
 #            clock each ran at (clocks), ncu of rdec at M = 4096 (IF4, NVFP4): 85 s (37 + 27 + 21 s, before
 #            clocks was added)
-#   ring     bench_cuda ring: M = 1 and 16, dec1b and decs against themselves without decode (diag2) and with
-#            the weights' stream alone (diag3), NVFP4 and MXFP8: what they stream at (20-25 s on an H100)
+#   ring     bench_cuda ring: M = 1 and 16, dec1b and decs against themselves without decode (diag2), with
+#            the weights' stream alone (diag3) and (decs) without the activations' staging (diag4), NVFP4 and
+#            MXFP8: what they stream at, what the staging costs (16-25 s on an H100)
 #   cost     the --auto cost table (targets/data/cuda-sm90-gemm.json) timed again shape by shape into
 #            $OUT/cuda-sm90-gemm.json, only on the device the table was measured on (IREE's matmuls are
 #            kept; on an H200 on 2026-12-06 8192^2 and 4096^2 took 65 s, 1024^2 12 s; a shape whose run
