@@ -271,6 +271,7 @@ DEC1B_KMAX, DEC1B_RPC = 16384, 8  # dec1b's largest K (x staged whole) and row t
 # dec1b_kernel's (warps, tpw, stages, cpsm), every format: two K tiles per warp and stage, 4 stages
 # (`bench_cuda dec1b` on an H100: the fastest of DEC1B_VARIANTS, or tied, for the 5 formats it ran; Dec1B)
 DEC1B_SHAPE = (16, 2, 4, 1)
+DEC1B_DIAGS = (2, 3)  # Dec1B's measurement variants (`bench_cuda ring`); DecSplit's: DECS_DIAGS
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,7 @@ class Dec1B(_Decode):
             raise ValueError(f"dec1b: 8 to 31 consumer warps (256 threads fill the decode's table; with the producer "
                              f"warp a CTA holds at most 1024 threads), tpw >= 1, stages >= 2, cpsm >= 1; got warps "
                              f"{self.warps}, tpw {self.tpw}, stages {self.stages}, cpsm {self.cpsm}")
-        if self.diag not in (0, 2, 3):
+        if self.diag not in (0, *DEC1B_DIAGS):
             raise ValueError(f"dec1b: diag 0 (the kernel), 2 or 3 (its measurement variants); got {self.diag}")
 
     @property
@@ -424,6 +425,7 @@ DECS_PATH = "decode, K split across CTAs: weights to bf16 in registers, mma.sync
 DECS_CLUSTER_MAX = 2
 DECS_CLUSTER_LIMIT = 8  # the largest cluster a plain launch gets (the portable size): what decs can be built for
 DECS_MIN_NK = 4096 * 4096  # smaller layers keep the one-kernel dec (decs measured from 4096 x 4096 up)
+DECS_DIAGS = (2, 3, 4)  # DecSplit's measurement variants (`bench_cuda ring`)
 
 
 def decs_splits(n: int, k: int) -> tuple[int, int] | None:
@@ -490,7 +492,7 @@ class DecSplit(_Decode):
                              f"size), got s = {self.s}")
         if self.bias and not self.cluster:
             raise ValueError("decs: without a cluster the bias is dsum's")
-        if self.diag not in (0, 2, 3, 4):
+        if self.diag not in (0, *DECS_DIAGS):
             raise ValueError(f"decs: diag 0 (the kernel), 2, 3 or 4 (its measurement variants); got {self.diag}")
         if self.ring < 2:
             raise ValueError(f"decs: at least 2 K tiles of weights in flight per warp; got ring {self.ring}")
@@ -536,7 +538,7 @@ class DecSplit(_Decode):
         if self.cluster:
             return (f"mxc::decs<{tpl}, true, {str(self.bias).lower()}{diag}>(x, w, w_scales, {ts}, "
                     f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
-        tpl += ", false, false" + diag if diag else ""
+        tpl += (", false, false" + diag) if diag else ""
         return f"mxc::decs<{tpl}>(x, w, w_scales, {ts}, nullptr, ws, M, N, K, 0);"
 
     @property
@@ -613,13 +615,13 @@ def ring_variants() -> list[Kernel]:
     kernels cuda-sm90 selects at M = 16 for RING_SHAPES; those decs kernels summing their K splits in a cluster
     instead of dsum (up to DECS_CLUSTER_LIMIT splits); and (4-bit weights) with DECS_RING_TRY K tiles in flight per
     warp."""
-    out: list[Kernel] = [dataclasses.replace(dec1b_kernel(f), diag=d) for f in RING_FORMATS for d in (2, 3)]
+    out: list[Kernel] = [dataclasses.replace(dec1b_kernel(f), diag=d) for f in RING_FORMATS for d in DEC1B_DIAGS]
     for f in RING_FORMATS:
         for n, k in RING_SHAPES:
             split = use_decs(16, n, k, f)
             if split is not None:
                 kd = next(kk for kk in decs_kernels(f, 16, *split) if isinstance(kk, DecSplit))
-                out += [dataclasses.replace(kd, diag=d) for d in (2, 3, 4)]
+                out += [dataclasses.replace(kd, diag=d) for d in DECS_DIAGS]
                 twin = decs_cluster_twin(kd, k)
                 if twin is not None:
                     out += [twin, dataclasses.replace(twin, bias=True)]

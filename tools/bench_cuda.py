@@ -60,10 +60,10 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_RING_TRY, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS,
-                               RING_FORMATS, RING_SHAPES, Dec, DSum, RDec, TileA, dec1b_variants, dec_max_rows,
-                               dec_rows, decs_cluster_twin, decs_kernels, decs_splits,
-                               rdec_kernels, rdec_na)
+from mxc.kernels.kinds import (DEC1B_DIAGS, DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_DIAGS, DECS_RING_TRY, GEMV_MAX_M,
+                               RDEC_NA, RDEC_SPLITS, RING_FORMATS, RING_SHAPES, Dec, DSum, RDec, TileA, dec1b_variants,
+                               dec_max_rows, dec_rows, decs_cluster_twin, decs_kernels, decs_splits, rdec_kernels,
+                               rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
 from mxc.numerics.formats import get_format
@@ -736,7 +736,8 @@ def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS, ms=(1, 16)) 
     the codes as A without decode; diag 3: the weights' stream alone, dec1b's bulk-copy ring with consumers that
     only release each stage, decs' loads with nothing computed; decs's diag 4: no activations staged) and, at
     M = 16, decs summing its K splits in a thread-block cluster instead of dsum and (4-bit weights) with a deeper
-    register ring (DECS_RING_TRY K tiles in flight per warp), cuBLAS bf16 in the same run. Each row: microseconds, ratio to cuBLAS, TB/s of codes and scales; the largest difference from the kernel's output
+    register ring (DECS_RING_TRY K tiles in flight per warp), cuBLAS bf16 in the same run. Each row:
+    microseconds, ratio to cuBLAS, TB/s of codes and scales; the largest difference from the kernel's output
     (relative to its largest; the diag variants' are meaningless). Per shape and M, over the formats (their
     bytes differ): the fixed cost and the marginal rate of a line t = fixed + bytes / rate through the first
     and the last format, for the kernel and its stream alone. Rows into DIR/ring.json."""
@@ -752,7 +753,7 @@ def ring_sweep(out: Path, shapes=RING_SHAPES, formats=RING_FORMATS, ms=(1, 16)) 
             line = f"{n:>6} {k:>6} M={m:<3} {f:<6} cuBLAS {t_ref * 1e6:6.1f}us"
             row = dict(n=n, k=k, m=m, format=f, bytes=nbytes, cublas=t_ref, times={})
             deeper = m > 1 and get_format(f).element.bits == 4  # kinds.ring_variants' deeper rings
-            alts = [{"diag": d} for d in ((0, 2, 3, 4) if m > 1 else (0, 2, 3))] + (
+            alts = [{"diag": d} for d in (0, *(DECS_DIAGS if m > 1 else DEC1B_DIAGS))] + (
                 [{"ring": u} for u in DECS_RING_TRY] if deeper else [])
             twin = decs_cluster_twin(sel[0], k) if m > 1 else None  # decs summing in a cluster, no dsum
             if twin is not None:
