@@ -274,6 +274,11 @@ DEC1B_SHAPE = (16, 2, 4, 1)
 DEC1B_DIAGS = (2, 3)  # Dec1B's measurement variants (`bench_cuda ring`); DecSplit's: DECS_DIAGS
 
 
+def _alternatives(values: tuple) -> str:
+    """(2, 3, 4) -> '2, 3 or 4': the measurement variants in an error message."""
+    return ", ".join(map(str, values[:-1])) + f" or {values[-1]}"
+
+
 @dataclass(frozen=True)
 class Dec1B(_Decode):
     """dec1 (M = 1) with the weights moved by the TMA engine: one producer thread streams the CTA's row
@@ -309,7 +314,8 @@ class Dec1B(_Decode):
                              f"warp a CTA holds at most 1024 threads), tpw >= 1, stages >= 2, cpsm >= 1; got warps "
                              f"{self.warps}, tpw {self.tpw}, stages {self.stages}, cpsm {self.cpsm}")
         if self.diag not in (0, *DEC1B_DIAGS):
-            raise ValueError(f"dec1b: diag 0 (the kernel), 2 or 3 (its measurement variants); got {self.diag}")
+            raise ValueError(f"dec1b: diag 0 (the kernel), {_alternatives(DEC1B_DIAGS)} (its measurement variants); "
+                             f"got {self.diag}")
 
     @property
     def name(self) -> str:
@@ -493,7 +499,8 @@ class DecSplit(_Decode):
         if self.bias and not self.cluster:
             raise ValueError("decs: without a cluster the bias is dsum's")
         if self.diag not in (0, *DECS_DIAGS):
-            raise ValueError(f"decs: diag 0 (the kernel), 2, 3 or 4 (its measurement variants); got {self.diag}")
+            raise ValueError(f"decs: diag 0 (the kernel), {_alternatives(DECS_DIAGS)} (its measurement variants); "
+                             f"got {self.diag}")
         if self.ring < 2:
             raise ValueError(f"decs: at least 2 K tiles of weights in flight per warp; got ring {self.ring}")
 
