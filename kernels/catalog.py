@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_KT, DECS_KT3, DECS_SPLITS, GEMV_MT, RDEC_NA, RDEC_SPLITS,
-                    Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Kernel, RDec, TileA, TileQ, dec1b_kernel,
-                    dec_max_rows)
+from .kinds import (DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_KT, DECS_KT3, DECS_SPLITS, DECS_WARPS, GEMV_MT, RDEC_NA,
+                    RDEC_SPLITS, Amax, BsDec, BsMma, BsQ, Dec, DecSplit, DSum, Gemv, Kernel, RDec, TileA, TileQ,
+                    dec1b_kernel, dec_max_rows)
 from .operands import NV_ACT, TILEQ_FORMATS, WEIGHT_FORMATS, native_pairs, pair_kind, unit_elements
 
 
@@ -40,6 +40,9 @@ def every_kernel(arch: str = "sm_90a") -> list[Kernel]:
                 if not bias:  # decs + dsum (the bias is dsum's) past a cluster's size; within it, for comparisons
                     ks += [DecSplit(w_format=f, mt=mt, s=s, kt=kt) for mt in DEC_MT[1:] for s in DECS_SPLITS
                            for kt in (DECS_KT, DECS_KT3) if s > DECS_CLUSTER_MAX or kt == DECS_KT]
+                    # the wide CTA (use_decs at M > 8)
+                    ks += [DecSplit(w_format=f, mt=DEC_MT[-1], s=s, kt=DECS_KT3, warps=DECS_WARPS) for s in DECS_SPLITS
+                           if s > DECS_CLUSTER_MAX]
     if arch == "sm_100a":
         ks.append(BsQ(a_format="bf16", arch=arch))
     else:

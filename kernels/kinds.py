@@ -422,6 +422,11 @@ DECS_SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
 DECS_MIN_CTAS = 200  # the first choice: the fewest splits giving this many CTAs
 DECS_MIN_TILES = 12  # a one-wave split takes at least this many K tiles per CTA (4096^2, M = 16: s = 12 of 6
 # tiles 9.6 us vs s = 8 at 2 CTAs per SM 9.0)
+DECS_WARPS = 24  # warps (16-row weight tiles) of a wide decs CTA, one per SM: one staging of x for 24 row tiles
+DECS_WIDE_MIN_CTAS = 108  # wide decs where a one-wave split keeps at least this many of the 132 SMs busy
+# (measured on an H100, 2026-12-06, M = 16, NVFP4 / IF4 / MXFP8 against 8 warps at 3 CTAs per SM, same splits:
+# 1.0-1.7 us faster at 8192^2 (s = 6, 132 CTAs), 14336 x 4096 (s = 3, 114) and 4096 x 14336 (s = 12, 132);
+# 12 warps at 2 CTAs per SM in between; docs/cuda-sm90-log.md)
 DECS_PATH = "decode, K split across CTAs: weights to bf16 in registers, mma.sync (M <= 16)"
 # decs sums its K splits in a thread-block cluster up to this many splits, past it through dsum: measured on the
 # H200 (`bench_cuda dec-rows`, M = 4 and 16), 1 and 2 splits ran 1-5 % faster than decs + dsum (32768 x 2048,
@@ -455,15 +460,31 @@ def decs_splits(n: int, k: int) -> tuple[int, int] | None:
     return best[1:]
 
 
-def use_decs(m: int, n: int, k: int, w_format: str) -> tuple[int, int] | None:
-    """decs_splits when cuda-sm90 runs a weight-only layer with decs (else None: dec): 2 <= M <= 16,
-    N x K >= DECS_MIN_NK, K short enough; not at M <= 8 where dec takes 4 row tiles per CTA (E2M1 at
-    N >= 12800: dec measured 1.89x cuBLAS bf16 vs 1.74x at 14336 x 4096, M = 4)."""
+def decs_wide_split(n: int, k: int) -> int | None:
+    """K splits of a wide decs (DECS_WARPS warps, one CTA per SM, DECS_KT3 K tiles held) for an N x K layer: the
+    one-wave split (at most DEC1_SMS CTAs) with the most CTAs, each range DECS_MIN_TILES to DECS_KT3 K tiles;
+    None where it would leave more than DEC1_SMS - DECS_WIDE_MIN_CTAS SMs idle."""
+    groups, kt = -(-n // (DEC_ROWS * DECS_WARPS)), -(-k // 64)
+    cands = [s for s in DECS_SPLITS if s > DECS_CLUSTER_MAX and DECS_MIN_TILES <= -(-kt // s) <= DECS_KT3
+             and groups * s <= DEC1_SMS]
+    s = max(cands, key=lambda s: groups * s, default=None)
+    return s if s is not None and groups * s >= DECS_WIDE_MIN_CTAS else None
+
+
+def use_decs(m: int, n: int, k: int, w_format: str) -> tuple[int, int, int] | None:
+    """(K splits, K tiles held, warps per CTA) when cuda-sm90 runs a weight-only layer with decs (else None:
+    dec): 2 <= M <= 16, N x K >= DECS_MIN_NK, K short enough; not at M <= 8 where dec takes 4 row tiles per CTA
+    (E2M1 at N >= 12800: dec measured 1.89x cuBLAS bf16 vs 1.74x at 14336 x 4096, M = 4). At M > 8 the wide
+    CTA where decs_wide_split finds a split (measured at M = 16 only), else decs_splits' 8 warps."""
     if not 2 <= m <= 16 or n * k < DECS_MIN_NK:
         return None
     if m <= 8 and dec_rows(n, w_format, 8) == 4:
         return None
-    return decs_splits(n, k)
+    wide = decs_wide_split(n, k) if m > 8 else None
+    if wide is not None:
+        return wide, DECS_KT3, DECS_WARPS
+    split = decs_splits(n, k)
+    return None if split is None else (*split, 8)
 
 
 @dataclass(frozen=True)
@@ -487,10 +508,15 @@ class DecSplit(_Decode):
     ring: int = DECS_RING  # K tiles of weights in flight per warp (registers)
     diag: int = 0  # measurement variants (wrong outputs; `bench_cuda ring`): 2 no decode, 3 the weights' loads alone,
     # 4 no activations staged (the kernel's code, skipped at run time)
+    warps: int = 8  # 16-row weight tiles per CTA, one per warp (DECS_WARPS: the wide CTA, one per SM)
 
     @property
-    def ctas_per_sm(self) -> int:  # 48 K tiles held: 2 (108 KB of activations at mt = 16); 24: 3
-        return 3 if self.kt <= DECS_KT3 else 2
+    def threads(self) -> int:
+        return 32 * self.warps
+
+    @property
+    def ctas_per_sm(self) -> int:  # 48 K tiles held: 2 (108 KB of activations at mt = 16); 24: 3; 24 warps per SM
+        return min(3 if self.kt <= DECS_KT3 else 2, 24 // self.warps)
 
     def __post_init__(self):
         if self.cluster and self.s > DECS_CLUSTER_LIMIT:
@@ -503,12 +529,15 @@ class DecSplit(_Decode):
                              f"got {self.diag}")
         if self.ring < 2:
             raise ValueError(f"decs: at least 2 K tiles of weights in flight per warp; got ring {self.ring}")
+        if self.warps not in (8, DECS_WARPS) or (self.cluster and self.warps != 8):
+            raise ValueError(f"decs: 8 or {DECS_WARPS} warps per CTA (a cluster: 8); got {self.warps}"
+                             + (" with a cluster" if self.cluster else ""))
 
     @property
     def name(self) -> str:
         return (f"mxc_decs_{self.w_format}_m{self.mt}_s{self.s}" + (f"_k{self.kt}" if self.kt != DECS_KT else "")
                 + ("_c" if self.cluster else "") + (f"_u{self.ring}" if self.ring != DECS_RING else "")
-                + (f"_diag{self.diag}" if self.diag else "")
+                + (f"_w{self.warps}" if self.warps != 8 else "") + (f"_diag{self.diag}" if self.diag else "")
                 + ("_bias" if self.bias else ""))
 
     def bindings(self) -> list[Binding]:
@@ -525,7 +554,7 @@ class DecSplit(_Decode):
         return {"y": [m, n]} if self.cluster else {"ws": [self.s, m, n]}
 
     def grid(self, m, n, k, ops=INT):
-        return (ops.cdiv(n, DEC_ROWS * 8), ops.cdiv(m, self.mt), self.s)
+        return (ops.cdiv(n, DEC_ROWS * self.warps), ops.cdiv(m, self.mt), self.s)
 
     @property
     def cluster_dims(self):
@@ -541,7 +570,8 @@ class DecSplit(_Decode):
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
         tpl = f"F_{self.w_format}, {self.mt}, 1, {self.s}, {self.ring}, {self.kt}"
-        diag = f", {self.diag}" if self.diag else ""
+        diag = f", {self.diag}" if self.diag or self.warps != 8 else ""
+        diag += f", {self.warps}" if self.warps != 8 else ""
         if self.cluster:
             return (f"mxc::decs<{tpl}, true, {str(self.bias).lower()}{diag}>(x, w, w_scales, {ts}, "
                     f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
@@ -587,12 +617,12 @@ class DSum(Kernel):
         return DECS_PATH
 
 
-def decs_kernels(w_format: str, mt: int, s: int, kt: int, bias: bool = False) -> list[Kernel]:
-    """A decs layer's kernels for a split from decs_splits: one cluster launch up to DECS_CLUSTER_MAX splits,
-    else decs + dsum."""
+def decs_kernels(w_format: str, mt: int, s: int, kt: int, warps: int = 8, bias: bool = False) -> list[Kernel]:
+    """A decs layer's kernels for a split from use_decs (or decs_splits): one cluster launch up to
+    DECS_CLUSTER_MAX splits, else decs + dsum."""
     if s <= DECS_CLUSTER_MAX:
         return [DecSplit(w_format=w_format, mt=mt, s=s, kt=kt, cluster=True, bias=bias)]
-    return [DecSplit(w_format=w_format, mt=mt, s=s, kt=kt), DSum(s=s, bias=bias)]
+    return [DecSplit(w_format=w_format, mt=mt, s=s, kt=kt, warps=warps), DSum(s=s, bias=bias)]
 
 
 RING_SHAPES = ((8192, 8192), (14336, 4096), (4096, 14336))  # (N, K) of `bench_cuda ring`: the M = 1 and 16 aims'
@@ -609,7 +639,7 @@ def decs_cluster_twin(kd: DecSplit, k: int) -> DecSplit | None:
     ct = -(-(-(-k // 64)) // s)
     if ct > DECS_KT:
         return None
-    return dataclasses.replace(kd, s=s, kt=DECS_KT3 if ct <= DECS_KT3 else DECS_KT, cluster=True)
+    return dataclasses.replace(kd, s=s, kt=DECS_KT3 if ct <= DECS_KT3 else DECS_KT, cluster=True, warps=8)
 
 
 DECS_RING_TRY = (6,)  # a deeper register ring of decs that `bench_cuda ring` compares (4-bit weights: MXFP8's

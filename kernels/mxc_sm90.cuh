@@ -793,9 +793,10 @@ __device__ __forceinline__ void dec(const float* __restrict__ x, const uint8_t* 
 }
 
 // ---------------------------------------------------------------- decs (2 <= M <= 16, split K, mma.sync)
-// The dec tiles with the work cut the other way: a CTA's 8 warps take 8 x R different 16-row weight
+// The dec tiles with the work cut the other way: a CTA's WARPS warps take WARPS x R different 16-row weight
 // tiles over the same 1/S of K, so the activations of that K range are read from global memory once per
-// CTA, converted to bf16 into shared memory (KTS tiles of 64 K at most), and shared by all of them.
+// CTA, converted to bf16 into shared memory (KTS tiles of 64 K at most), and shared by all of them (8 warps
+// and 3 CTAs per SM, or 24 warps and one CTA per SM: a third of the stagings, ~1-1.7 us faster at M = 16).
 // blockIdx.z = the K split. Without CL each warp writes its rows' partial sums (times the NV tensor
 // scale) to out = ws[split][m][n] and `dsum` adds the S partials in order, the bias and the epilogue.
 // With CL the S CTAs of a row group are one thread-block cluster (the wrapper's __cluster_dims__(1, 1, S),
@@ -817,7 +818,7 @@ struct DecsLayout {
 // MMA), 4 no activations staged (shared memory left as the CTA before left it), skipped by a condition the
 // compiler cannot fold, so that the rest is the kernel's code: dropped at compile time, the main loop compiled
 // differently and ran 3-4 us slower with no activations at all (docs/cuda-sm90-log.md, 2026-12-06).
-template <class F, int MT, int R, int S, int U, int KTS, bool CL = false, bool BIAS = false, int DIAG = 0>
+template <class F, int MT, int R, int S, int U, int KTS, bool CL = false, bool BIAS = false, int DIAG = 0, int WARPS = 8>
 __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t* __restrict__ w,
                                      const uint8_t* __restrict__ s, const float* __restrict__ tsp,
                                      const float* __restrict__ bias, float* __restrict__ out, int M, int N,
@@ -827,14 +828,14 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
   extern __shared__ __align__(16) uint8_t xs[];
   __shared__ __align__(16) uint32_t lut[DecLut<F>::WORDS];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-  if constexpr (DecLut<F>::USED) dec_lut_fill<F>(lut, threadIdx.x);  // 256 threads, 256 codes
+  if constexpr (DecLut<F>::USED) if (WARPS == 8 || threadIdx.x < 256) dec_lut_fill<F>(lut, threadIdx.x);  // 256 codes
   const int RT = (N + 15) / 16, KT = (K + 63) / 64, m0 = blockIdx.y * MT, split = blockIdx.z;
   const int ct = (KT + S - 1) / S, kt0 = split * ct, nt = max(0, min(KT, kt0 + ct) - kt0);  // this CTA's K tiles
   if (ct > KTS) {
     if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && split == 0) printf("mxc decs kernel: K too long\n");
     __trap();
   }
-  const int rt0 = (blockIdx.x * 8 + warp) * R;
+  const int rt0 = (blockIdx.x * WARPS + warp) * R;
   const size_t wrow = (size_t)KT * (32 * LB), srow = (size_t)KT * (16 * NB);
   const uint8_t* wp = w + (size_t)min(rt0, RT - 1) * wrow + (size_t)kt0 * (32 * LB) + lane * LB;
   const uint8_t* sp = s + (size_t)min(rt0, RT - 1) * srow + (size_t)kt0 * (16 * NB) + 2 * (g * NB + 16 * t / F::BS);
@@ -858,17 +859,17 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
   const bool xvec = (K % 4 == 0) && ((uintptr_t)x % 16) == 0;
   constexpr int SI = 4;  // items (8 values: tile, row, eighth) per thread with their loads in flight
   const int items = (DIAG == 4 && K > 0) ? 0 : nt * MT * 8;  // diag 4: none, at run time
-  for (int i0 = threadIdx.x; i0 < items; i0 += 256 * SI) {
+  for (int i0 = threadIdx.x; i0 < items; i0 += 32 * WARPS * SI) {
     float v[SI][8];
 #pragma unroll
     for (int j = 0; j < SI; ++j) {
-      const int it = i0 + 256 * j, e = it & 7, row = (it >> 3) % MT, tile = (it >> 3) / MT;
+      const int it = i0 + 32 * WARPS * j, e = it & 7, row = (it >> 3) % MT, tile = (it >> 3) / MT;
       const int m = m0 + row;
       if (it < items) ld_x8(x + (size_t)m * K, (kt0 + tile) * 64 + 8 * e, K, xvec, m < M, v[j]);
     }
 #pragma unroll
     for (int j = 0; j < SI; ++j) {
-      const int it = i0 + 256 * j, e = it & 7, row = (it >> 3) % MT, tile = (it >> 3) / MT;
+      const int it = i0 + 32 * WARPS * j, e = it & 7, row = (it >> 3) % MT, tile = (it >> 3) / MT;
       if (it < items) st_bf16x8(xs + tile * L::TILE + row * L::ROW + 16 * e, v[j]);
     }
   }
@@ -926,7 +927,7 @@ __device__ __forceinline__ void decs(const float* __restrict__ x, const uint8_t*
         }
   } else {
     // the CTA's partials [MT][ROWS] (+ a pad of 4 floats per x row: the fragment stores hit distinct banks)
-    constexpr int ROWS = 8 * R * 16, PS = ROWS + 4, PER = (ROWS + S - 1) / S;  // the last share may be short
+    constexpr int ROWS = WARPS * R * 16, PS = ROWS + 4, PER = (ROWS + S - 1) / S;  // the last share may be short
     static_assert(MT * PS * 4 <= KTS * DecsLayout<MT>::TILE, "the partials fit where the activations were");
     namespace cg = cooperative_groups;
     cg::cluster_group cluster = cg::this_cluster();

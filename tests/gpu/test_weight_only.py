@@ -14,8 +14,8 @@ import pytest
 import torch
 from gpu_reference import TOL, bf16_weights, close, epilogue, layer_inputs, sm90, spread_matrix
 
-from mxc.kernels.kinds import (DECS_RING, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel, dec1b_variants,
-                               dec_max_rows, ring_variants)
+from mxc.kernels.kinds import (DECS_RING, DECS_WARPS, Dec, DecSplit, DSum, Gemv, RDec, TileA, dec1b_kernel,
+                               dec1b_variants, dec_max_rows, ring_variants)
 from mxc.kernels.launches import weight_layout
 from mxc.kernels.operands import WEIGHT_FORMATS
 from mxc.numerics.formats import get_format
@@ -125,6 +125,7 @@ IF4_DECODERS = {
     "dec16r2": [Dec(w_format="if4", mt=16, r=min(2, dec_max_rows("if4", 16)))],
     "dec8r2": [Dec(w_format="if4", mt=8, r=min(2, dec_max_rows("if4", 8)))],
     "decs16s3": [DecSplit(w_format="if4", mt=16, s=3, kt=24), DSum(s=3)],
+    "decs16s3w24": [DecSplit(w_format="if4", mt=16, s=3, kt=24, warps=DECS_WARPS), DSum(s=3)],
     "decs8s4": [DecSplit(w_format="if4", mt=8, s=4), DSum(s=4)],
     "decs16s2c": [DecSplit(w_format="if4", mt=16, s=2, cluster=True)],
     "rdec16": [TileA(rows=16, perm=True), RDec(w_format="if4", na=16, s=1)],
@@ -244,6 +245,7 @@ def _fp6_decoders(fmt: str) -> dict:
         "dec16r2": [Dec(w_format=fmt, mt=16, r=min(2, dec_max_rows(fmt, 16)))],
         "dec8r2": [Dec(w_format=fmt, mt=8, r=min(2, dec_max_rows(fmt, 8)))],
         "decs16s3": [DecSplit(w_format=fmt, mt=16, s=3, kt=24), DSum(s=3)],
+        "decs16s3w24": [DecSplit(w_format=fmt, mt=16, s=3, kt=24, warps=DECS_WARPS), DSum(s=3)],
         "decs8s4": [DecSplit(w_format=fmt, mt=8, s=4), DSum(s=4)],
         "decs8s2c": [DecSplit(w_format=fmt, mt=8, s=2, cluster=True)],
         "rdec16": [TileA(rows=16, perm=True), RDec(w_format=fmt, na=16, s=1)],
@@ -386,6 +388,25 @@ def test_split_cluster_equals_dsum(gpu, fmt, s):
         gpu.require(ks)
         got.append(run_layer(gpu.module, ks, x.cuda(), q, "silu", bias.cuda()).cpu())
     _assert_bit_equal(got[1], got[0])
+
+
+@pytest.mark.parametrize("s", (3, 6))
+@pytest.mark.parametrize("fmt", WEIGHT_FORMATS)
+def test_decs_wide_equals_eight_warps(gpu, fmt, s):
+    """decs with DECS_WARPS warps per CTA (the wide CTA: one staging of x for 24 row tiles) gives the 8-warp CTA's
+    outputs at the same split bit for bit (the same tiles, the same sums in the same order): M = 5 and 16,
+    N = 1000 (a CTA of 384 rows, the second mostly past N), K = 3000 (the last K tile partial); and
+    y = I @ W^T at K = 96 (CTAs with no K tile), bit for bit."""
+    for m in (5, 16):
+        w, x, _ = layer_inputs(m, 3000, 1000, seed=s + m)
+        q = quantize(w, fmt)
+        got = []
+        for warps in (8, DECS_WARPS):
+            ks = [DecSplit(w_format=fmt, mt=16, s=s, kt=24, warps=warps), DSum(s=s)]
+            gpu.require(ks)
+            got.append(run_layer(gpu.module, ks, x.cuda(), q).cpu())
+        _assert_bit_equal(got[1], got[0])
+    _check_bf16_decode(gpu, [DecSplit(w_format=fmt, mt=16, s=s, kt=24, warps=DECS_WARPS), DSum(s=s)], fmt)
 
 
 @pytest.mark.parametrize("kd", [k for k in ring_variants() if k.kind == "decs" and k.ring != DECS_RING],

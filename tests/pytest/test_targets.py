@@ -7,7 +7,7 @@ import pytest
 from mxc.kernels import Kernel, layer_launches
 from mxc.kernels.launches import layer_path
 from mxc.kernels.kinds import (DEC1B_KMAX, Amax, BsDec, BsMma, BsQ, Dec, Dec1B, DecSplit, DSum, Gemv,
-                               RDec, TileA, TileQ, dec1b_kernel, decs_splits)
+                               RDec, TileA, TileQ, dec1b_kernel, decs_splits, decs_wide_split)
 from mxc.numerics.options import FormatSpec
 from mxc.targets import TARGET_NAMES, GemmLayer, UnknownTargetError, by_device, get_target, support_table
 
@@ -52,7 +52,7 @@ def test_sm90_select_by_shape_and_format():
     assert wide(16, "mxint8", 14336, 512) == [Dec(w_format="mxint8", mt=16, r=2)]  # MXINT8's integer decode: 2
     assert wide(16, "nvint4", 14336, 512) == [Dec(w_format="nvint4", mt=16, r=2)]  # NVINT4's table decode: 2
     assert wide(4, "if4", 14336, 512) == [Dec(w_format="if4", mt=8, r=2)]  # IF4's tables: at most 2
-    assert wide(16, "if4", 14336, 4096) == [DecSplit(w_format="if4", mt=16, s=3, kt=24), DSum(s=3)]
+    assert wide(16, "if4", 14336, 4096) == [DecSplit(w_format="if4", mt=16, s=3, kt=24, warps=24), DSum(s=3)]
     assert wide(16, "nvfp4", 1024) == [Dec(w_format="nvfp4", mt=16)]
     # M = 1: dec1b (bulk copies into shared memory) where K <= DEC1B_KMAX (x staged whole); else dec1
     assert wide(1, "nvfp4", 8192) == [Dec1B(w_format="nvfp4")] == [dec1b_kernel("nvfp4")]
@@ -64,15 +64,25 @@ def test_sm90_select_by_shape_and_format():
     assert wide(16, "nvfp4", 8192, 512)[0].name == "mxc_dec_nvfp4_m16_r2"
     # N x K >= 4096^2 with an integer decode: K split across CTAs (decs), preferring a split that fills one wave with
     # more CTAs (3 per SM where a CTA's K range fits 24 tiles: `_k24`); 1 or 2 splits sum in a thread-block cluster
-    # (the bias decs's), more write partial sums that dsum adds (with the bias)
-    assert wide(16, "nvfp4", 8192, bias=True) == [DecSplit(w_format="nvfp4", mt=16, s=6, kt=24), DSum(s=6, bias=True)]
-    assert wide(4, "mxfp4", 4096, 14336) == [DecSplit(w_format="mxfp4", mt=8, s=12, kt=24), DSum(s=12)]
-    assert wide(16, "mxfp8", 14336, 4096) == [DecSplit(w_format="mxfp8", mt=16, s=3, kt=24), DSum(s=3)]
+    # (the bias decs's), more write partial sums that dsum adds (with the bias). At M > 8 the wide CTA (24 warps, one
+    # per SM: one staging of x for 24 row tiles) where a one-wave split keeps >= DECS_WIDE_MIN_CTAS SMs busy
+    assert wide(16, "nvfp4", 8192, bias=True) == [DecSplit(w_format="nvfp4", mt=16, s=6, kt=24, warps=24),
+                                                  DSum(s=6, bias=True)]
+    assert wide(4, "mxfp4", 4096, 14336) == [DecSplit(w_format="mxfp4", mt=8, s=12, kt=24), DSum(s=12)]  # M <= 8: 8
+    assert wide(16, "mxfp4", 4096, 14336) == [DecSplit(w_format="mxfp4", mt=16, s=12, kt=24, warps=24), DSum(s=12)]
+    assert wide(16, "mxfp8", 14336, 4096) == [DecSplit(w_format="mxfp8", mt=16, s=3, kt=24, warps=24), DSum(s=3)]
+    assert wide(16, "nvfp4", 4096) == [DecSplit(w_format="nvfp4", mt=16, s=8), DSum(s=8)]  # wide: 44 CTAs at most
+    assert decs_wide_split(8192, 8192) == 6 and decs_wide_split(4096, 4096) is None
     assert wide(16, "nvfp4", 28672, 4096, bias=True) == [DecSplit(w_format="nvfp4", mt=16, s=2, cluster=True,
                                                                   bias=True)]  # no one-wave split: 448 CTAs
     assert wide(16, "nvfp4", 32768, 2048) == [DecSplit(w_format="nvfp4", mt=16, s=1, cluster=True)]  # no split
-    k24 = wide(16, "nvfp4", 8192)[0]
-    assert k24.name == "mxc_decs_nvfp4_m16_s6_k24" and k24.ctas_per_sm == 3 and k24.smem == 24 * 16 * 144
+    k24 = wide(4, "mxfp4", 4096, 14336)[0]
+    assert k24.name == "mxc_decs_mxfp4_m8_s12_k24" and k24.ctas_per_sm == 3 and k24.smem == 24 * 8 * 144
+    assert k24.threads == 256 and k24.grid(4, 4096, 14336) == (32, 1, 12)
+    w24 = wide(16, "nvfp4", 8192)[0]
+    assert w24.name == "mxc_decs_nvfp4_m16_s6_k24_w24" and w24.ctas_per_sm == 1 and w24.smem == 24 * 16 * 144
+    assert w24.threads == 768 and w24.grid(16, 8192, 8192) == (22, 1, 6)  # 132 CTAs
+    assert "mxc::decs<F_nvfp4, 16, 1, 6, 4, 24, false, false, 0, 24>(" in w24.call()
     assert wide(16, "nvfp4", 28672, 4096)[0].cluster_dims == (1, 1, 2)
     assert wide(16, "nvfp4", 8192)[0].cluster_dims is None
     assert decs_splits(8192, 8192) == (6, 24) and decs_splits(4096, 40000) == (16, 48)  # 40000: no one-wave split
@@ -82,6 +92,10 @@ def test_sm90_select_by_shape_and_format():
     assert DecSplit(w_format="nvfp4", s=8, cluster=True).cluster_dims == (1, 1, 8)  # built, not selected
     with pytest.raises(ValueError, match="bias is dsum"):
         DecSplit(w_format="nvfp4", s=4, bias=True)
+    with pytest.raises(ValueError, match="8 or 24 warps per CTA"):
+        DecSplit(w_format="nvfp4", s=4, warps=16)
+    with pytest.raises(ValueError, match="a cluster: 8"):
+        DecSplit(w_format="nvfp4", s=2, cluster=True, warps=24)
     assert wide(4, "nvfp4", 14336, 4096) == [Dec(w_format="nvfp4", mt=8, r=4)]  # dec at 4 row tiles: faster
     assert wide(16, "nvfp4", 4096, 60000) == [Dec(w_format="nvfp4", mt=16)]  # K past 16 x 48 tiles of 64
     # rdec splits K across CTAs until 100 CTAs (64 of 128 weight rows at 8192^2, M = 64: 2 splits), the bias dsum's;
@@ -371,11 +385,11 @@ def test_ring_sweep_times_dec1b_and_its_measurement_variants(tmp_path):
     assert rows[1]["times"] == {"0": 20e-6, "2": 19e-6, "3": 18e-6, "4": 16e-6, "u6": 21e-6, "cluster": 17e-6}
     assert rows[3]["format"] == "mxfp8" and set(rows[3]["times"]) == {"0", "2", "3", "4", "cluster"}  # no deeper ring
     assert set(rows[0]["times"]) == {"0", "2", "3"}  # dec1b stages x per warp: no diag 4
-    assert "decs_nvfp4_m16_s6_k24_diag4+dsum_s6" in out.stdout
-    assert "decs_nvfp4_m16_s6_k24_u6+dsum_s6" in out.stdout and "decs_nvfp4_m16_s6_k24_c " in out.stdout
+    assert "decs_nvfp4_m16_s6_k24_w24_diag4+dsum_s6" in out.stdout
+    assert "decs_nvfp4_m16_s6_k24_u6_w24+dsum_s6" in out.stdout and "decs_nvfp4_m16_s6_k24_c " in out.stdout
     assert "decs_nvfp4_m16_s8_c " in out.stdout  # 4096 x 14336: 12 splits + dsum, a cluster takes 8
     assert "dec1b_nvfp4_w16t2s4c1_diag3" in out.stdout and "0.30 TB/s" in out.stdout
-    assert "decs_nvfp4_m16_s6_k24_diag3+dsum_s6" in out.stdout
+    assert "decs_nvfp4_m16_s6_k24_w24_diag3+dsum_s6" in out.stdout
     # M = 1: 3 MB more bytes in 10 us more (kernel), 8 us more (stream alone): 0.30 / 0.375 TB/s, 2 us fixed;
     # M = 16: 20 / 18 us more: 0.15 / 0.17 TB/s, 0 fixed
     assert "8192 M=1   kernel       fixed  2.0us + bytes at 0.30 TB/s (nvfp4 to mxfp8)" in out.stdout
