@@ -489,9 +489,10 @@ def use_decs(m: int, n: int, k: int, w_format: str) -> tuple[int, int, int] | No
 
 @dataclass(frozen=True)
 class DecSplit(_Decode):
-    """Weight-only at decode shapes (2 <= M <= 16) with K split across CTAs: a CTA's 8 warps take 8
-    different 16-row weight tiles (dec's fragment tiles and decodes) over one of s K ranges, whose
-    activations the CTA converts once to bf16 into shared memory and all its warps read. With `cluster`
+    """Weight-only at decode shapes (2 <= M <= 16) with K split across CTAs: a CTA's `warps` warps (8, or
+    DECS_WARPS: one CTA per SM) take as many different 16-row weight tiles (dec's fragment tiles and decodes)
+    over one of s K ranges, whose activations the CTA converts once to bf16 into shared memory and all its
+    warps read. With `cluster`
     the s CTAs of a row group are one thread-block cluster: each keeps its partial sums in shared memory
     and, after a cluster barrier, sums 1/s of the group's rows over the s CTAs' partials (distributed
     shared memory) in split order, adds the bias and writes y (cuda-sm90 selects it up to DECS_CLUSTER_MAX splits;

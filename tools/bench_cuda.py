@@ -60,10 +60,10 @@ import torch
 
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
-from mxc.kernels.kinds import (DEC1B_DIAGS, DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_DIAGS, DECS_RING_TRY, GEMV_MAX_M,
-                               RDEC_NA, RDEC_SPLITS, RING_FORMATS, RING_SHAPES, Dec, DSum, RDec, TileA, dec1b_variants,
-                               dec_max_rows, dec_rows, decs_cluster_twin, decs_kernels, decs_splits, rdec_kernels,
-                               rdec_na)
+from mxc.kernels.kinds import (DEC1B_DIAGS, DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_DIAGS, DECS_KT3, DECS_RING_TRY,
+                               DECS_WARPS, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, RING_FORMATS, RING_SHAPES, Dec, DSum, RDec,
+                               TileA, dec1b_variants, dec_max_rows, dec_rows, decs_cluster_twin, decs_kernels,
+                               decs_splits, decs_wide_split, rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
 from mxc.numerics.formats import get_format
@@ -684,8 +684,9 @@ def clocks(out: Path, shape: str, m: int, formats: tuple[str, ...], rounds: int 
 
 def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO) -> None:
     """The dec kernel (2 <= M <= 16) at every row-tile count per CTA (kinds.DEC_R) its format allows, and
-    decs (K split across CTAs), against cuBLAS bf16 in the same run: the measurements behind
-    kinds.dec_rows and kinds.use_decs."""
+    decs (K split across CTAs: 8 warps per CTA as decs_splits cuts it, and at M > 8 the 24-warp CTA where
+    decs_wide_split finds a split), against cuBLAS bf16 in the same run: the measurements behind kinds.dec_rows
+    and kinds.use_decs."""
     mod = Module((out / "kernels.cubin").read_bytes())
     print(f"device: {torch.cuda.get_device_name()}; dec_rows picks (M = {', '.join(map(str, ms))}): "
           f"{ {f: [[dec_rows(n, f, 8 if m <= 8 else 16) for m in ms] for n, _ in shapes] for f in formats} }")
@@ -699,13 +700,12 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
                 wts = wts or _rotated(layer_weights(ks, q, k))  # one weight layout for every r
                 t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
                 cells.append(f"r{r} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
-            split = decs_splits(n, k)
-            if split:
-                s, kt = split
-                ks = decs_kernels(f, mt, s, kt)
+            split, wide = decs_splits(n, k), decs_wide_split(n, k) if mt > 8 else None
+            for s, kt, warps in ([(*split, 8)] if split else []) + ([(wide, DECS_KT3, DECS_WARPS)] if wide else []):
+                ks = decs_kernels(f, mt, s, kt, warps)
                 t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
-                cells.append(f"decs s{s} kt{kt}{'c' if s <= DECS_CLUSTER_MAX else ''} {t * 1e6:6.1f}us "
-                             f"{t_ref / t:4.2f}x")
+                cells.append(f"decs s{s} kt{kt}{'c' if s <= DECS_CLUSTER_MAX else ''}"
+                             f"{f' w{warps}' if warps != 8 else ''} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
             print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:6.1f}us  " + "  ".join(cells), flush=True)
 
 

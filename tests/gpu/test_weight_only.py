@@ -395,7 +395,7 @@ def test_split_cluster_equals_dsum(gpu, fmt, s):
 def test_decs_wide_equals_eight_warps(gpu, fmt, s):
     """decs with DECS_WARPS warps per CTA (the wide CTA: one staging of x for 24 row tiles) gives the 8-warp CTA's
     outputs at the same split bit for bit (the same tiles, the same sums in the same order): M = 5 and 16,
-    N = 1000 (a CTA of 384 rows, the second mostly past N), K = 3000 (the last K tile partial); and
+    N = 1000 (three CTAs of 384 rows per split, the third mostly past N), K = 3000 (the last K tile partial); and
     y = I @ W^T at K = 96 (CTAs with no K tile), bit for bit."""
     for m in (5, 16):
         w, x, _ = layer_inputs(m, 3000, 1000, seed=s + m)
