@@ -422,7 +422,8 @@ DECS_SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
 DECS_MIN_CTAS = 200  # the first choice: the fewest splits giving this many CTAs
 DECS_MIN_TILES = 12  # a one-wave split takes at least this many K tiles per CTA (4096^2, M = 16: s = 12 of 6
 # tiles 9.6 us vs s = 8 at 2 CTAs per SM 9.0)
-DECS_WARPS = 24  # warps (16-row weight tiles) of a wide decs CTA, one per SM: one staging of x for 24 row tiles
+DECS_WARPS8 = 8  # warps (16-row weight tiles) of a decs CTA: 3 CTAs per SM where 24 K tiles are held
+DECS_WARPS = 24  # ... of a wide decs CTA, one per SM (the same 24 warps): one staging of x for 24 row tiles
 DECS_WIDE_MIN_CTAS = 108  # wide decs where a one-wave split keeps at least this many of the 132 SMs busy
 # (measured on an H100, 2026-12-06, M = 16, NVFP4 / IF4 / MXFP8 against 8 warps at 3 CTAs per SM, same splits:
 # 1.0-1.7 us faster at 8192^2 (s = 6, 132 CTAs), 14336 x 4096 (s = 3, 114) and 4096 x 14336 (s = 12, 132);
@@ -484,7 +485,7 @@ def use_decs(m: int, n: int, k: int, w_format: str) -> tuple[int, int, int] | No
     if wide is not None:
         return wide, DECS_KT3, DECS_WARPS
     split = decs_splits(n, k)
-    return None if split is None else (*split, 8)
+    return None if split is None else (*split, DECS_WARPS8)
 
 
 @dataclass(frozen=True)
@@ -509,15 +510,15 @@ class DecSplit(_Decode):
     ring: int = DECS_RING  # K tiles of weights in flight per warp (registers)
     diag: int = 0  # measurement variants (wrong outputs; `bench_cuda ring`): 2 no decode, 3 the weights' loads alone,
     # 4 no activations staged (the kernel's code, skipped at run time)
-    warps: int = 8  # 16-row weight tiles per CTA, one per warp (DECS_WARPS: the wide CTA, one per SM)
+    warps: int = DECS_WARPS8  # 16-row weight tiles per CTA, one per warp (DECS_WARPS: the wide CTA, one per SM)
 
     @property
     def threads(self) -> int:
         return 32 * self.warps
 
     @property
-    def ctas_per_sm(self) -> int:  # 48 K tiles held: 2 (108 KB of activations at mt = 16); 24: 3; 24 warps per SM
-        return min(3 if self.kt <= DECS_KT3 else 2, 24 // self.warps)
+    def ctas_per_sm(self) -> int:  # 48 K tiles held: 2 (108 KB of activations at mt = 16); 24: 3; DECS_WARPS per SM
+        return min(3 if self.kt <= DECS_KT3 else 2, DECS_WARPS // self.warps)
 
     def __post_init__(self):
         if self.cluster and self.s > DECS_CLUSTER_LIMIT:
@@ -530,15 +531,16 @@ class DecSplit(_Decode):
                              f"got {self.diag}")
         if self.ring < 2:
             raise ValueError(f"decs: at least 2 K tiles of weights in flight per warp; got ring {self.ring}")
-        if self.warps not in (8, DECS_WARPS) or (self.cluster and self.warps != 8):
-            raise ValueError(f"decs: 8 or {DECS_WARPS} warps per CTA (a cluster: 8); got {self.warps}"
+        if self.warps not in (DECS_WARPS8, DECS_WARPS) or (self.cluster and self.warps != DECS_WARPS8):
+            raise ValueError(f"decs: {DECS_WARPS8} or {DECS_WARPS} warps per CTA (a cluster: {DECS_WARPS8}); "
+                             f"got {self.warps}"
                              + (" with a cluster" if self.cluster else ""))
 
     @property
     def name(self) -> str:
         return (f"mxc_decs_{self.w_format}_m{self.mt}_s{self.s}" + (f"_k{self.kt}" if self.kt != DECS_KT else "")
                 + ("_c" if self.cluster else "") + (f"_u{self.ring}" if self.ring != DECS_RING else "")
-                + (f"_w{self.warps}" if self.warps != 8 else "") + (f"_diag{self.diag}" if self.diag else "")
+                + (f"_w{self.warps}" if self.warps != DECS_WARPS8 else "") + (f"_diag{self.diag}" if self.diag else "")
                 + ("_bias" if self.bias else ""))
 
     def bindings(self) -> list[Binding]:
@@ -571,8 +573,9 @@ class DecSplit(_Decode):
     def call(self) -> str:
         ts = "w_tensor_scale" if get_format(self.w_format).tensor_scale else "nullptr"
         tpl = f"F_{self.w_format}, {self.mt}, 1, {self.s}, {self.ring}, {self.kt}"
-        diag = f", {self.diag}" if self.diag or self.warps != 8 else ""
-        diag += f", {self.warps}" if self.warps != 8 else ""
+        # the template's trailing DIAG and WARPS, each given only where it or the one after is not the default
+        tail = (self.diag, self.warps) if self.warps != DECS_WARPS8 else (self.diag,) if self.diag else ()
+        diag = "".join(f", {v}" for v in tail)
         if self.cluster:
             return (f"mxc::decs<{tpl}, true, {str(self.bias).lower()}{diag}>(x, w, w_scales, {ts}, "
                     f"{'bias' if self.bias else 'nullptr'}, y, M, N, K, epi);")
@@ -618,7 +621,8 @@ class DSum(Kernel):
         return DECS_PATH
 
 
-def decs_kernels(w_format: str, mt: int, s: int, kt: int, warps: int = 8, bias: bool = False) -> list[Kernel]:
+def decs_kernels(w_format: str, mt: int, s: int, kt: int, warps: int = DECS_WARPS8,
+                 bias: bool = False) -> list[Kernel]:
     """A decs layer's kernels for a split from use_decs (or decs_splits): one cluster launch up to
     DECS_CLUSTER_MAX splits, else decs + dsum."""
     if s <= DECS_CLUSTER_MAX:
@@ -640,7 +644,7 @@ def decs_cluster_twin(kd: DecSplit, k: int) -> DecSplit | None:
     ct = -(-(-(-k // 64)) // s)
     if ct > DECS_KT:
         return None
-    return dataclasses.replace(kd, s=s, kt=DECS_KT3 if ct <= DECS_KT3 else DECS_KT, cluster=True, warps=8)
+    return dataclasses.replace(kd, s=s, kt=DECS_KT3 if ct <= DECS_KT3 else DECS_KT, cluster=True, warps=DECS_WARPS8)
 
 
 DECS_RING_TRY = (6,)  # a deeper register ring of decs that `bench_cuda ring` compares (4-bit weights: MXFP8's

@@ -61,9 +61,9 @@ import torch
 from mxc.kernels import build as build_kernels
 from mxc.kernels.catalog import native_pair_kernels
 from mxc.kernels.kinds import (DEC1B_DIAGS, DEC_MT, DEC_R, DECS_CLUSTER_MAX, DECS_DIAGS, DECS_KT3, DECS_RING_TRY,
-                               DECS_WARPS, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, RING_FORMATS, RING_SHAPES, Dec, DSum, RDec,
-                               TileA, dec1b_variants, dec_max_rows, dec_rows, decs_cluster_twin, decs_kernels,
-                               decs_splits, decs_wide_split, rdec_kernels, rdec_na)
+                               DECS_WARPS, DECS_WARPS8, GEMV_MAX_M, RDEC_NA, RDEC_SPLITS, RING_FORMATS, RING_SHAPES,
+                               Dec, DSum, RDec, TileA, dec1b_variants, dec_max_rows, dec_rows, decs_cluster_twin,
+                               decs_kernels, decs_splits, decs_wide_split, rdec_kernels, rdec_na)
 from mxc.kernels.launches import layer_launches, weight_layout
 from mxc.kernels.operands import TILEQ_FORMATS
 from mxc.numerics.formats import get_format
@@ -701,11 +701,12 @@ def dec_rows_sweep(out: Path, shapes=BENCH_SHAPES, ms=(4, 16), formats=BENCH_WO)
                 t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
                 cells.append(f"r{r} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
             split, wide = decs_splits(n, k), decs_wide_split(n, k) if mt > 8 else None
-            for s, kt, warps in ([(*split, 8)] if split else []) + ([(wide, DECS_KT3, DECS_WARPS)] if wide else []):
+            cuts = ([(*split, DECS_WARPS8)] if split else []) + ([(wide, DECS_KT3, DECS_WARPS)] if wide else [])
+            for s, kt, warps in cuts:
                 ks = decs_kernels(f, mt, s, kt, warps)
                 t = _time(lambda i: run_layer(mod, ks, x, q, weights=wts[i]), len(wts))
                 cells.append(f"decs s{s} kt{kt}{'c' if s <= DECS_CLUSTER_MAX else ''}"
-                             f"{f' w{warps}' if warps != 8 else ''} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
+                             f"{f' w{warps}' if warps != DECS_WARPS8 else ''} {t * 1e6:6.1f}us {t_ref / t:4.2f}x")
             print(f"{n:>6} {k:>6} M={m:<3} {f:<11} cuBLAS {t_ref * 1e6:6.1f}us  " + "  ".join(cells), flush=True)
 
 
