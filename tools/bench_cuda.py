@@ -5,6 +5,8 @@
     python3 -m mxc.tools.bench_cuda bench DIR [--shapes 8192x8192,...] [--m 1,16] [--formats nvfp4,...]
                                                   # [--no-peers]   on the H100/H200: timings vs cuBLAS
                                                   # bf16, torch._scaled_mm, torch int4, gemlite; medians
+    python -m mxc.tools.bench_cuda table DIR/bench-*.json  # here or there: bench's rows as the README's tables
+                                                  # (per shape and M: every path's ratio; issue 13's aims)
     python3 -m mxc.tools.bench_cuda bench-bs DIR  # on the H100/H200: the block-scaled twin vs cuBLAS
     python3 -m mxc.tools.bench_cuda dec-rows DIR [NxK,...]  # on the H100/H200: dec at M = 4, 16 with 1, 2, 4
                                                   # row tiles per CTA, and decs as kinds.decs_splits cuts it, vs
@@ -230,9 +232,11 @@ def _peers(x: torch.Tensor, w: torch.Tensor, n: int, k: int) -> list[tuple[str, 
 
 def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: bool = True) -> None:
     """mxc's kernels against cuBLAS bf16 and the peers, one process: every (N, K) of `shapes` and M of
-    `ms`; time, ratio to cuBLAS bf16 (same run), weight GB/s and TFLOP/s; bench.json beside the cubin."""
+    `ms`; time, ratio to cuBLAS bf16 (same run), weight GB/s and TFLOP/s; the rows (with the device's name) to
+    bench-SHAPES-mM.json beside the cubin, which `table` reads."""
     mod = Module((out / "kernels.cubin").read_bytes())
-    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  (per call: median of {REPS} "
+    device = torch.cuda.get_device_name()
+    print(f"device: {device}  torch {torch.__version__}  (per call: median of {REPS} "
           f"CUDA-graph replays of {INNER} calls, weights rotated over copies > L2)")
     rows = []
     print(f"{'N':>6} {'K':>6} {'M':>5}  {'kernel':<48} {'time':>10} {'vs bf16':>8} {'GB/s':>7} {'TFLOP/s':>8}")
@@ -240,7 +244,7 @@ def bench(out: Path, shapes=BENCH_SHAPES, ms=BENCH_M, formats=BENCH_WO, peers: b
     def row(n, k, m, what, t, t_ref, nbytes):
         r = dict(N=n, K=k, M=m, what=what, s=t, ratio=t_ref / t if t == t else float("nan"),
                  gbs=nbytes / t / 1e9 if t == t else float("nan"),
-                 tflops=2 * m * n * k / t / 1e12 if t == t else float("nan"))
+                 tflops=2 * m * n * k / t / 1e12 if t == t else float("nan"), device=device)
         rows.append(r)
         print(f"{r['N']:>6} {r['K']:>6} {r['M']:>5}  {r['what']:<48} {r['s'] * 1e6:>8.1f}us {r['ratio']:>7.2f}x "
               f"{r['gbs']:>7.0f} {r['tflops']:>8.1f}", flush=True)
@@ -288,40 +292,103 @@ def _bench_rows(mod, shapes, ms, formats, peers, row) -> None:
         torch.cuda.empty_cache()
 
 
-# the M = 1 rows: dec1b's label where cuda-sm90 selects it (kinds.use_dec1b), else dec1's
-_M1_4BIT = tuple(f"mxc {k} {f}" for f in ("nvfp4", "mxfp4", "if4") for k in ("dec1b", "dec"))
-AIMS = (  # issue 13: (label, N, K, M, kernel-label prefixes, aim as a ratio to cuBLAS bf16)
-    ("4-bit weight-only M=1 K=N=8192", 8192, 8192, 1, _M1_4BIT, 2.0),
-    ("4-bit weight-only M=1 N=14336 K=4096", 14336, 4096, 1, _M1_4BIT, 2.5),
-    ("4-bit weight-only M=1 N=4096 K=14336", 4096, 14336, 1, _M1_4BIT, 2.5),
-    ("4-bit weight-only M=16 K=N=8192", 8192, 8192, 16,
-     ("mxc decs nvfp4", "mxc decs mxfp4", "mxc decs if4", "mxc decs+dsum nvfp4", "mxc decs+dsum mxfp4",
-      "mxc dec nvfp4", "mxc dec mxfp4", "mxc dec if4"), 1.8),
-    ("6-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec1b mxfp6_e2m3", "mxc dec mxfp6_e2m3"), 1.6),
-    ("8-bit weight-only M=1 K=N=8192", 8192, 8192, 1, ("mxc dec1b mxfp8", "mxc dec mxfp8"), 1.3),
-    ("4-bit weight-only M=128 K=N=8192", 8192, 8192, 128,
-     ("mxc tilea+rdec+dsum nvfp4", "mxc tilea+rdec+dsum mxfp4", "mxc tilea+rdec+dsum if4"), 1.0),
-    ("4-bit weight-only M=4096 K=N=8192", 8192, 8192, 4096,
-     ("mxc tilea+rdec nvfp4", "mxc tilea+rdec mxfp4", "mxc tilea+rdec if4"), 0.9),
-    ("MXFP8 x MXFP8 M=4096 K=N=8192", 8192, 8192, 4096, ("mxc tileq+rdec mxfp8 x mxfp8",), 1.0),
+_4BIT = ("nvfp4", "mxfp4", "if4")
+_LLAMA = ((8192, 8192), (14336, 4096), (4096, 14336))  # the aims' shapes (N, K): square, Llama-8B's MLP
+
+
+def _aim_set(what: str, m: int, formats: tuple[str, ...], aim: float, shapes=_LLAMA) -> tuple:
+    """An aim at every N x K of `shapes`: (label, N, K, M, the columns (`_column`) measuring it, aim)."""
+    cols = tuple(f if " x " in f else f"{f} weight-only" for f in formats)
+    return tuple((f"{what} M={m} " + (f"K=N={n}" if n == k else f"N={n} K={k}"), n, k, m, cols, aim)
+                 for n, k in shapes)
+
+
+AIMS = (  # issue 13, as ratios to cuBLAS bf16 on the H200 (the README's aims table)
+    *_aim_set("4-bit weight-only", 1, _4BIT, 2.0, _LLAMA[:1]),
+    *_aim_set("4-bit weight-only", 1, _4BIT, 2.5, _LLAMA[1:]),
+    *_aim_set("4-bit weight-only", 16, _4BIT, 1.8),
+    *_aim_set("6-bit weight-only", 1, ("mxfp6_e2m3",), 1.6),
+    *_aim_set("8-bit weight-only", 1, ("mxfp8",), 1.3),
+    *_aim_set("4-bit weight-only", 128, _4BIT, 1.0),
+    *_aim_set("4-bit weight-only", 4096, _4BIT, 0.9),
+    *_aim_set("MXFP8 x MXFP8", 4096, ("mxfp8 x mxfp8",), 1.0),
 )
+AHEAD_OF_PEERS = "4-bit weight-only M=1 K=N=8192"  # the aim that also asks to be ahead of every peer in the run
+
+
+def _aim_hits(rows: list[dict]) -> list[tuple[str, float, list[dict], dict | None]]:
+    """Each of AIMS with the rows measuring it: (label, aim, mxc's rows of its columns, in their order, the best
+    peer at its shape or None)."""
+    out = []
+    for label, n, k, m, cols, aim in AIMS:
+        at = [r for r in rows if (r["N"], r["K"], r["M"]) == (n, k, m)]
+        mxc = {_column(r["what"])[0]: r for r in at if r["what"].startswith("mxc ")}
+        hits = [mxc[c] for c in cols if c in mxc]
+        peers = [q for q in at if not q["what"].startswith(("mxc", "torch bf16")) and q["ratio"] == q["ratio"]]
+        out.append((label, aim, hits, max(peers, key=lambda q: q["ratio"], default=None)))
+    return out
 
 
 def _aims(rows: list[dict], device: str | None = None) -> None:
     device = device or torch.cuda.get_device_name()
     note = "" if "H200" in device else f"; the aims are set on the H200, this ran on {device}: ratios do not compare"
     print(f"\naims (issue 13, ratio to cuBLAS bf16 in this run{note}):")
-    for label, n, k, m, prefixes, aim in AIMS:
-        for p in prefixes:
-            got = [r for r in rows if (r["N"], r["K"], r["M"]) == (n, k, m) and r["what"].startswith(p)]
-            if got:
-                r = got[0]
-                peers = [q for q in rows if (q["N"], q["K"], q["M"]) == (n, k, m) and not q["what"].startswith("mxc")
-                         and not q["what"].startswith("torch bf16") and q["ratio"] == q["ratio"]]
-                best = max(peers, key=lambda q: q["ratio"], default=None)
-                vs = f"; best peer {best['what']} {best['ratio']:.2f}x" if best else ""
-                print(f"  {label} [{r['what']}]: {r['ratio']:.2f}x (aim {aim}x) "
-                      f"{'met' if r['ratio'] >= aim else 'NOT met'}{vs}")
+    for label, aim, hits, best in _aim_hits(rows):
+        vs = f"; best peer {best['what']} {best['ratio']:.2f}x" if best else ""
+        for r in hits:
+            print(f"  {label} [{r['what']}]: {r['ratio']:.2f}x (aim {aim}x) "
+                  f"{'met' if r['ratio'] >= aim else 'NOT met'}{vs}")
+
+
+def _column(what: str) -> tuple[str, str]:
+    """A benchmark row's column in `table` and the kernels it names: ('nvfp4 weight-only', 'dec1b'),
+    ('mxfp8 x mxfp8', 'tileq+rdec'); a peer's label and ''."""
+    if not what.startswith("mxc "):
+        return what, ""
+    _, kernels, rest = what.split(" ", 2)
+    return rest, kernels
+
+
+def _cell(r: dict | None) -> str:
+    if r is None:
+        return ""
+    if r["ratio"] != r["ratio"]:
+        return "n/a"
+    kernels = _column(r["what"])[1]
+    return f"{r['ratio']:.2f}x ({r['s'] * 1e6:.1f} us{', ' + kernels if kernels else ''})"
+
+
+def table(paths: list[Path]) -> str:
+    """The README's speed tables from `bench`'s JSON files (bench-*.json; runs on one device): per N x K, a row
+    per M with cuBLAS bf16's time and every other row's ratio to it (time, mxc's kernels); then issue 13's aims,
+    each with the ratios measuring it and met or missed by how much. Where two files hold the same cell, the
+    later file's row."""
+    rows = [r for p in paths for r in json.loads(Path(p).read_text())]
+    cells = {(r["N"], r["K"], r["M"], _column(r["what"])[0]): r for r in rows}
+    devices = sorted({r.get("device", "device not recorded") for r in rows})
+    out = [f"{', '.join(devices)}; {len(paths)} run(s): ratio = cuBLAS bf16 time / time, in the same run"
+           + ("" if any("H200" in d for d in devices) else "; the aims are set on the H200: ratios do not compare")]
+    ref = "torch bf16 linear (cuBLAS)"
+    for n, k in dict.fromkeys((r["N"], r["K"]) for r in rows):
+        cols = list(dict.fromkeys(c for (nn, kk, _, c) in cells if (nn, kk) == (n, k) and c != ref))
+        out += ["", f"N x K = {n} x {k}", "", "| M | cuBLAS bf16 | " + " | ".join(cols) + " |",
+                "|---" * (len(cols) + 2) + "|"]
+        for m in sorted({mm for (nn, kk, mm, _) in cells if (nn, kk) == (n, k)}):
+            r0 = cells.get((n, k, m, ref))
+            t0 = f"{r0['s'] * 1e6:.1f} us" if r0 else ""
+            out.append(f"| {m} | {t0} | " + " | ".join(_cell(cells.get((n, k, m, c))) for c in cols) + " |")
+    out += ["", "| aim | ratio | measured | status |", "|---|---|---|---|"]
+    for label, aim, hits, best in _aim_hits(list(cells.values())):
+        if not hits:
+            continue
+        got = ", ".join(f"{_column(r['what'])[0]} {r['ratio']:.2f}x" for r in hits)
+        short = [f"{_column(r['what'])[0]} by {100 * (1 - r['ratio'] / aim):.1f} %" for r in hits if r["ratio"] < aim]
+        behind = [_column(r["what"])[0] for r in hits if best and label == AHEAD_OF_PEERS and r["ratio"] <= best["ratio"]]
+        status = ("missed: " + ", ".join(short) if short else "met") + (
+            f"; not ahead of {best['what']} ({best['ratio']:.2f}x): " + ", ".join(behind) if behind else "")
+        peer = f"; best peer {best['what']} {best['ratio']:.2f}x" if best else ""
+        out.append(f"| {label} | >= {aim}x | {got}{peer} | {status} |")
+    return "\n".join(out)
 
 
 def bench_bs(out: Path) -> None:
@@ -909,6 +976,14 @@ def main(argv=None) -> int:
         shapes = _shapes(argv[2]) if len(argv) > 2 else None
         dec1b_sweep(Path(argv[1]), shapes or BENCH_SHAPES[1:],
                     formats=tuple(argv[3].split(",")) if len(argv) > 3 else BENCH_WO)
+        return 0
+    if len(argv) >= 2 and argv[0] == "table":  # table JSON...
+        try:
+            print(table([Path(p) for p in argv[1:]]))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"bench_cuda table: {type(e).__name__}: {e} (give the bench-*.json files `bench` wrote)",
+                  file=sys.stderr)
+            return 2
         return 0
     if len(argv) == 3 and argv[0] == "auto-check":
         auto_check(Path(argv[1]), Path(argv[2]))

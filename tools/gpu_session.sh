@@ -40,14 +40,14 @@ checks)
   timeout 90 $B model .gpu/f32/llama_nvfp4_wo examples/llama.py 2>&1 | tail -1 | tee "$OUT/model.txt"; el model ;;
 decode)
   timeout 240 $B bench .gpu --shapes $SH --m 1,16 > "$OUT/bench_decode.txt" 2>&1; el bench
-  grep -A16 "^aims" "$OUT/bench_decode.txt"
+  grep -A40 "^aims" "$OUT/bench_decode.txt"
   timeout 90 ncu --clock-control none -k regex:mxc_dec --section SpeedOfLight --section MemoryWorkloadAnalysis \
     --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats -c 1 \
     $B once .gpu 14336x4096 1 nvfp4 > "$OUT/ncu_dec1b.txt" 2>&1
   grep -E "Duration|DRAM Throughput|Registers Per|Achieved Occ" "$OUT/ncu_dec1b.txt"; el ncu ;;
 prefill)
   timeout 210 $B bench .gpu --shapes $SH --m 128,1024,2048,4096 --no-peers > "$OUT/bench_prefill.txt" 2>&1; el bench
-  grep -A16 "^aims" "$OUT/bench_prefill.txt"
+  grep -A40 "^aims" "$OUT/bench_prefill.txt"
   timeout 120 $B rdec .gpu $SH nvfp4,if4 4096 > "$OUT/bench_rdec.txt" 2>&1; el rdec
   timeout 60 $B clocks .gpu 8192x8192 4096 nvfp4,if4 > "$OUT/clocks.txt" 2>&1; tail -6 "$OUT/clocks.txt"; el clocks
   for f in if4 nvfp4; do

@@ -195,18 +195,58 @@ def test_layer_launches_connect_by_buffer_name():
         layer_launches(ks[-1:], 300, 200, 1000)
 
 
-def test_benchmark_aims_name_the_kernels_cuda_sm90_selects():
-    """`bench_cuda bench`'s aim lines find their rows by kernel label: each weight-only aim's first format must
-    match the label of what cuda-sm90 selects for that shape (a renamed or newly selected kernel would
-    otherwise drop the aim from the summary, as dec1b at M = 1 did)."""
-    from mxc.tools.bench_cuda import AIMS, _label, _select
+def test_benchmark_aims_name_the_rows_the_benchmark_writes():
+    """`bench_cuda bench`'s aims find their rows by column (format, weight-only or the pair): each weight-only
+    aim's columns are rows `bench` writes, whatever kernels cuda-sm90 selects for the shape (a renamed or newly
+    selected kernel once dropped an aim from the summary, as dec1b at M = 1 did); every aim at the three shapes."""
+    from mxc.tools.bench_cuda import AIMS, BENCH_WO, _column, _label, _select
 
-    for label, n, k, m, prefixes, _ in AIMS:
-        if " x " in label:  # activation pairs: their labels name both formats
-            continue
-        fmt = prefixes[0].split()[-1]
-        row = f"{_label(_select(m, fmt, None, n, k))} {fmt} weight-only"
-        assert any(row.startswith(p) for p in prefixes), (label, row)
+    for label, n, k, m, cols, _ in AIMS:
+        for col in cols:
+            if " x " in col:
+                assert col == "mxfp8 x mxfp8" and "mxfp8" in BENCH_WO
+                continue
+            fmt = col.removesuffix(" weight-only")
+            assert fmt in BENCH_WO and _column(f"{_label(_select(m, fmt, None, n, k))} {col}")[0] == col, label
+    assert len({(n, k) for _, n, k, *_ in AIMS}) == 3 and len(AIMS) == 3 * 7
+
+
+def test_benchmark_table_from_the_runs_json(tmp_path):
+    """`bench_cuda table JSON...`: the README's tables from bench's rows: per shape a row per M with cuBLAS bf16's
+    time and each path's ratio (time, kernels); a later file's row replaces an earlier one's; the aims met or
+    missed by how much, and the M = 1 8192^2 aim's rule of being ahead of every peer."""
+    import json
+
+    from mxc.tools.bench_cuda import main
+
+    def rows(ratio, peer):
+        base = dict(N=8192, K=8192, M=1, device="NVIDIA H200", gbs=0.0, tflops=0.0)
+        return [{**base, "what": "torch bf16 linear (cuBLAS)", "s": 34e-6, "ratio": 1.0},
+                {**base, "what": "torch int4 weight-only (g128)", "s": 34e-6 / peer, "ratio": peer},
+                {**base, "what": "mxc dec1b nvfp4 weight-only", "s": 34e-6 / ratio, "ratio": ratio},
+                {**base, "what": "mxc dec1b if4 weight-only", "s": 20e-6, "ratio": 1.7}]
+
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(rows(1.5, 1.6)))
+    second.write_text(json.dumps(rows(2.2, 2.0)[1:]))  # no cuBLAS row: the first file's stays
+    assert main(["table", str(first)]) == 0
+    from mxc.tools.bench_cuda import table
+
+    one = table([first])
+    assert one.startswith("NVIDIA H200; 1 run(s)") and "do not compare" not in one
+    assert "| M | cuBLAS bf16 | torch int4 weight-only (g128) | nvfp4 weight-only | if4 weight-only |" in one
+    assert "| 1 | 34.0 us | 1.60x (21.2 us) | 1.50x (22.7 us, dec1b) | 1.70x (20.0 us, dec1b) |" in one
+    assert ("| 4-bit weight-only M=1 K=N=8192 | >= 2.0x | nvfp4 weight-only 1.50x, if4 weight-only 1.70x; best peer "
+            "torch int4 weight-only (g128) 1.60x | missed: nvfp4 weight-only by 25.0 %, if4 weight-only by 15.0 %; not "
+            "ahead of torch int4 weight-only (g128) (1.60x): nvfp4 weight-only |") in one
+    two = table([first, second])
+    assert "| 1 | 34.0 us | 2.00x (17.0 us) | 2.20x (15.5 us, dec1b) | 1.70x (20.0 us, dec1b) |" in two
+    assert "missed: if4 weight-only by 15.0 %; not ahead of torch int4 weight-only (g128) (2.00x): if4 weight-only |" in two
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["table", str(tmp_path / "bad.json")]) == 2 and main(["table", str(tmp_path / "none.json")]) == 2
+    h100 = [{**r, "device": "NVIDIA H100 80GB HBM3"} for r in rows(2.2, 2.0)]
+    first.write_text(json.dumps(h100))
+    assert "the aims are set on the H200: ratios do not compare" in table([first])
 
 
 def test_benchmark_aims_say_when_the_card_is_not_the_h200(capsys):
