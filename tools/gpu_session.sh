@@ -67,3 +67,5 @@ cost)
 *) echo "unknown part $part (checks, decode, prefill, ring, cost)"; exit 2 ;;
 esac; done
 cp .gpu/bench-*.json .gpu/rdec.json .gpu/clocks-*.json .gpu/ring.json "$OUT/" 2>/dev/null
+# every bench run of this host so far as the README's tables (per shape and M; the aims)
+if ls .gpu/bench-*.json >/dev/null 2>&1; then $B table .gpu/bench-*.json > "$OUT/table.md" 2>&1; fi

@@ -217,7 +217,7 @@ def test_benchmark_table_from_the_runs_json(tmp_path):
     missed by how much, and the M = 1 8192^2 aim's rule of being ahead of every peer."""
     import json
 
-    from mxc.tools.bench_cuda import main
+    from mxc.tools.bench_cuda import main, table
 
     def rows(ratio, peer):
         base = dict(N=8192, K=8192, M=1, device="NVIDIA H200", gbs=0.0, tflops=0.0)
@@ -230,8 +230,6 @@ def test_benchmark_table_from_the_runs_json(tmp_path):
     first.write_text(json.dumps(rows(1.5, 1.6)))
     second.write_text(json.dumps(rows(2.2, 2.0)[1:]))  # no cuBLAS row: the first file's stays
     assert main(["table", str(first)]) == 0
-    from mxc.tools.bench_cuda import table
-
     one = table([first])
     assert one.startswith("NVIDIA H200; 1 run(s)") and "do not compare" not in one
     assert "| M | cuBLAS bf16 | torch int4 weight-only (g128) | nvfp4 weight-only | if4 weight-only |" in one
