@@ -104,6 +104,12 @@ def _label(ks: list) -> str:
     return "mxc " + "+".join(k.kind for k in ks)
 
 
+def _what(ks: list, w_format: str, a_format: str | None = None) -> str:
+    """A layer's row in `bench` (and its column in `table`, after the kernels): 'mxc dec1b nvfp4 weight-only',
+    'mxc tileq+rdec mxfp8 x mxfp8'."""
+    return f"{_label(ks)} " + (f"{w_format} x {a_format}" if a_format else f"{w_format} weight-only")
+
+
 def _rotated(weights: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
     """The weights and clones of them, together more than FLUSH_BYTES."""
     nbytes = weights["w"].numel() + weights["w_scales"].numel()
@@ -281,13 +287,13 @@ def _bench_rows(mod, shapes, ms, formats, peers, row) -> None:
                 ks = _select(m, f, None, n, k)
                 wts = weights(f, ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs[f], weights=wts[i]), len(wts))
-                row(n, k, m, f"{_label(ks)} {f} weight-only", t, t_ref,
+                row(n, k, m, _what(ks, f), t, t_ref,
                     wts[0]["w"].numel() + wts[0]["w_scales"].numel())
             if "mxfp8" in formats:
                 ks = _select(m, "mxfp8", "mxfp8", n, k)
                 w8s = weights("mxfp8", ks)
                 t = _time(lambda i: run_layer(mod, ks, x, qs["mxfp8"], weights=w8s[i]), len(w8s))
-                row(n, k, m, f"{_label(ks)} mxfp8 x mxfp8", t, t_ref, w8s[0]["w"].numel() + w8s[0]["w_scales"].numel())
+                row(n, k, m, _what(ks, "mxfp8", "mxfp8"), t, t_ref, w8s[0]["w"].numel() + w8s[0]["w_scales"].numel())
         del wb, dev
         torch.cuda.empty_cache()
 
@@ -383,7 +389,8 @@ def table(paths: list[Path]) -> str:
             continue
         got = ", ".join(f"{_column(r['what'])[0]} {r['ratio']:.2f}x" for r in hits)
         short = [f"{_column(r['what'])[0]} by {100 * (1 - r['ratio'] / aim):.1f} %" for r in hits if r["ratio"] < aim]
-        behind = [_column(r["what"])[0] for r in hits if best and label == AHEAD_OF_PEERS and r["ratio"] <= best["ratio"]]
+        behind = [_column(r["what"])[0] for r in hits
+                  if best and label == AHEAD_OF_PEERS and r["ratio"] <= best["ratio"]]
         status = ("missed: " + ", ".join(short) if short else "met") + (
             f"; not ahead of {best['what']} ({best['ratio']:.2f}x): " + ", ".join(behind) if behind else "")
         peer = f"; best peer {best['what']} {best['ratio']:.2f}x" if best else ""

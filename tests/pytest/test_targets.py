@@ -199,15 +199,13 @@ def test_benchmark_aims_name_the_rows_the_benchmark_writes():
     """`bench_cuda bench`'s aims find their rows by column (format, weight-only or the pair): each weight-only
     aim's columns are rows `bench` writes, whatever kernels cuda-sm90 selects for the shape (a renamed or newly
     selected kernel once dropped an aim from the summary, as dec1b at M = 1 did); every aim at the three shapes."""
-    from mxc.tools.bench_cuda import AIMS, BENCH_WO, _column, _label, _select
+    from mxc.tools.bench_cuda import AIMS, BENCH_WO, _column, _select, _what
 
     for label, n, k, m, cols, _ in AIMS:
         for col in cols:
-            if " x " in col:
-                assert col == "mxfp8 x mxfp8" and "mxfp8" in BENCH_WO
-                continue
-            fmt = col.removesuffix(" weight-only")
-            assert fmt in BENCH_WO and _column(f"{_label(_select(m, fmt, None, n, k))} {col}")[0] == col, label
+            fmt, _, act = col.removesuffix(" weight-only").partition(" x ")
+            what = _what(_select(m, fmt, act or None, n, k), fmt, act or None)
+            assert fmt in BENCH_WO and _column(what)[0] == col, label
     assert len({(n, k) for _, n, k, *_ in AIMS}) == 3 and len(AIMS) == 3 * 7
 
 
@@ -239,7 +237,8 @@ def test_benchmark_table_from_the_runs_json(tmp_path):
             "ahead of torch int4 weight-only (g128) (1.60x): nvfp4 weight-only |") in one
     two = table([first, second])
     assert "| 1 | 34.0 us | 2.00x (17.0 us) | 2.20x (15.5 us, dec1b) | 1.70x (20.0 us, dec1b) |" in two
-    assert "missed: if4 weight-only by 15.0 %; not ahead of torch int4 weight-only (g128) (2.00x): if4 weight-only |" in two
+    assert ("missed: if4 weight-only by 15.0 %; not ahead of torch int4 weight-only (g128) (2.00x): "
+            "if4 weight-only |") in two
     (tmp_path / "bad.json").write_text("{not json")
     assert main(["table", str(tmp_path / "bad.json")]) == 2 and main(["table", str(tmp_path / "none.json")]) == 2
     h100 = [{**r, "device": "NVIDIA H100 80GB HBM3"} for r in rows(2.2, 2.0)]
