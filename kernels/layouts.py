@@ -149,10 +149,19 @@ def tile_scales(scales: torch.Tensor, k: int, block: int, pad: int) -> torch.Ten
 FRAG_R, FRAG_K = 16, 64
 # The E2M1 variant (`scatter`): a step's eight 4-bit codes fill one 32-bit word bit by bit, code
 # (register j, half h)'s bits (magnitude 0, 1, 2, sign) at E2M1_BITS[j][h], so that the decode to bf16
-# bits (magnitude at 6..8 / 22..24, sign at 15 / 31) is `w & M`, `(w << 3) & M`, `(w << 6) & M` and
-# `((w >> 4) & 0x00C000C0) | ((w >> 5) & 0x01000100) | ((w << 1) & 0x80008000)`, M = 0x81C081C0.
-E2M1_BITS = (((6, 7, 8, 15), (22, 23, 24, 31)), ((3, 4, 5, 12), (19, 20, 21, 28)),
-             ((0, 1, 2, 9), (16, 17, 18, 25)), ((10, 11, 13, 14), (26, 27, 29, 30)))
+# bits (magnitude at 6..8 / 22..24, sign at 15 / 31) takes 9 integer operations per word (mxc_sm90.cuh,
+# `e2m1_bits`; M = 0x81C081C0): `(w & 0x80C080C0) | ((w << 8) & 0x01000100)`, `(w << 4) & M`,
+# `rotl(w, 10) & M`, `rotl(w, 14) & M`. Seven of them run on the integer ALU, the two left shifts may run
+# as multiplies on the FMA pipe (IMAD.SHL), beside the bf16 multiplies (a search over the layouts that one
+# or two shifts per register decode found none of fewer operations, none of fewer on the ALU at 9).
+E2M1_BITS = (((6, 7, 0, 15), (22, 23, 16, 31)), ((2, 3, 4, 11), (18, 19, 20, 27)),
+             ((28, 29, 30, 5), (12, 13, 14, 21)), ((24, 25, 26, 1), (8, 9, 10, 17)))
+# The first E2M1 layout (11 operations, 8 on the ALU: `w & M`, `(w << 3) & M`, `(w << 6) & M` and
+# `((w >> 4) & 0x00C000C0) | ((w >> 5) & 0x01000100) | ((w << 1) & 0x80008000)`), which artifacts compiled
+# before it hold (their weights' recipe says `"fragments": true`, the current layout's `"fragments": 2`): kept
+# so that new weights written into such an artifact are packed as its embedded kernels read them.
+E2M1_BITS_V1 = (((6, 7, 8, 15), (22, 23, 24, 31)), ((3, 4, 5, 12), (19, 20, 21, 28)),
+                ((0, 1, 2, 9), (16, 17, 18, 25)), ((10, 11, 13, 14), (26, 27, 29, 30)))
 # The IF4 variant (also NVINT4's): every block's codes as sign-magnitude nibbles (an INT block's two's
 # complement q in [-7, 7] re-encoded, `if4_sign_magnitude`), so that FP and INT blocks alike decode as
 # sign(c) x T[|c|] with a table T of 8 bf16 magnitudes per scale byte (mxc_sm90.cuh, `if4_table`);
@@ -165,7 +174,7 @@ E2M1_BITS = (((6, 7, 8, 15), (22, 23, 24, 31)), ((3, 4, 5, 12), (19, 20, 21, 28)
 # low and high bytes into registers 0 and 2 (row g) or 1 and 3 (row g + 8).
 IF4_BITS = (((0, 1, 2, 7), (4, 5, 6, 15)), ((16, 17, 18, 3), (20, 21, 22, 11)),
             ((8, 9, 10, 23), (12, 13, 14, 31)), ((24, 25, 26, 19), (28, 29, 30, 27)))
-WORD_BITS = {"e2m1": E2M1_BITS, "if4": IF4_BITS}
+WORD_BITS = {"e2m1": E2M1_BITS, "e2m1v1": E2M1_BITS_V1, "if4": IF4_BITS}
 
 
 # The FP6 variant (E2M3, E3M2: sign at code bit 5, magnitude at bits 0..4), for the dec kernels' integer
@@ -314,8 +323,8 @@ def _gather_words(data: torch.Tensor, positions=E2M1_BITS) -> torch.Tensor:
 
 
 def _scatter_kind(scatter: bool | str) -> str | None:
-    """frag_codes' `scatter` as a key: False none, True or "e2m1" E2M1_BITS, "if4" IF4_BITS, "fp6m3" / "fp6m2"
-    the FP6 layout of E2M3 / E3M2 (fp6_bits)."""
+    """frag_codes' `scatter` as a key: False none, True or "e2m1" E2M1_BITS, "e2m1v1" E2M1_BITS_V1, "if4"
+    IF4_BITS, "fp6m3" / "fp6m2" the FP6 layout of E2M3 / E3M2 (fp6_bits)."""
     if scatter is False:
         return None
     kind = "e2m1" if scatter is True else scatter
@@ -397,10 +406,10 @@ def int8_from_sign_magnitude(codes: torch.Tensor) -> torch.Tensor:
 
 def frag_codes(codes: torch.Tensor, bits: int, scatter: bool | str = False, group: int = 1) -> torch.Tensor:
     """Element codes [R, K] (uint8, one per element) -> fragment tiles, R padded to 16 x group, K to 64
-    (zeros); `scatter`: 4-bit codes bit-scattered for the E2M1 decode (True or "e2m1": E2M1_BITS) or for
-    IF4's table decode ("if4": IF4_BITS, the codes sign-magnitude: if4_sign_magnitude), or 6-bit codes in
-    the FP6 integer decode's layout ("fp6m3": E2M3, "fp6m2": E3M2, fp6_bits); `group` row tiles side by
-    side per K tile (_grouped)."""
+    (zeros); `scatter`: 4-bit codes bit-scattered for the E2M1 decode (True or "e2m1": E2M1_BITS; "e2m1v1":
+    the first layout, E2M1_BITS_V1) or for IF4's table decode ("if4": IF4_BITS, the codes sign-magnitude:
+    if4_sign_magnitude), or 6-bit codes in the FP6 integer decode's layout ("fp6m3": E2M3, "fp6m2": E3M2,
+    fp6_bits); `group` row tiles side by side per K tile (_grouped)."""
     if codes.dim() != 2 or codes.dtype != torch.uint8:
         raise ValueError(f"codes must be a 2-D uint8 tensor, got {tuple(codes.shape)} {codes.dtype}")
     r, k = codes.shape

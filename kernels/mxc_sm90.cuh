@@ -240,13 +240,14 @@ __device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
 }
 
 // E2M1 codes to bf16 bits holding the value times 2^-126 (E2M1's subnormal included): a step's word
-// is bit-scattered (mxc.kernels.layouts.E2M1_BITS) so that register j needs one or three shifts.
+// is bit-scattered (mxc.kernels.layouts.E2M1_BITS) so that its 8 codes take 9 operations: 7 on the ALU
+// (LOP3 masks, SHF.L.W rotations), 2 left shifts that ptxas may issue to the FMA pipe (IMAD.SHL).
 __device__ __forceinline__ void e2m1_bits(uint32_t w, uint32_t* r) {
   constexpr uint32_t M = 0x81C081C0u;
-  r[0] = w & M;
-  r[1] = (w << 3) & M;
-  r[2] = (w << 6) & M;
-  r[3] = ((w >> 4) & 0x00C000C0u) | ((w >> 5) & 0x01000100u) | ((w << 1) & 0x80008000u);
+  r[0] = (w & 0x80C080C0u) | ((w << 8) & 0x01000100u);
+  r[1] = (w << 4) & M;
+  r[2] = __funnelshift_l(w, w, 10) & M;
+  r[3] = __funnelshift_l(w, w, 14) & M;
 }
 
 // The dec kernel's bf16x2 factor of a scale code (a table in shared memory, one entry per code), for

@@ -176,18 +176,24 @@ def fast_fp8(fmt: str) -> bool:
     return f.element.name in ("e4m3", "e5m2") and f.scale.name == "e8m0"
 
 
+# The E2M1 bit layout that Fragments.of gives and the library's kernels decode (layouts.E2M1_BITS).
+E2M1_LAYOUT = 2
+
+
 @dataclass(frozen=True)
 class Fragments:
     """The decode kernels' weight layout: 16 x 64 tiles in the order of the A fragments of mma.sync
     (and of wgmma with A in registers), scales per tile (`layouts.frag_codes`); `e2m1`: each MMA step's
-    eight codes bit-scattered into the positions the integer decode reads (`layouts.E2M1_BITS`); `if4`:
+    eight codes bit-scattered into the positions the integer decode reads, 2 (E2M1_LAYOUT) the current
+    layout (`layouts.E2M1_BITS`), 1 (or True) the first (`layouts.E2M1_BITS_V1`, which earlier artifacts'
+    kernels read), 0 (or False) none; `if4`:
     IF4's or NVINT4's codes sign-magnitude in every block (`layouts.if4_sign_magnitude`), bit-scattered into the
     positions its table decode reads (`layouts.IF4_BITS`); `fp6`: FP6 codes in the positions its integer
     decode reads (`layouts.fp6_bits`, by the element's mantissa bits); `int8`: MXINT8's codes sign-magnitude
     (`layouts.int8_sign_magnitude`), bytes where the plain layout has them; `group`: that many row tiles
     side by side per K tile (rdec: a CTA's 128 rows in one copy)."""
 
-    e2m1: bool = False
+    e2m1: int = 0
     group: int = 1
     if4: bool = False
     fp6: bool = False
@@ -196,11 +202,12 @@ class Fragments:
     @classmethod
     def of(cls, fmt: str, group: int = 1) -> "Fragments":
         """The layout a decode kernel reads `fmt` in: each integer or table decode the format has."""
-        return cls(e2m1=fast_e2m1(fmt), group=group, if4=fast_tab4(fmt), fp6=fast_fp6(fmt), int8=fast_int8(fmt))
+        return cls(e2m1=E2M1_LAYOUT if fast_e2m1(fmt) else 0, group=group, if4=fast_tab4(fmt), fp6=fast_fp6(fmt),
+                   int8=fast_int8(fmt))
 
     @property
     def suffix(self) -> str:
-        return ("f16x64" + ("e" if self.e2m1 else "") + ("i" if self.if4 else "") + ("s" if self.fp6 else "")
+        return ("f16x64" + ("", "e", "e2")[int(self.e2m1)] + ("i" if self.if4 else "") + ("s" if self.fp6 else "")
                 + ("m" if self.int8 else "")
                 + (f"g{self.group}" if self.group > 1 else ""))
 
@@ -219,7 +226,8 @@ class Fragments:
             codes = layouts.if4_sign_magnitude(codes, scales, f.block_size, all_int=not fast_if4(fmt))
         if self.int8:
             codes = layouts.int8_sign_magnitude(codes)
-        scatter = "if4" if self.if4 else f"fp6m{f.element.mbits}" if self.fp6 else self.e2m1
+        scatter = ("if4" if self.if4 else f"fp6m{f.element.mbits}" if self.fp6
+                   else {0: False, 1: "e2m1v1", 2: "e2m1"}[int(self.e2m1)])
         return (layouts.frag_codes(codes, f.element.bits, scatter=scatter, group=self.group),
                 layouts.frag_scales(scales, k, f.block_size, one_code(f), group=self.group))
 
@@ -231,13 +239,19 @@ def layout_recipe(layout: WeightLayout) -> dict:
     """A weight layout as JSON (a WeightStore recipe's), and back with `layout_of`."""
     if isinstance(layout, Tiles):
         return {"tiles": layout.ue}
-    return {"fragments": layout.e2m1, **({"group": layout.group} if layout.group > 1 else {}),
-            **({"if4": True} if layout.if4 else {}), **({"fp6": True} if layout.fp6 else {}),
-            **({"int8": True} if layout.int8 else {})}
+    e2m1 = int(layout.e2m1)  # the first E2M1 layout's recipe as earlier artifacts wrote it: true
+    return {"fragments": bool(e2m1) if e2m1 < 2 else e2m1,
+            **({"group": layout.group} if layout.group > 1 else {}), **({"if4": True} if layout.if4 else {}),
+            **({"fp6": True} if layout.fp6 else {}), **({"int8": True} if layout.int8 else {})}
 
 
 def layout_of(recipe: dict) -> WeightLayout:
     if "tiles" in recipe:
         return Tiles(recipe["tiles"])
-    return Fragments(recipe["fragments"], recipe.get("group", 1), recipe.get("if4", False), recipe.get("fp6", False),
+    e2m1 = int(recipe["fragments"])
+    if e2m1 not in (0, 1, E2M1_LAYOUT):
+        raise ValueError(f"weights packed in E2M1 fragment layout {e2m1}, which this mxc does not know (it packs "
+                         f"layouts 1 and {E2M1_LAYOUT}): compile the model again with this mxc, or use the mxc "
+                         "that compiled it")
+    return Fragments(e2m1, recipe.get("group", 1), recipe.get("if4", False), recipe.get("fp6", False),
                      recipe.get("int8", False))

@@ -209,31 +209,67 @@ def test_fragment_layout_sizes():
     from mxc.kernels.operands import layout_of, layout_recipe
 
     assert layout_recipe(Fragments(e2m1=True)) == {"fragments": True}  # recipes of earlier artifacts unchanged
+    assert layout_recipe(Fragments(e2m1=2)) == {"fragments": 2}
     assert Fragments(if4=True).suffix == "f16x64i" and Fragments(if4=True, group=8).suffix == "f16x64ig8"
     assert layout_recipe(Fragments(if4=True, group=8)) == {"fragments": False, "group": 8, "if4": True}
-    for lay in (Fragments(), Fragments(e2m1=True, group=8), Fragments(if4=True), Fragments(if4=True, group=8)):
+    for lay in (Fragments(), Fragments(e2m1=True, group=8), Fragments(e2m1=2, group=8), Fragments(if4=True),
+                Fragments(if4=True, group=8)):
         assert layout_of(layout_recipe(lay)) == lay
 
 
-def test_e2m1_scattered_words_decode_by_the_kernels_shifts():
-    """The bit-scattered E2M1 fragments: `e2m1_bits` (mxc_sm90.cuh) of each step's word gives register
-    j's two codes at the bf16 positions (magnitude 6..8 / 22..24, sign 15 / 31), in fragment order."""
+def _rotl(w, n):
+    return ((w << n) | (w >> (32 - n))) & 0xFFFFFFFF
+
+
+# The kernels' E2M1 decode of a step's word w (`e2m1_bits`, mxc_sm90.cuh), and the first layout's (artifacts
+# compiled before the current layout embed kernels that decode it), as integer ops on int64 words.
+E2M1_DECODES = {
+    "e2m1": lambda w, m: [(w & 0x80C080C0) | ((w << 8) & 0x01000100), (w << 4) & m, _rotl(w, 10) & m,
+                          _rotl(w, 14) & m],
+    "e2m1v1": lambda w, m: [w & m, (w << 3) & m, (w << 6) & m,
+                            ((w >> 4) & 0x00C000C0) | ((w >> 5) & 0x01000100) | ((w << 1) & 0x80008000)],
+}
+
+
+@pytest.mark.parametrize("kind", ["e2m1", "e2m1v1"])
+def test_e2m1_scattered_words_decode_by_the_kernels_ops(kind):
+    """The bit-scattered E2M1 fragments: the decode of each step's word (E2M1_DECODES: the kernels' `e2m1_bits`)
+    gives register j's two codes at the bf16 positions (magnitude 6..8 / 22..24, sign 15 / 31), in fragment
+    order, and nothing elsewhere."""
     c = torch.randint(0, 16, (40, 96), dtype=torch.int32, generator=torch.Generator().manual_seed(3)).to(torch.uint8)
-    f = frag_codes(c, 4, scatter=True)
-    assert torch.equal(unfrag_codes(f, 40, 96, 4, scatter=True), c)
+    f = frag_codes(c, 4, scatter=kind)
+    assert torch.equal(unfrag_codes(f, 40, 96, 4, scatter=kind), c)
     b = f.reshape(-1, 4).to(torch.int64)
     w = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)
     m = 0x81C081C0
-    regs = [w & m, (w << 3) & m, (w << 6) & m,
-            ((w >> 4) & 0x00C000C0) | ((w >> 5) & 0x01000100) | ((w << 1) & 0x80008000)]
     plain = frag_codes(c, 8).reshape(-1, 8).to(torch.int64)  # code 8s + p of each step, one per byte
-    for j, r in enumerate(regs):
+    for j, r in enumerate(E2M1_DECODES[kind](w, m)):
         assert (r & ~m & 0xFFFFFFFF).eq(0).all()
         for h in range(2):
             half = (r >> (16 * h)) & 0xFFFF
             assert torch.equal(((half >> 6) & 7) | (((half >> 15) & 1) << 3), plain[:, j + 4 * h]), (j, h)
     with pytest.raises(ValueError, match="4-bit"):
-        frag_codes(c, 8, scatter=True)
+        frag_codes(c, 8, scatter=kind)
+
+
+def test_e2m1_layout_versions():
+    """Fragments.of packs E2M1 formats in the current layout (recipe `"fragments": 2`); an earlier artifact's
+    recipe (`"fragments": true`) still packs the first layout, which its kernels read; an unknown one is refused."""
+    from mxc.kernels.operands import E2M1_LAYOUT, layout_of, layout_recipe
+
+    assert E2M1_LAYOUT == 2 and Fragments.of("nvfp4").e2m1 == 2 and Fragments.of("mxfp6_e2m3").e2m1 == 0
+    assert layout_recipe(Fragments.of("nvfp4", group=8)) == {"fragments": 2, "group": 8}
+    old = layout_of({"fragments": True})
+    assert old.e2m1 == 1 and old.suffix == "f16x64e" and Fragments.of("mxfp4").suffix == "f16x64e2"
+    codes = torch.randint(0, 16, (32, 128), dtype=torch.int32, generator=torch.Generator().manual_seed(5))
+    codes = codes.to(torch.uint8)
+    scales = torch.full((32, 4), 127, dtype=torch.uint8)
+    new_bytes, _ = Fragments.of("mxfp4").pack(codes, scales, "mxfp4", 128)
+    old_bytes, _ = old.pack(codes, scales, "mxfp4", 128)
+    assert torch.equal(new_bytes, frag_codes(codes, 4, scatter="e2m1"))
+    assert torch.equal(old_bytes, frag_codes(codes, 4, scatter="e2m1v1")) and not torch.equal(old_bytes, new_bytes)
+    with pytest.raises(ValueError, match="E2M1 fragment layout 3.*compile the model again"):
+        layout_of({"fragments": 3})
 
 
 def test_e2m1x8_byte_tables():

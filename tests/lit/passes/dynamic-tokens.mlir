@@ -82,8 +82,8 @@
 // bucket's launches, M as the workload's first size and the first i32 constant, the output's rows as a
 // dynamic result size; the tiles of x sized by M too. Two weight layouts: dec's fragments, rdec's groups of 8.
 // CUDA-LABEL: func.func @tokens
-// CUDA-DAG: "mxq.param"() {{.*}}name = "fc.nvfp4.elements.f16x64e"} : () -> tensor<512xi8>
-// CUDA-DAG: "mxq.param"() {{.*}}name = "fc.nvfp4.elements.f16x64eg8"} : () -> tensor<4096xi8>
+// CUDA-DAG: "mxq.param"() {{.*}}name = "fc.nvfp4.elements.f16x64e2"} : () -> tensor<512xi8>
+// CUDA-DAG: "mxq.param"() {{.*}}name = "fc.nvfp4.elements.f16x64e2g8"} : () -> tensor<4096xi8>
 // CUDA: tensor.dim %{{.*}} : tensor<?x64xf32>
 // CUDA: %[[C1:.*]] = arith.cmpi ule, %[[M:.*]], %{{.*}} : index
 // CUDA: scf.if %[[C1]] -> (tensor<?x8xf32>) {

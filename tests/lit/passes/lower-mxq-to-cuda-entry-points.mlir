@@ -2,10 +2,10 @@
 
 // A module with two entry points that share a weight (--generate's prefill and decode): each
 // function gets its own mxq.param ops (an SSA value is used in its own function only), both naming
-// the one re-packed weight (`fc1.e.f16x64e`, not a second copy `fc1.e.f16x64e.1`).
+// the one re-packed weight (`fc1.e.f16x64e2`, not a second copy `fc1.e.f16x64e2.1`).
 
 // CHECK-LABEL: func.func @prefill
-// CHECK: %[[E:.*]] = "mxq.param"() {name = "fc1.e.f16x64e"} : () -> tensor<512xi8>
+// CHECK: %[[E:.*]] = "mxq.param"() {name = "fc1.e.f16x64e2"} : () -> tensor<512xi8>
 // CHECK: "flow.dispatch"({{.*}}, %[[E]], {{.*}}) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m8_bias]
 func.func @prefill(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
   %we = "mxq.param"() {name = "fc1.e"} : () -> tensor<8x64xf4E2M1FN>
@@ -16,9 +16,9 @@ func.func @prefill(%x: tensor<4x64xf32>, %b: tensor<8xf32>) -> tensor<4x8xf32> {
 }
 
 // CHECK-LABEL: func.func @decode
-// CHECK: %[[E2:.*]] = "mxq.param"() {name = "fc1.e.f16x64e"} : () -> tensor<512xi8>
+// CHECK: %[[E2:.*]] = "mxq.param"() {name = "fc1.e.f16x64e2"} : () -> tensor<512xi8>
 // CHECK: "flow.dispatch"({{.*}}, %[[E2]], {{.*}}) {entry_points = [@mxc_kernels::@mxc_dec
-// CHECK-NOT: f16x64e.1
+// CHECK-NOT: f16x64e2.1
 func.func @decode(%x: tensor<1x64xf32>, %b: tensor<8xf32>) -> tensor<1x8xf32> {
   %we = "mxq.param"() {name = "fc1.e"} : () -> tensor<8x64xf4E2M1FN>
   %ws = "mxq.param"() {name = "fc1.s"} : () -> tensor<8x4xf8E4M3FN>

@@ -22,8 +22,8 @@
 
 // CHECK-LABEL: func.func @between
 // 600 rows padded to 640 (5 groups of 8 row tiles) x 1024 K: 5 x 16 x 8 tiles of 512 bytes, 64 x 2 x 2 scales.
-// CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc.e.f16x64eg8"} : () -> tensor<327680xi8>
-// CHECK-DAG: %[[S:.*]] = "mxq.param"() {name = "fc.s.f16x64eg8"} : () -> tensor<20480xi8>
+// CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc.e.f16x64e2g8"} : () -> tensor<327680xi8>
+// CHECK-DAG: %[[S:.*]] = "mxq.param"() {name = "fc.s.f16x64e2g8"} : () -> tensor<20480xi8>
 // CHECK: %[[A:.*]] = "flow.dispatch"({{.*}}, %arg0) {entry_points = [@mxc_kernels::@mxc_tilea_r256p]{{.*}} -> tensor<512x1024xbf16>
 // CHECK: %[[P:.*]] = "flow.dispatch"({{.*}}, %[[A]], %[[E]], %[[S]]) {entry_points = [@mxc_kernels::@mxc_rdec_mxfp4_n256_s4]{{.*}} -> tensor<4x300x600xf32>
 // CHECK: "flow.dispatch"({{.*}}, %[[P]], %arg1) {entry_points = [@mxc_kernels::@mxc_dsum_s4_bias]{{.*}} -> tensor<300x600xf32>

@@ -32,8 +32,8 @@
 
 // CHECK-LABEL: func.func @mlp
 // dec's weights: one 16 x 64 fragment tile (512 bytes of bit-scattered E2M1 codes, 16 x 4 scales).
-// CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc1.e.f16x64e"} : () -> tensor<512xi8>
-// CHECK-DAG: %[[S:.*]] = "mxq.param"() {name = "fc1.s.f16x64e"} : () -> tensor<64xi8>
+// CHECK-DAG: %[[E:.*]] = "mxq.param"() {name = "fc1.e.f16x64e2"} : () -> tensor<512xi8>
+// CHECK-DAG: %[[S:.*]] = "mxq.param"() {name = "fc1.s.f16x64e2"} : () -> tensor<64xi8>
 // CHECK: %[[Y:.*]] = "flow.dispatch"(%{{.*}}, %{{.*}}, %{{.*}}, %c4_i32, %c8_i32, %c64_i32, %c1_i32, %arg0, %[[E]], %[[S]], %{{.*}}, %{{.*}}) {entry_points = [@mxc_kernels::@mxc_dec_nvfp4_m8_bias], operandSegmentSizes = array<i32: 3, 9, 0, 0>, tied_operands = [-1 : index]} : (index, index, index, i32, i32, i32, i32, tensor<4x64xf32>, tensor<512xi8>, tensor<64xi8>, tensor<f32>, tensor<8xf32>) -> tensor<4x8xf32>
 // rdec's weights: the fragment tiles grouped by 8 (8 x 1024 bytes of FP8 codes, 8 x 32 scales: N padded to 128).
 // CHECK-DAG: %[[E2:.*]] = "mxq.param"() {name = "fc2.e.f16x64g8"} : () -> tensor<8192xi8>

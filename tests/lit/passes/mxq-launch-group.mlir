@@ -18,8 +18,8 @@
 // NOGROUP-NOT: mxq.launch_group
 
 // LOWER-LABEL: func.func @qkv
-// LOWER-DAG: %[[W:.*]] = "mxq.param"() {name = "q.e+k.e.f16x64e"} : () -> tensor<1024xi8>
-// LOWER-DAG: %[[S:.*]] = "mxq.param"() {name = "q.s+k.s.f16x64e"}
+// LOWER-DAG: %[[W:.*]] = "mxq.param"() {name = "q.e+k.e.f16x64e2"} : () -> tensor<1024xi8>
+// LOWER-DAG: %[[S:.*]] = "mxq.param"() {name = "q.s+k.s.f16x64e2"}
 // LOWER: %[[ONE:.*]] = linalg.fill {{.*}} -> tensor<f32>
 // LOWER: %[[Y:.*]] = "flow.dispatch"({{.*}}, %[[W]], %[[S]], %[[ONE]]) {entry_points = [@mxc_kernels::@mxc_dec1b_nvfp4_w16t2s4c1]
 // LOWER-SAME: -> tensor<1x24xf32>
