@@ -423,13 +423,25 @@ __device__ __forceinline__ bool scale_factors(const uint32_t sc[2], const uint32
   return two;
 }
 
-// a[j] x the factors of its row (scale_factors): one bf16 multiply, two where `two`.
-__device__ __forceinline__ void scale_regs(uint32_t a[4], const uint32_t fb[2], const uint32_t f2[2], bool two) {
+// a[j] x the factors of its row (scale_factors): one bf16 multiply, two where TWO.
+template <bool TWO>
+__device__ __forceinline__ void scale_regs(uint32_t a[4], const uint32_t fb[2], const uint32_t f2[2]) {
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     a[j] = bf16x2_mul(a[j], fb[j & 1]);
-    if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
+    if constexpr (TWO) a[j] = bf16x2_mul(a[j], f2[j & 1]);
   }
+}
+
+// body(std::bool_constant<TWO>) with TWO = two: the fragment tile's steps compiled once per case, so that the
+// common one (one multiply) carries no predicated second multiplies (ptxas if-converts a runtime `two` inside
+// the steps into 16 predicated HMUL2 per tile, which issue whether or not they run).
+template <class Body>
+__device__ __forceinline__ void with_two(bool two, Body&& body) {
+  if (two)
+    body(std::true_type{});
+  else
+    body(std::false_type{});
 }
 
 // One fragment tile's lane codes decoded to bf16 A fragments: mma(st, a) for each of its 4 MMA steps st,
@@ -452,46 +464,49 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
     // bits read as value x 2^(bias-127), and one multiply by the lut's 2^(c-bias) makes value x scale.
     constexpr uint32_t MAG = (0x7Fu << (7 - F::F8_MB)) * 0x10001u;
     uint32_t fb[2], f2[2];
-    const bool two = scale_factors<F, F::F8_BIAS>(sc, lut, fb, f2);
+    with_two(scale_factors<F, F::F8_BIAS>(sc, lut, fb, f2), [&](auto two) {
 #pragma unroll
-    for (int st = 0; st < 4; ++st) {
-      uint32_t a[4];
+      for (int st = 0; st < 4; ++st) {
+        uint32_t a[4];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {  // register j: code j (low half), code j + 4 (high half)
-        const uint32_t h = __byte_perm(raw.w[2 * st], raw.w[2 * st + 1], (j << 4) | ((4 + j) << 12));
-        a[j] = (h & 0x80008000u) | ((h >> (1 + F::F8_MB)) & MAG);
+        for (int j = 0; j < 4; ++j) {  // register j: code j (low half), code j + 4 (high half)
+          const uint32_t h = __byte_perm(raw.w[2 * st], raw.w[2 * st + 1], (j << 4) | ((4 + j) << 12));
+          a[j] = (h & 0x80008000u) | ((h >> (1 + F::F8_MB)) & MAG);
+        }
+        scale_regs<decltype(two)::value>(a, fb, f2);
+        mma(st, a);
       }
-      scale_regs(a, fb, f2, two);
-      mma(st, a);
-    }
+    });
   } else if constexpr (F::E2M1) {
     uint32_t fb[2], f2[2];  // only an E8M0 scale can leave bf16 (2^(c-1) for c = 255: 2^126, then the scale)
-    const bool two = scale_factors<F, 1, F::E8M0>(sc, lut, fb, f2);
+    with_two(scale_factors<F, 1, F::E8M0>(sc, lut, fb, f2), [&](auto two) {
 #pragma unroll
-    for (int st = 0; st < 4; ++st) {
-      uint32_t a[4];
-      e2m1_bits(raw.w[st], a);
-      scale_regs(a, fb, f2, two);
-      mma(st, a);
-    }
+      for (int st = 0; st < 4; ++st) {
+        uint32_t a[4];
+        e2m1_bits(raw.w[st], a);
+        scale_regs<decltype(two)::value>(a, fb, f2);
+        mma(st, a);
+      }
+    });
   } else if constexpr (F::FP6) {
     // FP6 (E2M3, E3M2) by integer ops on the FP6 layout (fp6_reg): each A register's bf16 pair read as
     // value x 2^(bias-127), one multiply by the lut's 2^(c-bias) makes value x scale (exact: <= 4 significant
     // bits); scales whose 2^(c-bias) bf16 cannot hold take 2^(127-bias), then the scale (FP8's `two`).
     constexpr int E = 7 - F::F8_MB;
     uint32_t fb[2], f2[2];
-    const bool two = scale_factors<F, F::F8_BIAS>(sc, lut, fb, f2);
-    auto step = [&](auto st_c) {
-      constexpr int st = decltype(st_c)::value;
-      uint32_t a[4] = {fp6_reg<E, 4 * st>(raw.w), fp6_reg<E, 4 * st + 1>(raw.w), fp6_reg<E, 4 * st + 2>(raw.w),
-                       fp6_reg<E, 4 * st + 3>(raw.w)};
-      scale_regs(a, fb, f2, two);
-      mma(st, a);
-    };
-    step(std::integral_constant<int, 0>{});
-    step(std::integral_constant<int, 1>{});
-    step(std::integral_constant<int, 2>{});
-    step(std::integral_constant<int, 3>{});
+    with_two(scale_factors<F, F::F8_BIAS>(sc, lut, fb, f2), [&](auto two) {
+      auto step = [&](auto st_c) {
+        constexpr int st = decltype(st_c)::value;
+        uint32_t a[4] = {fp6_reg<E, 4 * st>(raw.w), fp6_reg<E, 4 * st + 1>(raw.w), fp6_reg<E, 4 * st + 2>(raw.w),
+                         fp6_reg<E, 4 * st + 3>(raw.w)};
+        scale_regs<decltype(two)::value>(a, fb, f2);
+        mma(st, a);
+      };
+      step(std::integral_constant<int, 0>{});
+      step(std::integral_constant<int, 1>{});
+      step(std::integral_constant<int, 2>{});
+      step(std::integral_constant<int, 3>{});
+    });
   } else if constexpr (F::I8) {
     // MXINT8 (sign-magnitude bytes, mxc.kernels.layouts.int8_sign_magnitude; FP8's byte order): register j's
     // codes j and j + 4 each in both bytes of their half (PRMT), the magnitudes under bf16 128's exponent

@@ -62,9 +62,9 @@ def _check_if4_table_decode(name: str, code: str) -> None:
 
 def _check_fp6_integer_decode(name: str, code: str, kind: str) -> None:
     """FP6 in dec / decs / rdec: the integer decode (mxc_sm90.cuh frag_steps, fp6_reg), scaled by bf16
-    multiplies (16 per fragment tile decoded, 16 more predicated for the `two` fallback), with no int-to-float
-    or float-to-float conversion and, in dec / decs, no float multiply per code (the float decode's F::elem x
-    F::scale: over 300 FMUL in dec1)."""
+    multiplies (16 per fragment tile decoded, 32 in the `two` fallback's copy of the steps), with no
+    int-to-float or float-to-float conversion and, in dec / decs, no float multiply per code (the float
+    decode's F::elem x F::scale: over 300 FMUL in dec1)."""
     assert len(re.findall(r"HMUL2\.BF16_V2", code)) >= 16, f"{name}: FP6 not decoded by integer ops"
     assert "I2F" not in code and "F2F." not in code, f"{name}: a float conversion in FP6's integer decode"
     if kind in ("dec", "decs", "dec1b"):
@@ -184,7 +184,10 @@ def test_dec1b_shape_is_checked():
 
 def _check_weight_decode(k, code: str) -> None:
     """The dec / decs / rdec kernel's weight decode in its SASS: E2M1 by bf16 multiplies (no I2F), IF4 and
-    NVINT4 by table lookups, FP6 and MXINT8 by integer ops."""
+    NVINT4 by table lookups, FP6 and MXINT8 by integer ops. No predicated bf16 multiply: the E8M0 formats'
+    second multiply (scale_factors' `two`) lives in its own copy of the steps (mxc_sm90.cuh `with_two`), not
+    in 16 predicated HMUL2 per fragment tile that issue on the common path too."""
+    assert not re.search(r"@!?P\d HMUL2", code), f"{k.name}: predicated bf16 multiplies in the decode"
     if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
         assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
     if fast_tab4(k.w_format):
