@@ -409,8 +409,7 @@ __device__ __forceinline__ bool scale_factors(const uint32_t sc[2], const uint32
                                               uint32_t f2[2]) {
   fb[0] = lut[sc[0]];
   fb[1] = lut[sc[1]];
-  f2[0] = f2[1] = 0x3F803F80u;  // bf16 1.0
-  bool two = false;
+  bool two = false;  // f2 is set (and read: scale_regs<true>) only where two
   if constexpr (CHECK) two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);
   if (two) {
 #pragma unroll
