@@ -250,7 +250,9 @@ def layout_of(recipe: dict) -> WeightLayout:
         return Tiles(recipe["tiles"])
     e2m1 = int(recipe["fragments"])
     if e2m1 not in (0, 1, E2M1_LAYOUT):
-        raise ValueError(f"weights packed in E2M1 fragment layout {e2m1}, which this mxc does not know (it packs "
+        from mxc.errors import MxcError
+
+        raise MxcError(f"weights packed in E2M1 fragment layout {e2m1}, which this mxc does not know (it packs "
                          f"layouts 1 and {E2M1_LAYOUT}): compile the model again with this mxc, or use the mxc "
                          "that compiled it")
     return Fragments(e2m1, recipe.get("group", 1), recipe.get("if4", False), recipe.get("fp6", False),

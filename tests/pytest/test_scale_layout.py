@@ -255,6 +255,7 @@ def test_e2m1_scattered_words_decode_by_the_kernels_ops(kind):
 def test_e2m1_layout_versions():
     """Fragments.of packs E2M1 formats in the current layout (recipe `"fragments": 2`); an earlier artifact's
     recipe (`"fragments": true`) still packs the first layout, which its kernels read; an unknown one is refused."""
+    from mxc.errors import MxcError
     from mxc.kernels.operands import E2M1_LAYOUT, layout_of, layout_recipe
 
     assert E2M1_LAYOUT == 2 and Fragments.of("nvfp4").e2m1 == 2 and Fragments.of("mxfp6_e2m3").e2m1 == 0
@@ -268,7 +269,7 @@ def test_e2m1_layout_versions():
     old_bytes, _ = old.pack(codes, scales, "mxfp4", 128)
     assert torch.equal(new_bytes, frag_codes(codes, 4, scatter="e2m1"))
     assert torch.equal(old_bytes, frag_codes(codes, 4, scatter="e2m1v1")) and not torch.equal(old_bytes, new_bytes)
-    with pytest.raises(ValueError, match="E2M1 fragment layout 3.*compile the model again"):
+    with pytest.raises(MxcError, match="E2M1 fragment layout 3.*compile the model again"):
         layout_of({"fragments": 3})
 
 
