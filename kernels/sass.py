@@ -6,6 +6,11 @@ compares kernel by kernel, after renumbering the labels and the compiler's inter
 shift when kernels are added to or removed from the library): what a change that should not touch the other
 kernels (removing some, a refactor of the C++) is checked with, so that the GPU checks of OLD's kernels hold
 for NEW's. Exit status 1 where a shared kernel differs.
+
+    python -m mxc.kernels.sass tile CUBIN [NAME-REGEX]
+
+counts the instructions a `dec1b` consumer warp issues per fragment tile (16 rows x 64 K) on the common path
+(`tile_path`), per kernel whose name matches (default `dec1b`), and their HMUL2 (the bf16 scale multiplies).
 """
 
 from __future__ import annotations
@@ -64,8 +69,64 @@ def compare(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], list[s
     return differ, sorted(old.keys() - new.keys()), sorted(new.keys() - old.keys())
 
 
+def _instructions(code: str) -> list[str]:
+    """A kernel's SASS (a `functions` entry) as its instructions and labels, one per line, addresses dropped."""
+    out = []
+    for ln in code.splitlines():
+        m = re.match(r"\s+/\*[0-9a-f]{4,}\*/\s+(.*?)\s*;", ln)
+        if m:
+            out.append(m.group(1))
+        elif re.match(r"\.L_x_\d+:", ln.strip()):
+            out.append(ln.strip())
+    return out
+
+
+def tile_path(code: str) -> list[str]:
+    """The instructions of one fragment tile of a dec1b consumer on its common path: from the tile's scale codes'
+    load (the first LDS.U16) to its fourth HMMA, stepping over the block that a VOTE's branch skips (the E8M0
+    decodes' `two` case: scales bf16 cannot hold), labels and convergence markers (BSSY / BSYNC) not counted.
+    Raises ValueError where the kernel has no such tile."""
+    ins = _instructions(code)
+    start = next((i for i, t in enumerate(ins) if t.startswith("LDS.U16")), None)
+    if start is None:
+        raise ValueError("no LDS.U16 (a fragment tile's scale codes) in the kernel")
+    out: list[str] = []
+    skip, hmma = None, 0
+    for t in ins[start:]:
+        if skip:
+            skip = None if t == f"{skip}:" else skip
+            continue
+        if t.startswith((".L_x_", "BSSY", "BSYNC")):
+            continue
+        out.append(t)
+        m = re.match(r"@!P\d BRA `\((\.L_x_\d+)\)", t)
+        if m and any(x.startswith("VOTE") for x in out[-4:]):
+            skip = m.group(1)
+        hmma += t.startswith("HMMA")
+        if hmma == 4:
+            return out
+    raise ValueError("fewer than 4 HMMA after the first LDS.U16")
+
+
+def tile_main(argv: list[str]) -> int:
+    funcs = disassemble(Path(argv[0]))
+    pat = re.compile(argv[1] if len(argv) > 1 else "dec1b")
+    for name in sorted(n for n in funcs if pat.search(n)):
+        try:
+            path = tile_path(funcs[name])
+        except ValueError as e:
+            print(f"{name}: {e}")
+            continue
+        mul = sum(t.startswith("HMUL2") for t in path)
+        pred = sum(bool(re.match(r"@!?P\d HMUL2", t)) for t in path)
+        print(f"{name}: {len(path)} instructions per fragment tile, {mul + pred} HMUL2 ({pred} predicated)")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if len(argv) in (2, 3) and argv[0] == "tile":
+        return tile_main(argv[1:])
     if len(argv) != 2:
         print(__doc__)
         return 2

@@ -241,3 +241,38 @@ def test_sass_compare_sees_code_not_label_numbers_or_neighbours():
     assert set(old) == {"mxc_k", "mxc_gone"}
     assert compare(old, same) == ([], ["mxc_gone"], ["mxc_other"])
     assert compare(old, changed)[0] == ["mxc_k"]
+
+
+def test_tile_path_steps_over_the_vote_branch():
+    """`python -m mxc.kernels.sass tile`: a fragment tile's common path from its scale codes' load to its fourth
+    HMMA, the block a VOTE's branch skips (the `two` case) and labels not counted."""
+    from mxc.kernels.sass import tile_path
+
+    body = ["IMAD R1, R2, 0x10, R3", "LDS.U16 R4, [R1]", "VOTE.ANY P0, P0", "@!P0 BRA `(.L_x_9)",
+            "HMUL2.BF16_V2 R5, R5, R6", "FMUL R1, R1, R1", ".L_x_9:", "BSSY B0, `(.L_x_10)",
+            *["HMMA.16816.F32.BF16 R8, R4, R6, R8"] * 4, "EXIT"]
+    code = "".join(f"        /*{16 * i:04x}*/ {t} ;\n" if not t.startswith(".L") else f"{t}\n"
+                   for i, t in enumerate(body))
+    assert tile_path(code) == ["LDS.U16 R4, [R1]", "VOTE.ANY P0, P0", "@!P0 BRA `(.L_x_9)"] + [body[8]] * 4
+    with pytest.raises(ValueError, match="LDS.U16"):
+        tile_path(code.replace("LDS.U16", "LDS.128"))
+
+
+# dec1b's instructions per fragment tile on the common path (`python -m mxc.kernels.sass tile`), with ptxas 13.0:
+# NVFP4 68, MXFP4 75, MXFP6 E2M3 97, MXFP8 104 (before the 9-operation E2M1 layout and the E8M0 decodes' own copy
+# of the steps without the `two` multiplies: 76, 101, 115, 122). The bounds leave ~5 % for other ptxas versions.
+_TILE_BOUND = {"nvfp4": 72, "mxfp4": 79, "mxfp6_e2m3": 102, "mxfp8": 109}
+
+
+@needs_nvcc
+def test_dec1b_tile_instructions():
+    """dec1b's consumers issue at most _TILE_BOUND instructions per fragment tile on the common path, none of
+    them a predicated HMUL2: the decode the H200 binds on at M = 1 (docs/cuda-sm90-log.md)."""
+    from mxc.kernels.sass import tile_path
+
+    kernels = [dec1b_kernel(f) for f in _TILE_BOUND]
+    _, funcs = assembled(kernels)
+    for k in kernels:
+        path = tile_path(funcs[k.name])
+        assert len(path) <= _TILE_BOUND[k.w_format], (k.name, len(path))
+        assert sum(t.startswith("HMUL2") for t in path) == 16, k.name
