@@ -403,13 +403,15 @@ __device__ __forceinline__ void mma_n(float (*acc)[4], const uint32_t* a, const 
 // The bf16 factors that turn a fragment's bits, read as value x 2^(BIAS-127), into value x scale for the
 // scale codes sc of rows g, g+8: fb = the lut's 2^(c-BIAS); where bf16 cannot hold that (lut entry 0;
 // CHECK: the scale encoding has such codes) the warp takes two multiplies, 2^(127-BIAS) then the scale
-// itself (f2; 1.0 elsewhere). Returns whether it does (warp-uniform).
-template <class F, uint32_t BIAS, bool CHECK = true>
+// itself (f2; 1.0 elsewhere). Returns whether it does (warp-uniform). f2 is set only where it does, and
+// read only there when the steps are compiled per case (SPLIT: with_two); else it is set always.
+template <class F, uint32_t BIAS, bool CHECK = true, bool SPLIT = true>
 __device__ __forceinline__ bool scale_factors(const uint32_t sc[2], const uint32_t* lut, uint32_t fb[2],
                                               uint32_t f2[2]) {
   fb[0] = lut[sc[0]];
   fb[1] = lut[sc[1]];
-  bool two = false;  // f2 is set (and read: scale_regs<true>) only where two
+  if constexpr (!SPLIT) f2[0] = f2[1] = 0x3F803F80u;  // bf16 1.0
+  bool two = false;
   if constexpr (CHECK) two = __any_sync(0xffffffffu, fb[0] == 0u || fb[1] == 0u);
   if (two) {
 #pragma unroll
@@ -422,32 +424,46 @@ __device__ __forceinline__ bool scale_factors(const uint32_t sc[2], const uint32
   return two;
 }
 
-// a[j] x the factors of its row (scale_factors): one bf16 multiply, two where TWO.
+// a[j] x the factors of its row (scale_factors): one bf16 multiply, two where `two` (a compile-time
+// std::bool_constant from with_two, or a runtime bool).
 template <bool TWO>
-__device__ __forceinline__ void scale_regs(uint32_t a[4], const uint32_t fb[2], const uint32_t f2[2]) {
+__device__ __forceinline__ void scale_regs(uint32_t a[4], const uint32_t fb[2], const uint32_t f2[2],
+                                           std::bool_constant<TWO>) {
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     a[j] = bf16x2_mul(a[j], fb[j & 1]);
     if constexpr (TWO) a[j] = bf16x2_mul(a[j], f2[j & 1]);
   }
 }
+__device__ __forceinline__ void scale_regs(uint32_t a[4], const uint32_t fb[2], const uint32_t f2[2], bool two) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    a[j] = bf16x2_mul(a[j], fb[j & 1]);
+    if (two) a[j] = bf16x2_mul(a[j], f2[j & 1]);
+  }
+}
 
-// body(std::bool_constant<TWO>) with TWO = two: the fragment tile's steps compiled once per case, so that the
-// common one (one multiply) carries no predicated second multiplies (ptxas if-converts a runtime `two` inside
-// the steps into 16 predicated HMUL2 per tile, which issue whether or not they run).
-template <class Body>
+// body(two): with SPLIT, body(std::bool_constant<two>), the fragment tile's steps compiled once per case, so
+// that the common one (one multiply) carries no predicated second multiplies (ptxas if-converts a runtime
+// `two` inside the steps into 16 predicated HMUL2 per tile, which issue whether or not they run); without
+// (dec1's FP8, where the second copy costs a spilled register), body(two) with the runtime bool.
+template <bool SPLIT, class Body>
 __device__ __forceinline__ void with_two(bool two, Body&& body) {
-  if (two)
-    body(std::true_type{});
-  else
-    body(std::false_type{});
+  if constexpr (SPLIT) {
+    if (two)
+      body(std::true_type{});
+    else
+      body(std::false_type{});
+  } else {
+    body(two);
+  }
 }
 
 // One fragment tile's lane codes decoded to bf16 A fragments: mma(st, a) for each of its 4 MMA steps st,
 // a = the step's four A registers (rows g, g+8 as in mma.sync's and wgmma's A layout). The codes and sc2
 // (the scale codes of rows g, g+8) as the fragment tile holds them; lut: the DecLut table.
 // DIAG 2 (a measurement variant): the raw words as A, no decode.
-template <class F, int DIAG, class MMA>
+template <class F, int DIAG, bool SPLIT = true, class MMA>
 __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uint32_t sc2, const uint32_t* lut,
                                            MMA&& mma) {
   const uint32_t sc[2] = {sc2 & 0xFF, (sc2 >> 8) & 0xFF};
@@ -463,7 +479,7 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
     // bits read as value x 2^(bias-127), and one multiply by the lut's 2^(c-bias) makes value x scale.
     constexpr uint32_t MAG = (0x7Fu << (7 - F::F8_MB)) * 0x10001u;
     uint32_t fb[2], f2[2];
-    with_two(scale_factors<F, F::F8_BIAS>(sc, lut, fb, f2), [&](auto two) {
+    with_two<SPLIT>(scale_factors<F, F::F8_BIAS, true, SPLIT>(sc, lut, fb, f2), [&](auto two) {
 #pragma unroll
       for (int st = 0; st < 4; ++st) {
         uint32_t a[4];
@@ -472,18 +488,18 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
           const uint32_t h = __byte_perm(raw.w[2 * st], raw.w[2 * st + 1], (j << 4) | ((4 + j) << 12));
           a[j] = (h & 0x80008000u) | ((h >> (1 + F::F8_MB)) & MAG);
         }
-        scale_regs<decltype(two)::value>(a, fb, f2);
+        scale_regs(a, fb, f2, two);
         mma(st, a);
       }
     });
   } else if constexpr (F::E2M1) {
     uint32_t fb[2], f2[2];  // only an E8M0 scale can leave bf16 (2^(c-1) for c = 255: 2^126, then the scale)
-    with_two(scale_factors<F, 1, F::E8M0>(sc, lut, fb, f2), [&](auto two) {
+    with_two<SPLIT>(scale_factors<F, 1, F::E8M0, SPLIT>(sc, lut, fb, f2), [&](auto two) {
 #pragma unroll
       for (int st = 0; st < 4; ++st) {
         uint32_t a[4];
         e2m1_bits(raw.w[st], a);
-        scale_regs<decltype(two)::value>(a, fb, f2);
+        scale_regs(a, fb, f2, two);
         mma(st, a);
       }
     });
@@ -493,12 +509,12 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
     // bits); scales whose 2^(c-bias) bf16 cannot hold take 2^(127-bias), then the scale (FP8's `two`).
     constexpr int E = 7 - F::F8_MB;
     uint32_t fb[2], f2[2];
-    with_two(scale_factors<F, F::F8_BIAS>(sc, lut, fb, f2), [&](auto two) {
+    with_two<SPLIT>(scale_factors<F, F::F8_BIAS, true, SPLIT>(sc, lut, fb, f2), [&](auto two) {
       auto step = [&](auto st_c) {
         constexpr int st = decltype(st_c)::value;
         uint32_t a[4] = {fp6_reg<E, 4 * st>(raw.w), fp6_reg<E, 4 * st + 1>(raw.w), fp6_reg<E, 4 * st + 2>(raw.w),
                          fp6_reg<E, 4 * st + 3>(raw.w)};
-        scale_regs<decltype(two)::value>(a, fb, f2);
+        scale_regs(a, fb, f2, two);
         mma(st, a);
       };
       step(std::integral_constant<int, 0>{});
@@ -574,10 +590,11 @@ __device__ __forceinline__ void frag_steps(const Raw<32 * F::BITS / 8>& raw, uin
 
 // One fragment tile: its 4 MMA steps into acc, each on the NT n8 tiles of activations (xb[i]: lane g's
 // column of tile i, its 16 K values as bf16 pairs).
-template <class F, int DIAG, int NT = 1>
+// SPLIT: frag_steps' (with_two).
+template <class F, int DIAG, int NT = 1, bool SPLIT = true>
 __device__ __forceinline__ void dec_tile(float (*acc)[4], const Raw<32 * F::BITS / 8>& raw, uint32_t sc2,
                                          const uint32_t (*xb)[8], const uint32_t* lut) {
-  frag_steps<F, DIAG>(raw, sc2, lut, [&](int st, const uint32_t* a) { mma_n<NT>(acc, a, xb, st); });
+  frag_steps<F, DIAG, SPLIT>(raw, sc2, lut, [&](int st, const uint32_t* a) { mma_n<NT>(acc, a, xb, st); });
 }
 
 template <class F, bool BIAS, int U, bool VEC, int DIAG, int WARPS>
@@ -620,7 +637,7 @@ __device__ __forceinline__ void dec1_rows(const float* __restrict__ xr, const ui
       const uint4 a = *reinterpret_cast<const uint4*>(xp), b = *reinterpret_cast<const uint4*>(xp + 8);
       xb[0][0] = a.x; xb[0][1] = a.y; xb[0][2] = a.z; xb[0][3] = a.w;
       xb[0][4] = b.x; xb[0][5] = b.y; xb[0][6] = b.z; xb[0][7] = b.w;
-      dec_tile<F, DIAG>(acc, ring[u], rsc[u], xb, lut);
+      dec_tile<F, DIAG, 1, !F::F8>(acc, ring[u], rsc[u], xb, lut);  // FP8: one copy (a second spills)
       if (i + U < ntile) load(u, wp, sp, i + U);
     };
     int i = 0;
