@@ -151,9 +151,10 @@ FRAG_R, FRAG_K = 16, 64
 # (register j, half h)'s bits (magnitude 0, 1, 2, sign) at E2M1_BITS[j][h], so that the decode to bf16
 # bits (magnitude at 6..8 / 22..24, sign at 15 / 31) takes 9 integer operations per word (mxc_sm90.cuh,
 # `e2m1_bits`; M = 0x81C081C0): `(w & 0x80C080C0) | ((w << 8) & 0x01000100)`, `(w << 4) & M`,
-# `rotl(w, 10) & M`, `rotl(w, 14) & M`. Seven of them run on the integer ALU, the two left shifts may run
-# as multiplies on the FMA pipe (IMAD.SHL), beside the bf16 multiplies (a search over the layouts that one
-# or two shifts per register decode found none of fewer operations, none of fewer on the ALU at 9).
+# `rotl(w, 10) & M`, `rotl(w, 14) & M`. Seven of them run on the integer ALU; the two left shifts may run
+# as multiplies on the FMA pipe (IMAD.SHL), beside the bf16 multiplies. Among the layouts whose registers each
+# take one or two shifted or rotated copies of the word, a search found none with fewer operations, and none
+# with 9 and fewer on the ALU.
 E2M1_BITS = (((6, 7, 0, 15), (22, 23, 16, 31)), ((2, 3, 4, 11), (18, 19, 20, 27)),
              ((28, 29, 30, 5), (12, 13, 14, 21)), ((24, 25, 26, 1), (8, 9, 10, 17)))
 # The first E2M1 layout (11 operations, 8 on the ALU: `w & M`, `(w << 3) & M`, `(w << 6) & M` and
