@@ -69,6 +69,10 @@ def compare(old: dict[str, str], new: dict[str, str]) -> tuple[list[str], list[s
     return differ, sorted(old.keys() - new.keys()), sorted(new.keys() - old.keys())
 
 
+# A predicated bf16 multiply (`@P0 HMUL2...`, `@!P1 HMUL2...`): issued whether or not its predicate holds.
+PREDICATED_HMUL2 = re.compile(r"@!?P\d HMUL2")
+
+
 def _instructions(code: str) -> list[str]:
     """A kernel's SASS (a `functions` entry) as its instructions and labels, one per line, addresses dropped."""
     out = []
@@ -117,9 +121,9 @@ def tile_main(argv: list[str]) -> int:
         except ValueError as e:
             print(f"{name}: {e}")
             continue
-        mul = sum(t.startswith("HMUL2") for t in path)
-        pred = sum(bool(re.match(r"@!?P\d HMUL2", t)) for t in path)
-        print(f"{name}: {len(path)} instructions per fragment tile, {mul + pred} HMUL2 ({pred} predicated)")
+        pred = sum(bool(PREDICATED_HMUL2.match(t)) for t in path)
+        mul = sum(t.startswith("HMUL2") for t in path) + pred
+        print(f"{name}: {len(path)} instructions per fragment tile, {mul} HMUL2 ({pred} predicated)")
     return 0
 
 

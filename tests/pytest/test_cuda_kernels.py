@@ -18,7 +18,7 @@ from mxc.kernels import Kernel, build, every_kernel
 from mxc.kernels.codegen import format_struct
 from mxc.kernels.kinds import Dec1B, DecSplit, dec1b_kernel, dec1b_variants
 from mxc.kernels.operands import BS_ACT_FORMATS, WEIGHT_FORMATS, fast_fp6, fast_fp8, fast_int8, fast_tab4
-from mxc.kernels.sass import disassemble, nvdisasm_path
+from mxc.kernels.sass import PREDICATED_HMUL2, disassemble, nvdisasm_path
 from mxc.numerics.formats import FORMATS
 
 from test_targets import sel
@@ -189,7 +189,7 @@ def _check_weight_decode(k, code: str) -> None:
     in 16 predicated HMUL2 per fragment tile that issue on the common path too; but in dec1's FP8 (dec at
     M = 1), where the second copy costs a spilled register."""
     if not (k.kind == "dec" and k.mt == 1 and fast_fp8(k.w_format)):
-        assert not re.search(r"@!?P\d HMUL2", code), f"{k.name}: predicated bf16 multiplies in the decode"
+        assert not PREDICATED_HMUL2.search(code), f"{k.name}: predicated bf16 multiplies in the decode"
     if FORMATS[k.w_format].element.name == "e2m1" and FORMATS[k.w_format].choice != "if4":
         assert "HMUL2.BF16_V2" in code and "I2F" not in code, k.name
     if fast_tab4(k.w_format):
